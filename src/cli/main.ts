@@ -1,0 +1,324 @@
+/**
+ * `grid`, the command line. The perimeter is established first; every
+ * command then opens the home, does one thing, flushes the journal and
+ * exits with the code DESIGN.md assigns: 0 fulfilled or done, 1 usage or
+ * input error, 3 revoked, 4 unreachable or timed out. Errors are one line on
+ * stderr; `--debug` adds the stack.
+ */
+import '../perimeter/lockdown.js';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { openKernel } from '../kernel/open.js';
+import type { Kernel, Outcome } from '../kernel/kernel.js';
+import { asPrincipal, asToken, parseCid, quote, type Token } from '../caps/ids.js';
+import { defaultHome, homePaths } from '../home/home.js';
+import { PetNames } from '../home/names.js';
+import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
+import { parseJsonArg, toJsonText, UsageError } from './format.js';
+import { inspectBytes } from './inspect.js';
+
+export const EXIT = { ok: 0, usage: 1, revoked: 3, unreachable: 4 } as const;
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  stdin: () => Promise<Uint8Array>;
+}
+
+interface Invocation {
+  readonly home: string;
+  readonly json: boolean;
+  readonly values: Record<string, string | boolean | string[] | undefined>;
+  readonly positionals: string[];
+  readonly io: Io;
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  readonly options: Options;
+  readonly run: (inv: Invocation) => Promise<number>;
+}
+
+const GLOBAL_OPTIONS: Options = {
+  home: { type: 'string' },
+  json: { type: 'boolean' },
+  debug: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const withKernel = async <T>(inv: Invocation, body: (kernel: Kernel, names: PetNames) => Promise<T>, create = false): Promise<T> => {
+  const kernel = await openKernel({ home: inv.home, create });
+  try {
+    const names = await PetNames.open(homePaths(inv.home).names);
+    return await body(kernel, names);
+  } finally {
+    await kernel.close();
+  }
+};
+
+/** A token given as a CID, a pet name, or a grid URL. */
+const resolveToken = (text: string | undefined, names: PetNames): Token => {
+  if (!text) throw new UsageError('missing TOKEN');
+  const named = names.get(text);
+  if (named) {
+    if (named.kind !== 'token') throw new UsageError(`${quote(text)} names a ${named.kind}, not a token`);
+    return named.id as Token;
+  }
+  if (text.startsWith('grid://')) {
+    const url = new URL(text);
+    return asToken(url.hostname || url.pathname.replace(/^\/+/, ''));
+  }
+  return asToken(text);
+};
+
+const printOutcome = (inv: Invocation, outcome: Outcome): number => {
+  if (inv.json) inv.io.out(toJsonText(outcome));
+  else if (outcome.status === 'fulfilled') inv.io.out(toJsonText(outcome.value));
+  else if (outcome.status === 'promised') inv.io.out(`promised: ${outcome.token}`);
+  else inv.io.err(`revoked: ${outcome.reason}`);
+  if (outcome.status === 'revoked') return outcome.reason === 'time limit' ? EXIT.unreachable : EXIT.revoked;
+  return EXIT.ok;
+};
+
+const notYet = (what: string, issue: string): Command['run'] => async () => {
+  throw new UsageError(`${what} is not available yet on this node (${issue})`);
+};
+
+const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
+  init: {
+    usage: 'grid init',
+    summary: 'create the home: identity key, block store, journal; print the principal',
+    options: {},
+    run: async (inv) =>
+      withKernel(
+        inv,
+        async (kernel) => {
+          inv.io.out(inv.json ? toJsonText({ principal: kernel.principal, home: homePaths(inv.home).root }) : kernel.principal);
+          return EXIT.ok;
+        },
+        true,
+      ),
+  },
+  publish: {
+    usage: 'grid publish FILE… [--name PET]',
+    summary: 'store JS or WebAssembly modules; print each CID',
+    options: { name: { type: 'string' } },
+    run: async (inv) => {
+      if (inv.positionals.length === 0) throw new UsageError('publish needs at least one FILE');
+      if (inv.values.name && inv.positionals.length > 1) throw new UsageError('--name takes exactly one FILE');
+      return withKernel(inv, async (kernel, names) => {
+        const published: Array<{ file: string; cid: string }> = [];
+        for (const file of inv.positionals) {
+          const bytes = await readInput(file);
+          published.push({ file, cid: await kernel.publish(bytes) });
+        }
+        if (typeof inv.values.name === 'string') await names.set(inv.values.name, published[0]!.cid);
+        inv.io.out(inv.json ? toJsonText({ modules: published }) : published.map((p) => p.cid).join('\n'));
+        return EXIT.ok;
+      });
+    },
+  },
+  issue: {
+    usage: 'grid issue MODULE --export NAME [--env JSON] [--name PET]',
+    summary: 'make a closure over a module (a CID, a file or a pet name); print its token',
+    options: { export: { type: 'string' }, env: { type: 'string' }, name: { type: 'string' } },
+    run: async (inv) => {
+      const [moduleRef, ...extra] = inv.positionals;
+      if (!moduleRef || extra.length > 0) throw new UsageError('issue takes exactly one MODULE');
+      if (typeof inv.values.export !== 'string') throw new UsageError('issue needs --export NAME');
+      const env = typeof inv.values.env === 'string' ? parseJsonArg(inv.values.env, '--env') : {};
+      return withKernel(inv, async (kernel, names) => {
+        const code = await resolveModule(kernel, names, moduleRef);
+        const token = await kernel.issue({ code, export: inv.values.export as string, env });
+        if (typeof inv.values.name === 'string') await names.set(inv.values.name, token);
+        inv.io.out(inv.json ? toJsonText({ token, code }) : token);
+        return EXIT.ok;
+      });
+    },
+  },
+  call: {
+    usage: 'grid call TOKEN [ARG…] [--no-follow]',
+    summary: 'call a token with JSON arguments; print the value (exit 3 if revoked)',
+    options: { 'no-follow': { type: 'boolean' }, via: { type: 'string' } },
+    run: async (inv) => {
+      if (inv.values.via) return notYet('--via', 'nodes arrive with `grid start`')(inv);
+      const [tokenRef, ...argTexts] = inv.positionals;
+      const args = argTexts.map((text, index) => parseJsonArg(text, `argument ${index + 1}`));
+      return withKernel(inv, async (kernel, names) => {
+        const token = resolveToken(tokenRef, names);
+        const outcome = await kernel.call(token, args, { follow: !inv.values['no-follow'] });
+        return printOutcome(inv, outcome);
+      });
+    },
+  },
+  revoke: {
+    usage: 'grid revoke TOKEN [--reason TEXT]',
+    summary: 'break the promise: every later call through TOKEN is revoked',
+    options: { reason: { type: 'string' } },
+    run: async (inv) =>
+      withKernel(inv, async (kernel, names) => {
+        if (inv.positionals.length > 1) throw new UsageError('revoke takes exactly one TOKEN');
+        const token = resolveToken(inv.positionals[0], names);
+        await kernel.revoke(token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
+        inv.io.out(inv.json ? toJsonText({ revoked: token }) : `revoked ${token}`);
+        return EXIT.ok;
+      }),
+  },
+  graph: {
+    usage: 'grid graph [TOKEN] [--format text|json|dot]',
+    summary: 'show the promise graph, or the part of it that touches TOKEN',
+    options: { format: { type: 'string' } },
+    run: async (inv) => {
+      const format = inv.json ? 'json' : ((inv.values.format as string | undefined) ?? 'text');
+      if (!['text', 'json', 'dot'].includes(format)) throw new UsageError(`--format must be text, json or dot (got ${quote(format)})`);
+      return withKernel(inv, async (kernel, names) => {
+        let entries = kernel.journal.entries();
+        if (inv.positionals[0]) entries = entriesAround(entries, resolveToken(inv.positionals[0], names));
+        const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
+        if (format === 'json') inv.io.out(toJsonText({ entries }));
+        else if (format === 'dot') inv.io.out(renderDot(entries, name));
+        else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name));
+        return EXIT.ok;
+      });
+    },
+  },
+  reputation: {
+    usage: 'grid reputation [PRINCIPAL]',
+    summary: 'fulfilled / broken / pending promises per issuer',
+    options: {},
+    run: async (inv) =>
+      withKernel(inv, async (kernel, names) => {
+        let rows = reputation(kernel.journal.entries());
+        const who = inv.positionals[0];
+        if (who) {
+          const principal = names.get(who)?.kind === 'principal' ? names.get(who)!.id : asPrincipal(who);
+          rows = rows.filter((r) => r.issuer === principal);
+        }
+        if (inv.json) inv.io.out(toJsonText({ reputation: rows }));
+        else if (rows.length === 0) inv.io.out('(no issuers)');
+        else {
+          inv.io.out(['issuer\tissued\tfulfilled\tbroken\tpending', ...rows.map((r) => `${names.nameOf(r.issuer) ?? r.issuer}\t${r.issued}\t${r.fulfilled}\t${r.broken}\t${r.pending}`)].join('\n'));
+        }
+        return EXIT.ok;
+      }),
+  },
+  names: {
+    usage: 'grid names',
+    summary: 'list pet names',
+    options: {},
+    run: async (inv) => {
+      const names = await PetNames.open(homePaths(inv.home).names);
+      const list = names.list();
+      if (inv.json) inv.io.out(toJsonText({ names: Object.fromEntries(list) }));
+      else inv.io.out(list.length === 0 ? '(no names)' : list.map(([name, e]) => `${name}\t${e.kind}\t${e.id}`).join('\n'));
+      return EXIT.ok;
+    },
+  },
+  name: {
+    usage: 'grid name PET ID',
+    summary: 'give a token, module or principal a pet name',
+    options: {},
+    run: async (inv) => {
+      const [pet, id, ...extra] = inv.positionals;
+      if (!pet || !id || extra.length > 0) throw new UsageError('usage: grid name PET ID');
+      const names = await PetNames.open(homePaths(inv.home).names);
+      const entry = await names.set(pet, id.startsWith('grid://') ? resolveToken(id, names) : id);
+      inv.io.out(inv.json ? toJsonText({ name: pet, ...entry }) : `${pet} = ${entry.kind} ${entry.id}`);
+      return EXIT.ok;
+    },
+  },
+  inspect: {
+    usage: 'grid inspect [HEX|FILE|CID|-]',
+    summary: 'decode a grid message or block and print it readably',
+    options: {},
+    run: async (inv) => {
+      const source = inv.positionals[0] ?? '-';
+      let bytes: Uint8Array;
+      if (source === '-') bytes = await inv.io.stdin();
+      else if (/^([0-9a-f]{2})+$/i.test(source) && !existsSync(source)) bytes = new Uint8Array(Buffer.from(source, 'hex'));
+      else if (!existsSync(source) && isCid(source)) {
+        bytes = await withKernel(inv, async () => {
+          const { openFsBlockStore } = await import('../store/index.js');
+          return openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(source));
+        });
+      } else bytes = await readInput(source);
+      const report = inspectBytes(bytes);
+      inv.io.out(inv.json ? toJsonText(report) : report.text);
+      return EXIT.ok;
+    },
+  },
+  delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
+  start: { usage: 'grid start', summary: '(coming) run a node', options: {}, run: notYet('start', 'nodes arrive with the network') },
+});
+
+const isCid = (text: string) => {
+  try {
+    parseCid(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const readInput = async (file: string): Promise<Uint8Array> => {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file}: ${code ?? (error as Error).message}`);
+  }
+};
+
+const resolveModule = async (kernel: Kernel, names: PetNames, ref: string): Promise<string> => {
+  const named = names.get(ref);
+  if (named) {
+    if (named.kind !== 'module') throw new UsageError(`${quote(ref)} names a ${named.kind}, not a module`);
+    return named.id;
+  }
+  if (existsSync(ref)) return kernel.publish(await readInput(ref));
+  return ref;
+};
+
+const helpText = () =>
+  [
+    'usage: grid COMMAND [ARGS] [--home DIR] [--json] [--debug]',
+    '',
+    ...Object.entries(COMMANDS).map(([, c]) => `  ${c.usage.padEnd(58)} ${c.summary}`),
+    '',
+    'The home is --home DIR, else $GRID_HOME, else ~/.promisegrid.',
+    'Exit codes: 0 fulfilled or done, 1 usage or input error, 3 revoked, 4 unreachable or timed out.',
+  ].join('\n');
+
+/** Run the CLI; returns the exit code. Exported for tests and embedding. */
+export const main = async (argv: string[], io: Io, env: NodeJS.ProcessEnv = process.env): Promise<number> => {
+  const [name, ...rest] = argv;
+  const debug = argv.includes('--debug');
+  try {
+    if (!name || name === '--help' || name === '-h' || name === 'help') {
+      io.out(helpText());
+      return name ? EXIT.ok : EXIT.usage;
+    }
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (!command) throw new UsageError(`unknown command ${quote(name)}; run \`grid --help\``);
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...command.options }, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new UsageError(`${(error as Error).message.split('\n')[0]} (usage: ${command.usage})`);
+    }
+    if (parsed.values.help) {
+      io.out(`usage: ${command.usage}\n${command.summary}`);
+      return EXIT.ok;
+    }
+    const home = typeof parsed.values.home === 'string' ? parsed.values.home : defaultHome(env);
+    return await command.run({ home, json: parsed.values.json === true, values: parsed.values, positionals: parsed.positionals, io });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    io.err(`grid: ${message.split('\n')[0]}`);
+    if (debug && error instanceof Error && error.stack) io.err(error.stack);
+    return EXIT.usage;
+  }
+};

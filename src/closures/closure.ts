@@ -1,0 +1,99 @@
+/**
+ * Closure records. A closure is `{ code, export, env, issuer, nonce }`, signed
+ * by its issuer and stored as a dag-cbor block; the block's CID is the token.
+ * The nonce makes the token unguessable even when code and env are public, so
+ * holding the token — not knowing what it does — is the authority to call it.
+ *
+ * The signature covers the record without its `sig` field, behind a domain
+ * prefix so that a closure signature can never be replayed as any other kind
+ * of signed grid statement.
+ */
+import { CID } from 'multiformats/cid';
+import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { decode, encode } from '../wire/index.js';
+import { blockCid } from '../store/index.js';
+import { verify, type Identity } from '../identity/index.js';
+import { fromWire, toWire, type GridValue } from './values.js';
+
+export const MIN_NONCE_BYTES = 16;
+const EXPORT_NAME = /^[A-Za-z_$][\w$]{0,127}$/;
+const CLOSURE_DOMAIN = new TextEncoder().encode('promisegrid:closure:v1\n');
+
+export interface Closure {
+  readonly token: Token;
+  readonly code: ModuleId;
+  readonly export: string;
+  readonly env: GridValue;
+  readonly issuer: Principal;
+}
+
+export class ClosureError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ClosureError';
+    this.code = code;
+  }
+}
+
+const signingBytes = (body: Record<string, unknown>) => {
+  const encoded = encode(body);
+  const bytes = new Uint8Array(CLOSURE_DOMAIN.length + encoded.length);
+  bytes.set(CLOSURE_DOMAIN);
+  bytes.set(encoded, CLOSURE_DOMAIN.length);
+  return bytes;
+};
+
+export const assertExportName = (name: unknown): string => {
+  if (typeof name !== 'string' || !EXPORT_NAME.test(name)) {
+    throw new ClosureError('ERR_BAD_EXPORT', `export name must be a JavaScript identifier (got ${quote(name)})`);
+  }
+  return name;
+};
+
+/** Build and sign a closure record; returns its bytes and token. */
+export const makeClosure = (
+  spec: { code: ModuleId; export: string; env: unknown },
+  issuer: Identity,
+  nonce: Uint8Array,
+): { bytes: Uint8Array; closure: Closure } => {
+  if (nonce.length < MIN_NONCE_BYTES) throw new RangeError(`nonce must be at least ${MIN_NONCE_BYTES} bytes`);
+  const body = {
+    code: CID.parse(spec.code),
+    export: assertExportName(spec.export),
+    env: toWire(spec.env, '$env'),
+    issuer: issuer.principal,
+    nonce,
+  };
+  const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
+  const token = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
+  return { bytes, closure: readClosure(token, bytes) };
+};
+
+/**
+ * Decode and check a stored closure record. The store already proved the
+ * bytes hash to the token; this proves the issuer signed them.
+ */
+export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
+  const record = decode(bytes) as Record<string, unknown>;
+  const bad = (why: string) => new ClosureError('ERR_BAD_CLOSURE', `token ${token} is not a valid closure: ${why}`);
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad('not a record');
+  const { code, export: exportName, env, issuer, nonce, sig, ...extra } = record;
+  if (Object.keys(extra).length > 0) throw bad(`unknown field ${quote(Object.keys(extra)[0])}`);
+  const codeCid = CID.asCID(code);
+  if (!codeCid) throw bad('code is not a link');
+  if (!(nonce instanceof Uint8Array) || nonce.length < MIN_NONCE_BYTES) throw bad('nonce too short');
+  if (!(sig instanceof Uint8Array)) throw bad('missing signature');
+  let principal: Principal;
+  let moduleId: ModuleId;
+  try {
+    principal = asPrincipal(issuer);
+    moduleId = asModuleId(codeCid.toString());
+    assertExportName(exportName);
+  } catch (error) {
+    throw bad((error as Error).message);
+  }
+  const body = { code: codeCid, export: exportName, env, issuer, nonce };
+  if (!verify(principal, signingBytes(body), sig)) throw bad(`signature does not verify for issuer ${principal}`);
+  return harden({ token, code: moduleId, export: exportName as string, env: fromWire(env), issuer: principal });
+};

@@ -1,0 +1,51 @@
+/**
+ * The home directory: `identity` (Ed25519 key, mode 0600), `blocks/` (the
+ * content-addressed store), `journal` (the promise graph), `names` (pet
+ * names) and `lock` (held while a kernel has the home open).
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export interface HomePaths {
+  readonly root: string;
+  readonly identity: string;
+  readonly blocks: string;
+  readonly journal: string;
+  readonly names: string;
+  readonly lock: string;
+}
+
+export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
+  env.GRID_HOME && env.GRID_HOME.length > 0 ? env.GRID_HOME : join(homedir(), '.promisegrid');
+
+export const homePaths = (root: string): HomePaths => {
+  const abs = resolve(root);
+  return {
+    root: abs,
+    identity: join(abs, 'identity'),
+    blocks: join(abs, 'blocks'),
+    journal: join(abs, 'journal'),
+    names: join(abs, 'names'),
+    lock: join(abs, 'lock'),
+  };
+};
+
+export class NoHomeError extends Error {
+  readonly code = 'ERR_NO_HOME';
+  constructor(root: string) {
+    super(`no grid home at ${root}; run \`grid init\` first (or pass --home)`);
+    this.name = 'NoHomeError';
+  }
+}
+
+export const homeExists = async (paths: HomePaths): Promise<boolean> =>
+  stat(paths.identity).then(
+    () => true,
+    () => false,
+  );
+
+export const createHomeDirs = async (paths: HomePaths): Promise<void> => {
+  await mkdir(paths.root, { recursive: true, mode: 0o700 });
+  await mkdir(paths.blocks, { recursive: true, mode: 0o700 });
+};

@@ -1,0 +1,227 @@
+/**
+ * Views of the promise graph: the part that touches one token, reputation per
+ * issuer, and renderings as text, JSON and Graphviz DOT. Pure functions over
+ * journal entries, so the CLI, the REPL and tests share them.
+ */
+import type { Principal, Token } from '../caps/ids.js';
+import type { Entry } from './journal.js';
+
+type Namer = (id: string) => string;
+const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : `${id.slice(0, 10)}…${id.slice(-6)}`);
+export const shortNamer: Namer = short;
+
+/**
+ * The entries that concern `token`: its issue and revocation, every call on
+ * it with the outcomes, the calls those calls made, and — transitively — the
+ * further promises it made.
+ */
+export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] => {
+  const tokens = new Set<string>([token]);
+  const calls = new Set<number>();
+  const selected = new Set<number>();
+  // Further promises point forward in the journal, so one pass suffices.
+  for (const entry of entries) {
+    switch (entry.kind) {
+      case 'issue':
+      case 'revoke':
+        if (tokens.has(entry.token)) selected.add(entry.seq);
+        break;
+      case 'call':
+      case 'hit':
+        if (tokens.has(entry.token) || (entry.parent !== undefined && calls.has(entry.parent))) {
+          selected.add(entry.seq);
+          calls.add(entry.seq);
+        }
+        break;
+      case 'fulfilled':
+      case 'revoked':
+        if (calls.has(entry.call)) selected.add(entry.seq);
+        break;
+      case 'promised':
+        if (calls.has(entry.call)) {
+          selected.add(entry.seq);
+          tokens.add(entry.token);
+        }
+        break;
+      case 'seal':
+        break;
+    }
+  }
+  return entries.filter((entry) => selected.has(entry.seq));
+};
+
+export interface Reputation {
+  readonly issuer: Principal;
+  /** Tokens issued. */
+  issued: number;
+  /** Calls answered with a value (cache hits included). */
+  fulfilled: number;
+  /** Calls that ended revoked, and tokens the issuer revoked. */
+  broken: number;
+  /** Calls without a final outcome yet (running, or a further promise not yet kept). */
+  pending: number;
+}
+
+export const reputation = (entries: readonly Entry[]): Reputation[] => {
+  const issuerOf = new Map<string, Principal>();
+  const callToken = new Map<number, string>();
+  const open = new Map<number, Principal>();
+  /** further token → the calls waiting on it */
+  const waiting = new Map<string, number[]>();
+  const table = new Map<Principal, Reputation>();
+  const row = (issuer: Principal) => {
+    let r = table.get(issuer);
+    if (!r) table.set(issuer, (r = { issuer, issued: 0, fulfilled: 0, broken: 0, pending: 0 }));
+    return r;
+  };
+  const settle = (call: number, kept: boolean) => {
+    const issuer = open.get(call);
+    if (!issuer) return;
+    open.delete(call);
+    if (kept) row(issuer).fulfilled += 1;
+    else row(issuer).broken += 1;
+    const token = callToken.get(call)!;
+    for (const waiter of waiting.get(token) ?? []) settle(waiter, kept);
+  };
+  for (const entry of entries) {
+    switch (entry.kind) {
+      case 'issue':
+        issuerOf.set(entry.token, entry.issuer);
+        row(entry.issuer).issued += 1;
+        break;
+      case 'call': {
+        const issuer = issuerOf.get(entry.token);
+        if (issuer) open.set(entry.seq, issuer);
+        callToken.set(entry.seq, entry.token);
+        break;
+      }
+      case 'hit': {
+        const issuer = issuerOf.get(entry.token);
+        if (issuer) row(issuer).fulfilled += 1;
+        break;
+      }
+      case 'fulfilled':
+        settle(entry.call, true);
+        break;
+      case 'revoked':
+        settle(entry.call, false);
+        break;
+      case 'promised': {
+        const list = waiting.get(entry.token) ?? [];
+        list.push(entry.call);
+        waiting.set(entry.token, list);
+        break;
+      }
+      case 'revoke': {
+        const issuer = issuerOf.get(entry.token);
+        if (issuer) row(issuer).broken += 1;
+        break;
+      }
+      case 'seal':
+        break;
+    }
+  }
+  for (const issuer of open.values()) row(issuer).pending += 1;
+  return [...table.values()];
+};
+
+const valueText = (value: unknown): string => {
+  const text = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? `<${v.length} bytes>` : v));
+  return text === undefined ? 'undefined' : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+};
+
+export const renderText = (entries: readonly Entry[], name: Namer = short): string => {
+  const lines = entries.map((entry) => {
+    const head = `#${entry.seq} ${new Date(entry.at).toISOString()} ${entry.kind.padEnd(9)}`;
+    switch (entry.kind) {
+      case 'issue':
+        return `${head} ${name(entry.token)} = ${name(entry.code)}#${entry.export} by ${name(entry.issuer)}`;
+      case 'call':
+        return `${head} ${name(entry.token)}(${entry.args.map(valueText).join(', ')}) by ${name(entry.caller)}${entry.parent === undefined ? '' : ` within #${entry.parent}`}`;
+      case 'hit':
+        return `${head} ${name(entry.token)}(${entry.args.map(valueText).join(', ')}) by ${name(entry.caller)} answered from cache (#${entry.from})`;
+      case 'fulfilled':
+        return `${head} #${entry.call} -> ${valueText(entry.value)}${entry.pure ? ' (pure, cached)' : ''}`;
+      case 'revoked':
+        return `${head} #${entry.call} -> revoked: ${entry.reason}`;
+      case 'promised':
+        return `${head} #${entry.call} -> further promise ${name(entry.token)}`;
+      case 'revoke':
+        return `${head} ${name(entry.token)} by ${name(entry.by)}: ${entry.reason}`;
+      case 'seal':
+        return `${head} signed by ${name(entry.signer)}`;
+    }
+  });
+  return lines.join('\n');
+};
+
+const dotId = (id: string) => JSON.stringify(id);
+const dotLabel = (text: string) => JSON.stringify(text);
+
+/**
+ * Graphviz: principals, tokens and modules are nodes; edges are issued-by,
+ * closes-over, calls (labelled with outcome counts), further promises and
+ * revocations.
+ */
+export const renderDot = (entries: readonly Entry[], name: Namer = short): string => {
+  const nodes = new Map<string, string>();
+  const edges = new Map<string, { from: string; to: string; label: string; style: string; count: number }>();
+  const node = (id: string, shape: string, extra = '') => {
+    if (!nodes.has(id)) nodes.set(id, `  ${dotId(id)} [label=${dotLabel(name(id))}, shape=${shape}${extra}];`);
+  };
+  const edge = (from: string, to: string, label: string, style = 'solid') => {
+    const key = `${from}\0${to}\0${label}`;
+    const existing = edges.get(key);
+    if (existing) existing.count += 1;
+    else edges.set(key, { from, to, label, style, count: 1 });
+  };
+  const callInfo = new Map<number, { caller: string; token: string }>();
+  for (const entry of entries) {
+    switch (entry.kind) {
+      case 'issue':
+        node(entry.issuer, 'ellipse');
+        node(entry.token, 'box');
+        node(entry.code, 'note');
+        edge(entry.issuer, entry.token, 'issued');
+        edge(entry.token, entry.code, `#${entry.export}`, 'dotted');
+        break;
+      case 'call':
+        node(entry.caller, 'ellipse');
+        node(entry.token, 'box');
+        callInfo.set(entry.seq, { caller: entry.caller, token: entry.token });
+        break;
+      case 'hit':
+        node(entry.caller, 'ellipse');
+        node(entry.token, 'box');
+        edge(entry.caller, entry.token, 'cache hit', 'dashed');
+        break;
+      case 'fulfilled':
+      case 'revoked': {
+        const call = callInfo.get(entry.call);
+        if (call) edge(call.caller, call.token, entry.kind, entry.kind === 'revoked' ? 'bold' : 'solid');
+        break;
+      }
+      case 'promised': {
+        const call = callInfo.get(entry.call);
+        node(entry.token, 'box');
+        if (call) {
+          edge(call.caller, call.token, 'promised');
+          edge(call.token, entry.token, 'further promise', 'dashed');
+        }
+        break;
+      }
+      case 'revoke':
+        node(entry.token, 'box', ', color=red');
+        node(entry.by, 'ellipse');
+        edge(entry.by, entry.token, 'revoked', 'bold');
+        break;
+      case 'seal':
+        break;
+    }
+  }
+  const edgeLines = [...edges.values()].map(
+    ({ from, to, label, style, count }) =>
+      `  ${dotId(from)} -> ${dotId(to)} [label=${dotLabel(count > 1 ? `${label} ×${count}` : label)}, style=${style}${label === 'revoked' ? ', color=red' : ''}];`,
+  );
+  return ['digraph promisegrid {', '  rankdir=LR;', ...nodes.values(), ...edgeLines, '}'].join('\n');
+};

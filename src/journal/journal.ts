@@ -1,0 +1,300 @@
+/// <reference types="ses" />
+/**
+ * The promise graph's durable record: an append-only file of dag-cbor records,
+ * each framed by a 4-byte big-endian length, each naming the CID of the one
+ * before (`prev`). Every flush ends with a `seal` record in which the node
+ * signs the CID of the record before it; through the hash links that one
+ * signature vouches for every earlier record. Signing per batch instead of
+ * per record keeps Ed25519 off the call path (a signature costs more than a
+ * whole warm call) without weakening what a reader can check.
+ *
+ * Appends are buffered and written as one batch per turn of the event loop
+ * (or when the buffer fills): a call never waits for the disk. `flush()` and
+ * `close()` make everything appended so far durable. A crash can lose the
+ * last unflushed batch and can tear the last frame; on open a torn tail is cut
+ * off and reported, while damage anywhere before the tail — a frame that does
+ * not decode, a broken hash link, a bad seal — refuses to open: that is
+ * tampering, not a crash, and silently dropping records would lose history.
+ */
+import { CID } from 'multiformats/cid';
+import { DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
+import { decode, encode } from '../wire/index.js';
+import { blockCid } from '../store/index.js';
+import { verify, type Identity } from '../identity/index.js';
+import { fromWire, toWire, type GridValue } from '../closures/values.js';
+
+/** Storage for the journal: a file on disk, or memory in tests and browsers. */
+export interface JournalFile {
+  read(): Promise<Uint8Array>;
+  append(bytes: Uint8Array): Promise<void>;
+  truncate(length: number): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface Base {
+  readonly seq: number;
+  /** Milliseconds since the epoch, from the kernel's clock. */
+  readonly at: number;
+}
+export type EntryBody =
+  | { kind: 'issue'; token: Token; code: ModuleId; export: string; issuer: Principal }
+  | { kind: 'call'; token: Token; caller: Principal; args: readonly GridValue[]; parent?: number }
+  | { kind: 'fulfilled'; call: number; value: GridValue; pure: boolean }
+  | { kind: 'revoked'; call: number; reason: string }
+  | { kind: 'promised'; call: number; token: Token }
+  | { kind: 'revoke'; token: Token; reason: string; by: Principal }
+  | { kind: 'hit'; token: Token; caller: Principal; args: readonly GridValue[]; from: number; parent?: number }
+  | { kind: 'seal'; signer: Principal };
+export type Entry = Base & EntryBody;
+export type EntryKind = Entry['kind'];
+
+export class JournalError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(`journal: ${message}`);
+    this.name = 'JournalError';
+    this.code = code;
+  }
+}
+
+const FRAME_HEADER = 4;
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** Flush without waiting for the next turn once this many records are pending. */
+const MAX_PENDING = 1024;
+const SEAL_DOMAIN = new TextEncoder().encode('promisegrid:journal-seal:v1\n');
+const LINK_FIELDS = new Set(['token', 'code', 'prev']);
+const KINDS = new Set<EntryKind>(['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal']);
+
+const sealBytes = (prev: CID) => {
+  const bytes = new Uint8Array(SEAL_DOMAIN.length + prev.bytes.length);
+  bytes.set(SEAL_DOMAIN);
+  bytes.set(prev.bytes, SEAL_DOMAIN.length);
+  return bytes;
+};
+
+const frame = (bytes: Uint8Array) => {
+  const out = new Uint8Array(FRAME_HEADER + bytes.length);
+  new DataView(out.buffer).setUint32(0, bytes.length);
+  out.set(bytes, FRAME_HEADER);
+  return out;
+};
+
+const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array) => {
+  const record: Record<string, unknown> = { prev };
+  for (const [key, value] of Object.entries(entry)) {
+    if (value === undefined) continue;
+    record[key] = LINK_FIELDS.has(key) ? CID.parse(value as string) : toWire(value, `$.${key}`);
+  }
+  if (sig) record.sig = sig;
+  return record;
+};
+
+const fromRecord = (record: Record<string, unknown>): { entry: Entry; prev: CID | null; sig?: Uint8Array } => {
+  const { prev, sig, ...fields } = record;
+  const entry: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) {
+    entry[key] = LINK_FIELDS.has(key) ? String(CID.asCID(value) ?? value) : fromWire(value);
+  }
+  if (typeof entry.seq !== 'number' || typeof entry.at !== 'number' || !KINDS.has(entry.kind as EntryKind)) {
+    throw new JournalError('ERR_BAD_RECORD', `record is not a journal entry (kind ${String(entry.kind)})`);
+  }
+  return { entry: harden(entry) as unknown as Entry, prev: CID.asCID(prev) ?? null, sig: sig as Uint8Array | undefined };
+};
+
+export interface JournalPowers {
+  file: JournalFile;
+  identity: Identity;
+  clock: () => number;
+  /** Run a callback on a later turn (setImmediate in Node). */
+  schedule: (callback: () => void) => void;
+}
+
+export interface OpenedJournal {
+  journal: Journal;
+  /** Bytes of a torn tail that were cut off at open (0 if none). */
+  droppedBytes: number;
+}
+
+export class Journal {
+  readonly #powers: JournalPowers;
+  readonly #entries: Entry[] = [];
+  #pending: Entry[] = [];
+  #head: CID | null;
+  #nextSeq: number;
+  #scheduled = false;
+  #writing: Promise<void> = Promise.resolve();
+  #failure: Error | undefined;
+  #closed = false;
+  readonly #listeners = new Set<(entry: Entry) => void>();
+
+  private constructor(powers: JournalPowers, entries: Entry[], head: CID | null) {
+    this.#powers = powers;
+    this.#entries = entries;
+    this.#head = head;
+    this.#nextSeq = entries.length === 0 ? 0 : entries[entries.length - 1]!.seq + 1;
+  }
+
+  static async open(powers: JournalPowers): Promise<OpenedJournal> {
+    const bytes = await powers.file.read();
+    const { entries, head, goodLength, unsealed } = Journal.#parse(bytes);
+    const droppedBytes = bytes.length - goodLength;
+    if (droppedBytes > 0) await powers.file.truncate(goodLength);
+    const journal = new Journal(powers, entries, head);
+    // Records that made it to disk after the last seal are intact (their
+    // links check out) but unsigned: vouch for them now.
+    if (unsealed > 0) await journal.flush({ seal: true });
+    return { journal, droppedBytes };
+  }
+
+  static #parse(bytes: Uint8Array) {
+    const entries: Entry[] = [];
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let offset = 0;
+    let head: CID | null = null;
+    let unsealed = 0;
+    while (offset < bytes.length) {
+      const remaining = bytes.length - offset;
+      const length = remaining >= FRAME_HEADER ? view.getUint32(offset) : -1;
+      const end = offset + FRAME_HEADER + length;
+      if (length < 0 || end > bytes.length || length > MAX_RECORD_BYTES) break; // torn tail
+      const body = bytes.subarray(offset + FRAME_HEADER, end);
+      let parsed: ReturnType<typeof fromRecord>;
+      try {
+        parsed = fromRecord(decode(body) as Record<string, unknown>);
+      } catch (error) {
+        if (end === bytes.length || bytes.subarray(offset).every((b) => b === 0)) break; // torn tail
+        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} does not decode: ${(error as Error).message}`);
+      }
+      const { entry, prev, sig } = parsed;
+      if (String(prev) !== String(head)) {
+        throw new JournalError('ERR_CORRUPT', `record ${entry.seq} at byte ${offset} does not link to the record before it`);
+      }
+      if (entry.kind === 'seal') {
+        if (!prev || !sig || !verify(entry.signer, sealBytes(prev), sig)) {
+          throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} has a bad signature`);
+        }
+        unsealed = 0;
+      } else {
+        unsealed += 1;
+      }
+      entries.push(entry);
+      head = blockCid(body, DAG_CBOR_CODEC);
+      offset = end;
+    }
+    return { entries, head, goodLength: offset, unsealed };
+  }
+
+  /** Every entry so far, in order (including those not yet on disk). */
+  entries(): readonly Entry[] {
+    return this.#entries;
+  }
+
+  get length(): number {
+    return this.#entries.length;
+  }
+
+  /** Watch new entries as they are appended; returns an unsubscribe function. */
+  subscribe(listener: (entry: Entry) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  append(body: EntryBody): Entry {
+    if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
+    const entry = harden({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }) as Entry;
+    this.#entries.push(entry);
+    this.#pending.push(entry);
+    for (const listener of this.#listeners) listener(entry);
+    if (this.#pending.length >= MAX_PENDING) void this.#startWrite();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.#powers.schedule(() => {
+        this.#scheduled = false;
+        void this.#startWrite();
+      });
+    }
+    return entry;
+  }
+
+  /** Make everything appended so far durable; rejects if a write failed. */
+  async flush(options: { seal?: boolean } = {}): Promise<void> {
+    await this.#startWrite(options.seal);
+    await this.#powers.file.sync();
+    if (this.#failure) throw this.#failure;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.flush();
+    this.#closed = true;
+    await this.#powers.file.close();
+  }
+
+  /**
+   * Encode, link and seal the pending batch synchronously (so sequence order
+   * is file order), then queue one write for it.
+   */
+  #startWrite(forceSeal = false): Promise<void> {
+    const batch = this.#pending;
+    if (batch.length === 0 && !forceSeal) return this.#writing;
+    this.#pending = [];
+    const frames: Uint8Array[] = [];
+    let head = this.#head;
+    const push = (entry: Entry, sig?: Uint8Array) => {
+      const bytes = encode(toRecord(entry, head, sig));
+      frames.push(frame(bytes));
+      head = blockCid(bytes, DAG_CBOR_CODEC);
+    };
+    for (const entry of batch) push(entry);
+    if (head) {
+      const seal = harden({ seq: this.#nextSeq++, at: this.#powers.clock(), kind: 'seal', signer: this.#powers.identity.principal }) as Entry;
+      push(seal, this.#powers.identity.sign(sealBytes(head)));
+      this.#entries.push(seal);
+    }
+    this.#head = head;
+    const total = frames.reduce((n, f) => n + f.length, 0);
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const f of frames) {
+      out.set(f, offset);
+      offset += f.length;
+    }
+    this.#writing = this.#writing.then(async () => {
+      if (this.#failure) return;
+      try {
+        await this.#powers.file.append(out);
+      } catch (error) {
+        this.#failure = new JournalError('ERR_WRITE', `could not write: ${(error as Error).message}`);
+      }
+    });
+    return this.#writing;
+  }
+}
+
+/** An in-memory journal file, for tests and memory kernels. */
+export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): JournalFile & { bytes(): Uint8Array } => {
+  let chunks: Uint8Array[] = [initial.slice()];
+  const bytes = () => {
+    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let offset = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+    chunks = [out];
+    return out.slice();
+  };
+  return {
+    read: async () => bytes(),
+    append: async (more) => {
+      chunks.push(more.slice());
+    },
+    truncate: async (length) => {
+      chunks = [bytes().slice(0, length)];
+    },
+    sync: async () => {},
+    close: async () => {},
+    bytes,
+  };
+};

@@ -1,0 +1,8 @@
+/**
+ * The perimeter. Importing this module locks down the realm (SES `lockdown`)
+ * and installs `HandledPromise` for eventual send. Every entry point imports it
+ * first: ESM evaluates imports in order, so nothing of ours runs in an
+ * unhardened realm. It is the only module in the tree with a side effect on
+ * import.
+ */
+import '@endo/init';
