@@ -49,10 +49,10 @@ export const inspectBytes = (bytes: Uint8Array): InspectReport => {
   }
   if (size >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d) {
     try {
-      const module = new WebAssembly.Module(bytes);
+      const module = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
       const value = { imports: WebAssembly.Module.imports(module), exports: WebAssembly.Module.exports(module) };
       return { kind: 'wasm', bytes: size, value, text: `WebAssembly module (${size} bytes)\n${toJsonText(value, 2)}` };
-    } catch (error) {
+    } catch (error: unknown) {
       return { kind: 'wasm', bytes: size, error: (error as Error).message, text: `invalid WebAssembly (${size} bytes): ${(error as Error).message}` };
     }
   }
@@ -63,7 +63,7 @@ export const inspectBytes = (bytes: Uint8Array): InspectReport => {
     const kind = isClosure ? 'closure' : 'cbor';
     return { kind, bytes: size, value, text: `${isClosure ? 'closure record' : 'CBOR'} (${size} bytes)\n${toJsonText(value, 2)}` };
   } catch (error) {
-    cborError = error instanceof WireError ? error.message : String(error);
+    cborError = error instanceof WireError ? error.message : String(error as Error);
   }
   const records = journalRecords(bytes);
   if (records) {

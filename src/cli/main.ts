@@ -18,6 +18,8 @@ import { entriesAround, renderDot, renderText, reputation } from '../journal/gra
 import { parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
 
+declare const getStackString: (error: Error) => string;
+
 export const EXIT = { ok: 0, usage: 1, revoked: 3, unreachable: 4 } as const;
 
 interface Io {
@@ -28,8 +30,10 @@ interface Io {
 
 interface Invocation {
   readonly home: string;
+  /** How long to wait for another process to release the home. */
+  readonly lockWaitMs: number | undefined;
   readonly json: boolean;
-  readonly values: Record<string, string | boolean | string[] | undefined>;
+  readonly values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   readonly positionals: string[];
   readonly io: Io;
 }
@@ -50,7 +54,7 @@ const GLOBAL_OPTIONS: Options = {
 };
 
 const withKernel = async <T>(inv: Invocation, body: (kernel: Kernel, names: PetNames) => Promise<T>, create = false): Promise<T> => {
-  const kernel = await openKernel({ home: inv.home, create });
+  const kernel = await openKernel({ home: inv.home, create, lockWaitMs: inv.lockWaitMs });
   try {
     const names = await PetNames.open(homePaths(inv.home).names);
     return await body(kernel, names);
@@ -314,11 +318,14 @@ export const main = async (argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
       return EXIT.ok;
     }
     const home = typeof parsed.values.home === 'string' ? parsed.values.home : defaultHome(env);
-    return await command.run({ home, json: parsed.values.json === true, values: parsed.values, positionals: parsed.positionals, io });
+    const lockWaitMs = env.GRID_LOCK_WAIT_MS ? Number(env.GRID_LOCK_WAIT_MS) : undefined;
+    return await command.run({ home, lockWaitMs, json: parsed.values.json === true, values: parsed.values, positionals: parsed.positionals, io });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     io.err(`grid: ${message.split('\n')[0]}`);
-    if (debug && error instanceof Error && error.stack) io.err(error.stack);
+    // Under lockdown `error.stack` is hidden from ordinary code; SES gives the
+    // perimeter `getStackString` to read it.
+    if (debug && error instanceof Error) io.err(getStackString(error) || error.stack || '(no stack)');
     return EXIT.usage;
   }
 };

@@ -73,7 +73,7 @@ export const classifyModule = (payload: string | Uint8Array): { kind: ModuleKind
     throw new TypeError(`publish: a module is source text or bytes (got ${quote(payload)})`);
   }
   if (isWasm(payload)) {
-    if (!WebAssembly.validate(payload)) throw new PublishError('ERR_BAD_WASM', 'invalid WebAssembly module');
+    if (!WebAssembly.validate(payload as Uint8Array<ArrayBuffer>)) throw new PublishError('ERR_BAD_WASM', 'invalid WebAssembly module');
     return { kind: 'wasm', bytes: payload };
   }
   let text: string;

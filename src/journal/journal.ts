@@ -136,8 +136,16 @@ export class Journal {
   }
 
   static async open(powers: JournalPowers): Promise<OpenedJournal> {
-    const bytes = await powers.file.read();
-    const { entries, head, goodLength, unsealed } = Journal.#parse(bytes);
+    let parsed: ReturnType<typeof Journal.parse>;
+    let bytes: Uint8Array;
+    try {
+      bytes = await powers.file.read();
+      parsed = Journal.parse(bytes);
+    } catch (error) {
+      await powers.file.close();
+      throw error;
+    }
+    const { entries, head, goodLength, unsealed } = parsed;
     const droppedBytes = bytes.length - goodLength;
     if (droppedBytes > 0) await powers.file.truncate(goodLength);
     const journal = new Journal(powers, entries, head);
@@ -147,7 +155,8 @@ export class Journal {
     return { journal, droppedBytes };
   }
 
-  static #parse(bytes: Uint8Array) {
+  /** Parse and verify a journal's bytes (exported for tools that read journals they do not own). */
+  static parse(bytes: Uint8Array) {
     const entries: Entry[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
@@ -157,13 +166,17 @@ export class Journal {
       const remaining = bytes.length - offset;
       const length = remaining >= FRAME_HEADER ? view.getUint32(offset) : -1;
       const end = offset + FRAME_HEADER + length;
-      if (length < 0 || end > bytes.length || length > MAX_RECORD_BYTES) break; // torn tail
+      if (length < 0 || end > bytes.length) break; // torn tail
+      if (length > MAX_RECORD_BYTES) throw new JournalError('ERR_CORRUPT', `record at byte ${offset} declares ${length} bytes (limit ${MAX_RECORD_BYTES})`);
       const body = bytes.subarray(offset + FRAME_HEADER, end);
       let parsed: ReturnType<typeof fromRecord>;
       try {
         parsed = fromRecord(decode(body) as Record<string, unknown>);
       } catch (error) {
-        if (end === bytes.length || bytes.subarray(offset).every((b) => b === 0)) break; // torn tail
+        // A crash leaves a short frame (handled above) or zeros where the
+        // file grew before its data landed. A whole frame that does not
+        // decode was changed after it was written.
+        if (bytes.subarray(offset).every((b) => b === 0)) break;
         throw new JournalError('ERR_CORRUPT', `record at byte ${offset} does not decode: ${(error as Error).message}`);
       }
       const { entry, prev, sig } = parsed;

@@ -14,7 +14,7 @@ import { asModuleId, asToken, quote, RAW_CODEC, type ModuleId, type Principal, t
 import { blockCid, type BlockStore } from '../store/index.js';
 import type { Identity } from '../identity/index.js';
 import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError } from '../closures/modules.js';
-import { makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
+import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
 import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
 import type { Entry, Journal } from '../journal/journal.js';
 
@@ -270,6 +270,7 @@ export class Kernel {
   }
 
   async #issue(identity: Identity, code: ModuleId, exportName: string, env: unknown): Promise<Token> {
+    assertExportName(exportName);
     await this.#loadModule(code);
     const compiled = this.#runner.get(code)!;
     if (!compiled.exports.includes(exportName)) {

@@ -1,0 +1,28 @@
+/**
+ * `npm run bench`: every figure the README and closing notes quote, each
+ * next to its baseline measured in the same run.
+ */
+import '../src/perimeter/lockdown.js';
+import { benchKernel } from './kernel.js';
+import { benchWire } from './wire.js';
+import { benchStore } from './store.js';
+import { benchIdentity } from './identity.js';
+import type { Row } from './measure.js';
+
+const suites: Array<[string, () => Promise<Row[]>]> = [
+  ['kernel', benchKernel],
+  ['wire', benchWire],
+  ['store', benchStore],
+  ['identity', benchIdentity],
+];
+
+const only = process.argv.slice(2);
+const format = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} ms` : n >= 1e3 ? `${(n / 1e3).toFixed(2)} µs` : `${n} ns`);
+for (const [suite, run] of suites) {
+  if (only.length > 0 && !only.includes(suite)) continue;
+  console.log(`\n## ${suite}`);
+  for (const r of await run()) {
+    const vs = r.baseline ? `  ${r.ratio}× ${r.baseline}` : '';
+    console.log(`${r.name.padEnd(44)} median ${format(r.median_ns).padStart(10)}  ${String(r.ops_per_s).padStart(10)} ops/s${vs}`);
+  }
+}

@@ -1,0 +1,10 @@
+export {
+  generateIdentity,
+  identityFromSecret,
+  principalFromPublicKey,
+  publicKeyFromPrincipal,
+  verify,
+  verifyPortable,
+  type Identity,
+} from './identity.js';
+export { loadIdentity, loadOrCreateIdentity, KeyFileError } from './key-file.js';

@@ -1,0 +1,245 @@
+/**
+ * Deterministic CBOR (RFC 8949 §4.2.1 core deterministic encoding) over
+ * cborg, with CIDs as tag 42 links.
+ *
+ * Decoding is strict in two passes. A header-only scan walks the item
+ * structure without allocating anything: it enforces the size, depth and
+ * item-count limits, refuses indefinite lengths, foreign tags, non-string
+ * map keys, `undefined`, other simple values and non-finite floats, and
+ * checks every declared length against the bytes that remain — so a hostile
+ * length of 2^64 costs nothing. Only then does cborg build values. Last, the
+ * value is encoded again and must reproduce the input byte for byte: that
+ * one comparison rejects every non-shortest form and every mis-sorted map,
+ * and makes `encode(decode(b)) = b` true by construction for every accepted
+ * `b`.
+ */
+import { decode as cborgDecode, encode as cborgEncode, rfc8949EncodeOptions, Token, Type } from 'cborg';
+import { CID } from 'multiformats/cid';
+import { WireError } from './errors.js';
+
+export interface DecodeLimits {
+  /** Largest input accepted, in bytes. */
+  readonly maxBytes: number;
+  /** Deepest nesting of arrays, maps and tags. */
+  readonly maxDepth: number;
+  /** Most data items in one input. */
+  readonly maxItems: number;
+}
+
+export const DEFAULT_LIMITS: DecodeLimits = Object.freeze({
+  maxBytes: 16 * 1024 * 1024,
+  maxDepth: 64,
+  maxItems: 1_000_000,
+});
+
+const LINK_TAG = 42;
+export const GRID_TAG = 0x67726964; // "grid"
+
+const describe = (value: unknown) =>
+  value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value).slice(8, -1) : typeof value;
+
+const refuse = (value: unknown): never => {
+  throw new TypeError(`cannot encode ${describe(value)} as grid data`);
+};
+
+const encodeOptions = {
+  ...rfc8949EncodeOptions,
+  typeEncoders: {
+    Object: (value: unknown) => {
+      const cid = CID.asCID(value);
+      if (cid) {
+        const bytes = new Uint8Array(cid.bytes.length + 1);
+        bytes.set(cid.bytes, 1);
+        return [new Token(Type.tag, LINK_TAG), new Token(Type.bytes, bytes)];
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) refuse(value);
+      return null;
+    },
+    number: (value: number) => (Number.isFinite(value) ? null : refuse(value)),
+    undefined: refuse,
+    Function: refuse,
+    symbol: refuse,
+    Map: refuse,
+    Set: refuse,
+    Date: refuse,
+    RegExp: refuse,
+    DataView: refuse,
+    ArrayBuffer: refuse,
+  },
+};
+
+/** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
+export const encode = (value: unknown): Uint8Array => cborgEncode(value, encodeOptions as never);
+
+/** cborg hands a tag decoder a control that decodes the tagged content. */
+type TagDecodeControl = () => unknown;
+export const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: TagDecodeControl) => decodeContent(control());
+
+const decodeLink = (content: unknown) => {
+  if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
+    throw new WireError('ERR_BAD_LINK', 'tag 42 must wrap a byte string 0x00 followed by a CID');
+  }
+  try {
+    return CID.decode(content.subarray(1));
+  } catch (error) {
+    throw new WireError('ERR_BAD_LINK', `tag 42 does not hold a valid CID (${(error as Error).message})`);
+  }
+};
+
+const decodeOptions = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  rejectDuplicateMapKeys: true,
+  tags: Object.assign([], { [LINK_TAG]: tagDecoder(decodeLink) }),
+};
+
+/** Frame of the structure scan: children still expected, and whether it is a map. */
+interface Open {
+  remaining: number;
+  map: boolean;
+}
+
+/**
+ * Walk item headers only. `allowTag` says which tag may appear at the root
+ * (the envelope); tag 42 is allowed anywhere.
+ */
+export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number): void => {
+  if (bytes.length > limits.maxBytes) {
+    throw new WireError('ERR_TOO_LARGE', `input is ${bytes.length} bytes (limit ${limits.maxBytes})`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stack: Open[] = [];
+  let pos = 0;
+  let items = 0;
+  for (;;) {
+    if (pos >= bytes.length) throw new WireError('ERR_TRUNCATED', `input ends inside an item at byte ${pos}`);
+    const parent = stack[stack.length - 1];
+    const atKey = parent !== undefined && parent.map && parent.remaining % 2 === 0;
+    const initial = bytes[pos]!;
+    const major = initial >> 5;
+    const minor = initial & 31;
+    const start = pos;
+    pos += 1;
+    if (++items > limits.maxItems) throw new WireError('ERR_TOO_MANY_ITEMS', `more than ${limits.maxItems} items`);
+    if (atKey && major !== 3) throw new WireError('ERR_BAD_KEY', `map key at byte ${start} is not a text string (major type ${major})`);
+    let argument = minor;
+    if (minor === 31) {
+      throw new WireError('ERR_INDEFINITE_LENGTH', `indefinite length or break at byte ${start}`);
+    } else if (minor >= 28) {
+      throw new WireError('ERR_MALFORMED', `reserved additional information ${minor} at byte ${start}`);
+    } else if (minor >= 24) {
+      const size = 1 << (minor - 24);
+      if (pos + size > bytes.length) throw new WireError('ERR_TRUNCATED', `header at byte ${start} needs ${size} more bytes`);
+      if (major === 7) {
+        if (minor === 24) throw new WireError('ERR_BAD_SIMPLE', `simple value at byte ${start} (only false, true and null are grid data)`);
+        const finite =
+          minor === 25
+            ? (view.getUint16(pos) & 0x7c00) !== 0x7c00
+            : minor === 26
+              ? (view.getUint32(pos) & 0x7f800000) !== 0x7f800000
+              : (view.getUint32(pos) & 0x7ff00000) !== 0x7ff00000;
+        if (!finite) throw new WireError('ERR_BAD_FLOAT', `NaN or infinity at byte ${start}`);
+        pos += size;
+        argument = -1;
+      } else {
+        argument = size === 1 ? view.getUint8(pos) : size === 2 ? view.getUint16(pos) : size === 4 ? view.getUint32(pos) : view.getUint32(pos) * 2 ** 32 + view.getUint32(pos + 4);
+        pos += size;
+      }
+    } else if (major === 7 && (minor < 20 || minor === 23)) {
+      throw new WireError('ERR_BAD_SIMPLE', minor === 23 ? `undefined at byte ${start}` : `simple value ${minor} at byte ${start}`);
+    }
+    const remainingBytes = bytes.length - pos;
+    let children = 0;
+    switch (major) {
+      case 2:
+      case 3:
+        if (argument > remainingBytes) {
+          throw new WireError('ERR_TRUNCATED', `string at byte ${start} declares ${argument} bytes but ${remainingBytes} remain`);
+        }
+        pos += argument;
+        break;
+      case 4:
+      case 5:
+        children = major === 5 ? argument * 2 : argument;
+        if (children > remainingBytes) {
+          throw new WireError('ERR_TRUNCATED', `${major === 5 ? 'map' : 'array'} at byte ${start} declares ${argument} entries but ${remainingBytes} bytes remain`);
+        }
+        break;
+      case 6:
+        if (argument !== LINK_TAG && !(argument === rootTag && start === 0)) {
+          throw new WireError('ERR_BAD_TAG', `tag ${argument} at byte ${start} (only 42, a link, is grid data)`);
+        }
+        children = 1;
+        break;
+      default:
+        break;
+    }
+    if (children > 0) {
+      if (stack.length + 1 > limits.maxDepth) throw new WireError('ERR_TOO_DEEP', `nesting deeper than ${limits.maxDepth} at byte ${start}`);
+      stack.push({ remaining: children, map: major === 5 });
+      continue;
+    }
+    // The item is complete: close every container it completes.
+    for (;;) {
+      const top = stack[stack.length - 1];
+      if (!top) {
+        if (pos !== bytes.length) throw new WireError('ERR_TRAILING_BYTES', `${bytes.length - pos} bytes after the item (got ${bytes.length}, expected ${pos})`);
+        return;
+      }
+      top.remaining -= 1;
+      if (top.remaining > 0) break;
+      stack.pop();
+    }
+  }
+};
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
+
+const classify = (error: unknown): WireError => {
+  if (error instanceof WireError) return error;
+  const message = String((error as Error)?.message ?? error).replace(/^CBOR decode error:\s*/, '');
+  if (/duplicate/i.test(message)) return new WireError('ERR_DUPLICATE_KEY', message);
+  if (/more bytes than necessary|minimal|canonical/i.test(message)) return new WireError('ERR_NON_CANONICAL', message);
+  return new WireError('ERR_MALFORMED', message);
+};
+
+/** A tag allowed only at the root, with its decoder and the encoder that must reproduce the input. */
+export interface RootTag {
+  readonly tag: number;
+  readonly decode: (inner: unknown) => unknown;
+  readonly encode: (value: unknown) => Uint8Array;
+}
+
+export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
+  scan(bytes, limits, root?.tag);
+  let value: unknown;
+  try {
+    const tags = root ? Object.assign([], decodeOptions.tags, { [root.tag]: tagDecoder(root.decode) }) : decodeOptions.tags;
+    value = cborgDecode(bytes, { ...decodeOptions, tags } as never);
+  } catch (error) {
+    throw classify(error);
+  }
+  let again: Uint8Array;
+  try {
+    again = root ? root.encode(value) : encode(value);
+  } catch (error) {
+    throw new WireError('ERR_MALFORMED', (error as Error).message);
+  }
+  if (!sameBytes(again, bytes)) {
+    throw new WireError('ERR_NON_CANONICAL', 'input is not in core deterministic form (a non-shortest form or unsorted map keys)');
+  }
+  return value;
+};
+
+/** Strictly decode one grid data item. */
+export const decode = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown =>
+  decodeWith(bytes, { ...DEFAULT_LIMITS, ...limits });

@@ -1,0 +1,133 @@
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Journal, memoryJournalFile, JournalError, type EntryBody, type JournalFile } from '../src/journal/journal.js';
+import { openFsJournalFile } from '../src/journal/fs-file.js';
+import { generateIdentity } from '../src/identity/index.js';
+import type { Principal, Token } from '../src/caps/ids.js';
+import { tempDir } from './_helpers.js';
+
+const identity = generateIdentity((n: number) => new Uint8Array(randomBytes(n)));
+const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as Token;
+const powers = (file: JournalFile = memoryJournalFile()) => ({ file, identity, clock: () => 1_700_000_000_000, schedule: setImmediate });
+const callBody = (n: number): EntryBody => ({ kind: 'call', token, caller: identity.principal as Principal, args: [n, 'x'] });
+
+const fill = async (path: string, count: number) => {
+  const { journal } = await Journal.open(powers(await openFsJournalFile(path)));
+  for (let i = 0; i < count; i++) journal.append(callBody(i));
+  await journal.close();
+};
+
+test('entries survive a restart, in order, with seals', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 5);
+  const { journal, droppedBytes } = await Journal.open(powers(await openFsJournalFile(path)));
+  t.is(droppedBytes, 0);
+  const calls = journal.entries().filter((e) => e.kind === 'call');
+  t.deepEqual(calls.map((e) => (e.kind === 'call' ? e.args[0] : -1)), [0, 1, 2, 3, 4]);
+  t.is(journal.entries().at(-1)?.kind, 'seal');
+  t.deepEqual(journal.entries().map((e) => e.seq), [...journal.entries().keys()]);
+  await journal.close();
+  t.is((await stat(path)).mode & 0o777, 0o600);
+});
+
+test('appends are batched: many appends, few seals', async (t) => {
+  const { journal } = await Journal.open(powers());
+  for (let i = 0; i < 3000; i++) journal.append(callBody(i));
+  await journal.flush();
+  const seals = journal.entries().filter((e) => e.kind === 'seal').length;
+  t.true(seals >= 1 && seals <= 4, `${seals} seals for 3000 records`);
+});
+
+test('a torn tail is cut off and everything before it is intact', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 3);
+  const whole = await readFile(path);
+  for (const cut of [1, 3, 7, 20]) {
+    await writeFile(path, whole.subarray(0, whole.length - cut));
+    const { journal, droppedBytes } = await Journal.open(powers(await openFsJournalFile(path)));
+    t.true(droppedBytes > 0, `cut ${cut}`);
+    const calls = journal.entries().filter((e) => e.kind === 'call').length;
+    t.is(calls, 3, 'the torn record was the seal; the calls before it are kept');
+    journal.append(callBody(99));
+    await journal.close();
+    // It is a valid journal again.
+    const reopened = await Journal.open(powers(await openFsJournalFile(path)));
+    t.is(reopened.droppedBytes, 0);
+    t.is(reopened.journal.entries().filter((e) => e.kind === 'call').length, 4);
+    await reopened.journal.close();
+    await writeFile(path, whole);
+  }
+});
+
+test('a whole record that does not decode is tampering, not a torn tail', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 2);
+  const raw = await readFile(path);
+  raw[raw.length - 1] = 0xff; // the last byte of the last whole frame
+  await writeFile(path, raw);
+  const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
+  t.is(error?.code, 'ERR_CORRUPT');
+});
+
+test('a crash that leaves zeros at the end is a torn tail too', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 2);
+  await writeFile(path, Buffer.concat([await readFile(path), Buffer.alloc(64)]));
+  const { journal, droppedBytes } = await Journal.open(powers(await openFsJournalFile(path)));
+  t.is(droppedBytes, 64);
+  t.is(journal.entries().filter((e) => e.kind === 'call').length, 2);
+  await journal.close();
+});
+
+test('tampering before the tail refuses to open instead of dropping history', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 4);
+  const whole = await readFile(path);
+  // Change one byte of the first record's argument (a CBOR small int: 0x00 -> 0x01).
+  const tampered = Buffer.from(whole);
+  const at = tampered.indexOf(Buffer.from([0x82, 0x00, 0x61, 0x78])); // args [0, "x"]
+  t.true(at > 0);
+  tampered[at + 1] = 0x05;
+  await writeFile(path, tampered);
+  const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
+  t.is(error?.code, 'ERR_CORRUPT');
+  t.regex(error!.message, /does not link to the record before it/);
+  t.deepEqual(await readFile(path), tampered, 'nothing was truncated');
+});
+
+test('a seal whose signature does not verify is refused', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 1);
+  const raw = await readFile(path);
+  // The last frame is the seal; flip a byte inside its 64-byte signature ("sig", bytes(64)).
+  const sigAt = raw.lastIndexOf(Buffer.from([0x63, 0x73, 0x69, 0x67, 0x58, 0x40]));
+  t.true(sigAt > 0);
+  raw[sigAt + 6 + 10]! ^= 0xff;
+  await writeFile(path, raw);
+  const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
+  t.is(error?.code, 'ERR_CORRUPT');
+  t.regex(error!.message, /seal \d+ at byte \d+ has a bad signature/);
+});
+
+test('records written after the last seal are sealed on open', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 2);
+  const raw = await readFile(path);
+  // Drop the final seal frame exactly (a crash between the records and their seal).
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  let offset = 0;
+  const frames: number[] = [];
+  while (offset < raw.length) {
+    frames.push(offset);
+    offset += 4 + view.getUint32(offset);
+  }
+  await writeFile(path, raw.subarray(0, frames.at(-1)));
+  const { journal, droppedBytes } = await Journal.open(powers(await openFsJournalFile(path)));
+  t.is(droppedBytes, 0);
+  t.is(journal.entries().at(-1)?.kind, 'seal');
+  t.is(journal.entries().filter((e) => e.kind === 'call').length, 2);
+  await journal.close();
+});

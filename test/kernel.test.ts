@@ -1,0 +1,233 @@
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openKernel, type Kernel, type Outcome } from '../src/index.js';
+import { tempDir } from './_helpers.js';
+
+const example = (name: string) => readFile(join('examples', name), 'utf8');
+
+const memoryKernel = async (t: { teardown: (fn: () => unknown) => void }, limits = {}) => {
+  const kernel = await openKernel({ memory: true, limits });
+  t.teardown(() => kernel.close());
+  return kernel;
+};
+
+const issue = async (kernel: Kernel, source: string, exportName: string, env: unknown = {}) =>
+  kernel.issue({ code: await kernel.publish(source), export: exportName, env });
+
+const kinds = (kernel: Kernel) => kernel.journal.entries().filter((e) => e.kind !== 'seal').map((e) => e.kind);
+
+test('the basic loop: publish, issue, call, revoke', async (t) => {
+  const kernel = await memoryKernel(t);
+  const code = await kernel.publish(await example('hello.js'));
+  t.regex(code, /^bafk/);
+  const token = await kernel.issue({ code, export: 'greet', env: { greeting: 'hi' } });
+  t.regex(token, /^bafy/);
+  t.deepEqual(await kernel.call(token, ['Ada']), { status: 'fulfilled', value: 'hi, Ada' });
+  await kernel.revoke(token, 'enough');
+  t.deepEqual(await kernel.call(token, ['Ada']), { status: 'revoked', reason: 'enough' });
+  t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'revoke', 'call', 'revoked']);
+});
+
+test('outcomes are hardened', async (t) => {
+  const kernel = await memoryKernel(t);
+  const token = await issue(kernel, 'export const f = () => ({ list: [1, 2] })', 'f');
+  const outcome = await kernel.call(token, []);
+  t.true(Object.isFrozen(outcome));
+  t.true(outcome.status === 'fulfilled' && Object.isFrozen((outcome.value as { list: unknown[] }).list));
+});
+
+test('the same module and env issued twice give different tokens (the nonce)', async (t) => {
+  const kernel = await memoryKernel(t);
+  const code = await kernel.publish('export const f = () => 1');
+  t.not(await kernel.issue({ code, export: 'f' }), await kernel.issue({ code, export: 'f' }));
+});
+
+test('issue refuses a missing export and names the ones there are', async (t) => {
+  const kernel = await memoryKernel(t);
+  const code = await kernel.publish('export const f = () => 1; export const g = () => 2;');
+  await t.throwsAsync(kernel.issue({ code, export: 'h' }), { message: /has no export "h" \(it exports: f, g\)/ });
+  await t.throwsAsync(kernel.issue({ code, export: 'not an identifier' }), { message: /export name must be a JavaScript identifier/ });
+});
+
+test('bad tokens and bad arguments end as revoked, never throw', async (t) => {
+  const kernel = await memoryKernel(t);
+  const token = await issue(kernel, 'export const id = (ctx, x) => x', 'id');
+  const cases: Array<[unknown, unknown, RegExp]> = [
+    ['not a token', [], /token is not a valid CID/],
+    [42, [], /token must be a string/],
+    ['bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', [], /wrong codec/],
+    ['bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', [], /unknown token/],
+    [token, 'not-an-array', /arguments must be an array/],
+    [token, [undefined], /undefined is not grid data/],
+    [token, [() => 1], /function is not grid data/],
+    [token, [new Map()], /only plain objects are grid data/],
+    [token, [{ '/': 'nonsense' }], /not a valid link/],
+  ];
+  for (const [target, args, reason] of cases) {
+    const outcome = await kernel.call(target as string, args as unknown[]);
+    t.is(outcome.status, 'revoked', String(target));
+    t.regex((outcome as { reason: string }).reason, reason);
+  }
+});
+
+test('a closure that throws, or calls ctx.revoke, ends revoked; the token stays usable', async (t) => {
+  const kernel = await memoryKernel(t);
+  const guard = await issue(kernel, await example('guard.js'), 'add');
+  t.deepEqual(await kernel.call(guard, ['1', 2]), { status: 'revoked', reason: 'add expects two small integers, got string and number' });
+  t.deepEqual(await kernel.call(guard, [1, 2]), { status: 'fulfilled', value: 3 });
+  const thrower = await issue(kernel, 'export const f = () => { throw new TypeError("boom") }', 'f');
+  t.deepEqual(await kernel.call(thrower, []), { status: 'revoked', reason: 'boom' });
+  const rejecter = await issue(kernel, 'export const f = async () => { throw "plain" }', 'f');
+  t.deepEqual(await kernel.call(rejecter, []), { status: 'revoked', reason: 'plain' });
+});
+
+test('a closure calls a token from its env', async (t) => {
+  const kernel = await memoryKernel(t);
+  const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hello' });
+  const relay = await issue(kernel, await example('relay.js'), 'relay', { target: { '/': greet } });
+  t.deepEqual(await kernel.call(relay, ['Bob']), { status: 'fulfilled', value: { relayed: 'hello, Bob' } });
+  const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === greet);
+  t.truthy(call && call.kind === 'call' && call.parent !== undefined, 'nested call records its parent');
+});
+
+test('a revoked inner token makes the relay revoked with the reason', async (t) => {
+  const kernel = await memoryKernel(t);
+  const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hello' });
+  const relay = await issue(kernel, await example('relay.js'), 'relay', { target: { '/': greet } });
+  await kernel.revoke(greet, 'withdrawn');
+  t.deepEqual(await kernel.call(relay, ['Bob']), { status: 'revoked', reason: 'revoked: withdrawn' });
+});
+
+test('a further promise: promised, then followed to its value', async (t) => {
+  const kernel = await memoryKernel(t);
+  const order = await issue(kernel, await example('later.js'), 'order');
+  const first = await kernel.call(order, ['soup']);
+  t.is(first.status, 'promised');
+  const further = (first as Extract<Outcome, { status: 'promised' }>).token;
+  t.deepEqual(await kernel.call(further, []), { status: 'fulfilled', value: 'your soup is ready' });
+  t.deepEqual(await kernel.call(order, ['tea'], { follow: true }), { status: 'fulfilled', value: 'your tea is ready' });
+});
+
+test('ctx.call depth and fan-out are bounded', async (t) => {
+  const kernel = await memoryKernel(t, { maxCallDepth: 5, maxFanOut: 3 });
+  const recurse = await issue(kernel, 'export const r = (ctx, self, n) => ctx.call(self, self, n + 1)', 'r');
+  const deep = await kernel.call(recurse, [{ '/': recurse }, 0]);
+  t.is(deep.status, 'revoked');
+  t.regex((deep as { reason: string }).reason, /call depth limit \(5\)/);
+  const leaf = await issue(kernel, 'export const f = () => 1', 'f');
+  const fan = await issue(kernel, 'export const f = async (ctx, t) => { for (let i = 0; i < 5; i++) await ctx.call(t); return 1 }', 'f');
+  const wide = await kernel.call(fan, [{ '/': leaf }]);
+  t.is(wide.status, 'revoked');
+  t.regex((wide as { reason: string }).reason, /fan-out limit/);
+});
+
+test('a call that never settles ends revoked with "time limit"', async (t) => {
+  const kernel = await memoryKernel(t, { callTimeoutMs: 50 });
+  const stuck = await issue(kernel, 'export const f = () => new Promise(() => {})', 'f');
+  t.deepEqual(await kernel.call(stuck, []), { status: 'revoked', reason: 'time limit' });
+});
+
+test('pure calls are cached; a hit does not execute and is journaled', async (t) => {
+  const kernel = await memoryKernel(t);
+  const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hi' });
+  await kernel.call(greet, ['Ada']);
+  const second = await kernel.call(greet, ['Ada']);
+  t.deepEqual(second, { status: 'fulfilled', value: 'hi, Ada' });
+  t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'hit']);
+  await kernel.call(greet, ['Bob']);
+  t.is(kinds(kernel).at(-1), 'fulfilled', 'different arguments miss');
+});
+
+test('calls that read ctx.caller or call out are not cached', async (t) => {
+  const kernel = await memoryKernel(t);
+  const who = await issue(kernel, 'export const who = (ctx) => ctx.caller', 'who');
+  t.deepEqual(await kernel.call(who, []), { status: 'fulfilled', value: kernel.principal });
+  await kernel.call(who, []);
+  t.false(kinds(kernel).includes('hit'));
+});
+
+test('revoking a token invalidates its cache entries', async (t) => {
+  const kernel = await memoryKernel(t);
+  const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hi' });
+  await kernel.call(greet, ['Ada']);
+  await kernel.revoke(greet);
+  t.is((await kernel.call(greet, ['Ada'])).status, 'revoked');
+});
+
+test('every call gets a fresh module instance: no state survives a call', async (t) => {
+  const kernel = await memoryKernel(t);
+  const code = await kernel.publish('let n = 0; const seen = new Map(); export const inc = (ctx, k) => { seen.set(k, true); n += 1; return [n, seen.size]; }');
+  const a = await kernel.issue({ code, export: 'inc' });
+  const b = await kernel.issue({ code, export: 'inc' });
+  t.deepEqual(await kernel.call(a, ['x']), { status: 'fulfilled', value: [1, 1] });
+  t.deepEqual(await kernel.call(a, ['y']), { status: 'fulfilled', value: [1, 1] });
+  t.deepEqual(await kernel.call(b, ['z']), { status: 'fulfilled', value: [1, 1] });
+});
+
+test('modules import other modules by CID and the closure API by name', async (t) => {
+  const kernel = await memoryKernel(t);
+  const lib = await kernel.publish('export const double = (x) => 2 * x; export default 7;');
+  const app = await kernel.publish(`import seven, { double } from '${lib}'; import { isToken } from 'promisegrid'; export const f = (ctx, x) => [double(x) + seven, isToken(ctx.env.t)];`);
+  const other = await issue(kernel, 'export const g = () => 0', 'g');
+  const token = await kernel.issue({ code: app, export: 'f', env: { t: { '/': other } } });
+  t.deepEqual(await kernel.call(token, [5]), { status: 'fulfilled', value: [17, true] });
+  const reexport = await kernel.publish(`export { double as twice } from '${lib}'; export * from '${lib}';`);
+  const user = await kernel.publish(`import { twice, double } from '${reexport}'; export const f = (ctx) => twice(3) + double(1)`);
+  t.deepEqual(await kernel.call(await kernel.issue({ code: user, export: 'f' }), []), { status: 'fulfilled', value: 8 });
+});
+
+test('publish refuses what grid modules may not do, quoting the culprit', async (t) => {
+  const kernel = await memoryKernel(t);
+  const refusals: Array<[string, RegExp]> = [
+    ["import fs from 'fs'; export const f = () => fs", /forbidden import "fs"/],
+    ["import { readFile } from 'node:fs/promises'; export const f = () => 1", /forbidden import "node:fs\/promises"/],
+    ["import x from './local.js'; export const f = () => x", /forbidden import "\.\/local\.js"/],
+    ["import x from 'https://example.com/x.js'; export const f = () => x", /forbidden import "https:\/\/example\.com\/x\.js"/],
+    ["export const f = () => import('fs')", /dynamic import\(\) is not allowed/],
+    ['export const f = () => import.meta', /import\.meta is not available/],
+    ['export let n = 1; n = 2;', /exports must be constant bindings; "n"/],
+    ['export const f = (', /module does not parse/],
+    ["import x from 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'; export const f = () => x", /unknown module/],
+    ['const s = "<!-- not a comment -->"; export const f = () => s', /publish: .*(HTML comment|html comment)/i],
+  ];
+  for (const [source, message] of refusals) {
+    await t.throwsAsync(kernel.publish(source), { message }, source);
+  }
+});
+
+test('WebAssembly bytes are stored as modules; bad wasm is refused', async (t) => {
+  const kernel = await memoryKernel(t);
+  const minimal = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  t.regex(await kernel.publish(minimal), /^bafk/);
+  await t.throwsAsync(kernel.publish(new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x09])), { message: /invalid WebAssembly/ });
+  await t.throwsAsync(kernel.publish(new Uint8Array([0xff, 0xfe, 0xfd])), { message: /neither WebAssembly nor UTF-8/ });
+});
+
+test('a home kernel keeps revocations, cache and journal across restarts', async (t) => {
+  const home = await tempDir(t);
+  const first = await openKernel({ home });
+  const greet = await first.issue({ code: await first.publish(await example('hello.js')), export: 'greet', env: { greeting: 'hey' } });
+  const guard = await first.issue({ code: await first.publish(await example('guard.js')), export: 'add' });
+  await first.call(greet, ['Ada']);
+  await first.revoke(guard, 'closed');
+  const principal = first.principal;
+  await first.close();
+
+  const second = await openKernel({ home });
+  t.teardown(() => second.close());
+  t.is(second.principal, principal);
+  t.deepEqual(await second.call(greet, ['Ada']), { status: 'fulfilled', value: 'hey, Ada' });
+  t.is(second.journal.entries().filter((e) => e.kind !== 'seal').at(-1)?.kind, 'hit');
+  t.deepEqual(await second.call(guard, [1, 2]), { status: 'revoked', reason: 'closed' });
+});
+
+test('revoking an unknown token is an error', async (t) => {
+  const a = await memoryKernel(t);
+  await t.throwsAsync(a.revoke('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'), { message: /unknown token/ });
+});
+
+test('openKernel rejects unknown options', async (t) => {
+  await t.throwsAsync(openKernel({ memory: true, nonsense: 1 } as never), { message: /unknown option "nonsense"/ });
+});
