@@ -3,16 +3,17 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Journal, memoryJournalFile, JournalError, type EntryBody, type JournalFile } from '../src/journal/journal.js';
+import { Journal, memoryJournalFile, JournalError, type AppendBody, type JournalFile } from '../src/journal/journal.js';
 import { openFsJournalFile } from '../src/journal/fs-file.js';
 import { generateIdentity } from '../src/identity/index.js';
 import type { Principal, Token } from '../src/caps/ids.js';
+import { encodeValue } from '../src/closures/values.js';
 import { tempDir } from './_helpers.js';
 
 const identity = generateIdentity((n: number) => new Uint8Array(randomBytes(n)));
 const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as Token;
 const powers = (file: JournalFile = memoryJournalFile()) => ({ file, identity, clock: () => 1_700_000_000_000, schedule: setImmediate });
-const callBody = (n: number): EntryBody => ({ kind: 'call', token, caller: identity.principal as Principal, args: [n, 'x'] });
+const callBody = (n: number): AppendBody => ({ kind: 'call', token, caller: identity.principal as Principal, args: encodeValue([n, 'x']) });
 
 const fill = async (path: string, count: number) => {
   const { journal } = await Journal.open(powers(await openFsJournalFile(path)));
@@ -102,10 +103,9 @@ test('a seal whose signature does not verify is refused', async (t) => {
   const path = join(await tempDir(t), 'journal');
   await fill(path, 1);
   const raw = await readFile(path);
-  // The last frame is the seal; flip a byte inside its 64-byte signature ("sig", bytes(64)).
-  const sigAt = raw.lastIndexOf(Buffer.from([0x63, 0x73, 0x69, 0x67, 0x58, 0x40]));
-  t.true(sigAt > 0);
-  raw[sigAt + 6 + 10]! ^= 0xff;
+  // The last frame is the seal, [7, seq, at, prev, signer, sig]: its signature is the file's last 64 bytes.
+  t.deepEqual([...raw.subarray(raw.length - 66, raw.length - 64)], [0x58, 0x40]);
+  raw[raw.length - 10]! ^= 0xff;
   await writeFile(path, raw);
   const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
   t.is(error?.code, 'ERR_CORRUPT');

@@ -179,12 +179,12 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const format = inv.json ? 'json' : ((inv.values.format as string | undefined) ?? 'text');
       if (!['text', 'json', 'dot'].includes(format)) throw new UsageError(`--format must be text, json or dot (got ${quote(format)})`);
       return withKernel(inv, async (kernel, names) => {
-        let entries = kernel.journal.entries();
-        if (inv.positionals[0]) entries = entriesAround(entries, resolveToken(inv.positionals[0], names));
+        const all = kernel.journal.entries();
+        const entries = inv.positionals[0] ? entriesAround(all, resolveToken(inv.positionals[0], names)) : all;
         const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
         if (format === 'json') inv.io.out(toJsonText({ entries }));
         else if (format === 'dot') inv.io.out(renderDot(entries, name));
-        else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name));
+        else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name, all));
         return EXIT.ok;
       });
     },

@@ -130,7 +130,15 @@ const valueText = (value: unknown): string => {
   return text === undefined ? 'undefined' : text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };
 
-export const renderText = (entries: readonly Entry[], name: Namer = short): string => {
+/** The arguments a hit answered: those of the call behind the `fulfilled` entry it names. */
+const hitArgs = (bySeq: Map<number, Entry>, from: number): readonly unknown[] | undefined => {
+  const fulfilled = bySeq.get(from);
+  const call = fulfilled?.kind === 'fulfilled' ? bySeq.get(fulfilled.call) : undefined;
+  return call?.kind === 'call' ? call.args : undefined;
+};
+
+export const renderText = (entries: readonly Entry[], name: Namer = short, all: readonly Entry[] = entries): string => {
+  const bySeq = new Map(all.map((entry) => [entry.seq, entry]));
   const lines = entries.map((entry) => {
     const head = `#${entry.seq} ${new Date(entry.at).toISOString()} ${entry.kind.padEnd(9)}`;
     switch (entry.kind) {
@@ -139,7 +147,7 @@ export const renderText = (entries: readonly Entry[], name: Namer = short): stri
       case 'call':
         return `${head} ${name(entry.token)}(${entry.args.map(valueText).join(', ')}) by ${name(entry.caller)}${entry.parent === undefined ? '' : ` within #${entry.parent}`}`;
       case 'hit':
-        return `${head} ${name(entry.token)}(${entry.args.map(valueText).join(', ')}) by ${name(entry.caller)} answered from cache (#${entry.from})`;
+        return `${head} ${name(entry.token)}(${(hitArgs(bySeq, entry.from) ?? ['…']).map(valueText).join(', ')}) by ${name(entry.caller)} answered from cache (#${entry.from})`;
       case 'fulfilled':
         return `${head} #${entry.call} -> ${valueText(entry.value)}${entry.pure ? ' (pure, cached)' : ''}`;
       case 'revoked':

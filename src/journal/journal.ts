@@ -21,7 +21,7 @@ import { DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../ca
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/index.js';
 import { verify, type Identity } from '../identity/index.js';
-import { fromWire, toWire, type GridValue } from '../closures/values.js';
+import { decodeValue, type GridValue } from '../closures/values.js';
 
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile {
@@ -44,10 +44,21 @@ export type EntryBody =
   | { kind: 'revoked'; call: number; reason: string }
   | { kind: 'promised'; call: number; token: Token }
   | { kind: 'revoke'; token: Token; reason: string; by: Principal }
-  | { kind: 'hit'; token: Token; caller: Principal; args: readonly GridValue[]; from: number; parent?: number }
+  /** A call answered from the cache; `from` is the `fulfilled` entry that answered it (its call has the arguments). */
+  | { kind: 'hit'; token: Token; caller: Principal; from: number; parent?: number }
   | { kind: 'seal'; signer: Principal };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
+
+/**
+ * What `append` takes: a `call` or `fulfilled` entry brings its arguments or
+ * value already encoded (the kernel has those bytes anyway), and the entry
+ * decodes them only if someone reads them.
+ */
+export type AppendBody =
+  | Exclude<EntryBody, { kind: 'call' } | { kind: 'fulfilled' } | { kind: 'seal' }>
+  | { kind: 'call'; token: Token; caller: Principal; args: Uint8Array; parent?: number }
+  | { kind: 'fulfilled'; call: number; value: Uint8Array; pure: boolean };
 
 export class JournalError extends Error {
   readonly code: string;
@@ -63,8 +74,26 @@ export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** Flush without waiting for the next turn once this many records are pending. */
 const MAX_PENDING = 1024;
 const SEAL_DOMAIN = new TextEncoder().encode('promisegrid:journal-seal:v1\n');
-const LINK_FIELDS = new Set(['token', 'code', 'prev']);
-const KINDS = new Set<EntryKind>(['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal']);
+/*
+ * Records are positional arrays, not maps: [kind code, seq, at, prev, ...fields].
+ * A record is written once per call on the hot path; arrays skip encoding and
+ * sorting key strings, and arguments and values are embedded as the canonical
+ * CBOR bytes the kernel already holds. The layout below is the schema.
+ */
+const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
+  issue: ['token', 'code', 'export', 'issuer'],
+  call: ['token', 'caller', 'args', 'parent'],
+  fulfilled: ['call', 'value', 'pure'],
+  revoked: ['call', 'reason'],
+  promised: ['call', 'token'],
+  revoke: ['token', 'reason', 'by'],
+  hit: ['token', 'caller', 'from', 'parent'],
+  seal: ['signer', 'sig'],
+};
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal'];
+const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
+const LINK_FIELDS = new Set(['token', 'code']);
+const ENCODED_FIELDS = new Set(['args', 'value']);
 
 const sealBytes = (prev: CID) => {
   const bytes = new Uint8Array(SEAL_DOMAIN.length + prev.bytes.length);
@@ -80,26 +109,75 @@ const frame = (bytes: Uint8Array) => {
   return out;
 };
 
-const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array) => {
-  const record: Record<string, unknown> = { prev };
-  for (const [key, value] of Object.entries(entry)) {
-    if (value === undefined) continue;
-    record[key] = LINK_FIELDS.has(key) ? CID.parse(value as string) : toWire(value, `$.${key}`);
+/** Tokens recur in record after record: parse each once. */
+const linkCache = new Map<string, CID>();
+const MAX_CACHED_LINKS = 4096;
+const parseLink = (text: string) => {
+  let cid = linkCache.get(text);
+  if (!cid) {
+    cid = CID.parse(text);
+    if (linkCache.size >= MAX_CACHED_LINKS) linkCache.clear();
+    linkCache.set(text, cid);
   }
-  if (sig) record.sig = sig;
+  return cid;
+};
+
+/** Encoded payloads of entries (arguments, values), kept for writing. */
+const payloads = new WeakMap<object, Uint8Array>();
+
+/** The canonical bytes behind a `call` entry's args or a `fulfilled` entry's value. */
+export const encodedPayload = (entry: Entry): Uint8Array | undefined => payloads.get(entry);
+
+/** A frozen entry whose `args`/`value` decode on first read. */
+const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array): Entry => {
+  const entry: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && !ENCODED_FIELDS.has(key)) entry[key] = value;
+  if (payload) {
+    const field = fields.kind === 'call' ? 'args' : 'value';
+    let decoded: GridValue | undefined;
+    Object.defineProperty(entry, field, { enumerable: true, get: () => (decoded ??= decodeValue(payload)) });
+    payloads.set(entry, payload);
+  }
+  return Object.freeze(entry) as unknown as Entry;
+};
+
+const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array): unknown[] => {
+  const fields = entry as unknown as Record<string, unknown>;
+  const record: unknown[] = [CODE_OF.get(entry.kind), entry.seq, entry.at, prev];
+  for (const name of LAYOUT[entry.kind]) {
+    if (name === 'sig') record.push(sig);
+    else if (ENCODED_FIELDS.has(name)) record.push(payloads.get(entry));
+    else if (LINK_FIELDS.has(name)) record.push(parseLink(fields[name] as string));
+    else record.push(fields[name] ?? null);
+  }
   return record;
 };
 
-const fromRecord = (record: Record<string, unknown>): { entry: Entry; prev: CID | null; sig?: Uint8Array } => {
-  const { prev, sig, ...fields } = record;
-  const entry: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) {
-    entry[key] = LINK_FIELDS.has(key) ? String(CID.asCID(value) ?? value) : fromWire(value);
-  }
-  if (typeof entry.seq !== 'number' || typeof entry.at !== 'number' || !KINDS.has(entry.kind as EntryKind)) {
-    throw new JournalError('ERR_BAD_RECORD', `record is not a journal entry (kind ${String(entry.kind)})`);
-  }
-  return { entry: harden(entry) as unknown as Entry, prev: CID.asCID(prev) ?? null, sig: sig as Uint8Array | undefined };
+const fromRecord = (record: unknown): { entry: Entry; prev: CID | null; sig?: Uint8Array } => {
+  const bad = (why: string) => new JournalError('ERR_BAD_RECORD', `record is not a journal entry: ${why}`);
+  if (!Array.isArray(record) || record.length < 4) throw bad('not an array of at least 4 items');
+  const [code, seq, at, prev, ...rest] = record as [unknown, unknown, unknown, unknown, ...unknown[]];
+  const kind = typeof code === 'number' ? KIND_CODES[code] : undefined;
+  if (!kind) throw bad(`unknown kind ${String(code)}`);
+  if (typeof seq !== 'number' || typeof at !== 'number') throw bad('seq and at must be numbers');
+  const layout = LAYOUT[kind];
+  if (rest.length !== layout.length) throw bad(`${kind} has ${rest.length} fields, expected ${layout.length}`);
+  const fields: Record<string, unknown> = { seq, at, kind };
+  let payload: Uint8Array | undefined;
+  let sig: Uint8Array | undefined;
+  layout.forEach((name, index) => {
+    const value = rest[index];
+    if (name === 'sig') sig = value as Uint8Array;
+    else if (ENCODED_FIELDS.has(name)) {
+      if (!(value instanceof Uint8Array)) throw bad(`${name} must be bytes`);
+      decodeValue(value); // refuse a payload that is not canonical grid data now, not on first read
+      payload = value;
+    } else if (LINK_FIELDS.has(name)) fields[name] = String(CID.asCID(value) ?? value);
+    else fields[name] = value === null ? undefined : value;
+  });
+  const prevCid = prev === null ? null : CID.asCID(prev);
+  if (prev !== null && !prevCid) throw bad('prev must be a link or null');
+  return { entry: makeEntry(fields, payload), prev: prevCid, sig };
 };
 
 export interface JournalPowers {
@@ -171,7 +249,7 @@ export class Journal {
       const body = bytes.subarray(offset + FRAME_HEADER, end);
       let parsed: ReturnType<typeof fromRecord>;
       try {
-        parsed = fromRecord(decode(body) as Record<string, unknown>);
+        parsed = fromRecord(decode(body));
       } catch (error) {
         // A crash leaves a short frame (handled above) or zeros where the
         // file grew before its data landed. A whole frame that does not
@@ -213,9 +291,10 @@ export class Journal {
     return () => this.#listeners.delete(listener);
   }
 
-  append(body: EntryBody): Entry {
+  append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
-    const entry = harden({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }) as Entry;
+    const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
+    const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload);
     this.#entries.push(entry);
     this.#pending.push(entry);
     for (const listener of this.#listeners) listener(entry);
@@ -261,7 +340,7 @@ export class Journal {
     };
     for (const entry of batch) push(entry);
     if (head) {
-      const seal = harden({ seq: this.#nextSeq++, at: this.#powers.clock(), kind: 'seal', signer: this.#powers.identity.principal }) as Entry;
+      const seal = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), kind: 'seal', signer: this.#powers.identity.principal });
       push(seal, this.#powers.identity.sign(sealBytes(head)));
       this.#entries.push(seal);
     }

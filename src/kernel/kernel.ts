@@ -16,7 +16,7 @@ import type { Identity } from '../identity/index.js';
 import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError } from '../closures/modules.js';
 import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
 import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
-import type { Entry, Journal } from '../journal/journal.js';
+import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 
 export type Outcome =
   | { readonly status: 'fulfilled'; readonly value: GridValue }
@@ -216,7 +216,7 @@ export class Kernel {
         this.#cache.delete(entry.token);
       } else if (entry.kind === 'fulfilled' && entry.pure) {
         const call = calls.get(entry.call);
-        if (call && !this.#revoked.has(call.token)) this.#remember(call.token, encodeValue(call.args), fulfilled(entry.value), entry.seq);
+        if (call && !this.#revoked.has(call.token)) this.#remember(call.token, encodedPayload(call)!, fulfilled(entry.value), entry.seq);
       }
     }
   }
@@ -352,10 +352,14 @@ export class Kernel {
 
   async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> {
     let token: Token;
-    try {
-      token = asToken(tokenText);
-    } catch (error) {
-      return revoked((error as Error).message);
+    if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
+      token = tokenText as Token; // already checked when its closure was loaded
+    } else {
+      try {
+        token = asToken(tokenText);
+      } catch (error) {
+        return revoked((error as Error).message);
+      }
     }
     let argsBytes: Uint8Array;
     try {
@@ -367,13 +371,14 @@ export class Kernel {
     const journal = this.#powers.journal;
     const hit = this.#cache.get(token)?.get(bytesKey(argsBytes));
     if (hit) {
-      journal.append({ kind: 'hit', token, caller: frame.caller, args: decodeValue(argsBytes) as GridValue[], from: hit.from, parent: frame.parent });
+      // The arguments are those of the call that `from` answered: same bytes, same key.
+      journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
       return hit.outcome;
     }
-    const call = journal.append({ kind: 'call', token, caller: frame.caller, args: decodeValue(argsBytes) as GridValue[], parent: frame.parent });
-    const { outcome, pure } = await this.#run(token, argsBytes, frame, call.seq);
+    const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
+    const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
     if (outcome.status === 'fulfilled') {
-      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: outcome.value, pure });
+      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes!, pure });
       // A revocation may have landed while the call ran.
       if (pure && !this.#revoked.has(token)) this.#remember(token, argsBytes, outcome, entry.seq);
     } else if (outcome.status === 'revoked') {
@@ -384,7 +389,12 @@ export class Kernel {
     return outcome;
   }
 
-  async #run(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: boolean }> {
+  async #run(
+    token: Token,
+    argsBytes: Uint8Array,
+    frame: CallFrame,
+    seq: number,
+  ): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
     const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const reason = this.#revoked.get(token);
     if (reason !== undefined) return impure(revoked(reason));
@@ -408,8 +418,8 @@ export class Kernel {
         const further = asToken(result['/']);
         return impure(promised(further));
       }
-      const value = decodeValue(encodeValue(result === undefined ? null : result));
-      return { outcome: fulfilled(value), pure: state.pure };
+      const valueBytes = encodeValue(result === undefined ? null : result);
+      return { outcome: fulfilled(decodeValue(valueBytes)), pure: state.pure, valueBytes };
     } catch (error) {
       return impure(revoked(describeThrown(error)));
     } finally {
