@@ -66,18 +66,20 @@ export const toWire = (value: unknown, path = '$', depth = 0): unknown => {
   return out;
 };
 
-/** Convert codec output (CID instances) back to links, hardened. */
-export const fromWire = (value: unknown): GridValue => harden(fromWireInner(value)) as GridValue;
-
-const fromWireInner = (value: unknown): unknown => {
-  if (value === null || typeof value !== 'object') return value;
-  if (value instanceof Uint8Array) return value;
+/**
+ * Convert codec output (CID instances) back to links, frozen as it is built.
+ * Every node is new and its prototype is a frozen intrinsic, so freezing each
+ * node is exactly what `harden` would do, without a second walk. (Byte arrays
+ * cannot be frozen; they are fresh copies from the decoder.)
+ */
+export const fromWire = (value: unknown): GridValue => {
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value as GridValue;
   const cid = CID.asCID(value);
-  if (cid) return { '/': cid.toString() };
-  if (Array.isArray(value)) return value.map(fromWireInner);
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) out[key] = fromWireInner((value as Record<string, unknown>)[key]);
-  return out;
+  if (cid) return Object.freeze({ '/': cid.toString() });
+  if (Array.isArray(value)) return Object.freeze(value.map(fromWire));
+  const out: Record<string, GridValue> = {};
+  for (const key of Object.keys(value)) out[key] = fromWire((value as Record<string, unknown>)[key]);
+  return Object.freeze(out);
 };
 
 export const encodeValue = (value: unknown): Uint8Array => encode(toWire(value));

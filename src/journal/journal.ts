@@ -122,31 +122,63 @@ const parseLink = (text: string) => {
   return cid;
 };
 
-/** Encoded payloads of entries (arguments, values), kept for writing. */
-const payloads = new WeakMap<object, Uint8Array>();
+/**
+ * Journal entries are frozen instances whose `args` (a call's) or `value` (a
+ * fulfilment's) are kept as the canonical bytes they were written with and
+ * decoded only if someone reads them: most entries are written and never
+ * looked at again, and a private field is cheaper to keep than a decoded
+ * value or a WeakMap entry. `toJSON` gives the plain record.
+ */
+class JournalEntry {
+  readonly #payload: Uint8Array | undefined;
+  #decoded: GridValue | undefined;
+
+  constructor(fields: Record<string, unknown>, payload: Uint8Array | undefined) {
+    for (const key of Object.keys(fields)) {
+      const value = fields[key];
+      if (value !== undefined && !ENCODED_FIELDS.has(key)) (this as unknown as Record<string, unknown>)[key] = value;
+    }
+    this.#payload = payload;
+    Object.freeze(this);
+  }
+
+  get payload(): Uint8Array | undefined {
+    return this.#payload;
+  }
+
+  #decode(): GridValue | undefined {
+    if (this.#decoded === undefined && this.#payload) this.#decoded = decodeValue(this.#payload);
+    return this.#decoded;
+  }
+
+  get args(): GridValue | undefined {
+    return (this as unknown as Entry).kind === 'call' ? this.#decode() : undefined;
+  }
+
+  get value(): GridValue | undefined {
+    return (this as unknown as Entry).kind === 'fulfilled' ? this.#decode() : undefined;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const kind = (this as unknown as Entry).kind;
+    const field = kind === 'call' ? 'args' : kind === 'fulfilled' ? 'value' : undefined;
+    return field ? { ...this, [field]: this.#decode() } : { ...this };
+  }
+}
+harden(JournalEntry);
+
+const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array): Entry =>
+  new JournalEntry(fields, payload) as unknown as Entry;
 
 /** The canonical bytes behind a `call` entry's args or a `fulfilled` entry's value. */
-export const encodedPayload = (entry: Entry): Uint8Array | undefined => payloads.get(entry);
-
-/** A frozen entry whose `args`/`value` decode on first read. */
-const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array): Entry => {
-  const entry: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) if (value !== undefined && !ENCODED_FIELDS.has(key)) entry[key] = value;
-  if (payload) {
-    const field = fields.kind === 'call' ? 'args' : 'value';
-    let decoded: GridValue | undefined;
-    Object.defineProperty(entry, field, { enumerable: true, get: () => (decoded ??= decodeValue(payload)) });
-    payloads.set(entry, payload);
-  }
-  return Object.freeze(entry) as unknown as Entry;
-};
+export const encodedPayload = (entry: Entry): Uint8Array | undefined => (entry as unknown as JournalEntry).payload;
 
 const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array): unknown[] => {
   const fields = entry as unknown as Record<string, unknown>;
   const record: unknown[] = [CODE_OF.get(entry.kind), entry.seq, entry.at, prev];
   for (const name of LAYOUT[entry.kind]) {
     if (name === 'sig') record.push(sig);
-    else if (ENCODED_FIELDS.has(name)) record.push(payloads.get(entry));
+    else if (ENCODED_FIELDS.has(name)) record.push(encodedPayload(entry));
     else if (LINK_FIELDS.has(name)) record.push(parseLink(fields[name] as string));
     else record.push(fields[name] ?? null);
   }

@@ -79,9 +79,10 @@ class RevokeSignal {
 }
 
 const MAX_REASON = 500;
-const revoked = (reason: string): Outcome => harden({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
-const fulfilled = (value: GridValue): Outcome => harden({ status: 'fulfilled', value });
-const promised = (token: Token): Outcome => harden({ status: 'promised', token });
+// Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
+const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
+const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
+const promised = (token: Token): Outcome => Object.freeze({ status: 'promised', token });
 
 /** Describe whatever a hostile closure threw without trusting it. */
 const describeThrown = (thrown: unknown): string => {
@@ -401,8 +402,9 @@ export class Kernel {
     let closure: Closure;
     let entry: unknown;
     try {
-      closure = await this.closure(token);
-      await this.#loadModule(closure.code);
+      // Warm calls find closure and module in memory and never await here.
+      closure = this.#closures.get(token) ?? (await this.closure(token));
+      if (!this.#runner.get(closure.code)) await this.#loadModule(closure.code);
       entry = this.#runner.instantiate(closure.code)[closure.export];
     } catch (error) {
       if (error instanceof KernelError || error instanceof ClosureError || error instanceof PublishError) return impure(revoked(error.message));
@@ -410,7 +412,8 @@ export class Kernel {
     }
     if (typeof entry !== 'function') return impure(revoked(`export ${quote(closure.export)} is not a function`));
     const state: CallState = { frame, closure, seq, pure: true, done: false, fanOut: 0 };
-    const ctx = harden(new CallContext(this, state));
+    // The prototype is hardened once and `env` is deeply frozen: freezing the instance hardens it.
+    const ctx = Object.freeze(new CallContext(this, state));
     try {
       let result = entry(ctx, ...(decodeValue(argsBytes) as GridValue[]));
       if (isThenable(result)) result = await this.#withDeadline(result, frame.deadline);
