@@ -114,7 +114,10 @@ test('returning what is not grid data ends revoked', async (t) => {
   assertDenied(t, await run('export const attack = () => () => 1'), /function is not grid data/);
   assertDenied(t, await run('export const attack = () => ({ get x() { throw new Error("getter bomb") } })'), /getter bomb/);
   assertDenied(t, await run('export const attack = () => new Proxy({}, { ownKeys() { throw new Error("trap") } })'), /trap/);
-  assertDenied(t, await run('export const attack = () => { const a = []; a.push(a); return a }'), /deeper than/);
+  assertDenied(t, await run('export const attack = () => { const a = []; a.push(a); return a }'), /circular references/);
+  assertDenied(t, await run('export const attack = () => { let a = []; for (let i = 0; i < 100000; i++) a = [a]; return a }'), /call stack|deeper than/);
+  assertDenied(t, await run('export const attack = () => { let a = []; for (let i = 0; i < 100; i++) a = [a]; return a }'), /nesting deeper than 64/);
+  assertDenied(t, await run('export const attack = () => "x".repeat(2 * 1024 * 1024)'), /input is \d+ bytes \(limit 1048576\)/);
   assertDenied(t, await run('export const attack = () => ({ toString() { return 1 } , [Symbol.iterator]: 1 })'), {});
 });
 

@@ -13,7 +13,7 @@ import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Pri
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/index.js';
 import { verify, type Identity } from '../identity/index.js';
-import { fromWire, toWire, type GridValue } from './values.js';
+import { encodeValue, fromWire, type GridValue } from './values.js';
 
 export const MIN_NONCE_BYTES = 16;
 const EXPORT_NAME = /^[A-Za-z_$][\w$]{0,127}$/;
@@ -58,10 +58,12 @@ export const makeClosure = (
   nonce: Uint8Array,
 ): { bytes: Uint8Array; closure: Closure } => {
   if (nonce.length < MIN_NONCE_BYTES) throw new RangeError(`nonce must be at least ${MIN_NONCE_BYTES} bytes`);
+  // Round-trip the env through the codec: it must be grid data, and links in
+  // `{ "/": cid }` form become real links in the record.
   const body = {
     code: CID.parse(spec.code),
     export: assertExportName(spec.export),
-    env: toWire(spec.env, '$env'),
+    env: decode(encodeValue(spec.env)),
     issuer: issuer.principal,
     nonce,
   };

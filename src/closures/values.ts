@@ -12,8 +12,8 @@
  * array, which `harden` cannot freeze.
  */
 import { CID } from 'multiformats/cid';
-import { decode, encode } from '../wire/index.js';
-import { quote } from '../caps/ids.js';
+import { decode } from '../wire/index.js';
+import { decodeTrusted, DEFAULT_LIMITS, encodeLinkForm, scan } from '../wire/cbor.js';
 
 export type Link = { readonly '/': string };
 export type GridValue =
@@ -27,8 +27,6 @@ export type GridValue =
   | readonly GridValue[]
   | { readonly [key: string]: GridValue };
 
-const MAX_DEPTH = 64;
-
 export const isLink = (value: unknown): value is Link => {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
   const keys = Object.keys(value);
@@ -36,35 +34,6 @@ export const isLink = (value: unknown): value is Link => {
 };
 
 export const link = (cid: string | CID): Link => harden({ '/': cid.toString() });
-
-/** Convert the link form to CID instances for the codec. */
-export const toWire = (value: unknown, path = '$', depth = 0): unknown => {
-  if (depth > MAX_DEPTH) throw new TypeError(`value nests deeper than ${MAX_DEPTH} at ${path}`);
-  if (value === null || typeof value !== 'object') {
-    if (value === undefined) throw new TypeError(`undefined is not grid data at ${path}`);
-    if (typeof value === 'function' || typeof value === 'symbol') {
-      throw new TypeError(`a ${typeof value} is not grid data at ${path}`);
-    }
-    return value;
-  }
-  if (value instanceof Uint8Array) return value;
-  if (value instanceof CID) return value;
-  if (Array.isArray(value)) return value.map((item, index) => toWire(item, `${path}[${index}]`, depth + 1));
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) {
-    throw new TypeError(`only plain objects are grid data (got ${quote(value)} at ${path})`);
-  }
-  if (isLink(value)) {
-    try {
-      return CID.parse(value['/']);
-    } catch {
-      throw new TypeError(`not a valid link ${quote(value['/'])} at ${path}`);
-    }
-  }
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) out[key] = toWire((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1);
-  return out;
-};
 
 /**
  * Convert codec output (CID instances) back to links, frozen as it is built.
@@ -82,8 +51,27 @@ export const fromWire = (value: unknown): GridValue => {
   return Object.freeze(out);
 };
 
-export const encodeValue = (value: unknown): Uint8Array => encode(toWire(value));
+/** The largest argument list or result a call may carry, encoded. */
+export const MAX_VALUE_BYTES = 1024 * 1024;
+
+/**
+ * Grid data (links in `{ "/": cid }` form) to canonical bytes, refusing what
+ * the strict decoder would later refuse (too deep, too large): whatever a
+ * call carries is journaled, and the journal must always decode again.
+ */
+export const encodeValue = (value: unknown): Uint8Array => {
+  const bytes = encodeLinkForm(value);
+  try {
+    scan(bytes, { ...DEFAULT_LIMITS, maxBytes: MAX_VALUE_BYTES });
+  } catch (error) {
+    throw new RangeError((error as Error).message.replace(/^CBOR decode error: /, ''));
+  }
+  return bytes;
+};
+/** Untrusted canonical bytes to frozen grid data; refuses anything non-canonical. */
 export const decodeValue = (bytes: Uint8Array): GridValue => fromWire(decode(bytes));
+/** Bytes this process just produced with `encodeValue` to a fresh frozen copy. */
+export const copyValue = (bytes: Uint8Array): GridValue => fromWire(decodeTrusted(bytes));
 
 /** One char per byte: a compact, exact Map key (portable; no Buffer). */
 export const bytesKey = (bytes: Uint8Array): string => {

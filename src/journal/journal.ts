@@ -162,7 +162,9 @@ class JournalEntry {
   toJSON(): Record<string, unknown> {
     const kind = (this as unknown as Entry).kind;
     const field = kind === 'call' ? 'args' : kind === 'fulfilled' ? 'value' : undefined;
-    return field ? { ...this, [field]: this.#decode() } : { ...this };
+    const plain: Record<string, unknown> = { ...(this as object) };
+    if (field) plain[field] = this.#decode();
+    return plain;
   }
 }
 harden(JournalEntry);

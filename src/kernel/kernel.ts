@@ -15,7 +15,7 @@ import { blockCid, type BlockStore } from '../store/index.js';
 import type { Identity } from '../identity/index.js';
 import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError } from '../closures/modules.js';
 import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
-import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
+import { bytesKey, copyValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 
 export type Outcome =
@@ -217,15 +217,15 @@ export class Kernel {
         this.#cache.delete(entry.token);
       } else if (entry.kind === 'fulfilled' && entry.pure) {
         const call = calls.get(entry.call);
-        if (call && !this.#revoked.has(call.token)) this.#remember(call.token, encodedPayload(call)!, fulfilled(entry.value), entry.seq);
+        if (call && !this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
       }
     }
   }
 
-  #remember(token: Token, argsBytes: Uint8Array, outcome: Outcome, from: number) {
+  #remember(token: Token, argsKey: string, outcome: Outcome, from: number) {
     let byArgs = this.#cache.get(token);
     if (!byArgs) this.#cache.set(token, (byArgs = new Map()));
-    byArgs.set(bytesKey(argsBytes), { outcome, from });
+    byArgs.set(argsKey, { outcome, from });
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -370,7 +370,8 @@ export class Kernel {
       return revoked(`bad arguments: ${(error as Error).message}`);
     }
     const journal = this.#powers.journal;
-    const hit = this.#cache.get(token)?.get(bytesKey(argsBytes));
+    const argsKey = bytesKey(argsBytes);
+    const hit = this.#cache.get(token)?.get(argsKey);
     if (hit) {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
@@ -381,7 +382,7 @@ export class Kernel {
     if (outcome.status === 'fulfilled') {
       const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes!, pure });
       // A revocation may have landed while the call ran.
-      if (pure && !this.#revoked.has(token)) this.#remember(token, argsBytes, outcome, entry.seq);
+      if (pure && !this.#revoked.has(token)) this.#remember(token, argsKey, outcome, entry.seq);
     } else if (outcome.status === 'revoked') {
       journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason });
     } else {
@@ -415,14 +416,14 @@ export class Kernel {
     // The prototype is hardened once and `env` is deeply frozen: freezing the instance hardens it.
     const ctx = Object.freeze(new CallContext(this, state));
     try {
-      let result = entry(ctx, ...(decodeValue(argsBytes) as GridValue[]));
+      let result = entry(ctx, ...(copyValue(argsBytes) as GridValue[]));
       if (isThenable(result)) result = await this.#withDeadline(result, frame.deadline);
       if (isLink(result)) {
         const further = asToken(result['/']);
         return impure(promised(further));
       }
       const valueBytes = encodeValue(result === undefined ? null : result);
-      return { outcome: fulfilled(decodeValue(valueBytes)), pure: state.pure, valueBytes };
+      return { outcome: fulfilled(copyValue(valueBytes)), pure: state.pure, valueBytes };
     } catch (error) {
       return impure(revoked(describeThrown(error)));
     } finally {

@@ -39,29 +39,40 @@ const describe = (value: unknown) =>
   value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value).slice(8, -1) : typeof value;
 
 const refuse = (value: unknown): never => {
-  throw new TypeError(`cannot encode ${describe(value)} as grid data`);
+  if (typeof value === 'object' && value !== null) {
+    throw new TypeError(`only plain objects are grid data (got ${describe(value)})`);
+  }
+  throw new TypeError(`${typeof value === 'function' ? 'a function' : describe(value)} is not grid data`);
 };
 
-/*
- * Map keys are text strings only (the decoder refuses others). For text
- * keys, RFC 8949's bytewise order of encoded keys is the same as cborg's
- * default order — shorter UTF-8 first, then bytewise — because a string's
- * header grows with its length. The default sorter compares without
- * encoding every key a second time, which the RFC 8949 sorter does; the
- * tests hold the two to the same bytes.
- */
-const encodeOptions = {
+const linkTokens = (cid: CID) => {
+  const bytes = new Uint8Array(cid.bytes.length + 1);
+  bytes.set(cid.bytes, 1);
+  return [new Token(Type.tag, LINK_TAG), new Token(Type.bytes, bytes)];
+};
+
+/** `{ "/": "<cid>" }`, the DAG-JSON spelling of a link. */
+const linkText = (value: object): string | undefined => {
+  const keys = Object.keys(value);
+  return keys.length === 1 && keys[0] === '/' && typeof (value as { '/': unknown })['/'] === 'string'
+    ? (value as { '/': string })['/']
+    : undefined;
+};
+
+const makeEncodeOptions = (linkForm: boolean) => ({
   typeEncoders: {
-    Object: (value: unknown) => {
+    Object: (value: object) => {
       const cid = CID.asCID(value);
-      if (cid) {
-        const bytes = new Uint8Array(cid.bytes.length + 1);
-        bytes.set(cid.bytes, 1);
-        return [new Token(Type.tag, LINK_TAG), new Token(Type.bytes, bytes)];
-      }
+      if (cid) return linkTokens(cid);
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) refuse(value);
-      return null;
+      const text = linkForm ? linkText(value) : undefined;
+      if (text === undefined) return null;
+      try {
+        return linkTokens(CID.parse(text));
+      } catch {
+        throw new TypeError(`not a valid link: ${JSON.stringify(text.slice(0, 80))}`);
+      }
     },
     number: (value: number) => (Number.isFinite(value) ? null : refuse(value)),
     undefined: refuse,
@@ -74,10 +85,24 @@ const encodeOptions = {
     DataView: refuse,
     ArrayBuffer: refuse,
   },
-};
+});
+
+/*
+ * Map keys are text strings only (the decoder refuses others). For text
+ * keys, RFC 8949's bytewise order of encoded keys is the same as cborg's
+ * default order — shorter UTF-8 first, then bytewise — because a string's
+ * header grows with its length. The default sorter compares without
+ * encoding every key a second time, which the RFC 8949 sorter does; the
+ * tests hold the two to the same bytes.
+ */
+const encodeOptions = makeEncodeOptions(false);
+const linkFormOptions = makeEncodeOptions(true);
 
 /** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
 export const encode = (value: unknown): Uint8Array => cborgEncode(value, encodeOptions as never);
+
+/** As `encode`, also reading `{ "/": "<cid>" }` objects as links (the kernel's value form). */
+export const encodeLinkForm = (value: unknown): Uint8Array => cborgEncode(value, linkFormOptions as never);
 
 /** cborg hands a tag decoder a control that decodes the tagged content. */
 type TagDecodeControl = () => unknown;
@@ -246,6 +271,13 @@ export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootT
   }
   return value;
 };
+
+/**
+ * Decode bytes this process encoded itself a moment ago (a call's arguments
+ * on their way into a closure): the strict checks would only re-prove what
+ * `encode` guarantees.
+ */
+export const decodeTrusted = (bytes: Uint8Array): unknown => cborgDecode(bytes, decodeOptions as never);
 
 /** Strictly decode one grid data item. */
 export const decode = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown =>
