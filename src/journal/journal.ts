@@ -19,7 +19,8 @@
 import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
-import { blockCid } from '../store/index.js';
+import { LinkBytes } from '../wire/cbor.js';
+import { blockCidBytes } from '../store/index.js';
 import { verify, type Identity } from '../identity/index.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 
@@ -95,12 +96,16 @@ const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 const LINK_FIELDS = new Set(['token', 'code']);
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
-const sealBytes = (prev: CID) => {
-  const bytes = new Uint8Array(SEAL_DOMAIN.length + prev.bytes.length);
+/** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
+const sealBytes = (prev: Uint8Array) => {
+  const bytes = new Uint8Array(SEAL_DOMAIN.length + prev.length);
   bytes.set(SEAL_DOMAIN);
-  bytes.set(prev.bytes, SEAL_DOMAIN.length);
+  bytes.set(prev, SEAL_DOMAIN.length);
   return bytes;
 };
+
+const sameBytes = (a: Uint8Array | null, b: Uint8Array | null) =>
+  a === b || (a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]));
 
 const frame = (bytes: Uint8Array) => {
   const out = new Uint8Array(FRAME_HEADER + bytes.length);
@@ -175,9 +180,9 @@ const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array): Entry
 /** The canonical bytes behind a `call` entry's args or a `fulfilled` entry's value. */
 export const encodedPayload = (entry: Entry): Uint8Array | undefined => (entry as unknown as JournalEntry).payload;
 
-const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array): unknown[] => {
+const toRecord = (entry: Entry, prev: Uint8Array | null, sig?: Uint8Array): unknown[] => {
   const fields = entry as unknown as Record<string, unknown>;
-  const record: unknown[] = [CODE_OF.get(entry.kind), entry.seq, entry.at, prev];
+  const record: unknown[] = [CODE_OF.get(entry.kind), entry.seq, entry.at, prev && new LinkBytes(prev)];
   for (const name of LAYOUT[entry.kind]) {
     if (name === 'sig') record.push(sig);
     else if (ENCODED_FIELDS.has(name)) record.push(encodedPayload(entry));
@@ -187,7 +192,7 @@ const toRecord = (entry: Entry, prev: CID | null, sig?: Uint8Array): unknown[] =
   return record;
 };
 
-const fromRecord = (record: unknown): { entry: Entry; prev: CID | null; sig?: Uint8Array } => {
+const fromRecord = (record: unknown): { entry: Entry; prev: Uint8Array | null; sig?: Uint8Array } => {
   const bad = (why: string) => new JournalError('ERR_BAD_RECORD', `record is not a journal entry: ${why}`);
   if (!Array.isArray(record) || record.length < 4) throw bad('not an array of at least 4 items');
   const [code, seq, at, prev, ...rest] = record as [unknown, unknown, unknown, unknown, ...unknown[]];
@@ -211,7 +216,7 @@ const fromRecord = (record: unknown): { entry: Entry; prev: CID | null; sig?: Ui
   });
   const prevCid = prev === null ? null : CID.asCID(prev);
   if (prev !== null && !prevCid) throw bad('prev must be a link or null');
-  return { entry: makeEntry(fields, payload), prev: prevCid, sig };
+  return { entry: makeEntry(fields, payload), prev: prevCid ? prevCid.bytes : null, sig };
 };
 
 export interface JournalPowers {
@@ -232,7 +237,8 @@ export class Journal {
   readonly #powers: JournalPowers;
   readonly #entries: Entry[] = [];
   #pending: Entry[] = [];
-  #head: CID | null;
+  /** Binary CID of the last record written. */
+  #head: Uint8Array | null;
   #nextSeq: number;
   #scheduled = false;
   #writing: Promise<void> = Promise.resolve();
@@ -240,7 +246,7 @@ export class Journal {
   #closed = false;
   readonly #listeners = new Set<(entry: Entry) => void>();
 
-  private constructor(powers: JournalPowers, entries: Entry[], head: CID | null) {
+  private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null) {
     this.#powers = powers;
     this.#entries = entries;
     this.#head = head;
@@ -272,7 +278,7 @@ export class Journal {
     const entries: Entry[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
-    let head: CID | null = null;
+    let head: Uint8Array | null = null;
     let unsealed = 0;
     while (offset < bytes.length) {
       const remaining = bytes.length - offset;
@@ -292,7 +298,7 @@ export class Journal {
         throw new JournalError('ERR_CORRUPT', `record at byte ${offset} does not decode: ${(error as Error).message}`);
       }
       const { entry, prev, sig } = parsed;
-      if (String(prev) !== String(head)) {
+      if (!sameBytes(prev, head)) {
         throw new JournalError('ERR_CORRUPT', `record ${entry.seq} at byte ${offset} does not link to the record before it`);
       }
       if (entry.kind === 'seal') {
@@ -304,7 +310,7 @@ export class Journal {
         unsealed += 1;
       }
       entries.push(entry);
-      head = blockCid(body, DAG_CBOR_CODEC);
+      head = blockCidBytes(body, DAG_CBOR_CODEC);
       offset = end;
     }
     return { entries, head, goodLength: offset, unsealed };
@@ -370,7 +376,7 @@ export class Journal {
     const push = (entry: Entry, sig?: Uint8Array) => {
       const bytes = encode(toRecord(entry, head, sig));
       frames.push(frame(bytes));
-      head = blockCid(bytes, DAG_CBOR_CODEC);
+      head = blockCidBytes(bytes, DAG_CBOR_CODEC);
     };
     for (const entry of batch) push(entry);
     if (head) {

@@ -51,6 +51,11 @@ const linkTokens = (cid: CID) => {
   return [new Token(Type.tag, LINK_TAG), new Token(Type.bytes, bytes)];
 };
 
+/** A link given as binary CID bytes, encoded as tag 42 without building a CID object. */
+export class LinkBytes {
+  constructor(readonly cid: Uint8Array) {}
+}
+
 /** `{ "/": "<cid>" }`, the DAG-JSON spelling of a link. */
 const linkText = (value: object): string | undefined => {
   const keys = Object.keys(value);
@@ -62,6 +67,11 @@ const linkText = (value: object): string | undefined => {
 const makeEncodeOptions = (linkForm: boolean) => ({
   typeEncoders: {
     Object: (value: object) => {
+      if (value instanceof LinkBytes) {
+        const bytes = new Uint8Array(value.cid.length + 1);
+        bytes.set(value.cid, 1);
+        return [new Token(Type.tag, LINK_TAG), new Token(Type.bytes, bytes)];
+      }
       const cid = CID.asCID(value);
       if (cid) return linkTokens(cid);
       const proto = Object.getPrototypeOf(value);
