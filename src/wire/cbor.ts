@@ -139,6 +139,40 @@ const decodeOptions = {
   tags: Object.assign([], { [LINK_TAG]: tagDecoder(decodeLink) }),
 };
 
+/** Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF), checked in place. */
+const isUtf8 = (bytes: Uint8Array, from: number, to: number): boolean => {
+  let i = from;
+  while (i < to) {
+    const b0 = bytes[i]!;
+    if (b0 < 0x80) {
+      i += 1;
+      continue;
+    }
+    let need: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b0 >= 0xc2 && b0 <= 0xdf) need = 1;
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+      need = 2;
+      if (b0 === 0xe0) lo = 0xa0; // no overlongs
+      if (b0 === 0xed) hi = 0x9f; // no surrogates
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+      need = 3;
+      if (b0 === 0xf0) lo = 0x90;
+      if (b0 === 0xf4) hi = 0x8f;
+    } else return false;
+    if (i + need >= to) return false;
+    const b1 = bytes[i + 1]!;
+    if (b1 < lo || b1 > hi) return false;
+    for (let k = 2; k <= need; k++) {
+      const b = bytes[i + k]!;
+      if (b < 0x80 || b > 0xbf) return false;
+    }
+    i += need + 1;
+  }
+  return true;
+};
+
 /** Frame of the structure scan: children still expected, and whether it is a map. */
 interface Open {
   remaining: number;
@@ -202,6 +236,9 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
         if (argument > remainingBytes) {
           throw new WireError('ERR_TRUNCATED', `string at byte ${start} declares ${argument} bytes but ${remainingBytes} remain`);
         }
+        if (major === 3 && !isUtf8(bytes, pos, pos + argument)) {
+          throw new WireError('ERR_MALFORMED', `text string at byte ${start} is not valid UTF-8`);
+        }
         pos += argument;
         break;
       case 4:
@@ -248,7 +285,7 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => {
 const classify = (error: unknown): WireError => {
   if (error instanceof WireError) return error;
   const message = String((error as Error)?.message ?? error).replace(/^CBOR decode error:\s*/, '');
-  if (/duplicate/i.test(message)) return new WireError('ERR_DUPLICATE_KEY', message);
+  if (/duplicate|repeat map key/i.test(message)) return new WireError('ERR_DUPLICATE_KEY', message);
   if (/more bytes than necessary|minimal|canonical/i.test(message)) return new WireError('ERR_NON_CANONICAL', message);
   return new WireError('ERR_MALFORMED', message);
 };
