@@ -52,7 +52,7 @@ export const loadOrCreateIdentity = async (path: string, randomBytes: (length: n
   // Write the whole file under a temporary name, then link it into place:
   // link refuses to replace, so if another process created a key first, its
   // key wins and we load it.
-  const temp = `${path}.${process.pid}.tmp`;
+  const temp = `${path}.${Buffer.from(randomBytes(8)).toString('hex')}.tmp`;
   await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
   try {
     await link(temp, path);
