@@ -108,7 +108,7 @@ test('did:key principals', (t) => {
   t.is(principalFromPublicKey(identity.publicKey), identity.principal);
   // The did:key spec's Ed25519 example round-trips.
   const example = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
-  t.is<string>(principalFromPublicKey(publicKeyFromPrincipal(example)), example);
+  t.is(principalFromPublicKey(publicKeyFromPrincipal(example)) as string, example);
   t.throws(() => publicKeyFromPrincipal('did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme'), { message: /did:key/ });
   t.throws(() => publicKeyFromPrincipal('did:web:example.com'), { instanceOf: TypeError });
   const random = generateIdentity((n) => new Uint8Array(randomBytes(n)));
