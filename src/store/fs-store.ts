@@ -23,11 +23,16 @@ export const blockPath = (dir: string, cid: CID): string => {
 
 export const openFsBlockStore = (dir: string, options: { maxBlockBytes?: number } = {}): BlockStore => {
   const maxBlockBytes = options.maxBlockBytes ?? DEFAULT_MAX_BLOCK_BYTES;
+  /** Shard folders known to exist: there are at most 32² of them. */
+  const shards = new Set<string>();
   const write = async (cid: CID, bytes: Uint8Array) => {
     if (bytes.length > maxBlockBytes) throw new StoreError('ERR_TOO_LARGE', `block of ${bytes.length} bytes (limit ${maxBlockBytes})`);
     const path = blockPath(dir, cid);
     const shard = join(path, '..');
-    await mkdir(shard, { recursive: true });
+    if (!shards.has(shard)) {
+      await mkdir(shard, { recursive: true, mode: 0o700 });
+      shards.add(shard);
+    }
     const temp = join(shard, `.tmp-${randomBytes(8).toString('hex')}`);
     await writeFile(temp, bytes, { flag: 'wx', mode: 0o600 });
     try {
