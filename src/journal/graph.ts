@@ -137,9 +137,15 @@ const hitArgs = (bySeq: Map<number, Entry>, from: number): readonly unknown[] | 
   return call?.kind === 'call' ? call.args : undefined;
 };
 
+/**
+ * One line per record. Seals are left out of the listing — they vouch for
+ * records rather than being events — and summarised in a last line.
+ */
 export const renderText = (entries: readonly Entry[], name: Namer = short, all: readonly Entry[] = entries): string => {
   const bySeq = new Map(all.map((entry) => [entry.seq, entry]));
-  const lines = entries.map((entry) => {
+  const lastSeal = all.findLast((entry) => entry.kind === 'seal');
+  const events = entries.filter((entry): entry is Exclude<Entry, { kind: 'seal' }> => entry.kind !== 'seal');
+  const lines = events.map((entry) => {
     const head = `#${entry.seq} ${new Date(entry.at).toISOString()} ${entry.kind.padEnd(9)}`;
     switch (entry.kind) {
       case 'issue':
@@ -156,10 +162,9 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
         return `${head} #${entry.call} -> further promise ${name(entry.token)}`;
       case 'revoke':
         return `${head} ${name(entry.token)} by ${name(entry.by)}: ${entry.reason}`;
-      case 'seal':
-        return `${head} signed by ${name(entry.signer)}`;
     }
   });
+  if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
   return lines.join('\n');
 };
 
