@@ -231,3 +231,23 @@ test('revoking an unknown token is an error', async (t) => {
 test('openKernel rejects unknown options', async (t) => {
   await t.throwsAsync(openKernel({ memory: true, nonsense: 1 } as never), { message: /unknown option "nonsense"/ });
 });
+
+test('a warm call touches neither the store nor the parser', async (t) => {
+  const { openMemoryBlockStore } = await import('../src/store/index.js');
+  const { generateIdentity } = await import('../src/identity/index.js');
+  const { Journal, memoryJournalFile } = await import('../src/journal/journal.js');
+  const { Kernel } = await import('../src/kernel/kernel.js');
+  const { randomBytes } = await import('node:crypto');
+  const inner = openMemoryBlockStore();
+  let reads = 0;
+  const store = { ...inner, get: (cid: Parameters<typeof inner.get>[0]) => ((reads += 1), inner.get(cid)) };
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const identity = generateIdentity(random);
+  const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+  const kernel = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer: () => () => {} });
+  t.teardown(() => kernel.close());
+  const token = await kernel.issue({ code: await kernel.publish(await example('hello.js')), export: 'greet', env: { greeting: 'hi' } });
+  const before = reads;
+  for (const name of ['a', 'b', 'c']) t.is((await kernel.call(token, [name])).status, 'fulfilled');
+  t.is(reads, before, 'closure and compiled module come from memory');
+});

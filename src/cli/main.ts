@@ -17,6 +17,7 @@ import { PetNames } from '../home/names.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
+import { openFsBlockStore } from '../store/index.js';
 
 declare const getStackString: (error: Error) => string;
 
@@ -244,10 +245,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       if (source === '-') bytes = await inv.io.stdin();
       else if (/^([0-9a-f]{2})+$/i.test(source) && !existsSync(source)) bytes = new Uint8Array(Buffer.from(source, 'hex'));
       else if (!existsSync(source) && isCid(source)) {
-        bytes = await withKernel(inv, async () => {
-          const { openFsBlockStore } = await import('../store/index.js');
-          return openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(source));
-        });
+        bytes = await withKernel(inv, () => openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(source)));
       } else bytes = await readInput(source);
       const report = inspectBytes(bytes);
       inv.io.out(inv.json ? toJsonText(report) : report.text);

@@ -244,7 +244,6 @@ export class Journal {
   #writing: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #closed = false;
-  readonly #listeners = new Set<(entry: Entry) => void>();
 
   private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null) {
     this.#powers = powers;
@@ -325,19 +324,12 @@ export class Journal {
     return this.#entries.length;
   }
 
-  /** Watch new entries as they are appended; returns an unsubscribe function. */
-  subscribe(listener: (entry: Entry) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
-  }
-
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
     const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload);
     this.#entries.push(entry);
     this.#pending.push(entry);
-    for (const listener of this.#listeners) listener(entry);
     if (this.#pending.length >= MAX_PENDING) void this.#startWrite();
     else if (!this.#scheduled) {
       this.#scheduled = true;
