@@ -14,6 +14,7 @@ import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/index.js';
 import { verify, type Identity } from '../identity/index.js';
 import { encodeValue, fromWire, type GridValue } from './values.js';
+import { GridError } from '../caps/errors.js';
 
 export const MIN_NONCE_BYTES = 16;
 const EXPORT_NAME = /^[A-Za-z_$][\w$]{0,127}$/;
@@ -27,14 +28,7 @@ export interface Closure {
   readonly issuer: Principal;
 }
 
-export class ClosureError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ClosureError';
-    this.code = code;
-  }
-}
+export class ClosureError extends GridError {}
 
 const signingBytes = (body: Record<string, unknown>) => {
   const encoded = encode(body);

@@ -20,16 +20,14 @@
  */
 import { ModuleSource } from '@endo/module-source';
 import { asModuleId, quote, type ModuleId } from '../caps/ids.js';
+import { GridError } from '../caps/errors.js';
 
 /** The one bare specifier grid modules may import: the closure-side API. */
 export const CLOSURE_API_SPECIFIER = 'promisegrid';
 
-export class PublishError extends Error {
-  readonly code: string;
+export class PublishError extends GridError {
   constructor(code: string, message: string) {
-    super(`publish: ${message}`);
-    this.name = 'PublishError';
-    this.code = code;
+    super(code, `publish: ${message}`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { asModuleId, asPrincipal, asToken, parseCid, quote } from '../caps/ids.js';
+import { GridError } from '../caps/errors.js';
 
 export type NameKind = 'token' | 'module' | 'principal' | 'block';
 export interface NameEntry {
@@ -14,14 +15,7 @@ export interface NameEntry {
 
 const PET_NAME = /^[A-Za-z][\w.-]{0,63}$/;
 
-export class NameError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'NameError';
-    this.code = code;
-  }
-}
+export class NameError extends GridError {}
 
 export const assertPetName = (name: unknown): string => {
   if (typeof name !== 'string' || !PET_NAME.test(name)) {

@@ -4,15 +4,9 @@
  */
 import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { identityFromSecret, type Identity } from './identity.js';
+import { GridError } from '../caps/errors.js';
 
-export class KeyFileError extends Error {
-  readonly code: 'ERR_NO_IDENTITY' | 'ERR_KEY_PERMISSIONS' | 'ERR_KEY_MALFORMED';
-  constructor(code: KeyFileError['code'], message: string) {
-    super(message);
-    this.name = 'KeyFileError';
-    this.code = code;
-  }
-}
+export class KeyFileError extends GridError<'ERR_NO_IDENTITY' | 'ERR_KEY_PERMISSIONS' | 'ERR_KEY_MALFORMED'> {}
 
 export const loadIdentity = async (path: string): Promise<Identity> => {
   let mode: number;

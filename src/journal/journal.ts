@@ -23,6 +23,7 @@ import { LinkBytes } from '../wire/cbor.js';
 import { blockCidBytes } from '../store/index.js';
 import { verify, type Identity } from '../identity/index.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
+import { GridError } from '../caps/errors.js';
 
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile {
@@ -61,12 +62,9 @@ export type AppendBody =
   | { kind: 'call'; token: Token; caller: Principal; args: Uint8Array; parent?: number }
   | { kind: 'fulfilled'; call: number; value: Uint8Array; pure: boolean };
 
-export class JournalError extends Error {
-  readonly code: string;
+export class JournalError extends GridError {
   constructor(code: string, message: string) {
-    super(`journal: ${message}`);
-    this.name = 'JournalError';
-    this.code = code;
+    super(code, `journal: ${message}`);
   }
 }
 

@@ -17,6 +17,7 @@ import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError
 import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
 import { bytesKey, copyValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
+import { GridError } from '../caps/errors.js';
 
 export type Outcome =
   | { readonly status: 'fulfilled'; readonly value: GridValue }
@@ -64,14 +65,7 @@ export interface IssueSpec {
   readonly env?: unknown;
 }
 
-export class KernelError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'KernelError';
-    this.code = code;
-  }
-}
+export class KernelError extends GridError {}
 
 /** Thrown by `ctx.revoke` to end the current call as revoked. */
 class RevokeSignal {

@@ -1,3 +1,5 @@
+import { GridError } from '../caps/errors.js';
+
 /** Every refusal of the codec: a stable `code` and a message with the prefix `CBOR decode error: `. */
 export type WireErrorCode =
   | 'ERR_TOO_LARGE'
@@ -16,11 +18,8 @@ export type WireErrorCode =
   | 'ERR_NOT_A_MESSAGE'
   | 'ERR_MALFORMED';
 
-export class WireError extends Error {
-  readonly code: WireErrorCode;
+export class WireError extends GridError<WireErrorCode> {
   constructor(code: WireErrorCode, message: string) {
-    super(`CBOR decode error: ${message}`);
-    this.name = 'WireError';
-    this.code = code;
+    super(code, `CBOR decode error: ${message}`);
   }
 }

@@ -1,0 +1,12 @@
+/**
+ * The one shape of every refusal in the tree: a one-line message that starts
+ * with its layer's prefix, and a stable `code` for programs to branch on.
+ */
+export class GridError<Code extends string = string> extends Error {
+  readonly code: Code;
+  constructor(code: Code, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
