@@ -71,6 +71,9 @@ test('--json gives one JSON object per command', async (t) => {
   const refused = await grid(home, ['call', issued.token, '"two"', '40', '--json']);
   t.is(refused.code, 3);
   t.deepEqual(JSON.parse(refused.stdout), { status: 'revoked', reason: 'add expects two small integers, got string and number' });
+  const failed = await grid(home, ['issue', 'no-such-module', '--export', 'f', '--json']);
+  t.is(failed.code, 1);
+  t.deepEqual(JSON.parse(failed.stdout), { error: 'module id is not a valid CID: "no-such-module"', code: 'ERR_USAGE' });
   const graph = JSON.parse(await ok(home, ['graph', '--json']));
   t.true(Array.isArray(graph.entries) && graph.entries.length >= 5);
   const rep = JSON.parse(await ok(home, ['reputation', '--json']));
@@ -162,6 +165,13 @@ test('errors are one line with the right exit code, and --debug adds the stack',
   const unknown = await grid(home, ['call', 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku']);
   t.is(unknown.code, 3);
   t.is(unknown.stderr, 'revoked: unknown token');
+  const stuck = join(home, 'stuck.js');
+  await writeFile(stuck, 'export const wait = () => new Promise(() => {});');
+  const waiting = await ok(home, ['issue', stuck, '--export', 'wait']);
+  const timedOut = await grid(home, ['call', waiting, '--timeout', '100']);
+  t.is(timedOut.code, 4);
+  t.is(timedOut.stderr, 'revoked: time limit');
+  t.is((await grid(home, ['call', waiting, '--timeout', 'soon'])).code, 1);
   const debug = await grid(home, ['publish', 'no/such/file.js', '--debug']);
   t.regex(debug.stderr, /\n\s+at /);
 });

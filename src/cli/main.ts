@@ -10,7 +10,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { openKernel } from '../kernel/open.js';
-import type { Kernel, Outcome } from '../kernel/kernel.js';
+import type { Kernel, KernelLimits, Outcome } from '../kernel/kernel.js';
 import { asPrincipal, asToken, parseCid, quote, type Token } from '../caps/ids.js';
 import { defaultHome, homePaths } from '../home/home.js';
 import { PetNames } from '../home/names.js';
@@ -54,8 +54,12 @@ const GLOBAL_OPTIONS: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
-const withKernel = async <T>(inv: Invocation, body: (kernel: Kernel, names: PetNames) => Promise<T>, create = false): Promise<T> => {
-  const kernel = await openKernel({ home: inv.home, create, lockWaitMs: inv.lockWaitMs });
+const withKernel = async <T>(
+  inv: Invocation,
+  body: (kernel: Kernel, names: PetNames) => Promise<T>,
+  options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
+): Promise<T> => {
+  const kernel = await openKernel({ home: inv.home, create: options.create ?? false, lockWaitMs: inv.lockWaitMs, limits: options.limits });
   try {
     const names = await PetNames.open(homePaths(inv.home).names);
     return await body(kernel, names);
@@ -104,7 +108,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
           inv.io.out(inv.json ? toJsonText({ principal: kernel.principal, home: homePaths(inv.home).root }) : kernel.principal);
           return EXIT.ok;
         },
-        true,
+        { create: true },
       ),
   },
   publish: {
@@ -145,18 +149,22 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
   call: {
-    usage: 'grid call TOKEN [ARG…] [--no-follow]',
-    summary: 'call a token with JSON arguments; print the value (exit 3 if revoked)',
-    options: { 'no-follow': { type: 'boolean' }, via: { type: 'string' } },
+    usage: 'grid call TOKEN [ARG…] [--no-follow] [--timeout MS]',
+    summary: 'call a token with JSON arguments; print the value (exit 3 if revoked, 4 if timed out)',
+    options: { 'no-follow': { type: 'boolean' }, via: { type: 'string' }, timeout: { type: 'string' } },
     run: async (inv) => {
       if (inv.values.via) return notYet('--via', 'nodes arrive with `grid start`')(inv);
       const [tokenRef, ...argTexts] = inv.positionals;
       const args = argTexts.map((text, index) => parseJsonArg(text, `argument ${index + 1}`));
+      const timeout = inv.values.timeout === undefined ? undefined : Number(inv.values.timeout);
+      if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0)) {
+        throw new UsageError(`--timeout must be a positive whole number of milliseconds (got ${quote(inv.values.timeout)})`);
+      }
       return withKernel(inv, async (kernel, names) => {
         const token = resolveToken(tokenRef, names);
         const outcome = await kernel.call(token, args, { follow: !inv.values['no-follow'] });
         return printOutcome(inv, outcome);
-      });
+      }, { limits: timeout === undefined ? {} : { callTimeoutMs: timeout } });
     },
   },
   revoke: {
@@ -319,8 +327,9 @@ export const main = async (argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
     const lockWaitMs = env.GRID_LOCK_WAIT_MS ? Number(env.GRID_LOCK_WAIT_MS) : undefined;
     return await command.run({ home, lockWaitMs, json: parsed.values.json === true, values: parsed.values, positionals: parsed.positionals, io });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    io.err(`grid: ${message.split('\n')[0]}`);
+    const message = (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+    io.err(`grid: ${message}`);
+    if (argv.includes('--json')) io.out(toJsonText({ error: message, code: (error as { code?: unknown })?.code ?? 'ERR_USAGE' }));
     // Under lockdown `error.stack` is hidden from ordinary code; SES gives the
     // perimeter `getStackString` to read it.
     if (debug && error instanceof Error) io.err(getStackString(error) || error.stack || '(no stack)');

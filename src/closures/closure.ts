@@ -11,8 +11,8 @@
 import { CID } from 'multiformats/cid';
 import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
-import { blockCid } from '../store/index.js';
-import { verify, type Identity } from '../identity/index.js';
+import { blockCid } from '../store/hashing.js';
+import { verify, type Identity } from '../identity/identity.js';
 import { encodeValue, fromWire, type GridValue } from './values.js';
 import { GridError } from '../caps/errors.js';
 

@@ -65,10 +65,16 @@ const isWasm = (bytes: Uint8Array) =>
 export type ModuleKind = 'js' | 'wasm';
 
 /** Decide what a published payload is: WebAssembly bytes or JS source text. */
+/** Largest module accepted, checked before parsing or compiling it. */
+export const MAX_MODULE_BYTES = 8 * 1024 * 1024;
+
 export const classifyModule = (payload: string | Uint8Array): { kind: ModuleKind; bytes: Uint8Array; text?: string } => {
-  if (typeof payload === 'string') return { kind: 'js', bytes: new TextEncoder().encode(payload), text: payload };
+  if (typeof payload === 'string') payload = new TextEncoder().encode(payload);
   if (!(payload instanceof Uint8Array)) {
     throw new TypeError(`publish: a module is source text or bytes (got ${quote(payload)})`);
+  }
+  if (payload.length > MAX_MODULE_BYTES) {
+    throw new PublishError('ERR_TOO_LARGE', `module is ${payload.length} bytes (limit ${MAX_MODULE_BYTES})`);
   }
   if (isWasm(payload)) {
     if (!WebAssembly.validate(payload as Uint8Array<ArrayBuffer>)) throw new PublishError('ERR_BAD_WASM', 'invalid WebAssembly module');

@@ -20,8 +20,8 @@ import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { LinkBytes } from '../wire/cbor.js';
-import { blockCidBytes } from '../store/index.js';
-import { verify, type Identity } from '../identity/index.js';
+import { blockCidBytes } from '../store/hashing.js';
+import { verify, type Identity } from '../identity/identity.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { GridError } from '../caps/errors.js';
 

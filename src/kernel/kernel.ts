@@ -10,9 +10,10 @@
  * throws all end as `revoked` with a reason a person can read.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asToken, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
-import { blockCid, type BlockStore } from '../store/index.js';
-import type { Identity } from '../identity/index.js';
+import { asModuleId, asToken, isToken, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { blockCid } from '../store/hashing.js';
+import type { BlockStore } from '../store/types.js';
+import type { Identity } from '../identity/identity.js';
 import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError } from '../closures/modules.js';
 import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
 import { bytesKey, copyValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
@@ -189,7 +190,11 @@ export class Kernel {
   constructor(powers: KernelPowers) {
     this.#powers = powers;
     this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits });
-    this.#runner = new ModuleRunner({ isToken: (x: unknown) => isLink(x), link: (cid: string) => link(asToken(cid)) });
+    // The closure-side API, what `import … from 'promisegrid'` gives a module.
+    this.#runner = new ModuleRunner({
+      isToken: (x: unknown) => isLink(x) && isToken(x['/']),
+      link: (cid: string) => link(asToken(cid)),
+    });
     this.#replay(powers.journal.entries());
   }
 
