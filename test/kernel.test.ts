@@ -251,3 +251,14 @@ test('a warm call touches neither the store nor the parser', async (t) => {
   for (const name of ['a', 'b', 'c']) t.is((await kernel.call(token, [name])).status, 'fulfilled');
   t.is(reads, before, 'closure and compiled module come from memory');
 });
+
+test('closing the kernel under a running call ends that call revoked, not thrown', async (t) => {
+  const kernel = await openKernel({ memory: true });
+  const slow = await issue(kernel, 'export const f = async (ctx, t) => { await ctx.call(t); return 1 }', 'f');
+  const leaf = await issue(kernel, 'export const g = () => 2', 'g');
+  const pending = kernel.call(slow, [{ '/': leaf }]);
+  await kernel.close();
+  const outcome = await pending;
+  t.is(outcome.status, 'revoked');
+  t.deepEqual(await kernel.call(leaf, []), { status: 'revoked', reason: 'kernel is closed' });
+});

@@ -323,6 +323,16 @@ export class Kernel {
 
   /** Call a token. Never throws: every failure is a revoked outcome. */
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
+    try {
+      return await this.#call(token, args, options);
+    } catch (error) {
+      // Only the kernel's own failures land here (e.g. closed mid-call);
+      // closures' failures are outcomes already.
+      return revoked(`kernel: ${describeThrown(error)}`);
+    }
+  }
+
+  async #call(token: string, args: readonly unknown[], options: CallOptions): Promise<Outcome> {
     if (this.#closed) return revoked('kernel is closed');
     const frame: CallFrame = {
       caller: this.#powers.identity.principal,
