@@ -262,3 +262,17 @@ test('closing the kernel under a running call ends that call revoked, not thrown
   t.is(outcome.status, 'revoked');
   t.deepEqual(await kernel.call(leaf, []), { status: 'revoked', reason: 'kernel is closed' });
 });
+
+test('the cache is bounded: past its limit the oldest tokens are forgotten', async (t) => {
+  const kernel = await memoryKernel(t, { maxCacheEntries: 3 });
+  const code = await kernel.publish('export const id = (ctx, x) => x');
+  const first = await kernel.issue({ code, export: 'id' });
+  const second = await kernel.issue({ code, export: 'id' });
+  for (const x of [1, 2]) await kernel.call(first, [x]);
+  for (const x of [1, 2]) await kernel.call(second, [x]);
+  const hits = () => kernel.journal.entries().filter((e) => e.kind === 'hit').length;
+  await kernel.call(second, [2]);
+  t.is(hits(), 1, 'the newest token is still cached');
+  await kernel.call(first, [1]);
+  t.is(hits(), 1, 'the oldest token was forgotten, so this call executed');
+});

@@ -34,6 +34,8 @@ export interface KernelLimits {
   readonly maxFanOut: number;
   /** How many further promises `follow` chases before giving up. */
   readonly maxFollow: number;
+  /** Pure-call results kept in memory; past it, the oldest tokens' entries go first. */
+  readonly maxCacheEntries: number;
 }
 
 export const DEFAULT_LIMITS: KernelLimits = harden({
@@ -41,6 +43,7 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxCallDepth: 16,
   maxFanOut: 64,
   maxFollow: 16,
+  maxCacheEntries: 100_000,
 });
 
 export interface KernelPowers {
@@ -185,6 +188,7 @@ export class Kernel {
   readonly #revoked = new Map<Token, string>();
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
   readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number }>>();
+  #cacheEntries = 0;
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -213,7 +217,7 @@ export class Kernel {
       if (entry.kind === 'call') calls.set(entry.seq, entry);
       else if (entry.kind === 'revoke') {
         this.#revoked.set(entry.token, entry.reason);
-        this.#cache.delete(entry.token);
+        this.#forget(entry.token);
       } else if (entry.kind === 'fulfilled' && entry.pure) {
         const call = calls.get(entry.call);
         if (call && !this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
@@ -224,7 +228,17 @@ export class Kernel {
   #remember(token: Token, argsKey: string, outcome: Outcome, from: number) {
     let byArgs = this.#cache.get(token);
     if (!byArgs) this.#cache.set(token, (byArgs = new Map()));
+    if (!byArgs.has(argsKey)) this.#cacheEntries += 1;
     byArgs.set(argsKey, { outcome, from });
+    for (const oldest of this.#cache.keys()) {
+      if (this.#cacheEntries <= this.limits.maxCacheEntries) break;
+      this.#forget(oldest);
+    }
+  }
+
+  #forget(token: Token) {
+    this.#cacheEntries -= this.#cache.get(token)?.size ?? 0;
+    this.#cache.delete(token);
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -258,7 +272,7 @@ export class Kernel {
   async issue(spec: IssueSpec): Promise<Token> {
     this.#assertOpen();
     const code = asModuleId(spec.code);
-    return this.#issue(this.#powers.identity, code, spec.export, spec.env ?? {});
+    return this.#issue(code, spec.export, spec.env ?? {});
   }
 
   /** `ctx.issue`: a closure may mint closures over its own module only. */
@@ -266,10 +280,10 @@ export class Kernel {
     if (parent.issuer !== this.#powers.identity.principal) {
       throw new KernelError('ERR_NOT_ISSUER', 'this node cannot sign for the closure\'s issuer');
     }
-    return this.#issue(this.#powers.identity, parent.code, spec?.export, spec?.env ?? {});
+    return this.#issue(parent.code, spec?.export, spec?.env ?? {});
   }
 
-  async #issue(identity: Identity, code: ModuleId, exportName: string, env: unknown): Promise<Token> {
+  async #issue(code: ModuleId, exportName: string, env: unknown): Promise<Token> {
     assertExportName(exportName);
     await this.#loadModule(code);
     const compiled = this.#runner.get(code)!;
@@ -279,7 +293,7 @@ export class Kernel {
         `module ${code} has no export ${quote(exportName)} (it exports: ${compiled.exports.join(', ') || 'nothing'})`,
       );
     }
-    const { bytes, closure } = makeClosure({ code, export: exportName, env }, identity, this.#powers.randomBytes(16));
+    const { bytes, closure } = makeClosure({ code, export: exportName, env }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
     this.#closures.set(closure.token, closure);
     this.#powers.journal.append({ kind: 'issue', token: closure.token, code, export: exportName, issuer: closure.issuer });
@@ -313,7 +327,7 @@ export class Kernel {
     if (this.#revoked.has(closure.token)) return;
     const text = String(reason).slice(0, MAX_REASON);
     this.#revoked.set(closure.token, text);
-    this.#cache.delete(closure.token);
+    this.#forget(closure.token);
     this.#powers.journal.append({ kind: 'revoke', token: closure.token, reason: text, by: this.#powers.identity.principal });
   }
 
