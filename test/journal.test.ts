@@ -131,3 +131,34 @@ test('records written after the last seal are sealed on open', async (t) => {
   t.is(journal.entries().filter((e) => e.kind === 'call').length, 2);
   await journal.close();
 });
+
+test('property: a journal cut at any byte opens with every whole record before the cut', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const file = memoryJournalFile();
+  const { journal } = await Journal.open(powers(file));
+  for (let i = 0; i < 6; i++) {
+    journal.append(callBody(i));
+    await journal.flush();
+  }
+  await journal.close();
+  const whole = file.bytes();
+  const expected = journal.entries().map((e) => e.seq);
+  const ends: number[] = [];
+  const view = new DataView(whole.buffer, whole.byteOffset, whole.byteLength);
+  for (let offset = 0; offset < whole.length; ) ends.push((offset += 4 + view.getUint32(offset)));
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: whole.length }), async (cut) => {
+      const opened = await Journal.open(powers(memoryJournalFile(whole.subarray(0, cut))));
+      const entries = opened.journal.entries();
+      const wholeFrames = ends.filter((end) => end <= cut).length;
+      t.deepEqual(entries.slice(0, wholeFrames).map((e) => e.seq), expected.slice(0, wholeFrames));
+      t.is(opened.droppedBytes, cut - (ends[wholeFrames - 1] ?? 0));
+      // Whole records after the last seal get a new seal, and nothing else is added.
+      const lastKept = entries[wholeFrames - 1];
+      t.is(entries.length, wholeFrames + (lastKept && lastKept.kind !== 'seal' ? 1 : 0));
+      if (entries.length > wholeFrames) t.is(entries.at(-1)?.kind, 'seal');
+      await opened.journal.close();
+    }),
+    { numRuns: 300 },
+  );
+});
