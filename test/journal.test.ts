@@ -162,3 +162,13 @@ test('property: a journal cut at any byte opens with every whole record before t
     { numRuns: 300 },
   );
 });
+
+test("a journal sealed by another key is not this node's journal", async (t) => {
+  const file = memoryJournalFile();
+  const stranger = generateIdentity((n: number) => new Uint8Array(randomBytes(n)));
+  const { journal } = await Journal.open({ ...powers(file), identity: stranger });
+  journal.append(callBody(1));
+  await journal.close();
+  const error = await t.throwsAsync(Journal.open(powers(memoryJournalFile(file.bytes()))), { instanceOf: JournalError });
+  t.regex(error!.message, new RegExp(`seal 1 at byte \\d+ is signed by ${stranger.principal}, not by this node`));
+});

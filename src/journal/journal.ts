@@ -255,7 +255,7 @@ export class Journal {
     let bytes: Uint8Array;
     try {
       bytes = await powers.file.read();
-      parsed = Journal.parse(bytes);
+      parsed = Journal.parse(bytes, powers.identity.principal);
     } catch (error) {
       await powers.file.close();
       throw error;
@@ -270,8 +270,11 @@ export class Journal {
     return { journal, droppedBytes };
   }
 
-  /** Parse and verify a journal's bytes (exported for tools that read journals they do not own). */
-  static parse(bytes: Uint8Array) {
+  /**
+   * Parse and verify a journal's bytes: frames, hash links, sequence, and
+   * seals (by `signer` when given — a node's own journal is sealed by it).
+   */
+  static parse(bytes: Uint8Array, signer?: Principal) {
     const entries: Entry[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
@@ -297,6 +300,12 @@ export class Journal {
       const { entry, prev, sig } = parsed;
       if (!sameBytes(prev, head)) {
         throw new JournalError('ERR_CORRUPT', `record ${entry.seq} at byte ${offset} does not link to the record before it`);
+      }
+      if (entry.seq !== entries.length) {
+        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} has sequence ${entry.seq}, expected ${entries.length}`);
+      }
+      if (entry.kind === 'seal' && signer !== undefined && entry.signer !== signer) {
+        throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} is signed by ${entry.signer}, not by this node (${signer})`);
       }
       if (entry.kind === 'seal') {
         if (!prev || !sig || !verify(entry.signer, sealBytes(prev), sig)) {
