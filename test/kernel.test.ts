@@ -188,6 +188,7 @@ test('publish refuses what grid modules may not do, quoting the culprit', async 
     ["export const f = () => import('fs')", /dynamic import\(\) is not allowed/],
     ['export const f = () => import.meta', /import\.meta is not available/],
     ['export let n = 1; n = 2;', /exports must be constant bindings; "n"/],
+    ['const x = await Promise.resolve(1); export const f = () => x;', /top-level await is not supported/],
     ['export const f = (', /module does not parse/],
     ["import x from 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'; export const f = () => x", /unknown module/],
     ['const s = "<!-- not a comment -->"; export const f = () => s', /publish: .*(HTML comment|html comment)/i],

@@ -165,7 +165,10 @@ export class ModuleRunner {
     try {
       functor = this.#compartment.evaluate(analyzed.source.__syncModuleProgram__) as Functor;
     } catch (error) {
-      throw new PublishError('ERR_REFUSED_SOURCE', String((error as Error)?.message ?? error).split('\n')[0]!);
+      const message = String((error as Error)?.message ?? error).split('\n')[0]!;
+      // Each call instantiates its module synchronously, so a module body cannot await.
+      if (/await is only valid/.test(message)) throw new PublishError('ERR_TOP_LEVEL_AWAIT', 'top-level await is not supported in grid modules');
+      throw new PublishError('ERR_REFUSED_SOURCE', message);
     }
     const order: ModuleId[] = [];
     const seen = new Set<ModuleId>();
