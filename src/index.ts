@@ -9,6 +9,6 @@ export { openKernel, type OpenKernelOptions } from './kernel/open.js';
 export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec } from './kernel/kernel.js';
 export { asToken, asModuleId, asPrincipal, asBlockId, isToken, type Token, type ModuleId, type Principal, type BlockId } from './caps/ids.js';
 export { isLink, link, type GridValue, type Link } from './closures/values.js';
-export { PublishError } from './closures/modules.js';
+export { PublishError } from './closures/runner.js';
 export type { Closure } from './closures/closure.js';
 export type { Entry, EntryKind } from './journal/journal.js';

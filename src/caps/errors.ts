@@ -10,3 +10,16 @@ export class GridError<Code extends string = string> extends Error {
     this.name = new.target.name;
   }
 }
+
+/** Describe whatever hostile code threw, without trusting it: getters may throw, `toString` may lie. */
+export const describeThrown = (thrown: unknown): string => {
+  try {
+    if (typeof thrown === 'object' && thrown !== null) {
+      const message = (thrown as { message?: unknown }).message;
+      if (typeof message === 'string') return message;
+    }
+    return String(thrown);
+  } catch {
+    return 'unprintable error';
+  }
+};

@@ -14,11 +14,14 @@ import { asModuleId, asToken, isToken, quote, RAW_CODEC, type ModuleId, type Pri
 import { blockCid } from '../store/hashing.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
-import { analyzeModule, classifyModule, moduleKindOf, ModuleRunner, PublishError } from '../closures/modules.js';
-import { assertExportName, makeClosure, readClosure, ClosureError, type Closure } from '../closures/closure.js';
-import { bytesKey, copyValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
+import { analyzeModule, classifyModule, moduleKindOf } from '../closures/modules.js';
+import { ModuleRunner } from '../closures/runner.js';
+import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
+import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
-import { GridError } from '../caps/errors.js';
+import { describeThrown, GridError } from '../caps/errors.js';
+import { VatPool } from '../vat/pool.js';
+import type { Answer } from '../vat/protocol.js';
 
 export type Outcome =
   | { readonly status: 'fulfilled'; readonly value: GridValue }
@@ -36,6 +39,10 @@ export interface KernelLimits {
   readonly maxFollow: number;
   /** Pure-call results kept in memory; past it, the oldest tokens' entries go first. */
   readonly maxCacheEntries: number;
+  /** Vat worker threads. */
+  readonly vats: number;
+  /** Heap budget of one vat, in MiB. */
+  readonly vatMemoryMb: number;
 }
 
 export const DEFAULT_LIMITS: KernelLimits = harden({
@@ -44,6 +51,8 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxFanOut: 64,
   maxFollow: 16,
   maxCacheEntries: 100_000,
+  vats: 2,
+  vatMemoryMb: 256,
 });
 
 export interface KernelPowers {
@@ -71,38 +80,14 @@ export interface IssueSpec {
 
 export class KernelError extends GridError {}
 
-/** Thrown by `ctx.revoke` to end the current call as revoked. */
-class RevokeSignal {
-  constructor(readonly reason: string) {}
-}
-
 const MAX_REASON = 500;
 // Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
 const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
 const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
 const promised = (token: Token): Outcome => Object.freeze({ status: 'promised', token });
 
-/** Describe whatever a hostile closure threw without trusting it. */
-const describeThrown = (thrown: unknown): string => {
-  try {
-    if (thrown instanceof RevokeSignal) return thrown.reason;
-    if (typeof thrown === 'object' && thrown !== null) {
-      const message = (thrown as { message?: unknown }).message;
-      if (typeof message === 'string') return message;
-    }
-    return String(thrown);
-  } catch {
-    return 'unprintable error';
-  }
-};
-
-const isThenable = (value: unknown): value is PromiseLike<unknown> => {
-  try {
-    return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
-  } catch {
-    return false;
-  }
-};
+const toAnswer = (outcome: Outcome): Answer =>
+  outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome;
 
 /** The part of a call's state that nested calls share. */
 interface CallFrame {
@@ -112,78 +97,12 @@ interface CallFrame {
   readonly deadline: number;
 }
 
-/** What one running call knows about itself. */
-interface CallState {
-  readonly frame: CallFrame;
-  readonly closure: Closure;
-  readonly seq: number;
-  pure: boolean;
-  done: boolean;
-  fanOut: number;
-}
-
-/**
- * `ctx`, the one object a closure gets besides its arguments. Its methods
- * live on a hardened prototype and its state in a private field, so a closure
- * can neither reach another call's state nor keep using its own after the
- * call has ended.
- */
-class CallContext {
-  readonly #kernel: Kernel;
-  readonly #state: CallState;
-  readonly env: GridValue;
-
-  constructor(kernel: Kernel, state: CallState) {
-    this.#kernel = kernel;
-    this.#state = state;
-    this.env = state.closure.env;
-  }
-
-  /** Who is calling. Reading it makes the call depend on the caller, so not cacheable. */
-  get caller(): Principal {
-    this.#state.pure = false;
-    return this.#state.frame.caller;
-  }
-
-  call(token: unknown, ...args: unknown[]): Promise<GridValue> {
-    const state = this.#state;
-    state.pure = false;
-    if (state.done) return Promise.reject(new Error('this call has ended; its ctx can no longer call'));
-    state.fanOut += 1;
-    if (state.fanOut > this.#kernel.limits.maxFanOut) {
-      return Promise.reject(new RangeError(`fan-out limit: at most ${this.#kernel.limits.maxFanOut} ctx.call per call`));
-    }
-    const target = isLink(token) ? token['/'] : token;
-    const frame: CallFrame = {
-      caller: state.closure.issuer,
-      depth: state.frame.depth + 1,
-      parent: state.seq,
-      deadline: state.frame.deadline,
-    };
-    return this.#kernel.invokeNested(target, args, frame).then((outcome) => {
-      if (outcome.status === 'fulfilled') return outcome.value;
-      throw new Error(`revoked: ${outcome.status === 'revoked' ? outcome.reason : 'unresolved further promise'}`);
-    });
-  }
-
-  revoke(reason: unknown = 'revoked by closure'): never {
-    throw new RevokeSignal(typeof reason === 'string' ? reason : 'revoked by closure');
-  }
-
-  async issue(spec: { export: string; env?: unknown }): Promise<Link> {
-    const state = this.#state;
-    state.pure = false;
-    if (state.done) throw new Error('this call has ended; its ctx can no longer issue');
-    const token = await this.#kernel.issueFor(state.closure, spec);
-    return link(token);
-  }
-}
-harden(CallContext);
-
 export class Kernel {
   readonly #powers: KernelPowers;
   readonly limits: KernelLimits;
+  /** Compiles modules at publish time, to refuse what vats would refuse. */
   readonly #runner: ModuleRunner;
+  readonly #vats: VatPool;
   readonly #closures = new Map<Token, Closure>();
   readonly #revoked = new Map<Token, string>();
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
@@ -199,6 +118,16 @@ export class Kernel {
       isToken: (x: unknown) => isLink(x) && isToken(x['/']),
       link: (cid: string) => link(asToken(cid)),
     });
+    this.#vats = new VatPool(
+      {
+        moduleRecord: async (id) => {
+          await this.#loadModule(id);
+          return this.#runner.get(id)!.record;
+        },
+        setTimer: powers.setTimer,
+      },
+      this.limits,
+    );
     this.#replay(powers.journal.entries());
   }
 
@@ -424,52 +353,37 @@ export class Kernel {
     const reason = this.#revoked.get(token);
     if (reason !== undefined) return impure(revoked(reason));
     let closure: Closure;
-    let entry: unknown;
     try {
       // Warm calls find closure and module in memory and never await here.
       closure = this.#closures.get(token) ?? (await this.closure(token));
       if (!this.#runner.get(closure.code)) await this.#loadModule(closure.code);
-      entry = this.#runner.instantiate(closure.code)[closure.export];
     } catch (error) {
-      if (error instanceof KernelError || error instanceof ClosureError || error instanceof PublishError) return impure(revoked(error.message));
+      if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
     }
-    if (typeof entry !== 'function') return impure(revoked(`export ${quote(closure.export)} is not a function`));
-    const state: CallState = { frame, closure, seq, pure: true, done: false, fanOut: 0 };
-    // The prototype is hardened once and `env` is deeply frozen: freezing the instance hardens it.
-    const ctx = Object.freeze(new CallContext(this, state));
-    try {
-      let result = entry(ctx, ...(copyValue(argsBytes) as GridValue[]));
-      if (isThenable(result)) result = await this.#withDeadline(result, frame.deadline);
-      if (isLink(result)) {
-        const further = asToken(result['/']);
-        return impure(promised(further));
-      }
-      const valueBytes = encodeValue(result === undefined ? null : result);
-      return { outcome: fulfilled(copyValue(valueBytes)), pure: state.pure, valueBytes };
-    } catch (error) {
-      return impure(revoked(describeThrown(error)));
-    } finally {
-      state.done = true;
-    }
-  }
-
-  #withDeadline<T>(promise: PromiseLike<T>, deadline: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const cancel = this.#powers.setTimer(Math.max(0, deadline - this.#powers.clock()), () =>
-        reject(new RevokeSignal('time limit')),
-      );
-      Promise.resolve(promise).then(
-        (value) => {
-          cancel();
-          resolve(value);
-        },
-        (error) => {
-          cancel();
-          reject(error);
-        },
-      );
+    const nested: CallFrame = { caller: closure.issuer, depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
+    const { answer, pure } = await this.#vats.run({
+      closure,
+      args: argsBytes,
+      caller: frame.caller,
+      timeLimitMs: frame.deadline - this.#powers.clock(),
+      call: async (target, args) => toAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
+      issue: async (exportName, env) => {
+        try {
+          return { status: 'promised', token: await this.issueFor(closure, { export: exportName, env: decodeValue(env) }) };
+        } catch (error) {
+          return { status: 'revoked', reason: describeThrown(error) };
+        }
+      },
     });
+    // A vat is hostile territory: what it sends back is checked like input from a peer.
+    try {
+      if (answer.status === 'revoked') return impure(revoked(String(answer.reason)));
+      if (answer.status === 'promised') return impure(promised(asToken(answer.token)));
+      return { outcome: fulfilled(decodeValue(answer.value)), pure, valueBytes: answer.value };
+    } catch (error) {
+      return impure(revoked(`vat answered with something malformed: ${describeThrown(error)}`));
+    }
   }
 
   #assertOpen() {
@@ -485,6 +399,7 @@ export class Kernel {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      await this.#vats.close();
       await this.#powers.journal.close();
     } finally {
       await this.#powers.onClose?.();

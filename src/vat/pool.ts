@@ -1,0 +1,269 @@
+/**
+ * The kernel's side of its vats: a small pool of worker threads that run
+ * closures. A call is sent to the least busy vat together with whatever that
+ * vat has not seen yet (module sources, the closure's env). A vat that passes
+ * a call's deadline is terminated — a spinning closure cannot be interrupted
+ * any other way — and so is one that exhausts its heap; the calls it held end
+ * revoked with the reason, and the next call starts a fresh vat. Nothing a
+ * vat does blocks the kernel's thread.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ModuleId, Principal, Token } from '../caps/ids.js';
+import type { Closure } from '../closures/closure.js';
+import type { ModuleRecord } from '../closures/runner.js';
+import { encodeValue } from '../closures/values.js';
+import type { Answer, FromVat, ToVat, VatOptions } from './protocol.js';
+
+export interface VatLimits {
+  /** Worker threads; each runs many calls. */
+  readonly vats: number;
+  /** Heap budget of one vat (V8 old generation), in MiB. */
+  readonly vatMemoryMb: number;
+  readonly maxFanOut: number;
+}
+
+/** What a vat needs from the kernel while a call runs. */
+export interface RunRequest {
+  readonly closure: Closure;
+  readonly args: Uint8Array;
+  readonly caller: Principal;
+  /**
+   * How long the call may run, counted from when its vat has it: starting a
+   * vat (hundreds of milliseconds) is the node's cost, not the closure's.
+   */
+  readonly timeLimitMs: number;
+  /** `ctx.call` from inside the call. */
+  readonly call: (token: string, args: Uint8Array) => Promise<Answer>;
+  /** `ctx.issue` from inside the call; answers `promised` with the new token. */
+  readonly issue: (exportName: string, env: Uint8Array) => Promise<Answer>;
+}
+
+export interface RunResult {
+  readonly answer: Answer;
+  readonly pure: boolean;
+}
+
+export interface VatHost {
+  /** A module's record (its direct dependencies included), as the kernel analyzed it. */
+  moduleRecord(id: ModuleId): Promise<ModuleRecord>;
+  readonly setTimer: (ms: number, callback: () => void) => () => void;
+}
+
+interface PendingRun {
+  readonly request: RunRequest;
+  readonly resolve: (result: RunResult) => void;
+  readonly cancelTimer: () => void;
+  /** Whether the call has asked the kernel for anything (ctx.call, ctx.issue). */
+  acted: boolean;
+}
+
+class Vat {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  readonly stopped: Promise<void>;
+  #markReady!: () => void;
+  #markStopped!: () => void;
+  readonly runs = new Map<number, PendingRun>();
+  readonly modules = new Map<ModuleId, Promise<void>>();
+  readonly closures = new Set<Token>();
+  #outbox: ToVat[] = [];
+  dead = false;
+
+  constructor(worker: Worker) {
+    this.worker = worker;
+    this.ready = new Promise((resolve) => (this.#markReady = resolve));
+    this.stopped = new Promise((resolve) => (this.#markStopped = resolve));
+  }
+
+  #busy = 0;
+
+  /** A vat with calls keeps the process alive; an idle one must not. */
+  busy(delta: number) {
+    this.#busy += delta;
+    if (this.#busy === 0) this.worker.unref();
+    else if (delta > 0 && this.#busy === 1) this.worker.ref();
+  }
+
+  markStopped() {
+    this.dead = true;
+    this.#markStopped();
+  }
+
+  isReady = false;
+
+  markReady() {
+    this.isReady = true;
+    this.#markReady();
+  }
+
+  send(message: ToVat) {
+    this.#outbox.push(message);
+    if (this.#outbox.length === 1) {
+      queueMicrotask(() => {
+        const batch = this.#outbox;
+        this.#outbox = [];
+        if (!this.dead) this.worker.postMessage(batch);
+      });
+    }
+  }
+}
+
+/** Start a worker on the vat entry point, compiled or (under tsx, in development) from source. */
+const spawn = (options: VatOptions, memoryMb: number): Worker => {
+  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(32, memoryMb), stackSizeMb: 4 };
+  if (import.meta.url.endsWith('.ts')) {
+    const entry = new URL('./worker.ts', import.meta.url).href;
+    const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits });
+  }
+  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits });
+};
+
+export class VatPool {
+  readonly #host: VatHost;
+  readonly #limits: VatLimits;
+  readonly #vats: Vat[] = [];
+  #nextRun = 0;
+  #closed = false;
+  readonly #retried = new WeakSet<RunRequest>();
+
+  constructor(host: VatHost, limits: VatLimits) {
+    this.#host = host;
+    this.#limits = limits;
+  }
+
+  /** Run a call in a vat. Never rejects: failures are revoked answers. */
+  async run(request: RunRequest): Promise<RunResult> {
+    if (this.#closed) return { answer: { status: 'revoked', reason: 'vats are shut down' }, pure: false };
+    const vat = this.#pick();
+    vat.busy(+1);
+    try {
+      return await this.#runOn(vat, request);
+    } finally {
+      vat.busy(-1);
+    }
+  }
+
+  async #runOn(vat: Vat, request: RunRequest): Promise<RunResult> {
+    try {
+      await Promise.race([vat.ready, vat.stopped]);
+      await this.#prepare(vat, request.closure);
+    } catch (error) {
+      return { answer: { status: 'revoked', reason: `vat: ${(error as Error).message}` }, pure: false };
+    }
+    if (vat.dead) return { answer: { status: 'revoked', reason: 'vat stopped before the call started' }, pure: false };
+    const run = this.#nextRun++;
+    return new Promise<RunResult>((resolve) => {
+      const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
+      vat.runs.set(run, { request, resolve, cancelTimer, acted: false });
+      vat.send({ t: 'run', run, token: request.closure.token, args: request.args, caller: request.caller });
+    });
+  }
+
+  /**
+   * The least busy vat that is ready. When every ready vat is busy and the
+   * pool is not full, another vat starts in the background for later calls;
+   * this call does not wait for it (a closure awaiting a nested call leaves
+   * its vat free to run that call).
+   */
+  #pick(): Vat {
+    let best: Vat | undefined;
+    for (const vat of this.#vats) {
+      if (!best || (vat.isReady && !best.isReady) || (vat.isReady === best.isReady && vat.runs.size < best.runs.size)) best = vat;
+    }
+    if (!best) return this.#start();
+    if (best.runs.size > 0 && this.#vats.length < this.#limits.vats) this.#start();
+    return best;
+  }
+
+  #start(): Vat {
+    const worker = spawn({ maxFanOut: this.#limits.maxFanOut }, this.#limits.vatMemoryMb);
+    const vat = new Vat(worker);
+    worker.on('message', (batch: FromVat[]) => {
+      for (const message of batch) this.#receive(vat, message);
+    });
+    worker.on('error', (error: Error & { code?: string }) => {
+      this.#retire(vat, error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'memory limit' : `vat failed: ${error.message}`);
+    });
+    worker.on('exit', () => this.#retire(vat, 'vat exited'));
+    this.#vats.push(vat);
+    return vat;
+  }
+
+  async #prepare(vat: Vat, closure: Closure) {
+    await this.#loadModule(vat, closure.code);
+    if (!vat.closures.has(closure.token)) {
+      vat.closures.add(closure.token);
+      vat.send({ t: 'closure', token: closure.token, code: closure.code, export: closure.export, env: encodeValue(closure.env) });
+    }
+  }
+
+  /** Send a module, after its dependencies, once per vat. */
+  #loadModule(vat: Vat, id: ModuleId): Promise<void> {
+    let loading = vat.modules.get(id);
+    if (!loading) {
+      loading = this.#host.moduleRecord(id).then(async (record) => {
+        for (const dependency of record.dependencies) await this.#loadModule(vat, dependency);
+        vat.send({ t: 'module', id, record });
+      });
+      vat.modules.set(id, loading);
+    }
+    return loading;
+  }
+
+  #receive(vat: Vat, message: FromVat) {
+    if (message.t === 'ready') return vat.markReady();
+    const pending = vat.runs.get(message.run);
+    if (!pending) return;
+    switch (message.t) {
+      case 'done':
+        vat.runs.delete(message.run);
+        pending.cancelTimer();
+        pending.resolve({ answer: message.answer, pure: message.pure });
+        break;
+      case 'call':
+        pending.acted = true;
+        void pending.request.call(message.token, message.args).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        break;
+      case 'issue':
+        pending.acted = true;
+        void pending.request.issue(message.export, message.env).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        break;
+    }
+  }
+
+  /** A call passed its deadline: stop its vat; the other calls there end too. */
+  #stop(vat: Vat, run: number, reason: string) {
+    const pending = vat.runs.get(run);
+    if (!pending) return;
+    vat.runs.delete(run);
+    pending.resolve({ answer: { status: 'revoked', reason }, pure: false });
+    this.#retire(vat, `vat restarted: another call on it hit its ${reason}`);
+  }
+
+  #retire(vat: Vat, reason: string) {
+    if (vat.dead) return;
+    vat.markStopped();
+    this.#vats.splice(this.#vats.indexOf(vat), 1);
+    for (const pending of vat.runs.values()) {
+      pending.cancelTimer();
+      // A call that has not asked the kernel for anything has had no effect
+      // outside its vat: run it again elsewhere rather than fail it for what
+      // another call did. (Calls that acted might act twice; they end.)
+      // Once: a call that itself brings vats down must not take a second vat's calls with it forever.
+      if (!pending.acted && !this.#closed && !this.#retried.has(pending.request)) {
+        this.#retried.add(pending.request);
+        void this.run(pending.request).then(pending.resolve);
+      } else {
+        pending.resolve({ answer: { status: 'revoked', reason }, pure: false });
+      }
+    }
+    vat.runs.clear();
+    void vat.worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#vats].map((vat) => (this.#retire(vat, 'vats are shut down'), vat.worker.terminate())));
+  }
+}

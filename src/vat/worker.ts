@@ -1,0 +1,193 @@
+/**
+ * A vat: a worker thread, locked down with SES, that runs closures for the
+ * kernel. Hostile code here can loop, recurse or allocate as it likes; the
+ * kernel's thread stays free, and the kernel stops this thread at the call's
+ * time limit or when it runs out of its memory budget. Every call still gets
+ * a fresh module instance (see closures/modules.ts).
+ */
+import '../perimeter/lockdown.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import { asModuleId, asToken, isToken, type Principal, type Token } from '../caps/ids.js';
+import { ModuleRunner } from '../closures/runner.js';
+import { copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
+import type { Answer, FromVat, ToVat, VatOptions } from './protocol.js';
+import { describeThrown } from '../caps/errors.js';
+
+const port = parentPort!;
+const options = workerData as VatOptions;
+
+/** Thrown by `ctx.revoke` to end the current call as revoked. */
+class RevokeSignal {
+  constructor(readonly reason: string) {}
+}
+
+const describe = (thrown: unknown) => (thrown instanceof RevokeSignal ? thrown.reason : describeThrown(thrown));
+
+const isThenable = (value: unknown): value is PromiseLike<unknown> => {
+  try {
+    return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+  } catch {
+    return false;
+  }
+};
+
+interface ClosureInfo {
+  readonly code: ReturnType<typeof asModuleId>;
+  readonly export: string;
+  readonly env: GridValue;
+}
+
+interface RunState {
+  readonly run: number;
+  readonly caller: Principal;
+  readonly closure: ClosureInfo;
+  pure: boolean;
+  done: boolean;
+  fanOut: number;
+  nextSub: number;
+  readonly waiting: Map<number, (answer: Answer) => void>;
+}
+
+// Outgoing messages are batched per turn.
+let outbox: FromVat[] = [];
+const send = (message: FromVat) => {
+  outbox.push(message);
+  if (outbox.length === 1) {
+    queueMicrotask(() => {
+      const batch = outbox;
+      outbox = [];
+      port.postMessage(batch);
+    });
+  }
+};
+
+/**
+ * `ctx`, the one object a closure gets besides its arguments. Its methods
+ * live on a hardened prototype and its state in a private field, so a closure
+ * can neither reach another call's state nor keep using its own after the
+ * call has ended.
+ */
+class CallContext {
+  readonly #state: RunState;
+  readonly env: GridValue;
+
+  constructor(state: RunState) {
+    this.#state = state;
+    this.env = state.closure.env;
+  }
+
+  /** Who is calling. Reading it makes the call depend on the caller, so not cacheable. */
+  get caller(): Principal {
+    this.#state.pure = false;
+    return this.#state.caller;
+  }
+
+  call(token: unknown, ...args: unknown[]): Promise<GridValue> {
+    const state = this.#state;
+    state.pure = false;
+    if (state.done) return Promise.reject(new Error('this call has ended; its ctx can no longer call'));
+    state.fanOut += 1;
+    if (state.fanOut > options.maxFanOut) {
+      return Promise.reject(new RangeError(`fan-out limit: at most ${options.maxFanOut} ctx.call per call`));
+    }
+    let argsBytes: Uint8Array;
+    try {
+      argsBytes = encodeValue(args);
+    } catch (error) {
+      return Promise.reject(new TypeError(`bad arguments: ${(error as Error).message}`));
+    }
+    const target = isLink(token) ? token['/'] : token;
+    if (typeof target !== 'string') return Promise.reject(new TypeError('ctx.call needs a token'));
+    return ask(state, { t: 'call', run: state.run, sub: state.nextSub, token: target, args: argsBytes }).then((answer) => {
+      if (answer.status === 'fulfilled') return copyValue(answer.value);
+      throw new Error(`revoked: ${answer.status === 'revoked' ? answer.reason : 'unresolved further promise'}`);
+    });
+  }
+
+  revoke(reason: unknown = 'revoked by closure'): never {
+    throw new RevokeSignal(typeof reason === 'string' ? reason : 'revoked by closure');
+  }
+
+  async issue(spec: { export: string; env?: unknown }): Promise<Link> {
+    const state = this.#state;
+    state.pure = false;
+    if (state.done) throw new Error('this call has ended; its ctx can no longer issue');
+    const env = encodeValue(spec?.env ?? {});
+    const answer = await ask(state, { t: 'issue', run: state.run, sub: state.nextSub, export: String(spec?.export), env });
+    if (answer.status !== 'promised') throw new Error(answer.status === 'revoked' ? answer.reason : 'issue failed');
+    return link(answer.token);
+  }
+}
+harden(CallContext);
+
+const ask = (state: RunState, message: FromVat & { sub: number }) =>
+  new Promise<Answer>((resolve) => {
+    state.nextSub += 1;
+    state.waiting.set(message.sub, resolve);
+    send(message);
+  });
+
+const runner = new ModuleRunner({
+  isToken: (x: unknown) => isLink(x) && isToken(x['/']),
+  link: (cid: string) => link(asToken(cid)),
+});
+const closures = new Map<Token, ClosureInfo>();
+const runs = new Map<number, RunState>();
+
+const finish = (state: RunState, answer: Answer) => {
+  state.done = true;
+  runs.delete(state.run);
+  send({ t: 'done', run: state.run, answer, pure: state.pure && answer.status === 'fulfilled' });
+};
+
+const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
+  const closure = closures.get(message.token);
+  const state: RunState = {
+    run: message.run,
+    caller: message.caller,
+    closure: closure!,
+    pure: true,
+    done: false,
+    fanOut: 0,
+    nextSub: 0,
+    waiting: new Map(),
+  };
+  if (!closure) return finish(state, { status: 'revoked', reason: 'vat: closure not loaded' });
+  runs.set(message.run, state);
+  try {
+    const entry = runner.instantiate(closure.code)[closure.export];
+    if (typeof entry !== 'function') return finish(state, { status: 'revoked', reason: `export "${closure.export}" is not a function` });
+    let result = entry(Object.freeze(new CallContext(state)), ...(copyValue(message.args) as GridValue[]));
+    if (isThenable(result)) result = await result;
+    if (isLink(result)) return finish(state, { status: 'promised', token: asToken(result['/']) });
+    return finish(state, { status: 'fulfilled', value: encodeValue(result === undefined ? null : result) });
+  } catch (error) {
+    return finish(state, { status: 'revoked', reason: describe(error) });
+  }
+};
+
+const handle = (message: ToVat) => {
+  switch (message.t) {
+    case 'module':
+      runner.compile(message.id, message.record);
+      break;
+    case 'closure':
+      closures.set(message.token, { code: message.code, export: message.export, env: decodeValue(message.env) });
+      break;
+    case 'run':
+      void execute(message);
+      break;
+    case 'reply': {
+      const state = runs.get(message.run);
+      const resolve = state?.waiting.get(message.sub);
+      state?.waiting.delete(message.sub);
+      resolve?.(message.answer);
+      break;
+    }
+  }
+};
+
+port.on('message', (batch: ToVat[]) => {
+  for (const message of batch) handle(message);
+});
+send({ t: 'ready', run: -1 });
