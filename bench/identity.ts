@@ -1,7 +1,7 @@
 /** Ed25519 through node:crypto (what the kernel uses) against @noble/ed25519 (the portable path). */
 import { randomBytes } from 'node:crypto';
 import * as ed from '@noble/ed25519';
-import { generateIdentity, verify, verifyPortable } from '../src/identity/index.js';
+import { generateIdentity, verify, verifyPortable } from '../dist/identity/index.js';
 import { medianBatched, medianOf, row, type Row } from './measure.js';
 
 export const benchIdentity = async (): Promise<Row[]> => {

@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openKernel } from '../src/index.js';
+import { openKernel } from '../dist/index.js';
 import { medianBatched, medianOf, row, throughput, type Row } from './measure.js';
 
 const SOURCE = 'export const greet = (ctx, name) => `${ctx.env.greeting}, ${name}`;';

@@ -2,8 +2,9 @@
  * `npm run bench`: every figure the README and closing notes quote, each
  * next to its baseline measured in the same run.
  */
-import '../src/perimeter/lockdown.js';
+import '../dist/perimeter/lockdown.js';
 import { benchKernel } from './kernel.js';
+import { benchVat } from './vat.js';
 import { benchWire } from './wire.js';
 import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
@@ -11,6 +12,7 @@ import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
   ['kernel', benchKernel],
+  ['vat', benchVat],
   ['wire', benchWire],
   ['store', benchStore],
   ['identity', benchIdentity],

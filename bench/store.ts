@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CID } from 'multiformats/cid';
-import { openFsBlockStore } from '../src/store/index.js';
+import { openFsBlockStore } from '../dist/store/index.js';
 import { medianOf, row, type Row } from './measure.js';
 
 export const benchStore = async (): Promise<Row[]> => {

@@ -1,7 +1,7 @@
 /** CBOR encode/decode of a typical grid message against JSON.stringify/parse of the same content. */
 import { randomBytes } from 'node:crypto';
-import { decodeMessage, encodeMessage } from '../src/wire/index.js';
-import { blockCid } from '../src/store/index.js';
+import { decodeMessage, encodeMessage } from '../dist/wire/index.js';
+import { blockCid } from '../dist/store/index.js';
 import { medianBatched, row, type Row } from './measure.js';
 
 export const benchWire = async (): Promise<Row[]> => {

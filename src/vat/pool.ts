@@ -260,6 +260,8 @@ export class VatPool {
     }
     vat.runs.clear();
     void vat.worker.terminate();
+    // Replace it now, so the next call does not wait for a vat to start.
+    if (!this.#closed) this.#start();
   }
 
   async close(): Promise<void> {
