@@ -59,7 +59,13 @@ const withKernel = async <T>(
   body: (kernel: Kernel, names: PetNames) => Promise<T>,
   options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
 ): Promise<T> => {
-  const kernel = await openKernel({ home: inv.home, create: options.create ?? false, lockWaitMs: inv.lockWaitMs, limits: options.limits });
+  const kernel = await openKernel({
+    home: inv.home,
+    create: options.create ?? false,
+    lockWaitMs: inv.lockWaitMs,
+    limits: options.limits,
+    log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
+  });
   try {
     const names = await PetNames.open(homePaths(inv.home).names);
     return await body(kernel, names);

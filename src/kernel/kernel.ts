@@ -21,7 +21,9 @@ import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue } from
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
 import { VatPool } from '../vat/pool.js';
-import type { Answer } from '../vat/protocol.js';
+import type { Answer, WasmRecord } from '../vat/protocol.js';
+import { capMemory, shapeOf } from '../vat-wasm/binary.js';
+import { assertGrantedImports, conventionOf } from '../vat-wasm/vat.js';
 
 export type Outcome =
   | { readonly status: 'fulfilled'; readonly value: GridValue }
@@ -43,6 +45,8 @@ export interface KernelLimits {
   readonly vats: number;
   /** Heap budget of one vat, in MiB. */
   readonly vatMemoryMb: number;
+  /** Most 64 KiB pages a WebAssembly closure's memory may grow to. */
+  readonly wasmMaxPages: number;
 }
 
 export const DEFAULT_LIMITS: KernelLimits = harden({
@@ -53,6 +57,7 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxCacheEntries: 100_000,
   vats: 2,
   vatMemoryMb: 256,
+  wasmMaxPages: 256,
 });
 
 export interface KernelPowers {
@@ -65,6 +70,8 @@ export interface KernelPowers {
   readonly limits?: Partial<KernelLimits>;
   /** Called once the journal is closed (e.g. to release the home lock). */
   readonly onClose?: () => Promise<void>;
+  /** Where lines logged by closures (grid.log) go; dropped if absent. */
+  readonly log?: (token: Token, line: string) => void;
 }
 
 export interface CallOptions {
@@ -103,6 +110,8 @@ export class Kernel {
   /** Compiles modules at publish time, to refuse what vats would refuse. */
   readonly #runner: ModuleRunner;
   readonly #vats: VatPool;
+  /** WebAssembly modules, checked and with their memory capped. */
+  readonly #wasm = new Map<ModuleId, WasmRecord>();
   readonly #closures = new Map<Token, Closure>();
   readonly #revoked = new Map<Token, string>();
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
@@ -122,7 +131,8 @@ export class Kernel {
       {
         moduleRecord: async (id) => {
           await this.#loadModule(id);
-          return this.#runner.get(id)!.record;
+          const wasm = this.#wasm.get(id);
+          return wasm ? { wasm } : { js: this.#runner.get(id)!.record };
         },
         setTimer: powers.setTimer,
       },
@@ -173,24 +183,34 @@ export class Kernel {
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
   async publish(payload: string | Uint8Array): Promise<ModuleId> {
     this.#assertOpen();
-    const { kind, bytes, text } = classifyModule(payload);
-    if (kind === 'js') {
-      const analyzed = analyzeModule(text!);
-      for (const dep of analyzed.dependencies) await this.#loadModule(dep);
-      // Compile before storing, so a module that SES refuses is never written.
-      this.#runner.compile(asModuleId(blockCid(bytes, RAW_CODEC).toString()), analyzed);
-    }
+    const { bytes } = classifyModule(payload);
+    // Check and compile before storing, so a module no vat would run is never written.
+    await this.#prepareModule(asModuleId(blockCid(bytes, RAW_CODEC).toString()), bytes);
     const cid = await this.#powers.store.put(bytes, { codec: RAW_CODEC });
     return asModuleId(cid.toString());
   }
 
+  #isLoaded(id: ModuleId): boolean {
+    return this.#runner.get(id) !== undefined || this.#wasm.has(id);
+  }
+
   async #loadModule(id: ModuleId): Promise<void> {
-    if (this.#runner.get(id)) return;
+    if (this.#isLoaded(id)) return;
     const bytes = await this.#powers.store.get(CID.parse(id)).catch((error: Error & { code?: string }) => {
       throw new KernelError(error.code === 'ERR_NOT_FOUND' ? 'ERR_UNKNOWN_MODULE' : 'ERR_STORE', error.code === 'ERR_NOT_FOUND' ? `unknown module ${id}` : error.message);
     });
+    await this.#prepareModule(id, bytes);
+  }
+
+  /** Analyze and compile a module the way vats will run it; throws what would stop it. */
+  async #prepareModule(id: ModuleId, bytes: Uint8Array): Promise<void> {
     if (moduleKindOf(bytes) === 'wasm') {
-      throw new KernelError('ERR_WASM_VAT', `module ${id} is WebAssembly; WebAssembly closures run in vats, which this node does not have yet`);
+      const shape = shapeOf(bytes);
+      assertGrantedImports(shape);
+      const capped = capMemory(bytes, this.limits.wasmMaxPages);
+      new WebAssembly.Module(capped as Uint8Array<ArrayBuffer>);
+      this.#wasm.set(id, { bytes: capped, shape });
+      return;
     }
     const analyzed = analyzeModule(new TextDecoder().decode(bytes));
     for (const dep of analyzed.dependencies) await this.#loadModule(dep);
@@ -215,12 +235,13 @@ export class Kernel {
   async #issue(code: ModuleId, exportName: string, env: unknown): Promise<Token> {
     assertExportName(exportName);
     await this.#loadModule(code);
-    const compiled = this.#runner.get(code)!;
-    if (!compiled.exports.includes(exportName)) {
-      throw new KernelError(
-        'ERR_NO_EXPORT',
-        `module ${code} has no export ${quote(exportName)} (it exports: ${compiled.exports.join(', ') || 'nothing'})`,
-      );
+    const wasm = this.#wasm.get(code);
+    const exports = wasm ? [...wasm.shape.functions.keys()] : this.#runner.get(code)!.exports;
+    if (!exports.includes(exportName)) {
+      throw new KernelError('ERR_NO_EXPORT', `module ${code} has no export ${quote(exportName)} (it exports: ${exports.join(', ') || 'nothing'})`);
+    }
+    if (wasm && !conventionOf(wasm.shape, exportName)) {
+      throw new KernelError('ERR_NO_EXPORT', `export ${quote(exportName)} has a signature vats cannot call: use numbers, or (i32, i32) -> i64 with memory and alloc exported`);
     }
     const { bytes, closure } = makeClosure({ code, export: exportName, env }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
@@ -356,7 +377,7 @@ export class Kernel {
     try {
       // Warm calls find closure and module in memory and never await here.
       closure = this.#closures.get(token) ?? (await this.closure(token));
-      if (!this.#runner.get(closure.code)) await this.#loadModule(closure.code);
+      if (!this.#isLoaded(closure.code)) await this.#loadModule(closure.code);
     } catch (error) {
       if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
@@ -368,6 +389,7 @@ export class Kernel {
       caller: frame.caller,
       timeLimitMs: frame.deadline - this.#powers.clock(),
       call: async (target, args) => toAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
+      log: (line) => this.#powers.log?.(closure.token, line),
       issue: async (exportName, env) => {
         try {
           return { status: 'promised', token: await this.issueFor(closure, { export: exportName, env: decodeValue(env) }) };

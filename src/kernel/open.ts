@@ -10,10 +10,16 @@ import { openFsJournalFile } from '../journal/fs-file.js';
 import { acquireHomeLock } from '../home/lock.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
 import { Kernel, type KernelLimits } from './kernel.js';
+import type { Token } from '../caps/ids.js';
 
+interface CommonOptions {
+  limits?: Partial<KernelLimits>;
+  /** Where lines that closures log (grid.log) go. */
+  log?: (token: Token, line: string) => void;
+}
 export type OpenKernelOptions =
-  | { home: string; create?: boolean; lockWaitMs?: number; limits?: Partial<KernelLimits> }
-  | { memory: true; limits?: Partial<KernelLimits> };
+  | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
+  | (CommonOptions & { memory: true });
 
 const nodeRandomBytes = (length: number) => new Uint8Array(randomBytes(length));
 const setTimer = (ms: number, callback: () => void) => {
@@ -22,12 +28,12 @@ const setTimer = (ms: number, callback: () => void) => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'create', 'lockWaitMs', 'limits']);
+  const known = new Set(['home', 'memory', 'create', 'lockWaitMs', 'limits', 'log']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   if ('memory' in options) {
     const identity: Identity = generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
-    return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits });
+    return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log });
   }
   if (typeof options.home !== 'string' || options.home.length === 0) throw new TypeError('openKernel: home must be a directory path');
   const paths = homePaths(options.home);
@@ -54,6 +60,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       randomBytes: nodeRandomBytes,
       setTimer,
       limits: options.limits,
+      log: options.log,
       onClose: release,
     });
   } catch (error) {

@@ -7,12 +7,12 @@
  * revoked with the reason, and the next call starts a fresh vat. Nothing a
  * vat does blocks the kernel's thread.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
-import type { Answer, FromVat, ToVat, VatOptions } from './protocol.js';
+import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
   /** Worker threads; each runs many calls. */
@@ -36,6 +36,8 @@ export interface RunRequest {
   readonly call: (token: string, args: Uint8Array) => Promise<Answer>;
   /** `ctx.issue` from inside the call; answers `promised` with the new token. */
   readonly issue: (exportName: string, env: Uint8Array) => Promise<Answer>;
+  /** A line a WebAssembly closure logged. */
+  readonly log: (line: string) => void;
 }
 
 export interface RunResult {
@@ -44,8 +46,8 @@ export interface RunResult {
 }
 
 export interface VatHost {
-  /** A module's record (its direct dependencies included), as the kernel analyzed it. */
-  moduleRecord(id: ModuleId): Promise<ModuleRecord>;
+  /** A module's record (JS: its direct dependencies included), as the kernel analyzed it. */
+  moduleRecord(id: ModuleId): Promise<{ js: ModuleRecord } | { wasm: WasmRecord }>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
 }
 
@@ -59,6 +61,11 @@ interface PendingRun {
 
 class Vat {
   readonly worker: Worker;
+  /** Where answers to a blocked vat's synchronous calls go, and the flag that wakes it. */
+  readonly syncPort: MessagePort;
+  readonly syncFlag: Int32Array;
+  /** Blocked in a synchronous grid.call: it cannot take other calls now. */
+  blocked = 0;
   readonly ready: Promise<void>;
   readonly stopped: Promise<void>;
   #markReady!: () => void;
@@ -69,8 +76,10 @@ class Vat {
   #outbox: ToVat[] = [];
   dead = false;
 
-  constructor(worker: Worker) {
+  constructor(worker: Worker, syncPort: MessagePort, syncFlag: SharedArrayBuffer) {
     this.worker = worker;
+    this.syncPort = syncPort;
+    this.syncFlag = new Int32Array(syncFlag);
     this.ready = new Promise((resolve) => (this.#markReady = resolve));
     this.stopped = new Promise((resolve) => (this.#markStopped = resolve));
   }
@@ -111,12 +120,13 @@ class Vat {
 /** Start a worker on the vat entry point, compiled or (under tsx, in development) from source. */
 const spawn = (options: VatOptions, memoryMb: number): Worker => {
   const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(32, memoryMb), stackSizeMb: 4 };
+  const transferList = [options.sync.port];
   if (import.meta.url.endsWith('.ts')) {
     const entry = new URL('./worker.ts', import.meta.url).href;
     const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits });
+    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits, transferList });
   }
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits });
+  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits, transferList });
 };
 
 export class VatPool {
@@ -169,6 +179,7 @@ export class VatPool {
   #pick(): Vat {
     let best: Vat | undefined;
     for (const vat of this.#vats) {
+      if (vat.blocked > 0) continue; // a vat waiting on a nested call must not be handed that call
       if (!best || (vat.isReady && !best.isReady) || (vat.isReady === best.isReady && vat.runs.size < best.runs.size)) best = vat;
     }
     if (!best) return this.#start();
@@ -177,8 +188,10 @@ export class VatPool {
   }
 
   #start(): Vat {
-    const worker = spawn({ maxFanOut: this.#limits.maxFanOut }, this.#limits.vatMemoryMb);
-    const vat = new Vat(worker);
+    const { port1, port2 } = new MessageChannel();
+    const flag = new SharedArrayBuffer(4);
+    const worker = spawn({ maxFanOut: this.#limits.maxFanOut, sync: { port: port2, flag } }, this.#limits.vatMemoryMb);
+    const vat = new Vat(worker, port1, flag);
     worker.on('message', (batch: FromVat[]) => {
       for (const message of batch) this.#receive(vat, message);
     });
@@ -203,8 +216,9 @@ export class VatPool {
     let loading = vat.modules.get(id);
     if (!loading) {
       loading = this.#host.moduleRecord(id).then(async (record) => {
-        for (const dependency of record.dependencies) await this.#loadModule(vat, dependency);
-        vat.send({ t: 'module', id, record });
+        if ('wasm' in record) return vat.send({ t: 'wasm', id, record: record.wasm });
+        for (const dependency of record.js.dependencies) await this.#loadModule(vat, dependency);
+        vat.send({ t: 'module', id, record: record.js });
       });
       vat.modules.set(id, loading);
     }
@@ -223,7 +237,21 @@ export class VatPool {
         break;
       case 'call':
         pending.acted = true;
-        void pending.request.call(message.token, message.args).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        if (message.sync) {
+          vat.blocked += 1;
+          void pending.request.call(message.token, message.args).then((answer) => {
+            vat.blocked -= 1;
+            if (vat.dead) return;
+            vat.syncPort.postMessage(answer);
+            Atomics.store(vat.syncFlag, 0, 1);
+            Atomics.notify(vat.syncFlag, 0);
+          });
+        } else {
+          void pending.request.call(message.token, message.args).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        }
+        break;
+      case 'log':
+        pending.request.log(message.line);
         break;
       case 'issue':
         pending.acted = true;
@@ -260,6 +288,7 @@ export class VatPool {
     }
     vat.runs.clear();
     void vat.worker.terminate();
+    vat.syncPort.close();
     // Replace it now, so the next call does not wait for a vat to start.
     if (!this.#closed) this.#start();
   }

@@ -5,11 +5,14 @@
  * Arguments, values and env travel as canonical CBOR bytes; the kernel
  * decodes what a vat sends strictly, as it would bytes from a peer.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
 import type { ModuleRecord } from '../closures/runner.js';
+import type { WasmShape } from '../vat-wasm/binary.js';
 
 export type ToVat =
   | { readonly t: 'module'; readonly id: ModuleId; readonly record: ModuleRecord }
+  | { readonly t: 'wasm'; readonly id: ModuleId; readonly record: WasmRecord }
   | { readonly t: 'closure'; readonly token: Token; readonly code: ModuleId; readonly export: string; readonly env: Uint8Array }
   | { readonly t: 'run'; readonly run: number; readonly token: Token; readonly args: Uint8Array; readonly caller: Principal }
   | { readonly t: 'reply'; readonly run: number; readonly sub: number; readonly answer: Answer };
@@ -17,7 +20,9 @@ export type ToVat =
 export type FromVat =
   | { readonly t: 'ready'; readonly run: -1 }
   | { readonly t: 'done'; readonly run: number; readonly answer: Answer; readonly pure: boolean }
-  | { readonly t: 'call'; readonly run: number; readonly sub: number; readonly token: string; readonly args: Uint8Array }
+  /** `sync`: the vat is blocked until the answer arrives on its sync channel (a WebAssembly grid.call). */
+  | { readonly t: 'call'; readonly run: number; readonly sub: number; readonly token: string; readonly args: Uint8Array; readonly sync?: true }
+  | { readonly t: 'log'; readonly run: number; readonly line: string }
   | { readonly t: 'issue'; readonly run: number; readonly sub: number; readonly export: string; readonly env: Uint8Array };
 
 /** An outcome on the wire between threads: values as bytes. */
@@ -26,7 +31,15 @@ export type Answer =
   | { readonly status: 'revoked'; readonly reason: string }
   | { readonly status: 'promised'; readonly token: string };
 
+/** A WebAssembly module as vats run it: memory capped, shape read. */
+export interface WasmRecord {
+  readonly bytes: Uint8Array;
+  readonly shape: WasmShape;
+}
+
 export interface VatOptions {
   /** How many `ctx.call`s one call may make. */
   readonly maxFanOut: number;
+  /** The channel a vat blocked in a synchronous grid.call reads its answer from, and the flag that wakes it. */
+  readonly sync: { readonly port: MessagePort; readonly flag: SharedArrayBuffer };
 }

@@ -6,15 +6,17 @@
  * a fresh module instance (see closures/modules.ts).
  */
 import '../perimeter/lockdown.js';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { asModuleId, asToken, isToken, type Principal, type Token } from '../caps/ids.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
-import type { Answer, FromVat, ToVat, VatOptions } from './protocol.js';
+import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
+import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
 import { describeThrown } from '../caps/errors.js';
 
 const port = parentPort!;
 const options = workerData as VatOptions;
+const syncFlag = new Int32Array(options.sync.flag);
 
 /** Thrown by `ctx.revoke` to end the current call as revoked. */
 class RevokeSignal {
@@ -32,6 +34,7 @@ const isThenable = (value: unknown): value is PromiseLike<unknown> => {
 };
 
 interface ClosureInfo {
+  readonly token: Token;
   readonly code: ReturnType<typeof asModuleId>;
   readonly export: string;
   readonly env: GridValue;
@@ -50,15 +53,33 @@ interface RunState {
 
 // Outgoing messages are batched per turn.
 let outbox: FromVat[] = [];
+const flush = () => {
+  if (outbox.length === 0) return;
+  const batch = outbox;
+  outbox = [];
+  port.postMessage(batch);
+};
 const send = (message: FromVat) => {
   outbox.push(message);
-  if (outbox.length === 1) {
-    queueMicrotask(() => {
-      const batch = outbox;
-      outbox = [];
-      port.postMessage(batch);
-    });
-  }
+  if (outbox.length === 1) queueMicrotask(flush);
+};
+
+/**
+ * A WebAssembly closure cannot await, so its grid.call blocks this thread
+ * until the kernel answers on the sync channel. The kernel never sends
+ * another call to a blocked vat, and stops it at the call's deadline like
+ * any other.
+ */
+const callSync = (state: RunState, token: string, args: Uint8Array): Answer => {
+  state.pure = false;
+  state.fanOut += 1;
+  if (state.fanOut > options.maxFanOut) return { status: 'revoked', reason: `fan-out limit: at most ${options.maxFanOut} grid.call per call` };
+  Atomics.store(syncFlag, 0, 0);
+  send({ t: 'call', run: state.run, sub: state.nextSub++, token, args, sync: true });
+  flush();
+  Atomics.wait(syncFlag, 0, 0);
+  const reply = receiveMessageOnPort(options.sync.port);
+  return reply ? (reply.message as Answer) : { status: 'revoked', reason: 'vat: no answer on the sync channel' };
 };
 
 /**
@@ -132,6 +153,7 @@ const runner = new ModuleRunner({
   link: (cid: string) => link(asToken(cid)),
 });
 const closures = new Map<Token, ClosureInfo>();
+const wasmModules = new Map<string, { module: WebAssembly.Module; record: WasmRecord }>();
 const runs = new Map<number, RunState>();
 
 const finish = (state: RunState, answer: Answer) => {
@@ -154,6 +176,8 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
   };
   if (!closure) return finish(state, { status: 'revoked', reason: 'vat: closure not loaded' });
   runs.set(message.run, state);
+  const wasm = wasmModules.get(closure.code);
+  if (wasm) return executeWasm(state, wasm, message.args);
   try {
     const entry = runner.instantiate(closure.code)[closure.export];
     if (typeof entry !== 'function') return finish(state, { status: 'revoked', reason: `export "${closure.export}" is not a function` });
@@ -166,13 +190,30 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
   }
 };
 
+const executeWasm = (state: RunState, wasm: { module: WebAssembly.Module; record: WasmRecord }, args: Uint8Array) => {
+  try {
+    const { value, usedGrid } = runWasm(wasm.module, wasm.record.shape, state.closure.export, state.closure.env, copyValue(args) as GridValue[], {
+      call: (token, callArgs) => callSync(state, token, callArgs),
+      log: (line) => send({ t: 'log', run: state.run, line }),
+    });
+    if (usedGrid) state.pure = false;
+    return finish(state, { status: 'fulfilled', value: encodeValue(value) });
+  } catch (error) {
+    const reason = error instanceof WasmRevoked ? error.message : `trap: ${describeThrown(error)}`;
+    return finish(state, { status: 'revoked', reason });
+  }
+};
+
 const handle = (message: ToVat) => {
   switch (message.t) {
     case 'module':
       runner.compile(message.id, message.record);
       break;
+    case 'wasm':
+      wasmModules.set(message.id, { module: new WebAssembly.Module(message.record.bytes as Uint8Array<ArrayBuffer>), record: message.record });
+      break;
     case 'closure':
-      closures.set(message.token, { code: message.code, export: message.export, env: decodeValue(message.env) });
+      closures.set(message.token, { token: message.token, code: message.code, export: message.export, env: decodeValue(message.env) });
       break;
     case 'run':
       void execute(message);

@@ -1,0 +1,118 @@
+/**
+ * WebAssembly closures. A module gets only what its closure grants: the
+ * `grid` imports below, nothing of the host — no WASI, no clock, no memory
+ * of anyone else's — and every call runs in a fresh instance with a fresh
+ * memory, so, like JS closures, nothing survives a call and calls that make
+ * no grid calls are pure.
+ *
+ * Calling conventions, chosen by the export's signature:
+ * - numeric: parameters and result are i32/i64/f32/f64; called with numbers
+ *   (i64 as BigInt), the result is the value;
+ * - CBOR: `(i32 ptr, i32 len) -> i64` in a module that exports `memory` and
+ *   `alloc(len) -> ptr`. The arguments, a CBOR array, are written at memory
+ *   the module allocated; the result is `ptr << 32 | len` of a CBOR value in
+ *   its memory, or a negative number to revoke the call.
+ *
+ * Imports a module may ask for (module "grid"):
+ * - `call(slot, ptr, len) -> i64`: call `env.tokens[slot]` with the CBOR array
+ *   at ptr/len; the answer comes back CBOR ABI style, negative if revoked;
+ * - `log(ptr, len)`: a line of UTF-8 text to the node's log.
+ */
+import { decodeValue, encodeValue, isLink, type GridValue } from '../closures/values.js';
+import { quote } from '../caps/ids.js';
+import { WasmError, type FunctionType, type WasmShape } from './binary.js';
+
+export const GRID_IMPORTS: Readonly<Record<string, number>> = Object.freeze({ call: 0, log: 0 });
+
+/** Refuse, at publish time, a module that asks for anything the grid does not grant. */
+export const assertGrantedImports = (shape: WasmShape): void => {
+  for (const imported of shape.imports) {
+    if (imported.module !== 'grid' || GRID_IMPORTS[imported.name] !== imported.kind) {
+      throw new WasmError('ERR_FORBIDDEN_IMPORT', `forbidden import ${quote(`${imported.module}.${imported.name}`)}: WebAssembly closures may import only grid.call and grid.log`);
+    }
+  }
+};
+
+const NUMERIC = new Set(['i32', 'i64', 'f32', 'f64']);
+export type Convention = 'numeric' | 'cbor';
+
+export const conventionOf = (shape: WasmShape, exportName: string): Convention | undefined => {
+  const type = shape.functions.get(exportName);
+  if (!type) return undefined;
+  const isCbor = (t: FunctionType) => t.params.length === 2 && t.params.every((p) => p === 'i32') && t.results.length === 1 && t.results[0] === 'i64';
+  if (isCbor(type) && shape.exportsMemory && shape.functions.get('alloc')?.params.join() === 'i32') return 'cbor';
+  if (type.params.every((p) => NUMERIC.has(p)) && type.results.length <= 1 && type.results.every((r) => NUMERIC.has(r))) return 'numeric';
+  return undefined;
+};
+
+/** What a running WebAssembly call may ask of the kernel, synchronously. */
+export interface WasmHost {
+  call(token: string, args: Uint8Array): { status: 'fulfilled'; value: Uint8Array } | { status: 'revoked'; reason: string } | { status: 'promised'; token: string };
+  log(line: string): void;
+}
+
+export class WasmRevoked extends Error {}
+
+const MAX_LOG_LINE = 4096;
+
+/** Run one call of a WebAssembly closure in a fresh instance. Throws to revoke. */
+export const runWasm = (
+  module: WebAssembly.Module,
+  shape: WasmShape,
+  exportName: string,
+  env: GridValue,
+  args: readonly GridValue[],
+  host: WasmHost,
+): { value: GridValue; usedGrid: boolean } => {
+  const convention = conventionOf(shape, exportName);
+  if (!convention) throw new WasmRevoked(`export ${quote(exportName)} is not a function vats can call (numeric, or CBOR (i32, i32) -> i64 with memory and alloc)`);
+  let usedGrid = false;
+  let instance: WebAssembly.Instance | undefined;
+  const memoryBytes = (ptr: number, len: number): Uint8Array => {
+    const memory = instance!.exports.memory as WebAssembly.Memory | undefined;
+    if (!memory) throw new WasmRevoked('module has no exported memory');
+    const buffer = new Uint8Array(memory.buffer);
+    if (ptr < 0 || len < 0 || ptr + len > buffer.length) {
+      throw new WasmRevoked(`out of bounds: ${len} bytes at ${ptr} in a ${buffer.length}-byte memory`);
+    }
+    return buffer.subarray(ptr, ptr + len);
+  };
+  const place = (bytes: Uint8Array): bigint => {
+    const alloc = instance!.exports.alloc as ((len: number) => number) | undefined;
+    if (typeof alloc !== 'function') throw new WasmRevoked('module has no alloc export to receive an answer');
+    const ptr = alloc(bytes.length) >>> 0;
+    memoryBytes(ptr, bytes.length).set(bytes);
+    return (BigInt(ptr) << 32n) | BigInt(bytes.length);
+  };
+  const tokens = (env as { tokens?: unknown })?.tokens;
+  const grid = {
+    call: (slot: number, ptr: number, len: number): bigint => {
+      usedGrid = true;
+      const token = Array.isArray(tokens) ? tokens[slot] : undefined;
+      if (!isLink(token)) throw new WasmRevoked(`grid.call: env.tokens[${slot}] is not a token`);
+      const answer = host.call(token['/'], memoryBytes(ptr, len).slice());
+      return answer.status === 'fulfilled' ? place(answer.value) : -1n;
+    },
+    log: (ptr: number, len: number): void => {
+      host.log(new TextDecoder().decode(memoryBytes(ptr, Math.min(len, MAX_LOG_LINE))));
+    },
+  };
+  instance = new WebAssembly.Instance(module, { grid });
+  const fn = instance.exports[exportName] as (...params: unknown[]) => unknown;
+  if (convention === 'numeric') {
+    const type = shape.functions.get(exportName)!;
+    if (args.length !== type.params.length) throw new WasmRevoked(`${exportName} takes ${type.params.length} numbers (got ${args.length} arguments)`);
+    const params = args.map((arg, index) => {
+      if (typeof arg !== 'number' && typeof arg !== 'bigint') throw new WasmRevoked(`argument ${index + 1} must be a number (got ${quote(arg)})`);
+      return type.params[index] === 'i64' ? BigInt(arg) : Number(arg);
+    });
+    const result = fn(...params);
+    const value = typeof result === 'bigint' && result >= BigInt(Number.MIN_SAFE_INTEGER) && result <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(result) : result;
+    return { value: (value ?? null) as GridValue, usedGrid };
+  }
+  const input = encodeValue(args);
+  const packed = fn(Number(place(input) >> 32n), input.length) as bigint;
+  if (packed < 0n) throw new WasmRevoked('revoked by the module');
+  const bytes = memoryBytes(Number(packed >> 32n), Number(packed & 0xffffffffn)).slice();
+  return { value: decodeValue(bytes), usedGrid };
+};
