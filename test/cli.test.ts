@@ -224,3 +224,21 @@ test('a home held by a live process is refused with its pid', async (t) => {
   t.is((await grid(home, ['graph'])).code, 0, 'a stale lock is taken over');
   t.is(await readFile(join(home, 'lock'), 'utf8').catch(() => 'gone'), 'gone', 'and released');
 });
+
+test('WebAssembly from the command line: a command, a closure, and a JS app composed with it', async (t) => {
+  const home = await tempDir(t);
+  await ok(home, ['init']);
+  const run = await grid(home, ['run', 'examples/wasm/echo.wasm', 'hello', 'big world']);
+  t.is(run.code, 2, 'the exit code of the command');
+  t.is(run.stdout, 'hello\nbig world');
+  t.is(run.stderr, '', 'no experimental-feature noise');
+  t.is((await grid(home, ['run', 'examples/wasm/echo.wasm', 'clock'])).code, 76, 'no clock unless granted');
+  t.is((await grid(home, ['run', 'examples/wasm/echo.wasm', 'clock', '--clock'])).code, 0);
+  const fib = await ok(home, ['issue', 'examples/wasm/fib.wasm', '--export', 'fib']);
+  t.is(await ok(home, ['call', fib, '12']), '144');
+  const table = await ok(home, ['issue', 'examples/fib-table.js', '--export', 'table', '--env', JSON.stringify({ fib: { '/': fib } })]);
+  t.is(await ok(home, ['call', table, '4']), JSON.stringify('fib(0) = 0\nfib(1) = 1\nfib(2) = 1\nfib(3) = 2\nfib(4) = 3'));
+  const notCommand = await grid(home, ['run', 'examples/wasm/fib.wasm']);
+  t.is(notCommand.code, 1);
+  t.is(notCommand.stderr, 'grid: wasm: not a WASI command: it exports no _start');
+});

@@ -17,6 +17,9 @@ import { PetNames } from '../home/names.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
+import { runWasiCommand } from '../vat-wasm/wasi.js';
+import { moduleKindOf } from '../closures/modules.js';
+import { DEFAULT_LIMITS } from '../kernel/kernel.js';
 import { openFsBlockStore } from '../store/index.js';
 
 declare const getStackString: (error: Error) => string;
@@ -264,6 +267,29 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const report = inspectBytes(bytes);
       inv.io.out(inv.json ? toJsonText(report) : report.text);
       return EXIT.ok;
+    },
+  },
+  run: {
+    usage: 'grid run MODULE [ARG…] [--clock] [--random]   (ARGs after -- are passed as they are)',
+    summary: 'run a WASI command module, or a JS module\'s main export, from a file, CID or pet name',
+    options: { clock: { type: 'boolean' }, random: { type: 'boolean' } },
+    run: async (inv) => {
+      const [moduleRef, ...args] = inv.positionals;
+      if (!moduleRef) throw new UsageError('run needs a MODULE');
+      const bytes = existsSync(moduleRef)
+        ? await readInput(moduleRef)
+        : await withKernel(inv, async (_kernel, names) => {
+            const named = names.get(moduleRef);
+            const id = named ? named.id : moduleRef;
+            return openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(id, 'module'));
+          });
+      if (moduleKindOf(bytes) === 'wasm') {
+        return runWasiCommand(bytes, { args, clock: inv.values.clock === true, random: inv.values.random === true, maxPages: DEFAULT_LIMITS.wasmMaxPages });
+      }
+      return withKernel(inv, async (kernel) => {
+        const token = await kernel.issue({ code: await kernel.publish(bytes), export: 'main' });
+        return printOutcome(inv, await kernel.call(token, args, { follow: true }));
+      });
     },
   },
   delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
