@@ -4,7 +4,7 @@
  */
 import '../dist/perimeter/lockdown.js';
 import { benchKernel } from './kernel.js';
-import { benchVat } from './vat.js';
+import { benchVat, benchWasm } from './vat.js';
 import { benchWire } from './wire.js';
 import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
@@ -13,6 +13,7 @@ import type { Row } from './measure.js';
 const suites: Array<[string, () => Promise<Row[]>]> = [
   ['kernel', benchKernel],
   ['vat', benchVat],
+  ['wasm', benchWasm],
   ['wire', benchWire],
   ['store', benchStore],
   ['identity', benchIdentity],

@@ -3,6 +3,7 @@
  * postMessage round trip to a worker, and the time from a hostile call's
  * deadline to a fresh vat serving again.
  */
+import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { openKernel } from '../dist/index.js';
 import { medianOf, row, throughput, type Row } from './measure.js';
@@ -49,5 +50,21 @@ export const benchVat = async (): Promise<Row[]> => {
   recoveries.sort((a, b) => a - b);
   rows.push(row('deadline to a fresh vat serving again', recoveries[2]!));
   await kernel.close();
+  return rows;
+};
+
+/** A numeric WebAssembly export called through a token against calling it directly from JS. */
+export const benchWasm = async (): Promise<Row[]> => {
+  const wasm = new Uint8Array(await readFile(new URL('../examples/wasm/fib.wasm', import.meta.url)));
+  const direct = new WebAssembly.Instance(new WebAssembly.Module(wasm)).exports.fib as (n: number) => number;
+  const baseline = { name: 'fib(15) called directly from JS', median_ns: await medianOf(() => direct(15), 5000) };
+  const rows = [row(baseline.name, baseline.median_ns)];
+  // With the cache off every call executes in a vat; with it on, repeats are hits.
+  for (const [label, maxCacheEntries] of [['executes in a vat', 0], ['pure, so a cache hit', 1000]] as const) {
+    const kernel = await openKernel({ memory: true, limits: { maxCacheEntries } });
+    const fib = await kernel.issue({ code: await kernel.publish(wasm), export: 'fib' });
+    rows.push(row(`fib(15) through a token (${label})`, await medianOf(() => kernel.call(fib, [15]), 5000), baseline));
+    await kernel.close();
+  }
   return rows;
 };

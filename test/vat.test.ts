@@ -97,3 +97,17 @@ test.serial('a closed kernel has stopped its vats and refuses calls', async (t) 
   await kernel.close();
   t.deepEqual(await kernel.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', reason: 'kernel is closed' });
 });
+
+test.serial("a closure's own time limit applies below the node's ceiling", async (t) => {
+  const { kernel } = await setup(t, { callTimeoutMs: 3000 });
+  const code = await kernel.publish(HOSTILE);
+  const quick = await kernel.issue({ code, export: 'spin', timeLimitMs: 300 });
+  const { value, ms } = await elapsed(kernel.call(quick, []));
+  t.deepEqual(value, { status: 'revoked', reason: 'time limit' });
+  t.true(ms < 2000, `stopped after ${ms} ms`);
+  const generous = await kernel.issue({ code, export: 'spin', timeLimitMs: 60_000 });
+  const capped = await elapsed(kernel.call(generous, []));
+  t.deepEqual(capped.value, { status: 'revoked', reason: 'time limit' });
+  t.true(capped.ms < 10_000, 'the node ceiling wins');
+  await t.throwsAsync(kernel.issue({ code, export: 'spin', timeLimitMs: -1 }), { message: /positive whole number of milliseconds/ });
+});

@@ -33,7 +33,8 @@ const CBOR = `(module
     (call $log (i32.const 16) (i32.const 8))
     (call $call (i32.const 0) (local.get $ptr) (local.get $len)))
   (func (export "refuse") (param i32 i32) (result i64) (i64.const -1))
-  (func (export "wild") (param i32 i32) (result i64) (i64.const 0x7fffffff00000010)))`;
+  (func (export "wild") (param i32 i32) (result i64) (i64.const 0x7fffffff00000010))
+  (func (export "huge") (param i32 i32) (result i64) (i64.const 0x00000000ffffffff)))`;
 
 const HOSTILE = `(module
   (memory 1)
@@ -78,6 +79,8 @@ test('the CBOR convention passes and returns grid data through linear memory', a
   const outcome = await kernel.call(wild, []);
   t.is(outcome.status, 'revoked');
   t.regex((outcome as { reason: string }).reason, /^out of bounds: 16 bytes at 2147483647 in a 65536-byte memory$/);
+  const huge = await kernel.call(await issueWasm(kernel, CBOR, 'huge'), []);
+  t.deepEqual(huge, { status: 'revoked', reason: 'out of bounds: 4294967295 bytes at 0 in a 65536-byte memory' });
 });
 
 test('languages mix through tokens: WebAssembly calls JS, JS calls WebAssembly', async (t) => {

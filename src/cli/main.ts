@@ -140,9 +140,9 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
   issue: {
-    usage: 'grid issue MODULE --export NAME [--env JSON] [--name PET]',
+    usage: 'grid issue MODULE --export NAME [--env JSON] [--name PET] [--time-limit MS]',
     summary: 'make a closure over a module (a CID, a file or a pet name); print its token',
-    options: { export: { type: 'string' }, env: { type: 'string' }, name: { type: 'string' } },
+    options: { export: { type: 'string' }, env: { type: 'string' }, name: { type: 'string' }, 'time-limit': { type: 'string' } },
     run: async (inv) => {
       const [moduleRef, ...extra] = inv.positionals;
       if (!moduleRef || extra.length > 0) throw new UsageError('issue takes exactly one MODULE');
@@ -150,7 +150,8 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const env = typeof inv.values.env === 'string' ? parseJsonArg(inv.values.env, '--env') : {};
       return withKernel(inv, async (kernel, names) => {
         const code = await resolveModule(kernel, names, moduleRef);
-        const token = await kernel.issue({ code, export: inv.values.export as string, env });
+        const limit = inv.values['time-limit'];
+        const token = await kernel.issue({ code, export: inv.values.export as string, env, ...(limit === undefined ? {} : { timeLimitMs: Number(limit) }) });
         if (typeof inv.values.name === 'string') await names.set(inv.values.name, token);
         inv.io.out(inv.json ? toJsonText({ token, code }) : token);
         return EXIT.ok;

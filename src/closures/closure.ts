@@ -26,6 +26,8 @@ export interface Closure {
   readonly export: string;
   readonly env: GridValue;
   readonly issuer: Principal;
+  /** The issuer's own time limit for a call, in ms; the node's ceiling still applies. */
+  readonly timeLimitMs?: number;
 }
 
 export class ClosureError extends GridError {}
@@ -38,6 +40,11 @@ const signingBytes = (body: Record<string, unknown>) => {
   return bytes;
 };
 
+const assertTimeLimit = (ms: unknown): number => {
+  if (!Number.isSafeInteger(ms) || (ms as number) <= 0) throw new ClosureError('ERR_BAD_LIMIT', `a time limit is a positive whole number of milliseconds (got ${quote(ms)})`);
+  return ms as number;
+};
+
 export const assertExportName = (name: unknown): string => {
   if (typeof name !== 'string' || !EXPORT_NAME.test(name)) {
     throw new ClosureError('ERR_BAD_EXPORT', `export name must be a JavaScript identifier (got ${quote(name)})`);
@@ -47,7 +54,7 @@ export const assertExportName = (name: unknown): string => {
 
 /** Build and sign a closure record; returns its bytes and token. */
 export const makeClosure = (
-  spec: { code: ModuleId; export: string; env: unknown },
+  spec: { code: ModuleId; export: string; env: unknown; timeLimitMs?: number },
   issuer: Identity,
   nonce: Uint8Array,
 ): { bytes: Uint8Array; closure: Closure } => {
@@ -60,6 +67,7 @@ export const makeClosure = (
     env: decode(encodeValue(spec.env)),
     issuer: issuer.principal,
     nonce,
+    ...(spec.timeLimitMs === undefined ? {} : { time: assertTimeLimit(spec.timeLimitMs) }),
   };
   const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
   const token = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
@@ -74,7 +82,7 @@ export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
   const record = decode(bytes) as Record<string, unknown>;
   const bad = (why: string) => new ClosureError('ERR_BAD_CLOSURE', `token ${token} is not a valid closure: ${why}`);
   if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad('not a record');
-  const { code, export: exportName, env, issuer, nonce, sig, ...extra } = record;
+  const { code, export: exportName, env, issuer, nonce, sig, time, ...extra } = record;
   if (Object.keys(extra).length > 0) throw bad(`unknown field ${quote(Object.keys(extra)[0])}`);
   const codeCid = CID.asCID(code);
   if (!codeCid) throw bad('code is not a link');
@@ -86,10 +94,18 @@ export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
     principal = asPrincipal(issuer);
     moduleId = asModuleId(codeCid.toString());
     assertExportName(exportName);
+    if (time !== undefined) assertTimeLimit(time);
   } catch (error) {
     throw bad((error as Error).message);
   }
-  const body = { code: codeCid, export: exportName, env, issuer, nonce };
+  const body = { code: codeCid, export: exportName, env, issuer, nonce, ...(time === undefined ? {} : { time }) };
   if (!verify(principal, signingBytes(body), sig)) throw bad(`signature does not verify for issuer ${principal}`);
-  return harden({ token, code: moduleId, export: exportName as string, env: fromWire(env), issuer: principal });
+  return harden({
+    token,
+    code: moduleId,
+    export: exportName as string,
+    env: fromWire(env),
+    issuer: principal,
+    ...(time === undefined ? {} : { timeLimitMs: time as number }),
+  });
 };

@@ -83,6 +83,8 @@ export interface IssueSpec {
   readonly code: string;
   readonly export: string;
   readonly env?: unknown;
+  /** A time limit for each call, below the node's own (`limits.callTimeoutMs`). */
+  readonly timeLimitMs?: number;
 }
 
 export class KernelError extends GridError {}
@@ -221,7 +223,7 @@ export class Kernel {
   async issue(spec: IssueSpec): Promise<Token> {
     this.#assertOpen();
     const code = asModuleId(spec.code);
-    return this.#issue(code, spec.export, spec.env ?? {});
+    return this.#issue(code, spec.export, spec.env ?? {}, spec.timeLimitMs);
   }
 
   /** `ctx.issue`: a closure may mint closures over its own module only. */
@@ -232,7 +234,7 @@ export class Kernel {
     return this.#issue(parent.code, spec?.export, spec?.env ?? {});
   }
 
-  async #issue(code: ModuleId, exportName: string, env: unknown): Promise<Token> {
+  async #issue(code: ModuleId, exportName: string, env: unknown, timeLimitMs?: number): Promise<Token> {
     assertExportName(exportName);
     await this.#loadModule(code);
     const wasm = this.#wasm.get(code);
@@ -243,7 +245,7 @@ export class Kernel {
     if (wasm && !conventionOf(wasm.shape, exportName)) {
       throw new KernelError('ERR_NO_EXPORT', `export ${quote(exportName)} has a signature vats cannot call: use numbers, or (i32, i32) -> i64 with memory and alloc exported`);
     }
-    const { bytes, closure } = makeClosure({ code, export: exportName, env }, this.#powers.identity, this.#powers.randomBytes(16));
+    const { bytes, closure } = makeClosure({ code, export: exportName, env, timeLimitMs }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
     this.#closures.set(closure.token, closure);
     this.#powers.journal.append({ kind: 'issue', token: closure.token, code, export: exportName, issuer: closure.issuer });
@@ -387,7 +389,7 @@ export class Kernel {
       closure,
       args: argsBytes,
       caller: frame.caller,
-      timeLimitMs: frame.deadline - this.#powers.clock(),
+      timeLimitMs: Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY),
       call: async (target, args) => toAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
       log: (line) => this.#powers.log?.(closure.token, line),
       issue: async (exportName, env) => {
