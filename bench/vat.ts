@@ -6,7 +6,10 @@
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { openKernel } from '../dist/index.js';
-import { medianOf, row, throughput, type Row } from './measure.js';
+import { medianBatched, medianOf, row, throughput, type Row } from './measure.js';
+import { analyzeModule } from '../dist/closures/modules.js';
+import { ModuleRunner } from '../dist/closures/runner.js';
+import type { ModuleId } from '../dist/caps/ids.js';
 
 const ECHO_WORKER = `
   const { parentPort } = require('node:worker_threads');
@@ -29,11 +32,21 @@ export const benchVat = async (): Promise<Row[]> => {
   const baseline = { name: 'bare worker postMessage round trip', median_ns: bare.median };
   const rows: Row[] = [row(baseline.name, bare.median), { name: 'bare postMessage/s, 256 in flight', median_ns: Math.round(1e9 / bare.perSecond), ops_per_s: Math.round(bare.perSecond) }];
 
+  const source = 'export const greet = (ctx, name) => `hi, ${name}`; export const spin = () => { for (;;) {} };';
+  // The in-process path vats replaced: instantiate the module and call it on this thread.
+  const runner = new ModuleRunner({});
+  runner.compile('bafkreigreet' as ModuleId, analyzeModule(source));
+  const ctx = Object.freeze({ env: {} });
+  const inProcess = { name: 'same closure run on this thread (no vat, no journal)', median_ns: medianBatched((i) => (runner.instantiate('bafkreigreet' as ModuleId).greet as (c: unknown, n: string) => string)(ctx, `n${i}`)) };
+  rows.push(row(inProcess.name, inProcess.median_ns));
+
   const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 200 } });
-  const code = await kernel.publish('export const greet = (ctx, name) => `hi, ${name}`; export const spin = () => { for (;;) {} };');
+  const code = await kernel.publish(source);
   const greet = await kernel.issue({ code, export: 'greet' });
   // Distinct arguments: every call misses the cache and executes in a vat.
-  rows.push(row('call executing in a vat', await medianOf((i) => kernel.call(greet, [`n${i}`]), 20_000), baseline));
+  const inVat = await medianOf((i) => kernel.call(greet, [`n${i}`]), 20_000);
+  rows.push(row('call executing in a vat', inVat, baseline));
+  rows.push(row('call executing in a vat (vs this thread)', inVat, inProcess));
   const perSecond = await throughput((i) => kernel.call(greet, [`m${i}`]), 100_000, 256);
   rows.push({ name: 'vat calls/s, 256 in flight', median_ns: Math.round(1e9 / perSecond), ops_per_s: Math.round(perSecond) });
 

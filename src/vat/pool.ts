@@ -161,7 +161,12 @@ export class VatPool {
     } catch (error) {
       return { answer: { status: 'revoked', reason: `vat: ${(error as Error).message}` }, pure: false };
     }
-    if (vat.dead) return { answer: { status: 'revoked', reason: 'vat stopped before the call started' }, pure: false };
+    if (vat.dead) {
+      // It stopped before the call reached it: nothing ran, so try another vat once.
+      if (this.#retried.has(request)) return { answer: { status: 'revoked', reason: 'vat stopped before the call started' }, pure: false };
+      this.#retried.add(request);
+      return this.run(request);
+    }
     const run = this.#nextRun++;
     return new Promise<RunResult>((resolve) => {
       const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
