@@ -20,15 +20,13 @@ import { assertExportName, makeClosure, readClosure, type Closure } from '../clo
 import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
+import type { Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
 import type { Answer, WasmRecord } from '../vat/protocol.js';
 import { capMemory, shapeOf } from '../vat-wasm/binary.js';
 import { assertGrantedImports, conventionOf } from '../vat-wasm/vat.js';
 
-export type Outcome =
-  | { readonly status: 'fulfilled'; readonly value: GridValue }
-  | { readonly status: 'revoked'; readonly reason: string }
-  | { readonly status: 'promised'; readonly token: Token };
+export type Outcome = Settlement<GridValue, Token>;
 
 export interface KernelLimits {
   /** Wall-clock budget for one call, nested calls included. */

@@ -20,6 +20,7 @@
  */
 import { decodeValue, encodeValue, isLink, type GridValue } from '../closures/values.js';
 import { quote } from '../caps/ids.js';
+import type { Settlement } from '../caps/outcome.js';
 import { WasmError, type FunctionType, type WasmShape } from './binary.js';
 
 export const GRID_IMPORTS: Readonly<Record<string, number>> = Object.freeze({ call: 0, log: 0 });
@@ -47,7 +48,7 @@ export const conventionOf = (shape: WasmShape, exportName: string): Convention |
 
 /** What a running WebAssembly call may ask of the kernel, synchronously. */
 export interface WasmHost {
-  call(token: string, args: Uint8Array): { status: 'fulfilled'; value: Uint8Array } | { status: 'revoked'; reason: string } | { status: 'promised'; token: string };
+  call(token: string, args: Uint8Array): Settlement<Uint8Array>;
   log(line: string): void;
 }
 

@@ -7,6 +7,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
+import type { Settlement } from '../caps/outcome.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import type { WasmShape } from '../vat-wasm/binary.js';
 
@@ -26,10 +27,7 @@ export type FromVat =
   | { readonly t: 'issue'; readonly run: number; readonly sub: number; readonly export: string; readonly env: Uint8Array };
 
 /** An outcome on the wire between threads: values as bytes. */
-export type Answer =
-  | { readonly status: 'fulfilled'; readonly value: Uint8Array }
-  | { readonly status: 'revoked'; readonly reason: string }
-  | { readonly status: 'promised'; readonly token: string };
+export type Answer = Settlement<Uint8Array>;
 
 /** A WebAssembly module as vats run it: memory capped, shape read. */
 export interface WasmRecord {
