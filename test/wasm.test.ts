@@ -114,7 +114,7 @@ test('publish refuses WebAssembly that asks for what the grid does not grant', a
 });
 
 test('hostile WebAssembly ends revoked and the node keeps serving', async (t) => {
-  const { kernel } = await setup(t, { callTimeoutMs: 500 });
+  const { kernel } = await setup(t, { callTimeoutMs: 3000 });
   const code = await kernel.publish(await wat(HOSTILE));
   const call = async (name: string, args: unknown[] = []) => kernel.call(await kernel.issue({ code, export: name }), args);
   t.deepEqual(await call('spin'), { status: 'revoked', reason: 'time limit' });

@@ -86,6 +86,11 @@ class Vat {
 
   #busy = 0;
 
+  /** Calls given to this vat and not yet settled, including those still being prepared. */
+  get load(): number {
+    return this.#busy;
+  }
+
   /** A vat with calls keeps the process alive; an idle one must not. */
   busy(delta: number) {
     this.#busy += delta;
@@ -176,19 +181,22 @@ export class VatPool {
   }
 
   /**
-   * The least busy vat that is ready. When every ready vat is busy and the
-   * pool is not full, another vat starts in the background for later calls;
-   * this call does not wait for it (a closure awaiting a nested call leaves
-   * its vat free to run that call).
+   * An idle vat if there is one; else a new vat while the pool is not full
+   * (so a call never queues behind a closure that is spinning); else the
+   * least busy. Vats blocked in a synchronous grid.call are passed over, and
+   * if every vat is blocked one more starts, beyond the pool size: the call
+   * may be the very one they are waiting for.
    */
   #pick(): Vat {
     let best: Vat | undefined;
+    let open = 0;
     for (const vat of this.#vats) {
-      if (vat.blocked > 0) continue; // a vat waiting on a nested call must not be handed that call
-      if (!best || (vat.isReady && !best.isReady) || (vat.isReady === best.isReady && vat.runs.size < best.runs.size)) best = vat;
+      if (vat.blocked > 0) continue;
+      open += 1;
+      if (!best || vat.load < best.load) best = vat;
     }
-    if (!best) return this.#start();
-    if (best.runs.size > 0 && this.#vats.length < this.#limits.vats) this.#start();
+    if (best && best.load === 0) return best;
+    if (!best || this.#vats.length < this.#limits.vats || open === 0) return this.#start();
     return best;
   }
 
