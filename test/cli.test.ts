@@ -232,6 +232,9 @@ test('WebAssembly from the command line: a command, a closure, and a JS app comp
   t.is(run.code, 2, 'the exit code of the command');
   t.is(run.stdout, 'hello\nbig world');
   t.is(run.stderr, '', 'no experimental-feature noise');
+  const cat = await grid(home, ['run', 'examples/wasm/echo.wasm'], { input: 'from stdin\nsecond line' });
+  t.is(cat.code, 0);
+  t.is(cat.stdout, 'from stdin\nsecond line');
   t.is((await grid(home, ['run', 'examples/wasm/echo.wasm', 'clock'])).code, 76, 'no clock unless granted');
   t.is((await grid(home, ['run', 'examples/wasm/echo.wasm', 'clock', '--clock'])).code, 0);
   const fib = await ok(home, ['issue', 'examples/wasm/fib.wasm', '--export', 'fib']);
