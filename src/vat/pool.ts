@@ -12,6 +12,7 @@ import type { ModuleId, Principal, Token } from '../caps/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
+import { describeThrown } from '../caps/errors.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
@@ -121,6 +122,15 @@ class Vat {
     }
   }
 }
+
+/** The answer to a vat's request; a failure on the kernel's side is a revoked answer, never an unhandled rejection. */
+const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
+  try {
+    return await ask();
+  } catch (error) {
+    return { status: 'revoked', reason: describeThrown(error) };
+  }
+};
 
 /** Start a worker on the vat entry point, compiled or (under tsx, in development) from source. */
 const spawn = (options: VatOptions, memoryMb: number): Worker => {
@@ -252,7 +262,7 @@ export class VatPool {
         pending.acted = true;
         if (message.sync) {
           vat.blocked += 1;
-          void pending.request.call(message.token, message.args).then((answer) => {
+          void answerOf(() => pending.request.call(message.token, message.args)).then((answer) => {
             vat.blocked -= 1;
             if (vat.dead) return;
             vat.syncPort.postMessage(answer);
@@ -260,15 +270,19 @@ export class VatPool {
             Atomics.notify(vat.syncFlag, 0);
           });
         } else {
-          void pending.request.call(message.token, message.args).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+          void answerOf(() => pending.request.call(message.token, message.args)).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
         }
         break;
       case 'log':
-        pending.request.log(message.line);
+        try {
+          pending.request.log(message.line);
+        } catch {
+          // A failing log sink must not take the vat's calls down.
+        }
         break;
       case 'issue':
         pending.acted = true;
-        void pending.request.issue(message.export, message.env).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        void answerOf(() => pending.request.issue(message.export, message.env)).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
         break;
     }
   }
