@@ -8,7 +8,6 @@ import type { Entry } from './journal.js';
 
 type Namer = (id: string) => string;
 const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : `${id.slice(0, 10)}…${id.slice(-6)}`);
-export const shortNamer: Namer = short;
 
 /**
  * The entries that concern `token`: its issue and revocation, every call on

@@ -149,8 +149,6 @@ export const shapeOf = (bytes: Uint8Array): WasmShape => {
   return { imports, functions, exportsMemory };
 };
 
-export const PAGE_BYTES = 64 * 1024;
-
 /**
  * The module with every memory's maximum set to at most `maxPages`. Refuses
  * imported memories (a vat's memory is its own), shared and 64-bit

@@ -116,7 +116,7 @@ export const encodeLinkForm = (value: unknown): Uint8Array => cborgEncode(value,
 
 /** cborg hands a tag decoder a control that decodes the tagged content. */
 type TagDecodeControl = () => unknown;
-export const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: TagDecodeControl) => decodeContent(control());
+const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: TagDecodeControl) => decodeContent(control());
 
 const decodeLink = (content: unknown) => {
   if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
