@@ -151,8 +151,8 @@ export const shapeOf = (bytes: Uint8Array): WasmShape => {
 
 /**
  * The module with every memory's maximum set to at most `maxPages`. Refuses
- * imported memories (a vat's memory is its own), shared and 64-bit
- * memories, and a minimum over the cap.
+ * shared and 64-bit memories and a minimum over the cap. (Imported memories
+ * never get here: a vat's memory is its own, and the import is refused.)
  */
 export const capMemory = (bytes: Uint8Array, maxPages: number): Uint8Array => {
   const memory = sections(bytes).find((section) => section.id === 5);
