@@ -75,6 +75,8 @@ export interface KernelPowers {
 export interface CallOptions {
   /** Chase further promises until fulfilled or revoked. */
   readonly follow?: boolean;
+  /** Who is calling, when it is not this node (an authenticated connection's principal). */
+  readonly caller?: Principal;
 }
 
 export interface IssueSpec {
@@ -299,7 +301,7 @@ export class Kernel {
   async #call(token: string, args: readonly unknown[], options: CallOptions): Promise<Outcome> {
     if (this.#closed) return revoked('kernel is closed');
     const frame: CallFrame = {
-      caller: this.#powers.identity.principal,
+      caller: options.caller ?? this.#powers.identity.principal,
       depth: 0,
       parent: undefined,
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,

@@ -1,0 +1,122 @@
+/**
+ * Nodes over real WebSockets on loopback: authenticated sessions, CapTP
+ * calls, and hostile connections refused while the node keeps serving.
+ */
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { openKernel, type Kernel } from '../src/index.js';
+import { generateIdentity } from '../src/identity/index.js';
+import { serveNode, type NodeServer } from '../src/net/node.js';
+import { connectNode } from '../src/net/client.js';
+import { encodeMessage } from '../src/wire/index.js';
+import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+const setup = async (t: import('ava').ExecutionContext, handshakeMs = 2000) => {
+  const nodeIdentity = generateIdentity(random);
+  const kernel: Kernel = await openKernel({ memory: true, limits: { vats: 1 } });
+  const server: NodeServer = await serveNode(kernel, { identity: nodeIdentity, random, handshakeMs, allowedOrigins: ['http://127.0.0.1:8080'] });
+  t.teardown(async () => {
+    await server.close();
+    await kernel.close();
+  });
+  const code = await kernel.publish('export const who = (ctx) => ctx.caller; export const add = (ctx, a, b) => a + b; export const hang = () => new Promise(() => {});');
+  const tokens = {
+    who: await kernel.issue({ code, export: 'who' }),
+    add: await kernel.issue({ code, export: 'add' }),
+    hang: await kernel.issue({ code, export: 'hang' }),
+  };
+  return { kernel, server, tokens, nodeIdentity };
+};
+
+/** Open a raw socket and resolve with how it ended. */
+const rawSocket = (url: string, options: WebSocket.ClientOptions = {}) => {
+  const socket = new WebSocket(url, options);
+  const ended = new Promise<string>((resolve) => {
+    socket.on('close', (code) => resolve(`closed ${code}`));
+    socket.on('error', (error) => resolve(`error ${error.message}`));
+  });
+  return { socket, ended, opened: new Promise<void>((resolve) => socket.on('open', () => resolve())) };
+};
+
+test('an authenticated client calls tokens as itself', async (t) => {
+  const { server, tokens, nodeIdentity } = await setup(t);
+  const client = generateIdentity(random);
+  const remote = await connectNode(server.url, { identity: client, random });
+  t.teardown(() => remote.close());
+  t.is(remote.session.peer, nodeIdentity.principal, 'the client knows whom it reached');
+  t.deepEqual(await remote.call(tokens.add, [2, 3]), { status: 'fulfilled', value: 5 });
+  t.deepEqual(await remote.call(tokens.who, []), { status: 'fulfilled', value: client.principal }, 'ctx.caller is the authenticated principal');
+  t.deepEqual(await remote.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', reason: 'unknown token' });
+});
+
+test('a dropped connection revokes the calls that depended on it', async (t) => {
+  const { server, tokens } = await setup(t);
+  const remote = await connectNode(server.url, { identity: generateIdentity(random), random });
+  const pending = remote.call(tokens.hang, []);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await server.close();
+  t.deepEqual(await pending, { status: 'revoked', reason: 'disconnected' });
+});
+
+test('hostile connections are refused and the node keeps serving', async (t) => {
+  const { server, tokens } = await setup(t, 300);
+  // A page from another site.
+  t.regex(await rawSocket(server.url, { origin: 'https://evil.example' }).ended, /error Unexpected server response: 401/);
+  // Garbage before authentication.
+  const garbage = rawSocket(server.url);
+  await garbage.opened;
+  garbage.socket.send(new Uint8Array([0xff, 0x00, 0x13]));
+  t.is(await garbage.ended, 'closed 1008');
+  // An oversized frame before authentication.
+  const big = rawSocket(server.url);
+  await big.opened;
+  big.socket.send(new Uint8Array(64 * 1024));
+  t.is(await big.ended, 'closed 1008');
+  // Text instead of binary.
+  const text = rawSocket(server.url);
+  await text.opened;
+  text.socket.send('hello');
+  t.is(await text.ended, 'closed 1008');
+  // Slow loris: connect and say nothing.
+  const silent = rawSocket(server.url);
+  await silent.opened;
+  t.is(await silent.ended, 'closed 1008');
+  // A forged proof: right shape, signature over nothing this node asked.
+  const forger = rawSocket(server.url);
+  await forger.opened;
+  forger.socket.send(
+    encodeMessage(HANDSHAKE_PROTOCOL, 'prove', { principal: generateIdentity(random).principal, challenge: random(32), signature: random(64) }),
+  );
+  t.is(await forger.ended, 'closed 1008');
+  // And an honest client still gets through.
+  const remote = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.deepEqual(await remote.call(tokens.add, [20, 22]), { status: 'fulfilled', value: 42 });
+  remote.close();
+});
+
+test('a replayed handshake proves nothing on a new connection', async (t) => {
+  const { server } = await setup(t, 1000);
+  const client = generateIdentity(random);
+  // Record the client's proof from a real session.
+  const recorded: Uint8Array[] = [];
+  const send = WebSocket.prototype.send;
+  const spy = function (this: WebSocket, data: unknown, ...rest: unknown[]) {
+    if (data instanceof Uint8Array) recorded.push(data.slice());
+    return (send as (...a: unknown[]) => void).call(this, data, ...rest);
+  };
+  WebSocket.prototype.send = spy as typeof send;
+  try {
+    (await connectNode(server.url, { identity: client, random })).close();
+  } finally {
+    WebSocket.prototype.send = send;
+  }
+  const prove = recorded[0]!;
+  const replay = rawSocket(server.url);
+  await replay.opened;
+  replay.socket.send(prove);
+  t.is(await replay.ended, 'closed 1008');
+});
