@@ -245,3 +245,46 @@ test('WebAssembly from the command line: a command, a closure, and a JS app comp
   t.is(notCommand.code, 1);
   t.is(notCommand.stderr, 'grid: wasm: not a WASI command: it exports no _start');
 });
+
+/** Start `grid start` on a home; resolves once it listens, with its URL and a stop function. */
+const startNode = async (home: string) => {
+  const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json'], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (stdout.includes('\n')) resolve(JSON.parse(stdout).url);
+    });
+    child.on('close', (code) => reject(new Error(`grid start exited ${code}: ${stderr}`)));
+  });
+  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  return { url, stop: () => (child.kill('SIGTERM'), exited), exited };
+};
+
+test('a running node: other homes call it with --via, its own home goes through it, SIGTERM stops it cleanly', async (t) => {
+  const alice = await tempDir(t);
+  const bob = await tempDir(t);
+  await ok(alice, ['init']);
+  const bobPrincipal = await ok(bob, ['init']);
+  const who = join(alice, 'who.js');
+  await writeFile(who, 'export const who = (ctx) => ctx.caller; export const add = (ctx, a, b) => a + b;');
+  const whoToken = await ok(alice, ['issue', who, '--export', 'who']);
+  const add = await ok(alice, ['issue', who, '--export', 'add', '--name', 'add']);
+  const node = await startNode(alice);
+  t.teardown(() => node.stop());
+  t.regex(node.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+  t.is(await ok(bob, ['call', whoToken, '--via', node.url]), JSON.stringify(bobPrincipal), 'the caller is the authenticated principal');
+  t.is(await ok(bob, ['call', add, '2', '3', '--via', node.url]), '5');
+  t.is(await ok(alice, ['call', 'add', '4', '5']), '9', "the home's own CLI goes through its node");
+  const busy = await grid(alice, ['graph']);
+  t.is(busy.code, 1);
+  t.regex(busy.stderr, /^grid: a node is running on this home \(ws:\/\/127\.0\.0\.1:\d+, pid \d+\)/);
+  t.is(await node.stop(), 0);
+  const graph = await ok(alice, ['graph']);
+  t.regex(graph, /add\(2, 3\) by did:key:/, 'the remote calls are in the journal');
+  const gone = await grid(bob, ['call', add, '1', '1', '--via', node.url]);
+  t.is(gone.code, 4);
+  t.regex(gone.stderr, /^grid: cannot reach ws:\/\/127\.0\.0\.1:\d+/);
+});

@@ -21,6 +21,12 @@ import { runWasiCommand } from '../vat-wasm/wasi.js';
 import { moduleKindOf } from '../closures/modules.js';
 import { DEFAULT_LIMITS } from '../kernel/kernel.js';
 import { openFsBlockStore } from '../store/index.js';
+import { loadIdentity } from '../identity/index.js';
+import { NoHomeError } from '../home/home.js';
+import { announceNode, retractNode, runningNode } from '../home/running-node.js';
+import { serveNode } from '../net/node.js';
+import { connectNode } from '../net/client.js';
+import { randomBytes } from 'node:crypto';
 
 declare const getStackString: (error: Error) => string;
 
@@ -62,6 +68,10 @@ const withKernel = async <T>(
   body: (kernel: Kernel, names: PetNames) => Promise<T>,
   options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
 ): Promise<T> => {
+  const node = await runningNode(homePaths(inv.home).node);
+  if (node) {
+    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); \`grid call\` goes through it, other commands need it stopped`);
+  }
   const kernel = await openKernel({
     home: inv.home,
     create: options.create ?? false,
@@ -163,12 +173,27 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     summary: 'call a token with JSON arguments; print the value (exit 3 if revoked, 4 if timed out)',
     options: { 'no-follow': { type: 'boolean' }, via: { type: 'string' }, timeout: { type: 'string' } },
     run: async (inv) => {
-      if (inv.values.via) return notYet('--via', 'nodes arrive with `grid start`')(inv);
       const [tokenRef, ...argTexts] = inv.positionals;
       const args = argTexts.map((text, index) => parseJsonArg(text, `argument ${index + 1}`));
       const timeout = inv.values.timeout === undefined ? undefined : Number(inv.values.timeout);
       if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0)) {
         throw new UsageError(`--timeout must be a positive whole number of milliseconds (got ${quote(inv.values.timeout)})`);
+      }
+      const paths = homePaths(inv.home);
+      const via = typeof inv.values.via === 'string' ? inv.values.via : (await runningNode(paths.node))?.url;
+      if (via) {
+        const names = await PetNames.open(paths.names);
+        const identity = await loadIdentity(paths.identity).catch(() => {
+          throw new NoHomeError(paths.root);
+        });
+        const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+          throw new UnreachableError(error.message);
+        });
+        try {
+          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow: !inv.values['no-follow'] }));
+        } finally {
+          remote.close();
+        }
       }
       return withKernel(inv, async (kernel, names) => {
         const token = resolveToken(tokenRef, names);
@@ -294,8 +319,43 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
   delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
-  start: { usage: 'grid start', summary: '(coming) run a node', options: {}, run: notYet('start', 'nodes arrive with the network') },
+  start: {
+    usage: 'grid start [--listen HOST:PORT]',
+    summary: 'run a node on this home: WebSocket on loopback unless told otherwise; Ctrl-C stops it',
+    options: { listen: { type: 'string' }, peer: { type: 'string', multiple: true } },
+    run: async (inv) => {
+      if (inv.values.peer) return notYet('--peer', 'peers arrive with joining')(inv);
+      const { host, port } = parseListen(typeof inv.values.listen === 'string' ? inv.values.listen : '127.0.0.1:0');
+      const paths = homePaths(inv.home);
+      return withKernel(inv, async (kernel) => {
+        const identity = await loadIdentity(paths.identity);
+        const server = await serveNode(kernel, { identity, random: (n) => new Uint8Array(randomBytes(n)), host, port });
+        await announceNode(paths.node, server.url);
+        inv.io.out(inv.json ? toJsonText({ url: server.url, principal: kernel.principal }) : `node ${kernel.principal} listening on ${server.url}`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        // Stop taking connections; calls in flight are answered or revoked
+        // as their connections close; the kernel then flushes the journal.
+        await server.close();
+        await retractNode(paths.node);
+        return EXIT.ok;
+      });
+    },
+  },
 });
+
+const parseListen = (text: string): { host: string; port: number } => {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port > 65535) throw new UsageError(`--listen takes HOST:PORT (got ${quote(text)})`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+};
+
+class UnreachableError extends Error {
+  readonly code = 'ERR_UNREACHABLE';
+}
 
 const isCid = (text: string) => {
   try {
@@ -366,6 +426,6 @@ export const main = async (argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
     // Under lockdown `error.stack` is hidden from ordinary code; SES gives the
     // perimeter `getStackString` to read it.
     if (debug && error instanceof Error) io.err(getStackString(error) || error.stack || '(no stack)');
-    return EXIT.usage;
+    return error instanceof UnreachableError ? EXIT.unreachable : EXIT.usage;
   }
 };

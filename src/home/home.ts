@@ -14,6 +14,8 @@ export interface HomePaths {
   readonly journal: string;
   readonly names: string;
   readonly lock: string;
+  /** The URL of the node running on this home, while one does. */
+  readonly node: string;
 }
 
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
@@ -28,6 +30,7 @@ export const homePaths = (root: string): HomePaths => {
     journal: join(abs, 'journal'),
     names: join(abs, 'names'),
     lock: join(abs, 'lock'),
+    node: join(abs, 'node'),
   };
 };
 

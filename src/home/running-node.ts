@@ -1,0 +1,38 @@
+/**
+ * While `grid start` runs, the home holds a `node` file naming its URL and
+ * pid, so other commands on the same home reach the running node instead of
+ * waiting for the home's lock.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+
+export interface RunningNode {
+  readonly url: string;
+  readonly pid: number;
+}
+
+/** Whether a process with this pid exists (EPERM: it does, and is someone else's). */
+export const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/** The node running on this home, if one is (a file left by a crash is ignored). */
+export const runningNode = async (path: string): Promise<RunningNode | undefined> => {
+  let record: Partial<RunningNode>;
+  try {
+    record = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof record.url !== 'string' || !Number.isInteger(record.pid) || !alive(record.pid!)) return undefined;
+  return { url: record.url, pid: record.pid! };
+};
+
+export const announceNode = (path: string, url: string): Promise<void> =>
+  writeFile(path, `${JSON.stringify({ url, pid: process.pid })}\n`, { mode: 0o600 });
+
+export const retractNode = (path: string): Promise<void> => rm(path, { force: true });
