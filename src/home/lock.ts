@@ -24,7 +24,7 @@ export const acquireHomeLock = async (
   lockPath: string,
   options: { waitMs?: number } = {},
 ): Promise<() => Promise<void>> => {
-  const deadline = Date.now() + (options.waitMs ?? 5000);
+  const deadline = Date.now() + (options.waitMs ?? 10_000);
   for (let attempt = 0; ; attempt += 1) {
     try {
       const handle = await open(lockPath, 'wx', 0o600);
