@@ -5,6 +5,7 @@
 import '../dist/perimeter/lockdown.js';
 import { benchKernel } from './kernel.js';
 import { benchVat, benchWasm } from './vat.js';
+import { benchNet } from './net.js';
 import { benchWire } from './wire.js';
 import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
@@ -14,6 +15,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['kernel', benchKernel],
   ['vat', benchVat],
   ['wasm', benchWasm],
+  ['net', benchNet],
   ['wire', benchWire],
   ['store', benchStore],
   ['identity', benchIdentity],
