@@ -279,9 +279,16 @@ test('a running node: other homes call it with --via, its own home goes through 
   t.is(await ok(bob, ['call', whoToken, '--via', node.url]), JSON.stringify(bobPrincipal), 'the caller is the authenticated principal');
   t.is(await ok(bob, ['call', add, '2', '3', '--via', node.url]), '5');
   t.is(await ok(alice, ['call', 'add', '4', '5']), '9', "the home's own CLI goes through its node");
-  const busy = await grid(alice, ['graph']);
+  // Publishing, issuing and revoking on the home go through the node too, as the node's own principal.
+  const greet = await ok(alice, ['issue', 'examples/hello.js', '--export', 'greet', '--env', '{"greeting":"hey"}']);
+  t.is(await ok(bob, ['call', greet, '"Bob"', '--via', node.url]), '"hey, Bob"');
+  t.regex(await ok(alice, ['revoke', greet]), /^revoked bafy/);
+  const revoked = await grid(bob, ['call', greet, '"Bob"', '--via', node.url]);
+  t.is(revoked.code, 3);
+  t.regex(await ok(alice, ['graph']), /greet.*by did:key:/, 'the journal is readable while the node runs');
+  const busy = await grid(alice, ['start']);
   t.is(busy.code, 1);
-  t.regex(busy.stderr, /^grid: a node is running on this home \(ws:\/\/127\.0\.0\.1:\d+, pid \d+\)/);
+  t.regex(busy.stderr, /^grid: a node is running on this home \(ws:\/\/127\.0\.0\.1:\d+, pid \d+\); stop it first$/);
   t.is(await node.stop(), 0);
   const graph = await ok(alice, ['graph']);
   t.regex(graph, /add\(2, 3\) by did:key:/, 'the remote calls are in the journal');

@@ -17,7 +17,7 @@ const random = (n: number) => new Uint8Array(randomBytes(n));
 
 const setup = async (t: import('ava').ExecutionContext, handshakeMs = 2000) => {
   const nodeIdentity = generateIdentity(random);
-  const kernel: Kernel = await openKernel({ memory: true, limits: { vats: 1 } });
+  const kernel: Kernel = await openKernel({ memory: true, identity: nodeIdentity, limits: { vats: 1 } });
   const server: NodeServer = await serveNode(kernel, { identity: nodeIdentity, random, handshakeMs, allowedOrigins: ['http://127.0.0.1:8080'] });
   t.teardown(async () => {
     await server.close();
@@ -119,4 +119,21 @@ test('a replayed handshake proves nothing on a new connection', async (t) => {
   await replay.opened;
   replay.socket.send(prove);
   t.is(await replay.ended, 'closed 1008');
+});
+
+test("only the node's own principal may publish, issue and revoke through it", async (t) => {
+  const { server, kernel, nodeIdentity } = await setup(t);
+  const stranger = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => stranger.close());
+  await t.throwsAsync(stranger.publish(new TextEncoder().encode('export const f = () => 1')), { message: /publish/ });
+  await t.throwsAsync(stranger.issue({ code: 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', export: 'f' }), { message: /issue/ });
+  const owner = await connectNode(server.url, { identity: nodeIdentity, random });
+  t.teardown(() => owner.close());
+  const code = await owner.publish(new TextEncoder().encode('export const f = (ctx, x) => x * 2'));
+  const token = await owner.issue({ code, export: 'f' });
+  t.deepEqual(await stranger.call(token, [21]), { status: 'fulfilled', value: 42 });
+  await owner.revoke(token, 'done');
+  t.deepEqual(await stranger.call(token, [21]), { status: 'revoked', reason: 'done' });
+  t.true(kernel.isRevoked(token));
+  await t.throwsAsync(owner.issue({ code, export: 'nope' }), { message: /has no export "nope"/ });
 });

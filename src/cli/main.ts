@@ -10,8 +10,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { openKernel } from '../kernel/open.js';
-import type { Kernel, KernelLimits, Outcome } from '../kernel/kernel.js';
-import { asPrincipal, asToken, parseCid, quote, type Token } from '../caps/ids.js';
+import type { IssueSpec, Kernel, KernelLimits, Outcome } from '../kernel/kernel.js';
+import { Journal, type Entry } from '../journal/journal.js';
+import { asPrincipal, asToken, parseCid, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { defaultHome, homePaths } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
@@ -63,6 +64,63 @@ const GLOBAL_OPTIONS: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
+/**
+ * What a command needs of a home, whether the home's kernel is opened here
+ * or a node is already running on it (then the command goes through that
+ * node, as the home's own principal, and reads the journal without the lock:
+ * it is append-only).
+ */
+interface HomeOps {
+  readonly principal: Principal;
+  publish(bytes: Uint8Array): Promise<ModuleId>;
+  issue(spec: IssueSpec): Promise<Token>;
+  revoke(token: string, reason?: string): Promise<void>;
+  call(token: string, args: readonly unknown[], options: { follow?: boolean }): Promise<Outcome>;
+  entries(): Promise<readonly Entry[]>;
+}
+
+const withHome = async <T>(
+  inv: Invocation,
+  body: (home: HomeOps, names: PetNames) => Promise<T>,
+  options: { limits?: Partial<KernelLimits> } = {},
+): Promise<T> => {
+  const paths = homePaths(inv.home);
+  const node = await runningNode(paths.node);
+  if (!node) {
+    return withKernel(inv, (kernel, names) =>
+      body(
+        {
+          principal: kernel.principal,
+          publish: (bytes) => kernel.publish(bytes),
+          issue: (spec) => kernel.issue(spec),
+          revoke: (token, reason) => kernel.revoke(token, reason),
+          call: (token, args, callOptions) => kernel.call(token, args, callOptions),
+          entries: async () => kernel.journal.entries(),
+        },
+        names,
+      ),
+      options,
+    );
+  }
+  const identity = await loadIdentity(paths.identity);
+  const remote = await connectNode(node.url, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+    throw new UnreachableError(error.message);
+  });
+  try {
+    const ops: HomeOps = {
+      principal: identity.principal,
+      publish: (bytes) => remote.publish(bytes),
+      issue: (spec) => remote.issue(spec),
+      revoke: (token, reason) => remote.revoke(token, reason),
+      call: (token, args, callOptions) => remote.call(token, args, callOptions),
+      entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
+    };
+    return await body(ops, await PetNames.open(paths.names));
+  } finally {
+    remote.close();
+  }
+};
+
 const withKernel = async <T>(
   inv: Invocation,
   body: (kernel: Kernel, names: PetNames) => Promise<T>,
@@ -70,7 +128,7 @@ const withKernel = async <T>(
 ): Promise<T> => {
   const node = await runningNode(homePaths(inv.home).node);
   if (node) {
-    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); \`grid call\` goes through it, other commands need it stopped`);
+    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); stop it first`);
   }
   const kernel = await openKernel({
     home: inv.home,
@@ -137,11 +195,11 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     run: async (inv) => {
       if (inv.positionals.length === 0) throw new UsageError('publish needs at least one FILE');
       if (inv.values.name && inv.positionals.length > 1) throw new UsageError('--name takes exactly one FILE');
-      return withKernel(inv, async (kernel, names) => {
+      return withHome(inv, async (home, names) => {
         const published: Array<{ file: string; cid: string }> = [];
         for (const file of inv.positionals) {
           const bytes = await readInput(file);
-          published.push({ file, cid: await kernel.publish(bytes) });
+          published.push({ file, cid: await home.publish(bytes) });
         }
         if (typeof inv.values.name === 'string') await names.set(inv.values.name, published[0]!.cid);
         inv.io.out(inv.json ? toJsonText({ modules: published }) : published.map((p) => p.cid).join('\n'));
@@ -158,10 +216,10 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       if (!moduleRef || extra.length > 0) throw new UsageError('issue takes exactly one MODULE');
       if (typeof inv.values.export !== 'string') throw new UsageError('issue needs --export NAME');
       const env = typeof inv.values.env === 'string' ? parseJsonArg(inv.values.env, '--env') : {};
-      return withKernel(inv, async (kernel, names) => {
-        const code = await resolveModule(kernel, names, moduleRef);
+      return withHome(inv, async (home, names) => {
+        const code = await resolveModule(home, names, moduleRef);
         const limit = inv.values['time-limit'];
-        const token = await kernel.issue({ code, export: inv.values.export as string, env, ...(limit === undefined ? {} : { timeLimitMs: Number(limit) }) });
+        const token = await home.issue({ code, export: inv.values.export as string, env, ...(limit === undefined ? {} : { timeLimitMs: Number(limit) }) });
         if (typeof inv.values.name === 'string') await names.set(inv.values.name, token);
         inv.io.out(inv.json ? toJsonText({ token, code }) : token);
         return EXIT.ok;
@@ -180,26 +238,24 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         throw new UsageError(`--timeout must be a positive whole number of milliseconds (got ${quote(inv.values.timeout)})`);
       }
       const paths = homePaths(inv.home);
-      const via = typeof inv.values.via === 'string' ? inv.values.via : (await runningNode(paths.node))?.url;
-      if (via) {
+      const follow = !inv.values['no-follow'];
+      if (typeof inv.values.via === 'string') {
         const names = await PetNames.open(paths.names);
         const identity = await loadIdentity(paths.identity).catch(() => {
           throw new NoHomeError(paths.root);
         });
-        const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+        const remote = await connectNode(inv.values.via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
           throw new UnreachableError(error.message);
         });
         try {
-          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow: !inv.values['no-follow'] }));
+          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow }));
         } finally {
           remote.close();
         }
       }
-      return withKernel(inv, async (kernel, names) => {
-        const token = resolveToken(tokenRef, names);
-        const outcome = await kernel.call(token, args, { follow: !inv.values['no-follow'] });
-        return printOutcome(inv, outcome);
-      }, { limits: timeout === undefined ? {} : { callTimeoutMs: timeout } });
+      return withHome(inv, async (home, names) => printOutcome(inv, await home.call(resolveToken(tokenRef, names), args, { follow })), {
+        limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
+      });
     },
   },
   revoke: {
@@ -207,10 +263,10 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     summary: 'break the promise: every later call through TOKEN is revoked',
     options: { reason: { type: 'string' } },
     run: async (inv) =>
-      withKernel(inv, async (kernel, names) => {
+      withHome(inv, async (home, names) => {
         if (inv.positionals.length > 1) throw new UsageError('revoke takes exactly one TOKEN');
         const token = resolveToken(inv.positionals[0], names);
-        await kernel.revoke(token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
+        await home.revoke(token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
         inv.io.out(inv.json ? toJsonText({ revoked: token }) : `revoked ${token}`);
         return EXIT.ok;
       }),
@@ -222,8 +278,8 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     run: async (inv) => {
       const format = inv.json ? 'json' : ((inv.values.format as string | undefined) ?? 'text');
       if (!['text', 'json', 'dot'].includes(format)) throw new UsageError(`--format must be text, json or dot (got ${quote(format)})`);
-      return withKernel(inv, async (kernel, names) => {
-        const all = kernel.journal.entries();
+      return withHome(inv, async (home, names) => {
+        const all = await home.entries();
         const entries = inv.positionals[0] ? entriesAround(all, resolveToken(inv.positionals[0], names)) : all;
         const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
         if (format === 'json') inv.io.out(toJsonText({ entries }));
@@ -238,8 +294,8 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     summary: 'fulfilled / broken / pending promises per issuer',
     options: {},
     run: async (inv) =>
-      withKernel(inv, async (kernel, names) => {
-        let rows = reputation(kernel.journal.entries());
+      withHome(inv, async (home, names) => {
+        let rows = reputation(await home.entries());
         const who = inv.positionals[0];
         if (who) {
           const principal = names.get(who)?.kind === 'principal' ? names.get(who)!.id : asPrincipal(who);
@@ -288,7 +344,8 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       if (source === '-') bytes = await inv.io.stdin();
       else if (/^([0-9a-f]{2})+$/i.test(source) && !existsSync(source)) bytes = new Uint8Array(Buffer.from(source, 'hex'));
       else if (!existsSync(source) && isCid(source)) {
-        bytes = await withKernel(inv, () => openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(source)));
+        // Blocks are immutable and every read is verified: no need for the home's lock.
+        bytes = await openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(source));
       } else bytes = await readInput(source);
       const report = inspectBytes(bytes);
       inv.io.out(inv.json ? toJsonText(report) : report.text);
@@ -304,17 +361,13 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       if (!moduleRef) throw new UsageError('run needs a MODULE');
       const bytes = existsSync(moduleRef)
         ? await readInput(moduleRef)
-        : await withKernel(inv, async (_kernel, names) => {
-            const named = names.get(moduleRef);
-            const id = named ? named.id : moduleRef;
-            return openFsBlockStore(homePaths(inv.home).blocks).get(parseCid(id, 'module'));
-          });
+        : await openFsBlockStore(homePaths(inv.home).blocks).get(parseCid((await PetNames.open(homePaths(inv.home).names)).get(moduleRef)?.id ?? moduleRef, 'module'));
       if (moduleKindOf(bytes) === 'wasm') {
         return runWasiCommand(bytes, { args, clock: inv.values.clock === true, random: inv.values.random === true, maxPages: DEFAULT_LIMITS.wasmMaxPages });
       }
-      return withKernel(inv, async (kernel) => {
-        const token = await kernel.issue({ code: await kernel.publish(bytes), export: 'main' });
-        return printOutcome(inv, await kernel.call(token, args, { follow: true }));
+      return withHome(inv, async (home) => {
+        const token = await home.issue({ code: await home.publish(bytes), export: 'main' });
+        return printOutcome(inv, await home.call(token, args, { follow: true }));
       });
     },
   },
@@ -375,13 +428,13 @@ const readInput = async (file: string): Promise<Uint8Array> => {
   }
 };
 
-const resolveModule = async (kernel: Kernel, names: PetNames, ref: string): Promise<string> => {
+const resolveModule = async (home: Pick<HomeOps, 'publish'>, names: PetNames, ref: string): Promise<string> => {
   const named = names.get(ref);
   if (named) {
     if (named.kind !== 'module') throw new UsageError(`${quote(ref)} names a ${named.kind}, not a module`);
     return named.id;
   }
-  if (existsSync(ref)) return kernel.publish(await readInput(ref));
+  if (existsSync(ref)) return home.publish(await readInput(ref));
   return ref;
 };
 

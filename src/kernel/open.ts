@@ -19,7 +19,7 @@ interface CommonOptions {
 }
 export type OpenKernelOptions =
   | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
-  | (CommonOptions & { memory: true });
+  | (CommonOptions & { memory: true; identity?: Identity });
 
 const nodeRandomBytes = (length: number) => new Uint8Array(randomBytes(length));
 const setTimer = (ms: number, callback: () => void) => {
@@ -28,10 +28,10 @@ const setTimer = (ms: number, callback: () => void) => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'create', 'lockWaitMs', 'limits', 'log']);
+  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   if ('memory' in options) {
-    const identity: Identity = generateIdentity(nodeRandomBytes);
+    const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
     return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log });
   }

@@ -6,6 +6,7 @@ import { E } from '@endo/far';
 import WebSocket from 'ws';
 import type { Identity } from '../identity/identity.js';
 import type { Outcome } from '../kernel/kernel.js';
+import type { ModuleId, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import { openSession, type Session } from './session.js';
 import { MAX_FRAME_BYTES } from './node.js';
@@ -13,8 +14,19 @@ import { MAX_FRAME_BYTES } from './node.js';
 export interface RemoteNode {
   readonly session: Session;
   call(token: string, args: readonly unknown[], options?: { follow?: boolean }): Promise<Outcome>;
+  /** What the node's own principal may also do (refused for anyone else). */
+  publish(bytes: Uint8Array): Promise<ModuleId>;
+  issue(spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }): Promise<Token>;
+  revoke(token: string, reason?: string): Promise<void>;
   close(): void;
 }
+
+type OwnerFacet = {
+  call(token: string, args: readonly unknown[], options: object): Promise<Outcome>;
+  publish(base64: string): Promise<ModuleId>;
+  issue(spec: object): Promise<Token>;
+  revoke(token: string, reason?: string): Promise<void>;
+};
 
 export const connectNode = async (url: string, options: { identity: Identity; random: (n: number) => Uint8Array; handshakeMs?: number }): Promise<RemoteNode> => {
   const socket = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES });
@@ -26,13 +38,22 @@ export const connectNode = async (url: string, options: { identity: Identity; ra
     throw new Error(`cannot reach ${url}: ${(error as Error).message}`);
   }
   const node = session.bootstrap();
+  const facet = () => E(node as unknown as OwnerFacet);
+  /** A refusal from the node arrives as a rejection; pass on its message alone. */
+  const plain = <T>(promise: Promise<T>) =>
+    promise.catch((error: unknown) => {
+      throw new Error(describeThrown(error));
+    });
   return {
     session,
     // A broken connection is an outcome like any other: revoked, with the reason.
     call: (token, args, callOptions = {}) =>
-      (E(node) as { call: (t: string, a: readonly unknown[], o: object) => Promise<Outcome> })
+      facet()
         .call(token, args, callOptions)
         .catch((error: unknown) => Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) })),
+    publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
+    issue: (spec) => plain(facet().issue(spec)),
+    revoke: (token, reason) => plain(facet().revoke(token, reason)),
     close: () => session.close(),
   };
 };

@@ -32,14 +32,25 @@ export interface ServeOptions {
 }
 
 /** What a client can do with a node: call tokens it holds, as itself. */
-const makeNodeFacet = (kernel: Kernel, peer: Principal) =>
-  Far('PromiseGridNode', {
+const makeNodeFacet = (kernel: Kernel, peer: Principal) => {
+  const call = (token: string, args: unknown[] = [], options: { follow?: boolean } = {}) =>
+    kernel.call(token, args, { follow: options?.follow === true, caller: peer });
+  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call });
+  // The node's own principal — its home's CLI — also gets to act as the node.
+  return Far('PromiseGridOwner', {
     principal: () => kernel.principal,
-    call: (token: string, args: unknown[] = [], options: { follow?: boolean } = {}) =>
-      kernel.call(token, args, { follow: options?.follow === true, caller: peer }),
+    call,
+    /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
+    publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
+    issue: (spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }) => kernel.issue(spec),
+    revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
   });
+};
 
 export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<NodeServer> => {
+  if (options.identity.principal !== kernel.principal) {
+    throw new TypeError(`serveNode: the node must authenticate as its kernel's principal ${kernel.principal}`);
+  }
   const allowed = new Set(options.allowedOrigins ?? []);
   const server = new WebSocketServer({
     host: options.host ?? '127.0.0.1',
