@@ -1,33 +1,32 @@
 /**
  * `grid`, the command line. The perimeter is established first; every
- * command then opens the home, does one thing, flushes the journal and
- * exits with the code DESIGN.md assigns: 0 fulfilled or done, 1 usage or
- * input error, 3 revoked, 4 unreachable or timed out. Errors are one line on
- * stderr; `--debug` adds the stack.
+ * command then opens the home — or, when `grid start` is running a node on
+ * it, goes through that node — does one thing, and exits with the code
+ * DESIGN.md assigns: 0 fulfilled or done, 1 usage or input error, 3 revoked,
+ * 4 unreachable or timed out. Errors are one line on stderr; `--debug` adds
+ * the stack.
  */
 import '../perimeter/lockdown.js';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { openKernel } from '../kernel/open.js';
-import type { IssueSpec, Kernel, KernelLimits, Outcome } from '../kernel/kernel.js';
-import { Journal, type Entry } from '../journal/journal.js';
-import { asPrincipal, asToken, parseCid, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
-import { defaultHome, homePaths } from '../home/home.js';
+import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { asPrincipal, asToken, parseCid, quote, type ModuleId, type Token } from '../caps/ids.js';
+import { moduleKindOf } from '../closures/modules.js';
+import { defaultHome, homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
+import { announceNode, retractNode, runningNode } from '../home/running-node.js';
+import { loadIdentity } from '../identity/index.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
+import { Journal, type Entry } from '../journal/journal.js';
+import { DEFAULT_LIMITS, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { openKernel } from '../kernel/open.js';
+import { connectNode } from '../net/client.js';
+import { serveNode } from '../net/node.js';
+import { openFsBlockStore } from '../store/index.js';
+import { runWasiCommand } from '../vat-wasm/wasi.js';
 import { parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
-import { runWasiCommand } from '../vat-wasm/wasi.js';
-import { moduleKindOf } from '../closures/modules.js';
-import { DEFAULT_LIMITS } from '../kernel/kernel.js';
-import { openFsBlockStore } from '../store/index.js';
-import { loadIdentity } from '../identity/index.js';
-import { NoHomeError } from '../home/home.js';
-import { announceNode, retractNode, runningNode } from '../home/running-node.js';
-import { serveNode } from '../net/node.js';
-import { connectNode } from '../net/client.js';
-import { randomBytes } from 'node:crypto';
 
 declare const getStackString: (error: Error) => string;
 
@@ -71,7 +70,6 @@ const GLOBAL_OPTIONS: Options = {
  * it is append-only).
  */
 interface HomeOps {
-  readonly principal: Principal;
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: IssueSpec): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
@@ -90,7 +88,6 @@ const withHome = async <T>(
     return withKernel(inv, (kernel, names) =>
       body(
         {
-          principal: kernel.principal,
           publish: (bytes) => kernel.publish(bytes),
           issue: (spec) => kernel.issue(spec),
           revoke: (token, reason) => kernel.revoke(token, reason),
@@ -108,7 +105,6 @@ const withHome = async <T>(
   });
   try {
     const ops: HomeOps = {
-      principal: identity.principal,
       publish: (bytes) => remote.publish(bytes),
       issue: (spec) => remote.issue(spec),
       revoke: (token, reason) => remote.revoke(token, reason),
