@@ -120,29 +120,23 @@ export interface SessionOptions {
   readonly handshakeMs?: number;
 }
 
-export const acceptSession = async (socket: WebSocket, options: SessionOptions): Promise<Session> => {
-  const channel = handshakeChannel(socket, options.handshakeMs ?? DEFAULT_HANDSHAKE_MS);
-  try {
-    const peer = await serverHandshake(channel, options.identity, options.random);
-    channel.stop();
-    return startCapTP(socket, 'node', options.bootstrap?.(peer), peer);
-  } catch (error) {
-    channel.stop();
-    socket.close(1008, String((error as Error).message).slice(0, 120));
-    throw error;
-  }
-};
+const handshakeThenCapTP =
+  (role: 'node' | 'client', handshake: typeof serverHandshake) =>
+  async (socket: WebSocket, options: SessionOptions): Promise<Session> => {
+    const channel = handshakeChannel(socket, options.handshakeMs ?? DEFAULT_HANDSHAKE_MS);
+    try {
+      const peer = await handshake(channel, options.identity, options.random);
+      channel.stop();
+      return startCapTP(socket, role, options.bootstrap?.(peer), peer);
+    } catch (error) {
+      channel.stop();
+      socket.close(1008, String((error as Error).message).slice(0, 120));
+      throw error;
+    }
+  };
+
+/** Authenticate an incoming connection, then serve CapTP on it. */
+export const acceptSession = handshakeThenCapTP('node', serverHandshake);
 
 /** Open a session on a socket that may still be connecting: call it right after creating the socket. */
-export const openSession = async (socket: WebSocket, options: SessionOptions): Promise<Session> => {
-  const channel = handshakeChannel(socket, options.handshakeMs ?? DEFAULT_HANDSHAKE_MS);
-  try {
-    const peer = await clientHandshake(channel, options.identity, options.random);
-    channel.stop();
-    return startCapTP(socket, 'client', options.bootstrap?.(peer), peer);
-  } catch (error) {
-    channel.stop();
-    socket.close(1008);
-    throw error;
-  }
-};
+export const openSession = handshakeThenCapTP('client', clientHandshake);
