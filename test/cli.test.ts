@@ -278,6 +278,7 @@ test('a running node: other homes call it with --via, its own home goes through 
   t.regex(node.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
   t.is(await ok(bob, ['call', whoToken, '--via', node.url]), JSON.stringify(bobPrincipal), 'the caller is the authenticated principal');
   t.is(await ok(bob, ['call', add, '2', '3', '--via', node.url]), '5');
+  t.is(await ok(bob, ['call', `grid://${add}?via=${encodeURIComponent(node.url)}`, '6', '7']), '13', 'a grid URL says where to go');
   t.is(await ok(alice, ['call', 'add', '4', '5']), '9', "the home's own CLI goes through its node");
   // Publishing, issuing and revoking on the home go through the node too, as the node's own principal.
   const greet = await ok(alice, ['issue', 'examples/hello.js', '--export', 'greet', '--env', '{"greeting":"hey"}']);

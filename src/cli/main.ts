@@ -235,12 +235,15 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       }
       const paths = homePaths(inv.home);
       const follow = !inv.values['no-follow'];
-      if (typeof inv.values.via === 'string') {
+      // A grid URL carries where to reach its token: grid://<token>?via=ws://host:port
+      const hinted = tokenRef?.startsWith('grid://') ? new URL(tokenRef).searchParams.get('via') ?? undefined : undefined;
+      const via = typeof inv.values.via === 'string' ? inv.values.via : hinted;
+      if (via) {
         const names = await PetNames.open(paths.names);
         const identity = await loadIdentity(paths.identity).catch(() => {
           throw new NoHomeError(paths.root);
         });
-        const remote = await connectNode(inv.values.via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+        const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
           throw new UnreachableError(error.message);
         });
         try {
