@@ -137,3 +137,53 @@ test("only the node's own principal may publish, issue and revoke through it", a
   t.true(kernel.isRevoked(token));
   await t.throwsAsync(owner.issue({ code, export: 'nope' }), { message: /has no export "nope"/ });
 });
+
+/** A memory node with its own identity, optional peers, served on loopback. */
+const nodeWith = async (t: import('ava').ExecutionContext, peerUrls: string[] = []) => {
+  const identity = generateIdentity(random);
+  const { makePeers } = await import('../src/net/peers.js');
+  const peers = peerUrls.length ? makePeers(peerUrls, { identity, random }) : undefined;
+  const kernel = await openKernel({ memory: true, identity, forward: peers?.forward, limits: { vats: 1 } });
+  const server = await serveNode(kernel, { identity, random });
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    peers?.close();
+    await server.close();
+    await kernel.close();
+  };
+  t.teardown(close);
+  return { identity, kernel, server, close };
+};
+
+test('a node forwards what it cannot answer, caches pure answers, and serves them with the origin offline', async (t) => {
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const square = (ctx, x) => x * x; export const who = (ctx) => ctx.caller;');
+  const square = await a.kernel.issue({ code, export: 'square' });
+  const who = await a.kernel.issue({ code, export: 'who' });
+  const b = await nodeWith(t, [a.server.url]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 });
+  t.deepEqual(await client.call(who, []), { status: 'fulfilled', value: b.identity.principal }, 'A sees the node that forwarded');
+  t.true(b.kernel.journal.entries().some((e) => e.kind === 'forwarded' && e.to === a.identity.principal), 'B journals the forward');
+  t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 });
+  t.is(b.kernel.journal.entries().filter((e) => e.kind === 'hit').length, 1, 'the second call is answered from B\'s cache');
+  await a.close();
+  t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 }, 'cached answers survive the origin going offline');
+  t.deepEqual(await client.call(square, [13]), { status: 'revoked', reason: 'unreachable' });
+});
+
+test('forwarding stops at loops', async (t) => {
+  // B and C name each other as peers (B learns C's address once C is up); neither holds the token.
+  const bPeers: string[] = ['ws://127.0.0.1:1'];
+  const b = await nodeWith(t, bPeers);
+  const c = await nodeWith(t, [b.server.url]);
+  bPeers[0] = c.server.url;
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  const outcome = await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []);
+  t.deepEqual(outcome, { status: 'revoked', reason: 'forwarding loop' });
+  t.true(c.kernel.journal.entries().some((e) => e.kind === 'call'), 'the call did reach C');
+});

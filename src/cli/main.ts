@@ -19,10 +19,11 @@ import { announceNode, retractNode, runningNode } from '../home/running-node.js'
 import { loadIdentity } from '../identity/index.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
-import { DEFAULT_LIMITS, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { DEFAULT_LIMITS, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import { connectNode } from '../net/client.js';
 import { serveNode } from '../net/node.js';
+import { makePeers } from '../net/peers.js';
 import { openFsBlockStore } from '../store/index.js';
 import { runWasiCommand } from '../vat-wasm/wasi.js';
 import { parseJsonArg, toJsonText, UsageError } from './format.js';
@@ -120,7 +121,7 @@ const withHome = async <T>(
 const withKernel = async <T>(
   inv: Invocation,
   body: (kernel: Kernel, names: PetNames) => Promise<T>,
-  options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
+  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder } = {},
 ): Promise<T> => {
   const node = await runningNode(homePaths(inv.home).node);
   if (node) {
@@ -131,6 +132,7 @@ const withKernel = async <T>(
     create: options.create ?? false,
     lockWaitMs: inv.lockWaitMs,
     limits: options.limits,
+    forward: options.forward,
     log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
   });
   try {
@@ -372,16 +374,23 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
   },
   delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
   start: {
-    usage: 'grid start [--listen HOST:PORT]',
-    summary: 'run a node on this home: WebSocket on loopback unless told otherwise; Ctrl-C stops it',
+    usage: 'grid start [--listen HOST:PORT] [--peer URL]…',
+    summary: 'run a node on this home (loopback unless told otherwise); calls it cannot answer go to its peers; Ctrl-C stops it',
     options: { listen: { type: 'string' }, peer: { type: 'string', multiple: true } },
     run: async (inv) => {
-      if (inv.values.peer) return notYet('--peer', 'peers arrive with joining')(inv);
       const { host, port } = parseListen(typeof inv.values.listen === 'string' ? inv.values.listen : '127.0.0.1:0');
+      const peerUrls = ((inv.values.peer ?? []) as string[]).map((url) => {
+        if (!/^wss?:\/\/[^/\s]+\/?$/.test(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
+        return url;
+      });
       const paths = homePaths(inv.home);
+      const identity = await loadIdentity(paths.identity).catch(() => {
+        throw new NoHomeError(paths.root);
+      });
+      const random = (n: number) => new Uint8Array(randomBytes(n));
+      const peers = peerUrls.length > 0 ? makePeers(peerUrls, { identity, random }) : undefined;
       return withKernel(inv, async (kernel) => {
-        const identity = await loadIdentity(paths.identity);
-        const server = await serveNode(kernel, { identity, random: (n) => new Uint8Array(randomBytes(n)), host, port });
+        const server = await serveNode(kernel, { identity, random, host, port });
         await announceNode(paths.node, server.url);
         inv.io.out(inv.json ? toJsonText({ url: server.url, principal: kernel.principal }) : `node ${kernel.principal} listening on ${server.url}`);
         await new Promise<void>((resolve) => {
@@ -391,9 +400,10 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         // Stop taking connections; calls in flight are answered or revoked
         // as their connections close; the kernel then flushes the journal.
         await server.close();
+        peers?.close();
         await retractNode(paths.node);
         return EXIT.ok;
-      });
+      }, { forward: peers?.forward });
     },
   },
 });

@@ -34,6 +34,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
         break;
       case 'fulfilled':
       case 'revoked':
+      case 'forwarded':
         if (calls.has(entry.call)) selected.add(entry.seq);
         break;
       case 'promised':
@@ -117,6 +118,7 @@ export const reputation = (entries: readonly Entry[]): Reputation[] => {
         break;
       }
       case 'seal':
+      case 'forwarded':
         break;
     }
   }
@@ -161,6 +163,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
         return `${head} #${entry.call} -> further promise ${name(entry.token)}`;
       case 'revoke':
         return `${head} ${name(entry.token)} by ${name(entry.by)}: ${entry.reason}`;
+      case 'forwarded':
+        return `${head} #${entry.call} answered by peer ${name(entry.to)}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -227,6 +231,12 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         node(entry.by, 'ellipse');
         edge(entry.by, entry.token, 'revoked', 'bold');
         break;
+      case 'forwarded': {
+        const call = callInfo.get(entry.call);
+        node(entry.to, 'ellipse');
+        if (call) edge(call.token, entry.to, 'answered by', 'dashed');
+        break;
+      }
       case 'seal':
         break;
     }

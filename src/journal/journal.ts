@@ -48,7 +48,9 @@ export type EntryBody =
   | { kind: 'revoke'; token: Token; reason: string; by: Principal }
   /** A call answered from the cache; `from` is the `fulfilled` entry that answered it (its call has the arguments). */
   | { kind: 'hit'; token: Token; caller: Principal; from: number; parent?: number }
-  | { kind: 'seal'; signer: Principal };
+  | { kind: 'seal'; signer: Principal }
+  /** The call was answered by a peer this node forwarded it to. */
+  | { kind: 'forwarded'; call: number; to: Principal };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -88,8 +90,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   revoke: ['token', 'reason', 'by'],
   hit: ['token', 'caller', 'from', 'parent'],
   seal: ['signer', 'sig'],
+  forwarded: ['call', 'to'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 const LINK_FIELDS = new Set(['token', 'code']);
 const ENCODED_FIELDS = new Set(['args', 'value']);

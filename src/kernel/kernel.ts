@@ -37,6 +37,8 @@ export interface KernelLimits {
   readonly maxFanOut: number;
   /** How many further promises `follow` chases before giving up. */
   readonly maxFollow: number;
+  /** How many nodes a forwarded call may pass through. */
+  readonly maxHops: number;
   /** Pure-call results kept in memory; past it, the oldest tokens' entries go first. */
   readonly maxCacheEntries: number;
   /** Vat worker threads. */
@@ -52,6 +54,7 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxCallDepth: 16,
   maxFanOut: 64,
   maxFollow: 16,
+  maxHops: 8,
   maxCacheEntries: 100_000,
   vats: 2,
   vatMemoryMb: 256,
@@ -70,6 +73,8 @@ export interface KernelPowers {
   readonly onClose?: () => Promise<void>;
   /** Where lines logged by closures (grid.log) go; dropped if absent. */
   readonly log?: (token: Token, line: string) => void;
+  /** Peers to ask about tokens this node does not hold (forwarding); none if absent. */
+  readonly forward?: Forwarder;
 }
 
 export interface CallOptions {
@@ -77,7 +82,16 @@ export interface CallOptions {
   readonly follow?: boolean;
   /** Who is calling, when it is not this node (an authenticated connection's principal). */
   readonly caller?: Principal;
+  /** The nodes a forwarded call has already passed through, first to last. */
+  readonly path?: readonly Principal[];
 }
+
+/** Ask peers to answer a call this node has no closure for. */
+export type Forwarder = (request: {
+  readonly token: Token;
+  readonly args: readonly GridValue[];
+  readonly path: readonly Principal[];
+}) => Promise<{ readonly outcome: Outcome; readonly pure: boolean; readonly peer?: Principal } | undefined>;
 
 export interface IssueSpec {
   readonly code: string;
@@ -101,6 +115,7 @@ const toAnswer = (outcome: Outcome): Answer =>
 /** The part of a call's state that nested calls share. */
 interface CallFrame {
   readonly caller: Principal;
+  readonly path: readonly Principal[];
   readonly depth: number;
   readonly parent: number | undefined;
   readonly deadline: number;
@@ -302,6 +317,7 @@ export class Kernel {
     if (this.#closed) return revoked('kernel is closed');
     const frame: CallFrame = {
       caller: options.caller ?? this.#powers.identity.principal,
+      path: options.path ?? [],
       depth: 0,
       parent: undefined,
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,
@@ -327,6 +343,11 @@ export class Kernel {
   }
 
   async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> {
+    return (await this.#invokeDetailed(tokenText, args, frame)).outcome;
+  }
+
+  /** A call's outcome and whether it was pure (so a peer that forwarded it may cache it). */
+  async #invokeDetailed(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<{ outcome: Outcome; pure: boolean }> {
     let token: Token;
     if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -334,7 +355,7 @@ export class Kernel {
       try {
         token = asToken(tokenText);
       } catch (error) {
-        return revoked((error as Error).message);
+        return { outcome: revoked((error as Error).message), pure: false };
       }
     }
     let argsBytes: Uint8Array;
@@ -342,7 +363,7 @@ export class Kernel {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
       argsBytes = encodeValue(args);
     } catch (error) {
-      return revoked(`bad arguments: ${(error as Error).message}`);
+      return { outcome: revoked(`bad arguments: ${(error as Error).message}`), pure: false };
     }
     const journal = this.#powers.journal;
     const argsKey = bytesKey(argsBytes);
@@ -350,7 +371,7 @@ export class Kernel {
     if (hit) {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
-      return hit.outcome;
+      return { outcome: hit.outcome, pure: true };
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
     const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
@@ -363,7 +384,42 @@ export class Kernel {
     } else {
       journal.append({ kind: 'promised', call: call.seq, token: outcome.token });
     }
-    return outcome;
+    return { outcome, pure };
+  }
+
+  /** A call from a peer node that forwarded it, answered with whether it was pure. */
+  async callForPeer(token: string, args: readonly unknown[], options: { caller: Principal; path: readonly Principal[] }): Promise<{ outcome: Outcome; pure: boolean }> {
+    if (this.#closed) return { outcome: revoked('kernel is closed'), pure: false };
+    try {
+      return await this.#invokeDetailed(token, args, {
+        caller: options.caller,
+        path: options.path,
+        depth: 0,
+        parent: undefined,
+        deadline: this.#powers.clock() + this.limits.callTimeoutMs,
+      });
+    } catch (error) {
+      return { outcome: revoked(`kernel: ${describeThrown(error)}`), pure: false };
+    }
+  }
+
+  /** No closure here: ask the peers, unless the call has been around already. */
+  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number) {
+    const self = this.#powers.identity.principal;
+    if (frame.path.includes(self)) return { outcome: revoked('forwarding loop'), pure: false };
+    if (frame.path.length >= this.limits.maxHops) return { outcome: revoked(`hop limit (${this.limits.maxHops})`), pure: false };
+    const answer = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self] });
+    if (!answer) return { outcome: revoked('unknown token'), pure: false };
+    if (answer.peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: answer.peer });
+    const { outcome } = answer;
+    if (outcome.status !== 'fulfilled') return { outcome, pure: false };
+    try {
+      // A peer's answer is input like any other: it must be grid data within limits.
+      const valueBytes = encodeValue(outcome.value);
+      return { outcome: fulfilled(decodeValue(valueBytes)), pure: answer.pure, valueBytes };
+    } catch (error) {
+      return { outcome: revoked(`peer answered with something malformed: ${describeThrown(error)}`), pure: false };
+    }
   }
 
   async #run(
@@ -381,10 +437,13 @@ export class Kernel {
       closure = this.#closures.get(token) ?? (await this.closure(token));
       if (!this.#isLoaded(closure.code)) await this.#loadModule(closure.code);
     } catch (error) {
+      if (error instanceof KernelError && error.code === 'ERR_UNKNOWN_TOKEN' && this.#powers.forward) {
+        return this.#forward(token, argsBytes, frame, seq);
+      }
       if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
     }
-    const nested: CallFrame = { caller: closure.issuer, depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
+    const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
     const { answer, pure } = await this.#vats.run({
       closure,
       args: argsBytes,

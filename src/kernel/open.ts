@@ -9,13 +9,15 @@ import { Journal, memoryJournalFile } from '../journal/journal.js';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { acquireHomeLock } from '../home/lock.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
-import { Kernel, type KernelLimits } from './kernel.js';
+import { Kernel, type Forwarder, type KernelLimits } from './kernel.js';
 import type { Token } from '../caps/ids.js';
 
 interface CommonOptions {
   limits?: Partial<KernelLimits>;
   /** Where lines that closures log (grid.log) go. */
   log?: (token: Token, line: string) => void;
+  /** Peers to ask about tokens this node holds no closure for. */
+  forward?: Forwarder;
 }
 export type OpenKernelOptions =
   | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
@@ -28,12 +30,12 @@ const setTimer = (ms: number, callback: () => void) => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log']);
+  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
-    return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log });
+    return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log, forward: options.forward });
   }
   if (typeof options.home !== 'string' || options.home.length === 0) throw new TypeError('openKernel: home must be a directory path');
   const paths = homePaths(options.home);
@@ -61,6 +63,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       setTimer,
       limits: options.limits,
       log: options.log,
+      forward: options.forward,
       onClose: release,
     });
   } catch (error) {

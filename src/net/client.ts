@@ -18,6 +18,8 @@ export interface RemoteNode {
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
+  /** Hand the node a call this one could not answer. */
+  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<{ outcome: Outcome; pure: boolean }>;
   close(): void;
 }
 
@@ -26,6 +28,7 @@ type OwnerFacet = {
   publish(base64: string): Promise<ModuleId>;
   issue(spec: object): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
+  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<{ outcome: Outcome; pure: boolean }>;
 };
 
 export const connectNode = async (url: string, options: { identity: Identity; random: (n: number) => Uint8Array; handshakeMs?: number }): Promise<RemoteNode> => {
@@ -54,6 +57,10 @@ export const connectNode = async (url: string, options: { identity: Identity; ra
     publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
     issue: (spec) => plain(facet().issue(spec)),
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
+    forward: (token, args, path) =>
+      facet()
+        .forward(token, args, path)
+        .catch((error: unknown) => ({ outcome: Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) }), pure: false })),
     close: () => session.close(),
   };
 };

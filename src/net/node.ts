@@ -8,7 +8,7 @@
  */
 import { Far } from '@endo/far';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Principal } from '../caps/ids.js';
+import { asPrincipal, type Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { acceptSession, type Session } from './session.js';
@@ -35,11 +35,19 @@ export interface ServeOptions {
 const makeNodeFacet = (kernel: Kernel, peer: Principal) => {
   const call = (token: string, args: unknown[] = [], options: { follow?: boolean } = {}) =>
     kernel.call(token, args, { follow: options?.follow === true, caller: peer });
-  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call });
+  /** A call another node could not answer itself; `path` is the nodes it passed, ending with that node. */
+  const forward = (token: string, args: unknown[] = [], path: unknown = []) => {
+    if (!Array.isArray(path) || path.length === 0 || path.length > kernel.limits.maxHops || path.at(-1) !== peer) {
+      return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), pure: false };
+    }
+    return kernel.callForPeer(token, args, { caller: peer, path: path.map((p) => asPrincipal(p)) });
+  };
+  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, forward });
   // The node's own principal — its home's CLI — also gets to act as the node.
   return Far('PromiseGridOwner', {
     principal: () => kernel.principal,
     call,
+    forward,
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }) => kernel.issue(spec),
