@@ -74,7 +74,7 @@ test.serial('a module whose body spins is stopped like a closure that does', asy
 });
 
 test.serial('a call that acted before its vat stopped is not run twice', async (t) => {
-  const { kernel, issue } = await setup(t, { vats: 1, callTimeoutMs: 500 });
+  const { kernel, issue } = await setup(t, { vats: 1, callTimeoutMs: 1500 });
   const echo = await issue('echo');
   const slowSpin = await issue('slowSpin');
   const outcome = await kernel.call(slowSpin, [{ '/': echo }]);
