@@ -416,7 +416,9 @@ export class Kernel {
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
       const valueBytes = encodeValue(outcome.value);
-      return { outcome: fulfilled(decodeValue(valueBytes)), pure: answer.pure, valueBytes };
+      // Not cached here, even when pure: a revocation on the token's own node
+      // cannot reach this cache yet, and a cached answer would outlive it.
+      return { outcome: fulfilled(decodeValue(valueBytes)), pure: false, valueBytes };
     } catch (error) {
       return { outcome: revoked(`peer answered with something malformed: ${describeThrown(error)}`), pure: false };
     }

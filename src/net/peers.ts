@@ -4,7 +4,7 @@
  * Connections are opened on first use and dropped when they break (the next
  * forward reconnects). If no peer knows the token and some could not be
  * reached, the call ends `unreachable`: the answer may exist on a node that is
- * offline.
+ * offline. Answers are not cached on this node (see Kernel#forward).
  */
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
