@@ -12,6 +12,8 @@ import { serveNode, type NodeServer } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
 import { encodeMessage } from '../src/wire/index.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
+import { openSession } from '../src/net/session.js';
+import { E } from '@endo/far';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -188,4 +190,24 @@ test('forwarding stops at loops', async (t) => {
   const outcome = await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []);
   t.deepEqual(outcome, { status: 'revoked', reason: 'forwarding loop' });
   t.true(c.kernel.journal.entries().some((e) => e.kind === 'call'), 'the call did reach C');
+});
+
+test('a peer that stops reading is cut off instead of buffered without bound', async (t) => {
+  const { server, kernel, tokens } = await setup(t);
+  const code = await kernel.publish('export const big = (ctx, n) => "x".repeat(512 * 1024) + n;');
+  const big = await kernel.issue({ code, export: 'big' });
+  const socket = new WebSocket(server.url);
+  const session = await openSession(socket, { identity: generateIdentity(random), random });
+  const node = session.bootstrap();
+  // Stop reading at the TCP level, then ask for far more than the node will queue for us.
+  (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  for (let i = 0; i < 120; i++) void (E(node) as { call: (...a: unknown[]) => Promise<unknown> }).call(big, [i]).catch(() => {});
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  (socket as unknown as { _socket: { resume(): void } })._socket.resume();
+  const cutOff = await Promise.race([session.closed.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 10_000))]);
+  t.true(cutOff, 'the node closed the connection of a peer that would not read');
+  // And it serves others.
+  const other = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.deepEqual(await other.call(tokens.add, [1, 1]), { status: 'fulfilled', value: 2 });
+  other.close();
 });

@@ -16,6 +16,12 @@ import { decodeMessage, encodeMessage } from '../wire/index.js';
 import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, serverHandshake, type FrameChannel } from './handshake.js';
 
 export const DEFAULT_HANDSHAKE_MS = 5000;
+/**
+ * Bytes we may have queued for a peer that is not reading. Past this the
+ * connection is closed: its calls end `disconnected` rather than the node
+ * buffering without bound for a peer that never drains.
+ */
+export const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 export interface Session {
   /** The authenticated principal at the other end. */
@@ -79,7 +85,9 @@ const startCapTP = (socket: WebSocket, name: string, bootstrap: unknown, peer: P
     (message: Record<string, unknown>) => {
       // CapTP messages are JSON-able by contract; the JSON pass drops the
       // `undefined` fields CBOR has no place for.
-      if (socket.readyState === socket.OPEN) socket.send(encodeMessage(CAPTP_PROTOCOL, JSON.parse(JSON.stringify(message))), { binary: true });
+      if (socket.readyState !== socket.OPEN) return;
+      socket.send(encodeMessage(CAPTP_PROTOCOL, JSON.parse(JSON.stringify(message))), { binary: true });
+      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
     },
     bootstrap,
     { onReject: () => {} },
