@@ -211,3 +211,35 @@ test('a peer that stops reading is cut off instead of buffered without bound', a
   t.deepEqual(await other.call(tokens.add, [1, 1]), { status: 'fulfilled', value: 2 });
   other.close();
 });
+
+test('an unreachable peer is skipped until its backoff passes, and tried again after', async (t) => {
+  const { makePeers } = await import('../src/net/peers.js');
+  const { createServer } = await import('node:net');
+  // A peer that is "down": it accepts TCP and hangs up at once, counting the attempts.
+  let attempts = 0;
+  const dead = createServer((socket) => {
+    attempts += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => dead.close());
+  const deadUrl = `ws://127.0.0.1:${(dead.address() as { port: number }).port}`;
+  const identity = generateIdentity(random);
+  let now = 0;
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const one = () => 1;');
+  const one = await a.kernel.issue({ code, export: 'one' });
+  const peers = makePeers([deadUrl, a.server.url], { identity, random, clock: () => now });
+  t.teardown(() => peers.close());
+  const ask = () => peers.forward({ token: one as never, args: [], path: [identity.principal] });
+  t.is((await ask())?.outcome.status, 'fulfilled', 'the live peer answers');
+  t.is(attempts, 1);
+  t.is((await ask())?.outcome.status, 'fulfilled');
+  t.is(attempts, 1, 'while it backs off, the dead peer is not dialled');
+  now += 1500;
+  t.is((await ask())?.outcome.status, 'fulfilled');
+  t.is(attempts, 2, 'after the backoff it is tried again');
+  now += 1500;
+  await ask();
+  t.is(attempts, 2, 'the next wait is longer (2 s)');
+});
