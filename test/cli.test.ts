@@ -248,20 +248,20 @@ test('WebAssembly from the command line: a command, a closure, and a JS app comp
 });
 
 /** Start `grid start` on a home; resolves once it listens, with its URL and a stop function. */
-const startNode = async (home: string) => {
-  const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json'], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+const startNode = async (home: string, extra: string[] = []) => {
+  const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json', ...extra], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  const url = await new Promise<string>((resolve, reject) => {
+  const started = await new Promise<{ url: string; peers: string[] }>((resolve, reject) => {
     let stdout = '';
     child.stdout.on('data', (d) => {
       stdout += d;
-      if (stdout.includes('\n')) resolve(JSON.parse(stdout).url);
+      if (stdout.includes('\n')) resolve(JSON.parse(stdout.split('\n')[0]!));
     });
     child.on('close', (code) => reject(new Error(`grid start exited ${code}: ${stderr}`)));
   });
   const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  return { url, stop: () => (child.kill('SIGTERM'), exited), exited };
+  return { url: started.url, peers: started.peers, stop: () => (child.kill('SIGTERM'), exited), exited };
 };
 
 test('a running node: other homes call it with --via, its own home goes through it, SIGTERM stops it cleanly', async (t) => {
@@ -296,4 +296,25 @@ test('a running node: other homes call it with --via, its own home goes through 
   const gone = await grid(bob, ['call', add, '1', '1', '--via', node.url]);
   t.is(gone.code, 4);
   t.regex(gone.stderr, /^grid: cannot reach ws:\/\/127\.0\.0\.1:\d+/);
+});
+
+test('a node remembers the peers it was given and reconnects to them on the next start', async (t) => {
+  const origin = await tempDir(t);
+  const relay = await tempDir(t);
+  const client = await tempDir(t);
+  await ok(origin, ['init']);
+  await ok(relay, ['init']);
+  await ok(client, ['init']);
+  const add = await ok(origin, ['issue', 'examples/guard.js', '--export', 'add']);
+  const a = await startNode(origin);
+  t.teardown(() => a.stop());
+  const first = await startNode(relay, ['--peer', a.url]);
+  t.deepEqual(first.peers, [a.url]);
+  t.is(await ok(client, ['call', add, '2', '2', '--via', first.url]), '4', 'the relay forwards to its peer');
+  t.is(await first.stop(), 0);
+  const second = await startNode(relay);
+  t.teardown(() => second.stop());
+  t.deepEqual(second.peers, [a.url], 'remembered');
+  t.is(await ok(client, ['call', add, '3', '4', '--via', second.url]), '7');
+  t.is((await grid(relay, ['start', '--peer', 'http://not-a-ws-url'])).stderr, 'grid: --peer takes a ws:// or wss:// URL (got "http://not-a-ws-url")');
 });

@@ -16,6 +16,7 @@ import { moduleKindOf } from '../closures/modules.js';
 import { defaultHome, homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { announceNode, retractNode, runningNode } from '../home/running-node.js';
+import { rememberPeers } from '../home/peers-file.js';
 import { loadIdentity } from '../identity/index.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
@@ -388,11 +389,16 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         throw new NoHomeError(paths.root);
       });
       const random = (n: number) => new Uint8Array(randomBytes(n));
-      const peers = peerUrls.length > 0 ? makePeers(peerUrls, { identity, random }) : undefined;
+      const known = await rememberPeers(paths.peers, peerUrls);
+      const peers = known.length > 0 ? makePeers(known, { identity, random }) : undefined;
       return withKernel(inv, async (kernel) => {
         const server = await serveNode(kernel, { identity, random, host, port });
         await announceNode(paths.node, server.url);
-        inv.io.out(inv.json ? toJsonText({ url: server.url, principal: kernel.principal }) : `node ${kernel.principal} listening on ${server.url}`);
+        inv.io.out(
+          inv.json
+            ? toJsonText({ url: server.url, principal: kernel.principal, peers: known })
+            : `node ${kernel.principal} listening on ${server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}`,
+        );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);

@@ -16,6 +16,8 @@ export interface HomePaths {
   readonly lock: string;
   /** The URL of the node running on this home, while one does. */
   readonly node: string;
+  /** Peers the node has been told about, remembered across restarts. */
+  readonly peers: string;
 }
 
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
@@ -31,6 +33,7 @@ export const homePaths = (root: string): HomePaths => {
     names: join(abs, 'names'),
     lock: join(abs, 'lock'),
     node: join(abs, 'node'),
+    peers: join(abs, 'peers'),
   };
 };
 
