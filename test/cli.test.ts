@@ -203,7 +203,7 @@ test('concurrent processes on one home never corrupt it', async (t) => {
   const token = await ok(home, ['issue', 'examples/guard.js', '--export', 'add']);
   // Each waits its turn for the home (the lock), however loaded the machine is.
   const results = await Promise.all(Array.from({ length: 6 }, (_, i) => grid(home, ['call', token, String(i), '1'], { env: { GRID_LOCK_WAIT_MS: '120000' } })));
-  t.deepEqual(results.map((r) => r.code), [0, 0, 0, 0, 0, 0]);
+  t.deepEqual(results.map((r) => r.code), [0, 0, 0, 0, 0, 0], results.map((r) => r.stderr).join(' | '));
   t.deepEqual(results.map((r) => Number(r.stdout)).sort(), [1, 2, 3, 4, 5, 6]);
   const graph = await ok(home, ['graph', '--json']);
   const entries = JSON.parse(graph).entries as Array<{ seq: number; kind: string }>;
