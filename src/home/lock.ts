@@ -5,7 +5,7 @@
  * refuses with the pid of the holder, rather than risk interleaved journal
  * writes.
  */
-import { open, readFile, unlink } from 'node:fs/promises';
+import { link, readFile, unlink, writeFile } from 'node:fs/promises';
 
 export class HomeLockedError extends Error {
   readonly code = 'ERR_HOME_LOCKED';
@@ -27,9 +27,16 @@ export const acquireHomeLock = async (
   const deadline = Date.now() + (options.waitMs ?? 10_000);
   for (let attempt = 0; ; attempt += 1) {
     try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      await handle.writeFile(String(process.pid));
-      await handle.close();
+      // Write the pid first, then link the file into place: link refuses an
+      // existing lock, and a lock that exists always names its owner (no
+      // window in which a waiter could read it empty and call it stale).
+      const temp = `${lockPath}.${process.pid}.${attempt}.tmp`;
+      await writeFile(temp, String(process.pid), { mode: 0o600 });
+      try {
+        await link(temp, lockPath);
+      } finally {
+        await unlink(temp).catch(() => {});
+      }
       let released = false;
       return async () => {
         if (released) return;
@@ -41,13 +48,11 @@ export const acquireHomeLock = async (
     }
     const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
     if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) {
-      // A lock file without a live owner (a crash, or a write torn before the
-      // pid landed): take it over. Only the unlink of the stale file races,
-      // and the exclusive create above settles who wins.
-      if (!Number.isInteger(pid) && attempt === 0) {
-        await sleep(20); // the owner may be between create and write
-        continue;
-      }
+      // A lock without a live owner was left by a crash: take it over. (Two
+      // waiters finding the same stale lock can still race here; the link
+      // above settles which of them gets the home, but the loser may have
+      // removed the winner's lock first. Rare: it needs a crash and two
+      // waiters at once.)
       await unlink(lockPath).catch(() => {});
       continue;
     }
