@@ -1,10 +1,12 @@
 import test from 'ava';
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import fc from 'fast-check';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   generateIdentity,
   identityFromSecret,
+  KeyFileError,
   loadIdentity,
   loadOrCreateIdentity,
   principalFromPublicKey,
@@ -16,8 +18,9 @@ import { tempDir } from './_helpers.js';
 
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+const nodeRandom = (n: number) => new Uint8Array(randomBytes(n));
 
-// RFC 8032 §7.1
+// RFC 8032 §7.1.
 const VECTORS = [
   {
     name: 'TEST 1',
@@ -41,6 +44,29 @@ const VECTORS = [
     signature: '6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a',
   },
   {
+    name: 'TEST 1024',
+    secret: 'f5e5767cf153319517630f226876b86c8160cc583bc013744c6bf255f5cc0ee5',
+    public: '278117fc144c72340f67d0f2316e8386ceffbf2b2428c9c51fef7c597f1d426e',
+    message:
+      '08b8b2b733424243760fe426a4b54908632110a66c2f6591eabd3345e3e4eb98fa6e264bf09efe12ee50f8f54e9f77b1e355f6c50544e23fb1433ddf73be84d8' +
+      '79de7c0046dc4996d9e773f4bc9efe5738829adb26c81b37c93a1b270b20329d658675fc6ea534e0810a4432826bf58c941efb65d57a338bbd2e26640f89ffbc' +
+      '1a858efcb8550ee3a5e1998bd177e93a7363c344fe6b199ee5d02e82d522c4feba15452f80288a821a579116ec6dad2b3b310da903401aa62100ab5d1a36553e' +
+      '06203b33890cc9b832f79ef80560ccb9a39ce767967ed628c6ad573cb116dbefefd75499da96bd68a8a97b928a8bbc103b6621fcde2beca1231d206be6cd9ec7' +
+      'aff6f6c94fcd7204ed3455c68c83f4a41da4af2b74ef5c53f1d8ac70bdcb7ed185ce81bd84359d44254d95629e9855a94a7c1958d1f8ada5d0532ed8a5aa3fb2' +
+      'd17ba70eb6248e594e1a2297acbbb39d502f1a8c6eb6f1ce22b3de1a1f40cc24554119a831a9aad6079cad88425de6bde1a9187ebb6092cf67bf2b13fd65f270' +
+      '88d78b7e883c8759d2c4f5c65adb7553878ad575f9fad878e80a0c9ba63bcbcc2732e69485bbc9c90bfbd62481d9089beccf80cfe2df16a2cf65bd92dd597b07' +
+      '07e0917af48bbb75fed413d238f5555a7a569d80c3414a8d0859dc65a46128bab27af87a71314f318c782b23ebfe808b82b0ce26401d2e22f04d83d1255dc51a' +
+      'ddd3b75a2b1ae0784504df543af8969be3ea7082ff7fc9888c144da2af58429ec96031dbcad3dad9af0dcbaaaf268cb8fcffead94f3c7ca495e056a9b47acdb7' +
+      '51fb73e666c6c655ade8297297d07ad1ba5e43f1bca32301651339e22904cc8c42f58c30c04aafdb038dda0847dd988dcda6f3bfd15c4b4c4525004aa06eeff8' +
+      'ca61783aacec57fb3d1f92b0fe2fd1a85f6724517b65e614ad6808d6f6ee34dff7310fdc82aebfd904b01e1dc54b2927094b2db68d6f903b68401adebf5a7e08' +
+      'd78ff4ef5d63653a65040cf9bfd4aca7984a74d37145986780fc0b16ac451649de6188a7dbdf191f64b5fc5e2ab47b57f7f7276cd419c17a3ca8e1b939ae49e4' +
+      '88acba6b965610b5480109c8b17b80e1b7b750dfc7598d5d5011fd2dcc5600a32ef5b52a1ecc820e308aa342721aac0943bf6686b64b2579376504ccc493d97e' +
+      '6aed3fb0f9cd71a43dd497f01f17c0e2cb3797aa2a2f256656168e6c496afc5fb93246f6b1116398a346f1a641f3b041e989f7914f90cc2c7fff357876e506b5' +
+      '0d334ba77c225bc307ba537152f3f1610e4eafe595f6d9d90d11faa933a15ef1369546868a7f3a45a96768d40fd9d03412c091c6315cf4fde7cb68606937380d' +
+      'b2eaaa707b4c4185c32eddcdd306705e4dc1ffc872eeee475a64dfac86aba41c0618983f8741c5ef68d3a101e8a3b8cac60c905c15fc910840b94c00a0b9d0',
+    signature: '0aab4c900501b3e24d7cdf4663326a3a87df5e4843b2cbdb67cbf6e460fec350aa5371b1508f9f4528ecea23c436d94b5e8fcd4f681e30a6ac00a9704a188a03',
+  },
+  {
     name: 'TEST SHA(abc)',
     secret: '833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42',
     public: 'ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf',
@@ -50,94 +76,399 @@ const VECTORS = [
   },
 ];
 
-test('RFC 8032 vectors: keys, signatures and verdicts', async (t) => {
+test('RFC 8032 §7.1 vectors: public keys, signatures and verdicts', (t) => {
+  t.is(unhex(VECTORS[3]!.message).length, 1023);
   for (const v of VECTORS) {
     const identity = identityFromSecret(unhex(v.secret));
     t.is(hex(identity.publicKey), v.public, v.name);
     t.is(hex(identity.sign(unhex(v.message))), v.signature, v.name);
-    t.true(verify(identity.principal, unhex(v.message), unhex(v.signature)), v.name);
-    t.true(await verifyPortable(identity.principal, unhex(v.message), unhex(v.signature)), v.name);
+    for (const signer of [identity.principal, unhex(v.public)]) {
+      t.true(verify(signer, unhex(v.message), unhex(v.signature)), `node: ${v.name}`);
+      t.true(verifyPortable(signer, unhex(v.message), unhex(v.signature)), `noble: ${v.name}`);
+    }
   }
 });
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
-const addLToS = (signature: Uint8Array) => {
-  const s = BigInt(`0x${hex(signature.subarray(32).slice().reverse())}`) + L;
+const withS = (signature: Uint8Array, s: bigint) => {
   const out = signature.slice();
-  const bytes = unhex(s.toString(16).padStart(64, '0')).reverse();
-  out.set(bytes, 32);
+  out.set(unhex(s.toString(16).padStart(64, '0')).reverse(), 32);
   return out;
 };
+const sOf = (signature: Uint8Array) => BigInt(`0x${hex(signature.subarray(32).slice().reverse())}`);
+const flipped = (bytes: Uint8Array, at: number) => {
+  const out = bytes.slice();
+  out[at]! ^= 1;
+  return out;
+};
+const IDENTITY_POINT = `01${'00'.repeat(31)}`;
+const P_PLUS_1 = `ee${'ff'.repeat(30)}7f`; // y = p + 1: a non-canonical encoding of the identity point
+const P_PLUS_3 = `f0${'ff'.repeat(30)}7f`; // y = p + 3: non-canonical (3 is on the curve)
+const NOT_ON_CURVE = `02${'00'.repeat(31)}`; // y = 2 has no x
 
-test('node:crypto and @noble/ed25519 give the same verdict on hostile inputs', async (t) => {
+test('hostile inputs: node:crypto and @noble/ed25519 agree with each other and with the expected verdict', (t) => {
   const v = VECTORS[1]!;
   const publicKey = unhex(v.public);
   const message = unhex(v.message);
   const signature = unhex(v.signature);
-  const flipped = (bytes: Uint8Array, at: number) => {
-    const out = bytes.slice();
-    out[at]! ^= 1;
-    return out;
-  };
-  const rows: Array<[string, Uint8Array, Uint8Array, Uint8Array, boolean]> = [
+  // R = identity, S = 0 verifies [S]B = R + [k]A for *any* message under a low-order key:
+  // OpenSSL's bare cofactorless check accepts it; our policy must not.
+  const identityForgery = unhex(`${IDENTITY_POINT}${'00'.repeat(32)}`);
+  const rows: Array<[string, Uint8Array | string, Uint8Array, Uint8Array, boolean]> = [
     ['valid', publicKey, message, signature, true],
+    ['valid, by principal', principalFromPublicKey(publicKey), message, signature, true],
     ['other message', publicKey, unhex('73'), signature, false],
+    ['empty message', publicKey, new Uint8Array(0), signature, false],
     ['flipped R', publicKey, message, flipped(signature, 3), false],
     ['flipped S', publicKey, message, flipped(signature, 40), false],
-    ['S + L (non-canonical S)', publicKey, message, addLToS(signature), false],
+    ['S + L (non-canonical S)', publicKey, message, withS(signature, sOf(signature) + L), false],
+    ['S = L', publicKey, message, withS(signature, L), false],
+    ['S = 2^256 - 1', publicKey, message, withS(signature, 2n ** 256n - 1n), false],
     ['all-zero signature', publicKey, message, new Uint8Array(64), false],
-    ['short signature', publicKey, message, signature.subarray(0, 63), false],
-    ['long signature', publicKey, message, new Uint8Array([...signature, 0]), false],
+    ['all-0xff signature', publicKey, message, new Uint8Array(64).fill(0xff), false],
+    ['63-byte signature', publicKey, message, signature.subarray(0, 63), false],
+    ['65-byte signature', publicKey, message, new Uint8Array([...signature, 0]), false],
+    ['empty signature', publicKey, message, new Uint8Array(0), false],
+    ['R not on the curve', publicKey, message, unhex(`${NOT_ON_CURVE}${v.signature.slice(64)}`), false],
+    ['R non-canonical (y = p + 1)', publicKey, message, unhex(`${P_PLUS_1}${v.signature.slice(64)}`), false],
+    ['R = identity', publicKey, message, unhex(`${IDENTITY_POINT}${v.signature.slice(64)}`), false],
     ['flipped key', flipped(publicKey, 0), message, signature, false],
-    ['identity point as key', unhex(`01${'00'.repeat(31)}`), message, signature, false],
-    ['all-zero key', new Uint8Array(32), message, new Uint8Array(64), false],
-    ['non-canonical y (p + 1)', unhex(`eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f`), message, signature, false],
-    ['short key', publicKey.subarray(0, 31), message, signature, false],
+    ['key not on the curve', unhex(NOT_ON_CURVE), message, signature, false],
+    ['identity point as key, real signature', unhex(IDENTITY_POINT), message, signature, false],
+    ['identity point as key, R = identity, S = 0', unhex(IDENTITY_POINT), message, identityForgery, false],
+    ['identity point as key, forgery on another message', unhex(IDENTITY_POINT), unhex('deadbeef'), identityForgery, false],
+    ['identity key with sign bit (x = -0), forgery', unhex(`${IDENTITY_POINT.slice(0, 62)}80`), message, unhex(`${IDENTITY_POINT.slice(0, 62)}80${'00'.repeat(32)}`), false],
+    ['all-zero key (order 4), all-zero signature', new Uint8Array(32), message, new Uint8Array(64), false],
+    ['order-2 key (y = -1), forgery', unhex(`ec${'ff'.repeat(30)}7f`), message, identityForgery, false],
+    ['order-8 key, forgery', unhex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'), message, identityForgery, false],
+    ['non-canonical key (y = p + 1, the identity), forgery', unhex(P_PLUS_1), message, identityForgery, false],
+    ['non-canonical key (y = p + 3)', unhex(P_PLUS_3), message, signature, false],
+    ['31-byte key', publicKey.subarray(0, 31), message, signature, false],
+    ['33-byte key', new Uint8Array([...publicKey, 0]), message, signature, false],
+    ['empty key', new Uint8Array(0), message, signature, false],
+    ['garbage principal', 'did:key:z6Mkgarbage', message, signature, false],
+    ['empty principal', '', message, signature, false],
+    ['secp256k1 did:key', 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme', message, signature, false],
   ];
   for (const [name, key, msg, sig, expected] of rows) {
-    t.is(verify(key, msg, sig), expected, `node: ${name}`);
-    t.is(await verifyPortable(key, msg, sig), expected, `noble: ${name}`);
+    t.is(verify(key, msg, sig), expected, `node:crypto: ${name}`);
+    t.is(verifyPortable(key, msg, sig), expected, `noble: ${name}`);
   }
-  t.throws(() => verify(publicKey, 'text' as never, signature), { instanceOf: TypeError });
+});
+
+test('wrong argument types are TypeErrors, not verdicts', (t) => {
+  const v = VECTORS[0]!;
+  const [key, sig] = [unhex(v.public), unhex(v.signature)];
+  for (const check of [verify, verifyPortable]) {
+    t.throws(() => check(key, 'text' as never, sig), { instanceOf: TypeError });
+    t.throws(() => check(key, new Uint8Array(0), 'sig' as never), { instanceOf: TypeError });
+    t.throws(() => check(42 as never, new Uint8Array(0), sig), { instanceOf: TypeError });
+    t.throws(() => check(null as never, new Uint8Array(0), sig), { instanceOf: TypeError });
+    t.true(check(Buffer.from(key), Buffer.alloc(0), Buffer.from(sig)), 'Buffers are Uint8Arrays');
+  }
+});
+
+/**
+ * C2SP/CCTV ed25519vectors.json (github.com/C2SP/CCTV, ed25519/), one vector
+ * for each of its 66 combinations of edge-case flags. Flags: loA/loR = A/R is
+ * a low-order point; lcA/lcR = A/R has a low-order component; res = the
+ * low-order parts do not cancel (only cofactored formulas accept); ncA/ncR =
+ * non-canonical encoding; rk = k computed over the canonical re-encoding.
+ * Across all 914 vectors, raw node:crypto and raw noble (zip215: false)
+ * disagree on 248; with our policy both accept exactly the 43 flagged at most
+ * lcA/lcR, and reject the rest.
+ *
+ * Copyright 2019 Google LLC; Copyright 2022 Filippo Valsorda. Redistribution
+ * and use in source and binary forms, with or without modification, are
+ * permitted provided that the following conditions are met: redistributions
+ * of source code must retain the above copyright notice, this list of
+ * conditions and the following disclaimer; redistributions in binary form
+ * must reproduce the above copyright notice, this list of conditions and the
+ * following disclaimer in the documentation and/or other materials provided
+ * with the distribution; neither the name of Google LLC nor the names of its
+ * contributors may be used to endorse or promote products derived from this
+ * software without specific prior written permission. THIS SOFTWARE IS
+ * PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS
+ * OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED
+ * WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+ * DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT OWNER OR CONTRIBUTORS BE LIABLE
+ * FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+ * DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+ * SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+ * CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT
+ * LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY
+ * OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH
+ * DAMAGE.
+ */
+const CCTV: Array<[number, string, string, string, string]> = [
+  [0, '0000000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR lcA res'],
+  [1, '0000000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcR lcA'],
+  [2, '0000000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 7', 'loA lcR lcA res'],
+  [3, '0000000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 3', 'loA lcR lcA'],
+  [4, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '00000000000000000000000000000000000000000000000000000000000000005e176f12cfb0d4e6eb6929b19ae4c998ef05c1c2cf628a9b1fa1c21312627108', 'ed25519vectors 7', 'loR lcR lcA res'],
+  [5, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '00000000000000000000000000000000000000000000000000000000000000009472a69cd9a701a50d130ed52189e2455b23767db52cacb8716fb896ffeeac09', 'ed25519vectors 3', 'loR lcR lcA'],
+  [6, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56bc02e2b9e63e385c058bf62b14b3a2b29ccefe8e38ddb536bc3f9865320a3d801', 'ed25519vectors 10', 'lcR lcA res'],
+  [7, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56bbbfd00bd9c259d8d222d15e67a3d8228585050dbb9b9585be20d8fadc721da03', 'ed25519vectors', 'lcR lcA'],
+  [8, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 8', 'loR loA lcR lcA res ncA'],
+  [9, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 6', 'loR loA lcR lcA ncA'],
+  [10, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 4', 'loA lcR lcA res ncA'],
+  [11, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcR lcA ncA'],
+  [12, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 7', 'loA lcR lcA res ncA rk'],
+  [14, '0000000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR lcA res ncR'],
+  [15, '0000000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 10', 'loR loA lcR lcA ncR'],
+  [16, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f1cb421dfbd92aa6c30d550bff53c81cf650ace6deb96a8ec22d2fef84dbbe20b', 'ed25519vectors 6', 'loR lcR lcA res ncR'],
+  [17, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fad7a355469b5c87e550469f6b2de409ee723acd584bf35f86b80c384e8ceb702', 'ed25519vectors 3', 'loR lcR lcA ncR'],
+  [18, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f5e176f12cfb0d4e6eb6929b19ae4c998ef05c1c2cf628a9b1fa1c21312627108', 'ed25519vectors 7', 'loR lcR lcA res ncR rk'],
+  [19, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f9472a69cd9a701a50d130ed52189e2455b23767db52cacb8716fb896ffeeac09', 'ed25519vectors 3', 'loR lcR lcA ncR rk'],
+  [20, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 2', 'loR loA lcR lcA res ncA ncR'],
+  [21, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 15', 'loR loA lcR lcA ncA ncR'],
+  [35, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b797b156efcd45a4e2454d2fd0b21438b3ccd80d4c7fd1d1b2c8e55bd4ed4a9405ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 9', 'loA lcR lcA ncA rk'],
+  [44, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcA'],
+  [45, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA res'],
+  [46, '0000000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcA'],
+  [47, '0000000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 3', 'loA lcA res'],
+  [48, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000000edfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA'],
+  [49, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000000879e8751046a31d163df68051bbd909e6d26c8414883ba3475bf00e17c1e7b04', 'ed25519vectors 4', 'loR lcA res'],
+  [50, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350608f32d206a7c0b7efa9a59e66546e8f1f599ef843fb502c9cc3c4ae8b7c11e05', 'ed25519vectors 5', 'lcA'],
+  [51, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a3506030b03796b78f7afeadfccaedc9d09ce6d487d1ece1f16b1ae2b59b7e5c40603', 'ed25519vectors 3', 'lcA res'],
+  [52, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA ncA'],
+  [53, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 1', 'loR loA lcA res ncA'],
+  [54, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcA ncA'],
+  [55, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 6', 'loA lcA res ncA'],
+  [56, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcA res ncA rk'],
+  [58, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA ncR'],
+  [59, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 1', 'loR loA lcA res ncR'],
+  [60, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000080c85efbb96e35e1b671722d5d8de687d4e148ea15ec566be6a1f3cfb8a10a9d06', 'ed25519vectors 2', 'loR lcA ncR'],
+  [61, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '01000000000000000000000000000000000000000000000000000000000000804b18627cef9707137b02358c8b73769381269bf7cac9c473483c83c46a615d09', 'ed25519vectors 29', 'loR lcA res ncR'],
+  [62, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000080edfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA res ncR rk'],
+  [74, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffedfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA ncR rk'],
+  [76, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcA ncA ncR'],
+  [77, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 4', 'loR loA lcA res ncA ncR'],
+  [188, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 15', 'loA lcA ncA rk'],
+  [264, '0100000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR res'],
+  [265, '0100000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcR res'],
+  [266, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0000000000000000000000000000000000000000000000000000000000000000ef1195f0610612912016b3ee33054829bcea20ae4de1e9343b1c4e2e15649003', 'ed25519vectors', 'loR lcR res'],
+  [267, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b2d471882773a677af1e3824e757a33f8ddf7bbeaf3d28a09595eb8daa0d74a03', 'ed25519vectors 3', 'lcR res'],
+  [268, '0100000000000000000000000000000000000000000000000000000000000080', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors', 'loR loA lcR res ncA'],
+  [269, '0100000000000000000000000000000000000000000000000000000000000080', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 20', 'loA lcR res ncA'],
+  [270, '0100000000000000000000000000000000000000000000000000000000000080', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcR res ncA rk'],
+  [277, '0100000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcR res ncR'],
+  [278, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fa83f56d4ca92da1f056c0bbaa0cc73cb350790210431ad647415c6a71242860c', 'ed25519vectors 2', 'loR lcR res ncR'],
+  [279, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fef1195f0610612912016b3ee33054829bcea20ae4de1e9343b1c4e2e15649003', 'ed25519vectors', 'loR lcR res ncR rk'],
+  [280, '0100000000000000000000000000000000000000000000000000000000000080', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 2', 'loR loA lcR res ncA ncR'],
+  [302, '0100000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 23', 'loR loA'],
+  [303, '0100000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA'],
+  [304, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0100000000000000000000000000000000000000000000000000000000000000330b30d6c1f07511e2208d233b6a34d4ed7109da2dea615bcd97daee3a842704', 'ed25519vectors 7', 'loR'],
+  [305, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350640657f1cb030f12543549bbabd848dc6403d354e7c99c4d0dcee9f63c9033b00', 'ed25519vectors 5', ''],
+  [306, '0100000000000000000000000000000000000000000000000000000000000080', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 6', 'loR loA ncA'],
+  [307, '0100000000000000000000000000000000000000000000000000000000000080', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 1', 'loA ncA'],
+  [308, '0100000000000000000000000000000000000000000000000000000000000080', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA ncA rk'],
+  [315, '0100000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 4', 'loR loA ncR'],
+  [316, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '01000000000000000000000000000000000000000000000000000000000000802d32f9eeccaa31dba2ff4ab4e196b61e2ee1648073bbb5f599dcff4f7ea02900', 'ed25519vectors 5', 'loR ncR'],
+  [317, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0100000000000000000000000000000000000000000000000000000000000080330b30d6c1f07511e2208d233b6a34d4ed7109da2dea615bcd97daee3a842704', 'ed25519vectors 7', 'loR ncR rk'],
+  [324, '0100000000000000000000000000000000000000000000000000000000000080', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors', 'loR loA ncA ncR'],
+];
+
+test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid, non-low-order, canonical ones', (t) => {
+  t.is(CCTV.length, 66);
+  let accepted = 0;
+  for (const [number, key, sig, msg, flags] of CCTV) {
+    const expected = flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR');
+    const message = new TextEncoder().encode(msg);
+    t.is(verify(unhex(key), message, unhex(sig)), expected, `node:crypto: vector ${number} [${flags}]`);
+    t.is(verifyPortable(unhex(key), message, unhex(sig)), expected, `noble: vector ${number} [${flags}]`);
+    if (expected) accepted++;
+  }
+  t.is(accepted, 3);
+});
+
+test('property: node:crypto and noble give the same verdict on mutated and random inputs', (t) => {
+  const signers = [0, 1, 2].map(() => generateIdentity(nodeRandom));
+  const lowOrder = [IDENTITY_POINT, P_PLUS_1, '00'.repeat(32), `ec${'ff'.repeat(30)}7f`].map(unhex);
+  const input = fc.record({
+    who: fc.nat({ max: 2 }),
+    message: fc.uint8Array({ maxLength: 64 }),
+    mutate: fc.oneof(
+      fc.constant({ kind: 'none' as const }),
+      fc.record({ kind: fc.constantFrom('sig' as const, 'key' as const, 'msg' as const), at: fc.nat({ max: 63 }), value: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('random-sig' as const), bytes: fc.uint8Array({ minLength: 64, maxLength: 64 }) }),
+      fc.record({ kind: fc.constant('random-key' as const), bytes: fc.uint8Array({ minLength: 32, maxLength: 32 }) }),
+      fc.record({ kind: fc.constant('low-order-key' as const), which: fc.nat({ max: 3 }) }),
+      fc.record({ kind: fc.constant('big-s' as const), add: fc.bigInt({ min: 1n, max: 15n }) }),
+    ),
+  });
+  let valid = 0;
+  fc.assert(
+    fc.property(input, ({ who, message, mutate }) => {
+      const signer = signers[who]!;
+      let key = signer.publicKey;
+      let msg = message;
+      let sig = signer.sign(message);
+      switch (mutate.kind) {
+        case 'sig':
+          sig = sig.slice();
+          sig[mutate.at] = mutate.value;
+          break;
+        case 'key':
+          key = key.slice();
+          key[mutate.at % 32] = mutate.value;
+          break;
+        case 'msg':
+          msg = new Uint8Array([...message, mutate.value]);
+          break;
+        case 'random-sig':
+          sig = mutate.bytes;
+          break;
+        case 'random-key':
+          key = mutate.bytes;
+          break;
+        case 'low-order-key':
+          key = lowOrder[mutate.which]!;
+          break;
+        case 'big-s':
+          sig = withS(sig, sOf(sig) + mutate.add * L);
+          break;
+      }
+      const node = verify(key, msg, sig);
+      if (node) valid++;
+      return node === verifyPortable(key, msg, sig);
+    }),
+    { numRuns: 400 },
+  );
+  t.true(valid > 0, 'some inputs were valid signatures');
+});
+
+test('the key cache stays correct past its bound', (t) => {
+  const identities = Array.from({ length: 1100 }, () => generateIdentity(nodeRandom));
+  const message = new Uint8Array([1, 2, 3]);
+  const signatures = identities.map((identity) => identity.sign(message));
+  for (const [i, identity] of identities.entries()) {
+    if (!verify(identity.principal, message, signatures[i]!)) t.fail(`identity ${i} did not verify`);
+    if (verify(identity.principal, message, signatures[(i + 1) % identities.length]!)) t.fail(`identity ${i} verified another's signature`);
+  }
+  t.true(verify(identities[0]!.principal, message, signatures[0]!), 'an evicted key is loaded again');
+  t.true(verify(identities[0]!.publicKey, message, signatures[0]!));
 });
 
 test('did:key principals', (t) => {
-  const identity = identityFromSecret(new Uint8Array(32));
-  t.regex(identity.principal, /^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$/);
-  t.deepEqual(publicKeyFromPrincipal(identity.principal), identity.publicKey);
-  t.is(principalFromPublicKey(identity.publicKey), identity.principal);
+  // The all-zero seed: its public key is the well-known 3b6a27bc…, its did:key the one other did:key libraries derive.
+  const zero = identityFromSecret(new Uint8Array(32));
+  t.is(hex(zero.publicKey), '3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29');
+  t.is(zero.principal as string, 'did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp');
+  t.deepEqual(publicKeyFromPrincipal(zero.principal), zero.publicKey);
+  t.is(principalFromPublicKey(zero.publicKey) as string, zero.principal);
   // The did:key spec's Ed25519 example round-trips.
   const example = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK';
   t.is(principalFromPublicKey(publicKeyFromPrincipal(example)) as string, example);
-  t.throws(() => publicKeyFromPrincipal('did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme'), { message: /did:key/ });
+  for (const v of VECTORS) {
+    const principal = principalFromPublicKey(unhex(v.public));
+    t.regex(principal, /^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$/);
+    t.is(hex(publicKeyFromPrincipal(principal)), v.public);
+  }
+  // Wrong multicodec (secp256k1-pub 0xe7 0x01), wrong method, wrong length, wrong type.
+  t.throws(() => publicKeyFromPrincipal('did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme'), { instanceOf: TypeError, message: /did:key/ });
   t.throws(() => publicKeyFromPrincipal('did:web:example.com'), { instanceOf: TypeError });
-  const random = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  t.true(verify(random.principal, new Uint8Array([1]), random.sign(new Uint8Array([1]))));
-  t.false(verify(identity.principal, new Uint8Array([1]), random.sign(new Uint8Array([1]))));
+  t.throws(() => publicKeyFromPrincipal(`${example}x`), { instanceOf: TypeError });
+  t.throws(() => publicKeyFromPrincipal(42 as never), { instanceOf: TypeError });
+  t.throws(() => principalFromPublicKey(new Uint8Array(31)), { instanceOf: RangeError });
+  t.throws(() => principalFromPublicKey('key' as never), { instanceOf: TypeError });
+  t.throws(() => identityFromSecret(new Uint8Array(31)), { instanceOf: RangeError });
 });
 
-test('key file: created 0600, loaded again, refused when others can read it or it is malformed', async (t) => {
+test('identities: randomness is a power; the object is frozen and hands out copies', (t) => {
+  const seed = unhex(VECTORS[0]!.secret);
+  const identity = generateIdentity((n) => {
+    t.is(n, 32);
+    return seed.slice();
+  });
+  t.is(identity.principal as string, identityFromSecret(seed).principal);
+  t.throws(() => generateIdentity(() => new Uint8Array(16)), { instanceOf: RangeError });
+  t.throws(() => generateIdentity(undefined as never), { instanceOf: TypeError });
+  t.true(Object.isFrozen(identity));
+  identity.publicKey.fill(0);
+  t.is(hex(identity.publicKey), VECTORS[0]!.public);
+  const other = generateIdentity(nodeRandom);
+  t.not(other.principal, identity.principal);
+  t.true(verify(other.principal, new Uint8Array([1]), other.sign(new Uint8Array([1]))));
+  t.false(verify(identity.principal, new Uint8Array([1]), other.sign(new Uint8Array([1]))));
+});
+
+const codeOf = async (t: import('ava').ExecutionContext, promise: Promise<unknown>) =>
+  (await t.throwsAsync(promise, { instanceOf: KeyFileError }))?.code;
+
+test('key file: created exclusively with mode 0600, in the documented format, loaded again', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'identity');
-  const created = await loadOrCreateIdentity(path, (n) => new Uint8Array(randomBytes(n)));
+  const created = await loadOrCreateIdentity(path, nodeRandom);
   t.is((await stat(path)).mode & 0o777, 0o600);
-  t.is((await loadOrCreateIdentity(path, () => new Uint8Array(32))).principal, created.principal);
+  const record = JSON.parse(await readFile(path, 'utf8'));
+  t.deepEqual(Object.keys(record), ['type', 'secret', 'principal']);
+  t.is(record.type, 'ed25519');
+  t.is(record.principal, created.principal);
+  t.is(identityFromSecret(new Uint8Array(Buffer.from(record.secret, 'base64url'))).principal, created.principal);
+  t.deepEqual(await readdir(dir), ['identity'], 'no temp file left');
+  const again = await loadOrCreateIdentity(path, () => t.fail('an existing key must not draw randomness') as never);
+  t.is(again.principal, created.principal);
   t.is((await loadIdentity(path)).principal, created.principal);
-  await chmod(path, 0o644);
-  const open = await t.throwsAsync(loadIdentity(path));
-  t.is((open as { code?: string }).code, 'ERR_KEY_PERMISSIONS');
-  t.regex(open!.message, /readable by others \(mode 644\)/);
-  await writeFile(path, '{"type":"rsa"}', { mode: 0o600 });
-  await chmod(path, 0o600);
-  t.is(((await t.throwsAsync(loadIdentity(path))) as { code?: string }).code, 'ERR_KEY_MALFORMED');
-  await writeFile(path, JSON.stringify({ type: 'ed25519', secret: Buffer.alloc(32).toString('base64url'), principal: created.principal }));
-  t.regex((await t.throwsAsync(loadIdentity(path)))!.message, /principal does not match the secret/);
-  t.is(((await t.throwsAsync(loadIdentity(join(dir, 'none')))) as { code?: string }).code, 'ERR_NO_IDENTITY');
+  const message = new Uint8Array([7]);
+  t.true(verify(created.principal, message, again.sign(message)), 'the loaded key signs as the created one');
 });
 
-test('concurrent creators of one key file agree on one key', async (t) => {
+test('key file: refused when the group or others can access it', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'identity');
-  const identities = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateIdentity(path, (n) => new Uint8Array(randomBytes(n)))));
+  const created = await loadOrCreateIdentity(path, nodeRandom);
+  for (const mode of [0o640, 0o604, 0o644, 0o620, 0o601]) {
+    await chmod(path, mode);
+    const error = await t.throwsAsync(loadIdentity(path), { instanceOf: KeyFileError });
+    t.is(error?.code, 'ERR_KEY_PERMISSIONS');
+    t.is(error?.message, `identity: identity key ${path} is accessible by group or others (mode ${mode.toString(8)}); run: chmod 600 ${path}`);
+    t.is(await codeOf(t, loadOrCreateIdentity(path, nodeRandom)), 'ERR_KEY_PERMISSIONS', 'and not silently replaced');
+  }
+  await chmod(path, 0o400);
+  t.is((await loadIdentity(path)).principal, created.principal, 'owner-only read is fine');
+});
+
+test('key file: malformed files are refused with a reason, never replaced', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'identity');
+  const good = await loadOrCreateIdentity(path, nodeRandom);
+  const secret = JSON.parse(await readFile(path, 'utf8')).secret as string;
+  const cases: Array<[string, string | Buffer, RegExp]> = [
+    ['empty', '', /not JSON/],
+    ['not JSON', 'ed25519 secret', /not JSON/],
+    ['an array', '[]', /expected a JSON object/],
+    ['wrong type', JSON.stringify({ type: 'rsa', secret, principal: good.principal }), /type is "rsa"/],
+    ['short secret', JSON.stringify({ type: 'ed25519', secret: secret.slice(0, 40), principal: good.principal }), /32-byte seed/],
+    ['not base64url', JSON.stringify({ type: 'ed25519', secret: `${secret.slice(0, 42)}!`, principal: good.principal }), /32-byte seed/],
+    ['missing principal', JSON.stringify({ type: 'ed25519', secret }), /principal is missing/],
+    ['other principal', JSON.stringify({ type: 'ed25519', secret, principal: identityFromSecret(new Uint8Array(32)).principal }), /does not match the secret/],
+    ['extra field', JSON.stringify({ type: 'ed25519', secret, principal: good.principal, note: 1 }), /unknown field "note"/],
+    ['not UTF-8', Buffer.from([0xff, 0xfe, 0x7b]), /not UTF-8/],
+    ['huge', ' '.repeat(10_000), /10000 bytes/],
+  ];
+  for (const [name, content, reason] of cases) {
+    await writeFile(path, content, { mode: 0o600 });
+    const error = await t.throwsAsync(loadIdentity(path), { instanceOf: KeyFileError }, name);
+    t.is(error?.code, 'ERR_KEY_MALFORMED', name);
+    t.regex(error!.message, new RegExp(`^identity: identity key ${path} is malformed: `), name);
+    t.regex(error!.message, reason, name);
+    t.notRegex(error!.message, /\n/, 'one line');
+    t.is(await codeOf(t, loadOrCreateIdentity(path, nodeRandom)), 'ERR_KEY_MALFORMED', `${name}: not replaced`);
+  }
+  const folder = join(dir, 'folder');
+  await mkdir(folder, { mode: 0o700 });
+  t.is(await codeOf(t, loadIdentity(folder)), 'ERR_KEY_MALFORMED');
+  t.is(await codeOf(t, loadIdentity(join(dir, 'none'))), 'ERR_NO_IDENTITY');
+  t.is((await t.throwsAsync(loadIdentity(join(dir, 'none'))))?.message, `identity: no identity key at ${join(dir, 'none')}`);
+  await t.throwsAsync(loadIdentity('' as never), { instanceOf: TypeError });
+});
+
+test('key file: concurrent creators of one key file agree on one key', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'identity');
+  const identities = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateIdentity(path, nodeRandom)));
   t.is(new Set(identities.map((i) => i.principal)).size, 1);
+  t.is((await loadIdentity(path)).principal, identities[0]!.principal);
+  t.deepEqual(await readdir(dir), ['identity']);
 });

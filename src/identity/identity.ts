@@ -1,30 +1,42 @@
 /**
  * Ed25519 principals, printed as `did:key:z6Mk…` (multicodec ed25519-pub
  * 0xed 0x01, base58btc). Signing and verifying go through node:crypto, about
- * ten times faster than pure JS; `verifyPortable` is @noble/ed25519 in strict
- * RFC 8032 mode for runtimes without it, and the tests hold both to the same
- * verdicts. A hostile signature or key makes verify answer false — it never
- * throws on bytes, only on arguments of the wrong type.
+ * ten times faster than pure JS; `verifyPortable` reaches the same verdict
+ * with @noble/ed25519's point arithmetic for runtimes without node:crypto.
+ * Both apply one acceptance policy (see strict.ts) and the tests hold them to
+ * the same verdict on every hostile vector we know of.
+ *
+ * A hostile signature or key makes verify answer false; it throws only on
+ * arguments of the wrong type. Nothing here touches a global or a shared
+ * module object, so it works the same before and after SES lockdown.
  */
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { base58btc } from 'multiformats/bases/base58';
-import * as ed from '@noble/ed25519';
+import { Point } from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
 import { asPrincipal, quote, type Principal } from '../caps/ids.js';
+import { isAcceptableKey, isAcceptableSignature } from './strict.js';
 
 export interface Identity {
   readonly principal: Principal;
+  /** The 32-byte public key (a fresh copy on every read). */
   readonly publicKey: Uint8Array;
   sign(message: Uint8Array): Uint8Array;
 }
 
-const ED25519_PUB_PREFIX = [0xed, 0x01];
+/** Multicodec `ed25519-pub`, as an unsigned varint. */
+const ED25519_PUB_PREFIX = Uint8Array.from([0xed, 0x01]);
+/** DER wrappers around a raw 32-byte key (RFC 8410): PKCS#8 for a seed, SPKI for a public key. */
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
-const concat = (a: Uint8Array, b: Uint8Array) => {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+const concat = (...parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
   return out;
 };
 
@@ -33,68 +45,115 @@ const assertBytes = (value: unknown, what: string): Uint8Array => {
   return value;
 };
 
-export const principalFromPublicKey = (publicKey: Uint8Array): Principal => {
-  if (assertBytes(publicKey, 'public key').length !== 32) throw new RangeError(`an Ed25519 public key is 32 bytes (got ${publicKey.length})`);
-  return `did:key:${base58btc.encode(concat(Uint8Array.from(ED25519_PUB_PREFIX), publicKey))}` as Principal;
+const assertLength = (bytes: Uint8Array, length: number, what: string): Uint8Array => {
+  if (bytes.length !== length) throw new RangeError(`${what} must be ${length} bytes (got ${bytes.length})`);
+  return bytes;
 };
 
+export const principalFromPublicKey = (publicKey: Uint8Array): Principal => {
+  assertLength(assertBytes(publicKey, 'Ed25519 public key'), 32, 'an Ed25519 public key');
+  return `did:key:${base58btc.encode(concat(ED25519_PUB_PREFIX, publicKey))}` as Principal;
+};
+
+/** The raw key inside an Ed25519 did:key; a TypeError quoting the input if it is anything else. */
 export const publicKeyFromPrincipal = (principal: string): Uint8Array => {
   const checked = asPrincipal(principal);
-  const bytes = base58btc.decode(checked.slice('did:key:'.length));
-  if (bytes.length !== 34 || bytes[0] !== 0xed || bytes[1] !== 0x01) {
-    throw new TypeError(`principal is not an Ed25519 did:key: ${quote(principal)}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = base58btc.decode(checked.slice('did:key:'.length));
+  } catch {
+    throw new TypeError(`principal is not valid base58btc: ${quote(principal)}`);
+  }
+  if (bytes.length !== 34 || bytes[0] !== ED25519_PUB_PREFIX[0] || bytes[1] !== ED25519_PUB_PREFIX[1]) {
+    throw new TypeError(`principal is not an Ed25519 did:key (multicodec 0xed01 + 32 bytes): ${quote(principal)}`);
   }
   return bytes.slice(2);
 };
 
-/** An identity from its 32-byte secret seed. */
+/** An identity from its 32-byte secret seed (RFC 8032 §5.1.5). The seed is not kept. */
 export const identityFromSecret = (secret: Uint8Array): Identity => {
-  if (assertBytes(secret, 'secret key').length !== 32) throw new RangeError(`an Ed25519 secret key is 32 bytes (got ${secret.length})`);
+  assertLength(assertBytes(secret, 'Ed25519 secret key'), 32, 'an Ed25519 secret key');
   const privateKey = createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, secret)), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   const publicKey = new Uint8Array(spki.subarray(spki.length - 32));
   const principal = principalFromPublicKey(publicKey);
   return Object.freeze({
     principal,
-    publicKey,
+    get publicKey() {
+      return publicKey.slice();
+    },
     sign: (message: Uint8Array) => new Uint8Array(nodeSign(null, assertBytes(message, 'message'), privateKey)),
   });
 };
 
-export const generateIdentity = (randomBytes: (length: number) => Uint8Array): Identity => identityFromSecret(randomBytes(32));
+/** A fresh identity; randomness is a power handed in, not ambient. */
+export const generateIdentity = (randomBytes: (length: number) => Uint8Array): Identity => {
+  if (typeof randomBytes !== 'function') throw new TypeError(`randomBytes must be a function (got ${quote(randomBytes)})`);
+  return identityFromSecret(randomBytes(32));
+};
 
+/**
+ * Public KeyObjects by principal (or by `hex:` raw key), least recently used
+ * first. A key that fails the policy is remembered as `null`, so a peer that
+ * repeats a bad key costs a lookup. Bounded, so hostile keys only evict.
+ */
 const MAX_CACHED_KEYS = 1024;
-const publicKeys = new Map<string, KeyObject>();
+const publicKeys = new Map<string, KeyObject | null>();
 
-const publicKeyObject = (principal: string): KeyObject | undefined => {
-  let key = publicKeys.get(principal);
-  if (key) return key;
-  let raw: Uint8Array;
-  try {
-    raw = publicKeyFromPrincipal(principal);
-    key = createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, raw)), format: 'der', type: 'spki' });
-  } catch {
-    return undefined;
+const keyObject = (cacheKey: string, raw: () => Uint8Array | undefined): KeyObject | null => {
+  const hit = publicKeys.get(cacheKey);
+  if (hit !== undefined) {
+    publicKeys.delete(cacheKey);
+    publicKeys.set(cacheKey, hit);
+    return hit;
+  }
+  const bytes = raw();
+  if (!bytes) return null; // not a key at all: not worth a cache slot
+  let key: KeyObject | null = null;
+  if (isAcceptableKey(bytes)) {
+    try {
+      key = createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, bytes)), format: 'der', type: 'spki' });
+    } catch {
+      key = null;
+    }
   }
   if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
-  publicKeys.set(principal, key);
+  publicKeys.set(cacheKey, key);
   return key;
 };
 
-const toPrincipal = (signer: string | Uint8Array): string | undefined => {
-  if (typeof signer === 'string') return signer;
+type Signer = string | Uint8Array;
+
+/** The raw public key a signer names, or undefined if it names none. Throws only on a wrong type. */
+const signerKey = (signer: Signer): Uint8Array | undefined => {
+  if (typeof signer === 'string') {
+    try {
+      return publicKeyFromPrincipal(signer);
+    } catch {
+      return undefined;
+    }
+  }
   if (!(signer instanceof Uint8Array)) throw new TypeError(`signer must be a principal or a public key (got ${quote(signer)})`);
-  return signer.length === 32 ? principalFromPublicKey(signer) : undefined;
+  return signer.length === 32 ? signer : undefined;
 };
 
-/** Does `signature` sign `message` for `signer`? False for any malformed input. */
-export const verify = (signer: string | Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => {
+const hexOf = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+
+/**
+ * Does `signature` sign `message` for `signer` (a principal or a raw 32-byte
+ * key)? False for any malformed or hostile bytes; TypeError for wrong types.
+ */
+export const verify = (signer: Signer, message: Uint8Array, signature: Uint8Array): boolean => {
   assertBytes(message, 'message');
   assertBytes(signature, 'signature');
-  const principal = toPrincipal(signer);
-  if (!principal || signature.length !== 64) return false;
-  const key = publicKeyObject(principal);
-  if (!key) return false;
+  let key: KeyObject | null;
+  if (typeof signer === 'string') {
+    key = keyObject(signer, () => signerKey(signer));
+  } else {
+    if (signerKey(signer) === undefined) return false; // a TypeError for a non-key, false for a wrong length
+    key = keyObject(`hex:${hexOf(signer)}`, () => signer.slice());
+  }
+  if (!key || !isAcceptableSignature(signature)) return false;
   try {
     return nodeVerify(null, message, key, signature);
   } catch {
@@ -102,21 +161,37 @@ export const verify = (signer: string | Uint8Array, message: Uint8Array, signatu
   }
 };
 
-/** The same verdict with @noble/ed25519 (strict RFC 8032, no ZIP 215 leniency), for runtimes without node:crypto. */
-export const verifyPortable = async (signer: string | Uint8Array, message: Uint8Array, signature: Uint8Array): Promise<boolean> => {
+/** L, the order of the prime subgroup. */
+const N = 2n ** 252n + 27742317777372353535851937790883648493n;
+
+const numberLE = (bytes: Uint8Array): bigint => {
+  let n = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
+  return n;
+};
+
+/**
+ * The same verdict as `verify`, computed with @noble/ed25519's point
+ * arithmetic and @noble/hashes' SHA-512: for runtimes without node:crypto,
+ * and as an independent reference for the fast path. It checks RFC 8032's
+ * cofactorless equation [S]B = R + [k]A itself rather than calling
+ * `ed.verify`, whose strict mode is cofactored and would accept signatures
+ * that OpenSSL refuses; and it needs no `ed.hashes.sha512 = …` set-up, so it
+ * mutates no shared module object.
+ */
+export const verifyPortable = (signer: Signer, message: Uint8Array, signature: Uint8Array): boolean => {
   assertBytes(message, 'message');
   assertBytes(signature, 'signature');
-  let publicKey: Uint8Array;
+  const publicKey = signerKey(signer);
+  if (!publicKey || !isAcceptableKey(publicKey) || !isAcceptableSignature(signature)) return false;
   try {
-    publicKey = typeof signer === 'string' ? publicKeyFromPrincipal(signer) : assertBytes(signer, 'signer');
-  } catch (error) {
-    if (error instanceof TypeError && typeof signer !== 'string') throw error;
-    return false;
-  }
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
-  try {
-    return await ed.verifyAsync(signature, message, publicKey, { zip215: false });
+    const r = signature.subarray(0, 32);
+    const A = Point.fromBytes(publicKey, false);
+    const R = Point.fromBytes(r, false);
+    const s = numberLE(signature.subarray(32));
+    const k = numberLE(sha512(concat(r, publicKey, message))) % N;
+    return Point.BASE.multiply(s, false).equals(R.add(A.multiply(k, false)));
   } catch {
-    return false;
+    return false; // a byte string that is not a point
   }
 };

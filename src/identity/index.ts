@@ -7,4 +7,4 @@ export {
   verifyPortable,
   type Identity,
 } from './identity.js';
-export { loadIdentity, loadOrCreateIdentity, KeyFileError } from './key-file.js';
+export { loadIdentity, loadOrCreateIdentity, KeyFileError, type KeyFileErrorCode } from './key-file.js';

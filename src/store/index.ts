@@ -1,5 +1,4 @@
-export { blockCid, blockCidBytes, verifyBlock, type HashName } from './hashing.js';
-export { StoreError, type StoreErrorCode } from './errors.js';
-export type { BlockStore } from './types.js';
-export { openFsBlockStore, blockPath, DEFAULT_MAX_BLOCK_BYTES } from './fs-store.js';
-export { openMemoryBlockStore } from './memory-store.js';
+export { blockCid, blockCidBytes, blockName, verifyBlock, hashers, asCid, type HashName } from './hashing.js';
+export { StoreError, DEFAULT_MAX_BLOCK_BYTES, type StoreErrorCode, type BlockStore, type PutOptions } from './types.js';
+export { openFsBlockStore, blockPath, type FsBlockStoreOptions } from './fs-store.js';
+export { openMemoryBlockStore, type MemoryBlockStoreOptions } from './memory-store.js';
