@@ -12,6 +12,7 @@
  * array, which `harden` cannot freeze.
  */
 import { CID } from 'multiformats/cid';
+import { asToken, isToken } from '../caps/ids.js';
 import { decode } from '../wire/index.js';
 import { decodeTrusted, DEFAULT_LIMITS, encodeLinkForm, scan } from '../wire/cbor.js';
 
@@ -34,6 +35,12 @@ export const isLink = (value: unknown): value is Link => {
 };
 
 export const link = (cid: string | CID): Link => harden({ '/': cid.toString() });
+
+/** The closure-side API: what `import … from 'promisegrid'` gives a grid module. */
+export const CLOSURE_API = harden({
+  isToken: (x: unknown): boolean => isLink(x) && isToken(x['/']),
+  link: (cid: string): Link => link(asToken(cid)),
+});
 
 /**
  * Convert codec output (CID instances) back to links, frozen as it is built.

@@ -10,14 +10,14 @@
  * throws all end as `revoked` with a reason a person can read.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asToken, isToken, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { blockCid } from '../store/hashing.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { analyzeModule, classifyModule, moduleKindOf } from '../closures/modules.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
-import { bytesKey, decodeValue, encodeValue, isLink, link, type GridValue } from '../closures/values.js';
+import { bytesKey, CLOSURE_API, decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
 import type { Settlement } from '../caps/outcome.js';
@@ -91,7 +91,7 @@ export type Forwarder = (request: {
   readonly token: Token;
   readonly args: readonly GridValue[];
   readonly path: readonly Principal[];
-}) => Promise<{ readonly outcome: Outcome; readonly pure: boolean; readonly peer?: Principal } | undefined>;
+}) => Promise<{ readonly outcome: Outcome; readonly peer?: Principal } | undefined>;
 
 export interface IssueSpec {
   readonly code: string;
@@ -139,11 +139,7 @@ export class Kernel {
   constructor(powers: KernelPowers) {
     this.#powers = powers;
     this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits });
-    // The closure-side API, what `import … from 'promisegrid'` gives a module.
-    this.#runner = new ModuleRunner({
-      isToken: (x: unknown) => isLink(x) && isToken(x['/']),
-      link: (cid: string) => link(asToken(cid)),
-    });
+    this.#runner = new ModuleRunner(CLOSURE_API);
     this.#vats = new VatPool(
       {
         moduleRecord: async (id) => {
@@ -200,9 +196,9 @@ export class Kernel {
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
   async publish(payload: string | Uint8Array): Promise<ModuleId> {
     this.#assertOpen();
-    const { bytes } = classifyModule(payload);
+    const { bytes, text } = classifyModule(payload);
     // Check and compile before storing, so a module no vat would run is never written.
-    await this.#prepareModule(asModuleId(blockCid(bytes, RAW_CODEC).toString()), bytes);
+    await this.#prepareModule(asModuleId(blockCid(bytes, RAW_CODEC).toString()), bytes, text);
     const cid = await this.#powers.store.put(bytes, { codec: RAW_CODEC });
     return asModuleId(cid.toString());
   }
@@ -220,7 +216,7 @@ export class Kernel {
   }
 
   /** Analyze and compile a module the way vats will run it; throws what would stop it. */
-  async #prepareModule(id: ModuleId, bytes: Uint8Array): Promise<void> {
+  async #prepareModule(id: ModuleId, bytes: Uint8Array, text?: string): Promise<void> {
     if (moduleKindOf(bytes) === 'wasm') {
       const shape = shapeOf(bytes);
       assertGrantedImports(shape);
@@ -229,7 +225,7 @@ export class Kernel {
       this.#wasm.set(id, { bytes: capped, shape });
       return;
     }
-    const analyzed = analyzeModule(new TextDecoder().decode(bytes));
+    const analyzed = analyzeModule(text ?? new TextDecoder().decode(bytes));
     for (const dep of analyzed.dependencies) await this.#loadModule(dep);
     this.#runner.compile(id, analyzed);
   }
@@ -302,34 +298,32 @@ export class Kernel {
     return this.#revoked.has(token);
   }
 
-  /** Call a token. Never throws: every failure is a revoked outcome. */
+  /**
+   * Call a token, as this node or as `options.caller` (an authenticated
+   * peer, with `options.path` the nodes a forwarded call passed). Never
+   * throws: every failure is a revoked outcome.
+   */
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
-    try {
-      return await this.#call(token, args, options);
-    } catch (error) {
-      // Only the kernel's own failures land here (e.g. closed mid-call);
-      // closures' failures are outcomes already.
-      return revoked(`kernel: ${describeThrown(error)}`);
-    }
-  }
-
-  async #call(token: string, args: readonly unknown[], options: CallOptions): Promise<Outcome> {
     if (this.#closed) return revoked('kernel is closed');
-    const frame: CallFrame = {
+    const frame = (): CallFrame => ({
       caller: options.caller ?? this.#powers.identity.principal,
       path: options.path ?? [],
       depth: 0,
       parent: undefined,
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,
-    };
-    let outcome = await this.#invoke(token, args, frame);
-    if (options.follow) {
-      for (let hops = 0; outcome.status === 'promised'; hops += 1) {
+    });
+    try {
+      let outcome = await this.#invoke(token, args, frame());
+      for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
         if (hops >= this.limits.maxFollow) return revoked(`further promises nested deeper than ${this.limits.maxFollow}`);
-        outcome = await this.#invoke(outcome.token, [], { ...frame, deadline: this.#powers.clock() + this.limits.callTimeoutMs });
+        outcome = await this.#invoke(outcome.token, [], frame());
       }
+      return outcome;
+    } catch (error) {
+      // Only the kernel's own failures land here (e.g. closed mid-call);
+      // closures' failures are outcomes already.
+      return revoked(`kernel: ${describeThrown(error)}`);
     }
-    return outcome;
   }
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */
@@ -343,11 +337,6 @@ export class Kernel {
   }
 
   async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> {
-    return (await this.#invokeDetailed(tokenText, args, frame)).outcome;
-  }
-
-  /** A call's outcome and whether it was pure (so a peer that forwarded it may cache it). */
-  async #invokeDetailed(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<{ outcome: Outcome; pure: boolean }> {
     let token: Token;
     if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -355,7 +344,7 @@ export class Kernel {
       try {
         token = asToken(tokenText);
       } catch (error) {
-        return { outcome: revoked((error as Error).message), pure: false };
+        return revoked((error as Error).message);
       }
     }
     let argsBytes: Uint8Array;
@@ -363,7 +352,7 @@ export class Kernel {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
       argsBytes = encodeValue(args);
     } catch (error) {
-      return { outcome: revoked(`bad arguments: ${(error as Error).message}`), pure: false };
+      return revoked(`bad arguments: ${(error as Error).message}`);
     }
     const journal = this.#powers.journal;
     const argsKey = bytesKey(argsBytes);
@@ -371,7 +360,7 @@ export class Kernel {
     if (hit) {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
-      return { outcome: hit.outcome, pure: true };
+      return hit.outcome;
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
     const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
@@ -384,43 +373,29 @@ export class Kernel {
     } else {
       journal.append({ kind: 'promised', call: call.seq, token: outcome.token });
     }
-    return { outcome, pure };
+    return outcome;
   }
 
-  /** A call from a peer node that forwarded it, answered with whether it was pure. */
-  async callForPeer(token: string, args: readonly unknown[], options: { caller: Principal; path: readonly Principal[] }): Promise<{ outcome: Outcome; pure: boolean }> {
-    if (this.#closed) return { outcome: revoked('kernel is closed'), pure: false };
-    try {
-      return await this.#invokeDetailed(token, args, {
-        caller: options.caller,
-        path: options.path,
-        depth: 0,
-        parent: undefined,
-        deadline: this.#powers.clock() + this.limits.callTimeoutMs,
-      });
-    } catch (error) {
-      return { outcome: revoked(`kernel: ${describeThrown(error)}`), pure: false };
-    }
-  }
-
-  /** No closure here: ask the peers, unless the call has been around already. */
-  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number) {
+  /**
+   * No closure here: ask the peers, unless the call has been around already.
+   * A peer's answer is never cached here: a revocation on the token's own
+   * node cannot reach this cache yet, and a cached answer would outlive it.
+   */
+  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: false; valueBytes?: Uint8Array }> {
+    const impure = (outcome: Outcome) => ({ outcome, pure: false as const });
     const self = this.#powers.identity.principal;
-    if (frame.path.includes(self)) return { outcome: revoked('forwarding loop'), pure: false };
-    if (frame.path.length >= this.limits.maxHops) return { outcome: revoked(`hop limit (${this.limits.maxHops})`), pure: false };
+    if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
+    if (frame.path.length >= this.limits.maxHops) return impure(revoked(`hop limit (${this.limits.maxHops})`));
     const answer = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self] });
-    if (!answer) return { outcome: revoked('unknown token'), pure: false };
+    if (!answer) return impure(revoked('unknown token'));
     if (answer.peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: answer.peer });
-    const { outcome } = answer;
-    if (outcome.status !== 'fulfilled') return { outcome, pure: false };
+    if (answer.outcome.status !== 'fulfilled') return impure(answer.outcome);
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
-      const valueBytes = encodeValue(outcome.value);
-      // Not cached here, even when pure: a revocation on the token's own node
-      // cannot reach this cache yet, and a cached answer would outlive it.
-      return { outcome: fulfilled(decodeValue(valueBytes)), pure: false, valueBytes };
+      const valueBytes = encodeValue(answer.outcome.value);
+      return { ...impure(fulfilled(decodeValue(valueBytes))), valueBytes };
     } catch (error) {
-      return { outcome: revoked(`peer answered with something malformed: ${describeThrown(error)}`), pure: false };
+      return impure(revoked(`peer answered with something malformed: ${describeThrown(error)}`));
     }
   }
 

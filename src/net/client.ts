@@ -19,7 +19,7 @@ export interface RemoteNode {
   issue(spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
   /** Hand the node a call this one could not answer. */
-  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<{ outcome: Outcome; pure: boolean }>;
+  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<Outcome>;
   close(): void;
 }
 
@@ -28,7 +28,7 @@ type OwnerFacet = {
   publish(base64: string): Promise<ModuleId>;
   issue(spec: object): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
-  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<{ outcome: Outcome; pure: boolean }>;
+  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<Outcome>;
 };
 
 export const connectNode = async (url: string, options: { identity: Identity; random: (n: number) => Uint8Array; handshakeMs?: number }): Promise<RemoteNode> => {
@@ -47,20 +47,16 @@ export const connectNode = async (url: string, options: { identity: Identity; ra
     promise.catch((error: unknown) => {
       throw new Error(describeThrown(error));
     });
+  // A broken connection is an outcome like any other: revoked, with the reason.
+  const asOutcome = (promise: Promise<Outcome>) =>
+    promise.catch((error: unknown) => Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) }));
   return {
     session,
-    // A broken connection is an outcome like any other: revoked, with the reason.
-    call: (token, args, callOptions = {}) =>
-      facet()
-        .call(token, args, callOptions)
-        .catch((error: unknown) => Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) })),
+    call: (token, args, callOptions = {}) => asOutcome(facet().call(token, args, callOptions)),
     publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
     issue: (spec) => plain(facet().issue(spec)),
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
-    forward: (token, args, path) =>
-      facet()
-        .forward(token, args, path)
-        .catch((error: unknown) => ({ outcome: Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) }), pure: false })),
+    forward: (token, args, path) => asOutcome(facet().forward(token, args, path)),
     close: () => session.close(),
   };
 };

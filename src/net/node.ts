@@ -38,9 +38,9 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal) => {
   /** A call another node could not answer itself; `path` is the nodes it passed, ending with that node. */
   const forward = (token: string, args: unknown[] = [], path: unknown = []) => {
     if (!Array.isArray(path) || path.length === 0 || path.length > kernel.limits.maxHops || path.at(-1) !== peer) {
-      return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), pure: false };
+      return Object.freeze({ status: 'revoked', reason: 'bad forwarding path' });
     }
-    return kernel.callForPeer(token, args, { caller: peer, path: path.map((p) => asPrincipal(p)) });
+    return kernel.call(token, args, { caller: peer, path: path.map((p) => asPrincipal(p)) });
   };
   if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, forward });
   // The node's own principal — its home's CLI — also gets to act as the node.

@@ -62,15 +62,15 @@ export const makePeers = (
         unreachable = true;
         continue;
       }
-      const answer = await remote.forward(token, args, path as readonly Principal[]);
-      if (answer.outcome.status === 'revoked' && answer.outcome.reason === 'disconnected') {
+      const outcome = await remote.forward(token, args, path as readonly Principal[]);
+      if (outcome.status === 'revoked' && outcome.reason === 'disconnected') {
         unreachable = true;
         continue;
       }
-      if (answer.outcome.status === 'revoked' && answer.outcome.reason === 'unknown token') continue;
-      return { ...answer, peer: remote.session.peer };
+      if (outcome.status === 'revoked' && outcome.reason === 'unknown token') continue;
+      return { outcome, peer: remote.session.peer };
     }
-    return unreachable ? { outcome: Object.freeze({ status: 'revoked' as const, reason: 'unreachable' }), pure: false } : undefined;
+    return unreachable ? { outcome: Object.freeze({ status: 'revoked' as const, reason: 'unreachable' }) } : undefined;
   };
   return {
     forward,

@@ -104,10 +104,7 @@ class Vat {
     this.#markStopped();
   }
 
-  isReady = false;
-
   markReady() {
-    this.isReady = true;
     this.#markReady();
   }
 

@@ -7,9 +7,9 @@
  */
 import '../perimeter/lockdown.js';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { asModuleId, asToken, isToken, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, type Principal, type Token } from '../caps/ids.js';
 import { ModuleRunner } from '../closures/runner.js';
-import { copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
+import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
 import { describeThrown } from '../caps/errors.js';
@@ -148,10 +148,7 @@ const ask = (state: RunState, message: FromVat & { sub: number }) =>
     send(message);
   });
 
-const runner = new ModuleRunner({
-  isToken: (x: unknown) => isLink(x) && isToken(x['/']),
-  link: (cid: string) => link(asToken(cid)),
-});
+const runner = new ModuleRunner(CLOSURE_API);
 const closures = new Map<Token, ClosureInfo>();
 const wasmModules = new Map<string, { module: WebAssembly.Module; record: WasmRecord }>();
 const runs = new Map<number, RunState>();
