@@ -118,7 +118,7 @@ interface CallFrame {
   readonly path: readonly Principal[];
   readonly depth: number;
   readonly parent: number | undefined;
-  readonly deadline: number;
+  deadline: number;
 }
 
 export class Kernel {
@@ -420,12 +420,16 @@ export class Kernel {
       if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
     }
+    const timeLimitMs = Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
+    // Nested calls share this call's deadline, which starts when its vat has it.
     const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
     const { answer, pure } = await this.#vats.run({
       closure,
       args: argsBytes,
       caller: frame.caller,
-      timeLimitMs: Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY),
+      nested: frame.depth > 0,
+      timeLimitMs,
+      started: () => (nested.deadline = this.#powers.clock() + timeLimitMs),
       call: async (target, args) => toAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
       log: (line) => this.#powers.log?.(closure.token, line),
       issue: async (exportName, env) => {

@@ -33,6 +33,14 @@ export interface RunRequest {
    * vat (hundreds of milliseconds) is the node's cost, not the closure's.
    */
   readonly timeLimitMs: number;
+  /**
+   * Made by a call already running in a vat (`ctx.call`). Its parent's time
+   * limit is running, so it takes a vat that is ready over waiting for one to
+   * start.
+   */
+  readonly nested?: boolean;
+  /** Told when the call's time limit starts (its vat has it). */
+  readonly started?: () => void;
   /** `ctx.call` from inside the call. */
   readonly call: (token: string, args: Uint8Array) => Promise<Answer>;
   /** `ctx.issue` from inside the call; answers `promised` with the new token. */
@@ -104,7 +112,10 @@ class Vat {
     this.#markStopped();
   }
 
+  isReady = false;
+
   markReady() {
+    this.isReady = true;
     this.#markReady();
   }
 
@@ -157,7 +168,7 @@ export class VatPool {
   /** Run a call in a vat. Never rejects: failures are revoked answers. */
   async run(request: RunRequest): Promise<RunResult> {
     if (this.#closed) return { answer: { status: 'revoked', reason: 'vats are shut down' }, pure: false };
-    const vat = this.#pick();
+    const vat = this.#pick(request.nested === true);
     vat.busy(+1);
     try {
       return await this.#runOn(vat, request);
@@ -182,6 +193,7 @@ export class VatPool {
     const run = this.#nextRun++;
     return new Promise<RunResult>((resolve) => {
       const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
+      request.started?.();
       vat.runs.set(run, { request, resolve, cancelTimer, acted: false });
       vat.send({ t: 'run', run, token: request.closure.token, args: request.args, caller: request.caller });
     });
@@ -192,18 +204,25 @@ export class VatPool {
    * (so a call never queues behind a closure that is spinning); else the
    * least busy. Vats blocked in a synchronous grid.call are passed over, and
    * if every vat is blocked one more starts, beyond the pool size: the call
-   * may be the very one they are waiting for.
+   * may be the very one they are waiting for. A nested call takes the least
+   * busy vat that is ready rather than wait for one to start (which still
+   * starts, for the calls after it).
    */
-  #pick(): Vat {
+  #pick(nested: boolean): Vat {
     let best: Vat | undefined;
+    let bestReady: Vat | undefined;
     let open = 0;
     for (const vat of this.#vats) {
       if (vat.blocked > 0) continue;
       open += 1;
       if (!best || vat.load < best.load) best = vat;
+      if (vat.isReady && (!bestReady || vat.load < bestReady.load)) bestReady = vat;
     }
     if (best && best.load === 0) return best;
-    if (!best || this.#vats.length < this.#limits.vats || open === 0) return this.#start();
+    if (!best || this.#vats.length < this.#limits.vats || open === 0) {
+      const started = this.#start();
+      return nested && bestReady ? bestReady : started;
+    }
     return best;
   }
 
