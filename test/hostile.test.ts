@@ -9,7 +9,7 @@ import { openKernel, type Kernel } from '../src/index.js';
 
 let kernel: Kernel;
 test.before(async () => {
-  kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 3000 } });
+  kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 15_000 } });
 });
 test.after.always(() => kernel.close());
 

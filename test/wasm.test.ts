@@ -44,7 +44,7 @@ const HOSTILE = `(module
   (func (export "trap") (result i32) (unreachable)))`;
 
 const setup = async (t: import('ava').ExecutionContext, limits = {}) => {
-  const kernel = await openKernel({ memory: true, limits: { vats: 1, callTimeoutMs: 2000, ...limits } });
+  const kernel = await openKernel({ memory: true, limits: { vats: 1, callTimeoutMs: 15_000, ...limits } });
   t.teardown(() => kernel.close());
   return { kernel };
 };
