@@ -58,3 +58,13 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `500ms`, `30s`, `10m`, `2h`, `7d` to milliseconds. */
+export const parseDuration = (text: string, what: string): number => {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  const ms = match ? Number(match[1]) * DURATION_UNITS[match[2]!]! : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new UsageError(`${what} takes a duration such as 30s, 10m, 2h or 7d (got ${quote(text)})`);
+  return ms;
+};

@@ -22,12 +22,13 @@ import { entriesAround, renderDot, renderText, reputation } from '../journal/gra
 import { Journal, type Entry } from '../journal/journal.js';
 import { DEFAULT_LIMITS, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
-import { connectNode } from '../net/client.js';
-import { serveNode } from '../net/node.js';
-import { makePeers } from '../net/peers.js';
+import { connectNode, type RemoteNode } from '../net/client.js';
+import { startNode } from '../net/node.js';
+import { isPeerUrl, parseGridUrl, redeemInvitation, type Welcome } from '../net/membership.js';
+import { Invitations } from '../home/invitations.js';
 import { openFsBlockStore } from '../store/index.js';
 import { runWasiCommand } from '../vat-wasm/wasi.js';
-import { parseJsonArg, toJsonText, UsageError } from './format.js';
+import { parseDuration, parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
 
 declare const getStackString: (error: Error) => string;
@@ -101,34 +102,42 @@ const withHome = async <T>(
       options,
     );
   }
-  const identity = await loadIdentity(paths.identity);
-  const remote = await connectNode(node.url, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-    throw new UnreachableError(error.message);
-  });
-  try {
+  const identity = await loadHomeIdentity(paths);
+  return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
       publish: (bytes) => remote.publish(bytes),
       issue: (spec) => remote.issue(spec),
       revoke: (token, reason) => remote.revoke(token, reason),
-      call: (token, args, callOptions) => remote.call(token, args, callOptions),
+      call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + ANSWER_GRACE_MS }),
       entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
     };
-    return await body(ops, await PetNames.open(paths.names));
+    return body(ops, await PetNames.open(paths.names));
+  });
+};
+
+const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>
+  loadIdentity(paths.identity).catch(() => {
+    throw new NoHomeError(paths.root);
+  });
+
+/** Connect to the node running on this home, as the home's own principal (its owner). */
+const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode) => Promise<T>): Promise<T> => {
+  const paths = homePaths(inv.home);
+  const node = await runningNode(paths.node);
+  if (!node) throw new UsageError('no node is running on this home');
+  const remote = await connectNode(node.url, { identity: await loadHomeIdentity(paths), random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+    throw new UnreachableError(error.message);
+  });
+  try {
+    return await body(remote);
   } finally {
     remote.close();
   }
 };
 
-const withKernel = async <T>(
-  inv: Invocation,
-  body: (kernel: Kernel, names: PetNames) => Promise<T>,
-  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder } = {},
-): Promise<T> => {
-  const node = await runningNode(homePaths(inv.home).node);
-  if (node) {
-    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); stop it first`);
-  }
-  const kernel = await openKernel({
+/** The home's own kernel, its closures' log lines on stderr. */
+const openHomeKernel = (inv: Invocation, options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder } = {}) =>
+  openKernel({
     home: inv.home,
     create: options.create ?? false,
     lockWaitMs: inv.lockWaitMs,
@@ -136,6 +145,17 @@ const withKernel = async <T>(
     forward: options.forward,
     log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
   });
+
+const withKernel = async <T>(
+  inv: Invocation,
+  body: (kernel: Kernel, names: PetNames) => Promise<T>,
+  options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
+): Promise<T> => {
+  const node = await runningNode(homePaths(inv.home).node);
+  if (node) {
+    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); stop it first`);
+  }
+  const kernel = await openHomeKernel(inv, options);
   try {
     const names = await PetNames.open(homePaths(inv.home).names);
     return await body(kernel, names);
@@ -164,9 +184,15 @@ const printOutcome = (inv: Invocation, outcome: Outcome): number => {
   else if (outcome.status === 'fulfilled') inv.io.out(toJsonText(outcome.value));
   else if (outcome.status === 'promised') inv.io.out(`promised: ${outcome.token}`);
   else inv.io.err(`revoked: ${outcome.reason}`);
-  if (outcome.status === 'revoked') return outcome.reason === 'time limit' ? EXIT.unreachable : EXIT.revoked;
+  if (outcome.status === 'revoked') return UNREACHABLE_REASONS.has(outcome.reason) ? EXIT.unreachable : EXIT.revoked;
   return EXIT.ok;
 };
+
+/** Revocations that mean "no answer came", not "the promise was broken". */
+const UNREACHABLE_REASONS = new Set(['time limit', 'unreachable', 'disconnected']);
+
+/** How long the CLI waits for a node's answer beyond the call's own limit, so the node's verdict arrives first. */
+const ANSWER_GRACE_MS = 1000;
 
 const notYet = (what: string, issue: string): Command['run'] => async () => {
   throw new UsageError(`${what} is not available yet on this node (${issue})`);
@@ -243,14 +269,13 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const via = typeof inv.values.via === 'string' ? inv.values.via : hinted;
       if (via) {
         const names = await PetNames.open(paths.names);
-        const identity = await loadIdentity(paths.identity).catch(() => {
-          throw new NoHomeError(paths.root);
-        });
+        const identity = await loadHomeIdentity(paths);
         const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
           throw new UnreachableError(error.message);
         });
         try {
-          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow }));
+          const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + ANSWER_GRACE_MS;
+          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow, timeoutMs }));
         } finally {
           remote.close();
         }
@@ -381,35 +406,88 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     run: async (inv) => {
       const { host, port } = parseListen(typeof inv.values.listen === 'string' ? inv.values.listen : '127.0.0.1:0');
       const peerUrls = ((inv.values.peer ?? []) as string[]).map((url) => {
-        if (!/^wss?:\/\/[^/\s]+\/?$/.test(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
+        if (!isPeerUrl(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
         return url;
       });
       const paths = homePaths(inv.home);
+      const running = await runningNode(paths.node);
+      if (running) throw new UsageError(`a node is running on this home (${running.url}, pid ${running.pid}); stop it first`);
       const identity = await loadIdentity(paths.identity).catch(() => {
         throw new NoHomeError(paths.root);
       });
       const random = (n: number) => new Uint8Array(randomBytes(n));
       const known = await rememberPeers(paths.peers, peerUrls);
-      const peers = known.length > 0 ? makePeers(known, { identity, random }) : undefined;
-      return withKernel(inv, async (kernel) => {
-        const server = await serveNode(kernel, { identity, random, host, port });
-        await announceNode(paths.node, server.url);
+      const node = await startNode((forward) => openHomeKernel(inv, { forward }), {
+        identity,
+        random,
+        host,
+        port,
+        peers: known,
+        invitations: await Invitations.open(paths.invitations),
+        remember: async (urls) => void (await rememberPeers(paths.peers, urls)),
+      });
+      try {
+        await announceNode(paths.node, node.server.url);
         inv.io.out(
           inv.json
-            ? toJsonText({ url: server.url, principal: kernel.principal, peers: known })
-            : `node ${kernel.principal} listening on ${server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}`,
+            ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known })
+            : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}`,
         );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
+        await retractNode(paths.node);
+      } finally {
         // Stop taking connections; calls in flight are answered or revoked
         // as their connections close; the kernel then flushes the journal.
-        await server.close();
-        peers?.close();
-        await retractNode(paths.node);
+        await node.close();
+      }
+      return EXIT.ok;
+    },
+  },
+  invite: {
+    usage: 'grid invite [--expires DURATION]',
+    summary: 'print an invitation to this home\'s running node: a grid URL, usable once (default: expires in 24h)',
+    options: { expires: { type: 'string' } },
+    run: async (inv) => {
+      const expiresInMs = parseDuration(typeof inv.values.expires === 'string' ? inv.values.expires : '24h', '--expires');
+      const paths = homePaths(inv.home);
+      if (!(await runningNode(paths.node))) throw new UsageError('invitations are redeemed by a running node: run `grid start` on this home first');
+      return withOwnNode(inv, async (remote) => {
+        const { invitation, expires } = await remote.invite(expiresInMs);
+        inv.io.out(inv.json ? toJsonText({ invitation, expires }) : invitation);
         return EXIT.ok;
-      }, { forward: peers?.forward });
+      });
+    },
+  },
+  join: {
+    usage: 'grid join INVITATION',
+    summary: 'join the grid through an invitation (a grid URL): learn and remember the introducer and its peers',
+    options: {},
+    run: async (inv) => {
+      const [invitationUrl, ...extra] = inv.positionals;
+      if (!invitationUrl || extra.length > 0) throw new UsageError('join takes exactly one INVITATION (a grid:// URL)');
+      const { token, via } = parseGridUrl(invitationUrl);
+      if (!via) throw new UsageError('the invitation says nowhere to go (no ?via=)');
+      const paths = homePaths(inv.home);
+      const print = (welcome: Welcome) => {
+        inv.io.out(inv.json ? toJsonText(welcome) : `joined ${welcome.introducer}; peers: ${welcome.peers.join(', ')}`);
+        return EXIT.ok;
+      };
+      // With the home's node running, the node joins and starts using its new peers at once.
+      if (await runningNode(paths.node)) return withOwnNode(inv, async (remote) => print(await remote.join(invitationUrl)));
+      const identity = await loadHomeIdentity(paths);
+      const introducer = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+        throw new UnreachableError(error.message);
+      });
+      try {
+        const welcome = await redeemInvitation(introducer, token, undefined);
+        await rememberPeers(paths.peers, welcome.peers);
+        return print(welcome);
+      } finally {
+        introducer.close();
+      }
     },
   },
 });

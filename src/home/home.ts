@@ -18,6 +18,8 @@ export interface HomePaths {
   readonly node: string;
   /** Peers the node has been told about, remembered across restarts. */
   readonly peers: string;
+  /** Invitations the node has handed out, and whether each was used. */
+  readonly invitations: string;
 }
 
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
@@ -34,6 +36,7 @@ export const homePaths = (root: string): HomePaths => {
     lock: join(abs, 'lock'),
     node: join(abs, 'node'),
     peers: join(abs, 'peers'),
+    invitations: join(abs, 'invitations'),
   };
 };
 

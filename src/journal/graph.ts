@@ -23,6 +23,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
     switch (entry.kind) {
       case 'issue':
       case 'revoke':
+      case 'revocation':
         if (tokens.has(entry.token)) selected.add(entry.seq);
         break;
       case 'call':
@@ -119,6 +120,7 @@ export const reputation = (entries: readonly Entry[]): Reputation[] => {
       }
       case 'seal':
       case 'forwarded':
+      case 'revocation':
         break;
     }
   }
@@ -165,6 +167,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
         return `${head} ${name(entry.token)} by ${name(entry.by)}: ${entry.reason}`;
       case 'forwarded':
         return `${head} #${entry.call} answered by peer ${name(entry.to)}`;
+      case 'revocation':
+        return `${head} ${name(entry.token)} by ${name(entry.by)}, heard from ${name(entry.from)}: ${entry.reason}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -227,6 +231,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         break;
       }
       case 'revoke':
+      case 'revocation':
         node(entry.token, 'box', ', color=red');
         node(entry.by, 'ellipse');
         edge(entry.by, entry.token, 'revoked', 'bold');

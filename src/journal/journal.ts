@@ -50,7 +50,9 @@ export type EntryBody =
   | { kind: 'hit'; token: Token; caller: Principal; from: number; parent?: number }
   | { kind: 'seal'; signer: Principal }
   /** The call was answered by a peer this node forwarded it to. */
-  | { kind: 'forwarded'; call: number; to: Principal };
+  | { kind: 'forwarded'; call: number; to: Principal }
+  /** A revocation heard from peer `from`, signed by the token's issuer `by`: this node answers the token no more. */
+  | { kind: 'revocation'; token: Token; reason: string; by: Principal; signature: Uint8Array; from: Principal };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -91,8 +93,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   hit: ['token', 'caller', 'from', 'parent'],
   seal: ['signer', 'sig'],
   forwarded: ['call', 'to'],
+  revocation: ['token', 'reason', 'by', 'signature', 'from'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 const LINK_FIELDS = new Set(['token', 'code']);
 const ENCODED_FIELDS = new Set(['args', 'value']);

@@ -22,11 +22,18 @@ import { encodedPayload, type Entry, type Journal } from '../journal/journal.js'
 import { describeThrown, GridError } from '../caps/errors.js';
 import type { Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
-import type { Answer, WasmRecord } from '../vat/protocol.js';
+import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
 import { capMemory, shapeOf } from '../vat-wasm/binary.js';
 import { assertGrantedImports, conventionOf } from '../vat-wasm/vat.js';
+import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
 
 export type Outcome = Settlement<GridValue, Token>;
+
+/** An outcome as a node gives it to a peer: may whoever receives it cache it? */
+export interface Answer {
+  readonly outcome: Outcome;
+  readonly cacheable: boolean;
+}
 
 export interface KernelLimits {
   /** Wall-clock budget for one call, nested calls included. */
@@ -86,12 +93,22 @@ export interface CallOptions {
   readonly path?: readonly Principal[];
 }
 
-/** Ask peers to answer a call this node has no closure for. */
+/**
+ * Ask peers to answer a call this node has no closure for, before the
+ * clock reads `deadline`; `undefined` if no peer knows the token.
+ */
 export type Forwarder = (request: {
   readonly token: Token;
   readonly args: readonly GridValue[];
   readonly path: readonly Principal[];
-}) => Promise<{ readonly outcome: Outcome; readonly peer?: Principal } | undefined>;
+  readonly deadline: number;
+}) => Promise<{ readonly answer: Answer; readonly peer?: Principal } | undefined>;
+
+/**
+ * Told of every revocation this node makes or hears, with the principals it
+ * gave cacheable answers for the token: they must hear of it too.
+ */
+export type RevocationListener = (notice: RevocationNotice, audience: ReadonlySet<Principal>) => Promise<void> | void;
 
 export interface IssueSpec {
   readonly code: string;
@@ -109,7 +126,7 @@ const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', 
 const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
 const promised = (token: Token): Outcome => Object.freeze({ status: 'promised', token });
 
-const toAnswer = (outcome: Outcome): Answer =>
+const toVatAnswer = (outcome: Outcome): VatAnswer =>
   outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome;
 
 /** The part of a call's state that nested calls share. */
@@ -134,6 +151,13 @@ export class Kernel {
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
   readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number }>>();
   #cacheEntries = 0;
+  /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
+  readonly #upstream = new Map<Token, Principal>();
+  /** Who got cacheable answers from this node, per token: they hear of its revocation. */
+  readonly #servedTo = new Map<Token, Set<Principal>>();
+  /** Signed revocations, heard from peers or (lazily) signed here. */
+  readonly #notices = new Map<Token, RevocationNotice>();
+  readonly #revocationListeners = new Set<RevocationListener>();
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -162,19 +186,34 @@ export class Kernel {
     return this.#powers.journal;
   }
 
-  /** Rebuild revocations and the pure-call cache from the journal. */
+  /** Rebuild revocations, the pure-call cache and who was served what from the journal. */
   #replay(entries: readonly Entry[]) {
     const calls = new Map<number, Extract<Entry, { kind: 'call' }>>();
     for (const entry of entries) {
       if (entry.kind === 'call') calls.set(entry.seq, entry);
-      else if (entry.kind === 'revoke') {
+      else if (entry.kind === 'revoke' || entry.kind === 'revocation') {
         this.#revoked.set(entry.token, entry.reason);
         this.#forget(entry.token);
+        if (entry.kind === 'revocation') this.#notices.set(entry.token, Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature }));
       } else if (entry.kind === 'fulfilled' && entry.pure) {
         const call = calls.get(entry.call);
-        if (call && !this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
+        if (!call) continue;
+        this.#served(call.token, call.caller);
+        if (!this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
+      } else if (entry.kind === 'hit') this.#served(entry.token, entry.caller);
+      else if (entry.kind === 'forwarded') {
+        const call = calls.get(entry.call);
+        if (call) this.#upstream.set(call.token, entry.to);
       }
     }
+  }
+
+  /** Note that `caller` got a cacheable answer for `token` (this node's own calls need no notice). */
+  #served(token: Token, caller: Principal) {
+    if (caller === this.#powers.identity.principal) return;
+    let audience = this.#servedTo.get(token);
+    if (!audience) this.#servedTo.set(token, (audience = new Set()));
+    audience.add(caller);
   }
 
   #remember(token: Token, argsKey: string, outcome: Outcome, from: number) {
@@ -292,10 +331,63 @@ export class Kernel {
     this.#revoked.set(closure.token, text);
     this.#forget(closure.token);
     this.#powers.journal.append({ kind: 'revoke', token: closure.token, reason: text, by: this.#powers.identity.principal });
+    await this.#announce(this.#noticeOf(closure.token)!);
   }
 
   isRevoked(token: Token): boolean {
     return this.#revoked.has(token);
+  }
+
+  /**
+   * A revocation from peer `from`. Believed if its issuer's signature checks
+   * out and the issuer is the one this node knows for the token: from the
+   * closure record if it holds it, else from the peer whose answers it cached
+   * (that peer was this node's only source for the token in the first place).
+   * Returns whether it was news; throws what makes it unbelievable.
+   */
+  async hearRevocation(notice: RevocationNotice, from: Principal): Promise<boolean> {
+    if (this.#revoked.has(notice.token)) return false;
+    if (!isSignedRevocation(notice)) throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: the signature does not prove ${notice.by}`);
+    const closure = await this.closure(notice.token).catch(() => undefined);
+    const vouched = closure ? closure.issuer === notice.by : this.#upstream.get(notice.token) === from;
+    if (!vouched) {
+      throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: ${closure ? `${notice.by} is not its issuer` : `this node did not get it from ${from}`}`);
+    }
+    if (this.#revoked.has(notice.token)) return false;
+    this.#revoked.set(notice.token, notice.reason);
+    this.#forget(notice.token);
+    this.#notices.set(notice.token, notice);
+    this.#powers.journal.append({ kind: 'revocation', ...notice, from });
+    await this.#announce(notice);
+    return true;
+  }
+
+  /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
+  revocationsFor(peer: Principal): RevocationNotice[] {
+    const notices: RevocationNotice[] = [];
+    for (const [token, audience] of this.#servedTo) {
+      if (audience.has(peer) && this.#revoked.has(token)) notices.push(this.#noticeOf(token)!);
+    }
+    return notices;
+  }
+
+  /** Listen for revocations made or heard here; returns a function that stops listening. */
+  onRevocation(listener: RevocationListener): () => void {
+    this.#revocationListeners.add(listener);
+    return () => this.#revocationListeners.delete(listener);
+  }
+
+  #noticeOf(token: Token): RevocationNotice | undefined {
+    let notice = this.#notices.get(token);
+    const reason = this.#revoked.get(token);
+    if (!notice && reason !== undefined) this.#notices.set(token, (notice = signRevocation(token, reason, this.#powers.identity)));
+    return notice;
+  }
+
+  async #announce(notice: RevocationNotice) {
+    const audience = this.#servedTo.get(notice.token) ?? new Set<Principal>();
+    // A listener's failure (a peer gone) must not undo the revocation here.
+    await Promise.all([...this.#revocationListeners].map(async (listener) => listener(notice, audience)).map((p) => p.catch(() => {})));
   }
 
   /**
@@ -304,7 +396,12 @@ export class Kernel {
    * throws: every failure is a revoked outcome.
    */
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
-    if (this.#closed) return revoked('kernel is closed');
+    return (await this.answer(token, args, options)).outcome;
+  }
+
+  /** `call`, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
+  async answer(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Answer> {
+    if (this.#closed) return { outcome: revoked('kernel is closed'), cacheable: false };
     const frame = (): CallFrame => ({
       caller: options.caller ?? this.#powers.identity.principal,
       path: options.path ?? [],
@@ -313,30 +410,32 @@ export class Kernel {
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,
     });
     try {
-      let outcome = await this.#invoke(token, args, frame());
+      const first = await this.#invoke(token, args, frame());
+      let outcome = first.outcome;
       for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
-        if (hops >= this.limits.maxFollow) return revoked(`further promises nested deeper than ${this.limits.maxFollow}`);
-        outcome = await this.#invoke(outcome.token, [], frame());
+        if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
+        outcome = (await this.#invoke(outcome.token, [], frame())).outcome;
       }
-      return outcome;
+      return { outcome, cacheable: outcome === first.outcome && first.pure };
     } catch (error) {
       // Only the kernel's own failures land here (e.g. closed mid-call);
       // closures' failures are outcomes already.
-      return revoked(`kernel: ${describeThrown(error)}`);
+      return { outcome: revoked(`kernel: ${describeThrown(error)}`), cacheable: false };
     }
   }
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */
   async invokeNested(token: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> {
     if (frame.depth > this.limits.maxCallDepth) return revoked(`call depth limit (${this.limits.maxCallDepth})`);
-    let outcome = await this.#invoke(token, args, frame);
+    let { outcome } = await this.#invoke(token, args, frame);
     for (let hops = 0; outcome.status === 'promised' && hops < this.limits.maxFollow; hops += 1) {
-      outcome = await this.#invoke(outcome.token, [], frame);
+      ({ outcome } = await this.#invoke(outcome.token, [], frame));
     }
     return outcome;
   }
 
-  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> {
+  /** One call, without following further promises; `pure` if its answer may be cached. */
+  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<{ outcome: Outcome; pure: boolean }> {
     let token: Token;
     if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -344,7 +443,7 @@ export class Kernel {
       try {
         token = asToken(tokenText);
       } catch (error) {
-        return revoked((error as Error).message);
+        return { outcome: revoked((error as Error).message), pure: false };
       }
     }
     let argsBytes: Uint8Array;
@@ -352,7 +451,7 @@ export class Kernel {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
       argsBytes = encodeValue(args);
     } catch (error) {
-      return revoked(`bad arguments: ${(error as Error).message}`);
+      return { outcome: revoked(`bad arguments: ${(error as Error).message}`), pure: false };
     }
     const journal = this.#powers.journal;
     const argsKey = bytesKey(argsBytes);
@@ -360,43 +459,53 @@ export class Kernel {
     if (hit) {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
-      return hit.outcome;
+      this.#served(token, frame.caller);
+      return { outcome: hit.outcome, pure: true };
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
     const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
     if (outcome.status === 'fulfilled') {
       const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes!, pure });
-      // A revocation may have landed while the call ran.
-      if (pure && !this.#revoked.has(token)) this.#remember(token, argsKey, outcome, entry.seq);
+      // A revocation may have landed while the call ran: then the answer is no longer one to keep.
+      if (pure && !this.#revoked.has(token)) {
+        this.#remember(token, argsKey, outcome, entry.seq);
+        this.#served(token, frame.caller);
+        return { outcome, pure: true };
+      }
     } else if (outcome.status === 'revoked') {
       journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason });
     } else {
       journal.append({ kind: 'promised', call: call.seq, token: outcome.token });
     }
-    return outcome;
+    return { outcome, pure: false };
   }
 
   /**
    * No closure here: ask the peers, unless the call has been around already.
-   * A peer's answer is never cached here: a revocation on the token's own
-   * node cannot reach this cache yet, and a cached answer would outlive it.
+   * A cacheable answer is cached here like one computed here; the peer that
+   * gave it is remembered as the token's upstream, whose revocation notices
+   * this node then believes (see hearRevocation).
    */
-  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: false; valueBytes?: Uint8Array }> {
-    const impure = (outcome: Outcome) => ({ outcome, pure: false as const });
+  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
+    const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const self = this.#powers.identity.principal;
     if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
     if (frame.path.length >= this.limits.maxHops) return impure(revoked(`hop limit (${this.limits.maxHops})`));
-    const answer = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self] });
-    if (!answer) return impure(revoked('unknown token'));
-    if (answer.peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: answer.peer });
+    const forwarded = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self], deadline: frame.deadline });
+    if (!forwarded) return impure(revoked('unknown token'));
+    const { answer, peer } = forwarded;
+    if (peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: peer });
     if (answer.outcome.status !== 'fulfilled') return impure(answer.outcome);
+    let valueBytes: Uint8Array;
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
-      const valueBytes = encodeValue(answer.outcome.value);
-      return { ...impure(fulfilled(decodeValue(valueBytes))), valueBytes };
+      valueBytes = encodeValue(answer.outcome.value);
     } catch (error) {
       return impure(revoked(`peer answered with something malformed: ${describeThrown(error)}`));
     }
+    const cacheable = answer.cacheable && peer !== undefined;
+    if (cacheable) this.#upstream.set(token, peer);
+    return { outcome: fulfilled(decodeValue(valueBytes)), pure: cacheable, valueBytes };
   }
 
   async #run(
@@ -430,7 +539,7 @@ export class Kernel {
       nested: frame.depth > 0,
       timeLimitMs,
       started: () => (nested.deadline = this.#powers.clock() + timeLimitMs),
-      call: async (target, args) => toAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
+      call: async (target, args) => toVatAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
       log: (line) => this.#powers.log?.(closure.token, line),
       issue: async (exportName, env) => {
         try {

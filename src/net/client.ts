@@ -1,37 +1,46 @@
 /**
- * Reaching a node: connect, authenticate as this home's principal, and get
- * the node's facet for `E(node).call(token, args)`.
+ * Reaching a node: connect, authenticate as this home's principal, then call
+ * tokens with grid messages and, for what only the node's owner may do,
+ * through the node's CapTP facet.
  */
 import { E } from '@endo/far';
 import WebSocket from 'ws';
-import type { Identity } from '../identity/identity.js';
-import type { Outcome } from '../kernel/kernel.js';
-import type { ModuleId, Token } from '../caps/ids.js';
+import type { Answer, Outcome } from '../kernel/kernel.js';
+import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
-import { openSession, type Session } from './session.js';
-import { MAX_FRAME_BYTES } from './node.js';
+import type { Welcome } from './membership.js';
+import type { PeerState } from './peers.js';
+import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
 
 export interface RemoteNode {
   readonly session: Session;
-  call(token: string, args: readonly unknown[], options?: { follow?: boolean }): Promise<Outcome>;
+  /** Never rejects: a bad token, a refusal or a broken connection is a revoked outcome. */
+  call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number }): Promise<Outcome>;
+  /** Hand the node a call this one could not answer; `path` ends with this node. */
+  forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number): Promise<Answer>;
   /** What the node's own principal may also do (refused for anyone else). */
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
-  /** Hand the node a call this one could not answer. */
-  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<Outcome>;
+  invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
+  join(invitationUrl: string): Promise<Welcome>;
+  peers(): Promise<PeerState[]>;
   close(): void;
 }
 
 type OwnerFacet = {
-  call(token: string, args: readonly unknown[], options: object): Promise<Outcome>;
   publish(base64: string): Promise<ModuleId>;
   issue(spec: object): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
-  forward(token: string, args: readonly unknown[], path: readonly string[]): Promise<Outcome>;
+  invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
+  join(invitationUrl: string): Promise<Welcome>;
+  peers(): Promise<PeerState[]>;
 };
 
-export const connectNode = async (url: string, options: { identity: Identity; random: (n: number) => Uint8Array; handshakeMs?: number }): Promise<RemoteNode> => {
+export const connectNode = async (
+  url: string,
+  options: Pick<SessionOptions, 'identity' | 'random' | 'handshakeMs' | 'offer'>,
+): Promise<RemoteNode> => {
   const socket = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES });
   socket.on('error', () => {}); // reported by the session as a failed handshake or a disconnect
   let session: Session;
@@ -40,23 +49,30 @@ export const connectNode = async (url: string, options: { identity: Identity; ra
   } catch (error) {
     throw new Error(`cannot reach ${url}: ${(error as Error).message}`);
   }
-  const node = session.bootstrap();
-  const facet = () => E(node as unknown as OwnerFacet);
+  const facet = () => E(session.bootstrap() as unknown as Promise<OwnerFacet>);
   /** A refusal from the node arrives as a rejection; pass on its message alone. */
   const plain = <T>(promise: Promise<T>) =>
     promise.catch((error: unknown) => {
       throw new Error(describeThrown(error));
     });
-  // A broken connection is an outcome like any other: revoked, with the reason.
-  const asOutcome = (promise: Promise<Outcome>) =>
-    promise.catch((error: unknown) => Object.freeze({ status: 'revoked' as const, reason: describeThrown(error) }));
   return {
     session,
-    call: (token, args, callOptions = {}) => asOutcome(facet().call(token, args, callOptions)),
+    call: async (token, args, callOptions = {}) => {
+      let checked: Token;
+      try {
+        checked = asToken(token);
+      } catch (error) {
+        return Object.freeze({ status: 'revoked', reason: (error as Error).message });
+      }
+      return (await session.call(checked, args, callOptions)).outcome;
+    },
+    forward: (token, args, path, timeoutMs) => session.call(token, args, { path, timeoutMs }),
     publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
     issue: (spec) => plain(facet().issue(spec)),
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
-    forward: (token, args, path) => asOutcome(facet().forward(token, args, path)),
+    invite: (expiresInMs) => plain(facet().invite(expiresInMs)),
+    join: (invitationUrl) => plain(facet().join(invitationUrl)),
+    peers: () => plain(facet().peers()),
     close: () => session.close(),
   };
 };

@@ -2,19 +2,21 @@
 /**
  * A node on the network: a WebSocket server in front of a kernel. Every
  * connection authenticates first; the authenticated principal is then
- * `ctx.caller` for every call it makes. The bootstrap object a client gets
- * can call tokens — nothing else: holding a token is the authority, and the
- * connection adds only who is asking.
+ * `ctx.caller` for every call it makes. A peer can call tokens — nothing
+ * else: holding a token is the authority, and the connection adds only who
+ * is asking.
  */
 import { Far } from '@endo/far';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { asPrincipal, type Principal } from '../caps/ids.js';
+import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { Kernel } from '../kernel/kernel.js';
-import { acceptSession, type Session } from './session.js';
+import type { Forwarder, Kernel } from '../kernel/kernel.js';
+import { makePeers, type Peers } from './peers.js';
+import { makeMembership, type Membership } from './membership.js';
+import { connectNode } from './client.js';
+import type { Invitations } from '../home/invitations.js';
+import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
 
-/** Largest frame after authentication; the strict decoder's own limit. */
-export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
 export interface NodeServer {
   readonly url: string;
@@ -29,31 +31,90 @@ export interface ServeOptions {
   /** Web origins allowed to connect; a browser from any other site is refused. */
   readonly allowedOrigins?: readonly string[];
   readonly handshakeMs?: number;
+  /** Shared with the node's outbound peer connections; made here if absent. */
+  readonly sessions?: NodeSessions;
+  /** Invitations and joining, once the node has them. */
+  readonly membership?: () => Membership | undefined;
 }
 
-/** What a client can do with a node: call tokens it holds, as itself. */
-const makeNodeFacet = (kernel: Kernel, peer: Principal) => {
+const Fail = (message: string): never => {
+  throw new Error(message);
+};
+
+/**
+ * What a client can do with a node over CapTP: call tokens it holds, as
+ * itself, and redeem an invitation.
+ */
+const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Membership | undefined) => {
   const call = (token: string, args: unknown[] = [], options: { follow?: boolean } = {}) =>
     kernel.call(token, args, { follow: options?.follow === true, caller: peer });
-  /** A call another node could not answer itself; `path` is the nodes it passed, ending with that node. */
-  const forward = (token: string, args: unknown[] = [], path: unknown = []) => {
-    if (!Array.isArray(path) || path.length === 0 || path.length > kernel.limits.maxHops || path.at(-1) !== peer) {
-      return Object.freeze({ status: 'revoked', reason: 'bad forwarding path' });
-    }
-    return kernel.call(token, args, { caller: peer, path: path.map((p) => asPrincipal(p)) });
-  };
-  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, forward });
+  const member = () => membership() ?? Fail('this node takes no invitations');
+  const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
+  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, redeem });
   // The node's own principal — its home's CLI — also gets to act as the node.
   return Far('PromiseGridOwner', {
     principal: () => kernel.principal,
     call,
-    forward,
+    redeem,
+    invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
+    join: (invitationUrl: string) => member().join(String(invitationUrl)),
+    peers: () => member().peers(),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }) => kernel.issue(spec),
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
   });
 };
+
+/** How long a revocation waits for each peer that must hear it to acknowledge. */
+export const REVOCATION_ACK_MS = 2000;
+
+/**
+ * The node's side of its sessions, inbound and outbound alike: it answers
+ * the peer's calls (a forwarded call names the nodes it passed, ending with
+ * this peer), believes the revocations the kernel finds credible, and makes
+ * sure every peer that was given cacheable answers hears of their tokens'
+ * revocations — those that happened while it was away as soon as it
+ * connects, later ones before `revoke` returns (or the peer drops).
+ */
+export class NodeSessions {
+  readonly #kernel: Kernel;
+  readonly #live = new Set<Session>();
+  readonly #stopListening: () => void;
+
+  constructor(kernel: Kernel) {
+    this.#kernel = kernel;
+    this.#stopListening = kernel.onRevocation(async (notice, audience) => {
+      const told = [...this.#live].filter((session) => audience.has(session.peer)).map((session) => session.revoke(notice, REVOCATION_ACK_MS));
+      await Promise.all(told);
+    });
+  }
+
+  handlers(peer: Principal): SessionHandlers {
+    const kernel = this.#kernel;
+    return {
+      call: async (token, args, options) => {
+        const path = options.path ?? [];
+        if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
+          return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), cacheable: false };
+        }
+        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path });
+      },
+      revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
+    };
+  }
+
+  /** A session is up: tell its peer what it missed, and keep it in mind for revocations to come. */
+  track(session: Session) {
+    this.#live.add(session);
+    void session.closed.then(() => this.#live.delete(session));
+    for (const notice of this.#kernel.revocationsFor(session.peer)) void session.revoke(notice, REVOCATION_ACK_MS);
+  }
+
+  close() {
+    this.#stopListening();
+  }
+}
 
 export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<NodeServer> => {
   if (options.identity.principal !== kernel.principal) {
@@ -72,14 +133,11 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  const sessions = new Set<Session>();
+  const sessions = options.sessions ?? new NodeSessions(kernel);
   server.on('connection', (socket: WebSocket) => {
     socket.on('error', () => socket.terminate());
-    acceptSession(socket, { ...options, bootstrap: (peer) => makeNodeFacet(kernel, peer) }).then(
-      (session) => {
-        sessions.add(session);
-        void session.closed.then(() => sessions.delete(session));
-      },
+    acceptSession(socket, { ...options, offer: (peer) => ({ bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined)), handlers: sessions.handlers(peer) }) }).then(
+      (session) => sessions.track(session),
       () => {}, // refused: acceptSession closed the socket with the reason
     );
   });
@@ -88,8 +146,77 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
   return harden({
     url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
     close: async () => {
+      if (!options.sessions) sessions.close();
       for (const client of server.clients) client.terminate();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  });
+};
+
+export interface GridNode {
+  readonly kernel: Kernel;
+  readonly server: NodeServer;
+  readonly peers: Peers;
+  /** Stop serving, drop the peers, close the kernel (its journal flushed). */
+  close(): Promise<void>;
+}
+
+/**
+ * A whole node: a kernel that forwards what it cannot answer to its peers,
+ * served on a WebSocket, with one NodeSessions for inbound and outbound
+ * connections alike. `open` makes the kernel, given the forwarder to use.
+ */
+export const startNode = async (
+  open: (forward: Forwarder) => Promise<Kernel>,
+  options: Omit<ServeOptions, 'sessions' | 'membership'> & {
+    readonly peers?: readonly string[];
+    /** Where invitations are kept; without it the node hands out none. */
+    readonly invitations?: Invitations;
+    /** Keep peer URLs learned by joining across restarts. */
+    readonly remember?: (urls: readonly string[]) => Promise<void>;
+    readonly clock?: () => number;
+  },
+): Promise<GridNode> => {
+  let peers: Peers | undefined;
+  // No call reaches the forwarder before the kernel is served, and by then the peers exist.
+  const kernel = await open(async (request) => peers?.forward(request));
+  const sessions = new NodeSessions(kernel);
+  const { identity, random } = options;
+  peers = makePeers(options.peers ?? [], { identity, random, sessions });
+  let membership: Membership | undefined;
+  let server: NodeServer;
+  try {
+    server = await serveNode(kernel, { ...options, sessions, membership: () => membership });
+    const invitations = options.invitations;
+    if (invitations) {
+      membership = makeMembership({
+        principal: kernel.principal,
+        url: server.url,
+        peers,
+        invitations,
+        clock: options.clock ?? Date.now,
+        random,
+        connect: (url) => connectNode(url, { identity, random }),
+        remember: options.remember ?? (async () => {}),
+      });
+    }
+  } catch (error) {
+    peers.close();
+    sessions.close();
+    await kernel.close();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return harden({
+    kernel,
+    server,
+    peers,
+    close: () =>
+      (closing ??= (async () => {
+        peers!.close();
+        await server.close();
+        sessions.close();
+        await kernel.close();
+      })()),
   });
 };

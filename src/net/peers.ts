@@ -1,81 +1,158 @@
 /**
- * The peers a node forwards to: calls for tokens it holds no closure for go
- * to each peer in turn until one answers with anything but "unknown token".
- * Connections are opened on first use and dropped when they break (the next
- * forward reconnects). If no peer knows the token and some could not be
- * reached, the call ends `unreachable`: the answer may exist on a node that is
- * offline. Answers are not cached on this node (see Kernel#forward).
- *
- * A peer that could not be reached is not tried again until a backoff has
- * passed (1 s, doubling to a minute), so a node that is down costs the calls
- * that would go to it nothing but a skip; the first success resets it.
+ * The peers a node keeps: one authenticated connection to each, opened at
+ * once and reopened whenever it drops, after a backoff (250 ms, doubling to
+ * a minute; the first success resets it). Over these connections the node
+ * forwards calls for tokens it holds no closure for — to each peer in turn
+ * until one answers with anything but "unknown token" — and hears the
+ * revocations of tokens whose answers it cached (see NodeSessions). If no
+ * peer knows the token and some could not be reached, the call ends
+ * `unreachable`: the answer may exist on a node that is offline.
  */
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { Forwarder } from '../kernel/kernel.js';
+import type { Answer, Forwarder } from '../kernel/kernel.js';
 import { connectNode, type RemoteNode } from './client.js';
+import type { NodeSessions } from './node.js';
+
+export interface PeerState {
+  readonly url: string;
+  /** The peer's principal, once it has been reached. */
+  readonly principal?: Principal;
+  readonly connected: boolean;
+  /** Failed attempts since the last success. */
+  readonly failures: number;
+}
 
 export interface Peers {
   readonly forward: Forwarder;
+  /** Keep a connection to `url` from now on (no-op if already known). */
+  add(url: string): void;
+  state(): PeerState[];
   close(): void;
 }
 
-const FIRST_BACKOFF_MS = 1000;
-const MAX_BACKOFF_MS = 60_000;
+export const FIRST_BACKOFF_MS = 250;
+export const MAX_BACKOFF_MS = 60_000;
+
+/** Answers that say "not through this peer", so the next one is asked. */
+const NOT_HERE = new Set(['unknown token', 'forwarding loop']);
+
+const unreachable: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: 'unreachable' }), cacheable: false });
+
+interface Peer {
+  readonly url: string;
+  principal?: Principal;
+  remote?: RemoteNode;
+  dialing?: Promise<RemoteNode>;
+  failures: number;
+  /** When it may be dialled again. */
+  until: number;
+  cancelRetry?: () => void;
+}
 
 export const makePeers = (
   urls: readonly string[],
-  options: { identity: Identity; random: (n: number) => Uint8Array; clock?: () => number },
+  options: {
+    identity: Identity;
+    random: (n: number) => Uint8Array;
+    /** The node's sessions: peers' calls and revocations are handled as on inbound connections. */
+    sessions?: NodeSessions;
+    clock?: () => number;
+    setTimer?: (ms: number, callback: () => void) => () => void;
+  },
 ): Peers => {
   const clock = options.clock ?? Date.now;
-  const connections = new Map<string, Promise<RemoteNode>>();
-  /** url → when it may be tried again, and the wait after the next failure */
-  const backoff = new Map<string, { until: number; next: number }>();
-  const reach = (url: string) => {
-    const waiting = backoff.get(url);
-    if (waiting && clock() < waiting.until) return Promise.reject(new Error(`${url} is backing off`));
-    let connection = connections.get(url);
-    if (!connection) {
-      connection = connectNode(url, options);
-      connections.set(url, connection);
-      connection.then(
-        (remote) => {
-          backoff.delete(url);
-          void remote.session.closed.then(() => connections.delete(url));
-        },
-        () => {
-          connections.delete(url);
-          const wait = waiting?.next ?? FIRST_BACKOFF_MS;
-          backoff.set(url, { until: clock() + wait, next: Math.min(wait * 2, MAX_BACKOFF_MS) });
-        },
-      );
-    }
-    return connection;
+  const setTimer =
+    options.setTimer ??
+    ((ms, callback) => {
+      const timer = setTimeout(callback, ms);
+      timer.unref(); // a node stays up for its server, not for its retries
+      return () => clearTimeout(timer);
+    });
+  const peers = new Map<string, Peer>();
+  let closed = false;
+
+  const retryLater = (peer: Peer) => {
+    peer.cancelRetry?.();
+    peer.cancelRetry = setTimer(Math.max(0, peer.until - clock()), () => void dial(peer).catch(() => {}));
   };
-  const forward: Forwarder = async ({ token, args, path }) => {
-    let unreachable = false;
-    for (const url of urls) {
+
+  const dial = (peer: Peer): Promise<RemoteNode> => {
+    if (peer.remote) return Promise.resolve(peer.remote);
+    if (peer.dialing) return peer.dialing;
+    if (closed) return Promise.reject(new Error('peers are closed'));
+    if (clock() < peer.until) return Promise.reject(new Error(`${peer.url} is backing off`));
+    const sessions = options.sessions;
+    peer.dialing = connectNode(peer.url, { ...options, offer: sessions && ((principal) => ({ handlers: sessions.handlers(principal) })) });
+    peer.dialing.then(
+      (remote) => {
+        peer.dialing = undefined;
+        if (closed) return remote.close();
+        peer.remote = remote;
+        peer.principal = remote.session.peer;
+        peer.failures = 0;
+        sessions?.track(remote.session);
+        void remote.session.closed.then(() => {
+          peer.remote = undefined;
+          peer.until = clock() + FIRST_BACKOFF_MS;
+          if (!closed) retryLater(peer);
+        });
+      },
+      () => {
+        peer.dialing = undefined;
+        peer.until = clock() + Math.min(FIRST_BACKOFF_MS * 2 ** peer.failures, MAX_BACKOFF_MS);
+        peer.failures += 1;
+        if (!closed) retryLater(peer);
+      },
+    );
+    return peer.dialing;
+  };
+
+  const add = (url: string) => {
+    if (peers.has(url)) return;
+    const peer: Peer = { url, failures: 0, until: 0 };
+    peers.set(url, peer);
+    void dial(peer).catch(() => {});
+  };
+  for (const url of urls) add(url);
+
+  const forward: Forwarder = async ({ token, args, path, deadline }) => {
+    let missed = false;
+    for (const peer of peers.values()) {
+      // A node the call has passed through would only find a loop.
+      if (peer.principal && path.includes(peer.principal)) continue;
+      const left = deadline - clock();
+      if (left <= 0) return { answer: unreachable };
       let remote: RemoteNode;
       try {
-        remote = await reach(url);
+        remote = await dial(peer);
       } catch {
-        unreachable = true;
+        missed = true;
         continue;
       }
-      const outcome = await remote.forward(token, args, path as readonly Principal[]);
-      if (outcome.status === 'revoked' && outcome.reason === 'disconnected') {
-        unreachable = true;
+      const answer = await remote.forward(token, args, path, left);
+      const { outcome } = answer;
+      if (outcome.status === 'revoked' && (outcome.reason === 'disconnected' || outcome.reason === 'unreachable')) {
+        missed = true;
         continue;
       }
-      if (outcome.status === 'revoked' && outcome.reason === 'unknown token') continue;
-      return { outcome, peer: remote.session.peer };
+      if (outcome.status === 'revoked' && NOT_HERE.has(outcome.reason)) continue;
+      return { answer, peer: remote.session.peer };
     }
-    return unreachable ? { outcome: Object.freeze({ status: 'revoked' as const, reason: 'unreachable' }) } : undefined;
+    return missed ? { answer: unreachable } : undefined;
   };
+
   return {
     forward,
+    add,
+    state: () =>
+      [...peers.values()].map((peer) => ({ url: peer.url, principal: peer.principal, connected: peer.remote !== undefined, failures: peer.failures })),
     close: () => {
-      for (const connection of connections.values()) connection.then((remote) => remote.close(), () => {});
+      closed = true;
+      for (const peer of peers.values()) {
+        peer.cancelRetry?.();
+        peer.remote?.close();
+      }
     },
   };
 };

@@ -1,8 +1,9 @@
 /// <reference types="ses" />
 /**
  * A connection: a WebSocket that first authenticates (handshake.ts) and then
- * carries CapTP, one CapTP message per binary frame, each in a grid envelope
- * addressed to the CapTP protocol record. Before authentication a frame may
+ * carries grid messages, one per binary frame: calls addressed to tokens,
+ * their replies and revocation notices (frames.ts), and CapTP messages in
+ * envelopes addressed to the CapTP protocol record. Before authentication a frame may
  * be at most MAX_HANDSHAKE_FRAME bytes and the whole handshake must finish
  * within its deadline; after it, frames are limited by the socket's
  * maxPayload and the strict decoder. A dropped connection breaks every
@@ -10,12 +11,19 @@
  */
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
-import type { Principal } from '../caps/ids.js';
+import type { Principal, Token } from '../caps/ids.js';
+import { describeThrown } from '../caps/errors.js';
+import type { GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
-import { decodeMessage, encodeMessage } from '../wire/index.js';
+import type { Answer } from '../kernel/kernel.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
+import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
+import { decodeCall, decodeReply, decodeRevocation, encodeCall, encodeReply, encodeRevocation, REPLY_PROTOCOL, REVOCATION_PROTOCOL, type CallOptions } from './frames.js';
 import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, serverHandshake, type FrameChannel } from './handshake.js';
 
 export const DEFAULT_HANDSHAKE_MS = 5000;
+/** Largest frame after authentication; the strict decoder's own limit. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /**
  * Bytes we may have queued for a peer that is not reading. Past this the
  * connection is closed: its calls end `disconnected` rather than the node
@@ -28,6 +36,10 @@ export interface Session {
   readonly peer: Principal;
   /** The other side's bootstrap object, for `E(...)`. */
   readonly bootstrap: () => Promise<unknown>;
+  /** Call a token the other side answers; past `timeoutMs` the call ends `unreachable`. Never rejects. */
+  call(token: Token, args: readonly unknown[], options?: CallOptions & { timeoutMs?: number }): Promise<Answer>;
+  /** Tell the other side of a revocation; resolves with its acknowledgement or refusal. */
+  revoke(notice: RevocationNotice, timeoutMs: number): Promise<Answer>;
   close(): void;
   readonly closed: Promise<void>;
 }
@@ -78,35 +90,109 @@ const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & {
   };
 };
 
-/** After the handshake: CapTP over grid envelopes. */
-const startCapTP = (socket: WebSocket, name: string, bootstrap: unknown, peer: Principal): Session => {
+/**
+ * Requests one session serves at once; past it a call is answered revoked at
+ * once instead of queueing without bound behind the others.
+ */
+export const MAX_SERVED_IN_FLIGHT = 8192;
+/** How many nodes a forwarded call may name in its path. */
+const MAX_PATH = 64;
+
+/** What a session does with requests from its peer; a side without a handler refuses that kind. */
+export interface SessionHandlers {
+  call?(token: Token, args: GridValue[], options: CallOptions): Promise<Answer>;
+  /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
+  revocation?(notice: RevocationNotice): Promise<void>;
+}
+
+const refused = (reason: string): Answer => ({ outcome: Object.freeze({ status: 'revoked', reason }), cacheable: false });
+const DONE: Answer = Object.freeze({ outcome: Object.freeze({ status: 'fulfilled', value: null }), cacheable: false });
+
+/** After the handshake: grid calls and CapTP, each frame a grid envelope. */
+const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handlers: SessionHandlers, peer: Principal): Session => {
+  const send = (bytes: Uint8Array) => {
+    if (socket.readyState !== socket.OPEN) return;
+    socket.send(bytes, { binary: true });
+    if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
+  };
   const { dispatch, getBootstrap, abort } = makeCapTP(
     name,
-    (message: Record<string, unknown>) => {
-      // CapTP messages are JSON-able by contract; the JSON pass drops the
-      // `undefined` fields CBOR has no place for.
-      if (socket.readyState !== socket.OPEN) return;
-      socket.send(encodeMessage(CAPTP_PROTOCOL, JSON.parse(JSON.stringify(message))), { binary: true });
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
-    },
+    // CapTP messages are JSON-able by contract; the JSON pass drops the
+    // `undefined` fields CBOR has no place for.
+    (message: Record<string, unknown>) => send(encodeMessage(CAPTP_PROTOCOL, JSON.parse(JSON.stringify(message)))),
     bootstrap,
     { onReject: () => {} },
   );
+
+  /** Requests sent and not yet answered, by id. */
+  const waiting = new Map<number, (answer: Answer) => void>();
+  let nextId = 0;
+  let open = true;
+  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }): Promise<Answer> => {
+    if (!open) return Promise.resolve(refused('disconnected'));
+    const id = nextId++;
+    return new Promise<Answer>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      if (timeout) timer = setTimeout(() => waiting.delete(id) && resolve(refused(timeout.reason)), Math.max(0, timeout.ms));
+      waiting.set(id, (answer) => {
+        clearTimeout(timer);
+        waiting.delete(id);
+        resolve(answer);
+      });
+      send(frame(id));
+    });
+  };
+
+  let serving = 0;
+  const serve = (id: number, work: () => Promise<Answer>) => {
+    if (serving >= MAX_SERVED_IN_FLIGHT) return send(encodeReply(id, refused(`too many calls in flight (limit ${MAX_SERVED_IN_FLIGHT})`)));
+    serving += 1;
+    work()
+      .catch((error: unknown) => refused(describeThrown(error)))
+      .then((answer) => {
+        serving -= 1;
+        send(encodeReply(id, answer));
+      });
+  };
+
+  const receive = (message: Message) => {
+    const { cid } = message;
+    if (cid.equals(CAPTP_PROTOCOL)) {
+      if (message.slots.length !== 1) throw new Error('not a CapTP message');
+      return dispatch(message.slots[0] as Record<string, unknown>);
+    }
+    if (cid.equals(REPLY_PROTOCOL)) {
+      const { id, answer } = decodeReply(message);
+      return waiting.get(id)?.(answer);
+    }
+    if (cid.equals(REVOCATION_PROTOCOL)) {
+      const { id, notice } = decodeRevocation(message);
+      return serve(id, async () => {
+        if (!handlers.revocation) return refused('this side keeps no cache');
+        await handlers.revocation(notice);
+        return DONE;
+      });
+    }
+    // Any other leading CID is a token: the message is a call on it.
+    const { id, token, args, options } = decodeCall(message, MAX_PATH);
+    serve(id, async () => (handlers.call ? handlers.call(token, args, options) : refused('this side answers no calls')));
+  };
+
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
     try {
       if (!isBinary) throw new Error('text frames are not grid messages');
-      const message = decodeMessage(toBytes(data));
-      if (!message.cid.equals(CAPTP_PROTOCOL) || message.slots.length !== 1) throw new Error('not a CapTP message');
-      dispatch(message.slots[0] as Record<string, unknown>);
+      receive(decodeMessage(toBytes(data)));
     } catch (error) {
       // Malformed input closes the connection: a peer that sends it is broken or hostile.
       socket.close(1008, String((error as Error).message).slice(0, 120));
     }
   });
   socket.on('close', () => {
+    open = false;
     abort(Error('disconnected'));
+    for (const answer of [...waiting.values()]) answer(refused('disconnected'));
     markClosed();
   });
   let bootstrapPromise: Promise<unknown> | undefined;
@@ -118,13 +204,22 @@ const startCapTP = (socket: WebSocket, name: string, bootstrap: unknown, peer: P
     }
     return bootstrapPromise;
   };
-  return harden({ peer, bootstrap: bootstrapOnce, close: () => socket.close(1000), closed });
+  return harden({
+    peer,
+    bootstrap: bootstrapOnce,
+    call: (token: Token, args: readonly unknown[], options: CallOptions & { timeoutMs?: number } = {}) =>
+      request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }),
+    revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
+    close: () => socket.close(1000),
+    closed,
+  });
 };
 
 export interface SessionOptions {
   readonly identity: Identity;
   readonly random: (n: number) => Uint8Array;
-  readonly bootstrap?: (peer: Principal) => unknown;
+  /** What this side offers the authenticated peer: a CapTP bootstrap object and request handlers. */
+  readonly offer?: (peer: Principal) => { bootstrap?: unknown; handlers?: SessionHandlers };
   readonly handshakeMs?: number;
 }
 
@@ -135,7 +230,8 @@ const handshakeThenCapTP =
     try {
       const peer = await handshake(channel, options.identity, options.random);
       channel.stop();
-      return startCapTP(socket, role, options.bootstrap?.(peer), peer);
+      const offered = options.offer?.(peer) ?? {};
+      return startSession(socket, role, offered.bootstrap, offered.handlers ?? {}, peer);
     } catch (error) {
       channel.stop();
       socket.close(1008, String((error as Error).message).slice(0, 120));

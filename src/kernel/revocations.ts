@@ -1,0 +1,42 @@
+/**
+ * Revocation notices: what travels from a token's node to the nodes that
+ * cached its answers, so a revocation holds there too. A notice is signed by
+ * the token's issuer — whoever relays it cannot change what it says — and
+ * the signature covers the token and the reason behind a domain prefix, so it
+ * can never be replayed as any other signed grid statement. Ed25519 is
+ * deterministic: re-signing a revocation gives the same notice, so a node
+ * need not store its own.
+ */
+import type { Principal, Token } from '../caps/ids.js';
+import { verify, type Identity } from '../identity/identity.js';
+import { encode } from '../wire/index.js';
+
+export interface RevocationNotice {
+  readonly token: Token;
+  readonly reason: string;
+  /** The issuer who revoked it. */
+  readonly by: Principal;
+  readonly signature: Uint8Array;
+}
+
+const DOMAIN = new TextEncoder().encode('promisegrid:revocation:v1\n');
+
+const statement = (token: Token, reason: string): Uint8Array => {
+  const body = encode([token, reason]);
+  const bytes = new Uint8Array(DOMAIN.length + body.length);
+  bytes.set(DOMAIN);
+  bytes.set(body, DOMAIN.length);
+  return bytes;
+};
+
+export const signRevocation = (token: Token, reason: string, issuer: Identity): RevocationNotice =>
+  Object.freeze({ token, reason, by: issuer.principal, signature: issuer.sign(statement(token, reason)) });
+
+/** Yes or no: does `by` vouch for this notice? Never throws on hostile input. */
+export const isSignedRevocation = (notice: RevocationNotice): boolean => {
+  try {
+    return verify(notice.by, statement(notice.token, notice.reason), notice.signature);
+  } catch {
+    return false;
+  }
+};

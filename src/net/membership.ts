@@ -1,0 +1,105 @@
+/**
+ * Growing the grid. `invite` hands out a grid URL naming an invitation (a
+ * token for this node as introducer, usable once, expiring) and where to
+ * reach the node; `join` redeems one: the joiner connects to the introducer,
+ * uses the invitation up, and learns the introducer's address and peers,
+ * which it keeps connected to and remembers. If the joiner is itself
+ * listening, the introducer remembers it in turn, so calls can be forwarded
+ * both ways.
+ */
+import { E } from '@endo/far';
+import { asPrincipal, quote, type Principal } from '../caps/ids.js';
+import { GridError } from '../caps/errors.js';
+import type { Invitations } from '../home/invitations.js';
+import type { RemoteNode } from './client.js';
+import type { Peers } from './peers.js';
+
+export class JoinError extends GridError {}
+
+/** `grid://<token>?via=ws://host:port` */
+export const parseGridUrl = (text: string): { token: string; via?: string } => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new JoinError('ERR_GRID_URL', `not a grid URL: ${quote(text)}`);
+  }
+  if (url.protocol !== 'grid:') throw new JoinError('ERR_GRID_URL', `not a grid URL: ${quote(text)} (expected grid://<token>?via=ws://host:port)`);
+  const token = url.hostname || url.pathname.replace(/^\/+/, '');
+  return { token, via: url.searchParams.get('via') ?? undefined };
+};
+
+export const isPeerUrl = (url: string): boolean => /^wss?:\/\/[^/\s]+\/?$/.test(url);
+
+const MAX_LEARNED_PEERS = 64;
+
+/** What a joiner gets back: the introducer and the peers to keep (the introducer's own address first). */
+export interface Welcome {
+  readonly introducer: Principal;
+  readonly peers: readonly string[];
+}
+
+/** Redeem an invitation at the node `remote` is connected to. */
+export const redeemInvitation = async (remote: RemoteNode, invitation: string, joinerUrl: string | undefined): Promise<Welcome> => {
+  let peers: unknown;
+  try {
+    peers = await E(remote.session.bootstrap() as Promise<{ redeem(token: string, url?: string): Promise<string[]> }>).redeem(invitation, joinerUrl);
+  } catch (error) {
+    throw new JoinError('ERR_JOIN', `join refused: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(peers) || peers.length > MAX_LEARNED_PEERS || !peers.every((url) => typeof url === 'string' && isPeerUrl(url))) {
+    throw new JoinError('ERR_JOIN', 'the introducer answered with something that is not a list of peer URLs');
+  }
+  return { introducer: asPrincipal(remote.session.peer), peers };
+};
+
+export interface MembershipPowers {
+  readonly principal: Principal;
+  readonly url: string;
+  readonly peers: Peers;
+  readonly invitations: Invitations;
+  readonly clock: () => number;
+  readonly random: (n: number) => Uint8Array;
+  readonly connect: (url: string) => Promise<RemoteNode>;
+  /** Keep these peer URLs across restarts. */
+  readonly remember: (urls: readonly string[]) => Promise<void>;
+}
+
+export const makeMembership = (powers: MembershipPowers) => {
+  const keep = async (urls: readonly string[]) => {
+    const fresh = urls.filter((url) => url !== powers.url);
+    for (const url of fresh) powers.peers.add(url);
+    await powers.remember(fresh);
+  };
+  return {
+    /** A new invitation as a grid URL. */
+    invite: async (expiresInMs: number): Promise<{ invitation: string; expires: number }> => {
+      const expires = powers.clock() + expiresInMs;
+      const token = await powers.invitations.create(powers.principal, expires, powers.random(16));
+      return { invitation: `grid://${token}?via=${powers.url}`, expires };
+    },
+    /** Someone redeems an invitation: strike it off, keep their address, tell them ours and our peers'. */
+    redeem: async (token: string, joinerUrl: unknown): Promise<string[]> => {
+      await powers.invitations.redeem(String(token), powers.clock());
+      if (typeof joinerUrl === 'string' && isPeerUrl(joinerUrl)) await keep([joinerUrl]);
+      const known = powers.peers.state().map((peer) => peer.url).filter((url) => url !== joinerUrl);
+      return [powers.url, ...known].slice(0, MAX_LEARNED_PEERS);
+    },
+    /** This node joins through an invitation URL. */
+    join: async (invitationUrl: string): Promise<Welcome> => {
+      const { token, via } = parseGridUrl(invitationUrl);
+      if (!via) throw new JoinError('ERR_GRID_URL', 'the invitation says nowhere to go (no ?via=)');
+      const remote = await powers.connect(via);
+      try {
+        const welcome = await redeemInvitation(remote, token, powers.url);
+        await keep(welcome.peers);
+        return welcome;
+      } finally {
+        remote.close();
+      }
+    },
+    peers: () => powers.peers.state(),
+  };
+};
+
+export type Membership = ReturnType<typeof makeMembership>;
