@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { makeCapTP } from '@endo/captp';
@@ -32,6 +33,18 @@ const startChild = (args: string[], cwd: string): Promise<{ child: ChildProcess;
       if (out.includes('\n')) resolve({ child, info: JSON.parse(out.split('\n')[0]!) });
     });
     child.once('exit', (code) => reject(new Error(`child exited ${code}`)));
+  });
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
   });
 
 const opened = (url: string) =>
@@ -76,19 +89,22 @@ export const benchNet = async (): Promise<Row[]> => {
 
     // A grid node in another process.
     const gridBin = join(cwd, 'bin', 'grid.js');
-    const run = (args: string[]) =>
+    const run = (args: string[], on: string) =>
       new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [gridBin, ...args, '--home', home], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(process.execPath, [gridBin, ...args, '--home', on], { stdio: ['ignore', 'pipe', 'inherit'] });
         let out = '';
         child.stdout.on('data', (chunk) => (out += chunk));
         child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`grid ${args[0]} exited ${code}`))));
       });
-    await run(['init']);
-    await writeFile(join(home, 'add.js'), 'export const add = (ctx, a, b) => a + b;');
-    const add = await run(['issue', join(home, 'add.js'), '--export', 'add']);
-    const node = await startChild([gridBin, 'start', '--home', home, '--json'], cwd);
+    await run(['init'], home);
+    await writeFile(join(home, 'add.js'), 'export const add = (ctx, a, b) => a + b; export const who = (ctx) => ctx.caller;');
+    const add = await run(['issue', join(home, 'add.js'), '--export', 'add'], home);
+    const who = await run(['issue', join(home, 'add.js'), '--export', 'who'], home);
+    const listen = `127.0.0.1:${await freePort()}`;
+    const startOrigin = () => startChild([gridBin, 'start', '--home', home, '--json', '--listen', listen], cwd);
+    let node = await startOrigin();
     children.push(node.child);
-    const client = await connectNode(node.info.url, { identity: generateIdentity((n) => new Uint8Array(randomBytes(n))), random: (n) => new Uint8Array(randomBytes(n)) });
+    const client = await connectNode(node.info.url, { identity: generateIdentity(random), random });
     await client.call(add, [0, 0]);
     const executes = await medianOf((i) => client.call(add, [i, 1]), 5_000);
     rows.push(row('grid call across processes, executes in a vat', executes, rawEcho));
@@ -97,7 +113,37 @@ export const benchNet = async (): Promise<Row[]> => {
     rows.push(row('grid call across processes, cache hit', hit, rawEcho));
     const gridPerSecond = await throughput((i) => client.call(add, [i, 2]), 30_000, 256);
     rows.push({ name: 'grid calls/s across processes, 256 in flight', median_ns: Math.round(1e9 / gridPerSecond), ops_per_s: Math.round(gridPerSecond) });
+    const hitsPerSecond = await throughput(() => client.call(add, [1, 1]), 50_000, 256);
+    rows.push({ name: 'grid cache hits/s across processes, 256 in flight', median_ns: Math.round(1e9 / hitsPerSecond), ops_per_s: Math.round(hitsPerSecond) });
     client.close();
+
+    // A second node, peer of the first: a token issued there is remote-origin here.
+    const peerHome = join(home, 'peer');
+    await run(['init'], peerHome);
+    const local = await run(['issue', join(home, 'add.js'), '--export', 'add'], peerHome);
+    const peer = await startChild([gridBin, 'start', '--home', peerHome, '--json', '--peer', node.info.url], cwd);
+    children.push(peer.child);
+    const viaPeer = await connectNode(peer.info.url, { identity: generateIdentity(random), random });
+    await viaPeer.call(add, [1, 1]); // forwarded once, then cached on the peer
+    await viaPeer.call(local, [1, 1]);
+    const localHit = { name: 'cache hit on a local token (second node)', median_ns: await medianOf(() => viaPeer.call(local, [1, 1]), 5_000) };
+    rows.push(row(localHit.name, localHit.median_ns, rawEcho));
+    rows.push(row('cache hit on a remote-origin token (second node)', await medianOf(() => viaPeer.call(add, [1, 1]), 5_000), localHit));
+    rows.push(row('forwarded call, executes on the origin', await medianOf((i) => viaPeer.call(add, [i, 3]), 2_000), rawEcho));
+
+    // Rejoin: kill the origin, start it again on the same address, and time
+    // until a call that only it can answer (uncacheable) is answered through the peer.
+    node.child.kill('SIGKILL');
+    await new Promise((resolve) => node.child.once('exit', resolve));
+    const spawned = process.hrtime.bigint();
+    node = await startOrigin();
+    children.push(node.child);
+    const listening = process.hrtime.bigint();
+    while ((await viaPeer.call(who, [])).status !== 'fulfilled') await new Promise((resolve) => setTimeout(resolve, 5));
+    const answered = process.hrtime.bigint();
+    rows.push({ name: 'rejoin: origin restarted to answering via peer', median_ns: Number(answered - spawned), ops_per_s: 0 });
+    rows.push({ name: 'rejoin: origin listening to answering via peer', median_ns: Number(answered - listening), ops_per_s: 0 });
+    viaPeer.close();
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 300));

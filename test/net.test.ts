@@ -226,7 +226,7 @@ test('an unreachable peer is skipped until its backoff passes, and tried again a
   // Retries are driven by hand here: the timer that would redial is never set off.
   const peers = makePeers([deadUrl, a.server.url], { identity, random, clock: () => now, setTimer: () => () => {} });
   t.teardown(() => peers.close());
-  const ask = () => peers.forward({ token: one as never, args: [], path: [identity.principal], deadline: now + 5000 });
+  const ask = () => peers.forward({ token: one as never, args: [], path: [identity.principal], deadline: now + 30_000 });
   t.is((await ask())?.answer.outcome.status, 'fulfilled', 'the live peer answers');
   t.is(attempts, 1);
   t.is((await ask())?.answer.outcome.status, 'fulfilled');
@@ -238,4 +238,50 @@ test('an unreachable peer is skipped until its backoff passes, and tried again a
   await ask();
   t.is(attempts, 2, 'the next wait is longer (twice the first)');
   t.deepEqual(peers.state().map((p) => [p.url, p.connected, p.failures]), [[deadUrl, false, 2], [a.server.url, true, 0]]);
+});
+
+test('a replicable closure is fetched with its first answer and keeps answering with its issuer offline', async (t) => {
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const square = (ctx, x) => x * x; export const cube = (ctx, x) => x * x * x;');
+  const square = await a.kernel.issue({ code, export: 'square', replicable: true });
+  const cube = await a.kernel.issue({ code, export: 'cube' });
+  const revocable = await a.kernel.issue({ code, export: 'square', replicable: true });
+  const b = await nodeWith(t, [a.server.url]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 });
+  t.deepEqual(await client.call(cube, [3]), { status: 'fulfilled', value: 27 });
+  t.deepEqual(await client.call(revocable, [2]), { status: 'fulfilled', value: 4 });
+  t.is((await b.kernel.closure(square)).issuer, a.identity.principal, 'B holds the replica, signed by A');
+  await t.throwsAsync(b.kernel.closure(cube), { message: /unknown token/ }, 'a closure that is not replicable stays on A');
+  // The issuer revokes a replicated closure: B, which runs it itself, hears of it.
+  await a.kernel.revoke(revocable, 'recalled');
+  t.deepEqual(await client.call(revocable, [3]), { status: 'revoked', reason: 'recalled' });
+  await a.close();
+  // New arguments, so no cache can answer: B runs its replica.
+  t.deepEqual(await client.call(square, [13]), { status: 'fulfilled', value: 169 });
+  t.deepEqual(await client.call(cube, [4]), { status: 'revoked', reason: 'unreachable' });
+  const calls = b.kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === square);
+  t.is(calls.length, 2);
+  t.false(b.kernel.journal.entries().some((e) => e.kind === 'forwarded' && e.call === calls[1]!.seq), 'the call with A offline ran on B');
+});
+
+test('a replica that does not match its token, or a closure that is not replicable, is refused', async (t) => {
+  const a = await openKernel({ memory: true, limits: { vats: 1 } });
+  const b = await openKernel({ memory: true, limits: { vats: 1 } });
+  t.teardown(() => Promise.all([a.close(), b.close()]).then(() => {}));
+  const code = await a.publish('export const f = (ctx, x) => x + 1;');
+  const open = await a.issue({ code, export: 'f', replicable: true });
+  const closed = await a.issue({ code, export: 'f' });
+  await t.throwsAsync(a.replica(closed, b.principal), { message: /not replicable/ });
+  const replica = await a.replica(open, b.principal);
+  await t.throwsAsync(b.adopt(open as never, { ...replica, modules: [] }), { message: /lacks module/ });
+  const forged = replica.closure.slice();
+  forged[forged.length - 1]! ^= 1; // the last field, `replicable: true`, becomes false: the signature no longer covers it
+  await t.throwsAsync(b.adopt(open as never, { ...replica, closure: forged }), { message: /replicable|signature/ });
+  const other = await a.issue({ code, export: 'f', replicable: true });
+  await t.throwsAsync(b.adopt(other as never, replica), { message: /do not hash to/ }, 'a record under another token is refused');
+  await t.throwsAsync(b.closure(other), { message: /unknown token/ });
+  await b.adopt(open as never, replica);
+  t.deepEqual(await b.call(open, [1]), { status: 'fulfilled', value: 2 });
 });

@@ -28,6 +28,12 @@ export interface Closure {
   readonly issuer: Principal;
   /** The issuer's own time limit for a call, in ms; the node's ceiling still applies. */
   readonly timeLimitMs?: number;
+  /**
+   * The issuer lets any holder of the token fetch the closure (code and env)
+   * and run it on its own node: the env is then no secret, and the closure
+   * answers while the issuer's node is offline.
+   */
+  readonly replicable?: true;
 }
 
 export class ClosureError extends GridError {}
@@ -54,7 +60,7 @@ export const assertExportName = (name: unknown): string => {
 
 /** Build and sign a closure record; returns its bytes and token. */
 export const makeClosure = (
-  spec: { code: ModuleId; export: string; env: unknown; timeLimitMs?: number },
+  spec: { code: ModuleId; export: string; env: unknown; timeLimitMs?: number; replicable?: boolean },
   issuer: Identity,
   nonce: Uint8Array,
 ): { bytes: Uint8Array; closure: Closure } => {
@@ -68,6 +74,7 @@ export const makeClosure = (
     issuer: issuer.principal,
     nonce,
     ...(spec.timeLimitMs === undefined ? {} : { time: assertTimeLimit(spec.timeLimitMs) }),
+    ...(spec.replicable ? { replicable: true } : {}),
   };
   const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
   const token = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
@@ -82,7 +89,7 @@ export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
   const record = decode(bytes) as Record<string, unknown>;
   const bad = (why: string) => new ClosureError('ERR_BAD_CLOSURE', `token ${token} is not a valid closure: ${why}`);
   if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad('not a record');
-  const { code, export: exportName, env, issuer, nonce, sig, time, ...extra } = record;
+  const { code, export: exportName, env, issuer, nonce, sig, time, replicable, ...extra } = record;
   if (Object.keys(extra).length > 0) throw bad(`unknown field ${quote(Object.keys(extra)[0])}`);
   const codeCid = CID.asCID(code);
   if (!codeCid) throw bad('code is not a link');
@@ -95,10 +102,11 @@ export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
     moduleId = asModuleId(codeCid.toString());
     assertExportName(exportName);
     if (time !== undefined) assertTimeLimit(time);
+    if (replicable !== undefined && replicable !== true) throw new TypeError('replicable, when present, is true');
   } catch (error) {
     throw bad((error as Error).message);
   }
-  const body = { code: codeCid, export: exportName, env, issuer, nonce, ...(time === undefined ? {} : { time }) };
+  const body = { code: codeCid, export: exportName, env, issuer, nonce, ...(time === undefined ? {} : { time }), ...(replicable ? { replicable } : {}) };
   if (!verify(principal, signingBytes(body), sig)) throw bad(`signature does not verify for issuer ${principal}`);
   return harden({
     token,
@@ -107,5 +115,6 @@ export const readClosure = (token: Token, bytes: Uint8Array): Closure => {
     env: fromWire(env),
     issuer: principal,
     ...(time === undefined ? {} : { timeLimitMs: time as number }),
+    ...(replicable ? { replicable: true as const } : {}),
   });
 };

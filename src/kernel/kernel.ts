@@ -29,11 +29,22 @@ import { isSignedRevocation, signRevocation, type RevocationNotice } from './rev
 
 export type Outcome = Settlement<GridValue, Token>;
 
-/** An outcome as a node gives it to a peer: may whoever receives it cache it? */
+/** An outcome as a node gives it to a peer: may whoever receives it cache it, or fetch the closure itself? */
 export interface Answer {
   readonly outcome: Outcome;
   readonly cacheable: boolean;
+  /** The closure is replicable: the receiver may fetch it and answer it on its own. */
+  readonly replicable?: boolean;
 }
+
+/** A replicable closure's blocks: its record, and its modules with dependencies first. */
+export interface Replica {
+  readonly closure: Uint8Array;
+  readonly modules: readonly Uint8Array[];
+}
+
+/** Most modules a replica may bring along. */
+const MAX_REPLICA_MODULES = 64;
 
 export interface KernelLimits {
   /** Wall-clock budget for one call, nested calls included. */
@@ -102,7 +113,7 @@ export type Forwarder = (request: {
   readonly args: readonly GridValue[];
   readonly path: readonly Principal[];
   readonly deadline: number;
-}) => Promise<{ readonly answer: Answer; readonly peer?: Principal } | undefined>;
+}) => Promise<{ readonly answer: Answer; readonly peer?: Principal; readonly replica?: Replica } | undefined>;
 
 /**
  * Told of every revocation this node makes or hears, with the principals it
@@ -116,6 +127,8 @@ export interface IssueSpec {
   readonly env?: unknown;
   /** A time limit for each call, below the node's own (`limits.callTimeoutMs`). */
   readonly timeLimitMs?: number;
+  /** Let holders of the token fetch the closure and run it themselves (its env is then public to them). */
+  readonly replicable?: boolean;
 }
 
 export class KernelError extends GridError {}
@@ -273,7 +286,7 @@ export class Kernel {
   async issue(spec: IssueSpec): Promise<Token> {
     this.#assertOpen();
     const code = asModuleId(spec.code);
-    return this.#issue(code, spec.export, spec.env ?? {}, spec.timeLimitMs);
+    return this.#issue(code, spec.export, spec.env ?? {}, { timeLimitMs: spec.timeLimitMs, replicable: spec.replicable === true });
   }
 
   /** `ctx.issue`: a closure may mint closures over its own module only. */
@@ -284,7 +297,7 @@ export class Kernel {
     return this.#issue(parent.code, spec?.export, spec?.env ?? {});
   }
 
-  async #issue(code: ModuleId, exportName: string, env: unknown, timeLimitMs?: number): Promise<Token> {
+  async #issue(code: ModuleId, exportName: string, env: unknown, options: { timeLimitMs?: number; replicable?: boolean } = {}): Promise<Token> {
     assertExportName(exportName);
     await this.#loadModule(code);
     const wasm = this.#wasm.get(code);
@@ -295,7 +308,7 @@ export class Kernel {
     if (wasm && !conventionOf(wasm.shape, exportName)) {
       throw new KernelError('ERR_NO_EXPORT', `export ${quote(exportName)} has a signature vats cannot call: use numbers, or (i32, i32) -> i64 with memory and alloc exported`);
     }
-    const { bytes, closure } = makeClosure({ code, export: exportName, env, timeLimitMs }, this.#powers.identity, this.#powers.randomBytes(16));
+    const { bytes, closure } = makeClosure({ code, export: exportName, env, ...options }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
     this.#closures.set(closure.token, closure);
     this.#powers.journal.append({ kind: 'issue', token: closure.token, code, export: exportName, issuer: closure.issuer });
@@ -316,6 +329,50 @@ export class Kernel {
     }
     const closure = readClosure(checked, bytes);
     this.#closures.set(checked, closure);
+    return closure;
+  }
+
+  /**
+   * A replicable closure's blocks, for `peer`, who holds its token. Refused
+   * for a closure that is not replicable, not here, or revoked. The peer
+   * hears of a later revocation as it would of cached answers.
+   */
+  async replica(token: string, peer: Principal): Promise<Replica> {
+    const closure = await this.closure(token);
+    if (!closure.replicable) throw new KernelError('ERR_NOT_REPLICABLE', 'this closure is not replicable: call it instead');
+    const reason = this.#revoked.get(closure.token);
+    if (reason !== undefined) throw new KernelError('ERR_REVOKED', reason);
+    const modules = new Map<ModuleId, Uint8Array>();
+    const collect = async (id: ModuleId) => {
+      if (modules.has(id)) return;
+      await this.#loadModule(id);
+      for (const dependency of this.#wasm.has(id) ? [] : this.#runner.get(id)!.record.dependencies) await collect(dependency);
+      modules.set(id, await this.#powers.store.get(CID.parse(id)));
+    };
+    await collect(closure.code);
+    this.#served(closure.token, peer);
+    return { closure: await this.#powers.store.get(CID.parse(closure.token)), modules: [...modules.values()] };
+  }
+
+  /**
+   * Take in a replica fetched from a peer: every block is checked as if it
+   * were published here (hash, analysis, compilation), the record's
+   * signature is verified, and it must say the issuer allowed replication.
+   */
+  async adopt(token: Token, replica: Replica): Promise<Closure> {
+    if (replica.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_REPLICA', `a replica brings at most ${MAX_REPLICA_MODULES} modules`);
+    for (const bytes of replica.modules) {
+      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
+      if (this.#isLoaded(id)) continue;
+      await this.#prepareModule(id, bytes);
+      await this.#powers.store.put(bytes, { codec: RAW_CODEC });
+    }
+    const closure = readClosure(token, replica.closure);
+    if (!closure.replicable) throw new KernelError('ERR_BAD_REPLICA', 'the closure does not allow replication');
+    if (!this.#isLoaded(closure.code)) throw new KernelError('ERR_BAD_REPLICA', `the replica lacks module ${closure.code}`);
+    // Its CID is checked here: a record that does not hash to the token is refused.
+    await this.#powers.store.putVerified(CID.parse(token), replica.closure);
+    this.#closures.set(token, closure);
     return closure;
   }
 
@@ -416,7 +473,8 @@ export class Kernel {
         if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
         outcome = (await this.#invoke(outcome.token, [], frame())).outcome;
       }
-      return { outcome, cacheable: outcome === first.outcome && first.pure };
+      const replicable = outcome.status === 'fulfilled' && this.#closures.get(token as Token)?.replicable === true;
+      return { outcome, cacheable: outcome === first.outcome && first.pure, ...(replicable ? { replicable } : {}) };
     } catch (error) {
       // Only the kernel's own failures land here (e.g. closed mid-call);
       // closures' failures are outcomes already.
@@ -493,8 +551,15 @@ export class Kernel {
     if (frame.path.length >= this.limits.maxHops) return impure(revoked(`hop limit (${this.limits.maxHops})`));
     const forwarded = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self], deadline: frame.deadline });
     if (!forwarded) return impure(revoked('unknown token'));
-    const { answer, peer } = forwarded;
+    const { answer, peer, replica } = forwarded;
     if (peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: peer });
+    if (replica && peer) {
+      // From now on this node answers the token itself; the peer is where its revocation will come from.
+      await this.adopt(token, replica).then(
+        () => this.#upstream.set(token, peer),
+        (error: unknown) => this.#powers.log?.(token, `replica from ${peer} refused: ${describeThrown(error)}`),
+      );
+    }
     if (answer.outcome.status !== 'fulfilled') return impure(answer.outcome);
     let valueBytes: Uint8Array;
     try {

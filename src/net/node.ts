@@ -101,6 +101,7 @@ export class NodeSessions {
         return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path });
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
+      fetch: (token) => kernel.replica(token, peer),
     };
   }
 

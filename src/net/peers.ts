@@ -137,7 +137,9 @@ export const makePeers = (
         continue;
       }
       if (outcome.status === 'revoked' && NOT_HERE.has(outcome.reason)) continue;
-      return { answer, peer: remote.session.peer };
+      // A replicable closure is fetched with its first answer, so this node can answer it on its own.
+      const replica = answer.replicable ? await remote.session.fetch(token, Math.max(0, deadline - clock())).catch(() => undefined) : undefined;
+      return { answer, peer: remote.session.peer, ...(replica ? { replica } : {}) };
     }
     return missed ? { answer: unreachable } : undefined;
   };

@@ -15,10 +15,25 @@ import type { Principal, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
-import type { Answer } from '../kernel/kernel.js';
+import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
-import { decodeCall, decodeReply, decodeRevocation, encodeCall, encodeReply, encodeRevocation, REPLY_PROTOCOL, REVOCATION_PROTOCOL, type CallOptions } from './frames.js';
+import {
+  decodeCall,
+  decodeFetch,
+  decodeReply,
+  decodeRevocation,
+  encodeCall,
+  encodeFetch,
+  encodeReply,
+  encodeRevocation,
+  FETCH_PROTOCOL,
+  replicaFrom,
+  replicaValue,
+  REPLY_PROTOCOL,
+  REVOCATION_PROTOCOL,
+  type CallOptions,
+} from './frames.js';
 import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, serverHandshake, type FrameChannel } from './handshake.js';
 
 export const DEFAULT_HANDSHAKE_MS = 5000;
@@ -40,6 +55,8 @@ export interface Session {
   call(token: Token, args: readonly unknown[], options?: CallOptions & { timeoutMs?: number }): Promise<Answer>;
   /** Tell the other side of a revocation; resolves with its acknowledgement or refusal. */
   revoke(notice: RevocationNotice, timeoutMs: number): Promise<Answer>;
+  /** A replicable closure's blocks from the other side; rejects with its refusal. */
+  fetch(token: Token, timeoutMs: number): Promise<Replica>;
   close(): void;
   readonly closed: Promise<void>;
 }
@@ -103,6 +120,8 @@ export interface SessionHandlers {
   call?(token: Token, args: GridValue[], options: CallOptions): Promise<Answer>;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
   revocation?(notice: RevocationNotice): Promise<void>;
+  /** A replicable closure's blocks; throw to refuse. */
+  fetch?(token: Token): Promise<Replica>;
 }
 
 const refused = (reason: string): Answer => ({ outcome: Object.freeze({ status: 'revoked', reason }), cacheable: false });
@@ -173,6 +192,13 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         return DONE;
       });
     }
+    if (cid.equals(FETCH_PROTOCOL)) {
+      const { id, token } = decodeFetch(message);
+      return serve(id, async () => {
+        if (!handlers.fetch) return refused('this side keeps no closures');
+        return { outcome: Object.freeze({ status: 'fulfilled', value: replicaValue(await handlers.fetch(token)) }), cacheable: false };
+      });
+    }
     // Any other leading CID is a token: the message is a call on it.
     const { id, token, args, options } = decodeCall(message, MAX_PATH);
     serve(id, async () => (handlers.call ? handlers.call(token, args, options) : refused('this side answers no calls')));
@@ -210,6 +236,11 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     call: (token: Token, args: readonly unknown[], options: CallOptions & { timeoutMs?: number } = {}) =>
       request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }),
     revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
+    fetch: async (token: Token, timeoutMs: number) => {
+      const { outcome } = await request((id) => encodeFetch(id, token), { ms: timeoutMs, reason: 'unreachable' });
+      if (outcome.status !== 'fulfilled') throw new Error(outcome.status === 'revoked' ? outcome.reason : 'no replica');
+      return replicaFrom(outcome.value);
+    },
     close: () => socket.close(1000),
     closed,
   });
