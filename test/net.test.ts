@@ -12,6 +12,8 @@ import { serveNode, startNode, type NodeServer } from '../src/net/node.js';
 import { FIRST_BACKOFF_MS, makePeers } from '../src/net/peers.js';
 import { connectNode } from '../src/net/client.js';
 import { encodeMessage } from '../src/wire/index.js';
+import { encodeCall, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../src/net/frames.js';
+import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
 import { openSession } from '../src/net/session.js';
 import { E } from '@endo/far';
@@ -284,4 +286,63 @@ test('a replica that does not match its token, or a closure that is not replicab
   await t.throwsAsync(b.closure(other), { message: /unknown token/ });
   await b.adopt(open as never, replica);
   t.deepEqual(await b.call(open, [1]), { status: 'fulfilled', value: 2 });
+});
+
+test('calls before authentication, and malformed or oversized frames after it, close the connection; the node keeps serving', async (t) => {
+  const { server, tokens } = await setup(t);
+  // A call sent in place of the handshake.
+  const early = rawSocket(server.url);
+  await early.opened;
+  early.socket.send(encodeCall(0, tokens.add as never, [1, 2], {}));
+  t.is(await early.ended, 'closed 1008');
+
+  /** An authenticated session whose socket we then abuse. */
+  const authenticated = async () => {
+    const socket = new WebSocket(server.url, { maxPayload: 64 * 1024 * 1024 });
+    const session = await openSession(socket, { identity: generateIdentity(random), random });
+    const ended = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    return { socket, session, ended };
+  };
+  const hostile: Array<[string, Uint8Array | string, number]> = [
+    ['not CBOR', new Uint8Array([0xff, 0xfe, 0x00]), 1008],
+    ['text', 'hello', 1008],
+    ['a call whose arguments are not canonical bytes', encodeMessage(tokens.add, 0, [1, 2], {}), 1008],
+    ['a reply that is not an answer', encodeMessage(REPLY_PROTOCOL, 0, { status: 'maybe' }), 1008],
+    ['a forged revocation notice shape', encodeMessage(REVOCATION_PROTOCOL, 0, { token: tokens.add }), 1008],
+    ['a frame over 16 MiB', new Uint8Array(17 * 1024 * 1024), 1009],
+  ];
+  for (const [what, frame, code] of hostile) {
+    const { socket, session, ended } = await authenticated();
+    // The session works, then the frame ends it.
+    t.is((await session.call(tokens.add as never, [1, 2])).outcome.status, 'fulfilled', what);
+    socket.send(frame);
+    t.is(await ended, code, what);
+  }
+  const honest = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.deepEqual(await honest.call(tokens.add, [20, 22]), { status: 'fulfilled', value: 42 });
+  honest.close();
+});
+
+test('a revocation notice is believed only when signed by the issuer and sent by the node the answers came from', async (t) => {
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const id = (ctx, x) => x;');
+  const token = await a.kernel.issue({ code, export: 'id' });
+  const b = await nodeWith(t, [a.server.url]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.deepEqual(await client.call(token, [1]), { status: 'fulfilled', value: 1 }); // B now caches A's answer
+  const stranger = generateIdentity(random);
+  const strangerSession = await openSession(new WebSocket(b.server.url), { identity: stranger, random });
+  t.teardown(() => strangerSession.close());
+  const refusal = async (notice: ReturnType<typeof signRevocation>) => ((await strangerSession.revoke(notice, 2000)).outcome as { reason: string }).reason;
+  // Signed by the stranger itself: a valid signature, but not from where B got the token.
+  t.regex(await refusal(signRevocation(token as never, 'mine', stranger)), /did not get it from/);
+  // Claiming to be A, with a signature A never made.
+  t.regex(await refusal({ ...signRevocation(token as never, 'forged', stranger), by: a.identity.principal }), /signature does not prove/);
+  // Truly signed by A, but relayed by a stranger: B only believes the node its answers came from.
+  t.regex(await refusal(signRevocation(token as never, 'replayed', a.identity)), /did not get it from/);
+  // A's notice with its reason changed on the way.
+  t.regex(await refusal({ ...signRevocation(token as never, 'replayed', a.identity), reason: 'changed' }), /signature does not prove/);
+  t.deepEqual(await client.call(token, [1]), { status: 'fulfilled', value: 1 }, 'B still answers');
+  t.false(b.kernel.isRevoked(token as never));
 });

@@ -233,9 +233,9 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
   issue: {
-    usage: 'grid issue MODULE --export NAME [--env JSON] [--name PET] [--time-limit MS]',
+    usage: 'grid issue MODULE --export NAME [--env JSON] [--name PET] [--time-limit MS] [--replicable]',
     summary: 'make a closure over a module (a CID, a file or a pet name); print its token',
-    options: { export: { type: 'string' }, env: { type: 'string' }, name: { type: 'string' }, 'time-limit': { type: 'string' } },
+    options: { export: { type: 'string' }, env: { type: 'string' }, name: { type: 'string' }, 'time-limit': { type: 'string' }, replicable: { type: 'boolean' } },
     run: async (inv) => {
       const [moduleRef, ...extra] = inv.positionals;
       if (!moduleRef || extra.length > 0) throw new UsageError('issue takes exactly one MODULE');
@@ -244,7 +244,13 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       return withHome(inv, async (home, names) => {
         const code = await resolveModule(home, names, moduleRef);
         const limit = inv.values['time-limit'];
-        const token = await home.issue({ code, export: inv.values.export as string, env, ...(limit === undefined ? {} : { timeLimitMs: Number(limit) }) });
+        const token = await home.issue({
+          code,
+          export: inv.values.export as string,
+          env,
+          ...(limit === undefined ? {} : { timeLimitMs: Number(limit) }),
+          ...(inv.values.replicable ? { replicable: true } : {}),
+        });
         if (typeof inv.values.name === 'string') await names.set(inv.values.name, token);
         inv.io.out(inv.json ? toJsonText({ token, code }) : token);
         return EXIT.ok;

@@ -5,7 +5,7 @@
  */
 import { E } from '@endo/far';
 import WebSocket from 'ws';
-import type { Answer, Outcome } from '../kernel/kernel.js';
+import type { Answer, IssueSpec, Outcome } from '../kernel/kernel.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
@@ -20,7 +20,7 @@ export interface RemoteNode {
   forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number): Promise<Answer>;
   /** What the node's own principal may also do (refused for anyone else). */
   publish(bytes: Uint8Array): Promise<ModuleId>;
-  issue(spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }): Promise<Token>;
+  issue(spec: IssueSpec): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;

@@ -10,7 +10,7 @@ import { Far } from '@endo/far';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { Forwarder, Kernel } from '../kernel/kernel.js';
+import type { Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
 import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
 import { connectNode } from './client.js';
@@ -61,7 +61,7 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     peers: () => member().peers(),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
-    issue: (spec: { code: string; export: string; env?: unknown; timeLimitMs?: number }) => kernel.issue(spec),
+    issue: (spec: IssueSpec) => kernel.issue(spec),
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
   });
 };
