@@ -189,7 +189,7 @@ test('inspect decodes messages, records, journals and modules', async (t) => {
   // A grid message: tag 1735551332 around [link, "hello"].
   const message = 'da677269648' + '2d82a58250001711220' + '00'.repeat(32) + '6568656c6c6f';
   const decoded = await ok(home, ['inspect', message]);
-  t.regex(decoded, /^grid message \(\d+ bytes\) to bafy/);
+  t.regex(decoded, /^grid message \(\d+ bytes\): call to token bafy/);
   t.regex(decoded, /"hello"/);
   const bad = await ok(home, ['inspect', 'ff00']);
   t.regex(bad, /^unrecognised 2 bytes: CBOR decode error/);

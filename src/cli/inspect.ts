@@ -7,6 +7,8 @@
 import { decode, decodeMessage, isMessage, WireError } from '../wire/index.js';
 import { fromWire } from '../closures/values.js';
 import { toJsonText } from './format.js';
+import { CAPTP_PROTOCOL, HANDSHAKE_PROTOCOL } from '../net/handshake.js';
+import { FETCH_PROTOCOL, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../net/frames.js';
 
 export interface InspectReport {
   readonly kind: 'message' | 'closure' | 'journal' | 'cbor' | 'wasm' | 'text' | 'unknown';
@@ -16,7 +18,23 @@ export interface InspectReport {
   readonly text: string;
 }
 
-const CLOSURE_FIELDS = ['code', 'env', 'export', 'issuer', 'nonce', 'sig'].join();
+const CLOSURE_FIELDS = ['code', 'env', 'export', 'issuer', 'nonce', 'sig'];
+const OPTIONAL_CLOSURE_FIELDS = ['time', 'replicable'];
+const isClosureRecord = (value: object) => {
+  const keys = Object.keys(value);
+  return CLOSURE_FIELDS.every((key) => keys.includes(key)) && keys.every((key) => CLOSURE_FIELDS.includes(key) || OPTIONAL_CLOSURE_FIELDS.includes(key));
+};
+
+/** The protocol records a message's first CID may name; any other CID is the token a call is addressed to. */
+const PROTOCOLS = new Map(
+  [
+    ['handshake', HANDSHAKE_PROTOCOL],
+    ['CapTP', CAPTP_PROTOCOL],
+    ['reply', REPLY_PROTOCOL],
+    ['revocation notice', REVOCATION_PROTOCOL],
+    ['replica fetch', FETCH_PROTOCOL],
+  ].map(([name, cid]) => [cid!.toString(), name as string]),
+);
 
 const journalRecords = (bytes: Uint8Array): unknown[] | undefined => {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -40,8 +58,11 @@ export const inspectBytes = (bytes: Uint8Array): InspectReport => {
   if (isMessage(bytes)) {
     try {
       const { cid, slots } = decodeMessage(bytes);
-      const value = { to: cid.toString(), slots: fromWire(slots) };
-      return { kind: 'message', bytes: size, value, text: `grid message (${size} bytes) to ${value.to}\n${toJsonText(value.slots, 2)}` };
+      const to = cid.toString();
+      const protocol = PROTOCOLS.get(to) ?? 'call';
+      const value = { to, protocol, slots: fromWire(slots) };
+      const what = protocol === 'call' ? `call to token ${to}` : `${protocol} (${to})`;
+      return { kind: 'message', bytes: size, value, text: `grid message (${size} bytes): ${what}\n${toJsonText(value.slots, 2)}` };
     } catch (error) {
       const message = (error as Error).message;
       return { kind: 'message', bytes: size, error: message, text: `malformed grid message (${size} bytes): ${message}` };
@@ -59,7 +80,7 @@ export const inspectBytes = (bytes: Uint8Array): InspectReport => {
   let cborError: string | undefined;
   try {
     const value = fromWire(decode(bytes));
-    const isClosure = value !== null && typeof value === 'object' && Object.keys(value).sort().join() === CLOSURE_FIELDS;
+    const isClosure = value !== null && typeof value === 'object' && isClosureRecord(value);
     const kind = isClosure ? 'closure' : 'cbor';
     return { kind, bytes: size, value, text: `${isClosure ? 'closure record' : 'CBOR'} (${size} bytes)\n${toJsonText(value, 2)}` };
   } catch (error) {

@@ -12,18 +12,14 @@
  * to that one, on the connection that sent this challenge". Challenges are
  * fresh per connection, so a recorded `prove` is worthless on any other.
  */
-import { CID } from 'multiformats/cid';
-import { asPrincipal, DAG_CBOR_CODEC, type Principal } from '../caps/ids.js';
+import { asPrincipal, type Principal } from '../caps/ids.js';
 import { GridError } from '../caps/errors.js';
-import { encode } from '../wire/index.js';
 import { decodeMessage, encodeMessage } from '../wire/index.js';
-import { blockCid } from '../store/hashing.js';
+import { protocolCid } from './frames.js';
 import { verify, type Identity } from '../identity/identity.js';
 
-/** The protocol records the envelope's first CID names. */
-const protocol = (name: string): CID => blockCid(encode({ protocol: name }), DAG_CBOR_CODEC);
-export const HANDSHAKE_PROTOCOL = protocol('promisegrid/handshake/v1');
-export const CAPTP_PROTOCOL = protocol('promisegrid/captp/v1');
+export const HANDSHAKE_PROTOCOL = protocolCid('promisegrid/handshake/v1');
+export const CAPTP_PROTOCOL = protocolCid('promisegrid/captp/v1');
 
 /** Everything before authentication is this small. */
 export const MAX_HANDSHAKE_FRAME = 1024;
