@@ -33,7 +33,9 @@ test('a call is a message addressed to its token', (t) => {
   t.deepEqual(call.args, [1, 'two', { '/': token }, new Uint8Array([3])]);
   t.deepEqual(call.options, { follow: true, path: [principal] });
   t.regex(inspectBytes(bytes).text, new RegExp(`^grid message \\(\\d+ bytes\\): call to token ${token}`));
-  t.throws(() => decodeCall(message, 0), { message: /at most 0 principals/ });
+  t.throws(() => decodeCall(message, 0), { message: /1 to 0 principals/ });
+  t.deepEqual(decodeCall(decodeMessage(encodeCall(1, token, [], {})), 8).options, { follow: false }, 'a call that is not forwarded names no path');
+  t.throws(() => decodeCall(decodeMessage(encodeMessage(token, 1, new Uint8Array([0x80]), 0, [])), 8), { message: /path/ }, 'an empty path is refused');
 });
 
 test('replies carry each kind of outcome and whether it may be cached or replicated', (t) => {
@@ -50,12 +52,12 @@ test('replies carry each kind of outcome and whether it may be cached or replica
   }
   t.regex(inspectBytes(encodeReply(0, answers[2] as never)).text, /: reply \(bafy/);
   // A revoked answer never claims to be cacheable, whatever the sender says.
-  const lying = encodeMessage(REPLY_PROTOCOL, 1, { status: 'revoked', reason: 'no', cacheable: true });
-  t.false(decodeReply(decodeMessage(lying)).answer.cacheable);
-  for (const body of [{ status: 'maybe' }, { status: 'fulfilled' }, { status: 'revoked', reason: 5 }, { status: 'promised', token: 'nope' }]) {
-    t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, 1, body))), undefined, JSON.stringify(body));
+  const lying = encodeMessage(REPLY_PROTOCOL, 1, 1, 'no', 3);
+  t.deepEqual(decodeReply(decodeMessage(lying)).answer, { outcome: { status: 'revoked', reason: 'no' }, cacheable: false });
+  for (const slots of [[1, 3, 'x', 0], [1, 0, 'not bytes', 0], [1, 1, 5, 0], [1, 2, 'nope', 0], [1, 0, new Uint8Array([1])], [1, 0, new Uint8Array([1]), 0, 'extra'], [1, { status: 'fulfilled' }]]) {
+    t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, ...slots))), undefined, JSON.stringify(slots));
   }
-  t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, -1, { status: 'revoked', reason: 'x' }))), { message: /request id/ });
+  t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, -1, 1, 'x', 0))), { message: /request id/ });
 });
 
 test('revocation notices and fetches round-trip; a notice verifies only as signed', (t) => {

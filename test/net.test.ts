@@ -346,3 +346,18 @@ test('a revocation notice is believed only when signed by the issuer and sent by
   t.deepEqual(await client.call(token, [1]), { status: 'fulfilled', value: 1 }, 'B still answers');
   t.false(b.kernel.isRevoked(token as never));
 });
+
+test('E(node).call pipelines: a call on the further promise of a call not yet answered', async (t) => {
+  const { server, kernel } = await setup(t);
+  const code = await kernel.publish("export const order = (ctx) => ctx.issue({ export: 'greet' }); export const greet = (ctx, name) => 'hi ' + name;");
+  const order = await kernel.issue({ code, export: 'order' });
+  const session = await openSession(new WebSocket(server.url), { identity: generateIdentity(random), random });
+  t.teardown(() => session.close());
+  type Node = { call(token: unknown, args: unknown[]): Promise<{ status: string; token?: string; value?: unknown }> };
+  const node = session.bootstrap() as unknown as Promise<Node>;
+  const first = E(node).call(order, []);
+  // Sent before `first` is answered: the token is a promise for a field of its answer.
+  const second = E(node).call(E.get(first).token, ['Ada']);
+  t.deepEqual(await second, { status: 'fulfilled', value: 'hi Ada' });
+  t.is((await first).status, 'promised');
+});

@@ -27,12 +27,29 @@ const quote = (x: unknown): string => {
   return Object.prototype.toString.call(x);
 };
 
+/**
+ * `CID.parse` with a bounded memo: the same tokens recur message after
+ * message and record after record, and parsing base32 costs more than the
+ * rest of encoding a small message. CIDs are immutable, so sharing is safe.
+ */
+const parsedCids = new Map<string, CID>();
+const MAX_PARSED_CIDS = 4096;
+export const cidOf = (text: string): CID => {
+  let cid = parsedCids.get(text);
+  if (!cid) {
+    cid = CID.parse(text);
+    if (parsedCids.size >= MAX_PARSED_CIDS) parsedCids.clear();
+    parsedCids.set(text, cid);
+  }
+  return cid;
+};
+
 /** Parse a CIDv1 string, or explain in one line why it is not one. */
 export const parseCid = (text: unknown, what = 'CID'): CID => {
   if (typeof text !== 'string') throw new TypeError(`${what} must be a string (got ${quote(text)})`);
   let cid: CID;
   try {
-    cid = CID.parse(text);
+    cid = cidOf(text);
   } catch {
     throw new TypeError(`${what} is not a valid CID: ${quote(text)}`);
   }
@@ -46,6 +63,14 @@ const assertCodec = (cid: CID, codec: number, what: string, text: string) => {
       `${what} has the wrong codec (got 0x${cid.code.toString(16)}, expected 0x${codec.toString(16)}): ${quote(text)}`,
     );
   }
+};
+
+/** The token a decoded link names (a CIDv1 of a dag-cbor closure record), without printing and parsing it again. */
+export const tokenOfCid = (cid: CID): Token => {
+  const text = cid.toString();
+  if (cid.version !== 1) throw new TypeError(`token must be a CIDv1: ${quote(text)}`);
+  assertCodec(cid, DAG_CBOR_CODEC, 'token', text);
+  return text as Token;
 };
 
 export const asBlockId = (x: unknown): BlockId => parseCid(x, 'block id').toString() as BlockId;

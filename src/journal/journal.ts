@@ -2,9 +2,10 @@
 /**
  * The promise graph's durable record: an append-only file of dag-cbor records,
  * each framed by a 4-byte big-endian length, each naming the CID of the one
- * before (`prev`). Every flush ends with a `seal` record in which the node
- * signs the CID of the record before it; through the hash links that one
- * signature vouches for every earlier record. Signing per batch instead of
+ * before (`prev`). Written records are sealed within SEAL_INTERVAL_MS (and
+ * at every flush) by a `seal` record in which the node signs the CID of the
+ * record before it; through the hash links that one signature vouches for
+ * every earlier record. Signing per batch instead of
  * per record keeps Ed25519 off the call path (a signature costs more than a
  * whole warm call) without weakening what a reader can check.
  *
@@ -17,7 +18,7 @@
  * tampering, not a crash, and silently dropping records would lose history.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
+import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { LinkBytes } from '../wire/cbor.js';
 import { blockCidBytes } from '../store/hashing.js';
@@ -118,18 +119,6 @@ const frame = (bytes: Uint8Array) => {
   return out;
 };
 
-/** Tokens recur in record after record: parse each once. */
-const linkCache = new Map<string, CID>();
-const MAX_CACHED_LINKS = 4096;
-const parseLink = (text: string) => {
-  let cid = linkCache.get(text);
-  if (!cid) {
-    cid = CID.parse(text);
-    if (linkCache.size >= MAX_CACHED_LINKS) linkCache.clear();
-    linkCache.set(text, cid);
-  }
-  return cid;
-};
 
 /**
  * Journal entries are frozen instances whose `args` (a call's) or `value` (a
@@ -190,7 +179,7 @@ const toRecord = (entry: Entry, prev: Uint8Array | null, sig?: Uint8Array): unkn
   for (const name of LAYOUT[entry.kind]) {
     if (name === 'sig') record.push(sig);
     else if (ENCODED_FIELDS.has(name)) record.push(encodedPayload(entry));
-    else if (LINK_FIELDS.has(name)) record.push(parseLink(fields[name] as string));
+    else if (LINK_FIELDS.has(name)) record.push(cidOf(fields[name] as string));
     else record.push(fields[name] ?? null);
   }
   return record;
@@ -229,7 +218,21 @@ export interface JournalPowers {
   clock: () => number;
   /** Run a callback on a later turn (setImmediate in Node). */
   schedule: (callback: () => void) => void;
+  /**
+   * Run a callback after `ms` (must not keep the process alive); returns a
+   * cancel function. With it, batches are sealed at most every
+   * SEAL_INTERVAL_MS; without it, every batch ends with a seal.
+   */
+  setTimer?: (ms: number, callback: () => void) => () => void;
 }
+
+/**
+ * Most time records stay unsealed. A seal is an Ed25519 signature — more
+ * than a whole cache hit costs — so under a steady trickle of calls sealing
+ * every batch would sign once per call; this bounds it to a few dozen a
+ * second, whatever the load, and `flush`/`close` seal at once.
+ */
+export const SEAL_INTERVAL_MS = 50;
 
 export interface OpenedJournal {
   journal: Journal;
@@ -245,6 +248,10 @@ export class Journal {
   #head: Uint8Array | null;
   #nextSeq: number;
   #scheduled = false;
+  /** Records written since the last seal, and when that seal was made. */
+  #unsealed = 0;
+  #lastSeal = Number.NEGATIVE_INFINITY;
+  #cancelSeal: (() => void) | undefined;
   #writing: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #closed = false;
@@ -272,7 +279,8 @@ export class Journal {
     const journal = new Journal(powers, entries, head);
     // Records that made it to disk after the last seal are intact (their
     // links check out) but unsigned: vouch for them now.
-    if (unsealed > 0) await journal.flush({ seal: true });
+    journal.#unsealed = unsealed;
+    if (unsealed > 0) await journal.flush();
     return { journal, droppedBytes };
   }
 
@@ -354,9 +362,9 @@ export class Journal {
     return entry;
   }
 
-  /** Make everything appended so far durable; rejects if a write failed. */
-  async flush(options: { seal?: boolean } = {}): Promise<void> {
-    await this.#startWrite(options.seal);
+  /** Make everything appended so far durable and sealed; rejects if a write failed. */
+  async flush(): Promise<void> {
+    await this.#startWrite(true);
     await this.#powers.file.sync();
     if (this.#failure) throw this.#failure;
   }
@@ -365,16 +373,18 @@ export class Journal {
     if (this.#closed) return;
     await this.flush();
     this.#closed = true;
+    this.#cancelSeal?.();
     await this.#powers.file.close();
   }
 
   /**
-   * Encode, link and seal the pending batch synchronously (so sequence order
-   * is file order), then queue one write for it.
+   * Encode and link the pending batch synchronously (so sequence order is
+   * file order), seal it if a seal is due (or `sealNow`), then queue one
+   * write for it. If no seal was due, one is set for later.
    */
-  #startWrite(forceSeal = false): Promise<void> {
+  #startWrite(sealNow = false): Promise<void> {
     const batch = this.#pending;
-    if (batch.length === 0 && !forceSeal) return this.#writing;
+    if (batch.length === 0 && (!sealNow || this.#unsealed === 0)) return this.#writing;
     this.#pending = [];
     const frames: Uint8Array[] = [];
     let head = this.#head;
@@ -384,10 +394,22 @@ export class Journal {
       head = blockCidBytes(bytes, DAG_CBOR_CODEC);
     };
     for (const entry of batch) push(entry);
-    if (head) {
-      const seal = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), kind: 'seal', signer: this.#powers.identity.principal });
+    this.#unsealed += batch.length;
+    const now = this.#powers.clock();
+    const setTimer = this.#powers.setTimer;
+    if (head && this.#unsealed > 0 && (sealNow || !setTimer || now - this.#lastSeal >= SEAL_INTERVAL_MS)) {
+      const seal = makeEntry({ seq: this.#nextSeq++, at: now, kind: 'seal', signer: this.#powers.identity.principal });
       push(seal, this.#powers.identity.sign(sealBytes(head)));
       this.#entries.push(seal);
+      this.#unsealed = 0;
+      this.#lastSeal = now;
+      this.#cancelSeal?.();
+      this.#cancelSeal = undefined;
+    } else if (this.#unsealed > 0 && setTimer && !this.#cancelSeal) {
+      this.#cancelSeal = setTimer(SEAL_INTERVAL_MS, () => {
+        this.#cancelSeal = undefined;
+        if (!this.#closed) void this.#startWrite(true);
+      });
     }
     this.#head = head;
     const total = frames.reduce((n, f) => n + f.length, 0);

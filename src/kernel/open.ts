@@ -28,13 +28,19 @@ const setTimer = (ms: number, callback: () => void) => {
   const timer = setTimeout(callback, ms);
   return () => clearTimeout(timer);
 };
+/** The journal's seal timer: it must not keep a process alive (close seals anyway). */
+const setBackgroundTimer = (ms: number, callback: () => void) => {
+  const timer = setTimeout(callback, ms);
+  timer.unref();
+  return () => clearTimeout(timer);
+};
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
   const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
-    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate, setTimer: setBackgroundTimer });
     return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log, forward: options.forward });
   }
   if (typeof options.home !== 'string' || options.home.length === 0) throw new TypeError('openKernel: home must be a directory path');
@@ -52,6 +58,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       identity,
       clock: Date.now,
       schedule: setImmediate,
+      setTimer: setBackgroundTimer,
     });
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
     return new Kernel({

@@ -2,8 +2,10 @@
  * The grid messages a session carries after the handshake, besides CapTP.
  * Each is one envelope per WebSocket frame; its leading CID says what it is:
  *
- *   <token>        [id, args, options]      call the token (args: canonical CBOR of the argument array)
- *   reply          [id, answer]             the answer to request `id`
+ *   <token>        [id, args, flags, path?] call the token (args: canonical CBOR of the argument array;
+ *                                           flags: 1 follow further promises; path: the nodes a forwarded call passed)
+ *   reply          [id, status, payload, flags]  the answer to request `id`: 0 fulfilled (value bytes),
+ *                                           1 revoked (reason), 2 promised (token); flags: 1 cacheable, 2 replicable
  *   revocation     [id, notice]             a signed revocation, for nodes that cached the token's answers
  *   fetch          [id, token]              a replicable closure's blocks (answered with { closure, modules })
  *
@@ -15,7 +17,7 @@
  * operations.
  */
 import type { CID } from 'multiformats/cid';
-import { asPrincipal, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../caps/ids.js';
+import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type Token } from '../caps/ids.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
 import { encode, encodeMessage, type Message } from '../wire/index.js';
@@ -45,50 +47,56 @@ const bad = (why: string): never => {
 const requestId = (value: unknown): number =>
   Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : bad(`a request id is a whole number (got ${typeof value})`);
 
+/*
+ * Calls and replies are positional arrays, not maps: they are the hot path,
+ * and a map's keys cost more to encode (sorted) and decode than the rest of
+ * a small message. Flags are bits of one unsigned integer.
+ */
+const FOLLOW = 1;
+const CACHEABLE = 1;
+const REPLICABLE = 2;
+const STATUSES = ['fulfilled', 'revoked', 'promised'] as const;
+
 export const encodeCall = (id: number, token: Token, args: readonly unknown[], options: CallOptions): Uint8Array => {
-  const wireOptions: Record<string, unknown> = {};
-  if (options.follow) wireOptions.follow = true;
-  if (options.path && options.path.length > 0) wireOptions.path = [...options.path];
-  return encodeMessage(token, id, encodeValue(args), wireOptions);
+  const flags = options.follow ? FOLLOW : 0;
+  const path = options.path ?? [];
+  return path.length > 0 ? encodeMessage(token, id, encodeValue(args), flags, [...path]) : encodeMessage(token, id, encodeValue(args), flags);
 };
 
 export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: CallOptions } => {
-  const [id, args, options, ...extra] = message.slots;
-  if (extra.length > 0 || !(args instanceof Uint8Array) || options === null || typeof options !== 'object') bad('a call is [id, args bytes, options]');
+  const [id, args, flags, path, ...extra] = message.slots;
+  if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?]');
   const decodedArgs = decodeValue(args as Uint8Array);
   if (!Array.isArray(decodedArgs)) bad('call arguments must be an array');
-  const { follow, path } = options as { follow?: unknown; path?: unknown };
-  if (path !== undefined && (!Array.isArray(path) || path.length > maxPath)) bad(`a forwarding path is a list of at most ${maxPath} principals`);
+  if (path !== undefined && (!Array.isArray(path) || path.length === 0 || path.length > maxPath)) bad(`a forwarding path is a list of 1 to ${maxPath} principals`);
   return {
     id: requestId(id),
-    token: asToken(message.cid.toString()),
+    token: tokenOfCid(message.cid),
     args: decodedArgs as GridValue[],
-    options: { follow: follow === true, ...(path ? { path: (path as unknown[]).map((p) => asPrincipal(p)) } : {}) },
+    options: { follow: ((flags as number) & FOLLOW) !== 0, ...(path ? { path: (path as unknown[]).map((p) => asPrincipal(p)) } : {}) },
   };
 };
 
 export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   const { outcome } = answer;
-  const body =
-    outcome.status === 'fulfilled'
-      ? { status: 'fulfilled', value: encodeValue(outcome.value), ...(answer.cacheable ? { cacheable: true } : {}), ...(answer.replicable ? { replicable: true } : {}) }
-      : outcome.status === 'revoked'
-        ? { status: 'revoked', reason: outcome.reason }
-        : { status: 'promised', token: outcome.token };
-  return encodeMessage(REPLY_PROTOCOL, id, body);
+  if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0);
+  if (outcome.status === 'promised') return encodeMessage(REPLY_PROTOCOL, id, 2, outcome.token, 0);
+  const flags = (answer.cacheable ? CACHEABLE : 0) | (answer.replicable ? REPLICABLE : 0);
+  return encodeMessage(REPLY_PROTOCOL, id, 0, encodeValue(outcome.value), flags);
 };
 
 export const decodeReply = (message: Message): { id: number; answer: Answer } => {
-  const [id, body, ...extra] = message.slots;
-  if (extra.length > 0 || body === null || typeof body !== 'object') bad('a reply is [id, answer]');
-  const { status, value, reason, token, cacheable, replicable } = body as Record<string, unknown>;
+  const [id, code, payload, flags, ...extra] = message.slots;
+  const status = typeof code === 'number' ? STATUSES[code] : undefined;
+  if (extra.length > 0 || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags]');
   let outcome: Outcome;
-  if (status === 'fulfilled' && value instanceof Uint8Array) outcome = Object.freeze({ status, value: decodeValue(value) });
-  else if (status === 'revoked' && typeof reason === 'string') outcome = Object.freeze({ status, reason });
-  else if (status === 'promised') outcome = Object.freeze({ status, token: asToken(token) });
-  else return bad(`not an answer (status ${String(status)})`);
-  const fulfilled = status === 'fulfilled';
-  return { id: requestId(id), answer: { outcome, cacheable: fulfilled && cacheable === true, ...(fulfilled && replicable === true ? { replicable: true } : {}) } };
+  if (status === 'fulfilled' && payload instanceof Uint8Array) outcome = Object.freeze({ status, value: decodeValue(payload) });
+  else if (status === 'revoked' && typeof payload === 'string') outcome = Object.freeze({ status, reason: payload });
+  else if (status === 'promised') outcome = Object.freeze({ status, token: asToken(payload) });
+  else return bad(`a ${status} reply has the wrong payload`);
+  // Only a value can be cached or replicated, whatever the flags say.
+  const bits = status === 'fulfilled' ? (flags as number) : 0;
+  return { id: requestId(id), answer: { outcome, cacheable: (bits & CACHEABLE) !== 0, ...((bits & REPLICABLE) !== 0 ? { replicable: true } : {}) } };
 };
 
 export const encodeRevocation = (id: number, notice: RevocationNotice): Uint8Array =>

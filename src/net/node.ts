@@ -46,8 +46,12 @@ const Fail = (message: string): never => {
  * itself, and redeem an invitation.
  */
 const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Membership | undefined) => {
-  const call = (token: string, args: unknown[] = [], options: { follow?: boolean } = {}) =>
-    kernel.call(token, args, { follow: options?.follow === true, caller: peer });
+  // The token may arrive as a promise — say `E.get(E(node).call(order)).token`,
+  // the further promise of a call not yet answered: CapTP hands the node its
+  // own answer's promise, so the second call waits here, not a round trip
+  // away (promise pipelining).
+  const call = async (token: string | Promise<string>, args: unknown[] = [], options: { follow?: boolean } = {}) =>
+    kernel.call(await token, args, { follow: options?.follow === true, caller: peer });
   const member = () => membership() ?? Fail('this node takes no invitations');
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, redeem });

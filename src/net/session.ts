@@ -129,8 +129,21 @@ const DONE: Answer = Object.freeze({ outcome: Object.freeze({ status: 'fulfilled
 
 /** After the handshake: grid calls and CapTP, each frame a grid envelope. */
 const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handlers: SessionHandlers, peer: Principal): Session => {
+  // Frames sent in one turn leave in one write: many calls in flight then
+  // cost a system call per turn, not per frame. (ws exposes no cork of its
+  // own; `_socket` is the net.Socket under it.)
+  const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  let corked = false;
   const send = (bytes: Uint8Array) => {
     if (socket.readyState !== socket.OPEN) return;
+    if (tcp && !corked) {
+      corked = true;
+      tcp.cork();
+      process.nextTick(() => {
+        corked = false;
+        tcp.uncork();
+      });
+    }
     socket.send(bytes, { binary: true });
     if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
   };

@@ -15,6 +15,7 @@
  */
 import { decode as cborgDecode, encode as cborgEncode, Token, Type } from 'cborg';
 import { CID } from 'multiformats/cid';
+import { cidOf } from '../caps/ids.js';
 import { WireError } from './errors.js';
 
 export interface DecodeLimits {
@@ -79,7 +80,7 @@ const makeEncodeOptions = (linkForm: boolean) => ({
       const text = linkForm ? linkText(value) : undefined;
       if (text === undefined) return null;
       try {
-        return linkTokens(CID.parse(text));
+        return linkTokens(cidOf(text));
       } catch {
         throw new TypeError(`not a valid link: ${JSON.stringify(text.slice(0, 80))}`);
       }
@@ -297,13 +298,23 @@ export interface RootTag {
   readonly encode: (value: unknown) => Uint8Array;
 }
 
+/** Decode options for each root tag, made once: building them per message cost as much as decoding it. */
+const rootOptions = new WeakMap<RootTag, typeof decodeOptions>();
+const optionsWithRoot = (root: RootTag) => {
+  let options = rootOptions.get(root);
+  if (!options) {
+    options = { ...decodeOptions, tags: Object.assign([], decodeOptions.tags, { [root.tag]: tagDecoder(root.decode) }) };
+    rootOptions.set(root, options);
+  }
+  return options;
+};
+
 export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
   scan(bytes, limits, root?.tag);
   let value: unknown;
   try {
-    const tags = root ? Object.assign([], decodeOptions.tags, { [root.tag]: tagDecoder(root.decode) }) : decodeOptions.tags;
-    value = cborgDecode(bytes, { ...decodeOptions, tags } as never);
+    value = cborgDecode(bytes, (root ? optionsWithRoot(root) : decodeOptions) as never);
   } catch (error) {
     throw classify(error);
   }

@@ -6,7 +6,8 @@
  * leading CID is the protocol.
  */
 import { CID } from 'multiformats/cid';
-import { decodeWith, DEFAULT_LIMITS, encode, GRID_TAG, type DecodeLimits } from './cbor.js';
+import { decodeWith, DEFAULT_LIMITS, encode, GRID_TAG, type DecodeLimits, type RootTag } from './cbor.js';
+import { cidOf } from '../caps/ids.js';
 import { WireError } from './errors.js';
 
 const ENVELOPE_PREFIX = [0xda, 0x67, 0x72, 0x69, 0x64];
@@ -24,8 +25,14 @@ const encodeEnvelope = (items: unknown): Uint8Array => {
   return out;
 };
 
+const ENVELOPE_TAG: RootTag = Object.freeze({
+  tag: GRID_TAG,
+  decode: (inner: unknown) => new Envelope(inner),
+  encode: (decoded: unknown) => encodeEnvelope((decoded as Envelope).items),
+});
+
 export const encodeMessage = (cid: CID | string, ...slots: unknown[]): Uint8Array => {
-  const link = typeof cid === 'string' ? CID.parse(cid) : CID.asCID(cid);
+  const link = typeof cid === 'string' ? cidOf(cid) : CID.asCID(cid);
   if (!link) throw new TypeError('encodeMessage: the first slot must be a CID');
   return encodeEnvelope([link, ...slots]);
 };
@@ -40,11 +47,7 @@ export interface Message {
 
 export const decodeMessage = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): Message => {
   if (!isMessage(bytes)) throw new WireError('ERR_NOT_A_MESSAGE', 'not a grid message (expected tag 1735551332 first)');
-  const value = decodeWith(bytes, { ...DEFAULT_LIMITS, ...limits }, {
-    tag: GRID_TAG,
-    decode: (inner) => new Envelope(inner),
-    encode: (decoded) => encodeEnvelope((decoded as Envelope).items),
-  });
+  const value = decodeWith(bytes, { ...DEFAULT_LIMITS, ...limits }, ENVELOPE_TAG);
   const items = value instanceof Envelope ? value.items : undefined;
   if (!Array.isArray(items) || items.length === 0 || !CID.asCID(items[0])) {
     throw new WireError('ERR_NOT_A_MESSAGE', 'a grid message is an array whose first item is a link');
