@@ -119,15 +119,26 @@ export const encodeLinkForm = (value: unknown): Uint8Array => cborgEncode(value,
 type TagDecodeControl = () => unknown;
 const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: TagDecodeControl) => decodeContent(control());
 
+const sameBytes = (a: Uint8Array, b: Uint8Array) => {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
+
 const decodeLink = (content: unknown) => {
   if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
     throw new WireError('ERR_BAD_LINK', 'tag 42 must wrap a byte string 0x00 followed by a CID');
   }
+  let cid: CID;
   try {
-    return CID.decode(content.subarray(1));
+    cid = CID.decode(content.subarray(1));
   } catch (error) {
     throw new WireError('ERR_BAD_LINK', `tag 42 does not hold a valid CID (${(error as Error).message})`);
   }
+  // CID.decode reads some malformed prefixes as another CID (e.g. a version
+  // byte 0 as CIDv0): a link is canonical only if it is the CID's own bytes.
+  if (!sameBytes(cid.bytes, content.subarray(1))) throw new WireError('ERR_BAD_LINK', 'tag 42 holds bytes that are not a CID in its own encoding');
+  return cid;
 };
 
 const decodeOptions = {
@@ -174,17 +185,36 @@ const isUtf8 = (bytes: Uint8Array, from: number, to: number): boolean => {
   return true;
 };
 
-/** Frame of the structure scan: children still expected, and whether it is a map. */
+/** Frame of the structure scan: children still expected, whether it is a map, and where its last key was. */
 interface Open {
   remaining: number;
   map: boolean;
+  keyStart: number;
+  keyEnd: number;
 }
 
+/** Bytewise order of two encoded keys in `bytes`: negative if the first sorts first. */
+const compareKeys = (bytes: Uint8Array, aStart: number, aEnd: number, bStart: number, bEnd: number): number => {
+  const length = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < length; i++) {
+    const difference = bytes[aStart + i]! - bytes[bStart + i]!;
+    if (difference !== 0) return difference;
+  }
+  return aEnd - aStart - (bEnd - bStart);
+};
+
+/** Smallest argument each header size may carry in core deterministic form. */
+const MIN_ARGUMENT = [24, 256, 65536, 2 ** 32];
+
 /**
- * Walk item headers only. `allowTag` says which tag may appear at the root
- * (the envelope); tag 42 is allowed anywhere.
+ * Walk item headers only, enforcing limits before anything is allocated, and
+ * the parts of core deterministic form that headers show: every argument in
+ * its shortest form, map keys in strictly increasing bytewise order (so no
+ * duplicates). `rootTag` says which tag may appear at the root (the
+ * envelope); tag 42 is allowed anywhere. Returns whether the input holds a
+ * float, whose shortest form only a re-encoding can check.
  */
-export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number): void => {
+export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number): { floats: boolean } => {
   if (bytes.length > limits.maxBytes) {
     throw new WireError('ERR_TOO_LARGE', `input is ${bytes.length} bytes (limit ${limits.maxBytes})`);
   }
@@ -192,6 +222,7 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
   const stack: Open[] = [];
   let pos = 0;
   let items = 0;
+  let floats = false;
   for (;;) {
     if (pos >= bytes.length) throw new WireError('ERR_TRUNCATED', `input ends inside an item at byte ${pos}`);
     const parent = stack[stack.length - 1];
@@ -222,8 +253,10 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
         if (!finite) throw new WireError('ERR_BAD_FLOAT', `NaN or infinity at byte ${start}`);
         pos += size;
         argument = -1;
+        floats = true;
       } else {
         argument = size === 1 ? view.getUint8(pos) : size === 2 ? view.getUint16(pos) : size === 4 ? view.getUint32(pos) : view.getUint32(pos) * 2 ** 32 + view.getUint32(pos + 4);
+        if (argument < MIN_ARGUMENT[minor - 24]!) throw new WireError('ERR_NON_CANONICAL', `argument at byte ${start} is not in its shortest form`);
         pos += size;
       }
     } else if (major === 7 && (minor < 20 || minor === 23)) {
@@ -241,6 +274,13 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
           throw new WireError('ERR_MALFORMED', `text string at byte ${start} is not valid UTF-8`);
         }
         pos += argument;
+        if (atKey) {
+          const order = parent.keyEnd > parent.keyStart ? compareKeys(bytes, parent.keyStart, parent.keyEnd, start, pos) : -1;
+          if (order === 0) throw new WireError('ERR_DUPLICATE_KEY', `map key at byte ${start} repeats the one before it`);
+          if (order > 0) throw new WireError('ERR_NON_CANONICAL', `map key at byte ${start} is out of order (core deterministic form sorts keys bytewise)`);
+          parent.keyStart = start;
+          parent.keyEnd = pos;
+        }
         break;
       case 4:
       case 5:
@@ -260,7 +300,7 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
     }
     if (children > 0) {
       if (stack.length + 1 > limits.maxDepth) throw new WireError('ERR_TOO_DEEP', `nesting deeper than ${limits.maxDepth} at byte ${start}`);
-      stack.push({ remaining: children, map: major === 5 });
+      stack.push({ remaining: children, map: major === 5, keyStart: 0, keyEnd: 0 });
       continue;
     }
     // The item is complete: close every container it completes.
@@ -268,19 +308,13 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
       const top = stack[stack.length - 1];
       if (!top) {
         if (pos !== bytes.length) throw new WireError('ERR_TRAILING_BYTES', `${bytes.length - pos} bytes after the item (got ${bytes.length}, expected ${pos})`);
-        return;
+        return { floats };
       }
       top.remaining -= 1;
       if (top.remaining > 0) break;
       stack.pop();
     }
   }
-};
-
-const sameBytes = (a: Uint8Array, b: Uint8Array) => {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 };
 
 const classify = (error: unknown): WireError => {
@@ -311,21 +345,26 @@ const optionsWithRoot = (root: RootTag) => {
 
 export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
-  scan(bytes, limits, root?.tag);
+  const { floats } = scan(bytes, limits, root?.tag);
   let value: unknown;
   try {
     value = cborgDecode(bytes, (root ? optionsWithRoot(root) : decodeOptions) as never);
   } catch (error) {
     throw classify(error);
   }
-  let again: Uint8Array;
-  try {
-    again = root ? root.encode(value) : encode(value);
-  } catch (error) {
-    throw new WireError('ERR_MALFORMED', (error as Error).message);
-  }
-  if (!sameBytes(again, bytes)) {
-    throw new WireError('ERR_NON_CANONICAL', 'input is not in core deterministic form (a non-shortest form or unsorted map keys)');
+  // The scan proved every header shortest and every map sorted; only a
+  // float's width needs the encoder's word (shortest of half, single or
+  // double that holds the value exactly; integral values as integers).
+  if (floats) {
+    let again: Uint8Array;
+    try {
+      again = root ? root.encode(value) : encode(value);
+    } catch (error) {
+      throw new WireError('ERR_MALFORMED', (error as Error).message);
+    }
+    if (!sameBytes(again, bytes)) {
+      throw new WireError('ERR_NON_CANONICAL', 'input is not in core deterministic form (a float not in its shortest form)');
+    }
   }
   return value;
 };
