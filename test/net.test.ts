@@ -361,3 +361,20 @@ test('E(node).call pipelines: a call on the further promise of a call not yet an
   t.deepEqual(await second, { status: 'fulfilled', value: 'hi Ada' });
   t.is((await first).status, 'promised');
 });
+
+test('the library API: kernel.listen serves a kernel, kernel.call({ via }) calls through another node', async (t) => {
+  const a = await openKernel({ memory: true, limits: { vats: 1 } });
+  const b = await openKernel({ memory: true, limits: { vats: 1 } });
+  t.teardown(() => Promise.all([a.close(), b.close()]).then(() => {}));
+  const code = await a.publish('export const add = (ctx, x, y) => x + y; export const who = (ctx) => ctx.caller;');
+  const add = await a.issue({ code, export: 'add' });
+  const who = await a.issue({ code, export: 'who' });
+  const url = await a.listen({ host: '127.0.0.1', port: 0 });
+  t.regex(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
+  t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'fulfilled', value: 5 });
+  t.deepEqual(await b.call(who, [], { via: url }), { status: 'fulfilled', value: b.principal }, 'A sees B as the caller');
+  t.deepEqual(await b.call(add, [2, 3]), { status: 'revoked', reason: 'unknown token' }, 'without via, B has no such token');
+  await a.close();
+  await new Promise((resolve) => setTimeout(resolve, 200)); // B's end of the connection hears the close
+  t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'revoked', reason: 'unreachable' });
+});

@@ -93,6 +93,18 @@ export interface KernelPowers {
   readonly log?: (token: Token, line: string) => void;
   /** Peers to ask about tokens this node does not hold (forwarding); none if absent. */
   readonly forward?: Forwarder;
+  /** Serving this kernel to the network and calling other nodes; the kernel has no network without it. */
+  readonly network?: Network;
+}
+
+/** What the kernel needs of a network: the Node wiring gives WebSockets. */
+export interface Network {
+  /** Serve `kernel` to peers and clients; resolves once it listens. */
+  listen(kernel: Kernel, options: { host?: string; port?: number }): Promise<{ readonly url: string; close(): Promise<void> }>;
+  /** Call a token on the node at `url`, as this kernel's principal. Never rejects. */
+  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number }): Promise<Outcome>;
+  /** Drop every connection it opened. */
+  close(): Promise<void>;
 }
 
 export interface CallOptions {
@@ -102,6 +114,8 @@ export interface CallOptions {
   readonly caller?: Principal;
   /** The nodes a forwarded call has already passed through, first to last. */
   readonly path?: readonly Principal[];
+  /** Make the call on the node at this URL (`ws://host:port`) rather than here. */
+  readonly via?: string;
 }
 
 /**
@@ -171,6 +185,7 @@ export class Kernel {
   /** Signed revocations, heard from peers or (lazily) signed here. */
   readonly #notices = new Map<Token, RevocationNotice>();
   readonly #revocationListeners = new Set<RevocationListener>();
+  readonly #servers: Array<{ close(): Promise<void> }> = [];
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -453,7 +468,21 @@ export class Kernel {
    * throws: every failure is a revoked outcome.
    */
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
+    if (options.via !== undefined) {
+      if (this.#closed) return revoked('kernel is closed');
+      if (!this.#powers.network) return revoked('this kernel has no network');
+      return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs });
+    }
     return (await this.answer(token, args, options)).outcome;
+  }
+
+  /** Serve this kernel on a WebSocket; resolves with its URL (`ws://host:port`). Stops when the kernel closes. */
+  async listen(options: { host?: string; port?: number } = {}): Promise<string> {
+    this.#assertOpen();
+    if (!this.#powers.network) throw new KernelError('ERR_NO_NETWORK', 'this kernel has no network');
+    const server = await this.#powers.network.listen(this, options);
+    this.#servers.push(server);
+    return server.url;
   }
 
   /** `call`, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
@@ -637,6 +666,8 @@ export class Kernel {
     if (this.#closed) return;
     this.#closed = true;
     try {
+      for (const server of this.#servers) await server.close();
+      await this.#powers.network?.close();
       await this.#vats.close();
       await this.#powers.journal.close();
     } finally {

@@ -9,7 +9,9 @@ import { Journal, memoryJournalFile } from '../journal/journal.js';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { acquireHomeLock } from '../home/lock.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
-import { Kernel, type Forwarder, type KernelLimits } from './kernel.js';
+import { Kernel, type Forwarder, type KernelLimits, type Network } from './kernel.js';
+import { NodeSessions, serveNode } from '../net/node.js';
+import { connectNode, type RemoteNode } from '../net/client.js';
 import type { Token } from '../caps/ids.js';
 
 interface CommonOptions {
@@ -35,13 +37,65 @@ const setBackgroundTimer = (ms: number, callback: () => void) => {
   return () => clearTimeout(timer);
 };
 
+/**
+ * WebSockets for a kernel opened here: `kernel.listen()` serves it (with the
+ * same sessions as a `grid start` node), `kernel.call(…, { via })` reaches
+ * another node, one connection per URL, kept until the kernel closes.
+ */
+const webSocketNetwork = (identity: Identity): Network => {
+  const connections = new Map<string, Promise<RemoteNode>>();
+  let sessions: NodeSessions | undefined;
+  const reach = (url: string) => {
+    let connection = connections.get(url);
+    if (!connection) {
+      connection = connectNode(url, { identity, random: nodeRandomBytes });
+      connections.set(url, connection);
+      connection.then(
+        (remote) => void remote.session.closed.then(() => connections.delete(url)),
+        () => connections.delete(url),
+      );
+    }
+    return connection;
+  };
+  return {
+    listen: async (kernel, { host, port }) => {
+      sessions ??= new NodeSessions(kernel);
+      return serveNode(kernel, { identity, random: nodeRandomBytes, host, port, sessions });
+    },
+    call: async (url, token, args, { follow, timeoutMs }) => {
+      let remote: RemoteNode;
+      try {
+        remote = await reach(url);
+      } catch {
+        return Object.freeze({ status: 'revoked', reason: 'unreachable' });
+      }
+      return remote.call(token, args, { follow, timeoutMs });
+    },
+    close: async () => {
+      sessions?.close();
+      for (const connection of connections.values()) await connection.then((remote) => remote.close(), () => {});
+    },
+  };
+};
+
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
   const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate, setTimer: setBackgroundTimer });
-    return new Kernel({ store: openMemoryBlockStore(), identity, journal, clock: Date.now, randomBytes: nodeRandomBytes, setTimer, limits: options.limits, log: options.log, forward: options.forward });
+    return new Kernel({
+      store: openMemoryBlockStore(),
+      identity,
+      journal,
+      clock: Date.now,
+      randomBytes: nodeRandomBytes,
+      setTimer,
+      limits: options.limits,
+      log: options.log,
+      forward: options.forward,
+      network: webSocketNetwork(identity),
+    });
   }
   if (typeof options.home !== 'string' || options.home.length === 0) throw new TypeError('openKernel: home must be a directory path');
   const paths = homePaths(options.home);
@@ -71,6 +125,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       limits: options.limits,
       log: options.log,
       forward: options.forward,
+      network: webSocketNetwork(identity),
       onClose: release,
     });
   } catch (error) {
