@@ -378,3 +378,13 @@ test('the library API: kernel.listen serves a kernel, kernel.call({ via }) calls
   await new Promise((resolve) => setTimeout(resolve, 200)); // B's end of the connection hears the close
   t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'revoked', reason: 'unreachable' });
 });
+
+test('a call whose arguments are not grid data is revoked on the caller side; the session goes on', async (t) => {
+  const { server, tokens } = await setup(t);
+  const remote = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => remote.close());
+  const outcome = await remote.call(tokens.add, [() => 1]);
+  t.is(outcome.status, 'revoked');
+  t.regex((outcome as { reason: string }).reason, /bad arguments: a function is not grid data/);
+  t.deepEqual(await remote.call(tokens.add, [1, 2]), { status: 'fulfilled', value: 3 });
+});

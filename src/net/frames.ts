@@ -31,7 +31,7 @@ export const REVOCATION_PROTOCOL = protocolCid('promisegrid/revocation/v1');
 export const FETCH_PROTOCOL = protocolCid('promisegrid/fetch/v1');
 
 /** How a call travels: as the caller's own, or forwarded along `path` (the nodes it passed, first to last). */
-export interface CallOptions {
+export interface WireCallOptions {
   readonly follow?: boolean;
   readonly path?: readonly Principal[];
 }
@@ -57,13 +57,13 @@ const CACHEABLE = 1;
 const REPLICABLE = 2;
 const STATUSES = ['fulfilled', 'revoked', 'promised'] as const;
 
-export const encodeCall = (id: number, token: Token, args: readonly unknown[], options: CallOptions): Uint8Array => {
+export const encodeCall = (id: number, token: Token, args: readonly unknown[], options: WireCallOptions): Uint8Array => {
   const flags = options.follow ? FOLLOW : 0;
   const path = options.path ?? [];
   return path.length > 0 ? encodeMessage(token, id, encodeValue(args), flags, [...path]) : encodeMessage(token, id, encodeValue(args), flags);
 };
 
-export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: CallOptions } => {
+export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: WireCallOptions } => {
   const [id, args, flags, path, ...extra] = message.slots;
   if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?]');
   const decodedArgs = decodeValue(args as Uint8Array);

@@ -32,7 +32,7 @@ import {
   replicaValue,
   REPLY_PROTOCOL,
   REVOCATION_PROTOCOL,
-  type CallOptions,
+  type WireCallOptions,
 } from './frames.js';
 import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, serverHandshake, type FrameChannel } from './handshake.js';
 
@@ -52,7 +52,7 @@ export interface Session {
   /** The other side's bootstrap object, for `E(...)`. */
   readonly bootstrap: () => Promise<unknown>;
   /** Call a token the other side answers; past `timeoutMs` the call ends `unreachable`. Never rejects. */
-  call(token: Token, args: readonly unknown[], options?: CallOptions & { timeoutMs?: number }): Promise<Answer>;
+  call(token: Token, args: readonly unknown[], options?: WireCallOptions & { timeoutMs?: number }): Promise<Answer>;
   /** Tell the other side of a revocation; resolves with its acknowledgement or refusal. */
   revoke(notice: RevocationNotice, timeoutMs: number): Promise<Answer>;
   /** A replicable closure's blocks from the other side; rejects with its refusal. */
@@ -117,7 +117,7 @@ const MAX_PATH = 64;
 
 /** What a session does with requests from its peer; a side without a handler refuses that kind. */
 export interface SessionHandlers {
-  call?(token: Token, args: GridValue[], options: CallOptions): Promise<Answer>;
+  call?(token: Token, args: GridValue[], options: WireCallOptions): Promise<Answer>;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
   revocation?(notice: RevocationNotice): Promise<void>;
   /** A replicable closure's blocks; throw to refuse. */
@@ -163,6 +163,12 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }): Promise<Answer> => {
     if (!open) return Promise.resolve(refused('disconnected'));
     const id = nextId++;
+    let bytes: Uint8Array;
+    try {
+      bytes = frame(id);
+    } catch (error) {
+      return Promise.resolve(refused(`bad arguments: ${describeThrown(error)}`));
+    }
     return new Promise<Answer>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       if (timeout) timer = setTimeout(() => waiting.delete(id) && resolve(refused(timeout.reason)), Math.max(0, timeout.ms));
@@ -171,7 +177,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         waiting.delete(id);
         resolve(answer);
       });
-      send(frame(id));
+      send(bytes);
     });
   };
 
@@ -246,7 +252,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   return harden({
     peer,
     bootstrap: bootstrapOnce,
-    call: (token: Token, args: readonly unknown[], options: CallOptions & { timeoutMs?: number } = {}) =>
+    call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number } = {}) =>
       request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }),
     revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
     fetch: async (token: Token, timeoutMs: number) => {
@@ -267,7 +273,7 @@ export interface SessionOptions {
   readonly handshakeMs?: number;
 }
 
-const handshakeThenCapTP =
+const handshakeThenSession =
   (role: 'node' | 'client', handshake: typeof serverHandshake) =>
   async (socket: WebSocket, options: SessionOptions): Promise<Session> => {
     const channel = handshakeChannel(socket, options.handshakeMs ?? DEFAULT_HANDSHAKE_MS);
@@ -284,7 +290,7 @@ const handshakeThenCapTP =
   };
 
 /** Authenticate an incoming connection, then serve CapTP on it. */
-export const acceptSession = handshakeThenCapTP('node', serverHandshake);
+export const acceptSession = handshakeThenSession('node', serverHandshake);
 
 /** Open a session on a socket that may still be connecting: call it right after creating the socket. */
-export const openSession = handshakeThenCapTP('client', clientHandshake);
+export const openSession = handshakeThenSession('client', clientHandshake);
