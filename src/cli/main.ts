@@ -124,7 +124,7 @@ const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>
 const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode) => Promise<T>): Promise<T> => {
   const paths = homePaths(inv.home);
   const node = await runningNode(paths.node);
-  if (!node) throw new UsageError('no node is running on this home');
+  if (!node) throw new UsageError('no node is running on this home: run `grid start` on it first');
   const remote = await connectNode(node.url, { identity: await loadHomeIdentity(paths), random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
     throw new UnreachableError(error.message);
   });
@@ -458,8 +458,6 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     options: { expires: { type: 'string' } },
     run: async (inv) => {
       const expiresInMs = parseDuration(typeof inv.values.expires === 'string' ? inv.values.expires : '24h', '--expires');
-      const paths = homePaths(inv.home);
-      if (!(await runningNode(paths.node))) throw new UsageError('invitations are redeemed by a running node: run `grid start` on this home first');
       return withOwnNode(inv, async (remote) => {
         const { invitation, expires } = await remote.invite(expiresInMs);
         inv.io.out(inv.json ? toJsonText({ invitation, expires }) : invitation);
