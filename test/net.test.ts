@@ -363,8 +363,8 @@ test('E(node).call pipelines: a call on the further promise of a call not yet an
 });
 
 test('the library API: kernel.listen serves a kernel, kernel.call({ via }) calls through another node', async (t) => {
-  const a = await openKernel({ memory: true, limits: { vats: 1 } });
-  const b = await openKernel({ memory: true, limits: { vats: 1 } });
+  const a = await openKernel({ memory: true, limits: { vats: 1, callTimeoutMs: 20_000 } });
+  const b = await openKernel({ memory: true, limits: { vats: 1, callTimeoutMs: 20_000 } });
   t.teardown(() => Promise.all([a.close(), b.close()]).then(() => {}));
   const code = await a.publish('export const add = (ctx, x, y) => x + y; export const who = (ctx) => ctx.caller;');
   const add = await a.issue({ code, export: 'add' });

@@ -148,6 +148,8 @@ export interface IssueSpec {
 export class KernelError extends GridError {}
 
 const MAX_REASON = 500;
+/** How much longer than a call's own limit a caller waits for another node's answer. */
+const REMOTE_GRACE_MS = 1000;
 // Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
 const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
 const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
@@ -471,7 +473,8 @@ export class Kernel {
     if (options.via !== undefined) {
       if (this.#closed) return revoked('kernel is closed');
       if (!this.#powers.network) return revoked('this kernel has no network');
-      return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs });
+      // The other node's own limit decides; this one only stops waiting on a node that does not answer at all.
+      return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs + REMOTE_GRACE_MS });
     }
     return (await this.answer(token, args, options)).outcome;
   }
