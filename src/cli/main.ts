@@ -20,7 +20,7 @@ import { rememberPeers } from '../home/peers-file.js';
 import { loadIdentity } from '../identity/index.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
-import { DEFAULT_LIMITS, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import { connectNode, type RemoteNode } from '../net/client.js';
 import { startNode } from '../net/node.js';
@@ -108,7 +108,7 @@ const withHome = async <T>(
       publish: (bytes) => remote.publish(bytes),
       issue: (spec) => remote.issue(spec),
       revoke: (token, reason) => remote.revoke(token, reason),
-      call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + ANSWER_GRACE_MS }),
+      call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS }),
       entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
     };
     return body(ops, await PetNames.open(paths.names));
@@ -190,9 +190,6 @@ const printOutcome = (inv: Invocation, outcome: Outcome): number => {
 
 /** Revocations that mean "no answer came", not "the promise was broken". */
 const UNREACHABLE_REASONS = new Set(['time limit', 'unreachable', 'disconnected']);
-
-/** How long the CLI waits for a node's answer beyond the call's own limit, so the node's verdict arrives first. */
-const ANSWER_GRACE_MS = 1000;
 
 const notYet = (what: string, issue: string): Command['run'] => async () => {
   throw new UsageError(`${what} is not available yet on this node (${issue})`);
@@ -280,7 +277,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
           throw new UnreachableError(error.message);
         });
         try {
-          const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + ANSWER_GRACE_MS;
+          const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS;
           return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow, timeoutMs }));
         } finally {
           remote.close();

@@ -149,7 +149,7 @@ export class KernelError extends GridError {}
 
 const MAX_REASON = 500;
 /** How much longer than a call's own limit a caller waits for another node's answer. */
-const REMOTE_GRACE_MS = 1000;
+export const REMOTE_GRACE_MS = 1000;
 // Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
 const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
 const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
