@@ -124,13 +124,20 @@ export const makePeers = (
       const left = deadline - clock();
       if (left <= 0) return { answer: unreachable };
       let remote: RemoteNode;
+      let cancel: (() => void) | undefined;
       try {
-        remote = await dial(peer);
+        // A peer still dialling (a handshake may take seconds) gets no more than the call has left.
+        remote = await Promise.race([
+          dial(peer),
+          new Promise<never>((_, reject) => (cancel = setTimer(left, () => reject(new Error('no time left'))))),
+        ]);
       } catch {
         missed = true;
         continue;
+      } finally {
+        cancel?.();
       }
-      const answer = await remote.forward(token, args, path, left);
+      const answer = await remote.forward(token, args, path, deadline - clock());
       const { outcome } = answer;
       if (outcome.status === 'revoked' && (outcome.reason === 'disconnected' || outcome.reason === 'unreachable')) {
         missed = true;
