@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { openFsBlockStore, openMemoryBlockStore } from '../store/index.js';
+import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
 import { Journal, memoryJournalFile } from '../journal/journal.js';
 import { openFsJournalFile } from '../journal/fs-file.js';
@@ -81,11 +82,10 @@ const webSocketNetwork = (identity: Identity): Network => {
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
   const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward']);
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
-  if ('memory' in options) {
-    const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
-    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate, setTimer: setBackgroundTimer });
-    return new Kernel({
-      store: openMemoryBlockStore(),
+  /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, onClose?: () => Promise<void>) =>
+    new Kernel({
+      store,
       identity,
       journal,
       clock: Date.now,
@@ -95,7 +95,13 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       log: options.log,
       forward: options.forward,
       network: webSocketNetwork(identity),
+      onClose,
     });
+  const journalPowers = { clock: Date.now, schedule: setImmediate, setTimer: setBackgroundTimer };
+  if ('memory' in options) {
+    const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
+    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, ...journalPowers });
+    return kernelOn(openMemoryBlockStore(), identity, journal);
   }
   if (typeof options.home !== 'string' || options.home.length === 0) throw new TypeError('openKernel: home must be a directory path');
   const paths = homePaths(options.home);
@@ -107,27 +113,9 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs });
   try {
     const identity = await loadIdentity(paths.identity);
-    const { journal, droppedBytes } = await Journal.open({
-      file: await openFsJournalFile(paths.journal),
-      identity,
-      clock: Date.now,
-      schedule: setImmediate,
-      setTimer: setBackgroundTimer,
-    });
+    const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers });
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return new Kernel({
-      store: openFsBlockStore(paths.blocks),
-      identity,
-      journal,
-      clock: Date.now,
-      randomBytes: nodeRandomBytes,
-      setTimer,
-      limits: options.limits,
-      log: options.log,
-      forward: options.forward,
-      network: webSocketNetwork(identity),
-      onClose: release,
-    });
+    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, release);
   } catch (error) {
     await release();
     throw error;
