@@ -402,6 +402,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
   delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
+  repl: { usage: 'grid repl [--via URL]', summary: '(coming) a REPL with E, the grid API and promise-graph queries', options: { via: { type: 'string' } }, run: notYet('repl', 'the REPL arrives with graph auditing') },
   start: {
     usage: 'grid start [--listen HOST:PORT] [--peer URL]…',
     summary: 'run a node on this home (loopback unless told otherwise); calls it cannot answer go to its peers; Ctrl-C stops it',
