@@ -232,7 +232,7 @@ export interface JournalPowers {
  * every batch would sign once per call; this bounds it to a few dozen a
  * second, whatever the load, and `flush`/`close` seal at once.
  */
-export const SEAL_INTERVAL_MS = 50;
+const SEAL_INTERVAL_MS = 50;
 
 export interface OpenedJournal {
   journal: Journal;

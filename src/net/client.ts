@@ -9,7 +9,6 @@ import type { Answer, IssueSpec, Outcome } from '../kernel/kernel.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
-import type { PeerState } from './peers.js';
 import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
 
 export interface RemoteNode {
@@ -24,7 +23,6 @@ export interface RemoteNode {
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
-  peers(): Promise<PeerState[]>;
   close(): void;
 }
 
@@ -34,7 +32,6 @@ type OwnerFacet = {
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
-  peers(): Promise<PeerState[]>;
 };
 
 export const connectNode = async (
@@ -72,7 +69,6 @@ export const connectNode = async (
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
     invite: (expiresInMs) => plain(facet().invite(expiresInMs)),
     join: (invitationUrl) => plain(facet().join(invitationUrl)),
-    peers: () => plain(facet().peers()),
     close: () => session.close(),
   };
 };

@@ -58,9 +58,9 @@ const REPLICABLE = 2;
 const STATUSES = ['fulfilled', 'revoked', 'promised'] as const;
 
 export const encodeCall = (id: number, token: Token, args: readonly unknown[], options: WireCallOptions): Uint8Array => {
-  const flags = options.follow ? FOLLOW : 0;
   const path = options.path ?? [];
-  return path.length > 0 ? encodeMessage(token, id, encodeValue(args), flags, [...path]) : encodeMessage(token, id, encodeValue(args), flags);
+  // A call that is not forwarded has no path slot at all.
+  return encodeMessage(token, id, encodeValue(args), options.follow ? FOLLOW : 0, ...(path.length > 0 ? [[...path]] : []));
 };
 
 export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: WireCallOptions } => {

@@ -14,7 +14,7 @@ import type { Invitations } from '../home/invitations.js';
 import type { RemoteNode } from './client.js';
 import type { Peers } from './peers.js';
 
-export class JoinError extends GridError {}
+class JoinError extends GridError {}
 
 /** `grid://<token>?via=ws://host:port` */
 export const parseGridUrl = (text: string): { token: string; via?: string } => {
@@ -98,7 +98,6 @@ export const makeMembership = (powers: MembershipPowers) => {
         remote.close();
       }
     },
-    peers: () => powers.peers.state(),
   };
 };
 

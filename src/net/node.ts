@@ -62,7 +62,6 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     redeem,
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
-    peers: () => member().peers(),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: IssueSpec) => kernel.issue(spec),
@@ -71,7 +70,7 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
 };
 
 /** How long a revocation waits for each peer that must hear it to acknowledge. */
-export const REVOCATION_ACK_MS = 2000;
+const REVOCATION_ACK_MS = 2000;
 
 /**
  * The node's side of its sessions, inbound and outbound alike: it answers
@@ -179,7 +178,6 @@ export const startNode = async (
     readonly invitations?: Invitations;
     /** Keep peer URLs learned by joining across restarts. */
     readonly remember?: (urls: readonly string[]) => Promise<void>;
-    readonly clock?: () => number;
   },
 ): Promise<GridNode> => {
   let peers: Peers | undefined;
@@ -199,7 +197,7 @@ export const startNode = async (
         url: server.url,
         peers,
         invitations,
-        clock: options.clock ?? Date.now,
+        clock: Date.now,
         random,
         connect: (url) => connectNode(url, { identity, random }),
         remember: options.remember ?? (async () => {}),

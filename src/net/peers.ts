@@ -32,7 +32,7 @@ export interface Peers {
 }
 
 export const FIRST_BACKOFF_MS = 250;
-export const MAX_BACKOFF_MS = 60_000;
+const MAX_BACKOFF_MS = 60_000;
 
 /** Answers that say "not through this peer", so the next one is asked. */
 const NOT_HERE = new Set(['unknown token', 'forwarding loop']);

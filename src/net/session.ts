@@ -111,7 +111,7 @@ const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & {
  * Requests one session serves at once; past it a call is answered revoked at
  * once instead of queueing without bound behind the others.
  */
-export const MAX_SERVED_IN_FLIGHT = 8192;
+const MAX_SERVED_IN_FLIGHT = 8192;
 /** How many nodes a forwarded call may name in its path. */
 const MAX_PATH = 64;
 
