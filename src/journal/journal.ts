@@ -53,7 +53,15 @@ export type EntryBody =
   /** The call was answered by a peer this node forwarded it to. */
   | { kind: 'forwarded'; call: number; to: Principal }
   /** A revocation heard from peer `from`, signed by the token's issuer `by`: this node answers the token no more. */
-  | { kind: 'revocation'; token: Token; reason: string; by: Principal; signature: Uint8Array; from: Principal };
+  | { kind: 'revocation'; token: Token; reason: string; by: Principal; signature: Uint8Array; from: Principal }
+  /**
+   * A delegation: `delegator` wrapped `inner` in the screener `token` for
+   * `audience`, applying `policies` (module ids); `issuer` is the original
+   * closure's, who must hear of the delegation's revocation.
+   */
+  | { kind: 'wrap'; token: Token; inner: Token; delegator: Principal; audience: readonly Principal[]; policies: readonly ModuleId[]; issuer: Principal }
+  /** Call `call` passed through audited delegation layer `token`, called there by `caller`. */
+  | { kind: 'screened'; call: number; token: Token; caller: Principal };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -95,10 +103,12 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   seal: ['signer', 'sig'],
   forwarded: ['call', 'to'],
   revocation: ['token', 'reason', 'by', 'signature', 'from'],
+  wrap: ['token', 'inner', 'delegator', 'audience', 'policies', 'issuer'],
+  screened: ['call', 'token', 'caller'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
-const LINK_FIELDS = new Set(['token', 'code']);
+const LINK_FIELDS = new Set(['token', 'code', 'inner']);
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */

@@ -26,6 +26,10 @@ import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
 import { capMemory, shapeOf } from '../vat-wasm/binary.js';
 import { assertGrantedImports, conventionOf } from '../vat-wasm/vat.js';
 import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
+import { DAG_CBOR_CODEC } from '../caps/ids.js';
+import { decode, encode } from '../wire/index.js';
+import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
+import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
 export type Outcome = Settlement<GridValue, Token>;
 
@@ -42,6 +46,48 @@ export interface Replica {
   readonly closure: Uint8Array;
   readonly modules: readonly Uint8Array[];
 }
+
+/**
+ * What a call through a delegation brings, so that the node that answers it
+ * needs nothing from the delegators: the chain's records (outermost first)
+ * and the policy modules it uses that are not shipped with every node.
+ */
+export interface ChainBlocks {
+  readonly links: readonly Uint8Array[];
+  readonly modules: readonly Uint8Array[];
+}
+
+export interface DelegateSpec {
+  /** The token to delegate: one this node issued, or one delegated to it. */
+  readonly token: string;
+  /** Who may call the new token. */
+  readonly to: readonly string[];
+  /** Policies, each a module exporting `screen` (or the name of a shipped policy) with its settings. */
+  readonly policies?: ReadonlyArray<{ readonly module: string; readonly settings?: unknown }>;
+}
+
+/** A call waiting for approvals: a further promise whose token is `token`. */
+interface PendingCall {
+  readonly token: Token;
+  readonly chain: readonly Delegation[];
+  readonly root: Closure;
+  readonly caller: Principal;
+  readonly args: readonly GridValue[];
+  /** The call that made it wait. */
+  readonly call: number;
+  at: Position;
+  readonly approvals: Set<Principal>;
+  /** Approvals are applied one at a time. */
+  turn: Promise<void>;
+  settled?: Outcome;
+  readonly settle: (outcome: Outcome) => void;
+  readonly done: Promise<Outcome>;
+}
+
+/** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
+/** Most calls that may wait for approvals on one node at once. */
+const MAX_PENDING_CALLS = 10_000;
+const MAX_UNSEEN_REVOCATIONS = 10_000;
 
 /** Most modules a replica may bring along. */
 const MAX_REPLICA_MODULES = 64;
@@ -87,6 +133,8 @@ export interface KernelPowers {
   readonly randomBytes: (length: number) => Uint8Array;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
   readonly limits?: Partial<KernelLimits>;
+  /** The policies shipped with the node, by name (`expiry`, `rate`, …): module source text. */
+  readonly policies?: Readonly<Record<string, string>>;
   /** Called once the journal is closed (e.g. to release the home lock). */
   readonly onClose?: () => Promise<void>;
   /** Where lines logged by closures (grid.log) go; dropped if absent. */
@@ -116,6 +164,8 @@ export interface CallOptions {
   readonly path?: readonly Principal[];
   /** Make the call on the node at this URL (`ws://host:port`) rather than here. */
   readonly via?: string;
+  /** The delegation chain of the token called, for a node that has not seen it. */
+  readonly chain?: ChainBlocks;
 }
 
 /**
@@ -127,6 +177,7 @@ export type Forwarder = (request: {
   readonly args: readonly GridValue[];
   readonly path: readonly Principal[];
   readonly deadline: number;
+  readonly chain?: ChainBlocks;
 }) => Promise<{ readonly answer: Answer; readonly peer?: Principal; readonly replica?: Replica } | undefined>;
 
 /**
@@ -188,6 +239,17 @@ export class Kernel {
   readonly #notices = new Map<Token, RevocationNotice>();
   readonly #revocationListeners = new Set<RevocationListener>();
   readonly #servers: Array<{ close(): Promise<void> }> = [];
+  /** Delegation records seen here, their signatures checked. */
+  readonly #delegations = new Map<Token, Delegation>();
+  /** Shipped policies: module id → source bytes. They run in the kernel's thread, with no vat hop. */
+  readonly #shippedPolicies = new Map<ModuleId, Uint8Array>();
+  readonly #policyNames = new Map<string, ModuleId>();
+  readonly #screens: Screens;
+  readonly #pending = new Map<Token, PendingCall>();
+  /** Signed revocations of delegations not seen here yet: applied if the delegation turns up and its delegator signed them. */
+  readonly #unseenRevocations = new Map<Token, { notice: RevocationNotice; from: Principal }>();
+  /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
+  readonly #chains = new Map<Token, Delegation[]>();
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -205,7 +267,22 @@ export class Kernel {
       },
       this.limits,
     );
+    for (const [name, source] of Object.entries(powers.policies ?? {})) {
+      const bytes = new TextEncoder().encode(source);
+      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
+      this.#shippedPolicies.set(id, bytes);
+      this.#policyNames.set(name, id);
+    }
+    this.#screens = new Screens({
+      clock: powers.clock,
+      runPolicy: (policy, caller, request) => this.#runPolicy(policy, caller, request),
+    });
     this.#replay(powers.journal.entries());
+  }
+
+  /** The policies shipped with this node: name → module id. */
+  get policies(): ReadonlyMap<string, ModuleId> {
+    return this.#policyNames;
   }
 
   get principal(): Principal {
@@ -231,6 +308,8 @@ export class Kernel {
         this.#served(call.token, call.caller);
         if (!this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
       } else if (entry.kind === 'hit') this.#served(entry.token, entry.caller);
+      // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
+      else if (entry.kind === 'wrap') this.#served(entry.token, entry.issuer);
       else if (entry.kind === 'forwarded') {
         const call = calls.get(entry.call);
         if (call) this.#upstream.set(call.token, entry.to);
@@ -359,6 +438,13 @@ export class Kernel {
     if (!closure.replicable) throw new KernelError('ERR_NOT_REPLICABLE', 'this closure is not replicable: call it instead');
     const reason = this.#revoked.get(closure.token);
     if (reason !== undefined) throw new KernelError('ERR_REVOKED', reason);
+    const modules = await this.#moduleBlocks([closure.code]);
+    this.#served(closure.token, peer);
+    return { closure: await this.#powers.store.get(CID.parse(closure.token)), modules };
+  }
+
+  /** The blocks of modules `ids` and everything they import, dependencies first. */
+  async #moduleBlocks(ids: readonly ModuleId[]): Promise<Uint8Array[]> {
     const modules = new Map<ModuleId, Uint8Array>();
     const collect = async (id: ModuleId) => {
       if (modules.has(id)) return;
@@ -366,9 +452,285 @@ export class Kernel {
       for (const dependency of this.#wasm.has(id) ? [] : this.#runner.get(id)!.record.dependencies) await collect(dependency);
       modules.set(id, await this.#powers.store.get(CID.parse(id)));
     };
-    await collect(closure.code);
-    this.#served(closure.token, peer);
-    return { closure: await this.#powers.store.get(CID.parse(closure.token)), modules: [...modules.values()] };
+    for (const id of ids) await collect(id);
+    return [...modules.values()];
+  }
+
+  /**
+   * Delegate a token this node issued, or one delegated to it: a screener
+   * around it for `to`, applying `policies` in order. Returns the new token.
+   */
+  async delegate(spec: DelegateSpec): Promise<Token> {
+    this.#assertOpen();
+    const inner = asToken(spec.token);
+    const self = this.#powers.identity.principal;
+    const below = await this.#delegationOf(inner);
+    let issuer: Principal;
+    if (below) {
+      if (!below.audience.includes(self)) {
+        throw new KernelError('ERR_NOT_AUDIENCE', `${inner} is delegated to ${below.audience.join(', ')}, not to ${self}`);
+      }
+      issuer = (await this.#chainOf(below)).at(-1)!.delegator;
+    } else {
+      const closure = await this.closure(inner);
+      if (closure.issuer !== self) {
+        throw new KernelError('ERR_NOT_ISSUER', `you can delegate only tokens you issued or that were delegated to you (${inner} was issued by ${closure.issuer})`);
+      }
+      issuer = self;
+    }
+    const revokedReason = this.#revoked.get(inner);
+    if (revokedReason !== undefined) throw new KernelError('ERR_REVOKED', `${inner} is revoked: ${revokedReason}`);
+    const policies: PolicyRef[] = [];
+    for (const { module, settings } of spec.policies ?? []) {
+      const id = this.#policyNames.get(module) ?? asModuleId(module);
+      await this.#loadPolicy(id);
+      if (!(this.#runner.get(id)?.exports ?? []).includes('screen')) throw new KernelError('ERR_NOT_A_POLICY', `module ${id} exports no screen function`);
+      policies.push({ module: id, settings: (settings ?? null) as GridValue });
+    }
+    const { bytes, delegation } = makeDelegation({ inner, audience: spec.to, policies }, this.#powers.identity, this.#powers.randomBytes(16));
+    await this.#powers.store.putVerified(CID.parse(delegation.token), bytes);
+    this.#learnDelegation(delegation);
+    this.#powers.journal.append({
+      kind: 'wrap',
+      token: delegation.token,
+      inner,
+      delegator: self,
+      audience: delegation.audience,
+      policies: delegation.policies.map((p) => p.module),
+      issuer,
+    });
+    this.#served(delegation.token, issuer);
+    return delegation.token;
+  }
+
+  /**
+   * What a call through delegated `token` must carry for a node that has
+   * never seen its chain: the records, and the policy modules not shipped
+   * with every node. Undefined for a token that is not a delegation.
+   */
+  async chainBlocks(token: string): Promise<ChainBlocks | undefined> {
+    const outer = await this.#delegationOf(asToken(token));
+    if (!outer) return undefined;
+    const chain = await this.#chainOf(outer);
+    const links = await Promise.all(chain.map((link) => this.#powers.store.get(CID.parse(link.token))));
+    const policyModules = chain.flatMap((link) => link.policies.map((p) => p.module)).filter((id) => !this.#shippedPolicies.has(id));
+    return { links, modules: await this.#moduleBlocks([...new Set(policyModules)]) };
+  }
+
+  /** Take in a chain that came with a call on `token`: links outermost first, each wrapping the next. */
+  async #importChain(token: Token, blocks: ChainBlocks): Promise<void> {
+    if (blocks.links.length === 0 || blocks.links.length > MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has 1 to ${MAX_CHAIN} links`);
+    if (blocks.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_CHAIN', `a chain brings at most ${MAX_REPLICA_MODULES} modules`);
+    const links = blocks.links.map((bytes) => {
+      const linkToken = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
+      return this.#delegations.get(linkToken) ?? readDelegation(linkToken, bytes);
+    });
+    if (links[0]!.token !== token) throw new KernelError('ERR_BAD_CHAIN', `the chain sent starts with ${links[0]!.token}, not with the token called`);
+    links.forEach((link, index) => {
+      const next = links[index + 1];
+      if (next && link.inner !== next.token) {
+        throw new KernelError('ERR_BAD_CHAIN', `delegation link ${index + 1} of ${links.length} (${link.token}) wraps ${link.inner}, not the next link ${next.token}`);
+      }
+    });
+    for (const bytes of blocks.modules) {
+      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
+      if (this.#isLoaded(id)) continue;
+      await this.#prepareModule(id, bytes);
+      await this.#powers.store.put(bytes, { codec: RAW_CODEC });
+    }
+    for (const [index, link] of links.entries()) {
+      if (this.#delegations.has(link.token)) continue;
+      await this.#powers.store.putVerified(CID.parse(link.token), blocks.links[index]!);
+      this.#learnDelegation(link);
+    }
+  }
+
+  /** A delegation record, from memory or the store; undefined if `token` names anything else. */
+  async #delegationOf(token: Token): Promise<Delegation | undefined> {
+    const known = this.#delegations.get(token);
+    if (known || this.#closures.has(token)) return known;
+    let bytes: Uint8Array;
+    let record: unknown;
+    try {
+      bytes = await this.#powers.store.get(CID.parse(token));
+      record = decode(bytes);
+    } catch {
+      return undefined;
+    }
+    if (!isDelegationRecord(record)) return undefined;
+    const delegation = readDelegation(token, bytes);
+    this.#learnDelegation(delegation);
+    return delegation;
+  }
+
+  #learnDelegation(delegation: Delegation) {
+    this.#delegations.set(delegation.token, delegation);
+    const unseen = this.#unseenRevocations.get(delegation.token);
+    if (!unseen) return;
+    this.#unseenRevocations.delete(delegation.token);
+    if (unseen.notice.by === delegation.delegator) this.#believe(unseen.notice, unseen.from);
+  }
+
+  /** The chain from `outer` down to the link that wraps the original closure, outermost first. */
+  async #chainOf(outer: Delegation): Promise<Delegation[]> {
+    const chain = [outer];
+    for (let next = await this.#delegationOf(outer.inner); next; next = await this.#delegationOf(next.inner)) {
+      if (chain.length >= MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has at most ${MAX_CHAIN} links`);
+      chain.push(next);
+    }
+    return chain;
+  }
+
+  /** Compile a policy module: a shipped one from the node's own copy, any other from the store. */
+  async #loadPolicy(id: ModuleId) {
+    if (this.#isLoaded(id)) return;
+    const shipped = this.#shippedPolicies.get(id);
+    if (shipped) await this.#prepareModule(id, shipped);
+    else await this.#loadModule(id);
+  }
+
+  /**
+   * One policy's verdict. Shipped policies are the node's own code and run
+   * in its thread (no vat hop: a layer costs microseconds); any other policy
+   * is untrusted and runs in a vat, within the node's time limit.
+   */
+  async #runPolicy(policy: PolicyRef, caller: Principal, request: PolicyRequest): Promise<unknown> {
+    await this.#loadPolicy(policy.module);
+    if (this.#shippedPolicies.has(policy.module)) {
+      const screen = this.#runner.instantiate(policy.module).screen as (ctx: object, request: PolicyRequest) => unknown;
+      return screen(Object.freeze({ caller, env: policy.settings }), request);
+    }
+    const record = encode({ policy: CID.parse(policy.module), settings: decode(encodeValue(policy.settings)) });
+    const closure: Closure = harden({
+      token: blockCid(record, DAG_CBOR_CODEC).toString() as Token,
+      code: policy.module,
+      export: 'screen',
+      env: policy.settings,
+      issuer: caller,
+    });
+    const refuse = async (): Promise<VatAnswer> => ({ status: 'revoked', reason: 'a policy cannot call or issue' });
+    const { answer } = await this.#vats.run({ closure, args: encodeValue([request]), caller, timeLimitMs: this.limits.callTimeoutMs, call: refuse, issue: refuse, log: () => {} });
+    if (answer.status !== 'fulfilled') throw new Error(answer.status === 'revoked' ? answer.reason : 'it answered with a further promise');
+    return decodeValue(answer.value);
+  }
+
+  /** A call on delegation `outer`: screened here if this node holds the original closure, else forwarded with its chain. */
+  async #screened(outer: Delegation, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: boolean }> {
+    const impure = (outcome: Outcome) => ({ outcome, pure: false });
+    let chain: Delegation[];
+    try {
+      chain = this.#chains.get(outer.token) ?? (await this.#chainOf(outer));
+    } catch (error) {
+      return impure(revoked(describeThrown(error)));
+    }
+    const rootToken = chain.at(-1)!.inner;
+    const root = this.#closures.get(rootToken) ?? (await this.closure(rootToken).catch(() => undefined));
+    if (!root) {
+      if (!this.#powers.forward) return impure(revoked('unknown token'));
+      // Screening is the business of the node that holds the closure, not of whoever passes the call on.
+      return impure((await this.#forward(outer.token, argsBytes, frame, seq, await this.chainBlocks(outer.token))).outcome);
+    }
+    try {
+      verifyChain(chain, root, (token) => this.#revoked.get(token));
+    } catch (error) {
+      return impure(revoked(describeThrown(error)));
+    }
+    this.#chains.set(outer.token, chain);
+    const args = decodeValue(argsBytes) as GridValue[];
+    const screening = await this.#screens.screen(chain, frame.caller, args);
+    return impure(await this.#afterScreening(screening, { chain, root, caller: frame.caller, args, call: seq }, frame));
+  }
+
+  /** Act on a screening: refuse, answer, wait for approvals, or call the original closure. */
+  async #afterScreening(
+    screening: Screening,
+    call: { chain: readonly Delegation[]; root: Closure; caller: Principal; args: readonly GridValue[]; call: number },
+    frame: CallFrame,
+  ): Promise<Outcome> {
+    switch (screening.kind) {
+      case 'refuse':
+        return revoked(screening.reason);
+      case 'answer':
+        try {
+          return fulfilled(decodeValue(encodeValue(screening.value)));
+        } catch (error) {
+          return revoked(`a policy answered with something that is not grid data: ${describeThrown(error)}`);
+        }
+      case 'wait':
+        return this.#wait(call, screening.at);
+      case 'pass': {
+        for (const layer of screening.audited) this.#powers.journal.append({ kind: 'screened', call: call.call, token: layer.token, caller: layer.caller });
+        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline };
+        return (await this.#invoke(call.root.token, call.args, inner)).outcome;
+      }
+    }
+  }
+
+  /** Park a call that waits for approvals; its further promise is a fresh token. */
+  #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'turn' | 'settle' | 'done'>, at: Position): Outcome {
+    if (this.#pending.size >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
+    const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: this.#powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
+    let resolve!: (outcome: Outcome) => void;
+    const done = new Promise<Outcome>((r) => (resolve = r));
+    const pending: PendingCall = {
+      ...call,
+      token,
+      at,
+      approvals: new Set(),
+      turn: Promise.resolve(),
+      done,
+      settle: (outcome) => {
+        pending.settled = outcome;
+        resolve(outcome);
+      },
+    };
+    this.#pending.set(token, pending);
+    return promised(token);
+  }
+
+  /**
+   * A call on a waiting call's token: `"approve"` from anyone counts them
+   * as approving (the policy decides whose approvals count); from the
+   * caller who made the call, anything else waits for its answer until the
+   * deadline, then is the same further promise again.
+   */
+  async #onPending(pending: PendingCall, argsBytes: Uint8Array, frame: CallFrame): Promise<Outcome> {
+    const args = decodeValue(argsBytes) as GridValue[];
+    if (args.length === 1 && args[0] === 'approve') {
+      if (pending.settled === undefined) {
+        pending.approvals.add(frame.caller);
+        pending.turn = pending.turn.then(() => this.#resume(pending));
+        await pending.turn;
+      }
+      return fulfilled(harden({ approvedBy: [...pending.approvals], proceeded: pending.settled !== undefined }));
+    }
+    if (frame.caller !== pending.caller) return revoked(`only ${pending.caller}, who made the call, can collect its answer`);
+    if (pending.settled) return pending.settled;
+    const outcome = await new Promise<Outcome | undefined>((resolve) => {
+      const cancel = this.#powers.setTimer(Math.max(0, frame.deadline - this.#powers.clock()), () => resolve(undefined));
+      void pending.done.then((settled) => {
+        cancel();
+        resolve(settled);
+      });
+    });
+    return outcome ?? promised(pending.token);
+  }
+
+  /** Screen a waiting call again with the approvals it has; proceed if every policy now lets it. */
+  async #resume(pending: PendingCall) {
+    if (pending.settled) return;
+    try {
+      verifyChain(pending.chain, pending.root, (token) => this.#revoked.get(token));
+    } catch (error) {
+      return pending.settle(revoked(describeThrown(error)));
+    }
+    const screening = await this.#screens.screen(pending.chain, pending.caller, pending.args, pending.at, [...pending.approvals]);
+    if (screening.kind === 'wait') {
+      pending.at = screening.at;
+      return;
+    }
+    const frame: CallFrame = { caller: pending.caller, path: [], depth: 0, parent: pending.call, deadline: this.#powers.clock() + this.limits.callTimeoutMs };
+    pending.settle(await this.#afterScreening(screening, pending, frame));
   }
 
   /**
@@ -396,16 +758,19 @@ export class Kernel {
   /** Break the promise: every later call through `token` is revoked. */
   async revoke(token: string, reason = 'revoked by issuer'): Promise<void> {
     this.#assertOpen();
-    const closure = await this.closure(token);
-    if (closure.issuer !== this.#powers.identity.principal) {
-      throw new KernelError('ERR_NOT_ISSUER', `only the issuer (${closure.issuer}) can revoke this token`);
+    const checked = asToken(token);
+    // A delegation is revoked by its delegator: that breaks it and what was delegated through it, nothing else.
+    const delegation = await this.#delegationOf(checked);
+    const authority = delegation ? delegation.delegator : (await this.closure(checked)).issuer;
+    if (authority !== this.#powers.identity.principal) {
+      throw new KernelError('ERR_NOT_ISSUER', delegation ? `only the delegator (${authority}) can revoke this delegation` : `only the issuer (${authority}) can revoke this token`);
     }
-    if (this.#revoked.has(closure.token)) return;
+    if (this.#revoked.has(checked)) return;
     const text = String(reason).slice(0, MAX_REASON);
-    this.#revoked.set(closure.token, text);
-    this.#forget(closure.token);
-    this.#powers.journal.append({ kind: 'revoke', token: closure.token, reason: text, by: this.#powers.identity.principal });
-    await this.#announce(this.#noticeOf(closure.token)!);
+    this.#revoked.set(checked, text);
+    this.#forget(checked);
+    this.#powers.journal.append({ kind: 'revoke', token: checked, reason: text, by: this.#powers.identity.principal });
+    await this.#announce(this.#noticeOf(checked)!);
   }
 
   isRevoked(token: Token): boolean {
@@ -422,17 +787,32 @@ export class Kernel {
   async hearRevocation(notice: RevocationNotice, from: Principal): Promise<boolean> {
     if (this.#revoked.has(notice.token)) return false;
     if (!isSignedRevocation(notice)) throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: the signature does not prove ${notice.by}`);
-    const closure = await this.closure(notice.token).catch(() => undefined);
-    const vouched = closure ? closure.issuer === notice.by : this.#upstream.get(notice.token) === from;
-    if (!vouched) {
-      throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: ${closure ? `${notice.by} is not its issuer` : `this node did not get it from ${from}`}`);
+    const delegation = await this.#delegationOf(notice.token).catch(() => undefined);
+    const closure = delegation ? undefined : await this.closure(notice.token).catch(() => undefined);
+    if (!delegation && !closure && !this.#upstream.has(notice.token)) {
+      // Most likely a delegation whose calls have not reached this node yet: kept until one does,
+      // and believed then if its delegator signed it.
+      if (this.#unseenRevocations.size >= MAX_UNSEEN_REVOCATIONS) this.#unseenRevocations.delete(this.#unseenRevocations.keys().next().value!);
+      this.#unseenRevocations.set(notice.token, { notice, from });
+      return false;
     }
+    const vouched = delegation ? delegation.delegator === notice.by : closure ? closure.issuer === notice.by : this.#upstream.get(notice.token) === from;
+    if (!vouched) {
+      const why = delegation ? `${notice.by} is not its delegator` : closure ? `${notice.by} is not its issuer` : `this node did not get it from ${from}`;
+      throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: ${why}`);
+    }
+    if (!this.#believe(notice, from)) return false;
+    await this.#announce(notice);
+    return true;
+  }
+
+  /** Apply a revocation already proven; false if it was no news. */
+  #believe(notice: RevocationNotice, from: Principal): boolean {
     if (this.#revoked.has(notice.token)) return false;
     this.#revoked.set(notice.token, notice.reason);
     this.#forget(notice.token);
     this.#notices.set(notice.token, notice);
     this.#powers.journal.append({ kind: 'revocation', ...notice, from });
-    await this.#announce(notice);
     return true;
   }
 
@@ -499,11 +879,21 @@ export class Kernel {
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,
     });
     try {
+      if (options.chain) {
+        try {
+          await this.#importChain(asToken(token), options.chain);
+        } catch (error) {
+          return { outcome: revoked(describeThrown(error)), cacheable: false };
+        }
+      }
       const first = await this.#invoke(token, args, frame());
       let outcome = first.outcome;
       for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
         if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
-        outcome = (await this.#invoke(outcome.token, [], frame())).outcome;
+        const next = (await this.#invoke(outcome.token, [], frame())).outcome;
+        // The same promise again: it is still waiting (for approvals), and it is the answer for now.
+        if (next.status === 'promised' && next.token === outcome.token) break;
+        outcome = next;
       }
       const replicable = outcome.status === 'fulfilled' && this.#closures.get(token as Token)?.replicable === true;
       return { outcome, cacheable: outcome === first.outcome && first.pure, ...(replicable ? { replicable } : {}) };
@@ -555,7 +945,7 @@ export class Kernel {
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
     const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
     if (outcome.status === 'fulfilled') {
-      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes!, pure });
+      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes ?? encodeValue(outcome.value), pure });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !this.#revoked.has(token)) {
         this.#remember(token, argsKey, outcome, entry.seq);
@@ -576,12 +966,24 @@ export class Kernel {
    * gave it is remembered as the token's upstream, whose revocation notices
    * this node then believes (see hearRevocation).
    */
-  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
+  async #forward(
+    token: Token,
+    argsBytes: Uint8Array,
+    frame: CallFrame,
+    seq: number,
+    chain?: ChainBlocks,
+  ): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
     const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const self = this.#powers.identity.principal;
     if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
     if (frame.path.length >= this.limits.maxHops) return impure(revoked(`hop limit (${this.limits.maxHops})`));
-    const forwarded = await this.#powers.forward!({ token, args: decodeValue(argsBytes) as GridValue[], path: [...frame.path, self], deadline: frame.deadline });
+    const forwarded = await this.#powers.forward!({
+      token,
+      args: decodeValue(argsBytes) as GridValue[],
+      path: [...frame.path, self],
+      deadline: frame.deadline,
+      ...(chain ? { chain } : {}),
+    });
     if (!forwarded) return impure(revoked('unknown token'));
     const { answer, peer, replica } = forwarded;
     if (peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: peer });
@@ -592,7 +994,8 @@ export class Kernel {
         (error: unknown) => this.#powers.log?.(token, `replica from ${peer} refused: ${describeThrown(error)}`),
       );
     }
-    if (answer.outcome.status !== 'fulfilled') return impure(answer.outcome);
+    // Answers through a delegation are screened each time: never cached on the way.
+    if (answer.outcome.status !== 'fulfilled' || chain) return impure(answer.outcome);
     let valueBytes: Uint8Array;
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
@@ -614,6 +1017,15 @@ export class Kernel {
     const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const reason = this.#revoked.get(token);
     if (reason !== undefined) return impure(revoked(reason));
+    const pending = this.#pending.get(token);
+    if (pending) return impure(await this.#onPending(pending, argsBytes, frame));
+    let delegation: Delegation | undefined;
+    try {
+      delegation = await this.#delegationOf(token);
+    } catch (error) {
+      return impure(revoked(describeThrown(error)));
+    }
+    if (delegation) return this.#screened(delegation, argsBytes, frame, seq);
     let closure: Closure;
     try {
       // Warm calls find closure and module in memory and never await here.

@@ -3,6 +3,7 @@
  * randomness and real timers for a home directory, or memory for tests.
  */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
@@ -21,7 +22,19 @@ interface CommonOptions {
   log?: (token: Token, line: string) => void;
   /** Peers to ask about tokens this node holds no closure for. */
   forward?: Forwarder;
+  /** The kernel's clock (ms since the epoch): policies such as expiry and rate read it. Tests set it. */
+  clock?: () => number;
 }
+
+/** The policies shipped in the package's `policies/` folder, by name. */
+const SHIPPED_POLICIES: Readonly<Record<string, string>> = (() => {
+  const folder = new URL('../../policies/', import.meta.url);
+  const sources: Record<string, string> = {};
+  for (const file of readdirSync(folder).filter((name) => name.endsWith('.js')).sort()) {
+    sources[file.slice(0, -'.js'.length)] = readFileSync(new URL(file, folder), 'utf8');
+  }
+  return Object.freeze(sources);
+})();
 export type OpenKernelOptions =
   | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
   | (CommonOptions & { memory: true; identity?: Identity });
@@ -80,7 +93,8 @@ const webSocketNetwork = (identity: Identity): Network => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward']);
+  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward', 'clock']);
+  const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
   const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, onClose?: () => Promise<void>) =>
@@ -88,8 +102,9 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       store,
       identity,
       journal,
-      clock: Date.now,
+      clock,
       randomBytes: nodeRandomBytes,
+      policies: SHIPPED_POLICIES,
       setTimer,
       limits: options.limits,
       log: options.log,
@@ -97,7 +112,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       network: webSocketNetwork(identity),
       onClose,
     });
-  const journalPowers = { clock: Date.now, schedule: setImmediate, setTimer: setBackgroundTimer };
+  const journalPowers = { clock, schedule: setImmediate, setTimer: setBackgroundTimer };
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, ...journalPowers });

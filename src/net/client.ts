@@ -5,7 +5,7 @@
  */
 import { E } from '@endo/far';
 import WebSocket from 'ws';
-import type { Answer, IssueSpec, Outcome } from '../kernel/kernel.js';
+import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
@@ -14,12 +14,15 @@ import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from 
 export interface RemoteNode {
   readonly session: Session;
   /** Never rejects: a bad token, a refusal or a broken connection is a revoked outcome. */
-  call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number }): Promise<Outcome>;
+  call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number; chain?: ChainBlocks }): Promise<Outcome>;
   /** Hand the node a call this one could not answer; `path` ends with this node. */
-  forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number): Promise<Answer>;
+  forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number, chain?: ChainBlocks): Promise<Answer>;
   /** What the node's own principal may also do (refused for anyone else). */
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: IssueSpec): Promise<Token>;
+  delegate(spec: DelegateSpec): Promise<Token>;
+  /** The records and modules a call through delegated `token` carries. */
+  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -29,6 +32,8 @@ export interface RemoteNode {
 type OwnerFacet = {
   publish(base64: string): Promise<ModuleId>;
   issue(spec: object): Promise<Token>;
+  delegate(spec: object): Promise<Token>;
+  chainBlocks(token: string): Promise<{ links: string[]; modules: string[] } | undefined>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -63,9 +68,16 @@ export const connectNode = async (
       }
       return (await session.call(checked, args, callOptions)).outcome;
     },
-    forward: (token, args, path, timeoutMs) => session.call(token, args, { path, timeoutMs }),
+    forward: (token, args, path, timeoutMs, chain) => session.call(token, args, { path, timeoutMs, ...(chain ? { chain } : {}) }),
     publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
     issue: (spec) => plain(facet().issue(spec)),
+    delegate: (spec) => plain(facet().delegate(spec)),
+    chainBlocks: async (token) => {
+      // CapTP carries JSON: the blocks travel as base64.
+      const blocks = await plain(facet().chainBlocks(token));
+      const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(text, 'base64')));
+      return blocks && { links: bytes(blocks.links), modules: bytes(blocks.modules) };
+    },
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
     invite: (expiresInMs) => plain(facet().invite(expiresInMs)),
     join: (invitationUrl) => plain(facet().join(invitationUrl)),

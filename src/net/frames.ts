@@ -2,8 +2,10 @@
  * The grid messages a session carries after the handshake, besides CapTP.
  * Each is one envelope per WebSocket frame; its leading CID says what it is:
  *
- *   <token>        [id, args, flags, path?] call the token (args: canonical CBOR of the argument array;
- *                                           flags: 1 follow further promises; path: the nodes a forwarded call passed)
+ *   <token>        [id, args, flags, path?, chain?] call the token (args: canonical CBOR of the argument array;
+ *                                           flags: 1 follow further promises; path: the nodes a forwarded call passed,
+ *                                           null if none; chain: [links, modules], the delegation records and
+ *                                           policy modules of a delegated token, for a node that has not seen them)
  *   reply          [id, status, payload, flags]  the answer to request `id`: 0 fulfilled (value bytes),
  *                                           1 revoked (reason), 2 promised (token); flags: 1 cacheable, 2 replicable
  *   revocation     [id, notice]             a signed revocation, for nodes that cached the token's answers
@@ -21,7 +23,7 @@ import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type 
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
 import { encode, encodeMessage, type Message } from '../wire/index.js';
-import type { Answer, Outcome, Replica } from '../kernel/kernel.js';
+import type { Answer, ChainBlocks, Outcome, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 
 /** The protocol records the envelope's first CID names. */
@@ -34,7 +36,11 @@ export const FETCH_PROTOCOL = protocolCid('promisegrid/fetch/v1');
 export interface WireCallOptions {
   readonly follow?: boolean;
   readonly path?: readonly Principal[];
+  readonly chain?: ChainBlocks;
 }
+
+/** Most blocks of each kind a call's chain may carry (the kernel checks the chain itself). */
+const MAX_CHAIN_BLOCKS = 64;
 
 export class FrameError extends Error {
   readonly code = 'ERR_FRAME';
@@ -59,21 +65,41 @@ const STATUSES = ['fulfilled', 'revoked', 'promised'] as const;
 
 export const encodeCall = (id: number, token: Token, args: readonly unknown[], options: WireCallOptions): Uint8Array => {
   const path = options.path ?? [];
-  // A call that is not forwarded has no path slot at all.
-  return encodeMessage(token, id, encodeValue(args), options.follow ? FOLLOW : 0, ...(path.length > 0 ? [[...path]] : []));
+  const flags = options.follow ? FOLLOW : 0;
+  // Trailing slots are left out when empty: a plain call is [id, args, flags].
+  if (options.chain) {
+    return encodeMessage(token, id, encodeValue(args), flags, path.length > 0 ? [...path] : null, [[...options.chain.links], [...options.chain.modules]]);
+  }
+  return encodeMessage(token, id, encodeValue(args), flags, ...(path.length > 0 ? [[...path]] : []));
+};
+
+const isBytesList = (value: unknown): value is Uint8Array[] =>
+  Array.isArray(value) && value.length <= MAX_CHAIN_BLOCKS && value.every((item) => item instanceof Uint8Array);
+
+const decodeChain = (value: unknown): ChainBlocks => {
+  if (!Array.isArray(value) || value.length !== 2 || !isBytesList(value[0]) || !isBytesList(value[1]) || value[0].length === 0) {
+    return bad(`a chain is [links, modules]: 1 to ${MAX_CHAIN_BLOCKS} records and at most ${MAX_CHAIN_BLOCKS} modules, all bytes`);
+  }
+  return { links: value[0], modules: value[1] };
 };
 
 export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: WireCallOptions } => {
-  const [id, args, flags, path, ...extra] = message.slots;
-  if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?]');
+  const [id, args, flags, path, chain, ...extra] = message.slots;
+  if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?, chain?]');
   const decodedArgs = decodeValue(args as Uint8Array);
   if (!Array.isArray(decodedArgs)) bad('call arguments must be an array');
-  if (path !== undefined && (!Array.isArray(path) || path.length === 0 || path.length > maxPath)) bad(`a forwarding path is a list of 1 to ${maxPath} principals`);
+  // A null path only makes room for a chain after it.
+  const noPath = path === undefined || (path === null && chain !== undefined);
+  if (!noPath && (!Array.isArray(path) || path.length === 0 || path.length > maxPath)) bad(`a forwarding path is a list of 1 to ${maxPath} principals`);
   return {
     id: requestId(id),
     token: tokenOfCid(message.cid),
     args: decodedArgs as GridValue[],
-    options: { follow: ((flags as number) & FOLLOW) !== 0, ...(path ? { path: (path as unknown[]).map((p) => asPrincipal(p)) } : {}) },
+    options: {
+      follow: ((flags as number) & FOLLOW) !== 0,
+      ...(noPath ? {} : { path: (path as unknown[]).map((p) => asPrincipal(p)) }),
+      ...(chain === undefined ? {} : { chain: decodeChain(chain) }),
+    },
   };
 };
 

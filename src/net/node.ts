@@ -10,7 +10,7 @@ import { Far } from '@endo/far';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
+import type { DelegateSpec, Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
 import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
 import { connectNode } from './client.js';
@@ -65,6 +65,12 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: IssueSpec) => kernel.issue(spec),
+    delegate: (spec: DelegateSpec) => kernel.delegate(spec),
+    chainBlocks: async (token: string) => {
+      const blocks = await kernel.chainBlocks(token);
+      const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));
+      return blocks && { links: text(blocks.links), modules: text(blocks.modules) };
+    },
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
   });
 };
@@ -101,7 +107,7 @@ export class NodeSessions {
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
           return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), cacheable: false };
         }
-        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path });
+        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, ...(options.chain ? { chain: options.chain } : {}) });
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),

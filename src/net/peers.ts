@@ -116,7 +116,7 @@ export const makePeers = (
   };
   for (const url of urls) add(url);
 
-  const forward: Forwarder = async ({ token, args, path, deadline }) => {
+  const forward: Forwarder = async ({ token, args, path, deadline, chain }) => {
     let missed = false;
     for (const peer of peers.values()) {
       // A node the call has passed through would only find a loop.
@@ -137,7 +137,7 @@ export const makePeers = (
       } finally {
         cancel?.();
       }
-      const answer = await remote.forward(token, args, path, deadline - clock());
+      const answer = await remote.forward(token, args, path, deadline - clock(), chain);
       const { outcome } = answer;
       if (outcome.status === 'revoked' && (outcome.reason === 'disconnected' || outcome.reason === 'unreachable')) {
         missed = true;

@@ -1,0 +1,147 @@
+/**
+ * Running a call through the layers of a delegation chain, outermost first.
+ * Each layer checks that its caller is in its audience, then asks each of its
+ * policies for a verdict: forward (on to the next policy, then the next layer,
+ * then the original closure), refuse, answer in the inner token's place, or
+ * wait (for approvals). The caller each layer sees is the one it was
+ * delegated to: the real caller for the outermost, the delegator of the layer
+ * above for the others — so Bob's limits hold for everything Carol does
+ * through Bob.
+ *
+ * A policy is a module exporting `screen(ctx, request)`: `ctx.env` is its
+ * settings and `ctx.caller` the layer's caller; `request` is
+ * `{ args, now, state, approvals, layer: { token, delegator, audience } }`.
+ * Policies keep no state of their own (a fresh instance runs every call); a
+ * verdict may carry a new `state`, which the next call through that policy of
+ * that layer is given. Calls through one policy are screened one at a time,
+ * so a quota cannot be overrun by calls that race.
+ */
+import { quote, type Principal, type Token } from '../caps/ids.js';
+import type { GridValue } from '../closures/values.js';
+import type { Delegation, PolicyRef } from './delegation.js';
+
+export interface PolicyRequest {
+  readonly args: readonly GridValue[];
+  readonly now: number;
+  readonly state: GridValue;
+  readonly approvals: readonly Principal[];
+  readonly layer: { readonly token: Token; readonly delegator: Principal; readonly audience: readonly Principal[] };
+}
+
+export type Verdict =
+  | { readonly forward: true; readonly state?: GridValue; readonly audit?: boolean }
+  | { readonly refuse: string; readonly state?: GridValue }
+  | { readonly answer: GridValue; readonly state?: GridValue }
+  | { readonly wait: string; readonly state?: GridValue };
+
+/** Where in a chain screening stopped: layer index, then policy index within it. */
+export interface Position {
+  readonly layer: number;
+  readonly policy: number;
+}
+
+export type Screening =
+  /** Every layer let the call through; `audited` are the layers that asked for it to be recorded. */
+  | { readonly kind: 'pass'; readonly audited: ReadonlyArray<{ readonly token: Token; readonly caller: Principal }> }
+  | { readonly kind: 'refuse'; readonly reason: string }
+  | { readonly kind: 'answer'; readonly value: GridValue }
+  | { readonly kind: 'wait'; readonly at: Position; readonly reason: string };
+
+export interface ScreenHost {
+  readonly clock: () => number;
+  /** Ask one policy for its verdict (in the kernel's thread for shipped policies, in a vat otherwise). */
+  runPolicy(policy: PolicyRef, caller: Principal, request: PolicyRequest): Promise<unknown>;
+}
+
+const VERDICT_KEYS = ['forward', 'refuse', 'answer', 'wait'] as const;
+
+/** A policy is untrusted code: its verdict is checked like any other input. */
+export const asVerdict = (value: unknown): Verdict => {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`a verdict is a record (got ${quote(value)})`);
+  const record = value as Record<string, unknown>;
+  const kinds = VERDICT_KEYS.filter((key) => key in record);
+  if (kinds.length !== 1) throw new TypeError('a verdict has exactly one of forward, refuse, answer, wait');
+  const [kind] = kinds;
+  if (kind === 'forward' && record.forward !== true) throw new TypeError('forward, when given, is true');
+  if ((kind === 'refuse' || kind === 'wait') && typeof record[kind] !== 'string') throw new TypeError(`${kind} gives a reason as a string`);
+  return record as Verdict;
+};
+
+const describe = (error: unknown) => String((error as Error)?.message ?? error);
+
+export class Screens {
+  readonly #host: ScreenHost;
+  /** Each policy's state, per layer: `${layer token} ${policy index}`. */
+  readonly #state = new Map<string, GridValue>();
+  /** The tail of each policy's queue: calls through one policy are screened in turn. */
+  readonly #queues = new Map<string, Promise<unknown>>();
+
+  constructor(host: ScreenHost) {
+    this.#host = host;
+  }
+
+  /** Who each layer of `chain` is called by, when `caller` calls its outermost token. */
+  static callers(chain: readonly Delegation[], caller: Principal): Principal[] {
+    return chain.map((_, index) => (index === 0 ? caller : chain[index - 1]!.delegator));
+  }
+
+  async screen(
+    chain: readonly Delegation[],
+    caller: Principal,
+    args: readonly GridValue[],
+    from: Position = { layer: 0, policy: 0 },
+    approvals: readonly Principal[] = [],
+  ): Promise<Screening> {
+    const callers = Screens.callers(chain, caller);
+    const audited: Array<{ token: Token; caller: Principal }> = [];
+    for (let layerIndex = from.layer; layerIndex < chain.length; layerIndex += 1) {
+      const layer = chain[layerIndex]!;
+      const layerCaller = callers[layerIndex]!;
+      const name = `delegation ${layer.token.slice(0, 12)}…`;
+      if (layerIndex === from.layer && from.policy === 0 && !layer.audience.includes(layerCaller)) {
+        return { kind: 'refuse', reason: `${name} is not delegated to ${layerCaller}` };
+      }
+      const firstPolicy = layerIndex === from.layer ? from.policy : 0;
+      for (let policyIndex = firstPolicy; policyIndex < layer.policies.length; policyIndex += 1) {
+        const policy = layer.policies[policyIndex]!;
+        let verdict: Verdict;
+        try {
+          verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, approvals);
+        } catch (error) {
+          return { kind: 'refuse', reason: `${name}: policy ${policy.module.slice(0, 12)}… failed: ${describe(error)}` };
+        }
+        if ('refuse' in verdict) return { kind: 'refuse', reason: `${name}: ${verdict.refuse}` };
+        if ('answer' in verdict) return { kind: 'answer', value: verdict.answer };
+        if ('wait' in verdict) return { kind: 'wait', at: { layer: layerIndex, policy: policyIndex }, reason: `${name}: ${verdict.wait}` };
+        if (verdict.audit === true) audited.push({ token: layer.token, caller: layerCaller });
+      }
+    }
+    return { kind: 'pass', audited };
+  }
+
+  /** One policy's verdict, its state carried to the next call. */
+  #ask(layer: Delegation, index: number, policy: PolicyRef, caller: Principal, args: readonly GridValue[], approvals: readonly Principal[]): Promise<Verdict> {
+    const key = `${layer.token} ${index}`;
+    const run = async () => {
+      const request: PolicyRequest = harden({
+        args,
+        now: this.#host.clock(),
+        state: this.#state.get(key) ?? null,
+        approvals,
+        layer: { token: layer.token, delegator: layer.delegator, audience: layer.audience },
+      });
+      const verdict = asVerdict(await this.#host.runPolicy(policy, caller, request));
+      if (verdict.state !== undefined) this.#state.set(key, verdict.state);
+      return verdict;
+    };
+    const previous = this.#queues.get(key);
+    const next = previous ? previous.then(run, run) : run();
+    this.#queues.set(key, next);
+    // Keep the queue short: the last call to finish clears it.
+    void next.then(
+      () => this.#queues.get(key) === next && this.#queues.delete(key),
+      () => this.#queues.get(key) === next && this.#queues.delete(key),
+    );
+    return next;
+  }
+}
