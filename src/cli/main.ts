@@ -17,14 +17,16 @@ import { defaultHome, homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { announceNode, retractNode, runningNode } from '../home/running-node.js';
 import { rememberPeers } from '../home/peers-file.js';
-import { loadIdentity } from '../identity/index.js';
+import { loadIdentity, type Identity } from '../identity/index.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
 import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
-import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import { connectNode, type RemoteNode } from '../net/client.js';
 import { startNode } from '../net/node.js';
-import { isPeerUrl, parseGridUrl, redeemInvitation, type Welcome } from '../net/membership.js';
+import { isPeerUrl, redeemInvitation, type Welcome } from '../net/membership.js';
+import { formatGridUrl, parseGridUrl, type GridUrl } from '../net/grid-url.js';
 import { Invitations } from '../home/invitations.js';
 import { openFsBlockStore } from '../store/index.js';
 import { runWasiCommand } from '../vat-wasm/wasi.js';
@@ -76,8 +78,15 @@ interface HomeOps {
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: IssueSpec): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
-  call(token: string, args: readonly unknown[], options: { follow?: boolean }): Promise<Outcome>;
+  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }): Promise<Outcome>;
+  delegate(spec: DelegateSpec): Promise<Token>;
+  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
+  importChain(token: string, chain: ChainBlocks): Promise<void>;
   entries(): Promise<readonly Entry[]>;
+  /** The URL of the node running on this home, if one is. */
+  readonly nodeUrl?: string;
+  /** A revocation's signed notice, when the home's kernel is opened here (a running node tells its peers itself). */
+  readonly notice?: (token: string) => RevocationNotice | undefined;
 }
 
 const withHome = async <T>(
@@ -95,6 +104,10 @@ const withHome = async <T>(
           issue: (spec) => kernel.issue(spec),
           revoke: (token, reason) => kernel.revoke(token, reason),
           call: (token, args, callOptions) => kernel.call(token, args, callOptions),
+          delegate: (spec) => kernel.delegate(spec),
+          chainBlocks: (token) => kernel.chainBlocks(token),
+          importChain: (token, chain) => kernel.importChain(token, chain),
+          notice: (token) => kernel.revocationNotice(token),
           entries: async () => kernel.journal.entries(),
         },
         names,
@@ -109,6 +122,10 @@ const withHome = async <T>(
       issue: (spec) => remote.issue(spec),
       revoke: (token, reason) => remote.revoke(token, reason),
       call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS }),
+      delegate: (spec) => remote.delegate(spec),
+      chainBlocks: (token) => remote.chainBlocks(token),
+      importChain: (token, chain) => remote.importChain(token, chain),
+      nodeUrl: node.url,
       entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
     };
     return body(ops, await PetNames.open(paths.names));
@@ -164,20 +181,22 @@ const withKernel = async <T>(
   }
 };
 
-/** A token given as a CID, a pet name, or a grid URL. */
-const resolveToken = (text: string | undefined, names: PetNames): Token => {
+/** A token given as a CID, a pet name, or a grid URL (which may say where to reach it and carry its delegation chain). */
+const resolveTarget = (text: string | undefined, names: PetNames): GridUrl & { token: Token } => {
   if (!text) throw new UsageError('missing TOKEN');
   const named = names.get(text);
   if (named) {
     if (named.kind !== 'token') throw new UsageError(`${quote(text)} names a ${named.kind}, not a token`);
-    return named.id as Token;
+    return { token: named.id as Token };
   }
   if (text.startsWith('grid://')) {
-    const url = new URL(text);
-    return asToken(url.hostname || url.pathname.replace(/^\/+/, ''));
+    const url = parseGridUrl(text);
+    return { ...url, token: asToken(url.token) };
   }
-  return asToken(text);
+  return { token: asToken(text) };
 };
+
+const resolveToken = (text: string | undefined, names: PetNames): Token => resolveTarget(text, names).token;
 
 const printOutcome = (inv: Invocation, outcome: Outcome): number => {
   if (inv.json) inv.io.out(toJsonText(outcome));
@@ -267,37 +286,41 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       }
       const paths = homePaths(inv.home);
       const follow = !inv.values['no-follow'];
-      // A grid URL carries where to reach its token: grid://<token>?via=ws://host:port
-      const hinted = tokenRef?.startsWith('grid://') ? new URL(tokenRef).searchParams.get('via') ?? undefined : undefined;
-      const via = typeof inv.values.via === 'string' ? inv.values.via : hinted;
+      // A grid URL carries where to reach its token, and a delegated token's chain.
+      const target = resolveTarget(tokenRef, await PetNames.open(paths.names));
+      const chain = target.chain ? { chain: target.chain } : {};
+      const via = typeof inv.values.via === 'string' ? inv.values.via : target.via;
       if (via) {
-        const names = await PetNames.open(paths.names);
         const identity = await loadHomeIdentity(paths);
         const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
           throw new UnreachableError(error.message);
         });
         try {
           const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS;
-          return printOutcome(inv, await remote.call(resolveToken(tokenRef, names), args, { follow, timeoutMs }));
+          return printOutcome(inv, await remote.call(target.token, args, { follow, timeoutMs, ...chain }));
         } finally {
           remote.close();
         }
       }
-      return withHome(inv, async (home, names) => printOutcome(inv, await home.call(resolveToken(tokenRef, names), args, { follow })), {
+      return withHome(inv, async (home) => printOutcome(inv, await home.call(target.token, args, { follow, ...chain })), {
         limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
       });
     },
   },
   revoke: {
-    usage: 'grid revoke TOKEN [--reason TEXT]',
-    summary: 'break the promise: every later call through TOKEN is revoked',
-    options: { reason: { type: 'string' } },
+    usage: 'grid revoke TOKEN [--reason TEXT] [--via URL]',
+    summary: 'break the promise: every later call through TOKEN is revoked (a delegation: that layer and what was delegated through it)',
+    options: { reason: { type: 'string' }, via: { type: 'string' } },
     run: async (inv) =>
       withHome(inv, async (home, names) => {
         if (inv.positionals.length > 1) throw new UsageError('revoke takes exactly one TOKEN');
-        const token = resolveToken(inv.positionals[0], names);
-        await home.revoke(token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
-        inv.io.out(inv.json ? toJsonText({ revoked: token }) : `revoked ${token}`);
+        const target = resolveTarget(inv.positionals[0], names);
+        await home.revoke(target.token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
+        // With no node running here, the node that answers the token (its URL's, or --via) is told at once.
+        const via = typeof inv.values.via === 'string' ? inv.values.via : target.via;
+        const notice = via ? home.notice?.(target.token) : undefined;
+        if (via && notice) await tellRevocation(via, notice, await loadHomeIdentity(homePaths(inv.home)));
+        inv.io.out(inv.json ? toJsonText({ revoked: target.token, ...(notice ? { told: via } : {}) }) : `revoked ${target.token}${notice ? `; told ${via}` : ''}`);
         return EXIT.ok;
       }),
   },
@@ -359,7 +382,10 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const [pet, id, ...extra] = inv.positionals;
       if (!pet || !id || extra.length > 0) throw new UsageError('usage: grid name PET ID');
       const names = await PetNames.open(homePaths(inv.home).names);
-      const entry = await names.set(pet, id.startsWith('grid://') ? resolveToken(id, names) : id);
+      const target = id.startsWith('grid://') ? resolveTarget(id, names) : undefined;
+      // A delegated token's chain is kept in the home, so the pet name alone is enough to call it.
+      if (target?.chain) await withHome(inv, (home) => home.importChain(target.token, target.chain!));
+      const entry = await names.set(pet, target?.token ?? id);
       inv.io.out(inv.json ? toJsonText({ name: pet, ...entry }) : `${pet} = ${entry.kind} ${entry.id}`);
       return EXIT.ok;
     },
@@ -401,7 +427,41 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       });
     },
   },
-  delegate: { usage: 'grid delegate TOKEN --to PRINCIPAL …', summary: '(coming) issue screeners around TOKEN', options: {}, run: notYet('delegate', 'screeners arrive with delegation') },
+  delegate: {
+    usage:
+      'grid delegate TOKEN --to PRINCIPAL… [--expires DUR|DATE] [--rate N/PERIOD] [--uses N] [--pattern JSON] [--approvals K --approver PRINCIPAL…] [--audit] [--policy MODULE[=JSON]]… [--name PET]',
+    summary: 'wrap TOKEN in a screener for PRINCIPAL(s) with these policies; print the new token as a grid URL carrying its chain',
+    options: {
+      to: { type: 'string', multiple: true },
+      expires: { type: 'string' },
+      rate: { type: 'string' },
+      uses: { type: 'string' },
+      pattern: { type: 'string' },
+      approvals: { type: 'string' },
+      approver: { type: 'string', multiple: true },
+      audit: { type: 'boolean' },
+      policy: { type: 'string', multiple: true },
+      name: { type: 'string' },
+    },
+    run: async (inv) => {
+      if (inv.positionals.length !== 1) throw new UsageError('delegate takes exactly one TOKEN');
+      return withHome(inv, async (home, names) => {
+        const target = resolveTarget(inv.positionals[0], names);
+        const principal = (text: string) => (names.get(text)?.kind === 'principal' ? names.get(text)!.id : asPrincipal(text));
+        const to = ((inv.values.to ?? []) as string[]).map(principal);
+        if (to.length === 0) throw new UsageError('delegate needs --to PRINCIPAL (one or more)');
+        if (target.chain) await home.importChain(target.token, target.chain);
+        const policies = await delegationPolicies(inv.values, principal, (ref) => resolveModule(home, names, ref));
+        const token = await home.delegate({ token: target.token, to, policies });
+        const chain = await home.chainBlocks(token);
+        // Calls go where the delegated token's calls went: its URL's node, else this home's own.
+        const url = formatGridUrl({ token, via: target.via ?? home.nodeUrl, chain });
+        if (typeof inv.values.name === 'string') await names.set(inv.values.name, token);
+        inv.io.out(inv.json ? toJsonText({ token, url, to, policies }) : url);
+        return EXIT.ok;
+      });
+    },
+  },
   repl: { usage: 'grid repl [--via URL]', summary: '(coming) a REPL with E, the grid API and promise-graph queries', options: { via: { type: 'string' } }, run: notYet('repl', 'the REPL arrives with graph auditing') },
   start: {
     usage: 'grid start [--listen HOST:PORT] [--peer URL]…',
@@ -493,6 +553,70 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
     },
   },
 });
+
+/** Hand a revocation to the node at `via`; a refusal or no answer is an error (the revocation holds here either way). */
+const tellRevocation = async (via: string, notice: RevocationNotice, identity: Identity) => {
+  const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+    throw new UnreachableError(`revoked here, but ${error.message}`);
+  });
+  try {
+    const { outcome } = await remote.session.revoke(notice, DEFAULT_LIMITS.callTimeoutMs);
+    if (outcome.status === 'revoked') throw new UnreachableError(`revoked here, but ${via} did not take the notice: ${outcome.reason}`);
+  } finally {
+    remote.close();
+  }
+};
+
+const RATE_PERIODS: Readonly<Record<string, number>> = { s: 1000, sec: 1000, second: 1000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000, d: 86_400_000, day: 86_400_000 };
+
+/** `--expires` takes a duration from now (2h) or a date (2026-12-01T00:00Z). */
+const parseExpiry = (text: string): number => {
+  if (/^\d+(ms|s|m|h|d)$/.test(text)) return Date.now() + parseDuration(text, '--expires');
+  const at = Date.parse(text);
+  if (!Number.isFinite(at)) throw new UsageError(`--expires takes a duration such as 2h or a date such as 2026-12-01T00:00Z (got ${quote(text)})`);
+  return at;
+};
+
+const positiveInteger = (text: string, what: string): number => {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${what} takes a positive whole number (got ${quote(text)})`);
+  return n;
+};
+
+/** The policies `grid delegate`'s options ask for, in the order they screen: cheap refusals first, approvals and audit last. */
+const delegationPolicies = async (
+  values: Invocation['values'],
+  principal: (text: string) => string,
+  moduleOf: (ref: string) => Promise<string>,
+): Promise<Array<{ module: string; settings: unknown }>> => {
+  const policies: Array<{ module: string; settings: unknown }> = [];
+  if (typeof values.expires === 'string') policies.push({ module: 'expiry', settings: { until: parseExpiry(values.expires) } });
+  if (typeof values.pattern === 'string') policies.push({ module: 'pattern', settings: { args: parseJsonArg(values.pattern, '--pattern') } });
+  if (typeof values.rate === 'string' || typeof values.uses === 'string') {
+    const settings: Record<string, unknown> = {};
+    if (typeof values.rate === 'string') {
+      const match = /^(\d+)\/(\w+)$/.exec(values.rate);
+      const periodMs = match ? RATE_PERIODS[match[2]!] : undefined;
+      if (!match || periodMs === undefined) throw new UsageError(`--rate takes N/PERIOD, PERIOD one of s, min, h, d (got ${quote(values.rate)})`);
+      settings.rate = { n: positiveInteger(match[1]!, '--rate'), periodMs, per: match[2] };
+    }
+    if (typeof values.uses === 'string') settings.uses = positiveInteger(values.uses, '--uses');
+    policies.push({ module: 'rate', settings });
+  }
+  const approvers = ((values.approver ?? []) as string[]).map(principal);
+  if (typeof values.approvals === 'string' || approvers.length > 0) {
+    const k = positiveInteger(typeof values.approvals === 'string' ? values.approvals : '', '--approvals');
+    if (approvers.length < k) throw new UsageError(`--approvals ${k} needs at least ${k} --approver principals (got ${approvers.length})`);
+    policies.push({ module: 'approval', settings: { k, of: approvers } });
+  }
+  for (const spec of (values.policy ?? []) as string[]) {
+    const at = spec.indexOf('=');
+    const ref = at < 0 ? spec : spec.slice(0, at);
+    policies.push({ module: await moduleOf(ref), settings: at < 0 ? null : parseJsonArg(spec.slice(at + 1), `--policy ${ref}`) });
+  }
+  if (values.audit) policies.push({ module: 'audit', settings: {} });
+  return policies;
+};
 
 const parseListen = (text: string): { host: string; port: number } => {
   const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);

@@ -12,19 +12,32 @@ const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}�
 /**
  * The entries that concern `token`: its issue and revocation, every call on
  * it with the outcomes, the calls those calls made, and — transitively — the
- * further promises it made.
+ * further promises it made and the delegations made of it (who holds what).
+ * For a delegated token, also the chain of delegations it was made through.
  */
 export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] => {
   const tokens = new Set<string>([token]);
   const calls = new Set<number>();
   const selected = new Set<number>();
-  // Further promises point forward in the journal, so one pass suffices.
+  const wraps = new Map<string, Entry & { kind: 'wrap' }>();
+  for (const entry of entries) if (entry.kind === 'wrap') wraps.set(entry.token, entry);
+  for (let below = wraps.get(token); below; below = wraps.get(below.inner)) selected.add(below.seq);
+  // Further promises and delegations point forward in the journal, so one pass suffices.
   for (const entry of entries) {
     switch (entry.kind) {
       case 'issue':
       case 'revoke':
       case 'revocation':
         if (tokens.has(entry.token)) selected.add(entry.seq);
+        break;
+      case 'wrap':
+        if (tokens.has(entry.inner)) {
+          selected.add(entry.seq);
+          tokens.add(entry.token);
+        }
+        break;
+      case 'screened':
+        if (calls.has(entry.call)) selected.add(entry.seq);
         break;
       case 'call':
       case 'hit':
@@ -121,6 +134,8 @@ export const reputation = (entries: readonly Entry[]): Reputation[] => {
       case 'seal':
       case 'forwarded':
       case 'revocation':
+      case 'wrap':
+      case 'screened':
         break;
     }
   }
@@ -169,6 +184,12 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
         return `${head} #${entry.call} answered by peer ${name(entry.to)}`;
       case 'revocation':
         return `${head} ${name(entry.token)} by ${name(entry.by)}, heard from ${name(entry.from)}: ${entry.reason}`;
+      case 'wrap': {
+        const policies = entry.policies.length === 0 ? 'no policies' : `policies ${entry.policies.map(name).join(', ')}`;
+        return `${head} ${name(entry.token)} = ${name(entry.inner)} delegated by ${name(entry.delegator)} to ${entry.audience.map(name).join(', ')} (${policies})`;
+      }
+      case 'screened':
+        return `${head} #${entry.call} passed audited layer ${name(entry.token)}, called there by ${name(entry.caller)}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -242,6 +263,22 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         if (call) edge(call.token, entry.to, 'answered by', 'dashed');
         break;
       }
+      case 'wrap':
+        node(entry.token, 'box', ', style=rounded');
+        node(entry.inner, 'box');
+        node(entry.delegator, 'ellipse');
+        edge(entry.token, entry.inner, 'screens', 'dashed');
+        edge(entry.delegator, entry.token, 'delegated');
+        for (const holder of entry.audience) {
+          node(holder, 'ellipse');
+          edge(entry.token, holder, 'held by', 'dotted');
+        }
+        break;
+      case 'screened':
+        node(entry.caller, 'ellipse');
+        node(entry.token, 'box', ', style=rounded');
+        edge(entry.caller, entry.token, 'audited call', 'dashed');
+        break;
       case 'seal':
         break;
     }

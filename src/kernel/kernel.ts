@@ -490,15 +490,7 @@ export class Kernel {
     const { bytes, delegation } = makeDelegation({ inner, audience: spec.to, policies }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(delegation.token), bytes);
     this.#learnDelegation(delegation);
-    this.#powers.journal.append({
-      kind: 'wrap',
-      token: delegation.token,
-      inner,
-      delegator: self,
-      audience: delegation.audience,
-      policies: delegation.policies.map((p) => p.module),
-      issuer,
-    });
+    this.#recordWrap(delegation, issuer);
     this.#served(delegation.token, issuer);
     return delegation.token;
   }
@@ -517,15 +509,19 @@ export class Kernel {
     return { links, modules: await this.#moduleBlocks([...new Set(policyModules)]) };
   }
 
-  /** Take in a chain that came with a call on `token`: links outermost first, each wrapping the next. */
-  async #importChain(token: Token, blocks: ChainBlocks): Promise<void> {
+  /**
+   * Take in the chain of delegated `token` (from a grid URL, or sent with a
+   * call): links outermost first, each wrapping the next, every signature
+   * checked. Throws what is wrong, naming the link.
+   */
+  async importChain(token: string, blocks: ChainBlocks): Promise<void> {
     if (blocks.links.length === 0 || blocks.links.length > MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has 1 to ${MAX_CHAIN} links`);
     if (blocks.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_CHAIN', `a chain brings at most ${MAX_REPLICA_MODULES} modules`);
     const links = blocks.links.map((bytes) => {
       const linkToken = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
       return this.#delegations.get(linkToken) ?? readDelegation(linkToken, bytes);
     });
-    if (links[0]!.token !== token) throw new KernelError('ERR_BAD_CHAIN', `the chain sent starts with ${links[0]!.token}, not with the token called`);
+    if (links[0]!.token !== asToken(token)) throw new KernelError('ERR_BAD_CHAIN', `the chain sent starts with ${links[0]!.token}, not with the token called`);
     links.forEach((link, index) => {
       const next = links[index + 1];
       if (next && link.inner !== next.token) {
@@ -542,7 +538,21 @@ export class Kernel {
       if (this.#delegations.has(link.token)) continue;
       await this.#powers.store.putVerified(CID.parse(link.token), blocks.links[index]!);
       this.#learnDelegation(link);
+      this.#recordWrap(link, links.at(-1)!.delegator);
     }
+  }
+
+  /** The promise graph keeps every delegation made or seen here. */
+  #recordWrap(link: Delegation, issuer: Principal) {
+    this.#powers.journal.append({
+      kind: 'wrap',
+      token: link.token,
+      inner: link.inner,
+      delegator: link.delegator,
+      audience: link.audience,
+      policies: link.policies.map((p) => p.module),
+      issuer,
+    });
   }
 
   /** A delegation record, from memory or the store; undefined if `token` names anything else. */
@@ -831,6 +841,11 @@ export class Kernel {
     return () => this.#revocationListeners.delete(listener);
   }
 
+  /** The signed notice of a revocation made or heard here, to hand to a node that must hear it. */
+  revocationNotice(token: string): RevocationNotice | undefined {
+    return this.#noticeOf(asToken(token));
+  }
+
   #noticeOf(token: Token): RevocationNotice | undefined {
     let notice = this.#notices.get(token);
     const reason = this.#revoked.get(token);
@@ -881,7 +896,7 @@ export class Kernel {
     try {
       if (options.chain) {
         try {
-          await this.#importChain(asToken(token), options.chain);
+          await this.importChain(token, options.chain);
         } catch (error) {
           return { outcome: revoked(describeThrown(error)), cacheable: false };
         }

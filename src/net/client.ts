@@ -23,6 +23,7 @@ export interface RemoteNode {
   delegate(spec: DelegateSpec): Promise<Token>;
   /** The records and modules a call through delegated `token` carries. */
   chainBlocks(token: string): Promise<ChainBlocks | undefined>;
+  importChain(token: string, chain: ChainBlocks): Promise<void>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -34,6 +35,7 @@ type OwnerFacet = {
   issue(spec: object): Promise<Token>;
   delegate(spec: object): Promise<Token>;
   chainBlocks(token: string): Promise<{ links: string[]; modules: string[] } | undefined>;
+  importChain(token: string, links: string[], modules: string[]): Promise<void>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -77,6 +79,10 @@ export const connectNode = async (
       const blocks = await plain(facet().chainBlocks(token));
       const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(text, 'base64')));
       return blocks && { links: bytes(blocks.links), modules: bytes(blocks.modules) };
+    },
+    importChain: (token, chain) => {
+      const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));
+      return plain(facet().importChain(token, text(chain.links), text(chain.modules)));
     },
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
     invite: (expiresInMs) => plain(facet().invite(expiresInMs)),

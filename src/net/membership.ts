@@ -8,26 +8,14 @@
  * both ways.
  */
 import { E } from '@endo/far';
-import { asPrincipal, quote, type Principal } from '../caps/ids.js';
+import { asPrincipal, type Principal } from '../caps/ids.js';
+import { parseGridUrl } from './grid-url.js';
 import { GridError } from '../caps/errors.js';
 import type { Invitations } from '../home/invitations.js';
 import type { RemoteNode } from './client.js';
 import type { Peers } from './peers.js';
 
 class JoinError extends GridError {}
-
-/** `grid://<token>?via=ws://host:port` */
-export const parseGridUrl = (text: string): { token: string; via?: string } => {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new JoinError('ERR_GRID_URL', `not a grid URL: ${quote(text)}`);
-  }
-  if (url.protocol !== 'grid:') throw new JoinError('ERR_GRID_URL', `not a grid URL: ${quote(text)} (expected grid://<token>?via=ws://host:port)`);
-  const token = url.hostname || url.pathname.replace(/^\/+/, '');
-  return { token, via: url.searchParams.get('via') ?? undefined };
-};
 
 export const isPeerUrl = (url: string): boolean => /^wss?:\/\/[^/\s]+\/?$/.test(url);
 

@@ -66,6 +66,10 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: IssueSpec) => kernel.issue(spec),
     delegate: (spec: DelegateSpec) => kernel.delegate(spec),
+    importChain: (token: string, links: string[], modules: string[]) => {
+      const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(String(text), 'base64')));
+      return kernel.importChain(token, { links: bytes(links), modules: bytes(modules) });
+    },
     chainBlocks: async (token: string) => {
       const blocks = await kernel.chainBlocks(token);
       const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));
