@@ -76,71 +76,112 @@ export interface Reputation {
   pending: number;
 }
 
-export const reputation = (entries: readonly Entry[]): Reputation[] => {
-  const issuerOf = new Map<string, Principal>();
-  const callToken = new Map<number, string>();
-  const open = new Map<number, Principal>();
+/**
+ * Reputation, kept up to date record by record: the kernel feeds it every
+ * record it writes, so policies can ask about a principal without a pass
+ * over the journal. A delegation is its delegator's promise too: issued,
+ * and broken if its delegator revokes it; the calls through it are counted
+ * for the closure that answers them, so a policy's refusal (a delegation
+ * doing its job) is nobody's broken promise. Memory grows with principals and tokens, not with calls:
+ * a call is forgotten once it settles.
+ */
+export class ReputationTally {
+  readonly #issuerOf = new Map<string, Principal>();
+  readonly #delegatorOf = new Map<string, Principal>();
+  /** Calls on a known issuer's tokens not settled yet: call → [issuer, token]. */
+  readonly #open = new Map<number, readonly [Principal, string]>();
   /** further token → the calls waiting on it */
-  const waiting = new Map<string, number[]>();
-  const table = new Map<Principal, Reputation>();
-  const row = (issuer: Principal) => {
-    let r = table.get(issuer);
-    if (!r) table.set(issuer, (r = { issuer, issued: 0, fulfilled: 0, broken: 0, pending: 0 }));
+  readonly #waiting = new Map<string, number[]>();
+  readonly #table = new Map<Principal, Reputation>();
+
+  #row(issuer: Principal): Reputation {
+    let r = this.#table.get(issuer);
+    if (!r) this.#table.set(issuer, (r = { issuer, issued: 0, fulfilled: 0, broken: 0, pending: 0 }));
     return r;
-  };
-  const settle = (call: number, kept: boolean) => {
-    const issuer = open.get(call);
-    if (!issuer) return;
-    open.delete(call);
-    if (kept) row(issuer).fulfilled += 1;
-    else row(issuer).broken += 1;
-    const token = callToken.get(call)!;
-    for (const waiter of waiting.get(token) ?? []) settle(waiter, kept);
-  };
-  for (const entry of entries) {
+  }
+
+  #settle(call: number, kept: boolean) {
+    const open = this.#open.get(call);
+    if (!open) return;
+    this.#open.delete(call);
+    const [issuer, token] = open;
+    const row = this.#row(issuer);
+    row.pending -= 1;
+    if (kept) row.fulfilled += 1;
+    else row.broken += 1;
+    const waiters = this.#waiting.get(token);
+    this.#waiting.delete(token);
+    for (const waiter of waiters ?? []) this.#settle(waiter, kept);
+  }
+
+
+  add(entry: Entry): void {
     switch (entry.kind) {
       case 'issue':
-        issuerOf.set(entry.token, entry.issuer);
-        row(entry.issuer).issued += 1;
+        this.#issuerOf.set(entry.token, entry.issuer);
+        this.#row(entry.issuer).issued += 1;
+        break;
+      case 'wrap':
+        if (this.#delegatorOf.has(entry.token)) break;
+        this.#delegatorOf.set(entry.token, entry.delegator);
+        this.#row(entry.delegator).issued += 1;
         break;
       case 'call': {
-        const issuer = issuerOf.get(entry.token);
-        if (issuer) open.set(entry.seq, issuer);
-        callToken.set(entry.seq, entry.token);
+        const issuer = this.#issuerOf.get(entry.token);
+        if (!issuer) break;
+        this.#open.set(entry.seq, [issuer, entry.token]);
+        this.#row(issuer).pending += 1;
         break;
       }
       case 'hit': {
-        const issuer = issuerOf.get(entry.token);
-        if (issuer) row(issuer).fulfilled += 1;
+        const issuer = this.#issuerOf.get(entry.token);
+        if (issuer) this.#row(issuer).fulfilled += 1;
         break;
       }
       case 'fulfilled':
-        settle(entry.call, true);
+        this.#settle(entry.call, true);
         break;
       case 'revoked':
-        settle(entry.call, false);
+        this.#settle(entry.call, false);
         break;
       case 'promised': {
-        const list = waiting.get(entry.token) ?? [];
+        if (!this.#open.has(entry.call)) break;
+        const list = this.#waiting.get(entry.token) ?? [];
         list.push(entry.call);
-        waiting.set(entry.token, list);
+        this.#waiting.set(entry.token, list);
         break;
       }
       case 'revoke': {
-        const issuer = issuerOf.get(entry.token);
-        if (issuer) row(issuer).broken += 1;
+        const issuer = this.#issuerOf.get(entry.token) ?? this.#delegatorOf.get(entry.token);
+        if (issuer) this.#row(issuer).broken += 1;
         break;
       }
       case 'seal':
       case 'forwarded':
       case 'revocation':
-      case 'wrap':
       case 'screened':
         break;
     }
   }
-  for (const issuer of open.values()) row(issuer).pending += 1;
-  return [...table.values()];
+
+  /** Who issued (or delegated) `token`, if this journal has seen it. */
+  issuerOf(token: string): Principal | undefined {
+    return this.#issuerOf.get(token) ?? this.#delegatorOf.get(token);
+  }
+
+  of(principal: Principal): Reputation {
+    return { ...(this.#table.get(principal) ?? { issuer: principal, issued: 0, fulfilled: 0, broken: 0, pending: 0 }) };
+  }
+
+  rows(): Reputation[] {
+    return [...this.#table.values()].map((row) => ({ ...row }));
+  }
+}
+
+export const reputation = (entries: readonly Entry[]): Reputation[] => {
+  const tally = new ReputationTally();
+  for (const entry of entries) tally.add(entry);
+  return tally.rows();
 };
 
 const valueText = (value: unknown): string => {

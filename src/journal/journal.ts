@@ -355,11 +355,19 @@ export class Journal {
     return this.#entries.length;
   }
 
+  /** Be told of every record appended from now on (the kernel keeps its reputation tally so). */
+  onAppend(listener: (entry: Entry) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  readonly #listeners: Array<(entry: Entry) => void> = [];
+
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
     const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload);
     this.#entries.push(entry);
+    for (const listener of this.#listeners) listener(entry);
     this.#pending.push(entry);
     if (this.#pending.length >= MAX_PENDING) void this.#startWrite();
     else if (!this.#scheduled) {

@@ -29,6 +29,7 @@ import { isSignedRevocation, signRevocation, type RevocationNotice } from './rev
 import { DAG_CBOR_CODEC } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
+import { ReputationTally, type Reputation } from '../journal/graph.js';
 import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
 export type Outcome = Settlement<GridValue, Token>;
@@ -250,6 +251,7 @@ export class Kernel {
   readonly #unseenRevocations = new Map<Token, { notice: RevocationNotice; from: Principal }>();
   /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
   readonly #chains = new Map<Token, Delegation[]>();
+  readonly #reputation = new ReputationTally();
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -276,8 +278,16 @@ export class Kernel {
     this.#screens = new Screens({
       clock: powers.clock,
       runPolicy: (policy, caller, request) => this.#runPolicy(policy, caller, request),
+      reputation: (principal) => this.#reputation.of(principal),
+      issuerOf: (token) => this.#reputation.issuerOf(token),
     });
     this.#replay(powers.journal.entries());
+    powers.journal.onAppend((entry) => this.#reputation.add(entry));
+  }
+
+  /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */
+  reputation(): Reputation[] {
+    return this.#reputation.rows();
   }
 
   /** The policies shipped with this node: name → module id. */
@@ -297,6 +307,7 @@ export class Kernel {
   #replay(entries: readonly Entry[]) {
     const calls = new Map<number, Extract<Entry, { kind: 'call' }>>();
     for (const entry of entries) {
+      this.#reputation.add(entry);
       if (entry.kind === 'call') calls.set(entry.seq, entry);
       else if (entry.kind === 'revoke' || entry.kind === 'revocation') {
         this.#revoked.set(entry.token, entry.reason);

@@ -10,14 +10,19 @@
  *
  * A policy is a module exporting `screen(ctx, request)`: `ctx.env` is its
  * settings and `ctx.caller` the layer's caller; `request` is
- * `{ args, now, state, approvals, layer: { token, delegator, audience } }`.
+ * `{ args, now, state, approvals, layer: { token, delegator, audience }, reputation }`,
+ * where `reputation` gives this node's record (`{ issuer: principal, issued,
+ * fulfilled, broken, pending }`) of the layer's `caller`, its `delegator`, the
+ * original closure's `issuer`, and the issuers of tokens passed as `arguments`
+ * (those this node knows).
  * Policies keep no state of their own (a fresh instance runs every call); a
  * verdict may carry a new `state`, which the next call through that policy of
  * that layer is given. Calls through one policy are screened one at a time,
  * so a quota cannot be overrun by calls that race.
  */
 import { quote, type Principal, type Token } from '../caps/ids.js';
-import type { GridValue } from '../closures/values.js';
+import { isLink, type GridValue } from '../closures/values.js';
+import type { Reputation } from '../journal/graph.js';
 import type { Delegation, PolicyRef } from './delegation.js';
 
 export interface PolicyRequest {
@@ -26,6 +31,12 @@ export interface PolicyRequest {
   readonly state: GridValue;
   readonly approvals: readonly Principal[];
   readonly layer: { readonly token: Token; readonly delegator: Principal; readonly audience: readonly Principal[] };
+  readonly reputation: {
+    readonly caller: Reputation;
+    readonly delegator: Reputation;
+    readonly issuer: Reputation;
+    readonly arguments: readonly Reputation[];
+  };
 }
 
 export type Verdict =
@@ -51,6 +62,9 @@ export interface ScreenHost {
   readonly clock: () => number;
   /** Ask one policy for its verdict (in the kernel's thread for shipped policies, in a vat otherwise). */
   runPolicy(policy: PolicyRef, caller: Principal, request: PolicyRequest): Promise<unknown>;
+  /** The promise graph's record of a principal, and who issued a token, as far as this node knows. */
+  reputation(principal: Principal): Reputation;
+  issuerOf(token: string): Principal | undefined;
 }
 
 const VERDICT_KEYS = ['forward', 'refuse', 'answer', 'wait'] as const;
@@ -93,6 +107,14 @@ export class Screens {
     approvals: readonly Principal[] = [],
   ): Promise<Screening> {
     const callers = Screens.callers(chain, caller);
+    // Whose reputation a policy may weigh besides the layer's own: the original issuer, and the issuers of tokens passed along.
+    const issuer = this.#host.reputation(chain.at(-1)!.delegator);
+    const argumentIssuers = new Set<Principal>();
+    for (const arg of args) {
+      const argIssuer = isLink(arg) ? this.#host.issuerOf(arg['/']) : undefined;
+      if (argIssuer) argumentIssuers.add(argIssuer);
+    }
+    const concerned = { issuer, arguments: [...argumentIssuers].map((p) => this.#host.reputation(p)) };
     const audited: Array<{ token: Token; caller: Principal }> = [];
     for (let layerIndex = from.layer; layerIndex < chain.length; layerIndex += 1) {
       const layer = chain[layerIndex]!;
@@ -106,7 +128,7 @@ export class Screens {
         const policy = layer.policies[policyIndex]!;
         let verdict: Verdict;
         try {
-          verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, approvals);
+          verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, approvals, concerned);
         } catch (error) {
           return { kind: 'refuse', reason: `${name}: policy ${policy.module.slice(0, 12)}… failed: ${describe(error)}` };
         }
@@ -120,7 +142,15 @@ export class Screens {
   }
 
   /** One policy's verdict, its state carried to the next call. */
-  #ask(layer: Delegation, index: number, policy: PolicyRef, caller: Principal, args: readonly GridValue[], approvals: readonly Principal[]): Promise<Verdict> {
+  #ask(
+    layer: Delegation,
+    index: number,
+    policy: PolicyRef,
+    caller: Principal,
+    args: readonly GridValue[],
+    approvals: readonly Principal[],
+    concerned: Pick<PolicyRequest['reputation'], 'issuer' | 'arguments'>,
+  ): Promise<Verdict> {
     const key = `${layer.token} ${index}`;
     const run = async () => {
       const request: PolicyRequest = harden({
@@ -129,6 +159,7 @@ export class Screens {
         state: this.#state.get(key) ?? null,
         approvals,
         layer: { token: layer.token, delegator: layer.delegator, audience: layer.audience },
+        reputation: { caller: this.#host.reputation(caller), delegator: this.#host.reputation(layer.delegator), ...concerned },
       });
       const verdict = asVerdict(await this.#host.runPolicy(policy, caller, request));
       if (verdict.state !== undefined) this.#state.set(key, verdict.state);
