@@ -38,6 +38,22 @@ test('a call is a message addressed to its token', (t) => {
   t.throws(() => decodeCall(decodeMessage(encodeMessage(token, 1, new Uint8Array([0x80]), 0, [])), 8), { message: /path/ }, 'an empty path is refused');
 });
 
+test('a call through a delegation carries its chain, with or without a path; a malformed chain is refused', (t) => {
+  const chain = { links: [new Uint8Array([1, 2]), new Uint8Array([3])], modules: [new Uint8Array([4])] };
+  for (const path of [[], [principal as Principal]]) {
+    const bytes = encodeCall(2, token, [1], { path, chain });
+    t.deepEqual(reencoded(bytes), bytes);
+    const call = decodeCall(decodeMessage(bytes), 8);
+    t.deepEqual(call.options.chain, chain);
+    t.deepEqual(call.options.path, path.length > 0 ? path : undefined);
+  }
+  const args = new Uint8Array([0x80]);
+  t.throws(() => decodeCall(decodeMessage(encodeMessage(token, 1, args, 0, null)), 8), { message: /path/ }, 'a null path makes room for a chain only');
+  for (const bad of [[[], []], [[new Uint8Array(1)]], [['text'], []], [[new Uint8Array(1)], [7]], [Array.from({ length: 65 }, () => new Uint8Array(1)), []]]) {
+    t.throws(() => decodeCall(decodeMessage(encodeMessage(token, 1, args, 0, null, bad)), 8), { message: /a chain is \[links, modules\]/ });
+  }
+});
+
 test('replies carry each kind of outcome and whether it may be cached or replicated', (t) => {
   const answers = [
     { outcome: { status: 'fulfilled', value: { a: [2n ** 63n, null] } }, cacheable: true, replicable: true },

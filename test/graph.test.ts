@@ -65,3 +65,37 @@ test('renderings name every kind of record', async (t) => {
   t.regex(dot, /label="further promise"/);
   t.regex(dot, /label="revoked", style=bold, color=red/);
 });
+
+test('delegations are in the graph: wraps, audited layers, the chain of a token and its reputation', async (t) => {
+  const { kernel, greet } = await setup();
+  const bob = await openKernel({ memory: true });
+  t.teardown(async () => {
+    await kernel.close();
+    await bob.close();
+  });
+  const toBob = await kernel.delegate({ token: greet, to: [bob.principal], policies: [{ module: 'audit' }] });
+  const toSelf = await kernel.delegate({ token: toBob, to: [kernel.principal] }).catch((error: Error) => error.message);
+  t.regex(String(toSelf), /not to did:key/, 'only the audience of a delegation may delegate it further');
+  t.is((await kernel.call(toBob, ['bob'], { caller: bob.principal })).status, 'fulfilled');
+  await kernel.revoke(toBob, 'enough');
+  const entries = kernel.journal.entries();
+  const text = renderText(entries);
+  t.regex(text, new RegExp(`wrap +${toBob.slice(0, 10)}.* = ${greet.slice(0, 10)}.* delegated by did:key.* to did:key.*\\(policies bafk`));
+  t.regex(text, /screened +#\d+ passed audited layer bafy.*, called there by did:key/);
+  t.deepEqual(
+    entriesAround(entries, greet).filter((e) => e.kind === 'wrap').map((e) => (e as { token: string }).token),
+    [toBob],
+    'the graph of a token shows who it was delegated to',
+  );
+  t.deepEqual(
+    entriesAround(entries, toBob).map((e) => e.kind).filter((kind) => kind !== 'call' && kind !== 'fulfilled'),
+    ['wrap', 'screened', 'revoke'],
+    'and the graph of a delegation shows its chain, its audited calls and its revocation',
+  );
+  const dot = renderDot(entries, (id) => id);
+  t.regex(dot, new RegExp(`"${toBob}" -> "${greet}" \\[label="screens"`));
+  t.regex(dot, new RegExp(`"${toBob}" -> "${bob.principal}" \\[label="held by"`));
+  // A delegation is its delegator's promise: issued, broken when revoked; the call through it counts for the closure.
+  t.deepEqual(kernel.reputation(), [{ issuer: kernel.principal, issued: 5, fulfilled: 1, broken: 1, pending: 0 }]);
+  t.deepEqual(kernel.reputation(), reputation(entries), 'the tally kept as records are written agrees with a pass over the journal');
+});
