@@ -39,6 +39,9 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
       case 'screened':
         if (calls.has(entry.call)) selected.add(entry.seq);
         break;
+      case 'policy-state':
+        if (tokens.has(entry.token)) selected.add(entry.seq);
+        break;
       case 'call':
       case 'hit':
         if (tokens.has(entry.token) || (entry.parent !== undefined && calls.has(entry.parent))) {
@@ -160,6 +163,7 @@ export class ReputationTally {
       case 'forwarded':
       case 'revocation':
       case 'screened':
+      case 'policy-state':
         break;
     }
   }
@@ -231,6 +235,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
       }
       case 'screened':
         return `${head} #${entry.call} passed audited layer ${name(entry.token)}, called there by ${name(entry.caller)}`;
+      case 'policy-state':
+        return `${head} ${name(entry.token)} policy ${entry.index} keeps ${valueText(entry.state)}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -320,6 +326,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         node(entry.token, 'box', ', style=rounded');
         edge(entry.caller, entry.token, 'audited call', 'dashed');
         break;
+      case 'policy-state':
       case 'seal':
         break;
     }

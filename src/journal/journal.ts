@@ -61,7 +61,9 @@ export type EntryBody =
    */
   | { kind: 'wrap'; token: Token; inner: Token; delegator: Principal; audience: readonly Principal[]; policies: readonly ModuleId[]; issuer: Principal }
   /** Call `call` passed through audited delegation layer `token`, called there by `caller`. */
-  | { kind: 'screened'; call: number; token: Token; caller: Principal };
+  | { kind: 'screened'; call: number; token: Token; caller: Principal }
+  /** The state policy `index` of delegation layer `token` keeps between calls (a rate window, a quota count), as of now. */
+  | { kind: 'policy-state'; token: Token; index: number; state: GridValue };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -105,8 +107,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   revocation: ['token', 'reason', 'by', 'signature', 'from'],
   wrap: ['token', 'inner', 'delegator', 'audience', 'policies', 'issuer'],
   screened: ['call', 'token', 'caller'],
+  'policy-state': ['token', 'index', 'state'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 const LINK_FIELDS = new Set(['token', 'code', 'inner']);
 const ENCODED_FIELDS = new Set(['args', 'value']);

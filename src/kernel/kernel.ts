@@ -86,6 +86,8 @@ interface PendingCall {
 }
 
 /** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
+/** How often changed policy state is written to the journal. */
+const POLICY_STATE_MS = 100;
 /** Most calls that may wait for approvals on one node at once. */
 const MAX_PENDING_CALLS = 10_000;
 const MAX_UNSEEN_REVOCATIONS = 10_000;
@@ -252,6 +254,8 @@ export class Kernel {
   /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
   readonly #chains = new Map<Token, Delegation[]>();
   readonly #reputation = new ReputationTally();
+  readonly #changedStates = new Map<string, { layer: Token; index: number; state: GridValue }>();
+  #stateTimer: (() => void) | undefined;
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -279,10 +283,31 @@ export class Kernel {
       clock: powers.clock,
       runPolicy: (policy, caller, request) => this.#runPolicy(policy, caller, request),
       reputation: (principal) => this.#reputation.of(principal),
+      stateChanged: (layer, index, state) => this.#policyStateChanged(layer, index, state),
       issuerOf: (token) => this.#reputation.issuerOf(token),
     });
     this.#replay(powers.journal.entries());
     powers.journal.onAppend((entry) => this.#reputation.add(entry));
+  }
+
+  /**
+   * Policy state is written to the journal at most every POLICY_STATE_MS
+   * (and at every flush), the latest state of each policy that changed: a
+   * record per call would cost more than the screening. A crash loses at
+   * most that much of it.
+   */
+  #policyStateChanged(layer: Token, index: number, state: GridValue) {
+    this.#changedStates.set(`${layer} ${index}`, { layer, index, state });
+    this.#stateTimer ??= this.#powers.setTimer(POLICY_STATE_MS, () => this.#writePolicyStates());
+  }
+
+  #writePolicyStates() {
+    this.#stateTimer?.();
+    this.#stateTimer = undefined;
+    for (const { layer, index, state } of this.#changedStates.values()) {
+      this.#powers.journal.append({ kind: 'policy-state', token: layer, index, state });
+    }
+    this.#changedStates.clear();
   }
 
   /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */
@@ -321,6 +346,7 @@ export class Kernel {
       } else if (entry.kind === 'hit') this.#served(entry.token, entry.caller);
       // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
       else if (entry.kind === 'wrap') this.#served(entry.token, entry.issuer);
+      else if (entry.kind === 'policy-state') this.#screens.restore(entry.token, entry.index, entry.state);
       else if (entry.kind === 'forwarded') {
         const call = calls.get(entry.call);
         if (call) this.#upstream.set(call.token, entry.to);
@@ -1100,6 +1126,7 @@ export class Kernel {
 
   /** Make the journal durable. */
   flush(): Promise<void> {
+    this.#writePolicyStates();
     return this.#powers.journal.flush();
   }
 
@@ -1110,6 +1137,7 @@ export class Kernel {
       for (const server of this.#servers) await server.close();
       await this.#powers.network?.close();
       await this.#vats.close();
+      this.#writePolicyStates();
       await this.#powers.journal.close();
     } finally {
       await this.#powers.onClose?.();

@@ -60,6 +60,8 @@ export type Screening =
 
 export interface ScreenHost {
   readonly clock: () => number;
+  /** Told when a policy's state changes, so it can be kept durably. */
+  stateChanged(layer: Token, index: number, state: GridValue): void;
   /** Ask one policy for its verdict (in the kernel's thread for shipped policies, in a vat otherwise). */
   runPolicy(policy: PolicyRef, caller: Principal, request: PolicyRequest): Promise<unknown>;
   /** The promise graph's record of a principal, and who issued a token, as far as this node knows. */
@@ -141,6 +143,11 @@ export class Screens {
     return { kind: 'pass', audited };
   }
 
+  /** A policy's state as it was kept (when the node restarts). */
+  restore(layer: Token, index: number, state: GridValue) {
+    this.#state.set(`${layer} ${index}`, state);
+  }
+
   /** One policy's verdict, its state carried to the next call. */
   #ask(
     layer: Delegation,
@@ -162,7 +169,10 @@ export class Screens {
         reputation: { caller: this.#host.reputation(caller), delegator: this.#host.reputation(layer.delegator), ...concerned },
       });
       const verdict = asVerdict(await this.#host.runPolicy(policy, caller, request));
-      if (verdict.state !== undefined) this.#state.set(key, verdict.state);
+      if (verdict.state !== undefined) {
+        this.#state.set(key, verdict.state);
+        this.#host.stateChanged(layer.token, index, verdict.state);
+      }
       return verdict;
     };
     const previous = this.#queues.get(key);

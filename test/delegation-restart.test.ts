@@ -1,0 +1,30 @@
+/**
+ * What a node keeps of delegations across a restart: policy state (a quota
+ * used up stays used up), revocations of layers, and the wraps in its graph.
+ */
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { openKernel } from '../src/index.js';
+import { tempDir } from './_helpers.js';
+
+test('a quota used up, a revoked layer and the wraps survive a restart of the answering node', async (t) => {
+  const home = await tempDir(t);
+  const bob = await openKernel({ memory: true });
+  t.teardown(() => bob.close());
+  let alice = await openKernel({ home, create: true });
+  const add = await alice.issue({ code: await alice.publish('export const add = (ctx, a, b) => a + b;'), export: 'add' });
+  const limited = await alice.delegate({ token: add, to: [bob.principal], policies: [{ module: 'rate', settings: { uses: 2 } }] });
+  const other = await alice.delegate({ token: add, to: [bob.principal] });
+  t.deepEqual(await alice.call(limited, [1, 1], { caller: bob.principal }), { status: 'fulfilled', value: 2 });
+  await alice.revoke(other, 'changed my mind');
+  await alice.close();
+
+  alice = await openKernel({ home });
+  t.teardown(() => alice.close());
+  t.deepEqual(await alice.call(limited, [1, 2], { caller: bob.principal }), { status: 'fulfilled', value: 3 }, 'the second of two uses');
+  t.deepEqual(await alice.call(limited, [1, 3], { caller: bob.principal }), { status: 'revoked', reason: `delegation ${limited.slice(0, 12)}…: quota of 2 calls used up` });
+  t.deepEqual(await alice.call(other, [1, 1], { caller: bob.principal }), { status: 'revoked', reason: 'changed my mind' });
+  const kinds = alice.journal.entries().map((entry) => entry.kind);
+  t.is(kinds.filter((kind) => kind === 'wrap').length, 2);
+  t.true(kinds.includes('policy-state'));
+});
