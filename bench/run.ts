@@ -9,6 +9,7 @@ import { benchNet } from './net.js';
 import { benchWire } from './wire.js';
 import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
+import { benchScreener } from './screener.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -19,6 +20,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['wire', benchWire],
   ['store', benchStore],
   ['identity', benchIdentity],
+  ['screener', benchScreener],
 ];
 
 const only = process.argv.slice(2);
