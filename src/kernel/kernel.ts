@@ -83,7 +83,12 @@ interface PendingCall {
   settled?: Outcome;
   readonly settle: (outcome: Outcome) => void;
   readonly done: Promise<Outcome>;
+  /** Stops its timer: a waiting call is kept PENDING_TTL_MS, then forgotten (revoked if still waiting). */
+  cancelExpiry: () => void;
 }
+
+/** How long a call may wait for approvals, and how long its answer is kept for its caller after. */
+const PENDING_TTL_MS = 60 * 60 * 1000;
 
 /** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
 /** How often changed policy state is written to the journal. */
@@ -714,7 +719,7 @@ export class Kernel {
   }
 
   /** Park a call that waits for approvals; its further promise is a fresh token. */
-  #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'turn' | 'settle' | 'done'>, at: Position): Outcome {
+  #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'turn' | 'settle' | 'done' | 'cancelExpiry'>, at: Position): Outcome {
     if (this.#pending.size >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
     const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: this.#powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
     let resolve!: (outcome: Outcome) => void;
@@ -727,9 +732,14 @@ export class Kernel {
       turn: Promise.resolve(),
       done,
       settle: (outcome) => {
+        if (pending.settled) return;
         pending.settled = outcome;
         resolve(outcome);
       },
+      cancelExpiry: this.#powers.setTimer(PENDING_TTL_MS, () => {
+        pending.settle(revoked(`no approval within ${PENDING_TTL_MS / 60_000} minutes`));
+        this.#pending.delete(token);
+      }),
     };
     this.#pending.set(token, pending);
     return promised(token);
@@ -1137,6 +1147,10 @@ export class Kernel {
       for (const server of this.#servers) await server.close();
       await this.#powers.network?.close();
       await this.#vats.close();
+      for (const pending of this.#pending.values()) {
+        pending.cancelExpiry();
+        pending.settle(revoked('kernel is closed'));
+      }
       this.#writePolicyStates();
       await this.#powers.journal.close();
     } finally {
