@@ -1,6 +1,10 @@
 /**
  * Expiry: calls are refused from the moment `until` (ms since the epoch) is
- * reached. `grid delegate --expires 2h` or `--expires 2026-12-01T00:00Z`.
+ * reached. Once it has been seen expired it stays so, even if the clock
+ * steps back. `grid delegate --expires 2h` or `--expires 2026-12-01T00:00Z`.
  */
-export const screen = (ctx, { now }) =>
-  now < ctx.env.until ? { forward: true } : { refuse: `expired at ${new Date(ctx.env.until).toISOString()}` };
+export const screen = (ctx, { now, state }) => {
+  if (state?.expired !== true && now < ctx.env.until) return { forward: true };
+  const refusal = { refuse: `expired at ${new Date(ctx.env.until).toISOString()}` };
+  return state?.expired === true ? refusal : { ...refusal, state: { expired: true } };
+};

@@ -93,6 +93,8 @@ const PENDING_TTL_MS = 60 * 60 * 1000;
 /** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
 /** How often changed policy state is written to the journal. */
 const POLICY_STATE_MS = 100;
+/** Most signers whose notices for one unseen delegation are kept: a flood of forged ones cannot grow without bound. */
+const MAX_SIGNERS_PER_UNSEEN = 16;
 /** Most calls that may wait for approvals on one node at once. */
 const MAX_PENDING_CALLS = 10_000;
 const MAX_UNSEEN_REVOCATIONS = 10_000;
@@ -255,7 +257,9 @@ export class Kernel {
   readonly #screens: Screens;
   readonly #pending = new Map<Token, PendingCall>();
   /** Signed revocations of delegations not seen here yet: applied if the delegation turns up and its delegator signed them. */
-  readonly #unseenRevocations = new Map<Token, { notice: RevocationNotice; from: Principal }>();
+  readonly #unseenRevocations = new Map<Token, Map<Principal, { notice: RevocationNotice; from: Principal }>>();
+  /** Calls in #pending not answered yet (answered ones stay a while for their callers to collect). */
+  #waitingCalls = 0;
   /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
   readonly #chains = new Map<Token, Delegation[]>();
   readonly #reputation = new ReputationTally();
@@ -617,10 +621,10 @@ export class Kernel {
 
   #learnDelegation(delegation: Delegation) {
     this.#delegations.set(delegation.token, delegation);
-    const unseen = this.#unseenRevocations.get(delegation.token);
-    if (!unseen) return;
+    // Only the delegator's own notice counts: one by anyone else cannot stand in for it or push it out.
+    const unseen = this.#unseenRevocations.get(delegation.token)?.get(delegation.delegator);
     this.#unseenRevocations.delete(delegation.token);
-    if (unseen.notice.by === delegation.delegator) this.#believe(unseen.notice, unseen.from);
+    if (unseen) this.#believe(unseen.notice, unseen.from);
   }
 
   /** The chain from `outer` down to the link that wraps the original closure, outermost first. */
@@ -720,7 +724,7 @@ export class Kernel {
 
   /** Park a call that waits for approvals; its further promise is a fresh token. */
   #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'turn' | 'settle' | 'done' | 'cancelExpiry'>, at: Position): Outcome {
-    if (this.#pending.size >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
+    if (this.#waitingCalls >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
     const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: this.#powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
     let resolve!: (outcome: Outcome) => void;
     const done = new Promise<Outcome>((r) => (resolve = r));
@@ -734,6 +738,7 @@ export class Kernel {
       settle: (outcome) => {
         if (pending.settled) return;
         pending.settled = outcome;
+        this.#waitingCalls -= 1;
         resolve(outcome);
       },
       cancelExpiry: this.#powers.setTimer(PENDING_TTL_MS, () => {
@@ -742,6 +747,7 @@ export class Kernel {
       }),
     };
     this.#pending.set(token, pending);
+    this.#waitingCalls += 1;
     return promised(token);
   }
 
@@ -753,13 +759,16 @@ export class Kernel {
    */
   async #onPending(pending: PendingCall, argsBytes: Uint8Array, frame: CallFrame): Promise<Outcome> {
     const args = decodeValue(argsBytes) as GridValue[];
+    // A layer revoked while the call waited ends it, whoever asks.
+    this.#endIfRevoked(pending);
     if (args.length === 1 && args[0] === 'approve') {
       if (pending.settled === undefined) {
         pending.approvals.add(frame.caller);
         pending.turn = pending.turn.then(() => this.#resume(pending));
         await pending.turn;
       }
-      return fulfilled(harden({ approvedBy: [...pending.approvals], proceeded: pending.settled !== undefined }));
+      // `status`: still `waiting`, or how the call ended once it could go ahead (or was refused).
+      return fulfilled(harden({ approvedBy: [...pending.approvals], status: pending.settled?.status ?? 'waiting' }));
     }
     if (frame.caller !== pending.caller) return revoked(`only ${pending.caller}, who made the call, can collect its answer`);
     if (pending.settled) return pending.settled;
@@ -773,14 +782,21 @@ export class Kernel {
     return outcome ?? promised(pending.token);
   }
 
-  /** Screen a waiting call again with the approvals it has; proceed if every policy now lets it. */
-  async #resume(pending: PendingCall) {
-    if (pending.settled) return;
+  /** End a waiting call whose chain no longer holds; true if it has ended (now or before). */
+  #endIfRevoked(pending: PendingCall): boolean {
+    if (pending.settled) return true;
     try {
       verifyChain(pending.chain, pending.root, (token) => this.#revoked.get(token));
+      return false;
     } catch (error) {
-      return pending.settle(revoked(describeThrown(error)));
+      pending.settle(revoked(describeThrown(error)));
+      return true;
     }
+  }
+
+  /** Screen a waiting call again with the approvals it has; proceed if every policy now lets it. */
+  async #resume(pending: PendingCall) {
+    if (this.#endIfRevoked(pending)) return;
     const screening = await this.#screens.screen(pending.chain, pending.caller, pending.args, pending.at, [...pending.approvals]);
     if (screening.kind === 'wait') {
       pending.at = screening.at;
@@ -849,8 +865,12 @@ export class Kernel {
     if (!delegation && !closure && !this.#upstream.has(notice.token)) {
       // Most likely a delegation whose calls have not reached this node yet: kept until one does,
       // and believed then if its delegator signed it.
-      if (this.#unseenRevocations.size >= MAX_UNSEEN_REVOCATIONS) this.#unseenRevocations.delete(this.#unseenRevocations.keys().next().value!);
-      this.#unseenRevocations.set(notice.token, { notice, from });
+      let bySigner = this.#unseenRevocations.get(notice.token);
+      if (!bySigner) {
+        if (this.#unseenRevocations.size >= MAX_UNSEEN_REVOCATIONS) this.#unseenRevocations.delete(this.#unseenRevocations.keys().next().value!);
+        this.#unseenRevocations.set(notice.token, (bySigner = new Map()));
+      }
+      if (bySigner.size < MAX_SIGNERS_PER_UNSEEN && !bySigner.has(notice.by)) bySigner.set(notice.by, { notice, from });
       return false;
     }
     const vouched = delegation ? delegation.delegator === notice.by : closure ? closure.issuer === notice.by : this.#upstream.get(notice.token) === from;

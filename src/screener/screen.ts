@@ -122,7 +122,8 @@ export class Screens {
       const layer = chain[layerIndex]!;
       const layerCaller = callers[layerIndex]!;
       const name = `delegation ${layer.token.slice(0, 12)}…`;
-      if (layerIndex === from.layer && from.policy === 0 && !layer.audience.includes(layerCaller)) {
+      // Checked on every layer entered from its start (verifyChain vouches for the inner ones too).
+      if ((layerIndex > from.layer || from.policy === 0) && !layer.audience.includes(layerCaller)) {
         return { kind: 'refuse', reason: `${name} is not delegated to ${layerCaller}` };
       }
       const firstPolicy = layerIndex === from.layer ? from.policy : 0;
