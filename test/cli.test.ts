@@ -138,7 +138,8 @@ test('errors are one line with the right exit code, and --debug adds the stack',
   t.is(noHome.code, 1);
   t.regex(noHome.stderr, /^grid: no grid home at .*; run `grid init` first/);
   t.notRegex(noHome.stderr, /\n/);
-  await ok(home, ['init']);
+  const me = (await ok(home, ['init'])).trim();
+  const unknownToken = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku';
   const cases: Array<[string[], RegExp]> = [
     [['frobnicate'], /^grid: unknown command "frobnicate"/],
     [['publish'], /^grid: publish needs at least one FILE$/],
@@ -149,7 +150,12 @@ test('errors are one line with the right exit code, and --debug adds the stack',
     [['issue', 'examples/hello.js', '--export', 'greet', '--env', '{nope'], /^grid: --env is not valid JSON/],
     [['graph', '--format', 'svg'], /^grid: --format must be text, json or dot/],
     [['call', 'x', '--bogus'], /^grid: Unknown option '--bogus'/],
-    [['delegate', 'x'], /not available yet/],
+    [['delegate', unknownToken], /^grid: delegate needs --to PRINCIPAL/],
+    [['delegate', unknownToken, '--to', 'bob'], /^grid: principal must be an Ed25519 did:key/],
+    [['delegate', unknownToken, '--to', me, '--rate', '10/fortnight'], /^grid: --rate takes N\/PERIOD/],
+    [['delegate', unknownToken, '--to', me, '--expires', 'someday'], /^grid: --expires takes a duration such as 2h or a date/],
+    [['delegate', unknownToken, '--to', me, '--approvals', '2', '--approver', me], /^grid: --approvals 2 needs at least 2 --approver principals \(got 1\)$/],
+    [['delegate', unknownToken, '--to', me], /^grid: unknown token$/],
   ];
   for (const [args, pattern] of cases) {
     const result = await grid(home, args);
