@@ -829,7 +829,7 @@ export class Kernel {
   }
 
   /** Break the promise: every later call through `token` is revoked. */
-  async revoke(token: string, reason = 'revoked by issuer'): Promise<void> {
+  async revoke(token: string, reason?: string): Promise<void> {
     this.#assertOpen();
     const checked = asToken(token);
     // A delegation is revoked by its delegator: that breaks it and what was delegated through it, nothing else.
@@ -839,7 +839,7 @@ export class Kernel {
       throw new KernelError('ERR_NOT_ISSUER', delegation ? `only the delegator (${authority}) can revoke this delegation` : `only the issuer (${authority}) can revoke this token`);
     }
     if (this.#revoked.has(checked)) return;
-    const text = String(reason).slice(0, MAX_REASON);
+    const text = String(reason ?? (delegation ? 'revoked by delegator' : 'revoked by issuer')).slice(0, MAX_REASON);
     this.#revoked.set(checked, text);
     this.#forget(checked);
     this.#powers.journal.append({ kind: 'revoke', token: checked, reason: text, by: this.#powers.identity.principal });

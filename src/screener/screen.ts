@@ -116,7 +116,11 @@ export class Screens {
       const argIssuer = isLink(arg) ? this.#host.issuerOf(arg['/']) : undefined;
       if (argIssuer) argumentIssuers.add(argIssuer);
     }
-    const concerned = { issuer, arguments: [...argumentIssuers].map((p) => this.#host.reputation(p)) };
+    // Requests are frozen a level at a time, each part once per call (or once per delegation): a deep
+    // harden of every request was most of what a layer cost. Shipped policies are the node's own code;
+    // any other gets a copy in its vat.
+    const concerned = { issuer: Object.freeze(issuer), arguments: Object.freeze([...argumentIssuers].map((p) => Object.freeze(this.#host.reputation(p)))) };
+    const frozenApprovals = Object.freeze([...approvals]);
     const audited: Array<{ token: Token; caller: Principal }> = [];
     for (let layerIndex = from.layer; layerIndex < chain.length; layerIndex += 1) {
       const layer = chain[layerIndex]!;
@@ -127,11 +131,20 @@ export class Screens {
         return { kind: 'refuse', reason: `${name} is not delegated to ${layerCaller}` };
       }
       const firstPolicy = layerIndex === from.layer ? from.policy : 0;
+      if (firstPolicy >= layer.policies.length) continue;
+      const context = {
+        view: this.#viewOf(layer),
+        reputation: Object.freeze({
+          caller: Object.freeze(this.#host.reputation(layerCaller)),
+          delegator: Object.freeze(this.#host.reputation(layer.delegator)),
+          ...concerned,
+        }),
+      };
       for (let policyIndex = firstPolicy; policyIndex < layer.policies.length; policyIndex += 1) {
         const policy = layer.policies[policyIndex]!;
         let verdict: Verdict;
         try {
-          verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, approvals, concerned);
+          verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, frozenApprovals, context);
         } catch (error) {
           return { kind: 'refuse', reason: `${name}: policy ${policy.module.slice(0, 12)}… failed: ${describe(error)}` };
         }
@@ -142,6 +155,15 @@ export class Screens {
       }
     }
     return { kind: 'pass', audited };
+  }
+
+  readonly #views = new WeakMap<Delegation, PolicyRequest['layer']>();
+
+  /** What a policy is told of its layer: made once per delegation. */
+  #viewOf(layer: Delegation): PolicyRequest['layer'] {
+    let view = this.#views.get(layer);
+    if (!view) this.#views.set(layer, (view = harden({ token: layer.token, delegator: layer.delegator, audience: [...layer.audience] })));
+    return view;
   }
 
   /** A policy's state as it was kept (when the node restarts). */
@@ -157,17 +179,17 @@ export class Screens {
     caller: Principal,
     args: readonly GridValue[],
     approvals: readonly Principal[],
-    concerned: Pick<PolicyRequest['reputation'], 'issuer' | 'arguments'>,
+    context: { view: PolicyRequest['layer']; reputation: PolicyRequest['reputation'] },
   ): Promise<Verdict> {
     const key = `${layer.token} ${index}`;
     const run = async () => {
-      const request: PolicyRequest = harden({
+      const request: PolicyRequest = Object.freeze({
         args,
         now: this.#host.clock(),
         state: this.#state.get(key) ?? null,
         approvals,
-        layer: { token: layer.token, delegator: layer.delegator, audience: layer.audience },
-        reputation: { caller: this.#host.reputation(caller), delegator: this.#host.reputation(layer.delegator), ...concerned },
+        layer: context.view,
+        reputation: context.reputation,
       });
       const verdict = asVerdict(await this.#host.runPolicy(policy, caller, request));
       if (verdict.state !== undefined) {
