@@ -62,9 +62,9 @@ test('delegation records: non-canonical S and small-order keys are refused, as t
     t.throws(() => readDelegation(attempt.token, attempt.bytes), { message: /signature does not verify/ });
     t.false(verifyPortable(forger, new Uint8Array([...DOMAIN, ...encode(forged)]), forgery));
   }
-  // And the record's link must be a token link: the reader refuses anything else, whatever the signature.
+  // And the record's inner must be a link: the reader refuses anything else, whatever the signature.
   const notALink = record({ ...fields, inner: CID.parse(inner).toV1().toString() }, sig);
-  t.throws(() => readDelegation(notALink.token, notALink.bytes), { message: /inner is not a token link/ });
+  t.throws(() => readDelegation(notALink.token, notALink.bytes), { message: /inner is neither a token link nor a sealed reference/ });
 });
 
 test('revocation notices: non-canonical S is refused', (t) => {

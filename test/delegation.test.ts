@@ -8,10 +8,11 @@
 import '../src/perimeter/lockdown.js';
 import anyTest, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
+import { CID } from 'multiformats/cid';
 import { openKernel, type Entry, type Kernel, type Outcome, type Principal, type Token } from '../src/index.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { signRevocation, type RevocationNotice } from '../src/kernel/revocations.js';
-import { makeDelegation } from '../src/screener/delegation.js';
+import { makeDelegation, sealToken } from '../src/screener/delegation.js';
 import { decode, encode } from '../src/wire/index.js';
 import { blockCid } from '../src/store/hashing.js';
 import { DAG_CBOR_CODEC } from '../src/caps/ids.js';
@@ -95,7 +96,15 @@ test('who may delegate, revoke, and what a chain carries', async (t) => {
   const notPolicy = await w.bob.publish('export const other = () => 1');
   await t.throwsAsync(w.bob.delegate({ token: dab, to: [w.carol.principal], policies: [{ module: notPolicy }] }), { message: /exports no screen function/ });
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
-  t.is((await w.bob.chainBlocks(dbc))!.links.length, 2);
+  const chain = (await w.bob.chainBlocks(dbc))!;
+  t.is(chain.links.length, 2);
+  // The chain every delegate carries names the closure only by its sealed reference, never by its token.
+  const rootBytes = CID.parse(w.root).bytes;
+  const contains = (bytes: Uint8Array) => bytes.some((_, at) => rootBytes.every((byte, i) => bytes[at + i] === byte));
+  t.false(chain.links.some(contains), 'no link holds the original token');
+  t.false(Buffer.from(chain.links.flatMap((bytes) => [...bytes])).toString('latin1').includes(w.root));
+  t.is((decode(chain.links[1]!) as { inner: CID }).inner.toString(), sealToken(w.root));
+  t.false(w.bob.journal.entries().some((e) => JSON.stringify(e).includes(w.root)), 'nor does anything Bob\'s node recorded');
 });
 
 test('only the audience may call; the closure sees the original caller', async (t) => {
@@ -271,9 +280,12 @@ test('bad chains are refused, naming the bad link', async (t) => {
   const wrapsToken = blockCid(wraps, DAG_CBOR_CODEC).toString();
   t.deepEqual(await send(wrapsToken as Token, mallory.principal, [wraps, dabBytes]), refused(`delegation link 1 of 2 (${short(wrapsToken)}) was made by ${mallory.principal}, who is not in the audience of the link it wraps`));
   // …or the closure itself, which is not hers.
-  const direct = makeDelegation({ inner: w.root, audience: [mallory.principal] }, mallory, random(16)).bytes;
+  const direct = makeDelegation({ inner: sealToken(w.root), audience: [mallory.principal] }, mallory, random(16)).bytes;
   const directToken = blockCid(direct, DAG_CBOR_CODEC).toString();
   t.deepEqual(await send(directToken as Token, mallory.principal, [direct]), refused(`delegation link 1 of 1 (${short(directToken)}) was made by ${mallory.principal}, but the token's issuer is ${w.alice.principal}`));
+  // A link naming the closure's token itself (not its sealed reference) leads nowhere.
+  const unsealed = makeDelegation({ inner: w.root, audience: [mallory.principal] }, w.ids.alice, random(16)).bytes;
+  t.deepEqual(await send(blockCid(unsealed, DAG_CBOR_CODEC).toString() as Token, mallory.principal, [unsealed]), refused('unknown token'));
   // The real three-link chain still works, for Dave.
   t.deepEqual(await send(dcd, dave, [dcdBytes, dbcBytes, dabBytes]), echoed(dave, ['x']));
 });

@@ -57,9 +57,10 @@ export type EntryBody =
   /**
    * A delegation: `delegator` wrapped `inner` in the screener `token` for
    * `audience`, applying `policies` (module ids); `issuer` is the original
-   * closure's, who must hear of the delegation's revocation.
+   * closure's, who must hear of the delegation's revocation. `inner` is a
+   * closure's token on a node that holds it, else its sealed reference.
    */
-  | { kind: 'wrap'; token: Token; inner: Token; delegator: Principal; audience: readonly Principal[]; policies: readonly ModuleId[]; issuer: Principal }
+  | { kind: 'wrap'; token: Token; inner: string; delegator: Principal; audience: readonly Principal[]; policies: readonly ModuleId[]; issuer: Principal }
   /** Call `call` passed through audited delegation layer `token`, called there by `caller`. */
   | { kind: 'screened'; call: number; token: Token; caller: Principal }
   /** The state policy `index` of delegation layer `token` keeps between calls (a rate window, a quota count), as of now. */

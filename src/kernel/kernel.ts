@@ -28,7 +28,7 @@ import { assertGrantedImports, conventionOf } from '../vat-wasm/vat.js';
 import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
 import { DAG_CBOR_CODEC } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
-import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
+import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
 import { ReputationTally, type Reputation } from '../journal/graph.js';
 import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
@@ -263,6 +263,8 @@ export class Kernel {
   /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
   readonly #chains = new Map<Token, Delegation[]>();
   readonly #reputation = new ReputationTally();
+  /** Sealed reference → token, for the closures this node holds (see sealToken). */
+  readonly #sealed = new Map<string, Token>();
   readonly #changedStates = new Map<string, { layer: Token; index: number; state: GridValue }>();
   #stateTimer: (() => void) | undefined;
   #closed = false;
@@ -343,6 +345,8 @@ export class Kernel {
     for (const entry of entries) {
       this.#reputation.add(entry);
       if (entry.kind === 'call') calls.set(entry.seq, entry);
+      // Closures issued here answer delegated calls that name them by their sealed reference.
+      else if (entry.kind === 'issue') this.#sealed.set(sealToken(entry.token), entry.token);
       else if (entry.kind === 'revoke' || entry.kind === 'revocation') {
         this.#revoked.set(entry.token, entry.reason);
         this.#forget(entry.token);
@@ -424,6 +428,12 @@ export class Kernel {
     this.#runner.compile(id, analyzed);
   }
 
+  /** Keep a closure in memory, findable by its token and by its sealed reference. */
+  #hold(closure: Closure) {
+    this.#closures.set(closure.token, closure);
+    this.#sealed.set(sealToken(closure.token), closure.token);
+  }
+
   /** Make a closure over a published module; returns its token. */
   async issue(spec: IssueSpec): Promise<Token> {
     this.#assertOpen();
@@ -452,7 +462,7 @@ export class Kernel {
     }
     const { bytes, closure } = makeClosure({ code, export: exportName, env, ...options }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
-    this.#closures.set(closure.token, closure);
+    this.#hold(closure);
     this.#powers.journal.append({ kind: 'issue', token: closure.token, code, export: exportName, issuer: closure.issuer });
     return closure.token;
   }
@@ -470,7 +480,7 @@ export class Kernel {
       throw new KernelError(code === 'ERR_NOT_FOUND' ? 'ERR_UNKNOWN_TOKEN' : 'ERR_STORE', code === 'ERR_NOT_FOUND' ? 'unknown token' : (error as Error).message);
     }
     const closure = readClosure(checked, bytes);
-    this.#closures.set(checked, closure);
+    this.#hold(closure);
     return closure;
   }
 
@@ -533,7 +543,9 @@ export class Kernel {
       if (!(this.#runner.get(id)?.exports ?? []).includes('screen')) throw new KernelError('ERR_NOT_A_POLICY', `module ${id} exports no screen function`);
       policies.push({ module: id, settings: (settings ?? null) as GridValue });
     }
-    const { bytes, delegation } = makeDelegation({ inner, audience: spec.to, policies }, this.#powers.identity, this.#powers.randomBytes(16));
+    // A closure is named by its sealed reference: the chain must not hand its holders the original token.
+    const wrapped = below ? inner : sealToken(inner);
+    const { bytes, delegation } = makeDelegation({ inner: wrapped, audience: spec.to, policies }, this.#powers.identity, this.#powers.randomBytes(16));
     await this.#powers.store.putVerified(CID.parse(delegation.token), bytes);
     this.#learnDelegation(delegation);
     this.#recordWrap(delegation, issuer);
@@ -593,7 +605,8 @@ export class Kernel {
     this.#powers.journal.append({
       kind: 'wrap',
       token: link.token,
-      inner: link.inner,
+      // This node's own graph names the closure when it holds it; the record itself never does.
+      inner: this.#sealed.get(link.inner) ?? link.inner,
       delegator: link.delegator,
       audience: link.audience,
       policies: link.policies.map((p) => p.module),
@@ -630,7 +643,8 @@ export class Kernel {
   /** The chain from `outer` down to the link that wraps the original closure, outermost first. */
   async #chainOf(outer: Delegation): Promise<Delegation[]> {
     const chain = [outer];
-    for (let next = await this.#delegationOf(outer.inner); next; next = await this.#delegationOf(next.inner)) {
+    const below = async (link: Delegation) => (this.#sealed.has(link.inner) ? undefined : this.#delegationOf(link.inner as Token));
+    for (let next = await below(outer); next; next = await below(next)) {
       if (chain.length >= MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has at most ${MAX_CHAIN} links`);
       chain.push(next);
     }
@@ -679,8 +693,8 @@ export class Kernel {
     } catch (error) {
       return impure(revoked(describeThrown(error)));
     }
-    const rootToken = chain.at(-1)!.inner;
-    const root = this.#closures.get(rootToken) ?? (await this.closure(rootToken).catch(() => undefined));
+    const rootToken = this.#sealed.get(chain.at(-1)!.inner);
+    const root = rootToken && (this.#closures.get(rootToken) ?? (await this.closure(rootToken).catch(() => undefined)));
     if (!root) {
       if (!this.#powers.forward) return impure(revoked('unknown token'));
       // Screening is the business of the node that holds the closure, not of whoever passes the call on.
@@ -824,7 +838,7 @@ export class Kernel {
     if (!this.#isLoaded(closure.code)) throw new KernelError('ERR_BAD_REPLICA', `the replica lacks module ${closure.code}`);
     // Its CID is checked here: a record that does not hash to the token is refused.
     await this.#powers.store.putVerified(CID.parse(token), replica.closure);
-    this.#closures.set(token, closure);
+    this.#hold(closure);
     return closure;
   }
 

@@ -6,6 +6,12 @@
  * the inner token and their settings — but any node can check it on its own,
  * which is what lets a delegated token be used while its delegator is offline.
  *
+ * The link that wraps the original closure does not name its token: that
+ * token is a bearer capability, and the chain travels with every delegate.
+ * It names the closure's *sealed reference* instead — a raw-codec CID of
+ * sha2-256 over a domain prefix and the token's bytes — which the node that
+ * holds the closure can match and nobody else can invert.
+ *
  * A chain is the list of records from the token called (outermost) down to
  * the one that wraps the original closure. It is valid when every link is
  * signed by its delegator, names the next link (or the closure) as its inner
@@ -14,7 +20,7 @@
  * the link at fault.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asPrincipal, asToken, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asPrincipal, DAG_CBOR_CODEC, parseCid, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { GridError } from '../caps/errors.js';
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
@@ -23,6 +29,25 @@ import { MIN_NONCE_BYTES } from '../closures/closure.js';
 import { encodeValue, fromWire, type GridValue } from '../closures/values.js';
 
 const DELEGATION_DOMAIN = new TextEncoder().encode('promisegrid:delegation:v1\n');
+const SEALED_DOMAIN = new TextEncoder().encode('promisegrid:sealed-token:v1\n');
+
+/** Sealed references computed lately: every screened call checks its chain's against its closure. */
+const sealedMemo = new Map<string, string>();
+const MAX_SEALED_MEMO = 4096;
+
+/** The sealed reference to a closure's token, as the innermost link of a chain names it. */
+export const sealToken = (token: string): string => {
+  let sealed = sealedMemo.get(token);
+  if (sealed) return sealed;
+  const cid = parseCid(token, 'token');
+  const bytes = new Uint8Array(SEALED_DOMAIN.length + cid.bytes.length);
+  bytes.set(SEALED_DOMAIN);
+  bytes.set(cid.bytes, SEALED_DOMAIN.length);
+  sealed = blockCid(bytes, RAW_CODEC).toString();
+  if (sealedMemo.size >= MAX_SEALED_MEMO) sealedMemo.clear();
+  sealedMemo.set(token, sealed);
+  return sealed;
+};
 /** Most principals one delegation may name as its audience. */
 export const MAX_AUDIENCE = 64;
 /** Most policies one layer may apply. */
@@ -38,8 +63,8 @@ export interface PolicyRef {
 
 export interface Delegation {
   readonly token: Token;
-  /** The token this layer wraps: another delegation, or the original closure. */
-  readonly inner: Token;
+  /** What this layer wraps: another delegation's token, or the original closure's sealed reference. */
+  readonly inner: string;
   /** Who may call through this layer. */
   readonly audience: readonly Principal[];
   readonly policies: readonly PolicyRef[];
@@ -57,6 +82,7 @@ const signingBytes = (body: Record<string, unknown>) => {
 };
 
 export interface DelegationSpec {
+  /** A delegation's token, or the sealed reference of a closure's (`sealToken`). */
   readonly inner: string;
   readonly audience: readonly string[];
   readonly policies?: ReadonlyArray<{ readonly module: string; readonly settings?: unknown }>;
@@ -66,7 +92,7 @@ export interface DelegationSpec {
 export const makeDelegation = (spec: DelegationSpec, delegator: Identity, nonce: Uint8Array): { bytes: Uint8Array; delegation: Delegation } => {
   if (nonce.length < MIN_NONCE_BYTES) throw new RangeError(`nonce must be at least ${MIN_NONCE_BYTES} bytes`);
   const body = {
-    inner: CID.parse(asToken(spec.inner)),
+    inner: parseCid(spec.inner, 'inner'),
     audience: [...new Set(spec.audience.map((p) => asPrincipal(p)))].sort(),
     // Settings go through the codec: grid data only, links as real links.
     policies: (spec.policies ?? []).map((p) => [CID.parse(asModuleId(p.module)), decode(encodeValue(p.settings ?? null))]),
@@ -98,7 +124,7 @@ export const readDelegation = (token: Token, bytes: Uint8Array): Delegation => {
   const { inner, audience, policies, delegator, nonce, sig, ...extra } = record;
   if (Object.keys(extra).length > 0) throw bad(`unknown field ${quote(Object.keys(extra)[0])}`);
   const innerCid = CID.asCID(inner);
-  if (!innerCid || innerCid.code !== DAG_CBOR_CODEC) throw bad('inner is not a token link');
+  if (!innerCid || (innerCid.code !== DAG_CBOR_CODEC && innerCid.code !== RAW_CODEC)) throw bad('inner is neither a token link nor a sealed reference');
   if (!Array.isArray(audience) || audience.length === 0 || audience.length > MAX_AUDIENCE) throw bad(`the audience names 1 to ${MAX_AUDIENCE} principals`);
   if (!Array.isArray(policies) || policies.length > MAX_POLICIES) throw bad(`a layer has at most ${MAX_POLICIES} policies`);
   if (!(nonce instanceof Uint8Array) || nonce.length < MIN_NONCE_BYTES) throw bad('nonce too short');
@@ -119,7 +145,7 @@ export const readDelegation = (token: Token, bytes: Uint8Array): Delegation => {
   }
   const body = { inner, audience, policies, delegator, nonce };
   if (!verify(checked.delegator, signingBytes(body), sig)) throw bad(`signature does not verify for delegator ${checked.delegator}`);
-  return harden({ token, inner: innerCid.toString() as Token, ...checked });
+  return harden({ token, inner: innerCid.toString(), ...checked });
 };
 
 /** Short form of a token for messages: enough to tell links apart. */
@@ -140,10 +166,11 @@ export const verifyChain = (
   chain.forEach((link, index) => {
     const name = `delegation link ${index + 1} of ${chain.length} (${short(link.token)})`;
     const below = chain[index + 1];
-    const expectedInner = below ? below.token : root.token;
-    if (link.inner !== expectedInner) {
-      throw new DelegationError('ERR_BAD_CHAIN', `${name} wraps ${short(link.inner)}, not the ${below ? 'next link' : 'token'} ${short(expectedInner)}`);
+    if (below && link.inner !== below.token) {
+      throw new DelegationError('ERR_BAD_CHAIN', `${name} wraps ${short(link.inner)}, not the next link ${short(below.token)}`);
     }
+    // Refusals name no closure token: whoever sent the chain may not hold it.
+    if (!below && link.inner !== sealToken(root.token)) throw new DelegationError('ERR_BAD_CHAIN', `${name} does not wrap the token called`);
     if (below && !below.audience.includes(link.delegator)) {
       throw new DelegationError('ERR_BAD_CHAIN', `${name} was made by ${link.delegator}, who is not in the audience of the link it wraps`);
     }
