@@ -85,8 +85,8 @@ interface HomeOps {
   entries(): Promise<readonly Entry[]>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
-  /** A revocation's signed notice, when the home's kernel is opened here (a running node tells its peers itself). */
-  readonly notice?: (token: string) => RevocationNotice | undefined;
+  /** A revocation's signed notice, to hand to the node that answers the token. */
+  notice(token: string): Promise<RevocationNotice | undefined>;
 }
 
 const withHome = async <T>(
@@ -107,7 +107,7 @@ const withHome = async <T>(
           delegate: (spec) => kernel.delegate(spec),
           chainBlocks: (token) => kernel.chainBlocks(token),
           importChain: (token, chain) => kernel.importChain(token, chain),
-          notice: (token) => kernel.revocationNotice(token),
+          notice: async (token) => kernel.revocationNotice(token),
           entries: async () => kernel.journal.entries(),
         },
         names,
@@ -125,6 +125,7 @@ const withHome = async <T>(
       delegate: (spec) => remote.delegate(spec),
       chainBlocks: (token) => remote.chainBlocks(token),
       importChain: (token, chain) => remote.importChain(token, chain),
+      notice: (token) => remote.revocationNotice(token),
       nodeUrl: node.url,
       entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
     };
@@ -316,9 +317,9 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         if (inv.positionals.length > 1) throw new UsageError('revoke takes exactly one TOKEN');
         const target = resolveTarget(inv.positionals[0], names);
         await home.revoke(target.token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
-        // With no node running here, the node that answers the token (its URL's, or --via) is told at once.
+        // The node that answers the token (its URL's, or --via) is told at once, peer or not.
         const via = typeof inv.values.via === 'string' ? inv.values.via : target.via;
-        const notice = via ? home.notice?.(target.token) : undefined;
+        const notice = via ? await home.notice(target.token) : undefined;
         if (via && notice) await tellRevocation(via, notice, await loadHomeIdentity(homePaths(inv.home)));
         inv.io.out(inv.json ? toJsonText({ revoked: target.token, ...(notice ? { told: via } : {}) }) : `revoked ${target.token}${notice ? `; told ${via}` : ''}`);
         return EXIT.ok;

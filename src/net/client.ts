@@ -9,6 +9,7 @@ import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../k
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
 import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
 
 export interface RemoteNode {
@@ -24,6 +25,8 @@ export interface RemoteNode {
   /** The records and modules a call through delegated `token` carries. */
   chainBlocks(token: string): Promise<ChainBlocks | undefined>;
   importChain(token: string, chain: ChainBlocks): Promise<void>;
+  /** The signed notice of a revocation the node made or heard, to hand to another node. */
+  revocationNotice(token: string): Promise<RevocationNotice | undefined>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -36,6 +39,7 @@ type OwnerFacet = {
   delegate(spec: object): Promise<Token>;
   chainBlocks(token: string): Promise<{ links: string[]; modules: string[] } | undefined>;
   importChain(token: string, links: string[], modules: string[]): Promise<void>;
+  revocationNotice(token: string): Promise<(Omit<RevocationNotice, 'signature'> & { signature: string }) | undefined>;
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
@@ -79,6 +83,10 @@ export const connectNode = async (
       const blocks = await plain(facet().chainBlocks(token));
       const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(text, 'base64')));
       return blocks && { links: bytes(blocks.links), modules: bytes(blocks.modules) };
+    },
+    revocationNotice: async (token) => {
+      const notice = await plain(facet().revocationNotice(token));
+      return notice && Object.freeze({ ...notice, signature: new Uint8Array(Buffer.from(notice.signature, 'base64')) });
     },
     importChain: (token, chain) => {
       const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));

@@ -66,6 +66,10 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
     issue: (spec: IssueSpec) => kernel.issue(spec),
     delegate: (spec: DelegateSpec) => kernel.delegate(spec),
+    revocationNotice: (token: string) => {
+      const notice = kernel.revocationNotice(token);
+      return notice && { ...notice, signature: Buffer.from(notice.signature).toString('base64') };
+    },
     importChain: (token: string, links: string[], modules: string[]) => {
       const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(String(text), 'base64')));
       return kernel.importChain(token, { links: bytes(links), modules: bytes(modules) });
