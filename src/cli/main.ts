@@ -318,7 +318,9 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         const target = resolveTarget(inv.positionals[0], names);
         await home.revoke(target.token, typeof inv.values.reason === 'string' ? inv.values.reason : undefined);
         // The node that answers the token (its URL's, or --via) is told at once, peer or not.
-        const via = typeof inv.values.via === 'string' ? inv.values.via : target.via;
+        // (Not this home's own node, which made the revocation.)
+        const given = typeof inv.values.via === 'string' ? inv.values.via : target.via;
+        const via = given === home.nodeUrl ? undefined : given;
         const notice = via ? await home.notice(target.token) : undefined;
         if (via && notice) await tellRevocation(via, notice, await loadHomeIdentity(homePaths(inv.home)));
         inv.io.out(inv.json ? toJsonText({ revoked: target.token, ...(notice ? { told: via } : {}) }) : `revoked ${target.token}${notice ? `; told ${via}` : ''}`);
