@@ -1,7 +1,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
-import { entriesAround, renderDot, renderText, reputation } from '../src/journal/graph.js';
+import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../src/journal/graph.js';
 
 const setup = async () => {
   const kernel = await openKernel({ memory: true });
@@ -64,6 +64,14 @@ test('renderings name every kind of record', async (t) => {
   t.regex(dot, /label="cache hit"/);
   t.regex(dot, /label="further promise"/);
   t.regex(dot, /label="revoked", style=bold, color=red/);
+  t.regex(dot, new RegExp(`"${greet}" \\[label="${greet}", shape=box, color=red\\]`), 'a revoked token is red, wherever it was first seen');
+  const mermaid = renderMermaid(kernel.journal.entries(), (id) => (id === greet ? 'greet "hi"' : id));
+  t.regex(mermaid, /^flowchart LR\n/);
+  t.regex(mermaid, /\n {2}n\d+\(\["did:key:[^"]+"\]\)\n/, 'principals are stadium-shaped');
+  t.regex(mermaid, /\n {2}(n\d+)\["greet #quot;hi#quot;"\]\n[\s\S]*\n {2}n\d+ -->\|"issued"\| \1\n/, 'labels are quoted, edges labelled');
+  t.regex(mermaid, /-\.->\|"cache hit"\|/);
+  t.regex(mermaid, /==>\|"revoked"\|/);
+  t.regex(mermaid, /\n {2}style n\d+ stroke:#c00/);
 });
 
 test('delegations are in the graph: wraps, audited layers, the chain of a token and its reputation', async (t) => {

@@ -19,7 +19,7 @@ import { announceNode, retractNode, runningNode } from '../home/running-node.js'
 import { rememberPeers } from '../home/peers-file.js';
 import { loadIdentity, type Identity } from '../identity/index.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
-import { entriesAround, renderDot, renderText, reputation } from '../journal/graph.js';
+import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
@@ -328,18 +328,19 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       }),
   },
   graph: {
-    usage: 'grid graph [TOKEN] [--format text|json|dot]',
+    usage: 'grid graph [TOKEN] [--format text|json|dot|mermaid]',
     summary: 'show the promise graph, or the part of it that touches TOKEN',
     options: { format: { type: 'string' } },
     run: async (inv) => {
       const format = inv.json ? 'json' : ((inv.values.format as string | undefined) ?? 'text');
-      if (!['text', 'json', 'dot'].includes(format)) throw new UsageError(`--format must be text, json or dot (got ${quote(format)})`);
+      if (!['text', 'json', 'dot', 'mermaid'].includes(format)) throw new UsageError(`--format must be text, json, dot or mermaid (got ${quote(format)})`);
       return withHome(inv, async (home, names) => {
         const all = await home.entries();
         const entries = inv.positionals[0] ? entriesAround(all, resolveToken(inv.positionals[0], names)) : all;
         const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
         if (format === 'json') inv.io.out(toJsonText({ entries }));
         else if (format === 'dot') inv.io.out(renderDot(entries, name));
+        else if (format === 'mermaid') inv.io.out(renderMermaid(entries, name));
         else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name, all));
         return EXIT.ok;
       });

@@ -243,21 +243,29 @@ export const renderText = (entries: readonly Entry[], name: Namer = short, all: 
   return lines.join('\n');
 };
 
-const dotId = (id: string) => JSON.stringify(id);
-const dotLabel = (text: string) => JSON.stringify(text);
+/** What the promise graph looks like as a picture: nodes by id, edges counted by (from, to, label). */
+export interface GraphPicture {
+  readonly nodes: ReadonlyMap<string, { readonly shape: 'ellipse' | 'box' | 'note'; readonly rounded?: boolean; readonly revoked?: boolean }>;
+  readonly edges: ReadonlyArray<{ readonly from: string; readonly to: string; readonly label: string; readonly style: 'solid' | 'dashed' | 'dotted' | 'bold'; readonly count: number }>;
+}
 
 /**
- * Graphviz: principals, tokens and modules are nodes; edges are issued-by,
- * closes-over, calls (labelled with outcome counts), further promises and
- * revocations.
+ * Principals (ellipses), tokens (boxes; delegations rounded) and modules
+ * (notes) are nodes; edges are issued, closes-over, calls (labelled with
+ * their outcomes), further promises, delegations and revocations. DOT and
+ * Mermaid both draw this.
  */
-export const renderDot = (entries: readonly Entry[], name: Namer = short): string => {
-  const nodes = new Map<string, string>();
-  const edges = new Map<string, { from: string; to: string; label: string; style: string; count: number }>();
-  const node = (id: string, shape: string, extra = '') => {
-    if (!nodes.has(id)) nodes.set(id, `  ${dotId(id)} [label=${dotLabel(name(id))}, shape=${shape}${extra}];`);
+export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
+  type Node = { shape: 'ellipse' | 'box' | 'note'; rounded?: boolean; revoked?: boolean };
+  type Style = 'solid' | 'dashed' | 'dotted' | 'bold';
+  const nodes = new Map<string, Node>();
+  const edges = new Map<string, { from: string; to: string; label: string; style: Style; count: number }>();
+  const node = (id: string, shape: Node['shape'], extra: Omit<Node, 'shape'> = {}) => {
+    const existing = nodes.get(id);
+    if (existing) Object.assign(existing, extra);
+    else nodes.set(id, { shape, ...extra });
   };
-  const edge = (from: string, to: string, label: string, style = 'solid') => {
+  const edge = (from: string, to: string, label: string, style: Style = 'solid') => {
     const key = `${from}\0${to}\0${label}`;
     const existing = edges.get(key);
     if (existing) existing.count += 1;
@@ -300,7 +308,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
       }
       case 'revoke':
       case 'revocation':
-        node(entry.token, 'box', ', color=red');
+        node(entry.token, 'box', { revoked: true });
         node(entry.by, 'ellipse');
         edge(entry.by, entry.token, 'revoked', 'bold');
         break;
@@ -311,7 +319,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         break;
       }
       case 'wrap':
-        node(entry.token, 'box', ', style=rounded');
+        node(entry.token, 'box', { rounded: true });
         node(entry.inner, 'box');
         node(entry.delegator, 'ellipse');
         edge(entry.token, entry.inner, 'screens', 'dashed');
@@ -323,7 +331,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         break;
       case 'screened':
         node(entry.caller, 'ellipse');
-        node(entry.token, 'box', ', style=rounded');
+        node(entry.token, 'box', { rounded: true });
         edge(entry.caller, entry.token, 'audited call', 'dashed');
         break;
       case 'policy-state':
@@ -331,9 +339,39 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
         break;
     }
   }
-  const edgeLines = [...edges.values()].map(
+  return { nodes, edges: [...edges.values()] };
+};
+
+const quoted = (text: string) => JSON.stringify(text);
+const edgeLabel = (label: string, count: number) => (count > 1 ? `${label} ×${count}` : label);
+
+/** Graphviz DOT. */
+export const renderDot = (entries: readonly Entry[], name: Namer = short): string => {
+  const { nodes, edges } = pictureOf(entries);
+  const nodeLines = [...nodes].map(([id, n]) => {
+    const extra = `${n.rounded ? ', style=rounded' : ''}${n.revoked ? ', color=red' : ''}`;
+    return `  ${quoted(id)} [label=${quoted(name(id))}, shape=${n.shape}${extra}];`;
+  });
+  const edgeLines = edges.map(
     ({ from, to, label, style, count }) =>
-      `  ${dotId(from)} -> ${dotId(to)} [label=${dotLabel(count > 1 ? `${label} ×${count}` : label)}, style=${style}${label === 'revoked' ? ', color=red' : ''}];`,
+      `  ${quoted(from)} -> ${quoted(to)} [label=${quoted(edgeLabel(label, count))}, style=${style}${label === 'revoked' ? ', color=red' : ''}];`,
   );
-  return ['digraph promisegrid {', '  rankdir=LR;', ...nodes.values(), ...edgeLines, '}'].join('\n');
+  return ['digraph promisegrid {', '  rankdir=LR;', ...nodeLines, ...edgeLines, '}'].join('\n');
+};
+
+/** Mermaid `flowchart`, for notebooks and Markdown; node ids are n0, n1, … with the real id as label. */
+export const renderMermaid = (entries: readonly Entry[], name: Namer = short): string => {
+  const { nodes, edges } = pictureOf(entries);
+  const ids = new Map([...nodes.keys()].map((id, index) => [id, `n${index}`]));
+  // Mermaid labels are quoted strings: a double quote inside one is written #quot;.
+  const label = (text: string) => `"${text.replaceAll('"', '#quot;')}"`;
+  const shapes = { ellipse: ['([', '])'], box: ['[', ']'], note: ['[/', '/]'] } as const;
+  const nodeLines = [...nodes].map(([id, n]) => {
+    const [open, close] = n.rounded ? ['(', ')'] : shapes[n.shape];
+    return `  ${ids.get(id)}${open}${label(name(id))}${close}`;
+  });
+  const arrows = { solid: '-->', dashed: '-.->', dotted: '-.->', bold: '==>' } as const;
+  const edgeLines = edges.map(({ from, to, label: text, style, count }) => `  ${ids.get(from)} ${arrows[style]}|${label(edgeLabel(text, count))}| ${ids.get(to)}`);
+  const revoked = [...nodes].filter(([, n]) => n.revoked).map(([id]) => `  style ${ids.get(id)} stroke:#c00`);
+  return ['flowchart LR', ...nodeLines, ...edgeLines, ...revoked].join('\n');
 };
