@@ -593,7 +593,8 @@ export class Kernel {
       await this.#powers.store.put(bytes, { codec: RAW_CODEC });
     }
     for (const [index, link] of links.entries()) {
-      if (this.#delegations.has(link.token)) continue;
+      // Seen before (in memory, or stored by an earlier run of this home): nothing new to record.
+      if (this.#delegations.has(link.token) || (await this.#delegationOf(link.token))) continue;
       await this.#powers.store.putVerified(CID.parse(link.token), blocks.links[index]!);
       this.#learnDelegation(link);
       this.#recordWrap(link, links.at(-1)!.delegator);
