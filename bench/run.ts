@@ -10,6 +10,7 @@ import { benchWire } from './wire.js';
 import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
 import { benchScreener } from './screener.js';
+import { benchGraph } from './graph.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -21,6 +22,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['store', benchStore],
   ['identity', benchIdentity],
   ['screener', benchScreener],
+  ['graph', benchGraph],
 ];
 
 const only = process.argv.slice(2);

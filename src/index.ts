@@ -6,9 +6,12 @@
 import './perimeter/lockdown.js';
 
 export { openKernel, type OpenKernelOptions } from './kernel/open.js';
-export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type Answer, type Replica } from './kernel/kernel.js';
+export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type Answer, type Replica, type ChainBlocks, type DelegateSpec } from './kernel/kernel.js';
 export { asToken, asModuleId, asPrincipal, asBlockId, isToken, type Token, type ModuleId, type Principal, type BlockId } from './caps/ids.js';
 export { isLink, link, type GridValue, type Link } from './closures/values.js';
 export { PublishError } from './closures/runner.js';
 export type { Closure } from './closures/closure.js';
 export type { Entry, EntryKind } from './journal/journal.js';
+export { GraphIndex, renderTree, type CallView, type Reach, type Broken, type TreeNode } from './journal/queries.js';
+export { renderDot, renderMermaid, renderText, reputation, type Reputation } from './journal/graph.js';
+export { formatGridUrl, parseGridUrl, type GridUrl } from './net/grid-url.js';

@@ -1,0 +1,207 @@
+/**
+ * Questions asked of a promise graph, answered from indexes kept record by
+ * record (`add` every record once, in order), so that each answer costs what
+ * it returns rather than a pass over the journal:
+ *
+ *   who(token)      every principal that can reach a token, and through which delegation layers
+ *   pending()       calls that have no outcome yet (running, or waiting on a further promise)
+ *   broken()        calls that ended revoked, and tokens their issuers revoked
+ *   calls(filter)   calls on a token, by a caller, since a time, with their outcomes
+ *   show(token)     a token's issue, delegations, calls and outcomes, as a tree
+ *
+ * Memory grows with the records indexed, by a few references per record.
+ */
+import type { Principal, Token } from '../caps/ids.js';
+import type { Entry } from './journal.js';
+
+type CallEntry = Extract<Entry, { kind: 'call' }>;
+type WrapEntry = Extract<Entry, { kind: 'wrap' }>;
+type Settlement = Extract<Entry, { kind: 'fulfilled' } | { kind: 'revoked' } | { kind: 'promised' }>;
+
+export interface CallView {
+  readonly call: CallEntry;
+  readonly outcome?: Settlement;
+}
+
+export interface Reach {
+  readonly principal: Principal;
+  /** The delegation layers a call from this principal passes, outermost first; empty for the issuer. */
+  readonly through: readonly Token[];
+}
+
+export interface Broken {
+  readonly seq: number;
+  readonly token: Token;
+  readonly reason: string;
+  /** The caller whose call was broken; absent when the token itself was revoked. */
+  readonly caller?: Principal;
+}
+
+export interface TreeNode {
+  readonly label: string;
+  readonly children: readonly TreeNode[];
+}
+
+export class GraphIndex {
+  readonly #issuer = new Map<string, Entry & { kind: 'issue' }>();
+  readonly #callsOn = new Map<string, CallEntry[]>();
+  readonly #callsBy = new Map<string, CallEntry[]>();
+  readonly #calls: CallEntry[] = [];
+  readonly #outcome = new Map<number, Settlement>();
+  readonly #open = new Set<number>();
+  /** further token → calls waiting on it */
+  readonly #waiting = new Map<string, number[]>();
+  readonly #wrapsOf = new Map<string, WrapEntry[]>();
+  readonly #wrap = new Map<string, WrapEntry>();
+  readonly #broken: Broken[] = [];
+  readonly #revoked = new Map<string, string>();
+
+  add(entry: Entry): void {
+    switch (entry.kind) {
+      case 'issue':
+        this.#issuer.set(entry.token, entry);
+        break;
+      case 'call':
+        this.#calls.push(entry);
+        push(this.#callsOn, entry.token, entry);
+        push(this.#callsBy, entry.caller, entry);
+        this.#open.add(entry.seq);
+        break;
+      case 'fulfilled':
+      case 'promised':
+      case 'revoked': {
+        this.#outcome.set(entry.call, entry);
+        // A further promise keeps the call pending until a call on it settles.
+        if (entry.kind === 'promised') push(this.#waiting, entry.token, entry.call);
+        else this.#open.delete(entry.call);
+        const call = this.#callBySeq(entry.call);
+        if (entry.kind === 'revoked' && call) this.#broken.push({ seq: entry.seq, token: call.token, reason: entry.reason, caller: call.caller });
+        if (entry.kind !== 'promised' && call) this.#settleWaiting(call.token);
+        break;
+      }
+      case 'wrap':
+        if (this.#wrap.has(entry.token)) break;
+        this.#wrap.set(entry.token, entry);
+        push(this.#wrapsOf, entry.inner, entry);
+        break;
+      case 'revoke':
+      case 'revocation':
+        this.#revoked.set(entry.token, entry.reason);
+        this.#broken.push({ seq: entry.seq, token: entry.token, reason: entry.reason });
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Calls waiting on `token` as a further promise are settled once a call on it is. */
+  #settleWaiting(token: Token) {
+    for (const seq of this.#waiting.get(token) ?? []) this.#open.delete(seq);
+    this.#waiting.delete(token);
+  }
+
+  #callBySeq(seq: number): CallEntry | undefined {
+    // Calls are appended in order: binary search by seq.
+    let low = 0;
+    let high = this.#calls.length - 1;
+    while (low <= high) {
+      const mid = (low + high) >> 1;
+      const candidate = this.#calls[mid]!;
+      if (candidate.seq === seq) return candidate;
+      if (candidate.seq < seq) low = mid + 1;
+      else high = mid - 1;
+    }
+    return undefined;
+  }
+
+  #view(call: CallEntry): CallView {
+    const outcome = this.#outcome.get(call.seq);
+    return outcome ? { call, outcome } : { call };
+  }
+
+  /** Everyone who can call `token`: its issuer directly, and each delegate through the layers between. */
+  who(token: Token): Reach[] {
+    const reach: Reach[] = [];
+    // A closure is called directly by its issuer; a delegation by its audience.
+    const direct = this.#wrap.get(token)?.audience ?? [this.#issuer.get(token)?.issuer].filter((p) => p !== undefined);
+    if (!this.#revoked.has(token)) for (const principal of direct) reach.push({ principal, through: [] });
+    const walk = (inner: string, below: readonly Token[]) => {
+      for (const wrap of this.#wrapsOf.get(inner) ?? []) {
+        if (this.#revoked.has(wrap.token)) continue;
+        const through = [wrap.token, ...below];
+        for (const principal of wrap.audience) reach.push({ principal, through });
+        walk(wrap.token, through);
+      }
+    };
+    if (!this.#revoked.has(token)) walk(token, []);
+    return reach;
+  }
+
+  pending(): CallView[] {
+    return [...this.#open].map((seq) => this.#view(this.#callBySeq(seq)!));
+  }
+
+  broken(): readonly Broken[] {
+    return this.#broken;
+  }
+
+  calls(filter: { token?: string; caller?: string; since?: number } = {}): CallView[] {
+    const source = filter.token !== undefined ? this.#callsOn.get(filter.token) ?? [] : filter.caller !== undefined ? this.#callsBy.get(filter.caller) ?? [] : this.#calls;
+    const since = filter.since ?? Number.NEGATIVE_INFINITY;
+    // Newest last, in journal order: skip to `since` by binary search on the (sorted) record times.
+    let start = 0;
+    for (let high = source.length; start < high; ) {
+      const mid = (start + high) >> 1;
+      if (source[mid]!.at < since) start = mid + 1;
+      else high = mid;
+    }
+    const out: CallView[] = [];
+    for (let i = start; i < source.length; i++) {
+      const call = source[i]!;
+      if (filter.caller !== undefined && call.caller !== filter.caller) continue;
+      out.push(this.#view(call));
+    }
+    return out;
+  }
+
+  /** A token's story as a tree: who issued it, what it was delegated as, and every call with its outcome. */
+  show(token: Token, name: (id: string) => string = (id) => id, maxCalls = 20): TreeNode {
+    const callNodes = (on: string): TreeNode[] => {
+      const all = this.#callsOn.get(on) ?? [];
+      const nodes = all.slice(-maxCalls).map((call): TreeNode => {
+        const outcome = this.#outcome.get(call.seq);
+        const result = !outcome ? 'pending' : outcome.kind === 'fulfilled' ? 'fulfilled' : outcome.kind === 'revoked' ? `revoked: ${outcome.reason}` : `promised ${name(outcome.token)}`;
+        return { label: `call #${call.seq} by ${name(call.caller)} → ${result}`, children: [] };
+      });
+      return all.length > maxCalls ? [{ label: `(${all.length - maxCalls} earlier calls)`, children: [] }, ...nodes] : nodes;
+    };
+    const delegations = (inner: string): TreeNode[] =>
+      (this.#wrapsOf.get(inner) ?? []).map((wrap) => ({
+        label: `delegated as ${name(wrap.token)} by ${name(wrap.delegator)} to ${wrap.audience.map(name).join(', ')}${this.#revoked.has(wrap.token) ? ` (revoked: ${this.#revoked.get(wrap.token)})` : ''}`,
+        children: [...callNodes(wrap.token), ...delegations(wrap.token)],
+      }));
+    const issue = this.#issuer.get(token);
+    const wrap = this.#wrap.get(token);
+    const origin = issue ? `issued by ${name(issue.issuer)} (${name(issue.code)}#${issue.export})` : wrap ? `delegated by ${name(wrap.delegator)} over ${name(wrap.inner)}` : 'not issued here';
+    const revoked = this.#revoked.get(token);
+    return { label: `${name(token)}: ${origin}${revoked !== undefined ? ` (revoked: ${revoked})` : ''}`, children: [...callNodes(token), ...delegations(token)] };
+  }
+}
+
+const push = <K, V>(map: Map<K, V[]>, key: K, value: V) => {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+};
+
+/** A tree drawn for a terminal, with box-drawing branches. */
+export const renderTree = (node: TreeNode): string => {
+  const lines = [node.label];
+  node.children.forEach((child, index) => {
+    const last = index === node.children.length - 1;
+    const [head, ...rest] = renderTree(child).split('\n');
+    lines.push(`${last ? '└─ ' : '├─ '}${head}`);
+    for (const line of rest) lines.push(`${last ? '   ' : '│  '}${line}`);
+  });
+  return lines.join('\n');
+};
