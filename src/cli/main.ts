@@ -10,6 +10,7 @@ import '../perimeter/lockdown.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { asPrincipal, asToken, parseCid, quote, type ModuleId, type Token } from '../caps/ids.js';
 import { moduleKindOf } from '../closures/modules.js';
@@ -32,6 +33,7 @@ import { openFsBlockStore } from '../store/index.js';
 import { runWasiCommand } from '../vat-wasm/wasi.js';
 import { parseDuration, parseJsonArg, toJsonText, UsageError } from './format.js';
 import { inspectBytes } from './inspect.js';
+import { startRepl } from '../repl/repl.js';
 
 declare const getStackString: (error: Error) => string;
 
@@ -210,10 +212,6 @@ const printOutcome = (inv: Invocation, outcome: Outcome): number => {
 
 /** Revocations that mean "no answer came", not "the promise was broken". */
 const UNREACHABLE_REASONS = new Set(['time limit', 'unreachable', 'disconnected']);
-
-const notYet = (what: string, issue: string): Command['run'] => async () => {
-  throw new UsageError(`${what} is not available yet on this node (${issue})`);
-};
 
 const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
   init: {
@@ -466,7 +464,33 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       });
     },
   },
-  repl: { usage: 'grid repl [--via URL]', summary: '(coming) a REPL with E, the grid API and promise-graph queries', options: { via: { type: 'string' } }, run: notYet('repl', 'the REPL arrives with graph auditing') },
+  repl: {
+    usage: 'grid repl [--via URL]',
+    summary: 'a REPL with E, grid.publish/issue/call/delegate/revoke and graph.show/who/pending/broken/calls/reputation/export/follow',
+    options: { via: { type: 'string' } },
+    run: async (inv) =>
+      withHome(inv, async (home, names) => {
+        const via = typeof inv.values.via === 'string' ? inv.values.via : undefined;
+        // With --via, calls go to that node as this home's principal; the graph is still this home's.
+        const remote = via
+          ? await connectNode(via, { identity: await loadHomeIdentity(homePaths(inv.home)), random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+              throw new UnreachableError(error.message);
+            })
+          : undefined;
+        try {
+          await startRepl(home, {
+            input: process.stdin,
+            output: process.stdout,
+            nameOf: (id) => names.nameOf(id),
+            historyFile: join(homePaths(inv.home).root, 'repl_history'),
+            ...(remote ? { call: (token: string, args: readonly unknown[], options: { follow?: boolean }) => remote.call(token, args, options) } : {}),
+          });
+        } finally {
+          remote?.close();
+        }
+        return EXIT.ok;
+      }),
+  },
   start: {
     usage: 'grid start [--listen HOST:PORT] [--peer URL]…',
     summary: 'run a node on this home (loopback unless told otherwise); calls it cannot answer go to its peers; Ctrl-C stops it',

@@ -1,0 +1,133 @@
+/**
+ * `grid repl`: a Node REPL (history, tab completion, top-level await) on a
+ * home, with `E`, the grid API as `grid`, and the promise graph as `graph`.
+ * Query results are plain data — arrays and records, for scripting — that
+ * print readably: principals and tokens by pet name where one exists, and
+ * `graph.show` as a tree.
+ */
+import { start as startNodeRepl } from 'node:repl';
+import { inspect } from 'node:util';
+import { E } from '@endo/far';
+import type { Entry } from '../journal/journal.js';
+import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
+import { GraphIndex, renderTree } from '../journal/queries.js';
+import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
+import type { ModuleId, Principal, Token } from '../caps/ids.js';
+
+/** What the REPL needs of a home: the kernel opened here, or the home's running node. */
+export interface ReplHome {
+  publish(bytes: Uint8Array): Promise<ModuleId>;
+  issue(spec: IssueSpec): Promise<Token>;
+  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }): Promise<Outcome>;
+  delegate(spec: DelegateSpec): Promise<Token>;
+  revoke(token: string, reason?: string): Promise<void>;
+  entries(): Promise<readonly Entry[]>;
+}
+
+export interface ReplOptions {
+  readonly input: NodeJS.ReadableStream;
+  readonly output: NodeJS.WritableStream;
+  /** A pet name for a token, module or principal, if the home has one. */
+  readonly nameOf: (id: string) => string | undefined;
+  /** Where history is kept between sessions. */
+  readonly historyFile?: string;
+  /** Where `grid.call` goes when not to the home's own node or kernel (`--via`). */
+  readonly call?: ReplHome['call'];
+}
+
+/** A value that is plain data and prints as `text`. */
+const printing = <T extends object>(value: T, text: () => string): T => {
+  Object.defineProperty(value, inspect.custom, { value: text, enumerable: false });
+  return value;
+};
+
+const FOLLOW_MS = 250;
+
+export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> => {
+  const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
+  const name = (id: string) => options.nameOf(id) ?? short(id);
+  const index = async () => {
+    const graph = new GraphIndex();
+    for (const entry of await home.entries()) graph.add(entry);
+    return graph;
+  };
+  const call = options.call ?? home.call;
+  const stops = new Set<() => void>();
+
+  const grid = Object.freeze({
+    publish: (source: string | Uint8Array) => home.publish(typeof source === 'string' ? new TextEncoder().encode(source) : source),
+    issue: (spec: IssueSpec) => home.issue(spec),
+    call: (token: string, ...args: unknown[]) => call(token, args, { follow: true }),
+    delegate: (token: string, spec: Omit<DelegateSpec, 'token'>) => home.delegate({ ...spec, token }),
+    revoke: (token: string, reason?: string) => home.revoke(token, reason),
+  });
+
+  const graph = Object.freeze({
+    /** The story of a token: issue, delegations, calls and outcomes, as a tree. */
+    show: async (token: Token) => {
+      const tree = (await index()).show(token, name);
+      return printing({ ...tree }, () => renderTree(tree));
+    },
+    /** Every principal that can reach a token, and through which delegation layers. */
+    who: async (token: Token) => {
+      const reach = (await index()).who(token);
+      return printing(reach, () => reach.map((r) => `${name(r.principal)}${r.through.length ? ` through ${r.through.map(name).join(' → ')}` : ' (directly)'}`).join('\n') || '(nobody)');
+    },
+    pending: async () => {
+      const views = (await index()).pending();
+      return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)} by ${name(v.call.caller)}${v.outcome?.kind === 'promised' ? ` waiting on ${name(v.outcome.token)}` : ' running'}`).join('\n') || '(nothing pending)');
+    },
+    broken: async () => {
+      const broken = [...(await index()).broken()];
+      return printing(broken, () => broken.map((b) => `#${b.seq} ${name(b.token)}${b.caller ? ` called by ${name(b.caller)}` : ' revoked'}: ${b.reason}`).join('\n') || '(nothing broken)');
+    },
+    calls: async (filter: { token?: string; caller?: string; since?: number } = {}) => {
+      const views = (await index()).calls(filter);
+      const outcome = (v: (typeof views)[number]) => (!v.outcome ? 'pending' : v.outcome.kind === 'revoked' ? `revoked: ${v.outcome.reason}` : v.outcome.kind);
+      return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)}(${JSON.stringify(v.call.args).slice(1, -1)}) by ${name(v.call.caller)} → ${outcome(v)}`).join('\n') || '(no calls)');
+    },
+    reputation: async (principal?: Principal) => {
+      const tally = new ReputationTally();
+      for (const entry of await home.entries()) tally.add(entry);
+      const rows = principal ? [tally.of(principal)] : tally.rows();
+      return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, pending ${r.pending}`).join('\n') || '(no issuers)');
+    },
+    /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */
+    export: async (format: 'text' | 'json' | 'dot' | 'mermaid' = 'text', token?: Token) => {
+      const all = await home.entries();
+      const entries = token ? entriesAround(all, token) : all;
+      if (format === 'json') return JSON.stringify({ entries });
+      if (format === 'dot') return renderDot(entries, name);
+      if (format === 'mermaid') return renderMermaid(entries, name);
+      return renderText(entries, name, all);
+    },
+    /** Print new records as they are written; returns a function that stops. */
+    follow: async () => {
+      let seen = (await home.entries()).length;
+      const timer = setInterval(() => {
+        void home.entries().then((entries) => {
+          if (entries.length <= seen) return;
+          const fresh = entries.slice(seen);
+          seen = entries.length;
+          options.output.write(`\n${renderText(fresh, name, entries).split('\n').filter((line) => !line.startsWith('(journal')).join('\n')}\n`);
+        });
+      }, FOLLOW_MS);
+      const stop = () => {
+        clearInterval(timer);
+        stops.delete(stop);
+      };
+      stops.add(stop);
+      return printing(stop, () => '(following; call the result to stop)');
+    },
+  });
+
+  const server = startNodeRepl({ prompt: 'grid> ', input: options.input, output: options.output, useGlobal: true, terminal: (options.output as { isTTY?: boolean }).isTTY === true });
+  Object.assign(server.context, { E, grid, graph });
+  if (options.historyFile) server.setupHistory(options.historyFile, () => {});
+  return new Promise((resolve) =>
+    server.on('exit', () => {
+      for (const stop of stops) stop();
+      resolve();
+    }),
+  );
+};
