@@ -46,9 +46,12 @@ const FOLLOW_MS = 250;
 export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> => {
   const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
   const name = (id: string) => options.nameOf(id) ?? short(id);
+  // The journal only grows: each query indexes just the records written since the last one.
+  const graph = new GraphIndex();
+  let indexed = 0;
   const index = async () => {
-    const graph = new GraphIndex();
-    for (const entry of await home.entries()) graph.add(entry);
+    const entries = await home.entries();
+    for (; indexed < entries.length; indexed++) graph.add(entries[indexed]!);
     return graph;
   };
   const call = options.call ?? home.call;
@@ -62,7 +65,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     revoke: (token: string, reason?: string) => home.revoke(token, reason),
   });
 
-  const graph = Object.freeze({
+  const queries = Object.freeze({
     /** The story of a token: issue, delegations, calls and outcomes, as a tree. */
     show: async (token: Token) => {
       const tree = (await index()).show(token, name);
@@ -122,7 +125,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   });
 
   const server = startNodeRepl({ prompt: 'grid> ', input: options.input, output: options.output, useGlobal: true, terminal: (options.output as { isTTY?: boolean }).isTTY === true });
-  Object.assign(server.context, { E, grid, graph });
+  Object.assign(server.context, { E, grid, graph: queries });
   if (options.historyFile) server.setupHistory(options.historyFile, () => {});
   return new Promise((resolve) =>
     server.on('exit', () => {
