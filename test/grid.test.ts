@@ -5,106 +5,14 @@
  * is, what only A can answer fails promptly as `unreachable`, and once A is
  * back on the same URL it is answered again. No node loses a record on the way.
  */
-import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
+import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir } from './_helpers.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { eventually, freePort, gridProcesses } from './_processes.js';
 
-const BIN = join(process.cwd(), 'bin', 'grid.js');
-const ENV = { ...process.env, GRID_HOME: '' };
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/** One `grid` command. Killed if it outlives `limitMs`, so a hung command cannot outlive its test. */
-const grid = (home: string, args: string[], limitMs = 60_000): Promise<Result> =>
-  new Promise((resolve, reject) => {
-    const began = Date.now();
-    const child = spawn(process.execPath, [BIN, ...args, '--home', home], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: stdout.trim(), stderr: stderr.trim(), ms: Date.now() - began });
-    });
-  });
-
-const ok = async (home: string, args: string[]) => {
-  const result = await grid(home, args);
-  if (result.code !== 0) throw new Error(`grid ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-  return result.stdout;
-};
-
-/** `grid start --json` on a home, resolved once it listens; the test's teardown kills it if the test did not stop it. */
-const startNode = async (t: ExecutionContext, home: string, extra: string[] = []) => {
-  const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json', ...extra], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  let running = true;
-  const exited = new Promise<number | string>((resolve) =>
-    child.on('close', (code, signal) => {
-      running = false;
-      resolve(code ?? signal ?? -1);
-    }),
-  );
-  t.teardown(async () => {
-    if (running) child.kill('SIGKILL');
-    await exited;
-  });
-  const info = await new Promise<{ url: string; principal: string; peers: string[] }>((resolve, reject) => {
-    let stdout = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      const end = stdout.indexOf('\n');
-      if (end < 0) return;
-      try {
-        resolve(JSON.parse(stdout.slice(0, end)));
-      } catch {
-        reject(new Error(`grid start printed ${JSON.stringify(stdout.slice(0, end))}`));
-      }
-    });
-    void exited.then((code) => reject(new Error(`grid start exited ${code}: ${stderr.trim()}`)));
-  });
-  return {
-    ...info,
-    /** SIGTERM: resolves to the exit code (0 when it stopped cleanly). */
-    stop: () => (child.kill('SIGTERM'), exited),
-    /** SIGKILL: a crash, with no chance to flush or say goodbye. */
-    crash: () => (child.kill('SIGKILL'), exited),
-  };
-};
-
-/** A port free right now, so a node can be restarted on the same URL. */
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-
-/** Poll until `done(value)` or the time is up; returns the last value either way, for the assertion to judge. */
-const eventually = async <T>(probe: () => Promise<T>, done: (value: T) => boolean, withinMs: number, everyMs = 250): Promise<T> => {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const value = await probe();
-    if (done(value) || Date.now() >= deadline) return value;
-    await sleep(everyMs);
-  }
-};
+const { grid, ok, startNode } = gridProcesses();
 
 interface Entry {
   seq: number;

@@ -18,7 +18,7 @@ import { defaultHome, homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { announceNode, retractNode, runningNode } from '../home/running-node.js';
 import { rememberPeers } from '../home/peers-file.js';
-import { loadIdentity, type Identity } from '../identity/index.js';
+import { loadIdentity } from '../identity/index.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../journal/graph.js';
 import { Journal, type Entry } from '../journal/journal.js';
@@ -140,14 +140,19 @@ const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>
     throw new NoHomeError(paths.root);
   });
 
+/** Connect to the node at `url` as this home's principal; failing to is an UnreachableError (its message through `explain`). */
+const connectAsHome = async (inv: Invocation, url: string, explain = (message: string) => message): Promise<RemoteNode> => {
+  const identity = await loadHomeIdentity(homePaths(inv.home));
+  return connectNode(url, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+    throw new UnreachableError(explain(error.message));
+  });
+};
+
 /** Connect to the node running on this home, as the home's own principal (its owner). */
 const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode) => Promise<T>): Promise<T> => {
-  const paths = homePaths(inv.home);
-  const node = await runningNode(paths.node);
+  const node = await runningNode(homePaths(inv.home).node);
   if (!node) throw new UsageError('no node is running on this home: run `grid start` on it first');
-  const remote = await connectNode(node.url, { identity: await loadHomeIdentity(paths), random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-    throw new UnreachableError(error.message);
-  });
+  const remote = await connectAsHome(inv, node.url);
   try {
     return await body(remote);
   } finally {
@@ -290,10 +295,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       const chain = target.chain ? { chain: target.chain } : {};
       const via = typeof inv.values.via === 'string' ? inv.values.via : target.via;
       if (via) {
-        const identity = await loadHomeIdentity(paths);
-        const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-          throw new UnreachableError(error.message);
-        });
+        const remote = await connectAsHome(inv, via);
         try {
           const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS;
           return printOutcome(inv, await remote.call(target.token, args, { follow, timeoutMs, ...chain }));
@@ -320,7 +322,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         const given = typeof inv.values.via === 'string' ? inv.values.via : target.via;
         const via = given === home.nodeUrl ? undefined : given;
         const notice = via ? await home.notice(target.token) : undefined;
-        if (via && notice) await tellRevocation(via, notice, await loadHomeIdentity(homePaths(inv.home)));
+        if (via && notice) await tellRevocation(inv, via, notice);
         inv.io.out(inv.json ? toJsonText({ revoked: target.token, ...(notice ? { told: via } : {}) }) : `revoked ${target.token}${notice ? `; told ${via}` : ''}`);
         return EXIT.ok;
       }),
@@ -472,11 +474,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       withHome(inv, async (home, names) => {
         const via = typeof inv.values.via === 'string' ? inv.values.via : undefined;
         // With --via, calls go to that node as this home's principal; the graph is still this home's.
-        const remote = via
-          ? await connectNode(via, { identity: await loadHomeIdentity(homePaths(inv.home)), random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-              throw new UnreachableError(error.message);
-            })
-          : undefined;
+        const remote = via ? await connectAsHome(inv, via) : undefined;
         try {
           await startRepl(home, {
             input: process.stdin,
@@ -567,10 +565,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       };
       // With the home's node running, the node joins and starts using its new peers at once.
       if (await runningNode(paths.node)) return withOwnNode(inv, async (remote) => print(await remote.join(invitationUrl)));
-      const identity = await loadHomeIdentity(paths);
-      const introducer = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-        throw new UnreachableError(error.message);
-      });
+      const introducer = await connectAsHome(inv, via);
       try {
         const welcome = await redeemInvitation(introducer, token, undefined);
         await rememberPeers(paths.peers, welcome.peers);
@@ -583,10 +578,8 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
 });
 
 /** Hand a revocation to the node at `via`; a refusal or no answer is an error (the revocation holds here either way). */
-const tellRevocation = async (via: string, notice: RevocationNotice, identity: Identity) => {
-  const remote = await connectNode(via, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
-    throw new UnreachableError(`revoked here, but ${error.message}`);
-  });
+const tellRevocation = async (inv: Invocation, via: string, notice: RevocationNotice) => {
+  const remote = await connectAsHome(inv, via, (message) => `revoked here, but ${message}`);
   try {
     const { outcome } = await remote.session.revoke(notice, DEFAULT_LIMITS.callTimeoutMs);
     if (outcome.status === 'revoked') throw new UnreachableError(`revoked here, but ${via} did not take the notice: ${outcome.reason}`);

@@ -12,7 +12,7 @@ import { CID } from 'multiformats/cid';
 import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
-import { verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encodeValue, fromWire, type GridValue } from './values.js';
 import { GridError } from '../caps/errors.js';
 
@@ -38,13 +38,7 @@ export interface Closure {
 
 export class ClosureError extends GridError {}
 
-const signingBytes = (body: Record<string, unknown>) => {
-  const encoded = encode(body);
-  const bytes = new Uint8Array(CLOSURE_DOMAIN.length + encoded.length);
-  bytes.set(CLOSURE_DOMAIN);
-  bytes.set(encoded, CLOSURE_DOMAIN.length);
-  return bytes;
-};
+const signingBytes = (body: Record<string, unknown>) => concatBytes(CLOSURE_DOMAIN, encode(body));
 
 const assertTimeLimit = (ms: unknown): number => {
   if (!Number.isSafeInteger(ms) || (ms as number) <= 0) throw new ClosureError('ERR_BAD_LIMIT', `a time limit is a positive whole number of milliseconds (got ${quote(ms)})`);

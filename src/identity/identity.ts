@@ -30,7 +30,8 @@ const ED25519_PUB_PREFIX = Uint8Array.from([0xed, 0x01]);
 const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
 const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
+/** Byte strings one after another: a domain prefix and what a signature covers, a DER prefix and a key. */
+export const concatBytes = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {
@@ -52,7 +53,7 @@ const assertLength = (bytes: Uint8Array, length: number, what: string): Uint8Arr
 
 export const principalFromPublicKey = (publicKey: Uint8Array): Principal => {
   assertLength(assertBytes(publicKey, 'Ed25519 public key'), 32, 'an Ed25519 public key');
-  return `did:key:${base58btc.encode(concat(ED25519_PUB_PREFIX, publicKey))}` as Principal;
+  return `did:key:${base58btc.encode(concatBytes(ED25519_PUB_PREFIX, publicKey))}` as Principal;
 };
 
 /** The raw key inside an Ed25519 did:key; a TypeError quoting the input if it is anything else. */
@@ -73,7 +74,7 @@ export const publicKeyFromPrincipal = (principal: string): Uint8Array => {
 /** An identity from its 32-byte secret seed (RFC 8032 §5.1.5). The seed is not kept. */
 export const identityFromSecret = (secret: Uint8Array): Identity => {
   assertLength(assertBytes(secret, 'Ed25519 secret key'), 32, 'an Ed25519 secret key');
-  const privateKey = createPrivateKey({ key: Buffer.from(concat(PKCS8_PREFIX, secret)), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, secret)), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
   const publicKey = new Uint8Array(spki.subarray(spki.length - 32));
   const principal = principalFromPublicKey(publicKey);
@@ -112,7 +113,7 @@ const keyObject = (cacheKey: string, raw: () => Uint8Array | undefined): KeyObje
   let key: KeyObject | null = null;
   if (isAcceptableKey(bytes)) {
     try {
-      key = createPublicKey({ key: Buffer.from(concat(SPKI_PREFIX, bytes)), format: 'der', type: 'spki' });
+      key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, bytes)), format: 'der', type: 'spki' });
     } catch {
       key = null;
     }
@@ -189,7 +190,7 @@ export const verifyPortable = (signer: Signer, message: Uint8Array, signature: U
     const A = Point.fromBytes(publicKey, false);
     const R = Point.fromBytes(r, false);
     const s = numberLE(signature.subarray(32));
-    const k = numberLE(sha512(concat(r, publicKey, message))) % N;
+    const k = numberLE(sha512(concatBytes(r, publicKey, message))) % N;
     return Point.BASE.multiply(s, false).equals(R.add(A.multiply(k, false)));
   } catch {
     return false; // a byte string that is not a point

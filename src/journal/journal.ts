@@ -22,7 +22,7 @@ import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from
 import { decode, encode } from '../wire/index.js';
 import { LinkBytes } from '../wire/cbor.js';
 import { blockCidBytes } from '../store/hashing.js';
-import { verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { GridError } from '../caps/errors.js';
 
@@ -116,12 +116,7 @@ const LINK_FIELDS = new Set(['token', 'code', 'inner']);
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
-const sealBytes = (prev: Uint8Array) => {
-  const bytes = new Uint8Array(SEAL_DOMAIN.length + prev.length);
-  bytes.set(SEAL_DOMAIN);
-  bytes.set(prev, SEAL_DOMAIN.length);
-  return bytes;
-};
+const sealBytes = (prev: Uint8Array) => concatBytes(SEAL_DOMAIN, prev);
 
 const sameBytes = (a: Uint8Array | null, b: Uint8Array | null) =>
   a === b || (a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]));

@@ -549,7 +549,6 @@ export class Kernel {
     await this.#powers.store.putVerified(CID.parse(delegation.token), bytes);
     this.#learnDelegation(delegation);
     this.#recordWrap(delegation, issuer);
-    this.#served(delegation.token, issuer);
     return delegation.token;
   }
 
@@ -575,10 +574,16 @@ export class Kernel {
   async importChain(token: string, blocks: ChainBlocks): Promise<void> {
     if (blocks.links.length === 0 || blocks.links.length > MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has 1 to ${MAX_CHAIN} links`);
     if (blocks.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_CHAIN', `a chain brings at most ${MAX_REPLICA_MODULES} modules`);
-    const links = blocks.links.map((bytes) => {
+    // Links this home has (in memory or stored) are not checked again; the others are read from the bytes sent.
+    const links: Delegation[] = [];
+    const fresh = new Set<Delegation>();
+    for (const bytes of blocks.links) {
       const linkToken = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
-      return this.#delegations.get(linkToken) ?? readDelegation(linkToken, bytes);
-    });
+      const known = await this.#delegationOf(linkToken);
+      const link = known ?? readDelegation(linkToken, bytes);
+      if (!known) fresh.add(link);
+      links.push(link);
+    }
     if (links[0]!.token !== asToken(token)) throw new KernelError('ERR_BAD_CHAIN', `the chain sent starts with ${links[0]!.token}, not with the token called`);
     links.forEach((link, index) => {
       const next = links[index + 1];
@@ -586,23 +591,32 @@ export class Kernel {
         throw new KernelError('ERR_BAD_CHAIN', `delegation link ${index + 1} of ${links.length} (${link.token}) wraps ${link.inner}, not the next link ${next.token}`);
       }
     });
-    for (const bytes of blocks.modules) {
-      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
-      if (this.#isLoaded(id)) continue;
-      await this.#prepareModule(id, bytes);
-      await this.#powers.store.put(bytes, { codec: RAW_CODEC });
-    }
+    await this.#takeModules(blocks.modules);
     for (const [index, link] of links.entries()) {
-      // Seen before (in memory, or stored by an earlier run of this home): nothing new to record.
-      if (this.#delegations.has(link.token) || (await this.#delegationOf(link.token))) continue;
+      if (!fresh.has(link)) continue;
       await this.#powers.store.putVerified(CID.parse(link.token), blocks.links[index]!);
       this.#learnDelegation(link);
       this.#recordWrap(link, links.at(-1)!.delegator);
     }
   }
 
-  /** The promise graph keeps every delegation made or seen here. */
+  /** Modules that came from a peer (a replica, a chain): checked and compiled as if published here, then stored. */
+  async #takeModules(modules: readonly Uint8Array[]) {
+    for (const bytes of modules) {
+      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
+      if (this.#isLoaded(id)) continue;
+      await this.#prepareModule(id, bytes);
+      await this.#powers.store.put(bytes, { codec: RAW_CODEC });
+    }
+  }
+
+  /**
+   * The promise graph keeps every delegation made or seen here; the original
+   * closure's issuer, who answers calls through it, is to hear of its
+   * revocation (as #replay derives from the same record after a restart).
+   */
   #recordWrap(link: Delegation, issuer: Principal) {
+    this.#served(link.token, issuer);
     this.#powers.journal.append({
       kind: 'wrap',
       token: link.token,
@@ -828,12 +842,7 @@ export class Kernel {
    */
   async adopt(token: Token, replica: Replica): Promise<Closure> {
     if (replica.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_REPLICA', `a replica brings at most ${MAX_REPLICA_MODULES} modules`);
-    for (const bytes of replica.modules) {
-      const id = asModuleId(blockCid(bytes, RAW_CODEC).toString());
-      if (this.#isLoaded(id)) continue;
-      await this.#prepareModule(id, bytes);
-      await this.#powers.store.put(bytes, { codec: RAW_CODEC });
-    }
+    await this.#takeModules(replica.modules);
     const closure = readClosure(token, replica.closure);
     if (!closure.replicable) throw new KernelError('ERR_BAD_REPLICA', 'the closure does not allow replication');
     if (!this.#isLoaded(closure.code)) throw new KernelError('ERR_BAD_REPLICA', `the replica lacks module ${closure.code}`);

@@ -8,7 +8,7 @@
  * need not store its own.
  */
 import type { Principal, Token } from '../caps/ids.js';
-import { verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encode } from '../wire/index.js';
 
 export interface RevocationNotice {
@@ -21,13 +21,7 @@ export interface RevocationNotice {
 
 const DOMAIN = new TextEncoder().encode('promisegrid:revocation:v1\n');
 
-const statement = (token: Token, reason: string): Uint8Array => {
-  const body = encode([token, reason]);
-  const bytes = new Uint8Array(DOMAIN.length + body.length);
-  bytes.set(DOMAIN);
-  bytes.set(body, DOMAIN.length);
-  return bytes;
-};
+const statement = (token: Token, reason: string): Uint8Array => concatBytes(DOMAIN, encode([token, reason]));
 
 export const signRevocation = (token: Token, reason: string, issuer: Identity): RevocationNotice =>
   Object.freeze({ token, reason, by: issuer.principal, signature: issuer.sign(statement(token, reason)) });

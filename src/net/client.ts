@@ -3,6 +3,7 @@
  * tokens with grid messages and, for what only the node's owner may do,
  * through the node's CapTP facet.
  */
+import { base64 } from 'multiformats/bases/base64';
 import { E } from '@endo/far';
 import WebSocket from 'ws';
 import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
@@ -75,21 +76,21 @@ export const connectNode = async (
       return (await session.call(checked, args, callOptions)).outcome;
     },
     forward: (token, args, path, timeoutMs, chain) => session.call(token, args, { path, timeoutMs, ...(chain ? { chain } : {}) }),
-    publish: (bytes) => plain(facet().publish(Buffer.from(bytes).toString('base64'))),
+    publish: (bytes) => plain(facet().publish(base64.baseEncode(bytes))),
     issue: (spec) => plain(facet().issue(spec)),
     delegate: (spec) => plain(facet().delegate(spec)),
     chainBlocks: async (token) => {
       // CapTP carries JSON: the blocks travel as base64.
       const blocks = await plain(facet().chainBlocks(token));
-      const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(text, 'base64')));
+      const bytes = (list: string[]) => list.map((text) => base64.baseDecode(text));
       return blocks && { links: bytes(blocks.links), modules: bytes(blocks.modules) };
     },
     revocationNotice: async (token) => {
       const notice = await plain(facet().revocationNotice(token));
-      return notice && Object.freeze({ ...notice, signature: new Uint8Array(Buffer.from(notice.signature, 'base64')) });
+      return notice && Object.freeze({ ...notice, signature: base64.baseDecode(notice.signature) });
     },
     importChain: (token, chain) => {
-      const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));
+      const text = (list: readonly Uint8Array[]) => list.map((bytes) => base64.baseEncode(bytes));
       return plain(facet().importChain(token, text(chain.links), text(chain.modules)));
     },
     revoke: (token, reason) => plain(facet().revoke(token, reason)),

@@ -16,7 +16,7 @@ import { asPrincipal, type Principal } from '../caps/ids.js';
 import { GridError } from '../caps/errors.js';
 import { decodeMessage, encodeMessage } from '../wire/index.js';
 import { protocolCid } from './frames.js';
-import { verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 
 export const HANDSHAKE_PROTOCOL = protocolCid('promisegrid/handshake/v1');
 export const CAPTP_PROTOCOL = protocolCid('promisegrid/captp/v1');
@@ -34,11 +34,7 @@ export class HandshakeError extends GridError {
 
 const statement = (challenge: Uint8Array, prover: Principal, verifier: Principal): Uint8Array => {
   const names = new TextEncoder().encode(`${prover}\n${verifier}\n`);
-  const out = new Uint8Array(DOMAIN.length + challenge.length + names.length);
-  out.set(DOMAIN);
-  out.set(challenge, DOMAIN.length);
-  out.set(names, DOMAIN.length + challenge.length);
-  return out;
+  return concatBytes(DOMAIN, challenge, names);
 };
 
 /** Read one handshake message of the expected step, refusing anything else. */

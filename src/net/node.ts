@@ -6,6 +6,7 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
+import { base64 } from 'multiformats/bases/base64';
 import { Far } from '@endo/far';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
@@ -63,20 +64,20 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
-    publish: (base64: string) => kernel.publish(new Uint8Array(Buffer.from(String(base64), 'base64'))),
+    publish: (text: string) => kernel.publish(base64.baseDecode(String(text))),
     issue: (spec: IssueSpec) => kernel.issue(spec),
     delegate: (spec: DelegateSpec) => kernel.delegate(spec),
     revocationNotice: (token: string) => {
       const notice = kernel.revocationNotice(token);
-      return notice && { ...notice, signature: Buffer.from(notice.signature).toString('base64') };
+      return notice && { ...notice, signature: base64.baseEncode(notice.signature) };
     },
     importChain: (token: string, links: string[], modules: string[]) => {
-      const bytes = (list: string[]) => list.map((text) => new Uint8Array(Buffer.from(String(text), 'base64')));
+      const bytes = (list: string[]) => list.map((text) => base64.baseDecode(String(text)));
       return kernel.importChain(token, { links: bytes(links), modules: bytes(modules) });
     },
     chainBlocks: async (token: string) => {
       const blocks = await kernel.chainBlocks(token);
-      const text = (list: readonly Uint8Array[]) => list.map((bytes) => Buffer.from(bytes).toString('base64'));
+      const text = (list: readonly Uint8Array[]) => list.map((bytes) => base64.baseEncode(bytes));
       return blocks && { links: text(blocks.links), modules: text(blocks.modules) };
     },
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),

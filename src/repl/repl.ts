@@ -48,11 +48,15 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   const name = (id: string) => options.nameOf(id) ?? short(id);
   // The journal only grows: each query indexes just the records written since the last one.
   const graph = new GraphIndex();
+  const tally = new ReputationTally();
   let indexed = 0;
   const index = async () => {
     const entries = await home.entries();
-    for (; indexed < entries.length; indexed++) graph.add(entries[indexed]!);
-    return graph;
+    for (; indexed < entries.length; indexed++) {
+      graph.add(entries[indexed]!);
+      tally.add(entries[indexed]!);
+    }
+    return { graph, tally };
   };
   const call = options.call ?? home.call;
   const stops = new Set<() => void>();
@@ -68,30 +72,29 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   const queries = Object.freeze({
     /** The story of a token: issue, delegations, calls and outcomes, as a tree. */
     show: async (token: Token) => {
-      const tree = (await index()).show(token, name);
+      const tree = (await index()).graph.show(token, name);
       return printing({ ...tree }, () => renderTree(tree));
     },
     /** Every principal that can reach a token, and through which delegation layers. */
     who: async (token: Token) => {
-      const reach = (await index()).who(token);
+      const reach = (await index()).graph.who(token);
       return printing(reach, () => reach.map((r) => `${name(r.principal)}${r.through.length ? ` through ${r.through.map(name).join(' → ')}` : ' (directly)'}`).join('\n') || '(nobody)');
     },
     pending: async () => {
-      const views = (await index()).pending();
+      const views = (await index()).graph.pending();
       return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)} by ${name(v.call.caller)}${v.outcome?.kind === 'promised' ? ` waiting on ${name(v.outcome.token)}` : ' running'}`).join('\n') || '(nothing pending)');
     },
     broken: async () => {
-      const broken = [...(await index()).broken()];
+      const broken = [...(await index()).graph.broken()];
       return printing(broken, () => broken.map((b) => `#${b.seq} ${name(b.token)}${b.caller ? ` called by ${name(b.caller)}` : ' revoked'}: ${b.reason}`).join('\n') || '(nothing broken)');
     },
     calls: async (filter: { token?: string; caller?: string; since?: number } = {}) => {
-      const views = (await index()).calls(filter);
+      const views = (await index()).graph.calls(filter);
       const outcome = (v: (typeof views)[number]) => (!v.outcome ? 'pending' : v.outcome.kind === 'revoked' ? `revoked: ${v.outcome.reason}` : v.outcome.kind);
       return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)}(${JSON.stringify(v.call.args).slice(1, -1)}) by ${name(v.call.caller)} → ${outcome(v)}`).join('\n') || '(no calls)');
     },
     reputation: async (principal?: Principal) => {
-      const tally = new ReputationTally();
-      for (const entry of await home.entries()) tally.add(entry);
+      const { tally } = await index();
       const rows = principal ? [tally.of(principal)] : tally.rows();
       return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, pending ${r.pending}`).join('\n') || '(no issuers)');
     },

@@ -24,7 +24,7 @@ import { asModuleId, asPrincipal, DAG_CBOR_CODEC, parseCid, quote, RAW_CODEC, ty
 import { GridError } from '../caps/errors.js';
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
-import { verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { MIN_NONCE_BYTES } from '../closures/closure.js';
 import { encodeValue, fromWire, type GridValue } from '../closures/values.js';
 
@@ -39,11 +39,7 @@ const MAX_SEALED_MEMO = 4096;
 export const sealToken = (token: string): string => {
   let sealed = sealedMemo.get(token);
   if (sealed) return sealed;
-  const cid = parseCid(token, 'token');
-  const bytes = new Uint8Array(SEALED_DOMAIN.length + cid.bytes.length);
-  bytes.set(SEALED_DOMAIN);
-  bytes.set(cid.bytes, SEALED_DOMAIN.length);
-  sealed = blockCid(bytes, RAW_CODEC).toString();
+  sealed = blockCid(concatBytes(SEALED_DOMAIN, parseCid(token, 'token').bytes), RAW_CODEC).toString();
   if (sealedMemo.size >= MAX_SEALED_MEMO) sealedMemo.clear();
   sealedMemo.set(token, sealed);
   return sealed;
@@ -73,13 +69,7 @@ export interface Delegation {
 
 export class DelegationError extends GridError {}
 
-const signingBytes = (body: Record<string, unknown>) => {
-  const encoded = encode(body);
-  const bytes = new Uint8Array(DELEGATION_DOMAIN.length + encoded.length);
-  bytes.set(DELEGATION_DOMAIN);
-  bytes.set(encoded, DELEGATION_DOMAIN.length);
-  return bytes;
-};
+const signingBytes = (body: Record<string, unknown>) => concatBytes(DELEGATION_DOMAIN, encode(body));
 
 export interface DelegationSpec {
   /** A delegation's token, or the sealed reference of a closure's (`sealToken`). */

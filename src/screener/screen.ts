@@ -91,14 +91,11 @@ export class Screens {
   readonly #state = new Map<string, GridValue>();
   /** The tail of each policy's queue: calls through one policy are screened in turn. */
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** What policies are told of each layer, made once per delegation. */
+  readonly #views = new WeakMap<Delegation, PolicyRequest['layer']>();
 
   constructor(host: ScreenHost) {
     this.#host = host;
-  }
-
-  /** Who each layer of `chain` is called by, when `caller` calls its outermost token. */
-  static callers(chain: readonly Delegation[], caller: Principal): Principal[] {
-    return chain.map((_, index) => (index === 0 ? caller : chain[index - 1]!.delegator));
   }
 
   async screen(
@@ -108,7 +105,6 @@ export class Screens {
     from: Position = { layer: 0, policy: 0 },
     approvals: readonly Principal[] = [],
   ): Promise<Screening> {
-    const callers = Screens.callers(chain, caller);
     // Whose reputation a policy may weigh besides the layer's own: the original issuer, and the issuers of tokens passed along.
     const issuer = this.#host.reputation(chain.at(-1)!.delegator);
     const argumentIssuers = new Set<Principal>();
@@ -124,7 +120,8 @@ export class Screens {
     const audited: Array<{ token: Token; caller: Principal }> = [];
     for (let layerIndex = from.layer; layerIndex < chain.length; layerIndex += 1) {
       const layer = chain[layerIndex]!;
-      const layerCaller = callers[layerIndex]!;
+      // The outermost layer is called by the caller; each other layer by the delegator of the layer above it.
+      const layerCaller = layerIndex === 0 ? caller : chain[layerIndex - 1]!.delegator;
       const name = `delegation ${layer.token.slice(0, 12)}…`;
       // Checked on every layer entered from its start (verifyChain vouches for the inner ones too).
       if ((layerIndex > from.layer || from.policy === 0) && !layer.audience.includes(layerCaller)) {
@@ -157,9 +154,7 @@ export class Screens {
     return { kind: 'pass', audited };
   }
 
-  readonly #views = new WeakMap<Delegation, PolicyRequest['layer']>();
-
-  /** What a policy is told of its layer: made once per delegation. */
+  /** What a policy is told of its layer. */
   #viewOf(layer: Delegation): PolicyRequest['layer'] {
     let view = this.#views.get(layer);
     if (!view) this.#views.set(layer, (view = harden({ token: layer.token, delegator: layer.delegator, audience: [...layer.audience] })));
