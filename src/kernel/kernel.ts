@@ -641,7 +641,15 @@ export class Kernel {
     } catch {
       return undefined;
     }
-    if (!isDelegationRecord(record)) return undefined;
+    if (!isDelegationRecord(record)) {
+      // A closure record, read anyway: keep it, so that loading it next does not read it again.
+      try {
+        this.#hold(readClosure(token, bytes));
+      } catch {
+        // Not a valid closure either: whoever loads it as one gets the reason.
+      }
+      return undefined;
+    }
     const delegation = readDelegation(token, bytes);
     this.#learnDelegation(delegation);
     return delegation;
@@ -1125,13 +1133,16 @@ export class Kernel {
     if (reason !== undefined) return impure(revoked(reason));
     const pending = this.#pending.get(token);
     if (pending) return impure(await this.#onPending(pending, argsBytes, frame));
-    let delegation: Delegation | undefined;
-    try {
-      delegation = await this.#delegationOf(token);
-    } catch (error) {
-      return impure(revoked(describeThrown(error)));
+    // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
+    if (!this.#closures.has(token)) {
+      let delegation: Delegation | undefined;
+      try {
+        delegation = await this.#delegationOf(token);
+      } catch (error) {
+        return impure(revoked(describeThrown(error)));
+      }
+      if (delegation) return this.#screened(delegation, argsBytes, frame, seq);
     }
-    if (delegation) return this.#screened(delegation, argsBytes, frame, seq);
     let closure: Closure;
     try {
       // Warm calls find closure and module in memory and never await here.
