@@ -490,10 +490,14 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       }),
   },
   start: {
-    usage: 'grid start [--listen HOST:PORT] [--peer URL]…',
-    summary: 'run a node on this home (loopback unless told otherwise); calls it cannot answer go to its peers; Ctrl-C stops it',
-    options: { listen: { type: 'string' }, peer: { type: 'string', multiple: true } },
+    usage: 'grid start [--listen HOST:PORT] [--peer URL]… [--web-remote] [--web-host NAME]…',
+    summary: 'run a node on this home (loopback unless told otherwise) with its web page on the same port; calls it cannot answer go to its peers; Ctrl-C stops it',
+    options: { listen: { type: 'string' }, peer: { type: 'string', multiple: true }, 'web-remote': { type: 'boolean' }, 'web-host': { type: 'string', multiple: true } },
     run: async (inv) => {
+      const webHosts = ((inv.values['web-host'] ?? []) as string[]).map((name) => {
+        if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.test(name)) throw new UsageError(`--web-host takes a host name or address, optionally with :PORT (got ${quote(name)})`);
+        return name;
+      });
       const { host, port } = parseListen(typeof inv.values.listen === 'string' ? inv.values.listen : '127.0.0.1:0');
       const peerUrls = ((inv.values.peer ?? []) as string[]).map((url) => {
         if (!isPeerUrl(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
@@ -515,13 +519,14 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         peers: known,
         invitations: await Invitations.open(paths.invitations),
         remember: async (urls) => void (await rememberPeers(paths.peers, urls)),
+        web: { remote: inv.values['web-remote'] === true, hosts: webHosts },
       });
       try {
-        await announceNode(paths.node, node.server.url);
+        await announceNode(paths.node, node.server.url, node.server.web);
         inv.io.out(
           inv.json
-            ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known })
-            : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}`,
+            ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
+            : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
         );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
@@ -533,6 +538,19 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         // as their connections close; the kernel then flushes the journal.
         await node.close();
       }
+      return EXIT.ok;
+    },
+  },
+  web: {
+    usage: 'grid web',
+    summary: 'print the address of this home\'s running node\'s web page (its access key included)',
+    options: {},
+    run: async (inv) => {
+      if (inv.positionals.length > 0) throw new UsageError('web takes no arguments');
+      const running = await runningNode(homePaths(inv.home).node);
+      if (!running) throw new UsageError('no node is running on this home; start one with `grid start`');
+      if (!running.web) throw new UsageError(`the node running on this home (${running.url}) serves no web page`);
+      inv.io.out(inv.json ? toJsonText({ web: running.web, url: running.url }) : running.web);
       return EXIT.ok;
     },
   },

@@ -8,6 +8,8 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 export interface RunningNode {
   readonly url: string;
   readonly pid: number;
+  /** The node's web page, access key included (the file is the owner's alone: mode 0600). */
+  readonly web?: string;
 }
 
 /** Whether a process with this pid exists (EPERM: it does, and is someone else's). */
@@ -29,10 +31,10 @@ export const runningNode = async (path: string): Promise<RunningNode | undefined
     return undefined;
   }
   if (typeof record.url !== 'string' || !Number.isInteger(record.pid) || !alive(record.pid!)) return undefined;
-  return { url: record.url, pid: record.pid! };
+  return { url: record.url, pid: record.pid!, ...(typeof record.web === 'string' ? { web: record.web } : {}) };
 };
 
-export const announceNode = (path: string, url: string): Promise<void> =>
-  writeFile(path, `${JSON.stringify({ url, pid: process.pid })}\n`, { mode: 0o600 });
+export const announceNode = (path: string, url: string, web?: string): Promise<void> =>
+  writeFile(path, `${JSON.stringify({ url, pid: process.pid, ...(web ? { web } : {}) })}\n`, { mode: 0o600 });
 
 export const retractNode = (path: string): Promise<void> => rm(path, { force: true });

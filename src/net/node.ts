@@ -6,8 +6,9 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
-import { base64 } from 'multiformats/bases/base64';
+import { base64, base64url } from 'multiformats/bases/base64';
 import { Far } from '@endo/far';
+import { createServer, STATUS_CODES } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
@@ -17,10 +18,13 @@ import { makeMembership, type Membership } from './membership.js';
 import { connectNode } from './client.js';
 import type { Invitations } from '../home/invitations.js';
 import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
+import { makeWebPage, type WebOptions } from './web.js';
 
 
 export interface NodeServer {
   readonly url: string;
+  /** The web page's address, access key included, when the node serves one. */
+  readonly web?: string;
   close(): Promise<void>;
 }
 
@@ -36,6 +40,8 @@ export interface ServeOptions {
   readonly sessions?: NodeSessions;
   /** Invitations and joining, once the node has them. */
   readonly membership?: () => Membership | undefined;
+  /** Serve the node's read-only web page on the same port (see web.ts); without it, plain HTTP gets 426. */
+  readonly web?: WebOptions;
 }
 
 const Fail = (message: string): never => {
@@ -140,17 +146,32 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
     throw new TypeError(`serveNode: the node must authenticate as its kernel's principal ${kernel.principal}`);
   }
   const allowed = new Set(options.allowedOrigins ?? []);
+  const page = options.web ? makeWebPage(kernel, options.web) : undefined;
+  // One port for both: WebSocket upgrades go to the node's sessions, plain
+  // HTTP to the web page — or, without one, the 426 that ws itself answers.
+  const http = createServer((request, response) => {
+    if (page) return page.handle(request, response);
+    const body = STATUS_CODES[426]!;
+    response.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+    response.end(body);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('listening', resolve);
+      http.once('error', reject);
+      http.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+    });
+  } catch (error) {
+    page?.close();
+    throw error;
+  }
   const server = new WebSocketServer({
-    host: options.host ?? '127.0.0.1',
-    port: options.port ?? 0,
+    server: http,
     maxPayload: MAX_FRAME_BYTES,
     // Browsers always send Origin; other clients don't. A page from another
-    // site must not be able to drive this node with the user's browser.
+    // site must not be able to drive this node with the user's browser —
+    // nor can the node's own web page, whose origin is not on the list.
     verifyClient: ({ origin }: { origin?: string }) => origin === undefined || allowed.has(origin),
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
   });
   const sessions = options.sessions ?? new NodeSessions(kernel);
   server.on('connection', (socket: WebSocket) => {
@@ -160,14 +181,21 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
       () => {}, // refused: acceptSession closed the socket with the reason
     );
   });
-  const address = server.address();
+  const address = http.address();
   const { address: host, port } = typeof address === 'object' && address ? address : { address: '127.0.0.1', port: 0 };
+  page?.listening(host, port);
   return harden({
     url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    ...(page ? { web: page.url(host, port) } : {}),
     close: async () => {
       if (!options.sessions) sessions.close();
+      page?.close();
       for (const client of server.clients) client.terminate();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // ws does not close a server it was given: stop listening, and drop idle keep-alive and live-view connections.
+      const closed = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeAllConnections();
+      await closed;
     },
   });
 };
@@ -187,7 +215,9 @@ export interface GridNode {
  */
 export const startNode = async (
   open: (forward: Forwarder) => Promise<Kernel>,
-  options: Omit<ServeOptions, 'sessions' | 'membership'> & {
+  options: Omit<ServeOptions, 'sessions' | 'membership' | 'web'> & {
+    /** Serve the web page too, with a fresh access key (192 bits of `random`) unless one is given. */
+    readonly web?: Omit<WebOptions, 'key' | 'peers'> & { readonly key?: string };
     readonly peers?: readonly string[];
     /** Where invitations are kept; without it the node hands out none. */
     readonly invitations?: Invitations;
@@ -204,7 +234,10 @@ export const startNode = async (
   let membership: Membership | undefined;
   let server: NodeServer;
   try {
-    server = await serveNode(kernel, { ...options, sessions, membership: () => membership });
+    const { web: webOptions, ...serveOptions } = options;
+    const p = peers;
+    const web: WebOptions | undefined = webOptions && { ...webOptions, key: webOptions.key ?? base64url.baseEncode(random(24)), peers: () => p.state() };
+    server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
     const invitations = options.invitations;
     if (invitations) {
       membership = makeMembership({

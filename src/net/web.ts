@@ -1,0 +1,482 @@
+/**
+ * The node's web page: a read-only view of the node — its principal, peers,
+ * the tokens it hosts, calls per second, and the promise graph — served over
+ * HTTP on the node's own port (WebSocket upgrades there still go to the
+ * node's sessions).
+ *
+ * What the page can do is read. There is no route that calls, issues,
+ * delegates or revokes anything, and the page's origin is not among the
+ * origins allowed to open the node's WebSocket. But what it reads is
+ * sensitive: journal records name tokens, and a token is bearer authority.
+ * So it is guarded the way Jupyter guards a notebook server:
+ *
+ * - an access key (random, 192 bits, made at start from the node's own
+ *   randomness) is needed for the page (`?key=`) and every API request
+ *   (the `X-Grid-Key` header; a custom header also means a cross-site
+ *   request could not send it without a CORS preflight, which is never
+ *   answered). Keys are compared in constant time. The static assets — the
+ *   page's code and cytoscape — are public and served without it;
+ * - the Host header must name this node (loopback names, the listen
+ *   address, or names configured): a DNS-rebound site gets nothing;
+ * - only loopback peers are served unless configured;
+ * - only GET and HEAD; no CORS headers; a strict Content-Security-Policy
+ *   (self only, no inline script), no framing, no caching, no referrer.
+ *
+ * Every request is answered or refused with one line; none can throw into
+ * the node.
+ */
+/// <reference types="ses" />
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { Kernel } from '../kernel/kernel.js';
+import type { Entry } from '../journal/journal.js';
+import { entriesAround, pictureOf, renderText } from '../journal/graph.js';
+import type { Token } from '../caps/ids.js';
+import { toJsonText } from '../cli/format.js';
+import type { PeerState } from './peers.js';
+
+export interface WebOptions {
+  /** The access key the page and the API require. */
+  readonly key: string;
+  /** Serve non-loopback clients too (they still need the key and a known Host). */
+  readonly remote?: boolean;
+  /** Further names (or name:port) the Host header may carry, for a node reached by name. */
+  readonly hosts?: readonly string[];
+  /** The node's peers, as they stand. */
+  readonly peers?: () => readonly PeerState[];
+  readonly clock?: () => number;
+}
+
+export interface WebPage {
+  /** Answer one HTTP request. Never throws. */
+  handle(request: IncomingMessage, response: ServerResponse): void;
+  /** The page's address, key included, for the listen host and port. */
+  url(host: string, port: number): string;
+  /** Once the server listens: its port, which every accepted Host header must carry. */
+  listening(host: string, port: number): void;
+  /** End the live streams and stop listening to the journal. */
+  close(): void;
+}
+
+/** Records drawn when the page asks for the graph, at most (the most recent of the selection). */
+export const MAX_DRAWN_RECORDS = 2000;
+/** Live streams served at once; one more gets 503. */
+export const MAX_LIVE_CLIENTS = 16;
+/** Records sent to one live client per batch; the rest are counted as skipped. */
+const MAX_BATCH_RECORDS = 200;
+const BATCH_MS = 200;
+const HEARTBEAT_MS = 10_000;
+const MAX_URL_LENGTH = 2048;
+const MAX_FILTER_LENGTH = 256;
+/** Records listed for one graph node when it is clicked. */
+const ABOUT_RECORDS = 25;
+/** A record's JSON is cut here on the page (a call's arguments can be megabytes). */
+const MAX_RECORD_TEXT = 64 * 1024;
+/** Calls per second are counted over this window, in buckets. */
+const RATE_WINDOW_MS = 5000;
+const RATE_BUCKET_MS = 100;
+/** Tokens listed in the node's state (the most recently issued). */
+const MAX_LISTED_TOKENS = 100;
+
+const WEB_DIR = new URL('../../web/', import.meta.url);
+const ASSETS: Readonly<Record<string, { file: URL | string; type: string }>> = Object.freeze({
+  '/': { file: new URL('index.html', WEB_DIR), type: 'text/html; charset=utf-8' },
+  '/app.js': { file: new URL('app.js', WEB_DIR), type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: new URL('style.css', WEB_DIR), type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: new URL('favicon.svg', WEB_DIR), type: 'image/svg+xml' },
+  '/vendor/cytoscape.js': { file: import.meta.resolve('cytoscape/dist/cytoscape.esm.min.mjs'), type: 'text/javascript; charset=utf-8' },
+});
+
+const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'Cache-Control': 'no-store',
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+});
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+const isLoopback = (address: string | undefined) =>
+  address !== undefined && (address === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address));
+const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
+const WILDCARD = new Set(['0.0.0.0', '::', '']);
+
+const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
+
+/** The ids a record names directly. */
+const idsOf = (entry: Entry): string[] => {
+  switch (entry.kind) {
+    case 'issue':
+      return [entry.token, entry.code, entry.issuer];
+    case 'call':
+    case 'hit':
+      return [entry.token, entry.caller];
+    case 'revoke':
+      return [entry.token, entry.by];
+    case 'revocation':
+      return [entry.token, entry.by, entry.from];
+    case 'wrap':
+      return [entry.token, entry.inner, entry.delegator, ...entry.audience, ...entry.policies];
+    case 'screened':
+      return [entry.token, entry.caller];
+    case 'policy-state':
+      return [entry.token];
+    case 'forwarded':
+      return [entry.to];
+    case 'seal':
+      return [entry.signer];
+    case 'fulfilled':
+    case 'revoked':
+    case 'promised':
+      return entry.kind === 'promised' ? [entry.token] : [];
+  }
+};
+
+/** Records that name `id`, with the outcomes of the calls among them. */
+const recordsNaming = (entries: readonly Entry[], id: string): Entry[] => {
+  const calls = new Set<number>();
+  return entries.filter((entry) => {
+    if ('call' in entry && typeof entry.call === 'number' && calls.has(entry.call)) return true;
+    if (!idsOf(entry).includes(id)) return false;
+    if (entry.kind === 'call' || entry.kind === 'hit') calls.add(entry.seq);
+    return true;
+  });
+};
+
+/** The records a filter selects: a principal's, or those around a token (else any that name the id, e.g. a module). */
+const select = (entries: readonly Entry[], filter: string): Entry[] => {
+  if (filter === '') return [...entries];
+  if (filter.startsWith('did:')) return recordsNaming(entries, filter);
+  const around = entriesAround(entries, filter as Token);
+  return around.length > 0 ? around : recordsNaming(entries, filter);
+};
+
+const lineOf = (entry: Entry): string =>
+  entry.kind === 'seal' ? `#${entry.seq} ${new Date(entry.at).toISOString()} seal      by ${short(entry.signer)}` : renderText([entry]);
+
+const recordJson = (entry: Entry) => {
+  const text = toJsonText(entry, 2);
+  return text.length > MAX_RECORD_TEXT ? `${text.slice(0, MAX_RECORD_TEXT)}\n… (${text.length - MAX_RECORD_TEXT} more characters)` : text;
+};
+
+const kindOfNode = (node: { shape: string; rounded?: boolean }) =>
+  node.shape === 'ellipse' ? 'principal' : node.shape === 'note' ? 'module' : node.rounded ? 'delegation' : 'token';
+
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+interface LiveClient {
+  readonly response: ServerResponse;
+  queue: Entry[];
+  skipped: number;
+}
+
+/**
+ * What the page shows that the journal does not index: hosted tokens (with
+ * their call counts and whether revoked), and calls per second. Kept record
+ * by record, like the kernel's reputation.
+ */
+class NodeTally {
+  readonly tokens = new Map<string, { token: string; export: string; code: string; issuer: string; at: number; calls: number; revoked: boolean }>();
+  delegations = 0;
+  readonly #buckets = new Array<number>(RATE_WINDOW_MS / RATE_BUCKET_MS).fill(0);
+  #bucketAt = 0;
+
+  add(entry: Entry) {
+    switch (entry.kind) {
+      case 'issue':
+        this.tokens.set(entry.token, { token: entry.token, export: entry.export, code: entry.code, issuer: entry.issuer, at: entry.at, calls: 0, revoked: false });
+        break;
+      case 'wrap':
+        this.delegations += 1;
+        break;
+      case 'revoke':
+      case 'revocation': {
+        const token = this.tokens.get(entry.token);
+        if (token) token.revoked = true;
+        break;
+      }
+      case 'call':
+      case 'hit': {
+        const token = this.tokens.get(entry.token);
+        if (token) token.calls += 1;
+        this.#advance(entry.at);
+        const slot = Math.floor(entry.at / RATE_BUCKET_MS);
+        if (slot > this.#bucketAt - this.#buckets.length) this.#buckets[slot % this.#buckets.length]! += 1;
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** Move the window to end at `now`, emptying the buckets it leaves behind. */
+  #advance(now: number) {
+    const slot = Math.floor(now / RATE_BUCKET_MS);
+    if (slot <= this.#bucketAt) return;
+    const steps = Math.min(slot - this.#bucketAt, this.#buckets.length);
+    for (let i = 1; i <= steps; i += 1) this.#buckets[(slot - steps + i) % this.#buckets.length] = 0;
+    this.#bucketAt = slot;
+  }
+
+  callsPerSecond(now: number): number {
+    this.#advance(now);
+    return this.#buckets.reduce((sum, n) => sum + n, 0) / (RATE_WINDOW_MS / 1000);
+  }
+}
+
+export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
+  if (typeof options.key !== 'string' || options.key.length < 22) throw new TypeError('web: the access key must be at least 128 bits of base64url');
+  const keyDigest = digest(options.key);
+  const clock = options.clock ?? Date.now;
+  const journal = kernel.journal;
+  const live = new Set<LiveClient>();
+  const tally = new NodeTally();
+  const extraHosts = (options.hosts ?? []).map((host) => host.toLowerCase());
+  let allowedHosts = new Set<string>();
+  let closed = false;
+  let batchTimer: ReturnType<typeof setInterval> | undefined;
+  let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  const assets = new Map<string, Promise<Buffer>>();
+
+  for (const entry of journal.entries()) tally.add(entry);
+  // The journal keeps its listeners for its lifetime; this one goes quiet once the page is closed.
+  journal.onAppend((entry) => {
+    if (closed) return;
+    tally.add(entry);
+    for (const client of live) {
+      if (client.queue.length < MAX_BATCH_RECORDS) client.queue.push(entry);
+      else client.skipped += 1;
+    }
+  });
+
+  const keyMatches = (given: string | undefined) => typeof given === 'string' && timingSafeEqual(digest(given), keyDigest);
+
+  const send = (response: ServerResponse, status: number, type: string, body: string | Buffer, head: boolean, extra: Record<string, string> = {}) => {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    response.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(bytes.length), ...extra });
+    response.end(head ? undefined : bytes);
+  };
+  const json = (response: ServerResponse, value: unknown, head: boolean) => send(response, 200, 'application/json; charset=utf-8', toJsonText(value), head);
+
+  const asset = (path: string) => {
+    let bytes = assets.get(path);
+    if (!bytes) {
+      const file = ASSETS[path]!.file;
+      bytes = readFile(typeof file === 'string' ? fileURLToPath(file) : file);
+      assets.set(path, bytes);
+      bytes.catch(() => assets.delete(path));
+    }
+    return bytes;
+  };
+
+  const state = () => {
+    const tokens = [...tally.tokens.values()];
+    return {
+      principal: kernel.principal,
+      peers: options.peers?.() ?? [],
+      tokens: tokens.slice(-MAX_LISTED_TOKENS).reverse(),
+      tokenCount: tokens.length,
+      delegations: tally.delegations,
+      callsPerSecond: tally.callsPerSecond(clock()),
+      records: journal.length,
+      maxDrawn: MAX_DRAWN_RECORDS,
+    };
+  };
+
+  const graph = (filter: string) => {
+    const all = journal.entries();
+    const selected = filter === '' ? all.slice(-MAX_DRAWN_RECORDS) : select(all, filter);
+    const drawn = selected.length > MAX_DRAWN_RECORDS ? selected.slice(-MAX_DRAWN_RECORDS) : selected;
+    const picture = pictureOf(drawn);
+    const nodes = [...picture.nodes].map(([id, node]) => ({
+      data: { id, label: id === kernel.principal ? `${short(id)} (this node)` : short(id), kind: kindOfNode(node), revoked: node.revoked === true, self: id === kernel.principal },
+    }));
+    // An edge's id is what pictureOf counts it by, so it keeps its id as its count grows.
+    const edges = picture.edges.map(({ from, to, label, style, count }) => ({
+      data: { id: `${from}>${to}:${label}`, source: from, target: to, label: count > 1 ? `${label} ×${count}` : label, style, count },
+    }));
+    return {
+      filter,
+      records: filter === '' ? all.length : selected.length,
+      drawn: drawn.length,
+      capped: (filter === '' ? all.length : selected.length) > drawn.length,
+      first: drawn[0]?.seq ?? null,
+      elements: { nodes, edges },
+    };
+  };
+
+  const about = (id: string) => {
+    const all = journal.entries();
+    const naming = recordsNaming(all, id);
+    const defining = all.find((entry) => (entry.kind === 'issue' || entry.kind === 'wrap') && entry.token === id);
+    return {
+      id,
+      defining: defining ? { seq: defining.seq, kind: defining.kind, json: recordJson(defining) } : null,
+      total: naming.length,
+      records: naming.slice(-ABOUT_RECORDS).reverse().map((entry) => ({ seq: entry.seq, kind: entry.kind, text: lineOf(entry) })),
+    };
+  };
+
+  const record = (seqText: string) => {
+    const seq = /^\d{1,15}$/.test(seqText) ? Number(seqText) : Number.NaN;
+    if (!Number.isSafeInteger(seq)) throw new Refusal(400, `seq must be a record number (got ${JSON.stringify(seqText.slice(0, 40))})`);
+    const all = journal.entries();
+    // Records are numbered from 0 in order; a journal's seq is its index.
+    const entry = all[seq]?.seq === seq ? all[seq] : all.find((candidate) => candidate.seq === seq);
+    if (!entry) throw new Refusal(404, `no record #${seq} (the journal has ${all.length})`);
+    return { seq: entry.seq, kind: entry.kind, text: lineOf(entry), json: recordJson(entry) };
+  };
+
+  const flush = () => {
+    for (const client of live) {
+      if (client.queue.length === 0 && client.skipped === 0) continue;
+      if (client.response.writableNeedDrain) {
+        // The browser is not keeping up: drop this batch rather than buffer without bound.
+        client.skipped += client.queue.length;
+        client.queue = [];
+        continue;
+      }
+      const records = client.queue.map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry) }));
+      const payload = { records, skipped: client.skipped, total: journal.length };
+      client.queue = [];
+      client.skipped = 0;
+      client.response.write(`event: records\ndata: ${toJsonText(payload)}\n\n`);
+    }
+  };
+
+  const stopTimersIfIdle = () => {
+    if (live.size > 0) return;
+    clearInterval(batchTimer);
+    clearInterval(heartbeatTimer);
+    batchTimer = heartbeatTimer = undefined;
+  };
+
+  const follow = (request: IncomingMessage, response: ServerResponse) => {
+    if (live.size >= MAX_LIVE_CLIENTS) throw new Refusal(503, `too many live views (${MAX_LIVE_CLIENTS}); close one`, { 'Retry-After': '5' });
+    response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
+    response.write(`event: hello\ndata: ${toJsonText({ total: journal.length })}\n\n`);
+    const client: LiveClient = { response, queue: [], skipped: 0 };
+    live.add(client);
+    const leave = () => {
+      live.delete(client);
+      stopTimersIfIdle();
+    };
+    request.once('close', leave);
+    response.once('close', leave);
+    response.once('error', leave);
+    batchTimer ??= setInterval(flush, BATCH_MS);
+    batchTimer.unref?.();
+    heartbeatTimer ??= setInterval(() => {
+      for (const c of live) if (!c.response.writableNeedDrain) c.response.write(': heartbeat\n\n');
+    }, HEARTBEAT_MS);
+    heartbeatTimer.unref?.();
+  };
+
+  const route = (request: IncomingMessage, response: ServerResponse) => {
+    if (!options.remote && !isLoopback(request.socket.remoteAddress)) {
+      throw new Refusal(403, 'this node serves its web page to loopback only (grid start --web-remote to change that)');
+    }
+    const rawUrl = request.url ?? '/';
+    if (rawUrl.length > MAX_URL_LENGTH) throw new Refusal(414, `the URL is longer than ${MAX_URL_LENGTH} characters`);
+    const method = request.method ?? '';
+    if (method !== 'GET' && method !== 'HEAD') throw new Refusal(405, `the web page only reads: GET or HEAD, not ${JSON.stringify(method.slice(0, 20))}`, { Allow: 'GET, HEAD' });
+    const host = (request.headers.host ?? '').toLowerCase();
+    if (!allowedHosts.has(host)) throw new Refusal(403, `unexpected Host ${JSON.stringify(host.slice(0, 100))}; open the address grid start printed`);
+    let url: URL;
+    try {
+      url = new URL(rawUrl, 'http://node.invalid');
+    } catch {
+      throw new Refusal(400, 'bad URL');
+    }
+    const head = method === 'HEAD';
+    const path = url.pathname;
+    if (Object.hasOwn(ASSETS, path)) {
+      if (path === '/' && !keyMatches(url.searchParams.get('key') ?? undefined)) {
+        throw new Refusal(403, 'this page needs its key: open the address `grid start` printed, or run `grid web`');
+      }
+      const { type } = ASSETS[path]!;
+      asset(path).then(
+        (bytes) => send(response, 200, type, bytes, head),
+        () => reply(response, new Refusal(500, `cannot read ${path}`)),
+      );
+      return;
+    }
+    if (!path.startsWith('/api/')) throw new Refusal(404, `nothing at ${JSON.stringify(path.slice(0, 100))}`);
+    const given = request.headers['x-grid-key'];
+    if (!keyMatches(typeof given === 'string' ? given : undefined)) throw new Refusal(403, 'the API needs the page key in the X-Grid-Key header');
+    const param = (name: string) => {
+      const value = url.searchParams.get(name) ?? '';
+      if (value.length > MAX_FILTER_LENGTH) throw new Refusal(400, `${name} is longer than ${MAX_FILTER_LENGTH} characters`);
+      return value.trim();
+    };
+    switch (path) {
+      case '/api/state':
+        return json(response, { ...state(), url: `http://${host}/` }, head);
+      case '/api/graph':
+        return json(response, graph(param('filter')), head);
+      case '/api/about': {
+        const id = param('id');
+        if (id === '') throw new Refusal(400, 'about what? (?id=)');
+        return json(response, about(id), head);
+      }
+      case '/api/record':
+        return json(response, record(param('seq')), head);
+      case '/api/live':
+        if (head) return send(response, 200, 'text/event-stream; charset=utf-8', '', true);
+        return follow(request, response);
+      default:
+        throw new Refusal(404, `no API ${JSON.stringify(path.slice(0, 100))}`);
+    }
+  };
+
+  const reply = (response: ServerResponse, error: unknown) => {
+    if (response.headersSent) {
+      response.destroy();
+      return;
+    }
+    const refusal = error instanceof Refusal ? error : new Refusal(500, 'internal error');
+    send(response, refusal.status, 'text/plain; charset=utf-8', `grid: ${refusal.message}\n`, false, { ...refusal.headers });
+  };
+
+  return harden({
+    handle: (request: IncomingMessage, response: ServerResponse) => {
+      try {
+        if (closed) throw new Refusal(503, 'the node is stopping');
+        route(request, response);
+      } catch (error) {
+        try {
+          reply(response, error);
+        } catch {
+          response.destroy();
+        }
+      }
+    },
+    listening: (host: string, port: number) => {
+      const names = ['127.0.0.1', 'localhost', '[::1]', ...(WILDCARD.has(host) ? [] : [bracket(host).toLowerCase()])];
+      allowedHosts = new Set([
+        ...names.map((name) => `${name}:${port}`),
+        ...extraHosts.map((name) => (/^(\[[^\]]+\]|[^:]+):\d+$/.test(name) ? name : `${name}:${port}`)),
+      ]);
+    },
+    url: (host: string, port: number) => `http://${WILDCARD.has(host) ? '127.0.0.1' : bracket(host)}:${port}/?key=${options.key}`,
+    close: () => {
+      closed = true;
+      for (const client of live) client.response.end();
+      live.clear();
+      stopTimersIfIdle();
+    },
+  });
+};

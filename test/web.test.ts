@@ -1,0 +1,320 @@
+/**
+ * The node's web page, from a real `grid start` process: what it refuses
+ * (no key, a wrong key, a foreign Host, a non-loopback client, anything but
+ * GET/HEAD, another site's WebSocket), and — in a real headless Chromium —
+ * what it shows: the principal, the promise graph, a clicked node's record,
+ * and new records arriving live. A screenshot lands in test/output/.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { tempDir } from './_helpers.js';
+import { gridProcesses } from './_processes.js';
+
+const { grid, ok, startNode } = gridProcesses();
+const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
+const OUTPUT = join(process.cwd(), 'test', 'output');
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One HTTP request with exactly the headers given (fetch would not let a test set Host). */
+const http = (url: string, options: { method?: string; headers?: Record<string, string>; path?: string; localAddress?: string } = {}): Promise<Reply> =>
+  new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const req = request(
+      {
+        host: target.hostname.replace(/^\[|\]$/g, ''),
+        port: target.port,
+        path: options.path ?? `${target.pathname}${target.search}`,
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+
+/** Whether a WebSocket with this Origin is accepted (the node answers a refused upgrade with an HTTP status). */
+const wsWithOrigin = (url: string, origin: string) =>
+  new Promise<string>((resolve) => {
+    const socket = new WebSocket(url, { origin });
+    socket.on('open', () => {
+      socket.terminate();
+      resolve('open');
+    });
+    socket.on('unexpected-response', (_req, res) => {
+      resolve(`refused ${res.statusCode}`);
+      socket.terminate();
+    });
+    socket.on('error', (error) => resolve(`error ${error.message}`));
+  });
+
+const webOf = (info: unknown) => {
+  const web = (info as { web?: unknown }).web;
+  if (typeof web !== 'string') throw new Error(`grid start --json printed no web address: ${JSON.stringify(info)}`);
+  const url = new URL(web);
+  return { web, origin: url.origin, key: url.searchParams.get('key') ?? '', port: url.port };
+};
+
+/** A home with a closure issued and called, a second one revoked: something to draw. */
+const homeWithGraph = async (t: ExecutionContext) => {
+  const [home, modules] = await Promise.all([tempDir(t), tempDir(t)]);
+  const principal = await ok(home, ['init']);
+  const file = join(modules, 'hello.js');
+  await writeFile(file, 'export const greet = (ctx, name) => `${ctx.env.greeting}, ${name}`;\n');
+  const hi = await ok(home, ['issue', file, '--export', 'greet', '--env', '{"greeting":"hi"}', '--name', 'hi']);
+  const bye = await ok(home, ['issue', file, '--export', 'greet', '--env', '{"greeting":"bye"}', '--name', 'bye']);
+  await ok(home, ['call', 'hi', '"Ada"']);
+  await ok(home, ['call', 'hi', '"Bo"']);
+  await ok(home, ['revoke', 'bye', '--reason', 'enough']);
+  return { home, principal, hi, bye };
+};
+
+test('the web page refuses what it should, and the node keeps serving', async (t) => {
+  const { home, principal, hi } = await homeWithGraph(t);
+  const node = await startNode(t, home);
+  const { web, origin, key, port } = webOf(node);
+  t.regex(key, /^[A-Za-z0-9_-]{32,}$/, 'a 192-bit key, base64url');
+  t.is(web, `http://127.0.0.1:${port}/?key=${key}`);
+  t.is(await ok(home, ['web']), web, '`grid web` prints the address again');
+  t.is(JSON.parse(await ok(home, ['web', '--json'])).web, web);
+
+  const page = await http(web);
+  t.is(page.status, 200);
+  t.regex(page.body, /<title>PromiseGrid node<\/title>/);
+  t.is(page.headers['cache-control'], 'no-store');
+  t.regex(String(page.headers['content-security-policy']), /default-src 'none'; script-src 'self';.*frame-ancestors 'none'/);
+  t.false(String(page.headers['content-security-policy']).includes('unsafe'));
+  t.is(page.headers['x-content-type-options'], 'nosniff');
+  t.is(page.headers['x-frame-options'], 'DENY');
+  t.is(page.headers['access-control-allow-origin'], undefined);
+
+  const wrongKey = key.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  for (const [what, path, headers] of [
+    ['the page without its key', '/', {}],
+    ['the page with a wrong key', `/?key=${wrongKey}`, {}],
+    ['the page with the key cut short', `/?key=${key.slice(0, -1)}`, {}],
+    ['the API without a key', '/api/state', {}],
+    ['the API with the key in the URL instead of the header', `/api/state?key=${key}`, {}],
+    ['the API with a wrong key', '/api/graph', { 'X-Grid-Key': wrongKey }],
+    ['the live stream without a key', '/api/live', {}],
+    ['a record without a key', '/api/record?seq=0', {}],
+  ] as const) {
+    const reply = await http(origin, { path, headers });
+    t.is(reply.status, 403, what);
+    t.regex(reply.body, /^grid: [^\n]+\n$/, `${what}: one line`);
+    t.false(reply.body.includes(hi), `${what}: nothing of the graph`);
+  }
+
+  const auth = { 'X-Grid-Key': key };
+  const state = await http(origin, { path: '/api/state', headers: auth });
+  t.is(state.status, 200);
+  t.is(JSON.parse(state.body).principal, principal);
+  t.true(JSON.parse(state.body).tokens.some((token: { token: string }) => token.token === hi));
+  t.is((await http(origin, { path: '/api/state', headers: { ...auth, Host: `localhost:${port}` } })).status, 200, 'localhost names this node too');
+
+  // DNS rebinding: evil.example resolving to 127.0.0.1 sends its own name as Host.
+  for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1', `127.0.0.1:${Number(port) + 1}`, `127.0.0.1:${port}.evil.example`]) {
+    const reply = await http(origin, { path: '/api/state', headers: { ...auth, Host: host } });
+    t.is(reply.status, 403, `Host ${JSON.stringify(host)}`);
+    t.regex(reply.body, /^grid: unexpected Host/);
+  }
+  const raw = (text: string) =>
+    new Promise<string>((resolve) => {
+      let reply = '';
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end(text));
+      socket.on('data', (chunk) => (reply += chunk));
+      socket.on('close', () => resolve(reply));
+      socket.on('error', () => resolve(reply));
+    });
+  t.regex(await raw(`GET /api/state HTTP/1.0\r\nX-Grid-Key: ${key}\r\n\r\n`), /^HTTP\/1\.1 403 [^]*grid: unexpected Host ""/, 'no Host at all');
+  const rebound = await http(origin, { path: `/?key=${key}`, headers: { Host: 'evil.example' } });
+  t.is(rebound.status, 403, 'the page itself for a foreign Host');
+
+  for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
+    const reply = await http(origin, { method, path: '/api/state', headers: { ...auth, Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' } });
+    t.is(reply.status, 405, method);
+    t.is(reply.headers.allow, 'GET, HEAD');
+    t.is(reply.headers['access-control-allow-origin'], undefined, `${method}: no CORS`);
+  }
+  t.is((await http(origin, { method: 'HEAD', path: '/api/state', headers: auth })).status, 200);
+
+  // Hostile and odd requests: each gets its one-line answer.
+  t.is((await http(origin, { path: '/api/record?seq=abc', headers: auth })).status, 400);
+  t.is((await http(origin, { path: '/api/record?seq=999999', headers: auth })).status, 404);
+  t.is((await http(origin, { path: `/api/graph?filter=${'x'.repeat(300)}`, headers: auth })).status, 400);
+  t.is((await http(origin, { path: `/api/graph?filter=${'x'.repeat(3000)}`, headers: auth })).status, 414);
+  t.is((await http(origin, { path: '/api/call', headers: auth })).status, 404, 'there is no call API');
+  t.is((await http(origin, { path: '/../../etc/passwd', headers: auth })).status, 404);
+  t.is((await http(origin, { path: '/%2e%2e/package.json' })).status, 404);
+  const record = await http(origin, { path: '/api/record?seq=0', headers: auth });
+  t.is(record.status, 200);
+  t.is(JSON.parse(record.body).kind, 'issue');
+  t.regex(await raw('\x00\x01 not http\r\n\r\n'), /^HTTP\/1\.1 400 /, 'garbage that is not HTTP at all');
+
+  // Another site's page, and the node's own page, cannot open the node's WebSocket.
+  t.regex(await wsWithOrigin(node.url, 'http://evil.example'), /^refused 40[13]$/);
+  t.regex(await wsWithOrigin(node.url, origin), /^refused 40[13]$/, "the page's own origin gets no WebSocket either");
+
+  // The node keeps serving: calls (through the node, over its WebSocket) and the page.
+  t.true(node.isRunning());
+  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
+  t.is((await http(web)).status, 200);
+  t.is(await node.stop(), 0);
+});
+
+const externalAddress = () =>
+  Object.values(networkInterfaces())
+    .flat()
+    .find((address) => address && address.family === 'IPv4' && !address.internal)?.address;
+
+test('only loopback clients, unless --web-remote (and their Host names only what is configured)', async (t) => {
+  const address = externalAddress();
+  if (!address) {
+    t.log('no non-loopback IPv4 address on this machine: cannot reach the node as a remote client');
+    t.pass();
+    return;
+  }
+  const home = await tempDir(t);
+  await ok(home, ['init']);
+  const local = await startNode(t, home, ['--listen', `${address}:0`]);
+  const { key, port } = webOf(local);
+  const fromOutside = await http(`http://${address}:${port}`, { path: `/?key=${key}`, localAddress: address });
+  t.is(fromOutside.status, 403, `a client at ${address} is not loopback`);
+  t.regex(fromOutside.body, /loopback only/);
+  t.is(await local.stop(), 0);
+
+  const open = await startNode(t, home, ['--listen', `0.0.0.0:0`, '--web-remote', '--web-host', address]);
+  const remote = webOf(open);
+  t.is(remote.web, `http://127.0.0.1:${remote.port}/?key=${remote.key}`);
+  t.is((await http(`http://${address}:${remote.port}`, { path: `/?key=${remote.key}`, localAddress: address })).status, 200, 'with --web-remote and --web-host');
+  t.is((await http(`http://${address}:${remote.port}`, { path: `/?key=${remote.key}`, localAddress: address, headers: { Host: 'other.example' } })).status, 403);
+  t.is((await http(`http://${address}:${remote.port}`, { path: '/', localAddress: address })).status, 403, 'still needs the key');
+  t.is((await grid(home, ['start', '--web-host', 'not a host'])).code, 1);
+  t.is(await open.stop(), 0);
+});
+
+const browserTest = existsSync(CHROMIUM) || process.env.CI ? test : test.skip;
+
+browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; .ci/run installs Debian's chromium)`}: the graph, a clicked node's record, live updates`, async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(`no Chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set GRID_CHROMIUM)`);
+    return;
+  }
+  const { chromium } = await import('playwright-core');
+  const { home, principal, hi, bye } = await homeWithGraph(t);
+  const node = await startNode(t, home);
+  const { web } = webOf(node);
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const problems: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${message.type()}: ${message.text()}`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  await page.goto(web);
+
+  await page.waitForFunction((p) => document.getElementById('principal')?.textContent === p, principal, { timeout: 10_000 });
+  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 10_000 });
+  type Graph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ id(): string; data(k: string): unknown }> };
+  const drawn = await page.evaluate(() => {
+    const cy = (window as unknown as { gridGraph: Graph }).gridGraph;
+    return {
+      nodes: cy.nodes().map((n) => [n.id(), n.data('kind'), n.data('revoked')] as const),
+      edges: cy.edges().map((e) => [e.id(), e.data('count')] as const),
+    };
+  });
+  const kinds = new Map(drawn.nodes.map(([id, kind]) => [id, kind]));
+  t.is(kinds.get(principal), 'principal');
+  t.is(kinds.get(hi), 'token');
+  t.is(kinds.get(bye), 'token');
+  t.true(drawn.nodes.some(([id, kind, revoked]) => id === bye && kind === 'token' && revoked === true), 'the revoked token is marked');
+  t.true([...kinds.values()].includes('module'));
+  const fulfilledEdge = `${principal}>${hi}:fulfilled`;
+  t.deepEqual(
+    drawn.edges.find(([id]) => id === fulfilledEdge),
+    [fulfilledEdge, 2],
+    'two calls fulfilled',
+  );
+  await page.waitForFunction(() => /hi|greet/.test(document.getElementById('tokens')?.textContent ?? ''));
+  t.regex(await page.textContent('#tokens') ?? '', /#greet 2 calls/);
+
+  // A real mouse click where cytoscape drew the token.
+  const at = await page.evaluate((id) => {
+    const cy = (window as unknown as { gridGraph: { getElementById(id: string): { renderedPosition(): { x: number; y: number } }; container(): HTMLElement } }).gridGraph;
+    const position = cy.getElementById(id).renderedPosition();
+    const box = cy.container().getBoundingClientRect();
+    return { x: box.left + position.x, y: box.top + position.y };
+  }, hi);
+  await page.mouse.click(at.x, at.y);
+  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hi, { timeout: 5000 });
+  const shown = (await page.textContent('#record')) ?? '';
+  t.regex(shown, /"kind": "issue"/);
+  t.true(shown.includes(`"token": "${hi}"`), 'the panel shows the token\'s issue record');
+  t.regex((await page.textContent('#about')) ?? '', /"Ada"/, 'and the calls on it');
+
+  // Live: a call made from the CLI shows up without a reload.
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 5000 });
+  const before = Number(await page.textContent('#records'));
+  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
+  await page.waitForFunction((n) => Number(document.getElementById('records')?.textContent) > n, before, { timeout: 5000 });
+  await page.waitForFunction(
+    (id) => (window as unknown as { gridGraph: { getElementById(id: string): { data(k: string): unknown } } }).gridGraph.getElementById(id).data('count') === 3,
+    fulfilledEdge,
+    { timeout: 5000 },
+  );
+  await page.waitForFunction(() => /"Cy"/.test(document.getElementById('about')?.textContent ?? ''), undefined, { timeout: 5000 });
+  t.regex((await page.textContent('#log')) ?? '', /"Cy"/);
+
+  // The page holds no authority: the node's WebSocket refuses its origin.
+  const socket = await page.evaluate(
+    (url) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(url);
+        ws.onopen = () => resolve('open');
+        ws.onerror = () => resolve('refused');
+      }),
+    node.url,
+  );
+  t.is(socket, 'refused');
+  // The WebSocket refusal is the one console error we caused on purpose.
+  const unexpected = problems.filter((text) => !/WebSocket connection to .* failed/.test(text));
+  t.deepEqual(unexpected, [], 'no CSP violations or script errors');
+
+  await mkdir(OUTPUT, { recursive: true });
+  const shot = join(OUTPUT, 'web-node.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  t.log(`screenshot: ${shot}`);
+
+  // Filtering by the revoked token draws the part of the graph around it.
+  await page.fill('#filter', bye);
+  await page.click('#filter-form button[type=submit]');
+  await page.waitForFunction(
+    (id) => {
+      const cy = (window as unknown as { gridGraph: { getElementById(id: string): { nonempty(): boolean } } }).gridGraph;
+      return !cy.getElementById(id).nonempty();
+    },
+    hi,
+    { timeout: 5000 },
+  );
+  t.regex((await page.textContent('#graph-note')) ?? '', /filtered by/);
+  t.is(await node.stop(), 0);
+});
