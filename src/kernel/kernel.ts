@@ -17,7 +17,7 @@ import type { Identity } from '../identity/identity.js';
 import { analyzeModule, classifyModule, moduleKindOf } from '../closures/modules.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
-import { bytesKey, CLOSURE_API, decodeValue, encodeValue, type GridValue } from '../closures/values.js';
+import { bytesKey, CLOSURE_API, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
 import type { Settlement } from '../caps/outcome.js';
@@ -40,6 +40,8 @@ export interface Answer {
   readonly cacheable: boolean;
   /** The closure is replicable: the receiver may fetch it and answer it on its own. */
   readonly replicable?: boolean;
+  /** The fulfilled value's canonical bytes, when the kernel holds them already: a reply need not encode it again. */
+  readonly valueBytes?: Uint8Array;
 }
 
 /** A replicable closure's blocks: its record, and its modules with dependencies first. */
@@ -178,6 +180,11 @@ export interface CallOptions {
   readonly chain?: ChainBlocks;
 }
 
+export interface AnswerOptions extends CallOptions {
+  /** `args` as they arrived, canonical CBOR the strict decoder accepted: the kernel need not encode them again. */
+  readonly argsBytes?: Uint8Array;
+}
+
 /**
  * Ask peers to answer a call this node has no closure for, before the
  * clock reads `deadline`; `undefined` if no peer knows the token.
@@ -239,7 +246,7 @@ export class Kernel {
   readonly #closures = new Map<Token, Closure>();
   readonly #revoked = new Map<Token, string>();
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
-  readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number }>>();
+  readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number; valueBytes: Uint8Array }>>();
   #cacheEntries = 0;
   /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
   readonly #upstream = new Map<Token, Principal>();
@@ -355,7 +362,7 @@ export class Kernel {
         const call = calls.get(entry.call);
         if (!call) continue;
         this.#served(call.token, call.caller);
-        if (!this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq);
+        if (!this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq, encodedPayload(entry)!);
       } else if (entry.kind === 'hit') this.#served(entry.token, entry.caller);
       // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
       else if (entry.kind === 'wrap') this.#served(entry.token, entry.issuer);
@@ -375,11 +382,11 @@ export class Kernel {
     audience.add(caller);
   }
 
-  #remember(token: Token, argsKey: string, outcome: Outcome, from: number) {
+  #remember(token: Token, argsKey: string, outcome: Outcome, from: number, valueBytes: Uint8Array) {
     let byArgs = this.#cache.get(token);
     if (!byArgs) this.#cache.set(token, (byArgs = new Map()));
     if (!byArgs.has(argsKey)) this.#cacheEntries += 1;
-    byArgs.set(argsKey, { outcome, from });
+    byArgs.set(argsKey, { outcome, from, valueBytes });
     for (const oldest of this.#cache.keys()) {
       if (this.#cacheEntries <= this.limits.maxCacheEntries) break;
       this.#forget(oldest);
@@ -983,7 +990,7 @@ export class Kernel {
   }
 
   /** `call`, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
-  async answer(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Answer> {
+  async answer(token: string, args: readonly unknown[] = [], options: AnswerOptions = {}): Promise<Answer> {
     if (this.#closed) return { outcome: revoked('kernel is closed'), cacheable: false };
     const frame = (): CallFrame => ({
       caller: options.caller ?? this.#powers.identity.principal,
@@ -1000,7 +1007,7 @@ export class Kernel {
           return { outcome: revoked(describeThrown(error)), cacheable: false };
         }
       }
-      const first = await this.#invoke(token, args, frame());
+      const first = await this.#invoke(token, args, frame(), options.argsBytes);
       let outcome = first.outcome;
       for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
         if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
@@ -1010,7 +1017,8 @@ export class Kernel {
         outcome = next;
       }
       const replicable = outcome.status === 'fulfilled' && this.#closures.get(token as Token)?.replicable === true;
-      return { outcome, cacheable: outcome === first.outcome && first.pure, ...(replicable ? { replicable } : {}) };
+      const own = outcome === first.outcome;
+      return { outcome, cacheable: own && first.pure, ...(replicable ? { replicable } : {}), ...(own && first.valueBytes ? { valueBytes: first.valueBytes } : {}) };
     } catch (error) {
       // Only the kernel's own failures land here (e.g. closed mid-call);
       // closures' failures are outcomes already.
@@ -1028,8 +1036,8 @@ export class Kernel {
     return outcome;
   }
 
-  /** One call, without following further promises; `pure` if its answer may be cached. */
-  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame): Promise<{ outcome: Outcome; pure: boolean }> {
+  /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
+  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
     let token: Token;
     if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -1043,7 +1051,7 @@ export class Kernel {
     let argsBytes: Uint8Array;
     try {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
-      argsBytes = encodeValue(args);
+      argsBytes = encodedArgs && encodedArgs.length <= MAX_VALUE_BYTES ? encodedArgs : encodeValue(args);
     } catch (error) {
       return { outcome: revoked(`bad arguments: ${(error as Error).message}`), pure: false };
     }
@@ -1054,17 +1062,18 @@ export class Kernel {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
       this.#served(token, frame.caller);
-      return { outcome: hit.outcome, pure: true };
+      return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
     const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
     if (outcome.status === 'fulfilled') {
-      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value: valueBytes ?? encodeValue(outcome.value), pure });
+      const value = valueBytes ?? encodeValue(outcome.value);
+      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value, pure });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !this.#revoked.has(token)) {
-        this.#remember(token, argsKey, outcome, entry.seq);
+        this.#remember(token, argsKey, outcome, entry.seq, value);
         this.#served(token, frame.caller);
-        return { outcome, pure: true };
+        return { outcome, pure: true, valueBytes: value };
       }
     } else if (outcome.status === 'revoked') {
       journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason });

@@ -39,6 +39,14 @@ export type OpenKernelOptions =
   | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
   | (CommonOptions & { memory: true; identity?: Identity });
 
+/**
+ * Records appended within this long go to disk in one write (group commit).
+ * Writing every turn instead costs a thread-pool round trip per call —
+ * measured at about a third of the node's CPU for a cache hit — and widens
+ * what a crash can lose by at most this much.
+ */
+const JOURNAL_WRITE_DELAY_MS = 2;
+
 const nodeRandomBytes = (length: number) => new Uint8Array(randomBytes(length));
 const setTimer = (ms: number, callback: () => void) => {
   const timer = setTimeout(callback, ms);
@@ -112,7 +120,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       network: webSocketNetwork(identity),
       onClose,
     });
-  const journalPowers = { clock, schedule: setImmediate, setTimer: setBackgroundTimer };
+  const journalPowers = { clock, schedule: (write: () => void) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer: setBackgroundTimer };
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, ...journalPowers });

@@ -83,7 +83,7 @@ const decodeChain = (value: unknown): ChainBlocks => {
   return { links: value[0], modules: value[1] };
 };
 
-export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; options: WireCallOptions } => {
+export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; argsBytes: Uint8Array; options: WireCallOptions } => {
   const [id, args, flags, path, chain, ...extra] = message.slots;
   if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?, chain?]');
   const decodedArgs = decodeValue(args as Uint8Array);
@@ -95,6 +95,7 @@ export const decodeCall = (message: Message, maxPath: number): { id: number; tok
     id: requestId(id),
     token: tokenOfCid(message.cid),
     args: decodedArgs as GridValue[],
+    argsBytes: args as Uint8Array,
     options: {
       follow: ((flags as number) & FOLLOW) !== 0,
       ...(noPath ? {} : { path: (path as unknown[]).map((p) => asPrincipal(p)) }),
@@ -108,7 +109,7 @@ export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0);
   if (outcome.status === 'promised') return encodeMessage(REPLY_PROTOCOL, id, 2, outcome.token, 0);
   const flags = (answer.cacheable ? CACHEABLE : 0) | (answer.replicable ? REPLICABLE : 0);
-  return encodeMessage(REPLY_PROTOCOL, id, 0, encodeValue(outcome.value), flags);
+  return encodeMessage(REPLY_PROTOCOL, id, 0, answer.valueBytes ?? encodeValue(outcome.value), flags);
 };
 
 export const decodeReply = (message: Message): { id: number; answer: Answer } => {

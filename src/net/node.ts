@@ -117,12 +117,12 @@ export class NodeSessions {
   handlers(peer: Principal): SessionHandlers {
     const kernel = this.#kernel;
     return {
-      call: async (token, args, options) => {
+      call: async (token, args, options, argsBytes) => {
         const path = options.path ?? [];
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
           return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), cacheable: false };
         }
-        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, ...(options.chain ? { chain: options.chain } : {}) });
+        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, ...(options.chain ? { chain: options.chain } : {}) });
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),

@@ -117,7 +117,8 @@ const MAX_PATH = 64;
 
 /** What a session does with requests from its peer; a side without a handler refuses that kind. */
 export interface SessionHandlers {
-  call?(token: Token, args: GridValue[], options: WireCallOptions): Promise<Answer>;
+  /** `argsBytes`: the arguments as they arrived (canonical CBOR), for whoever can use them as they are. */
+  call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array): Promise<Answer>;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
   revocation?(notice: RevocationNotice): Promise<void>;
   /** A replicable closure's blocks; throw to refuse. */
@@ -129,20 +130,28 @@ const DONE: Answer = Object.freeze({ outcome: Object.freeze({ status: 'fulfilled
 
 /** After the handshake: grid calls and CapTP, each frame a grid envelope. */
 const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handlers: SessionHandlers, peer: Principal): Session => {
-  // Frames sent in one turn leave in one write: many calls in flight then
-  // cost a system call per turn, not per frame. (ws exposes no cork of its
-  // own; `_socket` is the net.Socket under it.)
+  // A lone frame leaves at once; frames sent after it in the same turn are
+  // held until the turn ends and leave in one write. One call in flight then
+  // pays no extra tick, and many in flight pay a system call per turn, not
+  // per frame. (ws exposes no cork of its own; `_socket` is the net.Socket under it.)
   const tcp = (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+  let sentThisTurn = false;
   let corked = false;
+  const endTurn = () => {
+    sentThisTurn = false;
+    if (corked) {
+      corked = false;
+      tcp!.uncork();
+    }
+  };
   const send = (bytes: Uint8Array) => {
     if (socket.readyState !== socket.OPEN) return;
-    if (tcp && !corked) {
+    if (!sentThisTurn) {
+      sentThisTurn = true;
+      process.nextTick(endTurn);
+    } else if (tcp && !corked) {
       corked = true;
       tcp.cork();
-      process.nextTick(() => {
-        corked = false;
-        tcp.uncork();
-      });
     }
     socket.send(bytes, { binary: true });
     if (socket.bufferedAmount > MAX_BUFFERED_BYTES) socket.terminate();
@@ -219,8 +228,8 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       });
     }
     // Any other leading CID is a token: the message is a call on it.
-    const { id, token, args, options } = decodeCall(message, MAX_PATH);
-    serve(id, async () => (handlers.call ? handlers.call(token, args, options) : refused('this side answers no calls')));
+    const { id, token, args, argsBytes, options } = decodeCall(message, MAX_PATH);
+    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes) : refused('this side answers no calls')));
   };
 
   let markClosed!: () => void;
