@@ -8,13 +8,13 @@
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { tempDir } from './_helpers.js';
-import { gridProcesses } from './_processes.js';
+import { eventually, gridProcesses } from './_processes.js';
 
 const { grid, ok, startNode } = gridProcesses();
 const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
@@ -168,6 +168,25 @@ test('the web page refuses what it should, and the node keeps serving', async (t
   t.is(JSON.parse(record.body).kind, 'issue');
   t.regex(await raw('\x00\x01 not http\r\n\r\n'), /^HTTP\/1\.1 400 /, 'garbage that is not HTTP at all');
 
+  // Live views are bounded, and a view that goes away frees its place.
+  const views: ClientRequest[] = [];
+  const openView = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/live', headers: auth }, (res) => {
+        resolve(res.statusCode ?? 0);
+        res.resume();
+      });
+      req.on('error', (error) => (views.includes(req) ? undefined : reject(error)));
+      req.end();
+      views.push(req);
+    });
+  const statuses = await Promise.all(Array.from({ length: 16 }, openView));
+  t.deepEqual(new Set(statuses), new Set([200]));
+  t.is(await openView(), 503, 'a 17th live view is refused');
+  for (const view of views.splice(0)) view.destroy();
+  t.is(await eventually(openView, (status) => status === 200, 5000, 100), 200, 'closed views free their places');
+  for (const view of views.splice(0)) view.destroy();
+
   // Another site's page, and the node's own page, cannot open the node's WebSocket.
   t.regex(await wsWithOrigin(node.url, 'http://evil.example'), /^refused 40[13]$/);
   t.regex(await wsWithOrigin(node.url, origin), /^refused 40[13]$/, "the page's own origin gets no WebSocket either");
@@ -217,6 +236,7 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
     t.fail(`no Chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set GRID_CHROMIUM)`);
     return;
   }
+  t.timeout(120_000);
   const { chromium } = await import('playwright-core');
   const { home, principal, hi, bye } = await homeWithGraph(t);
   const node = await startNode(t, home);
@@ -232,8 +252,8 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   await page.goto(web);
 
-  await page.waitForFunction((p) => document.getElementById('principal')?.textContent === p, principal, { timeout: 10_000 });
-  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 10_000 });
+  await page.waitForFunction((p) => document.getElementById('principal')?.textContent === p, principal, { timeout: 20_000 });
+  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 20_000 });
   type Graph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ id(): string; data(k: string): unknown }> };
   const drawn = await page.evaluate(() => {
     const cy = (window as unknown as { gridGraph: Graph }).gridGraph;
@@ -265,23 +285,23 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
     return { x: box.left + position.x, y: box.top + position.y };
   }, hi);
   await page.mouse.click(at.x, at.y);
-  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hi, { timeout: 5000 });
+  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hi, { timeout: 15_000 });
   const shown = (await page.textContent('#record')) ?? '';
   t.regex(shown, /"kind": "issue"/);
   t.true(shown.includes(`"token": "${hi}"`), 'the panel shows the token\'s issue record');
   t.regex((await page.textContent('#about')) ?? '', /"Ada"/, 'and the calls on it');
 
   // Live: a call made from the CLI shows up without a reload.
-  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 5000 });
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 15_000 });
   const before = Number(await page.textContent('#records'));
   t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
-  await page.waitForFunction((n) => Number(document.getElementById('records')?.textContent) > n, before, { timeout: 5000 });
+  await page.waitForFunction((n) => Number(document.getElementById('records')?.textContent) > n, before, { timeout: 15_000 });
   await page.waitForFunction(
     (id) => (window as unknown as { gridGraph: { getElementById(id: string): { data(k: string): unknown } } }).gridGraph.getElementById(id).data('count') === 3,
     fulfilledEdge,
-    { timeout: 5000 },
+    { timeout: 15_000 },
   );
-  await page.waitForFunction(() => /"Cy"/.test(document.getElementById('about')?.textContent ?? ''), undefined, { timeout: 5000 });
+  await page.waitForFunction(() => /"Cy"/.test(document.getElementById('about')?.textContent ?? ''), undefined, { timeout: 15_000 });
   t.regex((await page.textContent('#log')) ?? '', /"Cy"/);
 
   // The page holds no authority: the node's WebSocket refuses its origin.
@@ -313,7 +333,7 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
       return !cy.getElementById(id).nonempty();
     },
     hi,
-    { timeout: 5000 },
+    { timeout: 15_000 },
   );
   t.regex((await page.textContent('#graph-note')) ?? '', /filtered by/);
   t.is(await node.stop(), 0);

@@ -341,6 +341,9 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   };
 
   const flush = () => {
+    // Every view gets the same records: render each once.
+    const lines = new Map<number, string>();
+    const line = (entry: Entry) => lines.get(entry.seq) ?? (lines.set(entry.seq, lineOf(entry)), lines.get(entry.seq)!);
     for (const client of live) {
       if (client.queue.length === 0 && client.skipped === 0) continue;
       if (client.response.writableNeedDrain) {
@@ -349,7 +352,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
         client.queue = [];
         continue;
       }
-      const records = client.queue.map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry) }));
+      const records = client.queue.map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: line(entry) }));
       const payload = { records, skipped: client.skipped, total: journal.length };
       client.queue = [];
       client.skipped = 0;
@@ -364,7 +367,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     batchTimer = heartbeatTimer = undefined;
   };
 
-  const follow = (request: IncomingMessage, response: ServerResponse) => {
+  const follow = (response: ServerResponse) => {
     if (live.size >= MAX_LIVE_CLIENTS) throw new Refusal(503, `too many live views (${MAX_LIVE_CLIENTS}); close one`, { 'Retry-After': '5' });
     response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
     response.write(`event: hello\ndata: ${toJsonText({ total: journal.length })}\n\n`);
@@ -374,7 +377,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       live.delete(client);
       stopTimersIfIdle();
     };
-    request.once('close', leave);
+    // A response that is never ended closes when its connection does (the request's own 'close' only means it was read).
     response.once('close', leave);
     response.once('error', leave);
     batchTimer ??= setInterval(flush, BATCH_MS);
@@ -436,7 +439,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
         return json(response, record(param('seq')), head);
       case '/api/live':
         if (head) return send(response, 200, 'text/event-stream; charset=utf-8', '', true);
-        return follow(request, response);
+        return follow(response);
       default:
         throw new Refusal(404, `no API ${JSON.stringify(path.slice(0, 100))}`);
     }
