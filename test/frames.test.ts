@@ -7,7 +7,7 @@ import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
-import { decodeCall, decodeFetch, decodeReply, decodeRevocation, encodeCall, encodeFetch, encodeReply, encodeRevocation, REPLY_PROTOCOL } from '../src/net/frames.js';
+import { decodeCall, decodeReply, decodeRevocation, decodeTokenRequest, encodeCall, encodeReply, encodeRevocation, encodeTokenRequest, FETCH_PROTOCOL, REPLY_PROTOCOL } from '../src/net/frames.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { isSignedRevocation, signRevocation } from '../src/kernel/revocations.js';
 import { inspectBytes } from '../src/cli/inspect.js';
@@ -90,7 +90,7 @@ test('revocation notices and fetches round-trip; a notice verifies only as signe
   t.false(isSignedRevocation({ ...decoded, signature: new Uint8Array(64) }));
   t.false(isSignedRevocation({ ...decoded, signature: new Uint8Array(3) }), 'a wrong-length signature is a no, not a throw');
   t.regex(inspectBytes(bytes).text, /: revocation notice/);
-  const fetch = encodeFetch(2, token);
-  t.deepEqual(decodeFetch(decodeMessage(fetch)), { id: 2, token });
+  const fetch = encodeTokenRequest(FETCH_PROTOCOL, 2, token);
+  t.deepEqual(decodeTokenRequest(decodeMessage(fetch)), { id: 2, token });
   t.regex(inspectBytes(fetch).text, /: replica fetch/);
 });

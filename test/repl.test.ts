@@ -6,10 +6,13 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from './_helpers.js';
+import { gridProcesses } from './_processes.js';
+
+const { ok, startNode } = gridProcesses();
 
 const GRID = join(process.cwd(), 'bin', 'grid.js');
 const hasScript = existsSync('/usr/bin/script');
@@ -58,4 +61,19 @@ const session = (home: string, lines: string[]): Promise<string> =>
   t.is(after('(await graph.export("mermaid")).split("\\n")[0]'), "'flowchart LR'");
   t.is(after('(await graph.pending()).length'), '0');
   t.regex(await readFile(join(home, 'repl_history'), 'utf8'), /grid\.delegate\(add/, 'history is kept in the home');
+});
+
+(hasScript ? test : test.skip)('graph.show across nodes merges a peer\'s verified records', async (t) => {
+  t.timeout(60_000);
+  const [alice, carol] = await Promise.all([tempDir(t), tempDir(t)]);
+  await Promise.all([ok(alice, ['init']), ok(carol, ['init'])]);
+  const module = join(alice, 'square.js');
+  await writeFile(module, 'export const square = (ctx, x) => x * x;\n');
+  const square = await ok(alice, ['issue', module, '--export', 'square']);
+  const node = await startNode(t, alice);
+  t.is(await ok(carol, ['call', `grid://${square}?via=${encodeURIComponent(node.url)}`, '4']), '16');
+  const out = await session(carol, [`await graph.show("${square}", { from: ["${node.url}"] })`]);
+  t.regex(out, /across 2 nodes\n├─ here: bafyrei\w+…\w+: not issued here\n└─ on did:key:z6Mk…\w+ \(ws:\/\/127\.0\.0\.1:\d+\): \d+ records verified\n {3}├─ issued by/);
+  t.regex(out, /call #\d+ by did:key:z6Mk…\w+ → fulfilled/);
+  await node.stop();
 });

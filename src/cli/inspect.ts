@@ -8,7 +8,7 @@ import { decode, decodeMessage, isMessage, WireError } from '../wire/index.js';
 import { fromWire } from '../closures/values.js';
 import { toJsonText } from './format.js';
 import { CAPTP_PROTOCOL, HANDSHAKE_PROTOCOL } from '../net/handshake.js';
-import { FETCH_PROTOCOL, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../net/frames.js';
+import { FETCH_PROTOCOL, RECORDS_PROTOCOL, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../net/frames.js';
 
 export interface InspectReport {
   readonly kind: 'message' | 'closure' | 'journal' | 'cbor' | 'wasm' | 'text' | 'unknown';
@@ -33,6 +33,7 @@ const PROTOCOLS = new Map(
     ['reply', REPLY_PROTOCOL],
     ['revocation notice', REVOCATION_PROTOCOL],
     ['replica fetch', FETCH_PROTOCOL],
+    ['journal records request', RECORDS_PROTOCOL],
   ].map(([name, cid]) => [cid!.toString(), name as string]),
 );
 

@@ -17,10 +17,11 @@ import { moduleKindOf } from '../closures/modules.js';
 import { defaultHome, homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { announceNode, retractNode, runningNode } from '../home/running-node.js';
-import { rememberPeers } from '../home/peers-file.js';
+import { loadPeers, rememberPeers } from '../home/peers-file.js';
 import { loadIdentity } from '../identity/index.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../journal/graph.js';
+import { acrossTree, GraphIndex, recordsAcross, renderTree } from '../journal/queries.js';
 import { Journal, type Entry } from '../journal/journal.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
@@ -32,6 +33,7 @@ import { Invitations } from '../home/invitations.js';
 import { openFsBlockStore } from '../store/index.js';
 import { runWasiCommand } from '../vat-wasm/wasi.js';
 import { parseDuration, parseJsonArg, toJsonText, UsageError } from './format.js';
+import { formatBytes, NO_PROGRESS, whileWaiting, type Progress } from './progress.js';
 import { inspectBytes } from './inspect.js';
 import { startRepl } from '../repl/repl.js';
 
@@ -43,7 +45,12 @@ interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
   stdin: () => Promise<Uint8Array>;
+  /** Where long operations show progress (stderr on a terminal); none if absent. */
+  progress?: Progress;
 }
+
+/** Progress for this invocation: none when the output is JSON for a script. */
+const progressOf = (inv: Invocation): Progress => (inv.json ? NO_PROGRESS : inv.io.progress ?? NO_PROGRESS);
 
 interface Invocation {
   readonly home: string;
@@ -148,6 +155,23 @@ const connectAsHome = async (inv: Invocation, url: string, explain = (message: s
   });
 };
 
+/** The nodes `--across` asks: the token URL's node, the home's remembered peers, and `--from`; not this home's own node. */
+const nodesToAsk = async (inv: Invocation, via: string | undefined, from: readonly string[], own: string | undefined): Promise<string[]> => {
+  for (const url of from) if (!isPeerUrl(url)) throw new UsageError(`--from takes a ws:// or wss:// URL (got ${quote(url)})`);
+  const urls = [...(via ? [via] : []), ...(await loadPeers(homePaths(inv.home).peers)), ...from];
+  return [...new Set(urls)].filter((url) => url !== own);
+};
+
+/** A node's records about `token`, as this home's principal, checked. */
+const askRecords = async (inv: Invocation, url: string, token: Token) => {
+  const remote = await connectAsHome(inv, url);
+  try {
+    return await remote.records(token);
+  } finally {
+    remote.close();
+  }
+};
+
 /** Connect to the node running on this home, as the home's own principal (its owner). */
 const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode) => Promise<T>): Promise<T> => {
   const node = await runningNode(homePaths(inv.home).node);
@@ -242,9 +266,17 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       if (inv.values.name && inv.positionals.length > 1) throw new UsageError('--name takes exactly one FILE');
       return withHome(inv, async (home, names) => {
         const published: Array<{ file: string; cid: string }> = [];
-        for (const file of inv.positionals) {
-          const bytes = await readInput(file);
-          published.push({ file, cid: await home.publish(bytes) });
+        const progress = progressOf(inv);
+        let total = 0;
+        try {
+          for (const [index, file] of inv.positionals.entries()) {
+            const bytes = await readInput(file);
+            total += bytes.length;
+            progress(`publishing ${index + 1}/${inv.positionals.length}: ${file} (${formatBytes(bytes.length)}; ${formatBytes(total)} so far)`);
+            published.push({ file, cid: await home.publish(bytes) });
+          }
+        } finally {
+          progress(undefined);
         }
         if (typeof inv.values.name === 'string') await names.set(inv.values.name, published[0]!.cid);
         inv.io.out(inv.json ? toJsonText({ modules: published }) : published.map((p) => p.cid).join('\n'));
@@ -298,12 +330,13 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         const remote = await connectAsHome(inv, via);
         try {
           const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS;
-          return printOutcome(inv, await remote.call(target.token, args, { follow, timeoutMs, ...chain }));
+          return printOutcome(inv, await whileWaiting(progressOf(inv), `waiting for ${via}`, remote.call(target.token, args, { follow, timeoutMs, ...chain })));
         } finally {
           remote.close();
         }
       }
-      return withHome(inv, async (home) => printOutcome(inv, await home.call(target.token, args, { follow, ...chain })), {
+      const where = (home: HomeOps) => (home.nodeUrl ? `waiting for this home's node (${home.nodeUrl})` : 'waiting for the answer');
+      return withHome(inv, async (home) => printOutcome(inv, await whileWaiting(progressOf(inv), where(home), home.call(target.token, args, { follow, ...chain }))), {
         limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
       });
     },
@@ -328,16 +361,39 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
       }),
   },
   graph: {
-    usage: 'grid graph [TOKEN] [--format text|json|dot|mermaid]',
-    summary: 'show the promise graph, or the part of it that touches TOKEN',
-    options: { format: { type: 'string' } },
+    usage: 'grid graph [TOKEN] [--format text|json|dot|mermaid] [--across] [--from URL]…',
+    summary: 'show the promise graph, or the part of it that touches TOKEN; --across adds the records of the nodes this home knows (and --from URL), verified',
+    options: { format: { type: 'string' }, across: { type: 'boolean' }, from: { type: 'string', multiple: true } },
     run: async (inv) => {
       const format = inv.json ? 'json' : ((inv.values.format as string | undefined) ?? 'text');
       if (!['text', 'json', 'dot', 'mermaid'].includes(format)) throw new UsageError(`--format must be text, json, dot or mermaid (got ${quote(format)})`);
+      const from = (inv.values.from ?? []) as string[];
+      const across = inv.values.across === true || from.length > 0;
+      if (across && !inv.positionals[0]) throw new UsageError('--across and --from need a TOKEN: nodes show records about a token its holder names');
+      if (across && (format === 'dot' || format === 'mermaid')) throw new UsageError('--across prints text or json');
       return withHome(inv, async (home, names) => {
         const all = await home.entries();
-        const entries = inv.positionals[0] ? entriesAround(all, resolveToken(inv.positionals[0], names)) : all;
         const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
+        if (across) {
+          const target = resolveTarget(inv.positionals[0], names);
+          const urls = await nodesToAsk(inv, target.via, from, home.nodeUrl);
+          const progress = progressOf(inv);
+          let answered = 0;
+          progress(`asking ${urls.length} nodes for their records`);
+          const nodes = await recordsAcross(target.token, urls, (url, token) =>
+            askRecords(inv, url, token).finally(() => progress(`asking ${urls.length} nodes for their records: ${++answered} answered`)),
+          ).finally(() => progress(undefined));
+          if (format === 'json') inv.io.out(toJsonText({ here: entriesAround(all, target.token), nodes }));
+          else {
+            const here = new GraphIndex();
+            for (const entry of all) here.add(entry);
+            inv.io.out(renderTree(acrossTree(target.token, here.show(target.token, name), nodes, name)));
+          }
+          // A record that failed verification is the louder news; a node that did not answer, the quieter.
+          if (nodes.some((node) => node.verified && node.verified.flagged.length > 0)) return EXIT.revoked;
+          return nodes.some((node) => !node.verified) ? EXIT.unreachable : EXIT.ok;
+        }
+        const entries = inv.positionals[0] ? entriesAround(all, resolveToken(inv.positionals[0], names)) : all;
         if (format === 'json') inv.io.out(toJsonText({ entries }));
         else if (format === 'dot') inv.io.out(renderDot(entries, name));
         else if (format === 'mermaid') inv.io.out(renderMermaid(entries, name));
@@ -482,6 +538,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
             nameOf: (id) => names.nameOf(id),
             historyFile: join(homePaths(inv.home).root, 'repl_history'),
             ...(remote ? { call: (token: string, args: readonly unknown[], options: { follow?: boolean }) => remote.call(token, args, options) } : {}),
+            across: async (token, from) => recordsAcross(token, await nodesToAsk(inv, via, from, home.nodeUrl), (url, asked) => askRecords(inv, url, asked)),
           });
         } finally {
           remote?.close();
@@ -581,15 +638,26 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
         inv.io.out(inv.json ? toJsonText(welcome) : `joined ${welcome.introducer}; peers: ${welcome.peers.join(', ')}`);
         return EXIT.ok;
       };
-      // With the home's node running, the node joins and starts using its new peers at once.
-      if (await runningNode(paths.node)) return withOwnNode(inv, async (remote) => print(await remote.join(invitationUrl)));
-      const introducer = await connectAsHome(inv, via);
+      const progress = progressOf(inv);
       try {
-        const welcome = await redeemInvitation(introducer, token, undefined);
-        await rememberPeers(paths.peers, welcome.peers);
-        return print(welcome);
+        // With the home's node running, the node joins and starts using its new peers at once.
+        if (await runningNode(paths.node)) {
+          return await withOwnNode(inv, async (remote) => print(await whileWaiting(progress, `joining through this home's node: reaching ${via}`, remote.join(invitationUrl))));
+        }
+        progress(`joining: reaching ${via}`);
+        const introducer = await connectAsHome(inv, via);
+        try {
+          progress(`joining: redeeming the invitation at ${via}`);
+          const welcome = await redeemInvitation(introducer, token, undefined);
+          progress(`joining: remembering ${welcome.peers.length} peers`);
+          await rememberPeers(paths.peers, welcome.peers);
+          progress(undefined);
+          return print(welcome);
+        } finally {
+          introducer.close();
+        }
       } finally {
-        introducer.close();
+        progress(undefined);
       }
     },
   },

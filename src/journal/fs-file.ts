@@ -9,6 +9,16 @@ export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
   const handle: FileHandle = await open(path, 'a+', 0o600);
   return {
     read: async () => new Uint8Array(await readFile(path)),
+    readRange: async (offset, length) => {
+      const out = new Uint8Array(length);
+      let read = 0;
+      while (read < length) {
+        const { bytesRead } = await handle.read(out, read, length - read, offset + read);
+        if (bytesRead === 0) throw new Error(`journal file ends before byte ${offset + length}`);
+        read += bytesRead;
+      }
+      return out;
+    },
     append: async (bytes) => {
       let written = 0;
       while (written < bytes.length) {

@@ -29,6 +29,8 @@ import { GridError } from '../caps/errors.js';
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile {
   read(): Promise<Uint8Array>;
+  /** `length` bytes from `offset` (already written). */
+  readRange(offset: number, length: number): Promise<Uint8Array>;
   append(bytes: Uint8Array): Promise<void>;
   truncate(length: number): Promise<void>;
   sync(): Promise<void>;
@@ -194,6 +196,16 @@ const toRecord = (entry: Entry, prev: Uint8Array | null, sig?: Uint8Array): unkn
   return record;
 };
 
+/** One record's bytes as an entry, with the binary CID of the record before it (and a seal's signature). */
+export const readRecord = (bytes: Uint8Array): { entry: Entry; prev: Uint8Array | null; sig?: Uint8Array } => fromRecord(decode(bytes));
+
+/** Whether a seal record (its `prev` and `sig` as read) is `signer`'s signature over the record before it. */
+export const sealVerifies = (signer: Principal, prev: Uint8Array | null, sig: Uint8Array | undefined): boolean =>
+  prev !== null && sig !== undefined && verify(signer, sealBytes(prev), sig);
+
+/** A record's own binary CID: what the record after it names as `prev`, and what a seal signs. */
+export const recordCid = (bytes: Uint8Array): Uint8Array => blockCidBytes(bytes, DAG_CBOR_CODEC);
+
 const fromRecord = (record: unknown): { entry: Entry; prev: Uint8Array | null; sig?: Uint8Array } => {
   const bad = (why: string) => new JournalError('ERR_BAD_RECORD', `record is not a journal entry: ${why}`);
   if (!Array.isArray(record) || record.length < 4) throw bad('not an array of at least 4 items');
@@ -264,11 +276,16 @@ export class Journal {
   #writing: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #closed = false;
+  /** Where each record's frame starts in the file, by sequence number, and where the next will. */
+  readonly #offsets: number[];
+  #fileLength: number;
 
-  private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null) {
+  private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null, offsets: number[], fileLength: number) {
     this.#powers = powers;
     this.#entries = entries;
     this.#head = head;
+    this.#offsets = offsets;
+    this.#fileLength = fileLength;
     this.#nextSeq = entries.length === 0 ? 0 : entries[entries.length - 1]!.seq + 1;
   }
 
@@ -282,10 +299,10 @@ export class Journal {
       await powers.file.close();
       throw error;
     }
-    const { entries, head, goodLength, unsealed } = parsed;
+    const { entries, head, goodLength, unsealed, offsets } = parsed;
     const droppedBytes = bytes.length - goodLength;
     if (droppedBytes > 0) await powers.file.truncate(goodLength);
-    const journal = new Journal(powers, entries, head);
+    const journal = new Journal(powers, entries, head, offsets, goodLength);
     // Records that made it to disk after the last seal are intact (their
     // links check out) but unsigned: vouch for them now.
     journal.#unsealed = unsealed;
@@ -299,6 +316,7 @@ export class Journal {
    */
   static parse(bytes: Uint8Array, signer?: Principal) {
     const entries: Entry[] = [];
+    const offsets: number[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
     let head: Uint8Array | null = null;
@@ -331,7 +349,7 @@ export class Journal {
         throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} is signed by ${entry.signer}, not by this node (${signer})`);
       }
       if (entry.kind === 'seal') {
-        if (!prev || !sig || !verify(entry.signer, sealBytes(prev), sig)) {
+        if (!sealVerifies(entry.signer, prev, sig)) {
           throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} has a bad signature`);
         }
         unsealed = 0;
@@ -339,10 +357,11 @@ export class Journal {
         unsealed += 1;
       }
       entries.push(entry);
-      head = blockCidBytes(body, DAG_CBOR_CODEC);
+      offsets.push(offset);
+      head = recordCid(body);
       offset = end;
     }
-    return { entries, head, goodLength: offset, unsealed };
+    return { entries, head, goodLength: offset, unsealed, offsets };
   }
 
   /** Every entry so far, in order (including those not yet on disk). */
@@ -379,6 +398,22 @@ export class Journal {
     return entry;
   }
 
+  /** The exact bytes of the records numbered `seqs`, as written (each names the one before it). */
+  async records(seqs: readonly number[]): Promise<Uint8Array[]> {
+    if (seqs.some((seq) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#entries.length)) throw new RangeError('no such record');
+    // Those still pending go out now; the batches before them are queued already.
+    await this.#startWrite();
+    if (this.#failure) throw this.#failure;
+    const file = this.#powers.file;
+    return Promise.all(
+      seqs.map(async (seq) => {
+        const start = this.#offsets[seq]!;
+        const end = seq + 1 < this.#offsets.length ? this.#offsets[seq + 1]! : this.#fileLength;
+        return (await file.readRange(start, end - start)).subarray(FRAME_HEADER);
+      }),
+    );
+  }
+
   /** Make everything appended so far durable and sealed; rejects if a write failed. */
   async flush(): Promise<void> {
     await this.#startWrite(true);
@@ -407,8 +442,10 @@ export class Journal {
     let head = this.#head;
     const push = (entry: Entry, sig?: Uint8Array) => {
       const bytes = encode(toRecord(entry, head, sig));
+      this.#offsets[entry.seq] = this.#fileLength;
+      this.#fileLength += FRAME_HEADER + bytes.length;
       frames.push(frame(bytes));
-      head = blockCidBytes(bytes, DAG_CBOR_CODEC);
+      head = recordCid(bytes);
     };
     for (const entry of batch) push(entry);
     this.#unsealed += batch.length;
@@ -463,6 +500,7 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
   };
   return {
     read: async () => bytes(),
+    readRange: async (offset, length) => bytes().subarray(offset, offset + length),
     append: async (more) => {
       chunks.push(more.slice());
     },

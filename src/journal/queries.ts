@@ -13,6 +13,7 @@
  */
 import type { Principal, Token } from '../caps/ids.js';
 import type { Entry } from './journal.js';
+import type { Verified } from './disclosure.js';
 
 type CallEntry = Extract<Entry, { kind: 'call' }>;
 type WrapEntry = Extract<Entry, { kind: 'wrap' }>;
@@ -55,6 +56,10 @@ export class GraphIndex {
   readonly #wrap = new Map<string, WrapEntry>();
   readonly #broken: Broken[] = [];
   readonly #revoked = new Map<string, string>();
+  /** call → the peer that answered it, for calls this node forwarded */
+  readonly #answeredBy = new Map<number, Principal>();
+  /** token → cache hits on it, and who made the last */
+  readonly #hits = new Map<string, { count: number; last: Principal }>();
 
   add(entry: Entry): void {
     switch (entry.kind) {
@@ -89,6 +94,17 @@ export class GraphIndex {
         this.#revoked.set(entry.token, entry.reason);
         this.#broken.push({ seq: entry.seq, token: entry.token, reason: entry.reason });
         break;
+      case 'forwarded':
+        this.#answeredBy.set(entry.call, entry.to);
+        break;
+      case 'hit': {
+        const hits = this.#hits.get(entry.token);
+        if (hits) {
+          hits.count += 1;
+          hits.last = entry.caller;
+        } else this.#hits.set(entry.token, { count: 1, last: entry.caller });
+        break;
+      }
       default:
         break;
     }
@@ -171,9 +187,12 @@ export class GraphIndex {
       const nodes = all.slice(-maxCalls).map((call): TreeNode => {
         const outcome = this.#outcome.get(call.seq);
         const result = !outcome ? 'pending' : outcome.kind === 'fulfilled' ? 'fulfilled' : outcome.kind === 'revoked' ? `revoked: ${outcome.reason}` : `promised ${name(outcome.token)}`;
-        return { label: `call #${call.seq} by ${name(call.caller)} → ${result}`, children: [] };
+        const peer = this.#answeredBy.get(call.seq);
+        return { label: `call #${call.seq} by ${name(call.caller)} → ${result}${peer ? ` (answered by ${name(peer)})` : ''}`, children: [] };
       });
-      return all.length > maxCalls ? [{ label: `(${all.length - maxCalls} earlier calls)`, children: [] }, ...nodes] : nodes;
+      const hits = this.#hits.get(on);
+      const hitNodes = hits ? [{ label: `${hits.count} answered from the cache (last by ${name(hits.last)})`, children: [] }] : [];
+      return [...(all.length > maxCalls ? [{ label: `(${all.length - maxCalls} earlier calls)`, children: [] }] : []), ...nodes, ...hitNodes];
     };
     const delegations = (inner: string): TreeNode[] =>
       (this.#wrapsOf.get(inner) ?? []).map((wrap) => ({
@@ -187,6 +206,8 @@ export class GraphIndex {
     return { label: `${name(token)}: ${origin}${revoked !== undefined ? ` (revoked: ${revoked})` : ''}`, children: [...callNodes(token), ...delegations(token)] };
   }
 }
+
+const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
 const push = <K, V>(map: Map<K, V[]>, key: K, value: V) => {
   const list = map.get(key);
@@ -204,4 +225,41 @@ export const renderTree = (node: TreeNode): string => {
     for (const line of rest) lines.push(`${last ? '   ' : '│  '}${line}`);
   });
   return lines.join('\n');
+};
+
+/** What one node showed about a token: its checked records, or why there are none. */
+export interface NodeRecords {
+  readonly url: string;
+  readonly verified?: Verified;
+  readonly error?: string;
+}
+
+/** Ask every node in `urls` for its records about `token` (in parallel); a node that fails says why. */
+export const recordsAcross = (token: Token, urls: readonly string[], ask: (url: string, token: Token) => Promise<Verified>): Promise<NodeRecords[]> =>
+  Promise.all(
+    [...new Set(urls)].map((url) =>
+      ask(url, token).then(
+        (verified): NodeRecords => ({ url, verified }),
+        (error: unknown): NodeRecords => ({ url, error: error instanceof Error ? error.message : String(error) }),
+      ),
+    ),
+  );
+
+/**
+ * One view of a token across nodes: this home's own story of it, then each
+ * node's verified records as that node's story, then every record that
+ * failed verification — shown, with the reason, and never merged.
+ */
+export const acrossTree = (token: Token, here: TreeNode, nodes: readonly NodeRecords[], name: (id: string) => string = (id) => id): TreeNode => {
+  const fromNode = ({ url, verified, error }: NodeRecords): TreeNode => {
+    if (!verified) return { label: `✗ ${url}: ${error ?? 'no answer'}`, children: [] };
+    const index = new GraphIndex();
+    for (const entry of verified.entries) index.add(entry);
+    const flagged = verified.flagged.map((f) => ({ label: `✗ record ${f.seq === undefined ? `at position ${f.index}` : `#${f.seq}`} fails verification, not merged: ${f.reason}`, children: [] }));
+    const counts = `${plural(verified.entries.length, 'record')} verified${flagged.length ? `, ${flagged.length} failed` : ''}`;
+    const story = index.show(token, name);
+    const origin = { label: story.label.slice(`${name(token)}: `.length), children: [] };
+    return { label: `on ${name(verified.node)} (${url}): ${counts}`, children: [...(verified.entries.length ? [origin, ...story.children] : []), ...flagged] };
+  };
+  return { label: `${name(token)} across ${nodes.length + 1} nodes`, children: [{ label: `here: ${here.label}`, children: here.children }, ...nodes.map(fromNode)] };
 };

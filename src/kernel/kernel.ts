@@ -30,6 +30,7 @@ import { DAG_CBOR_CODEC } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
 import { ReputationTally, type Reputation } from '../journal/graph.js';
+import { disclose, type Disclosure } from '../journal/disclosure.js';
 import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
 export type Outcome = Settlement<GridValue, Token>;
@@ -930,6 +931,12 @@ export class Kernel {
     this.#notices.set(notice.token, notice);
     this.#powers.journal.append({ kind: 'revocation', ...notice, from });
     return true;
+  }
+
+  /** This journal's records about `token` that `requester` may see, signed by this node (journal/disclosure.ts). */
+  disclose(token: string, requester: Principal): Promise<Disclosure> {
+    this.#assertOpen();
+    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock());
   }
 
   /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */

@@ -10,6 +10,7 @@ import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../k
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
+import { verifyDisclosure, type Verified } from '../journal/disclosure.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
 
@@ -17,6 +18,8 @@ export interface RemoteNode {
   readonly session: Session;
   /** Never rejects: a bad token, a refusal or a broken connection is a revoked outcome. */
   call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number; chain?: ChainBlocks }): Promise<Outcome>;
+  /** The node's journal records about `token` that it shows this principal, checked (journal/disclosure.ts). */
+  records(token: string, timeoutMs?: number): Promise<Verified>;
   /** Hand the node a call this one could not answer; `path` ends with this node. */
   forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number, chain?: ChainBlocks): Promise<Answer>;
   /** What the node's own principal may also do (refused for anyone else). */
@@ -46,6 +49,9 @@ type OwnerFacet = {
   join(invitationUrl: string): Promise<Welcome>;
 };
 
+/** How long to wait for a node's journal records. */
+const RECORDS_TIMEOUT_MS = 10_000;
+
 export const connectNode = async (
   url: string,
   options: Pick<SessionOptions, 'identity' | 'random' | 'handshakeMs' | 'offer'>,
@@ -74,6 +80,11 @@ export const connectNode = async (
         return Object.freeze({ status: 'revoked', reason: (error as Error).message });
       }
       return (await session.call(checked, args, callOptions)).outcome;
+    },
+    records: async (token, timeoutMs = RECORDS_TIMEOUT_MS) => {
+      const checked = asToken(token);
+      const disclosure = await session.records(checked, timeoutMs);
+      return verifyDisclosure(disclosure, { node: session.peer, token: checked, requester: options.identity.principal });
     },
     forward: (token, args, path, timeoutMs, chain) => session.call(token, args, { path, timeoutMs, ...(chain ? { chain } : {}) }),
     publish: (bytes) => plain(facet().publish(base64.baseEncode(bytes))),

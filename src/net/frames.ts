@@ -10,6 +10,8 @@
  *                                           1 revoked (reason), 2 promised (token); flags: 1 cacheable, 2 replicable
  *   revocation     [id, notice]             a signed revocation, for nodes that cached the token's answers
  *   fetch          [id, token]              a replicable closure's blocks (answered with { closure, modules })
+ *   records        [id, token]              the journal records about a token the node may show the asker
+ *                                           (answered with a signed disclosure, see journal/disclosure.ts)
  *
  * A call is addressed to the token itself, as DESIGN.md has it: the message
  * is the call. Requests are numbered by their sender; every request gets
@@ -31,6 +33,7 @@ export const protocolCid = (name: string): CID => blockCid(encode({ protocol: na
 export const REPLY_PROTOCOL = protocolCid('promisegrid/reply/v1');
 export const REVOCATION_PROTOCOL = protocolCid('promisegrid/revocation/v1');
 export const FETCH_PROTOCOL = protocolCid('promisegrid/fetch/v1');
+export const RECORDS_PROTOCOL = protocolCid('promisegrid/records/v1');
 
 /** How a call travels: as the caller's own, or forwarded along `path` (the nodes it passed, first to last). */
 export interface WireCallOptions {
@@ -140,11 +143,12 @@ export const decodeRevocation = (message: Message): { id: number; notice: Revoca
   };
 };
 
-export const encodeFetch = (id: number, token: Token): Uint8Array => encodeMessage(FETCH_PROTOCOL, id, token);
+/** A request that names one token: a fetch, or a records request. */
+export const encodeTokenRequest = (protocol: CID, id: number, token: Token): Uint8Array => encodeMessage(protocol, id, token);
 
-export const decodeFetch = (message: Message): { id: number; token: Token } => {
+export const decodeTokenRequest = (message: Message): { id: number; token: Token } => {
   const [id, token, ...extra] = message.slots;
-  if (extra.length > 0) bad('a fetch is [id, token]');
+  if (extra.length > 0) bad('a fetch or records request is [id, token]');
   return { id: requestId(id), token: asToken(token) };
 };
 

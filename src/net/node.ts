@@ -126,6 +126,7 @@ export class NodeSessions {
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),
+      records: (token) => kernel.disclose(token, peer),
     };
   }
 

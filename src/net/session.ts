@@ -11,6 +11,7 @@
  */
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
+import type { CID } from 'multiformats/cid';
 import type { Principal, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { GridValue } from '../closures/values.js';
@@ -18,16 +19,18 @@ import type { Identity } from '../identity/identity.js';
 import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
+import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
 import {
   decodeCall,
-  decodeFetch,
+  decodeTokenRequest,
   decodeReply,
   decodeRevocation,
   encodeCall,
-  encodeFetch,
+  encodeTokenRequest,
   encodeReply,
   encodeRevocation,
   FETCH_PROTOCOL,
+  RECORDS_PROTOCOL,
   replicaFrom,
   replicaValue,
   REPLY_PROTOCOL,
@@ -57,6 +60,8 @@ export interface Session {
   revoke(notice: RevocationNotice, timeoutMs: number): Promise<Answer>;
   /** A replicable closure's blocks from the other side; rejects with its refusal. */
   fetch(token: Token, timeoutMs: number): Promise<Replica>;
+  /** The other side's journal records about `token` that it may show this side (not yet verified); rejects with its refusal. */
+  records(token: Token, timeoutMs: number): Promise<Disclosure>;
   close(): void;
   readonly closed: Promise<void>;
 }
@@ -123,6 +128,8 @@ export interface SessionHandlers {
   revocation?(notice: RevocationNotice): Promise<void>;
   /** A replicable closure's blocks; throw to refuse. */
   fetch?(token: Token): Promise<Replica>;
+  /** The journal records about `token` this side may show the peer; throw to refuse. */
+  records?(token: Token): Promise<Disclosure>;
 }
 
 const refused = (reason: string): Answer => ({ outcome: Object.freeze({ status: 'revoked', reason }), cacheable: false });
@@ -190,6 +197,13 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     });
   };
 
+  /** A request naming `token`, answered with a value; rejects with the refusal. */
+  const requestValue = async (protocol: CID, token: Token, timeoutMs: number) => {
+    const { outcome } = await request((id) => encodeTokenRequest(protocol, id, token), { ms: timeoutMs, reason: 'unreachable' });
+    if (outcome.status !== 'fulfilled') throw new Error(outcome.status === 'revoked' ? outcome.reason : 'a further promise where an answer was due');
+    return outcome.value;
+  };
+
   let serving = 0;
   const serve = (id: number, work: () => Promise<Answer>) => {
     if (serving >= MAX_SERVED_IN_FLIGHT) return send(encodeReply(id, refused(`too many calls in flight (limit ${MAX_SERVED_IN_FLIGHT})`)));
@@ -221,10 +235,17 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       });
     }
     if (cid.equals(FETCH_PROTOCOL)) {
-      const { id, token } = decodeFetch(message);
+      const { id, token } = decodeTokenRequest(message);
       return serve(id, async () => {
         if (!handlers.fetch) return refused('this side keeps no closures');
         return { outcome: Object.freeze({ status: 'fulfilled', value: replicaValue(await handlers.fetch(token)) }), cacheable: false };
+      });
+    }
+    if (cid.equals(RECORDS_PROTOCOL)) {
+      const { id, token } = decodeTokenRequest(message);
+      return serve(id, async () => {
+        if (!handlers.records) return refused('this side keeps no journal');
+        return { outcome: Object.freeze({ status: 'fulfilled', value: disclosureValue(await handlers.records(token)) }), cacheable: false };
       });
     }
     // Any other leading CID is a token: the message is a call on it.
@@ -264,11 +285,8 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number } = {}) =>
       request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }),
     revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
-    fetch: async (token: Token, timeoutMs: number) => {
-      const { outcome } = await request((id) => encodeFetch(id, token), { ms: timeoutMs, reason: 'unreachable' });
-      if (outcome.status !== 'fulfilled') throw new Error(outcome.status === 'revoked' ? outcome.reason : 'no replica');
-      return replicaFrom(outcome.value);
-    },
+    fetch: async (token: Token, timeoutMs: number) => replicaFrom(await requestValue(FETCH_PROTOCOL, token, timeoutMs)),
+    records: async (token: Token, timeoutMs: number) => disclosureFrom(await requestValue(RECORDS_PROTOCOL, token, timeoutMs)),
     close: () => socket.close(1000),
     closed,
   });

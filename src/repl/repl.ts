@@ -10,7 +10,7 @@ import { inspect } from 'node:util';
 import { E } from '@endo/far';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
-import { GraphIndex, renderTree } from '../journal/queries.js';
+import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
 
@@ -33,6 +33,8 @@ export interface ReplOptions {
   readonly historyFile?: string;
   /** Where `grid.call` goes when not to the home's own node or kernel (`--via`). */
   readonly call?: ReplHome['call'];
+  /** Records about `token` from the nodes this home knows and from `from` (URLs), each checked. */
+  readonly across?: (token: Token, from: readonly string[]) => Promise<NodeRecords[]>;
 }
 
 /** A value that is plain data and prints as `text`. */
@@ -70,10 +72,18 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   });
 
   const queries = Object.freeze({
-    /** The story of a token: issue, delegations, calls and outcomes, as a tree. */
-    show: async (token: Token) => {
+    /**
+     * The story of a token: issue, delegations, calls and outcomes, as a tree.
+     * With `{ across: true }` (or `{ from: [url…] }`), also each other node's
+     * records about it, verified; a record that fails is shown, not merged.
+     */
+    show: async (token: Token, scope: { across?: boolean; from?: readonly string[] } = {}) => {
       const tree = (await index()).graph.show(token, name);
-      return printing({ ...tree }, () => renderTree(tree));
+      if (!scope.across && !scope.from?.length) return printing({ ...tree }, () => renderTree(tree));
+      if (!options.across) throw new Error('this REPL reaches no other nodes');
+      const nodes = await options.across(token, scope.from ?? []);
+      const merged = acrossTree(token, tree, nodes, name);
+      return printing({ ...merged, nodes }, () => renderTree(merged));
     },
     /** Every principal that can reach a token, and through which delegation layers. */
     who: async (token: Token) => {
