@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { main } from '../dist/cli/main.js';
+import { progressOn } from '../dist/cli/progress.js';
 
 // node:wasi announces itself as experimental on first use; that note is for
 // Node's developers, not for people running `grid run`. Other warnings print.
@@ -19,4 +20,5 @@ process.exitCode = await main(process.argv.slice(2), {
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),
   stdin: readStdin,
+  progress: progressOn(process.stderr, process.env),
 });
