@@ -52,3 +52,30 @@ export const row = (name: string, median_ns: number, baseline?: { name: string; 
   ops_per_s: Math.round(1e9 / median_ns),
   ...(baseline ? { baseline: baseline.name, ratio: Number((median_ns / baseline.median_ns).toFixed(2)) } : {}),
 });
+
+/**
+ * Medians of several operations measured in turns — `rounds` rounds of
+ * `perRound` runs each — so that a ratio between them is not skewed by the
+ * machine being busier while one of them ran.
+ */
+export const mediansInTurns = async (
+  ops: Readonly<Record<string, (i: number) => unknown>>,
+  { rounds = 10, perRound = 500, warmup = 1_000 } = {},
+): Promise<Record<string, number>> => {
+  const names = Object.keys(ops);
+  const times = new Map(names.map((name) => [name, new Float64Array(rounds * perRound)]));
+  let i = 0;
+  for (const name of names) for (let w = 0; w < warmup; w++) await ops[name]!(i++);
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) {
+      const op = ops[name]!;
+      const into = times.get(name)!;
+      for (let k = 0; k < perRound; k++) {
+        const start = now();
+        await op(i++);
+        into[round * perRound + k] = Number(now() - start);
+      }
+    }
+  }
+  return Object.fromEntries(names.map((name) => [name, times.get(name)!.sort()[(rounds * perRound) >> 1]!]));
+};
