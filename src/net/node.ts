@@ -18,7 +18,7 @@ import { makeMembership, type Membership } from './membership.js';
 import { connectNode } from './client.js';
 import type { Invitations } from '../home/invitations.js';
 import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
-import { makeWebPage, type WebOptions } from './web.js';
+import { makeWebPage, type WebOptions } from '../web/page.js';
 
 
 export interface NodeServer {

@@ -35,7 +35,7 @@ import type { Entry } from '../journal/journal.js';
 import { entriesAround, pictureOf, renderText } from '../journal/graph.js';
 import type { Token } from '../caps/ids.js';
 import { toJsonText } from '../cli/format.js';
-import type { PeerState } from './peers.js';
+import type { PeerState } from '../net/peers.js';
 
 export interface WebOptions {
   /** The access key the page and the API require. */
