@@ -1,10 +1,10 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { appendFile, readFile, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Journal, memoryJournalFile, JournalError, type AppendBody, type JournalFile } from '../src/journal/journal.js';
-import { openFsJournalFile } from '../src/journal/fs-file.js';
+import { followJournalFile, openFsJournalFile } from '../src/journal/fs-file.js';
 import { generateIdentity } from '../src/identity/index.js';
 import type { Principal, Token } from '../src/caps/ids.js';
 import { encodeValue } from '../src/closures/values.js';
@@ -171,4 +171,28 @@ test("a journal sealed by another key is not this node's journal", async (t) => 
   await journal.close();
   const error = await t.throwsAsync(Journal.open(powers(memoryJournalFile(file.bytes()))), { instanceOf: JournalError });
   t.regex(error!.message, new RegExp(`seal 1 at byte \\d+ is signed by ${stranger.principal}, not by this node`));
+});
+
+test('a reader follows a journal another writer is growing: each look reads only what was appended', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  const { journal } = await Journal.open(powers(await openFsJournalFile(path)));
+  const follower = followJournalFile(path, identity.principal);
+  for (let i = 0; i < 10; i++) journal.append(callBody(i));
+  await journal.flush();
+  const first = await follower.entries();
+  t.deepEqual(first.map((e) => e.seq), journal.entries().map((e) => e.seq));
+  for (let i = 10; i < 20; i++) journal.append(callBody(i));
+  await journal.flush();
+  const [a, b] = await Promise.all([follower.entries(), follower.entries()]);
+  t.is(a, b, 'looks at once share one read');
+  t.deepEqual(b.map((e) => e.seq), journal.entries().map((e) => e.seq));
+  t.deepEqual(b.filter((e) => e.kind === 'call').map((e) => (e.kind === 'call' ? e.args[0] : -1)), [...Array(20).keys()]);
+  await journal.close();
+  // Half a record (a writer caught mid-write) waits for the next look; a record that does not link is refused.
+  const frame = new Uint8Array(4 + 50).fill(0x07);
+  new DataView(frame.buffer).setUint32(0, 50);
+  await appendFile(path, frame.subarray(0, 10));
+  t.is((await follower.entries()).length, journal.entries().length);
+  await appendFile(path, frame.subarray(10));
+  await t.throwsAsync(follower.entries(), { instanceOf: JournalError, message: /does not decode/ });
 });

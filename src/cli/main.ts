@@ -22,7 +22,8 @@ import { loadIdentity } from '../identity/index.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../journal/graph.js';
 import { acrossTree, GraphIndex, recordsAcross, renderTree } from '../journal/queries.js';
-import { Journal, type Entry } from '../journal/journal.js';
+import type { Entry } from '../journal/journal.js';
+import { followJournalFile } from '../journal/fs-file.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import { connectNode, type RemoteNode } from '../net/client.js';
@@ -125,6 +126,7 @@ const withHome = async <T>(
     );
   }
   const identity = await loadHomeIdentity(paths);
+  const follower = followJournalFile(paths.journal, identity.principal);
   return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
       publish: (bytes) => remote.publish(bytes),
@@ -136,7 +138,8 @@ const withHome = async <T>(
       importChain: (token, chain) => remote.importChain(token, chain),
       notice: (token) => remote.revocationNotice(token),
       nodeUrl: node.url,
-      entries: async () => Journal.parse(new Uint8Array(await readFile(paths.journal)), identity.principal).entries,
+      // The node writes the journal; this follows it, reading only what was appended since the last look.
+      entries: follower.entries,
     };
     return body(ops, await PetNames.open(paths.names));
   });

@@ -3,7 +3,8 @@
  * write lands at the end even if something else moved the file offset.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import type { JournalFile } from './journal.js';
+import type { Principal } from '../caps/ids.js';
+import { Journal, type Entry, type JournalFile } from './journal.js';
 
 export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
   const handle: FileHandle = await open(path, 'a+', 0o600);
@@ -30,4 +31,39 @@ export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
     sync: () => handle.datasync(),
     close: () => handle.close(),
   };
+};
+
+/**
+ * Read a journal file another process (the home's running node) is writing,
+ * as it grows: each call parses and verifies only the records appended since
+ * the last, so a REPL's query costs what was written since, not the journal.
+ * A record still being written is left for the next call.
+ */
+export const followJournalFile = (path: string, signer: Principal): { entries(): Promise<readonly Entry[]> } => {
+  const entries: Entry[] = [];
+  let offset = 0;
+  let head: Uint8Array | null = null;
+  let reading: Promise<readonly Entry[]> | undefined;
+  const readMore = async (): Promise<readonly Entry[]> => {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size < offset) throw new Error(`journal ${path} shrank while being read`);
+      const bytes = new Uint8Array(size - offset);
+      for (let read = 0; read < bytes.length; ) {
+        const { bytesRead } = await handle.read(bytes, read, bytes.length - read, offset + read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      const parsed = Journal.parse(bytes, signer, { head, seq: entries.length });
+      for (const entry of parsed.entries) entries.push(entry);
+      offset += parsed.goodLength;
+      head = parsed.head;
+      return entries;
+    } finally {
+      await handle.close();
+    }
+  };
+  // One read at a time: two at once would parse the same bytes twice.
+  return { entries: () => (reading = (reading ?? Promise.resolve(entries)).then(readMore, readMore)) };
 };

@@ -313,13 +313,15 @@ export class Journal {
   /**
    * Parse and verify a journal's bytes: frames, hash links, sequence, and
    * seals (by `signer` when given — a node's own journal is sealed by it).
+   * `after` continues from records already read: the bytes then start at the
+   * record numbered `after.seq`, which must link to `after.head`.
    */
-  static parse(bytes: Uint8Array, signer?: Principal) {
+  static parse(bytes: Uint8Array, signer?: Principal, after: { readonly head: Uint8Array | null; readonly seq: number } = { head: null, seq: 0 }) {
     const entries: Entry[] = [];
     const offsets: number[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let offset = 0;
-    let head: Uint8Array | null = null;
+    let head: Uint8Array | null = after.head;
     let unsealed = 0;
     while (offset < bytes.length) {
       const remaining = bytes.length - offset;
@@ -342,8 +344,8 @@ export class Journal {
       if (!sameBytes(prev, head)) {
         throw new JournalError('ERR_CORRUPT', `record ${entry.seq} at byte ${offset} does not link to the record before it`);
       }
-      if (entry.seq !== entries.length) {
-        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} has sequence ${entry.seq}, expected ${entries.length}`);
+      if (entry.seq !== after.seq + entries.length) {
+        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} has sequence ${entry.seq}, expected ${after.seq + entries.length}`);
       }
       if (entry.kind === 'seal' && signer !== undefined && entry.signer !== signer) {
         throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} is signed by ${entry.signer}, not by this node (${signer})`);
