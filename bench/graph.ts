@@ -5,7 +5,16 @@
  * the records' own. The target: interactive (≤ 100 ms) at a million records,
  * memory growing no faster than the journal.
  */
-import type { Entry } from '../dist/journal/journal.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Journal, type Entry } from '../dist/journal/journal.js';
+import { followJournalFile, openFsJournalFile } from '../dist/journal/fs-file.js';
+import { generateIdentity } from '../dist/identity/index.js';
+import { encodeValue } from '../dist/closures/values.js';
+import { blockCid } from '../dist/store/hashing.js';
+import { encode } from '../dist/wire/index.js';
 import { GraphIndex, renderTree } from '../dist/journal/queries.js';
 import { medianOf, row, type Row } from './measure.js';
 
@@ -74,6 +83,43 @@ export const benchGraph = async (): Promise<Row[]> => {
     await time('broken()', () => index.broken().length, 200);
     // (Also keeps the records alive until here, as a node's journal keeps them: the memory rows count both.)
     if (index.pending().length === 0 || entries.length < size) throw new Error('bench/graph: the journal is not what it should be');
+  }
+  rows.push(...(await benchFollow()));
+  return rows;
+};
+
+/**
+ * A REPL on a home whose node is running reads the node's journal file: the
+ * first look parses and verifies all of it, every later look only what was
+ * appended since.
+ */
+const benchFollow = async (): Promise<Row[]> => {
+  const rows: Row[] = [];
+  const dir = await mkdtemp(join(tmpdir(), 'grid-bench-follow-'));
+  try {
+    const identity = generateIdentity((n: number) => new Uint8Array(randomBytes(n)));
+    const path = join(dir, 'journal');
+    const { journal } = await Journal.open({ file: await openFsJournalFile(path), identity, clock: Date.now, schedule: setImmediate });
+    const args = encodeValue([1, 2]);
+    const tokens = Array.from({ length: 1000 }, (_, i) => blockCid(encode({ closure: i }), 0x71).toString());
+    const caller = identity.principal;
+    const write = async (count: number) => {
+      for (let i = 0; i < count; i++) journal.append({ kind: 'call', token: tokens[i % 1000] as never, caller, args });
+      await journal.flush();
+    };
+    await write(100_000);
+    const follower = followJournalFile(path, identity.principal);
+    let started = process.hrtime.bigint();
+    await follower.entries();
+    rows.push({ name: 'first look at a 100k-record journal file', median_ns: Number(process.hrtime.bigint() - started), ops_per_s: 0 });
+    await write(1_000);
+    started = process.hrtime.bigint();
+    await follower.entries();
+    rows.push({ name: 'next look, 1,000 records appended since', median_ns: Number(process.hrtime.bigint() - started), ops_per_s: 0 });
+    rows.push(row('next look, nothing appended', await medianOf(() => follower.entries(), 200, 10)));
+    await journal.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
   return rows;
 };
