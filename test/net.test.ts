@@ -388,3 +388,23 @@ test('a call whose arguments are not grid data is revoked on the caller side; th
   t.regex((outcome as { reason: string }).reason, /bad arguments: a function is not grid data/);
   t.deepEqual(await remote.call(tokens.add, [1, 2]), { status: 'fulfilled', value: 3 });
 });
+
+test('journal records over the wire: checked on arrival, one request at a time per peer, refusals in one line', async (t) => {
+  const { server, tokens, kernel } = await setup(t);
+  const client = generateIdentity(random);
+  const remote = await connectNode(server.url, { identity: client, random });
+  t.teardown(() => remote.close());
+  t.deepEqual(await remote.call(tokens.add, [2, 3]), { status: 'fulfilled', value: 5 });
+  const verified = await remote.records(tokens.add);
+  t.is(verified.node, kernel.principal);
+  t.deepEqual(verified.flagged, []);
+  t.true(verified.entries.some((e) => e.kind === 'call' && e.caller === client.principal));
+  const [first, second] = await Promise.allSettled([remote.records(tokens.add), remote.records(tokens.who)]);
+  t.is(first.status, 'fulfilled');
+  t.is(second.status, 'rejected');
+  t.regex(String((second as PromiseRejectedResult).reason?.message), /a records request of yours is being answered/);
+  t.deepEqual((await remote.records(tokens.who)).flagged, [], 'and answered again once the first is done');
+  // Records of a delegation go to its audience only.
+  const delegated = await kernel.delegate({ token: tokens.add, to: [kernel.principal] });
+  await t.throwsAsync(remote.records(delegated), { message: /only the audience of delegation/ });
+});

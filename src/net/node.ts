@@ -116,6 +116,7 @@ export class NodeSessions {
 
   handlers(peer: Principal): SessionHandlers {
     const kernel = this.#kernel;
+    let disclosing = false;
     return {
       call: async (token, args, options, argsBytes) => {
         const path = options.path ?? [];
@@ -126,7 +127,16 @@ export class NodeSessions {
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),
-      records: (token) => kernel.disclose(token, peer),
+      records: async (token) => {
+        // A disclosure reads the whole journal: one at a time per peer, so asking cannot be turned into a flood.
+        if (disclosing) throw new Error('a records request of yours is being answered; ask again when it is');
+        disclosing = true;
+        try {
+          return await kernel.disclose(token, peer);
+        } finally {
+          disclosing = false;
+        }
+      },
     };
   }
 
