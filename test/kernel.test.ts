@@ -279,3 +279,17 @@ test('the cache is bounded: past its limit the oldest tokens are forgotten', asy
   await kernel.call(first, [1]);
   t.is(hits(), 1, 'the oldest token was forgotten, so this call executed');
 });
+
+test('a token missing here is refused, again cheaply, and answered once its closure arrives', async (t) => {
+  const [alice, bob] = [await memoryKernel(t), await memoryKernel(t)];
+  const token = await alice.issue({ code: await alice.publish('export const sq = (ctx, x) => x * x;'), export: 'sq', replicable: true });
+  // On a home store too: the miss must not cost a file system round trip each time, nor outlive the block's arrival.
+  const home = await openKernel({ home: await tempDir(t), limits: { vats: 1 } });
+  t.teardown(() => home.close());
+  for (const kernel of [bob, home]) {
+    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', reason: 'unknown token' });
+    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', reason: 'unknown token' });
+    await kernel.adopt(token, await alice.replica(token, kernel.principal));
+    t.deepEqual(await kernel.call(token, [3]), { status: 'fulfilled', value: 9 });
+  }
+});

@@ -217,6 +217,8 @@ export interface IssueSpec {
 export class KernelError extends GridError {}
 
 const MAX_REASON = 500;
+/** Tokens remembered as not in the store, at most; past it the memory starts over. */
+const MAX_ABSENT = 10_000;
 /** How much longer than a call's own limit a caller waits for another node's answer. */
 export const REMOTE_GRACE_MS = 1000;
 // Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
@@ -249,6 +251,9 @@ export class Kernel {
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
   readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number; valueBytes: Uint8Array }>>();
   #cacheEntries = 0;
+  /** Tokens the store was found not to hold (see #tokenBlock), and a count of stores begun and ended. */
+  readonly #absent = new Set<Token>();
+  #stores = 0;
   /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
   readonly #upstream = new Map<Token, Principal>();
   /** Who got cacheable answers from this node, per token: they hear of its revocation. */
@@ -469,7 +474,7 @@ export class Kernel {
       throw new KernelError('ERR_NO_EXPORT', `export ${quote(exportName)} has a signature vats cannot call: use numbers, or (i32, i32) -> i64 with memory and alloc exported`);
     }
     const { bytes, closure } = makeClosure({ code, export: exportName, env, ...options }, this.#powers.identity, this.#powers.randomBytes(16));
-    await this.#powers.store.putVerified(CID.parse(closure.token), bytes);
+    await this.#putToken(closure.token, bytes);
     this.#hold(closure);
     this.#powers.journal.append({ kind: 'issue', token: closure.token, code, export: exportName, issuer: closure.issuer });
     return closure.token;
@@ -477,17 +482,27 @@ export class Kernel {
 
   /** Read a closure record (verifying its signature). */
   async closure(token: string): Promise<Closure> {
-    const checked = asToken(token);
-    const cached = this.#closures.get(checked);
+    const closure = await this.#closureHere(asToken(token));
+    if (!closure) throw new KernelError('ERR_UNKNOWN_TOKEN', 'unknown token');
+    return closure;
+  }
+
+  /**
+   * The closure `token` names, if this node has it; undefined rather than
+   * an error when not, because a forwarding node asks that of every call
+   * it passes on, and an Error costs more under lockdown than the rest.
+   */
+  async #closureHere(token: Token): Promise<Closure | undefined> {
+    const cached = this.#closures.get(token);
     if (cached) return cached;
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     try {
-      bytes = await this.#powers.store.get(CID.parse(checked));
+      bytes = await this.#tokenBlock(token);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      throw new KernelError(code === 'ERR_NOT_FOUND' ? 'ERR_UNKNOWN_TOKEN' : 'ERR_STORE', code === 'ERR_NOT_FOUND' ? 'unknown token' : (error as Error).message);
+      throw new KernelError('ERR_STORE', (error as Error).message);
     }
-    const closure = readClosure(checked, bytes);
+    if (!bytes) return undefined;
+    const closure = readClosure(token, bytes);
     this.#hold(closure);
     return closure;
   }
@@ -554,7 +569,7 @@ export class Kernel {
     // A closure is named by its sealed reference: the chain must not hand its holders the original token.
     const wrapped = below ? inner : sealToken(inner);
     const { bytes, delegation } = makeDelegation({ inner: wrapped, audience: spec.to, policies }, this.#powers.identity, this.#powers.randomBytes(16));
-    await this.#powers.store.putVerified(CID.parse(delegation.token), bytes);
+    await this.#putToken(delegation.token, bytes);
     this.#learnDelegation(delegation);
     this.#recordWrap(delegation, issuer);
     return delegation.token;
@@ -602,7 +617,7 @@ export class Kernel {
     await this.#takeModules(blocks.modules);
     for (const [index, link] of links.entries()) {
       if (!fresh.has(link)) continue;
-      await this.#powers.store.putVerified(CID.parse(link.token), blocks.links[index]!);
+      await this.#putToken(link.token, blocks.links[index]!);
       this.#learnDelegation(link);
       this.#recordWrap(link, links.at(-1)!.delegator);
     }
@@ -637,14 +652,47 @@ export class Kernel {
     });
   }
 
+  /**
+   * The block a token names, or undefined if the store has none. A node
+   * that forwards calls is asked again and again for tokens it does not
+   * hold, and a store miss is a file system round trip: misses are
+   * remembered until this kernel next stores a token's block (no one else
+   * writes its store). `#stores` tells a miss from one that raced a store.
+   */
+  async #tokenBlock(token: Token): Promise<Uint8Array | undefined> {
+    if (this.#absent.has(token)) return undefined;
+    const stores = this.#stores;
+    try {
+      return await this.#powers.store.get(CID.parse(token));
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_NOT_FOUND') throw error;
+      if (stores === this.#stores) {
+        if (this.#absent.size >= MAX_ABSENT) this.#absent.clear();
+        this.#absent.add(token);
+      }
+      return undefined;
+    }
+  }
+
+  async #putToken(token: string, bytes: Uint8Array): Promise<void> {
+    this.#stores += 1;
+    try {
+      await this.#powers.store.putVerified(CID.parse(token), bytes);
+    } finally {
+      this.#stores += 1;
+      this.#absent.delete(token as Token);
+    }
+  }
+
   /** A delegation record, from memory or the store; undefined if `token` names anything else. */
   async #delegationOf(token: Token): Promise<Delegation | undefined> {
     const known = this.#delegations.get(token);
     if (known || this.#closures.has(token)) return known;
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     let record: unknown;
     try {
-      bytes = await this.#powers.store.get(CID.parse(token));
+      bytes = await this.#tokenBlock(token);
+      if (!bytes) return undefined;
       record = decode(bytes);
     } catch {
       return undefined;
@@ -863,7 +911,7 @@ export class Kernel {
     if (!closure.replicable) throw new KernelError('ERR_BAD_REPLICA', 'the closure does not allow replication');
     if (!this.#isLoaded(closure.code)) throw new KernelError('ERR_BAD_REPLICA', `the replica lacks module ${closure.code}`);
     // Its CID is checked here: a record that does not hash to the token is refused.
-    await this.#powers.store.putVerified(CID.parse(token), replica.closure);
+    await this.#putToken(token, replica.closure);
     this.#hold(closure);
     return closure;
   }
@@ -1159,18 +1207,16 @@ export class Kernel {
       }
       if (delegation) return this.#screened(delegation, argsBytes, frame, seq);
     }
-    let closure: Closure;
+    let closure: Closure | undefined;
     try {
       // Warm calls find closure and module in memory and never await here.
-      closure = this.#closures.get(token) ?? (await this.closure(token));
-      if (!this.#isLoaded(closure.code)) await this.#loadModule(closure.code);
+      closure = this.#closures.get(token) ?? (await this.#closureHere(token));
+      if (closure && !this.#isLoaded(closure.code)) await this.#loadModule(closure.code);
     } catch (error) {
-      if (error instanceof KernelError && error.code === 'ERR_UNKNOWN_TOKEN' && this.#powers.forward) {
-        return this.#forward(token, argsBytes, frame, seq);
-      }
       if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
     }
+    if (!closure) return this.#powers.forward ? this.#forward(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
     const timeLimitMs = Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
     // Nested calls share this call's deadline, which starts when its vat has it.
     const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
