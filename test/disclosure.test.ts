@@ -9,7 +9,7 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { openKernel, type Kernel, type Token } from '../src/index.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
-import { disclosureFrom, disclosureValue, verifyDisclosure, type Disclosure } from '../src/journal/disclosure.js';
+import { disclose, disclosureFrom, disclosureValue, verifyDisclosure, type Disclosure } from '../src/journal/disclosure.js';
 import { acrossTree, renderTree } from '../src/journal/queries.js';
 import { readRecord, recordCid } from '../src/journal/journal.js';
 import { concatBytes } from '../src/identity/identity.js';
@@ -143,4 +143,19 @@ test('a delegation\'s records go to its audience only, and never name the token 
 test('malformed disclosures are refused in one line', (t) => {
   t.throws(() => disclosureFrom({ records: 'nope' }), { message: /a disclosure is \{ node, token, requester, at, records, cids, signature \}/ });
   t.throws(() => disclosureFrom(null), { message: /a disclosure is/ });
+});
+
+test('a disclosure cut to size keeps the latest records, and no outcome without its call', async (t) => {
+  const w = await world(t);
+  for (let i = 0; i < 20; i++) await w.alice.call(w.add, [i, 100], { caller: w.ids.bob.principal });
+  const whole = await ask(w, w.add, w.ids.bob);
+  const total = whole.records.reduce((n, bytes) => n + bytes.length, 0);
+  const cut = await disclose(w.alice.journal, w.ids.alice, w.add, w.ids.bob.principal, Date.now(), Math.floor(total / 3));
+  t.true(cut.records.length > 0 && cut.records.length < whole.records.length);
+  t.true(cut.records.reduce((n, bytes) => n + bytes.length, 0) <= total / 3);
+  const { entries, flagged } = check(w, cut, w.add, w.ids.bob);
+  t.deepEqual(flagged, [], 'nothing in it looks withheld or broken');
+  const lastRecord = (d: Disclosure) => d.records.map((bytes) => readRecord(bytes).entry).filter((e) => e.kind !== 'seal').at(-1)!.seq;
+  t.is(lastRecord(cut), lastRecord(whole), 'the latest records are the ones kept');
+  t.is(entries[0]!.kind, 'call');
 });

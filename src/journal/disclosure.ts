@@ -55,8 +55,9 @@ export interface Verified {
   readonly flagged: readonly Flagged[];
 }
 
-/** Most records one disclosure carries: the most recent are kept. */
+/** Most records, and most bytes of records, one disclosure carries: the most recent are kept. */
 export const MAX_DISCLOSED = 10_000;
+export const MAX_DISCLOSED_BYTES = 8 * 1024 * 1024;
 
 const DOMAIN = new TextEncoder().encode('promisegrid:journal-disclosure:v1\n');
 
@@ -133,7 +134,15 @@ export const disclosable = (entries: readonly Entry[], token: Token, requester: 
     if (entry.kind === 'call') shownCalls.set(entry.seq, own);
     shown.push(entry);
   }
-  return withSeals(entries, shown.slice(-MAX_DISCLOSED));
+  const latest = shown.slice(-MAX_DISCLOSED);
+  const cut = orphans(latest);
+  return withSeals(entries, latest.filter((entry) => !cut.has(entry.seq)));
+};
+
+/** Records among `entries` about a call that is not among them: what cutting a disclosure to size must drop too. */
+const orphans = (entries: readonly Entry[]): Set<number> => {
+  const calls = new Set(entries.filter((entry) => entry.kind === 'call').map((entry) => entry.seq));
+  return new Set(entries.filter((entry) => 'call' in entry && typeof entry.call === 'number' && !calls.has(entry.call)).map((entry) => entry.seq));
 };
 
 /** `shown` with the seals right before or after any of its records, in journal order. */
@@ -163,9 +172,13 @@ export const disclose = async (
   token: Token,
   requester: Principal,
   at: number,
+  maxBytes = MAX_DISCLOSED_BYTES,
 ): Promise<Disclosure> => {
   const entries = disclosable(journal.entries(), token, requester);
-  const records = await journal.records(entries.map((entry) => entry.seq));
+  const read = await journal.records(entries.map((entry) => entry.seq), maxBytes);
+  const fitting = entries.slice(entries.length - read.length);
+  const cut = orphans(fitting);
+  const records = read.filter((_, i) => !cut.has(fitting[i]!.seq));
   const cids = records.map(recordCid);
   const unsigned = { node: identity.principal, token, requester, at, cids };
   return Object.freeze({ ...unsigned, records, signature: identity.sign(statement(unsigned)) });

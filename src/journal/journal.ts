@@ -401,17 +401,30 @@ export class Journal {
   }
 
   /** The exact bytes of the records numbered `seqs`, as written (each names the one before it). */
-  async records(seqs: readonly number[]): Promise<Uint8Array[]> {
+  /**
+   * The exact bytes of the records numbered `seqs` (in journal order), as
+   * written: each names the one before it. Past `maxBytes` in all, the
+   * earliest are left out — the latest that fit are returned.
+   */
+  async records(seqs: readonly number[], maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array[]> {
     if (seqs.some((seq) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#entries.length)) throw new RangeError('no such record');
     // Those still pending go out now; the batches before them are queued already.
     await this.#startWrite();
     if (this.#failure) throw this.#failure;
+    const frameOf = (seq: number) => {
+      const start = this.#offsets[seq]!;
+      return { start, length: (seq + 1 < this.#offsets.length ? this.#offsets[seq + 1]! : this.#fileLength) - start };
+    };
+    let first = seqs.length;
+    for (let total = 0; first > 0; first--) {
+      total += frameOf(seqs[first - 1]!).length - FRAME_HEADER;
+      if (total > maxBytes) break;
+    }
     const file = this.#powers.file;
     return Promise.all(
-      seqs.map(async (seq) => {
-        const start = this.#offsets[seq]!;
-        const end = seq + 1 < this.#offsets.length ? this.#offsets[seq + 1]! : this.#fileLength;
-        return (await file.readRange(start, end - start)).subarray(FRAME_HEADER);
+      seqs.slice(first).map(async (seq) => {
+        const { start, length } = frameOf(seq);
+        return (await file.readRange(start, length)).subarray(FRAME_HEADER);
       }),
     );
   }
