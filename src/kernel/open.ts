@@ -41,8 +41,8 @@ export type OpenKernelOptions =
 
 /**
  * Records appended within this long go to disk in one write (group commit).
- * Writing every turn instead costs a thread-pool round trip per call —
- * measured at about a third of the node's CPU for a cache hit — and widens
+ * Writing every turn instead costs a thread-pool round trip per call — a
+ * quarter of the node's CPU for a cache hit, measured — and this widens
  * what a crash can lose by at most this much.
  */
 const JOURNAL_WRITE_DELAY_MS = 2;
