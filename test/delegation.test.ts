@@ -60,6 +60,13 @@ const learn = async (t: ExecutionContext, learner: Kernel, holder: Kernel, token
   t.deepEqual(await learner.call(token, [], { chain: (await holder.chainBlocks(token))! }), refused('unknown token'));
 };
 
+/** Alice delegates her closure to Bob, and Bob's kernel takes in the chain: Bob's layer. */
+const bobsLayer = async (t: ExecutionContext, w: World): Promise<Token> => {
+  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
+  await learn(t, w.bob, w.alice, dab);
+  return dab;
+};
+
 /** `caller` calls `token` on Alice, sending the chain `carrier` holds for it. */
 const through = async (w: World, token: Token, args: unknown[], caller: Principal, carrier: Kernel) =>
   w.alice.call(token, args, { caller, chain: (await carrier.chainBlocks(token))! });
@@ -293,8 +300,7 @@ test('bad chains are refused, naming the bad link', async (t) => {
 test('hearRevocation: believed from the delegator, refused from anyone else', async (t) => {
   const w = await world(t);
   const mallory = generateIdentity(random);
-  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
-  await learn(t, w.bob, w.alice, dab);
+  const dab = await bobsLayer(t, w);
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   t.is((await through(w, dbc, [1], w.carol.principal, w.bob)).status, 'fulfilled');
   const notices: RevocationNotice[] = [];
@@ -319,8 +325,7 @@ test('hearRevocation: believed from the delegator, refused from anyone else', as
 test('hearRevocation of a delegation not seen yet: applied when it turns up, if its delegator signed it', async (t) => {
   const w = await world(t);
   const mallory = generateIdentity(random);
-  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
-  await learn(t, w.bob, w.alice, dab);
+  const dab = await bobsLayer(t, w);
   const revokedFirst = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   const forgedOnly = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   t.false(await w.alice.hearRevocation(signRevocation(revokedFirst, 'gone', w.ids.bob), w.bob.principal), 'kept until the delegation is seen');
@@ -333,8 +338,7 @@ test('hearRevocation of a delegation not seen yet: applied when it turns up, if 
 test('hearRevocation: a bogus notice heard later does not cancel the delegator\'s unseen one', async (t) => {
   const w = await world(t);
   const mallory = generateIdentity(random);
-  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
-  await learn(t, w.bob, w.alice, dab);
+  const dab = await bobsLayer(t, w);
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   await w.alice.hearRevocation(signRevocation(dbc, 'gone', w.ids.bob), w.bob.principal);
   await w.alice.hearRevocation(signRevocation(dbc, 'never mind', mallory), mallory.principal);
@@ -424,8 +428,7 @@ const COUNTER_POLICY = `export const screen = (ctx, { args, state }) => {
 
 test('a user policy travels with the chain and runs in a vat on the answering node', async (t) => {
   const w = await world(t);
-  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
-  await learn(t, w.bob, w.alice, dab);
+  const dab = await bobsLayer(t, w);
   const policy = await w.bob.publish(COUNTER_POLICY);
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal], policies: [{ module: policy, settings: { limit: 2 } }] });
   t.is((await w.bob.chainBlocks(dbc))!.modules.length, 1, 'Bob\'s policy module goes along');

@@ -280,7 +280,7 @@ test('the cache is bounded: past its limit the oldest tokens are forgotten', asy
   t.is(hits(), 1, 'the oldest token was forgotten, so this call executed');
 });
 
-test('a token missing here is refused, again cheaply, and answered once its closure arrives', async (t) => {
+test('a token missing here is refused each time it is called, and answered once its closure arrives', async (t) => {
   const [alice, bob] = [await memoryKernel(t), await memoryKernel(t)];
   const token = await alice.issue({ code: await alice.publish('export const sq = (ctx, x) => x * x;'), export: 'sq', replicable: true });
   // On a home store too: the miss must not cost a file system round trip each time, nor outlive the block's arrival.

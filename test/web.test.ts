@@ -203,13 +203,10 @@ const externalAddress = () =>
     .flat()
     .find((address) => address && address.family === 'IPv4' && !address.internal)?.address;
 
-test('only loopback clients, unless --web-remote (and their Host names only what is configured)', async (t) => {
-  const address = externalAddress();
-  if (!address) {
-    t.log('no non-loopback IPv4 address on this machine: cannot reach the node as a remote client');
-    t.pass();
-    return;
-  }
+// Reaching the node as a remote client needs an address that is not loopback; without one the test is skipped.
+const address = externalAddress();
+(address ? test : test.skip)('only loopback clients, unless --web-remote (and their Host names only what is configured)', async (t) => {
+  if (!address) return;
   const home = await tempDir(t);
   await ok(home, ['init']);
   const local = await startNode(t, home, ['--listen', `${address}:0`]);

@@ -161,8 +161,8 @@ const connectAsHome = async (inv: Invocation, url: string, explain = (message: s
 /** The nodes `--across` asks: the token URL's node, the home's remembered peers, and `--from`; not this home's own node. */
 const nodesToAsk = async (inv: Invocation, via: string | undefined, from: readonly string[], own: string | undefined): Promise<string[]> => {
   for (const url of from) if (!isPeerUrl(url)) throw new UsageError(`--from takes a ws:// or wss:// URL (got ${quote(url)})`);
-  const urls = [...(via ? [via] : []), ...(await loadPeers(homePaths(inv.home).peers)), ...from];
-  return [...new Set(urls)].filter((url) => url !== own);
+  // recordsAcross asks each URL once.
+  return [...(via ? [via] : []), ...(await loadPeers(homePaths(inv.home).peers)), ...from].filter((url) => url !== own);
 };
 
 /** A node's records about `token`, as this home's principal, checked. */
@@ -654,7 +654,7 @@ const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
           const welcome = await redeemInvitation(introducer, token, undefined);
           progress(`joining: remembering ${welcome.peers.length} peers`);
           await rememberPeers(paths.peers, welcome.peers);
-          progress(undefined);
+          progress(undefined); // the status line goes before the answer is printed
           return print(welcome);
         } finally {
           introducer.close();

@@ -210,7 +210,8 @@ export const verifyDisclosure = (d: Disclosure, expected: { node: Principal; tok
       return undefined;
     }
   });
-  const good: Entry[] = [];
+  /** Records that passed so far, with their place in the disclosure. */
+  const good: Array<{ entry: Entry; index: number }> = [];
   let before: { entry: Entry; cid: Uint8Array } | undefined;
   read.forEach((record, index) => {
     if (!record) return;
@@ -232,18 +233,21 @@ export const verifyDisclosure = (d: Disclosure, expected: { node: Principal; tok
       flagged.push({ index, seq: entry.seq, reason: "a seal that is not the node's signature over the record before it" });
       return;
     }
-    if (entry.kind !== 'seal') good.push(entry);
+    if (entry.kind !== 'seal') good.push({ entry, index });
     before = record;
   });
-  const concerned = new Set(entriesAround(good, expected.token).map((entry) => entry.seq));
-  const goodSeqs = new Set(good.map((entry) => entry.seq));
-  const entries = good.filter((entry) => {
-    if (concerned.has(entry.seq)) return true;
+  const concerned = new Set(entriesAround(good.map(({ entry }) => entry), expected.token).map((entry) => entry.seq));
+  const goodSeqs = new Set(good.map(({ entry }) => entry.seq));
+  const entries: Entry[] = [];
+  for (const { entry, index } of good) {
+    if (concerned.has(entry.seq)) {
+      entries.push(entry);
+      continue;
+    }
     const call = 'call' in entry && typeof entry.call === 'number' ? entry.call : undefined;
     const reason = call !== undefined && !goodSeqs.has(call) ? `its call #${call} is not among the verified records` : `does not concern ${expected.token}`;
-    flagged.push({ index: read.findIndex((r) => r?.entry === entry), seq: entry.seq, reason });
-    return false;
-  });
+    flagged.push({ index, seq: entry.seq, reason });
+  }
   flagged.sort((a, b) => a.index - b.index);
   return { node: expected.node, entries, flagged };
 };

@@ -6,19 +6,26 @@ import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Principal } from '../caps/ids.js';
 import { Journal, type Entry, type JournalFile } from './journal.js';
 
+/** Up to `length` bytes from `offset`: fewer only where the file ends. */
+const readAt = async (handle: FileHandle, offset: number, length: number): Promise<Uint8Array> => {
+  const out = new Uint8Array(length);
+  let read = 0;
+  while (read < length) {
+    const { bytesRead } = await handle.read(out, read, length - read, offset + read);
+    if (bytesRead === 0) break;
+    read += bytesRead;
+  }
+  return out.subarray(0, read);
+};
+
 export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
   const handle: FileHandle = await open(path, 'a+', 0o600);
   return {
     read: async () => new Uint8Array(await readFile(path)),
     readRange: async (offset, length) => {
-      const out = new Uint8Array(length);
-      let read = 0;
-      while (read < length) {
-        const { bytesRead } = await handle.read(out, read, length - read, offset + read);
-        if (bytesRead === 0) throw new Error(`journal file ends before byte ${offset + length}`);
-        read += bytesRead;
-      }
-      return out;
+      const bytes = await readAt(handle, offset, length);
+      if (bytes.length < length) throw new Error(`journal file ends before byte ${offset + length}`);
+      return bytes;
     },
     append: async (bytes) => {
       let written = 0;
@@ -49,13 +56,7 @@ export const followJournalFile = (path: string, signer: Principal): { entries():
     try {
       const { size } = await handle.stat();
       if (size < offset) throw new Error(`journal ${path} shrank while being read`);
-      const bytes = new Uint8Array(size - offset);
-      for (let read = 0; read < bytes.length; ) {
-        const { bytesRead } = await handle.read(bytes, read, bytes.length - read, offset + read);
-        if (bytesRead === 0) break;
-        read += bytesRead;
-      }
-      const parsed = Journal.parse(bytes, signer, { head, seq: entries.length });
+      const parsed = Journal.parse(await readAt(handle, offset, size - offset), signer, { head, seq: entries.length });
       for (const entry of parsed.entries) entries.push(entry);
       offset += parsed.goodLength;
       head = parsed.head;

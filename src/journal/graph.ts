@@ -7,7 +7,8 @@ import type { Principal, Token } from '../caps/ids.js';
 import type { Entry } from './journal.js';
 
 type Namer = (id: string) => string;
-const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : `${id.slice(0, 10)}…${id.slice(-6)}`);
+/** An id short enough to read in a line: a principal's first 16 and last 4 characters, a CID's first 10 and last 6. */
+export const shortId = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
 
 /**
  * The entries that concern `token`: its issue and revocation, every call on
@@ -28,6 +29,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
       case 'issue':
       case 'revoke':
       case 'revocation':
+      case 'policy-state':
         if (tokens.has(entry.token)) selected.add(entry.seq);
         break;
       case 'wrap':
@@ -35,12 +37,6 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
           selected.add(entry.seq);
           tokens.add(entry.token);
         }
-        break;
-      case 'screened':
-        if (calls.has(entry.call)) selected.add(entry.seq);
-        break;
-      case 'policy-state':
-        if (tokens.has(entry.token)) selected.add(entry.seq);
         break;
       case 'call':
       case 'hit':
@@ -52,6 +48,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
       case 'fulfilled':
       case 'revoked':
       case 'forwarded':
+      case 'screened':
         if (calls.has(entry.call)) selected.add(entry.seq);
         break;
       case 'promised':
@@ -85,8 +82,8 @@ export interface Reputation {
  * over the journal. A delegation is its delegator's promise too: issued,
  * and broken if its delegator revokes it; the calls through it are counted
  * for the closure that answers them, so a policy's refusal (a delegation
- * doing its job) is nobody's broken promise. Memory grows with principals and tokens, not with calls:
- * a call is forgotten once it settles.
+ * doing its job) is nobody's broken promise. Memory grows with principals
+ * and tokens, not with calls: a call is forgotten once it settles.
  */
 export class ReputationTally {
   readonly #issuerOf = new Map<string, Principal>();
@@ -116,7 +113,6 @@ export class ReputationTally {
     this.#waiting.delete(token);
     for (const waiter of waiters ?? []) this.#settle(waiter, kept);
   }
-
 
   add(entry: Entry): void {
     switch (entry.kind) {
@@ -204,7 +200,7 @@ const hitArgs = (bySeq: Map<number, Entry>, from: number): readonly unknown[] | 
  * One line per record. Seals are left out of the listing — they vouch for
  * records rather than being events — and summarised in a last line.
  */
-export const renderText = (entries: readonly Entry[], name: Namer = short, all: readonly Entry[] = entries): string => {
+export const renderText = (entries: readonly Entry[], name: Namer = shortId, all: readonly Entry[] = entries): string => {
   const bySeq = new Map(all.map((entry) => [entry.seq, entry]));
   const lastSeal = all.findLast((entry) => entry.kind === 'seal');
   const events = entries.filter((entry): entry is Exclude<Entry, { kind: 'seal' }> => entry.kind !== 'seal');
@@ -346,7 +342,7 @@ const quoted = (text: string) => JSON.stringify(text);
 const edgeLabel = (label: string, count: number) => (count > 1 ? `${label} ×${count}` : label);
 
 /** Graphviz DOT. */
-export const renderDot = (entries: readonly Entry[], name: Namer = short): string => {
+export const renderDot = (entries: readonly Entry[], name: Namer = shortId): string => {
   const { nodes, edges } = pictureOf(entries);
   const nodeLines = [...nodes].map(([id, n]) => {
     const extra = `${n.rounded ? ', style=rounded' : ''}${n.revoked ? ', color=red' : ''}`;
@@ -360,7 +356,7 @@ export const renderDot = (entries: readonly Entry[], name: Namer = short): strin
 };
 
 /** Mermaid `flowchart`, for notebooks and Markdown; node ids are n0, n1, … with the real id as label. */
-export const renderMermaid = (entries: readonly Entry[], name: Namer = short): string => {
+export const renderMermaid = (entries: readonly Entry[], name: Namer = shortId): string => {
   const { nodes, edges } = pictureOf(entries);
   const ids = new Map([...nodes.keys()].map((id, index) => [id, `n${index}`]));
   // Mermaid labels are quoted strings: a double quote inside one is written #quot;.

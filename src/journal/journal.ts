@@ -279,6 +279,7 @@ export class Journal {
   /** Where each record's frame starts in the file, by sequence number, and where the next will. */
   readonly #offsets: number[];
   #fileLength: number;
+  readonly #listeners: Array<(entry: Entry) => void> = [];
 
   private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null, offsets: number[], fileLength: number) {
     this.#powers = powers;
@@ -380,8 +381,6 @@ export class Journal {
     this.#listeners.push(listener);
   }
 
-  readonly #listeners: Array<(entry: Entry) => void> = [];
-
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
@@ -400,7 +399,6 @@ export class Journal {
     return entry;
   }
 
-  /** The exact bytes of the records numbered `seqs`, as written (each names the one before it). */
   /**
    * The exact bytes of the records numbered `seqs` (in journal order), as
    * written: each names the one before it. Past `maxBytes` in all, the
@@ -503,24 +501,20 @@ export class Journal {
 /** An in-memory journal file, for tests and memory kernels. */
 export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): JournalFile & { bytes(): Uint8Array } => {
   let chunks: Uint8Array[] = [initial.slice()];
-  const bytes = () => {
-    const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-    let offset = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    chunks = [out];
-    return out.slice();
+  /** The appended chunks as one array, joined only when something was appended since. */
+  const joined = () => {
+    if (chunks.length > 1) chunks = [concatBytes(...chunks)];
+    return chunks[0]!;
   };
+  const bytes = () => joined().slice();
   return {
     read: async () => bytes(),
-    readRange: async (offset, length) => bytes().subarray(offset, offset + length),
+    readRange: async (offset, length) => joined().slice(offset, offset + length),
     append: async (more) => {
       chunks.push(more.slice());
     },
     truncate: async (length) => {
-      chunks = [bytes().slice(0, length)];
+      chunks = [joined().slice(0, length)];
     },
     sync: async () => {},
     close: async () => {},

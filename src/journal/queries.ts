@@ -14,6 +14,7 @@
 import type { Principal, Token } from '../caps/ids.js';
 import type { Entry } from './journal.js';
 import type { Verified } from './disclosure.js';
+import { describeThrown } from '../caps/errors.js';
 
 type CallEntry = Extract<Entry, { kind: 'call' }>;
 type WrapEntry = Extract<Entry, { kind: 'wrap' }>;
@@ -199,11 +200,16 @@ export class GraphIndex {
         label: `delegated as ${name(wrap.token)} by ${name(wrap.delegator)} to ${wrap.audience.map(name).join(', ')}${this.#revoked.has(wrap.token) ? ` (revoked: ${this.#revoked.get(wrap.token)})` : ''}`,
         children: [...callNodes(wrap.token), ...delegations(wrap.token)],
       }));
+    return { label: `${name(token)}: ${this.origin(token, name)}`, children: [...callNodes(token), ...delegations(token)] };
+  }
+
+  /** Where a token comes from, as far as these records tell: its issue or its delegation, and its revocation. */
+  origin(token: Token, name: (id: string) => string = (id) => id): string {
     const issue = this.#issuer.get(token);
     const wrap = this.#wrap.get(token);
     const origin = issue ? `issued by ${name(issue.issuer)} (${name(issue.code)}#${issue.export})` : wrap ? `delegated by ${name(wrap.delegator)} over ${name(wrap.inner)}` : 'not issued here';
     const revoked = this.#revoked.get(token);
-    return { label: `${name(token)}: ${origin}${revoked !== undefined ? ` (revoked: ${revoked})` : ''}`, children: [...callNodes(token), ...delegations(token)] };
+    return `${origin}${revoked !== undefined ? ` (revoked: ${revoked})` : ''}`;
   }
 }
 
@@ -240,7 +246,7 @@ export const recordsAcross = (token: Token, urls: readonly string[], ask: (url: 
     [...new Set(urls)].map((url) =>
       ask(url, token).then(
         (verified): NodeRecords => ({ url, verified }),
-        (error: unknown): NodeRecords => ({ url, error: error instanceof Error ? error.message : String(error) }),
+        (error: unknown): NodeRecords => ({ url, error: describeThrown(error) }),
       ),
     ),
   );
@@ -257,9 +263,8 @@ export const acrossTree = (token: Token, here: TreeNode, nodes: readonly NodeRec
     for (const entry of verified.entries) index.add(entry);
     const flagged = verified.flagged.map((f) => ({ label: `✗ record ${f.seq === undefined ? `at position ${f.index}` : `#${f.seq}`} fails verification, not merged: ${f.reason}`, children: [] }));
     const counts = `${plural(verified.entries.length, 'record')} verified${flagged.length ? `, ${flagged.length} failed` : ''}`;
-    const story = index.show(token, name);
-    const origin = { label: story.label.slice(`${name(token)}: `.length), children: [] };
-    return { label: `on ${name(verified.node)} (${url}): ${counts}`, children: [...(verified.entries.length ? [origin, ...story.children] : []), ...flagged] };
+    const story = verified.entries.length ? [{ label: index.origin(token, name), children: [] }, ...index.show(token, name).children] : [];
+    return { label: `on ${name(verified.node)} (${url}): ${counts}`, children: [...story, ...flagged] };
   };
   return { label: `${name(token)} across ${nodes.length + 1} nodes`, children: [{ label: `here: ${here.label}`, children: here.children }, ...nodes.map(fromNode)] };
 };

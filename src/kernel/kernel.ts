@@ -93,14 +93,14 @@ interface PendingCall {
 /** How long a call may wait for approvals, and how long its answer is kept for its caller after. */
 const PENDING_TTL_MS = 60 * 60 * 1000;
 
-/** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
 /** How often changed policy state is written to the journal. */
 const POLICY_STATE_MS = 100;
+/** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
+const MAX_UNSEEN_REVOCATIONS = 10_000;
 /** Most signers whose notices for one unseen delegation are kept: a flood of forged ones cannot grow without bound. */
 const MAX_SIGNERS_PER_UNSEEN = 16;
 /** Most calls that may wait for approvals on one node at once. */
 const MAX_PENDING_CALLS = 10_000;
-const MAX_UNSEEN_REVOCATIONS = 10_000;
 
 /** Most modules a replica may bring along. */
 const MAX_REPLICA_MODULES = 64;
@@ -773,7 +773,7 @@ export class Kernel {
       return impure(revoked(describeThrown(error)));
     }
     const rootToken = this.#sealed.get(chain.at(-1)!.inner);
-    const root = rootToken && (this.#closures.get(rootToken) ?? (await this.closure(rootToken).catch(() => undefined)));
+    const root = rootToken && (this.#closures.get(rootToken) ?? (await this.#closureHere(rootToken).catch(() => undefined)));
     if (!root) {
       if (!this.#powers.forward) return impure(revoked('unknown token'));
       // Screening is the business of the node that holds the closure, not of whoever passes the call on.
@@ -949,7 +949,7 @@ export class Kernel {
     if (this.#revoked.has(notice.token)) return false;
     if (!isSignedRevocation(notice)) throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: the signature does not prove ${notice.by}`);
     const delegation = await this.#delegationOf(notice.token).catch(() => undefined);
-    const closure = delegation ? undefined : await this.closure(notice.token).catch(() => undefined);
+    const closure = delegation ? undefined : await this.#closureHere(notice.token).catch(() => undefined);
     if (!delegation && !closure && !this.#upstream.has(notice.token)) {
       // Most likely a delegation whose calls have not reached this node yet: kept until one does,
       // and believed then if its delegator signed it.

@@ -49,6 +49,10 @@ type OwnerFacet = {
   join(invitationUrl: string): Promise<Welcome>;
 };
 
+/** CapTP carries JSON: blocks cross the owner facet as base64 text. */
+export const blocksAsText = (list: readonly Uint8Array[]): string[] => list.map((bytes) => base64.baseEncode(bytes));
+export const blocksFromText = (list: readonly string[]): Uint8Array[] => list.map((text) => base64.baseDecode(String(text)));
+
 /** How long to wait for a node's journal records. */
 const RECORDS_TIMEOUT_MS = 10_000;
 
@@ -91,19 +95,14 @@ export const connectNode = async (
     issue: (spec) => plain(facet().issue(spec)),
     delegate: (spec) => plain(facet().delegate(spec)),
     chainBlocks: async (token) => {
-      // CapTP carries JSON: the blocks travel as base64.
       const blocks = await plain(facet().chainBlocks(token));
-      const bytes = (list: string[]) => list.map((text) => base64.baseDecode(text));
-      return blocks && { links: bytes(blocks.links), modules: bytes(blocks.modules) };
+      return blocks && { links: blocksFromText(blocks.links), modules: blocksFromText(blocks.modules) };
     },
     revocationNotice: async (token) => {
       const notice = await plain(facet().revocationNotice(token));
       return notice && Object.freeze({ ...notice, signature: base64.baseDecode(notice.signature) });
     },
-    importChain: (token, chain) => {
-      const text = (list: readonly Uint8Array[]) => list.map((bytes) => base64.baseEncode(bytes));
-      return plain(facet().importChain(token, text(chain.links), text(chain.modules)));
-    },
+    importChain: (token, chain) => plain(facet().importChain(token, blocksAsText(chain.links), blocksAsText(chain.modules))),
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
     invite: (expiresInMs) => plain(facet().invite(expiresInMs)),
     join: (invitationUrl) => plain(facet().join(invitationUrl)),

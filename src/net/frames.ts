@@ -71,20 +71,23 @@ export const encodeCall = (id: number, token: Token, args: readonly unknown[], o
   const flags = options.follow ? FOLLOW : 0;
   // Trailing slots are left out when empty: a plain call is [id, args, flags].
   if (options.chain) {
-    return encodeMessage(token, id, encodeValue(args), flags, path.length > 0 ? [...path] : null, [[...options.chain.links], [...options.chain.modules]]);
+    return encodeMessage(token, id, encodeValue(args), flags, path.length > 0 ? [...path] : null, chainValue(options.chain));
   }
   return encodeMessage(token, id, encodeValue(args), flags, ...(path.length > 0 ? [[...path]] : []));
 };
 
+/** A chain as it travels, in a call and in a grid URL: `[links, modules]`. */
+export const chainValue = (chain: ChainBlocks): [Uint8Array[], Uint8Array[]] => [[...chain.links], [...chain.modules]];
+
 const isBytesList = (value: unknown): value is Uint8Array[] =>
   Array.isArray(value) && value.length <= MAX_CHAIN_BLOCKS && value.every((item) => item instanceof Uint8Array);
 
-const decodeChain = (value: unknown): ChainBlocks => {
-  if (!Array.isArray(value) || value.length !== 2 || !isBytesList(value[0]) || !isBytesList(value[1]) || value[0].length === 0) {
-    return bad(`a chain is [links, modules]: 1 to ${MAX_CHAIN_BLOCKS} records and at most ${MAX_CHAIN_BLOCKS} modules, all bytes`);
-  }
-  return { links: value[0], modules: value[1] };
-};
+/** `chainValue` read back: undefined unless it is 1 to MAX_CHAIN_BLOCKS records and at most as many modules, all bytes. */
+export const chainFrom = (value: unknown): ChainBlocks | undefined =>
+  Array.isArray(value) && value.length === 2 && isBytesList(value[0]) && isBytesList(value[1]) && value[0].length > 0 ? { links: value[0], modules: value[1] } : undefined;
+
+const decodeChain = (value: unknown): ChainBlocks =>
+  chainFrom(value) ?? bad(`a chain is [links, modules]: 1 to ${MAX_CHAIN_BLOCKS} records and at most ${MAX_CHAIN_BLOCKS} modules, all bytes`);
 
 export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; argsBytes: Uint8Array; options: WireCallOptions } => {
   const [id, args, flags, path, chain, ...extra] = message.slots;

@@ -9,6 +9,7 @@ import { quote } from '../caps/ids.js';
 import { GridError } from '../caps/errors.js';
 import { decode, encode } from '../wire/index.js';
 import type { ChainBlocks } from '../kernel/kernel.js';
+import { chainFrom, chainValue } from './frames.js';
 
 export class GridUrlError extends GridError {}
 
@@ -21,20 +22,19 @@ export interface GridUrl {
   readonly chain?: ChainBlocks;
 }
 
-const isBytesList = (value: unknown): value is Uint8Array[] => Array.isArray(value) && value.every((item) => item instanceof Uint8Array);
-
 const chainFromText = (text: string): ChainBlocks => {
-  const bad = () => new GridUrlError('ERR_GRID_URL', 'the grid URL\'s chain is not a delegation chain');
-  if (text.length > MAX_CHAIN_URL_BYTES) throw bad();
+  const bad = (): never => {
+    throw new GridUrlError('ERR_GRID_URL', 'the grid URL\'s chain is not a delegation chain');
+  };
+  if (text.length > MAX_CHAIN_URL_BYTES) bad();
   let value: unknown;
   try {
     // multiformats' base64url decoder wants its multibase prefix, 'u'.
     value = decode(base64url.decode(`u${text}`));
   } catch {
-    throw bad();
+    bad();
   }
-  if (!Array.isArray(value) || value.length !== 2 || !isBytesList(value[0]) || !isBytesList(value[1]) || value[0].length === 0) throw bad();
-  return { links: value[0], modules: value[1] };
+  return chainFrom(value) ?? bad();
 };
 
 export const parseGridUrl = (text: string): GridUrl => {
@@ -54,7 +54,7 @@ export const parseGridUrl = (text: string): GridUrl => {
 export const formatGridUrl = ({ token, via, chain }: GridUrl): string => {
   const params = new URLSearchParams();
   if (via) params.set('via', via);
-  if (chain) params.set('chain', base64url.encode(encode([[...chain.links], [...chain.modules]])).slice(1));
+  if (chain) params.set('chain', base64url.encode(encode(chainValue(chain))).slice(1));
   const query = params.toString();
   return `grid://${token}${query ? `?${query}` : ''}`;
 };

@@ -15,7 +15,7 @@ import type { Identity } from '../identity/identity.js';
 import type { DelegateSpec, Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
 import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
-import { connectNode } from './client.js';
+import { blocksAsText, blocksFromText, connectNode } from './client.js';
 import type { Invitations } from '../home/invitations.js';
 import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
 import { makeWebPage, type WebOptions } from '../web/page.js';
@@ -77,14 +77,10 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
       const notice = kernel.revocationNotice(token);
       return notice && { ...notice, signature: base64.baseEncode(notice.signature) };
     },
-    importChain: (token: string, links: string[], modules: string[]) => {
-      const bytes = (list: string[]) => list.map((text) => base64.baseDecode(String(text)));
-      return kernel.importChain(token, { links: bytes(links), modules: bytes(modules) });
-    },
+    importChain: (token: string, links: string[], modules: string[]) => kernel.importChain(token, { links: blocksFromText(links), modules: blocksFromText(modules) }),
     chainBlocks: async (token: string) => {
       const blocks = await kernel.chainBlocks(token);
-      const text = (list: readonly Uint8Array[]) => list.map((bytes) => base64.baseEncode(bytes));
-      return blocks && { links: text(blocks.links), modules: text(blocks.modules) };
+      return blocks && { links: blocksAsText(blocks.links), modules: blocksAsText(blocks.modules) };
     },
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
   });

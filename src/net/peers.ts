@@ -123,19 +123,21 @@ export const makePeers = (
       if (peer.principal && path.includes(peer.principal)) continue;
       const left = deadline - clock();
       if (left <= 0) return { answer: unreachable };
-      let remote: RemoteNode;
-      let cancel: (() => void) | undefined;
-      try {
-        // A peer still dialling (a handshake may take seconds) gets no more than the call has left.
-        remote = await Promise.race([
-          dial(peer),
-          new Promise<never>((_, reject) => (cancel = setTimer(left, () => reject(new Error('no time left'))))),
-        ]);
-      } catch {
-        missed = true;
-        continue;
-      } finally {
-        cancel?.();
+      let remote = peer.remote;
+      if (!remote) {
+        let cancel: (() => void) | undefined;
+        try {
+          // A peer still dialling (a handshake may take seconds) gets no more than the call has left.
+          remote = await Promise.race([
+            dial(peer),
+            new Promise<never>((_, reject) => (cancel = setTimer(left, () => reject(new Error('no time left'))))),
+          ]);
+        } catch {
+          missed = true;
+          continue;
+        } finally {
+          cancel?.();
+        }
       }
       const answer = await remote.forward(token, args, path, deadline - clock(), chain);
       const { outcome } = answer;

@@ -21,6 +21,7 @@
  * so a quota cannot be overrun by calls that race.
  */
 import { quote, type Principal, type Token } from '../caps/ids.js';
+import { describeThrown } from '../caps/errors.js';
 import { isLink, type GridValue } from '../closures/values.js';
 import type { Reputation } from '../journal/graph.js';
 import type { Delegation, PolicyRef } from './delegation.js';
@@ -83,8 +84,6 @@ export const asVerdict = (value: unknown): Verdict => {
   return record as Verdict;
 };
 
-const describe = (error: unknown) => String((error as Error)?.message ?? error);
-
 export class Screens {
   readonly #host: ScreenHost;
   /** Each policy's state, per layer: `${layer token} ${policy index}`. */
@@ -143,7 +142,7 @@ export class Screens {
         try {
           verdict = await this.#ask(layer, policyIndex, policy, layerCaller, args, frozenApprovals, context);
         } catch (error) {
-          return { kind: 'refuse', reason: `${name}: policy ${policy.module.slice(0, 12)}… failed: ${describe(error)}` };
+          return { kind: 'refuse', reason: `${name}: policy ${policy.module.slice(0, 12)}… failed: ${describeThrown(error)}` };
         }
         if ('refuse' in verdict) return { kind: 'refuse', reason: `${name}: ${verdict.refuse}` };
         if ('answer' in verdict) return { kind: 'answer', value: verdict.answer };

@@ -32,7 +32,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Entry } from '../journal/journal.js';
-import { entriesAround, pictureOf, renderText } from '../journal/graph.js';
+import { entriesAround, pictureOf, renderText, shortId } from '../journal/graph.js';
 import type { Token } from '../caps/ids.js';
 import { toJsonText } from '../cli/format.js';
 import type { PeerState } from '../net/peers.js';
@@ -106,7 +106,6 @@ const isLoopback = (address: string | undefined) =>
 const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 
-const short = (id: string) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
 
 /** The ids a record names directly. */
 const idsOf = (entry: Entry): string[] => {
@@ -150,14 +149,13 @@ const recordsNaming = (entries: readonly Entry[], id: string): Entry[] => {
 
 /** The records a filter selects: a principal's, or those around a token (else any that name the id, e.g. a module). */
 const select = (entries: readonly Entry[], filter: string): Entry[] => {
-  if (filter === '') return [...entries];
   if (filter.startsWith('did:')) return recordsNaming(entries, filter);
   const around = entriesAround(entries, filter as Token);
   return around.length > 0 ? around : recordsNaming(entries, filter);
 };
 
 const lineOf = (entry: Entry): string =>
-  entry.kind === 'seal' ? `#${entry.seq} ${new Date(entry.at).toISOString()} seal      by ${short(entry.signer)}` : renderText([entry]);
+  entry.kind === 'seal' ? `#${entry.seq} ${new Date(entry.at).toISOString()} seal      by ${shortId(entry.signer)}` : renderText([entry]);
 
 const recordJson = (entry: Entry) => {
   const text = toJsonText(entry, 2);
@@ -298,11 +296,11 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
 
   const graph = (filter: string) => {
     const all = journal.entries();
-    const selected = filter === '' ? all.slice(-MAX_DRAWN_RECORDS) : select(all, filter);
-    const drawn = selected.length > MAX_DRAWN_RECORDS ? selected.slice(-MAX_DRAWN_RECORDS) : selected;
+    const selected = filter === '' ? all : select(all, filter);
+    const drawn = selected.slice(-MAX_DRAWN_RECORDS);
     const picture = pictureOf(drawn);
     const nodes = [...picture.nodes].map(([id, node]) => ({
-      data: { id, label: id === kernel.principal ? `${short(id)} (this node)` : short(id), kind: kindOfNode(node), revoked: node.revoked === true, self: id === kernel.principal },
+      data: { id, label: id === kernel.principal ? `${shortId(id)} (this node)` : shortId(id), kind: kindOfNode(node), revoked: node.revoked === true, self: id === kernel.principal },
     }));
     // An edge's id is what pictureOf counts it by, so it keeps its id as its count grows.
     const edges = picture.edges.map(({ from, to, label, style, count }) => ({
@@ -310,9 +308,9 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     }));
     return {
       filter,
-      records: filter === '' ? all.length : selected.length,
+      records: selected.length,
       drawn: drawn.length,
-      capped: (filter === '' ? all.length : selected.length) > drawn.length,
+      capped: selected.length > drawn.length,
       first: drawn[0]?.seq ?? null,
       elements: { nodes, edges },
     };
