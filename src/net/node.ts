@@ -8,7 +8,8 @@
  */
 import { base64, base64url } from 'multiformats/bases/base64';
 import { Far } from '@endo/far';
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
@@ -42,7 +43,37 @@ export interface ServeOptions {
   readonly membership?: () => Membership | undefined;
   /** Serve the node's read-only web page on the same port (see web.ts); without it, plain HTTP gets 426. */
   readonly web?: WebOptions;
+  /** Time limits and connection caps of the HTTP side (defaults: HTTP_LIMITS). */
+  readonly http?: Partial<HttpLimits>;
 }
+
+/**
+ * What a stranger can hold open on the node's port before it has proven who
+ * it is (a WebSocket session authenticated) — a plain HTTP exchange counts
+ * for the whole of its connection. A slow-loris client that sends half a
+ * request and then nothing is dropped once `headersTimeoutMs` passes; one
+ * that trickles a body, once `requestTimeoutMs` passes; an idle keep-alive
+ * connection after `keepAliveTimeoutMs`. A WebSocket upgrade then has the
+ * session's handshake deadline (session.ts) to authenticate. Past either cap
+ * a new connection is closed at once, before a byte of it is read.
+ */
+export interface HttpLimits {
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Connections not yet authenticated, from one address. */
+  readonly maxPendingPerAddress: number;
+  /** Connections not yet authenticated, in all. */
+  readonly maxPending: number;
+}
+
+export const HTTP_LIMITS: HttpLimits = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxPendingPerAddress: 64,
+  maxPending: 512,
+});
 
 const Fail = (message: string): never => {
   throw new Error(message);
@@ -148,20 +179,78 @@ export class NodeSessions {
   }
 }
 
+const httpLimits = (given: Partial<HttpLimits> = {}): HttpLimits => {
+  for (const [name, value] of Object.entries(given)) {
+    if (!(name in HTTP_LIMITS)) throw new TypeError(`serveNode: unknown HTTP limit ${JSON.stringify(name)}`);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`serveNode: the HTTP limit ${name} must be a positive integer (got ${String(value)})`);
+  }
+  const limits = { ...HTTP_LIMITS, ...given };
+  if (limits.requestTimeoutMs < limits.headersTimeoutMs) throw new RangeError(`serveNode: requestTimeoutMs (${limits.requestTimeoutMs}) is shorter than headersTimeoutMs (${limits.headersTimeoutMs})`);
+  return limits;
+};
+
+/**
+ * Count the connections that have not authenticated, per remote address and
+ * in all, and close a new one at once past either cap. A connection stops
+ * counting when it closes or when its WebSocket session is authenticated.
+ */
+const capPending = (http: Server, limits: HttpLimits) => {
+  const perAddress = new Map<string, number>();
+  let total = 0;
+  const release = new WeakMap<Socket, () => void>();
+  http.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = perAddress.get(address) ?? 0;
+    if (count >= limits.maxPendingPerAddress || total >= limits.maxPending) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, count + 1);
+    total += 1;
+    let counted = true;
+    const done = () => {
+      if (!counted) return;
+      counted = false;
+      total -= 1;
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    };
+    release.set(socket, done);
+    socket.once('close', done);
+  });
+  return {
+    authenticated: (socket: Socket) => release.get(socket)?.(),
+    /** Connections counted now, for tests and the curious. */
+    counts: () => ({ total, addresses: perAddress.size }),
+  };
+};
+
 export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<NodeServer> => {
   if (options.identity.principal !== kernel.principal) {
     throw new TypeError(`serveNode: the node must authenticate as its kernel's principal ${kernel.principal}`);
   }
   const allowed = new Set(options.allowedOrigins ?? []);
+  const limits = httpLimits(options.http);
   const page = options.web ? makeWebPage(kernel, options.web) : undefined;
   // One port for both: WebSocket upgrades go to the node's sessions, plain
   // HTTP to the web page — or, without one, the 426 that ws itself answers.
-  const http = createServer((request, response) => {
-    if (page) return page.handle(request, response);
-    const body = STATUS_CODES[426]!;
-    response.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
-    response.end(body);
-  });
+  const http = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Node checks the two timeouts above only this often (30 s by default): a limit is as late as its check.
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    (request, response) => {
+      if (page) return page.handle(request, response);
+      const body = STATUS_CODES[426]!;
+      response.writeHead(426, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+      response.end(body);
+    },
+  );
+  const pending = capPending(http, limits);
   try {
     await new Promise<void>((resolve, reject) => {
       http.once('listening', resolve);
@@ -181,10 +270,13 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
     verifyClient: ({ origin }: { origin?: string }) => origin === undefined || allowed.has(origin),
   });
   const sessions = options.sessions ?? new NodeSessions(kernel);
-  server.on('connection', (socket: WebSocket) => {
+  server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     socket.on('error', () => socket.terminate());
     acceptSession(socket, { ...options, offer: (peer) => ({ bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined)), handlers: sessions.handlers(peer) }) }).then(
-      (session) => sessions.track(session),
+      (session) => {
+        pending.authenticated(request.socket);
+        sessions.track(session);
+      },
       () => {}, // refused: acceptSession closed the socket with the reason
     );
   });
