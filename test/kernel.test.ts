@@ -31,6 +31,28 @@ test('the basic loop: publish, issue, call, revoke', async (t) => {
   t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'revoke', 'call', 'revoked']);
 });
 
+test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 with its sign; NaN and infinities are refused', async (t) => {
+  const kernel = await memoryKernel(t);
+  const code = await kernel.publish(`
+    export const kind = (ctx, x) => [typeof x, Object.is(x, -0)];
+    export const next = (ctx, x) => x + 1n;
+    export const same = (ctx, x) => x;
+    export const nan = () => 0 / 0;
+    export const huge = () => 2n ** 64n;`);
+  const call = async (name: string, args: unknown[]) => kernel.call(await kernel.issue({ code, export: name }), args);
+  t.deepEqual(await call('kind', [2n ** 53n - 1n]), { status: 'fulfilled', value: ['number', false] }, 'a safe integer is a number, however it was sent');
+  t.deepEqual(await call('kind', [2n ** 53n]), { status: 'fulfilled', value: ['bigint', false] });
+  t.deepEqual(await call('kind', [-0]), { status: 'fulfilled', value: ['number', true] });
+  t.deepEqual(await call('next', [9007199254740993n]), { status: 'fulfilled', value: 9007199254740994n });
+  t.deepEqual(await call('next', [2n ** 64n - 2n]), { status: 'fulfilled', value: 2n ** 64n - 1n });
+  t.deepEqual(await call('next', [4n]), { status: 'revoked', reason: 'Cannot mix BigInt and other types, use explicit conversions' }, 'a safe integer arrives as a number');
+  t.true(Object.is(((await call('same', [-0])) as { value: unknown }).value, -0));
+  t.deepEqual(await call('nan', []), { status: 'revoked', reason: 'bad result: NaN is not grid data (numbers are finite)' });
+  t.deepEqual(await call('huge', []), { status: 'revoked', reason: "bad result: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
+  t.deepEqual(await call('same', [Number.NaN]), { status: 'revoked', reason: 'bad arguments: NaN is not grid data (numbers are finite)' });
+  t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
+});
+
 test('outcomes are hardened', async (t) => {
   const kernel = await memoryKernel(t);
   const token = await issue(kernel, 'export const f = () => ({ list: [1, 2] })', 'f');

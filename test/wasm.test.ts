@@ -5,6 +5,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
+import { readFile } from 'node:fs/promises';
 import { wat } from './_wat.js';
 
 const FIB = `(module
@@ -64,6 +65,59 @@ test('numeric exports are called with numbers, and their pure results are cached
   const wrong = await kernel.call(fib, ['ten']);
   t.deepEqual(wrong, { status: 'revoked', reason: 'argument 1 must be a number (got "ten")' });
   t.deepEqual(await kernel.call(fib, []), { status: 'revoked', reason: 'fib takes 1 numbers (got 0 arguments)' });
+});
+
+const NUMBERS = `(module
+  (func (export "id32") (param i32) (result i32) (local.get 0))
+  (func (export "same32") (param f32) (result f32) (local.get 0))
+  (func (export "same64") (param f64) (result f64) (local.get 0))
+  (func (export "nan") (result f64) (f64.const nan))
+  (func (export "inf") (result f32) (f32.const -inf)))`;
+
+test('a numeric argument that does not fit its parameter exactly is refused, naming it; i64s travel exactly', async (t) => {
+  const { kernel } = await setup(t);
+  const gcd = await kernel.issue({ code: await kernel.publish(await readFile('examples/wasm/gcd.wasm')), export: 'gcd' });
+  const fib = await issueWasm(kernel, FIB, 'fib');
+  const max64 = 2n ** 63n - 1n;
+  // Was -9223372036854775808: 2^63-1 rounded to a double, then wrapped by BigInt.
+  t.deepEqual(await kernel.call(gcd, [max64, max64]), { status: 'fulfilled', value: max64 });
+  t.deepEqual(await kernel.call(gcd, [9007199254740993n, 0]), { status: 'fulfilled', value: 9007199254740993n });
+  t.deepEqual(await kernel.call(gcd, [-6, 4]), { status: 'fulfilled', value: 2 });
+  t.deepEqual(await kernel.call(gcd, [2 ** 60, 2 ** 40]), { status: 'fulfilled', value: 2 ** 40 }, 'a whole double beyond 2^53 is exact too');
+  const i64 = 'a whole number from -9223372036854775808 to 9223372036854775807';
+  const i32 = 'a whole number from -2147483648 to 2147483647';
+  const refusals: Array<[string, unknown[], string]> = [
+    [gcd, [2n ** 64n - 1n, 0], `argument 1 of gcd is an i64: ${i64} (got 18446744073709551615)`], // was 0
+    [gcd, [0, 2n ** 63n], `argument 2 of gcd is an i64: ${i64} (got 9223372036854775808)`],
+    [gcd, [-(2n ** 63n) - 1n, 1], `argument 1 of gcd is an i64: ${i64} (got -9223372036854775809)`],
+    [gcd, [1.5, 1], `argument 1 of gcd is an i64: ${i64} (got 1.5)`],
+    [fib, [4294967297], `argument 1 of fib is an i32: ${i32} (got 4294967297)`], // was 1
+    [fib, [2.9], `argument 1 of fib is an i32: ${i32} (got 2.9)`], // was 1
+    [fib, [2 ** 31], `argument 1 of fib is an i32: ${i32} (got 2147483648)`],
+    [fib, [9007199254740993n], `argument 1 of fib is an i32: ${i32} (got 9007199254740993)`],
+  ];
+  for (const [token, args, reason] of refusals) t.deepEqual(await kernel.call(token, args), { status: 'revoked', reason }, reason);
+  t.deepEqual(await kernel.call(fib, [-0]), { status: 'fulfilled', value: 0 });
+
+  const code = await kernel.publish(await wat(NUMBERS));
+  const id32 = await kernel.issue({ code, export: 'id32' });
+  t.deepEqual(await kernel.call(id32, [-(2 ** 31)]), { status: 'fulfilled', value: -(2 ** 31) }, 'the least i32 is taken');
+  t.deepEqual(await kernel.call(id32, [2n ** 31n - 1n]), { status: 'fulfilled', value: 2 ** 31 - 1 }, 'so is the greatest, as a bigint too');
+  const same32 = await kernel.issue({ code, export: 'same32' });
+  const same64 = await kernel.issue({ code, export: 'same64' });
+  t.deepEqual(await kernel.call(same32, [16777216]), { status: 'fulfilled', value: 16777216 });
+  t.deepEqual(await kernel.call(same32, [16777217]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 16777217 is not exactly an f32 (nearest 16777216)' });
+  t.deepEqual(await kernel.call(same32, [0.1]), { status: 'fulfilled', value: Math.fround(0.1) }, 'a fraction rounds to the nearest f32');
+  t.deepEqual(await kernel.call(same32, [1e39]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 1e+39 is beyond its range (largest 3.4028234663852886e+38)' });
+  t.deepEqual(await kernel.call(same32, [1e-50]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 1e-50 is too small for it (it would be 0)' });
+  t.deepEqual(await kernel.call(same64, [9007199254740993n]), { status: 'revoked', reason: 'argument 1 of same64 is an f64: 9007199254740993 is not exactly an f64 (nearest 9007199254740992)' });
+  t.deepEqual(await kernel.call(same64, [2n ** 60n]), { status: 'fulfilled', value: 2 ** 60 });
+  for (const token of [same32, same64]) {
+    const outcome = await kernel.call(token, [-0]);
+    t.true(outcome.status === 'fulfilled' && Object.is(outcome.value, -0), '-0 keeps its sign both ways');
+  }
+  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'nan' }), []), { status: 'revoked', reason: 'nan returned NaN, which is not grid data (numbers are finite)' });
+  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'inf' }), []), { status: 'revoked', reason: 'inf returned -Infinity, which is not grid data (numbers are finite)' });
 });
 
 test('the CBOR convention passes and returns grid data through linear memory', async (t) => {

@@ -2,9 +2,10 @@
  * The journal on disk: one append-only file. Opened with O_APPEND so every
  * write lands at the end even if something else moved the file offset.
  */
+import { fstatSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { Principal } from '../caps/ids.js';
-import { Journal, type Entry, type JournalFile } from './journal.js';
+import { Journal, JournalError, type Entry, type JournalFile } from './journal.js';
 
 /** Up to `length` bytes from `offset`: fewer only where the file ends. */
 const readAt = async (handle: FileHandle, offset: number, length: number): Promise<Uint8Array> => {
@@ -27,7 +28,13 @@ export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
       if (bytes.length < length) throw new Error(`journal file ends before byte ${offset + length}`);
       return bytes;
     },
-    append: async (bytes) => {
+    append: async (bytes, at) => {
+      // The home's lock makes this process the only writer; this checks it
+      // holds: bytes that appeared (or vanished) since the journal was read
+      // mean another writer, and appending would break the chain. fstat is a
+      // system call on the descriptor, not a thread-pool round trip.
+      const { size } = fstatSync(handle.fd);
+      if (size !== at) throw new JournalError('ERR_NOT_AT_END', `the journal file is ${size} bytes, but this process wrote it up to byte ${at}: another process wrote to it`);
       let written = 0;
       while (written < bytes.length) {
         const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);

@@ -31,7 +31,12 @@ export interface JournalFile {
   read(): Promise<Uint8Array>;
   /** `length` bytes from `offset` (already written). */
   readRange(offset: number, length: number): Promise<Uint8Array>;
-  append(bytes: Uint8Array): Promise<void>;
+  /**
+   * Add `bytes` at the end, which must be byte `at`: a file that is longer
+   * or shorter than the journal in memory has had another writer (or lost
+   * bytes), and appending to it would break the chain, so it refuses.
+   */
+  append(bytes: Uint8Array, at: number): Promise<void>;
   truncate(length: number): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -318,6 +323,20 @@ export class Journal {
    * record numbered `after.seq`, which must link to `after.head`.
    */
   static parse(bytes: Uint8Array, signer?: Principal, after: { readonly head: Uint8Array | null; readonly seq: number } = { head: null, seq: 0 }) {
+    const { broken, ...parsed } = Journal.scan(bytes, signer, after);
+    if (broken) throw broken;
+    return parsed;
+  }
+
+  /**
+   * `parse` that stops at the first record that fails to verify instead of
+   * throwing: what it returns is the verified prefix (`goodLength` bytes),
+   * and `broken` says why the record at `goodLength` failed (absent when
+   * the bytes end, whole or with a torn tail). `grid repair` keeps the prefix.
+   */
+  static scan(bytes: Uint8Array, signer?: Principal, after: { readonly head: Uint8Array | null; readonly seq: number } = { head: null, seq: 0 }) {
+    let broken: JournalError | undefined;
+    const corrupt = (message: string) => new JournalError('ERR_CORRUPT', message);
     const entries: Entry[] = [];
     const offsets: number[] = [];
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -329,7 +348,10 @@ export class Journal {
       const length = remaining >= FRAME_HEADER ? view.getUint32(offset) : -1;
       const end = offset + FRAME_HEADER + length;
       if (length < 0 || end > bytes.length) break; // torn tail
-      if (length > MAX_RECORD_BYTES) throw new JournalError('ERR_CORRUPT', `record at byte ${offset} declares ${length} bytes (limit ${MAX_RECORD_BYTES})`);
+      if (length > MAX_RECORD_BYTES) {
+        broken = corrupt(`record at byte ${offset} declares ${length} bytes (limit ${MAX_RECORD_BYTES})`);
+        break;
+      }
       const body = bytes.subarray(offset + FRAME_HEADER, end);
       let parsed: ReturnType<typeof fromRecord>;
       try {
@@ -339,21 +361,26 @@ export class Journal {
         // file grew before its data landed. A whole frame that does not
         // decode was changed after it was written.
         if (bytes.subarray(offset).every((b) => b === 0)) break;
-        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} does not decode: ${(error as Error).message}`);
+        broken = corrupt(`record at byte ${offset} does not decode: ${(error as Error).message}`);
+        break;
       }
       const { entry, prev, sig } = parsed;
       if (!sameBytes(prev, head)) {
-        throw new JournalError('ERR_CORRUPT', `record ${entry.seq} at byte ${offset} does not link to the record before it`);
+        broken = corrupt(`record ${entry.seq} at byte ${offset} does not link to the record before it`);
+        break;
       }
       if (entry.seq !== after.seq + entries.length) {
-        throw new JournalError('ERR_CORRUPT', `record at byte ${offset} has sequence ${entry.seq}, expected ${after.seq + entries.length}`);
+        broken = corrupt(`record at byte ${offset} has sequence ${entry.seq}, expected ${after.seq + entries.length}`);
+        break;
       }
       if (entry.kind === 'seal' && signer !== undefined && entry.signer !== signer) {
-        throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} is signed by ${entry.signer}, not by this node (${signer})`);
+        broken = corrupt(`seal ${entry.seq} at byte ${offset} is signed by ${entry.signer}, not by this node (${signer})`);
+        break;
       }
       if (entry.kind === 'seal') {
         if (!sealVerifies(entry.signer, prev, sig)) {
-          throw new JournalError('ERR_CORRUPT', `seal ${entry.seq} at byte ${offset} has a bad signature`);
+          broken = corrupt(`seal ${entry.seq} at byte ${offset} has a bad signature`);
+          break;
         }
         unsealed = 0;
       } else {
@@ -364,7 +391,7 @@ export class Journal {
       head = recordCid(body);
       offset = end;
     }
-    return { entries, head, goodLength: offset, unsealed, offsets };
+    return { entries, head, goodLength: offset, unsealed, offsets, broken };
   }
 
   /** Every entry so far, in order (including those not yet on disk). */
@@ -451,6 +478,7 @@ export class Journal {
     const batch = this.#pending;
     if (batch.length === 0 && (!sealNow || this.#unsealed === 0)) return this.#writing;
     this.#pending = [];
+    const at = this.#fileLength;
     const frames: Uint8Array[] = [];
     let head = this.#head;
     const push = (entry: Entry, sig?: Uint8Array) => {
@@ -489,7 +517,7 @@ export class Journal {
     this.#writing = this.#writing.then(async () => {
       if (this.#failure) return;
       try {
-        await this.#powers.file.append(out);
+        await this.#powers.file.append(out, at);
       } catch (error) {
         this.#failure = new JournalError('ERR_WRITE', `could not write: ${(error as Error).message}`);
       }
@@ -501,6 +529,7 @@ export class Journal {
 /** An in-memory journal file, for tests and memory kernels. */
 export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): JournalFile & { bytes(): Uint8Array } => {
   let chunks: Uint8Array[] = [initial.slice()];
+  let length = initial.length;
   /** The appended chunks as one array, joined only when something was appended since. */
   const joined = () => {
     if (chunks.length > 1) chunks = [concatBytes(...chunks)];
@@ -510,11 +539,14 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
   return {
     read: async () => bytes(),
     readRange: async (offset, length) => joined().slice(offset, offset + length),
-    append: async (more) => {
+    append: async (more, at) => {
+      if (at !== length) throw new JournalError('ERR_NOT_AT_END', `the journal file ends at byte ${length}, not ${at}`);
       chunks.push(more.slice());
+      length += more.length;
     },
-    truncate: async (length) => {
-      chunks = [joined().slice(0, length)];
+    truncate: async (to) => {
+      chunks = [joined().slice(0, to)];
+      length = chunks[0]!.length;
     },
     sync: async () => {},
     close: async () => {},

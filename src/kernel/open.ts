@@ -7,8 +7,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, memoryJournalFile } from '../journal/journal.js';
+import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js';
 import { openFsJournalFile } from '../journal/fs-file.js';
+import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from '../home/lock.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
 import { Kernel, type Forwarder, type KernelLimits, type Network } from './kernel.js';
@@ -36,7 +37,14 @@ const SHIPPED_POLICIES: Readonly<Record<string, string>> = (() => {
   return Object.freeze(sources);
 })();
 export type OpenKernelOptions =
-  | (CommonOptions & { home: string; create?: boolean; lockWaitMs?: number })
+  | (CommonOptions & {
+      home: string;
+      create?: boolean;
+      /** How long to wait for another process to release the home (default 10 s). */
+      lockWaitMs?: number;
+      /** Stop waiting for the home's lock (the CLI does when a node starts serving the home); rejects with its reason. */
+      lockSignal?: AbortSignal;
+    })
   | (CommonOptions & { memory: true; identity?: Identity });
 
 /**
@@ -101,7 +109,7 @@ const webSocketNetwork = (identity: Identity): Network => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'limits', 'log', 'forward', 'clock']);
+  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'lockSignal', 'limits', 'log', 'forward', 'clock']);
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
@@ -133,14 +141,54 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     await createHomeDirs(paths);
     await loadOrCreateIdentity(paths.identity, nodeRandomBytes);
   }
-  const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs });
+  // The journal is read only once the lock is held, so the journal in
+  // memory is the file's whole content, and no other process appends to it
+  // while this kernel lives (each append checks the file still ends there).
+  const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs, signal: options.lockSignal });
   try {
     const identity = await loadIdentity(paths.identity);
-    const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers });
+    const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
     return kernelOn(openFsBlockStore(paths.blocks), identity, journal, release);
   } catch (error) {
     await release();
     throw error;
+  }
+};
+
+/** A journal that breaks part way does not open; `grid repair` is the way out, and the one line says so. */
+const suggestRepair = (error: unknown): never => {
+  if (error instanceof JournalError && error.code === 'ERR_CORRUPT') {
+    throw new JournalError('ERR_CORRUPT', `${error.message.replace(/^journal: /, '')}; run \`grid repair\` to keep the records before it and move the rest aside`);
+  }
+  throw error;
+};
+
+export interface HomeRepairReport extends RepairReport {
+  /** Records at the end of the kept prefix that no seal covered, sealed now by this home. */
+  readonly sealed: number;
+}
+
+/**
+ * `grid repair`: with the home's lock held, keep the journal's verified
+ * prefix and move the rest aside (see repairJournalFile), then open the
+ * journal as a kernel would — which cuts a torn tail and seals records
+ * written after the last seal — and close it.
+ */
+export const repairHome = async (options: { home: string; lockWaitMs?: number; clock?: () => number }): Promise<HomeRepairReport> => {
+  const clock = options.clock ?? Date.now;
+  const paths = homePaths(options.home);
+  if (!(await homeExists(paths))) throw new NoHomeError(paths.root);
+  const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs });
+  try {
+    const identity = await loadIdentity(paths.identity);
+    const report = await repairJournalFile(paths.journal, identity.principal, clock());
+    const file = await openFsJournalFile(paths.journal);
+    const { unsealed } = Journal.parse(await file.read(), identity.principal);
+    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) });
+    await journal.close();
+    return { ...report, tornBytes: report.tornBytes || droppedBytes, sealed: unsealed };
+  } finally {
+    await release();
   }
 };

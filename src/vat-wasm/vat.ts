@@ -7,7 +7,8 @@
  *
  * Calling conventions, chosen by the export's signature:
  * - numeric: parameters and result are i32/i64/f32/f64; called with numbers
- *   (i64 as BigInt), the result is the value;
+ *   (i64 as BigInt), each checked to fit its parameter exactly (wasmParam),
+ *   the result is the value;
  * - CBOR: `(i32 ptr, i32 len) -> i64` in a module that exports `memory` and
  *   `alloc(len) -> ptr`. The arguments, a CBOR array, are written at memory
  *   the module allocated; the result is `ptr << 32 | len` of a CBOR value in
@@ -54,6 +55,55 @@ export interface WasmHost {
 
 export class WasmRevoked extends Error {}
 
+/** A number as it was given: `-0` keeps its sign, bigints print whole. */
+const numberText = (value: number | bigint): string => (Object.is(value, -0) ? '-0' : String(value));
+
+const INTEGER_RANGES = {
+  i32: [-(2n ** 31n), 2n ** 31n - 1n],
+  i64: [-(2n ** 63n), 2n ** 63n - 1n],
+} as const;
+
+/**
+ * One argument of a numeric export, as its parameter type holds it, or a
+ * revocation saying why it cannot be. The JS API would convert silently —
+ * ToInt32 wraps 4294967297 to 1 and truncates 2.9 to 2, BigInt wraps 2^64-1
+ * to -1, f32 rounds 16777217 to 16777216 — so every conversion here is exact
+ * or refused. Integers are signed, as the JS API reads results: an i32 takes
+ * -2^31 … 2^31-1 and an i64 -2^63 … 2^63-1. A float parameter takes any
+ * integer it holds exactly; a fraction rounds to the nearest float of the
+ * type, as decimal text already rounds to the nearest f64, but never to an
+ * infinity or to zero.
+ */
+export const wasmParam = (exportName: string, index: number, type: string, arg: unknown): number | bigint => {
+  if (typeof arg !== 'number' && typeof arg !== 'bigint') throw new WasmRevoked(`argument ${index + 1} must be a number (got ${quote(arg)})`);
+  const refuse = (what: string): never => {
+    throw new WasmRevoked(`argument ${index + 1} of ${exportName} is an ${type}: ${what}`);
+  };
+  if (type === 'i32' || type === 'i64') {
+    const [min, max] = INTEGER_RANGES[type];
+    const whole = typeof arg === 'bigint' || Number.isInteger(arg);
+    const value = whole ? BigInt(arg) : undefined;
+    if (value === undefined || value < min || value > max) refuse(`a whole number from ${min} to ${max} (got ${numberText(arg)})`);
+    return type === 'i64' ? value! : Number(value);
+  }
+  const asDouble = typeof arg === 'bigint' ? Number(arg) : arg;
+  if (typeof arg === 'bigint' && BigInt(asDouble) !== arg) refuse(`${arg} is not exactly an f64 (nearest ${asDouble})`);
+  if (type === 'f64') return asDouble;
+  const single = Math.fround(asDouble);
+  if (!Number.isFinite(single)) refuse(`${numberText(arg)} is beyond its range (largest ${F32_MAX})`);
+  if (single === 0 && asDouble !== 0) refuse(`${numberText(arg)} is too small for it (it would be 0)`);
+  if (Number.isInteger(asDouble) && single !== asDouble) refuse(`${numberText(arg)} is not exactly an f32 (nearest ${single})`);
+  return single;
+};
+const F32_MAX = 3.4028234663852886e38;
+
+/** A numeric export's result as grid data: i64 as a number when it is safe, else exact as a bigint; NaN and infinities revoke. */
+const wasmResult = (exportName: string, result: unknown): GridValue => {
+  if (typeof result === 'bigint') return result >= BigInt(Number.MIN_SAFE_INTEGER) && result <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(result) : result;
+  if (typeof result === 'number' && !Number.isFinite(result)) throw new WasmRevoked(`${exportName} returned ${result}, which is not grid data (numbers are finite)`);
+  return (result ?? null) as GridValue;
+};
+
 const MAX_LOG_LINE = 4096;
 
 /** Run one call of a WebAssembly closure in a fresh instance. Throws to revoke. */
@@ -98,19 +148,16 @@ export const runWasm = (
       host.log(new TextDecoder().decode(memoryBytes(ptr, Math.min(len, MAX_LOG_LINE))));
     },
   };
-  instance = new WebAssembly.Instance(module, { grid });
-  const fn = instance.exports[exportName] as (...params: unknown[]) => unknown;
   if (convention === 'numeric') {
+    // Checked before the module is instantiated: a refused call runs none of its code.
     const type = shape.functions.get(exportName)!;
     if (args.length !== type.params.length) throw new WasmRevoked(`${exportName} takes ${type.params.length} numbers (got ${args.length} arguments)`);
-    const params = args.map((arg, index) => {
-      if (typeof arg !== 'number' && typeof arg !== 'bigint') throw new WasmRevoked(`argument ${index + 1} must be a number (got ${quote(arg)})`);
-      return type.params[index] === 'i64' ? BigInt(arg) : Number(arg);
-    });
-    const result = fn(...params);
-    const value = typeof result === 'bigint' && result >= BigInt(Number.MIN_SAFE_INTEGER) && result <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(result) : result;
-    return { value: (value ?? null) as GridValue, usedGrid };
+    const params = args.map((arg, index) => wasmParam(exportName, index, type.params[index]!, arg));
+    instance = new WebAssembly.Instance(module, { grid });
+    return { value: wasmResult(exportName, (instance.exports[exportName] as (...p: unknown[]) => unknown)(...params)), usedGrid };
   }
+  instance = new WebAssembly.Instance(module, { grid });
+  const fn = instance.exports[exportName] as (...params: unknown[]) => unknown;
   const input = encodeValue(args);
   const packed = fn(Number(place(input) >> 32n), input.length) as bigint;
   if (packed < 0n) throw new WasmRevoked('revoked by the module');

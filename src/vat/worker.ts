@@ -13,6 +13,7 @@ import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type Gr
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
 import { describeThrown } from '../caps/errors.js';
+import type { RevokeCause } from '../caps/outcome.js';
 
 const port = parentPort!;
 const options = workerData as VatOptions;
@@ -24,6 +25,17 @@ class RevokeSignal {
 }
 
 const describe = (thrown: unknown) => (thrown instanceof RevokeSignal ? thrown.reason : describeThrown(thrown));
+
+/**
+ * Errors `ctx.call` rejected with: a closure that lets one escape passes on
+ * the revocation of a call it made, which is counted where that call ran.
+ * A WeakSet, not a class, so a closure cannot make one of its own.
+ */
+const passedOn = new WeakSet<object>();
+
+/** Why a thrown value ended a call: the closure's refusal, a revocation passed on, or a crash. */
+const causeOf = (thrown: unknown): RevokeCause =>
+  thrown instanceof RevokeSignal ? 'refused' : typeof thrown === 'object' && thrown !== null && passedOn.has(thrown) ? 'passed' : 'crash';
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> => {
   try {
@@ -121,7 +133,9 @@ class CallContext {
     if (typeof target !== 'string') return Promise.reject(new TypeError('ctx.call needs a token'));
     return ask(state, { t: 'call', run: state.run, sub: state.nextSub, token: target, args: argsBytes }).then((answer) => {
       if (answer.status === 'fulfilled') return copyValue(answer.value);
-      throw new Error(`revoked: ${answer.status === 'revoked' ? answer.reason : 'unresolved further promise'}`);
+      const error = new Error(`revoked: ${answer.status === 'revoked' ? answer.reason : 'unresolved further promise'}`);
+      passedOn.add(error);
+      throw error;
     });
   }
 
@@ -171,19 +185,25 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
     nextSub: 0,
     waiting: new Map(),
   };
-  if (!closure) return finish(state, { status: 'revoked', reason: 'vat: closure not loaded' });
+  if (!closure) return finish(state, { status: 'revoked', reason: 'vat: closure not loaded', cause: 'node' });
   runs.set(message.run, state);
   const wasm = wasmModules.get(closure.code);
   if (wasm) return executeWasm(state, wasm, message.args);
   try {
     const entry = runner.instantiate(closure.code)[closure.export];
-    if (typeof entry !== 'function') return finish(state, { status: 'revoked', reason: `export "${closure.export}" is not a function` });
+    if (typeof entry !== 'function') return finish(state, { status: 'revoked', reason: `export "${closure.export}" is not a function`, cause: 'crash' });
     let result = entry(Object.freeze(new CallContext(state)), ...(copyValue(message.args) as GridValue[]));
     if (isThenable(result)) result = await result;
     if (isLink(result)) return finish(state, { status: 'promised', token: asToken(result['/']) });
-    return finish(state, { status: 'fulfilled', value: encodeValue(result === undefined ? null : result) });
+    let value: Uint8Array;
+    try {
+      value = encodeValue(result === undefined ? null : result);
+    } catch (error) {
+      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}` });
+    }
+    return finish(state, { status: 'fulfilled', value });
   } catch (error) {
-    return finish(state, { status: 'revoked', reason: describe(error) });
+    return finish(state, { status: 'revoked', reason: describe(error), cause: causeOf(error) });
   }
 };
 
@@ -194,10 +214,17 @@ const executeWasm = (state: RunState, wasm: { module: WebAssembly.Module; record
       log: (line) => send({ t: 'log', run: state.run, line }),
     });
     if (usedGrid) state.pure = false;
-    return finish(state, { status: 'fulfilled', value: encodeValue(value) });
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeValue(value);
+    } catch (error) {
+      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}` });
+    }
+    return finish(state, { status: 'fulfilled', value: bytes });
   } catch (error) {
     const reason = error instanceof WasmRevoked ? error.message : `trap: ${describeThrown(error)}`;
-    return finish(state, { status: 'revoked', reason });
+    // WasmRevoked: the module's own refusal, or arguments that do not fit its export; a trap is a crash.
+    return finish(state, { status: 'revoked', reason, cause: error instanceof WasmRevoked ? 'refused' : 'crash' });
   }
 };
 

@@ -40,10 +40,18 @@ const describe = (value: unknown) =>
   value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value).slice(8, -1) : typeof value;
 
 const refuse = (value: unknown): never => {
+  if (typeof value === 'number') throw new TypeError(`${value} is not grid data (numbers are finite)`);
   if (typeof value === 'object' && value !== null) {
     throw new TypeError(`only plain objects are grid data (got ${describe(value)})`);
   }
   throw new TypeError(`${typeof value === 'function' ? 'a function' : describe(value)} is not grid data`);
+};
+
+/** CBOR's integers (major types 0 and 1) span -2^64 … 2^64-1; a bigint beyond has no integer form. */
+export const MIN_INTEGER = -(2n ** 64n);
+export const MAX_INTEGER = 2n ** 64n - 1n;
+const refuseInteger = (value: bigint): never => {
+  throw new RangeError(`integer ${value} is beyond the grid's integers (-2^64 to 2^64-1)`);
 };
 
 const linkTokens = (cid: CID) => {
@@ -85,7 +93,10 @@ const makeEncodeOptions = (linkForm: boolean) => ({
         throw new TypeError(`not a valid link: ${JSON.stringify(text.slice(0, 80))}`);
       }
     },
-    number: (value: number) => (Number.isFinite(value) ? null : refuse(value)),
+    // -0 is a float: its shortest form is the half float 0xf98000 (RFC 8949
+    // §4.2.2), not the integer 0 cborg would write, which would lose its sign.
+    number: (value: number) => (Object.is(value, -0) ? [new Token(Type.float, -0)] : Number.isFinite(value) ? null : refuse(value)),
+    bigint: (value: bigint) => (value >= MIN_INTEGER && value <= MAX_INTEGER ? null : refuseInteger(value)),
     undefined: refuse,
     Function: refuse,
     symbol: refuse,
