@@ -1,5 +1,5 @@
 import '../src/perimeter/lockdown.js';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as T
 const callBody = (identity: Identity, n: number): AppendBody => ({ kind: 'call', token, caller: identity.principal as Principal, args: encodeValue([n, 'x']) });
 const journalPowers = (identity: Identity) => ({ identity, clock: () => 1_700_000_000_000, schedule: setImmediate });
 
-const newHome = async (t: Parameters<Parameters<typeof test>[1]>[0]) => {
+const newHome = async (t: ExecutionContext) => {
   const home = join(await tempDir(t), 'home');
   await (await openKernel({ home, create: true })).close();
   return { home, paths: homePaths(home), identity: await loadIdentity(homePaths(home).identity) };
