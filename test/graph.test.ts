@@ -36,13 +36,15 @@ test('entriesAround follows nested calls and further promises', async (t) => {
 test('reputation counts kept, broken and pending promises per issuer', async (t) => {
   const { kernel, greet, fail, order } = await setup();
   t.teardown(() => kernel.close());
-  await kernel.call(greet, ['a']);
-  await kernel.call(greet, ['a']); // a cache hit is a kept promise too
-  await kernel.call(fail, []);
-  await kernel.call(order, []); // a further promise nobody has called yet: pending
+  // Calls by someone else: the issuer's own calls count for nothing (see reputation.test.ts).
+  const other = { caller: (await openKernel({ memory: true }).then(async (k) => (await k.close(), k.principal))) };
+  await kernel.call(greet, ['a'], other);
+  await kernel.call(greet, ['a'], other); // a cache hit is a kept promise too
+  await kernel.call(fail, [], other); // the closure's refusal: kept, weighed neither way
+  await kernel.call(order, [], other); // a further promise nobody has called yet: pending
   await kernel.revoke(greet);
   t.deepEqual(reputation(kernel.journal.entries()), [
-    { issuer: kernel.principal, issued: 5, fulfilled: 2, broken: 2, pending: 1 },
+    { issuer: kernel.principal, issued: 5, fulfilled: 2, broken: 1, refused: 1, pending: 1 },
   ]);
 });
 
@@ -104,6 +106,6 @@ test('delegations are in the graph: wraps, audited layers, the chain of a token 
   t.regex(dot, new RegExp(`"${toBob}" -> "${greet}" \\[label="screens"`));
   t.regex(dot, new RegExp(`"${toBob}" -> "${bob.principal}" \\[label="held by"`));
   // A delegation is its delegator's promise: issued, broken when revoked; the call through it counts for the closure.
-  t.deepEqual(kernel.reputation(), [{ issuer: kernel.principal, issued: 5, fulfilled: 1, broken: 1, pending: 0 }]);
+  t.deepEqual(kernel.reputation(), [{ issuer: kernel.principal, issued: 5, fulfilled: 1, broken: 1, refused: 0, pending: 0 }]);
   t.deepEqual(kernel.reputation(), reputation(entries), 'the tally kept as records are written agrees with a pass over the journal');
 });

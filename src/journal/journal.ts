@@ -25,6 +25,7 @@ import { blockCidBytes } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { GridError } from '../caps/errors.js';
+import type { RevokeCause } from '../caps/outcome.js';
 
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile {
@@ -51,7 +52,8 @@ export type EntryBody =
   | { kind: 'issue'; token: Token; code: ModuleId; export: string; issuer: Principal }
   | { kind: 'call'; token: Token; caller: Principal; args: readonly GridValue[]; parent?: number }
   | { kind: 'fulfilled'; call: number; value: GridValue; pure: boolean }
-  | { kind: 'revoked'; call: number; reason: string }
+  /** `cause`: why, as reputation weighs it (see RevokeCause); absent in records written before it was kept. */
+  | { kind: 'revoked'; call: number; reason: string; cause?: RevokeCause }
   | { kind: 'promised'; call: number; token: Token }
   | { kind: 'revoke'; token: Token; reason: string; by: Principal }
   /** A call answered from the cache; `from` is the `fulfilled` entry that answered it (its call has the arguments). */
@@ -106,7 +108,7 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   issue: ['token', 'code', 'export', 'issuer'],
   call: ['token', 'caller', 'args', 'parent'],
   fulfilled: ['call', 'value', 'pure'],
-  revoked: ['call', 'reason'],
+  revoked: ['call', 'reason', 'cause'],
   promised: ['call', 'token'],
   revoke: ['token', 'reason', 'by'],
   hit: ['token', 'caller', 'from', 'parent'],
@@ -119,6 +121,8 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
 };
 const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
+/** Trailing fields added to a kind after records of it were written: older records lack them. */
+const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 1 };
 const LINK_FIELDS = new Set(['token', 'code', 'inner']);
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
@@ -219,7 +223,7 @@ const fromRecord = (record: unknown): { entry: Entry; prev: Uint8Array | null; s
   if (!kind) throw bad(`unknown kind ${String(code)}`);
   if (typeof seq !== 'number' || typeof at !== 'number') throw bad('seq and at must be numbers');
   const layout = LAYOUT[kind];
-  if (rest.length !== layout.length) throw bad(`${kind} has ${rest.length} fields, expected ${layout.length}`);
+  if (rest.length > layout.length || rest.length < layout.length - (ADDED_FIELDS[kind] ?? 0)) throw bad(`${kind} has ${rest.length} fields, expected ${layout.length}`);
   const fields: Record<string, unknown> = { seq, at, kind };
   let payload: Uint8Array | undefined;
   let sig: Uint8Array | undefined;

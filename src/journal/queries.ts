@@ -15,6 +15,7 @@ import type { Principal, Token } from '../caps/ids.js';
 import type { Entry } from './journal.js';
 import type { Verified } from './disclosure.js';
 import { describeThrown } from '../caps/errors.js';
+import type { RevokeCause } from '../caps/outcome.js';
 
 type CallEntry = Extract<Entry, { kind: 'call' }>;
 type WrapEntry = Extract<Entry, { kind: 'wrap' }>;
@@ -37,6 +38,8 @@ export interface Broken {
   readonly reason: string;
   /** The caller whose call was broken; absent when the token itself was revoked. */
   readonly caller?: Principal;
+  /** Why the call ended revoked (see RevokeCause): only `limit` and `crash` count against the issuer's reputation. */
+  readonly cause?: RevokeCause;
 }
 
 export interface TreeNode {
@@ -81,7 +84,7 @@ export class GraphIndex {
         if (entry.kind === 'promised') push(this.#waiting, entry.token, entry.call);
         else this.#open.delete(entry.call);
         const call = this.#callBySeq(entry.call);
-        if (entry.kind === 'revoked' && call) this.#broken.push({ seq: entry.seq, token: call.token, reason: entry.reason, caller: call.caller });
+        if (entry.kind === 'revoked' && call) this.#broken.push({ seq: entry.seq, token: call.token, reason: entry.reason, caller: call.caller, ...(entry.cause ? { cause: entry.cause } : {}) });
         if (entry.kind !== 'promised' && call) this.#settleWaiting(call.token);
         break;
       }

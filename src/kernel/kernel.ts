@@ -20,7 +20,7 @@ import { assertExportName, makeClosure, readClosure, type Closure } from '../clo
 import { bytesKey, CLOSURE_API, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
-import type { Settlement } from '../caps/outcome.js';
+import { REVOKE_CAUSES, type RevokeCause, type Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
 import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
 import { capMemory, shapeOf } from '../vat-wasm/binary.js';
@@ -225,6 +225,20 @@ export const REMOTE_GRACE_MS = 1000;
 const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
 const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
 const promised = (token: Token): Outcome => Object.freeze({ status: 'promised', token });
+/**
+ * Why a revoked outcome was revoked, for its journal record. Kept beside the
+ * outcome, not in it, so outcomes keep the shape callers see; a revocation the
+ * kernel makes without naming a cause is the node's (`node`), never held
+ * against an issuer.
+ */
+const causes = new WeakMap<Outcome, RevokeCause>();
+const revokedBecause = (reason: string, cause: RevokeCause): Outcome => {
+  const outcome = revoked(reason);
+  causes.set(outcome, cause);
+  return outcome;
+};
+/** A vat's cause for a revocation, checked like the rest of its answer; none is the node's. */
+const vatCause = (cause: unknown): RevokeCause => (cause === undefined ? 'node' : REVOKE_CAUSES.includes(cause as RevokeCause) ? (cause as RevokeCause) : 'crash');
 
 const toVatAnswer = (outcome: Outcome): VatAnswer =>
   outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome;
@@ -798,7 +812,7 @@ export class Kernel {
   ): Promise<Outcome> {
     switch (screening.kind) {
       case 'refuse':
-        return revoked(screening.reason);
+        return revokedBecause(screening.reason, 'screened');
       case 'answer':
         try {
           return fulfilled(decodeValue(encodeValue(screening.value)));
@@ -1131,7 +1145,7 @@ export class Kernel {
         return { outcome, pure: true, valueBytes: value };
       }
     } else if (outcome.status === 'revoked') {
-      journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason });
+      journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason, cause: causes.get(outcome) ?? 'node' });
     } else {
       journal.append({ kind: 'promised', call: call.seq, token: outcome.token });
     }
@@ -1173,6 +1187,8 @@ export class Kernel {
       );
     }
     // Answers through a delegation are screened each time: never cached on the way.
+    // The node that ran the call journals why it was revoked; here it is another node's answer.
+    if (answer.outcome.status === 'revoked') return impure(revokedBecause(answer.outcome.reason, 'remote'));
     if (answer.outcome.status !== 'fulfilled' || chain) return impure(answer.outcome);
     let valueBytes: Uint8Array;
     try {
@@ -1194,7 +1210,7 @@ export class Kernel {
   ): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
     const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const reason = this.#revoked.get(token);
-    if (reason !== undefined) return impure(revoked(reason));
+    if (reason !== undefined) return impure(revokedBecause(reason, 'revoked'));
     const pending = this.#pending.get(token);
     if (pending) return impure(await this.#onPending(pending, argsBytes, frame));
     // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
@@ -1239,11 +1255,16 @@ export class Kernel {
     });
     // A vat is hostile territory: what it sends back is checked like input from a peer.
     try {
-      if (answer.status === 'revoked') return impure(revoked(String(answer.reason)));
+      if (answer.status === 'revoked') {
+        let cause = vatCause(answer.cause);
+        // A call made by a closure that ran out of its caller's remaining time did not fail on its own budget.
+        if (cause === 'limit' && frame.depth > 0 && answer.reason === 'time limit' && timeLimitMs < Math.min(this.limits.callTimeoutMs, closure.timeLimitMs ?? Infinity)) cause = 'passed';
+        return impure(revokedBecause(String(answer.reason), cause));
+      }
       if (answer.status === 'promised') return impure(promised(asToken(answer.token)));
       return { outcome: fulfilled(decodeValue(answer.value)), pure, valueBytes: answer.value };
     } catch (error) {
-      return impure(revoked(`vat answered with something malformed: ${describeThrown(error)}`));
+      return impure(revokedBecause(`vat answered with something malformed: ${describeThrown(error)}`, 'crash'));
     }
   }
 

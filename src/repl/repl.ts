@@ -106,7 +106,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     reputation: async (principal?: Principal) => {
       const { tally } = await index();
       const rows = principal ? [tally.of(principal)] : tally.rows();
-      return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, pending ${r.pending}`).join('\n') || '(no issuers)');
+      return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, refused ${r.refused}, pending ${r.pending}`).join('\n') || '(no issuers)');
     },
     /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */
     export: async (format: 'text' | 'json' | 'dot' | 'mermaid' = 'text', token?: Token) => {

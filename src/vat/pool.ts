@@ -235,7 +235,7 @@ export class VatPool {
       for (const message of batch) this.#receive(vat, message);
     });
     worker.on('error', (error: Error & { code?: string }) => {
-      this.#retire(vat, error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'memory limit' : `vat failed: ${error.message}`);
+      this.#retire(vat, error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'memory limit' : `vat failed: ${error.message}`, error.code === 'ERR_WORKER_OUT_OF_MEMORY');
     });
     worker.on('exit', () => this.#retire(vat, 'vat exited'));
     this.#vats.push(vat);
@@ -308,12 +308,18 @@ export class VatPool {
     const pending = vat.runs.get(run);
     if (!pending) return;
     vat.runs.delete(run);
-    pending.resolve({ answer: { status: 'revoked', reason }, pure: false });
+    pending.resolve({ answer: { status: 'revoked', reason, cause: 'limit' }, pure: false });
     this.#retire(vat, `vat restarted: another call on it hit its ${reason}`);
   }
 
-  #retire(vat: Vat, reason: string) {
+  /**
+   * `overLimit`: the vat ran out of memory. Which call did it is known only
+   * when it held one; otherwise the calls it ends were the node's misfortune
+   * (cause `node`), not broken promises of their closures.
+   */
+  #retire(vat: Vat, reason: string, overLimit = false) {
     if (vat.dead) return;
+    const cause = overLimit && vat.runs.size === 1 ? 'limit' : 'node';
     vat.markStopped();
     this.#vats.splice(this.#vats.indexOf(vat), 1);
     for (const pending of vat.runs.values()) {
@@ -326,7 +332,7 @@ export class VatPool {
         this.#retried.add(pending.request);
         void this.run(pending.request).then(pending.resolve);
       } else {
-        pending.resolve({ answer: { status: 'revoked', reason }, pure: false });
+        pending.resolve({ answer: { status: 'revoked', reason, cause }, pure: false });
       }
     }
     vat.runs.clear();
