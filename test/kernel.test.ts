@@ -51,6 +51,8 @@ test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 wi
   t.deepEqual(await call('huge', []), { status: 'revoked', reason: "bad result: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
   t.deepEqual(await call('same', [Number.NaN]), { status: 'revoked', reason: 'bad arguments: NaN is not grid data (numbers are finite)' });
   t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
+  const nan = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.reason.startsWith('bad result: NaN'));
+  t.is(nan?.kind === 'revoked' ? nan.cause : undefined, 'crash', "a result that is not grid data is the closure's fault");
 });
 
 test('outcomes are hardened', async (t) => {

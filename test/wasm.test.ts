@@ -118,6 +118,10 @@ test('a numeric argument that does not fit its parameter exactly is refused, nam
   }
   t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'nan' }), []), { status: 'revoked', reason: 'nan returned NaN, which is not grid data (numbers are finite)' });
   t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'inf' }), []), { status: 'revoked', reason: 'inf returned -Infinity, which is not grid data (numbers are finite)' });
+  // A refused argument is the promise kept; a result that is not grid data is the module's fault.
+  const causes = new Map(kernel.journal.entries().flatMap((e) => (e.kind === 'revoked' ? [[e.reason, e.cause]] : [])));
+  t.is(causes.get(refusals[0]![2]), 'refused');
+  t.is(causes.get('nan returned NaN, which is not grid data (numbers are finite)'), 'crash');
 });
 
 test('the CBOR convention passes and returns grid data through linear memory', async (t) => {

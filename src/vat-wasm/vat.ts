@@ -53,7 +53,19 @@ export interface WasmHost {
   log(line: string): void;
 }
 
-export class WasmRevoked extends Error {}
+/**
+ * Ends a call revoked with its message. `refusal`: the call's input was
+ * refused (arguments that do not fit, or the module's own refusal), a
+ * promise kept; otherwise the module misbehaved (a bad answer), a crash.
+ */
+export class WasmRevoked extends Error {
+  constructor(
+    message: string,
+    readonly refusal = false,
+  ) {
+    super(message);
+  }
+}
 
 /** A number as it was given: `-0` keeps its sign, bigints print whole. */
 const numberText = (value: number | bigint): string => (Object.is(value, -0) ? '-0' : String(value));
@@ -75,9 +87,9 @@ const INTEGER_RANGES = {
  * infinity or to zero.
  */
 export const wasmParam = (exportName: string, index: number, type: string, arg: unknown): number | bigint => {
-  if (typeof arg !== 'number' && typeof arg !== 'bigint') throw new WasmRevoked(`argument ${index + 1} must be a number (got ${quote(arg)})`);
+  if (typeof arg !== 'number' && typeof arg !== 'bigint') throw new WasmRevoked(`argument ${index + 1} must be a number (got ${quote(arg)})`, true);
   const refuse = (what: string): never => {
-    throw new WasmRevoked(`argument ${index + 1} of ${exportName} is an ${type}: ${what}`);
+    throw new WasmRevoked(`argument ${index + 1} of ${exportName} is an ${type}: ${what}`, true);
   };
   if (type === 'i32' || type === 'i64') {
     const [min, max] = INTEGER_RANGES[type];
@@ -151,7 +163,7 @@ export const runWasm = (
   if (convention === 'numeric') {
     // Checked before the module is instantiated: a refused call runs none of its code.
     const type = shape.functions.get(exportName)!;
-    if (args.length !== type.params.length) throw new WasmRevoked(`${exportName} takes ${type.params.length} numbers (got ${args.length} arguments)`);
+    if (args.length !== type.params.length) throw new WasmRevoked(`${exportName} takes ${type.params.length} numbers (got ${args.length} arguments)`, true);
     const params = args.map((arg, index) => wasmParam(exportName, index, type.params[index]!, arg));
     instance = new WebAssembly.Instance(module, { grid });
     return { value: wasmResult(exportName, (instance.exports[exportName] as (...p: unknown[]) => unknown)(...params)), usedGrid };
@@ -160,7 +172,7 @@ export const runWasm = (
   const fn = instance.exports[exportName] as (...params: unknown[]) => unknown;
   const input = encodeValue(args);
   const packed = fn(Number(place(input) >> 32n), input.length) as bigint;
-  if (packed < 0n) throw new WasmRevoked('revoked by the module');
+  if (packed < 0n) throw new WasmRevoked('revoked by the module', true);
   const bytes = memoryBytes(Number(packed >> 32n), Number(packed & 0xffffffffn)).slice();
   return { value: decodeValue(bytes), usedGrid };
 };

@@ -199,7 +199,7 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
     try {
       value = encodeValue(result === undefined ? null : result);
     } catch (error) {
-      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}` });
+      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}`, cause: 'crash' });
     }
     return finish(state, { status: 'fulfilled', value });
   } catch (error) {
@@ -218,13 +218,13 @@ const executeWasm = (state: RunState, wasm: { module: WebAssembly.Module; record
     try {
       bytes = encodeValue(value);
     } catch (error) {
-      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}` });
+      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}`, cause: 'crash' });
     }
     return finish(state, { status: 'fulfilled', value: bytes });
   } catch (error) {
     const reason = error instanceof WasmRevoked ? error.message : `trap: ${describeThrown(error)}`;
-    // WasmRevoked: the module's own refusal, or arguments that do not fit its export; a trap is a crash.
-    return finish(state, { status: 'revoked', reason, cause: error instanceof WasmRevoked ? 'refused' : 'crash' });
+    // A refusal: the module's own, or arguments that do not fit its export; a trap or a bad answer is a crash.
+    return finish(state, { status: 'revoked', reason, cause: error instanceof WasmRevoked && error.refusal ? 'refused' : 'crash' });
   }
 };
 
