@@ -7,6 +7,7 @@ import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from './_helpers.js';
@@ -28,6 +29,63 @@ const session = (home: string, lines: string[]): Promise<string> =>
     child.on('close', () => resolve(out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '')));
     child.stdin.end(`${lines.join('\n')}\n.exit\n`);
   });
+
+/** Escape sequences and carriage returns removed: roughly what the terminal shows, line by line. */
+const plain = (raw: string) => raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
+
+/**
+ * `grid repl` on a pseudo-terminal, typed into as a person does: a line at a
+ * time, each once the REPL has answered the one before (its next prompt).
+ */
+const terminal = (home: string) => {
+  const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(GRID)} repl --home ${JSON.stringify(home)}`;
+  const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GRID_HOME: '', COLUMNS: '200' } });
+  let raw = '';
+  let changed = () => {};
+  child.stdout.on('data', (chunk) => {
+    raw += chunk;
+    changed();
+  });
+  const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  /** Resolves once `done(raw output)` holds; rejects with the output so far if it does not within `ms`. */
+  const until = (done: (raw: string) => boolean, ms = 30_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the REPL did not get there; it showed:\n${plain(raw)}`)), ms);
+      changed = () => {
+        if (!done(raw)) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      changed();
+    });
+  const prompts = () => plain(raw).split('\ngrid> ').length;
+  // Typing before the REPL is listening would have the terminal echo it early.
+  const ready = until((shown) => plain(shown).includes('grid> '));
+  return {
+    raw: () => raw,
+    text: () => plain(raw),
+    until,
+    /** Type `text` without Enter. */
+    type: async (text: string) => {
+      await ready;
+      child.stdin.write(text);
+    },
+    /** Type a line and wait for the REPL's answer and its next prompt; what it printed. */
+    line: async (text: string) => {
+      await ready;
+      const before = plain(raw).length;
+      const count = prompts();
+      child.stdin.write(`${text}\n`);
+      await until(() => prompts() > count);
+      const shown = plain(raw).slice(before);
+      return shown.slice(shown.indexOf('\n') + 1, shown.lastIndexOf('\ngrid> ')).trim();
+    },
+    exit: async () => {
+      child.stdin.end('.exit\n');
+      await closed;
+    },
+  };
+};
 
 (hasScript ? test : test.skip)('a REPL session delegates, calls, revokes and audits the graph', async (t) => {
   t.timeout(60_000);
@@ -76,4 +134,35 @@ const session = (home: string, lines: string[]): Promise<string> =>
   t.regex(out, /across 2 nodes\n├─ here: bafyrei\w+…\w+: not issued here\n└─ on did:key:z6Mk…\w+ \(ws:\/\/127\.0\.0\.1:\d+\): \d+ records verified\n {3}├─ issued by/);
   t.regex(out, /call #\d+ by did:key:z6Mk…\w+ → fulfilled/);
   await node.stop();
+});
+
+(hasScript ? test : test.skip)("the README's REPL lines, typed in order on a home whose node has a peer, across nodes included", async (t) => {
+  t.timeout(120_000);
+  const [alice, bob] = await Promise.all([tempDir(t), tempDir(t)]);
+  await Promise.all([ok(alice, ['init']), ok(bob, ['init'])]);
+  const b = await startNode(t, bob);
+  const a = await startNode(t, alice, ['--peer', b.url]);
+  const readme = await readFile(join(process.cwd(), 'README.md'), 'utf8');
+  // Each `grid>` line of the tour, its comment dropped and its placeholder principal made real.
+  const lines = [...readme.matchAll(/^grid> (.*)$/gm)].map(([, line]) => line!.replace(/\s{2,}\/\/ .*$/, '').replaceAll('did:key:…', b.principal).trim());
+  t.true(lines.length >= 8, 'the README has its REPL lines');
+  t.true(lines.some((line) => line.includes('graph.follow()')) && lines.at(-1)!.includes('across: true'), 'following starts before the look across nodes');
+  const repl = terminal(alice);
+  const answers: string[] = [];
+  for (const line of lines) answers.push(await repl.line(line));
+  // Once more after everything else, and a call: the session still works.
+  const again = await repl.line(lines.at(-1)!);
+  const call = await repl.line('await grid.call(add, 20, 22)');
+  await repl.line('stop()');
+  await repl.exit();
+  t.log(repl.text());
+  t.is(answers[1], "{ status: 'fulfilled', value: 5 }");
+  for (const shown of [answers.at(-1)!, again]) {
+    t.regex(shown, /across 2 nodes/);
+    t.regex(shown, new RegExp(`on ${b.principal.slice(0, 12)}\\S* \\(${b.url.replace(/[/.]/g, '\\$&')}\\): \\d+ records verified`));
+    t.notRegex(shown, /✗/);
+  }
+  t.regex(call, /value: 42/);
+  t.notRegex(repl.text(), /Uncaught|read only property|_events/);
+  void a;
 });

@@ -5,6 +5,7 @@
  * print readably: principals and tokens by pet name where one exists, and
  * `graph.show` as a tree.
  */
+import type { Domain } from 'node:domain';
 import { start as startNodeRepl } from 'node:repl';
 import { inspect } from 'node:util';
 import { E } from '@endo/far';
@@ -45,6 +46,59 @@ const printing = <T extends object>(value: T, text: () => string): T => {
 
 const FOLLOW_MS = 250;
 
+const activeDomain = () => (process as { domain?: Domain | null }).domain ?? undefined;
+/** More nested domains than any REPL makes. */
+const MAX_DOMAIN_DEPTH = 64;
+
+/**
+ * Node's REPL evaluates each input inside a domain, and while a domain is
+ * active Node gives every promise made a `domain` property naming it. Eventual
+ * sends and CapTP make hardened promises (HandledPromise), and so does every
+ * `then` on one — including the REPL's own `await` of one; harden follows the
+ * `domain` property to the domain, an EventEmitter, and freezes
+ * EventEmitter.prototype, after which no emitter can be made (a WebSocket:
+ * "Cannot assign to read only property '_events'") and the REPL's own error
+ * handling breaks. So what the REPL hands its user runs outside the domain and
+ * answers with a plain promise, never a HandledPromise.
+ */
+const outsideDomain = <R>(body: () => R): R => {
+  // The REPL enters its domain more than once per input (emitting the line, evaluating it): leave every entry.
+  const entered: Domain[] = [];
+  for (let domain = activeDomain(); domain && entered.length < MAX_DOMAIN_DEPTH; domain = activeDomain()) {
+    entered.unshift(domain);
+    domain.exit();
+  }
+  try {
+    return body();
+  } finally {
+    for (const domain of entered) domain.enter();
+  }
+};
+
+/** `method`'s answer as a plain promise, made (and settled) outside the REPL's domain. */
+const plainly =
+  <A extends unknown[], R>(method: (...args: A) => R) =>
+  (...args: A): Promise<Awaited<R>> =>
+    outsideDomain(async (): Promise<Awaited<R>> => await method(...args));
+
+/** Each of `methods`, answering plainly; frozen. */
+const plainMethods = <T extends Record<string, (...args: never[]) => unknown>>(methods: T) =>
+  Object.freeze(Object.fromEntries(Object.entries(methods).map(([key, method]) => [key, plainly(method)]))) as {
+    readonly [K in keyof T]: (...args: Parameters<T[K]>) => Promise<Awaited<ReturnType<T[K]>>>;
+  };
+
+/** `E` for the REPL: each eventual send answers plainly. */
+const replE = (() => {
+  const sends = (make: () => object) => new Proxy({}, { get: (_, name) => plainly((...args: unknown[]) => Reflect.get(make(), name)(...args)) });
+  return Object.freeze(
+    Object.assign((target: unknown) => sends(() => E(target)), {
+      get: (target: unknown) => new Proxy({}, { get: (_, name) => plainly(() => Reflect.get(E.get(target), name))() }),
+      sendOnly: (target: unknown) => sends(() => E.sendOnly(target)),
+      when: plainly((value: unknown, onFulfilled?: (v: unknown) => unknown, onRejected?: (r: unknown) => unknown) => E.when(value, onFulfilled, onRejected)),
+    }),
+  );
+})();
+
 export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> => {
   const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
   const name = (id: string) => options.nameOf(id) ?? short(id);
@@ -63,7 +117,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   const call = options.call ?? home.call;
   const stops = new Set<() => void>();
 
-  const grid = Object.freeze({
+  const grid = plainMethods({
     publish: (source: string | Uint8Array) => home.publish(typeof source === 'string' ? new TextEncoder().encode(source) : source),
     issue: (spec: IssueSpec) => home.issue(spec),
     call: (token: string, ...args: unknown[]) => call(token, args, { follow: true }),
@@ -71,7 +125,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     revoke: (token: string, reason?: string) => home.revoke(token, reason),
   });
 
-  const queries = Object.freeze({
+  const queries = plainMethods({
     /**
      * The story of a token: issue, delegations, calls and outcomes, as a tree.
      * With `{ across: true }` (or `{ from: [url…] }`), also each other node's
@@ -138,7 +192,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   });
 
   const server = startNodeRepl({ prompt: 'grid> ', input: options.input, output: options.output, useGlobal: true, terminal: (options.output as { isTTY?: boolean }).isTTY === true });
-  Object.assign(server.context, { E, grid, graph: queries });
+  Object.assign(server.context, { E: replE, grid, graph: queries });
   if (options.historyFile) server.setupHistory(options.historyFile, () => {});
   return new Promise((resolve) =>
     server.on('exit', () => {
