@@ -363,15 +363,44 @@ test('k-of-n approval: k distinct listed approvers; only the caller collects', a
   t.deepEqual(await w.alice.call(pending, [], { caller: w.carol.principal }), refused(`only ${w.bob.principal}, who made the call, can collect its answer`));
   t.deepEqual(await approve(x), approval([x], 'waiting'));
   t.deepEqual(await approve(x), approval([x], 'waiting'), 'a second approval by the same principal does not count');
-  t.deepEqual(await approve(m), approval([x, m], 'waiting'), 'an approver not listed does not count');
+  t.deepEqual(await approve(m), refused(`${m} is not one of the approvers this call waits for`), 'an approver not listed does not count');
+  t.deepEqual(await approve(x), approval([x], 'waiting'), 'nor is it listed');
   const started = Date.now();
   t.deepEqual(await w.alice.call(pending, [], { caller: w.bob.principal }), { status: 'promised', token: pending }, 'still waiting: the same promise');
   t.true(Date.now() - started >= 400, 'collecting waits up to the call limit');
-  t.deepEqual(await approve(y), approval([x, m, y], 'fulfilled'));
+  t.deepEqual(await approve(y), approval([x, y], 'fulfilled'));
   t.deepEqual(await w.alice.call(pending, [], { caller: w.bob.principal }), echoed(w.bob.principal, ['pay']));
   t.deepEqual(await w.alice.call(pending, [], { caller: w.carol.principal }), refused(`only ${w.bob.principal}, who made the call, can collect its answer`));
-  t.deepEqual(await approve(z), approval([x, m, y], 'fulfilled'), 'approvals after it proceeded change nothing');
+  t.deepEqual(await approve(z), approval([x, y], 'fulfilled'), 'approvals after it proceeded change nothing');
   t.deepEqual(await w.alice.call(dab, ['again'], { caller: w.bob.principal }), refused(`${layer(dab)}: quota of 1 calls used up`));
+});
+
+test('an approver sees what waits for it; a caller following with waitMs waits for the approvals, or gets the promise back', async (t) => {
+  const w = await world(t, { callTimeoutMs: 300 });
+  const [x, y, z] = [0, 1, 2].map(() => generateIdentity(random).principal) as [Principal, Principal, Principal];
+  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: 'approval', settings: { k: 2, of: [x, y, z] } }] });
+  const bob = { caller: w.bob.principal };
+  // Nobody approves: following for 1 s (over three call limits) ends with the further promise itself.
+  const given = await w.alice.call(dab, ['late'], { ...bob, follow: true, waitMs: 1000 });
+  if (given.status !== 'promised') return t.fail(JSON.stringify(given));
+  t.deepEqual(w.alice.pendingFor(x).map((v) => [v.token, v.caller, v.args, v.approvers, v.approvedBy, v.yours]), [[given.token, w.bob.principal, ['late'], [x, y, z], [], 'approve']]);
+  t.regex(w.alice.pendingFor(x)[0]!.reason, /waiting for 2 of 3 approvals \(0 so far\)/);
+  t.deepEqual(w.alice.pendingFor(w.bob.principal).map((v) => v.yours), ['collect']);
+  t.deepEqual(w.alice.pendingFor(w.carol.principal), [], 'nothing waits for anyone else');
+  await w.alice.call(given.token, ['approve'], { caller: x });
+  t.deepEqual(w.alice.pendingFor(x), [], 'once approved, it no longer waits for that approver');
+  t.deepEqual(w.alice.pendingFor(y).map((v) => v.approvedBy), [[x]]);
+  // Following a second call: it waits across call limits until the approvals come.
+  const following = w.alice.call(dab, ['on time'], { ...bob, follow: true, waitMs: 30_000 });
+  let second: Token | undefined;
+  while (!second) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    second = w.alice.pendingFor(y).find((v) => v.args[0] === 'on time')?.token;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  await w.alice.call(second, ['approve'], { caller: y });
+  await w.alice.call(second, ['approve'], { caller: z });
+  t.deepEqual(await following, echoed(w.bob.principal, ['on time']));
 });
 
 test('a waiting call whose delegation is revoked ends revoked', async (t) => {

@@ -12,7 +12,8 @@ import { serveNode, startNode, type NodeServer } from '../src/net/node.js';
 import { FIRST_BACKOFF_MS, makePeers } from '../src/net/peers.js';
 import { connectNode } from '../src/net/client.js';
 import { encodeMessage } from '../src/wire/index.js';
-import { encodeCall, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../src/net/frames.js';
+import { encodeCall, encodeCancel, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../src/net/frames.js';
+import { asToken } from '../src/caps/ids.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
 import { openSession } from '../src/net/session.js';
@@ -407,4 +408,46 @@ test('journal records over the wire: checked on arrival, one request at a time p
   // Records of a delegation go to its audience only.
   const delegated = await kernel.delegate({ token: tokens.add, to: [kernel.principal] });
   await t.throwsAsync(remote.records(delegated), { message: /only the audience of delegation/ });
+});
+
+test('a cancel crosses the wire and the forward: each node ends the call "cancelled by caller" and frees its vat; only its caller can cancel it', async (t) => {
+  // Two-minute limits: a spinner the cancel did not stop would hold each node's one vat past the test's timeout.
+  t.timeout(60_000);
+  const node = async (peers: string[] = []) => {
+    const identity = generateIdentity(random);
+    const started = await startNode((forward) => openKernel({ memory: true, identity, forward, limits: { vats: 1, callTimeoutMs: 120_000 } }), { identity, random, peers });
+    t.teardown(() => started.close());
+    return started;
+  };
+  const a = await node();
+  const code = await a.kernel.publish('export const spin = (ctx, n) => { for (;;) {} }; export const add = (ctx, x, y) => x + y;');
+  const spin = await a.kernel.issue({ code, export: 'spin' });
+  const add = await a.kernel.issue({ code, export: 'add' });
+  const b = await node([a.server.url]);
+  const caller = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  const strangerSocket = new WebSocket(a.server.url);
+  const stranger = await openSession(strangerSocket, { identity: generateIdentity(random), random });
+  t.teardown(() => (caller.close(), stranger.close()));
+  const until = async (test: () => boolean) => {
+    while (!test()) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+  const ended = (kernel: Kernel, n: number) => {
+    const call = kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === spin)[n];
+    return call && kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
+  };
+
+  const controller = new AbortController();
+  const spinning = caller.call(spin, [1], { signal: controller.signal });
+  await until(() => a.kernel.journal.entries().some((e) => e.kind === 'call' && e.token === spin));
+  // Another session numbers its own requests: a cancel of id 0 there (the caller's call is B's id 0 on A) reaches nothing else.
+  strangerSocket.send(encodeCancel(0));
+  // Frames are handled in order: once this is answered (no vat needed), the cancel has been.
+  t.deepEqual((await stranger.call(asToken('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'), [])).outcome, { status: 'revoked', reason: 'unknown token' });
+  t.is(ended(a.kernel, 0), undefined, "the stranger's cancel did not touch the caller's call");
+  controller.abort();
+  t.deepEqual(await spinning, { status: 'revoked', reason: 'cancelled by caller' });
+  await until(() => ended(a.kernel, 0) !== undefined && ended(b.kernel, 0) !== undefined);
+  t.like(ended(a.kernel, 0), { reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
+  t.like(ended(b.kernel, 0), { reason: 'cancelled by caller' }, 'so does the node that forwarded it');
+  t.deepEqual(await caller.call(add, [2, 3]), { status: 'fulfilled', value: 5 }, "A's vat is free again");
 });

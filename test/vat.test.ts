@@ -110,3 +110,55 @@ test.serial("a closure's own time limit applies below the node's ceiling", async
   t.deepEqual(await kernel.call(generous, []), { status: 'revoked', reason: 'time limit' }, 'the node ceiling wins');
   await t.throwsAsync(kernel.issue({ code, export: 'spin', timeLimitMs: -1 }), { message: /positive whole number of milliseconds/ });
 });
+
+/** Wait until the journal shows `echo` answered a call made from inside another call: its caller is then running in its vat. */
+const nestedAnswered = async (kernel: Kernel, echo: string) => {
+  for (;;) {
+    const entries = kernel.journal.entries();
+    const nested = new Set(entries.filter((e) => e.kind === 'call' && e.token === echo && e.parent !== undefined).map((e) => e.seq));
+    if (entries.some((e) => e.kind === 'fulfilled' && nested.has(e.call))) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+};
+
+test.serial('a cancelled call ends "cancelled by caller", its spinning vat is stopped, and the next call gets a vat', async (t) => {
+  // One vat and a two-minute limit: without the cancel, the call after it would wait out the spinner.
+  t.timeout(60_000);
+  const { kernel, issue } = await setup(t, { vats: 1, callTimeoutMs: 120_000 });
+  const echo = await issue('echo');
+  const slowSpin = await issue('slowSpin');
+  t.deepEqual(await kernel.call(echo, ['warm']), { status: 'fulfilled', value: 'warm' });
+  const controller = new AbortController();
+  const spinning = kernel.call(slowSpin, [{ '/': echo }], { signal: controller.signal });
+  await nestedAnswered(kernel, echo);
+  controller.abort();
+  t.deepEqual(await spinning, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' }, 'the vat was freed');
+  const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === slowSpin)!;
+  const end = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
+  t.like(end, { reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
+  const issuer = kernel.reputation().find((row) => row.issuer === kernel.principal)!;
+  t.is(issuer.broken, 0, 'a cancellation never counts against the issuer');
+});
+
+test.serial('cancelling reaches the calls a call made; a signal aborted before the call makes none', async (t) => {
+  t.timeout(60_000);
+  const { kernel, issue } = await setup(t, { vats: 2, callTimeoutMs: 120_000 });
+  const echo = await issue('echo');
+  const slowSpin = await issue('slowSpin');
+  const relay = await kernel.issue({ code: await kernel.publish('export const relay = (ctx, t, x) => ctx.call(t, x);'), export: 'relay' });
+  const controller = new AbortController();
+  const relaying = kernel.call(relay, [{ '/': slowSpin }, { '/': echo }], { signal: controller.signal });
+  await nestedAnswered(kernel, echo);
+  controller.abort();
+  t.deepEqual(await relaying, { status: 'revoked', reason: 'cancelled by caller' });
+  const entries = kernel.journal.entries();
+  for (const token of [relay, slowSpin]) {
+    const call = entries.find((e) => e.kind === 'call' && e.token === token)!;
+    t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
+  }
+  const before = kernel.journal.entries().length;
+  t.deepEqual(await kernel.call(echo, ['never'], { signal: AbortSignal.abort() }), { status: 'revoked', reason: 'cancelled by caller' });
+  t.is(kernel.journal.entries().length, before, 'nothing journaled: no call was made');
+  t.deepEqual(await kernel.call(echo, ['still serving']), { status: 'fulfilled', value: 'still serving' });
+});

@@ -20,6 +20,7 @@ import { assertExportName, makeClosure, readClosure, type Closure } from '../clo
 import { bytesKey, CLOSURE_API, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
+import { CANCELLED } from '../caps/cancel.js';
 import { REVOKE_CAUSES, type RevokeCause, type Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
 import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
@@ -163,7 +164,7 @@ export interface Network {
   /** Serve `kernel` to peers and clients; resolves once it listens. */
   listen(kernel: Kernel, options: { host?: string; port?: number }): Promise<{ readonly url: string; close(): Promise<void> }>;
   /** Call a token on the node at `url`, as this kernel's principal. Never rejects. */
-  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number }): Promise<Outcome>;
+  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number; signal?: AbortSignal }): Promise<Outcome>;
   /** Drop every connection it opened. */
   close(): Promise<void>;
 }
@@ -179,6 +180,12 @@ export interface CallOptions {
   readonly via?: string;
   /** The delegation chain of the token called, for a node that has not seen it. */
   readonly chain?: ChainBlocks;
+  /**
+   * Cancels the call: it ends `revoked: cancelled by caller` wherever it is
+   * (its vat is stopped; calls it made, and a forwarded call's peer, are
+   * cancelled too). Journaled as the node's doing, never the issuer's.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface AnswerOptions extends CallOptions {
@@ -196,6 +203,7 @@ export type Forwarder = (request: {
   readonly path: readonly Principal[];
   readonly deadline: number;
   readonly chain?: ChainBlocks;
+  readonly signal?: AbortSignal;
 }) => Promise<{ readonly answer: Answer; readonly peer?: Principal; readonly replica?: Replica } | undefined>;
 
 /**
@@ -250,6 +258,8 @@ interface CallFrame {
   readonly depth: number;
   readonly parent: number | undefined;
   deadline: number;
+  /** The caller's cancel, shared by every call this one makes. */
+  readonly signal?: AbortSignal;
 }
 
 export class Kernel {
@@ -823,7 +833,7 @@ export class Kernel {
         return this.#wait(call, screening.at);
       case 'pass': {
         for (const layer of screening.audited) this.#powers.journal.append({ kind: 'screened', call: call.call, token: layer.token, caller: layer.caller });
-        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline };
+        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal };
         return (await this.#invoke(call.root.token, call.args, inner)).outcome;
       }
     }
@@ -881,8 +891,16 @@ export class Kernel {
     if (pending.settled) return pending.settled;
     const outcome = await new Promise<Outcome | undefined>((resolve) => {
       const cancel = this.#powers.setTimer(Math.max(0, frame.deadline - this.#powers.clock()), () => resolve(undefined));
+      // The caller stops waiting for the answer; the call itself still waits for its approvals.
+      const stop = () => {
+        cancel();
+        resolve(revoked(CANCELLED));
+      };
+      frame.signal?.addEventListener('abort', stop, { once: true });
+      if (frame.signal?.aborted) stop();
       void pending.done.then((settled) => {
         cancel();
+        frame.signal?.removeEventListener('abort', stop);
         resolve(settled);
       });
     });
@@ -1044,7 +1062,7 @@ export class Kernel {
       if (this.#closed) return revoked('kernel is closed');
       if (!this.#powers.network) return revoked('this kernel has no network');
       // The other node's own limit decides; this one only stops waiting on a node that does not answer at all.
-      return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs + REMOTE_GRACE_MS });
+      return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs + REMOTE_GRACE_MS, ...(options.signal ? { signal: options.signal } : {}) });
     }
     return (await this.answer(token, args, options)).outcome;
   }
@@ -1067,7 +1085,10 @@ export class Kernel {
       depth: 0,
       parent: undefined,
       deadline: this.#powers.clock() + this.limits.callTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
+    // Cancelled before it started: no call was made, so none is journaled.
+    if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
     try {
       if (options.chain) {
         try {
@@ -1079,6 +1100,7 @@ export class Kernel {
       const first = await this.#invoke(token, args, frame(), options.argsBytes);
       let outcome = first.outcome;
       for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
+        if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
         if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
         const next = (await this.#invoke(outcome.token, [], frame())).outcome;
         // The same promise again: it is still waiting (for approvals), and it is the answer for now.
@@ -1175,6 +1197,7 @@ export class Kernel {
       path: [...frame.path, self],
       deadline: frame.deadline,
       ...(chain ? { chain } : {}),
+      ...(frame.signal ? { signal: frame.signal } : {}),
     });
     if (!forwarded) return impure(revoked('unknown token'));
     const { answer, peer, replica } = forwarded;
@@ -1235,13 +1258,14 @@ export class Kernel {
     if (!closure) return this.#powers.forward ? this.#forward(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
     const timeLimitMs = Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
     // Nested calls share this call's deadline, which starts when its vat has it.
-    const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline };
+    const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline, signal: frame.signal };
     const { answer, pure } = await this.#vats.run({
       closure,
       args: argsBytes,
       caller: frame.caller,
       nested: frame.depth > 0,
       timeLimitMs,
+      ...(frame.signal ? { signal: frame.signal } : {}),
       started: () => (nested.deadline = this.#powers.clock() + timeLimitMs),
       call: async (target, args) => toVatAnswer(await this.invokeNested(target, decodeValue(args) as GridValue[], nested)),
       log: (line) => this.#powers.log?.(closure.token, line),

@@ -92,14 +92,14 @@ const webSocketNetwork = (identity: Identity): Network => {
       sessions ??= new NodeSessions(kernel);
       return serveNode(kernel, { identity, random: nodeRandomBytes, host, port, sessions });
     },
-    call: async (url, token, args, { follow, timeoutMs }) => {
+    call: async (url, token, args, { follow, timeoutMs, signal }) => {
       let remote: RemoteNode;
       try {
         remote = await reach(url);
       } catch {
         return Object.freeze({ status: 'revoked', reason: 'unreachable' });
       }
-      return remote.call(token, args, { follow, timeoutMs });
+      return remote.call(token, args, { follow, timeoutMs, ...(signal ? { signal } : {}) });
     },
     close: async () => {
       sessions?.close();

@@ -16,12 +16,15 @@ import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from 
 
 export interface RemoteNode {
   readonly session: Session;
-  /** Never rejects: a bad token, a refusal or a broken connection is a revoked outcome. */
-  call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number; chain?: ChainBlocks }): Promise<Outcome>;
+  /**
+   * Never rejects: a bad token, a refusal or a broken connection is a revoked
+   * outcome. `signal` cancels the call, here and on the node.
+   */
+  call(token: string, args: readonly unknown[], options?: { follow?: boolean; timeoutMs?: number; chain?: ChainBlocks; signal?: AbortSignal }): Promise<Outcome>;
   /** The node's journal records about `token` that it shows this principal, checked (journal/disclosure.ts). */
   records(token: string, timeoutMs?: number): Promise<Verified>;
   /** Hand the node a call this one could not answer; `path` ends with this node. */
-  forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number, chain?: ChainBlocks): Promise<Answer>;
+  forward(token: Token, args: readonly unknown[], path: readonly Principal[], timeoutMs: number, chain?: ChainBlocks, signal?: AbortSignal): Promise<Answer>;
   /** What the node's own principal may also do (refused for anyone else). */
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: IssueSpec): Promise<Token>;
@@ -90,7 +93,7 @@ export const connectNode = async (
       const disclosure = await session.records(checked, timeoutMs);
       return verifyDisclosure(disclosure, { node: session.peer, token: checked, requester: options.identity.principal });
     },
-    forward: (token, args, path, timeoutMs, chain) => session.call(token, args, { path, timeoutMs, ...(chain ? { chain } : {}) }),
+    forward: (token, args, path, timeoutMs, chain, signal) => session.call(token, args, { path, timeoutMs, ...(chain ? { chain } : {}), ...(signal ? { signal } : {}) }),
     publish: (bytes) => plain(facet().publish(base64.baseEncode(bytes))),
     issue: (spec) => plain(facet().issue(spec)),
     delegate: (spec) => plain(facet().delegate(spec)),

@@ -12,6 +12,9 @@
  *   fetch          [id, token]              a replicable closure's blocks (answered with { closure, modules })
  *   records        [id, token]              the journal records about a token the node may show the asker
  *                                           (answered with a signed disclosure, see journal/disclosure.ts)
+ *   cancel         [id]                     the sender no longer wants the answer to its call `id`: the
+ *                                           other side ends it `revoked: cancelled by caller` (and stops its
+ *                                           vat); no reply of its own, the call's reply says how it ended
  *
  * A call is addressed to the token itself, as DESIGN.md has it: the message
  * is the call. Requests are numbered by their sender; every request gets
@@ -34,6 +37,7 @@ export const REPLY_PROTOCOL = protocolCid('promisegrid/reply/v1');
 export const REVOCATION_PROTOCOL = protocolCid('promisegrid/revocation/v1');
 export const FETCH_PROTOCOL = protocolCid('promisegrid/fetch/v1');
 export const RECORDS_PROTOCOL = protocolCid('promisegrid/records/v1');
+export const CANCEL_PROTOCOL = protocolCid('promisegrid/cancel/v1');
 
 /** How a call travels: as the caller's own, or forwarded along `path` (the nodes it passed, first to last). */
 export interface WireCallOptions {
@@ -153,6 +157,19 @@ export const decodeTokenRequest = (message: Message): { id: number; token: Token
   const [id, token, ...extra] = message.slots;
   if (extra.length > 0) bad('a fetch or records request is [id, token]');
   return { id: requestId(id), token: asToken(token) };
+};
+
+/**
+ * A cancel names one of the sender's own requests: ids are numbered per
+ * connection by whoever sent the call, so only the caller that made a call,
+ * on the connection it made it on, can cancel it.
+ */
+export const encodeCancel = (id: number): Uint8Array => encodeMessage(CANCEL_PROTOCOL, id);
+
+export const decodeCancel = (message: Message): number => {
+  const [id, ...extra] = message.slots;
+  if (extra.length > 0) bad('a cancel is [id]');
+  return requestId(id);
 };
 
 /** A replica as it travels: grid data `{ closure, modules }`, bytes throughout. */

@@ -145,12 +145,12 @@ export class NodeSessions {
     const kernel = this.#kernel;
     let disclosing = false;
     return {
-      call: async (token, args, options, argsBytes) => {
+      call: async (token, args, options, argsBytes, signal) => {
         const path = options.path ?? [];
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
           return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), cacheable: false };
         }
-        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, ...(options.chain ? { chain: options.chain } : {}) });
+        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, signal, ...(options.chain ? { chain: options.chain } : {}) });
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),

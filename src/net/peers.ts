@@ -9,6 +9,7 @@
  * `unreachable`: the answer may exist on a node that is offline.
  */
 import type { Principal } from '../caps/ids.js';
+import { CANCELLED } from '../caps/cancel.js';
 import type { Identity } from '../identity/identity.js';
 import type { Answer, Forwarder } from '../kernel/kernel.js';
 import { connectNode, type RemoteNode } from './client.js';
@@ -38,6 +39,7 @@ const MAX_BACKOFF_MS = 60_000;
 const NOT_HERE = new Set(['unknown token', 'forwarding loop']);
 
 const unreachable: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: 'unreachable' }), cacheable: false });
+const cancelled: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: CANCELLED }), cacheable: false });
 
 interface Peer {
   readonly url: string;
@@ -116,9 +118,10 @@ export const makePeers = (
   };
   for (const url of urls) add(url);
 
-  const forward: Forwarder = async ({ token, args, path, deadline, chain }) => {
+  const forward: Forwarder = async ({ token, args, path, deadline, chain, signal }) => {
     let missed = false;
     for (const peer of peers.values()) {
+      if (signal?.aborted) return { answer: cancelled };
       // A node the call has passed through would only find a loop.
       if (peer.principal && path.includes(peer.principal)) continue;
       const left = deadline - clock();
@@ -139,7 +142,8 @@ export const makePeers = (
           cancel?.();
         }
       }
-      const answer = await remote.forward(token, args, path, deadline - clock(), chain);
+      // A cancelled call is cancelled on the peer too (session.call sends it a cancel).
+      const answer = await remote.forward(token, args, path, deadline - clock(), chain, signal);
       const { outcome } = answer;
       if (outcome.status === 'revoked' && (outcome.reason === 'disconnected' || outcome.reason === 'unreachable')) {
         missed = true;

@@ -20,12 +20,16 @@ import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
+import { CANCELLED } from '../caps/cancel.js';
 import {
+  CANCEL_PROTOCOL,
   decodeCall,
+  decodeCancel,
   decodeTokenRequest,
   decodeReply,
   decodeRevocation,
   encodeCall,
+  encodeCancel,
   encodeTokenRequest,
   encodeReply,
   encodeRevocation,
@@ -54,8 +58,12 @@ export interface Session {
   readonly peer: Principal;
   /** The other side's bootstrap object, for `E(...)`. */
   readonly bootstrap: () => Promise<unknown>;
-  /** Call a token the other side answers; past `timeoutMs` the call ends `unreachable`. Never rejects. */
-  call(token: Token, args: readonly unknown[], options?: WireCallOptions & { timeoutMs?: number }): Promise<Answer>;
+  /**
+   * Call a token the other side answers; past `timeoutMs` the call ends
+   * `unreachable`. When `signal` aborts, the other side is told to cancel
+   * it and the call ends `cancelled by caller` at once. Never rejects.
+   */
+  call(token: Token, args: readonly unknown[], options?: WireCallOptions & { timeoutMs?: number; signal?: AbortSignal }): Promise<Answer>;
   /** Tell the other side of a revocation; resolves with its acknowledgement or refusal. */
   revoke(notice: RevocationNotice, timeoutMs: number): Promise<Answer>;
   /** A replicable closure's blocks from the other side; rejects with its refusal. */
@@ -122,8 +130,11 @@ const MAX_PATH = 64;
 
 /** What a session does with requests from its peer; a side without a handler refuses that kind. */
 export interface SessionHandlers {
-  /** `argsBytes`: the arguments as they arrived (canonical CBOR), for whoever can use them as they are. */
-  call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array): Promise<Answer>;
+  /**
+   * `argsBytes`: the arguments as they arrived (canonical CBOR), for whoever
+   * can use them as they are; `signal` aborts when the peer cancels the call.
+   */
+  call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array, signal: AbortSignal): Promise<Answer>;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
   revocation?(notice: RevocationNotice): Promise<void>;
   /** A replicable closure's blocks; throw to refuse. */
@@ -176,8 +187,9 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   const waiting = new Map<number, (answer: Answer) => void>();
   let nextId = 0;
   let open = true;
-  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }): Promise<Answer> => {
+  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }, signal?: AbortSignal): Promise<Answer> => {
     if (!open) return Promise.resolve(refused('disconnected'));
+    if (signal?.aborted) return Promise.resolve(refused(CANCELLED));
     const id = nextId++;
     let bytes: Uint8Array;
     try {
@@ -187,12 +199,21 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     }
     return new Promise<Answer>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      if (timeout) timer = setTimeout(() => waiting.delete(id) && resolve(refused(timeout.reason)), Math.max(0, timeout.ms));
-      waiting.set(id, (answer) => {
+      const settle = (answer: Answer) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', cancel);
         waiting.delete(id);
         resolve(answer);
-      });
+      };
+      // The other side's reply to a cancelled call still comes; nobody waits for it then.
+      const cancel = () => {
+        if (!waiting.has(id)) return;
+        send(encodeCancel(id));
+        settle(refused(CANCELLED));
+      };
+      if (timeout) timer = setTimeout(() => waiting.has(id) && settle(refused(timeout.reason)), Math.max(0, timeout.ms));
+      signal?.addEventListener('abort', cancel, { once: true });
+      waiting.set(id, settle);
       send(bytes);
     });
   };
@@ -205,13 +226,18 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   };
 
   let serving = 0;
-  const serve = (id: number, work: () => Promise<Answer>) => {
+  /** The peer's calls being answered, by the peer's id: what its `cancel` aborts. */
+  const cancellable = new Map<number, AbortController>();
+  const serve = (id: number, work: () => Promise<Answer>, controller?: AbortController) => {
     if (serving >= MAX_SERVED_IN_FLIGHT) return send(encodeReply(id, refused(`too many calls in flight (limit ${MAX_SERVED_IN_FLIGHT})`)));
     serving += 1;
+    // A peer that reuses an id in flight can cancel only the latest call under it.
+    if (controller) cancellable.set(id, controller);
     work()
       .catch((error: unknown) => refused(describeThrown(error)))
       .then((answer) => {
         serving -= 1;
+        if (controller && cancellable.get(id) === controller) cancellable.delete(id);
         send(encodeReply(id, answer));
       });
   };
@@ -248,9 +274,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         return { outcome: Object.freeze({ status: 'fulfilled', value: disclosureValue(await handlers.records(token)) }), cacheable: false };
       });
     }
+    if (cid.equals(CANCEL_PROTOCOL)) {
+      // A call already answered (or never made) has nothing to cancel.
+      return cancellable.get(decodeCancel(message))?.abort();
+    }
     // Any other leading CID is a token: the message is a call on it.
     const { id, token, args, argsBytes, options } = decodeCall(message, MAX_PATH);
-    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes) : refused('this side answers no calls')));
+    const controller = new AbortController();
+    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused('this side answers no calls')), controller);
   };
 
   let markClosed!: () => void;
@@ -282,8 +313,8 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   return harden({
     peer,
     bootstrap: bootstrapOnce,
-    call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number } = {}) =>
-      request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }),
+    call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number; signal?: AbortSignal } = {}) =>
+      request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }, options.signal),
     revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
     fetch: async (token: Token, timeoutMs: number) => replicaFrom(await requestValue(FETCH_PROTOCOL, token, timeoutMs)),
     records: async (token: Token, timeoutMs: number) => disclosureFrom(await requestValue(RECORDS_PROTOCOL, token, timeoutMs)),

@@ -44,7 +44,11 @@ export type Verdict =
   | { readonly forward: true; readonly state?: GridValue; readonly audit?: boolean }
   | { readonly refuse: string; readonly state?: GridValue }
   | { readonly answer: GridValue; readonly state?: GridValue }
-  | { readonly wait: string; readonly state?: GridValue };
+  /** `approvers`: whose approval this policy counts, when it knows; the node then takes approvals from them only, and lists them to whoever asks what waits for them. */
+  | { readonly wait: string; readonly state?: GridValue; readonly approvers?: readonly Principal[] };
+
+/** Most approvers a waiting policy may name. */
+export const MAX_APPROVERS = 256;
 
 /** Where in a chain screening stopped: layer index, then policy index within it. */
 export interface Position {
@@ -57,7 +61,7 @@ export type Screening =
   | { readonly kind: 'pass'; readonly audited: ReadonlyArray<{ readonly token: Token; readonly caller: Principal }> }
   | { readonly kind: 'refuse'; readonly reason: string }
   | { readonly kind: 'answer'; readonly value: GridValue }
-  | { readonly kind: 'wait'; readonly at: Position; readonly reason: string };
+  | { readonly kind: 'wait'; readonly at: Position; readonly reason: string; readonly approvers?: readonly Principal[] };
 
 export interface ScreenHost {
   readonly clock: () => number;
@@ -81,6 +85,12 @@ export const asVerdict = (value: unknown): Verdict => {
   const [kind] = kinds;
   if (kind === 'forward' && record.forward !== true) throw new TypeError('forward, when given, is true');
   if ((kind === 'refuse' || kind === 'wait') && typeof record[kind] !== 'string') throw new TypeError(`${kind} gives a reason as a string`);
+  if (kind === 'wait' && record.approvers !== undefined) {
+    const { approvers } = record;
+    if (!Array.isArray(approvers) || approvers.length > MAX_APPROVERS || !approvers.every((p) => typeof p === 'string' && p.startsWith('did:key:'))) {
+      throw new TypeError(`approvers, when given, is a list of at most ${MAX_APPROVERS} principals (got ${quote(approvers)})`);
+    }
+  }
   return record as Verdict;
 };
 
@@ -146,7 +156,10 @@ export class Screens {
         }
         if ('refuse' in verdict) return { kind: 'refuse', reason: `${name}: ${verdict.refuse}` };
         if ('answer' in verdict) return { kind: 'answer', value: verdict.answer };
-        if ('wait' in verdict) return { kind: 'wait', at: { layer: layerIndex, policy: policyIndex }, reason: `${name}: ${verdict.wait}` };
+        if ('wait' in verdict) {
+          const approvers = verdict.approvers && Object.freeze([...verdict.approvers]);
+          return { kind: 'wait', at: { layer: layerIndex, policy: policyIndex }, reason: `${name}: ${verdict.wait}`, ...(approvers ? { approvers } : {}) };
+        }
         if (verdict.audit === true) audited.push({ token: layer.token, caller: layerCaller });
       }
     }

@@ -13,6 +13,7 @@ import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
 import { describeThrown } from '../caps/errors.js';
+import { CANCELLED } from '../caps/cancel.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
@@ -41,6 +42,8 @@ export interface RunRequest {
   readonly nested?: boolean;
   /** Told when the call's time limit starts (its vat has it). */
   readonly started?: () => void;
+  /** The caller's cancel: the call ends `cancelled by caller` and its vat is stopped (see #cancel). */
+  readonly signal?: AbortSignal;
   /** `ctx.call` from inside the call. */
   readonly call: (token: string, args: Uint8Array) => Promise<Answer>;
   /** `ctx.issue` from inside the call; answers `promised` with the new token. */
@@ -66,6 +69,8 @@ interface PendingRun {
   readonly cancelTimer: () => void;
   /** Whether the call has asked the kernel for anything (ctx.call, ctx.issue). */
   acted: boolean;
+  /** Cancelled, but left running in its vat until it ends or hits its time limit (see #cancel). */
+  detached?: boolean;
 }
 
 class Vat {
@@ -131,6 +136,10 @@ class Vat {
   }
 }
 
+const CANCELLED_ANSWER: Answer = Object.freeze({ status: 'revoked', reason: CANCELLED });
+/** A cancelled call is the caller's doing: no cause of the closure's (the kernel journals it as the node's). */
+const CANCELLED_RESULT: RunResult = Object.freeze({ answer: CANCELLED_ANSWER, pure: false });
+
 /** The answer to a vat's request; a failure on the kernel's side is a revoked answer, never an unhandled rejection. */
 const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
   try {
@@ -168,6 +177,7 @@ export class VatPool {
   /** Run a call in a vat. Never rejects: failures are revoked answers. */
   async run(request: RunRequest): Promise<RunResult> {
     if (this.#closed) return { answer: { status: 'revoked', reason: 'vats are shut down' }, pure: false };
+    if (request.signal?.aborted) return CANCELLED_RESULT;
     const vat = this.#pick(request.nested === true);
     vat.busy(+1);
     try {
@@ -190,9 +200,16 @@ export class VatPool {
       this.#retried.add(request);
       return this.run(request);
     }
+    if (request.signal?.aborted) return CANCELLED_RESULT;
     const run = this.#nextRun++;
-    return new Promise<RunResult>((resolve) => {
+    return new Promise<RunResult>((settle) => {
       const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
+      const onAbort = () => this.#cancel(vat, run);
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+      const resolve = (result: RunResult) => {
+        request.signal?.removeEventListener('abort', onAbort);
+        settle(result);
+      };
       request.started?.();
       vat.runs.set(run, { request, resolve, cancelTimer, acted: false });
       vat.send({ t: 'run', run, token: request.closure.token, args: request.args, caller: request.caller });
@@ -278,7 +295,7 @@ export class VatPool {
         pending.acted = true;
         if (message.sync) {
           vat.blocked += 1;
-          void answerOf(() => pending.request.call(message.token, message.args)).then((answer) => {
+          void answerOf(() => (pending.detached ? Promise.resolve(CANCELLED_ANSWER) : pending.request.call(message.token, message.args))).then((answer) => {
             vat.blocked -= 1;
             if (vat.dead) return;
             vat.syncPort.postMessage(answer);
@@ -286,7 +303,7 @@ export class VatPool {
             Atomics.notify(vat.syncFlag, 0);
           });
         } else {
-          void answerOf(() => pending.request.call(message.token, message.args)).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+          void answerOf(() => (pending.detached ? Promise.resolve(CANCELLED_ANSWER) : pending.request.call(message.token, message.args))).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
         }
         break;
       case 'log':
@@ -298,9 +315,32 @@ export class VatPool {
         break;
       case 'issue':
         pending.acted = true;
-        void answerOf(() => pending.request.issue(message.export, message.env)).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
+        void answerOf(() => (pending.detached ? Promise.resolve(CANCELLED_ANSWER) : pending.request.issue(message.export, message.env))).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
         break;
     }
+  }
+
+  /**
+   * The caller cancelled a call its vat has. A closure cannot be interrupted
+   * short of stopping its thread, so the vat is stopped as at a time limit:
+   * the other calls there that have not acted run again elsewhere, unharmed.
+   * But stopping it would end, for another caller, a call that has acted
+   * (it cannot safely run twice): then this call alone ends now, and is left
+   * to finish in its vat or meet its time limit there, getting nothing more
+   * from the kernel meanwhile.
+   */
+  #cancel(vat: Vat, run: number) {
+    const pending = vat.runs.get(run);
+    if (!pending || pending.detached) return;
+    const othersActed = [...vat.runs.values()].some((other) => other !== pending && other.acted && !other.detached);
+    if (othersActed) {
+      pending.detached = true;
+      return pending.resolve(CANCELLED_RESULT);
+    }
+    vat.runs.delete(run);
+    pending.cancelTimer();
+    pending.resolve(CANCELLED_RESULT);
+    this.#retire(vat, 'vat restarted: another call on it was cancelled by its caller');
   }
 
   /** A call passed its deadline: stop its vat; the other calls there end too. */
