@@ -1,0 +1,34 @@
+/** `grid repl`: a REPL on the home. */
+import { join } from 'node:path';
+import { homePaths } from '../../home/home.js';
+import { recordsAcross } from '../../journal/queries.js';
+import { startRepl } from '../../repl/repl.js';
+import { askRecords, connectAsHome, nodesToAsk, withHome } from '../home-ops.js';
+import { EXIT, text, verb, type Session } from '../invocation.js';
+
+export const replCommand = (session: Session) =>
+  verb(
+    session,
+    'repl',
+    'a REPL with E, grid.publish/issue/call/delegate/revoke and graph.show/who/pending/broken/calls/reputation/export/follow',
+    (c) => c.option('--via <url>', 'make calls through the node at this ws:// URL'),
+    async (inv, _args, opts) =>
+      withHome(inv, async (home, names) => {
+        const via = text(opts.via);
+        // With --via, calls go to that node as this home's principal; the graph is still this home's.
+        const remote = via ? await connectAsHome(inv, via) : undefined;
+        try {
+          await startRepl(home, {
+            input: process.stdin,
+            output: process.stdout,
+            nameOf: (id) => names.nameOf(id),
+            historyFile: join(homePaths(inv.home).root, 'repl_history'),
+            ...(remote ? { call: (token: string, args: readonly unknown[], options: { follow?: boolean }) => remote.call(token, args, options) } : {}),
+            across: async (token, from) => recordsAcross(token, await nodesToAsk(inv, via, from, home.nodeUrl), (url, asked) => askRecords(inv, url, asked)),
+          });
+        } finally {
+          remote?.close();
+        }
+        return EXIT.ok;
+      }),
+  );

@@ -1,0 +1,28 @@
+/** `grid reputation`: promises kept and broken, per issuer. */
+import { reputation } from '../../journal/graph.js';
+import { toJsonText } from '../format.js';
+import { withHome } from '../home-ops.js';
+import { EXIT, verb, type Session } from '../invocation.js';
+import { resolvePrincipal } from '../resolve.js';
+
+export const reputationCommand = (session: Session) =>
+  verb(
+    session,
+    'reputation',
+    'fulfilled / broken / pending promises per issuer',
+    (c) => c.argument('[principal]', 'only this issuer (a did:key or pet name)'),
+    async (inv, [who]) =>
+      withHome(inv, async (home, names) => {
+        let rows = reputation(await home.entries());
+        if (typeof who === 'string') {
+          const principal = resolvePrincipal(who, names);
+          rows = rows.filter((r) => r.issuer === principal);
+        }
+        if (inv.json) inv.io.out(toJsonText({ reputation: rows }));
+        else if (rows.length === 0) inv.io.out('(no issuers)');
+        else {
+          inv.io.out(['issuer\tissued\tfulfilled\tbroken\tpending', ...rows.map((r) => `${names.nameOf(r.issuer) ?? r.issuer}\t${r.issued}\t${r.fulfilled}\t${r.broken}\t${r.pending}`)].join('\n'));
+        }
+        return EXIT.ok;
+      }),
+  );

@@ -1,0 +1,80 @@
+/** `grid start`: run a node on the home, with its web page on the same port. */
+import { randomBytes } from 'node:crypto';
+import { quote } from '../../caps/ids.js';
+import { homePaths, NoHomeError } from '../../home/home.js';
+import { Invitations } from '../../home/invitations.js';
+import { rememberPeers } from '../../home/peers-file.js';
+import { announceNode, retractNode, runningNode } from '../../home/running-node.js';
+import { loadIdentity } from '../../identity/index.js';
+import { isPeerUrl } from '../../net/membership.js';
+import { startNode } from '../../net/node.js';
+import { toJsonText, UsageError } from '../format.js';
+import { openHomeKernel } from '../home-ops.js';
+import { EXIT, list, repeatable, text, verb, type Session } from '../invocation.js';
+
+const parseListen = (listen: string): { host: string; port: number } => {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(listen);
+  const port = match ? Number(match[2]) : Number.NaN;
+  if (!match || port > 65535) throw new UsageError(`--listen takes HOST:PORT (got ${quote(listen)})`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+};
+
+export const startCommand = (session: Session) =>
+  verb(
+    session,
+    'start',
+    'run a node on this home (loopback unless told otherwise) with its web page on the same port; calls it cannot answer go to its peers; Ctrl-C stops it',
+    (c) =>
+      c
+        .option('--listen <host:port>', 'where to listen (default: 127.0.0.1, any free port)')
+        .option('--peer <url>', 'a peer node\'s ws:// URL, remembered in the home (repeatable)', repeatable)
+        .option('--web-remote', 'serve the web page to other machines too')
+        .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable),
+    async (inv, _args, opts) => {
+      const webHosts = list(opts.webHost).map((name) => {
+        if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.test(name)) throw new UsageError(`--web-host takes a host name or address, optionally with :PORT (got ${quote(name)})`);
+        return name;
+      });
+      const { host, port } = parseListen(text(opts.listen) ?? '127.0.0.1:0');
+      const peerUrls = list(opts.peer).map((url) => {
+        if (!isPeerUrl(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
+        return url;
+      });
+      const paths = homePaths(inv.home);
+      const running = await runningNode(paths.node);
+      if (running) throw new UsageError(`a node is running on this home (${running.url}, pid ${running.pid}); stop it first`);
+      const identity = await loadIdentity(paths.identity).catch(() => {
+        throw new NoHomeError(paths.root);
+      });
+      const random = (n: number) => new Uint8Array(randomBytes(n));
+      const known = await rememberPeers(paths.peers, peerUrls);
+      const node = await startNode((forward) => openHomeKernel(inv, { forward }), {
+        identity,
+        random,
+        host,
+        port,
+        peers: known,
+        invitations: await Invitations.open(paths.invitations),
+        remember: async (urls) => void (await rememberPeers(paths.peers, urls)),
+        web: { remote: opts.webRemote === true, hosts: webHosts },
+      });
+      try {
+        await announceNode(paths.node, node.server.url, node.server.web);
+        inv.io.out(
+          inv.json
+            ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
+            : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
+        );
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await retractNode(paths.node);
+      } finally {
+        // Stop taking connections; calls in flight are answered or revoked
+        // as their connections close; the kernel then flushes the journal.
+        await node.close();
+      }
+      return EXIT.ok;
+    },
+  );

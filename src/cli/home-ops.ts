@@ -1,0 +1,162 @@
+/**
+ * How a verb reaches a home: its own kernel opened here, or — when `grid
+ * start` is running a node on it — through that node, as the home's own
+ * principal.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ModuleId, Token } from '../caps/ids.js';
+import { homePaths, NoHomeError } from '../home/home.js';
+import { PetNames } from '../home/names.js';
+import { loadPeers } from '../home/peers-file.js';
+import { runningNode } from '../home/running-node.js';
+import { loadIdentity } from '../identity/index.js';
+import { followJournalFile } from '../journal/fs-file.js';
+import type { Entry } from '../journal/journal.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { openKernel } from '../kernel/open.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
+import { connectNode, type RemoteNode } from '../net/client.js';
+import { isPeerUrl } from '../net/membership.js';
+import { quote } from '../caps/ids.js';
+import { UsageError } from './format.js';
+import { UnreachableError, type Invocation } from './invocation.js';
+
+/**
+ * What a command needs of a home, whether the home's kernel is opened here
+ * or a node is already running on it (then the command goes through that
+ * node, as the home's own principal, and reads the journal without the lock:
+ * it is append-only).
+ */
+export interface HomeOps {
+  publish(bytes: Uint8Array): Promise<ModuleId>;
+  issue(spec: IssueSpec): Promise<Token>;
+  revoke(token: string, reason?: string): Promise<void>;
+  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }): Promise<Outcome>;
+  delegate(spec: DelegateSpec): Promise<Token>;
+  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
+  importChain(token: string, chain: ChainBlocks): Promise<void>;
+  entries(): Promise<readonly Entry[]>;
+  /** The URL of the node running on this home, if one is. */
+  readonly nodeUrl?: string;
+  /** A revocation's signed notice, to hand to the node that answers the token. */
+  notice(token: string): Promise<RevocationNotice | undefined>;
+}
+
+export const withHome = async <T>(
+  inv: Invocation,
+  body: (home: HomeOps, names: PetNames) => Promise<T>,
+  options: { limits?: Partial<KernelLimits> } = {},
+): Promise<T> => {
+  const paths = homePaths(inv.home);
+  const node = await runningNode(paths.node);
+  if (!node) {
+    return withKernel(
+      inv,
+      (kernel, names) =>
+        body(
+          {
+            publish: (bytes) => kernel.publish(bytes),
+            issue: (spec) => kernel.issue(spec),
+            revoke: (token, reason) => kernel.revoke(token, reason),
+            call: (token, args, callOptions) => kernel.call(token, args, callOptions),
+            delegate: (spec) => kernel.delegate(spec),
+            chainBlocks: (token) => kernel.chainBlocks(token),
+            importChain: (token, chain) => kernel.importChain(token, chain),
+            notice: async (token) => kernel.revocationNotice(token),
+            entries: async () => kernel.journal.entries(),
+          },
+          names,
+        ),
+      options,
+    );
+  }
+  const identity = await loadHomeIdentity(paths);
+  const follower = followJournalFile(paths.journal, identity.principal);
+  return withOwnNode(inv, async (remote) => {
+    const ops: HomeOps = {
+      publish: (bytes) => remote.publish(bytes),
+      issue: (spec) => remote.issue(spec),
+      revoke: (token, reason) => remote.revoke(token, reason),
+      call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS }),
+      delegate: (spec) => remote.delegate(spec),
+      chainBlocks: (token) => remote.chainBlocks(token),
+      importChain: (token, chain) => remote.importChain(token, chain),
+      notice: (token) => remote.revocationNotice(token),
+      nodeUrl: node.url,
+      // The node writes the journal; this follows it, reading only what was appended since the last look.
+      entries: follower.entries,
+    };
+    return body(ops, await PetNames.open(paths.names));
+  });
+};
+
+export const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>
+  loadIdentity(paths.identity).catch(() => {
+    throw new NoHomeError(paths.root);
+  });
+
+/** Connect to the node at `url` as this home's principal; failing to is an UnreachableError (its message through `explain`). */
+export const connectAsHome = async (inv: Invocation, url: string, explain = (message: string) => message): Promise<RemoteNode> => {
+  const identity = await loadHomeIdentity(homePaths(inv.home));
+  return connectNode(url, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
+    throw new UnreachableError(explain(error.message));
+  });
+};
+
+/** The nodes `--across` asks: the token URL's node, the home's remembered peers, and `--from`; not this home's own node. */
+export const nodesToAsk = async (inv: Invocation, via: string | undefined, from: readonly string[], own: string | undefined): Promise<string[]> => {
+  for (const url of from) if (!isPeerUrl(url)) throw new UsageError(`--from takes a ws:// or wss:// URL (got ${quote(url)})`);
+  // recordsAcross asks each URL once.
+  return [...(via ? [via] : []), ...(await loadPeers(homePaths(inv.home).peers)), ...from].filter((url) => url !== own);
+};
+
+/** A node's records about `token`, as this home's principal, checked. */
+export const askRecords = async (inv: Invocation, url: string, token: Token) => {
+  const remote = await connectAsHome(inv, url);
+  try {
+    return await remote.records(token);
+  } finally {
+    remote.close();
+  }
+};
+
+/** Connect to the node running on this home, as the home's own principal (its owner). */
+export const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode) => Promise<T>): Promise<T> => {
+  const node = await runningNode(homePaths(inv.home).node);
+  if (!node) throw new UsageError('no node is running on this home: run `grid start` on it first');
+  const remote = await connectAsHome(inv, node.url);
+  try {
+    return await body(remote);
+  } finally {
+    remote.close();
+  }
+};
+
+/** The home's own kernel, its closures' log lines on stderr. */
+export const openHomeKernel = (inv: Invocation, options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder } = {}) =>
+  openKernel({
+    home: inv.home,
+    create: options.create ?? false,
+    lockWaitMs: inv.lockWaitMs,
+    limits: options.limits,
+    forward: options.forward,
+    log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
+  });
+
+export const withKernel = async <T>(
+  inv: Invocation,
+  body: (kernel: Kernel, names: PetNames) => Promise<T>,
+  options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
+): Promise<T> => {
+  const node = await runningNode(homePaths(inv.home).node);
+  if (node) {
+    throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); stop it first`);
+  }
+  const kernel = await openHomeKernel(inv, options);
+  try {
+    const names = await PetNames.open(homePaths(inv.home).names);
+    return await body(kernel, names);
+  } finally {
+    await kernel.close();
+  }
+};
