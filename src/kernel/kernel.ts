@@ -71,6 +71,25 @@ export interface DelegateSpec {
   readonly policies?: ReadonlyArray<{ readonly module: string; readonly settings?: unknown }>;
 }
 
+/** A call waiting for approvals, as `pendingFor` shows it to an approver or its caller. */
+export interface PendingView {
+  /** The further promise: approvers call it with "approve", the caller calls it to collect. */
+  readonly token: Token;
+  /** The delegation the call came through. */
+  readonly delegation: Token;
+  readonly caller: Principal;
+  readonly args: readonly GridValue[];
+  /** Why it waits, as its policy says. */
+  readonly reason: string;
+  /** Whose approvals count (empty if the policy does not say), and who has approved. */
+  readonly approvers: readonly Principal[];
+  readonly approvedBy: readonly Principal[];
+  /** When it began to wait (the node's clock). */
+  readonly since: number;
+  /** What the principal asking may do: approve it, or collect its answer. */
+  readonly yours: 'approve' | 'collect';
+}
+
 /** A call waiting for approvals: a further promise whose token is `token`. */
 interface PendingCall {
   readonly token: Token;
@@ -81,7 +100,13 @@ interface PendingCall {
   /** The call that made it wait. */
   readonly call: number;
   at: Position;
+  /** Approvals that counted (or, under a policy that names no approvers, every approval). */
   readonly approvals: Set<Principal>;
+  /** Whose approval the policy it waits on counts, if it names them; why it waits. */
+  approvers: ReadonlySet<Principal> | undefined;
+  reason: string;
+  /** When it began to wait. */
+  readonly since: number;
   /** Approvals are applied one at a time. */
   turn: Promise<void>;
   settled?: Outcome;
@@ -172,6 +197,12 @@ export interface Network {
 export interface CallOptions {
   /** Chase further promises until fulfilled or revoked. */
   readonly follow?: boolean;
+  /**
+   * With `follow`: how long to keep waiting on a further promise that is
+   * still pending (a call waiting for approvals), in milliseconds. Without
+   * it a call waits one call limit; past it the further promise is the answer.
+   */
+  readonly waitMs?: number;
   /** Who is calling, when it is not this node (an authenticated connection's principal). */
   readonly caller?: Principal;
   /** The nodes a forwarded call has already passed through, first to last. */
@@ -247,6 +278,35 @@ const revokedBecause = (reason: string, cause: RevokeCause): Outcome => {
 };
 /** A vat's cause for a revocation, checked like the rest of its answer; none is the node's. */
 const vatCause = (cause: unknown): RevokeCause => (cause === undefined ? 'node' : REVOKE_CAUSES.includes(cause as RevokeCause) ? (cause as RevokeCause) : 'crash');
+
+/**
+ * Follow a further promise that is still pending by calling it again (each
+ * call waits up to a call limit where the promise lives) until it settles or
+ * `waitMs` passes; then the further promise is the answer. A call still out
+ * then is left to end on its own.
+ */
+export const untilSettled = async (
+  first: Outcome,
+  callAgain: (token: Token) => Promise<Outcome>,
+  waitMs: number,
+  setTimer: (ms: number, callback: () => void) => () => void,
+): Promise<Outcome> => {
+  let outcome = first;
+  if (outcome.status !== 'promised') return outcome;
+  let expire!: () => void;
+  const expired = new Promise<undefined>((resolve) => (expire = () => resolve(undefined)));
+  const cancel = setTimer(Math.max(0, waitMs), expire);
+  try {
+    while (outcome.status === 'promised') {
+      const next: Outcome | undefined = await Promise.race([callAgain(outcome.token), expired]);
+      if (next === undefined) break;
+      outcome = next;
+    }
+  } finally {
+    cancel();
+  }
+  return outcome;
+};
 
 const toVatAnswer = (outcome: Outcome): VatAnswer =>
   outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome;
@@ -830,7 +890,7 @@ export class Kernel {
           return revoked(`a policy answered with something that is not grid data: ${describeThrown(error)}`);
         }
       case 'wait':
-        return this.#wait(call, screening.at);
+        return this.#wait(call, screening);
       case 'pass': {
         for (const layer of screening.audited) this.#powers.journal.append({ kind: 'screened', call: call.call, token: layer.token, caller: layer.caller });
         const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal };
@@ -840,7 +900,7 @@ export class Kernel {
   }
 
   /** Park a call that waits for approvals; its further promise is a fresh token. */
-  #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'turn' | 'settle' | 'done' | 'cancelExpiry'>, at: Position): Outcome {
+  #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'approvers' | 'reason' | 'since' | 'turn' | 'settle' | 'done' | 'cancelExpiry'>, screening: Extract<Screening, { kind: 'wait' }>): Outcome {
     if (this.#waitingCalls >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
     const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: this.#powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
     let resolve!: (outcome: Outcome) => void;
@@ -848,8 +908,11 @@ export class Kernel {
     const pending: PendingCall = {
       ...call,
       token,
-      at,
+      at: screening.at,
       approvals: new Set(),
+      approvers: screening.approvers && new Set(screening.approvers),
+      reason: screening.reason,
+      since: this.#powers.clock(),
       turn: Promise.resolve(),
       done,
       settle: (outcome) => {
@@ -869,10 +932,12 @@ export class Kernel {
   }
 
   /**
-   * A call on a waiting call's token: `"approve"` from anyone counts them
-   * as approving (the policy decides whose approvals count); from the
-   * caller who made the call, anything else waits for its answer until the
-   * deadline, then is the same further promise again.
+   * A call on a waiting call's token: `"approve"` from one of the approvers
+   * the waiting policy names counts them as approving (from anyone else it
+   * is refused, and never listed); from the caller who made the call,
+   * anything else waits for its answer until the deadline (a forwarded
+   * call, until a little before it, so that the answer reaches the node that
+   * forwarded it in time), then is the same further promise again.
    */
   async #onPending(pending: PendingCall, argsBytes: Uint8Array, frame: CallFrame): Promise<Outcome> {
     const args = decodeValue(argsBytes) as GridValue[];
@@ -880,6 +945,7 @@ export class Kernel {
     this.#endIfRevoked(pending);
     if (args.length === 1 && args[0] === 'approve') {
       if (pending.settled === undefined) {
+        if (pending.approvers && !pending.approvers.has(frame.caller)) return revoked(`${frame.caller} is not one of the approvers this call waits for`);
         pending.approvals.add(frame.caller);
         pending.turn = pending.turn.then(() => this.#resume(pending));
         await pending.turn;
@@ -890,7 +956,8 @@ export class Kernel {
     if (frame.caller !== pending.caller) return revoked(`only ${pending.caller}, who made the call, can collect its answer`);
     if (pending.settled) return pending.settled;
     const outcome = await new Promise<Outcome | undefined>((resolve) => {
-      const cancel = this.#powers.setTimer(Math.max(0, frame.deadline - this.#powers.clock()), () => resolve(undefined));
+      const margin = frame.path.length > 0 ? REMOTE_GRACE_MS : 0;
+      const cancel = this.#powers.setTimer(Math.max(0, frame.deadline - margin - this.#powers.clock()), () => resolve(undefined));
       // The caller stops waiting for the answer; the call itself still waits for its approvals.
       const stop = () => {
         cancel();
@@ -919,12 +986,43 @@ export class Kernel {
     }
   }
 
+  /**
+   * The calls waiting here for approvals that concern `principal`: those it
+   * may approve (the waiting policy names it and it has not approved yet)
+   * and those it made (to collect). A policy that names no approvers shows
+   * its calls to their callers only.
+   */
+  pendingFor(principal: Principal): PendingView[] {
+    const views: PendingView[] = [];
+    for (const pending of this.#pending.values()) {
+      if (pending.settled || this.#endIfRevoked(pending)) continue;
+      const approver = pending.approvers?.has(principal) === true && !pending.approvals.has(principal);
+      if (!approver && pending.caller !== principal) continue;
+      views.push(
+        harden({
+          token: pending.token,
+          delegation: pending.chain[0]!.token,
+          caller: pending.caller,
+          args: pending.args,
+          reason: pending.reason,
+          approvers: [...(pending.approvers ?? [])],
+          approvedBy: [...pending.approvals],
+          since: pending.since,
+          yours: approver ? 'approve' : 'collect',
+        }),
+      );
+    }
+    return views;
+  }
+
   /** Screen a waiting call again with the approvals it has; proceed if every policy now lets it. */
   async #resume(pending: PendingCall) {
     if (this.#endIfRevoked(pending)) return;
     const screening = await this.#screens.screen(pending.chain, pending.caller, pending.args, pending.at, [...pending.approvals]);
     if (screening.kind === 'wait') {
       pending.at = screening.at;
+      pending.approvers = screening.approvers && new Set(screening.approvers);
+      pending.reason = screening.reason;
       return;
     }
     const frame: CallFrame = { caller: pending.caller, path: [], depth: 0, parent: pending.call, deadline: this.#powers.clock() + this.limits.callTimeoutMs };
@@ -1058,6 +1156,10 @@ export class Kernel {
    * throws: every failure is a revoked outcome.
    */
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
+    if (options.follow && options.waitMs !== undefined) {
+      const { waitMs, ...once } = options;
+      return untilSettled(await this.call(token, args, once), (further) => this.call(further, [], { ...once, chain: undefined }), waitMs, this.#powers.setTimer);
+    }
     if (options.via !== undefined) {
       if (this.#closed) return revoked('kernel is closed');
       if (!this.#powers.network) return revoked('this kernel has no network');

@@ -6,7 +6,8 @@
 import { base64 } from 'multiformats/bases/base64';
 import { E } from '@endo/far';
 import WebSocket from 'ws';
-import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
+import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
+import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import type { Welcome } from './membership.js';
@@ -37,10 +38,13 @@ export interface RemoteNode {
   revoke(token: string, reason?: string): Promise<void>;
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
+  /** The calls waiting on the node for this principal's approval, or for it to collect (any principal may ask). */
+  pending(): Promise<PendingView[]>;
   close(): void;
 }
 
 type OwnerFacet = {
+  pending(): Promise<PendingAsText[]>;
   publish(base64: string): Promise<ModuleId>;
   issue(spec: object): Promise<Token>;
   delegate(spec: object): Promise<Token>;
@@ -51,6 +55,12 @@ type OwnerFacet = {
   invite(expiresInMs: number): Promise<{ invitation: string; expires: number }>;
   join(invitationUrl: string): Promise<Welcome>;
 };
+
+/** A pending call as it crosses CapTP: its arguments as base64 canonical CBOR (they may hold bytes or links). */
+type PendingAsText = Omit<PendingView, 'args'> & { args: string };
+export const pendingAsText = (views: readonly PendingView[]): PendingAsText[] => harden(views.map((view) => ({ ...view, args: base64.baseEncode(encodeValue(view.args)) })));
+const pendingFromText = (list: readonly PendingAsText[]): PendingView[] =>
+  list.map((view) => Object.freeze({ ...view, args: decodeValue(base64.baseDecode(String(view.args))) as readonly GridValue[] }));
 
 /** CapTP carries JSON: blocks cross the owner facet as base64 text. */
 export const blocksAsText = (list: readonly Uint8Array[]): string[] => list.map((bytes) => base64.baseEncode(bytes));
@@ -109,6 +119,7 @@ export const connectNode = async (
     revoke: (token, reason) => plain(facet().revoke(token, reason)),
     invite: (expiresInMs) => plain(facet().invite(expiresInMs)),
     join: (invitationUrl) => plain(facet().join(invitationUrl)),
+    pending: async () => pendingFromText(await plain(facet().pending())),
     close: () => session.close(),
   };
 };

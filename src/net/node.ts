@@ -16,7 +16,7 @@ import type { Identity } from '../identity/identity.js';
 import type { DelegateSpec, Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
 import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
-import { blocksAsText, blocksFromText, connectNode } from './client.js';
+import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './client.js';
 import type { Invitations } from '../home/invitations.js';
 import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
 import { makeWebPage, type WebOptions } from '../web/page.js';
@@ -92,12 +92,15 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
     kernel.call(await token, args, { follow: options?.follow === true, caller: peer });
   const member = () => membership() ?? Fail('this node takes no invitations');
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
-  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, redeem });
+  // What waits here for this peer's approval, or for it to collect.
+  const pending = () => pendingAsText(kernel.pendingFor(peer));
+  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, redeem, pending });
   // The node's own principal — its home's CLI — also gets to act as the node.
   return Far('PromiseGridOwner', {
     principal: () => kernel.principal,
     call,
     redeem,
+    pending,
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
