@@ -20,6 +20,10 @@ export interface HomePaths {
   readonly peers: string;
   /** Invitations the node has handed out, and whether each was used. */
   readonly invitations: string;
+  /** The port the node last listened on, to come back on (peers-file.ts). */
+  readonly listen: string;
+  /** Where the peers said they listen, signed by each (net/addresses.ts). */
+  readonly addresses: string;
 }
 
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
@@ -37,6 +41,8 @@ export const homePaths = (root: string): HomePaths => {
     node: join(abs, 'node'),
     peers: join(abs, 'peers'),
     invitations: join(abs, 'invitations'),
+    listen: join(abs, 'listen'),
+    addresses: join(abs, 'addresses'),
   };
 };
 

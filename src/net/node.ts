@@ -7,7 +7,7 @@
  * is asking.
  */
 import { base64, base64url } from 'multiformats/bases/base64';
-import { Far } from '@endo/far';
+import { E, Far } from '@endo/far';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -20,6 +20,9 @@ import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './clie
 import type { Invitations } from '../home/invitations.js';
 import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
 import { makeWebPage, type WebOptions } from '../web/page.js';
+import { silentLog, type Log } from './log.js';
+import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
+import { describeThrown } from '../caps/errors.js';
 
 
 export interface NodeServer {
@@ -43,6 +46,14 @@ export interface ServeOptions {
   readonly membership?: () => Membership | undefined;
   /** Serve the node's read-only web page on the same port (see web.ts); without it, plain HTTP gets 426. */
   readonly web?: WebOptions;
+  /**
+   * If `port` is taken, listen on a free one instead (logged at warn) rather
+   * than fail: a node coming back on its remembered port whose port someone
+   * else took. Its peers then follow it (addresses.ts).
+   */
+  readonly fallbackPort?: boolean;
+  /** Where the node's events go (net/log.ts); without it, nowhere. */
+  readonly log?: Log;
   /** Time limits and connection caps of the HTTP side (defaults: HTTP_LIMITS). */
   readonly http?: Partial<HttpLimits>;
 }
@@ -80,10 +91,39 @@ const Fail = (message: string): never => {
 };
 
 /**
+ * A facet's methods, each turning a failure into a refusal that crosses
+ * CapTP as data — `{ name, code, message }`, which the other side reads as
+ * it would an Error's — and leaves one line in the log. A thrown Error would
+ * be logged by CapTP's marshaller, stack and all, on every send ("Temporary
+ * logging of sent error"): a refused invitation is an ordinary event, not a
+ * crash. A refusal with a `code` is logged at info; anything else (a bug) at
+ * warn; the stack only at debug.
+ */
+export const refusing = <T extends Record<string, (...args: never[]) => unknown>>(methods: T, log: Log, peer: Principal): T => {
+  const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
+  for (const [method, fn] of Object.entries(methods)) {
+    wrapped[method] = async (...args: never[]) => {
+      try {
+        return await fn(...args);
+      } catch (thrown) {
+        const message = describeThrown(thrown);
+        const code = (thrown as { code?: unknown } | undefined)?.code;
+        const coded = typeof code === 'string';
+        const fields = { event: 'refused', method, peer, err: thrown };
+        if (coded) log.info(fields, `${method} refused: ${message}`);
+        else log.warn(fields, `${method} refused: ${message}`);
+        throw harden({ name: coded ? (thrown as Error).name : 'Error', code: coded ? code : 'ERR_INTERNAL', message });
+      }
+    };
+  }
+  return wrapped as T;
+};
+
+/**
  * What a client can do with a node over CapTP: call tokens it holds, as
  * itself, and redeem an invitation.
  */
-const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Membership | undefined) => {
+const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Membership | undefined, log: Log, address: (record: unknown) => Promise<unknown>) => {
   // The token may arrive as a promise — say `E.get(E(node).call(order)).token`,
   // the further promise of a call not yet answered: CapTP hands the node its
   // own answer's promise, so the second call waits here, not a round trip
@@ -94,12 +134,13 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   // What waits here for this peer's approval, or for it to collect.
   const pending = () => pendingAsText(kernel.pendingFor(peer));
-  if (peer !== kernel.principal) return Far('PromiseGridNode', { principal: () => kernel.principal, call, redeem, pending });
+  if (peer !== kernel.principal) return Far('PromiseGridNode', refusing({ principal: () => kernel.principal, call, redeem, address, pending }, log, peer));
   // The node's own principal — its home's CLI — also gets to act as the node.
-  return Far('PromiseGridOwner', {
+  return Far('PromiseGridOwner', refusing({
     principal: () => kernel.principal,
     call,
     redeem,
+    address,
     pending,
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
@@ -117,7 +158,7 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
       return blocks && { links: blocksAsText(blocks.links), modules: blocksAsText(blocks.modules) };
     },
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
-  });
+  }, log, peer));
 };
 
 /** How long a revocation waits for each peer that must hear it to acknowledge. */
@@ -135,6 +176,17 @@ export class NodeSessions {
   readonly #kernel: Kernel;
   readonly #live = new Set<Session>();
   readonly #stopListening: () => void;
+  #addresses?: AddressBook;
+  #isKept: (principal: Principal) => boolean = () => false;
+  #log: Log = silentLog;
+  /**
+   * Sessions with a node at the other end, told when a peer of this node
+   * moves: those this node dialled, and inbound ones from peers it keeps
+   * that said where they listen. (Not a CLI's session: it offers nothing to call.)
+   */
+  readonly #nodes = new Set<Session>();
+  /** Of those, the ones this node dialled: they hear this node's own address as soon as it has one. */
+  readonly #dialled = new Set<Session>();
 
   constructor(kernel: Kernel) {
     this.#kernel = kernel;
@@ -170,11 +222,81 @@ export class NodeSessions {
     };
   }
 
-  /** A session is up: tell its peer what it missed, and keep it in mind for revocations to come. */
-  track(session: Session) {
+  /**
+   * A session is up: tell its peer what it missed, and keep it in mind for
+   * revocations to come. A node this node `dialled` is also told where this
+   * node listens (and answers where it does).
+   */
+  track(session: Session, { dialled = false }: { dialled?: boolean } = {}) {
     this.#live.add(session);
-    void session.closed.then(() => this.#live.delete(session));
+    void session.closed.then(() => {
+      this.#live.delete(session);
+      this.#nodes.delete(session);
+      this.#dialled.delete(session);
+    });
     for (const notice of this.#kernel.revocationsFor(session.peer)) void session.revoke(notice, REVOCATION_ACK_MS);
+    if (dialled) {
+      this.#nodes.add(session);
+      this.#dialled.add(session);
+      this.#introduce(session);
+    }
+  }
+
+  /** Keep and tell where nodes listen (addresses.ts); `isKept`: whether a principal is one of this node's peers. */
+  useAddresses(book: AddressBook, isKept: (principal: Principal) => boolean, log: Log) {
+    this.#addresses = book;
+    this.#isKept = isKept;
+    this.#log = log;
+  }
+
+  /** This node now listens at `url`: every node it has dialled hears so. */
+  listening(url: string) {
+    this.#addresses?.listening(url);
+    for (const session of this.#dialled) this.#introduce(session);
+  }
+
+  /** What this node offers a node it dials: its handlers, and a facet that hears where nodes listen. */
+  offer(peer: Principal): { bootstrap: unknown; handlers: SessionHandlers } {
+    return {
+      handlers: this.handlers(peer),
+      bootstrap: Far('PromiseGridPeer', refusing({ address: (record: unknown) => this.hearAddress(record, peer) }, this.#log, peer)),
+    };
+  }
+
+  /**
+   * An address record from `peer` (its own, or a peer's it passes on);
+   * answers with this node's own. `session`, the inbound session it came
+   * on, hears of moves from now on if `peer` is a peer this node keeps.
+   */
+  async hearAddress(record: unknown, peer: Principal, session?: Session): Promise<AddressRecord | undefined> {
+    const book = this.#addresses;
+    if (!book) return undefined;
+    if (session && this.#live.has(session) && this.#isKept(peer)) this.#nodes.add(session);
+    const heard = await book.hear(record);
+    if (heard.heard === 'moved') {
+      this.#log.info(
+        { event: 'peer-moved', peer: heard.record.principal, url: heard.record.url, from: peer },
+        `peer ${heard.record.principal} now listens at ${heard.record.url} (heard from ${peer})`,
+      );
+      for (const other of this.#nodes) {
+        if (other.peer === peer || other.peer === heard.record.principal) continue;
+        void E(other.bootstrap() as Promise<{ address(record: AddressRecord): Promise<unknown> }>)
+          .address(heard.record)
+          .catch((error: unknown) => this.#log.debug({ event: 'address-not-passed', to: other.peer, err: error }, `could not pass an address on to ${other.peer}`));
+      }
+    }
+    return book.own();
+  }
+
+  #introduce(session: Session) {
+    const own = this.#addresses?.own();
+    if (!own) return;
+    void E(session.bootstrap() as Promise<{ address(record: AddressRecord): Promise<unknown> }>)
+      .address(own)
+      .then(async (theirs: unknown) => {
+        if (theirs !== undefined && theirs !== null) await this.hearAddress(theirs, session.peer);
+      })
+      .catch((error: unknown) => this.#log.debug({ event: 'address-exchange-failed', peer: session.peer, err: error }, `address exchange with ${session.peer} failed`));
   }
 
   close() {
@@ -197,7 +319,7 @@ const httpLimits = (given: Partial<HttpLimits> = {}): HttpLimits => {
  * in all, and close a new one at once past either cap. A connection stops
  * counting when it closes or when its WebSocket session is authenticated.
  */
-const capPending = (http: Server, limits: HttpLimits) => {
+const capPending = (http: Server, limits: HttpLimits, log: Log) => {
   const perAddress = new Map<string, number>();
   let total = 0;
   const release = new WeakMap<Socket, () => void>();
@@ -205,6 +327,8 @@ const capPending = (http: Server, limits: HttpLimits) => {
     const address = socket.remoteAddress ?? '';
     const count = perAddress.get(address) ?? 0;
     if (count >= limits.maxPendingPerAddress || total >= limits.maxPending) {
+      // debug, not info: a flood of these must not become a flood of log lines.
+      log.debug({ event: 'connection-refused', address, pending: count, total }, `connection from ${address} refused: too many not yet authenticated`);
       socket.destroy();
       return;
     }
@@ -235,6 +359,7 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
   }
   const allowed = new Set(options.allowedOrigins ?? []);
   const limits = httpLimits(options.http);
+  const log = options.log ?? silentLog;
   const page = options.web ? makeWebPage(kernel, options.web) : undefined;
   // One port for both: WebSocket upgrades go to the node's sessions, plain
   // HTTP to the web page — or, without one, the 426 that ws itself answers.
@@ -253,13 +378,31 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
       response.end(body);
     },
   );
-  const pending = capPending(http, limits);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      http.once('listening', resolve);
-      http.once('error', reject);
-      http.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  const pending = capPending(http, limits, log);
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      const failed = (error: Error) => {
+        http.off('listening', listened);
+        reject(error);
+      };
+      const listened = () => {
+        http.off('error', failed);
+        resolve();
+      };
+      http.once('listening', listened);
+      http.once('error', failed);
+      http.listen(port, options.host ?? '127.0.0.1');
     });
+  try {
+    try {
+      await listen(options.port ?? 0);
+    } catch (error) {
+      if (!options.fallbackPort || !options.port || (error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      await listen(0);
+      const taken = options.port;
+      const now = (http.address() as { port: number }).port;
+      log.warn({ event: 'port-taken', port: taken, listening: now }, `port ${taken} is taken: listening on ${now} instead; peers are told where`);
+    }
   } catch (error) {
     page?.close();
     throw error;
@@ -275,8 +418,14 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
   const sessions = options.sessions ?? new NodeSessions(kernel);
   server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     socket.on('error', () => socket.terminate());
-    acceptSession(socket, { ...options, offer: (peer) => ({ bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined)), handlers: sessions.handlers(peer) }) }).then(
+    let accepted: Session | undefined;
+    const offer = (peer: Principal) => ({
+      bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined), log, (record) => sessions.hearAddress(record, peer, accepted)),
+      handlers: sessions.handlers(peer),
+    });
+    acceptSession(socket, { ...options, offer }).then(
       (session) => {
+        accepted = session;
         pending.authenticated(request.socket);
         sessions.track(session);
       },
@@ -325,6 +474,10 @@ export const startNode = async (
     readonly invitations?: Invitations;
     /** Keep peer URLs learned by joining across restarts. */
     readonly remember?: (urls: readonly string[]) => Promise<void>;
+    /** Address records believed before a restart, and where to keep them (addresses.ts). */
+    readonly addresses?: { readonly known: readonly AddressRecord[]; save(records: readonly AddressRecord[]): Promise<void> };
+    /** A peer moved: remember `url` in place of the `former` URLs it was kept at. */
+    readonly moved?: (former: readonly string[], url: string) => Promise<void>;
   },
 ): Promise<GridNode> => {
   let peers: Peers | undefined;
@@ -332,7 +485,21 @@ export const startNode = async (
   const kernel = await open(async (request) => peers?.forward(request));
   const sessions = new NodeSessions(kernel);
   const { identity, random } = options;
-  peers = makePeers(options.peers ?? [], { identity, random, sessions });
+  const log = options.log ?? silentLog;
+  const book = makeAddressBook({
+    identity,
+    clock: Date.now,
+    known: options.addresses?.known ?? [],
+    peers: () => peers?.state() ?? [],
+    move: async (_principal, url, former) => {
+      for (const old of former) peers?.drop(old);
+      peers?.add(url);
+      await options.moved?.(former, url);
+    },
+    save: options.addresses?.save ?? (async () => {}),
+  });
+  sessions.useAddresses(book, (principal) => peers?.state().some((peer) => peer.principal === principal) ?? false, log);
+  peers = makePeers(options.peers ?? [], { identity, random, sessions, log });
   let membership: Membership | undefined;
   let server: NodeServer;
   try {
@@ -340,6 +507,8 @@ export const startNode = async (
     const p = peers;
     const web: WebOptions | undefined = webOptions && { ...webOptions, key: webOptions.key ?? base64url.baseEncode(random(24)), peers: () => p.state() };
     server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
+    log.info({ event: 'listening', principal: kernel.principal, url: server.url }, `node ${kernel.principal} listening on ${server.url}`);
+    sessions.listening(server.url);
     const invitations = options.invitations;
     if (invitations) {
       membership = makeMembership({

@@ -14,6 +14,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Answer, Forwarder } from '../kernel/kernel.js';
 import { connectNode, type RemoteNode } from './client.js';
 import type { NodeSessions } from './node.js';
+import { silentLog, type Log } from './log.js';
 
 export interface PeerState {
   readonly url: string;
@@ -28,6 +29,8 @@ export interface Peers {
   readonly forward: Forwarder;
   /** Keep a connection to `url` from now on (no-op if already known). */
   add(url: string): void;
+  /** Stop keeping `url`: its connection closes, it is not dialled again. */
+  drop(url: string): void;
   state(): PeerState[];
   close(): void;
 }
@@ -60,6 +63,7 @@ export const makePeers = (
     /** The node's sessions: peers' calls and revocations are handled as on inbound connections. */
     sessions?: NodeSessions;
     clock?: () => number;
+    log?: Log;
     setTimer?: (ms: number, callback: () => void) => () => void;
   },
 ): Peers => {
@@ -72,6 +76,7 @@ export const makePeers = (
       return () => clearTimeout(timer);
     });
   const peers = new Map<string, Peer>();
+  const log = options.log ?? silentLog;
   let closed = false;
 
   const retryLater = (peer: Peer) => {
@@ -85,26 +90,29 @@ export const makePeers = (
     if (closed) return Promise.reject(new Error('peers are closed'));
     if (clock() < peer.until) return Promise.reject(new Error(`${peer.url} is backing off`));
     const sessions = options.sessions;
-    peer.dialing = connectNode(peer.url, { ...options, offer: sessions && ((principal) => ({ handlers: sessions.handlers(principal) })) });
+    peer.dialing = connectNode(peer.url, { ...options, offer: sessions && ((principal) => sessions.offer(principal)) });
     peer.dialing.then(
       (remote) => {
         peer.dialing = undefined;
-        if (closed) return remote.close();
+        if (closed || peers.get(peer.url) !== peer) return remote.close();
         peer.remote = remote;
         peer.principal = remote.session.peer;
         peer.failures = 0;
-        sessions?.track(remote.session);
+        log.info({ event: 'peer-connected', url: peer.url, peer: peer.principal }, `peer ${peer.principal} connected at ${peer.url}`);
+        sessions?.track(remote.session, { dialled: true });
         void remote.session.closed.then(() => {
+          if (!closed) log.info({ event: 'peer-lost', url: peer.url, peer: peer.principal }, `peer ${peer.principal} at ${peer.url} disconnected`);
           peer.remote = undefined;
           peer.until = clock() + FIRST_BACKOFF_MS;
-          if (!closed) retryLater(peer);
+          if (!closed && peers.get(peer.url) === peer) retryLater(peer);
         });
       },
-      () => {
+      (error: unknown) => {
         peer.dialing = undefined;
+        log.debug({ event: 'peer-unreachable', url: peer.url, failures: peer.failures + 1, err: error }, `peer at ${peer.url} unreachable`);
         peer.until = clock() + Math.min(FIRST_BACKOFF_MS * 2 ** peer.failures, MAX_BACKOFF_MS);
         peer.failures += 1;
-        if (!closed) retryLater(peer);
+        if (!closed && peers.get(peer.url) === peer) retryLater(peer);
       },
     );
     return peer.dialing;
@@ -157,9 +165,18 @@ export const makePeers = (
     return missed ? { answer: unreachable } : undefined;
   };
 
+  const drop = (url: string) => {
+    const peer = peers.get(url);
+    if (!peer) return;
+    peers.delete(url);
+    peer.cancelRetry?.();
+    peer.remote?.close();
+  };
+
   return {
     forward,
     add,
+    drop,
     state: () =>
       [...peers.values()].map((peer) => ({ url: peer.url, principal: peer.principal, connected: peer.remote !== undefined, failures: peer.failures })),
     close: () => {

@@ -3,11 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { quote } from '../../caps/ids.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { Invitations } from '../../home/invitations.js';
-import { rememberPeers } from '../../home/peers-file.js';
+import { loadAddresses, loadListenPort, rememberListenPort, rememberPeers, replacePeers, saveAddresses } from '../../home/peers-file.js';
 import { announceNode, retractNode, runningNode } from '../../home/running-node.js';
 import { loadIdentity } from '../../identity/index.js';
 import { isPeerUrl } from '../../net/membership.js';
 import { startNode } from '../../net/node.js';
+import { logLevelFrom, makeLog } from '../../net/log.js';
 import { toJsonText, UsageError } from '../format.js';
 import { openHomeKernel } from '../home-ops.js';
 import { EXIT, list, repeatable, text, verb, type Session } from '../invocation.js';
@@ -26,7 +27,7 @@ export const startCommand = (session: Session) =>
     'run a node on this home (loopback unless told otherwise) with its web page on the same port; calls it cannot answer go to its peers; Ctrl-C stops it',
     (c) =>
       c
-        .option('--listen <host:port>', 'where to listen (default: 127.0.0.1, any free port)')
+        .option('--listen <host:port>', 'where to listen (default: 127.0.0.1 and the port this home\'s node last listened on, else any free port)')
         .option('--peer <url>', 'a peer node\'s ws:// URL, remembered in the home (repeatable)', repeatable)
         .option('--web-remote', 'serve the web page to other machines too')
         .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable),
@@ -35,7 +36,17 @@ export const startCommand = (session: Session) =>
         if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.test(name)) throw new UsageError(`--web-host takes a host name or address, optionally with :PORT (got ${quote(name)})`);
         return name;
       });
-      const { host, port } = parseListen(text(opts.listen) ?? '127.0.0.1:0');
+      // Without --listen the node comes back on the port it last had, so its peers and the grid URLs it handed out still reach it.
+      const listen = text(opts.listen);
+      const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
+      const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
+      let level;
+      try {
+        level = logLevelFrom(inv.env, inv.debug);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const log = makeLog({ level });
       const peerUrls = list(opts.peer).map((url) => {
         if (!isPeerUrl(url)) throw new UsageError(`--peer takes a ws:// or wss:// URL (got ${quote(url)})`);
         return url;
@@ -56,10 +67,16 @@ export const startCommand = (session: Session) =>
         peers: known,
         invitations: await Invitations.open(paths.invitations),
         remember: async (urls) => void (await rememberPeers(paths.peers, urls)),
+        // The remembered port taken by another program: listen on a free one; the peers are told (net/addresses.ts).
+        fallbackPort: remembered !== undefined,
+        log,
+        addresses: { known: await loadAddresses(paths.addresses), save: (records) => saveAddresses(paths.addresses, records) },
+        moved: async (former, url) => void (await replacePeers(paths.peers, former, url)),
         web: { remote: opts.webRemote === true, hosts: webHosts },
       });
       try {
         await announceNode(paths.node, node.server.url, node.server.web);
+        await rememberListenPort(paths.listen, Number(new URL(node.server.url).port));
         inv.io.out(
           inv.json
             ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
