@@ -6,6 +6,7 @@
  * and new records arriving live. A screenshot lands in test/output/.
  */
 import test, { type ExecutionContext } from 'ava';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { request, type ClientRequest } from 'node:http';
@@ -250,6 +251,12 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
   await page.goto(web);
 
   await page.waitForFunction((p) => document.getElementById('principal')?.textContent === p, principal, { timeout: 20_000 });
+  // On first load, before anything new happens: the latest records, newest first, pet names in them.
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 15_000 });
+  const loaded = await page.evaluate(() => ({ total: Number(document.getElementById('records')?.textContent), log: Array.from(document.querySelectorAll('#log li')).map((li) => li.textContent ?? '') }));
+  t.true(loaded.log.length >= 10, 'the latest records are listed on load');
+  t.true(loaded.log[0]!.startsWith(`#${loaded.total - 1} `), `the newest record first (${loaded.log[0]})`);
+  t.true(loaded.log.some((line) => /revoke +bye\b.*enough/.test(line)), 'the revocation, with the pet name of the token revoked');
   await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 20_000 });
   type Graph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ id(): string; data(k: string): unknown }> };
   const drawn = await page.evaluate(() => {
@@ -260,6 +267,9 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
     };
   });
   const kinds = new Map(drawn.nodes.map(([id, kind]) => [id, kind]));
+  const labels = await page.evaluate(() => Object.fromEntries((window as unknown as { gridGraph: Graph }).gridGraph.nodes().map((n) => [n.id(), n.data('label')])));
+  t.is(labels[hi], 'hi', 'a token is labelled with its pet name');
+  t.is(labels[bye], 'bye');
   t.is(kinds.get(principal), 'principal');
   t.is(kinds.get(hi), 'token');
   t.is(kinds.get(bye), 'token');
@@ -273,6 +283,7 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
   );
   await page.waitForFunction(() => /hi|greet/.test(document.getElementById('tokens')?.textContent ?? ''));
   t.regex(await page.textContent('#tokens') ?? '', /#greet 2 calls/);
+  t.true((await page.$$eval('#tokens li', (items) => items.map((li) => li.textContent))).includes('hi #greet 2 calls'), 'hosted tokens by pet name');
 
   // A real mouse click where cytoscape drew the token.
   const at = await page.evaluate((id) => {
@@ -333,5 +344,55 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
     { timeout: 15_000 },
   );
   t.regex((await page.textContent('#graph-note')) ?? '', /filtered by/);
+
+  // The filter takes a pet name.
+  await page.fill('#filter', 'hi');
+  await page.click('#filter-form button[type=submit]');
+  const drawnIds = () => page.evaluate(() => (window as unknown as { gridGraph: Graph }).gridGraph.nodes().map((n) => n.id()));
+  await page.waitForFunction((id) => (window as unknown as { gridGraph: { getElementById(id: string): { nonempty(): boolean } } }).gridGraph.getElementById(id).nonempty(), hi, { timeout: 15_000 });
+  await page.waitForFunction(() => /^filtered by hi: /.test(document.getElementById('graph-note')?.textContent ?? ''), undefined, { timeout: 15_000 });
+  t.true((await drawnIds()).includes(hi), 'filtered by its pet name, the token is drawn');
+  t.false((await drawnIds()).includes(bye), 'and the other is not');
+  t.regex((await page.textContent('#graph-note')) ?? '', /^filtered by hi: /);
+  t.is(await node.stop(), 0);
+});
+
+browserTest('headless Chromium: a graph of many tokens opens at a readable size, on its latest token', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.fail(`no Chromium at ${CHROMIUM}`);
+    return;
+  }
+  t.timeout(120_000);
+  const { chromium } = await import('playwright-core');
+  const home = await tempDir(t);
+  await ok(home, ['init']);
+  // Thirty tokens, issued in one process.
+  const repl = spawn(process.execPath, [join(process.cwd(), 'bin', 'grid.js'), 'repl', '--home', home], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GRID_HOME: '' } });
+  let said = '';
+  repl.stdout.on('data', (chunk) => (said += chunk));
+  repl.stdin.write(`const code = await grid.publish('export const greet = (ctx, name) => ctx.env.greeting + name;'); const tokens = []; for (let i = 0; i < 30; i++) tokens.push(await grid.issue({ code, export: 'greet', env: { greeting: 'g' + i } })); 'issued ' + tokens.at(-1)\n`);
+  const latest = await eventually(async () => /issued (\w+)/.exec(said)?.[1], (token) => token !== undefined, 60_000, 100);
+  repl.stdin.end();
+  await new Promise((resolve) => repl.on('close', resolve));
+  if (!latest) return t.fail(`the REPL said: ${said}`);
+  await ok(home, ['name', 'newest', latest]);
+  const node = await startNode(t, home);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(webOf(node).web);
+  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 32, undefined, { timeout: 20_000 });
+  const view = await page.evaluate((id) => {
+    const cy = (window as unknown as { gridGraph: any }).gridGraph;
+    const node = cy.getElementById(id);
+    const box = node.renderedBoundingBox({ includeLabels: false });
+    return { zoom: cy.zoom(), font: parseFloat(node.style('font-size')) * cy.zoom(), label: node.data('label'), box, width: cy.width(), height: cy.height() };
+  }, latest);
+  t.log(view);
+  t.true(view.font >= 12, `labels are drawn at ${view.font.toFixed(1)} px`);
+  t.is(view.label, 'newest');
+  t.true(view.box.x1 >= 0 && view.box.x2 <= view.width && view.box.y1 >= 0 && view.box.y2 <= view.height, 'the latest token is in view');
+  await mkdir(OUTPUT, { recursive: true });
+  await page.screenshot({ path: join(OUTPUT, 'web-many-tokens.png') });
   t.is(await node.stop(), 0);
 });

@@ -7,6 +7,19 @@ const key = new URLSearchParams(location.search).get('key') ?? '';
 const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const short = (id) => (id.startsWith('did:key:') ? `${id.slice(0, 16)}…${id.slice(-4)}` : id.length > 20 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
+/** The home's pet names (id → name), as the node last sent them. */
+let names = {};
+const label = (id) => (Object.hasOwn(names, id) ? names[id] : short(id));
+/** The zoom at which labels read comfortably; a larger graph opens at this zoom on its latest part instead of shrinking to fit. */
+const READABLE_ZOOM = 1;
+/** A small graph is not blown up past this. */
+const MAX_FIT_ZOOM = 1.6;
+/** Spacing of the layout, in graph pixels: between the graph's levels, between rows of one level, between nodes in a row. */
+const LEVEL_GAP = 150;
+/** More edges than this and only the edges of the node pointed at or selected show their labels. */
+const MAX_LABELLED_EDGES = 24;
+const ROW_GAP = 80;
+const NODE_GAP = 30;
 
 const api = async (path, params = {}) => {
   const query = new URLSearchParams(params).toString();
@@ -37,25 +50,87 @@ const cy = cytoscape({
   minZoom: 0.05,
   maxZoom: 4,
   style: [
-    { selector: 'node', style: { label: 'data(label)', 'font-size': 9, 'text-valign': 'center', 'text-halign': 'center', width: 130, height: 28, 'border-width': 1, 'border-color': '#8b949e', 'text-wrap': 'ellipsis', 'text-max-width': 124 } },
-    { selector: 'node[kind = "principal"]', style: { shape: 'ellipse', 'background-color': '#dbeafe' } },
+    { selector: 'node', style: { label: 'data(label)', 'font-size': 13, color: '#1b1f24', 'text-valign': 'center', 'text-halign': 'center', width: 170, height: 34, 'border-width': 1, 'border-color': '#8b949e', 'text-wrap': 'ellipsis', 'text-max-width': 160 } },
+    { selector: 'node[?name]', style: { 'font-weight': 'bold' } },
+    { selector: 'node[kind = "principal"]', style: { shape: 'ellipse', 'background-color': '#dbeafe', width: 290, 'text-max-width': 270 } },
     { selector: 'node[kind = "token"]', style: { shape: 'rectangle', 'background-color': '#fef3c7' } },
     { selector: 'node[kind = "delegation"]', style: { shape: 'round-rectangle', 'background-color': '#dcfce7' } },
     { selector: 'node[kind = "module"]', style: { shape: 'cut-rectangle', 'background-color': '#ede9fe' } },
     { selector: 'node[?self]', style: { 'border-width': 3, 'border-color': '#1f2d3d', 'font-weight': 'bold' } },
     { selector: 'node[?revoked]', style: { 'border-width': 3, 'border-color': '#cf222e' } },
     { selector: 'node:selected', style: { 'overlay-color': '#0969da', 'overlay-opacity': 0.2 } },
-    { selector: 'edge', style: { label: 'data(label)', 'font-size': 8, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'line-color': '#8b949e', 'target-arrow-color': '#8b949e', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-rotation': 'autorotate' } },
+    { selector: 'edge', style: { label: 'data(label)', 'font-size': 11, color: '#3d444d', 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'line-color': '#8b949e', 'target-arrow-color': '#8b949e', 'text-background-color': '#fff', 'text-background-opacity': 0.8, 'text-rotation': 'autorotate' } },
     { selector: 'edge[style = "dashed"]', style: { 'line-style': 'dashed' } },
     { selector: 'edge[style = "dotted"]', style: { 'line-style': 'dotted' } },
     { selector: 'edge[style = "bold"]', style: { width: 3.5 } },
     { selector: 'edge[label ^= "revoked"]', style: { 'line-color': '#cf222e', 'target-arrow-color': '#cf222e' } },
+    { selector: 'edge.unlabelled', style: { 'text-opacity': 0, 'text-background-opacity': 0 } },
   ],
 });
 // For tests and for the curious: the graph as cytoscape holds it (reading it grants nothing).
 window.gridGraph = cy;
 
-const layout = () => cy.layout({ name: 'breadthfirst', directed: true, spacingFactor: 1.15, padding: 20, animate: false }).run();
+/**
+ * Lay the graph out: breadthfirst gives the levels (who issued, what was issued,
+ * what it runs); each level is then laid in rows as wide as the view at a
+ * readable zoom, so a node with many tokens makes a taller graph, not a wider
+ * and smaller one. If the whole does not fit at a readable zoom, the view opens
+ * at that zoom on `focus` (what the latest record names).
+ */
+const layout = (focus) => {
+  cy.layout({ name: 'breadthfirst', directed: true, spacingFactor: 1.15, padding: 20, animate: false }).run();
+  const levels = new Map();
+  for (const node of cy.nodes()) {
+    const y = Math.round(node.position('y'));
+    if (!levels.has(y)) levels.set(y, []);
+    levels.get(y).push(node);
+  }
+  const room = Math.max(cy.width() / READABLE_ZOOM - 40, 400);
+  let y = 0;
+  for (const level of [...levels.keys()].sort((a, b) => a - b)) {
+    const nodes = levels.get(level).sort((a, b) => a.position('x') - b.position('x'));
+    for (let start = 0; start < nodes.length; ) {
+      const row = [];
+      let width = 0;
+      while (start < nodes.length && (row.length === 0 || width + nodes[start].outerWidth() + NODE_GAP <= room)) {
+        width += nodes[start].outerWidth() + (row.length ? NODE_GAP : 0);
+        row.push(nodes[start++]);
+      }
+      let x = -width / 2;
+      for (const node of row) {
+        node.position({ x: x + node.outerWidth() / 2, y });
+        x += node.outerWidth() + NODE_GAP;
+      }
+      y += ROW_GAP;
+    }
+    y += LEVEL_GAP - ROW_GAP;
+  }
+  cy.fit(undefined, 20);
+  if (cy.zoom() > MAX_FIT_ZOOM) {
+    cy.zoom(MAX_FIT_ZOOM);
+    cy.center();
+  }
+  if (cy.zoom() >= READABLE_ZOOM) return;
+  // The rows are as wide as the view: centre it across, and down on the focus (from the top if the focus is near it).
+  const around = cy.collection(focus.map((id) => cy.getElementById(id)).filter((node) => node.nonempty()));
+  const target = (around.nonempty() ? around : cy.nodes('[?self]')).boundingBox();
+  const whole = cy.elements().boundingBox();
+  cy.zoom(READABLE_ZOOM);
+  const z = cy.zoom();
+  cy.pan({ x: cy.width() / 2 - ((whole.x1 + whole.x2) / 2) * z, y: Math.min(cy.height() / 2 - ((target.y1 + target.y2) / 2) * z, 20 - whole.y1 * z) });
+};
+
+/** With many edges their labels would pile up: then only a pointed-at or selected node's edges are labelled. */
+const labelEdges = () => {
+  const many = cy.edges().length > MAX_LABELLED_EDGES;
+  cy.edges().toggleClass('unlabelled', many);
+  if (many) cy.nodes(':selected').connectedEdges().removeClass('unlabelled');
+};
+cy.on('mouseover', 'node', (event) => event.target.connectedEdges().removeClass('unlabelled'));
+cy.on('mouseout', 'node', (event) => {
+  if (cy.edges().length > MAX_LABELLED_EDGES && !event.target.selected()) event.target.connectedEdges().addClass('unlabelled');
+});
+cy.on('select unselect', 'node', labelEdges);
 
 let filter = '';
 let selected = null;
@@ -75,13 +150,17 @@ const applyGraph = (graph) => {
       }
     }
   });
-  if (added) layout();
+  if (added) layout(graph.latest ?? []);
+  labelEdges();
   const shown = graph.capped ? `drawing the latest ${graph.drawn} of ${graph.records} records` : `${graph.records} records`;
-  $('graph-note').textContent = `${graph.filter ? `filtered by ${short(graph.filter)}: ` : ''}${shown}; ${cy.nodes().length} nodes`;
+  const [view, all] = [cy.extent(), cy.elements().boundingBox()];
+  const zoomed = view.x1 > all.x1 + 1 || view.x2 < all.x2 - 1 || view.y1 > all.y1 + 1 || view.y2 < all.y2 - 1 ? ' (drag, or scroll out, for the rest)' : '';
+  $('graph-note').textContent = `${graph.filter ? `filtered by ${graph.name ?? label(graph.filter)}: ` : ''}${shown}; ${cy.nodes().length} nodes${zoomed}`;
   document.body.dataset.graphRecords = String(graph.drawn);
 };
 
 const showState = (state) => {
+  names = state.names ?? {};
   $('principal').textContent = state.principal;
   $('rate').textContent = state.callsPerSecond.toFixed(1);
   $('records').textContent = String(state.records);
@@ -91,13 +170,13 @@ const showState = (state) => {
       className: peer.connected ? 'ok' : 'bad',
       textContent: peer.connected ? '● connected' : `○ down (${peer.failures} failures)`,
     });
-    span.append(status, ` ${peer.url}`, peer.principal ? ` — ${short(peer.principal)}` : '');
+    span.append(status, ` ${peer.url}`, peer.principal ? ` — ${label(peer.principal)}` : '');
     return span;
   });
   $('token-count').textContent = `(${state.tokenCount})`;
   fill($('tokens'), state.tokens, (token) => {
     const span = document.createElement('span');
-    const name = `${short(token.token)} #${token.export}`;
+    const name = `${label(token.token)} #${token.export}`;
     span.append(linkButton(name, `filter by ${token.token}`, () => setFilter(token.token)), ` ${token.calls} calls${token.revoked ? ', revoked' : ''}`);
     if (token.revoked) span.className = 'bad';
     return span;
@@ -115,7 +194,7 @@ const showAbout = async (id) => {
   const about = await api('/api/about', { id });
   if (selected !== id) return;
   const node = cy.getElementById(id);
-  $('selected').textContent = `${node.nonempty() ? node.data('kind') : 'id'} ${id}`;
+  $('selected').textContent = `${node.nonempty() ? node.data('kind') : 'id'} ${Object.hasOwn(names, id) ? `${names[id]} = ` : ''}${id}`;
   $('selected').classList.remove('muted');
   $('about-count').textContent = `(${about.total}${about.total > about.records.length ? `, latest ${about.records.length}` : ''})`;
   fill($('about'), about.records, (record) => linkButton(record.text, `show record #${record.seq}`, () => void showRecord(record.seq).catch(report)), 'no records');
@@ -193,7 +272,11 @@ const follow = async () => {
           if (event === 'hello') {
             $('live').textContent = 'live';
             $('live').className = 'ok';
-            $('records').textContent = String(JSON.parse(data).total);
+            const hello = JSON.parse(data);
+            $('records').textContent = String(hello.total);
+            // The latest records as they stand (on a reconnect too), newest first; new ones follow.
+            log.splice(0, log.length, ...(hello.latest ?? []).map((record) => record.text).reverse());
+            fill($('log'), log, (text) => text, 'none yet');
           } else if (event === 'records') onRecords(JSON.parse(data));
         }
       }

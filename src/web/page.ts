@@ -46,6 +46,8 @@ export interface WebOptions {
   readonly hosts?: readonly string[];
   /** The node's peers, as they stand. */
   readonly peers?: () => readonly PeerState[];
+  /** The home's pet names as [name, id], read when the page asks: it shows them and its filter takes them (it never writes them). */
+  readonly names?: () => Promise<Iterable<readonly [string, string]>>;
   readonly clock?: () => number;
 }
 
@@ -79,6 +81,8 @@ const RATE_WINDOW_MS = 5000;
 const RATE_BUCKET_MS = 100;
 /** Tokens listed in the node's state (the most recently issued). */
 const MAX_LISTED_TOKENS = 100;
+/** The latest records a live view gets when it opens (then each new one). */
+const LATEST_ON_OPEN = 50;
 
 const WEB_DIR = new URL('../../web/', import.meta.url);
 const ASSETS: Readonly<Record<string, { file: URL | string; type: string }>> = Object.freeze({
@@ -154,8 +158,18 @@ const select = (entries: readonly Entry[], filter: string): Entry[] => {
   return around.length > 0 ? around : recordsNaming(entries, filter);
 };
 
-const lineOf = (entry: Entry): string =>
-  entry.kind === 'seal' ? `#${entry.seq} ${new Date(entry.at).toISOString()} seal      by ${shortId(entry.signer)}` : renderText([entry]);
+/** Pet names both ways. */
+interface Names {
+  readonly byId: ReadonlyMap<string, string>;
+  readonly byName: ReadonlyMap<string, string>;
+}
+const namesFrom = (pairs: Iterable<readonly [string, string]>): Names => {
+  const list = [...pairs];
+  return { byId: new Map(list.map(([name, id]) => [id, name])), byName: new Map(list) };
+};
+
+const lineOf = (entry: Entry, name: (id: string) => string = shortId): string =>
+  entry.kind === 'seal' ? `#${entry.seq} ${new Date(entry.at).toISOString()} seal      by ${name(entry.signer)}` : renderText([entry], name);
 
 const recordJson = (entry: Entry) => {
   const text = toJsonText(entry, 2);
@@ -248,6 +262,14 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   let batchTimer: ReturnType<typeof setInterval> | undefined;
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   const assets = new Map<string, Promise<Buffer>>();
+  // The names last read; a names file that cannot be read keeps them (names only label things).
+  let names = namesFrom([]);
+  const readNames = async () => {
+    try {
+      if (options.names) names = namesFrom(await options.names());
+    } catch {}
+  };
+  const label = (id: string) => names.byId.get(id) ?? shortId(id);
 
   for (const entry of journal.entries()) tally.add(entry);
   // The journal keeps its listeners for its lifetime; this one goes quiet once the page is closed.
@@ -291,16 +313,19 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       callsPerSecond: tally.callsPerSecond(clock()),
       records: journal.length,
       maxDrawn: MAX_DRAWN_RECORDS,
+      names: Object.fromEntries(names.byId),
     };
   };
 
-  const graph = (filter: string) => {
+  const graph = (given: string) => {
     const all = journal.entries();
+    const filter = names.byName.get(given) ?? given;
     const selected = filter === '' ? all : select(all, filter);
     const drawn = selected.slice(-MAX_DRAWN_RECORDS);
     const picture = pictureOf(drawn);
+    const latest = drawn.findLast((entry) => entry.kind !== 'seal' && idsOf(entry).some((id) => picture.nodes.has(id)));
     const nodes = [...picture.nodes].map(([id, node]) => ({
-      data: { id, label: id === kernel.principal ? `${shortId(id)} (this node)` : shortId(id), kind: kindOfNode(node), revoked: node.revoked === true, self: id === kernel.principal },
+      data: { id, label: id === kernel.principal ? `${label(id)} (this node)` : label(id), name: names.byId.get(id) ?? null, kind: kindOfNode(node), revoked: node.revoked === true, self: id === kernel.principal },
     }));
     // An edge's id is what pictureOf counts it by, so it keeps its id as its count grows.
     const edges = picture.edges.map(({ from, to, label, style, count }) => ({
@@ -308,10 +333,13 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     }));
     return {
       filter,
+      ...(filter !== given ? { name: given } : {}),
       records: selected.length,
       drawn: drawn.length,
       capped: selected.length > drawn.length,
       first: drawn[0]?.seq ?? null,
+      // Where the page looks first: what the latest record drawn that names something (not a seal) names first, its token mostly.
+      latest: (latest ? idsOf(latest) : []).filter((id) => picture.nodes.has(id)).slice(0, 1),
       elements: { nodes, edges },
     };
   };
@@ -324,7 +352,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       id,
       defining: defining ? { seq: defining.seq, kind: defining.kind, json: recordJson(defining) } : null,
       total: naming.length,
-      records: naming.slice(-ABOUT_RECORDS).reverse().map((entry) => ({ seq: entry.seq, kind: entry.kind, text: lineOf(entry) })),
+      records: naming.slice(-ABOUT_RECORDS).reverse().map((entry) => ({ seq: entry.seq, kind: entry.kind, text: lineOf(entry, label) })),
     };
   };
 
@@ -335,13 +363,13 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     // Records are numbered from 0 in order; a journal's seq is its index.
     const entry = all[seq]?.seq === seq ? all[seq] : all.find((candidate) => candidate.seq === seq);
     if (!entry) throw new Refusal(404, `no record #${seq} (the journal has ${all.length})`);
-    return { seq: entry.seq, kind: entry.kind, text: lineOf(entry), json: recordJson(entry) };
+    return { seq: entry.seq, kind: entry.kind, text: lineOf(entry, label), json: recordJson(entry) };
   };
 
   const flush = () => {
     // Every view gets the same records: render each once.
     const lines = new Map<number, string>();
-    const line = (entry: Entry) => lines.get(entry.seq) ?? (lines.set(entry.seq, lineOf(entry)), lines.get(entry.seq)!);
+    const line = (entry: Entry) => lines.get(entry.seq) ?? (lines.set(entry.seq, lineOf(entry, label)), lines.get(entry.seq)!);
     for (const client of live) {
       if (client.queue.length === 0 && client.skipped === 0) continue;
       if (client.response.writableNeedDrain) {
@@ -368,7 +396,8 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   const follow = (response: ServerResponse) => {
     if (live.size >= MAX_LIVE_CLIENTS) throw new Refusal(503, `too many live views (${MAX_LIVE_CLIENTS}); close one`, { 'Retry-After': '5' });
     response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
-    response.write(`event: hello\ndata: ${toJsonText({ total: journal.length })}\n\n`);
+    const latest = journal.entries().slice(-LATEST_ON_OPEN).map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry, label) }));
+    response.write(`event: hello\ndata: ${toJsonText({ total: journal.length, latest })}\n\n`);
     const client: LiveClient = { response, queue: [], skipped: 0 };
     live.add(client);
     const leave = () => {
@@ -423,21 +452,32 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       if (value.length > MAX_FILTER_LENGTH) throw new Refusal(400, `${name} is longer than ${MAX_FILTER_LENGTH} characters`);
       return value.trim();
     };
+    /** Answer with `body()` once the home's pet names are read. */
+    const named = (body: () => unknown) =>
+      void readNames()
+        .then(() => json(response, body(), head))
+        .catch((error: unknown) => reply(response, error));
     switch (path) {
       case '/api/state':
-        return json(response, { ...state(), url: `http://${host}/` }, head);
-      case '/api/graph':
-        return json(response, graph(param('filter')), head);
+        return named(() => ({ ...state(), url: `http://${host}/` }));
+      case '/api/graph': {
+        const filter = param('filter');
+        return named(() => graph(filter));
+      }
       case '/api/about': {
         const id = param('id');
         if (id === '') throw new Refusal(400, 'about what? (?id=)');
-        return json(response, about(id), head);
+        return named(() => about(id));
       }
-      case '/api/record':
-        return json(response, record(param('seq')), head);
+      case '/api/record': {
+        const seq = param('seq');
+        return named(() => record(seq));
+      }
       case '/api/live':
         if (head) return send(response, 200, 'text/event-stream; charset=utf-8', '', true);
-        return follow(response);
+        return void readNames()
+          .then(() => (closed ? reply(response, new Refusal(503, 'the node is stopping')) : follow(response)))
+          .catch((error: unknown) => reply(response, error));
       default:
         throw new Refusal(404, `no API ${JSON.stringify(path.slice(0, 100))}`);
     }

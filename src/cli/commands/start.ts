@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { quote } from '../../caps/ids.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { Invitations } from '../../home/invitations.js';
+import { PetNames } from '../../home/names.js';
 import { loadAddresses, loadListenPort, rememberListenPort, rememberPeers, replacePeers, saveAddresses } from '../../home/peers-file.js';
 import { announceNode, retractNode, runningNode } from '../../home/running-node.js';
 import { loadIdentity } from '../../identity/index.js';
@@ -72,7 +73,8 @@ export const startCommand = (session: Session) =>
         log,
         addresses: { known: await loadAddresses(paths.addresses), save: (records) => saveAddresses(paths.addresses, records) },
         moved: async (former, url) => void (await replacePeers(paths.peers, former, url)),
-        web: { remote: opts.webRemote === true, hosts: webHosts },
+        // The page shows the home's pet names (read-only; its filter takes them too).
+        web: { remote: opts.webRemote === true, hosts: webHosts, names: async () => (await PetNames.open(paths.names)).list().map(([name, entry]) => [name, entry.id] as const) },
       });
       try {
         await announceNode(paths.node, node.server.url, node.server.web);
