@@ -2,8 +2,18 @@
  * Grid data as JSON text, in the DAG-JSON conventions: a link is
  * `{"/": "<cid>"}`, bytes are `{"/": {"bytes": "<base64>"}}`, and integers
  * beyond 2^53 are written as exact JSON numbers.
+ *
+ * Numbers are exact both ways. JSON.parse reads 9007199254740993 as
+ * 9007199254740992, and Node 20's JSON.parse has no reviver access to a
+ * number's source text, so arguments are parsed with lossless-json (pinned;
+ * no dependencies, keeps every number's text, refuses duplicate keys that
+ * disagree, stores a `__proto__` key as data): an integer beyond 2^53 becomes
+ * a bigint, up to CBOR's 64-bit range. Printing, a bigint is its digits and
+ * -0 is `-0` (JSON.stringify would print 0).
  */
+import { isInteger, parse as parseLossless } from 'lossless-json';
 import { quote } from '../caps/ids.js';
+import { MAX_INTEGER, MIN_INTEGER } from '../wire/cbor.js';
 
 const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
 
@@ -12,8 +22,8 @@ export const toJsonText = (value: unknown, indent?: number): string => {
   const text = JSON.stringify(
     value,
     function replacer(this: unknown, _key, v) {
-      if (typeof v === 'bigint') {
-        placeholders.push(v.toString());
+      if (typeof v === 'bigint' || Object.is(v, -0)) {
+        placeholders.push(Object.is(v, -0) ? '-0' : v.toString());
         return `\u0000big${placeholders.length - 1}\u0000`;
       }
       if (v instanceof Uint8Array) return { '/': { bytes: toBase64(v) } };
@@ -24,12 +34,32 @@ export const toJsonText = (value: unknown, indent?: number): string => {
   return text.replace(/"\\u0000big(\d+)\\u0000"/g, (_m, index) => placeholders[Number(index)]!);
 };
 
-/** Parse one CLI argument as JSON grid data (links and bytes in DAG-JSON form). */
+/**
+ * A JSON number as grid data, exactly: an integer (no fraction, no exponent)
+ * is a number while it is safe and a bigint beyond, refused past CBOR's
+ * 64-bit integers; a number with a fraction or an exponent is the nearest
+ * 64-bit float, as in any JSON reader, refused if it overflows to infinity.
+ */
+const exactNumber = (what: string) => (text: string): number | bigint => {
+  if (isInteger(text)) {
+    const value = Number(text);
+    if (Number.isSafeInteger(value)) return value; // -0 stays -0
+    const big = BigInt(text);
+    if (big < MIN_INTEGER || big > MAX_INTEGER) throw new UsageError(`${what}: the integer ${text} is beyond the grid's integers (-2^64 to 2^64-1)`);
+    return big;
+  }
+  const value = Number(text);
+  if (!Number.isFinite(value)) throw new UsageError(`${what}: ${text} is beyond a 64-bit float`);
+  return value;
+};
+
+/** Parse one CLI argument as JSON grid data (links and bytes in DAG-JSON form), its numbers exact. */
 export const parseJsonArg = (text: string, what: string): unknown => {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseLossless(text, undefined, exactNumber(what));
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`${what} is not valid JSON: ${quote(text)} (${(error as Error).message}); strings need quotes, e.g. '"Ada"'`);
   }
   return fromDagJson(parsed);
@@ -47,14 +77,17 @@ const fromDagJson = (value: unknown): unknown => {
     }
   }
   const out: Record<string, unknown> = {};
-  for (const key of keys) out[key] = fromDagJson(record[key]);
+  // defineProperty: a `__proto__` key is data, not the object's prototype.
+  for (const key of keys) Object.defineProperty(out, key, { value: fromDagJson(record[key]), enumerable: true, writable: true, configurable: true });
   return out;
 };
 
 export class UsageError extends Error {
-  readonly code = 'ERR_USAGE';
-  constructor(message: string) {
+  /** A stable code for scripts (`--json` prints it): ERR_USAGE, or a narrower one such as ERR_NO_SUCH_FILE. */
+  readonly code: string;
+  constructor(message: string, code = 'ERR_USAGE') {
     super(message);
+    this.code = code;
     this.name = 'UsageError';
   }
 }

@@ -31,7 +31,7 @@ export interface HomeOps {
   publish(bytes: Uint8Array): Promise<ModuleId>;
   issue(spec: IssueSpec): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
-  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }): Promise<Outcome>;
+  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks; signal?: AbortSignal }): Promise<Outcome>;
   delegate(spec: DelegateSpec): Promise<Token>;
   chainBlocks(token: string): Promise<ChainBlocks | undefined>;
   importChain(token: string, chain: ChainBlocks): Promise<void>;

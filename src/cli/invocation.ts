@@ -10,7 +10,8 @@ import type { Outcome } from '../kernel/kernel.js';
 import { toJsonText } from './format.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 
-export const EXIT = { ok: 0, usage: 1, revoked: 3, unreachable: 4 } as const;
+/** `interrupted`: Ctrl-C cancelled the operation (128 + SIGINT, as shells report it). */
+export const EXIT = { ok: 0, usage: 1, revoked: 3, unreachable: 4, interrupted: 130 } as const;
 
 export interface Io {
   out: (text: string) => void;
@@ -18,6 +19,12 @@ export interface Io {
   stdin: () => Promise<Uint8Array>;
   /** Where long operations show progress (stderr on a terminal); none if absent. */
   progress?: Progress;
+  /**
+   * Run `handler` when the user interrupts (Ctrl-C) while an operation that
+   * can be cancelled runs; returns the function that stops listening. Only
+   * such operations listen: elsewhere Ctrl-C stops the process as usual.
+   */
+  onInterrupt?: (handler: () => void) => () => void;
 }
 
 export interface Invocation {

@@ -1,13 +1,35 @@
 /** `grid call`: call a token with JSON arguments. */
+import { CANCELLED } from '../../caps/cancel.js';
 import { quote } from '../../caps/ids.js';
 import { homePaths } from '../../home/home.js';
 import { PetNames } from '../../home/names.js';
-import { DEFAULT_LIMITS, REMOTE_GRACE_MS } from '../../kernel/kernel.js';
-import { parseJsonArg, UsageError } from '../format.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Outcome } from '../../kernel/kernel.js';
+import { parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { connectAsHome, withHome, type HomeOps } from '../home-ops.js';
-import { printOutcome, progressOf, text, verb, type Session } from '../invocation.js';
+import { EXIT, printOutcome, progressOf, text, verb, type Invocation, type Session } from '../invocation.js';
 import { whileWaiting } from '../progress.js';
 import { resolveTarget } from '../resolve.js';
+
+/**
+ * Make a call that Ctrl-C cancels: the call ends `revoked: cancelled by
+ * caller` where it runs (the node is told, its vat stopped) instead of
+ * running on to its time limit; the progress line is erased, one line says
+ * so, and the exit code is 130. A second Ctrl-C stops waiting at once.
+ */
+const cancellable = async (inv: Invocation, call: (signal: AbortSignal) => Promise<Outcome>, print = (outcome: Outcome) => printOutcome(inv, outcome)): Promise<number> => {
+  const cancel = new AbortController();
+  const stopListening = inv.io.onInterrupt?.(() => cancel.abort()) ?? (() => {});
+  let outcome: Outcome;
+  try {
+    outcome = await call(cancel.signal);
+  } finally {
+    stopListening();
+  }
+  if (!(cancel.signal.aborted && outcome.status === 'revoked' && outcome.reason === CANCELLED)) return print(outcome);
+  if (inv.json) inv.io.out(toJsonText(outcome));
+  else inv.io.err(`grid: call cancelled (Ctrl-C): it ended revoked: ${CANCELLED}`);
+  return EXIT.interrupted;
+};
 
 export const callCommand = (session: Session) =>
   verb(
@@ -38,13 +60,13 @@ export const callCommand = (session: Session) =>
         const remote = await connectAsHome(inv, via);
         try {
           const timeoutMs = (timeout ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS;
-          return printOutcome(inv, await whileWaiting(progressOf(inv), `waiting for ${via}`, remote.call(target.token, args, { follow, timeoutMs, ...chain })));
+          return await cancellable(inv, (signal) => whileWaiting(progressOf(inv), `waiting for ${via}`, remote.call(target.token, args, { follow, timeoutMs, signal, ...chain })));
         } finally {
           remote.close();
         }
       }
       const where = (home: HomeOps) => (home.nodeUrl ? `waiting for this home's node (${home.nodeUrl})` : 'waiting for the answer');
-      return withHome(inv, async (home) => printOutcome(inv, await whileWaiting(progressOf(inv), where(home), home.call(target.token, args, { follow, ...chain }))), {
+      return withHome(inv, async (home) => cancellable(inv, (signal) => whileWaiting(progressOf(inv), where(home), home.call(target.token, args, { follow, signal, ...chain }))), {
         limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
       });
     },
