@@ -18,7 +18,8 @@ const typeOf = (value) => {
   if (Array.isArray(value)) return 'list';
   if (value instanceof Uint8Array) return 'bytes';
   if (typeof value === 'object') return Object.keys(value).length === 1 && '/' in value ? 'link' : 'record';
-  return typeof value;
+  // An integer beyond 2^53 arrives as a bigint: a number all the same.
+  return typeof value === 'bigint' ? 'number' : typeof value;
 };
 
 const OPERATORS = ['$any', '$type', '$min', '$max', '$maxLength', '$oneOf'];
@@ -34,11 +35,12 @@ const mismatch = (pattern, value, where) => {
     }
     const type = typeOf(value);
     if (pattern.$type !== undefined) {
-      const ok = pattern.$type === 'integer' ? Number.isInteger(value) : type === pattern.$type;
+      const ok = pattern.$type === 'integer' ? typeof value === 'bigint' || Number.isInteger(value) : type === pattern.$type;
       if (!ok) return `${where} is not a ${pattern.$type}`;
     }
-    if (pattern.$min !== undefined && !(typeof value === 'number' && value >= pattern.$min)) return `${where} is below ${pattern.$min}`;
-    if (pattern.$max !== undefined && !(typeof value === 'number' && value <= pattern.$max)) return `${where} is above ${pattern.$max}`;
+    // A bigint compares with a number exactly.
+    if (pattern.$min !== undefined && !(type === 'number' && value >= pattern.$min)) return `${where} is below ${pattern.$min}`;
+    if (pattern.$max !== undefined && !(type === 'number' && value <= pattern.$max)) return `${where} is above ${pattern.$max}`;
     if (pattern.$maxLength !== undefined && !((typeof value === 'string' || Array.isArray(value)) && value.length <= pattern.$maxLength)) {
       return `${where} is longer than ${pattern.$maxLength}`;
     }

@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Outcome } from '../src/index.js';
 import { tempDir } from './_helpers.js';
+import { randomBytes } from 'node:crypto';
+import { generateIdentity } from '../src/identity/index.js';
 
 const example = (name: string) => readFile(join('examples', name), 'utf8');
 
@@ -53,6 +55,20 @@ test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 wi
   t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
   const nan = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.reason.startsWith('bad result: NaN'));
   t.is(nan?.kind === 'revoked' ? nan.cause : undefined, 'crash', "a result that is not grid data is the closure's fault");
+});
+
+test('an argument pattern weighs an integer beyond 2^53 (a bigint) as the integer it is', async (t) => {
+  const kernel = await memoryKernel(t);
+  const root = await issue(kernel, 'export const echo = (ctx, ...args) => args;', 'echo');
+  const bob = generateIdentity((n) => new Uint8Array(randomBytes(n))).principal;
+  const pattern = [{ $type: 'integer', $min: 0 }, { $type: 'number', $max: 100 }];
+  const guarded = await kernel.delegate({ token: root, to: [bob], policies: [{ module: 'pattern', settings: { args: pattern } }] });
+  const call = (args: unknown[]) => kernel.call(guarded, args, { caller: bob });
+  t.deepEqual(await call([2n ** 60n, 5]), { status: 'fulfilled', value: [2n ** 60n, 5] });
+  const refusal = async (args: unknown[]) => ((await call(args)) as { reason?: string }).reason?.replace(/^.*argument pattern: /, '');
+  t.is(await refusal([-(2n ** 60n), 5]), 'arguments[0] is below 0');
+  t.is(await refusal([1, 2n ** 60n]), 'arguments[1] is above 100');
+  t.is(await refusal([1.5, 5]), 'arguments[0] is not a integer');
 });
 
 test('outcomes are hardened', async (t) => {
