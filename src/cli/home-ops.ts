@@ -8,7 +8,7 @@ import type { ModuleId, Token } from '../caps/ids.js';
 import { homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { loadPeers } from '../home/peers-file.js';
-import { runningNode } from '../home/running-node.js';
+import { announceNode, retractNode, runningNode, type RunningNode } from '../home/running-node.js';
 import { loadIdentity } from '../identity/index.js';
 import { followJournalFile } from '../journal/fs-file.js';
 import type { Entry } from '../journal/journal.js';
@@ -42,33 +42,91 @@ export interface HomeOps {
   notice(token: string): Promise<RevocationNotice | undefined>;
 }
 
+/** How often a command waiting for the home's lock looks whether a node now serves the home. */
+const NODE_WATCH_MS = 100;
+
+/** Why a command stopped waiting for the home's lock: a node serves the home now. */
+class NodeServesHome extends Error {
+  constructor(readonly node: RunningNode) {
+    super(`a node now serves this home (${node.url})`);
+  }
+}
+
+/** Abort `controller` once a node announces itself on the home (`grid start`, or a REPL); `stop` ends the watch. */
+const watchForNode = (path: string, controller: AbortController) => {
+  let looking = false;
+  const timer = setInterval(() => {
+    if (looking) return;
+    looking = true;
+    void runningNode(path)
+      .then((node) => node && controller.abort(new NodeServesHome(node)))
+      .finally(() => (looking = false));
+  }, NODE_WATCH_MS);
+  return { stop: () => clearInterval(timer) };
+};
+
+/**
+ * Serve the home's kernel on loopback and announce it as `grid start` does,
+ * so that other commands on the home go through this process instead of
+ * waiting for its lock (a REPL holds the home for as long as it is open).
+ */
+const serveHome = async (kernel: Kernel, nodePath: string): Promise<string> => {
+  const url = await kernel.listen({ host: '127.0.0.1', port: 0 });
+  await announceNode(nodePath, url);
+  return url;
+};
+
+/**
+ * Run `body` on the home: through the node running on it, else on its
+ * kernel opened here. While waiting for the home's lock, a command watches
+ * for a node to start serving the home (`grid start` holds the lock while it
+ * starts; a REPL holds it while open) and then goes through that node. With
+ * `serve`, a kernel opened here serves the home to other commands in turn.
+ */
 export const withHome = async <T>(
   inv: Invocation,
   body: (home: HomeOps, names: PetNames) => Promise<T>,
-  options: { limits?: Partial<KernelLimits> } = {},
+  options: { limits?: Partial<KernelLimits>; serve?: boolean } = {},
 ): Promise<T> => {
   const paths = homePaths(inv.home);
-  const node = await runningNode(paths.node);
+  let node = await runningNode(paths.node);
   if (!node) {
-    return withKernel(
-      inv,
-      (kernel, names) =>
-        body(
-          {
-            publish: (bytes) => kernel.publish(bytes),
-            issue: (spec) => kernel.issue(spec),
-            revoke: (token, reason) => kernel.revoke(token, reason),
-            call: (token, args, callOptions) => kernel.call(token, args, callOptions),
-            delegate: (spec) => kernel.delegate(spec),
-            chainBlocks: (token) => kernel.chainBlocks(token),
-            importChain: (token, chain) => kernel.importChain(token, chain),
-            notice: async (token) => kernel.revocationNotice(token),
-            entries: async () => kernel.journal.entries(),
-          },
-          names,
-        ),
-      options,
-    );
+    const served = new AbortController();
+    const watching = watchForNode(paths.node, served);
+    try {
+      return await withKernel(
+        inv,
+        async (kernel, names) => {
+          watching.stop();
+          const nodeUrl = options.serve ? await serveHome(kernel, paths.node) : undefined;
+          try {
+            return await body(
+              {
+                publish: (bytes) => kernel.publish(bytes),
+                issue: (spec) => kernel.issue(spec),
+                revoke: (token, reason) => kernel.revoke(token, reason),
+                call: (token, args, callOptions) => kernel.call(token, args, callOptions),
+                delegate: (spec) => kernel.delegate(spec),
+                chainBlocks: (token) => kernel.chainBlocks(token),
+                importChain: (token, chain) => kernel.importChain(token, chain),
+                notice: async (token) => kernel.revocationNotice(token),
+                entries: async () => kernel.journal.entries(),
+                ...(nodeUrl ? { nodeUrl } : {}),
+              },
+              names,
+            );
+          } finally {
+            if (nodeUrl) await retractNode(paths.node);
+          }
+        },
+        { limits: options.limits, lockSignal: served.signal },
+      );
+    } catch (error) {
+      if (!(error instanceof NodeServesHome)) throw error;
+      node = error.node;
+    } finally {
+      watching.stop();
+    }
   }
   const identity = await loadHomeIdentity(paths);
   const follower = followJournalFile(paths.journal, identity.principal);
@@ -133,11 +191,12 @@ export const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode)
 };
 
 /** The home's own kernel, its closures' log lines on stderr. */
-export const openHomeKernel = (inv: Invocation, options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder } = {}) =>
+export const openHomeKernel = (inv: Invocation, options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal } = {}) =>
   openKernel({
     home: inv.home,
     create: options.create ?? false,
     lockWaitMs: inv.lockWaitMs,
+    ...(options.lockSignal ? { lockSignal: options.lockSignal } : {}),
     limits: options.limits,
     forward: options.forward,
     log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
@@ -146,7 +205,7 @@ export const openHomeKernel = (inv: Invocation, options: { create?: boolean; lim
 export const withKernel = async <T>(
   inv: Invocation,
   body: (kernel: Kernel, names: PetNames) => Promise<T>,
-  options: { create?: boolean; limits?: Partial<KernelLimits> } = {},
+  options: { create?: boolean; limits?: Partial<KernelLimits>; lockSignal?: AbortSignal } = {},
 ): Promise<T> => {
   const node = await runningNode(homePaths(inv.home).node);
   if (node) {

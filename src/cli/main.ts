@@ -26,6 +26,7 @@ import { issueCommand } from './commands/issue.js';
 import { nameCommand, namesCommand } from './commands/names.js';
 import { publishCommand } from './commands/publish.js';
 import { replCommand } from './commands/repl.js';
+import { repairCommand } from './commands/repair.js';
 import { reputationCommand } from './commands/reputation.js';
 import { revokeCommand } from './commands/revoke.js';
 import { runCommand } from './commands/run.js';
@@ -53,6 +54,7 @@ const VERBS: ReadonlyArray<(session: Session) => Command> = [
   runCommand,
   delegateCommand,
   replCommand,
+  repairCommand,
   startCommand,
   webCommand,
   inviteCommand,

@@ -30,5 +30,6 @@ export const replCommand = (session: Session) =>
           remote?.close();
         }
         return EXIT.ok;
-      }),
+        // A REPL may stay open for hours: it serves the home to other commands (on loopback) instead of shutting them out.
+      }, { serve: true }),
   );
