@@ -78,6 +78,8 @@ export const gridProcesses = (env: Record<string, string> = {}) => {
     });
     return {
       ...info,
+      /** What the node wrote to stderr so far (its log). */
+      stderr: () => stderr,
       isRunning: () => running,
       /** SIGTERM: resolves to the exit code (0 when it stopped cleanly). */
       stop: () => (child.kill('SIGTERM'), exited),

@@ -56,7 +56,7 @@ test('an address record is believed only when signed by its principal, newer, an
 
 const occupy = (port: number) =>
   new Promise<Server>((resolve, reject) => {
-    const server = createServer();
+    const server = createServer((socket) => socket.destroy()); // a program that holds the port and talks to nobody
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
