@@ -162,3 +162,29 @@ test.serial('cancelling reaches the calls a call made; a signal aborted before t
   t.is(kernel.journal.entries().length, before, 'nothing journaled: no call was made');
   t.deepEqual(await kernel.call(echo, ['still serving']), { status: 'fulfilled', value: 'still serving' });
 });
+
+test.serial("cancelling a call never ends another caller's call that has acted: it alone ends, its vat keeps serving", async (t) => {
+  t.timeout(60_000);
+  const { kernel } = await setup(t, { vats: 1, callTimeoutMs: 120_000 });
+  const code = await kernel.publish('export const hang = () => new Promise(() => {}); export const waitOn = (ctx, t) => ctx.call(t); export const echo = (ctx, x) => x;');
+  const [hang, waitOn, echo] = await Promise.all(['hang', 'waitOn', 'echo'].map((name) => kernel.issue({ code, export: name })));
+  t.deepEqual(await kernel.call(echo, ['warm']), { status: 'fulfilled', value: 'warm' });
+  // X and Y have each acted (a ctx.call is out, seen in the journal); one vat holds them all.
+  const hangCalls = async (n: number) => {
+    while (kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === hang).length < n) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+  const x = new AbortController();
+  let xSettled = false;
+  const xCall = kernel.call(waitOn, [{ '/': hang }], { signal: x.signal }).finally(() => (xSettled = true));
+  await hangCalls(1);
+  const y = new AbortController();
+  const yCall = kernel.call(waitOn, [{ '/': hang }, 'y'], { signal: y.signal });
+  await hangCalls(2);
+  y.abort();
+  t.deepEqual(await yCall, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await kernel.call(echo, ['meanwhile']), { status: 'fulfilled', value: 'meanwhile' });
+  t.false(xSettled, "the other caller's call that acted runs on (its vat was not stopped)");
+  x.abort();
+  t.deepEqual(await xCall, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' });
+});
