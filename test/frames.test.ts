@@ -7,7 +7,7 @@ import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
-import { decodeCall, decodeReply, decodeRevocation, decodeTokenRequest, encodeCall, encodeReply, encodeRevocation, encodeTokenRequest, FETCH_PROTOCOL, REPLY_PROTOCOL } from '../src/net/frames.js';
+import { CANCEL_PROTOCOL, decodeCall, decodeCancel, decodeReply, decodeRevocation, decodeTokenRequest, encodeCall, encodeCancel, encodeReply, encodeRevocation, encodeTokenRequest, FETCH_PROTOCOL, REPLY_PROTOCOL } from '../src/net/frames.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { isSignedRevocation, signRevocation } from '../src/kernel/revocations.js';
 import { inspectBytes } from '../src/cli/inspect.js';
@@ -74,6 +74,16 @@ test('replies carry each kind of outcome and whether it may be cached or replica
     t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, ...slots))), undefined, JSON.stringify(slots));
   }
   t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, -1, 1, 'x', 0))), { message: /request id/ });
+});
+
+test('a cancel names one request id of its sender, round-trips, and is named by inspect; anything else is refused', (t) => {
+  const bytes = encodeCancel(7);
+  t.deepEqual(reencoded(bytes), bytes);
+  t.is(decodeCancel(decodeMessage(bytes)), 7);
+  t.regex(inspectBytes(bytes).text, /: cancel \(bafy/);
+  for (const slots of [[], [-1], [1.5], ['7'], [7, 'extra']]) {
+    t.throws(() => decodeCancel(decodeMessage(encodeMessage(CANCEL_PROTOCOL, ...slots))), undefined, JSON.stringify(slots));
+  }
 });
 
 test('revocation notices and fetches round-trip; a notice verifies only as signed', (t) => {

@@ -8,7 +8,7 @@ import { decode, decodeMessage, isMessage, WireError } from '../wire/index.js';
 import { fromWire } from '../closures/values.js';
 import { toJsonText } from './format.js';
 import { CAPTP_PROTOCOL, HANDSHAKE_PROTOCOL } from '../net/handshake.js';
-import { FETCH_PROTOCOL, RECORDS_PROTOCOL, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../net/frames.js';
+import { CANCEL_PROTOCOL, FETCH_PROTOCOL, RECORDS_PROTOCOL, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../net/frames.js';
 
 export interface InspectReport {
   readonly kind: 'message' | 'closure' | 'journal' | 'cbor' | 'wasm' | 'text' | 'unknown';
@@ -34,6 +34,7 @@ const PROTOCOLS = new Map(
     ['revocation notice', REVOCATION_PROTOCOL],
     ['replica fetch', FETCH_PROTOCOL],
     ['journal records request', RECORDS_PROTOCOL],
+    ['cancel', CANCEL_PROTOCOL],
   ].map(([name, cid]) => [cid!.toString(), name as string]),
 );
 
