@@ -51,6 +51,8 @@ export const gridProcesses = (env: Record<string, string> = {}) => {
     const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json', ...extra], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
+    let stdoutAll = '';
+    child.stdout.on('data', (d) => (stdoutAll += d));
     let running = true;
     const exited = new Promise<number | string>((resolve) =>
       child.on('close', (code, signal) => {
@@ -80,6 +82,8 @@ export const gridProcesses = (env: Record<string, string> = {}) => {
       ...info,
       /** What the node wrote to stderr so far (its log). */
       stderr: () => stderr,
+      /** Everything it printed on stdout so far. */
+      stdout: () => stdoutAll,
       isRunning: () => running,
       /** SIGTERM: resolves to the exit code (0 when it stopped cleanly). */
       stop: () => (child.kill('SIGTERM'), exited),

@@ -12,7 +12,7 @@ import { announceNode, retractNode, runningNode, type RunningNode } from '../hom
 import { loadIdentity } from '../identity/index.js';
 import { followJournalFile } from '../journal/fs-file.js';
 import type { Entry } from '../journal/journal.js';
-import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome } from '../kernel/kernel.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome, type PendingView } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { connectNode, type RemoteNode } from '../net/client.js';
@@ -40,6 +40,8 @@ export interface HomeOps {
   readonly nodeUrl?: string;
   /** A revocation's signed notice, to hand to the node that answers the token. */
   notice(token: string): Promise<RevocationNotice | undefined>;
+  /** Calls waiting here for this home's approval, or for it to collect (they live in a running node's memory). */
+  pending(): Promise<PendingView[]>;
 }
 
 /** How often a command waiting for the home's lock looks whether a node now serves the home. */
@@ -111,6 +113,7 @@ export const withHome = async <T>(
                 importChain: (token, chain) => kernel.importChain(token, chain),
                 notice: async (token) => kernel.revocationNotice(token),
                 entries: async () => kernel.journal.entries(),
+                pending: async () => kernel.pendingFor(kernel.principal),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },
               names,
@@ -140,6 +143,7 @@ export const withHome = async <T>(
       chainBlocks: (token) => remote.chainBlocks(token),
       importChain: (token, chain) => remote.importChain(token, chain),
       notice: (token) => remote.revocationNotice(token),
+      pending: () => remote.pending(),
       nodeUrl: node.url,
       // The node writes the journal; this follows it, reading only what was appended since the last look.
       entries: follower.entries,

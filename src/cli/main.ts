@@ -24,6 +24,7 @@ import { inspectCommand } from './commands/inspect.js';
 import { inviteCommand, joinCommand } from './commands/invite.js';
 import { issueCommand } from './commands/issue.js';
 import { nameCommand, namesCommand } from './commands/names.js';
+import { pendingCommand } from './commands/pending.js';
 import { publishCommand } from './commands/publish.js';
 import { replCommand } from './commands/repl.js';
 import { repairCommand } from './commands/repair.js';
@@ -53,6 +54,7 @@ const VERBS: ReadonlyArray<(session: Session) => Command> = [
   inspectCommand,
   runCommand,
   delegateCommand,
+  pendingCommand,
   replCommand,
   repairCommand,
   startCommand,

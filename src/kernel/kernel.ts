@@ -1201,7 +1201,8 @@ export class Kernel {
       }
       const first = await this.#invoke(token, args, frame(), options.argsBytes);
       let outcome = first.outcome;
-      for (let hops = 0; options.follow && outcome.status === 'promised'; hops += 1) {
+      // A call on a waiting call's own token that answers with that token again has waited already: it is the answer for now.
+      for (let hops = 0; options.follow && outcome.status === 'promised' && outcome.token !== token; hops += 1) {
         if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
         if (hops >= this.limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${this.limits.maxFollow}`), cacheable: false };
         const next = (await this.#invoke(outcome.token, [], frame())).outcome;

@@ -12,7 +12,7 @@ import { E } from '@endo/far';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
 import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
-import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome } from '../kernel/kernel.js';
+import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
 
 /** What the REPL needs of a home: the kernel opened here, or the home's running node. */
@@ -36,6 +36,8 @@ export interface ReplOptions {
   readonly call?: ReplHome['call'];
   /** Records about `token` from the nodes this home knows and from `from` (URLs), each checked. */
   readonly across?: (token: Token, from: readonly string[]) => Promise<NodeRecords[]>;
+  /** The calls waiting for this home's approval (or for it to collect) on its node, or the `--via` node. */
+  readonly pending?: () => Promise<readonly PendingView[]>;
 }
 
 /** A value that is plain data and prints as `text`. */
@@ -123,6 +125,12 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     call: (token: string, ...args: unknown[]) => call(token, args, { follow: true }),
     delegate: (token: string, spec: Omit<DelegateSpec, 'token'>) => home.delegate({ ...spec, token }),
     revoke: (token: string, reason?: string) => home.revoke(token, reason),
+    /** What waits for this home's approval (approve with `grid.call(v.token, 'approve')`), or for it to collect. */
+    pending: async () => {
+      if (!options.pending) throw new Error('this REPL reaches no node where calls wait for approval');
+      const views = [...(await options.pending())];
+      return printing(views, () => views.map((v) => `${v.token} ${v.yours === 'approve' ? 'to approve' : 'to collect'}: ${name(v.caller)} called ${name(v.delegation)}(${JSON.stringify(v.args, (_key, x) => (typeof x === 'bigint' ? `${x}n` : x instanceof Uint8Array ? `<${x.length} bytes>` : x)).slice(1, -1)}); ${v.reason}`).join('\n') || '(nothing waits for you)');
+    },
   });
 
   const queries = plainMethods({

@@ -25,6 +25,7 @@ export const replCommand = (session: Session) =>
             historyFile: join(homePaths(inv.home).root, 'repl_history'),
             ...(remote ? { call: (token: string, args: readonly unknown[], options: { follow?: boolean }) => remote.call(token, args, options) } : {}),
             across: async (token, from) => recordsAcross(token, await nodesToAsk(inv, via, from, home.nodeUrl), (url, asked) => askRecords(inv, url, asked)),
+            pending: () => (remote ? remote.pending() : home.pending()),
           });
         } finally {
           remote?.close();

@@ -9,7 +9,7 @@ export const reputationCommand = (session: Session) =>
   verb(
     session,
     'reputation',
-    'fulfilled / broken / pending promises per issuer',
+    'fulfilled / broken / refused / pending promises per issuer (see README: Reputation)',
     (c) => c.argument('[principal]', 'only this issuer (a did:key or pet name)'),
     async (inv, [who]) =>
       withHome(inv, async (home, names) => {
@@ -21,7 +21,7 @@ export const reputationCommand = (session: Session) =>
         if (inv.json) inv.io.out(toJsonText({ reputation: rows }));
         else if (rows.length === 0) inv.io.out('(no issuers)');
         else {
-          inv.io.out(['issuer\tissued\tfulfilled\tbroken\tpending', ...rows.map((r) => `${names.nameOf(r.issuer) ?? r.issuer}\t${r.issued}\t${r.fulfilled}\t${r.broken}\t${r.pending}`)].join('\n'));
+          inv.io.out(['issuer\tissued\tfulfilled\tbroken\trefused\tpending', ...rows.map((r) => `${names.nameOf(r.issuer) ?? r.issuer}\t${r.issued}\t${r.fulfilled}\t${r.broken}\t${r.refused}\t${r.pending}`)].join('\n'));
         }
         return EXIT.ok;
       }),
