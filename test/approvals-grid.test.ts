@@ -40,7 +40,7 @@ test.serial('grid call waits for approvals past the call limit; grid pending sho
   // An approval by someone not listed is refused and never listed; a listed one counts once.
   const stranger = await grid(mallory, ['call', view!.url, '"approve"']);
   t.is(stranger.code, 3, stranger.stderr);
-  t.regex(stranger.stderr, /^revoked: did:key:\S+ is not one of the approvers this call waits for$/);
+  t.is(stranger.stderr, `revoked: ${pm} is not one of the approvers this call waits for`);
   t.deepEqual(JSON.parse(await ok(p1, ['call', view!.url, '"approve"'])), { approvedBy: [pp1], status: 'waiting' });
   t.deepEqual(JSON.parse(await ok(p1, ['call', view!.url, '"approve"'])), { approvedBy: [pp1], status: 'waiting' });
   t.is(await ok(p1, ['pending', '--via', node.url]), '(nothing waits for you)', 'it no longer waits for p1');
