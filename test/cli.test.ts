@@ -17,8 +17,12 @@ interface Result {
 }
 
 const grid = (home: string, args: string[], options: { input?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<Result> =>
+  gridExactly([...args, '--home', home], options);
+
+/** `grid` with exactly these arguments (no `--home` added). */
+const gridExactly = (args: string[], options: { input?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<Result> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args, '--home', home], {
+    const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, GRID_HOME: '', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -328,4 +332,135 @@ test('a node remembers the peers it was given and reconnects to them on the next
   t.deepEqual(second.peers, [a.url], 'remembered');
   t.is(await ok(client, ['call', add, '3', '4', '--via', second.url]), '7');
   t.is((await grid(relay, ['start', '--peer', 'http://not-a-ws-url'])).stderr, 'grid: --peer takes a ws:// or wss:// URL (got "http://not-a-ws-url")');
+});
+
+test('global options go before or after the verb; negative numbers are arguments; --version and --help per verb', async (t) => {
+  const home = await tempDir(t);
+  const me = await ok(home, ['init']);
+  t.is((await gridExactly(['--home', home, 'issue', 'examples/guard.js', '--export', 'add', '--name', 'add'])).code, 0, '--home before the verb');
+  t.is(await ok(home, ['call', 'add', '-6', '4']), '-2', 'a negative number is an argument, not an option');
+  t.is((await gridExactly(['--json', '--home', home, 'call', 'add', '-1', '-2'])).stdout, '{"status":"fulfilled","value":-3}', '--json before the verb');
+  t.is((await gridExactly(['call', 'add', '1', '2', '--json', '--home', home])).stdout, '{"status":"fulfilled","value":3}', '--json after it');
+  const version = await gridExactly(['--version']);
+  t.is(version.code, 0);
+  t.is(version.stdout, JSON.parse(await readFile('package.json', 'utf8')).version);
+  const help = await gridExactly(['delegate', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^Usage: grid delegate \[options\] <token>/);
+  t.regex(help.stdout, /--approvals <k>/);
+  t.regex(help.stdout, /\{"\$type": "string"\}\s+one of: string, number, integer/, 'the pattern language is in the help');
+  t.regex(help.stdout, /--home <dir>/, 'with the global options');
+  t.regex((await gridExactly(['help', 'call'])).stdout, /^Usage: grid call \[options\] <token> \[args\.\.\.\]/);
+  const unknownOption = await grid(home, ['call', 'add', '--timout', '5']);
+  t.is(unknownOption.code, 1);
+  t.is(unknownOption.stderr, "grid: Unknown option '--timout' (did you mean --timeout?); run `grid call --help`");
+  // Options are checked when the delegation is made, each with one line.
+  const cases: Array<[string[], string]> = [
+    [['--expires', '2020-01-01T00:00Z'], 'grid: --expires "2020-01-01T00:00Z" is in the past (2020-01-01T00:00:00.000Z): the delegation could never be called'],
+    [['--pattern', '[{"$type":"str"}]'], 'grid: --pattern: arguments[0] has an unknown $type "str" (the types are string, number, integer, boolean, null, bytes, link, list, record)'],
+    [['--pattern', '[{"$typ":"string"}]'], 'grid: --pattern: arguments[0] uses an unknown operator "$typ" (the operators are $any, $type, $min, $max, $maxLength, $oneOf)'],
+    [['--pattern', '{"$type":"string"}'], `grid: --pattern matches the list of arguments: write a list, e.g. '[{"$type": "string"}]' (got "{\\"$type\\":\\"string\\"}")`],
+    [['--pattern', '"Ada"'], `grid: --pattern matches the list of arguments: write a list, e.g. '[{"$type": "string"}]' (got "\\"Ada\\"")`],
+    [['--approver', me], 'grid: --approver needs --approvals K: how many of the approvers must approve each call'],
+    [['--approvals', '2', '--approver', me, '--approver', me], 'grid: --approvals 2 needs at least 2 --approver principals (got 1 distinct)'],
+    [['--uses', '-1'], 'grid: --uses takes a positive whole number (got "-1")'],
+    [['--rate', '0/min'], 'grid: --rate takes a positive whole number (got "0")'],
+  ];
+  for (const [options, message] of cases) {
+    const result = await grid(home, ['delegate', 'add', '--to', me, ...options]);
+    t.is(result.code, 1, options.join(' '));
+    t.is(result.stderr, message, options.join(' '));
+  }
+  t.regex(await ok(home, ['delegate', 'add', '--to', me, '--pattern', '[{"$type":"integer","$min":0},{"$oneOf":[1,2]}]', '--expires', '1h']), /^grid:\/\/bafy/);
+});
+
+test('errors name what is wrong: a missing file, a pet-name typo, a module for a token, a .wasm that is not WebAssembly, a name already taken', async (t) => {
+  const home = await tempDir(t);
+  const me = await ok(home, ['init']);
+  const module = await ok(home, ['publish', 'examples/hello.js', '--name', 'hello']);
+  const token = await ok(home, ['issue', 'hello', '--export', 'greet', '--env', '{"greeting":"hi"}', '--name', 'hi']);
+  const notWasm = join(home, 'broken.wasm');
+  await writeFile(notWasm, 'export const f = () => 1;');
+  const cases: Array<[string[], string, string]> = [
+    [['issue', 'no/such/module.js', '--export', 'f'], 'grid: no such file: no/such/module.js', 'ERR_NO_SUCH_FILE'],
+    [['run', 'missing.wasm'], 'grid: no such file: missing.wasm', 'ERR_NO_SUCH_FILE'],
+    [['delegate', 'hi', '--to', me, '--policy', 'my-policy.js={"limit":3}'], 'grid: no such file: my-policy.js', 'ERR_NO_SUCH_FILE'],
+    [['call', 'hii', '"Ada"'], 'grid: no such name "hii"; did you mean "hi"? (`grid names` lists them)', 'ERR_NO_SUCH_NAME'],
+    [['issue', 'helo', '--export', 'greet'], 'grid: no such name "helo"; did you mean "hello"? (`grid names` lists them)', 'ERR_NO_SUCH_NAME'],
+    [['call', module, '"Ada"'], `grid: "${module}" is a module, not a token: make a closure over it with \`grid issue ${module} --export NAME\``, 'ERR_NOT_A_TOKEN'],
+    [['publish', notWasm], 'grid: broken.wasm is not WebAssembly: it does not start with the \\0asm header (compile .wat text with wat2wasm; see README)', 'ERR_NOT_WASM'],
+    [['issue', notWasm, '--export', 'f'], 'grid: broken.wasm is not WebAssembly: it does not start with the \\0asm header (compile .wat text with wat2wasm; see README)', 'ERR_NOT_WASM'],
+    [['issue', 'hello', '--export', 'greet', '--name', 'hi'], 'grid: "hi" already names token ', 'ERR_NAME_TAKEN'],
+    [['name', 'hello', token], `grid: "hello" already names module ${module}; add --force to give the name to ${token}`, 'ERR_NAME_TAKEN'],
+  ];
+  for (const [args, message, code] of cases) {
+    const result = await grid(home, [...args, '--json']);
+    t.is(result.code, 1, args.join(' '));
+    t.true(result.stderr.startsWith(message), `${args.join(' ')}: ${result.stderr}`);
+    t.is(JSON.parse(result.stdout).code, code, args.join(' '));
+  }
+  // Pet names work in every verb, and --force moves one.
+  t.regex(await ok(home, ['inspect', 'hi']), /^closure record \(\d+ bytes\)[^]*"greeting": "hi"/);
+  t.regex(await ok(home, ['inspect', 'hello']), /^text \(\d+ bytes\)\n[^]*export const greet/);
+  t.is(await ok(home, ['name', 'me', me]), `me = principal ${me}`);
+  t.is(await ok(home, ['name', 'myself', 'me']), `myself = principal ${me}`, 'a pet name for what another names');
+  t.regex(await ok(home, ['reputation', 'myself']), /^issuer\t/);
+  t.is(await ok(home, ['name', 'hi', token]), `hi = token ${token}`, 'naming the same thing again is no conflict');
+  const other = await ok(home, ['issue', 'hello', '--export', 'greet', '--env', '{"greeting":"yo"}', '--name', 'hi', '--force']);
+  t.is(await ok(home, ['call', 'hi', '"Ada"']), '"yo, Ada"');
+  t.not(other, token);
+});
+
+test('graph narrows a large journal: --since, --caller, --limit', async (t) => {
+  const alice = await tempDir(t);
+  const bob = await tempDir(t);
+  const me = await ok(alice, ['init']);
+  const bobPrincipal = await ok(bob, ['init']);
+  await ok(alice, ['name', 'bob', bobPrincipal]);
+  const add = await ok(alice, ['issue', 'examples/guard.js', '--export', 'add', '--name', 'add']);
+  await ok(alice, ['call', 'add', '1', '1']);
+  const before = JSON.parse(await ok(alice, ['graph', '--json'])).entries as Array<{ seq: number; at: number; kind: string }>;
+  const node = await startNode(alice);
+  t.teardown(() => node.stop());
+  t.is(await ok(bob, ['call', add, '2', '3', '--via', node.url]), '5');
+  t.is(await ok(alice, ['call', 'add', '4', '5']), '9');
+  await node.stop();
+  type Row = { seq: number; at: number; kind: string; caller?: string; call?: number };
+  const all = JSON.parse(await ok(alice, ['graph', '--json'])).entries as Row[];
+  const seqs = (rows: Row[]) => rows.map((row) => row.seq);
+  const graph = async (...args: string[]) => JSON.parse(await ok(alice, ['graph', '--json', ...args])).entries as Row[];
+
+  // --since: a time (the first call's outcome, plus one millisecond), or a duration back from now.
+  const cut = before.at(-1)!.at + 1;
+  t.deepEqual(seqs(await graph('--since', new Date(cut).toISOString())), seqs(all.filter((row) => row.at >= cut)));
+  t.true(all.some((row) => row.at < cut), 'some records are older');
+  t.deepEqual(seqs(await graph('--since', '1h')), seqs(all));
+  t.deepEqual(await graph('--since', '2099-01-01'), []);
+
+  // --caller: a principal's calls with their outcomes; a pet name works too.
+  const bobs = await graph('--caller', 'bob');
+  t.deepEqual(bobs.map((row) => row.kind), ['call', 'fulfilled']);
+  t.is(bobs[0]!.caller, bobPrincipal);
+  t.is(bobs[1]!.call, bobs[0]!.seq);
+  t.deepEqual(seqs(await graph('--caller', bobPrincipal)), seqs(bobs));
+  const mine = await graph('--caller', me);
+  t.deepEqual(mine.filter((row) => row.kind === 'call').length, 2);
+  t.false(mine.some((row) => row.caller === bobPrincipal));
+
+  // --limit: the latest N records (seals, which only sign, not counted); with the others, of what they kept.
+  const events = all.filter((row) => row.kind !== 'seal');
+  t.deepEqual(seqs(await graph('--limit', '3')), seqs(events.slice(-3)));
+  t.deepEqual(seqs(await graph('--caller', me, '--limit', '1')), seqs(mine.slice(-1)));
+  const text = await ok(alice, ['graph', '--caller', 'bob']);
+  t.regex(text, /add\(2, 3\) by bob/);
+  t.notRegex(text, /add\(4, 5\)/);
+  for (const [args, message] of [
+    [['--since', 'yesterday'], 'grid: --since takes a duration such as 1h or a time such as 2026-11-28T09:00Z (got "yesterday")'],
+    [['--limit', '0'], 'grid: --limit takes a positive whole number (got "0")'],
+    [['--caller', 'bbo'], 'grid: no such name "bbo"; did you mean "bob"? (`grid names` lists them)'],
+  ] as const) {
+    const result = await grid(alice, ['graph', ...args]);
+    t.is(result.code, 1);
+    t.is(result.stderr, message);
+  }
 });
