@@ -5,6 +5,7 @@ import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireHomeLock, HomeLockedError } from '../src/home/lock.js';
 import { homePaths } from '../src/home/home.js';
+import { announceNode, runningNode } from '../src/home/running-node.js';
 import { loadIdentity } from '../src/identity/index.js';
 import { Journal, memoryJournalFile, type AppendBody } from '../src/journal/journal.js';
 import { openFsJournalFile } from '../src/journal/fs-file.js';
@@ -167,4 +168,19 @@ test('repair on a whole journal moves nothing', async (t) => {
   const report = await repairHome({ home });
   t.is(report.moved, undefined);
   t.is(report.reason, undefined);
+});
+
+test('a node announcing itself is never seen half-written by a command looking for it', async (t) => {
+  const path = join(await tempDir(t), 'node');
+  await announceNode(path, 'ws://127.0.0.1:1');
+  let missed = 0;
+  let writing = true;
+  const reader = (async () => {
+    while (writing) if (!(await runningNode(path))) missed += 1;
+  })();
+  for (let i = 0; i < 300; i++) await announceNode(path, `ws://127.0.0.1:${i + 2}`);
+  writing = false;
+  await reader;
+  t.is(missed, 0);
+  t.is((await runningNode(path))?.url, 'ws://127.0.0.1:301');
 });

@@ -1,9 +1,9 @@
 /**
- * While `grid start` runs, the home holds a `node` file naming its URL and
- * pid, so other commands on the same home reach the running node instead of
- * waiting for the home's lock.
+ * While `grid start` runs (or `grid repl` has the home open), the home holds
+ * a `node` file naming its URL and pid, so other commands on the same home
+ * reach the running node instead of waiting for the home's lock.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 
 export interface RunningNode {
   readonly url: string;
@@ -34,7 +34,14 @@ export const runningNode = async (path: string): Promise<RunningNode | undefined
   return { url: record.url, pid: record.pid!, ...(typeof record.web === 'string' ? { web: record.web } : {}) };
 };
 
-export const announceNode = (path: string, url: string, web?: string): Promise<void> =>
-  writeFile(path, `${JSON.stringify({ url, pid: process.pid, ...(web ? { web } : {}) })}\n`, { mode: 0o600 });
+/**
+ * Written whole and renamed into place: commands waiting for the home look
+ * at this file several times a second, and must never read half of it.
+ */
+export const announceNode = async (path: string, url: string, web?: string): Promise<void> => {
+  const temp = `${path}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify({ url, pid: process.pid, ...(web ? { web } : {}) })}\n`, { mode: 0o600 });
+  await rename(temp, path);
+};
 
 export const retractNode = (path: string): Promise<void> => rm(path, { force: true });
