@@ -22,7 +22,7 @@ import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } fr
 import { makeWebPage, type WebOptions } from '../web/page.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
-import { describeThrown } from '../caps/errors.js';
+import { describeThrown, GridError } from '../caps/errors.js';
 
 
 export interface NodeServer {
@@ -86,8 +86,8 @@ export const HTTP_LIMITS: HttpLimits = Object.freeze({
   maxPending: 512,
 });
 
-const Fail = (message: string): never => {
-  throw new Error(message);
+const refuse = (code: string, message: string): never => {
+  throw new GridError(code, message);
 };
 
 /**
@@ -130,18 +130,13 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   // away (promise pipelining).
   const call = async (token: string | Promise<string>, args: unknown[] = [], options: { follow?: boolean } = {}) =>
     kernel.call(await token, args, { follow: options?.follow === true, caller: peer });
-  const member = () => membership() ?? Fail('this node takes no invitations');
+  const member = () => membership() ?? refuse('ERR_NO_INVITATIONS', 'this node takes no invitations');
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   // What waits here for this peer's approval, or for it to collect.
   const pending = () => pendingAsText(kernel.pendingFor(peer));
-  if (peer !== kernel.principal) return Far('PromiseGridNode', refusing({ principal: () => kernel.principal, call, redeem, address, pending }, log, peer));
+  const everyone = { principal: () => kernel.principal, call, redeem, address, pending };
   // The node's own principal — its home's CLI — also gets to act as the node.
-  return Far('PromiseGridOwner', refusing({
-    principal: () => kernel.principal,
-    call,
-    redeem,
-    address,
-    pending,
+  const owner = {
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
     /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
@@ -158,7 +153,13 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
       return blocks && { links: blocksAsText(blocks.links), modules: blocksAsText(blocks.modules) };
     },
     revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
-  }, log, peer));
+  };
+  if (peer === kernel.principal) return Far('PromiseGridOwner', refusing({ ...everyone, ...owner }, log, peer));
+  // Anyone else asking for the owner's methods is refused by name, in one line (CapTP's own "no such method" is an Error, logged with its stack).
+  const notYours = Object.fromEntries(
+    Object.keys(owner).map((method) => [method, () => refuse('ERR_NOT_OWNER', `${method}: only this node's own principal may ${method} through it`)]),
+  ) as { [K in keyof typeof owner]: () => never };
+  return Far('PromiseGridNode', refusing({ ...everyone, ...notYours }, log, peer));
 };
 
 /** How long a revocation waits for each peer that must hear it to acknowledge. */

@@ -1,0 +1,58 @@
+/**
+ * Refusals on the node's CapTP facet cross the wire as data (name, code,
+ * message) and leave one line each in the node's log — for a stranger
+ * asking for the owner's methods too.
+ */
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { E } from '@endo/far';
+import { openKernel } from '../src/index.js';
+import { generateIdentity } from '../src/identity/index.js';
+import { serveNode } from '../src/net/node.js';
+import { connectNode } from '../src/net/client.js';
+import type { Log } from '../src/net/log.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+const recordingLog = () => {
+  const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
+  const at =
+    (level: string) =>
+    (fields: Record<string, unknown>, message: string): void =>
+      void lines.push({ level, fields, message });
+  const log: Log = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: () => true, child: () => log };
+  return { log, lines };
+};
+
+test("a stranger asking for the owner's methods is refused by name, with a code, in one log line each", async (t) => {
+  const identity = generateIdentity(random);
+  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
+  const { log, lines } = recordingLog();
+  const server = await serveNode(kernel, { identity, random, log });
+  const stranger = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.teardown(async () => {
+    stranger.close();
+    await server.close();
+    await kernel.close();
+  });
+  const facet = E(stranger.session.bootstrap() as Promise<{ publish(text: string): Promise<unknown>; redeem(token: string): Promise<unknown> }>);
+  const refusal = await facet.publish('AAAA').then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  t.like(refusal, { code: 'ERR_NOT_OWNER', message: "publish: only this node's own principal may publish through it" });
+  t.false(refusal instanceof Error, 'a refusal is data, not an Error CapTP would log with its stack');
+  const noInvitations = await facet.redeem('x').then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  t.like(noInvitations, { code: 'ERR_NO_INVITATIONS' });
+  t.deepEqual(
+    lines.map((line) => [line.level, line.fields.event, line.fields.method, line.message]),
+    [
+      ['info', 'refused', 'publish', "publish refused: publish: only this node's own principal may publish through it"],
+      ['info', 'refused', 'redeem', 'redeem refused: this node takes no invitations'],
+    ],
+  );
+});
