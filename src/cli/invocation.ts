@@ -71,7 +71,7 @@ export const withGlobalOptions = (command: Command): Command =>
   command
     .addOption(new Option('--home <dir>', 'the home (default: $GRID_HOME, else ~/.promisegrid)').helpGroup(GLOBAL_HEADING))
     .addOption(new Option('--json', 'print one JSON object, for scripts').helpGroup(GLOBAL_HEADING))
-    .addOption(new Option('--debug', 'add the stack to an error').helpGroup(GLOBAL_HEADING));
+    .addOption(new Option('--debug', 'add the stack to an error; grid start: log at debug, stacks included').helpGroup(GLOBAL_HEADING));
 
 /** Options a verb reads, as commander parsed them. */
 export type Opts = Readonly<Record<string, unknown>>;
