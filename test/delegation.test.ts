@@ -9,7 +9,7 @@ import '../src/perimeter/lockdown.js';
 import anyTest, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { CID } from 'multiformats/cid';
-import { openKernel, type Entry, type Kernel, type Outcome, type Principal, type Token } from '../src/index.js';
+import { openKernel, untilSettled, type Entry, type Kernel, type Outcome, type Principal, type Token } from '../src/index.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { signRevocation, type RevocationNotice } from '../src/kernel/revocations.js';
 import { makeDelegation, sealToken } from '../src/screener/delegation.js';
@@ -401,6 +401,18 @@ test('an approver sees what waits for it; a caller following with waitMs waits f
   await w.alice.call(second, ['approve'], { caller: y });
   await w.alice.call(second, ['approve'], { caller: z });
   t.deepEqual(await following, echoed(w.bob.principal, ['on time']));
+});
+
+test('untilSettled does not ask a node that answers "still waiting" at once in a tight loop', async (t) => {
+  let asked = 0;
+  const promise = { status: 'promised', token: 'bafyreig' } as unknown as Outcome;
+  const setTimer = (ms: number, callback: () => void) => {
+    const timer = setTimeout(callback, ms);
+    return () => clearTimeout(timer);
+  };
+  const outcome = await untilSettled(promise, async () => (asked += 1, promise), 1000, setTimer);
+  t.is(outcome, promise, 'still pending when the wait is over');
+  t.true(asked >= 2 && asked <= 6, `asked ${asked} times in 1 s (at most one every 250 ms)`);
 });
 
 test('a waiting call whose delegation is revoked ends revoked', async (t) => {

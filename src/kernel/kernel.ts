@@ -279,6 +279,9 @@ const revokedBecause = (reason: string, cause: RevokeCause): Outcome => {
 /** A vat's cause for a revocation, checked like the rest of its answer; none is the node's. */
 const vatCause = (cause: unknown): RevokeCause => (cause === undefined ? 'node' : REVOKE_CAUSES.includes(cause as RevokeCause) ? (cause as RevokeCause) : 'crash');
 
+/** Least time between two calls on a further promise that is still waiting. */
+const FOLLOW_FLOOR_MS = 250;
+
 /**
  * Follow a further promise that is still pending by calling it again (each
  * call waits up to a call limit where the promise lives) until it settles or
@@ -298,9 +301,13 @@ export const untilSettled = async (
   const cancel = setTimer(Math.max(0, waitMs), expire);
   try {
     while (outcome.status === 'promised') {
+      const asked = Date.now();
       const next: Outcome | undefined = await Promise.race([callAgain(outcome.token), expired]);
       if (next === undefined) break;
       outcome = next;
+      // A node that answers "still waiting" at once (a very short call limit) is not asked again in a tight loop.
+      const early = outcome.status === 'promised' ? FOLLOW_FLOOR_MS - (Date.now() - asked) : 0;
+      if (early > 0 && (await Promise.race([new Promise<true>((resolve) => setTimer(early, () => resolve(true))), expired])) === undefined) break;
     }
   } finally {
     cancel();
@@ -956,7 +963,7 @@ export class Kernel {
     if (frame.caller !== pending.caller) return revoked(`only ${pending.caller}, who made the call, can collect its answer`);
     if (pending.settled) return pending.settled;
     const outcome = await new Promise<Outcome | undefined>((resolve) => {
-      const margin = frame.path.length > 0 ? REMOTE_GRACE_MS : 0;
+      const margin = frame.path.length > 0 ? Math.min(REMOTE_GRACE_MS, this.limits.callTimeoutMs / 2) : 0;
       const cancel = this.#powers.setTimer(Math.max(0, frame.deadline - margin - this.#powers.clock()), () => resolve(undefined));
       // The caller stops waiting for the answer; the call itself still waits for its approvals.
       const stop = () => {
