@@ -354,6 +354,7 @@ test('global options go before or after the verb; negative numbers are arguments
   const unknownOption = await grid(home, ['call', 'add', '--timout', '5']);
   t.is(unknownOption.code, 1);
   t.is(unknownOption.stderr, "grid: Unknown option '--timout' (did you mean --timeout?); run `grid call --help`");
+  t.is((await grid(home, ['web', 'extra'])).stderr, 'grid: web takes no arguments; usage: grid web [options]');
   // Options are checked when the delegation is made, each with one line.
   const cases: Array<[string[], string]> = [
     [['--expires', '2020-01-01T00:00Z'], 'grid: --expires "2020-01-01T00:00Z" is in the past (2020-01-01T00:00:00.000Z): the delegation could never be called'],

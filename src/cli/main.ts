@@ -118,8 +118,10 @@ const explainParseError = (error: CommanderError, verb: Command | undefined): st
       return `${name} needs ${upper(quoted)}`;
     case 'commander.optionMissingArgument':
       return `${upper(quoted)}: the option is missing its value`;
-    case 'commander.excessArguments':
-      return `${name} takes ${verb?.registeredArguments.length ?? 0} argument${verb?.registeredArguments.length === 1 ? '' : 's'}; usage: grid ${name} ${verb?.usage() ?? ''}`;
+    case 'commander.excessArguments': {
+      const n = verb?.registeredArguments.length ?? 0;
+      return `${name} takes ${n === 0 ? 'no arguments' : `${n} argument${n === 1 ? '' : 's'}`}; usage: grid ${name} ${verb?.usage() ?? ''}`;
+    }
     default:
       return message.split('\n')[0]!;
   }
