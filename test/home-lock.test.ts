@@ -83,6 +83,9 @@ test('a journal refuses to append to a file another process wrote to', async (t)
   t.regex(error!.message, /another process wrote to it/);
   t.deepEqual(new Uint8Array((await readFile(path)).subarray(0, before.length)), new Uint8Array(before), 'nothing of ours landed after them');
   t.is((await readFile(path)).length, before.length + 5);
+  // Closing still closes the file, and says the write failed.
+  await t.throwsAsync(journal.close(), { message: /another process wrote to it/ });
+  await journal.close();
 });
 
 test('a memory journal file checks where an append lands too', async (t) => {

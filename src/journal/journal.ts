@@ -465,12 +465,16 @@ export class Journal {
     if (this.#failure) throw this.#failure;
   }
 
+  /** Flush and close; the file is closed even when the flush fails (a write refused, say), which then rejects. */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
-    this.#closed = true;
-    this.#cancelSeal?.();
-    await this.#powers.file.close();
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      this.#cancelSeal?.();
+      await this.#powers.file.close();
+    }
   }
 
   /**
