@@ -58,7 +58,7 @@ test('renderings name every kind of record', async (t) => {
   await kernel.revoke(greet, 'done');
   await kernel.flush();
   const text = renderText(kernel.journal.entries());
-  for (const pattern of [/ issue +bafy/, /answered from cache/, /-> revoked: no/, /-> further promise/, / revoke +bafy.*: done/, /\(journal of \d+ records, signed through #\d+ by did:key/]) {
+  for (const pattern of [/ issue +bafy/, /answered from cache/, /-> revoked: no \[refused\]/, /-> further promise/, / revoke +bafy.*: done/, /\(journal of \d+ records, signed through #\d+ by did:key/]) {
     t.regex(text, pattern);
   }
   const dot = renderDot(kernel.journal.entries(), (id) => id);

@@ -270,7 +270,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
       case 'fulfilled':
         return `${head} #${entry.call} -> ${valueText(entry.value)}${entry.pure ? ' (pure, cached)' : ''}`;
       case 'revoked':
-        return `${head} #${entry.call} -> revoked: ${entry.reason}`;
+        // The cause in brackets: why it ended so, as reputation weighs it (README: Reputation).
+        return `${head} #${entry.call} -> revoked: ${entry.reason}${entry.cause ? ` [${entry.cause}]` : ''}`;
       case 'promised':
         return `${head} #${entry.call} -> further promise ${name(entry.token)}`;
       case 'revoke':
