@@ -446,7 +446,8 @@ test('approval in Bob\'s layer holds Carol\'s call; resuming does not screen ear
 
 // The limit of 10,000 counts calls waiting at once; answered ones (kept an hour for collection) do not count.
 test('calls that waited and were answered no longer count against the pending limit', async (t) => {
-  const w = await world(t);
+  // One caller fills the node's limit here, so its own per-caller limit is raised to it (tested below).
+  const w = await world(t, { maxWaitingPerCaller: 10_000 });
   const bob = { caller: w.bob.principal };
   const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: 'approval', settings: { k: 1, of: [w.bob.principal] } }] });
   const first = await w.alice.call(dab, [0], bob);
@@ -458,6 +459,22 @@ test('calls that waited and were answered no longer count against the pending li
   for (let i = 1; i < 10_000; i += 1) if ((await w.alice.call(dab, [i], bob)).status === 'promised') waiting += 1;
   t.is(waiting, 9_999);
   t.is((await w.alice.call(dab, ['one more'], bob)).status, 'promised');
+});
+
+test('one caller cannot fill the node\'s waiting calls for everyone: a limit per caller', async (t) => {
+  const w = await world(t, { maxWaitingPerCaller: 3 });
+  const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal, w.carol.principal], policies: [{ module: 'approval', settings: { k: 1, of: [w.alice.principal] } }] });
+  const bob = { caller: w.bob.principal };
+  const waiting: Token[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const outcome = await w.alice.call(dab, [i], bob);
+    if (outcome.status !== 'promised') return t.fail(JSON.stringify(outcome));
+    waiting.push(outcome.token);
+  }
+  t.deepEqual(await w.alice.call(dab, [3], bob), refused(`${w.bob.principal} has 3 calls waiting for approval here (limit 3 per caller)`));
+  t.is((await w.alice.call(dab, ['carol'], { caller: w.carol.principal })).status, 'promised', 'another caller still may');
+  await w.alice.call(waiting[0]!, ['approve']);
+  t.is((await w.alice.call(dab, [4], bob)).status, 'promised', 'once one of Bob\'s calls has gone ahead, he may have another wait');
 });
 
 const COUNTER_POLICY = `export const screen = (ctx, { args, state }) => {

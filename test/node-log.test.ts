@@ -6,12 +6,30 @@
  */
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { tempDir } from './_helpers.js';
+import { wat } from './_wat.js';
 import { eventually, gridProcesses } from './_processes.js';
 
 const { grid, ok, startNode } = gridProcesses();
 
 const STACK_FRAME = /\bat [^\s]+ \(|\n\s+at /;
+// A WebAssembly closure that logs a line with a newline and a forged record in it, then echoes its argument.
+const SAY = `(module
+  (import "grid" "log" (func $log (param i32 i32)))
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (data (i32.const 16) "hi\\0a{\\"level\\":60}")
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $at))
+  (func (export "say") (param $ptr i32) (param $len i32) (result i64)
+    (call $log (i32.const 16) (i32.const 15))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))))`;
+
 const lines = (text: string) => text.split('\n').filter((line) => line.trim() !== '');
 
 /** Let an invitation expire, then try to join with it. */
@@ -26,6 +44,9 @@ test('an expired invitation and an unknown token leave one log line each, no sta
   t.timeout(90_000);
   const [a, b] = await Promise.all([tempDir(t), tempDir(t)]);
   const [pa, pb] = await Promise.all([ok(a, ['init']), ok(b, ['init'])]);
+  const sayFile = join(a, 'say.wasm');
+  await writeFile(sayFile, await wat(SAY));
+  const say = await ok(a, ['issue', sayFile, '--export', 'say']);
   const node = await startNode(t, a);
 
   const joined = await expiredJoin(a, b);
@@ -34,6 +55,7 @@ test('an expired invitation and an unknown token leave one log line each, no sta
   const unknown = 'bafyreihg3iqapjlopjhkwmanltwkxln3xanhwel5tnyznoma4bhbxpldju';
   const revoked = await grid(a, ['revoke', unknown]);
   t.not(revoked.code, 0);
+  t.is(await ok(b, ['call', say, '7', '--via', node.url]), '[7]', 'say echoes its arguments');
 
   const log = await eventually(async () => node.stderr(), (text) => /"method":"revoke"/.test(text), 10_000);
   const logged = lines(log).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -46,6 +68,9 @@ test('an expired invitation and an unknown token leave one log line each, no sta
   const revoke = lines(log).filter((line) => /"method":"revoke"/.test(line));
   t.is(revoke.length, 1);
   t.like(JSON.parse(revoke[0]!), { event: 'refused', peer: pa, err: { code: 'ERR_UNKNOWN_TOKEN' } });
+  const said = logged.filter((entry) => entry.event === 'closure-log');
+  t.deepEqual(said.map((entry) => [entry.token, entry.msg]), [[say, 'hi\n{"level":60}']], "a closure's log line is one record, its text escaped: it cannot forge a line");
+  t.false(logged.some((entry) => entry.level === 60), 'no forged record');
   t.false(STACK_FRAME.test(log), `no stack frames in the log:\n${log}`);
   t.false(/Temporary logging of sent error/.test(log + node.stdout()), 'CapTP logs no sent error');
   t.deepEqual(lines(node.stdout()).length, 1, `stdout has only the --json line: ${node.stdout()}`);

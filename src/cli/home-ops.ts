@@ -194,8 +194,11 @@ export const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode)
   }
 };
 
-/** The home's own kernel, its closures' log lines on stderr. */
-export const openHomeKernel = (inv: Invocation, options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal } = {}) =>
+/** The home's own kernel, its closures' log lines on stderr (or to `log`: a node's go to its log). */
+export const openHomeKernel = (
+  inv: Invocation,
+  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal; log?: (token: Token, line: string) => void } = {},
+) =>
   openKernel({
     home: inv.home,
     create: options.create ?? false,
@@ -203,7 +206,7 @@ export const openHomeKernel = (inv: Invocation, options: { create?: boolean; lim
     ...(options.lockSignal ? { lockSignal: options.lockSignal } : {}),
     limits: options.limits,
     forward: options.forward,
-    log: (token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`),
+    log: options.log ?? ((token, line) => inv.io.err(`[${token.slice(0, 10)}…${token.slice(-6)}] ${line}`)),
   });
 
 export const withKernel = async <T>(

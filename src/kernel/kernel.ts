@@ -150,6 +150,12 @@ export interface KernelLimits {
   readonly vatMemoryMb: number;
   /** Most 64 KiB pages a WebAssembly closure's memory may grow to. */
   readonly wasmMaxPages: number;
+  /**
+   * Most calls one caller may have waiting for approvals on this node at
+   * once: the node's own limit (10,000) is shared, and one caller must not
+   * fill it for everyone else.
+   */
+  readonly maxWaitingPerCaller: number;
 }
 
 export const DEFAULT_LIMITS: KernelLimits = harden({
@@ -162,6 +168,7 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   vats: 2,
   vatMemoryMb: 256,
   wasmMaxPages: 256,
+  maxWaitingPerCaller: 1000,
 });
 
 export interface KernelPowers {
@@ -364,6 +371,8 @@ export class Kernel {
   readonly #unseenRevocations = new Map<Token, Map<Principal, { notice: RevocationNotice; from: Principal }>>();
   /** Calls in #pending not answered yet (answered ones stay a while for their callers to collect). */
   #waitingCalls = 0;
+  /** Of those, per caller. */
+  readonly #waitingBy = new Map<Principal, number>();
   /** Chains verified once, by their outermost token: their links are immutable, only revocations need checking again. */
   readonly #chains = new Map<Token, Delegation[]>();
   readonly #reputation = new ReputationTally();
@@ -909,6 +918,8 @@ export class Kernel {
   /** Park a call that waits for approvals; its further promise is a fresh token. */
   #wait(call: Omit<PendingCall, 'token' | 'at' | 'approvals' | 'approvers' | 'reason' | 'since' | 'turn' | 'settle' | 'done' | 'cancelExpiry'>, screening: Extract<Screening, { kind: 'wait' }>): Outcome {
     if (this.#waitingCalls >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
+    const mine = this.#waitingBy.get(call.caller) ?? 0;
+    if (mine >= this.limits.maxWaitingPerCaller) return revoked(`${call.caller} has ${mine} calls waiting for approval here (limit ${this.limits.maxWaitingPerCaller} per caller)`);
     const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: this.#powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
     let resolve!: (outcome: Outcome) => void;
     const done = new Promise<Outcome>((r) => (resolve = r));
@@ -926,6 +937,9 @@ export class Kernel {
         if (pending.settled) return;
         pending.settled = outcome;
         this.#waitingCalls -= 1;
+        const left = (this.#waitingBy.get(pending.caller) ?? 1) - 1;
+        if (left > 0) this.#waitingBy.set(pending.caller, left);
+        else this.#waitingBy.delete(pending.caller);
         resolve(outcome);
       },
       cancelExpiry: this.#powers.setTimer(PENDING_TTL_MS, () => {
@@ -935,6 +949,7 @@ export class Kernel {
     };
     this.#pending.set(token, pending);
     this.#waitingCalls += 1;
+    this.#waitingBy.set(call.caller, mine + 1);
     return promised(token);
   }
 

@@ -60,7 +60,9 @@ export const startCommand = (session: Session) =>
       });
       const random = (n: number) => new Uint8Array(randomBytes(n));
       const known = await rememberPeers(paths.peers, peerUrls);
-      const node = await startNode((forward) => openHomeKernel(inv, { forward }), {
+      // What closures log (grid.log) is an event of the node's too: one line each, its text escaped, so no closure can forge a line.
+      const closureLog = (token: string, line: string) => log.info({ event: 'closure-log', token }, line);
+      const node = await startNode((forward) => openHomeKernel(inv, { forward, log: closureLog }), {
         identity,
         random,
         host,
