@@ -167,7 +167,9 @@ test.serial("cancelling a call never ends another caller's call that has acted: 
   t.timeout(60_000);
   const { kernel } = await setup(t, { vats: 1, callTimeoutMs: 120_000 });
   const code = await kernel.publish('export const hang = () => new Promise(() => {}); export const waitOn = (ctx, t) => ctx.call(t); export const echo = (ctx, x) => x;');
-  const [hang, waitOn, echo] = await Promise.all(['hang', 'waitOn', 'echo'].map((name) => kernel.issue({ code, export: name })));
+  const hang = await kernel.issue({ code, export: 'hang' });
+  const waitOn = await kernel.issue({ code, export: 'waitOn' });
+  const echo = await kernel.issue({ code, export: 'echo' });
   t.deepEqual(await kernel.call(echo, ['warm']), { status: 'fulfilled', value: 'warm' });
   // X and Y have each acted (a ctx.call is out, seen in the journal); one vat holds them all.
   const hangCalls = async (n: number) => {
@@ -187,4 +189,19 @@ test.serial("cancelling a call never ends another caller's call that has acted: 
   x.abort();
   t.deepEqual(await xCall, { status: 'revoked', reason: 'cancelled by caller' });
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' });
+});
+
+test.serial('a wide call tree under one signal listens on it once: no listener-leak warning', async (t) => {
+  const { kernel } = await setup(t, { vats: 2, callTimeoutMs: 60_000 });
+  const code = await kernel.publish('export const leaf = async (ctx, x) => { await null; return x; }; export const wide = (ctx, t, n) => Promise.all(Array.from({ length: n }, (_, i) => ctx.call(t, i)));');
+  const leaf = await kernel.issue({ code, export: 'leaf' });
+  const wide = await kernel.issue({ code, export: 'wide' });
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+  process.on('warning', onWarning);
+  t.teardown(() => void process.off('warning', onWarning));
+  const outcome = await kernel.call(wide, [{ '/': leaf }, 30], { signal: new AbortController().signal });
+  t.deepEqual(outcome, { status: 'fulfilled', value: Array.from({ length: 30 }, (_, i) => i) });
+  await new Promise((resolve) => setTimeout(resolve, 50)); // warnings are emitted on a later tick
+  t.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
 });

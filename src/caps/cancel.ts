@@ -6,3 +6,41 @@
  * caller's act, not the issuer's: it never counts against a reputation.
  */
 export const CANCELLED = 'cancelled by caller';
+
+/**
+ * Run `handler` once when `signal` aborts (at once if it has); returns the
+ * function that stops listening. Every call a call makes — nested, fanned
+ * out, forwarded — listens on the caller's one signal: here they share a
+ * single listener per signal, so a wide call tree neither trips the
+ * runtime's listener-leak warning (Node warns past 10 on an AbortSignal) nor
+ * leaves listeners behind on a signal its caller keeps.
+ */
+export const onAbort = (signal: AbortSignal, handler: () => void): (() => void) => {
+  if (signal.aborted) {
+    handler();
+    return () => {};
+  }
+  let handlers = listening.get(signal);
+  if (!handlers) {
+    const set = new Set<() => void>();
+    handlers = set;
+    const fire = () => {
+      listening.delete(signal);
+      for (const each of set) each();
+    };
+    listening.set(signal, set);
+    signal.addEventListener('abort', fire, { once: true });
+    stoppers.set(signal, () => signal.removeEventListener('abort', fire));
+  }
+  const mine = () => handler();
+  handlers.add(mine);
+  return () => {
+    const set = listening.get(signal);
+    if (!set?.delete(mine) || set.size > 0) return;
+    listening.delete(signal);
+    stoppers.get(signal)?.();
+    stoppers.delete(signal);
+  };
+};
+const listening = new WeakMap<AbortSignal, Set<() => void>>();
+const stoppers = new WeakMap<AbortSignal, () => void>();

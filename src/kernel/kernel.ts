@@ -20,7 +20,7 @@ import { assertExportName, makeClosure, readClosure, type Closure } from '../clo
 import { bytesKey, CLOSURE_API, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
-import { CANCELLED } from '../caps/cancel.js';
+import { CANCELLED, onAbort } from '../caps/cancel.js';
 import { REVOKE_CAUSES, type RevokeCause, type Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
 import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
@@ -985,11 +985,10 @@ export class Kernel {
         cancel();
         resolve(revoked(CANCELLED));
       };
-      frame.signal?.addEventListener('abort', stop, { once: true });
-      if (frame.signal?.aborted) stop();
+      const stopListening = frame.signal ? onAbort(frame.signal, stop) : () => {};
       void pending.done.then((settled) => {
         cancel();
-        frame.signal?.removeEventListener('abort', stop);
+        stopListening();
         resolve(settled);
       });
     });

@@ -20,7 +20,7 @@ import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
-import { CANCELLED } from '../caps/cancel.js';
+import { CANCELLED, onAbort } from '../caps/cancel.js';
 import {
   CANCEL_PROTOCOL,
   decodeCall,
@@ -199,9 +199,10 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     }
     return new Promise<Answer>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let stopListening = () => {};
       const settle = (answer: Answer) => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', cancel);
+        stopListening();
         waiting.delete(id);
         resolve(answer);
       };
@@ -212,8 +213,8 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         settle(refused(CANCELLED));
       };
       if (timeout) timer = setTimeout(() => waiting.has(id) && settle(refused(timeout.reason)), Math.max(0, timeout.ms));
-      signal?.addEventListener('abort', cancel, { once: true });
       waiting.set(id, settle);
+      if (signal) stopListening = onAbort(signal, cancel);
       send(bytes);
     });
   };

@@ -13,7 +13,7 @@ import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
 import { describeThrown } from '../caps/errors.js';
-import { CANCELLED } from '../caps/cancel.js';
+import { CANCELLED, onAbort } from '../caps/cancel.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
@@ -204,10 +204,9 @@ export class VatPool {
     const run = this.#nextRun++;
     return new Promise<RunResult>((settle) => {
       const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
-      const onAbort = () => this.#cancel(vat, run);
-      request.signal?.addEventListener('abort', onAbort, { once: true });
+      const stopListening = request.signal ? onAbort(request.signal, () => this.#cancel(vat, run)) : () => {};
       const resolve = (result: RunResult) => {
-        request.signal?.removeEventListener('abort', onAbort);
+        stopListening();
         settle(result);
       };
       request.started?.();
