@@ -3,11 +3,10 @@
  * `script`), typing a session that publishes, issues, delegates, calls,
  * revokes and then queries the graph, and reading what it prints.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from './_helpers.js';
@@ -30,6 +29,48 @@ const session = (home: string, lines: string[]): Promise<string> =>
     child.stdin.end(`${lines.join('\n')}\n.exit\n`);
   });
 
+/**
+ * What a terminal shows after `raw`: its lines, for the cursor movements and
+ * erasures readline uses (cursor to column, up, down, right, left, erase to
+ * the end of the screen or line); colours and other sequences ignored.
+ */
+const screen = (raw: string): string[] => {
+  const lines: string[][] = [[]];
+  let row = 0;
+  let col = 0;
+  const line = () => (lines[row] ??= []);
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === '\x1b') {
+      const m = /^\x1b\[([0-9;?]*)([A-Za-z])/.exec(raw.slice(i, i + 16));
+      if (!m) continue;
+      i += m[0].length - 1;
+      const n = Number(m[1] || (m[2] === 'J' || m[2] === 'K' ? 0 : 1));
+      if (m[2] === 'G') col = n - 1;
+      else if (m[2] === 'A') row = Math.max(0, row - n);
+      else if (m[2] === 'B') row += n;
+      else if (m[2] === 'C') col += n;
+      else if (m[2] === 'D') col = Math.max(0, col - n);
+      else if (m[2] === 'J' && n === 0) {
+        line().length = Math.min(line().length, col);
+        lines.length = row + 1;
+      } else if (m[2] === 'K') {
+        if (n === 0) line().length = Math.min(line().length, col);
+        else if (n === 2) lines[row] = [];
+      }
+    } else if (c === '\r') col = 0;
+    else if (c === '\n') {
+      row += 1;
+      col = 0;
+    } else {
+      const cells = line();
+      while (cells.length < col) cells.push(' ');
+      cells[col++] = c;
+    }
+  }
+  return Array.from(lines, (cells) => (cells ?? []).join('').trimEnd());
+};
+
 /** Escape sequences and carriage returns removed: roughly what the terminal shows, line by line. */
 const plain = (raw: string) => raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
 
@@ -37,26 +78,35 @@ const plain = (raw: string) => raw.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replac
  * `grid repl` on a pseudo-terminal, typed into as a person does: a line at a
  * time, each once the REPL has answered the one before (its next prompt).
  */
-const terminal = (home: string) => {
+const terminal = (t: ExecutionContext, home: string) => {
   const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(GRID)} repl --home ${JSON.stringify(home)}`;
   const child = spawn('script', ['-qec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GRID_HOME: '', COLUMNS: '200' } });
   let raw = '';
-  let changed = () => {};
+  const waiting = new Set<() => void>();
   child.stdout.on('data', (chunk) => {
     raw += chunk;
-    changed();
+    for (const check of [...waiting]) check();
   });
   const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  // A test that fails part way leaves no REPL behind.
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill();
+  });
   /** Resolves once `done(raw output)` holds; rejects with the output so far if it does not within `ms`. */
   const until = (done: (raw: string) => boolean, ms = 30_000) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the REPL did not get there; it showed:\n${plain(raw)}`)), ms);
-      changed = () => {
+      const check = () => {
         if (!done(raw)) return;
         clearTimeout(timer);
+        waiting.delete(check);
         resolve();
       };
-      changed();
+      const timer = setTimeout(() => {
+        waiting.delete(check);
+        reject(new Error(`the REPL did not get there; it showed:\n${plain(raw)}`));
+      }, ms);
+      waiting.add(check);
+      check();
     });
   const prompts = () => plain(raw).split('\ngrid> ').length;
   // Typing before the REPL is listening would have the terminal echo it early.
@@ -88,7 +138,7 @@ const terminal = (home: string) => {
 };
 
 (hasScript ? test : test.skip)('a REPL session delegates, calls, revokes and audits the graph', async (t) => {
-  t.timeout(60_000);
+  t.timeout(120_000);
   const home = await tempDir(t);
   const { stdout: me } = await promisify(execFile)(process.execPath, [GRID, 'init', '--home', home]);
   const out = await session(home, [
@@ -122,7 +172,7 @@ const terminal = (home: string) => {
 });
 
 (hasScript ? test : test.skip)('graph.show across nodes merges a peer\'s verified records', async (t) => {
-  t.timeout(60_000);
+  t.timeout(120_000);
   const [alice, carol] = await Promise.all([tempDir(t), tempDir(t)]);
   await Promise.all([ok(alice, ['init']), ok(carol, ['init'])]);
   const module = join(alice, 'square.js');
@@ -147,7 +197,7 @@ const terminal = (home: string) => {
   const lines = [...readme.matchAll(/^grid> (.*)$/gm)].map(([, line]) => line!.replace(/\s{2,}\/\/ .*$/, '').replaceAll('did:key:…', b.principal).trim());
   t.true(lines.length >= 8, 'the README has its REPL lines');
   t.true(lines.some((line) => line.includes('graph.follow()')) && lines.at(-1)!.includes('across: true'), 'following starts before the look across nodes');
-  const repl = terminal(alice);
+  const repl = terminal(t, alice);
   const answers: string[] = [];
   for (const line of lines) answers.push(await repl.line(line));
   // Once more after everything else, and a call: the session still works.
@@ -165,4 +215,73 @@ const terminal = (home: string) => {
   t.regex(call, /value: 42/);
   t.notRegex(repl.text(), /Uncaught|read only property|_events/);
   void a;
+});
+
+/** A home with `add` issued and named, and a node running on it. */
+const homeWithAdd = async (t: ExecutionContext) => {
+  const [home, files] = await Promise.all([tempDir(t), tempDir(t)]);
+  const principal = await ok(home, ['init']);
+  const file = join(files, 'add.js');
+  await writeFile(file, 'export const add = (ctx, a, b) => a + b;\n');
+  const add = await ok(home, ['issue', file, '--export', 'add', '--name', 'add']);
+  return { home, principal, add };
+};
+
+(hasScript ? test : test.skip)('the REPL: a banner and .help name what is in scope; grid.call and grid.delegate take pet names and grid URLs, and delegate answers the grid URL', async (t) => {
+  t.timeout(120_000);
+  const alice = await homeWithAdd(t);
+  const bob = await tempDir(t);
+  const bobPrincipal = await ok(bob, ['init']);
+  await ok(alice.home, ['name', 'bob', bobPrincipal]);
+  const node = await startNode(t, alice.home);
+
+  const repl = terminal(t, alice.home);
+  await repl.until((raw) => plain(raw).includes('grid> '));
+  const banner = repl.text().split('grid> ')[0]!;
+  t.regex(banner, /^PromiseGrid REPL on this home's node \(ws:\/\/127\.0\.0\.1:\d+\)\. In scope:\n/);
+  t.regex(banner, /\n {2}grid {3}publish, issue, call, delegate, revoke\b/);
+  t.regex(banner, /\n {2}graph {2}show, who, pending, broken, calls, reputation, export, follow\n/);
+  t.regex(banner, /pet names or grid:\/\/ URLs/);
+  const help = await repl.line('.help');
+  for (const method of ['publish', 'issue', 'call', 'delegate', 'revoke']) t.regex(help, new RegExp(`^ {2}grid\\.${method}\\(`, 'm'), `.help: grid.${method}`);
+  for (const method of ['show', 'who', 'pending', 'broken', 'calls', 'reputation', 'export', 'follow']) t.regex(help, new RegExp(`^ {2}graph\\.${method}\\(`, 'm'), `.help: graph.${method}`);
+  t.regex(help, /^\.exit +Exit the REPL$/m, "and Node's own commands");
+
+  t.is(await repl.line("await grid.call('add', 2, 3)"), "{ status: 'fulfilled', value: 5 }", 'a pet name');
+  t.regex(await repl.line("await grid.call('ad', 2, 3)"), /^Uncaught:?\s*UsageError: no such name "ad"; did you mean "add"\?/, 'a typo is named, in one line');
+  t.regex(await repl.line("await grid.call('bob', 2, 3)"), /^Uncaught:?\s*UsageError: "bob" names a principal, not a token/);
+  const url = await repl.line("const url = await grid.delegate('add', { to: ['bob'] }); url");
+  t.regex(url, /^'grid:\/\/bafyrei\w+\?via=ws%3A%2F%2F127\.0\.0\.1%3A\d+&chain=[\w-]+'$/, 'the shareable URL, chain included');
+  t.true(url.includes(encodeURIComponent(node.url)));
+  t.regex(await repl.line("(await graph.who('add')).length"), /^2$/, 'graph queries take pet names too');
+  await repl.exit();
+
+  // Bob, on his own home (no node), calls the URL: it goes to Alice's node, chain and all.
+  const bobs = terminal(t, bob);
+  t.is(await bobs.line(`await grid.call(${url}, 20, 22)`), "{ status: 'fulfilled', value: 42 }");
+  await bobs.exit();
+});
+
+(hasScript ? test : test.skip)("graph.follow() prints above the prompt and draws the prompt and what was typed again below", async (t) => {
+  t.timeout(120_000);
+  const { home } = await homeWithAdd(t);
+  await startNode(t, home);
+  const repl = terminal(t, home);
+  t.is(await repl.line('const stop = await graph.follow()'), 'undefined');
+  await repl.type('1 + ');
+  await repl.until((raw) => plain(raw).endsWith('grid> 1 + '));
+  t.is(await ok(home, ['call', 'add', '4', '5']), '9');
+  // The record, then the prompt again with the half-typed line.
+  await repl.until((raw) => screen(raw).some((line) => line.includes('add(4, 5)')));
+  // Once the records are written and the prompt drawn again: what the terminal shows.
+  await repl.until((raw) => /^grid> 1 \+$/.test(screen(raw).filter((line) => line !== '').at(-1) ?? ''), 5_000).catch(() => {});
+  const lines = screen(repl.raw()).filter((line) => line !== '');
+  t.log(lines.slice(-6).join('\n'));
+  const record = lines.findIndex((line) => line.includes('add(4, 5)'));
+  t.regex(lines[record]!, /^#\d+ \S+ call +add\(4, 5\) by /, 'the record has a line of its own');
+  t.not(lines[record - 1], 'grid> 1 +', 'the prompt it interrupted is gone from above it');
+  t.is(lines.at(-1), 'grid> 1 +', 'the prompt and what was typed are drawn again below the records');
+  t.is(await repl.line('2'), '3', 'what was typed is still there');
+  t.is(await repl.line('stop()'), 'undefined');
+  await repl.exit();
 });

@@ -6,14 +6,17 @@
  * `graph.show` as a tree.
  */
 import type { Domain } from 'node:domain';
-import { start as startNodeRepl } from 'node:repl';
-import { inspect } from 'node:util';
+import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
+import { start as startNodeRepl, type REPLEval } from 'node:repl';
+import { inspect, types } from 'node:util';
 import { E } from '@endo/far';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
 import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
+import { formatGridUrl, type GridUrl } from '../net/grid-url.js';
+import { describeThrown } from '../caps/errors.js';
 
 /** What the REPL needs of a home: the kernel opened here, or the home's running node. */
 export interface ReplHome {
@@ -23,6 +26,19 @@ export interface ReplHome {
   delegate(spec: DelegateSpec): Promise<Token>;
   revoke(token: string, reason?: string): Promise<void>;
   entries(): Promise<readonly Entry[]>;
+  /** The records and modules a call through delegated `token` carries, for its grid URL. */
+  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
+  importChain(token: string, chain: ChainBlocks): Promise<void>;
+  /** The URL of the node running on this home, if one is. */
+  readonly nodeUrl?: string;
+}
+
+/** How the words a person types name things: the CLI's own resolution, pet names and grid URLs included. */
+export interface ReplResolve {
+  /** A token given as a CID, a pet name or a grid URL (which may say where to reach it and carry its chain). */
+  token(text: string): GridUrl & { token: Token };
+  /** A principal given as a did:key or a pet name. */
+  principal(text: string): string;
 }
 
 export interface ReplOptions {
@@ -34,6 +50,10 @@ export interface ReplOptions {
   readonly historyFile?: string;
   /** Where `grid.call` goes when not to the home's own node or kernel (`--via`). */
   readonly call?: ReplHome['call'];
+  /** Call a token on the node at `url` (a grid URL's `via`) as this home's principal. */
+  readonly callAt?: (url: string, token: Token, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }) => Promise<Outcome>;
+  /** Pet names and grid URLs; without it, tokens and principals are taken as written. */
+  readonly resolve?: ReplResolve;
   /** Records about `token` from the nodes this home knows and from `from` (URLs), each checked. */
   readonly across?: (token: Token, from: readonly string[]) => Promise<NodeRecords[]>;
   /** The calls waiting for this home's approval (or for it to collect) on its node, or the `--via` node. */
@@ -47,6 +67,44 @@ const printing = <T extends object>(value: T, text: () => string): T => {
 };
 
 const FOLLOW_MS = 250;
+
+/**
+ * How the REPL prints a result or a thrown value. Under SES, util.inspect of
+ * an Error is `{}` (lockdown hides its stack), so every error printed as
+ * `Uncaught {}`: an error prints as one line, `Name: message (code)`; the
+ * rest as Node's REPL prints it.
+ */
+const writer = (colors: boolean) => (value: unknown) => {
+  if (!types.isNativeError(value)) return inspect(value, { showProxy: true, colors });
+  let name = 'Error';
+  let code: unknown;
+  try {
+    ({ name, code } = value as Error & { code?: unknown });
+  } catch {}
+  return `${typeof name === 'string' && /^\w{1,64}$/.test(name) ? name : 'Error'}: ${describeThrown(value)}${typeof code === 'string' ? ` (${code})` : ''}`;
+};
+
+/** What `.help` says of each method in scope (the banner lists the same names). */
+const HELP: Readonly<Record<'grid' | 'graph', Readonly<Record<string, string>>>> = {
+  grid: {
+    publish: 'publish(source) — store a module (JavaScript text or WebAssembly bytes); its CID',
+    issue: "issue({ code, export, env?, timeLimitMs?, replicable? }) — a closure over a module's export; its token",
+    call: 'call(token, ...args) — call a token (a CID, pet name or grid:// URL), following further promises; the outcome',
+    delegate: "delegate(token, { to: [principal…], policies? }) — a narrower token for others; its grid:// URL, chain included (as `grid delegate` prints)",
+    revoke: 'revoke(token, reason?) — break the promise',
+    pending: 'pending() — calls waiting for your approval, or for you to collect',
+  },
+  graph: {
+    show: 'show(token, { across?, from? }) — its issue, delegations, calls and outcomes as a tree; across: also the nodes this home knows',
+    who: 'who(token) — every principal that can reach it, and through which layers',
+    pending: 'pending() — calls not yet answered',
+    broken: 'broken() — the promises broken',
+    calls: 'calls({ token?, caller?, since? }) — calls, with their outcomes',
+    reputation: 'reputation(principal?) — issued, fulfilled, broken and pending per issuer',
+    export: "export('text' | 'json' | 'dot' | 'mermaid', token?) — the graph, or the part around a token",
+    follow: 'follow() — print records as they are written (above the prompt); returns stop()',
+  },
+};
 
 const activeDomain = () => (process as { domain?: Domain | null }).domain ?? undefined;
 /** More nested domains than any REPL makes. */
@@ -116,15 +174,29 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     }
     return { graph, tally };
   };
-  const call = options.call ?? home.call;
   const stops = new Set<() => void>();
+  const resolve: ReplResolve = options.resolve ?? { token: (text) => ({ token: text as Token }), principal: (text) => text };
+  const tokenOf = (text: string) => resolve.token(text).token;
 
   const grid = plainMethods({
     publish: (source: string | Uint8Array) => home.publish(typeof source === 'string' ? new TextEncoder().encode(source) : source),
     issue: (spec: IssueSpec) => home.issue(spec),
-    call: (token: string, ...args: unknown[]) => call(token, args, { follow: true }),
-    delegate: (token: string, spec: Omit<DelegateSpec, 'token'>) => home.delegate({ ...spec, token }),
-    revoke: (token: string, reason?: string) => home.revoke(token, reason),
+    call: (ref: string, ...args: unknown[]) => {
+      // As `grid call`: --via first, then where the grid URL says, else this home's node or kernel.
+      const target = resolve.token(ref);
+      const callOptions = { follow: true, ...(target.chain ? { chain: target.chain } : {}) };
+      if (options.call) return options.call(target.token, args, callOptions);
+      if (target.via && target.via !== home.nodeUrl && options.callAt) return options.callAt(target.via, target.token, args, callOptions);
+      return home.call(target.token, args, callOptions);
+    },
+    delegate: async (ref: string, spec: Omit<DelegateSpec, 'token'>) => {
+      const target = resolve.token(ref);
+      if (target.chain) await home.importChain(target.token, target.chain);
+      const token = await home.delegate({ ...spec, to: (spec?.to ?? []).map((to) => resolve.principal(to)), token: target.token });
+      // Calls go where the delegated token's calls went: its URL's node, else this home's own (as `grid delegate`).
+      return formatGridUrl({ token, via: target.via ?? home.nodeUrl, chain: await home.chainBlocks(token) });
+    },
+    revoke: (ref: string, reason?: string) => home.revoke(tokenOf(ref), reason),
     /** What waits for this home's approval (approve with `grid.call(v.token, 'approve')`), or for it to collect. */
     pending: async () => {
       if (!options.pending) throw new Error('this REPL reaches no node where calls wait for approval');
@@ -139,7 +211,8 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
      * With `{ across: true }` (or `{ from: [url…] }`), also each other node's
      * records about it, verified; a record that fails is shown, not merged.
      */
-    show: async (token: Token, scope: { across?: boolean; from?: readonly string[] } = {}) => {
+    show: async (ref: string, scope: { across?: boolean; from?: readonly string[] } = {}) => {
+      const token = tokenOf(ref);
       const tree = (await index()).graph.show(token, name);
       if (!scope.across && !scope.from?.length) return printing({ ...tree }, () => renderTree(tree));
       if (!options.across) throw new Error('this REPL reaches no other nodes');
@@ -148,8 +221,8 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       return printing({ ...merged, nodes }, () => renderTree(merged));
     },
     /** Every principal that can reach a token, and through which delegation layers. */
-    who: async (token: Token) => {
-      const reach = (await index()).graph.who(token);
+    who: async (ref: string) => {
+      const reach = (await index()).graph.who(tokenOf(ref));
       return printing(reach, () => reach.map((r) => `${name(r.principal)}${r.through.length ? ` through ${r.through.map(name).join(' → ')}` : ' (directly)'}`).join('\n') || '(nobody)');
     },
     pending: async () => {
@@ -161,19 +234,23 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       return printing(broken, () => broken.map((b) => `#${b.seq} ${name(b.token)}${b.caller ? ` called by ${name(b.caller)}` : ' revoked'}: ${b.reason}`).join('\n') || '(nothing broken)');
     },
     calls: async (filter: { token?: string; caller?: string; since?: number } = {}) => {
-      const views = (await index()).graph.calls(filter);
+      const views = (await index()).graph.calls({
+        ...filter,
+        ...(filter.token === undefined ? {} : { token: tokenOf(filter.token) }),
+        ...(filter.caller === undefined ? {} : { caller: resolve.principal(filter.caller) }),
+      });
       const outcome = (v: (typeof views)[number]) => (!v.outcome ? 'pending' : v.outcome.kind === 'revoked' ? `revoked: ${v.outcome.reason}` : v.outcome.kind);
       return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)}(${JSON.stringify(v.call.args).slice(1, -1)}) by ${name(v.call.caller)} → ${outcome(v)}`).join('\n') || '(no calls)');
     },
-    reputation: async (principal?: Principal) => {
+    reputation: async (principal?: string) => {
       const { tally } = await index();
-      const rows = principal ? [tally.of(principal)] : tally.rows();
+      const rows = principal ? [tally.of(resolve.principal(principal) as Principal)] : tally.rows();
       return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, refused ${r.refused}, pending ${r.pending}`).join('\n') || '(no issuers)');
     },
     /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */
-    export: async (format: 'text' | 'json' | 'dot' | 'mermaid' = 'text', token?: Token) => {
+    export: async (format: 'text' | 'json' | 'dot' | 'mermaid' = 'text', ref?: string) => {
       const all = await home.entries();
-      const entries = token ? entriesAround(all, token) : all;
+      const entries = ref ? entriesAround(all, tokenOf(ref)) : all;
       if (format === 'json') return JSON.stringify({ entries });
       if (format === 'dot') return renderDot(entries, name);
       if (format === 'mermaid') return renderMermaid(entries, name);
@@ -187,8 +264,8 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
           if (entries.length <= seen) return;
           const fresh = entries.slice(seen);
           seen = entries.length;
-          options.output.write(`\n${renderText(fresh, name, entries).split('\n').filter((line) => !line.startsWith('(journal')).join('\n')}\n`);
-        });
+          above(renderText(fresh, name, entries).split('\n').filter((line) => !line.startsWith('(journal')).join('\n'));
+        }, (error: unknown) => above(`(follow: ${(error as Error)?.message ?? String(error)})`));
       }, FOLLOW_MS);
       const stop = () => {
         clearInterval(timer);
@@ -199,8 +276,56 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     },
   });
 
-  const server = startNodeRepl({ prompt: 'grid> ', input: options.input, output: options.output, useGlobal: true, terminal: (options.output as { isTTY?: boolean }).isTTY === true });
-  Object.assign(server.context, { E: replE, grid, graph: queries });
+  const inScope = { grid, graph: queries };
+  const terminal = (options.output as { isTTY?: boolean }).isTTY === true;
+  const out = options.output;
+  out.write(
+    [
+      `PromiseGrid REPL on ${home.nodeUrl ? `this home's node (${home.nodeUrl})` : 'this home'}${options.call ? '; grid.call goes to the --via node' : ''}. In scope:`,
+      ...Object.entries(inScope).map(([object, methods]) => `  ${object.padEnd(5)}  ${Object.keys(methods).join(', ')}`),
+      '  E      eventual send',
+      'Tokens are CIDs, pet names or grid:// URLs. .help says more; .exit or Ctrl-D leaves.',
+      '',
+    ].join('\n'),
+  );
+  const server = startNodeRepl({ prompt: 'grid> ', input: options.input, output: out, useGlobal: true, terminal, writer: writer(terminal) });
+  Object.assign(server.context, { E: replE, ...inScope });
+
+  // Whether an input is being evaluated (no prompt is showing): the REPL reads `eval` anew for each input.
+  let busy = false;
+  const evaluate: REPLEval = server.eval;
+  (server as { eval: REPLEval }).eval = function (this: unknown, code, context, file, done) {
+    busy = true;
+    evaluate.call(this as never, code, context, file, (error, result) => {
+      busy = false;
+      done(error, result);
+    });
+  };
+  /** Print `text` above the prompt and what is typed after it, then draw them again below it. */
+  const above = (text: string) => {
+    if (!terminal) return void out.write(`\n${text}\n`);
+    if (busy) return void out.write(`${text}\n`);
+    moveCursor(out, 0, -server.getCursorPos().rows);
+    cursorTo(out, 0);
+    clearScreenDown(out);
+    out.write(`${text}\n`);
+    // readline moves up by the rows it last drew before redrawing; the cursor is now below all of them.
+    (server as unknown as { prevRows: number }).prevRows = 0;
+    server.prompt(true);
+  };
+
+  const builtinHelp = server.commands.help;
+  server.defineCommand('help', {
+    help: builtinHelp?.help ?? 'Print this help message',
+    action() {
+      for (const [object, methods] of Object.entries(inScope) as Array<[keyof typeof HELP, object]>) {
+        out.write(`${object}:\n${Object.keys(methods).map((method) => `  ${object}.${HELP[object][method] ?? `${method}(…)`}\n`).join('')}`);
+      }
+      out.write('E: eventual send, E(target).method(...args)\nTokens are CIDs, pet names or grid:// URLs; principals are did:keys or pet names.\n\n');
+      if (builtinHelp) builtinHelp.action.call(server, '');
+      else server.displayPrompt();
+    },
+  });
   if (options.historyFile) server.setupHistory(options.historyFile, () => {});
   return new Promise((resolve) =>
     server.on('exit', () => {

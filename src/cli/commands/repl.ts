@@ -2,9 +2,11 @@
 import { join } from 'node:path';
 import { homePaths } from '../../home/home.js';
 import { recordsAcross } from '../../journal/queries.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS } from '../../kernel/kernel.js';
 import { startRepl } from '../../repl/repl.js';
 import { askRecords, connectAsHome, nodesToAsk, withHome } from '../home-ops.js';
 import { EXIT, text, verb, type Session } from '../invocation.js';
+import { resolvePrincipal, resolveTarget } from '../resolve.js';
 
 export const replCommand = (session: Session) =>
   verb(
@@ -22,6 +24,17 @@ export const replCommand = (session: Session) =>
             input: process.stdin,
             output: process.stdout,
             nameOf: (id) => names.nameOf(id),
+            // Words name things as on the command line: pet names and grid URLs too.
+            resolve: { token: (word) => resolveTarget(word, names), principal: (word) => resolvePrincipal(word, names) },
+            // A grid URL's token is called where its URL says, as this home's principal (as `grid call` does).
+            callAt: async (url, token, args, options) => {
+              const at = await connectAsHome(inv, url);
+              try {
+                return await at.call(token, args, { ...options, timeoutMs: DEFAULT_LIMITS.callTimeoutMs + REMOTE_GRACE_MS });
+              } finally {
+                at.close();
+              }
+            },
             historyFile: join(homePaths(inv.home).root, 'repl_history'),
             ...(remote ? { call: (token: string, args: readonly unknown[], options: { follow?: boolean }) => remote.call(token, args, options) } : {}),
             across: async (token, from) => recordsAcross(token, await nodesToAsk(inv, via, from, home.nodeUrl), (url, asked) => askRecords(inv, url, asked)),
