@@ -238,7 +238,7 @@ const homeWithAdd = async (t: ExecutionContext) => {
   const repl = terminal(t, alice.home);
   await repl.until((raw) => plain(raw).includes('grid> '));
   const banner = repl.text().split('grid> ')[0]!;
-  t.regex(banner, /^PromiseGrid REPL on this home's node \(ws:\/\/127\.0\.0\.1:\d+\)\. In scope:\n/);
+  t.regex(banner, /^PromiseGrid REPL on this home \(served at ws:\/\/127\.0\.0\.1:\d+\)\. In scope:\n/);
   t.regex(banner, /\n {2}grid {3}publish, issue, call, delegate, revoke\b/);
   t.regex(banner, /\n {2}graph {2}show, who, pending, broken, calls, reputation, export, follow\n/);
   t.regex(banner, /pet names or grid:\/\/ URLs/);

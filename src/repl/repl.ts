@@ -281,7 +281,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   const out = options.output;
   out.write(
     [
-      `PromiseGrid REPL on ${home.nodeUrl ? `this home's node (${home.nodeUrl})` : 'this home'}${options.call ? '; grid.call goes to the --via node' : ''}. In scope:`,
+      `PromiseGrid REPL on this home${home.nodeUrl ? ` (served at ${home.nodeUrl})` : ''}${options.call ? '; grid.call goes to the --via node' : ''}. In scope:`,
       ...Object.entries(inScope).map(([object, methods]) => `  ${object.padEnd(5)}  ${Object.keys(methods).join(', ')}`),
       '  E      eventual send',
       'Tokens are CIDs, pet names or grid:// URLs. .help says more; .exit or Ctrl-D leaves.',
