@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { E } from '@endo/far';
 import { openKernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
-import { serveNode } from '../src/net/node.js';
+import { MAX_LOGGED_REFUSALS, serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
 import type { Log } from '../src/net/log.js';
 
@@ -55,4 +55,24 @@ test("a stranger asking for the owner's methods is refused by name, with a code,
       ['info', 'refused', 'redeem', 'redeem refused: this node takes no invitations'],
     ],
   );
+});
+
+test('a connection that keeps being refused fills the log with at most MAX_LOGGED_REFUSALS lines a minute; the rest go to debug', async (t) => {
+  const identity = generateIdentity(random);
+  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
+  const { log, lines } = recordingLog();
+  const server = await serveNode(kernel, { identity, random, log });
+  const stranger = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.teardown(async () => {
+    stranger.close();
+    await server.close();
+    await kernel.close();
+  });
+  const facet = E(stranger.session.bootstrap() as Promise<{ redeem(token: string): Promise<unknown> }>);
+  const tries = MAX_LOGGED_REFUSALS + 15;
+  for (let i = 0; i < tries; i += 1) await facet.redeem(`x${i}`).catch(() => {});
+  const loud = lines.filter((line) => line.level !== 'debug');
+  t.is(loud.filter((line) => line.fields.event === 'refused').length, MAX_LOGGED_REFUSALS);
+  t.deepEqual(loud.filter((line) => line.fields.event === 'refusals-quieted').length, 1, 'one line says the rest are quieted');
+  t.is(lines.filter((line) => line.level === 'debug' && line.fields.event === 'refused').length, tries - MAX_LOGGED_REFUSALS);
 });

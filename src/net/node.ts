@@ -90,6 +90,10 @@ const refuse = (code: string, message: string): never => {
   throw new GridError(code, message);
 };
 
+/** Refusal lines one connection may leave in the log per REFUSAL_LOG_WINDOW_MS (the rest at debug). */
+export const MAX_LOGGED_REFUSALS = 20;
+const REFUSAL_LOG_WINDOW_MS = 60_000;
+
 /**
  * A facet's methods, each turning a failure into a refusal that crosses
  * CapTP as data — `{ name, code, message }`, which the other side reads as
@@ -97,10 +101,22 @@ const refuse = (code: string, message: string): never => {
  * be logged by CapTP's marshaller, stack and all, on every send ("Temporary
  * logging of sent error"): a refused invitation is an ordinary event, not a
  * crash. A refusal with a `code` is logged at info; anything else (a bug) at
- * warn; the stack only at debug.
+ * warn; the stack only at debug. A connection gets MAX_LOGGED_REFUSALS lines
+ * a minute at most, then one saying the rest go to debug: a stranger cannot
+ * turn bad requests into a flood of log lines.
  */
-export const refusing = <T extends Record<string, (...args: never[]) => unknown>>(methods: T, log: Log, peer: Principal): T => {
+export const refusing = <T extends Record<string, (...args: never[]) => unknown>>(methods: T, log: Log, peer: Principal, clock: () => number = Date.now): T => {
   const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
+  let windowStart = clock();
+  let logged = 0;
+  const lineFor = (): 'line' | 'last' | 'debug' => {
+    if (clock() - windowStart >= REFUSAL_LOG_WINDOW_MS) {
+      windowStart = clock();
+      logged = 0;
+    }
+    logged += 1;
+    return logged < MAX_LOGGED_REFUSALS ? 'line' : logged === MAX_LOGGED_REFUSALS ? 'last' : 'debug';
+  };
   for (const [method, fn] of Object.entries(methods)) {
     wrapped[method] = async (...args: never[]) => {
       try {
@@ -110,8 +126,11 @@ export const refusing = <T extends Record<string, (...args: never[]) => unknown>
         const code = (thrown as { code?: unknown } | undefined)?.code;
         const coded = typeof code === 'string';
         const fields = { event: 'refused', method, peer, err: thrown };
-        if (coded) log.info(fields, `${method} refused: ${message}`);
+        const line = lineFor();
+        if (line === 'debug') log.debug(fields, `${method} refused: ${message}`);
+        else if (coded) log.info(fields, `${method} refused: ${message}`);
         else log.warn(fields, `${method} refused: ${message}`);
+        if (line === 'last') log.info({ event: 'refusals-quieted', peer }, `${MAX_LOGGED_REFUSALS} refusals for ${peer} within a minute: further ones are logged at debug`);
         throw harden({ name: coded ? (thrown as Error).name : 'Error', code: coded ? code : 'ERR_INTERNAL', message });
       }
     };
