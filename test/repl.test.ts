@@ -200,7 +200,8 @@ const terminal = (t: ExecutionContext, home: string) => {
   const repl = terminal(t, alice);
   const answers: string[] = [];
   for (const line of lines) answers.push(await repl.line(line));
-  // Once more after everything else, and a call: the session still works.
+  // An eventual send of one's own, then once more across nodes, and a call: the session still works.
+  const sent = await repl.line('await E({ twice: (x) => 2 * x }).twice(21)');
   const again = await repl.line(lines.at(-1)!);
   const call = await repl.line('await grid.call(add, 20, 22)');
   await repl.line('stop()');
@@ -212,6 +213,7 @@ const terminal = (t: ExecutionContext, home: string) => {
     t.regex(shown, new RegExp(`on ${b.principal.slice(0, 12)}\\S* \\(${b.url.replace(/[/.]/g, '\\$&')}\\): \\d+ records verified`));
     t.notRegex(shown, /✗/);
   }
+  t.is(sent, '42');
   t.regex(call, /value: 42/);
   t.notRegex(repl.text(), /Uncaught|read only property|_events/);
   void a;

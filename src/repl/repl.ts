@@ -149,7 +149,14 @@ const plainMethods = <T extends Record<string, (...args: never[]) => unknown>>(m
 
 /** `E` for the REPL: each eventual send answers plainly. */
 const replE = (() => {
-  const sends = (make: () => object) => new Proxy({}, { get: (_, name) => plainly((...args: unknown[]) => Reflect.get(make(), name)(...args)) });
+  const sends = (make: () => object) =>
+    new Proxy({}, {
+      get: (_, name) =>
+        plainly((...args: unknown[]) => {
+          const target = make();
+          return Reflect.apply(Reflect.get(target, name), target, args);
+        }),
+    });
   return Object.freeze(
     Object.assign((target: unknown) => sends(() => E(target)), {
       get: (target: unknown) => new Proxy({}, { get: (_, name) => plainly(() => Reflect.get(E.get(target), name))() }),
