@@ -272,7 +272,11 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
           const fresh = entries.slice(seen);
           seen = entries.length;
           above(renderText(fresh, name, entries).split('\n').filter((line) => !line.startsWith('(journal')).join('\n'));
-        }, (error: unknown) => above(`(follow: ${(error as Error)?.message ?? String(error)})`));
+        }, (error: unknown) => {
+          // Said once, not every FOLLOW_MS: following stops.
+          stop();
+          above(`(following stopped: ${describeThrown(error)})`);
+        });
       }, FOLLOW_MS);
       const stop = () => {
         clearInterval(timer);
