@@ -65,6 +65,16 @@ test('the defaults are named, and shorter than a slow-loris would like', (t) => 
   t.true(Object.isFrozen(HTTP_LIMITS));
 });
 
+test('a connection that sends nothing at all is closed once the header time limit passes', async (t) => {
+  // Alone, not beside a slow-loris whose timing could close it too.
+  const headersTimeoutMs = 600;
+  const { port } = await serve(t, { headersTimeoutMs, requestTimeoutMs: 1200 });
+  const silent = await raw(port, '');
+  const { ms } = await silent.closed;
+  t.true(ms < headersTimeoutMs + 5000, `closed after ${ms} ms`);
+  t.true(ms >= headersTimeoutMs / 2, `not before its time (${ms} ms)`);
+});
+
 test('a half-sent request, and a connection that sends nothing, are closed once the header time limit passes', async (t) => {
   const headersTimeoutMs = 600;
   const { port } = await serve(t, { headersTimeoutMs, requestTimeoutMs: 1200 });
