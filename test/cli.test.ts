@@ -355,6 +355,11 @@ test('global options go before or after the verb; negative numbers are arguments
   t.is(unknownOption.code, 1);
   t.is(unknownOption.stderr, "grid: Unknown option '--timout' (did you mean --timeout?); run `grid call --help`");
   t.is((await grid(home, ['web', 'extra'])).stderr, 'grid: web takes no arguments; usage: grid web [options]');
+  // A --via that is no node's URL is refused before anything is done: the revocation is not made.
+  const badVia = await grid(home, ['revoke', 'add', '--via', 'localhost:7000']);
+  t.is(badVia.code, 1);
+  t.is(badVia.stderr, 'grid: --via takes a node\'s ws:// or wss:// URL (got "localhost:7000")');
+  t.is(await ok(home, ['call', 'add', '1', '1']), '2', 'still callable');
   // Options are checked when the delegation is made, each with one line.
   const cases: Array<[string[], string]> = [
     [['--expires', '2020-01-01T00:00Z'], 'grid: --expires "2020-01-01T00:00Z" is in the past (2020-01-01T00:00:00.000Z): the delegation could never be called'],

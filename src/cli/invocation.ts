@@ -5,9 +5,11 @@
  * which are taken before or after the verb.
  */
 import { Command, Option } from 'commander';
+import { quote } from '../caps/ids.js';
 import { defaultHome } from '../home/home.js';
 import type { Outcome } from '../kernel/kernel.js';
-import { toJsonText } from './format.js';
+import { isPeerUrl } from '../net/membership.js';
+import { toJsonText, UsageError } from './format.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
 
 /** `interrupted`: Ctrl-C cancelled the operation (128 + SIGINT, as shells report it). */
@@ -81,6 +83,12 @@ export const text = (value: unknown): string | undefined => (typeof value === 's
 
 /** A repeatable option's values (see `repeatable`). */
 export const list = (value: unknown): string[] => (Array.isArray(value) ? (value as string[]) : []);
+
+/** Argument parser for `--via`: a node's ws:// or wss:// URL, refused in one line before anything is done. */
+export const viaUrl = (value: string): string => {
+  if (!isPeerUrl(value)) throw new UsageError(`--via takes a node's ws:// or wss:// URL (got ${quote(value)})`);
+  return value;
+};
 
 /** Argument parser for an option that may be given more than once. */
 export const repeatable = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];

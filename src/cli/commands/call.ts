@@ -8,7 +8,7 @@ import type { Token } from '../../caps/ids.js';
 import { formatGridUrl } from '../../net/grid-url.js';
 import { parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { connectAsHome, withHome, type HomeOps } from '../home-ops.js';
-import { EXIT, printOutcome, progressOf, text, verb, type Invocation, type Session } from '../invocation.js';
+import { EXIT, printOutcome, progressOf, text, verb, type Invocation, type Session, viaUrl } from '../invocation.js';
 import { whileWaiting } from '../progress.js';
 import { resolveTarget } from '../resolve.js';
 
@@ -76,7 +76,7 @@ export const callCommand = (session: Session) =>
         .argument('<token>', 'a token CID, pet name or grid:// URL')
         .argument('[args...]', 'JSON arguments: 42, -6, \'"Ada"\', \'{"a": 1}\'')
         .option('--no-follow', 'print a further promise\'s token instead of waiting for it')
-        .option('--via <url>', 'call through the node at this ws:// URL')
+        .option('--via <url>', 'call through the node at this ws:// URL', viaUrl)
         .option('--timeout <ms>', `give up after this many milliseconds (without it, a further promise still pending is followed up to ${FOLLOW_WAIT_MS / 60_000} min)`),
     async (inv, [tokenRef, argTexts], opts) => {
       const args = (argTexts as string[]).map((argText, index) => parseJsonArg(argText, `argument ${index + 1}`));

@@ -3,7 +3,7 @@ import { formatGridUrl } from '../../net/grid-url.js';
 import type { PendingView } from '../../kernel/kernel.js';
 import { toJsonText } from '../format.js';
 import { connectAsHome, withHome } from '../home-ops.js';
-import { EXIT, text, verb, type Invocation, type Session } from '../invocation.js';
+import { EXIT, text, verb, type Invocation, type Session, viaUrl } from '../invocation.js';
 import type { PetNames } from '../../home/names.js';
 
 const argsText = (args: readonly unknown[]) =>
@@ -38,7 +38,7 @@ export const pendingCommand = (session: Session) =>
     session,
     'pending',
     'calls waiting for your approval (approve with grid call URL \'"approve"\'), or for you to collect',
-    (c) => c.option('--via <url>', 'ask the node at this ws:// URL (default: this home\'s node)'),
+    (c) => c.option('--via <url>', 'ask the node at this ws:// URL (default: this home\'s node)', viaUrl),
     async (inv, _args, opts) => {
       const via = text(opts.via);
       return withHome(inv, async (home, names) => {

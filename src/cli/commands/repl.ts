@@ -5,7 +5,7 @@ import { recordsAcross } from '../../journal/queries.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS } from '../../kernel/kernel.js';
 import { startRepl } from '../../repl/repl.js';
 import { askRecords, connectAsHome, nodesToAsk, withHome } from '../home-ops.js';
-import { EXIT, text, verb, type Session } from '../invocation.js';
+import { EXIT, text, verb, type Session, viaUrl } from '../invocation.js';
 import { resolvePrincipal, resolveTarget } from '../resolve.js';
 
 export const replCommand = (session: Session) =>
@@ -13,7 +13,7 @@ export const replCommand = (session: Session) =>
     session,
     'repl',
     'a REPL with E, grid.publish/issue/call/delegate/revoke and graph.show/who/pending/broken/calls/reputation/export/follow',
-    (c) => c.option('--via <url>', 'make calls through the node at this ws:// URL'),
+    (c) => c.option('--via <url>', 'make calls through the node at this ws:// URL', viaUrl),
     async (inv, _args, opts) =>
       withHome(inv, async (home, names) => {
         const via = text(opts.via);

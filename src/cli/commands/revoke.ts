@@ -3,7 +3,7 @@ import { DEFAULT_LIMITS } from '../../kernel/kernel.js';
 import type { RevocationNotice } from '../../kernel/revocations.js';
 import { toJsonText } from '../format.js';
 import { connectAsHome, withHome } from '../home-ops.js';
-import { EXIT, text, UnreachableError, verb, type Invocation, type Session } from '../invocation.js';
+import { EXIT, text, UnreachableError, verb, type Invocation, type Session, viaUrl } from '../invocation.js';
 import { resolveTarget } from '../resolve.js';
 
 /** Hand a revocation to the node at `via`; a refusal or no answer is an error (the revocation holds here either way). */
@@ -26,7 +26,7 @@ export const revokeCommand = (session: Session) =>
       c
         .argument('<token>', 'a token CID, pet name or grid:// URL')
         .option('--reason <text>', 'why, for the graph and for callers')
-        .option('--via <url>', 'tell the node at this ws:// URL at once'),
+        .option('--via <url>', 'tell the node at this ws:// URL at once', viaUrl),
     async (inv, [tokenRef], opts) =>
       withHome(inv, async (home, names) => {
         const target = resolveTarget(tokenRef as string, names);
