@@ -2,7 +2,7 @@
  * The real `grid` binary, spawned on temporary homes, driven the way a
  * person or a script drives it.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -262,9 +262,16 @@ test('WebAssembly from the command line: a command, a closure, and a JS app comp
   t.is(notCommand.stderr, 'grid: wasm: not a WASI command: it exports no _start');
 });
 
-/** Start `grid start` on a home; resolves once it listens, with its URL and a stop function. */
-const startNode = async (home: string, extra: string[] = []) => {
+/**
+ * Start `grid start` on a home; resolves once it listens, with its URL and a
+ * stop function. The test's teardown kills it whatever happens, so a failed
+ * assertion never leaves a node that keeps ava from exiting.
+ */
+const startNode = async (t: ExecutionContext, home: string, extra: string[] = []) => {
   const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--json', ...extra], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const started = await new Promise<{ url: string; peers: string[] }>((resolve, reject) => {
@@ -288,7 +295,7 @@ test('a running node: other homes call it with --via, its own home goes through 
   await writeFile(who, 'export const who = (ctx) => ctx.caller; export const add = (ctx, a, b) => a + b;');
   const whoToken = await ok(alice, ['issue', who, '--export', 'who']);
   const add = await ok(alice, ['issue', who, '--export', 'add', '--name', 'add']);
-  const node = await startNode(alice);
+  const node = await startNode(t, alice);
   t.teardown(() => node.stop());
   t.regex(node.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
   t.is(await ok(bob, ['call', whoToken, '--via', node.url]), JSON.stringify(bobPrincipal), 'the caller is the authenticated principal');
@@ -321,13 +328,13 @@ test('a node remembers the peers it was given and reconnects to them on the next
   await ok(relay, ['init']);
   await ok(client, ['init']);
   const add = await ok(origin, ['issue', 'examples/guard.js', '--export', 'add']);
-  const a = await startNode(origin);
+  const a = await startNode(t, origin);
   t.teardown(() => a.stop());
-  const first = await startNode(relay, ['--peer', a.url]);
+  const first = await startNode(t, relay, ['--peer', a.url]);
   t.deepEqual(first.peers, [a.url]);
   t.is(await ok(client, ['call', add, '2', '2', '--via', first.url]), '4', 'the relay forwards to its peer');
   t.is(await first.stop(), 0);
-  const second = await startNode(relay);
+  const second = await startNode(t, relay);
   t.teardown(() => second.stop());
   t.deepEqual(second.peers, [a.url], 'remembered');
   t.is(await ok(client, ['call', add, '3', '4', '--via', second.url]), '7');
@@ -426,7 +433,7 @@ test('graph narrows a large journal: --since, --caller, --limit', async (t) => {
   const add = await ok(alice, ['issue', 'examples/guard.js', '--export', 'add', '--name', 'add']);
   await ok(alice, ['call', 'add', '1', '1']);
   const before = JSON.parse(await ok(alice, ['graph', '--json'])).entries as Array<{ seq: number; at: number; kind: string }>;
-  const node = await startNode(alice);
+  const node = await startNode(t, alice);
   t.teardown(() => node.stop());
   t.is(await ok(bob, ['call', add, '2', '3', '--via', node.url]), '5');
   t.is(await ok(alice, ['call', 'add', '4', '5']), '9');
