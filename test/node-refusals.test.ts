@@ -4,7 +4,7 @@
  * asking for the owner's methods too.
  */
 import '../src/perimeter/lockdown.js';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { E } from '@endo/far';
 import { openKernel } from '../src/index.js';
@@ -25,7 +25,8 @@ const recordingLog = () => {
   return { log, lines };
 };
 
-test("a stranger asking for the owner's methods is refused by name, with a code, in one log line each", async (t) => {
+/** A node logging into `lines`, and a stranger (a fresh key, no token) connected to it. */
+const strangerAtNode = async (t: ExecutionContext) => {
   const identity = generateIdentity(random);
   const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
   const { log, lines } = recordingLog();
@@ -36,6 +37,11 @@ test("a stranger asking for the owner's methods is refused by name, with a code,
     await server.close();
     await kernel.close();
   });
+  return { stranger, lines };
+};
+
+test("a stranger asking for the owner's methods is refused by name, with a code, in one log line each", async (t) => {
+  const { stranger, lines } = await strangerAtNode(t);
   const facet = E(stranger.session.bootstrap() as Promise<{ publish(text: string): Promise<unknown>; redeem(token: string): Promise<unknown> }>);
   const refusal = await facet.publish('AAAA').then(
     () => undefined,
@@ -58,16 +64,7 @@ test("a stranger asking for the owner's methods is refused by name, with a code,
 });
 
 test('a connection that keeps being refused fills the log with at most MAX_LOGGED_REFUSALS lines a minute; the rest go to debug', async (t) => {
-  const identity = generateIdentity(random);
-  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
-  const { log, lines } = recordingLog();
-  const server = await serveNode(kernel, { identity, random, log });
-  const stranger = await connectNode(server.url, { identity: generateIdentity(random), random });
-  t.teardown(async () => {
-    stranger.close();
-    await server.close();
-    await kernel.close();
-  });
+  const { stranger, lines } = await strangerAtNode(t);
   const facet = E(stranger.session.bootstrap() as Promise<{ redeem(token: string): Promise<unknown> }>);
   const tries = MAX_LOGGED_REFUSALS + 15;
   for (let i = 0; i < tries; i += 1) await facet.redeem(`x${i}`).catch(() => {});
