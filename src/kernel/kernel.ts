@@ -300,6 +300,7 @@ export const untilSettled = async (
   callAgain: (token: Token) => Promise<Outcome>,
   waitMs: number,
   setTimer: (ms: number, callback: () => void) => () => void,
+  clock: () => number,
 ): Promise<Outcome> => {
   let outcome = first;
   if (outcome.status !== 'promised') return outcome;
@@ -308,12 +309,12 @@ export const untilSettled = async (
   const cancel = setTimer(Math.max(0, waitMs), expire);
   try {
     while (outcome.status === 'promised') {
-      const asked = Date.now();
+      const asked = clock();
       const next: Outcome | undefined = await Promise.race([callAgain(outcome.token), expired]);
       if (next === undefined) break;
       outcome = next;
       // A node that answers "still waiting" at once (a very short call limit) is not asked again in a tight loop.
-      const early = outcome.status === 'promised' ? FOLLOW_FLOOR_MS - (Date.now() - asked) : 0;
+      const early = outcome.status === 'promised' ? FOLLOW_FLOOR_MS - (clock() - asked) : 0;
       if (early > 0 && (await Promise.race([new Promise<true>((resolve) => setTimer(early, () => resolve(true))), expired])) === undefined) break;
     }
   } finally {
@@ -1179,7 +1180,7 @@ export class Kernel {
   async call(token: string, args: readonly unknown[] = [], options: CallOptions = {}): Promise<Outcome> {
     if (options.follow && options.waitMs !== undefined) {
       const { waitMs, ...once } = options;
-      return untilSettled(await this.call(token, args, once), (further) => this.call(further, [], { ...once, chain: undefined }), waitMs, this.#powers.setTimer);
+      return untilSettled(await this.call(token, args, once), (further) => this.call(further, [], { ...once, chain: undefined }), waitMs, this.#powers.setTimer, this.#powers.clock);
     }
     if (options.via !== undefined) {
       if (this.#closed) return revoked('kernel is closed');

@@ -45,7 +45,7 @@ const following = async (first: Outcome, callAgain: (token: Token) => Promise<Ou
   untilSettled(first, callAgain, waitMs - (Date.now() - started), (ms, callback) => {
     const timer = setTimeout(callback, ms);
     return () => clearTimeout(timer);
-  });
+  }, Date.now);
 
 /**
  * Print an outcome; a further promise the call followed that is still
