@@ -16,10 +16,10 @@ const READABLE_ZOOM = 1;
 const MAX_FIT_ZOOM = 1.6;
 /** Spacing of the layout, in graph pixels: between the graph's levels, between rows of one level, between nodes in a row. */
 const LEVEL_GAP = 150;
-/** More edges than this and only the edges of the node pointed at or selected show their labels. */
-const MAX_LABELLED_EDGES = 24;
 const ROW_GAP = 80;
 const NODE_GAP = 30;
+/** More edges than this and only the edges of the node pointed at or selected show their labels. */
+const MAX_LABELLED_EDGES = 24;
 
 const api = async (path, params = {}) => {
   const query = new URLSearchParams(params).toString();
