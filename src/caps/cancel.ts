@@ -8,6 +8,19 @@
 export const CANCELLED = 'cancelled by caller';
 
 /**
+ * Why a call ends when the connection it came on drops: its caller can no
+ * longer hear the answer, so it is cancelled like any other (queued or
+ * running, its vat stopped), but under this reason.
+ */
+export const DISCONNECTED = 'disconnected';
+
+/** What a session aborts its peer's calls with when the connection drops (`controller.abort(DROPPED)`). */
+export const DROPPED: object = Object.freeze({ reason: DISCONNECTED });
+
+/** The reason a call ends when `signal` aborts: DISCONNECTED if it was aborted with DROPPED, else CANCELLED. */
+export const abortReason = (signal: AbortSignal | undefined): string => (signal?.reason === DROPPED ? DISCONNECTED : CANCELLED);
+
+/**
  * Run `handler` once when `signal` aborts (at once if it has); returns the
  * function that stops listening. Every call a call makes — nested, fanned
  * out, forwarded — listens on the caller's one signal: here they share a

@@ -20,7 +20,7 @@ import { assertExportName, makeClosure, readClosure, type Closure } from '../clo
 import { bytesKey, CLOSURE_API, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { describeThrown, GridError } from '../caps/errors.js';
-import { CANCELLED, onAbort } from '../caps/cancel.js';
+import { abortReason, CANCELLED, onAbort } from '../caps/cancel.js';
 import { REVOKE_CAUSES, type RevokeCause, type Settlement } from '../caps/outcome.js';
 import { VatPool } from '../vat/pool.js';
 import type { Answer as VatAnswer, WasmRecord } from '../vat/protocol.js';
@@ -984,7 +984,7 @@ export class Kernel {
       // The caller stops waiting for the answer; the call itself still waits for its approvals.
       const stop = () => {
         cancel();
-        resolve(revoked(CANCELLED));
+        resolve(revoked(abortReason(frame.signal)));
       };
       const stopListening = frame.signal ? onAbort(frame.signal, stop) : () => {};
       void pending.done.then((settled) => {

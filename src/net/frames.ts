@@ -25,9 +25,9 @@
  */
 import type { CID } from 'multiformats/cid';
 import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type Token } from '../caps/ids.js';
-import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
+import { decodeValue, encodeValue, VALUE_LIMITS, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
-import { encode, encodeMessage, type Message } from '../wire/index.js';
+import { encode, encodeMessage, type DecodeLimits, type Message } from '../wire/index.js';
 import type { Answer, ChainBlocks, Outcome, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 
@@ -48,6 +48,29 @@ export interface WireCallOptions {
 
 /** Most blocks of each kind a call's chain may carry (the kernel checks the chain itself). */
 const MAX_CHAIN_BLOCKS = 64;
+
+/*
+ * The most CBOR items one envelope of each kind may hold, counted by the
+ * strict decoder's header scan before anything is built: a frame is refused
+ * for its item count at the cost of scanning that many headers, never of
+ * building a million objects. Arguments and values are one byte string in
+ * the envelope, whatever they hold; they are decoded apart, under
+ * VALUE_LIMITS (closures/values.ts).
+ */
+/**
+ * A call: the root tag, the array and the token's link (3), id, arguments,
+ * flags (3), a path of at most 64 principals (1 + 64: session.ts MAX_PATH)
+ * and a chain of at most MAX_CHAIN_BLOCKS records and as many modules
+ * (3 + 128): 202 at most, rounded up.
+ */
+export const MAX_CALL_ITEMS = 256;
+/**
+ * A reply, revocation, fetch, records or cancel: a handful of slots (the
+ * largest, a revocation, is 3 + id + a notice map of 4 fields = 13 items).
+ */
+export const MAX_REQUEST_ITEMS = 32;
+/** The strict decoder's limits for an envelope of MAX_CALL_ITEMS or MAX_REQUEST_ITEMS items. */
+export const envelopeLimits = (maxItems: number): Partial<DecodeLimits> => Object.freeze({ maxItems, maxDepth: 8 });
 
 export class FrameError extends Error {
   readonly code = 'ERR_FRAME';
@@ -93,18 +116,26 @@ export const chainFrom = (value: unknown): ChainBlocks | undefined =>
 const decodeChain = (value: unknown): ChainBlocks =>
   chainFrom(value) ?? bad(`a chain is [links, modules]: 1 to ${MAX_CHAIN_BLOCKS} records and at most ${MAX_CHAIN_BLOCKS} modules, all bytes`);
 
-export const decodeCall = (message: Message, maxPath: number): { id: number; token: Token; args: GridValue[]; argsBytes: Uint8Array; options: WireCallOptions } => {
+/** A value beyond VALUE_LIMITS (too many items, too many bytes): a well-formed message asking too much, answered rather than taken for a broken peer. */
+const overLimits = (error: unknown) => ['ERR_TOO_MANY_ITEMS', 'ERR_TOO_LARGE'].includes((error as { code?: string }).code ?? '');
+
+/**
+ * A call read back. `refusal`: why its arguments are refused though the
+ * frame is sound (beyond VALUE_LIMITS); the call is then answered revoked
+ * with it, and `args` is empty. Anything else malformed throws.
+ */
+export const decodeCall = (
+  message: Message,
+  maxPath: number,
+): { id: number; token: Token; args: GridValue[]; argsBytes: Uint8Array; options: WireCallOptions; refusal?: string } => {
   const [id, args, flags, path, chain, ...extra] = message.slots;
   if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?, chain?]');
-  const decodedArgs = decodeValue(args as Uint8Array);
-  if (!Array.isArray(decodedArgs)) bad('call arguments must be an array');
   // A null path only makes room for a chain after it.
   const noPath = path === undefined || (path === null && chain !== undefined);
   if (!noPath && (!Array.isArray(path) || path.length === 0 || path.length > maxPath)) bad(`a forwarding path is a list of 1 to ${maxPath} principals`);
-  return {
+  const call = {
     id: requestId(id),
     token: tokenOfCid(message.cid),
-    args: decodedArgs as GridValue[],
     argsBytes: args as Uint8Array,
     options: {
       follow: ((flags as number) & FOLLOW) !== 0,
@@ -112,6 +143,15 @@ export const decodeCall = (message: Message, maxPath: number): { id: number; tok
       ...(chain === undefined ? {} : { chain: decodeChain(chain) }),
     },
   };
+  let decodedArgs: GridValue;
+  try {
+    decodedArgs = decodeValue(args as Uint8Array, VALUE_LIMITS);
+  } catch (error) {
+    if (overLimits(error)) return { ...call, args: [], refusal: `bad arguments: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` };
+    throw error;
+  }
+  if (!Array.isArray(decodedArgs)) bad('call arguments must be an array');
+  return { ...call, args: decodedArgs as GridValue[] };
 };
 
 export const encodeReply = (id: number, answer: Answer): Uint8Array => {
@@ -122,12 +162,24 @@ export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   return encodeMessage(REPLY_PROTOCOL, id, 0, answer.valueBytes ?? encodeValue(outcome.value), flags);
 };
 
-export const decodeReply = (message: Message): { id: number; answer: Answer } => {
+/**
+ * `limits`: the strict decoder's for the value (a call's result: VALUE_LIMITS;
+ * a disclosure or a replica, which are larger, the codec's own). A value
+ * beyond them ends the request revoked, saying so.
+ */
+export const decodeReply = (message: Message, limits: Partial<DecodeLimits> = VALUE_LIMITS): { id: number; answer: Answer } => {
   const [id, code, payload, flags, ...extra] = message.slots;
   const status = typeof code === 'number' ? STATUSES[code] : undefined;
   if (extra.length > 0 || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags]');
   let outcome: Outcome;
-  if (status === 'fulfilled' && payload instanceof Uint8Array) outcome = Object.freeze({ status, value: decodeValue(payload) });
+  if (status === 'fulfilled' && payload instanceof Uint8Array) {
+    try {
+      outcome = Object.freeze({ status, value: decodeValue(payload, limits) });
+    } catch (error) {
+      if (!overLimits(error)) throw error;
+      return { id: requestId(id), answer: { outcome: Object.freeze({ status: 'revoked', reason: `reply refused: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` }), cacheable: false } };
+    }
+  }
   else if (status === 'revoked' && typeof payload === 'string') outcome = Object.freeze({ status, reason: payload });
   else if (status === 'promised') outcome = Object.freeze({ status, token: asToken(payload) });
   else return bad(`a ${status} reply has the wrong payload`);

@@ -18,11 +18,12 @@ import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
 import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './client.js';
 import type { Invitations } from '../home/invitations.js';
-import { acceptSession, MAX_FRAME_BYTES, type Session, type SessionHandlers } from './session.js';
+import { acceptSession, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
 import { makeWebPage, type WebOptions } from '../web/page.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
 import { describeThrown, GridError } from '../caps/errors.js';
+import { MAX_HANDSHAKE_FRAME } from './handshake.js';
 
 
 export interface NodeServer {
@@ -85,6 +86,17 @@ export const HTTP_LIMITS: HttpLimits = Object.freeze({
   maxPendingPerAddress: 64,
   maxPending: 512,
 });
+
+/**
+ * Bytes a connection may send, once upgraded to a WebSocket, before it has
+ * authenticated. An honest client sends one frame — its `prove`, at most
+ * MAX_HANDSHAKE_FRAME bytes behind a header of at most 14 — before it can
+ * have heard `proven`; past this the TCP connection is closed at once. ws
+ * would otherwise buffer a frame up to MAX_FRAME_BYTES before the handshake
+ * sees it: a stranger now makes the node hold at most this plus one read
+ * from the socket (64 KiB).
+ */
+export const MAX_PREAUTH_BYTES = 2 * MAX_HANDSHAKE_FRAME;
 
 const refuse = (code: string, message: string): never => {
   throw new GridError(code, message);
@@ -195,6 +207,8 @@ const REVOCATION_ACK_MS = 2000;
 export class NodeSessions {
   readonly #kernel: Kernel;
   readonly #live = new Set<Session>();
+  /** What each peer has in flight here, across all its sessions (session.ts MAX_CALLS_PER_PEER). */
+  readonly load = new PeerLoad();
   readonly #stopListening: () => void;
   #addresses?: AddressBook;
   #isKept: (principal: Principal) => boolean = () => false;
@@ -220,6 +234,7 @@ export class NodeSessions {
     const kernel = this.#kernel;
     let disclosing = false;
     return {
+      load: this.load,
       call: async (token, args, options, argsBytes, signal) => {
         const path = options.path ?? [];
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
@@ -338,11 +353,14 @@ const httpLimits = (given: Partial<HttpLimits> = {}): HttpLimits => {
  * Count the connections that have not authenticated, per remote address and
  * in all, and close a new one at once past either cap. A connection stops
  * counting when it closes or when its WebSocket session is authenticated.
+ * Once upgraded, the bytes it sends are counted too, until it authenticates:
+ * past MAX_PREAUTH_BYTES it is closed at once.
  */
 const capPending = (http: Server, limits: HttpLimits, log: Log) => {
   const perAddress = new Map<string, number>();
   let total = 0;
   const release = new WeakMap<Socket, () => void>();
+  const stopReading = new WeakMap<Socket, () => void>();
   http.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? '';
     const count = perAddress.get(address) ?? 0;
@@ -367,7 +385,33 @@ const capPending = (http: Server, limits: HttpLimits, log: Log) => {
     socket.once('close', done);
   });
   return {
-    authenticated: (socket: Socket) => release.get(socket)?.(),
+    /**
+     * `socket` now carries the WebSocket `ws`. Its bytes are counted as they
+     * arrive (after ws's receiver has taken each read, which is why one read
+     * may pass the limit); past MAX_PREAUTH_BYTES the close reason is sent if
+     * it can go out and the TCP connection is destroyed at once.
+     */
+    upgraded: (socket: Socket, ws: WebSocket) => {
+      const address = socket.remoteAddress ?? '';
+      let read = 0;
+      const count = (chunk: Buffer) => {
+        read += chunk.length;
+        if (read <= MAX_PREAUTH_BYTES) return;
+        socket.off('data', count);
+        log.debug(
+          { event: 'preauth-overrun', address, read, limit: MAX_PREAUTH_BYTES },
+          `connection from ${address} closed: ${read} bytes before authenticating (limit ${MAX_PREAUTH_BYTES})`,
+        );
+        ws.close(1008, `handshake: more than ${MAX_PREAUTH_BYTES} bytes before authentication`);
+        ws.terminate();
+      };
+      socket.on('data', count);
+      stopReading.set(socket, () => socket.off('data', count));
+    },
+    authenticated: (socket: Socket) => {
+      stopReading.get(socket)?.();
+      release.get(socket)?.();
+    },
     /** Connections counted now, for tests and the curious. */
     counts: () => ({ total, addresses: perAddress.size }),
   };
@@ -438,6 +482,7 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
   const sessions = options.sessions ?? new NodeSessions(kernel);
   server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     socket.on('error', () => socket.terminate());
+    pending.upgraded(request.socket, socket);
     let accepted: Session | undefined;
     const offer = (peer: Principal) => ({
       bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined), log, (record) => sessions.hearAddress(record, peer, accepted)),

@@ -4,8 +4,9 @@
  * carries grid messages, one per binary frame: calls addressed to tokens,
  * their replies and revocation notices (frames.ts), and CapTP messages in
  * envelopes addressed to the CapTP protocol record. Before authentication a frame may
- * be at most MAX_HANDSHAKE_FRAME bytes and the whole handshake must finish
- * within its deadline; after it, frames are limited by the socket's
+ * be at most MAX_HANDSHAKE_FRAME bytes (a node also bounds the raw bytes,
+ * node.ts) and the whole handshake must finish within its deadline, or the
+ * TCP connection is closed at once; after it, frames are limited by the socket's
  * maxPayload and the strict decoder. A dropped connection breaks every
  * promise that depended on it, with the reason `disconnected`.
  */
@@ -18,9 +19,9 @@ import type { GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
-import { decodeMessage, encodeMessage, type Message } from '../wire/index.js';
+import { decodeMessage, encodeMessage, leadingCidBytes, type DecodeLimits, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
-import { CANCELLED, onAbort } from '../caps/cancel.js';
+import { abortReason, CANCELLED, DROPPED, onAbort } from '../caps/cancel.js';
 import {
   CANCEL_PROTOCOL,
   decodeCall,
@@ -33,7 +34,10 @@ import {
   encodeTokenRequest,
   encodeReply,
   encodeRevocation,
+  envelopeLimits,
   FETCH_PROTOCOL,
+  MAX_CALL_ITEMS,
+  MAX_REQUEST_ITEMS,
   RECORDS_PROTOCOL,
   replicaFrom,
   replicaValue,
@@ -121,12 +125,90 @@ const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & {
 };
 
 /**
- * Requests one session serves at once; past it a call is answered revoked at
- * once instead of queueing without bound behind the others.
+ * Requests one peer (one principal, counted across all its sessions with
+ * this node: more connections under the same key buy no more) may have this
+ * side answer at once; past it a request is answered revoked at once
+ * instead of queueing behind the others. Each holds its arguments (at most
+ * MAX_VALUE_BYTES) and a place in a vat's queue while it runs, and its
+ * answer until written to the socket, where MAX_BUFFERED_BYTES bounds what
+ * waits; 1024 leaves an honest client four times the 256 calls in flight
+ * the benchmarks use.
  */
-const MAX_SERVED_IN_FLIGHT = 8192;
+export const MAX_CALLS_PER_PEER = 1024;
+/**
+ * Argument bytes one peer's requests in flight may hold together: with
+ * MAX_CALLS_PER_PEER alone, 1024 calls of 1 MiB would hold a GiB.
+ */
+export const MAX_ARGS_BYTES_PER_PEER = 64 * 1024 * 1024;
+
+/**
+ * What each principal has in flight with this side, shared by all its
+ * sessions (a node gives every session the same one, NodeSessions); a
+ * principal with nothing in flight is forgotten.
+ */
+export class PeerLoad {
+  readonly #load = new Map<Principal, { calls: number; bytes: number }>();
+
+  /** A place for a request of `bytes` argument bytes from `peer`: the function that gives it back, or why there is none. */
+  take(peer: Principal, bytes: number): (() => void) | string {
+    const load = this.#load.get(peer) ?? { calls: 0, bytes: 0 };
+    if (load.calls >= MAX_CALLS_PER_PEER) return `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)`;
+    if (load.bytes + bytes > MAX_ARGS_BYTES_PER_PEER) return `too many argument bytes in flight (limit ${MAX_ARGS_BYTES_PER_PEER} per peer)`;
+    load.calls += 1;
+    load.bytes += bytes;
+    this.#load.set(peer, load);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      load.calls -= 1;
+      load.bytes -= bytes;
+      if (load.calls === 0 && this.#load.get(peer) === load) this.#load.delete(peer);
+    };
+  }
+
+  /** Requests `peer` has in flight here (for tests and the curious). */
+  calls(peer: Principal): number {
+    return this.#load.get(peer)?.calls ?? 0;
+  }
+}
+
 /** How many nodes a forwarded call may name in its path. */
 const MAX_PATH = 64;
+
+/**
+ * A CapTP message is JSON-like: a record of a few fields, its arguments or
+ * result inside one `body` string, and one slot per reference it passes.
+ */
+const MAX_CAPTP_ITEMS = 1024;
+
+/**
+ * The strict decoder's limits for each kind of envelope, chosen by its
+ * leading CID before anything is decoded; a token (a call) is any other.
+ */
+const KIND_LIMITS: ReadonlyArray<readonly [CID, Partial<DecodeLimits>]> = [
+  [REPLY_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [CANCEL_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [REVOCATION_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [FETCH_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [RECORDS_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [CAPTP_PROTOCOL, Object.freeze({ maxItems: MAX_CAPTP_ITEMS })],
+];
+const CALL_LIMITS = envelopeLimits(MAX_CALL_ITEMS);
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((byte, i) => byte === b[i]);
+const limitsFor = (bytes: Uint8Array): Partial<DecodeLimits> => {
+  const lead = leadingCidBytes(bytes);
+  if (lead) for (const [cid, limits] of KIND_LIMITS) if (sameBytes(lead, cid.bytes)) return limits;
+  return CALL_LIMITS;
+};
+
+/**
+ * How long one peer's frames may hold the event loop before the session
+ * stops reading that peer until every other connection has had a turn: a
+ * costly frame (one of MAX_VALUE_ITEMS items takes 2–4 ms to build) then
+ * delays other peers by about one frame's cost, not a queue of them.
+ */
+const FRAME_BUDGET_MS = 2;
 
 /** What a session does with requests from its peer; a side without a handler refuses that kind. */
 export interface SessionHandlers {
@@ -135,6 +217,8 @@ export interface SessionHandlers {
    * can use them as they are; `signal` aborts when the peer cancels the call.
    */
   call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array, signal: AbortSignal): Promise<Answer>;
+  /** What each principal has in flight, shared by the sessions of one node; without it, each session counts its own peer's requests. */
+  readonly load?: PeerLoad;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
   revocation?(notice: RevocationNotice): Promise<void>;
   /** A replicable closure's blocks; throw to refuse. */
@@ -183,13 +267,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     { onReject: () => {} },
   );
 
-  /** Requests sent and not yet answered, by id. */
+  /** Requests sent and not yet answered, by id, with the limits their answer's value is decoded under (a call's: VALUE_LIMITS, the default). */
   const waiting = new Map<number, (answer: Answer) => void>();
+  const replyLimits = new Map<number, Partial<DecodeLimits>>();
   let nextId = 0;
   let open = true;
-  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }, signal?: AbortSignal): Promise<Answer> => {
+  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }, signal?: AbortSignal, limits?: Partial<DecodeLimits>): Promise<Answer> => {
     if (!open) return Promise.resolve(refused('disconnected'));
-    if (signal?.aborted) return Promise.resolve(refused(CANCELLED));
+    if (signal?.aborted) return Promise.resolve(refused(abortReason(signal)));
     const id = nextId++;
     let bytes: Uint8Array;
     try {
@@ -204,16 +289,18 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         clearTimeout(timer);
         stopListening();
         waiting.delete(id);
+        replyLimits.delete(id);
         resolve(answer);
       };
       // The other side's reply to a cancelled call still comes; nobody waits for it then.
       const cancel = () => {
         if (!waiting.has(id)) return;
         send(encodeCancel(id));
-        settle(refused(CANCELLED));
+        settle(refused(signal ? abortReason(signal) : CANCELLED));
       };
       if (timeout) timer = setTimeout(() => waiting.has(id) && settle(refused(timeout.reason)), Math.max(0, timeout.ms));
       waiting.set(id, settle);
+      if (limits) replyLimits.set(id, limits);
       if (signal) stopListening = onAbort(signal, cancel);
       send(bytes);
     });
@@ -221,24 +308,33 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
 
   /** A request naming `token`, answered with a value; rejects with the refusal. */
   const requestValue = async (protocol: CID, token: Token, timeoutMs: number) => {
-    const { outcome } = await request((id) => encodeTokenRequest(protocol, id, token), { ms: timeoutMs, reason: 'unreachable' });
+    // A replica or a disclosure may be larger than a call's value: it was asked for, one at a time, so the codec's own limits.
+    const { outcome } = await request((id) => encodeTokenRequest(protocol, id, token), { ms: timeoutMs, reason: 'unreachable' }, undefined, {});
     if (outcome.status !== 'fulfilled') throw new Error(outcome.status === 'revoked' ? outcome.reason : 'a further promise where an answer was due');
     return outcome.value;
   };
 
-  let serving = 0;
+  const load = handlers.load ?? new PeerLoad();
   /** The peer's calls being answered, by the peer's id: what its `cancel` aborts. */
   const cancellable = new Map<number, AbortController>();
-  const serve = (id: number, work: () => Promise<Answer>, controller?: AbortController) => {
-    if (serving >= MAX_SERVED_IN_FLIGHT) return send(encodeReply(id, refused(`too many calls in flight (limit ${MAX_SERVED_IN_FLIGHT})`)));
-    serving += 1;
+  /** All of them, whatever ids the peer reused: what a dropped connection aborts. */
+  const running = new Set<AbortController>();
+  const serve = (id: number, work: () => Promise<Answer>, controller?: AbortController, argsBytes = 0) => {
+    const done = load.take(peer, argsBytes);
+    if (typeof done === 'string') return send(encodeReply(id, refused(done)));
     // A peer that reuses an id in flight can cancel only the latest call under it.
-    if (controller) cancellable.set(id, controller);
+    if (controller) {
+      cancellable.set(id, controller);
+      running.add(controller);
+    }
     work()
       .catch((error: unknown) => refused(describeThrown(error)))
       .then((answer) => {
-        serving -= 1;
-        if (controller && cancellable.get(id) === controller) cancellable.delete(id);
+        done();
+        if (controller) {
+          running.delete(controller);
+          if (cancellable.get(id) === controller) cancellable.delete(id);
+        }
         send(encodeReply(id, answer));
       });
   };
@@ -250,8 +346,11 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       return dispatch(message.slots[0] as Record<string, unknown>);
     }
     if (cid.equals(REPLY_PROTOCOL)) {
-      const { id, answer } = decodeReply(message);
-      return waiting.get(id)?.(answer);
+      // A reply nobody waits for (to a call cancelled or timed out) is dropped before its value is decoded.
+      const id = message.slots[0];
+      if (typeof id === 'number' && !waiting.has(id)) return;
+      const reply = decodeReply(message, replyLimits.get(id as number));
+      return waiting.get(reply.id)?.(reply.answer);
     }
     if (cid.equals(REVOCATION_PROTOCOL)) {
       const { id, notice } = decodeRevocation(message);
@@ -280,24 +379,61 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       return cancellable.get(decodeCancel(message))?.abort();
     }
     // Any other leading CID is a token: the message is a call on it.
-    const { id, token, args, argsBytes, options } = decodeCall(message, MAX_PATH);
+    const { id, token, args, argsBytes, options, refusal } = decodeCall(message, MAX_PATH);
+    if (refusal !== undefined) return send(encodeReply(id, refused(refusal)));
     const controller = new AbortController();
-    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused('this side answers no calls')), controller);
+    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused('this side answers no calls')), controller, argsBytes.length);
   };
 
   let markClosed!: () => void;
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
-  socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+  const handle = (data: WebSocket.RawData, isBinary: boolean) => {
+    if (!open) return;
     try {
       if (!isBinary) throw new Error('text frames are not grid messages');
-      receive(decodeMessage(toBytes(data)));
+      const bytes = toBytes(data);
+      receive(decodeMessage(bytes, limitsFor(bytes)));
     } catch (error) {
       // Malformed input closes the connection: a peer that sends it is broken or hostile.
       socket.close(1008, String((error as Error).message).slice(0, 120));
     }
+  };
+  // Past FRAME_BUDGET_MS of work on this peer's frames, stop reading its
+  // socket and let every other connection have a turn (setImmediate runs
+  // after the poll phase that reads them); what ws had already read waits
+  // in `backlog`, and is handled a budget's worth per turn.
+  const backlog: Array<[WebSocket.RawData, boolean]> = [];
+  let spent = 0;
+  let yielding = false;
+  const timed = (data: WebSocket.RawData, isBinary: boolean) => {
+    const start = performance.now();
+    handle(data, isBinary);
+    spent += performance.now() - start;
+  };
+  const drain = () => {
+    spent = 0;
+    while (backlog.length > 0 && spent <= FRAME_BUDGET_MS) timed(...backlog.shift()!);
+    if (backlog.length > 0 && open) return void setImmediate(drain);
+    backlog.length = 0;
+    yielding = false;
+    if (open) socket.resume();
+  };
+  socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+    if (yielding) return void backlog.push([data, isBinary]);
+    timed(data, isBinary);
+    if (spent <= FRAME_BUDGET_MS || !open) return;
+    yielding = true;
+    socket.pause();
+    setImmediate(drain);
   });
   socket.on('close', () => {
     open = false;
+    backlog.length = 0;
+    // The peer can no longer hear its answers: every call it started here
+    // ends `revoked: disconnected`, queued or running (its vat stopped), as if cancelled.
+    for (const controller of running) controller.abort(DROPPED);
+    running.clear();
+    cancellable.clear();
     abort(Error('disconnected'));
     for (const answer of [...waiting.values()]) answer(refused('disconnected'));
     markClosed();
@@ -343,7 +479,13 @@ const handshakeThenSession =
       return startSession(socket, role, offered.bootstrap, offered.handlers ?? {}, peer);
     } catch (error) {
       channel.stop();
+      // The reason goes out if it can (the close frame is written at once);
+      // then the TCP connection closes now, not once ws's closing timeout
+      // (30 s) gives up waiting for the peer's answering close frame: a
+      // stalled stranger would hold its descriptor, and its place among the
+      // node's unauthenticated connections, that long.
       socket.close(1008, String((error as Error).message).slice(0, 120));
+      socket.terminate();
       throw error;
     }
   };

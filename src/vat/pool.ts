@@ -13,7 +13,7 @@ import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
 import { describeThrown } from '../caps/errors.js';
-import { CANCELLED, onAbort } from '../caps/cancel.js';
+import { abortReason, CANCELLED, onAbort } from '../caps/cancel.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
@@ -139,6 +139,9 @@ class Vat {
 const CANCELLED_ANSWER: Answer = Object.freeze({ status: 'revoked', reason: CANCELLED });
 /** A cancelled call is the caller's doing: no cause of the closure's (the kernel journals it as the node's). */
 const CANCELLED_RESULT: RunResult = Object.freeze({ answer: CANCELLED_ANSWER, pure: false });
+/** The same, under the reason its signal gives (`disconnected` when the caller's connection dropped). */
+const cancelled = (signal: AbortSignal | undefined): RunResult =>
+  abortReason(signal) === CANCELLED ? CANCELLED_RESULT : { answer: { status: 'revoked', reason: abortReason(signal) }, pure: false };
 
 /** The answer to a vat's request; a failure on the kernel's side is a revoked answer, never an unhandled rejection. */
 const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
@@ -177,7 +180,7 @@ export class VatPool {
   /** Run a call in a vat. Never rejects: failures are revoked answers. */
   async run(request: RunRequest): Promise<RunResult> {
     if (this.#closed) return { answer: { status: 'revoked', reason: 'vats are shut down' }, pure: false };
-    if (request.signal?.aborted) return CANCELLED_RESULT;
+    if (request.signal?.aborted) return cancelled(request.signal);
     const vat = this.#pick(request.nested === true);
     vat.busy(+1);
     try {
@@ -200,7 +203,7 @@ export class VatPool {
       this.#retried.add(request);
       return this.run(request);
     }
-    if (request.signal?.aborted) return CANCELLED_RESULT;
+    if (request.signal?.aborted) return cancelled(request.signal);
     const run = this.#nextRun++;
     return new Promise<RunResult>((settle) => {
       const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
@@ -334,11 +337,11 @@ export class VatPool {
     const othersActed = [...vat.runs.values()].some((other) => other !== pending && other.acted && !other.detached);
     if (othersActed) {
       pending.detached = true;
-      return pending.resolve(CANCELLED_RESULT);
+      return pending.resolve(cancelled(pending.request.signal));
     }
     vat.runs.delete(run);
     pending.cancelTimer();
-    pending.resolve(CANCELLED_RESULT);
+    pending.resolve(cancelled(pending.request.signal));
     this.#retire(vat, 'vat restarted: another call on it was cancelled by its caller');
   }
 

@@ -40,6 +40,36 @@ export const encodeMessage = (cid: CID | string, ...slots: unknown[]): Uint8Arra
 export const isMessage = (bytes: Uint8Array): boolean =>
   bytes.length > ENVELOPE_PREFIX.length && ENVELOPE_PREFIX.every((byte, index) => bytes[index] === byte);
 
+/**
+ * The leading CID's bytes, read from the first headers alone (nothing is
+ * decoded or copied), so a reader can choose the limits for the kind of
+ * message before decoding it; undefined when the bytes do not begin like an
+ * envelope whose first item is a link (the decoder then says what is wrong).
+ */
+export const leadingCidBytes = (bytes: Uint8Array): Uint8Array | undefined => {
+  if (!isMessage(bytes)) return undefined;
+  let pos = ENVELOPE_PREFIX.length;
+  const head = bytes[pos]!;
+  // An array of 1 to 23 items has a one-byte header; 0x98–0x9b give its length in 1, 2, 4 or 8 more bytes.
+  if (head >= 0x81 && head <= 0x97) pos += 1;
+  else if (head >= 0x98 && head <= 0x9b) pos += 1 + (1 << (head - 0x98));
+  else return undefined;
+  // Tag 42, then a byte string of 1 to 255 bytes: 0x00 (the identity multibase prefix) and the CID.
+  if (bytes[pos] !== 0xd8 || bytes[pos + 1] !== 42) return undefined;
+  pos += 2;
+  const string = bytes[pos];
+  let length: number;
+  if (string !== undefined && string > 0x40 && string < 0x58) {
+    length = string - 0x40;
+    pos += 1;
+  } else if (string === 0x58 && pos + 1 < bytes.length) {
+    length = bytes[pos + 1]!;
+    pos += 2;
+  } else return undefined;
+  if (length < 2 || pos + length > bytes.length || bytes[pos] !== 0) return undefined;
+  return bytes.subarray(pos + 1, pos + length);
+};
+
 export interface Message {
   readonly cid: CID;
   readonly slots: readonly unknown[];
