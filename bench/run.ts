@@ -11,6 +11,7 @@ import { benchStore } from './store.js';
 import { benchIdentity } from './identity.js';
 import { benchScreener } from './screener.js';
 import { benchGraph } from './graph.js';
+import { benchHostile } from './hostile.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -23,6 +24,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['identity', benchIdentity],
   ['screener', benchScreener],
   ['graph', benchGraph],
+  ['hostile', benchHostile],
 ];
 
 const only = process.argv.slice(2);
