@@ -1,7 +1,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { appendFile, readFile, writeFile, stat } from 'node:fs/promises';
+import { appendFile, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Journal, memoryJournalFile, JournalError, type AppendBody, type JournalFile } from '../src/journal/journal.js';
 import { followJournalFile, openFsJournalFile } from '../src/journal/fs-file.js';
@@ -195,4 +195,44 @@ test('a reader follows a journal another writer is growing: each look reads only
   t.is((await follower.entries()).length, journal.entries().length);
   await appendFile(path, frame.subarray(10));
   await t.throwsAsync(follower.entries(), { instanceOf: JournalError, message: /does not decode/ });
+});
+
+test('a journal is read a window at a time: records across windows', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  const { journal } = await Journal.open(powers(await openFsJournalFile(path)));
+  // 1 MB records (the largest arguments) cross the edges of the 16 MiB read windows.
+  const sizes = Array.from({ length: 40 }, (_, i) => 1_000_000 - i);
+  sizes.forEach((size, i) => journal.append({ kind: 'call', token, caller: identity.principal, args: encodeValue([i, new Uint8Array(size)]) }));
+  await journal.close();
+  t.true((await stat(path)).size > 2 * 16 * 1024 * 1024);
+  const reopened = await Journal.open(powers(await openFsJournalFile(path)));
+  t.is(reopened.droppedBytes, 0);
+  const calls = reopened.journal.entries().filter((e) => e.kind === 'call');
+  t.deepEqual(calls.map((e) => (e.kind === 'call' ? [e.args[0], (e.args[1] as Uint8Array).length] : [])), sizes.map((size, i) => [i, size]));
+  await reopened.journal.close();
+});
+
+const PAST_2_GIB = 2_150_000_000; // bytes; 2 GiB is 2_147_483_648
+
+test('a journal file past 2 GiB opens: zeros a crash left at its end are cut off like any torn tail', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 3);
+  const whole = (await stat(path)).size;
+  // A sparse file: 2.1 GiB long, holding almost no disk. readFile refuses files past 2 GiB.
+  await truncate(path, PAST_2_GIB);
+  const { journal, droppedBytes } = await Journal.open(powers(await openFsJournalFile(path)));
+  t.is(droppedBytes, PAST_2_GIB - whole);
+  t.is(journal.entries().filter((e) => e.kind === 'call').length, 3);
+  await journal.close();
+  t.is((await stat(path)).size, whole);
+});
+
+test('zeros followed by data before the end are tampering, not a torn tail', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  await fill(path, 3);
+  // Zeros longer than a read window, then a stray byte.
+  await appendFile(path, new Uint8Array(17 * 1024 * 1024));
+  await appendFile(path, new Uint8Array([1]));
+  const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
+  t.is(error?.code, 'ERR_CORRUPT');
 });

@@ -3,9 +3,9 @@
  * write lands at the end even if something else moved the file offset.
  */
 import { fstatSync } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Principal } from '../caps/ids.js';
-import { Journal, JournalError, type Entry, type JournalFile } from './journal.js';
+import { Journal, JournalError, type Entry, type JournalBytes, type JournalFile } from './journal.js';
 
 /** Up to `length` bytes from `offset`: fewer only where the file ends. */
 const readAt = async (handle: FileHandle, offset: number, length: number): Promise<Uint8Array> => {
@@ -19,15 +19,20 @@ const readAt = async (handle: FileHandle, offset: number, length: number): Promi
   return out.subarray(0, read);
 };
 
+/** A journal file's bytes through an open descriptor, a range at a time. */
+export const journalBytes = (handle: FileHandle): JournalBytes => ({
+  size: async () => (await handle.stat()).size,
+  readRange: async (offset, length) => {
+    const bytes = await readAt(handle, offset, length);
+    if (bytes.length < length) throw new Error(`journal file ends before byte ${offset + length}`);
+    return bytes;
+  },
+});
+
 export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
   const handle: FileHandle = await open(path, 'a+', 0o600);
   return {
-    read: async () => new Uint8Array(await readFile(path)),
-    readRange: async (offset, length) => {
-      const bytes = await readAt(handle, offset, length);
-      if (bytes.length < length) throw new Error(`journal file ends before byte ${offset + length}`);
-      return bytes;
-    },
+    ...journalBytes(handle),
     append: async (bytes, at) => {
       // The home's lock makes this process the only writer; this checks it
       // holds: bytes that appeared (or vanished) since the journal was read
@@ -61,11 +66,12 @@ export const followJournalFile = (path: string, signer: Principal): { entries():
   const readMore = async (): Promise<readonly Entry[]> => {
     const handle = await open(path, 'r');
     try {
-      const { size } = await handle.stat();
-      if (size < offset) throw new Error(`journal ${path} shrank while being read`);
-      const parsed = Journal.parse(await readAt(handle, offset, size - offset), signer, { head, seq: entries.length });
+      const bytes = journalBytes(handle);
+      if ((await bytes.size()) < offset) throw new Error(`journal ${path} shrank while being read`);
+      const parsed = await Journal.scanFile(bytes, signer, { head, seq: entries.length, offset });
+      if (parsed.broken) throw parsed.broken;
       for (const entry of parsed.entries) entries.push(entry);
-      offset += parsed.goodLength;
+      offset = parsed.goodLength;
       head = parsed.head;
       return entries;
     } finally {

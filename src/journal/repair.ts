@@ -6,10 +6,14 @@
  * named with the time, so nothing is thrown away. The caller holds the
  * home's lock.
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Principal } from '../caps/ids.js';
-import { Journal } from './journal.js';
+import { Journal, type JournalBytes } from './journal.js';
+import { journalBytes } from './fs-file.js';
+
+/** Bytes moved aside at a time. */
+const COPY_WINDOW = 8 * 1024 * 1024;
 
 export interface RepairReport {
   /** Records kept: the verified prefix. */
@@ -30,13 +34,13 @@ export interface RepairReport {
   readonly tornBytes: number;
 }
 
-/** Whole length-framed records in `bytes`, read by their headers only. */
-const countFrames = (bytes: Uint8Array): number => {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** Whole length-framed records from `from` to the end, read by their headers only. */
+const countFrames = async (file: JournalBytes, from: number, size: number): Promise<number> => {
   let count = 0;
-  for (let offset = 0; offset + 4 <= bytes.length; count++) {
-    const end = offset + 4 + view.getUint32(offset);
-    if (end > bytes.length) break;
+  for (let offset = from; offset + 4 <= size; count++) {
+    const header = await file.readRange(offset, 4);
+    const end = offset + 4 + new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
+    if (end > size) break;
     offset = end;
   }
   return count;
@@ -52,38 +56,39 @@ const asideName = (path: string, now: number) => join(dirname(path), `${basename
  * next repair moves them again, to a newer name).
  */
 export const repairJournalFile = async (path: string, signer: Principal, now: number): Promise<RepairReport> => {
-  const bytes = new Uint8Array(
-    await readFile(path).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return new Uint8Array(); // a home that never wrote a record
-      throw error;
-    }),
-  );
-  const { entries, goodLength, broken } = Journal.scan(bytes, signer);
-  if (!broken) return { kept: entries.length, keptBytes: goodLength, tornBytes: bytes.length - goodLength };
-  const rest = bytes.subarray(goodLength);
-  const file = asideName(path, now);
-  const temp = `${file}.tmp`;
-  const aside = await open(temp, 'wx', 0o600);
+  const journal = await open(path, 'r+').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined; // a home that never wrote a record
+    throw error;
+  });
+  if (!journal) return { kept: 0, keptBytes: 0, tornBytes: 0 };
   try {
-    await aside.write(rest);
-    await aside.sync();
-  } finally {
-    await aside.close();
-  }
-  // Renamed into place only once whole: a file with this name holds everything that moved.
-  await rename(temp, file);
-  const journal = await open(path, 'r+');
-  try {
+    const bytes = journalBytes(journal);
+    const { entries, goodLength, broken, size } = await Journal.scanFile(bytes, signer);
+    if (!broken) return { kept: entries.length, keptBytes: goodLength, tornBytes: size - goodLength };
+    const file = asideName(path, now);
+    const temp = `${file}.tmp`;
+    const aside = await open(temp, 'wx', 0o600);
+    try {
+      for (let offset = goodLength; offset < size; offset += COPY_WINDOW) {
+        await aside.write(await bytes.readRange(offset, Math.min(COPY_WINDOW, size - offset)));
+      }
+      await aside.sync();
+    } finally {
+      await aside.close();
+    }
+    const records = await countFrames(bytes, goodLength, size);
+    // Renamed into place only once whole: a file with this name holds everything that moved.
+    await rename(temp, file);
     await journal.truncate(goodLength);
     await journal.sync();
+    return {
+      kept: entries.length,
+      keptBytes: goodLength,
+      reason: broken.message,
+      moved: { records, from: goodLength, to: size, file },
+      tornBytes: 0,
+    };
   } finally {
     await journal.close();
   }
-  return {
-    kept: entries.length,
-    keptBytes: goodLength,
-    reason: broken.message,
-    moved: { records: countFrames(rest), from: goodLength, to: bytes.length, file },
-    tornBytes: 0,
-  };
 };

@@ -184,7 +184,7 @@ export const repairHome = async (options: { home: string; lockWaitMs?: number; c
     const identity = await loadIdentity(paths.identity);
     const report = await repairJournalFile(paths.journal, identity.principal, clock());
     const file = await openFsJournalFile(paths.journal);
-    const { unsealed } = Journal.parse(await file.read(), identity.principal);
+    const { unsealed } = await Journal.scanFile(file, identity.principal);
     const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) });
     await journal.close();
     return { ...report, tornBytes: report.tornBytes || droppedBytes, sealed: unsealed };
