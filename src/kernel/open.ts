@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { openFsBlockStore, openMemoryBlockStore } from '../store/index.js';
+import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
 import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js';
@@ -147,6 +147,8 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs, signal: options.lockSignal });
   try {
     const identity = await loadIdentity(paths.identity);
+    // The lock makes this process the home's one writer: every temporary block file there now is a crash's leftover.
+    await removeStaleTemps(paths.blocks);
     const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
     return kernelOn(openFsBlockStore(paths.blocks), identity, journal, release);

@@ -15,9 +15,14 @@
  * a power cut a block may then be missing or empty, and an empty or partial
  * block fails its hash on read rather than being served. `fsync: true` makes
  * `put` return only once the block and its directory entry are on disk.
+ *
+ * A crash between creating a temporary file and renaming it leaves the
+ * temporary file behind; `removeStaleTemps` removes them, and a home does so
+ * when it opens, under its lock (one writer per home: every temporary file
+ * there at open is stale).
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { CID } from 'multiformats/cid';
@@ -42,6 +47,39 @@ export const blockPath = (dir: string, cid: CID): string => {
 
 const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | null)?.code;
 const absent = (error: unknown) => errno(error) === 'ENOENT' || errno(error) === 'ENOTDIR';
+
+/** What a block's temporary file is called, in its shard, until it is renamed into place. */
+const TEMP_PREFIX = '.tmp-';
+
+/**
+ * Remove the temporary files a crash left in the shards of the store at
+ * `dir`; resolves with how many. Only for the store's one writer, before it
+ * writes: any other would remove files being written.
+ */
+export const removeStaleTemps = async (dir: string): Promise<number> => {
+  let shards;
+  try {
+    shards = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (absent(error)) return 0;
+    throw error;
+  }
+  let removed = 0;
+  for (const shard of shards) {
+    if (!shard.isDirectory()) continue;
+    const folder = join(dir, shard.name);
+    for (const entry of await readdir(folder, { withFileTypes: true })) {
+      if (!entry.name.startsWith(TEMP_PREFIX) || !entry.isFile()) continue;
+      await unlink(join(folder, entry.name)).then(
+        () => (removed += 1),
+        (error: unknown) => {
+          if (!absent(error)) throw error;
+        },
+      );
+    }
+  }
+  return removed;
+};
 
 /** Read flags: never block on a FIFO planted where a block should be. */
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
@@ -70,7 +108,7 @@ export const openFsBlockStore = (dir: string, options: FsBlockStoreOptions = {})
 
   /** Create the temp file, making the shard folder on first use (or after someone removed it). */
   const createTemp = async (shard: string): Promise<{ temp: string; handle: FileHandle }> => {
-    const temp = join(shard, `.tmp-${randomBytes(8).toString('hex')}`);
+    const temp = join(shard, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
       return { temp, handle: await open(temp, 'wx', 0o600) };
     } catch (error) {

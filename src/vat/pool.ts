@@ -152,16 +152,52 @@ const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
   }
 };
 
+/** Node options a vat worker keeps from its process, with a value (`--import=x` or `--import x`). */
+const KEPT_WITH_VALUE = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C', '--disable-warning']);
+/** …and without one. */
+const KEPT_FLAGS = new Set(['--enable-source-maps', '--no-warnings', '--no-deprecation', '--preserve-symlinks']);
+
+/**
+ * The Node options a vat worker starts with, out of its process's
+ * `execArgv`. A worker inherits them all by default, `-e`/`-p`'s script and
+ * `--input-type` included — then it runs the embedding program's script, not
+ * the vat, and every call ends `vat stopped before the call started`. It
+ * keeps only what finding and loading modules may need (preloads and loaders:
+ * `--import`, `--require`, `--loader`, `--conditions`, `--preserve-symlinks`
+ * — Yarn PnP, say, resolves through them) and how warnings and stacks read.
+ * V8 and process-wide options (`--expose-gc`, `--max-old-space-size`,
+ * `--stack-size`, `--inspect`…) already hold in every thread, and Node
+ * refuses them in a worker's `execArgv`; the vat's own memory and stack
+ * limits are its `resourceLimits`.
+ */
+export const vatExecArgv = (execArgv: readonly string[]): string[] => {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i += 1) {
+    const arg = execArgv[i]!;
+    const equals = arg.indexOf('=');
+    const name = equals > 0 ? arg.slice(0, equals) : arg;
+    if (KEPT_FLAGS.has(arg)) kept.push(arg);
+    else if (KEPT_WITH_VALUE.has(name)) {
+      if (equals > 0) kept.push(arg);
+      else if (i + 1 < execArgv.length) kept.push(arg, execArgv[++i]!);
+    } else if (DROPPED_WITH_VALUE.has(arg)) i += 1; // the script (or type) goes too, whatever it looks like
+  }
+  return kept;
+};
+/** Dropped options whose value is the next argument (`-e <script>`): it is skipped, never read as an option. */
+const DROPPED_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-pe', '--input-type']);
+
 /** Start a worker on the vat entry point, compiled or (under tsx, in development) from source. */
 const spawn = (options: VatOptions, memoryMb: number): Worker => {
   const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(32, memoryMb), stackSizeMb: 4 };
   const transferList = [options.sync.port];
+  const execArgv = vatExecArgv(process.execArgv);
   if (import.meta.url.endsWith('.ts')) {
     const entry = new URL('./worker.ts', import.meta.url).href;
     const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits, transferList });
+    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits, transferList, execArgv });
   }
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits, transferList });
+  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits, transferList, execArgv });
 };
 
 export class VatPool {
