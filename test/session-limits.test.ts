@@ -15,7 +15,8 @@ import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
-import { MAX_CALLS_PER_PEER, openSession, type Session } from '../src/net/session.js';
+import { E } from '@endo/far';
+import { MAX_CALLS_PER_PEER, MAX_CAPTP_VALUES, openSession, type Session } from '../src/net/session.js';
 import { decodeReply, encodeCall, MAX_CALL_ITEMS, MAX_REQUEST_ITEMS, REPLY_PROTOCOL } from '../src/net/frames.js';
 import { CAPTP_PROTOCOL } from '../src/net/handshake.js';
 import { MAX_VALUE_ITEMS } from '../src/closures/values.js';
@@ -58,7 +59,7 @@ const nodeWith = async (t: ExecutionContext, limits: Record<string, number> = {}
 const rawPeer = async (url: string, identity: Identity = generateIdentity(random)) => {
   const socket = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
   socket.on('error', () => {});
-  const session: Session = await openSession(socket, { identity, random });
+  const session: Session = await openSession(socket, { identity, random, handshakeMs: 30_000 });
   const replies = new Map<number, ReturnType<typeof decodeReply>['answer']>();
   socket.on('message', (data: Buffer) => {
     const message = decodeMessage(new Uint8Array(data));
@@ -98,6 +99,17 @@ test('an envelope with more items than its kind needs closes the connection, say
     t.is(code, 1008, what);
     t.is(reason, `CBOR decode error: more than ${limit} items`, what);
   }
+});
+
+test('a CapTP message carrying more JSON values than MAX_CAPTP_VALUES closes a stranger\'s connection before CapTP parses it', async (t) => {
+  const { url, echo } = await nodeWith(t);
+  const peer = await rawPeer(url);
+  const node = E(peer.session.bootstrap() as Promise<{ call(token: string, args: unknown[]): Promise<unknown> }>);
+  t.deepEqual(await node.call(echo, [Array.from({ length: 100 }, () => ({}))]), { status: 'fulfilled', value: Array.from({ length: 100 }, () => ({})) });
+  void node.call(echo, [Array.from({ length: 300_000 }, () => ({}))]).catch(() => {});
+  const { code, reason } = await peer.closed;
+  t.is(code, 1008);
+  t.is(reason, `a CapTP message carries more than ${MAX_CAPTP_VALUES} JSON values (larger arguments go as a grid call)`);
 });
 
 test('honest calls on another connection keep being answered while a peer sends its worst frames', async (t) => {

@@ -162,30 +162,38 @@ export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   return encodeMessage(REPLY_PROTOCOL, id, 0, answer.valueBytes ?? encodeValue(outcome.value), flags);
 };
 
+/** A reply's id, once its shape is checked, without decoding its value: a reply nobody waits for is dropped at this cost. */
+export const replyId = (message: Message): number => {
+  const [id, code, payload, flags, ...extra] = message.slots;
+  const status = typeof code === 'number' ? STATUSES[code] : undefined;
+  if (extra.length > 0 || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags]');
+  if (status === 'fulfilled' ? !(payload instanceof Uint8Array) : status === 'revoked' ? typeof payload !== 'string' : false) bad(`a ${status} reply has the wrong payload`);
+  return requestId(id);
+};
+
 /**
  * `limits`: the strict decoder's for the value (a call's result: VALUE_LIMITS;
  * a disclosure or a replica, which are larger, the codec's own). A value
  * beyond them ends the request revoked, saying so.
  */
 export const decodeReply = (message: Message, limits: Partial<DecodeLimits> = VALUE_LIMITS): { id: number; answer: Answer } => {
-  const [id, code, payload, flags, ...extra] = message.slots;
-  const status = typeof code === 'number' ? STATUSES[code] : undefined;
-  if (extra.length > 0 || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags]');
+  const id = replyId(message);
+  const [, code, payload, flags] = message.slots;
+  const status = STATUSES[code as number]!;
   let outcome: Outcome;
   if (status === 'fulfilled' && payload instanceof Uint8Array) {
     try {
       outcome = Object.freeze({ status, value: decodeValue(payload, limits) });
     } catch (error) {
       if (!overLimits(error)) throw error;
-      return { id: requestId(id), answer: { outcome: Object.freeze({ status: 'revoked', reason: `reply refused: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` }), cacheable: false } };
+      return { id, answer: { outcome: Object.freeze({ status: 'revoked', reason: `reply refused: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` }), cacheable: false } };
     }
-  }
-  else if (status === 'revoked' && typeof payload === 'string') outcome = Object.freeze({ status, reason: payload });
+  } else if (status === 'revoked' && typeof payload === 'string') outcome = Object.freeze({ status, reason: payload });
   else if (status === 'promised') outcome = Object.freeze({ status, token: asToken(payload) });
   else return bad(`a ${status} reply has the wrong payload`);
   // Only a value can be cached or replicated, whatever the flags say.
   const bits = status === 'fulfilled' ? (flags as number) : 0;
-  return { id: requestId(id), answer: { outcome, cacheable: (bits & CACHEABLE) !== 0, ...((bits & REPLICABLE) !== 0 ? { replicable: true } : {}) } };
+  return { id, answer: { outcome, cacheable: (bits & CACHEABLE) !== 0, ...((bits & REPLICABLE) !== 0 ? { replicable: true } : {}) } };
 };
 
 export const encodeRevocation = (id: number, notice: RevocationNotice): Uint8Array =>

@@ -18,7 +18,7 @@ import { makePeers, type Peers } from './peers.js';
 import { makeMembership, type Membership } from './membership.js';
 import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './client.js';
 import type { Invitations } from '../home/invitations.js';
-import { acceptSession, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
+import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
 import { makeWebPage, type WebOptions } from '../web/page.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
@@ -235,6 +235,8 @@ export class NodeSessions {
     let disclosing = false;
     return {
       load: this.load,
+      // The node's own CLI may issue with an environment of up to MAX_VALUE_ITEMS through CapTP.
+      ...(peer === kernel.principal ? { captpValues: MAX_CAPTP_VALUES_TRUSTED } : {}),
       call: async (token, args, options, argsBytes, signal) => {
         const path = options.path ?? [];
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {

@@ -15,7 +15,7 @@ import type WebSocket from 'ws';
 import type { CID } from 'multiformats/cid';
 import type { Principal, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
-import type { GridValue } from '../closures/values.js';
+import { MAX_VALUE_ITEMS, type GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
@@ -42,6 +42,7 @@ import {
   replicaFrom,
   replicaValue,
   REPLY_PROTOCOL,
+  replyId,
   REVOCATION_PROTOCOL,
   type WireCallOptions,
 } from './frames.js';
@@ -183,6 +184,47 @@ const MAX_PATH = 64;
 const MAX_CAPTP_ITEMS = 1024;
 
 /**
+ * JSON values a CapTP message may carry in its strings — its arguments or
+ * result, in CapTP's `body` — counted (brackets, braces and commas outside
+ * string literals) before CapTP parses them. Unmarshalling costs 2–17 µs a
+ * value, a record being the dearest (300k empty records in one 0.9 MB
+ * message held the event loop 5 s), so 512 keeps a stranger's worst message
+ * within a few ms. A call with larger arguments goes as a grid call
+ * (frames.ts; MAX_VALUE_ITEMS). A node's own principal (its CLI issuing
+ * with an environment), and the node a client or node chose to dial, may
+ * send MAX_CAPTP_VALUES_TRUSTED.
+ */
+export const MAX_CAPTP_VALUES = 512;
+export const MAX_CAPTP_VALUES_TRUSTED = MAX_VALUE_ITEMS + 64;
+
+/** JSON values in `text`, counted as brackets, braces and commas outside string literals; stops once past `limit`. */
+const jsonValues = (text: string, limit: number): number => {
+  let count = 0;
+  let inString = false;
+  for (let i = 0; i < text.length && count <= limit; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i += 1; // a backslash escapes the next character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b || c === 0x2c) count += 1;
+  }
+  return count;
+};
+
+/** JSON values in every string of a decoded CapTP message (at most MAX_CAPTP_ITEMS items to walk). */
+const captpValues = (value: unknown, limit: number): number => {
+  if (typeof value === 'string') return jsonValues(value, limit);
+  if (value === null || typeof value !== 'object') return 0;
+  let count = 0;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    count += captpValues(item, limit - count);
+    if (count > limit) break;
+  }
+  return count;
+};
+
+/**
  * The strict decoder's limits for each kind of envelope, chosen by its
  * leading CID before anything is decoded; a token (a call) is any other.
  */
@@ -217,6 +259,8 @@ export interface SessionHandlers {
    * can use them as they are; `signal` aborts when the peer cancels the call.
    */
   call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array, signal: AbortSignal): Promise<Answer>;
+  /** JSON values a CapTP message from this peer may carry: MAX_CAPTP_VALUES for a peer that dialled this side, else MAX_CAPTP_VALUES_TRUSTED. */
+  readonly captpValues?: number;
   /** What each principal has in flight, shared by the sessions of one node; without it, each session counts its own peer's requests. */
   readonly load?: PeerLoad;
   /** Apply a revocation notice; throw to refuse it (the reason goes back to the sender). */
@@ -315,6 +359,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   };
 
   const load = handlers.load ?? new PeerLoad();
+  const captpLimit = handlers.captpValues ?? (name === 'node' ? MAX_CAPTP_VALUES : MAX_CAPTP_VALUES_TRUSTED);
   /** The peer's calls being answered, by the peer's id: what its `cancel` aborts. */
   const cancellable = new Map<number, AbortController>();
   /** All of them, whatever ids the peer reused: what a dropped connection aborts. */
@@ -343,14 +388,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     const { cid } = message;
     if (cid.equals(CAPTP_PROTOCOL)) {
       if (message.slots.length !== 1) throw new Error('not a CapTP message');
+      if (captpValues(message.slots[0], captpLimit) > captpLimit) throw new Error(`a CapTP message carries more than ${captpLimit} JSON values (larger arguments go as a grid call)`);
       return dispatch(message.slots[0] as Record<string, unknown>);
     }
     if (cid.equals(REPLY_PROTOCOL)) {
       // A reply nobody waits for (to a call cancelled or timed out) is dropped before its value is decoded.
-      const id = message.slots[0];
-      if (typeof id === 'number' && !waiting.has(id)) return;
-      const reply = decodeReply(message, replyLimits.get(id as number));
-      return waiting.get(reply.id)?.(reply.answer);
+      const id = replyId(message);
+      if (!waiting.has(id)) return;
+      return waiting.get(id)?.(decodeReply(message, replyLimits.get(id)).answer);
     }
     if (cid.equals(REVOCATION_PROTOCOL)) {
       const { id, notice } = decodeRevocation(message);
