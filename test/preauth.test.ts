@@ -22,6 +22,8 @@ const random = (n: number) => new Uint8Array(randomBytes(n));
 const ONE_READ = 64 * 1024;
 /** ws waits this long for a close frame the peer never sends. */
 const WS_CLOSE_TIMEOUT_MS = 30_000;
+/** Generous, for a loaded machine: the limits set here are a few hundred ms, what they replace 30 s. */
+const PROMPTLY_MS = WS_CLOSE_TIMEOUT_MS / 2;
 
 const recordingLog = () => {
   const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
@@ -110,11 +112,11 @@ test('the pre-authentication budget is named and small beside a handshake frame'
   t.true(MAX_PREAUTH_BYTES <= 4096, `${MAX_PREAUTH_BYTES} bytes`);
 });
 
-test('a stranger sending a 16 MiB frame before authenticating is cut off after the budget and one read, not buffered whole', async (t) => {
+test.serial('a stranger sending a 16 MiB frame before authenticating is cut off after the budget and one read, not buffered whole', async (t) => {
   // A long deadline: whatever closes these connections is the byte budget.
   const { server, lines, add } = await serve(t, 20_000);
   const attackers = await Promise.all([0, 1, 2, 3, 4].map(() => flooder(server.url, 16 * 1024 * 1024)));
-  for (const { ms } of attackers) t.true(ms < 5000, `closed after ${ms} ms`);
+  for (const { ms } of attackers) t.true(ms < PROMPTLY_MS, `closed after ${ms} ms`);
   const overruns = lines.filter((line) => line.fields.event === 'preauth-overrun');
   t.is(overruns.length, attackers.length, 'each connection was closed by the node for its bytes before authenticating');
   for (const { fields } of overruns) {
@@ -132,17 +134,17 @@ test('a stranger sending a 16 MiB frame before authenticating is cut off after t
   t.is((await session.call(add as never, [2, 3])).outcome.status, 'fulfilled');
 });
 
-test('a stranger that upgrades and then says nothing is disconnected when the handshake deadline passes, told why, not 30 s later', async (t) => {
+test.serial('a stranger that upgrades and then says nothing is disconnected when the handshake deadline passes, told why, not 30 s later', async (t) => {
   const handshakeMs = 300;
   const { port } = await serve(t, handshakeMs);
   const silent = await stalled(port);
   const { ms, received } = await silent.closed;
-  t.true(ms < 5000, `closed after ${ms} ms (ws alone would wait ${handshakeMs} + ${WS_CLOSE_TIMEOUT_MS} ms)`);
+  t.true(ms < PROMPTLY_MS, `closed after ${ms} ms (ws alone would wait ${handshakeMs} + ${WS_CLOSE_TIMEOUT_MS} ms)`);
   t.true(ms >= handshakeMs / 2, `not before its time (${ms} ms)`);
   t.true(received.includes(Buffer.from(`handshake: not finished within ${handshakeMs} ms`)), 'the close frame with the reason went out first');
 });
 
-test('strangers stalled in the handshake hold their places only until the deadline; honest clients get in meanwhile and after', async (t) => {
+test.serial('strangers stalled in the handshake hold their places only until the deadline; honest clients get in meanwhile and after', async (t) => {
   const handshakeMs = 400;
   const { server, port, add } = await serve(t, handshakeMs, { headersTimeoutMs: 60_000, requestTimeoutMs: 60_000, maxPendingPerAddress: 4, maxPending: 8 });
   // Four silent strangers fill 127.0.0.1's places; a fifth is refused at once.
@@ -159,7 +161,7 @@ test('strangers stalled in the handshake hold their places only until the deadli
   await Promise.all(floods);
   // The deadline frees their places: the TCP connections close, not 30 s later.
   const closes = await Promise.all(silent.map((s) => s.closed));
-  for (const { ms } of closes) t.true(ms < 5000, `a stalled stranger's place was freed after ${ms} ms`);
+  for (const { ms } of closes) t.true(ms < PROMPTLY_MS, `a stalled stranger's place was freed after ${ms} ms`);
   await settle(50);
   const after = await honest(server.url);
   if (typeof after === 'string') return t.fail(after);
