@@ -31,6 +31,8 @@ import { DAG_CBOR_CODEC } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
 import { ReputationTally, type Reputation } from '../journal/graph.js';
+import { PureCallCache } from './pure-cache.js';
+import { makeQuotaKeeper, STORAGE_QUOTA, type QuotaKeeper, type StorageQuota } from './quota.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
 import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
@@ -142,8 +144,10 @@ export interface KernelLimits {
   readonly maxFollow: number;
   /** How many nodes a forwarded call may pass through. */
   readonly maxHops: number;
-  /** Pure-call results kept in memory; past it, the oldest tokens' entries go first. */
+  /** Pure-call results kept in memory; past it, the least recently used go first (pure-cache.ts). */
   readonly maxCacheEntries: number;
+  /** Bytes of pure-call results (arguments and values) kept in memory, at most. */
+  readonly maxCacheBytes: number;
   /** Vat worker threads. */
   readonly vats: number;
   /** Heap budget of one vat, in MiB. */
@@ -156,6 +160,8 @@ export interface KernelLimits {
    * fill it for everyone else.
    */
   readonly maxWaitingPerCaller: number;
+  /** What one caller, and all callers but this node together, may make it store (quota.ts). */
+  readonly storage: StorageQuota;
 }
 
 export const DEFAULT_LIMITS: KernelLimits = harden({
@@ -165,10 +171,12 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxFollow: 16,
   maxHops: 8,
   maxCacheEntries: 100_000,
+  maxCacheBytes: 64 * 1024 * 1024,
   vats: 2,
   vatMemoryMb: 256,
   wasmMaxPages: 256,
   maxWaitingPerCaller: 1000,
+  storage: STORAGE_QUOTA,
 });
 
 export interface KernelPowers {
@@ -262,6 +270,13 @@ export interface IssueSpec {
 
 export class KernelError extends GridError {}
 
+/** One call's end, as #invoke hands it up: `pure` if it may be cached, with its value's canonical bytes. */
+interface Invoked {
+  readonly outcome: Outcome;
+  readonly pure: boolean;
+  readonly valueBytes?: Uint8Array;
+}
+
 const MAX_REASON = 500;
 /** Tokens remembered as not in the store, at most; past it the memory starts over. */
 const MAX_ABSENT = 10_000;
@@ -348,8 +363,7 @@ export class Kernel {
   readonly #closures = new Map<Token, Closure>();
   readonly #revoked = new Map<Token, string>();
   /** token → (canonical args bytes → outcome) for pure fulfilled calls. */
-  readonly #cache = new Map<Token, Map<string, { outcome: Outcome; from: number; valueBytes: Uint8Array }>>();
-  #cacheEntries = 0;
+  readonly #cache: PureCallCache;
   /** Tokens the store was found not to hold (see #tokenBlock), and a count of stores begun and ended. */
   readonly #absent = new Set<Token>();
   #stores = 0;
@@ -380,12 +394,15 @@ export class Kernel {
   /** Sealed reference → token, for the closures this node holds (see sealToken). */
   readonly #sealed = new Map<string, Token>();
   readonly #changedStates = new Map<string, { layer: Token; index: number; state: GridValue }>();
+  readonly #quota: QuotaKeeper;
   #stateTimer: (() => void) | undefined;
   #closed = false;
 
   constructor(powers: KernelPowers) {
     this.#powers = powers;
     this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits });
+    this.#cache = new PureCallCache(this.limits);
+    this.#quota = makeQuotaKeeper({ quota: this.limits.storage, clock: powers.clock, exempt: powers.identity.principal });
     this.#runner = new ModuleRunner(CLOSURE_API);
     this.#vats = new VatPool(
       {
@@ -490,19 +507,11 @@ export class Kernel {
   }
 
   #remember(token: Token, argsKey: string, outcome: Outcome, from: number, valueBytes: Uint8Array) {
-    let byArgs = this.#cache.get(token);
-    if (!byArgs) this.#cache.set(token, (byArgs = new Map()));
-    if (!byArgs.has(argsKey)) this.#cacheEntries += 1;
-    byArgs.set(argsKey, { outcome, from, valueBytes });
-    for (const oldest of this.#cache.keys()) {
-      if (this.#cacheEntries <= this.limits.maxCacheEntries) break;
-      this.#forget(oldest);
-    }
+    this.#cache.set(token, argsKey, { outcome, from, valueBytes });
   }
 
   #forget(token: Token) {
-    this.#cacheEntries -= this.#cache.get(token)?.size ?? 0;
-    this.#cache.delete(token);
+    this.#cache.forget(token);
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -693,9 +702,14 @@ export class Kernel {
   /**
    * Take in the chain of delegated `token` (from a grid URL, or sent with a
    * call): links outermost first, each wrapping the next, every signature
-   * checked. Throws what is wrong, naming the link.
+   * checked. Throws what is wrong, naming the link. A chain that ends at a
+   * closure held here must hold up (each link made by one its inner link
+   * names; revocations are checked at each call) before anything of it is
+   * stored; one that ends elsewhere is stored only for this node's own
+   * principal — for anyone else it is passed on with the call (false).
+   * Either way what is stored counts against `importer`'s storage quota.
    */
-  async importChain(token: string, blocks: ChainBlocks): Promise<void> {
+  async importChain(token: string, blocks: ChainBlocks, importer: Principal = this.#powers.identity.principal): Promise<boolean> {
     if (blocks.links.length === 0 || blocks.links.length > MAX_CHAIN) throw new KernelError('ERR_BAD_CHAIN', `a delegation chain has 1 to ${MAX_CHAIN} links`);
     if (blocks.modules.length > MAX_REPLICA_MODULES) throw new KernelError('ERR_BAD_CHAIN', `a chain brings at most ${MAX_REPLICA_MODULES} modules`);
     // Links this home has (in memory or stored) are not checked again; the others are read from the bytes sent.
@@ -715,6 +729,13 @@ export class Kernel {
         throw new KernelError('ERR_BAD_CHAIN', `delegation link ${index + 1} of ${links.length} (${link.token}) wraps ${link.inner}, not the next link ${next.token}`);
       }
     });
+    const rootToken = this.#sealed.get(links.at(-1)!.inner);
+    const root = rootToken && (this.#closures.get(rootToken) ?? (await this.#closureHere(rootToken).catch(() => undefined)));
+    if (root) verifyChain(links, root, () => undefined);
+    else if (importer !== this.#powers.identity.principal) return false;
+    const bytes = [...blocks.links.filter((_, index) => fresh.has(links[index]!)), ...blocks.modules].reduce((sum, block) => sum + block.length, 0);
+    const refusal = this.#quota.take(importer, bytes);
+    if (refusal) throw new KernelError('ERR_QUOTA', refusal);
     await this.#takeModules(blocks.modules);
     for (const [index, link] of links.entries()) {
       if (!fresh.has(link)) continue;
@@ -722,6 +743,7 @@ export class Kernel {
       this.#learnDelegation(link);
       this.#recordWrap(link, links.at(-1)!.delegator);
     }
+    return true;
   }
 
   /** Modules that came from a peer (a replica, a chain): checked and compiled as if published here, then stored. */
@@ -878,7 +900,7 @@ export class Kernel {
     if (!root) {
       if (!this.#powers.forward) return impure(revoked('unknown token'));
       // Screening is the business of the node that holds the closure, not of whoever passes the call on.
-      return impure((await this.#forward(outer.token, argsBytes, frame, seq, await this.chainBlocks(outer.token))).outcome);
+      return impure((await this.#forwardCall(outer.token, argsBytes, frame, seq, await this.chainBlocks(outer.token))).outcome);
     }
     try {
       verifyChain(chain, root, (token) => this.#revoked.get(token));
@@ -1214,14 +1236,16 @@ export class Kernel {
     // Cancelled before it started: no call was made, so none is journaled.
     if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
     try {
+      // A chain whose closure is held elsewhere is passed on with the call, not stored here.
+      let passOnChain: ChainBlocks | undefined;
       if (options.chain) {
         try {
-          await this.importChain(token, options.chain);
+          if (!(await this.importChain(token, options.chain, options.caller))) passOnChain = options.chain;
         } catch (error) {
           return { outcome: revoked(describeThrown(error)), cacheable: false };
         }
       }
-      const first = await this.#invoke(token, args, frame(), options.argsBytes);
+      const first = await this.#invoke(token, args, frame(), options.argsBytes, passOnChain);
       let outcome = first.outcome;
       // A call on a waiting call's own token that answers with that token again has waited already: it is the answer for now.
       for (let hops = 0; options.follow && outcome.status === 'promised' && outcome.token !== token; hops += 1) {
@@ -1253,7 +1277,7 @@ export class Kernel {
   }
 
   /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
-  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
+  async #invoke(tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array, chain?: ChainBlocks): Promise<Invoked> {
     let token: Token;
     if (typeof tokenText === 'string' && this.#closures.has(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -1273,28 +1297,58 @@ export class Kernel {
     }
     const journal = this.#powers.journal;
     const argsKey = bytesKey(argsBytes);
-    const hit = this.#cache.get(token)?.get(argsKey);
+    const hit = this.#cache.get(token, argsKey);
     if (hit) {
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
       this.#served(token, frame.caller);
       return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
     }
+    // Nothing is journaled before it is known to concern this node: a
+    // stranger's calls on made-up tokens leave no record to fill its disk.
+    const here = chain === undefined && (await this.#concernsHere(token));
+    if (!here && !this.#powers.forward) return { outcome: revoked('unknown token'), pure: false };
+    const refusal = this.#quota.take(frame.caller, argsBytes.length);
+    if (refusal) return { outcome: revoked(refusal), pure: false };
+    if (!here) {
+      const forwarded = await this.#forward(token, argsBytes, frame, chain);
+      // No peer answered: the call concerned no node this one knows.
+      if (!forwarded.peer) return forwarded;
+      const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
+      journal.append({ kind: 'forwarded', call: call.seq, to: forwarded.peer });
+      return this.#settle(call.seq, token, argsKey, frame.caller, forwarded);
+    }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
-    const { outcome, pure, valueBytes } = await this.#run(token, argsBytes, frame, call.seq);
+    return this.#settle(call.seq, token, argsKey, frame.caller, await this.#run(token, argsBytes, frame, call.seq));
+  }
+
+  /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
+  async #concernsHere(token: Token): Promise<boolean> {
+    if (this.#closures.has(token) || this.#delegations.has(token) || this.#revoked.has(token) || this.#pending.has(token)) return true;
+    try {
+      return (await this.#tokenBlock(token)) !== undefined;
+    } catch {
+      return true; // the store's trouble, which #run reports
+    }
+  }
+
+  /** Journal how call `seq` ended, and keep a pure answer in the cache. */
+  #settle(seq: number, token: Token, argsKey: string, caller: Principal, { outcome, pure, valueBytes }: Invoked): Invoked {
+    const journal = this.#powers.journal;
     if (outcome.status === 'fulfilled') {
       const value = valueBytes ?? encodeValue(outcome.value);
-      const entry = journal.append({ kind: 'fulfilled', call: call.seq, value, pure });
+      this.#quota.charge(caller, value.length);
+      const entry = journal.append({ kind: 'fulfilled', call: seq, value, pure });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !this.#revoked.has(token)) {
         this.#remember(token, argsKey, outcome, entry.seq, value);
-        this.#served(token, frame.caller);
+        this.#served(token, caller);
         return { outcome, pure: true, valueBytes: value };
       }
     } else if (outcome.status === 'revoked') {
-      journal.append({ kind: 'revoked', call: call.seq, reason: outcome.reason, cause: causes.get(outcome) ?? 'node' });
+      journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causes.get(outcome) ?? 'node' });
     } else {
-      journal.append({ kind: 'promised', call: call.seq, token: outcome.token });
+      journal.append({ kind: 'promised', call: seq, token: outcome.token });
     }
     return { outcome, pure: false };
   }
@@ -1305,14 +1359,8 @@ export class Kernel {
    * gave it is remembered as the token's upstream, whose revocation notices
    * this node then believes (see hearRevocation).
    */
-  async #forward(
-    token: Token,
-    argsBytes: Uint8Array,
-    frame: CallFrame,
-    seq: number,
-    chain?: ChainBlocks,
-  ): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
-    const impure = (outcome: Outcome) => ({ outcome, pure: false });
+  async #forward(token: Token, argsBytes: Uint8Array, frame: CallFrame, chain?: ChainBlocks): Promise<Invoked & { peer?: Principal }> {
+    const impure = (outcome: Outcome, peer?: Principal) => ({ outcome, pure: false, ...(peer ? { peer } : {}) });
     const self = this.#powers.identity.principal;
     if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
     if (frame.path.length >= this.limits.maxHops) return impure(revoked(`hop limit (${this.limits.maxHops})`));
@@ -1326,7 +1374,6 @@ export class Kernel {
     });
     if (!forwarded) return impure(revoked('unknown token'));
     const { answer, peer, replica } = forwarded;
-    if (peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: peer });
     if (replica && peer) {
       // From now on this node answers the token itself; the peer is where its revocation will come from.
       await this.adopt(token, replica).then(
@@ -1336,18 +1383,25 @@ export class Kernel {
     }
     // Answers through a delegation are screened each time: never cached on the way.
     // The node that ran the call journals why it was revoked; here it is another node's answer.
-    if (answer.outcome.status === 'revoked') return impure(revokedBecause(answer.outcome.reason, 'remote'));
-    if (answer.outcome.status !== 'fulfilled' || chain) return impure(answer.outcome);
+    if (answer.outcome.status === 'revoked') return impure(revokedBecause(answer.outcome.reason, 'remote'), peer);
+    if (answer.outcome.status !== 'fulfilled' || chain) return impure(answer.outcome, peer);
     let valueBytes: Uint8Array;
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
       valueBytes = encodeValue(answer.outcome.value);
     } catch (error) {
-      return impure(revoked(`peer answered with something malformed: ${describeThrown(error)}`));
+      return impure(revoked(`peer answered with something malformed: ${describeThrown(error)}`), peer);
     }
     const cacheable = answer.cacheable && peer !== undefined;
     if (cacheable) this.#upstream.set(token, peer);
-    return { outcome: fulfilled(decodeValue(valueBytes)), pure: cacheable, valueBytes };
+    return { outcome: fulfilled(decodeValue(valueBytes)), pure: cacheable, valueBytes, ...(peer ? { peer } : {}) };
+  }
+
+  /** #forward for call `seq`, journaled already: which peer answered it is journaled too. */
+  async #forwardCall(token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number, chain?: ChainBlocks): Promise<Invoked> {
+    const forwarded = await this.#forward(token, argsBytes, frame, chain);
+    if (forwarded.peer) this.#powers.journal.append({ kind: 'forwarded', call: seq, to: forwarded.peer });
+    return forwarded;
   }
 
   async #run(
@@ -1355,7 +1409,7 @@ export class Kernel {
     argsBytes: Uint8Array,
     frame: CallFrame,
     seq: number,
-  ): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
+  ): Promise<Invoked> {
     const impure = (outcome: Outcome) => ({ outcome, pure: false });
     const reason = this.#revoked.get(token);
     if (reason !== undefined) return impure(revokedBecause(reason, 'revoked'));
@@ -1380,7 +1434,7 @@ export class Kernel {
       if (error instanceof GridError) return impure(revoked(error.message));
       return impure(revoked(`could not load closure: ${describeThrown(error)}`));
     }
-    if (!closure) return this.#powers.forward ? this.#forward(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
+    if (!closure) return this.#powers.forward ? this.#forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
     const timeLimitMs = Math.min(frame.deadline - this.#powers.clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
     // Nested calls share this call's deadline, which starts when its vat has it.
     const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline, signal: frame.signal };

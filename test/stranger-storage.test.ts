@@ -1,0 +1,99 @@
+/**
+ * What a stranger — a fresh key, over a real WebSocket — can make a node
+ * store: nothing for calls on tokens the node does not know (no journal
+ * record, no block), and within its storage quota for tokens it does.
+ */
+import '../src/perimeter/lockdown.js';
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openKernel, type Kernel } from '../src/index.js';
+import { generateIdentity, loadIdentity } from '../src/identity/index.js';
+import { serveNode } from '../src/net/node.js';
+import { connectNode } from '../src/net/client.js';
+import { makeDelegation, sealToken } from '../src/screener/delegation.js';
+import { STORAGE_QUOTA } from '../src/kernel/quota.js';
+import type { Forwarder } from '../src/kernel/kernel.js';
+import { tempDir } from './_helpers.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const MB = 1_000_000;
+const made = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku';
+
+/** A node on a home of its own, served on loopback, and a stranger connected to it. */
+const nodeAndStranger = async (t: ExecutionContext, options: { forward?: Forwarder; storage?: Partial<typeof STORAGE_QUOTA> } = {}) => {
+  const home = join(await tempDir(t), 'home');
+  const kernel = await openKernel({
+    home,
+    create: true,
+    ...(options.forward ? { forward: options.forward } : {}),
+    limits: { vats: 1, storage: { ...STORAGE_QUOTA, ...options.storage } },
+  });
+  const server = await serveNode(kernel, { identity: await loadIdentity(join(home, 'identity')), random });
+  const strangerIdentity = generateIdentity(random);
+  const stranger = await connectNode(server.url, { identity: strangerIdentity, random });
+  t.teardown(async () => {
+    stranger.close();
+    await server.close();
+    await kernel.close();
+  });
+  const journalBytes = async () => {
+    await kernel.flush();
+    return (await stat(join(home, 'journal'))).size;
+  };
+  return { kernel, stranger, strangerIdentity, journalBytes };
+};
+
+const echo = async (kernel: Kernel) => kernel.issue({ code: await kernel.publish('export const echo = (ctx, value) => value.length'), export: 'echo' });
+
+for (const [name, forward] of [
+  ['with no peers', undefined],
+  ['with peers that do not know the token', (async () => undefined) as Forwarder],
+] as const) {
+  test(`calls on a made-up token, ${name}, leave nothing in the journal`, async (t) => {
+    const { kernel, stranger, journalBytes } = await nodeAndStranger(t, forward ? { forward } : {});
+    const before = { bytes: await journalBytes(), records: kernel.journal.length };
+    for (let i = 0; i < 20; i += 1) {
+      t.deepEqual(await stranger.session.call(made as never, [new Uint8Array(MB - 100)]), { outcome: { status: 'revoked', reason: 'unknown token' }, cacheable: false });
+    }
+    t.is(kernel.journal.length, before.records, 'no record of them');
+    t.is(await journalBytes(), before.bytes);
+  });
+}
+
+test("a stranger holding a token stores at most its quota's burst, then is refused in one line; the owner is not counted", async (t) => {
+  const burstBytes = 5 * MB;
+  const { kernel, stranger, strangerIdentity, journalBytes } = await nodeAndStranger(t, { storage: { burstBytes, bytesPerSecond: 1 } });
+  const token = await echo(kernel);
+  const before = await journalBytes();
+  const outcomes = [];
+  // Each call different, so that none is answered from the cache.
+  for (let i = 0; i < 10; i += 1) outcomes.push((await stranger.session.call(token, [new Uint8Array(MB).fill(i)])).outcome);
+  const served = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+  t.is(served, 4, 'four 1 MB calls and their answers leave less than 1 MB of the 5 MB burst');
+  t.deepEqual(outcomes.at(-1), {
+    status: 'revoked',
+    reason: `storage quota: ${strangerIdentity.principal} may add 0 MiB/s to this node (4.8 MiB at once); try again later`,
+  });
+  const grown = (await journalBytes()) - before;
+  t.true(grown <= burstBytes + 64 * 1024, `the journal grew ${grown} bytes`);
+  t.is((await kernel.call(token, [new Uint8Array(MB)])).status, 'fulfilled', "the node's own calls are not counted");
+});
+
+test('a chain a stranger sends is stored only if it ends at a closure held here and holds up', async (t) => {
+  const { kernel, stranger, strangerIdentity } = await nodeAndStranger(t);
+  const root = await echo(kernel);
+  // A chain the stranger made over a closure of its own, held nowhere near this node.
+  const elsewhere = makeDelegation({ inner: sealToken(made), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
+  const passed = await stranger.session.call(elsewhere.delegation.token, [[]], { chain: { links: [elsewhere.bytes], modules: [] } });
+  t.deepEqual(passed.outcome, { status: 'revoked', reason: 'unknown token' });
+  t.is(await kernel.chainBlocks(elsewhere.delegation.token), undefined, 'not stored');
+  // A chain over this node's closure, made by someone who is not its issuer.
+  const forged = makeDelegation({ inner: sealToken(root), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
+  const refused = await stranger.session.call(forged.delegation.token, [[]], { chain: { links: [forged.bytes], modules: [] } });
+  t.is(refused.outcome.status, 'revoked');
+  t.regex((refused.outcome as { reason: string }).reason, /was made by did:key:\S+, but the token's issuer is did:key:/);
+  t.is(await kernel.chainBlocks(forged.delegation.token), undefined, 'not stored');
+  t.false(kernel.journal.entries().some((entry) => entry.kind === 'wrap'), 'no delegation recorded');
+});
