@@ -94,6 +94,17 @@ export const encodeValue = (value: unknown): Uint8Array => {
   return bytes;
 };
 /**
+ * A reply that is not a call's value — a replica, a disclosure of up to
+ * 10,000 records — to canonical bytes: it was asked for, one at a time, and
+ * is bounded by its own limits, so only the codec's (16 MiB, a million items).
+ */
+export const encodeBulkValue = (value: unknown): Uint8Array => {
+  const bytes = encodeLinkForm(value);
+  scan(bytes, DEFAULT_LIMITS);
+  return bytes;
+};
+
+/**
  * Untrusted canonical bytes to frozen grid data; refuses anything
  * non-canonical. `limits`: VALUE_LIMITS for what a peer sends; the codec's
  * own (a million items) by default, so what a journal already holds from

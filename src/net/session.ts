@@ -15,7 +15,7 @@ import type WebSocket from 'ws';
 import type { CID } from 'multiformats/cid';
 import type { Principal, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
-import { MAX_VALUE_ITEMS, type GridValue } from '../closures/values.js';
+import { encodeBulkValue, MAX_VALUE_ITEMS, type GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Answer, Replica } from '../kernel/kernel.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
@@ -384,6 +384,9 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       });
   };
 
+  /** A replica or a disclosure as an answer: larger than a call's value may be (VALUE_LIMITS), and decoded by its asker under the codec's limits. */
+  const bulk = (value: GridValue): Answer => ({ outcome: Object.freeze({ status: 'fulfilled', value }), cacheable: false, valueBytes: encodeBulkValue(value) });
+
   const receive = (message: Message) => {
     const { cid } = message;
     if (cid.equals(CAPTP_PROTOCOL)) {
@@ -409,14 +412,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       const { id, token } = decodeTokenRequest(message);
       return serve(id, async () => {
         if (!handlers.fetch) return refused('this side keeps no closures');
-        return { outcome: Object.freeze({ status: 'fulfilled', value: replicaValue(await handlers.fetch(token)) }), cacheable: false };
+        return bulk(replicaValue(await handlers.fetch(token)));
       });
     }
     if (cid.equals(RECORDS_PROTOCOL)) {
       const { id, token } = decodeTokenRequest(message);
       return serve(id, async () => {
         if (!handlers.records) return refused('this side keeps no journal');
-        return { outcome: Object.freeze({ status: 'fulfilled', value: disclosureValue(await handlers.records(token)) }), cacheable: false };
+        return bulk(disclosureValue(await handlers.records(token)));
       });
     }
     if (cid.equals(CANCEL_PROTOCOL)) {
