@@ -1,0 +1,120 @@
+/**
+ * The kernel's cache of pure calls' answers: token → (canonical argument
+ * bytes → outcome), bounded both in entries and in bytes, so that callers
+ * with ever new arguments (or big ones: up to MAX_VALUE_BYTES each way)
+ * cannot make a node hold more than `maxCacheBytes` of answers.
+ *
+ * Past either bound the least recently used answer goes first (a hit makes
+ * an answer the most recent). An entry bigger than the whole byte bound is
+ * not kept at all.
+ */
+import type { Token } from '../caps/ids.js';
+import type { Outcome } from './kernel.js';
+
+export interface CachedAnswer {
+  readonly outcome: Outcome;
+  /** The journal record of the call that answered it. */
+  readonly from: number;
+  readonly valueBytes: Uint8Array;
+}
+
+export interface CacheBounds {
+  readonly maxCacheEntries: number;
+  readonly maxCacheBytes: number;
+}
+
+/**
+ * What an entry is counted as: its key (one char per argument byte), its
+ * value's bytes, the decoded value kept beside them (counted as as many
+ * bytes again), and the maps' and objects' own overhead.
+ */
+const ENTRY_OVERHEAD = 200;
+export const entryCost = (argsKey: string, valueBytes: Uint8Array): number => argsKey.length + 2 * valueBytes.byteLength + ENTRY_OVERHEAD;
+
+/** One kept answer, in the recency list (oldest first). */
+interface Node {
+  readonly token: Token;
+  readonly argsKey: string;
+  answer: CachedAnswer;
+  cost: number;
+  older: Node | undefined;
+  newer: Node | undefined;
+}
+
+export class PureCallCache {
+  readonly #bounds: CacheBounds;
+  readonly #byToken = new Map<Token, Map<string, Node>>();
+  #oldest: Node | undefined;
+  #newest: Node | undefined;
+  #entries = 0;
+  #bytes = 0;
+
+  constructor(bounds: CacheBounds) {
+    if (!(bounds.maxCacheEntries >= 0) || !(bounds.maxCacheBytes >= 0)) {
+      throw new RangeError(`cache bounds must be whole numbers (got ${bounds.maxCacheEntries} entries, ${bounds.maxCacheBytes} bytes)`);
+    }
+    this.#bounds = bounds;
+  }
+
+  /** How much it holds now. */
+  get use(): { entries: number; bytes: number; tokens: number } {
+    return { entries: this.#entries, bytes: this.#bytes, tokens: this.#byToken.size };
+  }
+
+  /** The answer kept for these arguments, which becomes the most recently used. */
+  get(token: Token, argsKey: string): CachedAnswer | undefined {
+    const node = this.#byToken.get(token)?.get(argsKey);
+    if (!node) return undefined;
+    this.#unlink(node);
+    this.#append(node);
+    return node.answer;
+  }
+
+  set(token: Token, argsKey: string, answer: CachedAnswer): void {
+    const byArgs = this.#byToken.get(token);
+    const old = byArgs?.get(argsKey);
+    if (old) this.#drop(old);
+    const cost = entryCost(argsKey, answer.valueBytes);
+    if (cost > this.#bounds.maxCacheBytes || this.#bounds.maxCacheEntries === 0) return;
+    const node: Node = { token, argsKey, answer, cost, older: undefined, newer: undefined };
+    let kept = this.#byToken.get(token);
+    if (!kept) this.#byToken.set(token, (kept = new Map()));
+    kept.set(argsKey, node);
+    this.#append(node);
+    this.#entries += 1;
+    this.#bytes += cost;
+    while (this.#entries > this.#bounds.maxCacheEntries || this.#bytes > this.#bounds.maxCacheBytes) this.#drop(this.#oldest!);
+  }
+
+  /** Every answer kept for `token` (it was revoked). */
+  forget(token: Token): void {
+    const byArgs = this.#byToken.get(token);
+    if (!byArgs) return;
+    for (const node of byArgs.values()) this.#drop(node);
+  }
+
+  #append(node: Node) {
+    node.older = this.#newest;
+    node.newer = undefined;
+    if (this.#newest) this.#newest.newer = node;
+    else this.#oldest = node;
+    this.#newest = node;
+  }
+
+  #unlink(node: Node) {
+    if (node.older) node.older.newer = node.newer;
+    else this.#oldest = node.newer;
+    if (node.newer) node.newer.older = node.older;
+    else this.#newest = node.older;
+    node.older = node.newer = undefined;
+  }
+
+  #drop(node: Node) {
+    this.#unlink(node);
+    const byArgs = this.#byToken.get(node.token)!;
+    byArgs.delete(node.argsKey);
+    if (byArgs.size === 0) this.#byToken.delete(node.token);
+    this.#entries -= 1;
+    this.#bytes -= node.cost;
+  }
+}
