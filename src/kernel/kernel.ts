@@ -1105,6 +1105,8 @@ export class Kernel {
     this.#revoked.set(checked, text);
     this.#forget(checked);
     this.#powers.journal.append({ kind: 'revoke', token: checked, reason: text, by: this.#powers.identity.principal });
+    // Revocation is final: on disk before anyone is told, so that no crash undoes it.
+    await this.#powers.journal.flush();
     await this.#announce(this.#noticeOf(checked)!);
   }
 
@@ -1141,6 +1143,8 @@ export class Kernel {
       throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: ${why}`);
     }
     if (!this.#believe(notice, from)) return false;
+    // On disk before the sender hears it was taken, and before anyone else hears it.
+    await this.#powers.journal.flush();
     await this.#announce(notice);
     return true;
   }
