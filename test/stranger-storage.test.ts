@@ -13,7 +13,7 @@ import { generateIdentity, loadIdentity } from '../src/identity/index.js';
 import { serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
 import { makeDelegation, sealToken } from '../src/screener/delegation.js';
-import { STORAGE_QUOTA } from '../src/kernel/quota.js';
+import { RECORD_BYTES, STORAGE_QUOTA } from '../src/kernel/quota.js';
 import type { Forwarder } from '../src/kernel/kernel.js';
 import { tempDir } from './_helpers.js';
 
@@ -96,4 +96,18 @@ test('a chain a stranger sends is stored only if it ends at a closure held here 
   t.regex((refused.outcome as { reason: string }).reason, /was made by did:key:\S+, but the token's issuer is did:key:/);
   t.is(await kernel.chainBlocks(forged.delegation.token), undefined, 'not stored');
   t.false(kernel.journal.entries().some((entry) => entry.kind === 'wrap'), 'no delegation recorded');
+});
+
+test("answers from the cache count too: a stranger repeating one call is refused once it has spent its quota's burst on records", async (t) => {
+  const { kernel, stranger } = await nodeAndStranger(t, { storage: { burstBytes: RECORD_BYTES * 50, bytesPerSecond: 1 } });
+  const token = await echo(kernel);
+  let answered = 0;
+  let outcome;
+  for (; answered < 200; answered += 1) {
+    outcome = (await stranger.session.call(token, ['same'])).outcome;
+    if (outcome.status !== 'fulfilled') break;
+  }
+  t.regex((outcome as { reason?: string }).reason ?? '', /^storage quota: /);
+  t.true(answered < 50, `${answered} answered`);
+  t.true(kernel.journal.entries().filter((entry) => entry.kind === 'hit').length < 50);
 });

@@ -32,7 +32,7 @@ import { decode, encode } from '../wire/index.js';
 import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
 import { ReputationTally, type Reputation } from '../journal/graph.js';
 import { PureCallCache } from './pure-cache.js';
-import { makeQuotaKeeper, STORAGE_QUOTA, type QuotaKeeper, type StorageQuota } from './quota.js';
+import { makeQuotaKeeper, RECORD_BYTES, STORAGE_QUOTA, type QuotaKeeper, type StorageQuota } from './quota.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
 import { Screens, type PolicyRequest, type Position, type Screening } from '../screener/screen.js';
 
@@ -1303,6 +1303,8 @@ export class Kernel {
     const argsKey = bytesKey(argsBytes);
     const hit = this.#cache.get(token, argsKey);
     if (hit) {
+      const refusal = this.#quota.take(frame.caller, RECORD_BYTES);
+      if (refusal) return { outcome: revoked(refusal), pure: false };
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
       this.#served(token, frame.caller);
@@ -1312,7 +1314,7 @@ export class Kernel {
     // stranger's calls on made-up tokens leave no record to fill its disk.
     const here = chain === undefined && (await this.#concernsHere(token));
     if (!here && !this.#powers.forward) return { outcome: revoked('unknown token'), pure: false };
-    const refusal = this.#quota.take(frame.caller, argsBytes.length);
+    const refusal = this.#quota.take(frame.caller, RECORD_BYTES + argsBytes.length);
     if (refusal) return { outcome: revoked(refusal), pure: false };
     if (!here) {
       const forwarded = await this.#forward(token, argsBytes, frame, chain);
@@ -1341,7 +1343,7 @@ export class Kernel {
     const journal = this.#powers.journal;
     if (outcome.status === 'fulfilled') {
       const value = valueBytes ?? encodeValue(outcome.value);
-      this.#quota.charge(caller, value.length);
+      this.#quota.charge(caller, RECORD_BYTES + value.length);
       const entry = journal.append({ kind: 'fulfilled', call: seq, value, pure });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !this.#revoked.has(token)) {
