@@ -1,6 +1,7 @@
 /**
  * The perimeter installs WebSocket masking for ws (net/ws-mask.ts): ws must
- * have taken it as it loaded, and it must XOR exactly as the protocol says,
+ * have taken it as it loaded, and it must XOR exactly as the protocol says
+ * (in JavaScript below 1 KiB, through WebAssembly a MiB at a time above),
  * at every length and offset.
  */
 import '../src/perimeter/lockdown.js';
@@ -22,7 +23,7 @@ test('ws masks and unmasks frames with the perimeter\'s functions, not its store
 });
 
 test('masking is the XOR of the 4-byte key, at every length and offset', (t) => {
-  for (const length of [0, 1, 3, 4, 5, 23, 24, 25, 31, 64, 1001, 1 << 20]) {
+  for (const length of [0, 1, 3, 4, 5, 23, 24, 25, 31, 64, 1001, 1023, 1024, 1029, 1 << 20, (1 << 20) + 13, (3 << 20) + 3]) {
     const key = new Uint8Array(randomBytes(4));
     const source = new Uint8Array(randomBytes(length + 3)).subarray(3);
     const expected = naive(source, key);
