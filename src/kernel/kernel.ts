@@ -473,6 +473,8 @@ export class Kernel {
   /** Rebuild revocations, the pure-call cache and who was served what from the journal. */
   #replay(entries: readonly Entry[]) {
     const calls = new Map<number, Extract<Entry, { kind: 'call' }>>();
+    /** The peer each forwarded call went to: its source for the token only if it answered cacheably (as live, in #forward). */
+    const forwardedTo = new Map<number, Principal>();
     for (const entry of entries) {
       this.#reputation.add(entry);
       if (entry.kind === 'call') calls.set(entry.seq, entry);
@@ -485,16 +487,15 @@ export class Kernel {
       } else if (entry.kind === 'fulfilled' && entry.pure) {
         const call = calls.get(entry.call);
         if (!call) continue;
+        const upstream = forwardedTo.get(entry.call);
+        if (upstream) this.#upstream.set(call.token, upstream);
         this.#served(call.token, call.caller);
         if (!this.#revoked.has(call.token)) this.#remember(call.token, bytesKey(encodedPayload(call)!), fulfilled(entry.value), entry.seq, encodedPayload(entry)!);
       } else if (entry.kind === 'hit') this.#served(entry.token, entry.caller);
       // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
       else if (entry.kind === 'wrap') this.#served(entry.token, entry.issuer);
       else if (entry.kind === 'policy-state') this.#screens.restore(entry.token, entry.index, entry.state);
-      else if (entry.kind === 'forwarded') {
-        const call = calls.get(entry.call);
-        if (call) this.#upstream.set(call.token, entry.to);
-      }
+      else if (entry.kind === 'forwarded') forwardedTo.set(entry.call, entry.to);
     }
   }
 
@@ -546,7 +547,7 @@ export class Kernel {
       this.#wasm.set(id, { bytes: capped, shape });
       return;
     }
-    const analyzed = analyzeModule(text ?? new TextDecoder().decode(bytes));
+    const analyzed = await analyzeModule(text ?? new TextDecoder().decode(bytes));
     for (const dep of analyzed.dependencies) await this.#loadModule(dep);
     this.#runner.compile(id, analyzed);
   }
