@@ -31,12 +31,11 @@ export interface CacheBounds {
 const ENTRY_OVERHEAD = 200;
 export const entryCost = (argsKey: string, valueBytes: Uint8Array): number => argsKey.length + 2 * valueBytes.byteLength + ENTRY_OVERHEAD;
 
-/** One kept answer, in the recency list (oldest first). */
-interface Node {
+/** One kept answer, in the recency list (oldest first): one object per entry, the answer's fields in it. */
+interface Node extends CachedAnswer {
   readonly token: Token;
   readonly argsKey: string;
-  answer: CachedAnswer;
-  cost: number;
+  readonly cost: number;
   older: Node | undefined;
   newer: Node | undefined;
 }
@@ -67,7 +66,7 @@ export class PureCallCache {
     if (!node) return undefined;
     this.#unlink(node);
     this.#append(node);
-    return node.answer;
+    return node;
   }
 
   set(token: Token, argsKey: string, answer: CachedAnswer): void {
@@ -76,7 +75,7 @@ export class PureCallCache {
     if (old) this.#drop(old);
     const cost = entryCost(argsKey, answer.valueBytes);
     if (cost > this.#bounds.maxCacheBytes || this.#bounds.maxCacheEntries === 0) return;
-    const node: Node = { token, argsKey, answer, cost, older: undefined, newer: undefined };
+    const node: Node = { outcome: answer.outcome, from: answer.from, valueBytes: answer.valueBytes, token, argsKey, cost, older: undefined, newer: undefined };
     let kept = this.#byToken.get(token);
     if (!kept) this.#byToken.set(token, (kept = new Map()));
     kept.set(argsKey, node);
