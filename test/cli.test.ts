@@ -64,21 +64,29 @@ test('the newcomer loop from the README', async (t) => {
   t.regex(graph, new RegExp(`\\(journal of \\d+ records, signed through #\\d+ by did:key:`));
 });
 
-/** Loaded into a `grid` process (NODE_OPTIONS): says on stderr, as it exits, whether Babel was loaded. */
-const PARSER_PROBE = `data:text/javascript;base64,${Buffer.from(
-  "import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/'); process.on('exit', () => process.stderr.write(`\\nparser loaded: ${Object.keys(r.cache).some((k) => k.includes('/@babel/'))}\\n`));",
+/** Loaded into a `grid` process (NODE_OPTIONS): says on stderr, as it exits, whether Babel and ws (the network stack) were loaded. */
+const LOAD_PROBE = `data:text/javascript;base64,${Buffer.from(
+  "import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/'); const loaded = (part) => Object.keys(r.cache).some((k) => k.includes(part)); process.on('exit', () => process.stderr.write(`\\nloaded: parser ${loaded('/@babel/')} network ${loaded('/node_modules/ws/')}\\n`));",
 ).toString('base64')}`;
 
-test('only commands that analyze a module load the parser (Babel, ~0.5 s a process)', async (t) => {
+test('only commands that analyze a module load the parser (Babel), only those that reach a node the network stack (~0.5 s and ~0.3 s a process)', async (t) => {
   const home = await tempDir(t);
-  const parserLoaded = async (args: string[]) => {
-    const result = await grid(home, args, { env: { NODE_OPTIONS: `--import=${PARSER_PROBE}` } });
+  const loaded = async (args: string[]) => {
+    const result = await grid(home, args, { env: { NODE_OPTIONS: `--import=${LOAD_PROBE}` } });
     t.is(result.code, 0, result.stderr);
-    return /parser loaded: (true|false)$/.exec(result.stderr)?.[1];
+    return /loaded: (.*)$/.exec(result.stderr)?.[1];
   };
-  t.is(await parserLoaded(['init']), 'false');
-  t.is(await parserLoaded(['names']), 'false');
-  t.is(await parserLoaded(['publish', 'examples/hello.js']), 'true');
+  t.is(await loaded(['init']), 'parser false network false');
+  t.is(await loaded(['names']), 'parser false network false');
+  t.is(await loaded(['publish', 'examples/hello.js']), 'parser true network false');
+  const node = spawn(process.execPath, [BIN, 'start', '--home', home, '--json'], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  t.teardown(() => node.kill('SIGKILL'));
+  await new Promise((resolve) => node.stdout.once('data', resolve));
+  // Through the node: the parser is the node's business, not this process's.
+  t.is(await loaded(['names']), 'parser false network false');
+  t.is(await loaded(['publish', 'examples/hello.js']), 'parser false network true');
+  node.kill('SIGTERM');
+  await new Promise((resolve) => node.once('close', resolve));
 });
 
 test('--json gives one JSON object per command', async (t) => {

@@ -16,7 +16,7 @@ import type { Entry } from '../journal/journal.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome, type PendingView } from '../kernel/kernel.js';
 import { openKernel } from '../kernel/open.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
-import { connectNode, type RemoteNode } from '../net/client.js';
+import type { RemoteNode } from '../net/client.js';
 import { isPeerUrl } from '../net/membership.js';
 import { quote } from '../caps/ids.js';
 import { UsageError } from './format.js';
@@ -162,6 +162,8 @@ export const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>
 /** Connect to the node at `url` as this home's principal; failing to is an UnreachableError (its message through `explain`). */
 export const connectAsHome = async (inv: Invocation, url: string, explain = (message: string) => message): Promise<RemoteNode> => {
   const identity = await loadHomeIdentity(homePaths(inv.home));
+  // The network stack (ws, CapTP: ~0.3 s to load) is imported only by commands that reach a node.
+  const { connectNode } = await import('../net/client.js');
   return connectNode(url, { identity, random: (n) => new Uint8Array(randomBytes(n)) }).catch((error: Error) => {
     throw new UnreachableError(explain(error.message));
   });

@@ -13,8 +13,9 @@ import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from '../home/lock.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
 import { Kernel, type Forwarder, type KernelLimits, type Network } from './kernel.js';
-import { NodeSessions, serveNode } from '../net/node.js';
-import { connectNode, type RemoteNode } from '../net/client.js';
+// The network stack (ws, CapTP: ~0.3 s to load) is imported when a kernel first listens or reaches a node.
+import type { NodeSessions } from '../net/node.js';
+import type { RemoteNode } from '../net/client.js';
 import type { Token } from '../caps/ids.js';
 
 interface CommonOptions {
@@ -78,7 +79,7 @@ const webSocketNetwork = (identity: Identity): Network => {
   const reach = (url: string) => {
     let connection = connections.get(url);
     if (!connection) {
-      connection = connectNode(url, { identity, random: nodeRandomBytes });
+      connection = import('../net/client.js').then(({ connectNode }) => connectNode(url, { identity, random: nodeRandomBytes }));
       connections.set(url, connection);
       connection.then(
         (remote) => void remote.session.closed.then(() => connections.delete(url)),
@@ -89,6 +90,7 @@ const webSocketNetwork = (identity: Identity): Network => {
   };
   return {
     listen: async (kernel, { host, port }) => {
+      const { NodeSessions, serveNode } = await import('../net/node.js');
       sessions ??= new NodeSessions(kernel);
       return serveNode(kernel, { identity, random: nodeRandomBytes, host, port, sessions });
     },

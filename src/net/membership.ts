@@ -7,7 +7,7 @@
  * listening, the introducer remembers it in turn, so calls can be forwarded
  * both ways.
  */
-import { E } from '@endo/far';
+import { E } from '@endo/eventual-send';
 import { asPrincipal, type Principal } from '../caps/ids.js';
 import { parseGridUrl } from './grid-url.js';
 import { GridError } from '../caps/errors.js';

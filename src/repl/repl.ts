@@ -9,7 +9,7 @@ import type { Domain } from 'node:domain';
 import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
 import { start as startNodeRepl, type REPLEval } from 'node:repl';
 import { inspect, types } from 'node:util';
-import { E } from '@endo/far';
+import { E } from '@endo/eventual-send';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
 import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';

@@ -9,8 +9,6 @@ import { loadAddresses, loadListenPort, rememberListenPort, rememberPeers, repla
 import { announceNode, retractNode, runningNode } from '../../home/running-node.js';
 import { loadIdentity } from '../../identity/index.js';
 import { isPeerUrl } from '../../net/membership.js';
-import { startNode } from '../../net/node.js';
-import { logLevelFrom, makeLog } from '../../net/log.js';
 import { toJsonText, UsageError } from '../format.js';
 import { openHomeKernel } from '../home-ops.js';
 import { EXIT, list, repeatable, text, verb, type Session } from '../invocation.js';
@@ -42,6 +40,8 @@ export const startCommand = (session: Session) =>
       const listen = text(opts.listen);
       const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
+      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (main.ts imports every verb).
+      const [{ startNode }, { logLevelFrom, makeLog }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js')]);
       let level;
       try {
         level = logLevelFrom(inv.env, inv.debug);
