@@ -5,7 +5,7 @@
  * one call at a time each, first with no attacker (the unloaded figures),
  * then while the attacker (in a process of its own) does its worst; then the
  * node sits idle for HOSTILE_SETTLE_MS (default 60 s) and its RSS and open
- * descriptors are read again. Also: a durable revocation against a
+ * descriptors are read again (while the next attack runs on its own node). Also: a durable revocation against a
  * group-committed call record, in one process with a home on disk.
  *
  * Environment: HOSTILE_SETTLE_MS (default 60000), HOSTILE_PHASE_MS (how
@@ -151,10 +151,22 @@ const ITEMS: Array<{ item: string; phases: Phase[] }> = [
 const ms = (ns: number) => (ns / 1e6).toFixed(2);
 
 /** One fresh node, its unloaded figures, then each phase of `item`, then its state after settling. */
-const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], table: string[]) => {
+/**
+ * One fresh node, its unloaded figures, then each phase of `item`. Resolves
+ * when the phases are done with `settled`, which resolves once the node has
+ * sat idle for SETTLE_MS and its state after is in `table` (so the next item
+ * can run meanwhile: an idle node's memory does not depend on another's load).
+ */
+const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], table: string[]): Promise<{ settled: Promise<void> }> => {
   const home = await mkdtemp(join(tmpdir(), 'grid-bench-hostile-'));
   const children: ChildProcess[] = [];
   const clients: RemoteNode[] = [];
+  const cleanUp = async () => {
+    for (const client of clients) client.close();
+    for (const child of children) child.kill('SIGKILL');
+    await sleep(300);
+    await rm(home, { recursive: true, force: true });
+  };
   try {
     await grid(home, ['init']);
     await writeFile(join(home, 'closures.js'), CLOSURES);
@@ -218,15 +230,20 @@ const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], t
         `    attacker: ${said}`,
       );
     }
-    await sleep(SETTLE_MS);
-    const after = await processStats(pid);
-    table.push(`  ${SETTLE_MS / 1000} s after, idle: RSS ${after.rssMb} MB (was ${before.rssMb} before the attacks), fds ${after.fds} (was ${before.fds})`);
     await load.stop();
-  } finally {
-    for (const client of clients) client.close();
-    for (const child of children) child.kill('SIGKILL');
-    await sleep(300);
-    await rm(home, { recursive: true, force: true });
+    const settled = (async () => {
+      try {
+        await sleep(SETTLE_MS);
+        const after = await processStats(pid);
+        table.push(`  ${SETTLE_MS / 1000} s after, idle: RSS ${after.rssMb} MB (was ${before.rssMb} before the attacks), fds ${after.fds} (was ${before.fds}; honest clients still connected, idle)`);
+      } finally {
+        await cleanUp();
+      }
+    })();
+    return { settled };
+  } catch (error) {
+    await cleanUp();
+    throw error;
   }
 };
 
@@ -254,12 +271,14 @@ const benchRevocation = async (rows: Row[]) => {
 
 export const benchHostile = async (): Promise<Row[]> => {
   const rows: Row[] = [];
-  const table: string[] = [];
+  const settling: Promise<void>[] = [];
   for (const item of ITEMS) {
     if (ONLY && !item.phases.some((phase) => ONLY.includes(phase.attack))) continue;
-    await benchItem(item, rows, table);
-    console.log(table.splice(0).join('\n'));
+    const table: string[] = [];
+    const { settled } = await benchItem(item, rows, table);
+    settling.push(settled.then(() => console.log(table.join('\n'))));
   }
   if (!ONLY || ONLY.includes('revoke')) await benchRevocation(rows);
+  await Promise.all(settling);
   return rows;
 };
