@@ -114,7 +114,9 @@ export const disclosable = (entries: readonly Entry[], token: Token, requester: 
   for (const entry of entriesAround(entries, token)) {
     let own = false;
     switch (entry.kind) {
+      // Policy state and who holds a replica are this node's business.
       case 'policy-state':
+      case 'replicated':
         continue;
       case 'call':
       case 'hit':
