@@ -1,7 +1,8 @@
 export default {
   files: ['test/**/*.test.ts'],
   extensions: { ts: 'module' },
-  nodeArguments: ['--import=tsx'],
+  // The module parser is loaded before lockdown under tsx (see test/_preload.mjs).
+  nodeArguments: ['--import=./test/_preload.mjs', '--import=tsx'],
   workerThreads: false,
   timeout: '60s',
 };

@@ -12,6 +12,7 @@ import { benchIdentity } from './identity.js';
 import { benchScreener } from './screener.js';
 import { benchGraph } from './graph.js';
 import { benchHostile } from './hostile.js';
+import { benchMemory } from './memory.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -25,6 +26,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['screener', benchScreener],
   ['graph', benchGraph],
   ['hostile', benchHostile],
+  ['memory', benchMemory],
 ];
 
 const only = process.argv.slice(2);

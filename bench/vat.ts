@@ -35,7 +35,7 @@ export const benchVat = async (): Promise<Row[]> => {
   const source = 'export const greet = (ctx, name) => `hi, ${name}`; export const spin = () => { for (;;) {} };';
   // The in-process path vats replaced: instantiate the module and call it on this thread.
   const runner = new ModuleRunner({});
-  runner.compile('bafkreigreet' as ModuleId, analyzeModule(source));
+  runner.compile('bafkreigreet' as ModuleId, await analyzeModule(source));
   const ctx = Object.freeze({ env: {} });
   const inProcess = { name: 'same closure run on this thread (no vat, no journal)', median_ns: medianBatched((i) => (runner.instantiate('bafkreigreet' as ModuleId).greet as (c: unknown, n: string) => string)(ctx, `n${i}`)) };
   rows.push(row(inProcess.name, inProcess.median_ns));

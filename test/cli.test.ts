@@ -64,6 +64,23 @@ test('the newcomer loop from the README', async (t) => {
   t.regex(graph, new RegExp(`\\(journal of \\d+ records, signed through #\\d+ by did:key:`));
 });
 
+/** Loaded into a `grid` process (NODE_OPTIONS): says on stderr, as it exits, whether Babel was loaded. */
+const PARSER_PROBE = `data:text/javascript;base64,${Buffer.from(
+  "import { createRequire } from 'node:module'; const r = createRequire(process.cwd() + '/'); process.on('exit', () => process.stderr.write(`\\nparser loaded: ${Object.keys(r.cache).some((k) => k.includes('/@babel/'))}\\n`));",
+).toString('base64')}`;
+
+test('only commands that analyze a module load the parser (Babel, ~0.5 s a process)', async (t) => {
+  const home = await tempDir(t);
+  const parserLoaded = async (args: string[]) => {
+    const result = await grid(home, args, { env: { NODE_OPTIONS: `--import=${PARSER_PROBE}` } });
+    t.is(result.code, 0, result.stderr);
+    return /parser loaded: (true|false)$/.exec(result.stderr)?.[1];
+  };
+  t.is(await parserLoaded(['init']), 'false');
+  t.is(await parserLoaded(['names']), 'false');
+  t.is(await parserLoaded(['publish', 'examples/hello.js']), 'true');
+});
+
 test('--json gives one JSON object per command', async (t) => {
   const home = await tempDir(t);
   const init = JSON.parse(await ok(home, ['init', '--json']));

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ModuleId, Token } from '../caps/ids.js';
+import { loadModuleParser } from '../closures/modules.js';
 import { homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { loadPeers } from '../home/peers-file.js';
@@ -104,10 +105,11 @@ export const withHome = async <T>(
           try {
             return await body(
               {
-                publish: (bytes) => kernel.publish(bytes),
-                issue: (spec) => kernel.issue(spec),
+                // The module parser loads on first use (closures/modules.ts); before a call's clock starts, not out of its time.
+                publish: async (bytes) => (await loadModuleParser(), kernel.publish(bytes)),
+                issue: async (spec) => (await loadModuleParser(), kernel.issue(spec)),
                 revoke: (token, reason) => kernel.revoke(token, reason),
-                call: (token, args, callOptions) => kernel.call(token, args, callOptions),
+                call: async (token, args, callOptions) => (await loadModuleParser(), kernel.call(token, args, callOptions)),
                 delegate: (spec) => kernel.delegate(spec),
                 chainBlocks: (token) => kernel.chainBlocks(token),
                 importChain: async (token, chain) => void (await kernel.importChain(token, chain)),

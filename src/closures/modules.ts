@@ -18,7 +18,7 @@
  * talk. `Date.now()` and `Math.random()` throw in it (SES), so there is no
  * clock or entropy either.
  */
-import { ModuleSource } from '@endo/module-source';
+import type { ModuleSource as ModuleSourceClass } from '@endo/module-source';
 import { asModuleId, quote, type ModuleId } from '../caps/ids.js';
 import { CLOSURE_API_SPECIFIER, PublishError, type ModuleRecord } from './runner.js';
 
@@ -54,13 +54,37 @@ export const classifyModule = (payload: string | Uint8Array): { kind: ModuleKind
 
 export const moduleKindOf = (bytes: Uint8Array): ModuleKind => (isWasm(bytes) ? 'wasm' : 'js');
 
+let parser: Promise<typeof ModuleSourceClass> | undefined;
+
+/**
+ * `@endo/module-source` and the Babel under it take ~0.5 s to load, and only
+ * analyzing a JS module needs them: most `grid` commands never do, so they are
+ * loaded on first use. Under `tsx`, Babel loaded after lockdown comes out
+ * broken (tsx's CommonJS interop loses `@babel/types`' re-exported names);
+ * the check on a one-line module turns that into one clear error instead of a
+ * "does not parse" for every module. The tests preload it (ava's
+ * `nodeArguments`, test/_preload.mjs); compiled code under plain node is fine.
+ * Callers with a deadline to keep load it beforehand (the CLI before a
+ * publish, issue or call on a home), so it is not taken out of a call's time.
+ */
+export const loadModuleParser = (): Promise<typeof ModuleSourceClass> =>
+  (parser ??= import('@endo/module-source').then(({ ModuleSource }) => {
+    try {
+      new ModuleSource('export const ok = 1;');
+    } catch (error) {
+      throw new Error(`the module parser (@endo/module-source) did not load correctly: ${String((error as Error)?.message ?? error)}; under tsx, import it before lockdown (node --import=@endo/module-source --import=tsx)`);
+    }
+    return ModuleSource;
+  }));
+
 /**
  * Check a JS module against the grid's rules. Everything refused here would
  * otherwise fail later, at call time, far from the author: refuse early and
  * quote the offending specifier.
  */
-export const analyzeModule = (text: string): ModuleRecord => {
-  let source: ModuleSource;
+export const analyzeModule = async (text: string): Promise<ModuleRecord> => {
+  const ModuleSource = await loadModuleParser();
+  let source: ModuleSourceClass;
   try {
     source = new ModuleSource(text);
   } catch (error) {

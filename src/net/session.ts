@@ -251,6 +251,21 @@ const limitsFor = (bytes: Uint8Array): Partial<DecodeLimits> => {
  * delays other peers by about one frame's cost, not a queue of them.
  */
 const FRAME_BUDGET_MS = 2;
+/**
+ * A peer that sent a frame costing more than FRAME_BUDGET_MS is then not
+ * read for REST_FACTOR times as long as that frame took (at most
+ * MAX_REST_MS): costly frames get at most a fifth of the event loop, so
+ * others' calls meet one of them now and then, not at every turn. (The
+ * call after a costly one waits 10–20 ms more; a peer sending 1 MiB values
+ * back to back gets a fifth of the loop.) Many cheap frames past the budget
+ * only give up the turn, and so does a frame under COSTLY_FRAME_BYTES that
+ * took long: with at most one item a byte it cannot cost much of its own,
+ * so its time was a collection or another thread's (resting a pipelining
+ * client for those halved its calls per second).
+ */
+const COSTLY_FRAME_BYTES = 4096;
+const REST_FACTOR = 4;
+const MAX_REST_MS = 1000;
 
 /** What a session does with requests from its peer; a side without a handler refuses that kind. */
 export interface SessionHandlers {
@@ -448,24 +463,34 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     }
   };
   // Past FRAME_BUDGET_MS of work on this peer's frames, stop reading its
-  // socket and let every other connection have a turn (setImmediate runs
-  // after the poll phase that reads them); what ws had already read waits
-  // in `backlog`, and is handled a budget's worth per turn.
+  // socket and let every other connection have its turns (the poll phase
+  // reads them) while this one rests; what ws had already read waits in
+  // `backlog`, and is handled a budget's worth at a time.
   const backlog: Array<[WebSocket.RawData, boolean]> = [];
   let spent = 0;
+  /** The costliest frame since the peer last gave up the turn. */
+  let dearest = 0;
   let yielding = false;
   const timed = (data: WebSocket.RawData, isBinary: boolean) => {
     const start = performance.now();
     handle(data, isBinary);
-    spent += performance.now() - start;
+    const cost = performance.now() - start;
+    spent += cost;
+    if ((data as { length?: number }).length! >= COSTLY_FRAME_BYTES) dearest = Math.max(dearest, cost);
+  };
+  const rest = () => {
+    const ms = dearest > FRAME_BUDGET_MS ? Math.min(MAX_REST_MS, dearest * REST_FACTOR) : 0;
+    spent = 0;
+    dearest = 0;
+    if (ms < 1) setImmediate(drain);
+    else setTimeout(drain, ms);
   };
   const drain = () => {
-    spent = 0;
     while (backlog.length > 0 && spent <= FRAME_BUDGET_MS) timed(...backlog.shift()!);
-    if (backlog.length > 0 && open) return void setImmediate(drain);
-    backlog.length = 0;
+    if (!open) return void (backlog.length = 0);
+    if (spent > FRAME_BUDGET_MS) return rest();
     yielding = false;
-    if (open) socket.resume();
+    socket.resume();
   };
   socket.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
     if (yielding) return void backlog.push([data, isBinary]);
@@ -473,7 +498,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     if (spent <= FRAME_BUDGET_MS || !open) return;
     yielding = true;
     socket.pause();
-    setImmediate(drain);
+    rest();
   });
   socket.on('close', () => {
     open = false;

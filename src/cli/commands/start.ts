@@ -1,6 +1,7 @@
 /** `grid start`: run a node on the home, with its web page on the same port. */
 import { randomBytes } from 'node:crypto';
 import { quote } from '../../caps/ids.js';
+import { loadModuleParser } from '../../closures/modules.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { Invitations } from '../../home/invitations.js';
 import { PetNames } from '../../home/names.js';
@@ -86,6 +87,8 @@ export const startCommand = (session: Session) =>
             ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
             : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
         );
+        // The module parser (~0.5 s) loads now rather than in the first call that needs it; an error there resurfaces on that call.
+        loadModuleParser().catch(() => {});
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
