@@ -68,11 +68,17 @@ export const makeCallPipeline = (parts: {
     }
   };
 
-  /** Journal how call `seq` ended (the cache keeps a pure answer, from the record). */
-  const settle = (seq: number, token: Token, caller: Principal, { outcome, pure, valueBytes }: Invoked): Invoked => {
+  /**
+   * Journal how call `seq` ended (the cache keeps a pure answer, from the
+   * record); `reserved`: what was taken for its answer with the call, set
+   * right now against what the answer stores.
+   */
+  const settle = (seq: number, token: Token, caller: Principal, reserved: number, { outcome, pure, valueBytes }: Invoked): Invoked => {
+    if (outcome.status !== 'fulfilled') quota.charge(caller, RECORD_BYTES - reserved);
     if (outcome.status === 'fulfilled') {
       const value = valueBytes ?? encodeValue(outcome.value);
-      quota.charge(caller, RECORD_BYTES + value.length);
+      quota.charge(caller, RECORD_BYTES + value.length - reserved);
+      quota.answered(token, value.length);
       journal.append({ kind: 'fulfilled', call: seq, value, pure, decoded: outcome.value });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !revocations.isRevoked(token)) return { outcome, pure: true, valueBytes: value };
@@ -265,18 +271,23 @@ export const makeCallPipeline = (parts: {
     // stranger's calls on made-up tokens leave no record to fill its disk.
     const here = chain === undefined && (await concernsHere(token));
     if (!here && !parts.forward) return impure(revoked('unknown token'));
-    const refusal = quota.take(frame.caller, RECORD_BYTES + argsBytes.length);
+    // The call's record and its answer's, the answer as big as the token's last one.
+    const reserved = RECORD_BYTES + quota.expected(token);
+    const refusal = quota.take(frame.caller, RECORD_BYTES + argsBytes.length + reserved);
     if (refusal) return impure(revoked(refusal));
     if (!here) {
       const forwarded = await forward(token, argsBytes, frame, chain);
       // No peer answered: the call concerned no node this one knows.
-      if (!forwarded.peer) return forwarded;
+      if (!forwarded.peer) {
+        quota.charge(frame.caller, -reserved);
+        return forwarded;
+      }
       const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
       journal.append({ kind: 'forwarded', call: call.seq, to: forwarded.peer });
-      return settle(call.seq, token, frame.caller, forwarded);
+      return settle(call.seq, token, frame.caller, reserved, forwarded);
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
-    return settle(call.seq, token, frame.caller, await run(token, argsBytes, frame, call.seq));
+    return settle(call.seq, token, frame.caller, reserved, await run(token, argsBytes, frame, call.seq));
   };
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */
