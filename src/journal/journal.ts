@@ -17,6 +17,7 @@
  * not decode, a broken hash link, a bad seal — refuses to open: that is
  * tampering, not a crash, and silently dropping records would lose history.
  */
+import { equals } from 'multiformats/bytes';
 import { CID } from 'multiformats/cid';
 import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
@@ -141,8 +142,7 @@ const ENCODED_FIELDS = new Set(['args', 'value']);
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
 const sealBytes = (prev: Uint8Array) => concatBytes(SEAL_DOMAIN, prev);
 
-const sameBytes = (a: Uint8Array | null, b: Uint8Array | null) =>
-  a === b || (a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]));
+const sameLink = (a: Uint8Array | null, b: Uint8Array | null) => a === b || (a !== null && b !== null && equals(a, b));
 
 /** Whether every byte is zero; read four at a time (30× faster than byte by byte), for the tail a crash can leave. */
 const allZeros = (bytes: Uint8Array): boolean => {
@@ -404,7 +404,7 @@ export class Journal {
         break;
       }
       const { entry, prev, sig } = parsed;
-      if (!sameBytes(prev, head)) {
+      if (!sameLink(prev, head)) {
         broken = corrupt(`record ${entry.seq} at byte ${base + offset} does not link to the record before it`);
         break;
       }
