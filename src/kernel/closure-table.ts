@@ -6,7 +6,7 @@
  * here, so a chain names one of them before it is first loaded.
  */
 import { CID } from 'multiformats/cid';
-import { asToken, quote, type ModuleId, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, quote, type ModuleId, type Token } from '../caps/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
@@ -147,7 +147,7 @@ export const makeClosureTable = ({
     tokenSealedAs: (reference: string) => sealed.get(reference),
 
     /** Make a closure over a published module; returns its token. */
-    issue: (spec: IssueSpec) => issue(spec.code as ModuleId, spec.export, spec.env ?? {}, { timeLimitMs: spec.timeLimitMs, replicable: spec.replicable === true }),
+    issue: (spec: IssueSpec) => issue(asModuleId(spec.code), spec.export, spec.env ?? {}, { timeLimitMs: spec.timeLimitMs, replicable: spec.replicable === true }),
 
     /** `ctx.issue`: a closure may mint closures over its own module only. */
     issueFor(parent: Closure, spec: { export: string; env?: unknown }): Promise<Token> {

@@ -176,19 +176,19 @@ export class Kernel {
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
-  publish(payload: string | Uint8Array): Promise<ModuleId> {
+  async publish(payload: string | Uint8Array): Promise<ModuleId> {
     this.#assertOpen();
     return this.#modules.publish(payload);
   }
 
   /** Make a closure over a published module; returns its token. */
-  issue(spec: IssueSpec): Promise<Token> {
+  async issue(spec: IssueSpec): Promise<Token> {
     this.#assertOpen();
     return this.#closures.issue(spec);
   }
 
   /** Read a closure record (verifying its signature). */
-  closure(token: string): Promise<Closure> {
+  async closure(token: string): Promise<Closure> {
     return this.#closures.closure(token);
   }
 
@@ -206,7 +206,7 @@ export class Kernel {
   }
 
   /** Take in a replica fetched from a peer (checked as if published here); see ClosureTable.adopt. */
-  adopt(token: Token, replica: Replica): Promise<Closure> {
+  async adopt(token: Token, replica: Replica): Promise<Closure> {
     return this.#closures.adopt(token, replica);
   }
 
@@ -214,18 +214,18 @@ export class Kernel {
    * Delegate a token this node issued, or one delegated to it: a screener
    * around it for `to`, applying `policies` in order. Returns the new token.
    */
-  delegate(spec: DelegateSpec): Promise<Token> {
+  async delegate(spec: DelegateSpec): Promise<Token> {
     this.#assertOpen();
     return this.#delegations.delegate(spec);
   }
 
   /** What a call through delegated `token` must carry for a node that has never seen its chain. */
-  chainBlocks(token: string): Promise<ChainBlocks | undefined> {
+  async chainBlocks(token: string): Promise<ChainBlocks | undefined> {
     return this.#delegations.chainBlocks(token);
   }
 
   /** Take in the chain of delegated `token`; see DelegationTable.importChain. */
-  importChain(token: string, blocks: ChainBlocks, importer?: Principal): Promise<boolean> {
+  async importChain(token: string, blocks: ChainBlocks, importer?: Principal): Promise<boolean> {
     return this.#delegations.importChain(token, blocks, importer);
   }
 
@@ -247,7 +247,7 @@ export class Kernel {
   }
 
   /** A revocation from peer `from`; true if it was news. See RevocationTable.hear. */
-  hearRevocation(notice: RevocationNotice, from: Principal): Promise<boolean> {
+  async hearRevocation(notice: RevocationNotice, from: Principal): Promise<boolean> {
     return this.#revocations.hear(notice, from);
   }
 
@@ -297,7 +297,7 @@ export class Kernel {
   }
 
   /** `call`, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
-  answer(token: string, args: readonly unknown[] = [], options: AnswerOptions = {}): Promise<Answer> {
+  async answer(token: string, args: readonly unknown[] = [], options: AnswerOptions = {}): Promise<Answer> {
     return this.#pipeline.answer(token, args, options);
   }
 
