@@ -49,3 +49,17 @@ test('a peer whose cacheable answer this node cached is believed when it revokes
   t.true(await reopened.hearRevocation(signRevocation(held, 'revoked upstream', peer), peer.principal));
   t.deepEqual(await reopened.call(held, [1]), { status: 'revoked', reason: 'revoked upstream' });
 });
+
+test('a peer handed a replica hears of its revocation, also when the revocation comes after a restart', async (t) => {
+  const home = join(await tempDir(t), 'home');
+  const peer = generateIdentity(random);
+  const live = await openKernel({ home, create: true });
+  const token = await live.issue({ code: await live.publish('export const f = () => 1'), export: 'f', replicable: true });
+  await live.replica(token, peer.principal);
+  await live.close();
+  const reopened = await openKernel({ home });
+  t.teardown(() => reopened.close());
+  t.deepEqual(reopened.revocationsFor(peer.principal), [], 'nothing revoked yet');
+  await reopened.revoke(token, 'withdrawn');
+  t.deepEqual(reopened.revocationsFor(peer.principal).map((notice) => [notice.token, notice.reason]), [[token, 'withdrawn']]);
+});

@@ -111,3 +111,17 @@ test("answers from the cache count too: a stranger repeating one call is refused
   t.true(answered < 50, `${answered} answered`);
   t.true(kernel.journal.entries().filter((entry) => entry.kind === 'hit').length < 50);
 });
+
+test('calls in flight cannot each be let in on a quota their answers then overrun: an answer as big as the last is taken with the call', async (t) => {
+  const burstBytes = 2 * MB;
+  const { kernel, stranger, journalBytes } = await nodeAndStranger(t, { storage: { burstBytes, bytesPerSecond: 1 } });
+  const token = await kernel.issue({ code: await kernel.publish('export const big = (ctx, n) => new Uint8Array(200000).fill(n % 256)'), export: 'big' });
+  const before = await journalBytes();
+  t.is((await stranger.session.call(token, [0])).outcome.status, 'fulfilled', 'the first answer shows how big they are');
+  const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) => stranger.session.call(token, [i + 1]).then((answer) => answer.outcome)));
+  const served = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+  t.true(served > 0 && served < 10, `${served} of 40 served`);
+  t.true(outcomes.some((outcome) => outcome.status === 'revoked' && outcome.reason.startsWith('storage quota: ')));
+  const grown = (await journalBytes()) - before;
+  t.true(grown <= burstBytes + 64 * 1024, `the journal grew ${grown} bytes`);
+});

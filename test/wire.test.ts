@@ -107,6 +107,7 @@ const hostile: Array<[string, string, string]> = [
   ['UTF-8 surrogate', '63eda080', 'ERR_MALFORMED'],
   ['overlong UTF-8', '62c0af', 'ERR_MALFORMED'],
   ['truncated UTF-8 sequence', '61e2', 'ERR_MALFORMED'],
+  ['UTF-8 past U+10FFFF', '64f4908080', 'ERR_MALFORMED'],
 ];
 
 test('hostile inputs are refused with a typed error, without allocating', (t) => {
@@ -115,6 +116,11 @@ test('hostile inputs are refused with a typed error, without allocating', (t) =>
     t.is(error?.code as string | undefined, code, `${name}: ${error?.message}`);
     t.regex(error!.message, /^CBOR decode error: /);
   }
+});
+
+test('well-formed UTF-8 past ASCII decodes', (t) => {
+  t.is(decode(unhex('65616263c3a9')), 'abcé');
+  t.is(decode(unhex('64f09f9880')), '😀');
 });
 
 test('nesting, size and item limits are enforced before decoding', (t) => {

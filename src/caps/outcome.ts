@@ -1,3 +1,6 @@
+import type { Token } from './ids.js';
+import type { GridValue } from '../closures/values.js';
+
 /**
  * How every call ends, in one shape for every layer: exactly one of
  * fulfilled (a value), revoked (a reason), or promised (a further token).
@@ -29,3 +32,28 @@ export type Settlement<V, T extends string = string> =
  */
 export type RevokeCause = 'refused' | 'limit' | 'crash' | 'revoked' | 'passed' | 'screened' | 'node' | 'remote';
 export const REVOKE_CAUSES: readonly RevokeCause[] = Object.freeze(['refused', 'limit', 'crash', 'revoked', 'passed', 'screened', 'node', 'remote']);
+
+/** How a call ends in the kernel's API: a value as grid data, a further promise as a token. */
+export type Outcome = Settlement<GridValue, Token>;
+
+/** Longest reason a revoked outcome carries. */
+export const MAX_REASON = 500;
+
+// Outcomes hold only primitives and deeply frozen values, so a shallow freeze hardens them.
+export const revoked = (reason: string): Outcome => Object.freeze({ status: 'revoked', reason: reason.slice(0, MAX_REASON) });
+export const fulfilled = (value: GridValue): Outcome => Object.freeze({ status: 'fulfilled', value });
+export const promised = (token: Token): Outcome => Object.freeze({ status: 'promised', token });
+
+/**
+ * Why a revoked outcome was revoked, for its journal record. Kept beside the
+ * outcome, not in it, so outcomes keep the shape callers see; a revocation the
+ * kernel makes without naming a cause is the node's (`node`), never held
+ * against an issuer.
+ */
+const causes = new WeakMap<Outcome, RevokeCause>();
+export const revokedBecause = (reason: string, cause: RevokeCause): Outcome => {
+  const outcome = revoked(reason);
+  causes.set(outcome, cause);
+  return outcome;
+};
+export const causeOf = (outcome: Outcome): RevokeCause => causes.get(outcome) ?? 'node';

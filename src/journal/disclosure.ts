@@ -20,6 +20,7 @@
  * each record concerns T: a record that fails is reported with the reason,
  * never merged.
  */
+import { equals } from 'multiformats/bytes';
 import { CID } from 'multiformats/cid';
 import { asPrincipal, asToken, type Principal, type Token } from '../caps/ids.js';
 import { isLink, type GridValue } from '../closures/values.js';
@@ -114,7 +115,9 @@ export const disclosable = (entries: readonly Entry[], token: Token, requester: 
   for (const entry of entriesAround(entries, token)) {
     let own = false;
     switch (entry.kind) {
+      // Policy state and who holds a replica are this node's business.
       case 'policy-state':
+      case 'replicated':
         continue;
       case 'call':
       case 'hit':
@@ -184,7 +187,6 @@ export const disclose = async (
   return Object.freeze({ ...unsigned, records, signature: identity.sign(statement(unsigned)) });
 };
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((byte, i) => byte === b[i]);
 
 /**
  * Check a disclosure from `node` about `token` made for `requester`: the
@@ -199,7 +201,7 @@ export const verifyDisclosure = (d: Disclosure, expected: { node: Principal; tok
   if (!verify(d.node, statement(d), d.signature)) return flagAll("the node's signature does not verify");
   const read: Array<{ entry: Entry; prev: Uint8Array | null; sig?: Uint8Array; cid: Uint8Array } | undefined> = d.records.map((bytes, index) => {
     const cid = recordCid(bytes);
-    if (!sameBytes(cid, d.cids[index]!)) {
+    if (!equals(cid, d.cids[index]!)) {
       flagged.push({ index, reason: 'its bytes do not hash to the CID the node signed' });
       return undefined;
     }
@@ -221,7 +223,7 @@ export const verifyDisclosure = (d: Disclosure, expected: { node: Principal; tok
       return;
     }
     // Consecutive records must link; across a gap the withheld records stand between them.
-    if (before && entry.seq === before.entry.seq + 1 && !(prev && sameBytes(prev, before.cid))) {
+    if (before && entry.seq === before.entry.seq + 1 && !(prev && equals(prev, before.cid))) {
       flagged.push({ index, seq: entry.seq, reason: `does not link to record ${before.entry.seq} before it` });
       return;
     }

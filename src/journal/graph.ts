@@ -31,6 +31,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
       case 'revoke':
       case 'revocation':
       case 'policy-state':
+      case 'replicated':
         if (tokens.has(entry.token)) selected.add(entry.seq);
         break;
       case 'wrap':
@@ -214,6 +215,7 @@ export class ReputationTally {
       case 'revocation':
       case 'screened':
       case 'policy-state':
+      case 'replicated':
         break;
     }
   }
@@ -288,6 +290,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} #${entry.call} passed audited layer ${name(entry.token)}, called there by ${name(entry.caller)}`;
       case 'policy-state':
         return `${head} ${name(entry.token)} policy ${entry.index} keeps ${valueText(entry.state)}`;
+      case 'replicated':
+        return `${head} ${name(entry.token)} replicated to ${name(entry.to)}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -384,6 +388,11 @@ export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
         node(entry.caller, 'ellipse');
         node(entry.token, 'box', { rounded: true });
         edge(entry.caller, entry.token, 'audited call', 'dashed');
+        break;
+      case 'replicated':
+        node(entry.to, 'ellipse');
+        node(entry.token, 'box');
+        edge(entry.token, entry.to, 'replicated to', 'dotted');
         break;
       case 'policy-state':
       case 'seal':

@@ -17,6 +17,7 @@
  * not decode, a broken hash link, a bad seal — refuses to open: that is
  * tampering, not a crash, and silently dropping records would lose history.
  */
+import { equals } from 'multiformats/bytes';
 import { CID } from 'multiformats/cid';
 import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
 import { decode, encode } from '../wire/index.js';
@@ -81,7 +82,9 @@ export type EntryBody =
   /** Call `call` passed through audited delegation layer `token`, called there by `caller`. */
   | { kind: 'screened'; call: number; token: Token; caller: Principal }
   /** The state policy `index` of delegation layer `token` keeps between calls (a rate window, a quota count), as of now. */
-  | { kind: 'policy-state'; token: Token; index: number; state: GridValue };
+  | { kind: 'policy-state'; token: Token; index: number; state: GridValue }
+  /** Peer `to` was given the blocks of replicable closure `token`: it must hear of the token's revocation. */
+  | { kind: 'replicated'; token: Token; to: Principal };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -93,7 +96,8 @@ export type EntryKind = Entry['kind'];
 export type AppendBody =
   | Exclude<EntryBody, { kind: 'call' } | { kind: 'fulfilled' } | { kind: 'seal' }>
   | { kind: 'call'; token: Token; caller: Principal; args: Uint8Array; parent?: number }
-  | { kind: 'fulfilled'; call: number; value: Uint8Array; pure: boolean };
+  /** `decoded`: the value the bytes encode, when the writer has it, so that no reader decodes them again. */
+  | { kind: 'fulfilled'; call: number; value: Uint8Array; pure: boolean; decoded?: GridValue };
 
 export class JournalError extends GridError {
   constructor(code: string, message: string) {
@@ -126,8 +130,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   wrap: ['token', 'inner', 'delegator', 'audience', 'policies', 'issuer'],
   screened: ['call', 'token', 'caller'],
   'policy-state': ['token', 'index', 'state'],
+  replicated: ['token', 'to'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 1 };
@@ -137,8 +142,7 @@ const ENCODED_FIELDS = new Set(['args', 'value']);
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
 const sealBytes = (prev: Uint8Array) => concatBytes(SEAL_DOMAIN, prev);
 
-const sameBytes = (a: Uint8Array | null, b: Uint8Array | null) =>
-  a === b || (a !== null && b !== null && a.length === b.length && a.every((byte, i) => byte === b[i]));
+const sameLink = (a: Uint8Array | null, b: Uint8Array | null) => a === b || (a !== null && b !== null && equals(a, b));
 
 /** Whether every byte is zero; read four at a time (30× faster than byte by byte), for the tail a crash can leave. */
 const allZeros = (bytes: Uint8Array): boolean => {
@@ -170,12 +174,13 @@ class JournalEntry {
   readonly #payload: Uint8Array | undefined;
   #decoded: GridValue | undefined;
 
-  constructor(fields: Record<string, unknown>, payload: Uint8Array | undefined) {
+  constructor(fields: Record<string, unknown>, payload: Uint8Array | undefined, decoded?: GridValue) {
     for (const key of Object.keys(fields)) {
       const value = fields[key];
-      if (value !== undefined && !ENCODED_FIELDS.has(key)) (this as unknown as Record<string, unknown>)[key] = value;
+      if (value !== undefined && !ENCODED_FIELDS.has(key) && key !== 'decoded') (this as unknown as Record<string, unknown>)[key] = value;
     }
     this.#payload = payload;
+    this.#decoded = decoded;
     Object.freeze(this);
   }
 
@@ -206,8 +211,8 @@ class JournalEntry {
 }
 harden(JournalEntry);
 
-const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array): Entry =>
-  new JournalEntry(fields, payload) as unknown as Entry;
+const makeEntry = (fields: Record<string, unknown>, payload?: Uint8Array, decoded?: GridValue): Entry =>
+  new JournalEntry(fields, payload, decoded) as unknown as Entry;
 
 /** The canonical bytes behind a `call` entry's args or a `fulfilled` entry's value. */
 export const encodedPayload = (entry: Entry): Uint8Array | undefined => (entry as unknown as JournalEntry).payload;
@@ -399,7 +404,7 @@ export class Journal {
         break;
       }
       const { entry, prev, sig } = parsed;
-      if (!sameBytes(prev, head)) {
+      if (!sameLink(prev, head)) {
         broken = corrupt(`record ${entry.seq} at byte ${base + offset} does not link to the record before it`);
         break;
       }
@@ -489,7 +494,7 @@ export class Journal {
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
-    const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload);
+    const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload, body.kind === 'fulfilled' ? body.decoded : undefined);
     this.#entries.push(entry);
     for (const listener of this.#listeners) listener(entry);
     this.#pending.push(entry);

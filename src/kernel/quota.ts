@@ -7,7 +7,7 @@
  * each time, and only the shared one bounds them all. The node's own
  * principal (its owner, through the CLI and the REPL) is not counted.
  */
-import type { Principal } from '../caps/ids.js';
+import type { Principal, Token } from '../caps/ids.js';
 
 export interface StorageQuota {
   /** Bytes one caller may add at once, and per second once that is spent. */
@@ -37,6 +37,8 @@ export const RECORD_BYTES = 100;
 
 /** Callers whose buckets are kept; past it the oldest is forgotten (a forgotten bucket is a full one, as a fresh key's is). */
 const MAX_BUCKETS = 10_000;
+/** Tokens whose last answer's size is kept; past it the oldest is forgotten (expected as nothing again). */
+const MAX_ANSWER_SIZES = 10_000;
 
 interface Bucket {
   bytes: number;
@@ -49,14 +51,23 @@ export interface QuotaKeeper {
    * and say why not (one line, for a `revoked` outcome).
    */
   take(caller: Principal, bytes: number): string | undefined;
-  /** Count bytes already stored (an answer's value): buckets may go below empty, and refill from there. */
+  /** Count bytes stored past what was taken (or give back what was not used, if negative): buckets may go below empty, and refill from there. */
   charge(caller: Principal, bytes: number): void;
+  /**
+   * What a call on `token` is likely to store for its answer: the size of
+   * the last answer it gave. Taken with the call, so that many calls in
+   * flight cannot each be admitted on a quota their answers then overrun.
+   */
+  expected(token: Token): number;
+  /** `token` answered with a value of `bytes` bytes. */
+  answered(token: Token, bytes: number): void;
 }
 
 const mib = (bytes: number) => `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`;
 
 export const makeQuotaKeeper = ({ quota, clock, exempt }: { quota: StorageQuota; clock: () => number; exempt: Principal }): QuotaKeeper => {
   const buckets = new Map<Principal, Bucket>();
+  const answerSizes = new Map<Token, number>();
   const shared: Bucket = { bytes: quota.sharedBurstBytes, at: clock() };
   const refill = (bucket: Bucket, perSecond: number, burst: number) => {
     const now = clock();
@@ -92,6 +103,13 @@ export const makeQuotaKeeper = ({ quota, clock, exempt }: { quota: StorageQuota;
       if (caller === exempt) return;
       bucketOf(caller).bytes -= bytes;
       shared.bytes -= bytes;
+    },
+    expected: (token: Token) => answerSizes.get(token) ?? 0,
+    answered: (token: Token, bytes: number) => {
+      if (answerSizes.get(token) === bytes) return;
+      answerSizes.delete(token);
+      if (answerSizes.size >= MAX_ANSWER_SIZES) answerSizes.delete(answerSizes.keys().next().value!);
+      answerSizes.set(token, bytes);
     },
   });
 };

@@ -10,6 +10,7 @@
  * maxPayload and the strict decoder. A dropped connection breaks every
  * promise that depended on it, with the reason `disconnected`.
  */
+import { equals } from 'multiformats/bytes';
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
 import type { CID } from 'multiformats/cid';
@@ -237,10 +238,9 @@ const KIND_LIMITS: ReadonlyArray<readonly [CID, Partial<DecodeLimits>]> = [
   [CAPTP_PROTOCOL, Object.freeze({ maxItems: MAX_CAPTP_ITEMS })],
 ];
 const CALL_LIMITS = envelopeLimits(MAX_CALL_ITEMS);
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((byte, i) => byte === b[i]);
 const limitsFor = (bytes: Uint8Array): Partial<DecodeLimits> => {
   const lead = leadingCidBytes(bytes);
-  if (lead) for (const [cid, limits] of KIND_LIMITS) if (sameBytes(lead, cid.bytes)) return limits;
+  if (lead) for (const [cid, limits] of KIND_LIMITS) if (equals(lead, cid.bytes)) return limits;
   return CALL_LIMITS;
 };
 

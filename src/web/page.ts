@@ -131,6 +131,8 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.token];
     case 'forwarded':
       return [entry.to];
+    case 'replicated':
+      return [entry.token, entry.to];
     case 'seal':
       return [entry.signer];
     case 'fulfilled':

@@ -13,6 +13,7 @@
  * and makes `encode(decode(b)) = b` true by construction for every accepted
  * `b`.
  */
+import { equals } from 'multiformats/bytes';
 import { decode as cborgDecode, encode as cborgEncode, Token, Type } from 'cborg';
 import { CID } from 'multiformats/cid';
 import { cidOf } from '../caps/ids.js';
@@ -130,12 +131,6 @@ export const encodeLinkForm = (value: unknown): Uint8Array => cborgEncode(value,
 type TagDecodeControl = () => unknown;
 const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: TagDecodeControl) => decodeContent(control());
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-};
-
 /**
  * Links decoded lately, by the last four bytes of their digest (uniformly
  * random, so a cheap key), checked in full on a hit. The same few tokens
@@ -154,7 +149,7 @@ const decodeLink = (content: unknown) => {
   const n = content.length;
   const key = n >= 5 ? ((content[n - 1]! << 24) | (content[n - 2]! << 16) | (content[n - 3]! << 8) | content[n - 4]!) : -1;
   const known = recentLinks.get(key);
-  if (known && sameBytes(known.bytes, content.subarray(1))) return known;
+  if (known && equals(known.bytes, content.subarray(1))) return known;
   const cid = checkedLink(content);
   if (recentLinks.size >= MAX_RECENT_LINKS) recentLinks.clear();
   recentLinks.set(key, cid);
@@ -170,7 +165,7 @@ const checkedLink = (content: Uint8Array): CID => {
   }
   // CID.decode reads some malformed prefixes as another CID (e.g. a version
   // byte 0 as CIDv0): a link is canonical only if it is the CID's own bytes.
-  if (!sameBytes(cid.bytes, content.subarray(1))) throw new WireError('ERR_BAD_LINK', 'tag 42 holds bytes that are not a CID in its own encoding');
+  if (!equals(cid.bytes, content.subarray(1))) throw new WireError('ERR_BAD_LINK', 'tag 42 holds bytes that are not a CID in its own encoding');
   return cid;
 };
 
@@ -184,38 +179,19 @@ const decodeOptions = {
   tags: Object.assign([], { [LINK_TAG]: tagDecoder(decodeLink) }),
 };
 
-/** Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF), checked in place. */
+/** Refuses what is not well-formed UTF-8 (overlongs, surrogates, past U+10FFFF), as the Encoding standard has it. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const isUtf8 = (bytes: Uint8Array, from: number, to: number): boolean => {
-  let i = from;
-  while (i < to) {
-    const b0 = bytes[i]!;
-    if (b0 < 0x80) {
-      i += 1;
-      continue;
-    }
-    let need: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (b0 >= 0xc2 && b0 <= 0xdf) need = 1;
-    else if (b0 >= 0xe0 && b0 <= 0xef) {
-      need = 2;
-      if (b0 === 0xe0) lo = 0xa0; // no overlongs
-      if (b0 === 0xed) hi = 0x9f; // no surrogates
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-      need = 3;
-      if (b0 === 0xf0) lo = 0x90;
-      if (b0 === 0xf4) hi = 0x8f;
-    } else return false;
-    if (i + need >= to) return false;
-    const b1 = bytes[i + 1]!;
-    if (b1 < lo || b1 > hi) return false;
-    for (let k = 2; k <= need; k++) {
-      const b = bytes[i + k]!;
-      if (b < 0x80 || b > 0xbf) return false;
-    }
-    i += need + 1;
+  // Most strings (every map key) are ASCII: checked here without a call into the decoder.
+  let ascii = true;
+  for (let i = from; i < to && ascii; i++) ascii = bytes[i]! < 0x80;
+  if (ascii) return true;
+  try {
+    utf8.decode(bytes.subarray(from, to));
+    return true;
+  } catch {
+    return false;
   }
-  return true;
 };
 
 /** Frame of the structure scan: children still expected, whether it is a map, and where its last key was. */
@@ -395,7 +371,7 @@ export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootT
     } catch (error) {
       throw new WireError('ERR_MALFORMED', (error as Error).message);
     }
-    if (!sameBytes(again, bytes)) {
+    if (!equals(again, bytes)) {
       throw new WireError('ERR_NON_CANONICAL', 'input is not in core deterministic form (a float not in its shortest form)');
     }
   }

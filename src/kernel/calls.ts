@@ -1,0 +1,350 @@
+/**
+ * The call pipeline: a call is looked up in the pure-call cache, journaled
+ * once it is known to concern this node, then screened (through a
+ * delegation), run in a vat (a closure held here), answered by a waiting
+ * call, or forwarded to the peers; its end is journaled, and the journal
+ * entries — not this code — update what the kernel knows (kernel.ts
+ * applies each entry to every part). Never throws: every failure is a
+ * revoked outcome.
+ */
+import { asToken, type Principal, type Token } from '../caps/ids.js';
+import { describeThrown, GridError } from '../caps/errors.js';
+import { CANCELLED } from '../caps/cancel.js';
+import { causeOf, fulfilled, promised, REVOKE_CAUSES, revoked, revokedBecause, type Outcome, type RevokeCause } from '../caps/outcome.js';
+import type { Closure } from '../closures/closure.js';
+import { bytesKey, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
+import type { Journal } from '../journal/journal.js';
+import type { Delegation } from '../screener/delegation.js';
+import type { Screening } from '../screener/screen.js';
+import type { VatPool } from '../vat/pool.js';
+import type { Answer as VatAnswer } from '../vat/protocol.js';
+import type { Approvals, ScreenedCall } from './approvals.js';
+import type { ClosureTable } from './closure-table.js';
+import type { DelegationTable } from './delegation-table.js';
+import type { ModuleTable } from './module-table.js';
+import type { Policies } from './policies.js';
+import type { PureCallCache } from './pure-cache.js';
+import type { QuotaKeeper } from './quota.js';
+import { RECORD_BYTES } from './quota.js';
+import type { RevocationTable } from './revocation-table.js';
+import type { Answer, AnswerOptions, CallFrame, ChainBlocks, Forwarder, Invoked, KernelLimits } from './types.js';
+
+const toVatAnswer = (outcome: Outcome): VatAnswer => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
+
+/** A vat's cause for a revocation, checked like the rest of its answer; none is the node's. */
+const vatCause = (cause: unknown): RevokeCause => (cause === undefined ? 'node' : REVOKE_CAUSES.includes(cause as RevokeCause) ? (cause as RevokeCause) : 'crash');
+
+const impure = (outcome: Outcome): Invoked => ({ outcome, pure: false });
+
+export type CallPipeline = ReturnType<typeof makeCallPipeline>;
+
+export const makeCallPipeline = (parts: {
+  self: Principal;
+  journal: Journal;
+  clock: () => number;
+  limits: KernelLimits;
+  forward?: Forwarder;
+  log?: (token: Token, line: string) => void;
+  vats: VatPool;
+  modules: ModuleTable;
+  closures: ClosureTable;
+  delegations: DelegationTable;
+  revocations: RevocationTable;
+  approvals: () => Approvals;
+  policies: Policies;
+  cache: PureCallCache;
+  quota: QuotaKeeper;
+  closed: () => boolean;
+}) => {
+  const { self, journal, clock, limits, vats, modules, closures, delegations, revocations, cache, quota } = parts;
+
+  /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
+  const concernsHere = async (token: Token): Promise<boolean> => {
+    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token)) return true;
+    try {
+      return (await closures.tokenBlock(token)) !== undefined;
+    } catch {
+      return true; // the store's trouble, which `run` reports
+    }
+  };
+
+  /**
+   * Journal how call `seq` ended (the cache keeps a pure answer, from the
+   * record); `reserved`: what was taken for its answer with the call, set
+   * right now against what the answer stores.
+   */
+  const settle = (seq: number, token: Token, caller: Principal, reserved: number, { outcome, pure, valueBytes }: Invoked): Invoked => {
+    if (outcome.status !== 'fulfilled') quota.charge(caller, RECORD_BYTES - reserved);
+    if (outcome.status === 'fulfilled') {
+      const value = valueBytes ?? encodeValue(outcome.value);
+      quota.charge(caller, RECORD_BYTES + value.length - reserved);
+      quota.answered(token, value.length);
+      journal.append({ kind: 'fulfilled', call: seq, value, pure, decoded: outcome.value });
+      // A revocation may have landed while the call ran: then the answer is no longer one to keep.
+      if (pure && !revocations.isRevoked(token)) return { outcome, pure: true, valueBytes: value };
+    } else if (outcome.status === 'revoked') {
+      journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome) });
+    } else {
+      journal.append({ kind: 'promised', call: seq, token: outcome.token });
+    }
+    return impure(outcome);
+  };
+
+  /**
+   * Ask the peers, unless the call has been around already. A cacheable
+   * answer is cached here like one computed here; the peer that gave it is
+   * then the token's upstream, whose revocation notices this node believes
+   * (revocation-table.ts reads both from the records).
+   */
+  const forward = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, chain?: ChainBlocks): Promise<Invoked & { peer?: Principal }> => {
+    const withPeer = (outcome: Outcome, peer?: Principal) => ({ outcome, pure: false, ...(peer ? { peer } : {}) });
+    if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
+    if (frame.path.length >= limits.maxHops) return impure(revoked(`hop limit (${limits.maxHops})`));
+    const forwarded = await parts.forward!({
+      token,
+      args: decodeValue(argsBytes) as GridValue[],
+      path: [...frame.path, self],
+      deadline: frame.deadline,
+      ...(chain ? { chain } : {}),
+      ...(frame.signal ? { signal: frame.signal } : {}),
+    });
+    if (!forwarded) return impure(revoked('unknown token'));
+    const { answer, peer, replica } = forwarded;
+    if (replica && peer) {
+      // From now on this node answers the token itself.
+      await closures.adopt(token, replica).catch((error: unknown) => parts.log?.(token, `replica from ${peer} refused: ${describeThrown(error)}`));
+    }
+    // Answers through a delegation are screened each time: never cached on the way.
+    // The node that ran the call journals why it was revoked; here it is another node's answer.
+    if (answer.outcome.status === 'revoked') return withPeer(revokedBecause(answer.outcome.reason, 'remote'), peer);
+    if (answer.outcome.status !== 'fulfilled' || chain) return withPeer(answer.outcome, peer);
+    let valueBytes: Uint8Array;
+    try {
+      // A peer's answer is input like any other: it must be grid data within limits.
+      valueBytes = encodeValue(answer.outcome.value);
+    } catch (error) {
+      return withPeer(revoked(`peer answered with something malformed: ${describeThrown(error)}`), peer);
+    }
+    return { outcome: fulfilled(decodeValue(valueBytes)), pure: answer.cacheable && peer !== undefined, valueBytes, ...(peer ? { peer } : {}) };
+  };
+
+  /** `forward` for call `seq`, journaled already: which peer answered it is journaled too. */
+  const forwardCall = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number, chain?: ChainBlocks): Promise<Invoked> => {
+    const forwarded = await forward(token, argsBytes, frame, chain);
+    if (forwarded.peer) journal.append({ kind: 'forwarded', call: seq, to: forwarded.peer });
+    return forwarded;
+  };
+
+  /** Act on a screening: refuse, answer, wait for approvals, or call the original closure. */
+  const afterScreening = async (screening: Screening, call: ScreenedCall, frame: CallFrame): Promise<Outcome> => {
+    switch (screening.kind) {
+      case 'refuse':
+        return revokedBecause(screening.reason, 'screened');
+      case 'answer':
+        try {
+          return fulfilled(decodeValue(encodeValue(screening.value)));
+        } catch (error) {
+          return revoked(`a policy answered with something that is not grid data: ${describeThrown(error)}`);
+        }
+      case 'wait':
+        return parts.approvals().wait(call, screening);
+      case 'pass': {
+        for (const layer of screening.audited) journal.append({ kind: 'screened', call: call.call, token: layer.token, caller: layer.caller });
+        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal };
+        return (await invoke(call.root.token, call.args, inner)).outcome;
+      }
+    }
+  };
+
+  /** A call on delegation `outer`: screened here if this node holds the original closure, else forwarded with its chain. */
+  const screened = async (outer: Delegation, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+    let found: Awaited<ReturnType<DelegationTable['screenable']>>;
+    try {
+      found = await delegations.screenable(outer);
+    } catch (error) {
+      return impure(revoked(describeThrown(error)));
+    }
+    if (!found) {
+      if (!parts.forward) return impure(revoked('unknown token'));
+      // Screening is the business of the node that holds the closure, not of whoever passes the call on.
+      return impure((await forwardCall(outer.token, argsBytes, frame, seq, await delegations.chainBlocks(outer.token))).outcome);
+    }
+    const args = decodeValue(argsBytes) as GridValue[];
+    const screening = await parts.policies.screens.screen(found.chain, frame.caller, args);
+    return impure(await afterScreening(screening, { chain: found.chain, root: found.root, caller: frame.caller, args, call: seq }, frame));
+  };
+
+  /** Run a closure held here in a vat. */
+  const runHere = async (closure: Closure, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+    const timeLimitMs = Math.min(frame.deadline - clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
+    // Nested calls share this call's deadline, which starts when its vat has it.
+    const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline, signal: frame.signal };
+    const { answer, pure } = await vats.run({
+      closure,
+      args: argsBytes,
+      caller: frame.caller,
+      nested: frame.depth > 0,
+      timeLimitMs,
+      ...(frame.signal ? { signal: frame.signal } : {}),
+      started: () => (nested.deadline = clock() + timeLimitMs),
+      call: async (target, args) => toVatAnswer(await invokeNested(target, decodeValue(args) as GridValue[], nested)),
+      log: (line) => parts.log?.(closure.token, line),
+      issue: async (exportName, env) => {
+        try {
+          return { status: 'promised', token: await closures.issueFor(closure, { export: exportName, env: decodeValue(env) }) };
+        } catch (error) {
+          return { status: 'revoked', reason: describeThrown(error) };
+        }
+      },
+    });
+    // A vat is hostile territory: what it sends back is checked like input from a peer.
+    try {
+      if (answer.status === 'revoked') {
+        let cause = vatCause(answer.cause);
+        // A call made by a closure that ran out of its caller's remaining time did not fail on its own budget.
+        if (cause === 'limit' && frame.depth > 0 && answer.reason === 'time limit' && timeLimitMs < Math.min(limits.callTimeoutMs, closure.timeLimitMs ?? Infinity)) cause = 'passed';
+        return impure(revokedBecause(String(answer.reason), cause));
+      }
+      if (answer.status === 'promised') return impure(promised(asToken(answer.token)));
+      return { outcome: fulfilled(decodeValue(answer.value)), pure, valueBytes: answer.value };
+    } catch (error) {
+      return impure(revokedBecause(`vat answered with something malformed: ${describeThrown(error)}`, 'crash'));
+    }
+  };
+
+  /** A call journaled as `seq`, on a token that concerns this node. */
+  const run = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+    const reason = revocations.reasonFor(token);
+    if (reason !== undefined) return impure(revokedBecause(reason, 'revoked'));
+    if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
+    // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
+    if (!closures.loaded(token)) {
+      let delegation: Delegation | undefined;
+      try {
+        delegation = await delegations.delegationOf(token);
+      } catch (error) {
+        return impure(revoked(describeThrown(error)));
+      }
+      if (delegation) return screened(delegation, argsBytes, frame, seq);
+    }
+    let closure: Closure | undefined;
+    try {
+      // Warm calls find closure and module in memory and never await here.
+      closure = closures.loaded(token) ?? (await closures.here(token));
+      if (closure && !modules.isLoaded(closure.code)) await modules.load(closure.code);
+    } catch (error) {
+      if (error instanceof GridError) return impure(revoked(error.message));
+      return impure(revoked(`could not load closure: ${describeThrown(error)}`));
+    }
+    if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
+    return runHere(closure, argsBytes, frame, seq);
+  };
+
+  /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
+  const invoke = async (tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array, chain?: ChainBlocks): Promise<Invoked> => {
+    let token: Token;
+    if (typeof tokenText === 'string' && closures.loaded(tokenText as Token)) {
+      token = tokenText as Token; // already checked when its closure was loaded
+    } else {
+      try {
+        token = asToken(tokenText);
+      } catch (error) {
+        return impure(revoked((error as Error).message));
+      }
+    }
+    let argsBytes: Uint8Array;
+    try {
+      if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
+      argsBytes = encodedArgs && encodedArgs.length <= MAX_VALUE_BYTES ? encodedArgs : encodeValue(args);
+    } catch (error) {
+      return impure(revoked(`bad arguments: ${(error as Error).message}`));
+    }
+    const hit = cache.get(token, bytesKey(argsBytes));
+    if (hit) {
+      const refusal = quota.take(frame.caller, RECORD_BYTES);
+      if (refusal) return impure(revoked(refusal));
+      // The arguments are those of the call that `from` answered: same bytes, same key.
+      journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
+      return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
+    }
+    // Nothing is journaled before it is known to concern this node: a
+    // stranger's calls on made-up tokens leave no record to fill its disk.
+    const here = chain === undefined && (await concernsHere(token));
+    if (!here && !parts.forward) return impure(revoked('unknown token'));
+    // The call's record and its answer's, the answer as big as the token's last one.
+    const reserved = RECORD_BYTES + quota.expected(token);
+    const refusal = quota.take(frame.caller, RECORD_BYTES + argsBytes.length + reserved);
+    if (refusal) return impure(revoked(refusal));
+    if (!here) {
+      const forwarded = await forward(token, argsBytes, frame, chain);
+      // No peer answered: the call concerned no node this one knows.
+      if (!forwarded.peer) {
+        quota.charge(frame.caller, -reserved);
+        return forwarded;
+      }
+      const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
+      journal.append({ kind: 'forwarded', call: call.seq, to: forwarded.peer });
+      return settle(call.seq, token, frame.caller, reserved, forwarded);
+    }
+    const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
+    return settle(call.seq, token, frame.caller, reserved, await run(token, argsBytes, frame, call.seq));
+  };
+
+  /** `ctx.call`: nested calls follow further promises within the same deadline. */
+  const invokeNested = async (token: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> => {
+    if (frame.depth > limits.maxCallDepth) return revoked(`call depth limit (${limits.maxCallDepth})`);
+    let { outcome } = await invoke(token, args, frame);
+    for (let hops = 0; outcome.status === 'promised' && hops < limits.maxFollow; hops += 1) {
+      ({ outcome } = await invoke(outcome.token, [], frame));
+    }
+    return outcome;
+  };
+
+  return harden({
+    afterScreening,
+
+    /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
+    async answer(token: string, args: readonly unknown[], options: AnswerOptions): Promise<Answer> {
+      if (parts.closed()) return { outcome: revoked('kernel is closed'), cacheable: false };
+      const frame = (): CallFrame => ({
+        caller: options.caller ?? self,
+        path: options.path ?? [],
+        depth: 0,
+        parent: undefined,
+        deadline: clock() + limits.callTimeoutMs,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      // Cancelled before it started: no call was made, so none is journaled.
+      if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
+      try {
+        // A chain whose closure is held elsewhere is passed on with the call, not stored here.
+        let passOnChain: ChainBlocks | undefined;
+        if (options.chain) {
+          try {
+            if (!(await delegations.importChain(token, options.chain, options.caller))) passOnChain = options.chain;
+          } catch (error) {
+            return { outcome: revoked(describeThrown(error)), cacheable: false };
+          }
+        }
+        const first = await invoke(token, args, frame(), options.argsBytes, passOnChain);
+        let outcome = first.outcome;
+        // A call on a waiting call's own token that answers with that token again has waited already: it is the answer for now.
+        for (let hops = 0; options.follow && outcome.status === 'promised' && outcome.token !== token; hops += 1) {
+          if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
+          if (hops >= limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${limits.maxFollow}`), cacheable: false };
+          const next = (await invoke(outcome.token, [], frame())).outcome;
+          // The same promise again: it is still waiting (for approvals), and it is the answer for now.
+          if (next.status === 'promised' && next.token === outcome.token) break;
+          outcome = next;
+        }
+        const replicable = outcome.status === 'fulfilled' && closures.loaded(token as Token)?.replicable === true;
+        const own = outcome === first.outcome;
+        return { outcome, cacheable: own && first.pure, ...(replicable ? { replicable } : {}), ...(own && first.valueBytes ? { valueBytes: first.valueBytes } : {}) };
+      } catch (error) {
+        // Only the kernel's own failures land here (e.g. closed mid-call);
+        // closures' failures are outcomes already.
+        return { outcome: revoked(`kernel: ${describeThrown(error)}`), cacheable: false };
+      }
+    },
+  });
+};

@@ -1,0 +1,177 @@
+/**
+ * Revocations, and who must hear of them. All of it is read from journal
+ * entries (`apply`), live and on replay alike: a token is revoked once a
+ * `revoke` (made here) or `revocation` (heard, with its signed notice) is
+ * journaled; whoever got a cacheable answer (`fulfilled` pure, `hit`), a
+ * replica (`replicated`) or answers calls through a delegation (`wrap`)
+ * must hear of its revocation; and the peer that answered a token
+ * cacheably is its upstream, whose notices about it are believed.
+ */
+import type { Principal, Token } from '../caps/ids.js';
+import type { Closure } from '../closures/closure.js';
+import type { Entry, Journal } from '../journal/journal.js';
+import type { Delegation } from '../screener/delegation.js';
+import type { Identity } from '../identity/identity.js';
+import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
+import type { OpenCall } from './call-index.js';
+import { KernelError, type RevocationListener } from './types.js';
+
+/** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
+const MAX_UNSEEN_REVOCATIONS = 10_000;
+/** Most signers whose notices for one unseen delegation are kept: a flood of forged ones cannot grow without bound. */
+const MAX_SIGNERS_PER_UNSEEN = 16;
+
+export type RevocationTable = ReturnType<typeof makeRevocationTable>;
+
+export const makeRevocationTable = ({
+  identity,
+  journal,
+  delegationOf,
+  closureHere,
+}: {
+  identity: Identity;
+  journal: Journal;
+  delegationOf: (token: Token) => Promise<Delegation | undefined>;
+  closureHere: (token: Token) => Promise<Closure | undefined>;
+}) => {
+  const revoked = new Map<Token, string>();
+  /** Signed revocations, heard from peers or (lazily) signed here. */
+  const notices = new Map<Token, RevocationNotice>();
+  /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
+  const upstream = new Map<Token, Principal>();
+  /** Who got cacheable answers from this node, per token: they hear of its revocation. */
+  const servedTo = new Map<Token, Set<Principal>>();
+  /** Signed revocations of delegations not seen here yet: applied if the delegation turns up and its delegator signed them. */
+  const unseen = new Map<Token, Map<Principal, { notice: RevocationNotice; from: Principal }>>();
+  const listeners = new Set<RevocationListener>();
+
+  /** Note that `caller` got a cacheable answer for `token` (this node's own calls need no notice). */
+  const served = (token: Token, caller: Principal) => {
+    if (caller === identity.principal) return;
+    let audience = servedTo.get(token);
+    if (!audience) servedTo.set(token, (audience = new Set()));
+    audience.add(caller);
+  };
+
+  const noticeOf = (token: Token): RevocationNotice | undefined => {
+    let notice = notices.get(token);
+    const reason = revoked.get(token);
+    if (!notice && reason !== undefined) notices.set(token, (notice = signRevocation(token, reason, identity)));
+    return notice;
+  };
+
+  const announce = async (notice: RevocationNotice) => {
+    const audience = servedTo.get(notice.token) ?? new Set<Principal>();
+    // A listener's failure (a peer gone) must not undo the revocation here.
+    await Promise.all([...listeners].map(async (listener) => listener(notice, audience)).map((p) => p.catch(() => {})));
+  };
+
+  /** Journal a revocation already proven; false if it was no news. */
+  const believe = (notice: RevocationNotice, from: Principal): boolean => {
+    if (revoked.has(notice.token)) return false;
+    journal.append({ kind: 'revocation', ...notice, from });
+    return true;
+  };
+
+  return harden({
+    apply(entry: Entry, callOf: (seq: number) => OpenCall | undefined) {
+      switch (entry.kind) {
+        case 'revoke':
+        case 'revocation':
+          revoked.set(entry.token, entry.reason);
+          if (entry.kind === 'revocation') notices.set(entry.token, Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature }));
+          break;
+        case 'fulfilled': {
+          const call = entry.pure ? callOf(entry.call) : undefined;
+          if (!call) break;
+          served(call.entry.token, call.entry.caller);
+          if (call.forwardedTo) upstream.set(call.entry.token, call.forwardedTo);
+          break;
+        }
+        case 'hit':
+          served(entry.token, entry.caller);
+          break;
+        // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
+        case 'wrap':
+          served(entry.token, entry.issuer);
+          break;
+        case 'replicated':
+          served(entry.token, entry.to);
+          break;
+        default:
+      }
+    },
+
+    reasonFor: (token: Token) => revoked.get(token),
+    isRevoked: (token: Token) => revoked.has(token),
+
+    /** Revoke `token` (the caller checked the authority): on disk before anyone is told, so that no crash undoes it. */
+    async revoke(token: Token, reason: string): Promise<void> {
+      if (revoked.has(token)) return;
+      journal.append({ kind: 'revoke', token, reason, by: identity.principal });
+      await journal.flush();
+      await announce(noticeOf(token)!);
+    },
+
+    /**
+     * A revocation from peer `from`. Believed if its issuer's signature checks
+     * out and the issuer is the one this node knows for the token: from the
+     * closure record if it holds it, else from the peer whose answers it cached
+     * (that peer was this node's only source for the token in the first place).
+     * Returns whether it was news; throws what makes it unbelievable.
+     */
+    async hear(notice: RevocationNotice, from: Principal): Promise<boolean> {
+      if (revoked.has(notice.token)) return false;
+      if (!isSignedRevocation(notice)) throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: the signature does not prove ${notice.by}`);
+      const delegation = await delegationOf(notice.token).catch(() => undefined);
+      const closure = delegation ? undefined : await closureHere(notice.token).catch(() => undefined);
+      if (!delegation && !closure && !upstream.has(notice.token)) {
+        // Most likely a delegation whose calls have not reached this node yet: kept until one does,
+        // and believed then if its delegator signed it.
+        let bySigner = unseen.get(notice.token);
+        if (!bySigner) {
+          if (unseen.size >= MAX_UNSEEN_REVOCATIONS) unseen.delete(unseen.keys().next().value!);
+          unseen.set(notice.token, (bySigner = new Map()));
+        }
+        if (bySigner.size < MAX_SIGNERS_PER_UNSEEN && !bySigner.has(notice.by)) bySigner.set(notice.by, { notice, from });
+        return false;
+      }
+      const vouched = delegation ? delegation.delegator === notice.by : closure ? closure.issuer === notice.by : upstream.get(notice.token) === from;
+      if (!vouched) {
+        const why = delegation ? `${notice.by} is not its delegator` : closure ? `${notice.by} is not its issuer` : `this node did not get it from ${from}`;
+        throw new KernelError('ERR_BAD_REVOCATION', `revocation of ${notice.token}: ${why}`);
+      }
+      if (!believe(notice, from)) return false;
+      // On disk before the sender hears it was taken, and before anyone else hears it.
+      await journal.flush();
+      await announce(notice);
+      return true;
+    },
+
+    /** A delegation seen here for the first time: a revocation of it heard before now applies if its delegator signed it. */
+    learned(delegation: Delegation) {
+      // Only the delegator's own notice counts: one by anyone else cannot stand in for it or push it out.
+      const early = unseen.get(delegation.token)?.get(delegation.delegator);
+      unseen.delete(delegation.token);
+      if (early) believe(early.notice, early.from);
+    },
+
+    /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
+    revocationsFor(peer: Principal): RevocationNotice[] {
+      const found: RevocationNotice[] = [];
+      for (const [token, audience] of servedTo) {
+        if (audience.has(peer) && revoked.has(token)) found.push(noticeOf(token)!);
+      }
+      return found;
+    },
+
+    /** Listen for revocations made or heard here; returns a function that stops listening. */
+    onRevocation(listener: RevocationListener): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    /** The signed notice of a revocation made or heard here, to hand to a node that must hear it. */
+    noticeOf,
+  });
+};

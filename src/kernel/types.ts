@@ -1,0 +1,231 @@
+/// <reference types="ses" />
+/**
+ * The kernel's public shapes: what it takes (powers, limits, specs, call
+ * options), what it gives (answers, replicas, chains, pending calls), and
+ * the one error class its owner API throws.
+ */
+import type { Principal, Token } from '../caps/ids.js';
+import type { BlockStore } from '../store/types.js';
+import type { Identity } from '../identity/identity.js';
+import type { GridValue } from '../closures/values.js';
+import type { Journal } from '../journal/journal.js';
+import { GridError } from '../caps/errors.js';
+import type { Outcome } from '../caps/outcome.js';
+import type { RevocationNotice } from './revocations.js';
+import { STORAGE_QUOTA, type StorageQuota } from './quota.js';
+import type { Kernel } from './kernel.js';
+
+export type { Outcome } from '../caps/outcome.js';
+
+
+/** An outcome as a node gives it to a peer: may whoever receives it cache it, or fetch the closure itself? */
+export interface Answer {
+  readonly outcome: Outcome;
+  readonly cacheable: boolean;
+  /** The closure is replicable: the receiver may fetch it and answer it on its own. */
+  readonly replicable?: boolean;
+  /** The fulfilled value's canonical bytes, when the kernel holds them already: a reply need not encode it again. */
+  readonly valueBytes?: Uint8Array;
+}
+
+/** A replicable closure's blocks: its record, and its modules with dependencies first. */
+export interface Replica {
+  readonly closure: Uint8Array;
+  readonly modules: readonly Uint8Array[];
+}
+
+/**
+ * What a call through a delegation brings, so that the node that answers it
+ * needs nothing from the delegators: the chain's records (outermost first)
+ * and the policy modules it uses that are not shipped with every node.
+ */
+export interface ChainBlocks {
+  readonly links: readonly Uint8Array[];
+  readonly modules: readonly Uint8Array[];
+}
+
+export interface DelegateSpec {
+  /** The token to delegate: one this node issued, or one delegated to it. */
+  readonly token: string;
+  /** Who may call the new token. */
+  readonly to: readonly string[];
+  /** Policies, each a module exporting `screen` (or the name of a shipped policy) with its settings. */
+  readonly policies?: ReadonlyArray<{ readonly module: string; readonly settings?: unknown }>;
+}
+
+/** A call waiting for approvals, as `pendingFor` shows it to an approver or its caller. */
+export interface PendingView {
+  /** The further promise: approvers call it with "approve", the caller calls it to collect. */
+  readonly token: Token;
+  /** The delegation the call came through. */
+  readonly delegation: Token;
+  readonly caller: Principal;
+  readonly args: readonly GridValue[];
+  /** Why it waits, as its policy says. */
+  readonly reason: string;
+  /** Whose approvals count (empty if the policy does not say), and who has approved. */
+  readonly approvers: readonly Principal[];
+  readonly approvedBy: readonly Principal[];
+  /** When it began to wait (the node's clock). */
+  readonly since: number;
+  /** What the principal asking may do: approve it, or collect its answer. */
+  readonly yours: 'approve' | 'collect';
+}
+
+export interface KernelLimits {
+  /** Wall-clock budget for one call, nested calls included. */
+  readonly callTimeoutMs: number;
+  /** How deep `ctx.call` may nest. */
+  readonly maxCallDepth: number;
+  /** How many `ctx.call`s one call may make. */
+  readonly maxFanOut: number;
+  /** How many further promises `follow` chases before giving up. */
+  readonly maxFollow: number;
+  /** How many nodes a forwarded call may pass through. */
+  readonly maxHops: number;
+  /** Pure-call results kept in memory; past it, the least recently used go first (pure-cache.ts). */
+  readonly maxCacheEntries: number;
+  /** Bytes of pure-call results (arguments and values) kept in memory, at most. */
+  readonly maxCacheBytes: number;
+  /** Vat worker threads. */
+  readonly vats: number;
+  /** Heap budget of one vat, in MiB. */
+  readonly vatMemoryMb: number;
+  /** Most 64 KiB pages a WebAssembly closure's memory may grow to. */
+  readonly wasmMaxPages: number;
+  /**
+   * Most calls one caller may have waiting for approvals on this node at
+   * once: the node's own limit (10,000) is shared, and one caller must not
+   * fill it for everyone else.
+   */
+  readonly maxWaitingPerCaller: number;
+  /** What one caller, and all callers but this node together, may make it store (quota.ts). */
+  readonly storage: StorageQuota;
+}
+
+export const DEFAULT_LIMITS: KernelLimits = harden({
+  callTimeoutMs: 5000,
+  maxCallDepth: 16,
+  maxFanOut: 64,
+  maxFollow: 16,
+  maxHops: 8,
+  maxCacheEntries: 100_000,
+  maxCacheBytes: 64 * 1024 * 1024,
+  vats: 2,
+  vatMemoryMb: 256,
+  wasmMaxPages: 256,
+  maxWaitingPerCaller: 1000,
+  storage: STORAGE_QUOTA,
+});
+
+export interface KernelPowers {
+  readonly store: BlockStore;
+  readonly identity: Identity;
+  readonly journal: Journal;
+  readonly clock: () => number;
+  readonly randomBytes: (length: number) => Uint8Array;
+  readonly setTimer: (ms: number, callback: () => void) => () => void;
+  readonly limits?: Partial<KernelLimits>;
+  /** The policies shipped with the node, by name (`expiry`, `rate`, …): module source text. */
+  readonly policies?: Readonly<Record<string, string>>;
+  /** Called once the journal is closed (e.g. to release the home lock). */
+  readonly onClose?: () => Promise<void>;
+  /** Where lines logged by closures (grid.log) go; dropped if absent. */
+  readonly log?: (token: Token, line: string) => void;
+  /** Peers to ask about tokens this node does not hold (forwarding); none if absent. */
+  readonly forward?: Forwarder;
+  /** Serving this kernel to the network and calling other nodes; the kernel has no network without it. */
+  readonly network?: Network;
+}
+
+/** What the kernel needs of a network: the Node wiring gives WebSockets. */
+export interface Network {
+  /** Serve `kernel` to peers and clients; resolves once it listens. */
+  listen(kernel: Kernel, options: { host?: string; port?: number }): Promise<{ readonly url: string; close(): Promise<void> }>;
+  /** Call a token on the node at `url`, as this kernel's principal. Never rejects. */
+  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number; signal?: AbortSignal }): Promise<Outcome>;
+  /** Drop every connection it opened. */
+  close(): Promise<void>;
+}
+
+export interface CallOptions {
+  /** Chase further promises until fulfilled or revoked. */
+  readonly follow?: boolean;
+  /**
+   * With `follow`: how long to keep waiting on a further promise that is
+   * still pending (a call waiting for approvals), in milliseconds. Without
+   * it a call waits one call limit; past it the further promise is the answer.
+   */
+  readonly waitMs?: number;
+  /** Who is calling, when it is not this node (an authenticated connection's principal). */
+  readonly caller?: Principal;
+  /** The nodes a forwarded call has already passed through, first to last. */
+  readonly path?: readonly Principal[];
+  /** Make the call on the node at this URL (`ws://host:port`) rather than here. */
+  readonly via?: string;
+  /** The delegation chain of the token called, for a node that has not seen it. */
+  readonly chain?: ChainBlocks;
+  /**
+   * Cancels the call: it ends `revoked: cancelled by caller` wherever it is
+   * (its vat is stopped; calls it made, and a forwarded call's peer, are
+   * cancelled too). Journaled as the node's doing, never the issuer's.
+   */
+  readonly signal?: AbortSignal;
+}
+
+export interface AnswerOptions extends CallOptions {
+  /** `args` as they arrived, canonical CBOR the strict decoder accepted: the kernel need not encode them again. */
+  readonly argsBytes?: Uint8Array;
+}
+
+/**
+ * Ask peers to answer a call this node has no closure for, before the
+ * clock reads `deadline`; `undefined` if no peer knows the token.
+ */
+export type Forwarder = (request: {
+  readonly token: Token;
+  readonly args: readonly GridValue[];
+  readonly path: readonly Principal[];
+  readonly deadline: number;
+  readonly chain?: ChainBlocks;
+  readonly signal?: AbortSignal;
+}) => Promise<{ readonly answer: Answer; readonly peer?: Principal; readonly replica?: Replica } | undefined>;
+
+/**
+ * Told of every revocation this node makes or hears, with the principals it
+ * gave cacheable answers for the token: they must hear of it too.
+ */
+export type RevocationListener = (notice: RevocationNotice, audience: ReadonlySet<Principal>) => Promise<void> | void;
+
+export interface IssueSpec {
+  readonly code: string;
+  readonly export: string;
+  readonly env?: unknown;
+  /** A time limit for each call, below the node's own (`limits.callTimeoutMs`). */
+  readonly timeLimitMs?: number;
+  /** Let holders of the token fetch the closure and run it themselves (its env is then public to them). */
+  readonly replicable?: boolean;
+}
+
+export class KernelError extends GridError {}
+
+/** The part of a call's state that nested calls share. */
+export interface CallFrame {
+  readonly caller: Principal;
+  readonly path: readonly Principal[];
+  readonly depth: number;
+  readonly parent: number | undefined;
+  deadline: number;
+  /** The caller's cancel, shared by every call this one makes. */
+  readonly signal?: AbortSignal;
+}
+
+/** One call's end, as the pipeline hands it up: `pure` if it may be cached, with its value's canonical bytes. */
+export interface Invoked {
+  readonly outcome: Outcome;
+  readonly pure: boolean;
+  readonly valueBytes?: Uint8Array;
+}
+
+/** How much longer than a call's own limit a caller waits for another node's answer. */
+export const REMOTE_GRACE_MS = 1000;
