@@ -15,8 +15,8 @@
  * the same `#apply`, so what a restart rebuilds is what the live kernel knew.
  */
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
-import { revoked, MAX_REASON, type Outcome } from '../caps/outcome.js';
-import { bytesKey, CLOSURE_API } from '../closures/values.js';
+import { fulfilled, revoked, MAX_REASON, type Outcome } from '../caps/outcome.js';
+import { bytesKey } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/graph.js';
@@ -151,7 +151,7 @@ export class Kernel {
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;
       if (call && !this.#revocations.isRevoked(call.token)) {
-        this.#cache.set(call.token, bytesKey(encodedPayload(call)!), { outcome: Object.freeze({ status: 'fulfilled', value: entry.value }), from: entry.seq, valueBytes: encodedPayload(entry)! });
+        this.#cache.set(call.token, bytesKey(encodedPayload(call)!), { outcome: fulfilled(entry.value), from: entry.seq, valueBytes: encodedPayload(entry)! });
       }
     }
     this.#calls.settled(entry);
@@ -335,5 +335,3 @@ export class Kernel {
     }
   }
 }
-
-export { CLOSURE_API };

@@ -9,7 +9,7 @@
  * not kept at all.
  */
 import type { Token } from '../caps/ids.js';
-import type { Outcome } from './kernel.js';
+import type { Outcome } from '../caps/outcome.js';
 
 export interface CachedAnswer {
   readonly outcome: Outcome;
