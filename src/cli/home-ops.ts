@@ -89,10 +89,16 @@ const serveHome = async (kernel: Kernel, nodePath: string): Promise<string> => {
 export const withHome = async <T>(
   inv: Invocation,
   body: (home: HomeOps, names: PetNames) => Promise<T>,
-  options: { limits?: Partial<KernelLimits>; serve?: boolean } = {},
+  options: { limits?: Partial<KernelLimits>; serve?: boolean; analyzes?: boolean } = {},
 ): Promise<T> => {
   const paths = homePaths(inv.home);
   let node = await runningNode(paths.node);
+  if (!node && options.analyzes) {
+    // A command that analyzes modules loads the parser (~0.5 s, seconds on a busy machine) before it
+    // takes the home's lock, not while other commands and a starting node wait for it.
+    await loadModuleParser();
+    node = await runningNode(paths.node);
+  }
   if (!node) {
     const served = new AbortController();
     const watching = watchForNode(paths.node, served);

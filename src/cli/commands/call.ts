@@ -128,6 +128,7 @@ export const callCommand = (session: Session) =>
           printFollowed(inv, follow, home.nodeUrl, started),
         ), {
         limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
+        analyzes: true,
       });
     },
   );

@@ -39,6 +39,6 @@ export const issueCommand = (session: Session) =>
         if (name !== undefined) await setName(names, name, token, opts.force === true);
         inv.io.out(inv.json ? toJsonText({ token, code }) : token);
         return EXIT.ok;
-      });
+      }, { analyzes: true });
     },
   );

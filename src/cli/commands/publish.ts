@@ -33,6 +33,6 @@ export const publishCommand = (session: Session) =>
         if (name !== undefined) await setName(names, name, published[0]!.cid, opts.force === true);
         inv.io.out(inv.json ? toJsonText({ modules: published }) : published.map((p) => p.cid).join('\n'));
         return EXIT.ok;
-      });
+      }, { analyzes: true });
     },
   );

@@ -39,9 +39,13 @@ export const runCommand = (session: Session) =>
       if (moduleKindOf(bytes) === 'wasm') {
         return runWasiCommand(bytes, { args, clock: opts.clock === true, random: opts.random === true, maxPages: DEFAULT_LIMITS.wasmMaxPages });
       }
-      return withHome(inv, async (home) => {
-        const token = await home.issue({ code: await home.publish(bytes), export: 'main' });
-        return printOutcome(inv, await home.call(token, args, { follow: true }));
-      });
+      return withHome(
+        inv,
+        async (home) => {
+          const token = await home.issue({ code: await home.publish(bytes), export: 'main' });
+          return printOutcome(inv, await home.call(token, args, { follow: true }));
+        },
+        { analyzes: true },
+      );
     },
   );

@@ -40,8 +40,9 @@ export const startCommand = (session: Session) =>
       const listen = text(opts.listen);
       const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
-      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (main.ts imports every verb).
-      const [{ startNode }, { logLevelFrom, makeLog }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js')]);
+      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (main.ts imports every verb);
+      // so is the module parser (~0.5 s), before the home's lock is taken: the first call on a module must not spend its time limit on it.
+      const [{ startNode }, { logLevelFrom, makeLog }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), loadModuleParser()]);
       let level;
       try {
         level = logLevelFrom(inv.env, inv.debug);
@@ -87,8 +88,6 @@ export const startCommand = (session: Session) =>
             ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
             : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
         );
-        // The module parser (~0.5 s) loads now rather than in the first call that needs it; an error there resurfaces on that call.
-        loadModuleParser().catch(() => {});
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
