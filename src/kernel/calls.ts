@@ -74,7 +74,6 @@ export const makeCallPipeline = (parts: {
    * right now against what the answer stores.
    */
   const settle = (seq: number, token: Token, caller: Principal, reserved: number, { outcome, pure, valueBytes }: Invoked): Invoked => {
-    if (outcome.status !== 'fulfilled') quota.charge(caller, RECORD_BYTES - reserved);
     if (outcome.status === 'fulfilled') {
       const value = valueBytes ?? encodeValue(outcome.value);
       quota.charge(caller, RECORD_BYTES + value.length - reserved);
@@ -82,11 +81,11 @@ export const makeCallPipeline = (parts: {
       journal.append({ kind: 'fulfilled', call: seq, value, pure, decoded: outcome.value });
       // A revocation may have landed while the call ran: then the answer is no longer one to keep.
       if (pure && !revocations.isRevoked(token)) return { outcome, pure: true, valueBytes: value };
-    } else if (outcome.status === 'revoked') {
-      journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome) });
-    } else {
-      journal.append({ kind: 'promised', call: seq, token: outcome.token });
+      return impure(outcome);
     }
+    quota.charge(caller, RECORD_BYTES - reserved);
+    if (outcome.status === 'revoked') journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome) });
+    else journal.append({ kind: 'promised', call: seq, token: outcome.token });
     return impure(outcome);
   };
 

@@ -111,7 +111,6 @@ export const makeDelegationTable = ({
     /** Whether `token` is a delegation already read here. */
     known: (token: Token) => delegations.has(token),
     delegationOf,
-    chainOf,
 
     /**
      * The chain under `outer` and the closure it ends at, if this node holds
