@@ -4,6 +4,7 @@
  * asking for the owner's methods too.
  */
 import '../src/perimeter/lockdown.js';
+import { recordingLog } from './_helpers.js';
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { E } from '@endo/far';
@@ -11,19 +12,8 @@ import { openKernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { MAX_LOGGED_REFUSALS, serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
-import type { Log } from '../src/net/log.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
-
-const recordingLog = () => {
-  const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, message: string): void =>
-      void lines.push({ level, fields, message });
-  const log: Log = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: () => true, child: () => log };
-  return { log, lines };
-};
 
 /** A node logging into `lines`, and a stranger (a fresh key, no token) connected to it. */
 const strangerAtNode = async (t: ExecutionContext) => {

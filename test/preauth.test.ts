@@ -7,6 +7,7 @@
  * are generous multiples of the limits set here.
  */
 import '../src/perimeter/lockdown.js';
+import { recordingLog } from './_helpers.js';
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -15,7 +16,6 @@ import { openKernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { MAX_PREAUTH_BYTES, serveNode, type HttpLimits } from '../src/net/node.js';
 import { openSession, type Session } from '../src/net/session.js';
-import type { Log } from '../src/net/log.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 /** The most Node reads from a socket at once: the node may hold one read past its limit. */
@@ -24,16 +24,6 @@ const ONE_READ = 64 * 1024;
 const WS_CLOSE_TIMEOUT_MS = 30_000;
 /** Generous, for a loaded machine: the limits set here are a few hundred ms, what they replace 30 s. */
 const PROMPTLY_MS = WS_CLOSE_TIMEOUT_MS / 2;
-
-const recordingLog = () => {
-  const lines: Array<{ level: string; fields: Record<string, unknown>; message: string }> = [];
-  const at =
-    (level: string) =>
-    (fields: Record<string, unknown>, message: string): void =>
-      void lines.push({ level, fields, message });
-  const log: Log = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: () => true, child: () => log };
-  return { log, lines };
-};
 
 const serve = async (t: ExecutionContext, handshakeMs: number, http: Partial<HttpLimits> = {}) => {
   const identity = generateIdentity(random);
