@@ -1,6 +1,6 @@
 /**
  * What every verb shares: the invocation (home, output mode, io), exit
- * codes as DESIGN.md assigns them, printing an outcome, and defining a verb
+ * codes as README.md lists them (the CLI tour), printing an outcome, and defining a verb
  * on commander with the global options (`--home`, `--json`, `--debug`),
  * which are taken before or after the verb.
  */

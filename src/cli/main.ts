@@ -2,7 +2,7 @@
  * `grid`, the command line. The perimeter is established first; every
  * command then opens the home — or, when `grid start` is running a node on
  * it, goes through that node — does one thing, and exits with the code
- * DESIGN.md assigns: 0 fulfilled or done, 1 usage or input error, 3 revoked,
+ * README.md lists (the CLI tour): 0 fulfilled or done, 1 usage or input error, 3 revoked,
  * 4 unreachable or timed out. Errors are one line on stderr; `--debug` adds
  * the stack.
  *

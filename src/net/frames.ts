@@ -16,7 +16,8 @@
  *                                           other side ends it `revoked: cancelled by caller` (and stops its
  *                                           vat); no reply of its own, the call's reply says how it ended
  *
- * A call is addressed to the token itself, as DESIGN.md has it: the message
+ * A call is addressed to the token itself (README.md, "Choices made where
+ * the design is silent"): the message
  * is the call. Requests are numbered by their sender; every request gets
  * exactly one reply. This path carries the grid's calls without CapTP's
  * bookkeeping (exports, imports, GC messages), which costs a round trip

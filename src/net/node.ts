@@ -45,7 +45,7 @@ export interface ServeOptions {
   readonly sessions?: NodeSessions;
   /** Invitations and joining, once the node has them. */
   readonly membership?: () => Membership | undefined;
-  /** Serve the node's read-only web page on the same port (see web.ts); without it, plain HTTP gets 426. */
+  /** Serve the node's read-only web page on the same port (see src/web/page.ts); without it, plain HTTP gets 426. */
   readonly web?: WebOptions;
   /**
    * If `port` is taken, listen on a free one instead (logged at warn) rather

@@ -10,7 +10,7 @@
  * (the copies in and out are native); short frames, or a runtime without
  * WebAssembly, use DataView stores, which keep their fast path (about 3 ns
  * a byte). ws takes native masking from `http.websocketMask`
- * and `http.websocketUnmask` when they exist as it loads (lib/buffer-util.js);
+ * and `http.websocketUnmask` when they exist as it loads (ws's lib/buffer-util.js);
  * the perimeter imports this module first, so they exist before ws loads.
  */
 import { createRequire } from 'node:module';

@@ -40,7 +40,7 @@ export const startCommand = (session: Session) =>
       const listen = text(opts.listen);
       const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
-      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (main.ts imports every verb);
+      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb);
       // so is the module parser (~0.5 s), before the home's lock is taken: the first call on a module must not spend its time limit on it.
       const [{ startNode }, { logLevelFrom, makeLog }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), loadModuleParser()]);
       let level;
