@@ -14,6 +14,7 @@ import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVeri
 import { base58btc } from 'multiformats/bases/base58';
 import { Point } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { concatBytes } from '@noble/hashes/utils.js';
 import { asPrincipal, quote, type Principal } from '../caps/ids.js';
 import { isAcceptableKey, isAcceptableSignature } from './strict.js';
 
@@ -31,15 +32,7 @@ const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 
 const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
 /** Byte strings one after another: a domain prefix and what a signature covers, a DER prefix and a key. */
-export const concatBytes = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-};
+export { concatBytes };
 
 const assertBytes = (value: unknown, what: string): Uint8Array => {
   if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array (got ${quote(value)})`);

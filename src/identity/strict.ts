@@ -25,6 +25,7 @@
  * component cannot be caught by a blocklist; they are accepted exactly when
  * the cofactorless equation holds, as in OpenSSL, Go and dalek's `verify`.
  */
+import { bytesToHex } from '@noble/hashes/utils.js';
 
 /** The order of the prime subgroup, 2^252 + 27742317777372353535851937790883648493, little-endian. */
 const L_BYTES = Uint8Array.from([
@@ -70,13 +71,7 @@ const LOW_ORDER = new Set([
 ]);
 const LOW_ORDER_FIRST_BYTES = new Set([0x00, 0x01, 0x26, 0xc7, 0xec, 0xed, 0xee]);
 
-const toHex = (bytes: Uint8Array): string => {
-  let out = '';
-  for (const b of bytes) out += (b < 16 ? '0' : '') + b.toString(16);
-  return out;
-};
-
-export const isLowOrder = (point: Uint8Array): boolean => LOW_ORDER_FIRST_BYTES.has(point[0]!) && LOW_ORDER.has(toHex(point));
+export const isLowOrder = (point: Uint8Array): boolean => LOW_ORDER_FIRST_BYTES.has(point[0]!) && LOW_ORDER.has(bytesToHex(point));
 
 /** May this 32-byte string serve as a public key? */
 export const isAcceptableKey = (publicKey: Uint8Array): boolean =>
