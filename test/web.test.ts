@@ -3,7 +3,8 @@
  * (no key, a wrong key, a foreign Host, a non-loopback client, anything but
  * GET/HEAD, another site's WebSocket), and — in a real headless Chromium —
  * what it shows: the principal, the promise graph, a clicked node's record,
- * and new records arriving live. A screenshot lands in test/output/.
+ * and new records arriving live. One test per property; most share one node
+ * and one browser (see `graphNode`). Screenshots land in test/output/.
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
@@ -14,6 +15,7 @@ import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import type { Browser, Page } from 'playwright-core';
 import { tempDir } from './_helpers.js';
 import { eventually, gridProcesses } from './_processes.js';
 
@@ -87,15 +89,37 @@ const homeWithGraph = async (t: ExecutionContext) => {
   return { home, principal, hi, bye };
 };
 
-test('the web page refuses what it should, and the node keeps serving', async (t) => {
-  const { home, principal, hi } = await homeWithGraph(t);
-  const node = await startNode(t, home);
-  const { web, origin, key, port } = webOf(node);
+/**
+ * One node for the tests below, started once: a home with a graph and its
+ * `grid start` process (with Chromium, the slow part of this file). The tests
+ * that share it run serially, in the order written: those that only read it
+ * first, then those that call closures on it (which changes the counts the
+ * graph shows), then the one that stops it.
+ */
+const shared: Array<() => unknown> = [];
+/** Where the shared node's teardown goes: ava allows no `t.teardown` in hooks, so the file's last hook runs these. */
+const fileScope = { teardown: (fn: () => unknown) => void shared.push(fn) } as unknown as ExecutionContext;
+let started: Promise<Awaited<ReturnType<typeof homeWithGraph>> & { node: Awaited<ReturnType<typeof startNode>> } & ReturnType<typeof webOf>> | undefined;
+const graphNode = () =>
+  (started ??= (async () => {
+    const graph = await homeWithGraph(fileScope);
+    const node = await startNode(fileScope, graph.home);
+    return { ...graph, node, ...webOf(node) };
+  })());
+test.after.always(async () => {
+  for (const fn of shared.splice(0).reverse()) await fn();
+});
+
+test.serial('`grid start --json` and `grid web` print the page address, with a 192-bit key', async (t) => {
+  const { home, web, key, port } = await graphNode();
   t.regex(key, /^[A-Za-z0-9_-]{32,}$/, 'a 192-bit key, base64url');
   t.is(web, `http://127.0.0.1:${port}/?key=${key}`);
   t.is(await ok(home, ['web']), web, '`grid web` prints the address again');
   t.is(JSON.parse(await ok(home, ['web', '--json'])).web, web);
+});
 
+test.serial('the page is served with no-store, a CSP without unsafe sources, nosniff, no framing and no CORS', async (t) => {
+  const { web } = await graphNode();
   const page = await http(web);
   t.is(page.status, 200);
   t.regex(page.body, /<title>PromiseGrid node<\/title>/);
@@ -105,7 +129,10 @@ test('the web page refuses what it should, and the node keeps serving', async (t
   t.is(page.headers['x-content-type-options'], 'nosniff');
   t.is(page.headers['x-frame-options'], 'DENY');
   t.is(page.headers['access-control-allow-origin'], undefined);
+});
 
+test.serial('without its key, the page and every API are refused in one line that shows nothing of the graph', async (t) => {
+  const { origin, key, hi } = await graphNode();
   const wrongKey = key.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
   for (const [what, path, headers] of [
     ['the page without its key', '/', {}],
@@ -122,41 +149,56 @@ test('the web page refuses what it should, and the node keeps serving', async (t
     t.regex(reply.body, /^grid: [^\n]+\n$/, `${what}: one line`);
     t.false(reply.body.includes(hi), `${what}: nothing of the graph`);
   }
+});
 
+test.serial('with the key in X-Grid-Key the API answers, to 127.0.0.1 and to localhost', async (t) => {
+  const { origin, key, port, principal, hi } = await graphNode();
   const auth = { 'X-Grid-Key': key };
   const state = await http(origin, { path: '/api/state', headers: auth });
   t.is(state.status, 200);
   t.is(JSON.parse(state.body).principal, principal);
   t.true(JSON.parse(state.body).tokens.some((token: { token: string }) => token.token === hi));
   t.is((await http(origin, { path: '/api/state', headers: { ...auth, Host: `localhost:${port}` } })).status, 200, 'localhost names this node too');
+});
 
-  // DNS rebinding: evil.example resolving to 127.0.0.1 sends its own name as Host.
+/** What a raw TCP connection to the node's port gets back for `text`. */
+const raw = (port: string, text: string) =>
+  new Promise<string>((resolve) => {
+    let reply = '';
+    const socket = connect(Number(port), '127.0.0.1', () => socket.end(text));
+    socket.on('data', (chunk) => (reply += chunk));
+    socket.on('close', () => resolve(reply));
+    socket.on('error', () => resolve(reply));
+  });
+
+test.serial('a foreign Host, or none, is refused even with the key (DNS rebinding)', async (t) => {
+  const { origin, key, port } = await graphNode();
+  const auth = { 'X-Grid-Key': key };
+  // evil.example resolving to 127.0.0.1 sends its own name as Host.
   for (const host of ['evil.example', `evil.example:${port}`, '127.0.0.1', `127.0.0.1:${Number(port) + 1}`, `127.0.0.1:${port}.evil.example`]) {
     const reply = await http(origin, { path: '/api/state', headers: { ...auth, Host: host } });
     t.is(reply.status, 403, `Host ${JSON.stringify(host)}`);
     t.regex(reply.body, /^grid: unexpected Host/);
   }
-  const raw = (text: string) =>
-    new Promise<string>((resolve) => {
-      let reply = '';
-      const socket = connect(Number(port), '127.0.0.1', () => socket.end(text));
-      socket.on('data', (chunk) => (reply += chunk));
-      socket.on('close', () => resolve(reply));
-      socket.on('error', () => resolve(reply));
-    });
-  t.regex(await raw(`GET /api/state HTTP/1.0\r\nX-Grid-Key: ${key}\r\n\r\n`), /^HTTP\/1\.1 403 [^]*grid: unexpected Host ""/, 'no Host at all');
+  t.regex(await raw(port, `GET /api/state HTTP/1.0\r\nX-Grid-Key: ${key}\r\n\r\n`), /^HTTP\/1\.1 403 [^]*grid: unexpected Host ""/, 'no Host at all');
   const rebound = await http(origin, { path: `/?key=${key}`, headers: { Host: 'evil.example' } });
   t.is(rebound.status, 403, 'the page itself for a foreign Host');
+});
 
+test.serial('only GET and HEAD are served, and no method gets CORS', async (t) => {
+  const { origin, key } = await graphNode();
   for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
-    const reply = await http(origin, { method, path: '/api/state', headers: { ...auth, Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' } });
+    const reply = await http(origin, { method, path: '/api/state', headers: { 'X-Grid-Key': key, Origin: 'http://evil.example', 'Access-Control-Request-Method': 'POST' } });
     t.is(reply.status, 405, method);
     t.is(reply.headers.allow, 'GET, HEAD');
     t.is(reply.headers['access-control-allow-origin'], undefined, `${method}: no CORS`);
   }
-  t.is((await http(origin, { method: 'HEAD', path: '/api/state', headers: auth })).status, 200);
+  t.is((await http(origin, { method: 'HEAD', path: '/api/state', headers: { 'X-Grid-Key': key } })).status, 200);
+});
 
-  // Hostile and odd requests: each gets its one-line answer.
+test.serial('hostile and odd requests each get their one-line answer', async (t) => {
+  const { origin, key, port } = await graphNode();
+  const auth = { 'X-Grid-Key': key };
   t.is((await http(origin, { path: '/api/record?seq=abc', headers: auth })).status, 400);
   t.is((await http(origin, { path: '/api/record?seq=999999', headers: auth })).status, 404);
   t.is((await http(origin, { path: `/api/graph?filter=${'x'.repeat(300)}`, headers: auth })).status, 400);
@@ -167,13 +209,16 @@ test('the web page refuses what it should, and the node keeps serving', async (t
   const record = await http(origin, { path: '/api/record?seq=0', headers: auth });
   t.is(record.status, 200);
   t.is(JSON.parse(record.body).kind, 'issue');
-  t.regex(await raw('\x00\x01 not http\r\n\r\n'), /^HTTP\/1\.1 400 /, 'garbage that is not HTTP at all');
+  t.regex(await raw(port, '\x00\x01 not http\r\n\r\n'), /^HTTP\/1\.1 400 /, 'garbage that is not HTTP at all');
+});
 
-  // Live views are bounded, and a view that goes away frees its place.
+// Runs while no browser page holds a live view of the shared node.
+test.serial('live views are bounded, and a view that goes away frees its place', async (t) => {
+  const { key, port } = await graphNode();
   const views: ClientRequest[] = [];
   const openView = () =>
     new Promise<number>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/api/live', headers: auth }, (res) => {
+      const req = request({ host: '127.0.0.1', port, path: '/api/live', headers: { 'X-Grid-Key': key } }, (res) => {
         resolve(res.statusCode ?? 0);
         res.resume();
       });
@@ -187,16 +232,12 @@ test('the web page refuses what it should, and the node keeps serving', async (t
   for (const view of views.splice(0)) view.destroy();
   t.is(await eventually(openView, (status) => status === 200, 5000, 100), 200, 'closed views free their places');
   for (const view of views.splice(0)) view.destroy();
+});
 
-  // Another site's page, and the node's own page, cannot open the node's WebSocket.
+test.serial("neither another site's page nor the node's own page can open the node's WebSocket", async (t) => {
+  const { node, origin } = await graphNode();
   t.regex(await wsWithOrigin(node.url, 'http://evil.example'), /^refused 40[13]$/);
   t.regex(await wsWithOrigin(node.url, origin), /^refused 40[13]$/, "the page's own origin gets no WebSocket either");
-
-  // The node keeps serving: calls (through the node, over its WebSocket) and the page.
-  t.true(node.isRunning());
-  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
-  t.is((await http(web)).status, 200);
-  t.is(await node.stop(), 0);
 });
 
 const externalAddress = () =>
@@ -227,92 +268,137 @@ const address = externalAddress();
   t.is(await open.stop(), 0);
 });
 
-const browserTest = existsSync(CHROMIUM) || process.env.CI ? test : test.skip;
+const browserTest = existsSync(CHROMIUM) || process.env.CI ? test.serial : test.skip;
+const inBrowser = `in headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; .ci/run installs Debian's chromium)`}`;
 
-browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM}; .ci/run installs Debian's chromium)`}: the graph, a clicked node's record, live updates`, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`no Chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set GRID_CHROMIUM)`);
-    return;
-  }
-  t.timeout(120_000);
-  const { chromium } = await import('playwright-core');
-  const { home, principal, hi, bye } = await homeWithGraph(t);
-  const node = await startNode(t, home);
-  const { web } = webOf(node);
+/** One Chromium for the file, launched by the first test that needs it. */
+let launched: Promise<Browser> | undefined;
+const chromiumBrowser = () =>
+  (launched ??= (async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: .ci/run installs Debian's chromium package (or set GRID_CHROMIUM)`);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    shared.push(() => browser.close());
+    return browser;
+  })());
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  const problems: string[] = [];
+/** Console errors and warnings, and script errors, of every page the tests opened (the last browser test reads them). */
+const problems: string[] = [];
+
+/** A fresh page (closed when the test ends) on `url`. */
+const openPage = async (t: ExecutionContext, url: string) => {
+  const page = await (await chromiumBrowser()).newPage({ viewport: { width: 1400, height: 900 } });
+  t.teardown(() => page.close());
   page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${message.type()}: ${message.text()}`);
+    if (message.type() === 'error' || message.type() === 'warning') problems.push(`${t.title}: ${message.type()}: ${message.text()}`);
   });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  await page.goto(web);
+  page.on('pageerror', (error) => problems.push(`${t.title}: page error: ${error.message}`));
+  await page.goto(url);
+  return page;
+};
 
+type Graph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ id(): string; data(k: string): unknown }> };
+type Lookup = { getElementById(id: string): { nonempty(): boolean; data(k: string): unknown; renderedPosition(): { x: number; y: number } }; container(): HTMLElement };
+
+/** The shared node's page, once it is live and has drawn the graph. */
+const graphPage = async (t: ExecutionContext) => {
+  const node = await graphNode();
+  const page = await openPage(t, node.web);
+  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 15_000 });
+  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 20_000 });
+  return { ...node, page, fulfilledEdge: `${node.principal}>${node.hi}:fulfilled` };
+};
+
+/** A real mouse click where cytoscape drew the node `id`; resolves once the page shows it selected. */
+const clickNode = async (page: Page, id: string) => {
+  const at = await page.evaluate((id) => {
+    const cy = (window as unknown as { gridGraph: Lookup }).gridGraph;
+    const position = cy.getElementById(id).renderedPosition();
+    const box = cy.container().getBoundingClientRect();
+    return { x: box.left + position.x, y: box.top + position.y };
+  }, id);
+  await page.mouse.click(at.x, at.y);
+  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, id, { timeout: 15_000 });
+};
+
+browserTest(`${inBrowser}: the page shows the principal and, on load, the latest records newest first, with pet names`, async (t) => {
+  const { web, principal } = await graphNode();
+  const page = await openPage(t, web);
   await page.waitForFunction((p) => document.getElementById('principal')?.textContent === p, principal, { timeout: 20_000 });
-  // On first load, before anything new happens: the latest records, newest first, pet names in them.
   await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 15_000 });
   const loaded = await page.evaluate(() => ({ total: Number(document.getElementById('records')?.textContent), log: Array.from(document.querySelectorAll('#log li')).map((li) => li.textContent ?? '') }));
   t.true(loaded.log.length >= 10, 'the latest records are listed on load');
   t.true(loaded.log[0]!.startsWith(`#${loaded.total - 1} `), `the newest record first (${loaded.log[0]})`);
   t.true(loaded.log.some((line) => /revoke +bye\b.*enough/.test(line)), 'the revocation, with the pet name of the token revoked');
-  await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 4, undefined, { timeout: 20_000 });
-  type Graph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ id(): string; data(k: string): unknown }> };
+});
+
+browserTest(`${inBrowser}: the graph draws the principal, the tokens by pet name (the revoked one marked), the module and the calls`, async (t) => {
+  const { page, principal, hi, bye, fulfilledEdge } = await graphPage(t);
   const drawn = await page.evaluate(() => {
     const cy = (window as unknown as { gridGraph: Graph }).gridGraph;
     return {
-      nodes: cy.nodes().map((n) => [n.id(), n.data('kind'), n.data('revoked')] as const),
+      nodes: cy.nodes().map((n) => [n.id(), n.data('kind'), n.data('revoked'), n.data('label')] as const),
       edges: cy.edges().map((e) => [e.id(), e.data('count')] as const),
     };
   });
   const kinds = new Map(drawn.nodes.map(([id, kind]) => [id, kind]));
-  const labels = await page.evaluate(() => Object.fromEntries((window as unknown as { gridGraph: Graph }).gridGraph.nodes().map((n) => [n.id(), n.data('label')])));
-  t.is(labels[hi], 'hi', 'a token is labelled with its pet name');
-  t.is(labels[bye], 'bye');
+  const labels = new Map(drawn.nodes.map(([id, , , label]) => [id, label]));
+  t.is(labels.get(hi), 'hi', 'a token is labelled with its pet name');
+  t.is(labels.get(bye), 'bye');
   t.is(kinds.get(principal), 'principal');
   t.is(kinds.get(hi), 'token');
   t.is(kinds.get(bye), 'token');
   t.true(drawn.nodes.some(([id, kind, revoked]) => id === bye && kind === 'token' && revoked === true), 'the revoked token is marked');
   t.true([...kinds.values()].includes('module'));
-  const fulfilledEdge = `${principal}>${hi}:fulfilled`;
   t.deepEqual(
     drawn.edges.find(([id]) => id === fulfilledEdge),
     [fulfilledEdge, 2],
     'two calls fulfilled',
   );
-  await page.waitForFunction(() => /hi|greet/.test(document.getElementById('tokens')?.textContent ?? ''));
-  t.regex(await page.textContent('#tokens') ?? '', /#greet 2 calls/);
-  t.true((await page.$$eval('#tokens li', (items) => items.map((li) => li.textContent))).includes('hi #greet 2 calls'), 'hosted tokens by pet name');
+  await mkdir(OUTPUT, { recursive: true });
+  const shot = join(OUTPUT, 'web-node.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  t.log(`screenshot: ${shot}`);
+});
 
-  // A real mouse click where cytoscape drew the token.
-  const at = await page.evaluate((id) => {
-    const cy = (window as unknown as { gridGraph: { getElementById(id: string): { renderedPosition(): { x: number; y: number } }; container(): HTMLElement } }).gridGraph;
-    const position = cy.getElementById(id).renderedPosition();
-    const box = cy.container().getBoundingClientRect();
-    return { x: box.left + position.x, y: box.top + position.y };
-  }, hi);
-  await page.mouse.click(at.x, at.y);
-  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hi, { timeout: 15_000 });
+browserTest(`${inBrowser}: the hosted tokens are listed by pet name, with their calls`, async (t) => {
+  const { page } = await graphPage(t);
+  await page.waitForFunction(() => /hi|greet/.test(document.getElementById('tokens')?.textContent ?? ''));
+  t.regex((await page.textContent('#tokens')) ?? '', /#greet 2 calls/);
+  t.true((await page.$$eval('#tokens li', (items) => items.map((li) => li.textContent))).includes('hi #greet 2 calls'), 'hosted tokens by pet name');
+});
+
+browserTest(`${inBrowser}: a mouse click on a token shows its issue record and the calls on it`, async (t) => {
+  const { page, hi } = await graphPage(t);
+  await clickNode(page, hi);
   const shown = (await page.textContent('#record')) ?? '';
   t.regex(shown, /"kind": "issue"/);
-  t.true(shown.includes(`"token": "${hi}"`), 'the panel shows the token\'s issue record');
+  t.true(shown.includes(`"token": "${hi}"`), "the panel shows the token's issue record");
   t.regex((await page.textContent('#about')) ?? '', /"Ada"/, 'and the calls on it');
+});
 
-  // Live: a call made from the CLI shows up without a reload.
-  await page.waitForFunction(() => document.getElementById('live')?.textContent === 'live', undefined, { timeout: 15_000 });
-  const before = Number(await page.textContent('#records'));
-  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
-  await page.waitForFunction((n) => Number(document.getElementById('records')?.textContent) > n, before, { timeout: 15_000 });
-  await page.waitForFunction(
-    (id) => (window as unknown as { gridGraph: { getElementById(id: string): { data(k: string): unknown } } }).gridGraph.getElementById(id).data('count') === 3,
-    fulfilledEdge,
-    { timeout: 15_000 },
-  );
-  await page.waitForFunction(() => /"Cy"/.test(document.getElementById('about')?.textContent ?? ''), undefined, { timeout: 15_000 });
-  t.regex((await page.textContent('#log')) ?? '', /"Cy"/);
+browserTest(`${inBrowser}: filtering by a token draws only the part of the graph around it`, async (t) => {
+  const { page, hi, bye } = await graphPage(t);
+  await page.fill('#filter', bye);
+  await page.click('#filter-form button[type=submit]');
+  await page.waitForFunction((id) => !(window as unknown as { gridGraph: Lookup }).gridGraph.getElementById(id).nonempty(), hi, { timeout: 15_000 });
+  t.regex((await page.textContent('#graph-note')) ?? '', /filtered by/);
+});
 
-  // The page holds no authority: the node's WebSocket refuses its origin.
+browserTest(`${inBrowser}: the filter takes a pet name`, async (t) => {
+  const { page, hi, bye } = await graphPage(t);
+  await page.fill('#filter', 'hi');
+  await page.click('#filter-form button[type=submit]');
+  const drawnIds = () => page.evaluate(() => (window as unknown as { gridGraph: Graph }).gridGraph.nodes().map((n) => n.id()));
+  await page.waitForFunction(() => /^filtered by hi: /.test(document.getElementById('graph-note')?.textContent ?? ''), undefined, { timeout: 15_000 });
+  await page.waitForFunction((id) => (window as unknown as { gridGraph: Lookup }).gridGraph.getElementById(id).nonempty(), hi, { timeout: 15_000 });
+  t.true((await drawnIds()).includes(hi), 'filtered by its pet name, the token is drawn');
+  t.false((await drawnIds()).includes(bye), 'and the other is not');
+  t.regex((await page.textContent('#graph-note')) ?? '', /^filtered by hi: /);
+});
+
+browserTest(`${inBrowser}: the page holds no authority: the node's WebSocket refuses its origin`, async (t) => {
+  const { page, node } = await graphPage(t);
   const socket = await page.evaluate(
     (url) =>
       new Promise<string>((resolve) => {
@@ -323,47 +409,30 @@ browserTest(`headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHR
     node.url,
   );
   t.is(socket, 'refused');
-  // The WebSocket refusal is the one console error we caused on purpose.
-  const unexpected = problems.filter((text) => !/WebSocket connection to .* failed/.test(text));
-  t.deepEqual(unexpected, [], 'no CSP violations or script errors');
-
-  await mkdir(OUTPUT, { recursive: true });
-  const shot = join(OUTPUT, 'web-node.png');
-  await page.screenshot({ path: shot, fullPage: true });
-  t.log(`screenshot: ${shot}`);
-
-  // Filtering by the revoked token draws the part of the graph around it.
-  await page.fill('#filter', bye);
-  await page.click('#filter-form button[type=submit]');
-  await page.waitForFunction(
-    (id) => {
-      const cy = (window as unknown as { gridGraph: { getElementById(id: string): { nonempty(): boolean } } }).gridGraph;
-      return !cy.getElementById(id).nonempty();
-    },
-    hi,
-    { timeout: 15_000 },
-  );
-  t.regex((await page.textContent('#graph-note')) ?? '', /filtered by/);
-
-  // The filter takes a pet name.
-  await page.fill('#filter', 'hi');
-  await page.click('#filter-form button[type=submit]');
-  const drawnIds = () => page.evaluate(() => (window as unknown as { gridGraph: Graph }).gridGraph.nodes().map((n) => n.id()));
-  await page.waitForFunction((id) => (window as unknown as { gridGraph: { getElementById(id: string): { nonempty(): boolean } } }).gridGraph.getElementById(id).nonempty(), hi, { timeout: 15_000 });
-  await page.waitForFunction(() => /^filtered by hi: /.test(document.getElementById('graph-note')?.textContent ?? ''), undefined, { timeout: 15_000 });
-  t.true((await drawnIds()).includes(hi), 'filtered by its pet name, the token is drawn');
-  t.false((await drawnIds()).includes(bye), 'and the other is not');
-  t.regex((await page.textContent('#graph-note')) ?? '', /^filtered by hi: /);
-  t.is(await node.stop(), 0);
 });
 
-browserTest('headless Chromium: a graph of many tokens opens at a readable size, on its latest token', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.fail(`no Chromium at ${CHROMIUM}`);
-    return;
-  }
+// Calls a closure on the shared node: after the tests that count its calls.
+browserTest(`${inBrowser}: a call made from the CLI shows up live, without a reload, in the graph, the log and the selected token's calls`, async (t) => {
+  const { page, home, hi, fulfilledEdge } = await graphPage(t);
+  await clickNode(page, hi);
+  const count = (id: string) => (window as unknown as { gridGraph: Lookup }).gridGraph.getElementById(id).data('count');
+  const calls = Number(await page.evaluate(count, fulfilledEdge));
+  const before = Number(await page.textContent('#records'));
+  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
+  await page.waitForFunction((n) => Number(document.getElementById('records')?.textContent) > n, before, { timeout: 15_000 });
+  await page.waitForFunction(({ id, n }) => (window as unknown as { gridGraph: Lookup }).gridGraph.getElementById(id).data('count') === n, { id: fulfilledEdge, n: calls + 1 }, { timeout: 15_000 });
+  await page.waitForFunction(() => /"Cy"/.test(document.getElementById('about')?.textContent ?? ''), undefined, { timeout: 15_000 });
+  t.regex((await page.textContent('#log')) ?? '', /"Cy"/);
+});
+
+browserTest(`${inBrowser}: no page logged a CSP violation or a script error`, (t) => {
+  // The WebSocket refusal above is the one console error the tests cause on purpose.
+  const unexpected = problems.filter((text) => !/WebSocket connection to .* failed/.test(text));
+  t.deepEqual(unexpected, []);
+});
+
+browserTest(`${inBrowser}: a graph of many tokens opens at a readable size, on its latest token`, async (t) => {
   t.timeout(120_000);
-  const { chromium } = await import('playwright-core');
   const home = await tempDir(t);
   await ok(home, ['init']);
   // Thirty tokens, issued in one process.
@@ -377,10 +446,7 @@ browserTest('headless Chromium: a graph of many tokens opens at a readable size,
   if (!latest) return t.fail(`the REPL said: ${said}`);
   await ok(home, ['name', 'newest', latest]);
   const node = await startNode(t, home);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  await page.goto(webOf(node).web);
+  const page = await openPage(t, webOf(node).web);
   await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 32, undefined, { timeout: 20_000 });
   const view = await page.evaluate((id) => {
     const cy = (window as unknown as { gridGraph: any }).gridGraph;
@@ -394,5 +460,13 @@ browserTest('headless Chromium: a graph of many tokens opens at a readable size,
   t.true(view.box.x1 >= 0 && view.box.x2 <= view.width && view.box.y1 >= 0 && view.box.y2 <= view.height, 'the latest token is in view');
   await mkdir(OUTPUT, { recursive: true });
   await page.screenshot({ path: join(OUTPUT, 'web-many-tokens.png') });
+  t.is(await node.stop(), 0);
+});
+
+test.serial('after all of the above, the node still serves calls (over its WebSocket) and its page, and stops cleanly', async (t) => {
+  const { node, home, web } = await graphNode();
+  t.true(node.isRunning());
+  t.is(await ok(home, ['call', 'hi', '"Cy"']), '"hi, Cy"');
+  t.is((await http(web)).status, 200);
   t.is(await node.stop(), 0);
 });
