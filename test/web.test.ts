@@ -431,21 +431,31 @@ browserTest(`${inBrowser}: no page logged a CSP violation or a script error`, (t
   t.deepEqual(unexpected, []);
 });
 
+/** A home with thirty tokens, issued in one process, the latest named `newest`, and its node. */
+let manyStarted: Promise<{ node: Awaited<ReturnType<typeof startNode>>; latest: string }> | undefined;
+const manyTokensNode = () =>
+  (manyStarted ??= (async () => {
+    const home = await tempDir(fileScope);
+    await ok(home, ['init']);
+    const repl = spawn(process.execPath, [join(process.cwd(), 'bin', 'grid.js'), 'repl', '--home', home], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GRID_HOME: '' } });
+    let said = '';
+    repl.stdout.on('data', (chunk) => (said += chunk));
+    repl.stdin.write(`const code = await grid.publish('export const greet = (ctx, name) => ctx.env.greeting + name;'); const tokens = []; for (let i = 0; i < 30; i++) tokens.push(await grid.issue({ code, export: 'greet', env: { greeting: 'g' + i } })); 'issued ' + tokens.at(-1)\n`);
+    const latest = await eventually(async () => /issued (\w+)/.exec(said)?.[1], (token) => token !== undefined, 60_000, 100);
+    repl.stdin.end();
+    await new Promise((resolve) => repl.on('close', resolve));
+    if (!latest) throw new Error(`the REPL said: ${said}`);
+    await ok(home, ['name', 'newest', latest]);
+    return { node: await startNode(fileScope, home), latest };
+  })());
+
+// The slow set-ups start at once, side by side; each test awaits the one it needs.
+test.before(() => {
+  for (const setup of [graphNode(), ...(existsSync(CHROMIUM) ? [manyTokensNode(), chromiumBrowser()] : [])]) setup.catch(() => {}); // a failure is reported by the tests that await it
+});
+
 browserTest(`${inBrowser}: a graph of many tokens opens at a readable size, on its latest token`, async (t) => {
-  t.timeout(120_000);
-  const home = await tempDir(t);
-  await ok(home, ['init']);
-  // Thirty tokens, issued in one process.
-  const repl = spawn(process.execPath, [join(process.cwd(), 'bin', 'grid.js'), 'repl', '--home', home], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, GRID_HOME: '' } });
-  let said = '';
-  repl.stdout.on('data', (chunk) => (said += chunk));
-  repl.stdin.write(`const code = await grid.publish('export const greet = (ctx, name) => ctx.env.greeting + name;'); const tokens = []; for (let i = 0; i < 30; i++) tokens.push(await grid.issue({ code, export: 'greet', env: { greeting: 'g' + i } })); 'issued ' + tokens.at(-1)\n`);
-  const latest = await eventually(async () => /issued (\w+)/.exec(said)?.[1], (token) => token !== undefined, 60_000, 100);
-  repl.stdin.end();
-  await new Promise((resolve) => repl.on('close', resolve));
-  if (!latest) return t.fail(`the REPL said: ${said}`);
-  await ok(home, ['name', 'newest', latest]);
-  const node = await startNode(t, home);
+  const { node, latest } = await manyTokensNode();
   const page = await openPage(t, webOf(node).web);
   await page.waitForFunction(() => (window as unknown as { gridGraph?: { nodes(): { length: number } } }).gridGraph?.nodes().length! >= 32, undefined, { timeout: 20_000 });
   const view = await page.evaluate((id) => {
