@@ -14,7 +14,7 @@ import { loadIdentity } from '../identity/index.js';
 import { followJournalFile } from '../journal/fs-file.js';
 import type { Entry } from '../journal/journal.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome, type PendingView } from '../kernel/kernel.js';
-import { openKernel } from '../kernel/open.js';
+import { openKernel } from '../home/open.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import type { RemoteNode } from '../net/client.js';
 import { isPeerUrl } from '../net/membership.js';

@@ -6,7 +6,8 @@
 import { base64 } from 'multiformats/bases/base64';
 import { E } from '@endo/far';
 import WebSocket from 'ws';
-import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
+import type { DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
+import type { Answer, ChainBlocks } from '../wire/shapes.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
