@@ -6,17 +6,18 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
-import { base64 } from 'multiformats/bases/base64';
 import { E, Far } from '@endo/far';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { DelegateSpec, Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
+import type { Forwarder, Kernel } from '../kernel/kernel.js';
+import { ownerOf } from '../kernel/owner.js';
 import { makePeers, type Peers, type PeerState } from './peers.js';
 import { makeMembership, type Membership, type MembershipPowers } from './membership.js';
-import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './client.js';
+import { connectNode } from './client.js';
+import { ownerFacet, serveOperation } from './owner.js';
 import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
@@ -177,26 +178,14 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   const member = () => membership() ?? refuse('ERR_NO_INVITATIONS', 'this node takes no invitations');
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   // What waits here for this peer's approval, or for it to collect.
-  const pending = () => pendingAsText(kernel.pendingFor(peer));
+  const pending = serveOperation('pending', async () => kernel.pendingFor(peer));
   const everyone = { principal: () => kernel.principal, call, redeem, address, pending };
-  // The node's own principal — its home's CLI — also gets to act as the node.
+  // The node's own principal — its home's CLI — also gets to act as the node: the owner API (kernel/owner.ts), and invitations.
+  const { pending: _forOwner, ...operations } = ownerFacet(ownerOf(kernel));
   const owner = {
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
-    /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
-    publish: (text: string) => kernel.publish(base64.baseDecode(String(text))),
-    issue: (spec: IssueSpec) => kernel.issue(spec),
-    delegate: (spec: DelegateSpec) => kernel.delegate(spec),
-    revocationNotice: (token: string) => {
-      const notice = kernel.revocationNotice(token);
-      return notice && { ...notice, signature: base64.baseEncode(notice.signature) };
-    },
-    importChain: (token: string, links: string[], modules: string[]) => kernel.importChain(token, { links: blocksFromText(links), modules: blocksFromText(modules) }),
-    chainBlocks: async (token: string) => {
-      const blocks = await kernel.chainBlocks(token);
-      return blocks && { links: blocksAsText(blocks.links), modules: blocksAsText(blocks.modules) };
-    },
-    revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
+    ...operations,
   };
   if (peer === kernel.principal) return Far('PromiseGridOwner', refusing({ ...everyone, ...owner }, log, peer));
   // Anyone else asking for the owner's methods is refused by name, in one line (CapTP's own "no such method" is an Error, logged with its stack).
