@@ -5,8 +5,9 @@
  */
 import './perimeter/lockdown.js';
 
-export { openKernel, type OpenKernelOptions } from './kernel/open.js';
-export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type Answer, type Replica, type ChainBlocks, type DelegateSpec, type PendingView, untilSettled } from './kernel/kernel.js';
+export { openKernel, type OpenKernelOptions } from './home/open.js';
+export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type DelegateSpec, type PendingView, untilSettled } from './kernel/kernel.js';
+export type { Answer, Replica, ChainBlocks } from './wire/shapes.js';
 export { asToken, asModuleId, asPrincipal, asBlockId, isToken, type Token, type ModuleId, type Principal, type BlockId } from './caps/ids.js';
 export { isLink, link, type GridValue, type Link } from './closures/values.js';
 export { PublishError } from './closures/runner.js';

@@ -9,7 +9,7 @@ import { announceNode, runningNode } from '../src/home/running-node.js';
 import { loadIdentity } from '../src/identity/index.js';
 import { Journal, memoryJournalFile, type AppendBody } from '../src/journal/journal.js';
 import { openFsJournalFile } from '../src/journal/fs-file.js';
-import { openKernel, repairHome } from '../src/kernel/open.js';
+import { openKernel, repairHome } from '../src/home/open.js';
 import { encodeValue } from '../src/closures/values.js';
 import type { Principal, Token } from '../src/caps/ids.js';
 import type { Identity } from '../src/identity/identity.js';

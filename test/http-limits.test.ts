@@ -13,13 +13,14 @@ import { openKernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { serveNode, HTTP_LIMITS, type HttpLimits } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
+import { makeWebPage } from '../src/web/page.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
 const serve = async (t: import('ava').ExecutionContext, http: Partial<HttpLimits>) => {
   const identity = generateIdentity(random);
   const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
-  const server = await serveNode(kernel, { identity, random, http, web: { key: 'k'.repeat(32) } });
+  const server = await serveNode(kernel, { identity, random, http, web: makeWebPage(kernel, { key: 'k'.repeat(32) }) });
   t.teardown(async () => {
     await server.close();
     await kernel.close();

@@ -1,5 +1,5 @@
 /**
- * The perimeter installs WebSocket masking for ws (net/ws-mask.ts): ws must
+ * The perimeter installs WebSocket masking for ws (perimeter/ws-mask.ts): ws must
  * have taken it as it loaded, and it must XOR exactly as the protocol says
  * (in JavaScript below 1 KiB, through WebAssembly a MiB at a time above),
  * at every length and offset.

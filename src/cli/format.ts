@@ -1,7 +1,8 @@
 /**
  * Grid data as JSON text, in the DAG-JSON conventions: a link is
  * `{"/": "<cid>"}`, bytes are `{"/": {"bytes": "<base64>"}}`, and integers
- * beyond 2^53 are written as exact JSON numbers.
+ * beyond 2^53 are written as exact JSON numbers. Printing is wire/json.ts's
+ * (the web page prints the same way); parsing arguments is here.
  *
  * Numbers are exact both ways. JSON.parse reads 9007199254740993 as
  * 9007199254740992, and Node 20's JSON.parse has no reviver access to a
@@ -15,24 +16,7 @@ import { isInteger, parse as parseLossless } from 'lossless-json';
 import { quote } from '../caps/ids.js';
 import { MAX_INTEGER, MIN_INTEGER } from '../wire/cbor.js';
 
-const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
-
-export const toJsonText = (value: unknown, indent?: number): string => {
-  const placeholders: string[] = [];
-  const text = JSON.stringify(
-    value,
-    function replacer(this: unknown, _key, v) {
-      if (typeof v === 'bigint' || Object.is(v, -0)) {
-        placeholders.push(Object.is(v, -0) ? '-0' : v.toString());
-        return `\u0000big${placeholders.length - 1}\u0000`;
-      }
-      if (v instanceof Uint8Array) return { '/': { bytes: toBase64(v) } };
-      return v;
-    },
-    indent,
-  );
-  return text.replace(/"\\u0000big(\d+)\\u0000"/g, (_m, index) => placeholders[Number(index)]!);
-};
+export { toJsonText } from '../wire/json.js';
 
 /**
  * A JSON number as grid data, exactly: an integer (no fraction, no exponent)

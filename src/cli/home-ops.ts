@@ -4,7 +4,7 @@
  * principal.
  */
 import { randomBytes } from 'node:crypto';
-import type { ModuleId, Token } from '../caps/ids.js';
+import type { Token } from '../caps/ids.js';
 import { loadModuleParser } from '../closures/modules.js';
 import { homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
@@ -13,9 +13,9 @@ import { announceNode, retractNode, runningNode, type RunningNode } from '../hom
 import { loadIdentity } from '../identity/index.js';
 import { followJournalFile } from '../journal/fs-file.js';
 import type { Entry } from '../journal/journal.js';
-import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type ChainBlocks, type DelegateSpec, type Forwarder, type IssueSpec, type Kernel, type KernelLimits, type Outcome, type PendingView } from '../kernel/kernel.js';
-import { openKernel } from '../kernel/open.js';
-import type { RevocationNotice } from '../kernel/revocations.js';
+import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type Kernel, type KernelLimits } from '../kernel/kernel.js';
+import { ownerOf, type NodeOwner } from '../kernel/owner.js';
+import { openKernel } from '../home/open.js';
 import type { RemoteNode } from '../net/client.js';
 import { isPeerUrl } from '../net/membership.js';
 import { quote } from '../caps/ids.js';
@@ -28,21 +28,11 @@ import { UnreachableError, type Invocation } from './invocation.js';
  * node, as the home's own principal, and reads the journal without the lock:
  * it is append-only).
  */
-export interface HomeOps {
-  publish(bytes: Uint8Array): Promise<ModuleId>;
-  issue(spec: IssueSpec): Promise<Token>;
-  revoke(token: string, reason?: string): Promise<void>;
-  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks; signal?: AbortSignal }): Promise<Outcome>;
-  delegate(spec: DelegateSpec): Promise<Token>;
-  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
-  importChain(token: string, chain: ChainBlocks): Promise<void>;
+export interface HomeOps extends NodeOwner {
+  /** The home's journal: the kernel's here, or read from the file the running node writes. */
   entries(): Promise<readonly Entry[]>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
-  /** A revocation's signed notice, to hand to the node that answers the token. */
-  notice(token: string): Promise<RevocationNotice | undefined>;
-  /** Calls waiting here for this home's approval, or for it to collect (they live in a running node's memory). */
-  pending(): Promise<PendingView[]>;
 }
 
 /** How often a command waiting for the home's lock looks whether a node now serves the home. */
@@ -108,20 +98,16 @@ export const withHome = async <T>(
         async (kernel, names) => {
           watching.stop();
           const nodeUrl = options.serve ? await serveHome(kernel, paths.node) : undefined;
+          const owner = ownerOf(kernel);
           try {
             return await body(
               {
+                ...owner,
                 // The module parser loads on first use (closures/modules.ts); before a call's clock starts, not out of its time.
-                publish: async (bytes) => (await loadModuleParser(), kernel.publish(bytes)),
-                issue: async (spec) => (await loadModuleParser(), kernel.issue(spec)),
-                revoke: (token, reason) => kernel.revoke(token, reason),
-                call: async (token, args, callOptions) => (await loadModuleParser(), kernel.call(token, args, callOptions)),
-                delegate: (spec) => kernel.delegate(spec),
-                chainBlocks: (token) => kernel.chainBlocks(token),
-                importChain: async (token, chain) => void (await kernel.importChain(token, chain)),
-                notice: async (token) => kernel.revocationNotice(token),
+                publish: async (bytes) => (await loadModuleParser(), owner.publish(bytes)),
+                issue: async (spec) => (await loadModuleParser(), owner.issue(spec)),
+                call: async (token, args, callOptions) => (await loadModuleParser(), owner.call(token, args, callOptions)),
                 entries: async () => kernel.journal.entries(),
-                pending: async () => kernel.pendingFor(kernel.principal),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },
               names,
@@ -143,15 +129,8 @@ export const withHome = async <T>(
   const follower = followJournalFile(paths.journal, identity.principal);
   return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
-      publish: (bytes) => remote.publish(bytes),
-      issue: (spec) => remote.issue(spec),
-      revoke: (token, reason) => remote.revoke(token, reason),
+      ...remote,
       call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS }),
-      delegate: (spec) => remote.delegate(spec),
-      chainBlocks: (token) => remote.chainBlocks(token),
-      importChain: (token, chain) => remote.importChain(token, chain),
-      notice: (token) => remote.revocationNotice(token),
-      pending: () => remote.pending(),
       nodeUrl: node.url,
       // The node writes the journal; this follows it, reading only what was appended since the last look.
       entries: follower.entries,

@@ -15,6 +15,8 @@
  * the same `#apply`, so what a restart rebuilds is what the live kernel knew.
  */
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import type { BlockStore } from '../store/types.js';
+import type { Identity } from '../identity/identity.js';
 import { fulfilled, revoked, MAX_REASON, type Outcome } from '../caps/outcome.js';
 import { bytesKey } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
@@ -44,8 +46,8 @@ import {
   type ChainBlocks,
   type DelegateSpec,
   type IssueSpec,
+  type Forwarder,
   type KernelLimits,
-  type KernelPowers,
   type PendingView,
   type Replica,
   type RevocationListener,
@@ -53,6 +55,36 @@ import {
 
 export * from './types.js';
 export { untilSettled } from './until-settled.js';
+
+export interface KernelPowers {
+  readonly store: BlockStore;
+  readonly identity: Identity;
+  readonly journal: Journal;
+  readonly clock: () => number;
+  readonly randomBytes: (length: number) => Uint8Array;
+  readonly setTimer: (ms: number, callback: () => void) => () => void;
+  readonly limits?: Partial<KernelLimits>;
+  /** The policies shipped with the node, by name (`expiry`, `rate`, …): module source text. */
+  readonly policies?: Readonly<Record<string, string>>;
+  /** Called once the journal is closed (e.g. to release the home lock). */
+  readonly onClose?: () => Promise<void>;
+  /** Where lines logged by closures (grid.log) go; dropped if absent. */
+  readonly log?: (token: Token, line: string) => void;
+  /** Peers to ask about tokens this node does not hold (forwarding); none if absent. */
+  readonly forward?: Forwarder;
+  /** Serving this kernel to the network and calling other nodes; the kernel has no network without it. */
+  readonly network?: Network;
+}
+
+/** What the kernel needs of a network: the Node wiring gives WebSockets. */
+export interface Network {
+  /** Serve `kernel` to peers and clients; resolves once it listens. */
+  listen(kernel: Kernel, options: { host?: string; port?: number }): Promise<{ readonly url: string; close(): Promise<void> }>;
+  /** Call a token on the node at `url`, as this kernel's principal. Never rejects. */
+  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number; signal?: AbortSignal }): Promise<Outcome>;
+  /** Drop every connection it opened. */
+  close(): Promise<void>;
+}
 
 export class Kernel {
   readonly #powers: KernelPowers;

@@ -1,48 +1,20 @@
 /// <reference types="ses" />
 /**
- * The kernel's public shapes: what it takes (powers, limits, specs, call
- * options), what it gives (answers, replicas, chains, pending calls), and
- * the one error class its owner API throws.
+ * The kernel's public shapes: what it takes (limits, specs, call options),
+ * what it gives (pending calls; answers, replicas and chains are the wire's,
+ * wire/shapes.ts), and the one error class its owner API throws.
  */
 import type { Principal, Token } from '../caps/ids.js';
-import type { BlockStore } from '../store/types.js';
-import type { Identity } from '../identity/identity.js';
 import type { GridValue } from '../closures/values.js';
-import type { Journal } from '../journal/journal.js';
 import { GridError } from '../caps/errors.js';
 import type { Outcome } from '../caps/outcome.js';
 import type { RevocationNotice } from './revocations.js';
 import { STORAGE_QUOTA, type StorageQuota } from './quota.js';
-import type { Kernel } from './kernel.js';
+import type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 
 export type { Outcome } from '../caps/outcome.js';
+export type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 
-
-/** An outcome as a node gives it to a peer: may whoever receives it cache it, or fetch the closure itself? */
-export interface Answer {
-  readonly outcome: Outcome;
-  readonly cacheable: boolean;
-  /** The closure is replicable: the receiver may fetch it and answer it on its own. */
-  readonly replicable?: boolean;
-  /** The fulfilled value's canonical bytes, when the kernel holds them already: a reply need not encode it again. */
-  readonly valueBytes?: Uint8Array;
-}
-
-/** A replicable closure's blocks: its record, and its modules with dependencies first. */
-export interface Replica {
-  readonly closure: Uint8Array;
-  readonly modules: readonly Uint8Array[];
-}
-
-/**
- * What a call through a delegation brings, so that the node that answers it
- * needs nothing from the delegators: the chain's records (outermost first)
- * and the policy modules it uses that are not shipped with every node.
- */
-export interface ChainBlocks {
-  readonly links: readonly Uint8Array[];
-  readonly modules: readonly Uint8Array[];
-}
 
 export interface DelegateSpec {
   /** The token to delegate: one this node issued, or one delegated to it. */
@@ -117,36 +89,6 @@ export const DEFAULT_LIMITS: KernelLimits = harden({
   maxWaitingPerCaller: 1000,
   storage: STORAGE_QUOTA,
 });
-
-export interface KernelPowers {
-  readonly store: BlockStore;
-  readonly identity: Identity;
-  readonly journal: Journal;
-  readonly clock: () => number;
-  readonly randomBytes: (length: number) => Uint8Array;
-  readonly setTimer: (ms: number, callback: () => void) => () => void;
-  readonly limits?: Partial<KernelLimits>;
-  /** The policies shipped with the node, by name (`expiry`, `rate`, …): module source text. */
-  readonly policies?: Readonly<Record<string, string>>;
-  /** Called once the journal is closed (e.g. to release the home lock). */
-  readonly onClose?: () => Promise<void>;
-  /** Where lines logged by closures (grid.log) go; dropped if absent. */
-  readonly log?: (token: Token, line: string) => void;
-  /** Peers to ask about tokens this node does not hold (forwarding); none if absent. */
-  readonly forward?: Forwarder;
-  /** Serving this kernel to the network and calling other nodes; the kernel has no network without it. */
-  readonly network?: Network;
-}
-
-/** What the kernel needs of a network: the Node wiring gives WebSockets. */
-export interface Network {
-  /** Serve `kernel` to peers and clients; resolves once it listens. */
-  listen(kernel: Kernel, options: { host?: string; port?: number }): Promise<{ readonly url: string; close(): Promise<void> }>;
-  /** Call a token on the node at `url`, as this kernel's principal. Never rejects. */
-  call(url: string, token: string, args: readonly unknown[], options: { follow?: boolean; timeoutMs: number; signal?: AbortSignal }): Promise<Outcome>;
-  /** Drop every connection it opened. */
-  close(): Promise<void>;
-}
 
 export interface CallOptions {
   /** Chase further promises until fulfilled or revoked. */

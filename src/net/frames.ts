@@ -29,7 +29,8 @@ import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type 
 import { decodeValue, encodeValue, VALUE_LIMITS, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
 import { encode, encodeMessage, type DecodeLimits, type Message } from '../wire/index.js';
-import type { Answer, ChainBlocks, Outcome, Replica } from '../kernel/kernel.js';
+import type { Outcome } from '../caps/outcome.js';
+import type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 
 /** The protocol records the envelope's first CID names. */

@@ -8,7 +8,7 @@ import { base64url } from 'multiformats/bases/base64';
 import { quote } from '../caps/ids.js';
 import { GridError } from '../caps/errors.js';
 import { decode, encode } from '../wire/index.js';
-import type { ChainBlocks } from '../kernel/kernel.js';
+import type { ChainBlocks } from '../wire/shapes.js';
 import { chainFrom, chainValue } from './frames.js';
 
 export class GridUrlError extends GridError {}

@@ -11,9 +11,7 @@ import { E } from '@endo/eventual-send';
 import { asPrincipal, type Principal } from '../caps/ids.js';
 import { parseGridUrl } from './grid-url.js';
 import { GridError } from '../caps/errors.js';
-import type { Invitations } from '../home/invitations.js';
-import type { RemoteNode } from './client.js';
-import type { Peers } from './peers.js';
+import type { Session } from './session.js';
 
 class JoinError extends GridError {}
 
@@ -27,8 +25,14 @@ export interface Welcome {
   readonly peers: readonly string[];
 }
 
+/** A connection to another node, as membership uses it (a RemoteNode, client.ts). */
+export interface Reached {
+  readonly session: Pick<Session, 'bootstrap' | 'peer'>;
+  close(): void;
+}
+
 /** Redeem an invitation at the node `remote` is connected to. */
-export const redeemInvitation = async (remote: RemoteNode, invitation: string, joinerUrl: string | undefined): Promise<Welcome> => {
+export const redeemInvitation = async (remote: Reached, invitation: string, joinerUrl: string | undefined): Promise<Welcome> => {
   let peers: unknown;
   try {
     peers = await E(remote.session.bootstrap() as Promise<{ redeem(token: string, url?: string): Promise<string[]> }>).redeem(invitation, joinerUrl);
@@ -44,11 +48,16 @@ export const redeemInvitation = async (remote: RemoteNode, invitation: string, j
 export interface MembershipPowers {
   readonly principal: Principal;
   readonly url: string;
-  readonly peers: Peers;
-  readonly invitations: Invitations;
+  /** The peers the node keeps (Peers, peers.ts). */
+  readonly peers: { add(url: string): void; state(): ReadonlyArray<{ readonly url: string }> };
+  /** Where invitations are kept (Invitations, home/invitations.ts). */
+  readonly invitations: {
+    create(introducer: Principal, expires: number, nonce: Uint8Array): Promise<string>;
+    redeem(token: string, now: number): Promise<unknown>;
+  };
   readonly clock: () => number;
   readonly random: (n: number) => Uint8Array;
-  readonly connect: (url: string) => Promise<RemoteNode>;
+  readonly connect: (url: string) => Promise<Reached>;
   /** Keep these peer URLs across restarts. */
   readonly remember: (urls: readonly string[]) => Promise<void>;
 }

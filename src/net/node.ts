@@ -6,20 +6,19 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
-import { base64, base64url } from 'multiformats/bases/base64';
 import { E, Far } from '@endo/far';
-import { createServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Principal } from '../caps/ids.js';
 import type { Identity } from '../identity/identity.js';
-import type { DelegateSpec, Forwarder, IssueSpec, Kernel } from '../kernel/kernel.js';
-import { makePeers, type Peers } from './peers.js';
-import { makeMembership, type Membership } from './membership.js';
-import { blocksAsText, blocksFromText, connectNode, pendingAsText } from './client.js';
-import type { Invitations } from '../home/invitations.js';
+import type { Forwarder, Kernel } from '../kernel/kernel.js';
+import { ownerOf } from '../kernel/owner.js';
+import { makePeers, type Peers, type PeerState } from './peers.js';
+import { makeMembership, type Membership, type MembershipPowers } from './membership.js';
+import { connectNode } from './client.js';
+import { ownerFacet, serveOperation } from './owner.js';
 import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
-import { makeWebPage, type WebOptions } from '../web/page.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
 import { describeThrown, GridError } from '../caps/errors.js';
@@ -31,6 +30,21 @@ export interface NodeServer {
   /** The web page's address, access key included, when the node serves one. */
   readonly web?: string;
   close(): Promise<void>;
+}
+
+/**
+ * The node's web page (web/page.ts makes one), as the HTTP side of its port
+ * serves it: made by whoever starts the node, so net/ needs nothing of web/.
+ */
+export interface WebPage {
+  /** Answer one HTTP request. Never throws. */
+  handle(request: IncomingMessage, response: ServerResponse): void;
+  /** The page's address, key included, for the listen host and port. */
+  url(host: string, port: number): string;
+  /** Once the server listens: its port, which every accepted Host header must carry. */
+  listening(host: string, port: number): void;
+  /** End the live streams and stop listening to the journal. */
+  close(): void;
 }
 
 export interface ServeOptions {
@@ -45,8 +59,8 @@ export interface ServeOptions {
   readonly sessions?: NodeSessions;
   /** Invitations and joining, once the node has them. */
   readonly membership?: () => Membership | undefined;
-  /** Serve the node's read-only web page on the same port (see src/web/page.ts); without it, plain HTTP gets 426. */
-  readonly web?: WebOptions;
+  /** Serve the node's read-only web page (src/web/page.ts) on the same port, closed with the server or if serving fails; without it, plain HTTP gets 426. */
+  readonly web?: WebPage;
   /**
    * If `port` is taken, listen on a free one instead (logged at warn) rather
    * than fail: a node coming back on its remembered port whose port someone
@@ -164,26 +178,14 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   const member = () => membership() ?? refuse('ERR_NO_INVITATIONS', 'this node takes no invitations');
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   // What waits here for this peer's approval, or for it to collect.
-  const pending = () => pendingAsText(kernel.pendingFor(peer));
+  const pending = serveOperation('pending', async () => kernel.pendingFor(peer));
   const everyone = { principal: () => kernel.principal, call, redeem, address, pending };
-  // The node's own principal — its home's CLI — also gets to act as the node.
+  // The node's own principal — its home's CLI — also gets to act as the node: the owner API (kernel/owner.ts), and invitations.
+  const { pending: _forOwner, ...operations } = ownerFacet(ownerOf(kernel));
   const owner = {
     invite: (expiresInMs: number) => member().invite(Number(expiresInMs)),
     join: (invitationUrl: string) => member().join(String(invitationUrl)),
-    /** Module bytes travel as base64: CapTP passes strings, not byte arrays. */
-    publish: (text: string) => kernel.publish(base64.baseDecode(String(text))),
-    issue: (spec: IssueSpec) => kernel.issue(spec),
-    delegate: (spec: DelegateSpec) => kernel.delegate(spec),
-    revocationNotice: (token: string) => {
-      const notice = kernel.revocationNotice(token);
-      return notice && { ...notice, signature: base64.baseEncode(notice.signature) };
-    },
-    importChain: (token: string, links: string[], modules: string[]) => kernel.importChain(token, { links: blocksFromText(links), modules: blocksFromText(modules) }),
-    chainBlocks: async (token: string) => {
-      const blocks = await kernel.chainBlocks(token);
-      return blocks && { links: blocksAsText(blocks.links), modules: blocksAsText(blocks.modules) };
-    },
-    revoke: (token: string, reason?: string) => kernel.revoke(token, reason),
+    ...operations,
   };
   if (peer === kernel.principal) return Far('PromiseGridOwner', refusing({ ...everyone, ...owner }, log, peer));
   // Anyone else asking for the owner's methods is refused by name, in one line (CapTP's own "no such method" is an Error, logged with its stack).
@@ -420,13 +422,19 @@ const capPending = (http: Server, limits: HttpLimits, log: Log) => {
 };
 
 export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<NodeServer> => {
-  if (options.identity.principal !== kernel.principal) {
-    throw new TypeError(`serveNode: the node must authenticate as its kernel's principal ${kernel.principal}`);
+  const page = options.web;
+  let limits: HttpLimits;
+  try {
+    if (options.identity.principal !== kernel.principal) {
+      throw new TypeError(`serveNode: the node must authenticate as its kernel's principal ${kernel.principal}`);
+    }
+    limits = httpLimits(options.http);
+  } catch (error) {
+    page?.close();
+    throw error;
   }
   const allowed = new Set(options.allowedOrigins ?? []);
-  const limits = httpLimits(options.http);
   const log = options.log ?? silentLog;
-  const page = options.web ? makeWebPage(kernel, options.web) : undefined;
   // One port for both: WebSocket upgrades go to the node's sessions, plain
   // HTTP to the web page — or, without one, the 426 that ws itself answers.
   const http = createServer(
@@ -534,11 +542,11 @@ export interface GridNode {
 export const startNode = async (
   open: (forward: Forwarder) => Promise<Kernel>,
   options: Omit<ServeOptions, 'sessions' | 'membership' | 'web'> & {
-    /** Serve the web page too, with a fresh access key (192 bits of `random`) unless one is given. */
-    readonly web?: Omit<WebOptions, 'key' | 'peers'> & { readonly key?: string };
+    /** Serve a web page too: made here for the kernel, given the peers as they stand (web/page.ts). */
+    readonly web?: (kernel: Kernel, peers: () => readonly PeerState[]) => WebPage;
     readonly peers?: readonly string[];
     /** Where invitations are kept; without it the node hands out none. */
-    readonly invitations?: Invitations;
+    readonly invitations?: MembershipPowers['invitations'];
     /** Keep peer URLs learned by joining across restarts. */
     readonly remember?: (urls: readonly string[]) => Promise<void>;
     /** Address records believed before a restart, and where to keep them (addresses.ts). */
@@ -572,7 +580,7 @@ export const startNode = async (
   try {
     const { web: webOptions, ...serveOptions } = options;
     const p = peers;
-    const web: WebOptions | undefined = webOptions && { ...webOptions, key: webOptions.key ?? base64url.baseEncode(random(24)), peers: () => p.state() };
+    const web = webOptions?.(kernel, () => p.state());
     server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
     log.info({ event: 'listening', principal: kernel.principal, url: server.url }, `node ${kernel.principal} listening on ${server.url}`);
     sessions.listening(server.url);

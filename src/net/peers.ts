@@ -11,9 +11,10 @@
 import type { Principal } from '../caps/ids.js';
 import { CANCELLED } from '../caps/cancel.js';
 import type { Identity } from '../identity/identity.js';
-import type { Answer, Forwarder } from '../kernel/kernel.js';
+import type { Forwarder } from '../kernel/kernel.js';
+import type { Answer } from '../wire/shapes.js';
 import { connectNode, type RemoteNode } from './client.js';
-import type { NodeSessions } from './node.js';
+import type { Session, SessionOptions } from './session.js';
 import { silentLog, type Log } from './log.js';
 
 export interface PeerState {
@@ -44,6 +45,12 @@ const NOT_HERE = new Set(['unknown token', 'forwarding loop']);
 const unreachable: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: 'unreachable' }), cacheable: false });
 const cancelled: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: CANCELLED }), cacheable: false });
 
+/** What the peers need of the node's sessions (NodeSessions, node.ts): what to offer a peer, and to hear of each session. */
+export interface PeerSessions {
+  offer: NonNullable<SessionOptions['offer']>;
+  track(session: Session, options: { dialled?: boolean }): void;
+}
+
 interface Peer {
   readonly url: string;
   principal?: Principal;
@@ -61,7 +68,7 @@ export const makePeers = (
     identity: Identity;
     random: (n: number) => Uint8Array;
     /** The node's sessions: peers' calls and revocations are handled as on inbound connections. */
-    sessions?: NodeSessions;
+    sessions?: PeerSessions;
     clock?: () => number;
     log?: Log;
     setTimer?: (ms: number, callback: () => void) => () => void;

@@ -18,7 +18,7 @@ import type { Principal, Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
 import { encodeBulkValue, MAX_VALUE_ITEMS, type GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
-import type { Answer, Replica } from '../kernel/kernel.js';
+import type { Answer, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, leadingCidBytes, type DecodeLimits, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';

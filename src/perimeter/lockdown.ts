@@ -3,8 +3,8 @@
  * and installs `HandledPromise` for eventual send. Every entry point imports it
  * first: ESM evaluates imports in order, so nothing of ours runs in an
  * unhardened realm. It is the only module in the tree with a side effect on
- * import (besides net/ws-mask.ts, which it imports so that ws, loaded later,
+ * import (besides ws-mask.ts, which it imports so that ws, loaded later,
  * masks frames without the store loop lockdown makes slow).
  */
 import '@endo/init';
-import '../net/ws-mask.js';
+import './ws-mask.js';

@@ -14,21 +14,14 @@ import type { Entry } from '../journal/journal.js';
 import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
 import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
-import type { ModuleId, Principal, Token } from '../caps/ids.js';
+import type { NodeOwner } from '../kernel/owner.js';
+import type { Principal, Token } from '../caps/ids.js';
 import { formatGridUrl, type GridUrl } from '../net/grid-url.js';
 import { describeThrown } from '../caps/errors.js';
 
-/** What the REPL needs of a home: the kernel opened here, or the home's running node. */
-export interface ReplHome {
-  publish(bytes: Uint8Array): Promise<ModuleId>;
-  issue(spec: IssueSpec): Promise<Token>;
-  call(token: string, args: readonly unknown[], options: { follow?: boolean; chain?: ChainBlocks }): Promise<Outcome>;
-  delegate(spec: DelegateSpec): Promise<Token>;
-  revoke(token: string, reason?: string): Promise<void>;
+/** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
+export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain'> {
   entries(): Promise<readonly Entry[]>;
-  /** The records and modules a call through delegated `token` carries, for its grid URL. */
-  chainBlocks(token: string): Promise<ChainBlocks | undefined>;
-  importChain(token: string, chain: ChainBlocks): Promise<void>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
 }

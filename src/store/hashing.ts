@@ -19,9 +19,9 @@ import type { MultihashHasher } from 'multiformats/hashes/interface';
 import { sha256, sha512 } from 'multiformats/hashes/sha2';
 import { blake3 as blake3Digest } from '@noble/hashes/blake3.js';
 import { quote } from '../caps/ids.js';
-import { StoreError } from './types.js';
+import { StoreError, type HashName } from './types.js';
 
-export type HashName = 'sha2-256' | 'sha2-512' | 'blake3';
+export type { HashName };
 
 interface HashFunction {
   readonly name: HashName;

@@ -7,7 +7,9 @@
 import type { CID } from 'multiformats/cid';
 import { GridError } from '../caps/errors.js';
 import { quote } from '../caps/ids.js';
-import type { HashName } from './hashing.js';
+
+/** The multihash functions a block may be named with (hashing.ts). */
+export type HashName = 'sha2-256' | 'sha2-512' | 'blake3';
 
 export interface PutOptions {
   /** Multicodec of the content: raw 0x55 (the default) or dag-cbor 0x71. */

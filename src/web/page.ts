@@ -34,8 +34,9 @@ import type { Kernel } from '../kernel/kernel.js';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, pictureOf, renderText, shortId } from '../journal/graph.js';
 import type { Token } from '../caps/ids.js';
-import { toJsonText } from '../cli/format.js';
+import { toJsonText } from '../wire/json.js';
 import type { PeerState } from '../net/peers.js';
+import type { WebPage } from '../net/node.js';
 
 export interface WebOptions {
   /** The access key the page and the API require. */
@@ -51,18 +52,6 @@ export interface WebOptions {
   readonly clock?: () => number;
 }
 
-export interface WebPage {
-  /** Answer one HTTP request. Never throws. */
-  handle(request: IncomingMessage, response: ServerResponse): void;
-  /** The page's address, key included, for the listen host and port. */
-  url(host: string, port: number): string;
-  /** Once the server listens: its port, which every accepted Host header must carry. */
-  listening(host: string, port: number): void;
-  /** End the live streams and stop listening to the journal. */
-  close(): void;
-}
-
-/** Records drawn when the page asks for the graph, at most (the most recent of the selection). */
 export const MAX_DRAWN_RECORDS = 2000;
 /** Live streams served at once; one more gets 503. */
 export const MAX_LIVE_CLIENTS = 16;

@@ -1,7 +1,7 @@
 /** `grid repair`: a journal whose chain breaks part way keeps the records before the break; the rest moves aside. */
 import { homePaths } from '../../home/home.js';
 import { runningNode } from '../../home/running-node.js';
-import { repairHome } from '../../kernel/open.js';
+import { repairHome } from '../../home/open.js';
 import { toJsonText, UsageError } from '../format.js';
 import { EXIT, verb, type Session } from '../invocation.js';
 

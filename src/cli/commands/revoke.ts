@@ -35,7 +35,7 @@ export const revokeCommand = (session: Session) =>
         // (Not this home's own node, which made the revocation.)
         const given = text(opts.via) ?? target.via;
         const via = given === home.nodeUrl ? undefined : given;
-        const notice = via ? await home.notice(target.token) : undefined;
+        const notice = via ? await home.revocationNotice(target.token) : undefined;
         if (via && notice) await tellRevocation(inv, via, notice);
         inv.io.out(inv.json ? toJsonText({ revoked: target.token, ...(notice ? { told: via } : {}) }) : `revoked ${target.token}${notice ? `; told ${via}` : ''}`);
         return EXIT.ok;

@@ -1,4 +1,5 @@
 /** `grid start`: run a node on the home, with its web page on the same port. */
+import { base64url } from 'multiformats/bases/base64';
 import { randomBytes } from 'node:crypto';
 import { quote } from '../../caps/ids.js';
 import { loadModuleParser } from '../../closures/modules.js';
@@ -42,7 +43,7 @@ export const startCommand = (session: Session) =>
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
       // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb);
       // so is the module parser (~0.5 s), before the home's lock is taken: the first call on a module must not spend its time limit on it.
-      const [{ startNode }, { logLevelFrom, makeLog }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), loadModuleParser()]);
+      const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), import('../../web/page.js'), loadModuleParser()]);
       let level;
       try {
         level = logLevelFrom(inv.env, inv.debug);
@@ -77,8 +78,15 @@ export const startCommand = (session: Session) =>
         log,
         addresses: { known: await loadAddresses(paths.addresses), save: (records) => saveAddresses(paths.addresses, records) },
         moved: async (former, url) => void (await replacePeers(paths.peers, former, url)),
-        // The page shows the home's pet names (read-only; its filter takes them too).
-        web: { remote: opts.webRemote === true, hosts: webHosts, names: async () => (await PetNames.open(paths.names)).list().map(([name, entry]) => [name, entry.id] as const) },
+        // The page shows the home's pet names (read-only; its filter takes them too). Its access key is fresh: 192 bits of `random`.
+        web: (kernel, peers) =>
+          makeWebPage(kernel, {
+            key: base64url.baseEncode(random(24)),
+            peers,
+            remote: opts.webRemote === true,
+            hosts: webHosts,
+            names: async () => (await PetNames.open(paths.names)).list().map(([name, entry]) => [name, entry.id] as const),
+          }),
       });
       try {
         await announceNode(paths.node, node.server.url, node.server.web);

@@ -1,6 +1,8 @@
 /**
  * Node wiring for the kernel core: real files, the real clock, real
- * randomness and real timers for a home directory, or memory for tests.
+ * randomness, real timers and WebSockets for a home directory, or memory
+ * for tests. It lives above both the kernel and net/, which the kernel core
+ * never imports (test/import-graph.test.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -10,9 +12,9 @@ import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } f
 import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
-import { acquireHomeLock } from '../home/lock.js';
-import { createHomeDirs, homeExists, homePaths, NoHomeError } from '../home/home.js';
-import { Kernel, type Forwarder, type KernelLimits, type Network } from './kernel.js';
+import { acquireHomeLock } from './lock.js';
+import { createHomeDirs, homeExists, homePaths, NoHomeError } from './home.js';
+import { Kernel, type Forwarder, type KernelLimits, type Network } from '../kernel/kernel.js';
 // The network stack (ws, CapTP: ~0.3 s to load) is imported when a kernel first listens or reaches a node.
 import type { NodeSessions } from '../net/node.js';
 import type { RemoteNode } from '../net/client.js';

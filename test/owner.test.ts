@@ -1,0 +1,93 @@
+/**
+ * The owner API is defined once (kernel/owner.ts) and reached two ways: over
+ * a kernel in this process, and over CapTP to the running node (net/owner.ts
+ * derives the node's facet and the client's form from one table). Both forms
+ * must give the same answers, bytes included, and only the node's own
+ * principal may use the remote one.
+ */
+import '../src/perimeter/lockdown.js';
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { openKernel } from '../src/index.js';
+import { generateIdentity } from '../src/identity/index.js';
+import { serveNode } from '../src/net/node.js';
+import { connectNode } from '../src/net/client.js';
+import { OWNER_OPERATIONS } from '../src/net/owner.js';
+import { ownerOf, type NodeOwner } from '../src/kernel/owner.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+const node = async (t: import('ava').ExecutionContext) => {
+  const identity = generateIdentity(random);
+  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1 } });
+  const server = await serveNode(kernel, { identity, random });
+  t.teardown(async () => {
+    await server.close();
+    await kernel.close();
+  });
+  return { kernel, identity, url: server.url };
+};
+
+test('every owner operation but call crosses the owner facet (call travels as a grid message)', (t) => {
+  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending'];
+  t.deepEqual([...OWNER_OPERATIONS].sort(), [...operations].sort());
+});
+
+test('the owner API gives the same answers here and through the running node, bytes included', async (t) => {
+  const { kernel, identity, url } = await node(t);
+  const local = ownerOf(kernel);
+  const remote = await connectNode(url, { identity, random });
+  t.teardown(() => remote.close());
+  const bob = generateIdentity(random).principal;
+
+  const source = new TextEncoder().encode('export const add = (ctx, a, b) => a + b;');
+  const code = await remote.publish(source);
+  t.is(await local.publish(source), code, 'module bytes arrive whole');
+  const token = await remote.issue({ code, export: 'add' });
+  t.deepEqual(await remote.call(token, [2, 3]), { status: 'fulfilled', value: 5 });
+  t.deepEqual(await local.call(token, [2, 3]), { status: 'fulfilled', value: 5 });
+
+  const delegated = await remote.delegate({ token, to: [bob], policies: [{ module: 'rate', settings: { uses: 3 } }] });
+  const chain = await remote.chainBlocks(delegated);
+  t.truthy(chain);
+  t.deepEqual(chain, await local.chainBlocks(delegated), 'chain blocks cross as the same bytes');
+  t.true(chain!.links.every((block) => block instanceof Uint8Array));
+  t.is(await remote.chainBlocks(token), undefined, 'no chain: undefined either way');
+
+  // Another node takes the chain in through its owner.
+  const other = await node(t);
+  const toOther = await connectNode(other.url, { identity: other.identity, random });
+  t.teardown(() => toOther.close());
+  await toOther.importChain(delegated, chain!);
+  t.deepEqual(await ownerOf(other.kernel).chainBlocks(delegated), chain);
+
+  t.deepEqual(await remote.pending(), await local.pending());
+  t.is(await remote.revocationNotice(token), undefined);
+  await remote.revoke(token, 'done with it');
+  const notice = await remote.revocationNotice(token);
+  t.deepEqual(notice, await local.revocationNotice(token), 'the signed notice crosses with its signature bytes');
+  t.true(notice!.signature instanceof Uint8Array);
+  t.like(await local.call(token, [2, 3]), { status: 'revoked', reason: 'done with it' });
+});
+
+test('anyone but the node\'s own principal is refused every owner operation by name, except pending (their own)', async (t) => {
+  const { kernel, url } = await node(t);
+  const stranger = await connectNode(url, { identity: generateIdentity(random), random });
+  t.teardown(() => stranger.close());
+  const code = await kernel.publish('export const one = () => 1;');
+  const token = await kernel.issue({ code, export: 'one' });
+  const attempts: Record<Exclude<keyof NodeOwner, 'call' | 'pending'>, () => Promise<unknown>> = {
+    publish: () => stranger.publish(new Uint8Array([1, 2, 3])),
+    issue: () => stranger.issue({ code, export: 'one' }),
+    delegate: () => stranger.delegate({ token, to: [stranger.session.peer] }),
+    revoke: () => stranger.revoke(token),
+    chainBlocks: () => stranger.chainBlocks(token),
+    importChain: () => stranger.importChain(token, { links: [], modules: [] }),
+    revocationNotice: () => stranger.revocationNotice(token),
+  };
+  for (const [method, attempt] of Object.entries(attempts)) {
+    await t.throwsAsync(attempt, { message: `${method}: only this node's own principal may ${method} through it` }, method);
+  }
+  t.deepEqual(await stranger.pending(), []);
+  t.false(kernel.isRevoked(token));
+});
