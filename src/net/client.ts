@@ -10,6 +10,7 @@ import type { Answer, ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
+import { revoked } from '../caps/outcome.js';
 import type { Welcome } from './membership.js';
 import { verifyDisclosure, type Verified } from '../journal/disclosure.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
@@ -94,7 +95,7 @@ export const connectNode = async (
       try {
         checked = asToken(token);
       } catch (error) {
-        return Object.freeze({ status: 'revoked', reason: (error as Error).message });
+        return revoked('invalid', (error as Error).message);
       }
       return (await session.call(checked, args, callOptions)).outcome;
     },
