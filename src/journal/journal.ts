@@ -140,6 +140,8 @@ const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };
 const LINK_FIELDS = new Set(['token', 'code', 'inner']);
+/** Whether field `name` of a `kind` record is a link: a `revoked` record's `code` is its revoke code (a string), an `issue` record's its module. */
+const isLink = (kind: EntryKind, name: string) => LINK_FIELDS.has(name) && kind !== 'revoked';
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
@@ -226,7 +228,7 @@ const toRecord = (entry: Entry, prev: Uint8Array | null, sig?: Uint8Array): unkn
   for (const name of LAYOUT[entry.kind]) {
     if (name === 'sig') record.push(sig);
     else if (ENCODED_FIELDS.has(name)) record.push(encodedPayload(entry));
-    else if (LINK_FIELDS.has(name)) record.push(cidOf(fields[name] as string));
+    else if (isLink(entry.kind, name)) record.push(cidOf(fields[name] as string));
     else record.push(fields[name] ?? null);
   }
   return record;
@@ -261,7 +263,7 @@ const fromRecord = (record: unknown): { entry: Entry; prev: Uint8Array | null; s
       if (!(value instanceof Uint8Array)) throw bad(`${name} must be bytes`);
       decodeValue(value); // refuse a payload that is not canonical grid data now, not on first read
       payload = value;
-    } else if (LINK_FIELDS.has(name)) fields[name] = String(CID.asCID(value) ?? value);
+    } else if (isLink(kind, name)) fields[name] = String(CID.asCID(value) ?? value);
     else fields[name] = value === null ? undefined : value;
   });
   if (kind === 'revoked') fields.code = asRevokeCode(fields.code);
