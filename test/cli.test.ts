@@ -99,7 +99,7 @@ test('--json gives one JSON object per command', async (t) => {
   t.deepEqual(JSON.parse(await ok(home, ['call', issued.token, '2', '40', '--json'])), { status: 'fulfilled', value: 42 });
   const refused = await grid(home, ['call', issued.token, '"two"', '40', '--json']);
   t.is(refused.code, 3);
-  t.deepEqual(JSON.parse(refused.stdout), { status: 'revoked', reason: 'add expects two small integers, got string and number' });
+  t.deepEqual(JSON.parse(refused.stdout), { status: 'revoked', code: 'refused', reason: 'add expects two small integers, got string and number' });
   const failed = await grid(home, ['issue', 'no-such-module', '--export', 'f', '--json']);
   t.is(failed.code, 1);
   t.deepEqual(JSON.parse(failed.stdout), { error: 'module id is not a valid CID: "no-such-module"', code: 'ERR_USAGE' });

@@ -77,7 +77,7 @@ test('a call whose arguments hold 900k empty maps is answered revoked for its it
   const { url, echo } = await nodeWith(t);
   const peer = await rawPeer(url);
   peer.socket.send(encodeMessage(madeUpToken(), 1_000_000, emptyMaps(900_000), 0), { binary: true });
-  t.like((await peer.reply(1_000_000))?.outcome, { status: 'revoked', reason: `bad arguments: more than ${MAX_VALUE_ITEMS} items` });
+  t.like((await peer.reply(1_000_000))?.outcome, { status: 'revoked', code: 'invalid', reason: `bad arguments: more than ${MAX_VALUE_ITEMS} items` });
   peer.socket.send(encodeMessage(echo as Token, 1_000_001, emptyMaps(MAX_VALUE_ITEMS - 1), 0), { binary: true });
   const atTheLimit = await peer.reply(1_000_001);
   t.is(atTheLimit?.outcome.status, 'fulfilled', 'arguments of MAX_VALUE_ITEMS items are a call like any other');
@@ -178,7 +178,7 @@ test(`a peer has at most MAX_CALLS_PER_PEER (${MAX_CALLS_PER_PEER}) calls in fli
   for (let i = 0; i < half; i++) second.socket.send(encodeCall(i, spin as Token, [i], {}), { binary: true });
   await eventually(async () => ends(kernel, spin), (e) => e.calls === MAX_CALLS_PER_PEER, 30_000, 50);
   second.socket.send(encodeCall(half, echo as Token, ['one too many'], {}), { binary: true });
-  t.like((await second.reply(half))?.outcome, { status: 'revoked', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
+  t.like((await second.reply(half))?.outcome, { status: 'revoked', code: 'quota', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
   // Another principal is not counted with this one.
   const other = await connectNode(url, { identity: generateIdentity(random), random });
   t.teardown(() => other.close());

@@ -55,7 +55,7 @@ for (const [name, forward] of [
     const { kernel, stranger, journalBytes } = await nodeAndStranger(t, forward ? { forward } : {});
     const before = { bytes: await journalBytes(), records: kernel.journal.length };
     for (let i = 0; i < 20; i += 1) {
-      t.deepEqual(await stranger.session.call(made as never, [new Uint8Array(MB - 100)]), { outcome: { status: 'revoked', reason: 'unknown token' }, cacheable: false });
+      t.deepEqual(await stranger.session.call(made as never, [new Uint8Array(MB - 100)]), { outcome: { status: 'revoked', code: 'unknown-token', reason: 'unknown token' }, cacheable: false });
     }
     t.is(kernel.journal.length, before.records, 'no record of them');
     t.is(await journalBytes(), before.bytes);
@@ -87,7 +87,7 @@ test('a chain a stranger sends is stored only if it ends at a closure held here 
   // A chain the stranger made over a closure of its own, held nowhere near this node.
   const elsewhere = makeDelegation({ inner: sealToken(made), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
   const passed = await stranger.session.call(elsewhere.delegation.token, [[]], { chain: { links: [elsewhere.bytes], modules: [] } });
-  t.deepEqual(passed.outcome, { status: 'revoked', reason: 'unknown token' });
+  t.deepEqual(passed.outcome, { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
   t.is(await kernel.chainBlocks(elsewhere.delegation.token), undefined, 'not stored');
   // A chain over this node's closure, made by someone who is not its issuer.
   const forged = makeDelegation({ inner: sealToken(root), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
