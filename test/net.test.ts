@@ -5,7 +5,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { NodeSessions, serveNode, startNode, type NodeServer } from '../src/net/node.js';
@@ -16,7 +16,7 @@ import { encodeCall, encodeCancel, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '.
 import { asToken } from '../src/caps/ids.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
-import { openSession } from '../src/net/session.js';
+import { acceptSession, openSession } from '../src/net/session.js';
 import { E } from '@endo/far';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -204,6 +204,51 @@ test('forwarding stops at loops', async (t) => {
   t.deepEqual(passedOn.c, [[b.identity.principal, c.identity.principal]], 'the call did reach C, which passes it on to no node on its path');
   // Neither node holds the token: a call on it leaves no record on either (item 1 of the stranger issue).
   t.false([...b.kernel.journal.entries(), ...c.kernel.journal.entries()].some((e) => e.kind === 'call'));
+});
+
+test("a revoked answer's code crosses the wire: the forwarding node and its caller get the code of the node that ran the call", async (t) => {
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const no = (ctx) => ctx.revoke("not today");');
+  const no = await a.kernel.issue({ code, export: 'no' });
+  const b = await nodeWith(t, [a.server.url]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.deepEqual(await client.call(no, []), { status: 'revoked', code: 'refused', reason: 'not today' });
+  const ended = (kernel: Kernel) => kernel.journal.entries().find((e) => e.kind === 'revoked');
+  t.like(ended(a.kernel), { code: 'refused', cause: 'refused' }, "A journals its closure's refusal");
+  t.like(ended(b.kernel), { code: 'refused', cause: 'remote' }, "B journals A's code, weighed as another node's answer");
+  // A token no node holds: A answers B `unknown-token` by code, so B asks no further and answers its caller so.
+  t.deepEqual(await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
+});
+
+test('a peer that answers with a code this node does not know gets the fallback code, never a crash', async (t) => {
+  // A hostile node: it authenticates, then answers every call revoked under the code its argument names.
+  const identity = generateIdentity(random);
+  const hostile = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => hostile.once('listening', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => (hostile.clients.forEach((s) => s.terminate()), hostile.close(() => resolve()))));
+  const handlers = {
+    call: async (_token: unknown, args: unknown[]) => ({ outcome: { status: 'revoked', code: args[0], reason: 'says who' }, cacheable: true }) as never,
+  };
+  hostile.on('connection', (socket) => {
+    socket.on('error', () => {});
+    acceptSession(socket, { identity, random, offer: () => ({ handlers }) }).catch(() => {});
+  });
+  const b = await nodeWith(t, [`ws://127.0.0.1:${(hostile.address() as { port: number }).port}`]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku';
+  for (const bogus of ['owned-by-mallory', '__proto__', 'toString', 7, { code: 'crash' }, ['loop'], null]) {
+    t.deepEqual(await client.call(token, [bogus as never]), { status: 'revoked', code: 'other', reason: 'says who' }, JSON.stringify(bogus));
+  }
+  // A code it does know is passed on as it is (the peer is still only ever `remote` in B's tally).
+  t.deepEqual(await client.call(token, ['crash']), { status: 'revoked', code: 'crash', reason: 'says who' });
+  const revoked = b.kernel.journal.entries().filter((e) => e.kind === 'revoked');
+  t.deepEqual(
+    revoked.map((e) => e.kind === 'revoked' && [e.code, e.cause]),
+    [...Array.from({ length: 7 }, () => ['other', 'remote']), ['crash', 'remote']],
+  );
+  t.deepEqual(await b.kernel.call('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', ['nonsense']), { status: 'revoked', code: 'other', reason: 'says who' }, 'B still serves');
 });
 
 test.serial('a peer that stops reading is cut off instead of buffered without bound', async (t) => {

@@ -159,7 +159,7 @@ export const decodeCall = (
 
 export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   const { outcome } = answer;
-  if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0, outcome.code);
+  if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0, asRevokeCode(outcome.code));
   if (outcome.status === 'promised') return encodeMessage(REPLY_PROTOCOL, id, 2, outcome.token, 0);
   const flags = (answer.cacheable ? CACHEABLE : 0) | (answer.replicable ? REPLICABLE : 0);
   return encodeMessage(REPLY_PROTOCOL, id, 0, answer.valueBytes ?? encodeValue(outcome.value), flags);
