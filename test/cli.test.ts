@@ -207,6 +207,9 @@ test('errors are one line with the right exit code, and --debug adds the stack',
   const timedOut = await grid(home, ['call', waiting, '--timeout', '100']);
   t.is(timedOut.code, 4);
   t.is(timedOut.stderr, 'revoked: time limit');
+  const timedOutJson = await grid(home, ['call', waiting, '--timeout', '100', '--json']);
+  t.is(timedOutJson.code, 4, 'the exit code follows the code');
+  t.deepEqual(JSON.parse(timedOutJson.stdout), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.is((await grid(home, ['call', waiting, '--timeout', 'soon'])).code, 1);
   const debug = await grid(home, ['publish', 'no/such/file.js', '--debug']);
   t.regex(debug.stderr, /\n\s+at /);
