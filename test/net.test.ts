@@ -512,7 +512,7 @@ test('a cancel crosses the wire and the forward: each node ends the call "cancel
   controller.abort();
   t.deepEqual(await spinning, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   await until(() => ended(a.kernel, 0) !== undefined && ended(b.kernel, 0) !== undefined);
-  t.like(ended(a.kernel, 0), { reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
+  t.like(ended(a.kernel, 0), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
   t.like(ended(b.kernel, 0), { reason: 'cancelled by caller' }, 'so does the node that forwarded it');
   t.deepEqual(await caller.call(add, [2, 3]), { status: 'fulfilled', value: 5 }, "A's vat is free again");
 });

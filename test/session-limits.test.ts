@@ -144,13 +144,13 @@ test('honest calls on another connection keep being answered while a peer sends 
   hostile.socket.terminate();
 });
 
-/** The journal's ends of calls on `token`: reason by call. */
+/** The journal's ends of calls on `token`: the code of each revoked one. */
 const ends = (kernel: Kernel, token: string) => {
   const entries = kernel.journal.entries();
   const calls = new Set(entries.filter((e) => e.kind === 'call' && e.token === token).map((e) => e.seq));
   return {
     calls: calls.size,
-    revoked: entries.filter((e) => e.kind === 'revoked' && calls.has(e.call)).map((e) => (e as { reason: string }).reason),
+    revoked: entries.filter((e) => e.kind === 'revoked' && calls.has(e.call)).map((e) => (e as { code: string }).code),
   };
 };
 
@@ -186,7 +186,7 @@ test(`a peer has at most MAX_CALLS_PER_PEER (${MAX_CALLS_PER_PEER}) calls in fli
   first.socket.terminate();
   second.socket.terminate();
   const after = await eventually(async () => ends(kernel, spin), (e) => e.revoked.length === MAX_CALLS_PER_PEER, 30_000, 50);
-  t.is(after.revoked.filter((reason) => reason === 'disconnected').length, MAX_CALLS_PER_PEER);
+  t.is(after.revoked.filter((code) => code === 'disconnected').length, MAX_CALLS_PER_PEER);
   t.deepEqual(await other.call(echo, ['another peer'], { timeoutMs: 30_000 }), { status: 'fulfilled', value: 'another peer' });
   const again = await rawPeer(url, identity);
   t.is((await again.session.call(echo as Token, ['back'])).outcome.status, 'fulfilled', 'the peer may call again once its calls have ended');

@@ -136,7 +136,7 @@ test.serial('a cancelled call ends "cancelled by caller", its spinning vat is st
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' }, 'the vat was freed');
   const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === slowSpin)!;
   const end = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
-  t.like(end, { reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
+  t.like(end, { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
   const issuer = kernel.reputation().find((row) => row.issuer === kernel.principal)!;
   t.is(issuer.broken, 0, 'a cancellation never counts against the issuer');
 });
@@ -155,7 +155,7 @@ test.serial('cancelling reaches the calls a call made; a signal aborted before t
   const entries = kernel.journal.entries();
   for (const token of [relay, slowSpin]) {
     const call = entries.find((e) => e.kind === 'call' && e.token === token)!;
-    t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
+    t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
   }
   const before = kernel.journal.entries().length;
   t.deepEqual(await kernel.call(echo, ['never'], { signal: AbortSignal.abort() }), { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
