@@ -8,6 +8,7 @@ import './perimeter/lockdown.js';
 export { openKernel, type OpenKernelOptions } from './home/open.js';
 export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type DelegateSpec, type PendingView, untilSettled } from './kernel/kernel.js';
 export type { Answer, Replica, ChainBlocks } from './wire/shapes.js';
+export { REVOKE_CODES, type RevokeCode } from './caps/outcome.js';
 export { asToken, asModuleId, asPrincipal, asBlockId, isToken, type Token, type ModuleId, type Principal, type BlockId } from './caps/ids.js';
 export { isLink, link, type GridValue, type Link } from './closures/values.js';
 export { PublishError } from './closures/runner.js';

@@ -67,7 +67,7 @@ test('Ctrl-C during `grid call` through a running node cancels the call there an
   t.is(ended.code, 130, `exit 130 (${ended.signal ?? ''} ${ended.stderr})`);
   t.regex(ended.stderr, /\ngrid: call cancelled \(Ctrl-C\): it ended revoked: cancelled by caller\n$/);
   t.is(ended.stdout, '');
-  t.like(await journaledEnd(home, spin), { reason: 'cancelled by caller', cause: 'node' }, "the node's journal shows the cancellation");
+  t.like(await journaledEnd(home, spin), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, "the node's journal shows the cancellation");
   t.is(await ok(home, ['call', echo, '"after"']), '"after"', 'the node answers the next call');
   const { reputation } = JSON.parse(await ok(home, ['reputation', '--json'])) as { reputation: Array<{ broken: number }> };
   t.true(reputation.length > 0 && reputation.every((row) => row.broken === 0), 'the cancellation counts against no issuer');
@@ -85,7 +85,7 @@ test('Ctrl-C at a terminal: the progress line is erased, the call cancelled in t
   const erased = screen.lastIndexOf('\r\x1b[K');
   t.true(drawn >= 0 && erased > drawn, `the progress line is erased: ${JSON.stringify(screen)}`);
   t.regex(screen.slice(erased), /grid: call cancelled \(Ctrl-C\): it ended revoked: cancelled by caller/);
-  t.like(await journaledEnd(home, spin), { reason: 'cancelled by caller', cause: 'node' });
+  t.like(await journaledEnd(home, spin), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' });
   t.is(await ok(home, ['call', echo, '"after"']), '"after"');
   t.is((await grid(home, ['call', echo, '"again"'])).code, 0);
 });

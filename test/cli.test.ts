@@ -99,7 +99,7 @@ test('--json gives one JSON object per command', async (t) => {
   t.deepEqual(JSON.parse(await ok(home, ['call', issued.token, '2', '40', '--json'])), { status: 'fulfilled', value: 42 });
   const refused = await grid(home, ['call', issued.token, '"two"', '40', '--json']);
   t.is(refused.code, 3);
-  t.deepEqual(JSON.parse(refused.stdout), { status: 'revoked', reason: 'add expects two small integers, got string and number' });
+  t.deepEqual(JSON.parse(refused.stdout), { status: 'revoked', code: 'refused', reason: 'add expects two small integers, got string and number' });
   const failed = await grid(home, ['issue', 'no-such-module', '--export', 'f', '--json']);
   t.is(failed.code, 1);
   t.deepEqual(JSON.parse(failed.stdout), { error: 'module id is not a valid CID: "no-such-module"', code: 'ERR_USAGE' });
@@ -207,6 +207,9 @@ test('errors are one line with the right exit code, and --debug adds the stack',
   const timedOut = await grid(home, ['call', waiting, '--timeout', '100']);
   t.is(timedOut.code, 4);
   t.is(timedOut.stderr, 'revoked: time limit');
+  const timedOutJson = await grid(home, ['call', waiting, '--timeout', '100', '--json']);
+  t.is(timedOutJson.code, 4, 'the exit code follows the code');
+  t.deepEqual(JSON.parse(timedOutJson.stdout), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.is((await grid(home, ['call', waiting, '--timeout', 'soon'])).code, 1);
   const debug = await grid(home, ['publish', 'no/such/file.js', '--debug']);
   t.regex(debug.stderr, /\n\s+at /);

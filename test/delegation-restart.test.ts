@@ -22,8 +22,8 @@ test('a quota used up, a revoked layer and the wraps survive a restart of the an
   alice = await openKernel({ home });
   t.teardown(() => alice.close());
   t.deepEqual(await alice.call(limited, [1, 2], { caller: bob.principal }), { status: 'fulfilled', value: 3 }, 'the second of two uses');
-  t.deepEqual(await alice.call(limited, [1, 3], { caller: bob.principal }), { status: 'revoked', reason: `delegation ${limited.slice(0, 12)}…: quota of 2 calls used up` });
-  t.deepEqual(await alice.call(other, [1, 1], { caller: bob.principal }), { status: 'revoked', reason: 'changed my mind' });
+  t.deepEqual(await alice.call(limited, [1, 3], { caller: bob.principal }), { status: 'revoked', code: 'screened', reason: `delegation ${limited.slice(0, 12)}…: quota of 2 calls used up` });
+  t.deepEqual(await alice.call(other, [1, 1], { caller: bob.principal }), { status: 'revoked', code: 'token-revoked', reason: 'changed my mind' });
   const kinds = alice.journal.entries().map((entry) => entry.kind);
   t.is(kinds.filter((kind) => kind === 'wrap').length, 2);
   t.true(kinds.includes('policy-state'));

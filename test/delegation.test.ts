@@ -16,6 +16,7 @@ import { makeDelegation, sealToken } from '../src/screener/delegation.js';
 import { decode, encode } from '../src/wire/index.js';
 import { blockCid } from '../src/store/hashing.js';
 import { DAG_CBOR_CODEC } from '../src/caps/ids.js';
+import type { RevokeCode } from '../src/caps/outcome.js';
 
 // One at a time: every test starts kernels and vat threads, and the policy time limits are real timers.
 const test = anyTest.serial;
@@ -48,7 +49,15 @@ const world = async (t: ExecutionContext, limits: Record<string, number> = {}): 
 };
 
 const echoed = (caller: Principal, args: unknown[]): Outcome => ({ status: 'fulfilled', value: { caller, args } } as Outcome);
-const refused = (reason: string): Outcome => ({ status: 'revoked', reason } as Outcome);
+/**
+ * A refusal, asserted on its code and on what its reason must name (the
+ * layer's token, a principal, words the test chose), not on rebuilt English.
+ */
+const refuses = (t: ExecutionContext, outcome: Outcome, code: RevokeCode, named: readonly string[], message?: string) => {
+  t.like(outcome, { status: 'revoked', code }, message);
+  const reason = reasonOf(outcome);
+  for (const name of named) t.true(reason.includes(name), `${message ? `${message}: ` : ''}the reason names ${name}: ${reason}`);
+};
 /** How a layer names itself in a refusal. */
 const layer = (token: string) => `delegation ${token.slice(0, 12)}…`;
 /** How chain checks name a link. */
@@ -57,7 +66,7 @@ const reasonOf = (outcome: Outcome) => (outcome.status === 'revoked' ? outcome.r
 
 /** `learner` takes in the chain of `token` as `holder` sends it (the call itself finds no closure there). */
 const learn = async (t: ExecutionContext, learner: Kernel, holder: Kernel, token: Token) => {
-  t.deepEqual(await learner.call(token, [], { chain: (await holder.chainBlocks(token))! }), refused('unknown token'));
+  refuses(t, await learner.call(token, [], { chain: (await holder.chainBlocks(token))! }), 'unknown-token', []);
 };
 
 /** Alice delegates her closure to Bob, and Bob's kernel takes in the chain: Bob's layer. */
@@ -118,9 +127,9 @@ test('only the audience may call; the closure sees the original caller', async (
   const w = await world(t);
   const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal] });
   t.deepEqual(await w.alice.call(dab, ['hi'], { caller: w.bob.principal }), echoed(w.bob.principal, ['hi']));
-  t.deepEqual(await w.alice.call(dab, ['hi'], { caller: w.carol.principal }), refused(`${layer(dab)} is not delegated to ${w.carol.principal}`));
+  refuses(t, await w.alice.call(dab, ['hi'], { caller: w.carol.principal }), 'screened', [dab.slice(0, 12), w.carol.principal]);
   // Not even the issuer calls through a delegation she did not make to herself.
-  t.deepEqual(await w.alice.call(dab, ['hi']), refused(`${layer(dab)} is not delegated to ${w.alice.principal}`));
+  refuses(t, await w.alice.call(dab, ['hi']), 'screened', [dab.slice(0, 12), w.alice.principal]);
 });
 
 test('expiry: refused from exactly `until`', async (t) => {
@@ -130,7 +139,7 @@ test('expiry: refused from exactly `until`', async (t) => {
   w.clock.now = until - 1;
   t.is((await w.alice.call(dab, [], { caller: w.bob.principal })).status, 'fulfilled');
   w.clock.now = until;
-  t.deepEqual(await w.alice.call(dab, [], { caller: w.bob.principal }), refused(`${layer(dab)}: expired at ${new Date(until).toISOString()}`));
+  refuses(t, await w.alice.call(dab, [], { caller: w.bob.principal }), 'screened', [dab.slice(0, 12), new Date(until).toISOString()]);
   w.clock.now = until + 3_600_000;
   t.is((await w.alice.call(dab, [], { caller: w.bob.principal })).status, 'revoked');
   w.clock.now = until - 60_000;
@@ -140,20 +149,20 @@ test('expiry: refused from exactly `until`', async (t) => {
 test('rate: sliding window edges, and a clock stepping back does not reopen it', async (t) => {
   const w = await world(t);
   const dab = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: 'rate', settings: { rate: { n: 2, periodMs: 1000, per: 'sec' } } }] });
-  const limited = refused(`${layer(dab)}: rate limit: at most 2 calls per sec`);
+  const limited = (outcome: Outcome, message?: string) => refuses(t, outcome, 'screened', [`${layer(dab)}: rate`], message);
   const at = async (offset: number) => {
     w.clock.now = T0 + offset;
     return w.alice.call(dab, [offset], { caller: w.bob.principal });
   };
   t.is((await at(0)).status, 'fulfilled');
   t.is((await at(400)).status, 'fulfilled');
-  t.deepEqual(await at(999), limited, '2 calls in (−1, 999]');
+  limited(await at(999), '2 calls in (−1, 999]');
   t.is((await at(1000)).status, 'fulfilled', 'the call at 0 leaves the window at exactly periodMs');
-  t.deepEqual(await at(1399), limited);
+  limited(await at(1399));
   t.is((await at(1400)).status, 'fulfilled');
-  t.deepEqual(await at(500), limited, 'clock stepped back: calls seen stay counted');
-  t.deepEqual(await at(-5000), limited, 'far back');
-  t.deepEqual(await at(1999), limited, 'and forward again: still the calls at 1000 and 1400');
+  limited(await at(500), 'clock stepped back: calls seen stay counted');
+  limited(await at(-5000), 'far back');
+  limited(await at(1999), 'and forward again: still the calls at 1000 and 1400');
   t.deepEqual(await at(2000), echoed(w.bob.principal, [2000]));
 });
 
@@ -162,19 +171,19 @@ test('quota: exactly `uses` calls; calls refused by the rate do not spend it', a
   const bob = { caller: w.bob.principal };
   const quota = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: 'rate', settings: { uses: 3 } }] });
   for (let i = 0; i < 3; i += 1) t.is((await w.alice.call(quota, [i], bob)).status, 'fulfilled');
-  t.deepEqual(await w.alice.call(quota, [3], bob), refused(`${layer(quota)}: quota of 3 calls used up`));
+  refuses(t, await w.alice.call(quota, [3], bob), 'screened', [quota.slice(0, 12)]);
   w.clock.now = T0 + 365 * 86_400_000;
-  t.deepEqual(await w.alice.call(quota, [4], bob), refused(`${layer(quota)}: quota of 3 calls used up`));
+  refuses(t, await w.alice.call(quota, [4], bob), 'screened', [quota.slice(0, 12)]);
 
   w.clock.now = T0;
   const both = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: 'rate', settings: { rate: { n: 1, periodMs: 1000, per: 'sec' }, uses: 2 } }] });
   t.is((await w.alice.call(both, [], bob)).status, 'fulfilled');
   w.clock.now = T0 + 1;
-  t.deepEqual(await w.alice.call(both, [], bob), refused(`${layer(both)}: rate limit: at most 1 calls per sec`));
+  refuses(t, await w.alice.call(both, [], bob), 'screened', [both.slice(0, 12)]);
   w.clock.now = T0 + 1000;
   t.is((await w.alice.call(both, [], bob)).status, 'fulfilled', 'the rate-refused call did not spend the quota');
   w.clock.now = T0 + 5000;
-  t.deepEqual(await w.alice.call(both, [], bob), refused(`${layer(both)}: quota of 2 calls used up`));
+  refuses(t, await w.alice.call(both, [], bob), 'screened', [both.slice(0, 12)]);
 });
 
 test('pattern: arguments must match', async (t) => {
@@ -193,7 +202,7 @@ test('pattern: arguments must match', async (t) => {
     [['abc', 1, { k: 1, extra: 2 }], 'arguments[2] matches none of its choices'],
     [['abc', 1], 'arguments is not a list of 3'],
   ];
-  for (const [args, why] of cases) t.deepEqual(await call(args), refused(`${layer(dab)}: argument pattern: ${why}`), JSON.stringify(args));
+  for (const [args, why] of cases) refuses(t, await call(args), 'screened', [`${layer(dab)}: argument pattern`, why], JSON.stringify(args));
 });
 
 test('nested delegation narrows: Carol is held to Bob\'s rate, audited per layer', async (t) => {
@@ -215,10 +224,10 @@ test('nested delegation narrows: Carol is held to Bob\'s rate, audited per layer
     { call: call.seq, token: dbc, caller: w.carol.principal },
     { call: call.seq, token: dab, caller: w.bob.principal },
   ]);
-  const limited = refused(`${layer(dab)}: rate limit: at most 1 calls per min`);
-  t.deepEqual(await through(w, dbc, ['two'], w.carol.principal, w.bob), limited, 'Carol\'s own layer allows 100/min; Bob\'s allows 1');
-  t.deepEqual(await w.alice.call(dab, ['three'], { caller: w.bob.principal }), limited, 'what Carol does through Bob counts against Bob');
-  t.deepEqual(await w.alice.call(dbc, ['four'], { caller: w.bob.principal }), refused(`${layer(dbc)} is not delegated to ${w.bob.principal}`));
+  const limited = (outcome: Outcome, message?: string) => refuses(t, outcome, 'screened', [`${layer(dab)}: rate`], message);
+  limited(await through(w, dbc, ['two'], w.carol.principal, w.bob), 'Carol\'s own layer allows 100/min; Bob\'s allows 1');
+  limited(await w.alice.call(dab, ['three'], { caller: w.bob.principal }), 'what Carol does through Bob counts against Bob');
+  refuses(t, await w.alice.call(dbc, ['four'], { caller: w.bob.principal }), 'screened', [dbc.slice(0, 12), w.bob.principal]);
   t.is(screened(w.alice).length, 2, 'refused calls are not audited as screened');
   w.clock.now = T0 + 60_000;
   t.deepEqual(await through(w, dbc, ['five'], w.carol.principal, w.bob), echoed(w.carol.principal, ['five']));
@@ -233,8 +242,8 @@ test('revoking Bob\'s layer stops Bob and Carol-through-Bob, not Alice or a sibl
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   t.is((await through(w, dbc, [1], w.carol.principal, w.bob)).status, 'fulfilled');
   await w.alice.revoke(dab, 'Bob left');
-  t.deepEqual(await w.alice.call(dab, [2], { caller: w.bob.principal }), refused('Bob left'));
-  t.deepEqual(await through(w, dbc, [3], w.carol.principal, w.bob), refused(`delegation link 2 of 2 (${short(dab)}) is revoked: Bob left`));
+  refuses(t, await w.alice.call(dab, [2], { caller: w.bob.principal }), 'token-revoked', ['Bob left']);
+  refuses(t, await through(w, dbc, [3], w.carol.principal, w.bob), 'token-revoked', [dab.slice(0, 12), 'Bob left']);
   t.deepEqual(await w.alice.call(w.root, [4]), echoed(w.alice.principal, [4]));
   t.deepEqual(await w.alice.call(dad, [5], { caller: dave }), echoed(dave, [5]));
 });
@@ -260,10 +269,10 @@ test('bad chains are refused, naming the bad link', async (t) => {
     sig[0] = sig[0]! ^ 1;
     r.sig = sig;
   });
-  t.deepEqual(await send(dbc, carol, [flipped.bytes, dabBytes]), refused(`delegation ${flipped.token} is not valid: signature does not verify for delegator ${w.bob.principal}`));
-  t.deepEqual(await send(flipped.token, carol, [flipped.bytes, dabBytes]), refused(`delegation ${flipped.token} is not valid: signature does not verify for delegator ${w.bob.principal}`));
+  refuses(t, await send(dbc, carol, [flipped.bytes, dabBytes]), 'invalid', [flipped.token, w.bob.principal]);
+  refuses(t, await send(flipped.token, carol, [flipped.bytes, dabBytes]), 'invalid', [flipped.token, w.bob.principal]);
   const posing = reencode(makeDelegation({ inner: dab, audience: [carol] }, mallory, random(16)).bytes, (r) => (r.delegator = w.bob.principal));
-  t.deepEqual(await send(posing.token, carol, [posing.bytes, dabBytes]), refused(`delegation ${posing.token} is not valid: signature does not verify for delegator ${w.bob.principal}`));
+  refuses(t, await send(posing.token, carol, [posing.bytes, dabBytes]), 'invalid', [posing.token, w.bob.principal]);
   // Tampered: one byte of Alice's record (inside its nonce) changed.
   const nonce = (decode(dabBytes) as { nonce: Uint8Array }).nonce;
   const at = Buffer.from(dabBytes).indexOf(Buffer.from(nonce));
@@ -271,28 +280,28 @@ test('bad chains are refused, naming the bad link', async (t) => {
   const tampered = new Uint8Array(dabBytes);
   tampered[at] = tampered[at]! ^ 0xff;
   const tamperedToken = blockCid(tampered, DAG_CBOR_CODEC).toString();
-  t.deepEqual(await send(dbc, carol, [dbcBytes, tampered]), refused(`delegation ${tamperedToken} is not valid: signature does not verify for delegator ${w.alice.principal}`));
+  refuses(t, await send(dbc, carol, [dbcBytes, tampered]), 'invalid', [tamperedToken, w.alice.principal]);
   t.regex(reasonOf(await send(dbc, carol, [dbcBytes.subarray(0, -1), dabBytes])), /^delegation bafy\w+ is not valid: /);
   // Re-ordered.
-  t.deepEqual(await send(dbc, carol, [dabBytes, dbcBytes]), refused(`the chain sent starts with ${dab}, not with the token called`));
-  t.deepEqual(await send(dcd, dave, [dcdBytes, dabBytes, dbcBytes]), refused(`delegation link 1 of 3 (${dcd}) wraps ${dbc}, not the next link ${dab}`));
-  t.deepEqual(await send(dcd, dave, []), refused('a delegation chain has 1 to 32 links'));
+  refuses(t, await send(dbc, carol, [dabBytes, dbcBytes]), 'invalid', [dab]);
+  refuses(t, await send(dcd, dave, [dcdBytes, dabBytes, dbcBytes]), 'invalid', [dcd, dbc, dab]);
+  refuses(t, await send(dcd, dave, []), 'invalid', []);
   // Spliced: a link of another chain in place of the one Bob's record wraps.
-  t.deepEqual(await send(dbc, carol, [dbcBytes, dab2Bytes!]), refused(`delegation link 1 of 2 (${dbc}) wraps ${dab}, not the next link ${dab2}`));
+  refuses(t, await send(dbc, carol, [dbcBytes, dab2Bytes!]), 'invalid', [dbc, dab, dab2]);
   // Replayed: a valid chain presented by someone it was not delegated to.
-  t.deepEqual(await send(dab, mallory.principal, [dabBytes]), refused(`${layer(dab)} is not delegated to ${mallory.principal}`));
-  t.deepEqual(await send(dbc, mallory.principal, [dbcBytes, dabBytes]), refused(`${layer(dbc)} is not delegated to ${mallory.principal}`));
+  refuses(t, await send(dab, mallory.principal, [dabBytes]), 'screened', [dab.slice(0, 12), mallory.principal]);
+  refuses(t, await send(dbc, mallory.principal, [dbcBytes, dabBytes]), 'screened', [dbc.slice(0, 12), mallory.principal]);
   // Mallory, validly signing for herself, wraps a link not delegated to her…
   const wraps = makeDelegation({ inner: dab, audience: [mallory.principal] }, mallory, random(16)).bytes;
   const wrapsToken = blockCid(wraps, DAG_CBOR_CODEC).toString();
-  t.deepEqual(await send(wrapsToken as Token, mallory.principal, [wraps, dabBytes]), refused(`delegation link 1 of 2 (${short(wrapsToken)}) was made by ${mallory.principal}, who is not in the audience of the link it wraps`));
+  refuses(t, await send(wrapsToken as Token, mallory.principal, [wraps, dabBytes]), 'invalid', [wrapsToken.slice(0, 12), mallory.principal]);
   // …or the closure itself, which is not hers.
   const direct = makeDelegation({ inner: sealToken(w.root), audience: [mallory.principal] }, mallory, random(16)).bytes;
   const directToken = blockCid(direct, DAG_CBOR_CODEC).toString();
-  t.deepEqual(await send(directToken as Token, mallory.principal, [direct]), refused(`delegation link 1 of 1 (${short(directToken)}) was made by ${mallory.principal}, but the token's issuer is ${w.alice.principal}`));
+  refuses(t, await send(directToken as Token, mallory.principal, [direct]), 'invalid', [directToken.slice(0, 12), mallory.principal, w.alice.principal]);
   // A link naming the closure's token itself (not its sealed reference) leads nowhere.
   const unsealed = makeDelegation({ inner: w.root, audience: [mallory.principal] }, w.ids.alice, random(16)).bytes;
-  t.deepEqual(await send(blockCid(unsealed, DAG_CBOR_CODEC).toString() as Token, mallory.principal, [unsealed]), refused('unknown token'));
+  refuses(t, await send(blockCid(unsealed, DAG_CBOR_CODEC).toString() as Token, mallory.principal, [unsealed]), 'unknown-token', []);
   // The real three-link chain still works, for Dave.
   t.deepEqual(await send(dcd, dave, [dcdBytes, dbcBytes, dabBytes]), echoed(dave, ['x']));
 });
@@ -317,7 +326,7 @@ test('hearRevocation: believed from the delegator, refused from anyone else', as
 
   t.true(await w.alice.hearRevocation(notice!, w.bob.principal));
   t.false(await w.alice.hearRevocation(notice!, w.bob.principal), 'no news the second time');
-  t.deepEqual(await through(w, dbc, [3], w.carol.principal, w.bob), refused('Carol left'));
+  refuses(t, await through(w, dbc, [3], w.carol.principal, w.bob), 'token-revoked', ['Carol left']);
   t.deepEqual(await w.alice.call(dab, [4], { caller: w.bob.principal }), echoed(w.bob.principal, [4]), 'Bob\'s own layer still works');
   t.like(w.alice.journal.entries().find((e) => e.kind === 'revocation'), { token: dbc, by: w.bob.principal, from: w.bob.principal });
 });
@@ -330,7 +339,7 @@ test('hearRevocation of a delegation not seen yet: applied when it turns up, if 
   const forgedOnly = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   t.false(await w.alice.hearRevocation(signRevocation(revokedFirst, 'gone', w.ids.bob), w.bob.principal), 'kept until the delegation is seen');
   t.false(await w.alice.hearRevocation(signRevocation(forgedOnly, 'gone', mallory), mallory.principal));
-  t.deepEqual(await through(w, revokedFirst, [1], w.carol.principal, w.bob), refused('gone'));
+  refuses(t, await through(w, revokedFirst, [1], w.carol.principal, w.bob), 'token-revoked', ['gone']);
   t.deepEqual(await through(w, forgedOnly, [2], w.carol.principal, w.bob), echoed(w.carol.principal, [2]), 'Mallory cannot revoke Bob\'s delegation');
 });
 
@@ -342,7 +351,7 @@ test('hearRevocation: a bogus notice heard later does not cancel the delegator\'
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   await w.alice.hearRevocation(signRevocation(dbc, 'gone', w.ids.bob), w.bob.principal);
   await w.alice.hearRevocation(signRevocation(dbc, 'never mind', mallory), mallory.principal);
-  t.deepEqual(await through(w, dbc, [1], w.carol.principal, w.bob), refused('gone'));
+  refuses(t, await through(w, dbc, [1], w.carol.principal, w.bob), 'token-revoked', ['gone']);
 });
 
 test('k-of-n approval: k distinct listed approvers; only the caller collects', async (t) => {
@@ -360,19 +369,19 @@ test('k-of-n approval: k distinct listed approvers; only the caller collects', a
   const approve = (by: Principal) => w.alice.call(pending, ['approve'], { caller: by });
   const approval = (approvedBy: Principal[], status: string): Outcome => ({ status: 'fulfilled', value: { approvedBy, status } } as Outcome);
 
-  t.deepEqual(await w.alice.call(pending, [], { caller: w.carol.principal }), refused(`only ${w.bob.principal}, who made the call, can collect its answer`));
+  refuses(t, await w.alice.call(pending, [], { caller: w.carol.principal }), 'denied', [w.bob.principal]);
   t.deepEqual(await approve(x), approval([x], 'waiting'));
   t.deepEqual(await approve(x), approval([x], 'waiting'), 'a second approval by the same principal does not count');
-  t.deepEqual(await approve(m), refused(`${m} is not one of the approvers this call waits for`), 'an approver not listed does not count');
+  refuses(t, await approve(m), 'denied', [m], 'an approver not listed does not count');
   t.deepEqual(await approve(x), approval([x], 'waiting'), 'nor is it listed');
   const started = Date.now();
   t.deepEqual(await w.alice.call(pending, [], { caller: w.bob.principal }), { status: 'promised', token: pending }, 'still waiting: the same promise');
   t.true(Date.now() - started >= 400, 'collecting waits up to the call limit');
   t.deepEqual(await approve(y), approval([x, y], 'fulfilled'));
   t.deepEqual(await w.alice.call(pending, [], { caller: w.bob.principal }), echoed(w.bob.principal, ['pay']));
-  t.deepEqual(await w.alice.call(pending, [], { caller: w.carol.principal }), refused(`only ${w.bob.principal}, who made the call, can collect its answer`));
+  refuses(t, await w.alice.call(pending, [], { caller: w.carol.principal }), 'denied', [w.bob.principal]);
   t.deepEqual(await approve(z), approval([x, y], 'fulfilled'), 'approvals after it proceeded change nothing');
-  t.deepEqual(await w.alice.call(dab, ['again'], { caller: w.bob.principal }), refused(`${layer(dab)}: quota of 1 calls used up`));
+  refuses(t, await w.alice.call(dab, ['again'], { caller: w.bob.principal }), 'screened', [dab.slice(0, 12)]);
 });
 
 test('an approver sees what waits for it; a caller following with waitMs waits for the approvals, or gets the promise back', async (t) => {
@@ -422,11 +431,7 @@ test('a waiting call whose delegation is revoked ends revoked', async (t) => {
   const first = await w.alice.call(dab, [], { caller: w.bob.principal });
   if (first.status !== 'promised') return t.fail(JSON.stringify(first));
   await w.alice.revoke(dab, 'changed my mind');
-  t.deepEqual(
-    await w.alice.call(first.token, [], { caller: w.bob.principal }),
-    refused(`delegation link 1 of 1 (${short(dab)}) is revoked: changed my mind`),
-    'the caller learns at once, without waiting for an approval',
-  );
+  refuses(t, await w.alice.call(first.token, [], { caller: w.bob.principal }), 'token-revoked', [short(dab), 'changed my mind'], 'the caller learns at once, without waiting for an approval');
   t.like(await w.alice.call(first.token, ['approve'], { caller: x }), { status: 'fulfilled', value: { approvedBy: [], status: 'revoked' } });
 });
 
@@ -438,10 +443,10 @@ test('approval in Bob\'s layer holds Carol\'s call; resuming does not screen ear
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal], policies: [{ module: 'rate', settings: { uses: 1 } }] });
   const first = await through(w, dbc, ['q'], w.carol.principal, w.bob);
   if (first.status !== 'promised') return t.fail(JSON.stringify(first));
-  t.deepEqual(await w.alice.call(first.token, [], { caller: w.bob.principal }), refused(`only ${w.carol.principal}, who made the call, can collect its answer`));
+  refuses(t, await w.alice.call(first.token, [], { caller: w.bob.principal }), 'denied', [w.carol.principal]);
   t.like(await w.alice.call(first.token, ['approve'], { caller: x }), { value: { status: 'fulfilled' } });
   t.deepEqual(await w.alice.call(first.token, [], { caller: w.carol.principal }), echoed(w.carol.principal, ['q']));
-  t.deepEqual(await through(w, dbc, ['r'], w.carol.principal, w.bob), refused(`${layer(dbc)}: quota of 1 calls used up`));
+  refuses(t, await through(w, dbc, ['r'], w.carol.principal, w.bob), 'screened', [dbc.slice(0, 12)]);
 });
 
 // The limit of 10,000 counts calls waiting at once; answered ones (kept an hour for collection) do not count.
@@ -471,7 +476,7 @@ test('one caller cannot fill the node\'s waiting calls for everyone: a limit per
     if (outcome.status !== 'promised') return t.fail(JSON.stringify(outcome));
     waiting.push(outcome.token);
   }
-  t.deepEqual(await w.alice.call(dab, [3], bob), refused(`${w.bob.principal} has 3 calls waiting for approval here (limit 3 per caller)`));
+  refuses(t, await w.alice.call(dab, [3], bob), 'quota', [w.bob.principal]);
   t.is((await w.alice.call(dab, ['carol'], { caller: w.carol.principal })).status, 'promised', 'another caller still may');
   await w.alice.call(waiting[0]!, ['approve']);
   t.is((await w.alice.call(dab, [4], bob)).status, 'promised', 'once one of Bob\'s calls has gone ahead, he may have another wait');
@@ -494,7 +499,7 @@ test('a user policy travels with the chain and runs in a vat on the answering no
   t.deepEqual(await through(w, dbc, ['cached'], carol, w.bob), { status: 'fulfilled', value: { from: 'policy', caller: carol, seen: 1, limit: 2 } } as Outcome);
   t.false(w.alice.journal.entries().some((e) => e.kind === 'call' && e.token === w.root), 'answered in the closure\'s place');
   t.deepEqual(await through(w, dbc, ['x'], carol, w.bob), echoed(carol, ['x']));
-  t.deepEqual(await through(w, dbc, ['y'], carol, w.bob), refused(`${layer(dbc)}: only 2 calls`));
+  refuses(t, await through(w, dbc, ['y'], carol, w.bob), 'screened', [dbc.slice(0, 12)]);
 });
 
 const MALFORMED: Array<[string, RegExp]> = [
@@ -524,7 +529,7 @@ test('policies that return malformed verdicts, throw, or never return are refuse
   const loop = await w.alice.publish('export const screen = () => { for (;;) {} }');
   const looping = await w.alice.delegate({ token: w.root, to: [w.bob.principal], policies: [{ module: loop }] });
   const started = Date.now();
-  t.deepEqual(await w.alice.call(looping, [], bob), refused(`${layer(looping)}: policy ${loop.slice(0, 12)}… failed: time limit`));
+  refuses(t, await w.alice.call(looping, [], bob), 'screened', [looping.slice(0, 12), loop.slice(0, 12)]);
   t.true(Date.now() - started < 3000, 'stopped at the node\'s call limit');
   t.deepEqual(await w.alice.call(w.root, ['still here']), echoed(w.alice.principal, ['still here']));
   const counter = await w.alice.publish(COUNTER_POLICY);

@@ -51,7 +51,7 @@ test('a revocation the issuer was told of survives the process being killed at o
   const token = run.stdout.trim();
   const kernel = await openKernel({ home });
   t.teardown(() => kernel.close());
-  t.deepEqual(await kernel.call(token), { status: 'revoked', reason: 'leaked' });
+  t.deepEqual(await kernel.call(token), { status: 'revoked', code: 'token-revoked', reason: 'leaked' });
 });
 
 test('a revocation heard from a peer and acknowledged survives the process being killed at once', async (t) => {
@@ -66,5 +66,5 @@ test('a revocation heard from a peer and acknowledged survives the process being
   const token = run.stdout.trim();
   const kernel = await openKernel({ home });
   t.teardown(() => kernel.close());
-  t.deepEqual(await kernel.call(token), { status: 'revoked', reason: 'heard' });
+  t.deepEqual(await kernel.call(token), { status: 'revoked', code: 'token-revoked', reason: 'heard' });
 });

@@ -58,7 +58,7 @@ test('replies carry each kind of outcome and whether it may be cached or replica
   const answers = [
     { outcome: { status: 'fulfilled', value: { a: [2n ** 63n, null] } }, cacheable: true, replicable: true },
     { outcome: { status: 'fulfilled', value: 'x' }, cacheable: false },
-    { outcome: { status: 'revoked', reason: 'unreachable' }, cacheable: false },
+    { outcome: { status: 'revoked', code: 'unreachable', reason: 'unreachable' }, cacheable: false },
     { outcome: { status: 'promised', token }, cacheable: false },
   ] as const;
   for (const answer of answers) {
@@ -69,7 +69,13 @@ test('replies carry each kind of outcome and whether it may be cached or replica
   t.regex(inspectBytes(encodeReply(0, answers[2] as never)).text, /: reply \(bafy/);
   // A revoked answer never claims to be cacheable, whatever the sender says.
   const lying = encodeMessage(REPLY_PROTOCOL, 1, 1, 'no', 3);
-  t.deepEqual(decodeReply(decodeMessage(lying)).answer, { outcome: { status: 'revoked', reason: 'no' }, cacheable: false });
+  t.deepEqual(decodeReply(decodeMessage(lying)).answer, { outcome: { status: 'revoked', code: 'other', reason: 'no' }, cacheable: false }, 'no code (an older peer): the fallback');
+  // A peer is untrusted: a code this node does not know, or no string at all, reads as the fallback `other`; a known one as itself.
+  for (const code of ['owned', '__proto__', 'hasOwnProperty', 3, null, { code: 'loop' }, ['loop'], new Uint8Array([1])]) {
+    t.like(decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, 1, 1, 'no', 0, code))).answer.outcome, { status: 'revoked', code: 'other' }, String(code));
+  }
+  t.like(decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, 1, 1, 'no', 0, 'time-limit'))).answer.outcome, { status: 'revoked', code: 'time-limit' });
+  t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, 1, 1, 'no', 0, 'loop', 'extra'))), { message: /code\?/ }, 'one code, no more slots');
   for (const slots of [[1, 3, 'x', 0], [1, 0, 'not bytes', 0], [1, 1, 5, 0], [1, 2, 'nope', 0], [1, 0, new Uint8Array([1])], [1, 0, new Uint8Array([1]), 0, 'extra'], [1, { status: 'fulfilled' }]]) {
     t.throws(() => decodeReply(decodeMessage(encodeMessage(REPLY_PROTOCOL, ...slots))), undefined, JSON.stringify(slots));
   }

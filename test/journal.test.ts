@@ -9,6 +9,7 @@ import { generateIdentity } from '../src/identity/index.js';
 import type { Principal, Token } from '../src/caps/ids.js';
 import { encodeValue } from '../src/closures/values.js';
 import { tempDir } from './_helpers.js';
+import { encode } from '../src/wire/index.js';
 
 const identity = generateIdentity((n: number) => new Uint8Array(randomBytes(n)));
 const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as Token;
@@ -235,4 +236,31 @@ test('zeros followed by data before the end are tampering, not a torn tail', asy
   await appendFile(path, new Uint8Array([1]));
   const error = await t.throwsAsync(Journal.open(powers(await openFsJournalFile(path))), { instanceOf: JournalError });
   t.is(error?.code, 'ERR_CORRUPT');
+});
+
+test("a revoked record keeps its code across a reopen; one written before codes were kept reads as the fallback", async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  const first = (await Journal.open(powers(await openFsJournalFile(path)))).journal;
+  const call = first.append(callBody(1));
+  first.append({ kind: 'revoked', call: call.seq, reason: 'time limit', cause: 'limit', code: 'time-limit' });
+  await first.close();
+  const reopened = (await Journal.open(powers(await openFsJournalFile(path)))).journal;
+  t.like(reopened.entries().find((e) => e.kind === 'revoked'), { reason: 'time limit', cause: 'limit', code: 'time-limit' });
+  t.like(JSON.parse(JSON.stringify(reopened.entries().find((e) => e.kind === 'revoked'))), { code: 'time-limit' }, 'grid log --json shows it');
+  await reopened.close();
+
+  // Records as older versions wrote them: [kind, seq, at, prev, call, reason] and [..., reason, cause].
+  const REVOKED = 3;
+  const old = (seq: number, ...fields: unknown[]) => {
+    const bytes = encode([REVOKED, seq, 1_700_000_000_000, null, ...fields]);
+    const frame = new Uint8Array(4 + bytes.length);
+    new DataView(frame.buffer).setUint32(0, bytes.length);
+    frame.set(bytes, 4);
+    return frame;
+  };
+  for (const fields of [[0, 'boom'], [0, 'boom', 'crash']]) {
+    const { journal } = await Journal.open(powers(memoryJournalFile(old(0, ...fields))));
+    t.like(journal.entries()[0], { kind: 'revoked', reason: 'boom', code: 'other' }, JSON.stringify(fields));
+    await journal.close();
+  }
 });

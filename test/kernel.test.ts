@@ -29,7 +29,7 @@ test('the basic loop: publish, issue, call, revoke', async (t) => {
   t.regex(token, /^bafy/);
   t.deepEqual(await kernel.call(token, ['Ada']), { status: 'fulfilled', value: 'hi, Ada' });
   await kernel.revoke(token, 'enough');
-  t.deepEqual(await kernel.call(token, ['Ada']), { status: 'revoked', reason: 'enough' });
+  t.deepEqual(await kernel.call(token, ['Ada']), { status: 'revoked', code: 'token-revoked', reason: 'enough' });
   t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'revoke', 'call', 'revoked']);
 });
 
@@ -47,12 +47,12 @@ test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 wi
   t.deepEqual(await call('kind', [-0]), { status: 'fulfilled', value: ['number', true] });
   t.deepEqual(await call('next', [9007199254740993n]), { status: 'fulfilled', value: 9007199254740994n });
   t.deepEqual(await call('next', [2n ** 64n - 2n]), { status: 'fulfilled', value: 2n ** 64n - 1n });
-  t.deepEqual(await call('next', [4n]), { status: 'revoked', reason: 'Cannot mix BigInt and other types, use explicit conversions' }, 'a safe integer arrives as a number');
+  t.deepEqual(await call('next', [4n]), { status: 'revoked', code: 'crash', reason: 'Cannot mix BigInt and other types, use explicit conversions' }, 'a safe integer arrives as a number');
   t.true(Object.is(((await call('same', [-0])) as { value: unknown }).value, -0));
-  t.deepEqual(await call('nan', []), { status: 'revoked', reason: 'bad result: NaN is not grid data (numbers are finite)' });
-  t.deepEqual(await call('huge', []), { status: 'revoked', reason: "bad result: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
-  t.deepEqual(await call('same', [Number.NaN]), { status: 'revoked', reason: 'bad arguments: NaN is not grid data (numbers are finite)' });
-  t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
+  t.deepEqual(await call('nan', []), { status: 'revoked', code: 'crash', reason: 'bad result: NaN is not grid data (numbers are finite)' });
+  t.deepEqual(await call('huge', []), { status: 'revoked', code: 'crash', reason: "bad result: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
+  t.deepEqual(await call('same', [Number.NaN]), { status: 'revoked', code: 'invalid', reason: 'bad arguments: NaN is not grid data (numbers are finite)' });
+  t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', code: 'invalid', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
   const nan = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.reason.startsWith('bad result: NaN'));
   t.is(nan?.kind === 'revoked' ? nan.cause : undefined, 'crash', "a result that is not grid data is the closure's fault");
 });
@@ -116,12 +116,12 @@ test('bad tokens and bad arguments end as revoked, never throw', async (t) => {
 test('a closure that throws, or calls ctx.revoke, ends revoked; the token stays usable', async (t) => {
   const kernel = await memoryKernel(t);
   const guard = await issue(kernel, await example('guard.js'), 'add');
-  t.deepEqual(await kernel.call(guard, ['1', 2]), { status: 'revoked', reason: 'add expects two small integers, got string and number' });
+  t.deepEqual(await kernel.call(guard, ['1', 2]), { status: 'revoked', code: 'refused', reason: 'add expects two small integers, got string and number' });
   t.deepEqual(await kernel.call(guard, [1, 2]), { status: 'fulfilled', value: 3 });
   const thrower = await issue(kernel, 'export const f = () => { throw new TypeError("boom") }', 'f');
-  t.deepEqual(await kernel.call(thrower, []), { status: 'revoked', reason: 'boom' });
+  t.deepEqual(await kernel.call(thrower, []), { status: 'revoked', code: 'crash', reason: 'boom' });
   const rejecter = await issue(kernel, 'export const f = async () => { throw "plain" }', 'f');
-  t.deepEqual(await kernel.call(rejecter, []), { status: 'revoked', reason: 'plain' });
+  t.deepEqual(await kernel.call(rejecter, []), { status: 'revoked', code: 'crash', reason: 'plain' });
 });
 
 test('a closure calls a token from its env', async (t) => {
@@ -138,7 +138,7 @@ test('a revoked inner token makes the relay revoked with the reason', async (t) 
   const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hello' });
   const relay = await issue(kernel, await example('relay.js'), 'relay', { target: { '/': greet } });
   await kernel.revoke(greet, 'withdrawn');
-  t.deepEqual(await kernel.call(relay, ['Bob']), { status: 'revoked', reason: 'revoked: withdrawn' });
+  t.deepEqual(await kernel.call(relay, ['Bob']), { status: 'revoked', code: 'passed-on', reason: 'revoked: withdrawn' });
 });
 
 test('a further promise: promised, then followed to its value', async (t) => {
@@ -167,7 +167,7 @@ test('ctx.call depth and fan-out are bounded', async (t) => {
 test('a call that never settles ends revoked with "time limit"', async (t) => {
   const kernel = await memoryKernel(t, { callTimeoutMs: 50 });
   const stuck = await issue(kernel, 'export const f = () => new Promise(() => {})', 'f');
-  t.deepEqual(await kernel.call(stuck, []), { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await kernel.call(stuck, []), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
 });
 
 test('pure calls are cached; a hit does not execute and is journaled', async (t) => {
@@ -262,7 +262,7 @@ test('a home kernel keeps revocations, cache and journal across restarts', async
   t.is(second.principal, principal);
   t.deepEqual(await second.call(greet, ['Ada']), { status: 'fulfilled', value: 'hey, Ada' });
   t.is(second.journal.entries().filter((e) => e.kind !== 'seal').at(-1)?.kind, 'hit');
-  t.deepEqual(await second.call(guard, [1, 2]), { status: 'revoked', reason: 'closed' });
+  t.deepEqual(await second.call(guard, [1, 2]), { status: 'revoked', code: 'token-revoked', reason: 'closed' });
 });
 
 test('revoking an unknown token is an error', async (t) => {
@@ -303,7 +303,7 @@ test('closing the kernel under a running call ends that call revoked, not thrown
   await kernel.close();
   const outcome = await pending;
   t.is(outcome.status, 'revoked');
-  t.deepEqual(await kernel.call(leaf, []), { status: 'revoked', reason: 'kernel is closed' });
+  t.deepEqual(await kernel.call(leaf, []), { status: 'revoked', code: 'shut-down', reason: 'kernel is closed' });
 });
 
 test('the cache is bounded: past its limit the oldest tokens are forgotten', async (t) => {
@@ -327,8 +327,8 @@ test('a token missing here is refused each time it is called, and answered once 
   const home = await openKernel({ home: await tempDir(t), limits: { vats: 1 } });
   t.teardown(() => home.close());
   for (const kernel of [bob, home]) {
-    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', reason: 'unknown token' });
-    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', reason: 'unknown token' });
+    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
+    t.deepEqual(await kernel.call(token, [3]), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
     await kernel.adopt(token, await alice.replica(token, kernel.principal));
     t.deepEqual(await kernel.call(token, [3]), { status: 'fulfilled', value: 9 });
   }

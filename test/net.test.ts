@@ -5,7 +5,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { NodeSessions, serveNode, startNode, type NodeServer } from '../src/net/node.js';
@@ -16,7 +16,7 @@ import { encodeCall, encodeCancel, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '.
 import { asToken } from '../src/caps/ids.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
-import { openSession } from '../src/net/session.js';
+import { acceptSession, openSession } from '../src/net/session.js';
 import { E } from '@endo/far';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -56,7 +56,7 @@ test('an authenticated client calls tokens as itself', async (t) => {
   t.is(remote.session.peer, nodeIdentity.principal, 'the client knows whom it reached');
   t.deepEqual(await remote.call(tokens.add, [2, 3]), { status: 'fulfilled', value: 5 });
   t.deepEqual(await remote.call(tokens.who, []), { status: 'fulfilled', value: client.principal }, 'ctx.caller is the authenticated principal');
-  t.deepEqual(await remote.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', reason: 'unknown token' });
+  t.deepEqual(await remote.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
 });
 
 test('a dropped connection revokes the calls that depended on it', async (t) => {
@@ -65,7 +65,7 @@ test('a dropped connection revokes the calls that depended on it', async (t) => 
   const pending = remote.call(tokens.hang, []);
   await new Promise((resolve) => setTimeout(resolve, 100));
   await server.close();
-  t.deepEqual(await pending, { status: 'revoked', reason: 'disconnected' });
+  t.deepEqual(await pending, { status: 'revoked', code: 'disconnected', reason: 'disconnected' });
 });
 
 test('hostile connections are refused and the node keeps serving', async (t) => {
@@ -139,7 +139,7 @@ test("only the node's own principal may publish, issue and revoke through it", a
   const token = await owner.issue({ code, export: 'f' });
   t.deepEqual(await stranger.call(token, [21]), { status: 'fulfilled', value: 42 });
   await owner.revoke(token, 'done');
-  t.deepEqual(await stranger.call(token, [21]), { status: 'revoked', reason: 'done' });
+  t.deepEqual(await stranger.call(token, [21]), { status: 'revoked', code: 'token-revoked', reason: 'done' });
   t.true(kernel.isRevoked(token));
   await t.throwsAsync(owner.issue({ code, export: 'nope' }), { message: /has no export "nope"/ });
 });
@@ -184,10 +184,10 @@ test('a node forwards what it cannot answer; with the origin offline the call is
   t.true(b.kernel.journal.entries().some((e) => e.kind === 'hit' && e.token === square), 'B answered from its cache');
   // A's revocation reaches B before A's revoke returns: B's cached copy does not outlive it.
   await a.kernel.revoke(square, 'withdrawn');
-  t.deepEqual(await client.call(square, [12]), { status: 'revoked', reason: 'withdrawn' });
+  t.deepEqual(await client.call(square, [12]), { status: 'revoked', code: 'token-revoked', reason: 'withdrawn' });
   t.true(b.kernel.journal.entries().some((e) => e.kind === 'revocation' && e.token === square && e.by === a.identity.principal && e.from === a.identity.principal));
   await a.close();
-  t.deepEqual(await client.call(who, []), { status: 'revoked', reason: 'unreachable' });
+  t.deepEqual(await client.call(who, []), { status: 'revoked', code: 'unreachable', reason: 'unreachable' });
 });
 
 test('forwarding stops at loops', async (t) => {
@@ -199,11 +199,56 @@ test('forwarding stops at loops', async (t) => {
   const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
   t.teardown(() => client.close());
   const outcome = await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []);
-  t.deepEqual(outcome, { status: 'revoked', reason: 'unknown token' });
+  t.deepEqual(outcome, { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
   t.deepEqual(passedOn.b, [[b.identity.principal]], 'B passed it on once');
   t.deepEqual(passedOn.c, [[b.identity.principal, c.identity.principal]], 'the call did reach C, which passes it on to no node on its path');
   // Neither node holds the token: a call on it leaves no record on either (item 1 of the stranger issue).
   t.false([...b.kernel.journal.entries(), ...c.kernel.journal.entries()].some((e) => e.kind === 'call'));
+});
+
+test("a revoked answer's code crosses the wire: the forwarding node and its caller get the code of the node that ran the call", async (t) => {
+  const a = await nodeWith(t);
+  const code = await a.kernel.publish('export const no = (ctx) => ctx.revoke("not today");');
+  const no = await a.kernel.issue({ code, export: 'no' });
+  const b = await nodeWith(t, [a.server.url]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.deepEqual(await client.call(no, []), { status: 'revoked', code: 'refused', reason: 'not today' });
+  const ended = (kernel: Kernel) => kernel.journal.entries().find((e) => e.kind === 'revoked');
+  t.like(ended(a.kernel), { code: 'refused', cause: 'refused' }, "A journals its closure's refusal");
+  t.like(ended(b.kernel), { code: 'refused', cause: 'remote' }, "B journals A's code, weighed as another node's answer");
+  // A token no node holds: A answers B `unknown-token` by code, so B asks no further and answers its caller so.
+  t.deepEqual(await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
+});
+
+test('a peer that answers with a code this node does not know gets the fallback code, never a crash', async (t) => {
+  // A hostile node: it authenticates, then answers every call revoked under the code its argument names.
+  const identity = generateIdentity(random);
+  const hostile = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => hostile.once('listening', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => (hostile.clients.forEach((s) => s.terminate()), hostile.close(() => resolve()))));
+  const handlers = {
+    call: async (_token: unknown, args: unknown[]) => ({ outcome: { status: 'revoked', code: args[0], reason: 'says who' }, cacheable: true }) as never,
+  };
+  hostile.on('connection', (socket) => {
+    socket.on('error', () => {});
+    acceptSession(socket, { identity, random, offer: () => ({ handlers }) }).catch(() => {});
+  });
+  const b = await nodeWith(t, [`ws://127.0.0.1:${(hostile.address() as { port: number }).port}`]);
+  const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku';
+  for (const bogus of ['owned-by-mallory', '__proto__', 'toString', 7, { code: 'crash' }, ['loop'], null]) {
+    t.deepEqual(await client.call(token, [bogus as never]), { status: 'revoked', code: 'other', reason: 'says who' }, JSON.stringify(bogus));
+  }
+  // A code it does know is passed on as it is (the peer is still only ever `remote` in B's tally).
+  t.deepEqual(await client.call(token, ['crash']), { status: 'revoked', code: 'crash', reason: 'says who' });
+  const revoked = b.kernel.journal.entries().filter((e) => e.kind === 'revoked');
+  t.deepEqual(
+    revoked.map((e) => e.kind === 'revoked' && [e.code, e.cause]),
+    [...Array.from({ length: 7 }, () => ['other', 'remote']), ['crash', 'remote']],
+  );
+  t.deepEqual(await b.kernel.call('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', ['nonsense']), { status: 'revoked', code: 'other', reason: 'says who' }, 'B still serves');
 });
 
 test.serial('a peer that stops reading is cut off instead of buffered without bound', async (t) => {
@@ -275,11 +320,11 @@ test('a replicable closure is fetched with its first answer and keeps answering 
   await t.throwsAsync(b.kernel.closure(cube), { message: /unknown token/ }, 'a closure that is not replicable stays on A');
   // The issuer revokes a replicated closure: B, which runs it itself, hears of it.
   await a.kernel.revoke(revocable, 'recalled');
-  t.deepEqual(await client.call(revocable, [3]), { status: 'revoked', reason: 'recalled' });
+  t.deepEqual(await client.call(revocable, [3]), { status: 'revoked', code: 'token-revoked', reason: 'recalled' });
   await a.close();
   // New arguments, so no cache can answer: B runs its replica.
   t.deepEqual(await client.call(square, [13]), { status: 'fulfilled', value: 169 });
-  t.deepEqual(await client.call(cube, [4]), { status: 'revoked', reason: 'unreachable' });
+  t.deepEqual(await client.call(cube, [4]), { status: 'revoked', code: 'unreachable', reason: 'unreachable' });
   const calls = b.kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === square);
   t.is(calls.length, 2);
   t.false(b.kernel.journal.entries().some((e) => e.kind === 'forwarded' && e.call === calls[1]!.seq), 'the call with A offline ran on B');
@@ -390,10 +435,10 @@ test('the library API: kernel.listen serves a kernel, kernel.call({ via }) calls
   t.regex(url, /^ws:\/\/127\.0\.0\.1:\d+$/);
   t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'fulfilled', value: 5 });
   t.deepEqual(await b.call(who, [], { via: url }), { status: 'fulfilled', value: b.principal }, 'A sees B as the caller');
-  t.deepEqual(await b.call(add, [2, 3]), { status: 'revoked', reason: 'unknown token' }, 'without via, B has no such token');
+  t.deepEqual(await b.call(add, [2, 3]), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' }, 'without via, B has no such token');
   await a.close();
   await new Promise((resolve) => setTimeout(resolve, 200)); // B's end of the connection hears the close
-  t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'revoked', reason: 'unreachable' });
+  t.deepEqual(await b.call(add, [2, 3], { via: url }), { status: 'revoked', code: 'unreachable', reason: 'unreachable' });
 });
 
 test('a call whose arguments are not grid data is revoked on the caller side; the session goes on', async (t) => {
@@ -462,12 +507,12 @@ test('a cancel crosses the wire and the forward: each node ends the call "cancel
   // Another session numbers its own requests: a cancel of id 0 there (the caller's call is B's id 0 on A) reaches nothing else.
   strangerSocket.send(encodeCancel(0));
   // Frames are handled in order: once this is answered (no vat needed), the cancel has been.
-  t.deepEqual((await stranger.call(asToken('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'), [])).outcome, { status: 'revoked', reason: 'unknown token' });
+  t.deepEqual((await stranger.call(asToken('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'), [])).outcome, { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
   t.is(ended(a.kernel, 0), undefined, "the stranger's cancel did not touch the caller's call");
   controller.abort();
-  t.deepEqual(await spinning, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await spinning, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   await until(() => ended(a.kernel, 0) !== undefined && ended(b.kernel, 0) !== undefined);
-  t.like(ended(a.kernel, 0), { reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
+  t.like(ended(a.kernel, 0), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
   t.like(ended(b.kernel, 0), { reason: 'cancelled by caller' }, 'so does the node that forwarded it');
   t.deepEqual(await caller.call(add, [2, 3]), { status: 'fulfilled', value: 5 }, "A's vat is free again");
 });

@@ -47,7 +47,7 @@ test('a peer whose cacheable answer this node cached is believed when it revokes
   const reopened = await reopenedFor([1]);
   t.teardown(() => reopened.close());
   t.true(await reopened.hearRevocation(signRevocation(held, 'revoked upstream', peer), peer.principal));
-  t.deepEqual(await reopened.call(held, [1]), { status: 'revoked', reason: 'revoked upstream' });
+  t.deepEqual(await reopened.call(held, [1]), { status: 'revoked', code: 'token-revoked', reason: 'revoked upstream' });
 });
 
 test('a peer handed a replica hears of its revocation, also when the revocation comes after a restart', async (t) => {

@@ -63,14 +63,14 @@ test('a caller cannot lower an issuer: refusals are kept, limits and crashes cou
   t.like(await kernel.call(relay, ['x', 1], as(mallory)), { status: 'revoked' });
   t.like(row(kernel), { fulfilled: 10, broken: 0, refused: 5 });
   // Arguments crafted to loop to the time limit, or to crash: a break, but one per caller however many calls.
-  for (let i = 0; i < 3; i += 1) t.deepEqual(await kernel.call(spin, ['loop'], as(mallory)), { status: 'revoked', reason: 'time limit' });
+  for (let i = 0; i < 3; i += 1) t.deepEqual(await kernel.call(spin, ['loop'], as(mallory)), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   for (let i = 0; i < 3; i += 1) t.regex(reasonOf(await kernel.call(crash, ['boom'], as(mallory))), /boom/);
   t.like(row(kernel), { fulfilled: 10, broken: 1, pending: 0 });
   t.like(await kernel.call(crash, ['boom'], as(trudy)), { status: 'revoked' });
   t.like(row(kernel), { broken: 2 }, 'another caller that met a crash is another broken promise');
   // The issuer revoking a token after issuing it is broken, once; calls on it afterwards count for nobody.
   await kernel.revoke(crash, 'withdrawn');
-  for (let i = 0; i < 3; i += 1) t.deepEqual(await kernel.call(crash, [1], as(stranger())), { status: 'revoked', reason: 'withdrawn' });
+  for (let i = 0; i < 3; i += 1) t.deepEqual(await kernel.call(crash, [1], as(stranger())), { status: 'revoked', code: 'token-revoked', reason: 'withdrawn' });
   t.like(row(kernel), { fulfilled: 10, broken: 3, refused: 5, pending: 0 });
   t.deepEqual(kernel.reputation(), reputation(kernel.journal.entries()), 'the live tally agrees with a pass over the journal');
   const causes = kernel.journal.entries().flatMap((e) => (e.kind === 'revoked' ? [e.cause] : []));

@@ -77,7 +77,7 @@ test('a call whose arguments hold 900k empty maps is answered revoked for its it
   const { url, echo } = await nodeWith(t);
   const peer = await rawPeer(url);
   peer.socket.send(encodeMessage(madeUpToken(), 1_000_000, emptyMaps(900_000), 0), { binary: true });
-  t.like((await peer.reply(1_000_000))?.outcome, { status: 'revoked', reason: `bad arguments: more than ${MAX_VALUE_ITEMS} items` });
+  t.like((await peer.reply(1_000_000))?.outcome, { status: 'revoked', code: 'invalid', reason: `bad arguments: more than ${MAX_VALUE_ITEMS} items` });
   peer.socket.send(encodeMessage(echo as Token, 1_000_001, emptyMaps(MAX_VALUE_ITEMS - 1), 0), { binary: true });
   const atTheLimit = await peer.reply(1_000_001);
   t.is(atTheLimit?.outcome.status, 'fulfilled', 'arguments of MAX_VALUE_ITEMS items are a call like any other');
@@ -144,13 +144,13 @@ test('honest calls on another connection keep being answered while a peer sends 
   hostile.socket.terminate();
 });
 
-/** The journal's ends of calls on `token`: reason by call. */
+/** The journal's ends of calls on `token`: the code of each revoked one. */
 const ends = (kernel: Kernel, token: string) => {
   const entries = kernel.journal.entries();
   const calls = new Set(entries.filter((e) => e.kind === 'call' && e.token === token).map((e) => e.seq));
   return {
     calls: calls.size,
-    revoked: entries.filter((e) => e.kind === 'revoked' && calls.has(e.call)).map((e) => (e as { reason: string }).reason),
+    revoked: entries.filter((e) => e.kind === 'revoked' && calls.has(e.call)).map((e) => (e as { code: string }).code),
   };
 };
 
@@ -178,7 +178,7 @@ test(`a peer has at most MAX_CALLS_PER_PEER (${MAX_CALLS_PER_PEER}) calls in fli
   for (let i = 0; i < half; i++) second.socket.send(encodeCall(i, spin as Token, [i], {}), { binary: true });
   await eventually(async () => ends(kernel, spin), (e) => e.calls === MAX_CALLS_PER_PEER, 30_000, 50);
   second.socket.send(encodeCall(half, echo as Token, ['one too many'], {}), { binary: true });
-  t.like((await second.reply(half))?.outcome, { status: 'revoked', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
+  t.like((await second.reply(half))?.outcome, { status: 'revoked', code: 'quota', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
   // Another principal is not counted with this one.
   const other = await connectNode(url, { identity: generateIdentity(random), random });
   t.teardown(() => other.close());
@@ -186,7 +186,7 @@ test(`a peer has at most MAX_CALLS_PER_PEER (${MAX_CALLS_PER_PEER}) calls in fli
   first.socket.terminate();
   second.socket.terminate();
   const after = await eventually(async () => ends(kernel, spin), (e) => e.revoked.length === MAX_CALLS_PER_PEER, 30_000, 50);
-  t.is(after.revoked.filter((reason) => reason === 'disconnected').length, MAX_CALLS_PER_PEER);
+  t.is(after.revoked.filter((code) => code === 'disconnected').length, MAX_CALLS_PER_PEER);
   t.deepEqual(await other.call(echo, ['another peer'], { timeoutMs: 30_000 }), { status: 'fulfilled', value: 'another peer' });
   const again = await rawPeer(url, identity);
   t.is((await again.session.call(echo as Token, ['back'])).outcome.status, 'fulfilled', 'the peer may call again once its calls have ended');

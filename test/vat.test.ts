@@ -36,7 +36,7 @@ test.serial('a closure that spins forever ends at its time limit, and the node a
   const during = await kernel.call(echo, ['during']).then((outcome) => (settled.push('during'), outcome));
   t.deepEqual(hit, { status: 'fulfilled', value: 'warm up' });
   t.deepEqual(during, { status: 'fulfilled', value: 'during' });
-  t.deepEqual(await spinning, { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await spinning, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.deepEqual(settled, ['hit', 'during', 'spin']);
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' }, 'a fresh vat serves');
 });
@@ -50,7 +50,7 @@ test.serial('calls sharing a vat with a spinning one are run again elsewhere', a
   await kernel.call(echo, [0]);
   const spinning = kernel.call(spin, []);
   const bystander = kernel.call(slow, []);
-  t.deepEqual(await spinning, { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await spinning, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.deepEqual(await bystander, { status: 'fulfilled', value: 'done' });
 });
 
@@ -64,14 +64,14 @@ test.serial('unbounded recursion is a revoked call, not a dead node', async (t) 
 
 test.serial('a closure that eats memory ends at the memory limit and its vat is replaced', async (t) => {
   const { kernel, issue } = await setup(t, { callTimeoutMs: 20_000, vatMemoryMb: 32 });
-  t.deepEqual(await kernel.call(await issue('hog'), []), { status: 'revoked', reason: 'memory limit' });
+  t.deepEqual(await kernel.call(await issue('hog'), []), { status: 'revoked', code: 'memory-limit', reason: 'memory limit' });
   t.deepEqual(await kernel.call(await issue('echo'), ['still here']), { status: 'fulfilled', value: 'still here' });
 });
 
 test.serial('a module whose body spins is stopped like a closure that does', async (t) => {
   const { kernel } = await setup(t, { callTimeoutMs: 500 });
   const code = await kernel.publish('while (true) {} export const f = () => 1;');
-  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'f' }), []), { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'f' }), []), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
 });
 
 test.serial('a call that acted before its vat stopped is not run twice', async (t) => {
@@ -79,7 +79,7 @@ test.serial('a call that acted before its vat stopped is not run twice', async (
   const echo = await issue('echo');
   const slowSpin = await issue('slowSpin');
   const outcome = await kernel.call(slowSpin, [{ '/': echo }]);
-  t.deepEqual(outcome, { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(outcome, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   const calls = kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === slowSpin);
   t.is(calls.length, 1);
 });
@@ -89,7 +89,7 @@ test.serial('a closed kernel has stopped its vats and refuses calls', async (t) 
   const code = await kernel.publish('export const f = () => 1');
   t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'f' }), []), { status: 'fulfilled', value: 1 });
   await kernel.close();
-  t.deepEqual(await kernel.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', reason: 'kernel is closed' });
+  t.deepEqual(await kernel.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', code: 'shut-down', reason: 'kernel is closed' });
 });
 
 test.serial("a closure's own time limit applies below the node's ceiling", async (t) => {
@@ -104,10 +104,10 @@ test.serial("a closure's own time limit applies below the node's ceiling", async
   const timer = (ms: number) => new Promise<void>((resolve) => setTimeout(() => (order.push(`${ms} ms timer`), resolve()), ms));
   const quickRun = kernel.call(quick, []).then((outcome) => (order.push('closure limit'), outcome));
   await Promise.all([quickRun, timer(2500)]);
-  t.deepEqual(await quickRun, { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await quickRun, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.deepEqual(order, ['closure limit', '2500 ms timer']);
   const generous = await kernel.issue({ code, export: 'spin', timeLimitMs: 60_000 });
-  t.deepEqual(await kernel.call(generous, []), { status: 'revoked', reason: 'time limit' }, 'the node ceiling wins');
+  t.deepEqual(await kernel.call(generous, []), { status: 'revoked', code: 'time-limit', reason: 'time limit' }, 'the node ceiling wins');
   await t.throwsAsync(kernel.issue({ code, export: 'spin', timeLimitMs: -1 }), { message: /positive whole number of milliseconds/ });
 });
 
@@ -132,11 +132,11 @@ test.serial('a cancelled call ends "cancelled by caller", its spinning vat is st
   const spinning = kernel.call(slowSpin, [{ '/': echo }], { signal: controller.signal });
   await nestedAnswered(kernel, echo);
   controller.abort();
-  t.deepEqual(await spinning, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await spinning, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' }, 'the vat was freed');
   const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === slowSpin)!;
   const end = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
-  t.like(end, { reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
+  t.like(end, { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
   const issuer = kernel.reputation().find((row) => row.issuer === kernel.principal)!;
   t.is(issuer.broken, 0, 'a cancellation never counts against the issuer');
 });
@@ -151,14 +151,14 @@ test.serial('cancelling reaches the calls a call made; a signal aborted before t
   const relaying = kernel.call(relay, [{ '/': slowSpin }, { '/': echo }], { signal: controller.signal });
   await nestedAnswered(kernel, echo);
   controller.abort();
-  t.deepEqual(await relaying, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await relaying, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   const entries = kernel.journal.entries();
   for (const token of [relay, slowSpin]) {
     const call = entries.find((e) => e.kind === 'call' && e.token === token)!;
-    t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
+    t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
   }
   const before = kernel.journal.entries().length;
-  t.deepEqual(await kernel.call(echo, ['never'], { signal: AbortSignal.abort() }), { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await kernel.call(echo, ['never'], { signal: AbortSignal.abort() }), { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   t.is(kernel.journal.entries().length, before, 'nothing journaled: no call was made');
   t.deepEqual(await kernel.call(echo, ['still serving']), { status: 'fulfilled', value: 'still serving' });
 });
@@ -183,11 +183,11 @@ test.serial("cancelling a call never ends another caller's call that has acted: 
   const yCall = kernel.call(waitOn, [{ '/': hang }, 'y'], { signal: y.signal });
   await hangCalls(2);
   y.abort();
-  t.deepEqual(await yCall, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await yCall, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   t.deepEqual(await kernel.call(echo, ['meanwhile']), { status: 'fulfilled', value: 'meanwhile' });
   t.false(xSettled, "the other caller's call that acted runs on (its vat was not stopped)");
   x.abort();
-  t.deepEqual(await xCall, { status: 'revoked', reason: 'cancelled by caller' });
+  t.deepEqual(await xCall, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' });
 });
 

@@ -63,8 +63,8 @@ test('numeric exports are called with numbers, and their pure results are cached
   t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'mul64' }), [2 ** 40, 2 ** 20]), { status: 'fulfilled', value: 2n ** 60n });
   t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'half' }), [5]), { status: 'fulfilled', value: 2.5 });
   const wrong = await kernel.call(fib, ['ten']);
-  t.deepEqual(wrong, { status: 'revoked', reason: 'argument 1 must be a number (got "ten")' });
-  t.deepEqual(await kernel.call(fib, []), { status: 'revoked', reason: 'fib takes 1 numbers (got 0 arguments)' });
+  t.deepEqual(wrong, { status: 'revoked', code: 'refused', reason: 'argument 1 must be a number (got "ten")' });
+  t.deepEqual(await kernel.call(fib, []), { status: 'revoked', code: 'refused', reason: 'fib takes 1 numbers (got 0 arguments)' });
 });
 
 const NUMBERS = `(module
@@ -96,7 +96,7 @@ test('a numeric argument that does not fit its parameter exactly is refused, nam
     [fib, [2 ** 31], `argument 1 of fib is an i32: ${i32} (got 2147483648)`],
     [fib, [9007199254740993n], `argument 1 of fib is an i32: ${i32} (got 9007199254740993)`],
   ];
-  for (const [token, args, reason] of refusals) t.deepEqual(await kernel.call(token, args), { status: 'revoked', reason }, reason);
+  for (const [token, args, reason] of refusals) t.deepEqual(await kernel.call(token, args), { status: 'revoked', code: 'refused', reason }, reason);
   t.deepEqual(await kernel.call(fib, [-0]), { status: 'fulfilled', value: 0 });
 
   const code = await kernel.publish(await wat(NUMBERS));
@@ -106,18 +106,18 @@ test('a numeric argument that does not fit its parameter exactly is refused, nam
   const same32 = await kernel.issue({ code, export: 'same32' });
   const same64 = await kernel.issue({ code, export: 'same64' });
   t.deepEqual(await kernel.call(same32, [16777216]), { status: 'fulfilled', value: 16777216 });
-  t.deepEqual(await kernel.call(same32, [16777217]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 16777217 is not exactly an f32 (nearest 16777216)' });
+  t.deepEqual(await kernel.call(same32, [16777217]), { status: 'revoked', code: 'refused', reason: 'argument 1 of same32 is an f32: 16777217 is not exactly an f32 (nearest 16777216)' });
   t.deepEqual(await kernel.call(same32, [0.1]), { status: 'fulfilled', value: Math.fround(0.1) }, 'a fraction rounds to the nearest f32');
-  t.deepEqual(await kernel.call(same32, [1e39]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 1e+39 is beyond its range (largest 3.4028234663852886e+38)' });
-  t.deepEqual(await kernel.call(same32, [1e-50]), { status: 'revoked', reason: 'argument 1 of same32 is an f32: 1e-50 is too small for it (it would be 0)' });
-  t.deepEqual(await kernel.call(same64, [9007199254740993n]), { status: 'revoked', reason: 'argument 1 of same64 is an f64: 9007199254740993 is not exactly an f64 (nearest 9007199254740992)' });
+  t.deepEqual(await kernel.call(same32, [1e39]), { status: 'revoked', code: 'refused', reason: 'argument 1 of same32 is an f32: 1e+39 is beyond its range (largest 3.4028234663852886e+38)' });
+  t.deepEqual(await kernel.call(same32, [1e-50]), { status: 'revoked', code: 'refused', reason: 'argument 1 of same32 is an f32: 1e-50 is too small for it (it would be 0)' });
+  t.deepEqual(await kernel.call(same64, [9007199254740993n]), { status: 'revoked', code: 'refused', reason: 'argument 1 of same64 is an f64: 9007199254740993 is not exactly an f64 (nearest 9007199254740992)' });
   t.deepEqual(await kernel.call(same64, [2n ** 60n]), { status: 'fulfilled', value: 2 ** 60 });
   for (const token of [same32, same64]) {
     const outcome = await kernel.call(token, [-0]);
     t.true(outcome.status === 'fulfilled' && Object.is(outcome.value, -0), '-0 keeps its sign both ways');
   }
-  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'nan' }), []), { status: 'revoked', reason: 'nan returned NaN, which is not grid data (numbers are finite)' });
-  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'inf' }), []), { status: 'revoked', reason: 'inf returned -Infinity, which is not grid data (numbers are finite)' });
+  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'nan' }), []), { status: 'revoked', code: 'crash', reason: 'nan returned NaN, which is not grid data (numbers are finite)' });
+  t.deepEqual(await kernel.call(await kernel.issue({ code, export: 'inf' }), []), { status: 'revoked', code: 'crash', reason: 'inf returned -Infinity, which is not grid data (numbers are finite)' });
   // A refused argument is the promise kept; a result that is not grid data is the module's fault.
   const causes = new Map(kernel.journal.entries().flatMap((e) => (e.kind === 'revoked' ? [[e.reason, e.cause]] : [])));
   t.is(causes.get(refusals[0]![2]), 'refused');
@@ -132,13 +132,13 @@ test('the CBOR convention passes and returns grid data through linear memory', a
     value: ['Ada', { n: 1, bytes: new Uint8Array([1, 2]) }],
   });
   const refuse = await issueWasm(kernel, CBOR, 'refuse');
-  t.deepEqual(await kernel.call(refuse, []), { status: 'revoked', reason: 'revoked by the module' });
+  t.deepEqual(await kernel.call(refuse, []), { status: 'revoked', code: 'refused', reason: 'revoked by the module' });
   const wild = await issueWasm(kernel, CBOR, 'wild');
   const outcome = await kernel.call(wild, []);
   t.is(outcome.status, 'revoked');
   t.regex((outcome as { reason: string }).reason, /^out of bounds: 16 bytes at 2147483647 in a 65536-byte memory$/);
   const huge = await kernel.call(await issueWasm(kernel, CBOR, 'huge'), []);
-  t.deepEqual(huge, { status: 'revoked', reason: 'out of bounds: 4294967295 bytes at 0 in a 65536-byte memory' });
+  t.deepEqual(huge, { status: 'revoked', code: 'crash', reason: 'out of bounds: 4294967295 bytes at 0 in a 65536-byte memory' });
 });
 
 test('languages mix through tokens: WebAssembly calls JS, JS calls WebAssembly', async (t) => {
@@ -154,7 +154,7 @@ test('languages mix through tokens: WebAssembly calls JS, JS calls WebAssembly',
   t.deepEqual(await kernel.call(outer, ['Bo']), { status: 'fulfilled', value: 'hi, Bo' });
   // A revoked JS token is a revoked answer to the WebAssembly caller.
   await kernel.revoke(greet);
-  t.deepEqual(await kernel.call(relay, ['Cy']), { status: 'revoked', reason: 'revoked by the module' });
+  t.deepEqual(await kernel.call(relay, ['Cy']), { status: 'revoked', code: 'refused', reason: 'revoked by the module' });
 });
 
 test('publish refuses WebAssembly that asks for what the grid does not grant', async (t) => {
@@ -175,7 +175,7 @@ test('hostile WebAssembly ends revoked and the node keeps serving', async (t) =>
   const { kernel } = await setup(t, { callTimeoutMs: 3000 });
   const code = await kernel.publish(await wat(HOSTILE));
   const call = async (name: string, args: unknown[] = []) => kernel.call(await kernel.issue({ code, export: name }), args);
-  t.deepEqual(await call('spin'), { status: 'revoked', reason: 'time limit' });
+  t.deepEqual(await call('spin'), { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.regex(((await call('deep', [0])) as { reason: string }).reason, /^trap: .*call stack/i);
   t.regex(((await call('trap')) as { reason: string }).reason, /^trap: unreachable/);
   t.deepEqual(await call('grow', [100]), { status: 'fulfilled', value: 1 }, 'growth within the cap works');

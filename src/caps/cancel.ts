@@ -1,3 +1,5 @@
+import { revoked, type Revoked } from './outcome.js';
+
 /**
  * Cancelling a call: the caller's `AbortSignal` (kernel.call's `signal`, a
  * `cancel` frame on the wire, Ctrl-C in `grid call`) ends it with this
@@ -19,6 +21,10 @@ export const DROPPED: object = Object.freeze({ reason: DISCONNECTED });
 
 /** The reason a call ends when `signal` aborts: DISCONNECTED if it was aborted with DROPPED, else CANCELLED. */
 export const abortReason = (signal: AbortSignal | undefined): string => (signal?.reason === DROPPED ? DISCONNECTED : CANCELLED);
+
+/** How a call ends when `signal` aborts: code `disconnected` or `cancelled`, under abortReason's reason. */
+export const aborted = (signal: AbortSignal | undefined): Revoked =>
+  signal?.reason === DROPPED ? revoked('disconnected', DISCONNECTED) : revoked('cancelled', CANCELLED);
 
 /**
  * Run `handler` once when `signal` aborts (at once if it has); returns the

@@ -8,6 +8,7 @@ import { Command, Option } from 'commander';
 import { quote } from '../caps/ids.js';
 import { defaultHome } from '../home/home.js';
 import type { Outcome } from '../kernel/kernel.js';
+import type { RevokeCode } from '../caps/outcome.js';
 import { isPeerUrl } from '../net/membership.js';
 import { toJsonText, UsageError } from './format.js';
 import { NO_PROGRESS, type Progress } from './progress.js';
@@ -54,15 +55,15 @@ export class UnreachableError extends Error {
   readonly code = 'ERR_UNREACHABLE';
 }
 
-/** Revocations that mean "no answer came", not "the promise was broken". */
-export const UNREACHABLE_REASONS: ReadonlySet<string> = new Set(['time limit', 'unreachable', 'disconnected']);
+/** Revocation codes that mean "no answer came", not "the promise was broken". */
+export const UNREACHABLE_CODES: ReadonlySet<RevokeCode> = new Set(['time-limit', 'unreachable', 'disconnected']);
 
 export const printOutcome = (inv: Invocation, outcome: Outcome): number => {
   if (inv.json) inv.io.out(toJsonText(outcome));
   else if (outcome.status === 'fulfilled') inv.io.out(toJsonText(outcome.value));
   else if (outcome.status === 'promised') inv.io.out(`promised: ${outcome.token}`);
   else inv.io.err(`revoked: ${outcome.reason}`);
-  if (outcome.status === 'revoked') return UNREACHABLE_REASONS.has(outcome.reason) ? EXIT.unreachable : EXIT.revoked;
+  if (outcome.status === 'revoked') return UNREACHABLE_CODES.has(outcome.code) ? EXIT.unreachable : EXIT.revoked;
   return EXIT.ok;
 };
 

@@ -19,6 +19,7 @@ import { Kernel, type Forwarder, type KernelLimits, type Network } from '../kern
 import type { NodeSessions } from '../net/node.js';
 import type { RemoteNode } from '../net/client.js';
 import type { Token } from '../caps/ids.js';
+import { revoked } from '../caps/outcome.js';
 
 interface CommonOptions {
   limits?: Partial<KernelLimits>;
@@ -101,7 +102,7 @@ const webSocketNetwork = (identity: Identity): Network => {
       try {
         remote = await reach(url);
       } catch {
-        return Object.freeze({ status: 'revoked', reason: 'unreachable' });
+        return revoked('unreachable', 'unreachable');
       }
       return remote.call(token, args, { follow, timeoutMs, ...(signal ? { signal } : {}) });
     },

@@ -26,7 +26,7 @@ import { blockCidBytes } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { GridError } from '../caps/errors.js';
-import type { RevokeCause } from '../caps/outcome.js';
+import { asRevokeCode, type RevokeCause, type RevokeCode } from '../caps/outcome.js';
 
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile extends JournalBytes {
@@ -61,8 +61,11 @@ export type EntryBody =
   | { kind: 'issue'; token: Token; code: ModuleId; export: string; issuer: Principal }
   | { kind: 'call'; token: Token; caller: Principal; args: readonly GridValue[]; parent?: number }
   | { kind: 'fulfilled'; call: number; value: GridValue; pure: boolean }
-  /** `cause`: why, as reputation weighs it (see RevokeCause); absent in records written before it was kept. */
-  | { kind: 'revoked'; call: number; reason: string; cause?: RevokeCause }
+  /**
+   * `cause`: why, as reputation weighs it (see RevokeCause); absent in records written before it was kept.
+   * `code`: what happened (see RevokeCode); records written before codes were kept, or with a code this node does not know, read as FALLBACK_CODE.
+   */
+  | { kind: 'revoked'; call: number; reason: string; cause?: RevokeCause; code: RevokeCode }
   | { kind: 'promised'; call: number; token: Token }
   | { kind: 'revoke'; token: Token; reason: string; by: Principal }
   /** A call answered from the cache; `from` is the `fulfilled` entry that answered it (its call has the arguments). */
@@ -120,7 +123,7 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   issue: ['token', 'code', 'export', 'issuer'],
   call: ['token', 'caller', 'args', 'parent'],
   fulfilled: ['call', 'value', 'pure'],
-  revoked: ['call', 'reason', 'cause'],
+  revoked: ['call', 'reason', 'cause', 'code'],
   promised: ['call', 'token'],
   revoke: ['token', 'reason', 'by'],
   hit: ['token', 'caller', 'from', 'parent'],
@@ -135,8 +138,10 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
 const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
-const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 1 };
+const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };
 const LINK_FIELDS = new Set(['token', 'code', 'inner']);
+/** Whether field `name` of a `kind` record is a link: a `revoked` record's `code` is its revoke code (a string), an `issue` record's its module. */
+const isLink = (kind: EntryKind, name: string) => LINK_FIELDS.has(name) && kind !== 'revoked';
 const ENCODED_FIELDS = new Set(['args', 'value']);
 
 /** What a seal signs: the binary CID of the record before it, behind a domain prefix. */
@@ -223,7 +228,7 @@ const toRecord = (entry: Entry, prev: Uint8Array | null, sig?: Uint8Array): unkn
   for (const name of LAYOUT[entry.kind]) {
     if (name === 'sig') record.push(sig);
     else if (ENCODED_FIELDS.has(name)) record.push(encodedPayload(entry));
-    else if (LINK_FIELDS.has(name)) record.push(cidOf(fields[name] as string));
+    else if (isLink(entry.kind, name)) record.push(cidOf(fields[name] as string));
     else record.push(fields[name] ?? null);
   }
   return record;
@@ -258,9 +263,10 @@ const fromRecord = (record: unknown): { entry: Entry; prev: Uint8Array | null; s
       if (!(value instanceof Uint8Array)) throw bad(`${name} must be bytes`);
       decodeValue(value); // refuse a payload that is not canonical grid data now, not on first read
       payload = value;
-    } else if (LINK_FIELDS.has(name)) fields[name] = String(CID.asCID(value) ?? value);
+    } else if (isLink(kind, name)) fields[name] = String(CID.asCID(value) ?? value);
     else fields[name] = value === null ? undefined : value;
   });
+  if (kind === 'revoked') fields.code = asRevokeCode(fields.code);
   const prevCid = prev === null ? null : CID.asCID(prev);
   if (prev !== null && !prevCid) throw bad('prev must be a link or null');
   return { entry: makeEntry(fields, payload), prev: prevCid ? prevCid.bytes : null, sig };

@@ -8,9 +8,8 @@
 import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, type Principal, type Token } from '../caps/ids.js';
 import { blockCid } from '../store/hashing.js';
-import { describeThrown } from '../caps/errors.js';
-import { abortReason, onAbort } from '../caps/cancel.js';
-import { fulfilled, promised, revoked, type Outcome } from '../caps/outcome.js';
+import { aborted, onAbort } from '../caps/cancel.js';
+import { failed, fulfilled, promised, revoked, type Outcome } from '../caps/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { encode } from '../wire/index.js';
@@ -87,7 +86,7 @@ export const makeApprovals = ({
       verifyChain(call.chain, call.root, revokedReason);
       return false;
     } catch (error) {
-      call.settle(revoked(describeThrown(error)));
+      call.settle(failed(error));
       return true;
     }
   };
@@ -111,9 +110,9 @@ export const makeApprovals = ({
 
     /** Park a call that waits for approvals; its further promise is a fresh token. */
     wait(call: ScreenedCall, screening: Extract<Screening, { kind: 'wait' }>): Outcome {
-      if (waiting >= MAX_PENDING_CALLS) return revoked(`too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
+      if (waiting >= MAX_PENDING_CALLS) return revoked('quota', `too many calls wait for approval here (limit ${MAX_PENDING_CALLS})`);
       const mine = waitingBy.get(call.caller) ?? 0;
-      if (mine >= maxWaitingPerCaller) return revoked(`${call.caller} has ${mine} calls waiting for approval here (limit ${maxWaitingPerCaller} per caller)`);
+      if (mine >= maxWaitingPerCaller) return revoked('quota', `${call.caller} has ${mine} calls waiting for approval here (limit ${maxWaitingPerCaller} per caller)`);
       const token = blockCid(encode({ pending: CID.parse(call.chain[0]!.token), nonce: randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
       let resolve!: (outcome: Outcome) => void;
       const done = new Promise<Outcome>((r) => (resolve = r));
@@ -137,7 +136,7 @@ export const makeApprovals = ({
           resolve(outcome);
         },
         cancelExpiry: setTimer(PENDING_TTL_MS, () => {
-          parked.settle(revoked(`no approval within ${PENDING_TTL_MS / 60_000} minutes`));
+          parked.settle(revoked('expired', `no approval within ${PENDING_TTL_MS / 60_000} minutes`));
           pending.delete(token);
         }),
       };
@@ -162,7 +161,7 @@ export const makeApprovals = ({
       endIfRevoked(call);
       if (args.length === 1 && args[0] === 'approve') {
         if (call.settled === undefined) {
-          if (call.approvers && !call.approvers.has(frame.caller)) return revoked(`${frame.caller} is not one of the approvers this call waits for`);
+          if (call.approvers && !call.approvers.has(frame.caller)) return revoked('denied', `${frame.caller} is not one of the approvers this call waits for`);
           call.approvals.add(frame.caller);
           call.turn = call.turn.then(() => resume(call));
           await call.turn;
@@ -170,7 +169,7 @@ export const makeApprovals = ({
         // `status`: still `waiting`, or how the call ended once it could go ahead (or was refused).
         return fulfilled(harden({ approvedBy: [...call.approvals], status: call.settled?.status ?? 'waiting' }));
       }
-      if (frame.caller !== call.caller) return revoked(`only ${call.caller}, who made the call, can collect its answer`);
+      if (frame.caller !== call.caller) return revoked('denied', `only ${call.caller}, who made the call, can collect its answer`);
       if (call.settled) return call.settled;
       const outcome = await new Promise<Outcome | undefined>((resolve) => {
         const margin = frame.path.length > 0 ? Math.min(REMOTE_GRACE_MS, callTimeoutMs / 2) : 0;
@@ -178,7 +177,7 @@ export const makeApprovals = ({
         // The caller stops waiting for the answer; the call itself still waits for its approvals.
         const stop = () => {
           cancel();
-          resolve(revoked(abortReason(frame.signal)));
+          resolve(aborted(frame.signal));
         };
         const stopListening = frame.signal ? onAbort(frame.signal, stop) : () => {};
         void call.done.then((settled) => {
@@ -223,7 +222,7 @@ export const makeApprovals = ({
     close() {
       for (const call of pending.values()) {
         call.cancelExpiry();
-        call.settle(revoked('kernel is closed'));
+        call.settle(revoked('shut-down', 'kernel is closed'));
       }
     },
   });

@@ -10,7 +10,7 @@
 import { asToken, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown, GridError } from '../caps/errors.js';
 import { CANCELLED } from '../caps/cancel.js';
-import { causeOf, fulfilled, promised, REVOKE_CAUSES, revoked, revokedBecause, type Outcome, type RevokeCause } from '../caps/outcome.js';
+import { asRevokeCode, causeOf, failed, fulfilled, promised, revoked, type Outcome } from '../caps/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import { bytesKey, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import type { Journal } from '../journal/journal.js';
@@ -30,9 +30,6 @@ import type { RevocationTable } from './revocation-table.js';
 import type { Answer, AnswerOptions, CallFrame, ChainBlocks, Forwarder, Invoked, KernelLimits } from './types.js';
 
 const toVatAnswer = (outcome: Outcome): VatAnswer => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
-
-/** A vat's cause for a revocation, checked like the rest of its answer; none is the node's. */
-const vatCause = (cause: unknown): RevokeCause => (cause === undefined ? 'node' : REVOKE_CAUSES.includes(cause as RevokeCause) ? (cause as RevokeCause) : 'crash');
 
 const impure = (outcome: Outcome): Invoked => ({ outcome, pure: false });
 
@@ -84,7 +81,7 @@ export const makeCallPipeline = (parts: {
       return impure(outcome);
     }
     quota.charge(caller, RECORD_BYTES - reserved);
-    if (outcome.status === 'revoked') journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome) });
+    if (outcome.status === 'revoked') journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome), code: outcome.code });
     else journal.append({ kind: 'promised', call: seq, token: outcome.token });
     return impure(outcome);
   };
@@ -97,8 +94,8 @@ export const makeCallPipeline = (parts: {
    */
   const forward = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, chain?: ChainBlocks): Promise<Invoked & { peer?: Principal }> => {
     const withPeer = (outcome: Outcome, peer?: Principal) => ({ outcome, pure: false, ...(peer ? { peer } : {}) });
-    if (frame.path.includes(self)) return impure(revoked('forwarding loop'));
-    if (frame.path.length >= limits.maxHops) return impure(revoked(`hop limit (${limits.maxHops})`));
+    if (frame.path.includes(self)) return impure(revoked('loop', 'forwarding loop'));
+    if (frame.path.length >= limits.maxHops) return impure(revoked('call-limit', `hop limit (${limits.maxHops})`));
     const forwarded = await parts.forward!({
       token,
       args: decodeValue(argsBytes) as GridValue[],
@@ -107,7 +104,7 @@ export const makeCallPipeline = (parts: {
       ...(chain ? { chain } : {}),
       ...(frame.signal ? { signal: frame.signal } : {}),
     });
-    if (!forwarded) return impure(revoked('unknown token'));
+    if (!forwarded) return impure(revoked('unknown-token', 'unknown token'));
     const { answer, peer, replica } = forwarded;
     if (replica && peer) {
       // From now on this node answers the token itself.
@@ -115,14 +112,14 @@ export const makeCallPipeline = (parts: {
     }
     // Answers through a delegation are screened each time: never cached on the way.
     // The node that ran the call journals why it was revoked; here it is another node's answer.
-    if (answer.outcome.status === 'revoked') return withPeer(revokedBecause(answer.outcome.reason, 'remote'), peer);
+    if (answer.outcome.status === 'revoked') return withPeer(revoked(answer.outcome.code, answer.outcome.reason, 'remote'), peer);
     if (answer.outcome.status !== 'fulfilled' || chain) return withPeer(answer.outcome, peer);
     let valueBytes: Uint8Array;
     try {
       // A peer's answer is input like any other: it must be grid data within limits.
       valueBytes = encodeValue(answer.outcome.value);
     } catch (error) {
-      return withPeer(revoked(`peer answered with something malformed: ${describeThrown(error)}`), peer);
+      return withPeer(revoked('malformed', `peer answered with something malformed: ${describeThrown(error)}`), peer);
     }
     return { outcome: fulfilled(decodeValue(valueBytes)), pure: answer.cacheable && peer !== undefined, valueBytes, ...(peer ? { peer } : {}) };
   };
@@ -138,12 +135,12 @@ export const makeCallPipeline = (parts: {
   const afterScreening = async (screening: Screening, call: ScreenedCall, frame: CallFrame): Promise<Outcome> => {
     switch (screening.kind) {
       case 'refuse':
-        return revokedBecause(screening.reason, 'screened');
+        return revoked('screened', screening.reason);
       case 'answer':
         try {
           return fulfilled(decodeValue(encodeValue(screening.value)));
         } catch (error) {
-          return revoked(`a policy answered with something that is not grid data: ${describeThrown(error)}`);
+          return revoked('malformed', `a policy answered with something that is not grid data: ${describeThrown(error)}`);
         }
       case 'wait':
         return parts.approvals().wait(call, screening);
@@ -161,10 +158,10 @@ export const makeCallPipeline = (parts: {
     try {
       found = await delegations.screenable(outer);
     } catch (error) {
-      return impure(revoked(describeThrown(error)));
+      return impure(failed(error));
     }
     if (!found) {
-      if (!parts.forward) return impure(revoked('unknown token'));
+      if (!parts.forward) return impure(revoked('unknown-token', 'unknown token'));
       // Screening is the business of the node that holds the closure, not of whoever passes the call on.
       return impure((await forwardCall(outer.token, argsBytes, frame, seq, await delegations.chainBlocks(outer.token))).outcome);
     }
@@ -192,29 +189,30 @@ export const makeCallPipeline = (parts: {
         try {
           return { status: 'promised', token: await closures.issueFor(closure, { export: exportName, env: decodeValue(env) }) };
         } catch (error) {
-          return { status: 'revoked', reason: describeThrown(error) };
+          return failed(error);
         }
       },
     });
     // A vat is hostile territory: what it sends back is checked like input from a peer.
     try {
       if (answer.status === 'revoked') {
-        let cause = vatCause(answer.cause);
+        // A code the vat should not send is the closure's crash, as any malformed answer.
+        const code = asRevokeCode(answer.code, 'crash');
         // A call made by a closure that ran out of its caller's remaining time did not fail on its own budget.
-        if (cause === 'limit' && frame.depth > 0 && answer.reason === 'time limit' && timeLimitMs < Math.min(limits.callTimeoutMs, closure.timeLimitMs ?? Infinity)) cause = 'passed';
-        return impure(revokedBecause(String(answer.reason), cause));
+        const passed = code === 'time-limit' && frame.depth > 0 && timeLimitMs < Math.min(limits.callTimeoutMs, closure.timeLimitMs ?? Infinity);
+        return impure(revoked(code, String(answer.reason), passed ? 'passed' : undefined));
       }
       if (answer.status === 'promised') return impure(promised(asToken(answer.token)));
       return { outcome: fulfilled(decodeValue(answer.value)), pure, valueBytes: answer.value };
     } catch (error) {
-      return impure(revokedBecause(`vat answered with something malformed: ${describeThrown(error)}`, 'crash'));
+      return impure(revoked('crash', `vat answered with something malformed: ${describeThrown(error)}`));
     }
   };
 
   /** A call journaled as `seq`, on a token that concerns this node. */
   const run = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
     const reason = revocations.reasonFor(token);
-    if (reason !== undefined) return impure(revokedBecause(reason, 'revoked'));
+    if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
     // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
     if (!closures.loaded(token)) {
@@ -222,7 +220,7 @@ export const makeCallPipeline = (parts: {
       try {
         delegation = await delegations.delegationOf(token);
       } catch (error) {
-        return impure(revoked(describeThrown(error)));
+        return impure(failed(error));
       }
       if (delegation) return screened(delegation, argsBytes, frame, seq);
     }
@@ -232,10 +230,10 @@ export const makeCallPipeline = (parts: {
       closure = closures.loaded(token) ?? (await closures.here(token));
       if (closure && !modules.isLoaded(closure.code)) await modules.load(closure.code);
     } catch (error) {
-      if (error instanceof GridError) return impure(revoked(error.message));
-      return impure(revoked(`could not load closure: ${describeThrown(error)}`));
+      if (error instanceof GridError) return impure(failed(error, error.message));
+      return impure(revoked('internal', `could not load closure: ${describeThrown(error)}`));
     }
-    if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown token'));
+    if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
     return runHere(closure, argsBytes, frame, seq);
   };
 
@@ -248,7 +246,7 @@ export const makeCallPipeline = (parts: {
       try {
         token = asToken(tokenText);
       } catch (error) {
-        return impure(revoked((error as Error).message));
+        return impure(revoked('invalid', (error as Error).message));
       }
     }
     let argsBytes: Uint8Array;
@@ -256,12 +254,12 @@ export const makeCallPipeline = (parts: {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');
       argsBytes = encodedArgs && encodedArgs.length <= MAX_VALUE_BYTES ? encodedArgs : encodeValue(args);
     } catch (error) {
-      return impure(revoked(`bad arguments: ${(error as Error).message}`));
+      return impure(revoked('invalid', `bad arguments: ${(error as Error).message}`));
     }
     const hit = cache.get(token, bytesKey(argsBytes));
     if (hit) {
       const refusal = quota.take(frame.caller, RECORD_BYTES);
-      if (refusal) return impure(revoked(refusal));
+      if (refusal) return impure(revoked('quota', refusal));
       // The arguments are those of the call that `from` answered: same bytes, same key.
       journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
       return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
@@ -269,11 +267,11 @@ export const makeCallPipeline = (parts: {
     // Nothing is journaled before it is known to concern this node: a
     // stranger's calls on made-up tokens leave no record to fill its disk.
     const here = chain === undefined && (await concernsHere(token));
-    if (!here && !parts.forward) return impure(revoked('unknown token'));
+    if (!here && !parts.forward) return impure(revoked('unknown-token', 'unknown token'));
     // The call's record and its answer's, the answer as big as the token's last one.
     const reserved = RECORD_BYTES + quota.expected(token);
     const refusal = quota.take(frame.caller, RECORD_BYTES + argsBytes.length + reserved);
-    if (refusal) return impure(revoked(refusal));
+    if (refusal) return impure(revoked('quota', refusal));
     if (!here) {
       const forwarded = await forward(token, argsBytes, frame, chain);
       // No peer answered: the call concerned no node this one knows.
@@ -291,7 +289,7 @@ export const makeCallPipeline = (parts: {
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */
   const invokeNested = async (token: unknown, args: readonly unknown[], frame: CallFrame): Promise<Outcome> => {
-    if (frame.depth > limits.maxCallDepth) return revoked(`call depth limit (${limits.maxCallDepth})`);
+    if (frame.depth > limits.maxCallDepth) return revoked('call-limit', `call depth limit (${limits.maxCallDepth})`);
     let { outcome } = await invoke(token, args, frame);
     for (let hops = 0; outcome.status === 'promised' && hops < limits.maxFollow; hops += 1) {
       ({ outcome } = await invoke(outcome.token, [], frame));
@@ -304,7 +302,7 @@ export const makeCallPipeline = (parts: {
 
     /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
     async answer(token: string, args: readonly unknown[], options: AnswerOptions): Promise<Answer> {
-      if (parts.closed()) return { outcome: revoked('kernel is closed'), cacheable: false };
+      if (parts.closed()) return { outcome: revoked('shut-down', 'kernel is closed'), cacheable: false };
       const frame = (): CallFrame => ({
         caller: options.caller ?? self,
         path: options.path ?? [],
@@ -314,7 +312,7 @@ export const makeCallPipeline = (parts: {
         ...(options.signal ? { signal: options.signal } : {}),
       });
       // Cancelled before it started: no call was made, so none is journaled.
-      if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
+      if (options.signal?.aborted) return { outcome: revoked('cancelled', CANCELLED), cacheable: false };
       try {
         // A chain whose closure is held elsewhere is passed on with the call, not stored here.
         let passOnChain: ChainBlocks | undefined;
@@ -322,15 +320,15 @@ export const makeCallPipeline = (parts: {
           try {
             if (!(await delegations.importChain(token, options.chain, options.caller))) passOnChain = options.chain;
           } catch (error) {
-            return { outcome: revoked(describeThrown(error)), cacheable: false };
+            return { outcome: failed(error), cacheable: false };
           }
         }
         const first = await invoke(token, args, frame(), options.argsBytes, passOnChain);
         let outcome = first.outcome;
         // A call on a waiting call's own token that answers with that token again has waited already: it is the answer for now.
         for (let hops = 0; options.follow && outcome.status === 'promised' && outcome.token !== token; hops += 1) {
-          if (options.signal?.aborted) return { outcome: revoked(CANCELLED), cacheable: false };
-          if (hops >= limits.maxFollow) return { outcome: revoked(`further promises nested deeper than ${limits.maxFollow}`), cacheable: false };
+          if (options.signal?.aborted) return { outcome: revoked('cancelled', CANCELLED), cacheable: false };
+          if (hops >= limits.maxFollow) return { outcome: revoked('call-limit', `further promises nested deeper than ${limits.maxFollow}`), cacheable: false };
           const next = (await invoke(outcome.token, [], frame())).outcome;
           // The same promise again: it is still waiting (for approvals), and it is the answer for now.
           if (next.status === 'promised' && next.token === outcome.token) break;
@@ -342,7 +340,7 @@ export const makeCallPipeline = (parts: {
       } catch (error) {
         // Only the kernel's own failures land here (e.g. closed mid-call);
         // closures' failures are outcomes already.
-        return { outcome: revoked(`kernel: ${describeThrown(error)}`), cacheable: false };
+        return { outcome: revoked('internal', `kernel: ${describeThrown(error)}`), cacheable: false };
       }
     },
   });

@@ -320,8 +320,8 @@ export class Kernel {
       return untilSettled(await this.call(token, args, once), (further) => this.call(further, [], { ...once, chain: undefined }), waitMs, this.#powers.setTimer, this.#powers.clock);
     }
     if (options.via !== undefined) {
-      if (this.#closed) return revoked('kernel is closed');
-      if (!this.#powers.network) return revoked('this kernel has no network');
+      if (this.#closed) return revoked('shut-down', 'kernel is closed');
+      if (!this.#powers.network) return revoked('unreachable', 'this kernel has no network');
       // The other node's own limit decides; this one only stops waiting on a node that does not answer at all.
       return this.#powers.network.call(options.via, token, args, { follow: options.follow, timeoutMs: this.limits.callTimeoutMs + REMOTE_GRACE_MS, ...(options.signal ? { signal: options.signal } : {}) });
     }

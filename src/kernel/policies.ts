@@ -19,6 +19,7 @@ import type { PolicyRef } from '../screener/delegation.js';
 import { Screens, type PolicyRequest } from '../screener/screen.js';
 import type { VatPool } from '../vat/pool.js';
 import type { Answer as VatAnswer } from '../vat/protocol.js';
+import { revoked } from '../caps/outcome.js';
 import type { ModuleTable } from './module-table.js';
 
 /** How often changed policy state is written to the journal. */
@@ -74,7 +75,7 @@ export const makePolicies = ({
       env: policy.settings,
       issuer: caller,
     });
-    const refuse = async (): Promise<VatAnswer> => ({ status: 'revoked', reason: 'a policy cannot call or issue' });
+    const refuse = async (): Promise<VatAnswer> => revoked('denied', 'a policy cannot call or issue');
     const { answer } = await vats.run({ closure, args: encodeValue([request]), caller, timeLimitMs: callTimeoutMs, call: refuse, issue: refuse, log: () => {} });
     if (answer.status !== 'fulfilled') throw new Error(answer.status === 'revoked' ? answer.reason : 'it answered with a further promise');
     return decodeValue(answer.value);

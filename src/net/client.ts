@@ -11,6 +11,7 @@ import { remoteOwner } from './owner.js';
 import type { Answer, ChainBlocks } from '../wire/shapes.js';
 import { asToken, type Principal, type Token } from '../caps/ids.js';
 import { describeThrown } from '../caps/errors.js';
+import { revoked } from '../caps/outcome.js';
 import type { Welcome } from './membership.js';
 import { verifyDisclosure, type Verified } from '../journal/disclosure.js';
 import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
@@ -70,7 +71,7 @@ export const connectNode = async (
       try {
         checked = asToken(token);
       } catch (error) {
-        return Object.freeze({ status: 'revoked', reason: (error as Error).message });
+        return revoked('invalid', (error as Error).message);
       }
       return (await session.call(checked, args, callOptions)).outcome;
     },

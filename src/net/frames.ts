@@ -6,8 +6,10 @@
  *                                           flags: 1 follow further promises; path: the nodes a forwarded call passed,
  *                                           null if none; chain: [links, modules], the delegation records and
  *                                           policy modules of a delegated token, for a node that has not seen them)
- *   reply          [id, status, payload, flags]  the answer to request `id`: 0 fulfilled (value bytes),
- *                                           1 revoked (reason), 2 promised (token); flags: 1 cacheable, 2 replicable
+ *   reply          [id, status, payload, flags, code?]  the answer to request `id`: 0 fulfilled (value bytes),
+ *                                           1 revoked (reason, and its code: see REVOKE_CODES; a code that is
+ *                                           missing or unknown reads as `other`), 2 promised (token);
+ *                                           flags: 1 cacheable, 2 replicable
  *   revocation     [id, notice]             a signed revocation, for nodes that cached the token's answers
  *   fetch          [id, token]              a replicable closure's blocks (answered with { closure, modules })
  *   records        [id, token]              the journal records about a token the node may show the asker
@@ -29,7 +31,7 @@ import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type 
 import { decodeValue, encodeValue, VALUE_LIMITS, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
 import { encode, encodeMessage, type DecodeLimits, type Message } from '../wire/index.js';
-import type { Outcome } from '../caps/outcome.js';
+import { asRevokeCode, revoked, type Outcome } from '../caps/outcome.js';
 import type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 
@@ -158,7 +160,7 @@ export const decodeCall = (
 
 export const encodeReply = (id: number, answer: Answer): Uint8Array => {
   const { outcome } = answer;
-  if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0);
+  if (outcome.status === 'revoked') return encodeMessage(REPLY_PROTOCOL, id, 1, outcome.reason, 0, asRevokeCode(outcome.code));
   if (outcome.status === 'promised') return encodeMessage(REPLY_PROTOCOL, id, 2, outcome.token, 0);
   const flags = (answer.cacheable ? CACHEABLE : 0) | (answer.replicable ? REPLICABLE : 0);
   return encodeMessage(REPLY_PROTOCOL, id, 0, answer.valueBytes ?? encodeValue(outcome.value), flags);
@@ -168,7 +170,8 @@ export const encodeReply = (id: number, answer: Answer): Uint8Array => {
 export const replyId = (message: Message): number => {
   const [id, code, payload, flags, ...extra] = message.slots;
   const status = typeof code === 'number' ? STATUSES[code] : undefined;
-  if (extra.length > 0 || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags]');
+  // Only a revocation has a fifth slot, its code.
+  if (extra.length > (status === 'revoked' ? 1 : 0) || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags, code?]');
   if (status === 'fulfilled' ? !(payload instanceof Uint8Array) : status === 'revoked' ? typeof payload !== 'string' : false) bad(`a ${status} reply has the wrong payload`);
   return requestId(id);
 };
@@ -180,7 +183,7 @@ export const replyId = (message: Message): number => {
  */
 export const decodeReply = (message: Message, limits: Partial<DecodeLimits> = VALUE_LIMITS): { id: number; answer: Answer } => {
   const id = replyId(message);
-  const [, code, payload, flags] = message.slots;
+  const [, code, payload, flags, revokeCode] = message.slots;
   const status = STATUSES[code as number]!;
   let outcome: Outcome;
   if (status === 'fulfilled' && payload instanceof Uint8Array) {
@@ -188,9 +191,10 @@ export const decodeReply = (message: Message, limits: Partial<DecodeLimits> = VA
       outcome = Object.freeze({ status, value: decodeValue(payload, limits) });
     } catch (error) {
       if (!overLimits(error)) throw error;
-      return { id, answer: { outcome: Object.freeze({ status: 'revoked', reason: `reply refused: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` }), cacheable: false } };
+      return { id, answer: { outcome: revoked('malformed', `reply refused: ${(error as Error).message.replace(/^CBOR decode error: /, '')}`), cacheable: false } };
     }
-  } else if (status === 'revoked' && typeof payload === 'string') outcome = Object.freeze({ status, reason: payload });
+    // A peer is untrusted: a code this node does not know (or none) is FALLBACK_CODE, never a refusal of the reply.
+  } else if (status === 'revoked' && typeof payload === 'string') outcome = revoked(asRevokeCode(revokeCode), payload);
   else if (status === 'promised') outcome = Object.freeze({ status, token: asToken(payload) });
   else return bad(`a ${status} reply has the wrong payload`);
   // Only a value can be cached or replicated, whatever the flags say.

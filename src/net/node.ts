@@ -22,6 +22,7 @@ import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, typ
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
 import { describeThrown, GridError } from '../caps/errors.js';
+import { revoked } from '../caps/outcome.js';
 import { MAX_HANDSHAKE_FRAME } from './handshake.js';
 
 
@@ -242,7 +243,7 @@ export class NodeSessions {
       call: async (token, args, options, argsBytes, signal) => {
         const path = options.path ?? [];
         if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
-          return { outcome: Object.freeze({ status: 'revoked', reason: 'bad forwarding path' }), cacheable: false };
+          return { outcome: revoked('invalid', 'bad forwarding path'), cacheable: false };
         }
         return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, signal, ...(options.chain ? { chain: options.chain } : {}) });
       },

@@ -10,6 +10,7 @@
  */
 import type { Principal } from '../caps/ids.js';
 import { CANCELLED } from '../caps/cancel.js';
+import { revoked, type RevokeCode } from '../caps/outcome.js';
 import type { Identity } from '../identity/identity.js';
 import type { Forwarder } from '../kernel/kernel.js';
 import type { Answer } from '../wire/shapes.js';
@@ -40,10 +41,12 @@ export const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 60_000;
 
 /** Answers that say "not through this peer", so the next one is asked. */
-const NOT_HERE = new Set(['unknown token', 'forwarding loop']);
+const NOT_HERE: ReadonlySet<RevokeCode> = new Set(['unknown-token', 'loop']);
+/** Answers that say "this peer could not answer": the next one is asked, and if none knows the token the call is `unreachable`. */
+const MISSED: ReadonlySet<RevokeCode> = new Set(['disconnected', 'unreachable']);
 
-const unreachable: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: 'unreachable' }), cacheable: false });
-const cancelled: Answer = Object.freeze({ outcome: Object.freeze({ status: 'revoked', reason: CANCELLED }), cacheable: false });
+const unreachable: Answer = Object.freeze({ outcome: revoked('unreachable', 'unreachable'), cacheable: false });
+const cancelled: Answer = Object.freeze({ outcome: revoked('cancelled', CANCELLED), cacheable: false });
 
 /** What the peers need of the node's sessions (NodeSessions, node.ts): what to offer a peer, and to hear of each session. */
 export interface PeerSessions {
@@ -160,11 +163,11 @@ export const makePeers = (
       // A cancelled call is cancelled on the peer too (session.call sends it a cancel).
       const answer = await remote.forward(token, args, path, deadline - clock(), chain, signal);
       const { outcome } = answer;
-      if (outcome.status === 'revoked' && (outcome.reason === 'disconnected' || outcome.reason === 'unreachable')) {
+      if (outcome.status === 'revoked' && MISSED.has(outcome.code)) {
         missed = true;
         continue;
       }
-      if (outcome.status === 'revoked' && NOT_HERE.has(outcome.reason)) continue;
+      if (outcome.status === 'revoked' && NOT_HERE.has(outcome.code)) continue;
       // A replicable closure is fetched with its first answer, so this node can answer it on its own.
       const replica = answer.replicable ? await remote.session.fetch(token, Math.max(0, deadline - clock())).catch(() => undefined) : undefined;
       return { answer, peer: remote.session.peer, ...(replica ? { replica } : {}) };

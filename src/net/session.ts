@@ -22,7 +22,8 @@ import type { Answer, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, leadingCidBytes, type DecodeLimits, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
-import { abortReason, CANCELLED, DROPPED, onAbort } from '../caps/cancel.js';
+import { aborted, CANCELLED, DROPPED, onAbort } from '../caps/cancel.js';
+import { failed, revoked, type Revoked, type RevokeCode } from '../caps/outcome.js';
 import {
   CANCEL_PROTOCOL,
   decodeCall,
@@ -293,7 +294,7 @@ export interface SessionHandlers {
   records?(token: Token): Promise<Disclosure>;
 }
 
-const refused = (reason: string): Answer => ({ outcome: Object.freeze({ status: 'revoked', reason }), cacheable: false });
+const refused = (outcome: Revoked): Answer => ({ outcome, cacheable: false });
 const DONE: Answer = Object.freeze({ outcome: Object.freeze({ status: 'fulfilled', value: null }), cacheable: false });
 
 /**
@@ -361,15 +362,15 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   const replyLimits = new Map<number, Partial<DecodeLimits>>();
   let nextId = 0;
   let open = true;
-  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; reason: string }, signal?: AbortSignal, limits?: Partial<DecodeLimits>): Promise<Answer> => {
-    if (!open) return Promise.resolve(refused('disconnected'));
-    if (signal?.aborted) return Promise.resolve(refused(abortReason(signal)));
+  const request = (frame: (id: number) => Uint8Array, timeout?: { ms: number; code: RevokeCode; reason: string }, signal?: AbortSignal, limits?: Partial<DecodeLimits>): Promise<Answer> => {
+    if (!open) return Promise.resolve(refused(revoked('disconnected', 'disconnected')));
+    if (signal?.aborted) return Promise.resolve(refused(aborted(signal)));
     const id = nextId++;
     let bytes: Uint8Array;
     try {
       bytes = frame(id);
     } catch (error) {
-      return Promise.resolve(refused(`bad arguments: ${describeThrown(error)}`));
+      return Promise.resolve(refused(revoked('invalid', `bad arguments: ${describeThrown(error)}`)));
     }
     return new Promise<Answer>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -385,9 +386,9 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
       const cancel = () => {
         if (!waiting.has(id)) return;
         send(encodeCancel(id));
-        settle(refused(signal ? abortReason(signal) : CANCELLED));
+        settle(refused(signal ? aborted(signal) : revoked('cancelled', CANCELLED)));
       };
-      if (timeout) timer = setTimeout(() => waiting.has(id) && settle(refused(timeout.reason)), Math.max(0, timeout.ms));
+      if (timeout) timer = setTimeout(() => waiting.has(id) && settle(refused(revoked(timeout.code, timeout.reason))), Math.max(0, timeout.ms));
       waiting.set(id, settle);
       if (limits) replyLimits.set(id, limits);
       if (signal) stopListening = onAbort(signal, cancel);
@@ -398,7 +399,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   /** A request naming `token`, answered with a value; rejects with the refusal. */
   const requestValue = async (protocol: CID, token: Token, timeoutMs: number) => {
     // A replica or a disclosure may be larger than a call's value: it was asked for, one at a time, so the codec's own limits.
-    const { outcome } = await request((id) => encodeTokenRequest(protocol, id, token), { ms: timeoutMs, reason: 'unreachable' }, undefined, {});
+    const { outcome } = await request((id) => encodeTokenRequest(protocol, id, token), { ms: timeoutMs, code: 'unreachable', reason: 'unreachable' }, undefined, {});
     if (outcome.status !== 'fulfilled') throw new Error(outcome.status === 'revoked' ? outcome.reason : 'a further promise where an answer was due');
     return outcome.value;
   };
@@ -411,14 +412,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   const running = new Set<AbortController>();
   const serve = (id: number, work: () => Promise<Answer>, controller?: AbortController, argsBytes = 0) => {
     const done = load.take(peer, argsBytes);
-    if (typeof done === 'string') return send(encodeReply(id, refused(done)));
+    if (typeof done === 'string') return send(encodeReply(id, refused(revoked('quota', done))));
     // A peer that reuses an id in flight can cancel only the latest call under it.
     if (controller) {
       cancellable.set(id, controller);
       running.add(controller);
     }
     work()
-      .catch((error: unknown) => refused(describeThrown(error)))
+      .catch((error: unknown) => refused(failed(error)))
       .then((answer) => {
         done();
         if (controller) {
@@ -448,7 +449,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     if (cid.equals(REVOCATION_PROTOCOL)) {
       const { id, notice } = decodeRevocation(message);
       return serve(id, async () => {
-        if (!handlers.revocation) return refused('this side keeps no cache');
+        if (!handlers.revocation) return refused(revoked('denied', 'this side keeps no cache'));
         await handlers.revocation(notice);
         return DONE;
       });
@@ -456,14 +457,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     if (cid.equals(FETCH_PROTOCOL)) {
       const { id, token } = decodeTokenRequest(message);
       return serve(id, async () => {
-        if (!handlers.fetch) return refused('this side keeps no closures');
+        if (!handlers.fetch) return refused(revoked('denied', 'this side keeps no closures'));
         return bulk(replicaValue(await handlers.fetch(token)));
       });
     }
     if (cid.equals(RECORDS_PROTOCOL)) {
       const { id, token } = decodeTokenRequest(message);
       return serve(id, async () => {
-        if (!handlers.records) return refused('this side keeps no journal');
+        if (!handlers.records) return refused(revoked('denied', 'this side keeps no journal'));
         return bulk(disclosureValue(await handlers.records(token)));
       });
     }
@@ -473,9 +474,9 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     }
     // Any other leading CID is a token: the message is a call on it.
     const { id, token, args, argsBytes, options, refusal } = decodeCall(message, MAX_PATH);
-    if (refusal !== undefined) return send(encodeReply(id, refused(refusal)));
+    if (refusal !== undefined) return send(encodeReply(id, refused(revoked('invalid', refusal))));
     const controller = new AbortController();
-    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused('this side answers no calls')), controller, argsBytes.length);
+    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused(revoked('denied', 'this side answers no calls'))), controller, argsBytes.length);
   };
 
   let markClosed!: () => void;
@@ -540,7 +541,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     running.clear();
     cancellable.clear();
     abort(Error('disconnected'));
-    for (const answer of [...waiting.values()]) answer(refused('disconnected'));
+    for (const answer of [...waiting.values()]) answer(refused(revoked('disconnected', 'disconnected')));
     markClosed();
   });
   let bootstrapPromise: Promise<unknown> | undefined;
@@ -556,8 +557,8 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     peer,
     bootstrap: bootstrapOnce,
     call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number; signal?: AbortSignal } = {}) =>
-      request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, reason: 'unreachable' }, options.signal),
-    revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, reason: 'no acknowledgement' }),
+      request((id) => encodeCall(id, token, args, options), options.timeoutMs === undefined ? undefined : { ms: options.timeoutMs, code: 'unreachable', reason: 'unreachable' }, options.signal),
+    revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, code: 'unreachable', reason: 'no acknowledgement' }),
     fetch: async (token: Token, timeoutMs: number) => replicaFrom(await requestValue(FETCH_PROTOCOL, token, timeoutMs)),
     records: async (token: Token, timeoutMs: number) => disclosureFrom(await requestValue(RECORDS_PROTOCOL, token, timeoutMs)),
     close: () => socket.close(1000),

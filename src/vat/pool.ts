@@ -12,8 +12,8 @@ import type { ModuleId, Principal, Token } from '../caps/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
-import { describeThrown } from '../caps/errors.js';
-import { abortReason, CANCELLED, onAbort } from '../caps/cancel.js';
+import { abortReason, aborted, CANCELLED, onAbort } from '../caps/cancel.js';
+import { failed, revoked, type RevokeCode } from '../caps/outcome.js';
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
@@ -136,19 +136,18 @@ class Vat {
   }
 }
 
-const CANCELLED_ANSWER: Answer = Object.freeze({ status: 'revoked', reason: CANCELLED });
+const CANCELLED_ANSWER: Answer = revoked('cancelled', CANCELLED);
 /** A cancelled call is the caller's doing: no cause of the closure's (the kernel journals it as the node's). */
 const CANCELLED_RESULT: RunResult = Object.freeze({ answer: CANCELLED_ANSWER, pure: false });
-/** The same, under the reason its signal gives (`disconnected` when the caller's connection dropped). */
-const cancelled = (signal: AbortSignal | undefined): RunResult =>
-  abortReason(signal) === CANCELLED ? CANCELLED_RESULT : { answer: { status: 'revoked', reason: abortReason(signal) }, pure: false };
+/** The same, under the code and reason its signal gives (`disconnected` when the caller's connection dropped). */
+const cancelled = (signal: AbortSignal | undefined): RunResult => (abortReason(signal) === CANCELLED ? CANCELLED_RESULT : { answer: aborted(signal), pure: false });
 
 /** The answer to a vat's request; a failure on the kernel's side is a revoked answer, never an unhandled rejection. */
 const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
   try {
     return await ask();
   } catch (error) {
-    return { status: 'revoked', reason: describeThrown(error) };
+    return failed(error);
   }
 };
 
@@ -215,7 +214,7 @@ export class VatPool {
 
   /** Run a call in a vat. Never rejects: failures are revoked answers. */
   async run(request: RunRequest): Promise<RunResult> {
-    if (this.#closed) return { answer: { status: 'revoked', reason: 'vats are shut down' }, pure: false };
+    if (this.#closed) return { answer: revoked('shut-down', 'vats are shut down'), pure: false };
     if (request.signal?.aborted) return cancelled(request.signal);
     const vat = this.#pick(request.nested === true);
     vat.busy(+1);
@@ -231,18 +230,18 @@ export class VatPool {
       await Promise.race([vat.ready, vat.stopped]);
       await this.#prepare(vat, request.closure);
     } catch (error) {
-      return { answer: { status: 'revoked', reason: `vat: ${(error as Error).message}` }, pure: false };
+      return { answer: revoked('internal', `vat: ${(error as Error).message}`), pure: false };
     }
     if (vat.dead) {
       // It stopped before the call reached it: nothing ran, so try another vat once.
-      if (this.#retried.has(request)) return { answer: { status: 'revoked', reason: 'vat stopped before the call started' }, pure: false };
+      if (this.#retried.has(request)) return { answer: revoked('internal', 'vat stopped before the call started'), pure: false };
       this.#retried.add(request);
       return this.run(request);
     }
     if (request.signal?.aborted) return cancelled(request.signal);
     const run = this.#nextRun++;
     return new Promise<RunResult>((settle) => {
-      const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time limit'));
+      const cancelTimer = this.#host.setTimer(Math.max(0, request.timeLimitMs), () => this.#stop(vat, run, 'time-limit', 'time limit'));
       const stopListening = request.signal ? onAbort(request.signal, () => this.#cancel(vat, run)) : () => {};
       const resolve = (result: RunResult) => {
         stopListening();
@@ -382,22 +381,23 @@ export class VatPool {
   }
 
   /** A call passed its deadline: stop its vat; the other calls there end too. */
-  #stop(vat: Vat, run: number, reason: string) {
+  #stop(vat: Vat, run: number, code: RevokeCode, reason: string) {
     const pending = vat.runs.get(run);
     if (!pending) return;
     vat.runs.delete(run);
-    pending.resolve({ answer: { status: 'revoked', reason, cause: 'limit' }, pure: false });
+    pending.resolve({ answer: revoked(code, reason), pure: false });
     this.#retire(vat, `vat restarted: another call on it hit its ${reason}`);
   }
 
   /**
    * `overLimit`: the vat ran out of memory. Which call did it is known only
-   * when it held one; otherwise the calls it ends were the node's misfortune
-   * (cause `node`), not broken promises of their closures.
+   * when it held one (code `memory-limit`); otherwise the calls it ends were
+   * the node's misfortune (`code`, by default `internal`), not broken
+   * promises of their closures.
    */
-  #retire(vat: Vat, reason: string, overLimit = false) {
+  #retire(vat: Vat, reason: string, overLimit = false, code: RevokeCode = 'internal') {
     if (vat.dead) return;
-    const cause = overLimit && vat.runs.size === 1 ? 'limit' : 'node';
+    if (overLimit && vat.runs.size === 1) code = 'memory-limit';
     vat.markStopped();
     this.#vats.splice(this.#vats.indexOf(vat), 1);
     for (const pending of vat.runs.values()) {
@@ -410,7 +410,7 @@ export class VatPool {
         this.#retried.add(pending.request);
         void this.run(pending.request).then(pending.resolve);
       } else {
-        pending.resolve({ answer: { status: 'revoked', reason, cause }, pure: false });
+        pending.resolve({ answer: revoked(code, reason), pure: false });
       }
     }
     vat.runs.clear();
@@ -422,6 +422,6 @@ export class VatPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all([...this.#vats].map((vat) => (this.#retire(vat, 'vats are shut down'), vat.worker.terminate())));
+    await Promise.all([...this.#vats].map((vat) => (this.#retire(vat, 'vats are shut down', false, 'shut-down'), vat.worker.terminate())));
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { ModuleId, Principal, Token } from '../caps/ids.js';
-import type { RevokeCause, Settlement } from '../caps/outcome.js';
+import type { Settlement } from '../caps/outcome.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import type { WasmShape } from '../vat-wasm/binary.js';
 
@@ -26,8 +26,11 @@ export type FromVat =
   | { readonly t: 'log'; readonly run: number; readonly line: string }
   | { readonly t: 'issue'; readonly run: number; readonly sub: number; readonly export: string; readonly env: Uint8Array };
 
-/** An outcome on the wire between threads: values as bytes; a revocation says why (see RevokeCause). */
-export type Answer = Exclude<Settlement<Uint8Array>, { status: 'revoked' }> | { readonly status: 'revoked'; readonly reason: string; readonly cause?: RevokeCause };
+/**
+ * An outcome on the wire between threads: values as bytes; a revocation
+ * carries its code, from which the kernel reads its cause (see RevokeCode).
+ */
+export type Answer = Settlement<Uint8Array>;
 
 /** A WebAssembly module as vats run it: memory capped, shape read. */
 export interface WasmRecord {

@@ -13,7 +13,7 @@ import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type Gr
 import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
 import { describeThrown } from '../caps/errors.js';
-import type { RevokeCause } from '../caps/outcome.js';
+import { revoked, type RevokeCode } from '../caps/outcome.js';
 
 const port = parentPort!;
 const options = workerData as VatOptions;
@@ -34,8 +34,8 @@ const describe = (thrown: unknown) => (thrown instanceof RevokeSignal ? thrown.r
 const passedOn = new WeakSet<object>();
 
 /** Why a thrown value ended a call: the closure's refusal, a revocation passed on, or a crash. */
-const causeOf = (thrown: unknown): RevokeCause =>
-  thrown instanceof RevokeSignal ? 'refused' : typeof thrown === 'object' && thrown !== null && passedOn.has(thrown) ? 'passed' : 'crash';
+const codeOf = (thrown: unknown): RevokeCode =>
+  thrown instanceof RevokeSignal ? 'refused' : typeof thrown === 'object' && thrown !== null && passedOn.has(thrown) ? 'passed-on' : 'crash';
 
 const isThenable = (value: unknown): value is PromiseLike<unknown> => {
   try {
@@ -85,13 +85,13 @@ const send = (message: FromVat) => {
 const callSync = (state: RunState, token: string, args: Uint8Array): Answer => {
   state.pure = false;
   state.fanOut += 1;
-  if (state.fanOut > options.maxFanOut) return { status: 'revoked', reason: `fan-out limit: at most ${options.maxFanOut} grid.call per call` };
+  if (state.fanOut > options.maxFanOut) return revoked('call-limit', `fan-out limit: at most ${options.maxFanOut} grid.call per call`);
   Atomics.store(syncFlag, 0, 0);
   send({ t: 'call', run: state.run, sub: state.nextSub++, token, args, sync: true });
   flush();
   Atomics.wait(syncFlag, 0, 0);
   const reply = receiveMessageOnPort(options.sync.port);
-  return reply ? (reply.message as Answer) : { status: 'revoked', reason: 'vat: no answer on the sync channel' };
+  return reply ? (reply.message as Answer) : revoked('internal', 'vat: no answer on the sync channel');
 };
 
 /**
@@ -185,13 +185,13 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
     nextSub: 0,
     waiting: new Map(),
   };
-  if (!closure) return finish(state, { status: 'revoked', reason: 'vat: closure not loaded', cause: 'node' });
+  if (!closure) return finish(state, revoked('internal', 'vat: closure not loaded'));
   runs.set(message.run, state);
   const wasm = wasmModules.get(closure.code);
   if (wasm) return executeWasm(state, wasm, message.args);
   try {
     const entry = runner.instantiate(closure.code)[closure.export];
-    if (typeof entry !== 'function') return finish(state, { status: 'revoked', reason: `export "${closure.export}" is not a function`, cause: 'crash' });
+    if (typeof entry !== 'function') return finish(state, revoked('crash', `export "${closure.export}" is not a function`));
     let result = entry(Object.freeze(new CallContext(state)), ...(copyValue(message.args) as GridValue[]));
     if (isThenable(result)) result = await result;
     if (isLink(result)) return finish(state, { status: 'promised', token: asToken(result['/']) });
@@ -199,11 +199,11 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
     try {
       value = encodeValue(result === undefined ? null : result);
     } catch (error) {
-      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}`, cause: 'crash' });
+      return finish(state, revoked('crash', `bad result: ${describeThrown(error)}`));
     }
     return finish(state, { status: 'fulfilled', value });
   } catch (error) {
-    return finish(state, { status: 'revoked', reason: describe(error), cause: causeOf(error) });
+    return finish(state, revoked(codeOf(error), describe(error)));
   }
 };
 
@@ -218,13 +218,13 @@ const executeWasm = (state: RunState, wasm: { module: WebAssembly.Module; record
     try {
       bytes = encodeValue(value);
     } catch (error) {
-      return finish(state, { status: 'revoked', reason: `bad result: ${describeThrown(error)}`, cause: 'crash' });
+      return finish(state, revoked('crash', `bad result: ${describeThrown(error)}`));
     }
     return finish(state, { status: 'fulfilled', value: bytes });
   } catch (error) {
     const reason = error instanceof WasmRevoked ? error.message : `trap: ${describeThrown(error)}`;
     // A refusal: the module's own, or arguments that do not fit its export; a trap or a bad answer is a crash.
-    return finish(state, { status: 'revoked', reason, cause: error instanceof WasmRevoked && error.refusal ? 'refused' : 'crash' });
+    return finish(state, revoked(error instanceof WasmRevoked && error.refusal ? 'refused' : 'crash', reason));
   }
 };
 

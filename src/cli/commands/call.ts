@@ -27,7 +27,7 @@ const cancellable = async (inv: Invocation, call: (signal: AbortSignal) => Promi
   } finally {
     stopListening();
   }
-  if (!(cancel.signal.aborted && outcome.status === 'revoked' && outcome.reason === CANCELLED)) return print(outcome);
+  if (!(cancel.signal.aborted && outcome.status === 'revoked' && outcome.code === 'cancelled')) return print(outcome);
   if (inv.json) inv.io.out(toJsonText(outcome));
   else inv.io.err(`grid: call cancelled (Ctrl-C): it ended revoked: ${CANCELLED}`);
   return EXIT.interrupted;
