@@ -16,7 +16,7 @@ import WebSocket from 'ws';
 import { generateIdentity } from '../dist/identity/index.js';
 import { openSession, type Session } from '../dist/net/session.js';
 import { blockCid } from '../dist/store/hashing.js';
-import { DAG_CBOR_CODEC, type Token } from '../dist/caps/ids.js';
+import { DAG_CBOR_CODEC, type Token } from '../dist/interface/ids.js';
 import { encodeMessage } from '../dist/wire/index.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Token } from '../dist/index.js';
 import { generateIdentity, verify, verifyPortable } from '../dist/identity/index.js';
-import { readDelegation, verifyChain, type Delegation } from '../dist/screener/delegation.js';
+import { readDelegation, verifyChain, type Delegation } from '../dist/delegation/delegation.js';
 import { blockCid } from '../dist/store/hashing.js';
 import { medianBatched, medianOf, row, type Row } from './measure.js';
 

@@ -9,7 +9,7 @@ import { openKernel } from '../dist/index.js';
 import { medianBatched, medianOf, row, throughput, type Row } from './measure.js';
 import { analyzeModule } from '../dist/closures/modules.js';
 import { ModuleRunner } from '../dist/closures/runner.js';
-import type { ModuleId } from '../dist/caps/ids.js';
+import type { ModuleId } from '../dist/interface/ids.js';
 
 const ECHO_WORKER = `
   const { parentPort } = require('node:worker_threads');

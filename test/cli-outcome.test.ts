@@ -5,7 +5,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { EXIT, printOutcome, UNREACHABLE_CODES, type Invocation } from '../src/cli/invocation.js';
-import { revoked, REVOKE_CODES } from '../src/caps/outcome.js';
+import { revoked, REVOKE_CODES } from '../src/interface/outcome.js';
 
 const invocation = (json: boolean) => {
   const out: string[] = [];

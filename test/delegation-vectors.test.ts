@@ -10,11 +10,11 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { generateIdentity, principalFromPublicKey, verifyPortable } from '../src/identity/index.js';
-import { makeDelegation, readDelegation } from '../src/screener/delegation.js';
+import { makeDelegation, readDelegation } from '../src/delegation/delegation.js';
 import { isSignedRevocation, signRevocation } from '../src/kernel/revocations.js';
 import { blockCid } from '../src/store/hashing.js';
 import { decode, encode } from '../src/wire/index.js';
-import type { Token } from '../src/caps/ids.js';
+import type { Token } from '../src/interface/ids.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;

@@ -12,11 +12,11 @@ import { CID } from 'multiformats/cid';
 import { openKernel, untilSettled, type Entry, type Kernel, type Outcome, type Principal, type Token } from '../src/index.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { signRevocation, type RevocationNotice } from '../src/kernel/revocations.js';
-import { makeDelegation, sealToken } from '../src/screener/delegation.js';
+import { makeDelegation, sealToken } from '../src/delegation/delegation.js';
 import { decode, encode } from '../src/wire/index.js';
 import { blockCid } from '../src/store/hashing.js';
-import { DAG_CBOR_CODEC } from '../src/caps/ids.js';
-import type { RevokeCode } from '../src/caps/outcome.js';
+import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
+import type { RevokeCode } from '../src/interface/outcome.js';
 
 // One at a time: every test starts kernels and vat threads, and the policy time limits are real timers.
 const test = anyTest.serial;

@@ -11,7 +11,7 @@ import { CANCEL_PROTOCOL, decodeCall, decodeCancel, decodeReply, decodeRevocatio
 import { generateIdentity } from '../src/identity/index.js';
 import { isSignedRevocation, signRevocation } from '../src/kernel/revocations.js';
 import { inspectBytes } from '../src/cli/inspect.js';
-import type { Principal, Token } from '../src/caps/ids.js';
+import type { Principal, Token } from '../src/interface/ids.js';
 
 const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as Token;
 const principal = generateIdentity((n) => new Uint8Array(randomBytes(n))).principal;

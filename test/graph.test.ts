@@ -1,7 +1,8 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
-import { entriesAround, renderDot, renderMermaid, renderText, reputation } from '../src/journal/graph.js';
+import { entriesAround, renderDot, renderMermaid, renderText } from '../src/journal/graph.js';
+import { reputation } from '../src/journal/reputation.js';
 
 const setup = async () => {
   const kernel = await openKernel({ memory: true });

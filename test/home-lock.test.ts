@@ -11,7 +11,7 @@ import { Journal, memoryJournalFile, type AppendBody } from '../src/journal/jour
 import { openFsJournalFile } from '../src/journal/fs-file.js';
 import { openKernel, repairHome } from '../src/home/open.js';
 import { encodeValue } from '../src/closures/values.js';
-import type { Principal, Token } from '../src/caps/ids.js';
+import type { Principal, Token } from '../src/interface/ids.js';
 import type { Identity } from '../src/identity/identity.js';
 import { tempDir } from './_helpers.js';
 

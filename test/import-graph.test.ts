@@ -10,11 +10,11 @@
  * The layers, lowest first (a folder may import from its own layer and any
  * layer before it, never after):
  *
- *  0. values    caps (ids, errors, outcomes), closures (values, modules),
+ *  0. values    interface (ids, errors, outcomes), closures (values, modules),
  *               wire (CBOR, envelope, the shapes nodes hand each other),
  *               store (blocks), identity (keys), types (declarations)
  *  1. records   journal (promise graph), vat-wasm, perimeter (lockdown)
- *  2. running   screener (delegation records, screening), vat (workers)
+ *  2. running   delegation (delegation records, screening), vat (workers)
  *  3. kernel    the kernel core: no network (powers passed in give it one),
  *               no home directory of its own
  *  4. net       sessions, grid messages, node server and client, peers
@@ -35,9 +35,9 @@ import ts from 'typescript';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 const LAYERS: readonly (readonly string[])[] = [
-  ['caps', 'closures', 'wire', 'store', 'identity', 'types'],
+  ['interface', 'closures', 'wire', 'store', 'identity', 'types'],
   ['journal', 'vat-wasm', 'perimeter'],
-  ['screener', 'vat'],
+  ['delegation', 'vat'],
   ['kernel'],
   ['net'],
   ['home', 'web'],

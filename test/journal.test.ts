@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Journal, memoryJournalFile, JournalError, type AppendBody, type JournalFile } from '../src/journal/journal.js';
 import { followJournalFile, openFsJournalFile } from '../src/journal/fs-file.js';
 import { generateIdentity } from '../src/identity/index.js';
-import type { Principal, Token } from '../src/caps/ids.js';
+import type { Principal, Token } from '../src/interface/ids.js';
 import { encodeValue } from '../src/closures/values.js';
 import { tempDir } from './_helpers.js';
 import { encode } from '../src/wire/index.js';

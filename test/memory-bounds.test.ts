@@ -7,7 +7,7 @@ import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
 import { DEFAULT_LIMITS } from '../src/kernel/kernel.js';
 import { entryCost, PureCallCache } from '../src/kernel/pure-cache.js';
-import type { Token } from '../src/caps/ids.js';
+import type { Token } from '../src/interface/ids.js';
 
 const memoryKernel = async (t: { teardown: (fn: () => unknown) => void }, limits = {}) => {
   const kernel = await openKernel({ memory: true, limits: { vats: 1, ...limits } });

@@ -13,7 +13,7 @@ import { FIRST_BACKOFF_MS, makePeers } from '../src/net/peers.js';
 import { connectNode } from '../src/net/client.js';
 import { encodeMessage } from '../src/wire/index.js';
 import { encodeCall, encodeCancel, REPLY_PROTOCOL, REVOCATION_PROTOCOL } from '../src/net/frames.js';
-import { asToken } from '../src/caps/ids.js';
+import { asToken } from '../src/interface/ids.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
 import { acceptSession, openSession } from '../src/net/session.js';

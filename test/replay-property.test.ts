@@ -17,7 +17,7 @@ import { openKernel, type Kernel, type Outcome } from '../src/index.js';
 import type { Forwarder } from '../src/kernel/kernel.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { signRevocation } from '../src/kernel/revocations.js';
-import type { Principal, Token } from '../src/caps/ids.js';
+import type { Principal, Token } from '../src/interface/ids.js';
 import { tempDir } from './_helpers.js';
 
 const SEED = Number(process.env.REPLAY_SEED ?? Math.floor(Math.random() * 2 ** 31));

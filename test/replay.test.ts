@@ -10,7 +10,7 @@ import { openKernel } from '../src/index.js';
 import type { Forwarder } from '../src/kernel/kernel.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { signRevocation } from '../src/kernel/revocations.js';
-import type { Token } from '../src/caps/ids.js';
+import type { Token } from '../src/interface/ids.js';
 import { tempDir } from './_helpers.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { openKernel, type Kernel, type Outcome, type Principal, type Token } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
-import { reputation, weightOfCause } from '../src/journal/graph.js';
+import { reputation, weightOfCause } from '../src/journal/reputation.js';
 import { readRecord } from '../src/journal/journal.js';
 import { encode } from '../src/wire/index.js';
 import { tempDir } from './_helpers.js';

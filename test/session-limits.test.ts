@@ -21,7 +21,7 @@ import { decodeReply, encodeCall, MAX_CALL_ITEMS, MAX_REQUEST_ITEMS, REPLY_PROTO
 import { CAPTP_PROTOCOL } from '../src/net/handshake.js';
 import { MAX_VALUE_ITEMS } from '../src/closures/values.js';
 import { blockCid } from '../src/store/hashing.js';
-import { DAG_CBOR_CODEC, type Token } from '../src/caps/ids.js';
+import { DAG_CBOR_CODEC, type Token } from '../src/interface/ids.js';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
 import { eventually } from './_processes.js';
 

@@ -12,7 +12,7 @@ import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity, loadIdentity } from '../src/identity/index.js';
 import { serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
-import { makeDelegation, sealToken } from '../src/screener/delegation.js';
+import { makeDelegation, sealToken } from '../src/delegation/delegation.js';
 import { RECORD_BYTES, STORAGE_QUOTA } from '../src/kernel/quota.js';
 import type { Forwarder } from '../src/kernel/kernel.js';
 import { tempDir } from './_helpers.js';

@@ -13,7 +13,7 @@
  * -0 is `-0` (JSON.stringify would print 0).
  */
 import { isInteger, parse as parseLossless } from 'lossless-json';
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { MAX_INTEGER, MIN_INTEGER } from '../wire/cbor.js';
 
 export { toJsonText } from '../wire/json.js';

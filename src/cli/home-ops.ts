@@ -4,7 +4,7 @@
  * principal.
  */
 import { randomBytes } from 'node:crypto';
-import type { Token } from '../caps/ids.js';
+import type { Token } from '../interface/ids.js';
 import { loadModuleParser } from '../closures/modules.js';
 import { homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
@@ -18,7 +18,7 @@ import { ownerOf, type NodeOwner } from '../kernel/owner.js';
 import { openKernel } from '../home/open.js';
 import type { RemoteNode } from '../net/client.js';
 import { isPeerUrl } from '../net/membership.js';
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { UsageError } from './format.js';
 import { UnreachableError, type Invocation } from './invocation.js';
 

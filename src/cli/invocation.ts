@@ -5,10 +5,10 @@
  * which are taken before or after the verb.
  */
 import { Command, Option } from 'commander';
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { defaultHome } from '../home/home.js';
 import type { Outcome } from '../kernel/kernel.js';
-import type { RevokeCode } from '../caps/outcome.js';
+import type { RevokeCode } from '../interface/outcome.js';
 import { isPeerUrl } from '../net/membership.js';
 import { toJsonText, UsageError } from './format.js';
 import { NO_PROGRESS, type Progress } from './progress.js';

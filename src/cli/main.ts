@@ -13,7 +13,7 @@
 import '../perimeter/lockdown.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { toJsonText } from './format.js';
 import { EXIT, UnreachableError, withGlobalOptions, type Io, type Session } from './invocation.js';
 import { callCommand } from './commands/call.js';

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { asModuleId, asPrincipal, asToken, parseCid, quote, type Token } from '../caps/ids.js';
+import { asModuleId, asPrincipal, asToken, parseCid, quote, type Token } from '../interface/ids.js';
 import { kindOf, type PetNames } from '../home/names.js';
 import { parseGridUrl, type GridUrl } from '../net/grid-url.js';
 import { UsageError } from './format.js';

@@ -9,12 +9,12 @@
  * of signed grid statement.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asPrincipal, DAG_CBOR_CODEC, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encodeValue, fromWire, type GridValue } from './values.js';
-import { GridError } from '../caps/errors.js';
+import { GridError } from '../interface/errors.js';
 
 export const MIN_NONCE_BYTES = 16;
 const EXPORT_NAME = /^[A-Za-z_$][\w$]{0,127}$/;

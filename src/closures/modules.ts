@@ -19,7 +19,7 @@
  * clock or entropy either.
  */
 import type { ModuleSource as ModuleSourceClass } from '@endo/module-source';
-import { asModuleId, quote, type ModuleId } from '../caps/ids.js';
+import { asModuleId, quote, type ModuleId } from '../interface/ids.js';
 import { CLOSURE_API_SPECIFIER, PublishError, type ModuleRecord } from './runner.js';
 
 const isWasm = (bytes: Uint8Array) =>

@@ -10,8 +10,8 @@
  * clock or entropy either. This file does not load the parser: vats run
  * module records the kernel analyzed.
  */
-import { quote, type ModuleId } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { quote, type ModuleId } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 
 /** The one bare specifier grid modules may import: the closure-side API. */
 export const CLOSURE_API_SPECIFIER = 'promisegrid';

@@ -12,7 +12,7 @@
  * array, which `harden` cannot freeze.
  */
 import { CID } from 'multiformats/cid';
-import { asToken, isToken } from '../caps/ids.js';
+import { asToken, isToken } from '../interface/ids.js';
 import { decode } from '../wire/index.js';
 import { decodeTrusted, DEFAULT_LIMITS, encodeLinkForm, scan, type DecodeLimits } from '../wire/cbor.js';
 

@@ -7,8 +7,8 @@
  * even after a restart, is refused.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { DAG_CBOR_CODEC, type Principal } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { DAG_CBOR_CODEC, type Principal } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 import { blockCid } from '../store/hashing.js';
 import { encode } from '../wire/index.js';
 

@@ -4,8 +4,8 @@
  * them safe from spoofing (the petname model).
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { asModuleId, asPrincipal, asToken, parseCid, quote } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { asModuleId, asPrincipal, asToken, parseCid, quote } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 
 export type NameKind = 'token' | 'module' | 'principal' | 'block';
 export interface NameEntry {

@@ -18,8 +18,8 @@ import { Kernel, type Forwarder, type KernelLimits, type Network } from '../kern
 // The network stack (ws, CapTP: ~0.3 s to load) is imported when a kernel first listens or reaches a node.
 import type { NodeSessions } from '../net/node.js';
 import type { RemoteNode } from '../net/client.js';
-import type { Token } from '../caps/ids.js';
-import { revoked } from '../caps/outcome.js';
+import type { Token } from '../interface/ids.js';
+import { revoked } from '../interface/outcome.js';
 
 interface CommonOptions {
   limits?: Partial<KernelLimits>;

@@ -15,7 +15,7 @@ import { base58btc } from 'multiformats/bases/base58';
 import { Point } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes } from '@noble/hashes/utils.js';
-import { asPrincipal, quote, type Principal } from '../caps/ids.js';
+import { asPrincipal, quote, type Principal } from '../interface/ids.js';
 import { isAcceptableKey, isAcceptableSignature } from './strict.js';
 
 export interface Identity {

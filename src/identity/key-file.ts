@@ -16,8 +16,8 @@
 import { constants } from 'node:fs';
 import { link, open, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { GridError } from '../caps/errors.js';
-import { quote } from '../caps/ids.js';
+import { GridError } from '../interface/errors.js';
+import { quote } from '../interface/ids.js';
 import { identityFromSecret, type Identity } from './identity.js';
 
 export type KeyFileErrorCode = 'ERR_NO_IDENTITY' | 'ERR_KEY_PERMISSIONS' | 'ERR_KEY_MALFORMED';

@@ -22,7 +22,7 @@
  */
 import { equals } from 'multiformats/bytes';
 import { CID } from 'multiformats/cid';
-import { asPrincipal, asToken, type Principal, type Token } from '../caps/ids.js';
+import { asPrincipal, asToken, type Principal, type Token } from '../interface/ids.js';
 import { isLink, type GridValue } from '../closures/values.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encode } from '../wire/index.js';

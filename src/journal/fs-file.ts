@@ -4,7 +4,7 @@
  */
 import { fstatSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Principal } from '../caps/ids.js';
+import type { Principal } from '../interface/ids.js';
 import { Journal, JournalError, type Entry, type JournalBytes, type JournalFile } from './journal.js';
 
 /** Up to `length` bytes from `offset`: fewer only where the file ends. */

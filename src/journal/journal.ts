@@ -19,14 +19,14 @@
  */
 import { equals } from 'multiformats/bytes';
 import { CID } from 'multiformats/cid';
-import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../caps/ids.js';
+import { cidOf, DAG_CBOR_CODEC, type Principal, type Token, type ModuleId } from '../interface/ids.js';
 import { decode, encode } from '../wire/index.js';
 import { LinkBytes } from '../wire/cbor.js';
 import { blockCidBytes } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
-import { GridError } from '../caps/errors.js';
-import { asRevokeCode, type RevokeCause, type RevokeCode } from '../caps/outcome.js';
+import { GridError } from '../interface/errors.js';
+import { asRevokeCode, type RevokeCause, type RevokeCode } from '../interface/outcome.js';
 
 /** Storage for the journal: a file on disk, or memory in tests and browsers. */
 export interface JournalFile extends JournalBytes {
@@ -57,16 +57,25 @@ interface Base {
   /** Milliseconds since the epoch, from the kernel's clock. */
   readonly at: number;
 }
+/**
+ * One record's facts. Three kinds name revocations, and they are different
+ * facts (the names are the journal's format, kept so existing homes open):
+ * `revoked` is a call's outcome, beside `fulfilled` and `promised`; `revoke`
+ * is this node revoking a token it issued or delegated; `revocation` is a
+ * peer's signed revocation this node heard and believed.
+ */
 export type EntryBody =
   | { kind: 'issue'; token: Token; code: ModuleId; export: string; issuer: Principal }
   | { kind: 'call'; token: Token; caller: Principal; args: readonly GridValue[]; parent?: number }
   | { kind: 'fulfilled'; call: number; value: GridValue; pure: boolean }
   /**
+   * Call `call` ended revoked.
    * `cause`: why, as reputation weighs it (see RevokeCause); absent in records written before it was kept.
    * `code`: what happened (see RevokeCode); records written before codes were kept, or with a code this node does not know, read as FALLBACK_CODE.
    */
   | { kind: 'revoked'; call: number; reason: string; cause?: RevokeCause; code: RevokeCode }
   | { kind: 'promised'; call: number; token: Token }
+  /** This node revoked `token`, which `by` (its issuer or delegator) made here. */
   | { kind: 'revoke'; token: Token; reason: string; by: Principal }
   /** A call answered from the cache; `from` is the `fulfilled` entry that answered it (its call has the arguments). */
   | { kind: 'hit'; token: Token; caller: Principal; from: number; parent?: number }

@@ -11,11 +11,11 @@
  *
  * Memory grows with the records indexed, by a few references per record.
  */
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import type { Entry } from './journal.js';
 import type { Verified } from './disclosure.js';
-import { describeThrown } from '../caps/errors.js';
-import type { RevokeCause } from '../caps/outcome.js';
+import { describeThrown } from '../interface/errors.js';
+import type { RevokeCause } from '../interface/outcome.js';
 
 type CallEntry = Extract<Entry, { kind: 'call' }>;
 type WrapEntry = Extract<Entry, { kind: 'wrap' }>;

@@ -8,7 +8,7 @@
  */
 import { open, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Principal } from '../caps/ids.js';
+import type { Principal } from '../interface/ids.js';
 import { Journal, type JournalBytes } from './journal.js';
 import { journalBytes } from './fs-file.js';
 

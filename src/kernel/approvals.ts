@@ -6,15 +6,15 @@
  * per caller, and each is forgotten PENDING_TTL_MS after it began.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, type Principal, type Token } from '../caps/ids.js';
+import { DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
-import { aborted, onAbort } from '../caps/cancel.js';
-import { failed, fulfilled, promised, revoked, type Outcome } from '../caps/outcome.js';
+import { aborted, onAbort } from '../interface/cancel.js';
+import { failed, fulfilled, promised, revoked, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import { decodeValue, type GridValue } from '../closures/values.js';
 import { encode } from '../wire/index.js';
-import { verifyChain, type Delegation } from '../screener/delegation.js';
-import type { Position, Screening, Screens } from '../screener/screen.js';
+import { verifyChain, type Delegation } from '../delegation/delegation.js';
+import type { Position, Screening, Screens } from '../delegation/screen.js';
 import { REMOTE_GRACE_MS, type CallFrame, type PendingView } from './types.js';
 
 /** How long a call may wait for approvals, and how long its answer is kept for its caller after. */

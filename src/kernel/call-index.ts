@@ -4,7 +4,7 @@
  * entry goes when its call settles, so live this holds the calls in flight
  * and on replay the ones a crash left open — never the whole history.
  */
-import type { Principal } from '../caps/ids.js';
+import type { Principal } from '../interface/ids.js';
 import type { Entry } from '../journal/journal.js';
 
 export interface OpenCall {

@@ -7,17 +7,17 @@
  * applies each entry to every part). Never throws: every failure is a
  * revoked outcome.
  */
-import { asToken, type Principal, type Token } from '../caps/ids.js';
-import { describeThrown, GridError } from '../caps/errors.js';
-import { CANCELLED } from '../caps/cancel.js';
-import { asRevokeCode, causeOf, failed, fulfilled, promised, revoked, type Outcome } from '../caps/outcome.js';
+import { asToken, type Principal, type Token } from '../interface/ids.js';
+import { describeThrown, GridError } from '../interface/errors.js';
+import { CANCELLED } from '../interface/cancel.js';
+import { asRevokeCode, causeOf, failed, fulfilled, promised, revoked, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import { bytesKey, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import type { Journal } from '../journal/journal.js';
-import type { Delegation } from '../screener/delegation.js';
-import type { Screening } from '../screener/screen.js';
+import type { Delegation } from '../delegation/delegation.js';
+import type { Screening } from '../delegation/screen.js';
 import type { VatPool } from '../vat/pool.js';
-import type { Answer as VatAnswer } from '../vat/protocol.js';
+import type { VatOutcome } from '../vat/protocol.js';
 import type { Approvals, ScreenedCall } from './approvals.js';
 import type { ClosureTable } from './closure-table.js';
 import type { DelegationTable } from './delegation-table.js';
@@ -29,7 +29,7 @@ import { RECORD_BYTES } from './quota.js';
 import type { RevocationTable } from './revocation-table.js';
 import type { Answer, AnswerOptions, CallFrame, ChainBlocks, Forwarder, Invoked, KernelLimits } from './types.js';
 
-const toVatAnswer = (outcome: Outcome): VatAnswer => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
+const toVatAnswer = (outcome: Outcome): VatOutcome => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
 
 const impure = (outcome: Outcome): Invoked => ({ outcome, pure: false });
 
@@ -209,8 +209,8 @@ export const makeCallPipeline = (parts: {
     }
   };
 
-  /** A call journaled as `seq`, on a token that concerns this node. */
-  const run = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+  /** Route a call journaled as `seq`, on a token that concerns this node, to what answers it: a revocation, approvals, a delegation's screening, a closure here, or a peer. */
+  const route = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
     const reason = revocations.reasonFor(token);
     if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
@@ -284,7 +284,7 @@ export const makeCallPipeline = (parts: {
       return settle(call.seq, token, frame.caller, reserved, forwarded);
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
-    return settle(call.seq, token, frame.caller, reserved, await run(token, argsBytes, frame, call.seq));
+    return settle(call.seq, token, frame.caller, reserved, await route(token, argsBytes, frame, call.seq));
   };
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */

@@ -6,12 +6,12 @@
  * here, so a chain names one of them before it is first loaded.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asToken, quote, type ModuleId, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, quote, type ModuleId, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
 import type { Entry, Journal } from '../journal/journal.js';
-import { sealToken } from '../screener/delegation.js';
+import { sealToken } from '../delegation/delegation.js';
 import { conventionOf } from '../vat-wasm/vat.js';
 import type { ModuleTable } from './module-table.js';
 import { KernelError, type IssueSpec, type Replica } from './types.js';

@@ -8,14 +8,14 @@
  * (revocation-table.ts reads that from the same record).
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import type { Identity } from '../identity/identity.js';
 import { readClosure } from '../closures/closure.js';
 import type { GridValue } from '../closures/values.js';
 import type { Journal } from '../journal/journal.js';
 import { decode } from '../wire/index.js';
-import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../screener/delegation.js';
+import { isDelegationRecord, makeDelegation, MAX_CHAIN, readDelegation, sealToken, verifyChain, type Delegation, type PolicyRef } from '../delegation/delegation.js';
 import type { BlockStore } from '../store/types.js';
 import type { ClosureTable } from './closure-table.js';
 import { MAX_REPLICA_MODULES } from './closure-table.js';

@@ -14,14 +14,14 @@
  * ones read back when a home opens and the ones appended live, goes through
  * the same `#apply`, so what a restart rebuilds is what the live kernel knew.
  */
-import { asToken, type ModuleId, type Principal, type Token } from '../caps/ids.js';
+import { asToken, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
-import { fulfilled, revoked, MAX_REASON, type Outcome } from '../caps/outcome.js';
+import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import { bytesKey } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
-import { ReputationTally, type Reputation } from '../journal/graph.js';
+import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';

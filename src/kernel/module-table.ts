@@ -7,7 +7,7 @@
  * the journal: this part derives nothing from journal entries.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, RAW_CODEC, type ModuleId } from '../caps/ids.js';
+import { asModuleId, RAW_CODEC, type ModuleId } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import type { BlockStore } from '../store/types.js';
 import { analyzeModule, classifyModule, moduleKindOf } from '../closures/modules.js';

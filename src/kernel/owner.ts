@@ -8,7 +8,7 @@
  * in net/owner.ts saying how its bytes cross CapTP (TypeScript insists on
  * all three) — plus the kernel's own method.
  */
-import type { ModuleId, Token } from '../caps/ids.js';
+import type { ModuleId, Token } from '../interface/ids.js';
 import type { ChainBlocks } from '../wire/shapes.js';
 import type { RevocationNotice } from './revocations.js';
 import type { DelegateSpec, IssueSpec, Kernel, Outcome, PendingView } from './kernel.js';

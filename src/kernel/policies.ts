@@ -1,6 +1,6 @@
 /**
  * Delegation policies at work: each screening runs a chain's policies
- * (screener/screen.ts), a shipped policy in the kernel's own thread, any
+ * (delegation/screen.ts), a shipped policy in the kernel's own thread, any
  * other in a vat. The state policies keep between calls (a rate window, a
  * quota count) is journaled at most every POLICY_STATE_MS, the latest of
  * each that changed — a record per call would cost more than the screening
@@ -8,18 +8,18 @@
  * much of it.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, type Principal, type Token } from '../caps/ids.js';
+import { DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import type { Closure } from '../closures/closure.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import type { Entry, Journal } from '../journal/journal.js';
-import type { Reputation } from '../journal/graph.js';
+import type { Reputation } from '../journal/reputation.js';
 import { decode, encode } from '../wire/index.js';
-import type { PolicyRef } from '../screener/delegation.js';
-import { Screens, type PolicyRequest } from '../screener/screen.js';
+import type { PolicyRef } from '../delegation/delegation.js';
+import { Screens, type PolicyRequest } from '../delegation/screen.js';
 import type { VatPool } from '../vat/pool.js';
-import type { Answer as VatAnswer } from '../vat/protocol.js';
-import { revoked } from '../caps/outcome.js';
+import type { VatOutcome } from '../vat/protocol.js';
+import { revoked } from '../interface/outcome.js';
 import type { ModuleTable } from './module-table.js';
 
 /** How often changed policy state is written to the journal. */
@@ -75,7 +75,7 @@ export const makePolicies = ({
       env: policy.settings,
       issuer: caller,
     });
-    const refuse = async (): Promise<VatAnswer> => revoked('denied', 'a policy cannot call or issue');
+    const refuse = async (): Promise<VatOutcome> => revoked('denied', 'a policy cannot call or issue');
     const { answer } = await vats.run({ closure, args: encodeValue([request]), caller, timeLimitMs: callTimeoutMs, call: refuse, issue: refuse, log: () => {} });
     if (answer.status !== 'fulfilled') throw new Error(answer.status === 'revoked' ? answer.reason : 'it answered with a further promise');
     return decodeValue(answer.value);

@@ -8,8 +8,8 @@
  * an answer the most recent). An entry bigger than the whole byte bound is
  * not kept at all.
  */
-import type { Token } from '../caps/ids.js';
-import type { Outcome } from '../caps/outcome.js';
+import type { Token } from '../interface/ids.js';
+import type { Outcome } from '../interface/outcome.js';
 
 export interface CachedAnswer {
   readonly outcome: Outcome;

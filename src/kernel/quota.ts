@@ -7,7 +7,7 @@
  * each time, and only the shared one bounds them all. The node's own
  * principal (its owner, through the CLI and the REPL) is not counted.
  */
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 
 export interface StorageQuota {
   /** Bytes one caller may add at once, and per second once that is spent. */

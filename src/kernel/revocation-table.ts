@@ -7,10 +7,10 @@
  * must hear of its revocation; and the peer that answered a token
  * cacheably is its upstream, whose notices about it are believed.
  */
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { Entry, Journal } from '../journal/journal.js';
-import type { Delegation } from '../screener/delegation.js';
+import type { Delegation } from '../delegation/delegation.js';
 import type { Identity } from '../identity/identity.js';
 import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
 import type { OpenCall } from './call-index.js';
@@ -39,18 +39,18 @@ export const makeRevocationTable = ({
   const notices = new Map<Token, RevocationNotice>();
   /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
   const upstream = new Map<Token, Principal>();
-  /** Who got cacheable answers from this node, per token: they hear of its revocation. */
-  const servedTo = new Map<Token, Set<Principal>>();
+  /** Per token, who must hear of its revocation: those given cacheable answers or its replica, and a delegation's issuer. */
+  const mustHear = new Map<Token, Set<Principal>>();
   /** Signed revocations of delegations not seen here yet: applied if the delegation turns up and its delegator signed them. */
   const unseen = new Map<Token, Map<Principal, { notice: RevocationNotice; from: Principal }>>();
   const listeners = new Set<RevocationListener>();
 
-  /** Note that `caller` got a cacheable answer for `token` (this node's own calls need no notice). */
-  const served = (token: Token, caller: Principal) => {
-    if (caller === identity.principal) return;
-    let audience = servedTo.get(token);
-    if (!audience) servedTo.set(token, (audience = new Set()));
-    audience.add(caller);
+  /** Note that `peer` must hear of `token`'s revocation (this node itself needs no notice). */
+  const owesNotice = (token: Token, peer: Principal) => {
+    if (peer === identity.principal) return;
+    let audience = mustHear.get(token);
+    if (!audience) mustHear.set(token, (audience = new Set()));
+    audience.add(peer);
   };
 
   const noticeOf = (token: Token): RevocationNotice | undefined => {
@@ -61,7 +61,7 @@ export const makeRevocationTable = ({
   };
 
   const announce = async (notice: RevocationNotice) => {
-    const audience = servedTo.get(notice.token) ?? new Set<Principal>();
+    const audience = mustHear.get(notice.token) ?? new Set<Principal>();
     // A listener's failure (a peer gone) must not undo the revocation here.
     await Promise.all([...listeners].map(async (listener) => listener(notice, audience)).map((p) => p.catch(() => {})));
   };
@@ -84,19 +84,19 @@ export const makeRevocationTable = ({
         case 'fulfilled': {
           const call = entry.pure ? callOf(entry.call) : undefined;
           if (!call) break;
-          served(call.entry.token, call.entry.caller);
+          owesNotice(call.entry.token, call.entry.caller);
           if (call.forwardedTo) upstream.set(call.entry.token, call.forwardedTo);
           break;
         }
         case 'hit':
-          served(entry.token, entry.caller);
+          owesNotice(entry.token, entry.caller);
           break;
         // The original closure's issuer answers calls through a delegation: it must hear of its revocation.
         case 'wrap':
-          served(entry.token, entry.issuer);
+          owesNotice(entry.token, entry.issuer);
           break;
         case 'replicated':
-          served(entry.token, entry.to);
+          owesNotice(entry.token, entry.to);
           break;
         default:
       }
@@ -159,7 +159,7 @@ export const makeRevocationTable = ({
     /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
     revocationsFor(peer: Principal): RevocationNotice[] {
       const found: RevocationNotice[] = [];
-      for (const [token, audience] of servedTo) {
+      for (const [token, audience] of mustHear) {
         if (audience.has(peer) && revoked.has(token)) found.push(noticeOf(token)!);
       }
       return found;

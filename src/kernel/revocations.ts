@@ -7,7 +7,7 @@
  * deterministic: re-signing a revocation gives the same notice, so a node
  * need not store its own.
  */
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encode } from '../wire/index.js';
 

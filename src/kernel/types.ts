@@ -4,15 +4,15 @@
  * what it gives (pending calls; answers, replicas and chains are the wire's,
  * wire/shapes.ts), and the one error class its owner API throws.
  */
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import type { GridValue } from '../closures/values.js';
-import { GridError } from '../caps/errors.js';
-import type { Outcome } from '../caps/outcome.js';
+import { GridError } from '../interface/errors.js';
+import type { Outcome } from '../interface/outcome.js';
 import type { RevocationNotice } from './revocations.js';
 import { STORAGE_QUOTA, type StorageQuota } from './quota.js';
 import type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 
-export type { Outcome } from '../caps/outcome.js';
+export type { Outcome } from '../interface/outcome.js';
 export type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 
 

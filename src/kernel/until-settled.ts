@@ -2,8 +2,8 @@
  * Following a further promise that is still pending (a call waiting for
  * approvals), the same way in the kernel and in the CLI.
  */
-import type { Token } from '../caps/ids.js';
-import type { Outcome } from '../caps/outcome.js';
+import type { Token } from '../interface/ids.js';
+import type { Outcome } from '../interface/outcome.js';
 
 /** Least time between two calls on a further promise that is still waiting. */
 const FOLLOW_FLOOR_MS = 250;

@@ -16,8 +16,8 @@
  * is too far in this node's future.
  */
 import { base64 } from 'multiformats/bases/base64';
-import { asPrincipal, type Principal } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { asPrincipal, type Principal } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { isPeerUrl } from './membership.js';
 

@@ -27,11 +27,11 @@
  * operations.
  */
 import type { CID } from 'multiformats/cid';
-import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type Token } from '../caps/ids.js';
+import { asPrincipal, asToken, DAG_CBOR_CODEC, tokenOfCid, type Principal, type Token } from '../interface/ids.js';
 import { decodeValue, encodeValue, VALUE_LIMITS, type GridValue } from '../closures/values.js';
 import { blockCid } from '../store/hashing.js';
 import { encode, encodeMessage, type DecodeLimits, type Message } from '../wire/index.js';
-import { asRevokeCode, revoked, type Outcome } from '../caps/outcome.js';
+import { asRevokeCode, revoked, type Outcome } from '../interface/outcome.js';
 import type { Answer, ChainBlocks, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 

@@ -5,8 +5,8 @@
  * receives it can use it while its delegators are offline.
  */
 import { base64url } from 'multiformats/bases/base64';
-import { quote } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { quote } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 import { decode, encode } from '../wire/index.js';
 import type { ChainBlocks } from '../wire/shapes.js';
 import { chainFrom, chainValue } from './frames.js';

@@ -12,8 +12,8 @@
  * to that one, on the connection that sent this challenge". Challenges are
  * fresh per connection, so a recorded `prove` is worthless on any other.
  */
-import { asPrincipal, type Principal } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { asPrincipal, type Principal } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 import { decodeMessage, encodeMessage } from '../wire/index.js';
 import { protocolCid } from './frames.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';

@@ -9,7 +9,7 @@
  * and programs read it.
  */
 import pino, { type Logger as Pino } from 'pino';
-import { describeThrown } from '../caps/errors.js';
+import { describeThrown } from '../interface/errors.js';
 
 export const LOG_LEVELS = Object.freeze(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const);
 export type LogLevel = (typeof LOG_LEVELS)[number];

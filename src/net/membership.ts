@@ -8,9 +8,9 @@
  * both ways.
  */
 import { E } from '@endo/eventual-send';
-import { asPrincipal, type Principal } from '../caps/ids.js';
+import { asPrincipal, type Principal } from '../interface/ids.js';
 import { parseGridUrl } from './grid-url.js';
-import { GridError } from '../caps/errors.js';
+import { GridError } from '../interface/errors.js';
 import type { Session } from './session.js';
 
 class JoinError extends GridError {}

@@ -10,7 +10,7 @@ import { E, Far } from '@endo/far';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Principal } from '../caps/ids.js';
+import type { Principal } from '../interface/ids.js';
 import type { Identity } from '../identity/identity.js';
 import type { Forwarder, Kernel } from '../kernel/kernel.js';
 import { ownerOf } from '../kernel/owner.js';
@@ -21,8 +21,8 @@ import { ownerFacet, serveOperation } from './owner.js';
 import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
-import { describeThrown, GridError } from '../caps/errors.js';
-import { revoked } from '../caps/outcome.js';
+import { describeThrown, GridError } from '../interface/errors.js';
+import { revoked } from '../interface/outcome.js';
 import { MAX_HANDSHAKE_FRAME } from './handshake.js';
 
 

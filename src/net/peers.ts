@@ -8,9 +8,9 @@
  * peer knows the token and some could not be reached, the call ends
  * `unreachable`: the answer may exist on a node that is offline.
  */
-import type { Principal } from '../caps/ids.js';
-import { CANCELLED } from '../caps/cancel.js';
-import { revoked, type RevokeCode } from '../caps/outcome.js';
+import type { Principal } from '../interface/ids.js';
+import { CANCELLED } from '../interface/cancel.js';
+import { revoked, type RevokeCode } from '../interface/outcome.js';
 import type { Identity } from '../identity/identity.js';
 import type { Forwarder } from '../kernel/kernel.js';
 import type { Answer } from '../wire/shapes.js';

@@ -14,16 +14,16 @@ import { equals } from 'multiformats/bytes';
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
 import type { CID } from 'multiformats/cid';
-import type { Principal, Token } from '../caps/ids.js';
-import { describeThrown } from '../caps/errors.js';
+import type { Principal, Token } from '../interface/ids.js';
+import { describeThrown } from '../interface/errors.js';
 import { encodeBulkValue, MAX_VALUE_ITEMS, type GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Answer, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, leadingCidBytes, type DecodeLimits, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
-import { aborted, CANCELLED, DROPPED, onAbort } from '../caps/cancel.js';
-import { failed, revoked, type Revoked, type RevokeCode } from '../caps/outcome.js';
+import { aborted, CANCELLED, DROPPED, onAbort } from '../interface/cancel.js';
+import { failed, revoked, type Revoked, type RevokeCode } from '../interface/outcome.js';
 import {
   CANCEL_PROTOCOL,
   decodeCall,

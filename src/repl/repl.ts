@@ -11,13 +11,14 @@ import { start as startNodeRepl, type REPLEval } from 'node:repl';
 import { inspect, types } from 'node:util';
 import { E } from '@endo/eventual-send';
 import type { Entry } from '../journal/journal.js';
-import { entriesAround, renderDot, renderMermaid, renderText, ReputationTally } from '../journal/graph.js';
+import { entriesAround, renderDot, renderMermaid, renderText } from '../journal/graph.js';
+import { ReputationTally } from '../journal/reputation.js';
 import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
 import type { NodeOwner } from '../kernel/owner.js';
-import type { Principal, Token } from '../caps/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import { formatGridUrl, type GridUrl } from '../net/grid-url.js';
-import { describeThrown } from '../caps/errors.js';
+import { describeThrown } from '../interface/errors.js';
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
 export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain'> {

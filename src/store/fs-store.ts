@@ -26,7 +26,7 @@ import { lstat, mkdir, open, readdir, rename, stat, unlink, type FileHandle } fr
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import type { CID } from 'multiformats/cid';
-import { RAW_CODEC, quote } from '../caps/ids.js';
+import { RAW_CODEC, quote } from '../interface/ids.js';
 import { asCid, blockCid, blockName, verifyBlock } from './hashing.js';
 import { DEFAULT_MAX_BLOCK_BYTES, StoreError, checkMaxBlockBytes, type BlockStore } from './types.js';
 

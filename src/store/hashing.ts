@@ -18,7 +18,7 @@ import { from } from 'multiformats/hashes/hasher';
 import type { MultihashHasher } from 'multiformats/hashes/interface';
 import { sha256, sha512 } from 'multiformats/hashes/sha2';
 import { blake3 as blake3Digest } from '@noble/hashes/blake3.js';
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { StoreError, type HashName } from './types.js';
 
 export type { HashName };

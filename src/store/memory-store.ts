@@ -3,7 +3,7 @@
  * so no caller can change a stored block through an array it holds; and
  * `get` still re-hashes, so the two stores behave alike.
  */
-import { RAW_CODEC, quote } from '../caps/ids.js';
+import { RAW_CODEC, quote } from '../interface/ids.js';
 import { asCid, blockCid, blockName, verifyBlock } from './hashing.js';
 import { DEFAULT_MAX_BLOCK_BYTES, StoreError, checkMaxBlockBytes, type BlockStore } from './types.js';
 

@@ -5,8 +5,8 @@
  * `ERR_CORRUPT`, never as wrong data.
  */
 import type { CID } from 'multiformats/cid';
-import { GridError } from '../caps/errors.js';
-import { quote } from '../caps/ids.js';
+import { GridError } from '../interface/errors.js';
+import { quote } from '../interface/ids.js';
 
 /** The multihash functions a block may be named with (hashing.ts). */
 export type HashName = 'sha2-256' | 'sha2-512' | 'blake3';

@@ -7,7 +7,7 @@
  * refused. The engine has already validated the bytes; this reader only
  * trusts them that far.
  */
-import { GridError } from '../caps/errors.js';
+import { GridError } from '../interface/errors.js';
 
 export class WasmError extends GridError {
   constructor(code: string, message: string) {

@@ -20,8 +20,8 @@
  * - `log(ptr, len)`: a line of UTF-8 text to the node's log.
  */
 import { decodeValue, encodeValue, isLink, type GridValue } from '../closures/values.js';
-import { quote } from '../caps/ids.js';
-import type { Settlement } from '../caps/outcome.js';
+import { quote } from '../interface/ids.js';
+import type { Settlement } from '../interface/outcome.js';
 import { WasmError, type FunctionType, type WasmShape } from './binary.js';
 
 export const GRID_IMPORTS: Readonly<Record<string, number>> = Object.freeze({ call: 0, log: 0 });

@@ -5,7 +5,7 @@
  * and randomness calls answer ENOTCAPABLE unless the run grants them. The
  * module's memory is capped like any vat's. Its exit code is returned.
  */
-import { quote } from '../caps/ids.js';
+import { quote } from '../interface/ids.js';
 import { capMemory, shapeOf, WasmError } from './binary.js';
 
 const WASI_MODULE = 'wasi_snapshot_preview1';

@@ -8,13 +8,13 @@
  * vat does blocks the kernel's thread.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import type { ModuleId, Principal, Token } from '../caps/ids.js';
+import type { ModuleId, Principal, Token } from '../interface/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
-import { abortReason, aborted, CANCELLED, onAbort } from '../caps/cancel.js';
-import { failed, revoked, type RevokeCode } from '../caps/outcome.js';
-import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
+import { abortReason, aborted, CANCELLED, onAbort } from '../interface/cancel.js';
+import { failed, revoked, type RevokeCode } from '../interface/outcome.js';
+import type { VatOutcome, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 
 export interface VatLimits {
   /** Worker threads; each runs many calls. */
@@ -45,15 +45,15 @@ export interface RunRequest {
   /** The caller's cancel: the call ends `cancelled by caller` and its vat is stopped (see #cancel). */
   readonly signal?: AbortSignal;
   /** `ctx.call` from inside the call. */
-  readonly call: (token: string, args: Uint8Array) => Promise<Answer>;
+  readonly call: (token: string, args: Uint8Array) => Promise<VatOutcome>;
   /** `ctx.issue` from inside the call; answers `promised` with the new token. */
-  readonly issue: (exportName: string, env: Uint8Array) => Promise<Answer>;
+  readonly issue: (exportName: string, env: Uint8Array) => Promise<VatOutcome>;
   /** A line a WebAssembly closure logged. */
   readonly log: (line: string) => void;
 }
 
 export interface RunResult {
-  readonly answer: Answer;
+  readonly answer: VatOutcome;
   readonly pure: boolean;
 }
 
@@ -136,14 +136,14 @@ class Vat {
   }
 }
 
-const CANCELLED_ANSWER: Answer = revoked('cancelled', CANCELLED);
+const CANCELLED_ANSWER: VatOutcome = revoked('cancelled', CANCELLED);
 /** A cancelled call is the caller's doing: no cause of the closure's (the kernel journals it as the node's). */
 const CANCELLED_RESULT: RunResult = Object.freeze({ answer: CANCELLED_ANSWER, pure: false });
 /** The same, under the code and reason its signal gives (`disconnected` when the caller's connection dropped). */
 const cancelled = (signal: AbortSignal | undefined): RunResult => (abortReason(signal) === CANCELLED ? CANCELLED_RESULT : { answer: aborted(signal), pure: false });
 
 /** The answer to a vat's request; a failure on the kernel's side is a revoked answer, never an unhandled rejection. */
-const answerOf = async (ask: () => Promise<Answer>): Promise<Answer> => {
+const answerOf = async (ask: () => Promise<VatOutcome>): Promise<VatOutcome> => {
   try {
     return await ask();
   } catch (error) {

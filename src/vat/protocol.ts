@@ -6,8 +6,8 @@
  * decodes what a vat sends strictly, as it would bytes from a peer.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { ModuleId, Principal, Token } from '../caps/ids.js';
-import type { Settlement } from '../caps/outcome.js';
+import type { ModuleId, Principal, Token } from '../interface/ids.js';
+import type { Settlement } from '../interface/outcome.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import type { WasmShape } from '../vat-wasm/binary.js';
 
@@ -16,11 +16,11 @@ export type ToVat =
   | { readonly t: 'wasm'; readonly id: ModuleId; readonly record: WasmRecord }
   | { readonly t: 'closure'; readonly token: Token; readonly code: ModuleId; readonly export: string; readonly env: Uint8Array }
   | { readonly t: 'run'; readonly run: number; readonly token: Token; readonly args: Uint8Array; readonly caller: Principal }
-  | { readonly t: 'reply'; readonly run: number; readonly sub: number; readonly answer: Answer };
+  | { readonly t: 'reply'; readonly run: number; readonly sub: number; readonly answer: VatOutcome };
 
 export type FromVat =
   | { readonly t: 'ready'; readonly run: -1 }
-  | { readonly t: 'done'; readonly run: number; readonly answer: Answer; readonly pure: boolean }
+  | { readonly t: 'done'; readonly run: number; readonly answer: VatOutcome; readonly pure: boolean }
   /** `sync`: the vat is blocked until the answer arrives on its sync channel (a WebAssembly grid.call). */
   | { readonly t: 'call'; readonly run: number; readonly sub: number; readonly token: string; readonly args: Uint8Array; readonly sync?: true }
   | { readonly t: 'log'; readonly run: number; readonly line: string }
@@ -30,7 +30,7 @@ export type FromVat =
  * An outcome on the wire between threads: values as bytes; a revocation
  * carries its code, from which the kernel reads its cause (see RevokeCode).
  */
-export type Answer = Settlement<Uint8Array>;
+export type VatOutcome = Settlement<Uint8Array>;
 
 /** A WebAssembly module as vats run it: memory capped, shape read. */
 export interface WasmRecord {

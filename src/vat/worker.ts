@@ -7,13 +7,13 @@
  */
 import '../perimeter/lockdown.js';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { asModuleId, asToken, type Principal, type Token } from '../caps/ids.js';
+import { asModuleId, asToken, type Principal, type Token } from '../interface/ids.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
-import type { Answer, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
+import type { VatOutcome, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
 import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
-import { describeThrown } from '../caps/errors.js';
-import { revoked, type RevokeCode } from '../caps/outcome.js';
+import { describeThrown } from '../interface/errors.js';
+import { revoked, type RevokeCode } from '../interface/outcome.js';
 
 const port = parentPort!;
 const options = workerData as VatOptions;
@@ -60,7 +60,7 @@ interface RunState {
   done: boolean;
   fanOut: number;
   nextSub: number;
-  readonly waiting: Map<number, (answer: Answer) => void>;
+  readonly waiting: Map<number, (answer: VatOutcome) => void>;
 }
 
 // Outgoing messages are batched per turn.
@@ -82,7 +82,7 @@ const send = (message: FromVat) => {
  * another call to a blocked vat, and stops it at the call's deadline like
  * any other.
  */
-const callSync = (state: RunState, token: string, args: Uint8Array): Answer => {
+const callSync = (state: RunState, token: string, args: Uint8Array): VatOutcome => {
   state.pure = false;
   state.fanOut += 1;
   if (state.fanOut > options.maxFanOut) return revoked('call-limit', `fan-out limit: at most ${options.maxFanOut} grid.call per call`);
@@ -91,7 +91,7 @@ const callSync = (state: RunState, token: string, args: Uint8Array): Answer => {
   flush();
   Atomics.wait(syncFlag, 0, 0);
   const reply = receiveMessageOnPort(options.sync.port);
-  return reply ? (reply.message as Answer) : revoked('internal', 'vat: no answer on the sync channel');
+  return reply ? (reply.message as VatOutcome) : revoked('internal', 'vat: no answer on the sync channel');
 };
 
 /**
@@ -156,7 +156,7 @@ class CallContext {
 harden(CallContext);
 
 const ask = (state: RunState, message: FromVat & { sub: number }) =>
-  new Promise<Answer>((resolve) => {
+  new Promise<VatOutcome>((resolve) => {
     state.nextSub += 1;
     state.waiting.set(message.sub, resolve);
     send(message);
@@ -167,7 +167,7 @@ const closures = new Map<Token, ClosureInfo>();
 const wasmModules = new Map<string, { module: WebAssembly.Module; record: WasmRecord }>();
 const runs = new Map<number, RunState>();
 
-const finish = (state: RunState, answer: Answer) => {
+const finish = (state: RunState, answer: VatOutcome) => {
   state.done = true;
   runs.delete(state.run);
   send({ t: 'done', run: state.run, answer, pure: state.pure && answer.status === 'fulfilled' });

@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Entry } from '../journal/journal.js';
 import { entriesAround, pictureOf, renderText, shortId } from '../journal/graph.js';
-import type { Token } from '../caps/ids.js';
+import type { Token } from '../interface/ids.js';
 import { toJsonText } from '../wire/json.js';
 import type { PeerState } from '../net/peers.js';
 import type { WebPage } from '../net/node.js';
@@ -73,7 +73,7 @@ const MAX_LISTED_TOKENS = 100;
 /** The latest records a live view gets when it opens (then each new one). */
 const LATEST_ON_OPEN = 50;
 
-const WEB_DIR = new URL('../../web/', import.meta.url);
+const WEB_DIR = new URL('../../browser/', import.meta.url);
 const ASSETS: Readonly<Record<string, { file: URL | string; type: string }>> = Object.freeze({
   '/': { file: new URL('index.html', WEB_DIR), type: 'text/html; charset=utf-8' },
   '/app.js': { file: new URL('app.js', WEB_DIR), type: 'text/javascript; charset=utf-8' },

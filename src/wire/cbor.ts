@@ -16,7 +16,7 @@
 import { equals } from 'multiformats/bytes';
 import { decode as cborgDecode, encode as cborgEncode, Token, Type } from 'cborg';
 import { CID } from 'multiformats/cid';
-import { cidOf } from '../caps/ids.js';
+import { cidOf } from '../interface/ids.js';
 import { WireError } from './errors.js';
 
 export interface DecodeLimits {

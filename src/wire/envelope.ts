@@ -7,7 +7,7 @@
  */
 import { CID } from 'multiformats/cid';
 import { decodeWith, DEFAULT_LIMITS, encode, GRID_TAG, type DecodeLimits, type RootTag } from './cbor.js';
-import { cidOf } from '../caps/ids.js';
+import { cidOf } from '../interface/ids.js';
 import { WireError } from './errors.js';
 
 const ENVELOPE_PREFIX = [0xda, 0x67, 0x72, 0x69, 0x64];

@@ -1,4 +1,4 @@
-import { GridError } from '../caps/errors.js';
+import { GridError } from '../interface/errors.js';
 
 /** Every refusal of the codec: a stable `code` and a message with the prefix `CBOR decode error: `. */
 export type WireErrorCode =

@@ -4,7 +4,7 @@
  * them; net/frames.ts carries them in grid messages. They live below both,
  * so the kernel needs nothing of the network to speak of them.
  */
-import type { Outcome } from '../caps/outcome.js';
+import type { Outcome } from '../interface/outcome.js';
 
 /** An outcome as a node gives it to a peer: may whoever receives it cache it, or fetch the closure itself? */
 export interface Answer {

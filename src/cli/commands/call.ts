@@ -1,10 +1,10 @@
 /** `grid call`: call a token with JSON arguments. */
-import { CANCELLED } from '../../caps/cancel.js';
-import { quote } from '../../caps/ids.js';
+import { CANCELLED } from '../../interface/cancel.js';
+import { quote } from '../../interface/ids.js';
 import { homePaths } from '../../home/home.js';
 import { PetNames } from '../../home/names.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, untilSettled, type Outcome } from '../../kernel/kernel.js';
-import type { Token } from '../../caps/ids.js';
+import type { Token } from '../../interface/ids.js';
 import { formatGridUrl } from '../../net/grid-url.js';
 import { parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { connectAsHome, withHome, type HomeOps } from '../home-ops.js';

@@ -1,5 +1,5 @@
 /** `grid delegate`: wrap a token in a screener for other principals, with policies. */
-import { quote } from '../../caps/ids.js';
+import { quote } from '../../interface/ids.js';
 import { formatGridUrl } from '../../net/grid-url.js';
 import { parseDuration, parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { withHome } from '../home-ops.js';

@@ -1,5 +1,5 @@
 /** `grid graph`: the promise graph, whole or around a token, here or across nodes. */
-import { quote } from '../../caps/ids.js';
+import { quote } from '../../interface/ids.js';
 import { entriesAround, renderDot, renderMermaid, renderText } from '../../journal/graph.js';
 import { acrossTree, GraphIndex, recordsAcross, renderTree } from '../../journal/queries.js';
 import type { Entry } from '../../journal/journal.js';

@@ -1,10 +1,10 @@
 /** `grid inspect`: decode bytes — a message, a block, a journal, a module — readably. */
 import { existsSync } from 'node:fs';
-import { parseCid } from '../../caps/ids.js';
+import { parseCid } from '../../interface/ids.js';
 import { homePaths } from '../../home/home.js';
 import { PetNames } from '../../home/names.js';
 import { openFsBlockStore } from '../../store/index.js';
-import { quote } from '../../caps/ids.js';
+import { quote } from '../../interface/ids.js';
 import { toJsonText, UsageError } from '../format.js';
 import { inspectBytes } from '../inspect.js';
 import { EXIT, verb, type Session } from '../invocation.js';

@@ -1,5 +1,5 @@
 /** `grid issue`: make a closure over a module. */
-import { quote } from '../../caps/ids.js';
+import { quote } from '../../interface/ids.js';
 import { parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { withHome } from '../home-ops.js';
 import { EXIT, text, verb, type Session } from '../invocation.js';

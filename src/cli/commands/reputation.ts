@@ -1,5 +1,5 @@
 /** `grid reputation`: promises kept and broken, per issuer. */
-import { reputation } from '../../journal/graph.js';
+import { reputation } from '../../journal/reputation.js';
 import { toJsonText } from '../format.js';
 import { withHome } from '../home-ops.js';
 import { EXIT, verb, type Session } from '../invocation.js';

@@ -1,6 +1,6 @@
 /** `grid run`: run a WASI command module, or a JS module's main export. */
 import { existsSync } from 'node:fs';
-import { parseCid, quote } from '../../caps/ids.js';
+import { parseCid, quote } from '../../interface/ids.js';
 import { moduleKindOf } from '../../closures/modules.js';
 import { homePaths } from '../../home/home.js';
 import { PetNames } from '../../home/names.js';

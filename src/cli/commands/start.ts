@@ -1,7 +1,7 @@
 /** `grid start`: run a node on the home, with its web page on the same port. */
 import { base64url } from 'multiformats/bases/base64';
 import { randomBytes } from 'node:crypto';
-import { quote } from '../../caps/ids.js';
+import { quote } from '../../interface/ids.js';
 import { loadModuleParser } from '../../closures/modules.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { Invitations } from '../../home/invitations.js';

@@ -20,10 +20,10 @@
  * that layer is given. Calls through one policy are screened one at a time,
  * so a quota cannot be overrun by calls that race.
  */
-import { quote, type Principal, type Token } from '../caps/ids.js';
-import { describeThrown } from '../caps/errors.js';
+import { quote, type Principal, type Token } from '../interface/ids.js';
+import { describeThrown } from '../interface/errors.js';
 import { isLink, type GridValue } from '../closures/values.js';
-import type { Reputation } from '../journal/graph.js';
+import type { Reputation } from '../journal/reputation.js';
 import type { Delegation, PolicyRef } from './delegation.js';
 
 export interface PolicyRequest {

@@ -20,8 +20,8 @@
  * the link at fault.
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asPrincipal, DAG_CBOR_CODEC, parseCid, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../caps/ids.js';
-import { GridError } from '../caps/errors.js';
+import { asModuleId, asPrincipal, DAG_CBOR_CODEC, parseCid, quote, RAW_CODEC, type ModuleId, type Principal, type Token } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
 import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
