@@ -4,7 +4,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from './_helpers.js';
 
@@ -87,6 +87,18 @@ test('only commands that analyze a module load the parser (Babel), only those th
   t.is(await loaded(['publish', 'examples/hello.js']), 'parser false network true');
   node.kill('SIGTERM');
   await new Promise((resolve) => node.once('close', resolve));
+  // A call runs a module this home analyzed when it was published: its kept analysis, no parser.
+  const token = (await grid(home, ['issue', 'examples/hello.js', '--export', 'greet', '--env', '{"greeting":"hi"}'])).stdout;
+  t.is(await loaded(['call', token, '"Ada"']), 'parser false network false');
+  // The analyses are a cache: damaged or gone, the module is parsed again and the call answers the same.
+  const kept = join(home, 'analyses');
+  const [analyzer] = await readdir(kept);
+  for (const file of await readdir(join(kept, analyzer!))) await writeFile(join(kept, analyzer!, file), 'not CBOR');
+  t.is(await loaded(['call', token, '"Bo"']), 'parser true network false');
+  t.is(await loaded(['call', token, '"Cy"']), 'parser false network false', 'and kept again');
+  await rm(kept, { recursive: true });
+  const again = await grid(home, ['call', token, '"Di"']);
+  t.is(again.stdout, '"hi, Di"', again.stderr);
 });
 
 test('--json gives one JSON object per command', async (t) => {

@@ -295,6 +295,36 @@ test('a warm call touches neither the store nor the parser', async (t) => {
   t.is(reads, before, 'closure and compiled module come from memory');
 });
 
+test('a kernel given kept analyses runs a module from its analysis and ignores one of the wrong shape', async (t) => {
+  const { openMemoryBlockStore } = await import('../src/store/index.js');
+  const { Journal, memoryJournalFile } = await import('../src/journal/journal.js');
+  const { Kernel } = await import('../src/kernel/kernel.js');
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const store = openMemoryBlockStore();
+  const kept = new Map<string, unknown>();
+  const analyses = { get: async (id: string) => kept.get(id), put: async (id: string, record: unknown) => void kept.set(id, record) };
+  const identity = generateIdentity(random);
+  const open = async () => {
+    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+    const kernel = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer: () => () => {}, analyses });
+    t.teardown(() => kernel.close());
+    return kernel;
+  };
+  const first = await open();
+  const code = await first.publish('export const f = (ctx, x) => x + 1;');
+  t.deepEqual([...kept.keys()], [code], 'publishing kept the analysis');
+  const record = kept.get(code) as { program: string };
+  // What a kernel runs is the kept analysis: one that says otherwise is what runs (the home's files are trusted as its blocks are).
+  kept.set(code, { ...record, program: record.program.replace('x + 1', 'x + 2') });
+  const second = await open();
+  t.deepEqual(await second.call(await second.issue({ code, export: 'f' }), [1]), { status: 'fulfilled', value: 3 });
+  // A kept analysis of the wrong shape is no analysis: the module is parsed again, and that is kept.
+  kept.set(code, { ...record, exports: 'f' });
+  const third = await open();
+  t.deepEqual(await third.call(await third.issue({ code, export: 'f' }), [1]), { status: 'fulfilled', value: 2 });
+  t.deepEqual(kept.get(code), record);
+});
+
 test('closing the kernel under a running call ends that call revoked, not thrown', async (t) => {
   const kernel = await openKernel({ memory: true });
   const slow = await issue(kernel, 'export const f = async (ctx, t) => { await ctx.call(t); return 1 }', 'f');

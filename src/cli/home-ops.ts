@@ -103,10 +103,10 @@ export const withHome = async <T>(
             return await body(
               {
                 ...owner,
-                // The module parser loads on first use (closures/modules.ts); before a call's clock starts, not out of its time.
+                // Publishing analyzes a module: the parser loads first (closures/modules.ts). A call runs the analysis
+                // the home kept (home/analyses.ts) and loads the parser only for a module analyzed nowhere yet.
                 publish: async (bytes) => (await loadModuleParser(), owner.publish(bytes)),
                 issue: async (spec) => (await loadModuleParser(), owner.issue(spec)),
-                call: async (token, args, callOptions) => (await loadModuleParser(), owner.call(token, args, callOptions)),
                 entries: async () => kernel.journal.entries(),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },

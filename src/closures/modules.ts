@@ -132,3 +132,41 @@ export const analyzeModule = async (text: string): Promise<ModuleRecord> => {
     reexportNamed,
   };
 };
+
+/**
+ * Analyses kept between processes, so a module runs again without loading
+ * the parser (~0.5 s of CPU a process). A miss, or anything unreadable, is
+ * `undefined`: the module is analyzed again. Keyed by module id, the hash of
+ * the source the record was made from.
+ */
+export interface ModuleAnalyses {
+  get(id: ModuleId): Promise<unknown>;
+  put(id: ModuleId, record: ModuleRecord): Promise<void>;
+}
+
+/** The shape of a kept analysis; a new one (a changed ModuleRecord) must not read an old one. */
+export const ANALYSIS_FORMAT = 1;
+
+const isStringList = (x: unknown): x is string[] => Array.isArray(x) && x.every((item) => typeof item === 'string');
+const isTupleList = (x: unknown, width: number): x is string[][] => Array.isArray(x) && x.every((item) => isStringList(item) && item.length === width);
+
+/** A kept analysis read back, if it has a module record's shape (else undefined: analyze again). */
+export const asModuleRecord = (value: unknown): ModuleRecord | undefined => {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { program, exports, dependencies, fixedExports, reexportAll, reexportNamed } = value as Record<string, unknown>;
+  if (typeof program !== 'string' || !isStringList(exports) || !isStringList(dependencies) || !isStringList(reexportAll)) return undefined;
+  if (!isTupleList(fixedExports, 2) || !isTupleList(reexportNamed, 3)) return undefined;
+  try {
+    return {
+      program,
+      exports,
+      dependencies: dependencies.map(asModuleId),
+      fixedExports: fixedExports as Array<[string, string]>,
+      reexportAll: reexportAll.map(asModuleId),
+      reexportNamed: reexportNamed.map(([from, importName, exportName]) => [asModuleId(from), importName!, exportName!] as const),
+    };
+  } catch {
+    return undefined;
+  }
+};
+

@@ -22,6 +22,8 @@ export interface HomePaths {
   readonly invitations: string;
   /** The port the node last listened on, to come back on (peers-file.ts). */
   readonly listen: string;
+  /** Module analyses kept so that running a module needs no parser (analyses.ts). */
+  readonly analyses: string;
   /** Where the peers said they listen, signed by each (net/addresses.ts). */
   readonly addresses: string;
 }
@@ -43,6 +45,7 @@ export const homePaths = (root: string): HomePaths => {
     invitations: join(abs, 'invitations'),
     listen: join(abs, 'listen'),
     addresses: join(abs, 'addresses'),
+    analyses: join(abs, 'analyses'),
   };
 };
 

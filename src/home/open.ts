@@ -13,6 +13,8 @@ import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js'
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from './lock.js';
+import { openModuleAnalyses } from './analyses.js';
+import type { ModuleAnalyses } from '../closures/modules.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from './home.js';
 import { Kernel, type Forwarder, type KernelLimits, type Network } from '../kernel/kernel.js';
 // The network stack (ws, CapTP: ~0.3 s to load) is imported when a kernel first listens or reaches a node.
@@ -118,7 +120,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
-  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, onClose?: () => Promise<void>) =>
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void> }) =>
     new Kernel({
       store,
       identity,
@@ -131,7 +133,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       log: options.log,
       forward: options.forward,
       network: webSocketNetwork(identity),
-      onClose,
+      ...home,
     });
   const journalPowers = { clock, schedule: (write: () => void) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer: setBackgroundTimer };
   if ('memory' in options) {
@@ -156,7 +158,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     await removeStaleTemps(paths.blocks);
     const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, release);
+    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
   } catch (error) {
     await release();
     throw error;

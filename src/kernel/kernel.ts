@@ -20,6 +20,7 @@ import type { Identity } from '../identity/identity.js';
 import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import { bytesKey } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
+import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
@@ -74,6 +75,8 @@ export interface KernelPowers {
   readonly forward?: Forwarder;
   /** Serving this kernel to the network and calling other nodes; the kernel has no network without it. */
   readonly network?: Network;
+  /** Module analyses kept between runs (a home keeps them in files); every module is parsed when loaded without it. */
+  readonly analyses?: ModuleAnalyses;
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -107,7 +110,7 @@ export class Kernel {
     this.#powers = powers;
     const limits = (this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits }));
     const { store, identity, journal, clock, randomBytes, setTimer } = powers;
-    const modules = (this.#modules = makeModuleTable({ store, wasmMaxPages: limits.wasmMaxPages, shipped: powers.policies ?? {} }));
+    const modules = (this.#modules = makeModuleTable({ store, wasmMaxPages: limits.wasmMaxPages, shipped: powers.policies ?? {}, analyses: powers.analyses }));
     this.#vats = new VatPool({ moduleRecord: (id) => modules.record(id), setTimer }, limits);
     const closures = (this.#closures = makeClosureTable({ store, identity, randomBytes, modules, journal }));
     const quota = makeQuotaKeeper({ quota: limits.storage, clock, exempt: identity.principal });

@@ -10,7 +10,8 @@ import { CID } from 'multiformats/cid';
 import { asModuleId, RAW_CODEC, type ModuleId } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import type { BlockStore } from '../store/types.js';
-import { analyzeModule, classifyModule, moduleKindOf } from '../closures/modules.js';
+import { analyzeModule, asModuleRecord, classifyModule, moduleKindOf, type ModuleAnalyses } from '../closures/modules.js';
+import type { ModuleRecord } from '../closures/runner.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { CLOSURE_API } from '../closures/values.js';
 import type { WasmRecord } from '../vat/protocol.js';
@@ -20,7 +21,17 @@ import { KernelError } from './types.js';
 
 export type ModuleTable = ReturnType<typeof makeModuleTable>;
 
-export const makeModuleTable = ({ store, wasmMaxPages, shipped }: { store: BlockStore; wasmMaxPages: number; shipped: Readonly<Record<string, string>> }) => {
+export const makeModuleTable = ({
+  store,
+  wasmMaxPages,
+  shipped,
+  analyses,
+}: {
+  store: BlockStore;
+  wasmMaxPages: number;
+  shipped: Readonly<Record<string, string>>;
+  analyses?: ModuleAnalyses | undefined;
+}) => {
   /** Compiles JS modules at publish time, to refuse what vats would refuse, and runs shipped policies. */
   const runner = new ModuleRunner(CLOSURE_API);
   const wasm = new Map<ModuleId, WasmRecord>();
@@ -36,6 +47,14 @@ export const makeModuleTable = ({ store, wasmMaxPages, shipped }: { store: Block
 
   const isLoaded = (id: ModuleId): boolean => runner.get(id) !== undefined || wasm.has(id);
 
+  // A kept analysis is a cache: failing to read or write one costs a parse, nothing else.
+  const keptAnalysis = async (id: ModuleId): Promise<ModuleRecord | undefined> => asModuleRecord(await analyses?.get(id).catch(() => undefined));
+  const analyzeAndKeep = async (id: ModuleId, text: string): Promise<ModuleRecord> => {
+    const analyzed = await analyzeModule(text);
+    await analyses?.put(id, analyzed).catch(() => {});
+    return analyzed;
+  };
+
   /** Analyze and compile a module the way vats will run it; throws what would stop it. */
   const prepare = async (id: ModuleId, bytes: Uint8Array, text?: string): Promise<void> => {
     if (moduleKindOf(bytes) === 'wasm') {
@@ -46,7 +65,7 @@ export const makeModuleTable = ({ store, wasmMaxPages, shipped }: { store: Block
       wasm.set(id, { bytes: capped, shape });
       return;
     }
-    const analyzed = await analyzeModule(text ?? new TextDecoder().decode(bytes));
+    const analyzed = (await keptAnalysis(id)) ?? (await analyzeAndKeep(id, text ?? new TextDecoder().decode(bytes)));
     for (const dep of analyzed.dependencies) await load(dep);
     runner.compile(id, analyzed);
   };

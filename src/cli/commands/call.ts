@@ -127,8 +127,8 @@ export const callCommand = (session: Session) =>
             ),
           printFollowed(inv, follow, home.nodeUrl, started),
         ), {
+        // No parser preloaded: a home keeps the analyses of the modules it published (home/analyses.ts).
         limits: timeout === undefined ? {} : { callTimeoutMs: timeout },
-        analyzes: true,
       });
     },
   );
