@@ -20,7 +20,7 @@ const parserVersion = (): string => {
   return (JSON.parse(readFileSync(join(dirname(entry), 'package.json'), 'utf8')) as { version: string }).version;
 };
 
-export const ANALYZER = `module-source-${parserVersion()}-format-${ANALYSIS_FORMAT}`;
+const ANALYZER = `module-source-${parserVersion()}-format-${ANALYSIS_FORMAT}`;
 
 export const openModuleAnalyses = (folder: string): ModuleAnalyses => {
   const dir = join(folder, ANALYZER);

@@ -82,7 +82,7 @@ export const REVOKE_CODES: readonly RevokeCode[] = Object.freeze(Object.keys(COD
 /** What an unknown or missing code from outside (a peer, an old journal record) reads as. */
 export const FALLBACK_CODE: RevokeCode = 'other';
 
-export const isRevokeCode = (code: unknown): code is RevokeCode => typeof code === 'string' && Object.hasOwn(CODES, code);
+const isRevokeCode = (code: unknown): code is RevokeCode => typeof code === 'string' && Object.hasOwn(CODES, code);
 /** A code from outside, checked: anything but one of REVOKE_CODES is `fallback`. */
 export const asRevokeCode = (code: unknown, fallback: RevokeCode = FALLBACK_CODE): RevokeCode => (isRevokeCode(code) ? code : fallback);
 
@@ -105,7 +105,6 @@ export const asRevokeCode = (code: unknown, fallback: RevokeCode = FALLBACK_CODE
  * - `remote`: another node answered it (it journals its own cause).
  */
 export type RevokeCause = 'refused' | 'limit' | 'crash' | 'revoked' | 'passed' | 'screened' | 'node' | 'remote';
-export const REVOKE_CAUSES: readonly RevokeCause[] = Object.freeze(['refused', 'limit', 'crash', 'revoked', 'passed', 'screened', 'node', 'remote']);
 
 /** How a call ends in the kernel's API: a value as grid data, a further promise as a token. */
 export type Outcome = Settlement<GridValue, Token>;
