@@ -257,11 +257,24 @@ test.serial('a peer that stops reading is cut off instead of buffered without bo
   const big = await kernel.issue({ code, export: 'big' });
   const socket = new WebSocket(server.url);
   const session = await openSession(socket, { identity: generateIdentity(random), random });
-  const node = session.bootstrap();
+  const node = session.bootstrap() as unknown as { call: (...a: unknown[]) => Promise<unknown> };
+  t.deepEqual(await E(node).call(tokens.add, [1, 2]), { status: 'fulfilled', value: 3 }, 'the session is up');
   // Stop reading at the TCP level, then ask for far more than the node will queue for us.
   (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
-  for (let i = 0; i < 120; i++) void (E(node) as { call: (...a: unknown[]) => Promise<unknown> }).call(big, [i]).catch(() => {});
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  for (let i = 0; i < 120; i++) void E(node).call(big, [i]).catch(() => {});
+  // Wait while the node makes progress: until every call that reached it has ended and none has reached it for 2 s
+  // (it cut the session off, or took all 120), however slowly a loaded machine runs them.
+  const progress = () => {
+    const entries = kernel.journal.entries();
+    const calls = entries.filter((e) => e.kind === 'call' && e.token === big).map((e) => e.seq);
+    const ended = new Set(entries.flatMap((e) => (e.kind === 'fulfilled' || e.kind === 'revoked' ? [e.call] : [])));
+    return { reached: calls.length, running: calls.some((seq) => !ended.has(seq)) };
+  };
+  for (let last = -1, quietSince = Date.now(); ; await new Promise((resolve) => setTimeout(resolve, 50))) {
+    const { reached, running } = progress();
+    if (reached !== last || running) (last = reached), (quietSince = Date.now());
+    else if (reached === 120 || Date.now() - quietSince > 2000) break;
+  }
   (socket as unknown as { _socket: { resume(): void } })._socket.resume();
   const cutOff = await Promise.race([session.closed.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 10_000))]);
   t.true(cutOff, 'the node closed the connection of a peer that would not read');

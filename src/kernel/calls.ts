@@ -2,7 +2,7 @@
  * The call pipeline: a call is looked up in the pure-call cache, journaled
  * once it is known to concern this node, then screened (through a
  * delegation), run in a vat (a closure held here), answered by a waiting
- * call, or forwarded to the peers; its end is journaled, and the journal
+ * call, or forwarded to the peers (forwarding.ts); its end is journaled, and the journal
  * entries — not this code — update what the kernel knows (kernel.ts
  * applies each entry to every part). Never throws: every failure is a
  * revoked outcome.
@@ -27,11 +27,10 @@ import type { PureCallCache } from './pure-cache.js';
 import type { QuotaKeeper } from './quota.js';
 import { RECORD_BYTES } from './quota.js';
 import type { RevocationTable } from './revocation-table.js';
-import type { Answer, AnswerOptions, CallFrame, ChainBlocks, Forwarder, Invoked, KernelLimits } from './types.js';
+import { impure, type Answer, type AnswerOptions, type CallFrame, type ChainBlocks, type Forwarder, type Invoked, type KernelLimits } from './types.js';
+import { makeForwarding } from './forwarding.js';
 
 const toVatAnswer = (outcome: Outcome): VatOutcome => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
-
-const impure = (outcome: Outcome): Invoked => ({ outcome, pure: false });
 
 export type CallPipeline = ReturnType<typeof makeCallPipeline>;
 
@@ -54,6 +53,7 @@ export const makeCallPipeline = (parts: {
   closed: () => boolean;
 }) => {
   const { self, journal, clock, limits, vats, modules, closures, delegations, revocations, cache, quota } = parts;
+  const { forward, forwardCall } = makeForwarding(parts);
 
   /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
   const concernsHere = async (token: Token): Promise<boolean> => {
@@ -84,51 +84,6 @@ export const makeCallPipeline = (parts: {
     if (outcome.status === 'revoked') journal.append({ kind: 'revoked', call: seq, reason: outcome.reason, cause: causeOf(outcome), code: outcome.code });
     else journal.append({ kind: 'promised', call: seq, token: outcome.token });
     return impure(outcome);
-  };
-
-  /**
-   * Ask the peers, unless the call has been around already. A cacheable
-   * answer is cached here like one computed here; the peer that gave it is
-   * then the token's upstream, whose revocation notices this node believes
-   * (revocation-table.ts reads both from the records).
-   */
-  const forward = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, chain?: ChainBlocks): Promise<Invoked & { peer?: Principal }> => {
-    const withPeer = (outcome: Outcome, peer?: Principal) => ({ outcome, pure: false, ...(peer ? { peer } : {}) });
-    if (frame.path.includes(self)) return impure(revoked('loop', 'forwarding loop'));
-    if (frame.path.length >= limits.maxHops) return impure(revoked('call-limit', `hop limit (${limits.maxHops})`));
-    const forwarded = await parts.forward!({
-      token,
-      args: decodeValue(argsBytes) as GridValue[],
-      path: [...frame.path, self],
-      deadline: frame.deadline,
-      ...(chain ? { chain } : {}),
-      ...(frame.signal ? { signal: frame.signal } : {}),
-    });
-    if (!forwarded) return impure(revoked('unknown-token', 'unknown token'));
-    const { answer, peer, replica } = forwarded;
-    if (replica && peer) {
-      // From now on this node answers the token itself.
-      await closures.adopt(token, replica).catch((error: unknown) => parts.log?.(token, `replica from ${peer} refused: ${describeThrown(error)}`));
-    }
-    // Answers through a delegation are screened each time: never cached on the way.
-    // The node that ran the call journals why it was revoked; here it is another node's answer.
-    if (answer.outcome.status === 'revoked') return withPeer(revoked(answer.outcome.code, answer.outcome.reason, 'remote'), peer);
-    if (answer.outcome.status !== 'fulfilled' || chain) return withPeer(answer.outcome, peer);
-    let valueBytes: Uint8Array;
-    try {
-      // A peer's answer is input like any other: it must be grid data within limits.
-      valueBytes = encodeValue(answer.outcome.value);
-    } catch (error) {
-      return withPeer(revoked('malformed', `peer answered with something malformed: ${describeThrown(error)}`), peer);
-    }
-    return { outcome: fulfilled(decodeValue(valueBytes)), pure: answer.cacheable && peer !== undefined, valueBytes, ...(peer ? { peer } : {}) };
-  };
-
-  /** `forward` for call `seq`, journaled already: which peer answered it is journaled too. */
-  const forwardCall = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number, chain?: ChainBlocks): Promise<Invoked> => {
-    const forwarded = await forward(token, argsBytes, frame, chain);
-    if (forwarded.peer) journal.append({ kind: 'forwarded', call: seq, to: forwarded.peer });
-    return forwarded;
   };
 
   /** Act on a screening: refuse, answer, wait for approvals, or call the original closure. */

@@ -168,6 +168,8 @@ export interface Invoked {
   readonly pure: boolean;
   readonly valueBytes?: Uint8Array;
 }
+/** An end no one may cache. */
+export const impure = (outcome: Outcome): Invoked => ({ outcome, pure: false });
 
 /** How much longer than a call's own limit a caller waits for another node's answer. */
 export const REMOTE_GRACE_MS = 1000;
