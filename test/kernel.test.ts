@@ -363,3 +363,13 @@ test('a token missing here is refused each time it is called, and answered once 
     t.deepEqual(await kernel.call(token, [3]), { status: 'fulfilled', value: 9 });
   }
 });
+
+test('a map key "__proto__" from the wire is a key like any other, not a prototype', async (t) => {
+  const { encode: cborg } = await import('cborg');
+  const { decodeValue } = await import('../src/closures/values.js');
+  const value = decodeValue(cborg(new Map([['__proto__', new Map([['admin', true]])]]))) as Record<string, unknown>;
+  t.is(Object.getPrototypeOf(value), Object.prototype);
+  t.deepEqual(Object.keys(value), ['__proto__']);
+  t.is(value.admin, undefined, 'nothing is inherited from the sender');
+  t.deepEqual(Object.getOwnPropertyDescriptor(value, '__proto__')?.value, { admin: true });
+});

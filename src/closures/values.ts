@@ -53,9 +53,10 @@ export const fromWire = (value: unknown): GridValue => {
   const cid = CID.asCID(value);
   if (cid) return Object.freeze({ '/': cid.toString() });
   if (Array.isArray(value)) return Object.freeze(value.map(fromWire));
-  const out: Record<string, GridValue> = {};
-  for (const key of Object.keys(value)) out[key] = fromWire((value as Record<string, unknown>)[key]);
-  return Object.freeze(out);
+  // Keys are defined, not assigned: under lockdown assigning `constructor` or
+  // `toString` throws (the prototype's are frozen), and `__proto__` would set
+  // the prototype instead of a key.
+  return Object.freeze(Object.fromEntries(Object.keys(value).map((key) => [key, fromWire((value as Record<string, unknown>)[key])])));
 };
 
 /** The largest argument list or result a call may carry, encoded. */
