@@ -373,3 +373,19 @@ test('a map key "__proto__" from the wire is a key like any other, not a prototy
   t.is(value.admin, undefined, 'nothing is inherited from the sender');
   t.deepEqual(Object.getOwnPropertyDescriptor(value, '__proto__')?.value, { admin: true });
 });
+
+test("keys named like Object.prototype's frozen properties are grid data: decoded, in envelopes, and through a vat", async (t) => {
+  const { encode: cborg } = await import('cborg');
+  const { decodeValue } = await import('../src/closures/values.js');
+  const { decodeMessage, encodeMessage } = await import('../src/wire/index.js');
+  // Under lockdown, assigning any of these to a plain object throws; each must still be a key.
+  const names = Object.getOwnPropertyNames(Object.prototype).filter((name) => name !== '__proto__');
+  const data = Object.fromEntries(names.map((name, i) => [name, { nested: Object.fromEntries([[name, i]]) }]));
+  const bytes = cborg(new Map(names.map((name, i) => [name, new Map([['nested', new Map([[name, i]])]])])));
+  t.deepEqual(decodeValue(bytes), data);
+  const kernel = await openKernel({ memory: true });
+  t.teardown(() => kernel.close());
+  const token = await issue(kernel, 'export const keys = (ctx, value) => [Object.keys(value).sort(), value.constructor.nested.constructor]', 'keys');
+  t.deepEqual(decodeMessage(encodeMessage(token, data)).slots, [data], 'inside an envelope');
+  t.deepEqual(await kernel.call(token, [data]), { status: 'fulfilled', value: [[...names].sort(), names.indexOf('constructor')] });
+});

@@ -352,12 +352,37 @@ const optionsWithRoot = (root: RootTag) => {
   return options;
 };
 
+/** Maps decoded as Maps, turned into plain objects whose keys are defined. */
+const keysDefined = (value: unknown): unknown => {
+  if (value instanceof Map) return Object.fromEntries([...value].map(([key, entry]) => [key, keysDefined(entry)]));
+  if (Array.isArray(value)) return value.map(keysDefined);
+  return value;
+};
+
+/**
+ * cborg builds a map by assigning its keys. Under lockdown most of
+ * Object.prototype's properties are frozen, so assigning a key such as
+ * `constructor` or `hasOwnProperty` throws (a TypeError): such a value is
+ * decoded again with maps as Maps, whose entries become defined keys. The
+ * common case pays nothing.
+ */
+const cborgDecodeObjects = (bytes: Uint8Array, root?: RootTag): unknown => {
+  try {
+    return cborgDecode(bytes, (root ? optionsWithRoot(root) : decodeOptions) as never);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    // A root tag's decoder sees its content with keys defined too.
+    const tags = root ? Object.assign([], decodeOptions.tags, { [root.tag]: tagDecoder((inner) => root.decode(keysDefined(inner))) }) : decodeOptions.tags;
+    return keysDefined(cborgDecode(bytes, { ...decodeOptions, tags, useMaps: true } as never));
+  }
+};
+
 export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
   const { floats } = scan(bytes, limits, root?.tag);
   let value: unknown;
   try {
-    value = cborgDecode(bytes, (root ? optionsWithRoot(root) : decodeOptions) as never);
+    value = cborgDecodeObjects(bytes, root);
   } catch (error) {
     throw classify(error);
   }
@@ -383,7 +408,7 @@ export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootT
  * on their way into a closure): the strict checks would only re-prove what
  * `encode` guarantees.
  */
-export const decodeTrusted = (bytes: Uint8Array): unknown => cborgDecode(bytes, decodeOptions as never);
+export const decodeTrusted = (bytes: Uint8Array): unknown => cborgDecodeObjects(bytes);
 
 /** Strictly decode one grid data item. */
 export const decode = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown =>
