@@ -325,6 +325,32 @@ test('a kernel given kept analyses runs a module from its analysis and ignores o
   t.deepEqual(kept.get(code), record);
 });
 
+test("loading a closure's module is the node's time, not the call's: a slow store does not eat a short call limit", async (t) => {
+  const { openMemoryBlockStore } = await import('../src/store/index.js');
+  const { Journal, memoryJournalFile } = await import('../src/journal/journal.js');
+  const { Kernel } = await import('../src/kernel/kernel.js');
+  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const inner = openMemoryBlockStore();
+  let slow = false;
+  // Reads that take longer than the call may run, once the closure is published (as a busy disk, or a parse, would).
+  const store = { ...inner, get: async (cid: Parameters<typeof inner.get>[0]) => (slow && (await new Promise((resolve) => setTimeout(resolve, 1000))), inner.get(cid)) };
+  const identity = generateIdentity(random);
+  const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+  const limits = { callTimeoutMs: 1500 };
+  const setTimer = (ms: number, callback: () => void) => {
+    const timer = setTimeout(callback, ms);
+    return () => clearTimeout(timer);
+  };
+  const first = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer, limits });
+  const token = await first.issue({ code: await first.publish('export const f = (ctx, x) => x * 2;'), export: 'f' });
+  await first.close();
+  slow = true;
+  const reopened = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+  const second = new Kernel({ store, identity, journal: reopened.journal, clock: Date.now, randomBytes: random, setTimer, limits });
+  t.teardown(() => second.close());
+  t.deepEqual(await second.call(token, [21]), { status: 'fulfilled', value: 42 });
+});
+
 test('closing the kernel under a running call ends that call revoked, not thrown', async (t) => {
   const kernel = await openKernel({ memory: true });
   const slow = await issue(kernel, 'export const f = async (ctx, t) => { await ctx.call(t); return 1 }', 'f');

@@ -164,8 +164,8 @@ export const makeCallPipeline = (parts: {
     }
   };
 
-  /** Route a call journaled as `seq`, on a token that concerns this node, to what answers it: a revocation, approvals, a delegation's screening, a closure here, or a peer. */
-  const route = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+  /** Route a call journaled as `seq` (its invoke began at `since`), on a token that concerns this node, to what answers it: a revocation, approvals, a delegation's screening, a closure here, or a peer. */
+  const route = async (token: Token, argsBytes: Uint8Array, frame: CallFrame, seq: number, since: number): Promise<Invoked> => {
     const reason = revocations.reasonFor(token);
     if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
@@ -188,12 +188,16 @@ export const makeCallPipeline = (parts: {
       if (error instanceof GridError) return impure(failed(error, error.message));
       return impure(revoked('internal', `could not load closure: ${describeThrown(error)}`));
     }
+    // Finding and loading a closure and its module (reading blocks, a parse where no analysis was kept) is
+    // the node's cost, as starting a vat is: the call's time does not pay for it.
+    frame.deadline += clock() - since;
     if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
     return runHere(closure, argsBytes, frame, seq);
   };
 
   /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
   const invoke = async (tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array, chain?: ChainBlocks): Promise<Invoked> => {
+    const since = clock();
     let token: Token;
     if (typeof tokenText === 'string' && closures.loaded(tokenText as Token)) {
       token = tokenText as Token; // already checked when its closure was loaded
@@ -239,7 +243,7 @@ export const makeCallPipeline = (parts: {
       return settle(call.seq, token, frame.caller, reserved, forwarded);
     }
     const call = journal.append({ kind: 'call', token, caller: frame.caller, args: argsBytes, parent: frame.parent });
-    return settle(call.seq, token, frame.caller, reserved, await route(token, argsBytes, frame, call.seq));
+    return settle(call.seq, token, frame.caller, reserved, await route(token, argsBytes, frame, call.seq, since));
   };
 
   /** `ctx.call`: nested calls follow further promises within the same deadline. */
