@@ -54,8 +54,8 @@ export const fromWire = (value: unknown): GridValue => {
   if (cid) return Object.freeze({ '/': cid.toString() });
   if (Array.isArray(value)) return Object.freeze(value.map(fromWire));
   // Keys are defined, not assigned: under lockdown assigning `constructor` or
-  // `toString` throws (the prototype's are frozen), and `__proto__` would set
-  // the prototype instead of a key.
+  // `hasOwnProperty` throws (Object.prototype's are frozen), and `__proto__`
+  // would set the prototype instead of a key.
   return Object.freeze(Object.fromEntries(Object.keys(value).map((key) => [key, fromWire((value as Record<string, unknown>)[key])])));
 };
 
