@@ -275,6 +275,8 @@ const homeWithAdd = async (t: ExecutionContext) => {
   t.is(await ok(home, ['call', 'add', '4', '5']), '9');
   // The record, then the prompt again with the half-typed line.
   await repl.until((raw) => screen(raw).some((line) => line.includes('add(4, 5)')));
+  // And its outcome's record: a record landing later would print between what the test types and its answer.
+  await repl.until((raw) => screen(raw).some((line) => /fulfilled +#\d+ -> 9\b/.test(line)));
   // Once the records are written and the prompt drawn again: what the terminal shows.
   await repl.until((raw) => /^grid> 1 \+$/.test(screen(raw).filter((line) => line !== '').at(-1) ?? ''), 5_000).catch(() => {});
   const lines = screen(repl.raw()).filter((line) => line !== '');
