@@ -1,11 +1,13 @@
 import '../src/perimeter/lockdown.js';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Outcome } from '../src/index.js';
 import { tempDir } from './_helpers.js';
 import { randomBytes } from 'node:crypto';
-import { generateIdentity } from '../src/identity/index.js';
+import { generateIdentity, type Identity } from '../src/identity/index.js';
+import type { BlockStore } from '../src/store/types.js';
+import type { KernelPowers } from '../src/kernel/kernel.js';
 
 const example = (name: string) => readFile(join('examples', name), 'utf8');
 
@@ -295,21 +297,29 @@ test('a warm call touches neither the store nor the parser', async (t) => {
   t.is(reads, before, 'closure and compiled module come from memory');
 });
 
-test('a kernel given kept analyses runs a module from its analysis and ignores one of the wrong shape', async (t) => {
-  const { openMemoryBlockStore } = await import('../src/store/index.js');
+const random = (n: number) => new Uint8Array(randomBytes(n));
+
+/** A kernel over `store` (and any other powers given) with a fresh memory journal, real timers, closed when the test ends. */
+const kernelOver = async (t: ExecutionContext, powers: { store: BlockStore; identity: Identity } & Partial<KernelPowers>) => {
   const { Journal, memoryJournalFile } = await import('../src/journal/journal.js');
   const { Kernel } = await import('../src/kernel/kernel.js');
-  const random = (n: number) => new Uint8Array(randomBytes(n));
+  const { journal } = await Journal.open({ file: memoryJournalFile(), identity: powers.identity, clock: Date.now, schedule: setImmediate });
+  const setTimer = (ms: number, callback: () => void) => {
+    const timer = setTimeout(callback, ms);
+    return () => clearTimeout(timer);
+  };
+  const kernel = new Kernel({ journal, clock: Date.now, randomBytes: random, setTimer, ...powers });
+  t.teardown(() => kernel.close());
+  return kernel;
+};
+
+test('a kernel given kept analyses runs a module from its analysis and ignores one of the wrong shape', async (t) => {
+  const { openMemoryBlockStore } = await import('../src/store/index.js');
   const store = openMemoryBlockStore();
   const kept = new Map<string, unknown>();
   const analyses = { get: async (id: string) => kept.get(id), put: async (id: string, record: unknown) => void kept.set(id, record) };
   const identity = generateIdentity(random);
-  const open = async () => {
-    const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
-    const kernel = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer: () => () => {}, analyses });
-    t.teardown(() => kernel.close());
-    return kernel;
-  };
+  const open = () => kernelOver(t, { store, identity, analyses });
   const first = await open();
   const code = await first.publish('export const f = (ctx, x) => x + 1;');
   t.deepEqual([...kept.keys()], [code], 'publishing kept the analysis');
@@ -327,27 +337,17 @@ test('a kernel given kept analyses runs a module from its analysis and ignores o
 
 test("loading a closure's module is the node's time, not the call's: a slow store does not eat a short call limit", async (t) => {
   const { openMemoryBlockStore } = await import('../src/store/index.js');
-  const { Journal, memoryJournalFile } = await import('../src/journal/journal.js');
-  const { Kernel } = await import('../src/kernel/kernel.js');
-  const random = (n: number) => new Uint8Array(randomBytes(n));
   const inner = openMemoryBlockStore();
   let slow = false;
   // Reads that take longer than the call may run, once the closure is published (as a busy disk, or a parse, would).
   const store = { ...inner, get: async (cid: Parameters<typeof inner.get>[0]) => (slow && (await new Promise((resolve) => setTimeout(resolve, 1000))), inner.get(cid)) };
   const identity = generateIdentity(random);
-  const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
   const limits = { callTimeoutMs: 1500 };
-  const setTimer = (ms: number, callback: () => void) => {
-    const timer = setTimeout(callback, ms);
-    return () => clearTimeout(timer);
-  };
-  const first = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer, limits });
+  const first = await kernelOver(t, { store, identity, limits });
   const token = await first.issue({ code: await first.publish('export const f = (ctx, x) => x * 2;'), export: 'f' });
   await first.close();
   slow = true;
-  const reopened = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
-  const second = new Kernel({ store, identity, journal: reopened.journal, clock: Date.now, randomBytes: random, setTimer, limits });
-  t.teardown(() => second.close());
+  const second = await kernelOver(t, { store, identity, limits });
   t.deepEqual(await second.call(token, [21]), { status: 'fulfilled', value: 42 });
 });
 
