@@ -13,6 +13,7 @@ import { benchScreener } from './screener.js';
 import { benchGraph } from './graph.js';
 import { benchHostile } from './hostile.js';
 import { benchMemory } from './memory.js';
+import { benchMerges } from './merges.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -27,6 +28,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['graph', benchGraph],
   ['hostile', benchHostile],
   ['memory', benchMemory],
+  ['merges', benchMerges],
 ];
 
 const only = process.argv.slice(2);
