@@ -14,6 +14,7 @@ import { benchGraph } from './graph.js';
 import { benchHostile } from './hostile.js';
 import { benchMemory } from './memory.js';
 import { benchMerges } from './merges.js';
+import { benchTextMerge } from './text-merge.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -29,6 +30,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['hostile', benchHostile],
   ['memory', benchMemory],
   ['merges', benchMerges],
+  ['text-merge', benchTextMerge],
 ];
 
 const only = process.argv.slice(2);
