@@ -73,6 +73,8 @@ const CODES = {
   'token-revoked': 'revoked',
   /** A delegation's policy or chain refused the call. */
   screened: 'screened',
+  /** A document has a conflict no merge step settled: a person holding its settle token must settle it first. */
+  conflict: 'node',
   /** A code this node does not know: from a newer or misbehaving peer, or a journal record written before codes were kept. */
   other: 'node',
 } as const satisfies Record<string, RevokeCause>;

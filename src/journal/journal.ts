@@ -96,7 +96,15 @@ export type EntryBody =
   /** The state policy `index` of delegation layer `token` keeps between calls (a rate window, a quota count), as of now. */
   | { kind: 'policy-state'; token: Token; index: number; state: GridValue }
   /** Peer `to` was given the blocks of replicable closure `token`: it must hear of the token's revocation. */
-  | { kind: 'replicated'; token: Token; to: Principal };
+  | { kind: 'replicated'; token: Token; to: Principal }
+  /** This node holds document `doc` (its genesis's CID); `id` is what the env of its role closures names. */
+  | { kind: 'doc'; doc: string; id: string }
+  /** Document `doc`'s heads once a version landed; `current` is the head reads answer. */
+  | { kind: 'doc-head'; doc: string; heads: readonly string[]; current: string }
+  /** Every step of `doc`'s merge cascade refused to merge `heads` (`attempts`: each step, code and reason): a further promise, `conflict`, that a person settles. */
+  | { kind: 'doc-conflict'; doc: string; conflict: Token; heads: readonly string[]; attempts: readonly { step: string; code: RevokeCode; reason: string }[] }
+  /** Conflict `conflict` was settled by `version`. */
+  | { kind: 'doc-settled'; conflict: Token; version: string };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -143,8 +151,12 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   screened: ['call', 'token', 'caller'],
   'policy-state': ['token', 'index', 'state'],
   replicated: ['token', 'to'],
+  doc: ['doc', 'id'],
+  'doc-head': ['doc', 'heads', 'current'],
+  'doc-conflict': ['doc', 'conflict', 'heads', 'attempts'],
+  'doc-settled': ['conflict', 'version'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };

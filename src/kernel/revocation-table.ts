@@ -35,6 +35,8 @@ export const makeRevocationTable = ({
   closureHere: (token: Token) => Promise<Closure | undefined>;
 }) => {
   const revoked = new Map<Token, string>();
+  /** When this node revoked each token, or heard it revoked (its clock). */
+  const revokedAt = new Map<Token, number>();
   /** Signed revocations, heard from peers or (lazily) signed here. */
   const notices = new Map<Token, RevocationNotice>();
   /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
@@ -79,6 +81,7 @@ export const makeRevocationTable = ({
         case 'revoke':
         case 'revocation':
           revoked.set(entry.token, entry.reason);
+          revokedAt.set(entry.token, entry.at);
           if (entry.kind === 'revocation') notices.set(entry.token, Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature }));
           break;
         case 'fulfilled': {
@@ -104,6 +107,8 @@ export const makeRevocationTable = ({
 
     reasonFor: (token: Token) => revoked.get(token),
     isRevoked: (token: Token) => revoked.has(token),
+    /** When `token` was revoked here, or its revocation heard (the node's clock); undefined if it is not revoked. */
+    revokedAt: (token: Token) => revokedAt.get(token),
 
     /** Revoke `token` (the caller checked the authority): on disk before anyone is told, so that no crash undoes it. */
     async revoke(token: Token, reason: string): Promise<void> {

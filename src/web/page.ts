@@ -124,6 +124,14 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.token, entry.to];
     case 'seal':
       return [entry.signer];
+    case 'doc':
+      return [entry.doc];
+    case 'doc-head':
+      return [entry.doc, ...entry.heads];
+    case 'doc-conflict':
+      return [entry.doc, entry.conflict, ...entry.heads];
+    case 'doc-settled':
+      return [entry.conflict, entry.version];
     case 'fulfilled':
     case 'revoked':
     case 'promised':

@@ -1,0 +1,656 @@
+/**
+ * Documents: shared state that changes only by applying a change through
+ * its reducer, and merges when replicas meet (records.ts has the blocks).
+ *
+ * A document's role tokens are closures over one kernel-native module
+ * (ROLE_MODULE_SOURCE): the call pipeline hands a call on one to `answer`
+ * here instead of a vat, so delegation, screening, revocation, quotas and
+ * the promise graph apply to them as to any token.
+ *
+ * What this part knows — which documents it holds, their heads, their
+ * conflicts — comes from journal entries through `apply`, on replay and
+ * live alike: `doc` (held), `doc-head` (heads after a version landed),
+ * `doc-conflict` (a merge every cascade step refused), `doc-settled`.
+ * Versions, values and changes are blocks in the store.
+ */
+import { CID } from 'multiformats/cid';
+import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Token } from '../interface/ids.js';
+import { describeThrown } from '../interface/errors.js';
+import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
+import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
+import type { Closure } from '../closures/closure.js';
+import type { BlockStore } from '../store/types.js';
+import { blockCid } from '../store/hashing.js';
+import type { Identity } from '../identity/identity.js';
+import type { Entry, Journal } from '../journal/journal.js';
+import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
+import { decode } from '../wire/index.js';
+import { ancestors, lowestCommonAncestor } from './dag.js';
+import { mergeText } from './text-merge.js';
+import {
+  conflictToken,
+  DocumentError,
+  makeAuthoredVersion,
+  makeGenesis,
+  makeMergeVersion,
+  readGenesis,
+  readVersion,
+  ROLES,
+  sortCids,
+  type Genesis,
+  type MergeStep,
+  type Role,
+  type Version,
+} from './records.js';
+
+/** The module every role closure runs: never run in a vat, its exports name the roles. */
+export const ROLE_MODULE_SOURCE = `// A document's role tokens: the node that holds the document answers them, never a vat.
+${ROLES.map((role) => `export const ${role} = (ctx) => ctx.revoke('a document token is answered by the node that holds the document');`).join('\n')}
+`;
+export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOURCE), RAW_CODEC).toString() as ModuleId;
+
+/** What each role may do; `value` is what a call with no arguments does. */
+const READS = ['value', 'at', 'log', 'heads', 'conflicts'];
+const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
+  read: READS,
+  write: [...READS, 'apply'],
+  settle: [...READS, 'resolve'],
+  admin: [...READS, 'apply', 'resolve'],
+};
+/** Roles whose holders may author a version of each kind. */
+const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'] };
+
+/** Most versions `log` lists at once; most blocks one bundle carries. */
+const MAX_LOG = 1000;
+export const MAX_BUNDLE_VERSIONS = 2000;
+/** Decoded values kept for reads (each document's current one, mostly). */
+const VALUE_CACHE = 256;
+
+export interface DocumentTokens {
+  readonly doc: string;
+  readonly read: Token;
+  readonly write: Token;
+  readonly settle: Token;
+  readonly admin: Token;
+}
+
+/** A merge step as `create` takes it: a closure's token, a shipped merge's name (`json`, `union`) or a native one (`text`). */
+export type StepSpec = string;
+
+export interface Attempt {
+  readonly step: string;
+  readonly code: RevokeCode;
+  readonly reason: string;
+}
+
+export interface ConflictView {
+  readonly conflict: Token;
+  readonly doc: string;
+  readonly heads: readonly string[];
+  readonly attempts: readonly Attempt[];
+  readonly settled?: string;
+  readonly at: number;
+}
+
+/** Blocks that carry versions from one replica to another: the genesis, versions (parents first), and what they name. */
+export interface Bundle {
+  readonly doc: string;
+  readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
+  /** Whether the sender had more than fit. */
+  readonly more: boolean;
+}
+
+interface DocState {
+  readonly cid: CID;
+  readonly id: string;
+  heads: CID[];
+  /** The head reads answer: the only one, or while a conflict is open the one this replica had. */
+  current: CID;
+  /** Applies and merges are one at a time per document. */
+  turn: Promise<unknown>;
+}
+
+interface ConflictState {
+  readonly doc: string;
+  readonly heads: readonly CID[];
+  readonly attempts: readonly Attempt[];
+  readonly at: number;
+  settled?: CID;
+}
+
+/** A call the docs part makes — a reducer, a merge step — as the node, or nested under the call it serves. */
+export type DocCall = (token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }) => Promise<Outcome>;
+
+export interface DocumentPowers {
+  readonly store: BlockStore;
+  readonly identity: Identity;
+  readonly journal: Journal;
+  readonly clock: () => number;
+  readonly randomBytes: (length: number) => Uint8Array;
+  readonly publish: (source: string) => Promise<ModuleId>;
+  readonly issue: (spec: { code: string; export: string; env?: unknown; replicable?: boolean }) => Promise<Token>;
+  readonly call: DocCall;
+  readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
+  readonly revokedAt: (token: Token) => number | undefined;
+  /** Merge modules shipped with the node (`json`, `union`): name → source, each exporting `merge`. */
+  readonly shippedMerges: Readonly<Record<string, string>>;
+}
+
+export type Documents = ReturnType<typeof makeDocuments>;
+
+const text = (cid: CID) => cid.toString();
+const refusedWith = (code: RevokeCode, reason: string): Outcome => revoked(code, reason);
+const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
+
+export const makeDocuments = (powers: DocumentPowers) => {
+  const { store, identity, journal, clock } = powers;
+  const docs = new Map<string, DocState>();
+  /** Role closures' env names a document by its id. */
+  const byId = new Map<string, DocState>();
+  const conflicts = new Map<Token, ConflictState>();
+  const geneses = new Map<string, Genesis>();
+  const versions = new Map<string, Version>();
+  const values = new Map<string, GridValue>();
+
+  const putBlock = (bytes: Uint8Array) => store.put(bytes, { codec: DAG_CBOR_CODEC });
+
+  const genesisOf = async (state: DocState): Promise<Genesis> => {
+    let genesis = geneses.get(text(state.cid));
+    if (!genesis) geneses.set(text(state.cid), (genesis = readGenesis(state.cid, await store.get(state.cid))));
+    return genesis;
+  };
+
+  const parentsOf = (cid: CID): readonly CID[] => versions.get(text(cid))?.parents ?? [];
+
+  /** Read every version from `heads` down to the genesis into memory: walks are synchronous. */
+  const loadHistory = async (heads: readonly CID[]) => {
+    const queue = [...heads];
+    for (let next = queue.pop(); next; next = queue.pop()) {
+      if (versions.has(text(next)) || geneses.has(text(next)) || docs.has(text(next))) continue;
+      const version = readVersion(next, await store.get(next));
+      versions.set(text(next), version);
+      queue.push(...version.parents);
+    }
+  };
+
+  const valueAt = async (state: DocState, cid: CID): Promise<GridValue> => {
+    const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : versions.get(text(cid))?.value;
+    if (!blockOf) throw new DocumentError('ERR_NO_VERSION', `${cid} is not a version of document ${state.cid}`);
+    const key = text(blockOf);
+    let value = values.get(key);
+    if (value === undefined) {
+      value = decodeValue(await store.get(blockOf));
+      if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
+      values.set(key, value);
+    }
+    return value;
+  };
+
+  const storeValue = async (value: GridValue): Promise<CID> => {
+    const bytes = encodeValue(value);
+    const cid = await putBlock(bytes);
+    return cid;
+  };
+
+  /** Serialize work on one document: a change, a merge, an ingest. */
+  const inTurn = <T>(state: DocState, work: () => Promise<T>): Promise<T> => {
+    const run = state.turn.then(work, work);
+    state.turn = run.catch(() => {});
+    return run;
+  };
+
+  const openConflict = (state: DocState): Token | undefined => {
+    for (const [token, conflict] of conflicts) if (conflict.doc === text(state.cid) && !conflict.settled) return token;
+    return undefined;
+  };
+
+  const landed = (state: DocState, heads: readonly CID[], current: CID) =>
+    journal.append({ kind: 'doc-head', doc: text(state.cid), heads: sortCids(heads).map(text), current: text(current) });
+
+  /** Heads after `version` lands: its parents are no longer heads. */
+  const headsWith = (state: DocState, version: Version) => [...state.heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
+
+  const stepResult = async (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue): Promise<Outcome> => {
+    if ('token' in step) return powers.call(step.token, [base, ours, theirs]);
+    try {
+      if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return refusedWith('refused', 'text merge: the values are not all strings');
+      return fulfilled(mergeText(base, ours, theirs));
+    } catch (error) {
+      return refusedWith('refused', `text merge: ${describeThrown(error)}`);
+    }
+  };
+
+  /** Run the cascade on two heads: a merge version, or every step's refusal. */
+  const mergeTwo = async (state: DocState, a: CID, b: CID): Promise<{ version: Version; bytes: Uint8Array } | { attempts: Attempt[] }> => {
+    const genesis = await genesisOf(state);
+    const [ours, theirs] = sortCids([a, b]) as [CID, CID];
+    const base = lowestCommonAncestor(ours, theirs, parentsOf) ?? state.cid;
+    const [baseValue, oursValue, theirsValue] = await Promise.all([valueAt(state, base), valueAt(state, ours), valueAt(state, theirs)]);
+    const attempts: Attempt[] = [];
+    for (const [index, step] of genesis.merges.entries()) {
+      const outcome = await stepResult(step, baseValue, oursValue, theirsValue);
+      if (outcome.status === 'fulfilled') {
+        try {
+          const value = await storeValue(outcome.value);
+          return makeMergeVersion({ doc: state.cid, parents: [ours, theirs], value, step: index, base });
+        } catch (error) {
+          attempts.push({ step: stepName(step), code: 'malformed', reason: `merged value refused: ${describeThrown(error)}` });
+          continue;
+        }
+      }
+      attempts.push({ step: stepName(step), code: outcome.status === 'revoked' ? outcome.code : 'malformed', reason: outcome.status === 'revoked' ? outcome.reason : 'a merge answered with a further promise' });
+    }
+    return { attempts };
+  };
+
+  /** Merge heads two at a time, in CID order, until one is left or the cascade cannot go on (a conflict). */
+  const mergeHeads = async (state: DocState) => {
+    while (state.heads.length > 1) {
+      const [a, b] = sortCids(state.heads) as [CID, CID];
+      const conflict = conflictToken(state.cid, [a, b]);
+      if (conflicts.has(conflict)) return;
+      const merged = await mergeTwo(state, a, b);
+      if ('attempts' in merged) {
+        journal.append({ kind: 'doc-conflict', doc: text(state.cid), conflict, heads: [a, b].map(text), attempts: merged.attempts });
+        return;
+      }
+      await putBlock(merged.bytes);
+      versions.set(text(merged.version.cid), merged.version);
+      const current = state.current.equals(a) || state.current.equals(b) ? merged.version.cid : state.current;
+      landed(state, headsWith(state, merged.version), current);
+    }
+  };
+
+  /** Whether `version`'s author held a role that may author it, through `via`, unrevoked when it was made. */
+  const authorized = async (genesis: Genesis, version: Version & { by: 'change' | 'settle' }): Promise<string | undefined> => {
+    if (version.author === genesis.issuer && version.via === undefined) return undefined;
+    if (version.via === undefined) return `author ${version.author} did not issue the document and names no delegation`;
+    const chain: Delegation[] = [];
+    for (let token: string | undefined = version.via; token; ) {
+      const link = await powers.delegationOf(token as Token);
+      if (!link) break;
+      chain.push(link);
+      token = link.inner;
+    }
+    const innermost = chain.at(-1);
+    if (!innermost) return `delegation ${version.via} was not sent with the version`;
+    if (!chain[0]!.audience.includes(version.author)) return `delegation ${version.via} was not made for ${version.author}`;
+    const role = AUTHORS[version.by].find((r) => genesis.roles[r] === innermost.inner);
+    if (!role) return `delegation ${version.via} does not lead to a token that may ${version.by === 'change' ? 'write' : 'settle'}`;
+    try {
+      verifyChain(chain, { sealed: innermost.inner, issuer: genesis.issuer }, () => undefined);
+    } catch (error) {
+      return describeThrown(error);
+    }
+    for (const link of chain) {
+      const since = powers.revokedAt(link.token);
+      if (since !== undefined && version.at >= since) return `delegation ${link.token} was revoked before this version was made`;
+    }
+    return undefined;
+  };
+
+  /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
+  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>): Promise<string | undefined> => {
+    const valueBytes = blocks.get(text(version.value)) ?? (await store.has(version.value) ? await store.get(version.value) : undefined);
+    if (!valueBytes) return `its value ${version.value} was not sent`;
+    const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
+    if (version.by === 'merge') {
+      const [ours, theirs] = version.parents as [CID, CID];
+      const base = lowestCommonAncestor(ours, theirs, parentsOf) ?? state.cid;
+      if (version.base === null || !version.base.equals(base)) return `its base is not its parents' lowest common ancestor ${base}`;
+      const step = genesis.merges[version.step];
+      if (!step) return `the document has no merge step ${version.step}`;
+      const outcome = await stepResult(step, await valueAt(state, base), await valueAt(state, ours), await valueAt(state, theirs));
+      if (outcome.status !== 'fulfilled') return `merge step ${stepName(step)} does not make it: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
+      return valueCid(outcome.value).equals(version.value) ? undefined : `its value is not what merge step ${stepName(step)} makes of its parents`;
+    }
+    const denied = await authorized(genesis, version);
+    if (denied) return denied;
+    if (version.by === 'settle') {
+      return version.conflict === conflictToken(state.cid, version.parents) ? undefined : 'it settles a conflict between other heads';
+    }
+    if (version.parents.length !== 1) return 'a change has one parent';
+    const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
+    if (!changeBytes) return 'its change was not sent';
+    const outcome = await powers.call(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
+    if (outcome.status !== 'fulfilled') return `the reducer refuses its change: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
+    return valueCid(outcome.value).equals(version.value) ? undefined : 'its value does not follow from its parent and change';
+  };
+
+  const view = (token: Token, conflict: ConflictState): ConflictView =>
+    harden({ conflict: token, doc: conflict.doc, heads: conflict.heads.map(text), attempts: conflict.attempts, at: conflict.at, ...(conflict.settled ? { settled: text(conflict.settled) } : {}) });
+
+  const versionView = (version: Version) =>
+    harden({
+      version: text(version.cid),
+      parents: version.parents.map(text),
+      by: version.by,
+      ...(version.by === 'merge'
+        ? { step: version.step, base: version.base && text(version.base) }
+        : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
+    });
+
+  /** Versions from the heads down, newest first (a breadth-first walk), at most `limit`. */
+  const log = async (state: DocState, limit: number) => {
+    await loadHistory(state.heads);
+    const out: GridValue[] = [];
+    const seen = new Set<string>();
+    const queue = [...state.heads];
+    while (queue.length > 0 && out.length < limit) {
+      const cid = queue.shift()!;
+      if (seen.has(text(cid))) continue;
+      seen.add(text(cid));
+      const version = versions.get(text(cid));
+      if (!version) continue;
+      const change = version.by === 'change' && version.change ? decodeValue(await store.get(version.change)) : undefined;
+      out.push({ ...versionView(version), ...(change === undefined ? {} : { change }) });
+      queue.push(...version.parents);
+    }
+    return out;
+  };
+
+  const applyChange = async (state: DocState, change: GridValue, caller: { seq: number; deadline: number; via?: Token }): Promise<Outcome> => {
+    const open = openConflict(state);
+    if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
+    const genesis = await genesisOf(state);
+    if (genesis.issuer !== identity.principal && caller.via === undefined) return refusedWith('denied', 'this node holds the document through no delegation and did not issue it');
+    await loadHistory([state.current]);
+    const parent = state.current;
+    const outcome = await powers.call(genesis.reducer, [await valueAt(state, parent), change], caller);
+    if (outcome.status !== 'fulfilled') {
+      return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
+    }
+    const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
+    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}) }, identity);
+    await putBlock(bytes);
+    versions.set(text(version.cid), version);
+    landed(state, headsWith(state, version), version.cid);
+    return fulfilled({ version: text(version.cid), value: outcome.value });
+  };
+
+  const resolve = async (state: DocState, token: Token, choice: GridValue, via: Token | undefined): Promise<Outcome> => {
+    const conflict = conflicts.get(token);
+    if (!conflict || conflict.doc !== text(state.cid)) return refusedWith('invalid', `${quote(token)} is not a conflict of document ${state.cid}`);
+    if (conflict.settled) return refusedWith('invalid', `conflict ${token} was settled already, by version ${conflict.settled}`);
+    if (choice === null || typeof choice !== 'object' || Array.isArray(choice)) return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
+    const { pick, value } = choice as Record<string, GridValue>;
+    let valueCid: CID;
+    if (pick !== undefined) {
+      const head = conflict.heads.find((h) => text(h) === pick);
+      if (!head) return refusedWith('invalid', `${quote(pick)} is not one of the conflict's heads (${conflict.heads.map(text).join(', ')})`);
+      valueCid = versions.get(text(head))!.value;
+    } else if (value !== undefined) {
+      valueCid = await storeValue(value);
+    } else return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
+    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: conflict.heads, value: valueCid, by: 'settle', conflict: token, at: clock(), ...(via ? { via } : {}) }, identity);
+    await putBlock(bytes);
+    versions.set(text(version.cid), version);
+    landed(state, headsWith(state, version), version.cid);
+    journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
+    await mergeHeads(state);
+    return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
+  };
+
+  const stateOfClosure = (closure: Closure): DocState | undefined => {
+    const env = closure.env as Record<string, GridValue> | null;
+    return typeof env?.doc === 'string' ? byId.get(env.doc) : undefined;
+  };
+
+  return harden({
+    /** Whether `closure` is one of a document's role tokens (answered here, never in a vat). */
+    isRole: (closure: Closure) => closure.code === ROLE_MODULE_ID,
+    /** Whether `token` is a conflict's further promise this node knows. */
+    isConflict: (token: Token) => conflicts.has(token),
+
+    apply(entry: Entry) {
+      switch (entry.kind) {
+        case 'doc': {
+          const cid = CID.parse(entry.doc);
+          const state: DocState = { cid, id: entry.id, heads: [cid], current: cid, turn: Promise.resolve() };
+          docs.set(entry.doc, state);
+          byId.set(entry.id, state);
+          break;
+        }
+        case 'doc-head': {
+          const state = docs.get(entry.doc);
+          if (!state) break;
+          state.heads = entry.heads.map((head) => CID.parse(head));
+          state.current = CID.parse(entry.current);
+          break;
+        }
+        case 'doc-conflict':
+          conflicts.set(entry.conflict, { doc: entry.doc, heads: entry.heads.map((head) => CID.parse(head)), attempts: entry.attempts as Attempt[], at: entry.at });
+          break;
+        case 'doc-settled': {
+          const conflict = conflicts.get(entry.conflict);
+          if (conflict) conflict.settled = CID.parse(entry.version);
+          break;
+        }
+        default:
+      }
+    },
+
+    /** Make a document: its genesis and its four role tokens. `reducer` and token steps are closures' tokens. */
+    async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> {
+      const reducer = asToken(spec.reducer);
+      const merges: MergeStep[] = [];
+      for (const step of spec.merges ?? []) {
+        if (step === 'text') merges.push({ native: 'text' });
+        else if (Object.hasOwn(powers.shippedMerges, step)) {
+          const code = await powers.publish(powers.shippedMerges[step]!);
+          merges.push({ token: await powers.issue({ code, export: 'merge', replicable: true }) });
+        } else merges.push({ token: asToken(step) });
+      }
+      await powers.publish(ROLE_MODULE_SOURCE);
+      const id = [...powers.randomBytes(16)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      const tokens = {} as Record<Role, Token>;
+      for (const role of ROLES) tokens[role] = await powers.issue({ code: ROLE_MODULE_ID, export: role, env: { doc: id } });
+      const roles = Object.fromEntries(ROLES.map((role) => [role, sealToken(tokens[role])])) as Record<Role, string>;
+      const init = await storeValue(spec.init);
+      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock() }, identity);
+      await putBlock(bytes);
+      geneses.set(text(genesis.cid), genesis);
+      journal.append({ kind: 'doc', doc: text(genesis.cid), id });
+      return harden({ doc: text(genesis.cid), ...tokens });
+    },
+
+    /**
+     * Answer a call on role closure `closure` (pipeline's route); `seq` is
+     * the call's journal record, `via` the delegation the call came through.
+     * Only `at` is pure: it names the version it reads.
+     */
+    async answer(closure: Closure, args: readonly GridValue[], call: { seq: number; deadline: number; via?: Token }): Promise<{ outcome: Outcome; pure: boolean }> {
+      const role = closure.export as Role;
+      const state = stateOfClosure(closure);
+      if (!state || !OPERATIONS[role]) return { outcome: refusedWith('unknown-token', 'this node does not hold the document'), pure: false };
+      const [operation = 'value', ...rest] = args;
+      if (typeof operation !== 'string' || !OPERATIONS[role].includes(operation)) {
+        return { outcome: refusedWith('denied', `a ${role} token does ${OPERATIONS[role].join(', ')} (got ${quote(operation)})`), pure: false };
+      }
+      try {
+        switch (operation) {
+          case 'value':
+            return { outcome: fulfilled({ version: text(state.current), value: await valueAt(state, state.current) }), pure: false };
+          case 'at': {
+            const version = CID.parse(String(rest[0]));
+            await loadHistory(state.heads);
+            return { outcome: fulfilled({ version: text(version), value: await valueAt(state, version) }), pure: true };
+          }
+          case 'heads':
+            return { outcome: fulfilled({ heads: state.heads.map(text), current: text(state.current) }), pure: false };
+          case 'log': {
+            const limit = Math.min(MAX_LOG, Number((rest[0] as { limit?: number } | undefined)?.limit ?? 100) || 100);
+            return { outcome: fulfilled(await log(state, limit)), pure: false };
+          }
+          case 'conflicts':
+            return { outcome: fulfilled([...conflicts].filter(([, c]) => c.doc === text(state.cid)).map(([token, c]) => view(token, c)) as unknown as GridValue), pure: false };
+          case 'apply':
+            return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
+          case 'resolve':
+            return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
+        }
+      } catch (error) {
+        return { outcome: refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };
+      }
+      return { outcome: refusedWith('denied', `unknown operation ${quote(operation)}`), pure: false };
+    },
+
+    /** A call on a conflict's token: a further promise (itself) until someone settles it, then the settled version and value. */
+    async answerConflict(token: Token): Promise<Outcome> {
+      const conflict = conflicts.get(token)!;
+      if (!conflict.settled) return promised(token);
+      const state = docs.get(conflict.doc)!;
+      await loadHistory([conflict.settled]);
+      return fulfilled({ version: text(conflict.settled), value: await valueAt(state, conflict.settled) });
+    },
+
+    /** Conflicts this node knows, open ones (or all, with `all`), of one document or every one. */
+    conflicts(options: { doc?: string; all?: boolean } = {}): ConflictView[] {
+      return [...conflicts].filter(([, c]) => (options.all || !c.settled) && (options.doc === undefined || c.doc === options.doc)).map(([token, c]) => view(token, c));
+    },
+
+    /** The documents held here: genesis CID → heads. */
+    held(): Array<{ doc: string; heads: string[]; current: string }> {
+      return [...docs.values()].map((state) => ({ doc: text(state.cid), heads: state.heads.map(text), current: text(state.current) }));
+    },
+
+    /**
+     * What `doc` holds that a replica with heads `haves` lacks: the genesis,
+     * then versions parents first with their values, changes and the
+     * delegation records they name, at most `maxVersions` versions.
+     */
+    async bundle(doc: string, haves: readonly string[], maxVersions = MAX_BUNDLE_VERSIONS): Promise<Bundle> {
+      const state = docs.get(doc);
+      if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
+      await loadHistory(state.heads);
+      const known = new Set<string>([doc]);
+      for (const have of haves) if (versions.has(have)) for (const key of ancestors(CID.parse(have), parentsOf).keys()) known.add(key);
+      // Parents first: a depth-first walk from the heads, each version after its parents.
+      const order: Version[] = [];
+      const placed = new Set<string>(known);
+      const visit = (start: CID) => {
+        const stack: Array<{ cid: CID; expanded: boolean }> = [{ cid: start, expanded: false }];
+        while (stack.length > 0) {
+          const top = stack.pop()!;
+          const key = text(top.cid);
+          if (placed.has(key)) continue;
+          const version = versions.get(key)!;
+          if (top.expanded) {
+            placed.add(key);
+            order.push(version);
+            continue;
+          }
+          stack.push({ cid: top.cid, expanded: true });
+          for (const parent of version.parents) if (!placed.has(text(parent))) stack.push({ cid: parent, expanded: false });
+        }
+      };
+      for (const head of sortCids(state.heads)) visit(head);
+      const sent = order.slice(0, maxVersions);
+      const blocks = new Map<string, Uint8Array>([[doc, await store.get(state.cid)]]);
+      const add = async (cid: CID) => {
+        if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
+      };
+      for (const version of sent) {
+        await add(version.cid);
+        await add(version.value);
+        if (version.by === 'change' && version.change) await add(version.change);
+        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
+          const link = await powers.delegationOf(token as Token);
+          if (!link) break;
+          await add(CID.parse(link.token));
+          token = link.inner;
+        }
+      }
+      return harden({ doc, blocks: [...blocks], more: sent.length < order.length });
+    },
+
+    /**
+     * Take in versions from another replica: each is checked — its
+     * signature, its author's authority, that its value follows from its
+     * parents — before it counts, then heads that diverged are merged.
+     * Returns how many versions were taken and why others were refused.
+     */
+    async ingest(bundle: Bundle): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
+      const blocks = new Map<string, Uint8Array>();
+      for (const [key, bytes] of bundle.blocks) {
+        const cid = CID.parse(key);
+        if (!blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
+        blocks.set(key, bytes);
+      }
+      const genesisBytes = blocks.get(bundle.doc);
+      let state = docs.get(bundle.doc);
+      if (!state) {
+        if (!genesisBytes) throw new DocumentError('ERR_NO_DOCUMENT', `the bundle lacks document ${bundle.doc}'s genesis`);
+        const genesis = readGenesis(CID.parse(bundle.doc), genesisBytes);
+        await store.putVerified(genesis.cid, genesisBytes);
+        await store.putVerified(genesis.init, blocks.get(text(genesis.init)) ?? (await store.get(genesis.init)));
+        geneses.set(bundle.doc, genesis);
+        journal.append({ kind: 'doc', doc: bundle.doc, id: genesis.id });
+        state = docs.get(bundle.doc)!;
+      }
+      const held = state;
+      return inTurn(held, async () => {
+        const genesis = await genesisOf(held);
+        await loadHistory(held.heads);
+        // Delegation records first, checked as records: versions name them. Nothing else is stored before its version is taken.
+        for (const [key, bytes] of blocks) {
+          let record: unknown;
+          try {
+            record = decode(bytes);
+          } catch {
+            continue;
+          }
+          if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
+        }
+        const refused: Array<{ version: string; reason: string }> = [];
+        let accepted = 0;
+        let heads = held.heads;
+        const settlements: Version[] = [];
+        for (const [key, bytes] of blocks) {
+          if (key === bundle.doc || versions.has(key)) continue;
+          let version: Version;
+          try {
+            const record = readVersion(CID.parse(key), bytes);
+            version = record;
+          } catch {
+            continue; // a value, a change or a delegation, not a version
+          }
+          if (!version.doc.equals(held.cid)) {
+            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+            continue;
+          }
+          const missing = version.parents.find((p) => !versions.has(text(p)) && !p.equals(held.cid));
+          if (missing) {
+            refused.push({ version: key, reason: `its parent ${missing} is missing` });
+            continue;
+          }
+          const reason = await refusalOf(held, genesis, version, blocks).catch((error: unknown) => describeThrown(error));
+          if (reason) {
+            refused.push({ version: key, reason });
+            continue;
+          }
+          await store.putVerified(version.cid, bytes);
+          await store.putVerified(version.value, blocks.get(text(version.value)) ?? (await store.get(version.value)));
+          if (version.by === 'change' && version.change) await store.putVerified(version.change, blocks.get(text(version.change)) ?? (await store.get(version.change)));
+          versions.set(key, version);
+          if (version.by === 'settle') settlements.push(version);
+          heads = [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
+          accepted += 1;
+        }
+        if (accepted > 0) {
+          const current = heads.some((head) => head.equals(held.current)) ? held.current : heads.length === 1 ? heads[0]! : (sortCids(heads)[0] as CID);
+          landed(held, heads, current);
+          // A conflict this replica met too, settled elsewhere: settled here by the same version.
+          for (const version of settlements) {
+            const token = version.by === 'settle' ? version.conflict : undefined;
+            const conflict = token && conflicts.get(token);
+            if (conflict && !conflict.settled) journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
+          }
+          await mergeHeads(held);
+        }
+        return { accepted, refused };
+      });
+    },
+
+  });
+};

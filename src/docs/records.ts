@@ -1,0 +1,232 @@
+/**
+ * A document's records: its genesis and its versions, dag-cbor blocks whose
+ * CIDs name them. A document is named by its genesis; every version names
+ * the document, its parents and the block of the value it leads to, so a
+ * document is a hash-linked DAG that any replica can walk and check.
+ *
+ * Who signs what:
+ * - the genesis is signed by the document's issuer: it fixes the reducer,
+ *   the merge cascade, the initial value, and the sealed references of the
+ *   four role closures (read, write, settle, admin), which is how any
+ *   replica tells a write token from a read token without holding either;
+ * - a change or a settlement is signed by its author, the node that applied
+ *   it; `via` names the delegation its authority came through (none when
+ *   the author is the issuer);
+ * - a merge is signed by no one: it is what the named cascade step makes of
+ *   its two parents from their lowest common ancestor, so every replica
+ *   makes the same block (and converges on it) and any replica can check it
+ *   by running the step again.
+ *
+ * Signatures cover the record without `sig`, behind a domain prefix, so no
+ * other signed grid statement can pass for one.
+ */
+import { CID } from 'multiformats/cid';
+import { asPrincipal, DAG_CBOR_CODEC, quote, type Principal, type Token } from '../interface/ids.js';
+import { GridError } from '../interface/errors.js';
+import { decode, encode } from '../wire/index.js';
+import { blockCid } from '../store/hashing.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
+import { MIN_NONCE_BYTES } from '../closures/closure.js';
+
+const DOC_DOMAIN = new TextEncoder().encode('promisegrid:doc:v1\n');
+
+export const ROLES = ['read', 'write', 'settle', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** The merge steps the kernel runs itself, named in a genesis by a string instead of a token. */
+export const NATIVE_STEPS = ['text'] as const;
+export type NativeStep = (typeof NATIVE_STEPS)[number];
+/** One step of a merge cascade: a closure's token, or a step the kernel runs itself. */
+export type MergeStep = { readonly token: Token } | { readonly native: NativeStep };
+
+/** Most steps one cascade may have; most parents one version may have. */
+export const MAX_STEPS = 16;
+const MAX_PARENTS = 16;
+
+export class DocumentError extends GridError {}
+
+export interface Genesis {
+  readonly cid: CID;
+  /** What the role closures' env names: random, so two documents never share role tokens. */
+  readonly id: string;
+  /** Role → sealed reference of the closure that holds it (delegation.ts `sealToken`). */
+  readonly roles: Readonly<Record<Role, string>>;
+  readonly reducer: Token;
+  readonly merges: readonly MergeStep[];
+  /** The initial value's block. */
+  readonly init: CID;
+  readonly issuer: Principal;
+  readonly at: number;
+}
+
+interface VersionBase {
+  readonly cid: CID;
+  readonly doc: CID;
+  readonly parents: readonly CID[];
+  readonly value: CID;
+}
+/** A change applied through the reducer, or a person's settlement of a conflict: signed by its author. */
+export interface AuthoredVersion extends VersionBase {
+  readonly by: 'change' | 'settle';
+  /** The change's block (a change), or the conflict's token (a settlement). */
+  readonly change?: CID;
+  readonly conflict?: Token;
+  readonly author: Principal;
+  /** The delegation the author's authority came through; absent when the author issued the document. */
+  readonly via?: Token;
+  readonly at: number;
+}
+/** What cascade step `step` (an index into the genesis's list) made of two heads, from `base`, their lowest common ancestor. */
+export interface MergeVersion extends VersionBase {
+  readonly by: 'merge';
+  readonly step: number;
+  readonly base: CID | null;
+}
+export type Version = AuthoredVersion | MergeVersion;
+
+const signingBytes = (body: Record<string, unknown>) => concatBytes(DOC_DOMAIN, encode(body));
+const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
+
+const stepToWire = (step: MergeStep) => ('token' in step ? CID.parse(step.token) : step.native);
+
+/** Build and sign a genesis; returns its bytes and the record read back. */
+export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Identity): { bytes: Uint8Array; genesis: Genesis } => {
+  const body = {
+    type: 'doc',
+    id: spec.id,
+    roles: { ...spec.roles },
+    reducer: CID.parse(spec.reducer),
+    merges: spec.merges.map(stepToWire),
+    init: spec.init,
+    issuer: issuer.principal,
+    at: spec.at,
+  };
+  const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
+  return { bytes, genesis: readGenesis(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
+};
+
+const bad = (what: string, cid: CID, why: string) => new DocumentError('ERR_BAD_DOCUMENT', `${what} ${cid} is not valid: ${why}`);
+const asRecord = (what: string, cid: CID, bytes: Uint8Array): Record<string, unknown> => {
+  let record: unknown;
+  try {
+    record = decode(bytes);
+  } catch (error) {
+    throw bad(what, cid, (error as Error).message);
+  }
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw bad(what, cid, 'not a record');
+  return record as Record<string, unknown>;
+};
+const asLink = (value: unknown, name: string, fail: (why: string) => Error): CID => {
+  const cid = CID.asCID(value);
+  if (!cid) throw fail(`${name} is not a link`);
+  return cid;
+};
+const asTime = (value: unknown, fail: (why: string) => Error): number => {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw fail(`time ${quote(value)} is not a whole number of milliseconds`);
+  return value as number;
+};
+const asSigner = (value: unknown, fail: (why: string) => Error): Principal => {
+  try {
+    return asPrincipal(value);
+  } catch (error) {
+    throw fail((error as Error).message);
+  }
+};
+
+/** Decode and check a genesis: its shape and its issuer's signature. */
+export const readGenesis = (cid: CID, bytes: Uint8Array): Genesis => {
+  const fail = (why: string) => bad('document', cid, why);
+  const { type, id, roles, reducer, merges, init, issuer, at, sig, ...extra } = asRecord('document', cid, bytes);
+  if (type !== 'doc') throw fail('not a document genesis');
+  if (Object.keys(extra).length > 0) throw fail(`unknown field ${quote(Object.keys(extra)[0])}`);
+  if (typeof id !== 'string' || id.length < MIN_NONCE_BYTES || id.length > 64) throw fail('bad id');
+  if (roles === null || typeof roles !== 'object' || Object.keys(roles).sort().join() !== [...ROLES].sort().join()) throw fail(`roles are ${ROLES.join(', ')}`);
+  for (const role of ROLES) if (typeof (roles as Record<string, unknown>)[role] !== 'string') throw fail(`role ${role} is not a sealed reference`);
+  if (!Array.isArray(merges) || merges.length > MAX_STEPS) throw fail(`merges is a list of at most ${MAX_STEPS} steps`);
+  const steps = merges.map((step): MergeStep => {
+    if (typeof step === 'string' && (NATIVE_STEPS as readonly string[]).includes(step)) return { native: step as NativeStep };
+    return { token: asLink(step, 'a merge step', fail).toString() as Token };
+  });
+  const signer = asSigner(issuer, fail);
+  if (!(sig instanceof Uint8Array)) throw fail('missing signature');
+  const body = { type, id, roles, reducer, merges, init, issuer, at };
+  if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for issuer ${signer}`);
+  return harden({
+    cid,
+    id,
+    roles: { ...(roles as Record<Role, string>) },
+    reducer: asLink(reducer, 'reducer', fail).toString() as Token,
+    merges: steps,
+    init: asLink(init, 'init', fail),
+    issuer: signer,
+    at: asTime(at, fail),
+  });
+};
+
+/** Parents in one order on every replica: a merge made anywhere of the same heads is the same block. */
+export const sortCids = (cids: readonly CID[]): CID[] => [...cids].sort((a, b) => (a.toString() < b.toString() ? -1 : a.toString() > b.toString() ? 1 : 0));
+
+/** A signed change or settlement. */
+export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
+  const body = dropUndefined({
+    type: 'version',
+    doc: spec.doc,
+    parents: sortCids(spec.parents),
+    value: spec.value,
+    by: spec.by,
+    change: spec.change,
+    conflict: spec.conflict === undefined ? undefined : CID.parse(spec.conflict),
+    author: author.principal,
+    via: spec.via === undefined ? undefined : CID.parse(spec.via),
+    at: spec.at,
+  });
+  const bytes = encode({ ...body, sig: author.sign(signingBytes(body)) });
+  return { bytes, version: readVersion(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
+};
+
+/** An unsigned merge: the same heads, step and value make the same block on every replica. */
+export const makeMergeVersion = (spec: Omit<MergeVersion, 'cid' | 'by'>): { bytes: Uint8Array; version: Version } => {
+  const body = { type: 'version', doc: spec.doc, parents: sortCids(spec.parents), value: spec.value, by: 'merge', step: spec.step, base: spec.base };
+  const bytes = encode(body);
+  return { bytes, version: readVersion(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
+};
+
+/** Decode and check a version: its shape, and for a change or settlement its author's signature. Whether it follows from its parents is the docs part's to check. */
+export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
+  const fail = (why: string) => bad('version', cid, why);
+  const record = asRecord('version', cid, bytes);
+  const { type, doc, parents, value, by } = record;
+  if (type !== 'version') throw fail('not a document version');
+  if (!Array.isArray(parents) || parents.length > MAX_PARENTS) throw fail(`parents is a list of at most ${MAX_PARENTS} links`);
+  const parentCids = parents.map((parent) => asLink(parent, 'a parent', fail));
+  if (sortCids(parentCids).some((parent, i) => !parent.equals(parentCids[i]) || (i > 0 && parent.equals(parentCids[i - 1]!)))) throw fail('parents are not sorted and distinct');
+  const common = { cid, doc: asLink(doc, 'doc', fail), parents: parentCids, value: asLink(value, 'value', fail) };
+  if (by === 'merge') {
+    const { step, base, ...extra } = record;
+    if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('a merge has only type, doc, parents, value, by, step and base');
+    if (parentCids.length !== 2) throw fail('a merge has two parents');
+    if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
+    return harden({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
+  }
+  if (by !== 'change' && by !== 'settle') throw fail(`by is change, merge or settle (got ${quote(by)})`);
+  const { change, conflict, author, via, at, sig, ...extra } = record;
+  if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('unknown field');
+  if (by === 'change' ? change === undefined || conflict !== undefined : conflict === undefined || change !== undefined) throw fail(`a ${by} names ${by === 'change' ? 'its change' : 'its conflict'} and nothing else`);
+  if (parentCids.length === 0) throw fail('only the genesis has no parents');
+  const signer = asSigner(author, fail);
+  if (!(sig instanceof Uint8Array)) throw fail('missing signature');
+  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, at });
+  if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for author ${signer}`);
+  return harden({
+    ...common,
+    by,
+    ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),
+    ...(conflict === undefined ? {} : { conflict: asLink(conflict, 'conflict', fail).toString() as Token }),
+    author: signer,
+    ...(via === undefined ? {} : { via: asLink(via, 'via', fail).toString() as Token }),
+    at: asTime(at, fail),
+  });
+};
+
+/** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */
+export const conflictToken = (doc: CID, heads: readonly CID[]): Token => blockCid(encode({ conflict: doc, heads: sortCids(heads) }), DAG_CBOR_CODEC).toString() as Token;
