@@ -38,7 +38,7 @@ const amountOf = (ctx, what, amount) => {
 };
 
 export const update = (ctx, state, change) => {
-  if (state === null || typeof state !== 'object' || Array.isArray(state) || state.lines === null || typeof state.lines !== 'object' || Array.isArray(state.lines)) {
+  if (state === null || typeof state !== 'object' || Array.isArray(state) || typeof state.total !== 'number' || state.lines === null || typeof state.lines !== 'object' || Array.isArray(state.lines)) {
     ctx.revoke(`budget: the state is not {"total": amount, "lines": {...}} (got ${show(state)})`);
   }
   const SHAPE = 'a change is {"set": amount} or {"line": name, "amount": amount}';

@@ -50,6 +50,8 @@ const utf8Length = (text) => {
 
 export const update = (ctx, state, change) => {
   if (state === null || typeof state !== 'object' || !Array.isArray(state.messages)) ctx.revoke(`chat: the state is not {"messages": [...]} (got ${show(state)})`);
+  const bad = state.messages.findIndex((message) => message === null || typeof message !== 'object' || typeof message.from !== 'string' || typeof message.text !== 'string');
+  if (bad >= 0) ctx.revoke(`chat: the state's message ${bad} is not {"from": name, "text": text} (got ${show(state.messages[bad])})`);
   if (change === null || typeof change !== 'object' || Array.isArray(change) || Object.keys(change).length !== 2 || !Object.hasOwn(change, 'say') || !Object.hasOwn(change, 'from')) {
     ctx.revoke(`chat: a change is {"say": text, "from": name} (got ${show(change)})`);
   }
@@ -61,7 +63,7 @@ export const update = (ctx, state, change) => {
   const { messages } = state;
   if (messages.length >= MAX_MESSAGES) ctx.revoke(`chat: the room holds ${MAX_MESSAGES} messages, its limit; start a new room`);
   let bytes = utf8Length(say) + utf8Length(from);
-  for (const message of messages) bytes += utf8Length(String(message.text)) + utf8Length(String(message.from));
+  for (const message of messages) bytes += utf8Length(message.text) + utf8Length(message.from);
   if (bytes > MAX_ROOM_BYTES) ctx.revoke(`chat: the room would hold ${bytes} bytes of text, over its limit of ${MAX_ROOM_BYTES}; start a new room`);
   return { messages: [...messages, { from, text: say }] };
 };

@@ -43,6 +43,8 @@ const textOf = (ctx, text) => {
 
 export const update = (ctx, state, change) => {
   if (state === null || typeof state !== 'object' || !Array.isArray(state.items)) ctx.revoke(`todo: the state is not {"items": [...]} (got ${show(state)})`);
+  const bad = state.items.findIndex((item) => item === null || typeof item !== 'object' || typeof item.text !== 'string' || typeof item.done !== 'boolean');
+  if (bad >= 0) ctx.revoke(`todo: the state's item ${bad} is not {"text": text, "done": boolean} (got ${show(state.items[bad])})`);
   if (change === null || typeof change !== 'object' || Array.isArray(change) || Object.keys(change).length !== 1) ctx.revoke(`todo: ${SHAPE} (got ${show(change)})`);
   const { items } = state;
   const [verb] = Object.keys(change);

@@ -108,6 +108,7 @@ test('todo: bad changes are refused with what is wrong', async (t) => {
   t.is(refusal(await update(list, { add: 'a', done: 'b' })), 'todo: a change is {"add": text}, {"done": text} or {"remove": text} (got a record with keys "add", "done")');
   t.is(refusal(await update(list, 'add milk')), 'todo: a change is {"add": text}, {"done": text} or {"remove": text} (got "add milk")');
   t.is(refusal(await update({ todo: [] }, { add: 'milk' })), 'todo: the state is not {"items": [...]} (got a record with keys "todo")');
+  t.is(refusal(await update({ items: [item('a'), { text: 'b' }] }, { add: 'milk' })), 'todo: the state\'s item 1 is not {"text": text, "done": boolean} (got a record with keys "text")');
   const full = { items: Array.from({ length: 500 }, (_, i) => item(`task ${i}`)) };
   t.is(refusal(await update(full, { add: 'one more' })), 'todo: the list holds 500 items, its limit; remove some first');
 });
@@ -162,6 +163,7 @@ test('chat: bad messages are refused with what is wrong', async (t) => {
   t.is(refusal(await update(room, { say: 'x'.repeat(2001), from: 'ann' })), 'chat: a message is at most 2000 characters (got 2001)');
   t.is(refusal(await update(room, { say: 'hi', from: 'a'.repeat(65) })), 'chat: a name is at most 64 characters (got 65)');
   t.is(refusal(await update('a log', { say: 'hi', from: 'ann' })), 'chat: the state is not {"messages": [...]} (got "a log")');
+  t.is(refusal(await update({ messages: [said('ann', 'hi'), null] }, { say: 'hi', from: 'ann' })), 'chat: the state\'s message 1 is not {"from": name, "text": text} (got null)');
   const full = { messages: Array.from({ length: 500 }, (_, i) => said('ann', `${i}`)) };
   t.is(refusal(await update(full, { say: 'one more', from: 'ann' })), 'chat: the room holds 500 messages, its limit; start a new room');
   // 131 messages of 2,001 bytes (name and text) = 262,131 bytes; one more passes the 256 KiB of text a room holds.
@@ -273,6 +275,7 @@ test('budget: amounts must be non-negative finite numbers; other changes are ref
   t.is(refusal(await update(budget, { line: 'travel' })), 'budget: a change is {"set": amount} or {"line": name, "amount": amount} (got a record with keys "line")');
   t.is(refusal(await update(budget, { set: 1, line: 'x' })), 'budget: a change is {"set": amount} or {"line": name, "amount": amount} (got a record with keys "set", "line")');
   t.is(refusal(await update([], { set: 1 })), 'budget: the state is not {"total": amount, "lines": {...}} (got a list)');
+  t.is(refusal(await update({ lines: {} }, { line: 'x', amount: 1 })), 'budget: the state is not {"total": amount, "lines": {...}} (got a record with keys "lines")');
   t.true(Object.is((value(await update(budget, { set: -0 })) as { total: number }).total, 0), '-0 is stored as 0');
   const full = { total: 0, lines: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`line ${i}`, i])) };
   t.is(refusal(await update(full, { line: 'one more', amount: 1 })), 'budget: the budget holds 500 lines, its limit');
