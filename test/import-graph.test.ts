@@ -37,7 +37,7 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const LAYERS: readonly (readonly string[])[] = [
   ['interface', 'closures', 'wire', 'store', 'identity', 'types'],
   ['journal', 'vat-wasm', 'perimeter'],
-  ['delegation', 'vat'],
+  ['delegation', 'vat', 'docs'],
   ['kernel'],
   ['net'],
   ['home', 'web'],

@@ -148,11 +148,11 @@ const short = (token: string) => `${token.slice(0, 12)}…${token.slice(-6)}`;
  */
 export const verifyChain = (
   chain: readonly Delegation[],
-  root: { readonly token: Token; readonly issuer: Principal } | { readonly sealed: string; readonly issuer: Principal },
+  root: { readonly token: Token; readonly issuer: Principal; readonly sealed?: string },
   revokedReason: (token: Token) => string | undefined,
 ): void => {
   // A node that holds no closure (a document's replica checking a writer) knows it by its sealed reference only.
-  const sealed = 'sealed' in root ? root.sealed : sealToken(root.token);
+  const sealed = root.sealed ?? sealToken(root.token);
   if (chain.length === 0) throw new DelegationError('ERR_BAD_CHAIN', 'a delegation chain has at least one link');
   if (chain.length > MAX_CHAIN) throw new DelegationError('ERR_BAD_CHAIN', `a delegation chain has at most ${MAX_CHAIN} links (got ${chain.length})`);
   chain.forEach((link, index) => {

@@ -14,7 +14,7 @@
  * Versions, values and changes are blocks in the store.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Token } from '../interface/ids.js';
+import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
@@ -103,6 +103,7 @@ export interface Bundle {
 interface DocState {
   readonly cid: CID;
   readonly id: string;
+  readonly issuer: Principal;
   heads: CID[];
   /** The head reads answer: the only one, or while a conflict is open the one this replica had. */
   current: CID;
@@ -148,6 +149,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
   /** Role closures' env names a document by its id. */
   const byId = new Map<string, DocState>();
   const conflicts = new Map<Token, ConflictState>();
+  /** Role closures as a replica knows them, by sealed reference: a delegated document token is screened here against them. */
+  const sealedRoles = new Map<string, Closure & { sealed: string }>();
   const geneses = new Map<string, Genesis>();
   const versions = new Map<string, Version>();
   const values = new Map<string, GridValue>();
@@ -173,8 +176,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
     }
   };
 
+  /** A version of `state`'s document, read from the store the first time. */
+  const versionOf = async (state: DocState, cid: CID): Promise<Version | undefined> => {
+    let version = versions.get(text(cid));
+    if (!version && (await store.has(cid))) {
+      const read = readVersion(cid, await store.get(cid));
+      if (read.doc.equals(state.cid)) versions.set(text(cid), (version = read));
+    }
+    return version;
+  };
+
   const valueAt = async (state: DocState, cid: CID): Promise<GridValue> => {
-    const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : versions.get(text(cid))?.value;
+    const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : (await versionOf(state, cid).catch(() => undefined))?.value;
     if (!blockOf) throw new DocumentError('ERR_NO_VERSION', `${cid} is not a version of document ${state.cid}`);
     const key = text(blockOf);
     let value = values.get(key);
@@ -278,7 +291,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const role = AUTHORS[version.by].find((r) => genesis.roles[r] === innermost.inner);
     if (!role) return `delegation ${version.via} does not lead to a token that may ${version.by === 'change' ? 'write' : 'settle'}`;
     try {
-      verifyChain(chain, { sealed: innermost.inner, issuer: genesis.issuer }, () => undefined);
+      verifyChain(chain, { token: innermost.inner as Token, sealed: innermost.inner, issuer: genesis.issuer }, () => undefined);
     } catch (error) {
       return describeThrown(error);
     }
@@ -401,14 +414,19 @@ export const makeDocuments = (powers: DocumentPowers) => {
     isRole: (closure: Closure) => closure.code === ROLE_MODULE_ID,
     /** Whether `token` is a conflict's further promise this node knows. */
     isConflict: (token: Token) => conflicts.has(token),
+    roleBySealed: (sealed: string): Closure | undefined => sealedRoles.get(sealed),
 
     apply(entry: Entry) {
       switch (entry.kind) {
         case 'doc': {
           const cid = CID.parse(entry.doc);
-          const state: DocState = { cid, id: entry.id, heads: [cid], current: cid, turn: Promise.resolve() };
+          const state: DocState = { cid, id: entry.id, issuer: entry.issuer, heads: [cid], current: cid, turn: Promise.resolve() };
           docs.set(entry.doc, state);
           byId.set(entry.id, state);
+          ROLES.forEach((role, index) => {
+            const sealed = entry.roles[index]!;
+            sealedRoles.set(sealed, harden({ token: sealed as Token, sealed, code: ROLE_MODULE_ID, export: role, env: { doc: entry.id }, issuer: entry.issuer }));
+          });
           break;
         }
         case 'doc-head': {
@@ -450,7 +468,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock() }, identity);
       await putBlock(bytes);
       geneses.set(text(genesis.cid), genesis);
-      journal.append({ kind: 'doc', doc: text(genesis.cid), id });
+      journal.append({ kind: 'doc', doc: text(genesis.cid), id, issuer: genesis.issuer, roles: ROLES.map((role) => roles[role]) });
       return harden({ doc: text(genesis.cid), ...tokens });
     },
 
@@ -473,7 +491,6 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: fulfilled({ version: text(state.current), value: await valueAt(state, state.current) }), pure: false };
           case 'at': {
             const version = CID.parse(String(rest[0]));
-            await loadHistory(state.heads);
             return { outcome: fulfilled({ version: text(version), value: await valueAt(state, version) }), pure: true };
           }
           case 'heads':
@@ -507,6 +524,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
     /** Conflicts this node knows, open ones (or all, with `all`), of one document or every one. */
     conflicts(options: { doc?: string; all?: boolean } = {}): ConflictView[] {
       return [...conflicts].filter(([, c]) => (options.all || !c.settled) && (options.doc === undefined || c.doc === options.doc)).map(([token, c]) => view(token, c));
+    },
+
+    /** The closures a replica of `doc` runs to check and merge versions: its reducer and its merge steps' tokens. */
+    async closuresOf(doc: string): Promise<Token[]> {
+      const state = docs.get(doc);
+      if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
+      const genesis = await genesisOf(state);
+      return [genesis.reducer, ...genesis.merges.flatMap((step) => ('token' in step ? [step.token] : []))];
     },
 
     /** The documents held here: genesis CID → heads. */
@@ -546,7 +571,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
       };
       for (const head of sortCids(state.heads)) visit(head);
       const sent = order.slice(0, maxVersions);
-      const blocks = new Map<string, Uint8Array>([[doc, await store.get(state.cid)]]);
+      const genesis = await genesisOf(state);
+      const blocks = new Map<string, Uint8Array>([
+        [doc, await store.get(state.cid)],
+        [text(genesis.init), await store.get(genesis.init)],
+      ]);
       const add = async (cid: CID) => {
         if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
       };
@@ -585,7 +614,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
         await store.putVerified(genesis.cid, genesisBytes);
         await store.putVerified(genesis.init, blocks.get(text(genesis.init)) ?? (await store.get(genesis.init)));
         geneses.set(bundle.doc, genesis);
-        journal.append({ kind: 'doc', doc: bundle.doc, id: genesis.id });
+        journal.append({ kind: 'doc', doc: bundle.doc, id: genesis.id, issuer: genesis.issuer, roles: ROLES.map((role) => genesis.roles[role]) });
         state = docs.get(bundle.doc)!;
       }
       const held = state;

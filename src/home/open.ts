@@ -33,15 +33,17 @@ interface CommonOptions {
   clock?: () => number;
 }
 
-/** The policies shipped in the package's `policies/` folder, by name. */
-const SHIPPED_POLICIES: Readonly<Record<string, string>> = (() => {
-  const folder = new URL('../../policies/', import.meta.url);
+/** The modules shipped in one of the package's folders (`policies/`, `merges/`), by name. */
+const shippedIn = (folderName: string): Readonly<Record<string, string>> => {
+  const folder = new URL(`../../${folderName}/`, import.meta.url);
   const sources: Record<string, string> = {};
   for (const file of readdirSync(folder).filter((name) => name.endsWith('.js')).sort()) {
     sources[file.slice(0, -'.js'.length)] = readFileSync(new URL(file, folder), 'utf8');
   }
   return Object.freeze(sources);
-})();
+};
+const SHIPPED_POLICIES = shippedIn('policies');
+const SHIPPED_MERGES = shippedIn('merges');
 export type OpenKernelOptions =
   | (CommonOptions & {
       home: string;
@@ -128,6 +130,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       clock,
       randomBytes: nodeRandomBytes,
       policies: SHIPPED_POLICIES,
+      merges: SHIPPED_MERGES,
       setTimer,
       limits: options.limits,
       log: options.log,

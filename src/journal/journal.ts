@@ -97,8 +97,12 @@ export type EntryBody =
   | { kind: 'policy-state'; token: Token; index: number; state: GridValue }
   /** Peer `to` was given the blocks of replicable closure `token`: it must hear of the token's revocation. */
   | { kind: 'replicated'; token: Token; to: Principal }
-  /** This node holds document `doc` (its genesis's CID); `id` is what the env of its role closures names. */
-  | { kind: 'doc'; doc: string; id: string }
+  /**
+   * This node holds document `doc` (its genesis's CID); `id` is what the env
+   * of its role closures names, `roles` their sealed references (read, write,
+   * settle, admin), `issuer` the document's.
+   */
+  | { kind: 'doc'; doc: string; id: string; issuer: Principal; roles: readonly string[] }
   /** Document `doc`'s heads once a version landed; `current` is the head reads answer. */
   | { kind: 'doc-head'; doc: string; heads: readonly string[]; current: string }
   /** Every step of `doc`'s merge cascade refused to merge `heads` (`attempts`: each step, code and reason): a further promise, `conflict`, that a person settles. */
@@ -151,7 +155,7 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   screened: ['call', 'token', 'caller'],
   'policy-state': ['token', 'index', 'state'],
   replicated: ['token', 'to'],
-  doc: ['doc', 'id'],
+  doc: ['doc', 'id', 'issuer', 'roles'],
   'doc-head': ['doc', 'heads', 'current'],
   'doc-conflict': ['doc', 'conflict', 'heads', 'attempts'],
   'doc-settled': ['conflict', 'version'],

@@ -29,6 +29,7 @@ import { RECORD_BYTES } from './quota.js';
 import type { RevocationTable } from './revocation-table.js';
 import { impure, type Answer, type AnswerOptions, type CallFrame, type ChainBlocks, type Forwarder, type Invoked, type KernelLimits } from './types.js';
 import { makeForwarding } from './forwarding.js';
+import type { Documents } from '../docs/documents.js';
 
 const toVatAnswer = (outcome: Outcome): VatOutcome => (outcome.status === 'fulfilled' ? { status: 'fulfilled', value: encodeValue(outcome.value) } : outcome);
 
@@ -47,6 +48,7 @@ export const makeCallPipeline = (parts: {
   delegations: DelegationTable;
   revocations: RevocationTable;
   approvals: () => Approvals;
+  docs: () => Documents;
   policies: Policies;
   cache: PureCallCache;
   quota: QuotaKeeper;
@@ -57,7 +59,7 @@ export const makeCallPipeline = (parts: {
 
   /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
   const concernsHere = async (token: Token): Promise<boolean> => {
-    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token)) return true;
+    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token)) return true;
     try {
       return (await closures.tokenBlock(token)) !== undefined;
     } catch {
@@ -101,7 +103,11 @@ export const makeCallPipeline = (parts: {
         return parts.approvals().wait(call, screening);
       case 'pass': {
         for (const layer of screening.audited) journal.append({ kind: 'screened', call: call.call, token: layer.token, caller: layer.caller });
-        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal };
+        // The link this node was delegated, if any: its own authority for what the call makes (a document version).
+        const via = call.chain.find((link) => link.audience.includes(self))?.token;
+        // A document's replica holds its roles by sealed reference only: the docs part answers, as the call through the chain.
+        if (parts.docs().isRole(call.root)) return (await parts.docs().answer(call.root, call.args, { seq: call.call, deadline: frame.deadline, ...(via ? { via } : {}) })).outcome;
+        const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal, ...(via ? { via } : {}) };
         return (await invoke(call.root.token, call.args, inner)).outcome;
       }
     }
@@ -169,6 +175,7 @@ export const makeCallPipeline = (parts: {
     const reason = revocations.reasonFor(token);
     if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
+    if (parts.docs().isConflict(token)) return impure(await parts.docs().answerConflict(token));
     // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
     if (!closures.loaded(token)) {
       let delegation: Delegation | undefined;
@@ -192,6 +199,10 @@ export const makeCallPipeline = (parts: {
     // the node's cost, as starting a vat is: the call's time does not pay for it.
     frame.deadline += clock() - since;
     if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
+    // A document's role token: the docs part answers it, no vat.
+    if (parts.docs().isRole(closure)) {
+      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, ...(frame.via ? { via: frame.via } : {}) });
+    }
     return runHere(closure, argsBytes, frame, seq);
   };
 
@@ -258,6 +269,12 @@ export const makeCallPipeline = (parts: {
 
   return harden({
     afterScreening,
+
+    /** A call this node makes on its own behalf (a document's reducer or merge step), nested under call `parent` if given. */
+    callAsNode(token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }): Promise<Outcome> {
+      const frame: CallFrame = { caller: self, path: [], depth: parent ? 1 : 0, parent: parent?.seq, deadline: parent?.deadline ?? clock() + limits.callTimeoutMs };
+      return invokeNested(token, args, frame);
+    },
 
     /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
     async answer(token: string, args: readonly unknown[], options: AnswerOptions): Promise<Answer> {

@@ -7,6 +7,7 @@
  * closure's issuer is thereby one who must hear of its revocation
  * (revocation-table.ts reads that from the same record).
  */
+import type { Closure } from '../closures/closure.js';
 import { CID } from 'multiformats/cid';
 import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
@@ -35,6 +36,7 @@ export const makeDelegationTable = ({
   quota,
   revokedReason,
   learned,
+  documentRole,
 }: {
   store: BlockStore;
   identity: Identity;
@@ -46,7 +48,11 @@ export const makeDelegationTable = ({
   revokedReason: (token: Token) => string | undefined;
   /** Told of each delegation when it is first read or made here (a revocation of it may have come first). */
   learned: (delegation: Delegation) => void;
+  /** A document's role a replica holds by its sealed reference only (documents.ts `roleBySealed`): a chain may end there. */
+  documentRole: (sealed: string) => Closure | undefined;
 }) => {
+  /** The closure a chain's innermost link wraps, if this node holds it (or, for a document's role, holds the document). */
+  const rootOf = async (sealed: string) => (await closures.sealedBy(sealed)) ?? documentRole(sealed);
   const delegations = new Map<Token, Delegation>();
   /** Chains verified once, by their outermost token. */
   const chains = new Map<Token, Delegation[]>();
@@ -119,7 +125,7 @@ export const makeDelegationTable = ({
      */
     async screenable(outer: Delegation) {
       const chain = chains.get(outer.token) ?? (await chainOf(outer));
-      const root = await closures.sealedBy(chain.at(-1)!.inner);
+      const root = await rootOf(chain.at(-1)!.inner);
       if (!root) return undefined;
       verifyChain(chain, root, revokedReason);
       chains.set(outer.token, chain);
@@ -207,7 +213,7 @@ export const makeDelegationTable = ({
           throw new KernelError('ERR_BAD_CHAIN', `delegation link ${index + 1} of ${links.length} (${link.token}) wraps ${link.inner}, not the next link ${next.token}`);
         }
       });
-      const root = await closures.sealedBy(links.at(-1)!.inner);
+      const root = await rootOf(links.at(-1)!.inner);
       if (root) verifyChain(links, root, () => undefined);
       else if (importer !== identity.principal) return false;
       const bytes = [...blocks.links.filter((_, index) => fresh.has(links[index]!)), ...blocks.modules].reduce((sum, block) => sum + block.length, 0);

@@ -37,6 +37,8 @@ import { makeCallPipeline, type CallPipeline } from './calls.js';
 import { PureCallCache } from './pure-cache.js';
 import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
+import { makeDocuments, type Documents } from '../docs/documents.js';
+import { makeDocsApi, type DocsApi } from '../docs/api.js';
 import {
   DEFAULT_LIMITS,
   KernelError,
@@ -77,6 +79,8 @@ export interface KernelPowers {
   readonly network?: Network;
   /** Module analyses kept between runs (a home keeps them in files); every module is parsed when loaded without it. */
   readonly analyses?: ModuleAnalyses;
+  /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
+  readonly merges?: Readonly<Record<string, string>>;
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -103,6 +107,9 @@ export class Kernel {
   readonly #policies: Policies;
   readonly #approvals: Approvals;
   readonly #pipeline: CallPipeline;
+  readonly #docs: Documents;
+  /** Documents: create them, apply changes, read, settle conflicts (`../docs/api.ts`). */
+  readonly docs: DocsApi;
   readonly #servers: Array<{ close(): Promise<void> }> = [];
   #closed = false;
 
@@ -130,6 +137,7 @@ export class Kernel {
       quota,
       revokedReason: revocations.reasonFor,
       learned: revocations.learned,
+      documentRole: (sealed) => this.#docs.roleBySealed(sealed),
     });
     this.#calls = makeCallIndex();
     this.#cache = new PureCallCache(limits);
@@ -166,11 +174,26 @@ export class Kernel {
       delegations: this.#delegations,
       revocations,
       approvals: () => this.#approvals,
+      docs: () => this.#docs,
       policies: this.#policies,
       cache: this.#cache,
       quota,
       closed: () => this.#closed,
     });
+    this.#docs = makeDocuments({
+      store,
+      identity,
+      journal,
+      clock,
+      randomBytes,
+      publish: (source) => modules.publish(source),
+      issue: (spec) => closures.issue(spec),
+      call: (token, args, parent) => this.#pipeline.callAsNode(token, args, parent),
+      delegationOf: (token) => this.#delegations.delegationOf(token),
+      revokedAt: revocations.revokedAt,
+      shippedMerges: powers.merges ?? {},
+    });
+    this.docs = makeDocsApi(this.#docs, (token, args) => this.call(token, args));
     for (const entry of journal.entries()) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
@@ -182,6 +205,7 @@ export class Kernel {
     this.#closures.apply(entry);
     this.#revocations.apply(entry, this.#calls.of);
     this.#policies.apply(entry);
+    this.#docs.apply(entry);
     if (entry.kind === 'revoke' || entry.kind === 'revocation') this.#cache.forget(entry.token);
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;

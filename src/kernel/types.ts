@@ -160,6 +160,8 @@ export interface CallFrame {
   deadline: number;
   /** The caller's cancel, shared by every call this one makes. */
   readonly signal?: AbortSignal;
+  /** The delegation this node's own authority for the call came through, when it came through one (a document version names it). */
+  readonly via?: Token;
 }
 
 /** One call's end, as the pipeline hands it up: `pure` if it may be cached, with its value's canonical bytes. */

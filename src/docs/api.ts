@@ -1,0 +1,37 @@
+/**
+ * `kernel.docs`: the library's face of documents. Everything but `create`
+ * is a call on one of the document's tokens — the same path a peer, the CLI
+ * or a closure in a vat takes — so a delegated token works here as well,
+ * screened and journaled like any call.
+ */
+import { fulfilled, type Outcome } from '../interface/outcome.js';
+import type { GridValue } from '../closures/values.js';
+import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
+
+export type DocsApi = ReturnType<typeof makeDocsApi>;
+
+export const makeDocsApi = (docs: Documents, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>) =>
+  harden({
+    /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
+    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> => docs.create(spec),
+    /** Apply `change` through the reducer: `{ version, value }`. */
+    apply: (token: string, change: GridValue) => call(token, ['apply', change]),
+    /** The current value, or the one at `version`: `{ version, value }`. */
+    read: (token: string, version?: string) => call(token, version === undefined ? [] : ['at', version]),
+    /** Versions from the heads down, newest first. */
+    log: (token: string, options: { limit?: number } = {}) => call(token, ['log', { ...options }]),
+    /** Open conflicts of one document (through a token), or of every document held here. */
+    conflicts: (token?: string): Promise<Outcome> => (token === undefined ? Promise.resolve(fulfilled(docs.conflicts() as unknown as GridValue)) : call(token, ['conflicts'])),
+    /** Settle conflict `conflict` (a settle or admin token): pick one of its heads, or write the value. */
+    resolve: (token: string, conflict: string, choice: { pick: string } | { value: GridValue }) => call(token, ['resolve', conflict, choice]),
+    /** The closures a replica of `doc` runs (reducer, merge steps): a replica fetches them once. */
+    closuresOf: (doc: string) => docs.closuresOf(doc),
+    /** The documents held here, with their heads. */
+    held: () => docs.held(),
+    /** What a replica with heads `haves` lacks of `doc` (sync). */
+    bundle: (doc: string, haves: readonly string[]): Promise<Bundle> => docs.bundle(doc, haves),
+    /** Take in a bundle from another replica: checked, then merged. */
+    ingest: (bundle: Bundle) => docs.ingest(bundle),
+    /** Every conflict known here, settled ones too. */
+    allConflicts: (): ConflictView[] => docs.conflicts({ all: true }),
+  });
