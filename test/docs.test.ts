@@ -14,6 +14,7 @@ import { encodeValue, type GridValue } from '../src/closures/values.js';
 import { generateIdentity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
 import { makeAuthoredVersion } from '../src/docs/records.js';
+import { signVote } from '../src/docs/governance.js';
 import { tempDir } from './_helpers.js';
 
 const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
@@ -153,4 +154,55 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const late = await alice.docs.ingest(await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads));
   t.is(late.accepted, 0);
   t.regex(late.refused[0]!.reason, /revoked before this version was made/);
+});
+
+test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {
+  const home = await tempDir(t);
+  const kernel = await openKernel({ home, create: true });
+  const [bob, carol, mallory] = [0, 1, 2].map(() => generateIdentity((n) => new Uint8Array(randomBytes(n))));
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update', replicable: true });
+  const members = [kernel.principal, bob!.principal, carol!.principal];
+  const doc = await kernel.docs.create({ reducer, init: { members, rules: {} }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+  t.is(((await kernel.docs.apply(doc.write, { add: mallory!.principal })) as { code: string }).code, 'denied');
+  const proposed = await kernel.docs.propose(doc.write, { add: mallory!.principal });
+  t.is(proposed.status, 'promised');
+  const proposal = (proposed as { token: string }).token;
+  const voteAs = (who: typeof bob, choice: 'yes' | 'no', signer = who) =>
+    kernel.call(proposal, ['vote', choice, signVote(signer!, proposal as never, choice)], { caller: who!.principal });
+  t.is(((await voteAs(mallory, 'yes')) as { code: string }).code, 'denied');
+  t.is(((await voteAs(bob, 'yes', carol)) as { code: string }).code, 'invalid');
+  t.deepEqual(await voteAs(bob, 'yes'), { status: 'promised', token: proposal });
+  t.is(((await voteAs(bob, 'no')) as { code: string }).code, 'denied');
+  await kernel.close();
+  // Votes survive a restart: one more yes carries it.
+  const reopened = await openKernel({ home });
+  const carried = await reopened.docs.vote(proposal, 'yes');
+  t.is(carried.status, 'fulfilled');
+  t.true(((await read(reopened, doc.read)) as { members: string[] }).members.includes(mallory!.principal));
+  t.like(valueOf(await reopened.call(proposal)), { status: 'passed' });
+  // A proposal the members turn down breaks; one nobody votes on expires at its deadline.
+  const second = ((await reopened.docs.propose(doc.admin, { remove: bob!.principal })) as { token: string }).token;
+  const voteOn = (who: typeof bob, choice: 'yes' | 'no') => reopened.call(second, ['vote', choice, signVote(who!, second as never, choice)], { caller: who!.principal });
+  await voteOn(bob, 'no');
+  const rejected = await voteOn(carol, 'no');
+  t.is(rejected.status, 'revoked');
+  t.regex((rejected as { reason: string }).reason, /rejected/);
+  t.deepEqual(reopened.docs.proposals().map((p) => p.proposal), []);
+  await reopened.close();
+});
+
+test('a proposal that reaches no quorum by its deadline expires', async (t) => {
+  const kernel = await openKernel({ memory: true });
+  t.teardown(() => kernel.close());
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const other = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const doc = await kernel.docs.create({ reducer, init: { members: [kernel.principal, other.principal], rules: {} }, governance: { members: 'self', quorum: 'unanimity', weighted: false, deadlineMs: 300 } });
+  const proposal = ((await kernel.docs.propose(doc.write, { add: generateIdentity((n) => new Uint8Array(randomBytes(n))).principal })) as { token: string }).token;
+  t.is((await kernel.docs.vote(proposal, 'yes')).status, 'promised');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const ended = await kernel.call(proposal);
+  t.is((ended as { code: string }).code, 'expired');
+  t.is(((await kernel.call(proposal, ['vote', 'yes', signVote(other, proposal as never, 'yes')], { caller: other.principal })) as { code: string }).code, 'expired');
 });

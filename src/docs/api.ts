@@ -6,14 +6,17 @@
  */
 import { fulfilled, type Outcome } from '../interface/outcome.js';
 import type { GridValue } from '../closures/values.js';
+import type { Identity } from '../identity/identity.js';
+import { asToken } from '../interface/ids.js';
 import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
+import { signVote, type Choice, type Governance } from './governance.js';
 
 export type DocsApi = ReturnType<typeof makeDocsApi>;
 
-export const makeDocsApi = (docs: Documents, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>) =>
+export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>) =>
   harden({
     /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
-    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> => docs.create(spec),
+    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> => docs.create(spec),
     /** Apply `change` through the reducer: `{ version, value }`. */
     apply: (token: string, change: GridValue) => call(token, ['apply', change]),
     /** The current value, or the one at `version`: `{ version, value }`. */
@@ -26,6 +29,12 @@ export const makeDocsApi = (docs: Documents, call: (token: string, args: readonl
     resolve: (token: string, conflict: string, choice: { pick: string } | { value: GridValue }) => call(token, ['resolve', conflict, choice]),
     /** The closures a replica of `doc` runs (reducer, merge steps): a replica fetches them once. */
     closuresOf: (doc: string) => docs.closuresOf(doc),
+    /** Put `change` to a governed document's members (a write or admin token): a proposal's token, a further promise. */
+    propose: (token: string, change: GridValue) => call(token, ['propose', change]),
+    /** Vote on `proposal` as this node's principal, signing the choice. */
+    vote: (proposal: string, choice: Choice) => call(proposal, ['vote', choice, signVote(identity, asToken(proposal), choice)]),
+    /** Proposals held here: open ones, or all. */
+    proposals: (options: { all?: boolean } = {}) => docs.proposals(options),
     /** The documents held here, with their heads. */
     held: () => docs.held(),
     /** What a replica with heads `haves` lacks of `doc` (sync). */

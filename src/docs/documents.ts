@@ -14,7 +14,7 @@
  * Versions, values and changes are blocks in the store.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
+import { DAG_CBOR_CODEC, RAW_CODEC, asPrincipal, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
@@ -27,6 +27,7 @@ import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../
 import { decode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
+import { makeProposals, type Governance } from './governance.js';
 import {
   conflictToken,
   DocumentError,
@@ -53,9 +54,9 @@ export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOUR
 const READS = ['value', 'at', 'log', 'heads', 'conflicts'];
 const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
-  write: [...READS, 'apply'],
+  write: [...READS, 'apply', 'propose'],
   settle: [...READS, 'resolve'],
-  admin: [...READS, 'apply', 'resolve'],
+  admin: [...READS, 'apply', 'propose', 'resolve'],
 };
 /** Roles whose holders may author a version of each kind. */
 const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'] };
@@ -119,6 +120,14 @@ interface ConflictState {
   settled?: CID;
 }
 
+/** The call a document token answers: its journal record, deadline and caller, and the delegation this node's authority came through. */
+interface DocCallInfo {
+  readonly seq: number;
+  readonly deadline: number;
+  readonly caller: Principal;
+  readonly via?: Token;
+}
+
 /** A call the docs part makes — a reducer, a merge step — as the node, or nested under the call it serves. */
 export type DocCall = (token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }) => Promise<Outcome>;
 
@@ -133,6 +142,9 @@ export interface DocumentPowers {
   readonly call: DocCall;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
   readonly revokedAt: (token: Token) => number | undefined;
+  readonly setTimer: (ms: number, callback: () => void) => () => void;
+  /** A member's vote weight under a weighted quorum (its reputation here). */
+  readonly weightOf: (principal: Principal) => number;
   /** Merge modules shipped with the node (`json`, `union`): name → source, each exporting `merge`. */
   readonly shippedMerges: Readonly<Record<string, string>>;
 }
@@ -362,14 +374,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return out;
   };
 
-  const applyChange = async (state: DocState, change: GridValue, caller: { seq: number; deadline: number; via?: Token }): Promise<Outcome> => {
+  /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
+  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token }): Promise<Outcome> => {
     const open = openConflict(state);
     if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
     if (genesis.issuer !== identity.principal && caller.via === undefined) return refusedWith('denied', 'this node holds the document through no delegation and did not issue it');
     await loadHistory([state.current]);
     const parent = state.current;
-    const outcome = await powers.call(genesis.reducer, [await valueAt(state, parent), change], caller);
+    const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
+    const outcome = await powers.call(genesis.reducer, [await valueAt(state, parent), change], nested);
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
     }
@@ -404,6 +418,37 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
   };
 
+  /** Who votes on `state`'s proposals: the `members` list (or the whole value, if a list) of its member document, now. */
+  const membersOf = async (state: DocState, governance: Governance): Promise<Principal[]> => {
+    const source = governance.members === 'self' ? state : docs.get(text(governance.members));
+    if (!source) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${text(governance.members as CID)} is not held here`);
+    const value = await valueAt(source, source.current);
+    const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
+    if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
+    return [...new Set(list.map((member) => asPrincipal(member)))];
+  };
+
+  const proposals = makeProposals({
+    journal,
+    identity,
+    clock,
+    setTimer: powers.setTimer,
+    randomBytes: powers.randomBytes,
+    enact: (doc, change, via) => {
+      const state = docs.get(doc);
+      if (!state) return Promise.resolve(refusedWith('unknown-token', `this node no longer holds document ${doc}`));
+      return inTurn(state, () => applyChange(state, change, via ? { via } : {}));
+    },
+  });
+
+  const propose = async (state: DocState, change: GridValue, call: DocCallInfo): Promise<Outcome> => {
+    const governance = (await genesisOf(state)).governance;
+    if (!governance) return refusedWith('denied', `document ${state.cid} is not governed: apply changes to it directly`);
+    const members = await membersOf(state, governance);
+    const weights = members.map((member) => (governance.weighted ? powers.weightOf(member) : 1));
+    return proposals.propose({ doc: text(state.cid), change, proposer: call.caller, members, weights, governance, ...(call.via ? { via: call.via } : {}) });
+  };
+
   const stateOfClosure = (closure: Closure): DocState | undefined => {
     const env = closure.env as Record<string, GridValue> | null;
     return typeof env?.doc === 'string' ? byId.get(env.doc) : undefined;
@@ -415,8 +460,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
     /** Whether `token` is a conflict's further promise this node knows. */
     isConflict: (token: Token) => conflicts.has(token),
     roleBySealed: (sealed: string): Closure | undefined => sealedRoles.get(sealed),
+    isProposal: proposals.isProposal,
+    /** A call on a proposal's token (a vote, or collecting it), by `caller`. */
+    answerProposal: (token: Token, args: readonly GridValue[], caller: Principal) => proposals.answer(token, args, caller),
+    proposals: proposals.list,
+    close: proposals.close,
 
     apply(entry: Entry) {
+      proposals.apply(entry);
       switch (entry.kind) {
         case 'doc': {
           const cid = CID.parse(entry.doc);
@@ -449,7 +500,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     },
 
     /** Make a document: its genesis and its four role tokens. `reducer` and token steps are closures' tokens. */
-    async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> {
+    async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> {
       const reducer = asToken(spec.reducer);
       const merges: MergeStep[] = [];
       for (const step of spec.merges ?? []) {
@@ -465,7 +516,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
       for (const role of ROLES) tokens[role] = await powers.issue({ code: ROLE_MODULE_ID, export: role, env: { doc: id } });
       const roles = Object.fromEntries(ROLES.map((role) => [role, sealToken(tokens[role])])) as Record<Role, string>;
       const init = await storeValue(spec.init);
-      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock() }, identity);
+      const governance: Governance | undefined = spec.governance && { ...spec.governance, members: spec.governance.members === 'self' ? 'self' : CID.parse(spec.governance.members) };
+      if (governance && governance.members !== 'self' && !docs.has(text(governance.members))) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${governance.members} is not held here`);
+      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock(), ...(governance ? { governance } : {}) }, identity);
       await putBlock(bytes);
       geneses.set(text(genesis.cid), genesis);
       journal.append({ kind: 'doc', doc: text(genesis.cid), id, issuer: genesis.issuer, roles: ROLES.map((role) => roles[role]) });
@@ -477,7 +530,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * the call's journal record, `via` the delegation the call came through.
      * Only `at` is pure: it names the version it reads.
      */
-    async answer(closure: Closure, args: readonly GridValue[], call: { seq: number; deadline: number; via?: Token }): Promise<{ outcome: Outcome; pure: boolean }> {
+    async answer(closure: Closure, args: readonly GridValue[], call: DocCallInfo): Promise<{ outcome: Outcome; pure: boolean }> {
       const role = closure.export as Role;
       const state = stateOfClosure(closure);
       if (!state || !OPERATIONS[role]) return { outcome: refusedWith('unknown-token', 'this node does not hold the document'), pure: false };
@@ -502,7 +555,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
           case 'conflicts':
             return { outcome: fulfilled([...conflicts].filter(([, c]) => c.doc === text(state.cid)).map(([token, c]) => view(token, c)) as unknown as GridValue), pure: false };
           case 'apply':
+            if ((await genesisOf(state)).governance) return { outcome: refusedWith('denied', `document ${state.cid} changes only by proposal (grid propose)`), pure: false };
             return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
+          case 'propose':
+            return { outcome: await propose(state, rest[0] ?? null, call), pure: false };
           case 'resolve':
             return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
         }

@@ -59,7 +59,7 @@ export const makeCallPipeline = (parts: {
 
   /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
   const concernsHere = async (token: Token): Promise<boolean> => {
-    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token)) return true;
+    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token) || parts.docs().isProposal(token)) return true;
     try {
       return (await closures.tokenBlock(token)) !== undefined;
     } catch {
@@ -106,7 +106,7 @@ export const makeCallPipeline = (parts: {
         // The link this node was delegated, if any: its own authority for what the call makes (a document version).
         const via = call.chain.find((link) => link.audience.includes(self))?.token;
         // A document's replica holds its roles by sealed reference only: the docs part answers, as the call through the chain.
-        if (parts.docs().isRole(call.root)) return (await parts.docs().answer(call.root, call.args, { seq: call.call, deadline: frame.deadline, ...(via ? { via } : {}) })).outcome;
+        if (parts.docs().isRole(call.root)) return (await parts.docs().answer(call.root, call.args, { seq: call.call, deadline: frame.deadline, caller: call.caller, ...(via ? { via } : {}) })).outcome;
         const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal, ...(via ? { via } : {}) };
         return (await invoke(call.root.token, call.args, inner)).outcome;
       }
@@ -176,6 +176,7 @@ export const makeCallPipeline = (parts: {
     if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
     if (parts.docs().isConflict(token)) return impure(await parts.docs().answerConflict(token));
+    if (parts.docs().isProposal(token)) return impure(await parts.docs().answerProposal(token, decodeValue(argsBytes) as GridValue[], frame.caller));
     // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
     if (!closures.loaded(token)) {
       let delegation: Delegation | undefined;
@@ -201,7 +202,7 @@ export const makeCallPipeline = (parts: {
     if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
     // A document's role token: the docs part answers it, no vat.
     if (parts.docs().isRole(closure)) {
-      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, ...(frame.via ? { via: frame.via } : {}) });
+      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, caller: frame.caller, ...(frame.via ? { via: frame.via } : {}) });
     }
     return runHere(closure, argsBytes, frame, seq);
   };

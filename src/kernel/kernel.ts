@@ -191,9 +191,14 @@ export class Kernel {
       call: (token, args, parent) => this.#pipeline.callAsNode(token, args, parent),
       delegationOf: (token) => this.#delegations.delegationOf(token),
       revokedAt: revocations.revokedAt,
+      setTimer,
+      weightOf: (principal) => {
+        const { fulfilled: kept, broken } = this.#reputation.of(principal);
+        return (kept + 1) / (broken + 1);
+      },
       shippedMerges: powers.merges ?? {},
     });
-    this.docs = makeDocsApi(this.#docs, (token, args) => this.call(token, args));
+    this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args));
     for (const entry of journal.entries()) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
@@ -387,6 +392,7 @@ export class Kernel {
       await this.#powers.network?.close();
       await this.#vats.close();
       this.#approvals.close();
+      this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
     } finally {
