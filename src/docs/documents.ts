@@ -64,6 +64,8 @@ const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change
 /** Most versions `log` lists at once; most blocks one bundle carries. */
 const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
+/** Most changes replayed in one vat hop. */
+const MAX_FOLD = 1000;
 /** Decoded values kept for reads (each document's current one, mostly). */
 const VALUE_CACHE = 256;
 
@@ -128,8 +130,12 @@ interface DocCallInfo {
   readonly via?: Token;
 }
 
-/** A call the docs part makes — a reducer, a merge step — as the node, or nested under the call it serves. */
-export type DocCall = (token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }) => Promise<Outcome>;
+/**
+ * Run a reducer or merge step as the node (calls.ts `runAsNode`), nested
+ * under the call it serves if any; `fold` runs a reducer over a list of
+ * changes in one hop and answers `{ cids, refusal? }`.
+ */
+export type DocRun = (token: Token, args: readonly GridValue[], options?: { fold?: boolean; parent?: { seq: number; deadline: number } }) => Promise<Outcome>;
 
 export interface DocumentPowers {
   readonly store: BlockStore;
@@ -139,7 +145,7 @@ export interface DocumentPowers {
   readonly randomBytes: (length: number) => Uint8Array;
   readonly publish: (source: string) => Promise<ModuleId>;
   readonly issue: (spec: { code: string; export: string; env?: unknown; replicable?: boolean }) => Promise<Token>;
-  readonly call: DocCall;
+  readonly run: DocRun;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
   readonly revokedAt: (token: Token) => number | undefined;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
@@ -152,6 +158,15 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+/** Whether a block means to be a version (a record of type `version`), so a bad one is refused rather than taken for a value. */
+const looksLikeVersion = (bytes: Uint8Array): boolean => {
+  try {
+    const record = decode(bytes) as { type?: unknown } | null;
+    return record !== null && typeof record === 'object' && record.type === 'version';
+  } catch {
+    return false;
+  }
+};
 const refusedWith = (code: RevokeCode, reason: string): Outcome => revoked(code, reason);
 const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
@@ -236,7 +251,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const headsWith = (state: DocState, version: Version) => [...state.heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
 
   const stepResult = async (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue): Promise<Outcome> => {
-    if ('token' in step) return powers.call(step.token, [base, ours, theirs]);
+    if ('token' in step) return powers.run(step.token, [base, ours, theirs]);
     try {
       if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return refusedWith('refused', 'text merge: the values are not all strings');
       return fulfilled(mergeText(base, ours, theirs));
@@ -314,8 +329,45 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return undefined;
   };
 
+  /**
+   * What the reducer makes of each received change, chains of changes in
+   * one vat hop each (a fold): the value's CID, or why the reducer refused.
+   * A change missing here (its chain could not be folded) is replayed alone.
+   */
+  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, CID | string>> => {
+    const replayed = new Map<string, CID | string>();
+    const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
+    let index = 0;
+    while (index < candidates.length) {
+      const first = candidates[index]!;
+      if (first.by !== 'change' || first.parents.length !== 1 || !first.change) {
+        index += 1;
+        continue;
+      }
+      const chain = [first];
+      for (let next = candidates[index + chain.length]; next && next.by === 'change' && next.change && chain.length < MAX_FOLD && next.parents.length === 1 && next.parents[0]!.equals(chain.at(-1)!.cid); next = candidates[index + chain.length]) {
+        chain.push(next);
+      }
+      index += chain.length;
+      try {
+        const parent = first.parents[0]!;
+        const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
+        const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
+        const changes = await Promise.all(chain.map(async (version) => decodeValue(await blockOf((version as { change: CID }).change))));
+        const outcome = await powers.run(genesis.reducer, [baseValue, changes], { fold: true });
+        if (outcome.status !== 'fulfilled') continue;
+        const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
+        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), CID.parse(cid)));
+        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), `the reducer refuses its change: ${refusal.reason}`);
+      } catch {
+        // Left to be replayed one at a time, which reports its own reason.
+      }
+    }
+    return replayed;
+  };
+
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
-  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>): Promise<string | undefined> => {
+  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, CID | string>): Promise<string | undefined> => {
     const valueBytes = blocks.get(text(version.value)) ?? (await store.has(version.value) ? await store.get(version.value) : undefined);
     if (!valueBytes) return `its value ${version.value} was not sent`;
     const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
@@ -335,9 +387,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return version.conflict === conflictToken(state.cid, version.parents) ? undefined : 'it settles a conflict between other heads';
     }
     if (version.parents.length !== 1) return 'a change has one parent';
+    const expected = replayed.get(text(version.cid));
+    if (typeof expected === 'string') return expected;
+    if (expected) return expected.equals(version.value) ? undefined : 'its value does not follow from its parent and change';
     const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
     if (!changeBytes) return 'its change was not sent';
-    const outcome = await powers.call(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
+    const outcome = await powers.run(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
     if (outcome.status !== 'fulfilled') return `the reducer refuses its change: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
     return valueCid(outcome.value).equals(version.value) ? undefined : 'its value does not follow from its parent and change';
   };
@@ -383,7 +438,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     await loadHistory([state.current]);
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
-    const outcome = await powers.call(genesis.reducer, [await valueAt(state, parent), change], nested);
+    const outcome = await powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
     }
@@ -688,28 +743,34 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
         }
         const refused: Array<{ version: string; reason: string }> = [];
+        // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
+        const candidates: Version[] = [];
+        for (const [key, bytes] of blocks) {
+          if (key === bundle.doc || versions.has(key)) continue;
+          if (!looksLikeVersion(bytes)) continue;
+          let version: Version;
+          try {
+            version = readVersion(CID.parse(key), bytes);
+          } catch (error) {
+            refused.push({ version: key, reason: (error as Error).message });
+            continue;
+          }
+          if (version.doc.equals(held.cid)) candidates.push(version);
+          else refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+        }
+        const replayed = await replayChains(genesis, candidates, blocks);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
-        for (const [key, bytes] of blocks) {
-          if (key === bundle.doc || versions.has(key)) continue;
-          let version: Version;
-          try {
-            const record = readVersion(CID.parse(key), bytes);
-            version = record;
-          } catch {
-            continue; // a value, a change or a delegation, not a version
-          }
-          if (!version.doc.equals(held.cid)) {
-            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
-            continue;
-          }
+        for (const version of candidates) {
+          const key = text(version.cid);
+          const bytes = blocks.get(key)!;
           const missing = version.parents.find((p) => !versions.has(text(p)) && !p.equals(held.cid));
           if (missing) {
             refused.push({ version: key, reason: `its parent ${missing} is missing` });
             continue;
           }
-          const reason = await refusalOf(held, genesis, version, blocks).catch((error: unknown) => describeThrown(error));
+          const reason = await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error));
           if (reason) {
             refused.push({ version: key, reason });
             continue;

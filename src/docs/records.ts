@@ -191,7 +191,7 @@ const governanceFromWire = (value: unknown, fail: (why: string) => Error): Gover
 /** Parents in one order on every replica: a merge made anywhere of the same heads is the same block. */
 export const sortCids = (cids: readonly CID[]): CID[] => [...cids].sort((a, b) => (a.toString() < b.toString() ? -1 : a.toString() > b.toString() ? 1 : 0));
 
-/** A signed change or settlement. */
+/** A signed change or settlement (not read back: the signature was just made). */
 export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
   const body = dropUndefined({
     type: 'version',
@@ -206,7 +206,8 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     at: spec.at,
   });
   const bytes = encode({ ...body, sig: author.sign(signingBytes(body)) });
-  return { bytes, version: readVersion(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
+  const version: AuthoredVersion = Object.freeze({ ...spec, cid: blockCid(bytes, DAG_CBOR_CODEC), parents: sortCids(spec.parents), author: author.principal });
+  return { bytes, version };
 };
 
 /** An unsigned merge: the same heads, step and value make the same block on every replica. */
@@ -231,7 +232,7 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
     if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('a merge has only type, doc, parents, value, by, step and base');
     if (parentCids.length !== 2) throw fail('a merge has two parents');
     if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
-    return harden({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
+    return Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
   }
   if (by !== 'change' && by !== 'settle') throw fail(`by is change, merge or settle (got ${quote(by)})`);
   const { change, conflict, author, via, at, sig, ...extra } = record;
@@ -242,7 +243,8 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
   const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, at });
   if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for author ${signer}`);
-  return harden({
+  // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
+  return Object.freeze({
     ...common,
     by,
     ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),

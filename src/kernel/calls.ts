@@ -132,7 +132,7 @@ export const makeCallPipeline = (parts: {
   };
 
   /** Run a closure held here in a vat. */
-  const runHere = async (closure: Closure, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+  const runHere = async (closure: Closure, argsBytes: Uint8Array, frame: CallFrame, seq: number | undefined, fold?: boolean): Promise<Invoked> => {
     const timeLimitMs = Math.min(frame.deadline - clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
     // Nested calls share this call's deadline, which starts when its vat has it.
     const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline, signal: frame.signal };
@@ -142,6 +142,7 @@ export const makeCallPipeline = (parts: {
       caller: frame.caller,
       nested: frame.depth > 0,
       timeLimitMs,
+      ...(fold ? { fold } : {}),
       ...(frame.signal ? { signal: frame.signal } : {}),
       started: () => (nested.deadline = clock() + timeLimitMs),
       call: async (target, args) => toVatAnswer(await invokeNested(target, decodeValue(args) as GridValue[], nested)),
@@ -271,10 +272,29 @@ export const makeCallPipeline = (parts: {
   return harden({
     afterScreening,
 
-    /** A call this node makes on its own behalf (a document's reducer or merge step), nested under call `parent` if given. */
-    callAsNode(token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }): Promise<Outcome> {
+    /**
+     * Run a closure as this node, on its own behalf and unjournaled: a
+     * document's reducer or merge step recomputing what a version records
+     * (the version is the record). A closure not held here is called
+     * through the pipeline instead (journaled, forwarded); `fold` (see the
+     * vat protocol) needs it held here.
+     */
+    async runAsNode(token: Token, args: readonly GridValue[], options: { fold?: boolean; parent?: { seq: number; deadline: number } } = {}): Promise<Outcome> {
+      const { parent } = options;
       const frame: CallFrame = { caller: self, path: [], depth: parent ? 1 : 0, parent: parent?.seq, deadline: parent?.deadline ?? clock() + limits.callTimeoutMs };
-      return invokeNested(token, args, frame);
+      let closure: Closure | undefined;
+      try {
+        closure = closures.loaded(token) ?? (await closures.here(token));
+        if (closure && !modules.isLoaded(closure.code)) await modules.load(closure.code);
+      } catch (error) {
+        return failed(error);
+      }
+      if (!closure) return options.fold ? revoked('unknown-token', `closure ${token} is not held here`) : invokeNested(token, args, frame);
+      try {
+        return (await runHere(closure, encodeValue(args), frame, parent?.seq, options.fold)).outcome;
+      } catch (error) {
+        return revoked('invalid', `bad arguments: ${describeThrown(error)}`);
+      }
     },
 
     /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */

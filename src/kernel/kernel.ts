@@ -188,7 +188,7 @@ export class Kernel {
       randomBytes,
       publish: (source) => modules.publish(source),
       issue: (spec) => closures.issue(spec),
-      call: (token, args, parent) => this.#pipeline.callAsNode(token, args, parent),
+      run: (token, args, options) => this.#pipeline.runAsNode(token, args, options),
       delegationOf: (token) => this.#delegations.delegationOf(token),
       revokedAt: revocations.revokedAt,
       setTimer,
