@@ -16,6 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { makeAuthoredVersion } from '../src/docs/records.js';
 import { signVote } from '../src/docs/governance.js';
 import { tempDir } from './_helpers.js';
+import { entriesAround, renderText } from '../src/journal/graph.js';
+import type { Token } from '../src/interface/ids.js';
 
 const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
 
@@ -124,6 +126,10 @@ test('a conflict no step merges waits for a person; the settlement reaches the o
   t.deepEqual(bob.docs.held()[0]!.heads, [settled.version]);
   t.deepEqual(await read(bob, bobWrite), settled.value);
   t.deepEqual(valueOf(await bob.docs.conflicts()), []);
+  // The promise graph shows the document's conflict, every attempt, and how it was settled.
+  const story = renderText(entriesAround([...alice.journal.entries()], doc.doc as Token));
+  t.regex(story, /conflict .* between .* json merge: conflicting changes at \/total/);
+  t.regex(story, /conflict .* settled by version/);
 });
 
 test('a replica refuses forged versions, strangers and a writer after revocation', async (t) => {
@@ -189,6 +195,11 @@ test('a governed document changes by proposal: members vote once, signed; the qu
   t.is(rejected.status, 'revoked');
   t.regex((rejected as { reason: string }).reason, /rejected/);
   t.deepEqual(reopened.docs.proposals().map((p) => p.proposal), []);
+  const story = renderText(entriesAround([...reopened.journal.entries()], doc.doc as Token));
+  t.regex(story, /proposes .* by did:key/);
+  t.regex(story, /votes yes on .* \(signed\)/);
+  t.regex(story, /passed: carried \(version/);
+  t.regex(story, /rejected: rejected/);
   await reopened.close();
 });
 
