@@ -217,3 +217,61 @@ test('a proposal that reaches no quorum by its deadline expires', async (t) => {
   t.is((ended as { code: string }).code, 'expired');
   t.is(((await kernel.call(proposal, ['vote', 'yes', signVote(other, proposal as never, 'yes')], { caller: other.principal })) as { code: string }).code, 'expired');
 });
+
+test('a reducer or merge step that throws, loops or answers non-data leaves the document as it was', async (t) => {
+  const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 1500 } });
+  t.teardown(() => kernel.close());
+  const code = await kernel.publish(`
+    export const update = (ctx, state, change) => {
+      if (change === 'throw') throw new TypeError('boom');
+      if (change === 'loop') for (;;);
+      if (change === 'function') return () => 1;
+      return state + change;
+    };`);
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const doc = await kernel.docs.create({ reducer, init: 1 });
+  valueOf(await kernel.docs.apply(doc.write, 1));
+  const before = valueOf(await kernel.docs.read(doc.read));
+  for (const [change, code] of [
+    ['throw', 'crash'],
+    ['loop', 'time-limit'],
+    ['function', 'crash'],
+  ] as const) {
+    const outcome = await kernel.docs.apply(doc.write, change);
+    t.is((outcome as { code: string }).code, code, change);
+    t.regex((outcome as { reason: string }).reason, /^the reducer refused the change: /);
+  }
+  t.deepEqual(valueOf(await kernel.docs.read(doc.read)), before);
+  t.is((valueOf(await kernel.docs.log(doc.read)) as unknown[]).length, 1);
+});
+
+test('the cascade goes on past a step that fails, and asks another token where a language model would plug in', async (t) => {
+  const alice = await openKernel({ memory: true, limits: { callTimeoutMs: 2000 } });
+  const bob = await openKernel({ memory: true, limits: { callTimeoutMs: 2000 } });
+  t.teardown(async () => {
+    await alice.close();
+    await bob.close();
+  });
+  const steps = await alice.publish(`
+    export const loops = () => { for (;;); };
+    export const refuses = (ctx) => ctx.revoke('not my kind of change');
+    // The stand-in for an outside service: both sides' additions after the base, ours first.
+    export const oracle = (ctx, { base, ours, theirs }) => ours + theirs.slice(base.length);`);
+  const issue = async (exportName: string, env?: unknown) => alice.issue({ code: steps, export: exportName, replicable: true, ...(env ? { env } : {}) });
+  const oracle = await issue('oracle');
+  const translate = await alice.issue({ code: await alice.publish(await source('examples/translate-merge.js')), export: 'merge', env: { oracle }, replicable: true });
+  const doc = await createDoc(alice, 'text.js', [await issue('loops'), await issue('refuses'), translate], 'Dear team,');
+  await adopt(alice, bob, [...(await alice.docs.closuresOf(doc.doc)), oracle]);
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
+  await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
+  valueOf(await alice.docs.apply(doc.write, { set: 'Dear team, lunch at noon.' }));
+  valueOf(await bob.docs.apply(bobWrite, { set: 'Dear team, bring cake.' }));
+  await sync(bob, alice, doc.doc);
+  await sync(alice, bob, doc.doc);
+  const merged = await read(alice, doc.read);
+  t.deepEqual(await read(bob, bobWrite), merged);
+  t.true(merged === 'Dear team, lunch at noon. bring cake.' || merged === 'Dear team, bring cake. lunch at noon.', String(merged));
+  const log = valueOf(await alice.docs.log(doc.read, { limit: 1 })) as Array<{ by: string; step: number }>;
+  t.like(log[0], { by: 'merge', step: 2 });
+});
