@@ -3,7 +3,9 @@
  * - applying a change (the write call, the reducer in a vat, the value,
  *   change and signed version stored, the head journaled) vs a warm
  *   executing call of the same reducer as a plain closure (issue: ≤ 2×);
- * - reading the current value vs a pure-cache hit (issue: ≤ 2×);
+ * - reading the current value vs a pure-cache hit (issue: ≤ 2×): the
+ *   owner's own read (kernel.docs.read on a role token held here) and a
+ *   read as a call (what a peer or a delegated token makes);
  * - a merge of two 1,000-change branches by the document's json step
  *   (replica ingest, replay, cascade) vs the same merge called directly;
  * - memory per version stored (heap after GC, over 5,000 versions).
@@ -41,6 +43,7 @@ export const benchDocOps = async (): Promise<Row[]> => {
         apply: (i) => kernel.docs.apply(doc.write, { add: i + 1 }).then(ok),
         hit: () => kernel.call(pure, [21]).then(ok),
         read: () => kernel.docs.read(doc.read).then(ok),
+        readCall: () => kernel.call(doc.read, []).then(ok),
       },
       { rounds: 10, perRound: 100, warmup: 200 },
     );
@@ -49,7 +52,8 @@ export const benchDocOps = async (): Promise<Row[]> => {
     rows.push(row('apply a change (reducer in a vat, signed version)', times.apply!, warm));
     const hit = { name: 'pure-cache hit', median_ns: times.hit! };
     rows.push(row(hit.name, hit.median_ns));
-    rows.push(row('read the current value', times.read!, hit));
+    rows.push(row("read the current value (the owner's own: no call)", times.read!, hit));
+    rows.push(row('read it as a call (screened, journaled)', times.readCall!, hit));
 
     // Memory per version: heap after GC across 5,000 more changes.
     gc();

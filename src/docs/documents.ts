@@ -504,6 +504,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return proposals.propose({ doc: text(state.cid), change, proposer: call.caller, members, weights, governance, ...(call.via ? { via: call.via } : {}) });
   };
 
+  const readAt = async (state: DocState, version: CID): Promise<Outcome> => fulfilled({ version: text(version), value: await valueAt(state, version) });
+
   const stateOfClosure = (closure: Closure): DocState | undefined => {
     const env = closure.env as Record<string, GridValue> | null;
     return typeof env?.doc === 'string' ? byId.get(env.doc) : undefined;
@@ -596,11 +598,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
       try {
         switch (operation) {
           case 'value':
-            return { outcome: fulfilled({ version: text(state.current), value: await valueAt(state, state.current) }), pure: false };
-          case 'at': {
-            const version = CID.parse(String(rest[0]));
-            return { outcome: fulfilled({ version: text(version), value: await valueAt(state, version) }), pure: true };
-          }
+            return { outcome: await readAt(state, state.current), pure: false };
+          case 'at':
+            return { outcome: await readAt(state, CID.parse(String(rest[0]))), pure: true };
           case 'heads':
             return { outcome: fulfilled({ heads: state.heads.map(text), current: text(state.current) }), pure: false };
           case 'log': {
@@ -621,6 +621,22 @@ export const makeDocuments = (powers: DocumentPowers) => {
         return { outcome: refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };
       }
       return { outcome: refusedWith('denied', `unknown operation ${quote(operation)}`), pure: false };
+    },
+
+    /**
+     * The owner's own read through role closure `closure` held here: the
+     * value now (or at `version`), with no call and so no journal record —
+     * it changes nothing and involves no one else. Undefined if this node
+     * does not hold the document.
+     */
+    async read(closure: Closure, version?: string): Promise<Outcome | undefined> {
+      const state = stateOfClosure(closure);
+      if (!state) return undefined;
+      try {
+        return await readAt(state, version === undefined ? state.current : CID.parse(version));
+      } catch (error) {
+        return refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error));
+      }
     },
 
     /** A call on a conflict's token: a further promise (itself) until someone settles it, then the settled version and value. */

@@ -198,7 +198,10 @@ export class Kernel {
       },
       shippedMerges: powers.merges ?? {},
     });
-    this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args));
+    this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
+      const closure = closures.loaded(token as Token);
+      return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
+    });
     for (const entry of journal.entries()) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
