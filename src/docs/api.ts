@@ -11,6 +11,7 @@ import type { Closure } from '../closures/closure.js';
 import { asToken } from '../interface/ids.js';
 import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
 import { signVote, type Choice, type Governance } from './governance.js';
+import type { Sync } from './sync.js';
 
 export type DocsApi = ReturnType<typeof makeDocsApi>;
 
@@ -20,7 +21,7 @@ export type DocsApi = ReturnType<typeof makeDocsApi>;
  * a call (a delegated token, or anyone else's read, is a call: screened and
  * journaled).
  */
-export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>, ownRole: (token: string) => Closure | undefined) =>
+export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>, ownRole: (token: string) => Closure | undefined, sync?: Sync) =>
   harden({
     /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
     create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> => docs.create(spec),
@@ -53,4 +54,8 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     ingest: (bundle: Bundle) => docs.ingest(bundle),
     /** Every conflict known here, settled ones too. */
     allConflicts: (): ConflictView[] => docs.conflicts({ all: true }),
+    /** Replicate the document `token` reaches (any role, or a delegation of one to this node): the node's peers are asked, now and whenever they connect. */
+    follow: (token: string) => sync!.follow(token),
+    /** What this node syncs with its peers: documents it issued, and the tokens it follows (with their documents once known). */
+    following: () => sync!.following(),
   });

@@ -176,6 +176,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
   /** Role closures' env names a document by its id. */
   const byId = new Map<string, DocState>();
   const conflicts = new Map<Token, ConflictState>();
+  /** Tokens this node presents to sync documents (journal `doc-token`): token → document, undefined until a peer named it. */
+  const followed = new Map<Token, string | undefined>();
   /** Role closures as a replica knows them, by sealed reference: a delegated document token is screened here against them. */
   const sealedRoles = new Map<string, Closure & { sealed: string }>();
   const geneses = new Map<string, Genesis>();
@@ -552,6 +554,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (conflict) conflict.settled = CID.parse(entry.version);
           break;
         }
+        case 'doc-token':
+          if (entry.doc !== undefined || !followed.has(entry.token)) followed.set(entry.token, entry.doc);
+          break;
         default:
       }
     },
@@ -671,7 +676,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * then versions parents first with their values, changes and the
      * delegation records they name, at most `maxVersions` versions.
      */
-    async bundle(doc: string, haves: readonly string[], maxVersions = MAX_BUNDLE_VERSIONS): Promise<Bundle> {
+    async bundle(doc: string, haves: readonly string[], maxVersions = MAX_BUNDLE_VERSIONS, maxBytes = Infinity): Promise<Bundle> {
       const state = docs.get(doc);
       if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
       await loadHistory(state.heads);
@@ -697,7 +702,6 @@ export const makeDocuments = (powers: DocumentPowers) => {
         }
       };
       for (const head of sortCids(state.heads)) visit(head);
-      const sent = order.slice(0, maxVersions);
       const genesis = await genesisOf(state);
       const blocks = new Map<string, Uint8Array>([
         [doc, await store.get(state.cid)],
@@ -706,18 +710,28 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const add = async (cid: CID) => {
         if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
       };
-      for (const version of sent) {
-        await add(version.cid);
-        await add(version.value);
-        if (version.by === 'change' && version.change) await add(version.change);
+      // At most maxVersions versions, and no more once maxBytes are reached (one version at least).
+      let bytes = 0;
+      let sent = 0;
+      const added = async (cid: CID) => {
+        if (blocks.has(text(cid))) return;
+        await add(cid);
+        bytes += blocks.get(text(cid))!.length;
+      };
+      for (const version of order) {
+        if (sent >= maxVersions || (sent > 0 && bytes >= maxBytes)) break;
+        sent += 1;
+        await added(version.cid);
+        await added(version.value);
+        if (version.by === 'change' && version.change) await added(version.change);
         for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
           const link = await powers.delegationOf(token as Token);
           if (!link) break;
-          await add(CID.parse(link.token));
+          await added(CID.parse(link.token));
           token = link.inner;
         }
       }
-      return harden({ doc, blocks: [...blocks], more: sent.length < order.length });
+      return harden({ doc, blocks: [...blocks], more: sent < order.length });
     },
 
     /**
@@ -814,5 +828,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
       });
     },
 
+    /** Sync (sync.ts): the document a role closure belongs to, if held here. */
+    docOf: (closure: Closure): string | undefined => {
+      const state = stateOfClosure(closure);
+      return state && text(state.cid);
+    },
+    /** Sync: who issued document `doc`, if held here. */
+    issuerOf: (doc: string): Principal | undefined => docs.get(doc)?.issuer,
+    /** Sync: the token this node presents for `doc`, if it follows it by one. */
+    tokenFor: (doc: string): Token | undefined => [...followed].find(([, held]) => held === doc)?.[0],
+    /** Sync: every token followed here, with the document each reaches once known. */
+    followed: (): Array<{ token: Token; doc?: string }> => [...followed].map(([token, doc]) => (doc === undefined ? { token } : { token, doc })),
   });
 };

@@ -114,7 +114,9 @@ export type EntryBody =
   /** Member `voter` voted on `proposal`, signing its choice. */
   | { kind: 'vote'; proposal: Token; voter: Principal; choice: 'yes' | 'no'; signature: Uint8Array }
   /** `proposal` ended: carried (its change made `version`), rejected by the votes, or expired. */
-  | { kind: 'proposal-ended'; proposal: Token; status: 'passed' | 'rejected' | 'expired'; reason: string; version?: string };
+  | { kind: 'proposal-ended'; proposal: Token; status: 'passed' | 'rejected' | 'expired'; reason: string; version?: string }
+  /** This node replicates the document `token` reaches, presenting `token` to its peers; `doc` once a peer has named it. */
+  | { kind: 'doc-token'; token: Token; doc?: string };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -168,8 +170,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   proposal: ['proposal', 'doc', 'change', 'proposer', 'members', 'weights', 'quorum', 'deadline', 'via'],
   vote: ['proposal', 'voter', 'choice', 'signature'],
   'proposal-ended': ['proposal', 'status', 'reason', 'version'],
+  'doc-token': ['token', 'doc'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'doc-token'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };

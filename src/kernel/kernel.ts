@@ -39,6 +39,8 @@ import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
 import { makeDocuments, type Documents } from '../docs/documents.js';
 import { makeDocsApi, type DocsApi } from '../docs/api.js';
+import { makeSync, type Sync, type SyncRequest } from '../docs/sync.js';
+import type { Bundle } from '../docs/documents.js';
 import {
   DEFAULT_LIMITS,
   KernelError,
@@ -108,6 +110,7 @@ export class Kernel {
   readonly #approvals: Approvals;
   readonly #pipeline: CallPipeline;
   readonly #docs: Documents;
+  readonly #sync: Sync;
   /** Documents: create them, apply changes, read, settle conflicts (`../docs/api.ts`). */
   readonly docs: DocsApi;
   readonly #servers: Array<{ close(): Promise<void> }> = [];
@@ -198,10 +201,20 @@ export class Kernel {
       },
       shippedMerges: powers.merges ?? {},
     });
+    this.#sync = makeSync({
+      self: identity.principal,
+      docs: this.#docs,
+      journal,
+      delegationOf: (token) => this.#delegations.delegationOf(token),
+      screenable: (outer) => this.#delegations.screenable(outer),
+      importChain: (token, blocks, importer) => this.#delegations.importChain(token, blocks, importer),
+      closureHere: (token) => closures.here(token),
+      adopt: (token, replica) => closures.adopt(token, replica),
+    });
     this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
       const closure = closures.loaded(token as Token);
       return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
-    });
+    }, this.#sync);
     for (const entry of journal.entries()) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
@@ -270,6 +283,18 @@ export class Kernel {
     if (reason !== undefined) throw new KernelError('ERR_REVOKED', reason);
     this.#powers.journal.append({ kind: 'replicated', token: replica.token, to: peer });
     return { closure: replica.closure, modules: replica.modules };
+  }
+
+  /** A document's versions that `peer` lacks, if its request's token reaches the document for it (docs/sync.ts): a bundle, or a refusal. */
+  syncBundle(request: SyncRequest, peer: Principal): Promise<Outcome> {
+    if (this.#closed) return Promise.resolve(revoked('shut-down', 'kernel is closed'));
+    return this.#sync.serve(request, peer);
+  }
+
+  /** Take in a peer's answer to this node's sync request, fetching the closures a first copy needs with `fetch` (docs/sync.ts `take`). */
+  syncTake(bundle: Bundle, options: { token?: Token; fetch: (token: Token) => Promise<Replica> }) {
+    this.#assertOpen();
+    return this.#sync.take(bundle, options);
   }
 
   /** Take in a replica fetched from a peer (checked as if published here); see ClosureTable.adopt. */

@@ -17,6 +17,13 @@
  *   cancel         [id]                     the sender no longer wants the answer to its call `id`: the
  *                                           other side ends it `revoked: cancelled by caller` (and stops its
  *                                           vat); no reply of its own, the call's reply says how it ended
+ *   doc-sync       [id, token, doc, haves, chain]  what of a document the sender lacks, given its heads `haves`
+ *                                           (answered with a bundle { doc, blocks, more }, docs/sync.ts): `token`
+ *                                           reaches the document for the sender (null if the sender issued it),
+ *                                           `doc` names it (null: the one `token` reaches), `chain` is null or
+ *                                           the delegated token's [links, modules]
+ *   doc-heads      [doc, heads]             a notice: the sender's heads of `doc` changed (sent only to peers
+ *                                           that synced `doc` from it); no reply
  *
  * A call is addressed to the token itself (README.md, "Choices made where
  * the design is silent"): the message
@@ -42,6 +49,8 @@ export const REVOCATION_PROTOCOL = protocolCid('promisegrid/revocation/v1');
 export const FETCH_PROTOCOL = protocolCid('promisegrid/fetch/v1');
 export const RECORDS_PROTOCOL = protocolCid('promisegrid/records/v1');
 export const CANCEL_PROTOCOL = protocolCid('promisegrid/cancel/v1');
+export const DOC_SYNC_PROTOCOL = protocolCid('promisegrid/doc-sync/v1');
+export const DOC_HEADS_PROTOCOL = protocolCid('promisegrid/doc-heads/v1');
 
 /** How a call travels: as the caller's own, or forwarded along `path` (the nodes it passed, first to last). */
 export interface WireCallOptions {
@@ -245,4 +254,57 @@ export const replicaFrom = (value: GridValue): Replica => {
   const { closure, modules } = (value ?? {}) as { closure?: unknown; modules?: unknown };
   if (!(closure instanceof Uint8Array) || !Array.isArray(modules) || !modules.every((m) => m instanceof Uint8Array)) bad('a replica is { closure: bytes, modules: [bytes…] }');
   return { closure: closure as Uint8Array, modules: modules as Uint8Array[] };
+};
+
+/** Most heads a doc-sync request or a doc-heads notice names. */
+export const MAX_HAVES = 32;
+/**
+ * A doc-sync request: the root tag, the array and its CID (3), id, token,
+ * doc, haves (1 + MAX_HAVES) and a chain (3 + 2 × MAX_CHAIN_BLOCKS): 168.
+ */
+export const MAX_DOC_SYNC_ITEMS = 192;
+/** A doc-heads notice: 3, the doc and 1 + MAX_HAVES heads. */
+export const MAX_DOC_HEADS_ITEMS = 40;
+
+/** What a doc-sync request asks (see the table above). */
+export interface DocSyncRequest {
+  readonly token?: Token;
+  readonly doc?: string;
+  readonly haves: readonly string[];
+  readonly chain?: ChainBlocks;
+}
+
+const cidText = (value: unknown, what: string): string => {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 128) bad(`${what} is a CID string`);
+  return value as string;
+};
+const headList = (value: unknown, what: string): string[] => {
+  if (!Array.isArray(value) || value.length > MAX_HAVES) bad(`${what} is a list of at most ${MAX_HAVES} CIDs`);
+  return (value as unknown[]).map((head) => cidText(head, `each of ${what}`));
+};
+
+export const encodeDocSync = (id: number, request: DocSyncRequest): Uint8Array =>
+  encodeMessage(DOC_SYNC_PROTOCOL, id, request.token ?? null, request.doc ?? null, [...request.haves], request.chain ? chainValue(request.chain) : null);
+
+export const decodeDocSync = (message: Message): { id: number; request: DocSyncRequest } => {
+  const [id, token, doc, haves, chain, ...extra] = message.slots;
+  if (extra.length > 0 || haves === undefined) bad('a doc-sync request is [id, token, doc, haves, chain]');
+  if (token === null && doc === null) bad('a doc-sync request names a token, a document or both');
+  return {
+    id: requestId(id),
+    request: {
+      ...(token === null ? {} : { token: asToken(token) }),
+      ...(doc === null ? {} : { doc: cidText(doc, 'doc') }),
+      haves: headList(haves, 'haves'),
+      ...(chain === null || chain === undefined ? {} : { chain: decodeChain(chain) }),
+    },
+  };
+};
+
+export const encodeDocHeads = (doc: string, heads: readonly string[]): Uint8Array => encodeMessage(DOC_HEADS_PROTOCOL, doc, [...heads].slice(0, MAX_HAVES));
+
+export const decodeDocHeads = (message: Message): { doc: string; heads: string[] } => {
+  const [doc, heads, ...extra] = message.slots;
+  if (extra.length > 0) bad('a doc-heads notice is [doc, heads]');
+  return { doc: cidText(doc, 'doc'), heads: headList(heads, 'heads') };
 };

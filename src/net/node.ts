@@ -24,6 +24,7 @@ import { makeAddressBook, type AddressBook, type AddressRecord } from './address
 import { describeThrown, GridError } from '../interface/errors.js';
 import { revoked } from '../interface/outcome.js';
 import { MAX_HANDSHAKE_FRAME } from './handshake.js';
+import { makeDocSync, type DocSync } from './doc-sync.js';
 
 
 export interface NodeServer {
@@ -224,9 +225,12 @@ export class NodeSessions {
   readonly #nodes = new Set<Session>();
   /** Of those, the ones this node dialled: they hear this node's own address as soon as it has one. */
   readonly #dialled = new Set<Session>();
+  /** Documents synced over these sessions (doc-sync.ts). */
+  readonly docSync: DocSync;
 
   constructor(kernel: Kernel) {
     this.#kernel = kernel;
+    this.docSync = makeDocSync(kernel, () => this.#log);
     this.#stopListening = kernel.onRevocation(async (notice, audience) => {
       const told = [...this.#live].filter((session) => audience.has(session.peer)).map((session) => session.revoke(notice, REVOCATION_ACK_MS));
       await Promise.all(told);
@@ -249,6 +253,8 @@ export class NodeSessions {
       },
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),
+      docSync: (request, session) => this.docSync.serve(request, session),
+      docHeads: (doc, heads, session) => this.docSync.heard(doc, heads, session),
       records: async (token) => {
         // A disclosure reads the whole journal: one at a time per peer, so asking cannot be turned into a flood.
         if (disclosing) throw new Error('a records request of yours is being answered; ask again when it is');
@@ -280,6 +286,7 @@ export class NodeSessions {
       this.#dialled.add(session);
       this.#introduce(session);
     }
+    this.docSync.track(session, dialled);
   }
 
   /** Keep and tell where nodes listen (addresses.ts); `isKept`: whether a principal is one of this node's peers. */
@@ -341,6 +348,7 @@ export class NodeSessions {
 
   close() {
     this.#stopListening();
+    this.docSync.close();
   }
 }
 

@@ -23,10 +23,19 @@ import type { RevocationNotice } from '../kernel/revocations.js';
 import { decodeMessage, encodeMessage, leadingCidBytes, type DecodeLimits, type Message } from '../wire/index.js';
 import { disclosureFrom, disclosureValue, type Disclosure } from '../journal/disclosure.js';
 import { aborted, CANCELLED, DROPPED, onAbort } from '../interface/cancel.js';
-import { failed, revoked, type Revoked, type RevokeCode } from '../interface/outcome.js';
+import { failed, revoked, type Outcome, type Revoked, type RevokeCode } from '../interface/outcome.js';
 import {
   CANCEL_PROTOCOL,
   decodeCall,
+  decodeDocHeads,
+  decodeDocSync,
+  DOC_HEADS_PROTOCOL,
+  DOC_SYNC_PROTOCOL,
+  encodeDocHeads,
+  encodeDocSync,
+  MAX_DOC_HEADS_ITEMS,
+  MAX_DOC_SYNC_ITEMS,
+  type DocSyncRequest,
   decodeCancel,
   decodeTokenRequest,
   decodeReply,
@@ -77,6 +86,10 @@ export interface Session {
   fetch(token: Token, timeoutMs: number): Promise<Replica>;
   /** The other side's journal records about `token` that it may show this side (not yet verified); rejects with its refusal. */
   records(token: Token, timeoutMs: number): Promise<Disclosure>;
+  /** What of a document this side lacks (a bundle, docs/sync.ts, not yet checked), or the other side's refusal. Never rejects. */
+  docSync(request: DocSyncRequest, timeoutMs: number): Promise<Outcome>;
+  /** Tell the other side this side's heads of `doc` changed (no answer). */
+  docHeads(doc: string, heads: readonly string[]): void;
   close(): void;
   readonly closed: Promise<void>;
 }
@@ -236,6 +249,8 @@ const KIND_LIMITS: ReadonlyArray<readonly [CID, Partial<DecodeLimits>]> = [
   [REVOCATION_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
   [FETCH_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
   [RECORDS_PROTOCOL, envelopeLimits(MAX_REQUEST_ITEMS)],
+  [DOC_SYNC_PROTOCOL, envelopeLimits(MAX_DOC_SYNC_ITEMS)],
+  [DOC_HEADS_PROTOCOL, envelopeLimits(MAX_DOC_HEADS_ITEMS)],
   [CAPTP_PROTOCOL, Object.freeze({ maxItems: MAX_CAPTP_ITEMS })],
 ];
 const CALL_LIMITS = envelopeLimits(MAX_CALL_ITEMS);
@@ -292,6 +307,10 @@ export interface SessionHandlers {
   fetch?(token: Token): Promise<Replica>;
   /** The journal records about `token` this side may show the peer; throw to refuse. */
   records?(token: Token): Promise<Disclosure>;
+  /** A document's bundle for the peer (fulfilled, its value the bundle), or a refusal; `session` is the one asking. */
+  docSync?(request: DocSyncRequest, session: Session): Promise<Outcome>;
+  /** The peer's heads of `doc` changed. */
+  docHeads?(doc: string, heads: readonly string[], session: Session): void;
 }
 
 const refused = (outcome: Revoked): Answer => ({ outcome, cacheable: false });
@@ -468,6 +487,18 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
         return bulk(disclosureValue(await handlers.records(token)));
       });
     }
+    if (cid.equals(DOC_SYNC_PROTOCOL)) {
+      const { id, request } = decodeDocSync(message);
+      return serve(id, async () => {
+        if (!handlers.docSync) return refused(revoked('denied', 'this side keeps no documents'));
+        const outcome = await handlers.docSync(request, self);
+        return outcome.status === 'fulfilled' ? bulk(outcome.value) : refused(outcome.status === 'revoked' ? outcome : revoked('internal', 'a further promise where a bundle was due'));
+      });
+    }
+    if (cid.equals(DOC_HEADS_PROTOCOL)) {
+      const { doc, heads } = decodeDocHeads(message);
+      return handlers.docHeads?.(doc, heads, self);
+    }
     if (cid.equals(CANCEL_PROTOCOL)) {
       // A call already answered (or never made) has nothing to cancel.
       return cancellable.get(decodeCancel(message))?.abort();
@@ -553,7 +584,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     }
     return bootstrapPromise;
   };
-  return harden({
+  const self: Session = harden({
     peer,
     bootstrap: bootstrapOnce,
     call: (token: Token, args: readonly unknown[], options: WireCallOptions & { timeoutMs?: number; signal?: AbortSignal } = {}) =>
@@ -561,9 +592,14 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     revoke: (notice: RevocationNotice, timeoutMs: number) => request((id) => encodeRevocation(id, notice), { ms: timeoutMs, code: 'unreachable', reason: 'no acknowledgement' }),
     fetch: async (token: Token, timeoutMs: number) => replicaFrom(await requestValue(FETCH_PROTOCOL, token, timeoutMs)),
     records: async (token: Token, timeoutMs: number) => disclosureFrom(await requestValue(RECORDS_PROTOCOL, token, timeoutMs)),
+    // A bundle is larger than a call's value may be: decoded under the codec's own limits, like a replica.
+    docSync: async (asked: DocSyncRequest, timeoutMs: number) =>
+      (await request((id) => encodeDocSync(id, asked), { ms: timeoutMs, code: 'unreachable', reason: 'unreachable' }, undefined, {})).outcome,
+    docHeads: (doc: string, heads: readonly string[]) => send(encodeDocHeads(doc, heads)),
     close: () => socket.close(1000),
     closed,
   });
+  return self;
 };
 
 export interface SessionOptions {

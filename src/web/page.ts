@@ -138,6 +138,8 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.proposal, entry.voter];
     case 'proposal-ended':
       return [entry.proposal, ...(entry.version ? [entry.version] : [])];
+    case 'doc-token':
+      return entry.doc === undefined ? [entry.token] : [entry.token, entry.doc];
     case 'fulfilled':
     case 'revoked':
     case 'promised':

@@ -1,0 +1,230 @@
+/// <reference types="ses" />
+/**
+ * Documents over a node's sessions (the rules of who gets what are in
+ * docs/sync.ts; the frames in frames.ts).
+ *
+ * When to pull. A node pulls every document it follows (one it issued, or
+ * one a followed token reaches) from a node it dials as soon as the session
+ * is up, and pulls back from a peer that pulled a document from it (once per
+ * session): so after a link comes back, both sides have each other's
+ * versions without anyone asking. While connected, a replica whose heads
+ * change sends a small `doc-heads` notice to the sessions that synced that
+ * document from it, and the peer pulls if it lacks one of those heads.
+ * Notices, not a periodic pull: a change reaches a connected peer in one
+ * round trip, an idle document costs nothing, and what a notice can miss —
+ * a change made while the link was down — is what the pull on connecting
+ * fetches. A pull repeats while the answer says `more` and brought
+ * something new, at most MAX_ROUNDS times.
+ *
+ * Bounds. A peer's requests are answered one at a time (MAX_QUEUED more wait,
+ * past that `quota`); each answer is bounded in versions and bytes
+ * (docs/sync.ts). Pulls to one peer go one at a time; a notice for a
+ * document already being pulled from that peer only marks it to pull once
+ * more. Notices go only to peers that showed they hold a token for the
+ * document (their request was answered), and are sent to sessions known to
+ * speak sync (nodes this node dialled, or that sent a sync request or
+ * notice), never to a command-line client.
+ */
+import type { Principal, Token } from '../interface/ids.js';
+import { describeThrown } from '../interface/errors.js';
+import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { bundleFrom, SyncRefusal } from '../docs/sync.js';
+import { MAX_HAVES, type DocSyncRequest } from './frames.js';
+import type { Session } from './session.js';
+import { silentLog, type Log } from './log.js';
+
+/** How long one sync request (or a closure fetch on a first sync) may take. */
+export const SYNC_TIMEOUT_MS = 30_000;
+/** Most requests one pull makes while the answers say `more`. */
+export const MAX_ROUNDS = 64;
+/** Sync requests from one peer that may wait while one of its requests is answered. */
+export const MAX_QUEUED = 8;
+
+/** What a pull did: versions taken, refused with reasons, or the whole pull refused (`code`, `reason`). */
+export interface PullReport {
+  readonly doc?: string;
+  readonly accepted: number;
+  readonly refused: ReadonlyArray<{ version: string; reason: string }>;
+  readonly rounds: number;
+  readonly code?: RevokeCode;
+  readonly reason?: string;
+}
+
+/** What a node syncs: a document (it issued it, or its token is known) and the token it presents. */
+export interface SyncTarget {
+  readonly doc?: string;
+  readonly token?: Token;
+}
+
+export type DocSync = ReturnType<typeof makeDocSync>;
+
+export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) => {
+  let closed = false;
+  /** Sessions that speak sync. */
+  const capable = new Set<Session>();
+  /** Document → sessions that synced it from this node: they hear its heads change. */
+  const subscribers = new Map<string, Set<Session>>();
+  /** Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target. */
+  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
+  /** Per peer: its sync requests being answered or waiting here. */
+  const serving = new Map<Principal, { count: number; turn: Promise<unknown> }>();
+  /** Documents whose heads changed this turn: one notice each. */
+  const changed = new Map<string, readonly string[]>();
+
+  const stateOf = (session: Session) => {
+    let state = sessions.get(session);
+    if (!state) {
+      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), queue: Promise.resolve(), pulls: new Map() }));
+      capable.add(session);
+      void session.closed.then(() => {
+        capable.delete(session);
+        for (const set of subscribers.values()) set.delete(session);
+      });
+    }
+    return state;
+  };
+
+  const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
+  const headsOf = (doc: string | undefined) => (doc === undefined ? [] : (kernel.docs.held().find((held) => held.doc === doc)?.heads ?? []));
+
+  /** One pull of `target` from `session`'s peer: requests while the answers say `more` and bring something. Never throws. */
+  const pullOnce = async (session: Session, target: SyncTarget): Promise<PullReport> => {
+    const state = stateOf(session);
+    let { doc } = target;
+    const { token } = target;
+    let accepted = 0;
+    const refused: Array<{ version: string; reason: string }> = [];
+    let rounds = 0;
+    const report = (extra: { code?: RevokeCode; reason?: string } = {}): PullReport => {
+      const done = { ...(doc === undefined ? {} : { doc }), accepted, refused, rounds, ...extra };
+      const log = logOf();
+      if (extra.code) log.info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
+      else if (accepted > 0 || refused.length > 0) log.info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} versions of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
+      return harden(done);
+    };
+    try {
+      while (rounds < MAX_ROUNDS && !closed) {
+        rounds += 1;
+        const chain = token !== undefined && !(doc !== undefined && state.pulled.has(doc)) ? await kernel.chainBlocks(token) : undefined;
+        const request: DocSyncRequest = {
+          ...(token === undefined ? {} : { token }),
+          ...(doc === undefined ? {} : { doc }),
+          haves: headsOf(doc).slice(0, MAX_HAVES),
+          ...(chain ? { chain } : {}),
+        };
+        const outcome: Outcome = await session.docSync(request, SYNC_TIMEOUT_MS);
+        if (outcome.status !== 'fulfilled') {
+          return report(outcome.status === 'revoked' ? { code: outcome.code, reason: outcome.reason } : { code: 'malformed', reason: 'a further promise where a bundle was due' });
+        }
+        const bundle = bundleFrom(outcome.value, doc);
+        const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+        doc = taken.doc;
+        state.pulled.add(doc);
+        accepted += taken.accepted;
+        refused.push(...taken.refused);
+        if (!bundle.more || taken.accepted === 0) break;
+      }
+      return report();
+    } catch (error) {
+      return report(error instanceof SyncRefusal ? { code: error.code, reason: error.message } : { code: 'internal', reason: describeThrown(error) });
+    }
+  };
+
+  /** Pull `target` from `session`'s peer in turn with its other pulls; one already waiting is marked to run once more instead. */
+  const pull = (session: Session, target: SyncTarget): void => {
+    if (closed) return;
+    const state = stateOf(session);
+    const key = target.doc ?? target.token!;
+    const queued = state.pulls.get(key);
+    if (queued) return void (queued.again = true);
+    const entry = { again: false };
+    state.pulls.set(key, entry);
+    const run = async () => {
+      do {
+        entry.again = false;
+        await pullOnce(session, target.doc === undefined ? (kernel.docs.following().find((f) => f.token === target.token) ?? target) : target);
+      } while (entry.again && !closed);
+      state.pulls.delete(key);
+    };
+    state.queue = state.queue.then(run, run);
+  };
+
+  const notify = () => {
+    const docs = [...changed];
+    changed.clear();
+    for (const [doc, heads] of docs) for (const session of subscribers.get(doc) ?? []) session.docHeads(doc, heads);
+  };
+
+  kernel.journal.onAppend((entry) => {
+    if (closed) return;
+    if (entry.kind === 'doc-head' && subscribers.has(entry.doc)) {
+      if (changed.size === 0) setImmediate(notify);
+      changed.set(entry.doc, entry.heads);
+    } else if (entry.kind === 'doc-token' && entry.doc === undefined) {
+      // A token newly followed: ask every peer that speaks sync.
+      for (const session of capable) pull(session, { token: entry.token });
+    }
+  });
+
+  return harden({
+    pull,
+    pullOnce,
+
+    /** A session is up: pull everything followed here from a node this node dialled. */
+    track(session: Session, dialled: boolean) {
+      if (!dialled || closed) return;
+      stateOf(session);
+      for (const target of kernel.docs.following()) pull(session, target);
+    },
+
+    /** Answer a peer's sync request (in turn with its others), and pull back from it once. */
+    async serve(request: DocSyncRequest, session: Session): Promise<Outcome> {
+      const state = stateOf(session);
+      const peer = session.peer;
+      const load = serving.get(peer) ?? { count: 0, turn: Promise.resolve() };
+      if (load.count > MAX_QUEUED) return revoked('quota', `too many sync requests in flight (limit ${MAX_QUEUED + 1} per peer)`);
+      load.count += 1;
+      serving.set(peer, load);
+      const answer = async () => {
+        try {
+          return await kernel.syncBundle(request, peer);
+        } finally {
+          load.count -= 1;
+          if (load.count === 0 && serving.get(peer) === load) serving.delete(peer);
+        }
+      };
+      const running = load.turn.then(answer, answer);
+      load.turn = running.catch(() => {});
+      const outcome = await running;
+      if (outcome.status !== 'fulfilled') {
+        logOf().info({ event: 'doc-sync-refused', peer, code: outcome.status === 'revoked' ? outcome.code : 'other' }, `sync request from ${peer} refused: ${outcome.status === 'revoked' ? outcome.reason : outcome.status}`);
+        return outcome;
+      }
+      const doc = (outcome.value as { doc: string }).doc;
+      let set = subscribers.get(doc);
+      if (!set) subscribers.set(doc, (set = new Set()));
+      set.add(session);
+      const mine = targetFor(doc);
+      if (mine && !state.pulled.has(doc) && !state.pulledBack.has(doc)) {
+        state.pulledBack.add(doc);
+        pull(session, mine);
+      }
+      return outcome;
+    },
+
+    /** A peer's heads of `doc` changed: pull if this node follows `doc` and lacks one of them. */
+    heard(doc: string, heads: readonly string[], session: Session) {
+      stateOf(session);
+      const mine = targetFor(doc);
+      if (!mine || closed) return;
+      const held = headsOf(doc);
+      if (heads.every((head) => held.includes(head))) return;
+      pull(session, mine);
+    },
+
+    close() {
+      closed = true;
+    },
+  });
+};
