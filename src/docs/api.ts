@@ -49,7 +49,7 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     /** The documents held here, with their heads. */
     held: () => docs.held(),
     /** What a replica with heads `haves` lacks of `doc` (sync). */
-    bundle: (doc: string, haves: readonly string[]): Promise<Bundle> => docs.bundle(doc, haves),
+    bundle: (doc: string, haves: readonly string[], maxVersions?: number, maxBytes?: number): Promise<Bundle> => docs.bundle(doc, haves, maxVersions, maxBytes),
     /** Take in a bundle from another replica: checked, then merged. */
     ingest: (bundle: Bundle) => docs.ingest(bundle),
     /** Every conflict known here, settled ones too. */

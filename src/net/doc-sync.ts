@@ -9,19 +9,21 @@
  * session): so after a link comes back, both sides have each other's
  * versions without anyone asking. While connected, a replica whose heads
  * change sends a small `doc-heads` notice to the sessions that synced that
- * document from it, and the peer pulls if it lacks one of those heads.
+ * document with it (either way), and the peer pulls if it lacks one of
+ * those heads.
  * Notices, not a periodic pull: a change reaches a connected peer in one
  * round trip, an idle document costs nothing, and what a notice can miss —
  * a change made while the link was down — is what the pull on connecting
  * fetches. A pull repeats while the answer says `more` and brought
- * something new, at most MAX_ROUNDS times.
+ * something new, at most MAX_ROUNDS times. A token followed whose document
+ * no peer held yet is asked for again every FOLLOW_RETRY_MS.
  *
  * Bounds. A peer's requests are answered one at a time (MAX_QUEUED more wait,
  * past that `quota`); each answer is bounded in versions and bytes
  * (docs/sync.ts). Pulls to one peer go one at a time; a notice for a
  * document already being pulled from that peer only marks it to pull once
- * more. Notices go only to peers that showed they hold a token for the
- * document (their request was answered), and are sent to sessions known to
+ * more. Notices go only to peers that showed they hold the document (a
+ * request of theirs for it was answered, or they answered one), and are sent to sessions known to
  * speak sync (nodes this node dialled, or that sent a sync request or
  * notice), never to a command-line client.
  */
@@ -40,6 +42,8 @@ export const SYNC_TIMEOUT_MS = 30_000;
 export const MAX_ROUNDS = 64;
 /** Sync requests from one peer that may wait while one of its requests is answered. */
 export const MAX_QUEUED = 8;
+/** How often a token followed but not yet answered by any peer (none held its document) is asked for again. */
+export const FOLLOW_RETRY_MS = 5_000;
 
 /** What a pull did: versions taken, refused with reasons, or the whole pull refused (`code`, `reason`). */
 export interface PullReport {
@@ -66,7 +70,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   /** Document → sessions that synced it from this node: they hear its heads change. */
   const subscribers = new Map<string, Set<Session>>();
   /** Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target. */
-  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
+  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
   /** Per peer: its sync requests being answered or waiting here. */
   const serving = new Map<Principal, { count: number; turn: Promise<unknown> }>();
   /** Documents whose heads changed this turn: one notice each. */
@@ -75,7 +79,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   const stateOf = (session: Session) => {
     let state = sessions.get(session);
     if (!state) {
-      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), queue: Promise.resolve(), pulls: new Map() }));
+      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), queue: Promise.resolve(), pulls: new Map() }));
       capable.add(session);
       void session.closed.then(() => {
         capable.delete(session);
@@ -83,6 +87,12 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       });
     }
     return state;
+  };
+
+  const subscribe = (doc: string, session: Session) => {
+    let set = subscribers.get(doc);
+    if (!set) subscribers.set(doc, (set = new Set()));
+    set.add(session);
   };
 
   const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
@@ -103,6 +113,8 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       else if (accepted > 0 || refused.length > 0) log.info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} versions of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
       return harden(done);
     };
+    const marks = [target.doc, token].filter((mark): mark is string => mark !== undefined && !state.active.has(mark));
+    for (const mark of marks) state.active.add(mark);
     try {
       while (rounds < MAX_ROUNDS && !closed) {
         rounds += 1;
@@ -121,6 +133,8 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
         const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
         doc = taken.doc;
         state.pulled.add(doc);
+        // The peer holds the document (it just answered for it): it hears of this side's heads from now on too.
+        subscribe(doc, session);
         accepted += taken.accepted;
         refused.push(...taken.refused);
         if (!bundle.more || taken.accepted === 0) break;
@@ -128,6 +142,8 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       return report();
     } catch (error) {
       return report(error instanceof SyncRefusal ? { code: error.code, reason: error.message } : { code: 'internal', reason: describeThrown(error) });
+    } finally {
+      for (const mark of marks) state.active.delete(mark);
     }
   };
 
@@ -161,11 +177,20 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     if (entry.kind === 'doc-head' && subscribers.has(entry.doc)) {
       if (changed.size === 0) setImmediate(notify);
       changed.set(entry.doc, entry.heads);
-    } else if (entry.kind === 'doc-token' && entry.doc === undefined) {
-      // A token newly followed: ask every peer that speaks sync.
-      for (const session of capable) pull(session, { token: entry.token });
+    } else if (entry.kind === 'doc-token') {
+      // A token newly followed, or its document newly known: ask every peer that speaks sync.
+      for (const session of capable) {
+        // Not the peer being pulled from with this token right now: that pull goes on by itself.
+        const active = sessions.get(session)?.active;
+        if (active?.has(entry.token) || (entry.doc !== undefined && active?.has(entry.doc))) continue;
+        pull(session, entry.doc === undefined ? { token: entry.token } : { doc: entry.doc, token: entry.token });
+      }
     }
   });
+  const retry = setInterval(() => {
+    for (const target of kernel.docs.following()) if (target.doc === undefined) for (const session of capable) pull(session, target);
+  }, FOLLOW_RETRY_MS);
+  retry.unref();
 
   return harden({
     pull,
@@ -202,9 +227,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
         return outcome;
       }
       const doc = (outcome.value as { doc: string }).doc;
-      let set = subscribers.get(doc);
-      if (!set) subscribers.set(doc, (set = new Set()));
-      set.add(session);
+      subscribe(doc, session);
       const mine = targetFor(doc);
       if (mine && !state.pulled.has(doc) && !state.pulledBack.has(doc)) {
         state.pulledBack.add(doc);
@@ -225,6 +248,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
 
     close() {
       closed = true;
+      clearInterval(retry);
     },
   });
 };

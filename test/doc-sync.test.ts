@@ -1,0 +1,335 @@
+/**
+ * Documents synced between real nodes over real WebSockets on loopback
+ * (startNode, as `grid start` runs them): replicas that were apart catch up
+ * by themselves when the link comes back, conflicts reach both sides and so
+ * does their settlement, three nodes in a line converge, and hostile peers —
+ * one with no token for the document, one offering a malformed or oversized
+ * DAG — are refused with their reasons.
+ */
+import '../src/perimeter/lockdown.js';
+import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { WebSocketServer } from 'ws';
+import { openKernel, type Kernel, type Outcome } from '../src/index.js';
+import { generateIdentity, loadIdentity, type Identity } from '../src/identity/index.js';
+import { homePaths } from '../src/home/home.js';
+import { NodeSessions, startNode, type GridNode } from '../src/net/node.js';
+import { connectNode } from '../src/net/client.js';
+import { acceptSession } from '../src/net/session.js';
+import { fulfilled } from '../src/interface/outcome.js';
+import type { GridValue } from '../src/closures/values.js';
+import { bundleValue, MAX_BUNDLE_BLOCKS } from '../src/docs/sync.js';
+import type { Bundle } from '../src/docs/documents.js';
+import { tempDir } from './_helpers.js';
+
+const random = (n: number) => new Uint8Array(randomBytes(n));
+const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
+
+const valueOf = (outcome: Outcome): GridValue => {
+  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome)}`);
+  return outcome.value;
+};
+const read = async (kernel: Kernel, token: string) => (valueOf(await kernel.docs.read(token)) as { value: GridValue }).value;
+const headsOf = (kernel: Kernel, doc: string) => kernel.docs.held().find((held) => held.doc === doc)?.heads ?? [];
+
+/** Wait until `check` holds (polled), or fail saying what was awaited: convergence has no fixed time. */
+const until = async (what: string, check: () => boolean | Promise<boolean>, ms = 20_000) => {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+};
+
+/** A home on disk (created once) and its identity, so a node can stop and come back as itself. */
+const makeHome = async (t: ExecutionContext) => {
+  const home = await tempDir(t);
+  await (await openKernel({ home, create: true })).close();
+  return { home, identity: await loadIdentity(homePaths(home).identity) };
+};
+
+const started: GridNode[] = [];
+const nodeOn = async (t: ExecutionContext, where: { home: string; identity: Identity } | Identity, peers: string[] = []) => {
+  const identity = 'home' in where ? where.identity : where;
+  const say = (_f: unknown, line: string) => process.env.SYNC_DEBUG && console.log(identity.principal.slice(-6), line);
+  const log = { trace: say, debug: say, info: say, warn: say, error: say, fatal: say } as never;
+  const node = await startNode((forward) => openKernel('home' in where ? { home: where.home, forward } : { memory: true, identity, forward }), { identity, random, peers, log });
+  t.teardown(() => node.close());
+  started.push(node);
+  return node;
+};
+
+/** A document over an example's `update`, its reducer replicable so replicas can check versions while its issuer is away. */
+const createDoc = async (kernel: Kernel, example: string, merges: string[], init: GridValue) => {
+  const code = await kernel.publish(await source(`examples/${example}`));
+  const reducer = await kernel.issue({ code, export: 'update', replicable: true });
+  return kernel.docs.create({ reducer, merges, init });
+};
+
+/** `to` may write `doc` through a delegation it holds (the chain handed over as a grid URL would). */
+const delegateWrite = async (from: Kernel, to: Kernel, write: string) => {
+  const token = await from.delegate({ token: write, to: [to.principal] });
+  await to.importChain(token, (await from.chainBlocks(token))!);
+  return token;
+};
+
+const open = (kernel: Kernel) => kernel.docs.allConflicts().filter((c) => !c.settled).length;
+
+const converged = (kernels: Kernel[], doc: string) => {
+  const heads = kernels.map((kernel) => JSON.stringify(headsOf(kernel, doc)));
+  return heads.every((h) => h === heads[0]) && headsOf(kernels[0]!, doc).length === 1;
+};
+
+test.serial('two nodes edit while the link is down and converge by themselves when it comes back', async (t) => {
+  t.timeout(90_000);
+  const aliceHome = await makeHome(t);
+  const bobHome = await makeHome(t);
+  const alice = await nodeOn(t, aliceHome);
+  let bob = await nodeOn(t, bobHome, [alice.server.url]);
+  const doc = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
+  valueOf(await alice.kernel.docs.apply(doc.write, { add: 'bread' }));
+  const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
+  t.deepEqual(bob.kernel.docs.follow(bobWrite), { token: bobWrite });
+  await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
+  t.deepEqual(await read(bob.kernel, bobWrite), { items: [{ text: 'bread', done: false }] });
+  t.deepEqual(bob.kernel.docs.following(), [{ token: bobWrite, doc: doc.doc }]);
+
+  // The link dies: Bob's node stops. Both edit apart; Bob's edit is made offline, on his home alone.
+  await bob.close();
+  valueOf(await alice.kernel.docs.apply(doc.write, { add: 'milk' }));
+  const offline = await openKernel({ home: bobHome.home });
+  valueOf(await offline.docs.apply(bobWrite, { add: 'eggs' }));
+  await offline.close();
+  t.notDeepEqual(headsOf(alice.kernel, doc.doc), headsOf(offline, doc.doc));
+
+  // Bob's node comes back: no one asks, and both sides end on one head and one value.
+  bob = await nodeOn(t, bobHome, [alice.server.url]);
+  await until('both sides to converge', () => converged([alice.kernel, bob.kernel], doc.doc));
+  const value = await read(alice.kernel, doc.read);
+  t.deepEqual(await read(bob.kernel, bobWrite), value);
+  t.deepEqual(
+    (value as { items: Array<{ text: string }> }).items.map((item) => item.text).sort(),
+    ['bread', 'eggs', 'milk'],
+  );
+  // While connected, a change reaches the other side through a notice.
+  valueOf(await bob.kernel.docs.apply(bobWrite, { done: 'milk' }));
+  await until('Alice to see Bob’s change', () => converged([alice.kernel, bob.kernel], doc.doc) && headsOf(alice.kernel, doc.doc)[0] === headsOf(bob.kernel, doc.doc)[0]);
+  await until('the value to follow', async () => JSON.stringify(await read(alice.kernel, doc.read)) === JSON.stringify(await read(bob.kernel, bobWrite))).catch(async (e) => {
+    console.log(JSON.stringify(await read(alice.kernel, doc.read)), JSON.stringify(await read(bob.kernel, bobWrite)), headsOf(alice.kernel, doc.doc), headsOf(bob.kernel, doc.doc));
+    throw e;
+  });
+  t.regex(JSON.stringify(await read(alice.kernel, doc.read)), /"done":true,"text":"milk"/);
+});
+
+test.serial('a conflict no merge settles reaches both sides; the settlement made on one reaches the other', async (t) => {
+  t.timeout(90_000);
+  const aliceHome = await makeHome(t);
+  const bobHome = await makeHome(t);
+  const alice = await nodeOn(t, aliceHome);
+  let bob = await nodeOn(t, bobHome, [alice.server.url]);
+  const doc = await createDoc(alice.kernel, 'budget.js', ['json'], { total: 100, lines: {} });
+  const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
+  bob.kernel.docs.follow(bobWrite);
+  await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
+
+  await bob.close();
+  valueOf(await alice.kernel.docs.apply(doc.write, { set: 120 }));
+  const offline = await openKernel({ home: bobHome.home });
+  valueOf(await offline.docs.apply(bobWrite, { set: 90 }));
+  await offline.close();
+  bob = await nodeOn(t, bobHome, [alice.server.url]);
+
+  await until('the conflict on both sides', () => open(alice.kernel) > 0 && open(bob.kernel) > 0);
+  const [conflict] = alice.kernel.docs.allConflicts();
+  t.deepEqual(bob.kernel.docs.allConflicts().map((c) => c.conflict), [conflict!.conflict], 'the same conflict token on both sides');
+  t.regex(conflict!.attempts[0]!.reason, /\/total/);
+  t.deepEqual([...headsOf(alice.kernel, doc.doc)].sort(), [...headsOf(bob.kernel, doc.doc)].sort());
+  t.is(headsOf(bob.kernel, doc.doc).length, 2);
+  // A writer cannot go on while the conflict is open, on either side.
+  t.is(((await bob.kernel.docs.apply(bobWrite, { set: 1 })) as { code: string }).code, 'conflict');
+
+  // Alice settles it (she holds the settle token); Bob's node gets the settlement while connected.
+  const settled = valueOf(await alice.kernel.docs.resolve(doc.settle, conflict!.conflict, { pick: conflict!.heads[1]! })) as { version: string; value: GridValue };
+  await until('the settlement on Bob’s side', () => open(bob.kernel) === 0 && headsOf(bob.kernel, doc.doc)[0] === settled.version);
+  t.deepEqual(headsOf(bob.kernel, doc.doc), [settled.version]);
+  t.deepEqual(await read(bob.kernel, bobWrite), settled.value);
+  t.is(bob.kernel.docs.allConflicts()[0]!.settled, settled.version);
+});
+
+test.serial('three nodes in a line converge: A–B–C, edits at both ends', async (t) => {
+  t.timeout(90_000);
+  const [ia, ib, ic] = [generateIdentity(random), generateIdentity(random), generateIdentity(random)];
+  const a = await nodeOn(t, ia);
+  const b = await nodeOn(t, ib, [a.server.url]);
+  const doc = await createDoc(a.kernel, 'todo.js', ['json'], { items: [] });
+  const bWrite = await delegateWrite(a.kernel, b.kernel, doc.write);
+  // C reaches only B; it follows before B holds the document, and gets it once B does.
+  const c = await nodeOn(t, ic, [b.server.url]);
+  const cWrite = await delegateWrite(a.kernel, c.kernel, doc.write);
+  c.kernel.docs.follow(cWrite);
+  b.kernel.docs.follow(bWrite);
+  await until('all three to hold the document', () => converged([a.kernel, b.kernel, c.kernel], doc.doc), 30_000);
+  valueOf(await a.kernel.docs.apply(doc.write, { add: 'from A' }));
+  valueOf(await c.kernel.docs.apply(cWrite, { add: 'from C' }));
+  await until(
+    'one head everywhere, with both edits',
+    () => converged([a.kernel, b.kernel, c.kernel], doc.doc) && a.kernel.docs.held()[0]!.heads[0] !== undefined && headsOf(a.kernel, doc.doc)[0] !== headsOf(a.kernel, doc.doc)[1],
+    30_000,
+  ).catch((e) => {
+    console.log([a, b, c].map((n) => headsOf(n.kernel, doc.doc)), [a, b, c].map((n) => n.kernel.docs.allConflicts().length));
+    throw e;
+  });
+  await until('both edits in every value', async () => {
+    const values = await Promise.all([read(a.kernel, doc.read), read(b.kernel, bWrite), read(c.kernel, cWrite)]);
+    return values.every((value) => JSON.stringify(value) === JSON.stringify(values[0]) && (value as { items: unknown[] }).items.length === 2);
+  });
+  t.true(converged([a.kernel, b.kernel, c.kernel], doc.doc));
+});
+
+test.serial('a peer without a token for the document, or with someone else’s, another document’s or a revoked one, is refused with a reason', async (t) => {
+  const alice = await nodeOn(t, generateIdentity(random));
+  const doc = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
+  const bob = generateIdentity(random);
+  const bobWrite = await alice.kernel.delegate({ token: doc.write, to: [bob.principal] });
+  const im = generateIdentity(random);
+  const mallory = await connectNode(alice.server.url, { identity: im, random });
+  t.teardown(() => mallory.close());
+  const ask = async (request: Parameters<typeof mallory.session.docSync>[0]) => {
+    const outcome = await mallory.session.docSync(request, 5000);
+    return outcome.status === 'revoked' ? { code: outcome.code, reason: outcome.reason } : { code: 'none', reason: JSON.stringify(outcome).slice(0, 200) };
+  };
+  const noToken = await ask({ doc: doc.doc, haves: [] });
+  t.is(noToken.code, 'denied');
+  t.regex(noToken.reason, /only the document's issuer syncs without a token/);
+  const someoneElses = await ask({ token: bobWrite, haves: [] });
+  t.is(someoneElses.code, 'denied');
+  t.regex(someoneElses.reason, new RegExp(`was made for ${bob.principal}, not for ${im.principal}`));
+  const [reducer] = await alice.kernel.docs.closuresOf(doc.doc);
+  const notADocument = await ask({ token: reducer as never, haves: [] });
+  t.is(notADocument.code, 'unknown-token');
+  t.regex(notADocument.reason, /holds no document that .* reaches/);
+  const other = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
+  const otherDocument = await ask({ token: other.read as never, doc: doc.doc, haves: [] });
+  t.is(otherDocument.code, 'denied');
+  t.regex(otherDocument.reason, /reaches document .*, not /);
+  // A delegation made for Mallory is served (its chain held by Alice, who made it); once revoked, refused.
+  const malloryRead = await alice.kernel.delegate({ token: doc.read, to: [im.principal] });
+  const served = await mallory.session.docSync({ token: malloryRead, haves: [] }, 5000);
+  t.is(served.status, 'fulfilled');
+  t.is((valueOf(served) as { doc: string }).doc, doc.doc);
+  await alice.kernel.revoke(malloryRead);
+  const revokedOne = await ask({ token: malloryRead, haves: [] });
+  t.is(revokedOne.code, 'token-revoked');
+  t.regex(revokedOne.reason, /revoked/);
+  // A chain that does not hold up: a record that is not a delegation.
+  const badChain = await ask({ token: malloryRead, haves: [], chain: { links: [new Uint8Array([1, 2, 3])], modules: [] } });
+  t.is(badChain.code, 'invalid');
+  t.regex(badChain.reason, /does not hold/);
+});
+
+test.serial('a hostile peer offering another document, a cycle, a missing parent, too many blocks or endless `more` is bounded and refused', async (t) => {
+  const alice = await openKernel({ memory: true });
+  t.teardown(() => alice.close());
+  const doc = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  const other = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  valueOf(await alice.docs.apply(doc.write, { add: 'a' }));
+  valueOf(await alice.docs.apply(doc.write, { add: 'b' }));
+  const bobId = generateIdentity(random);
+  const bob = await openKernel({ memory: true, identity: bobId });
+  t.teardown(() => bob.close());
+  const bobWrite = await delegateWrite(alice, bob, doc.write);
+  bob.docs.follow(bobWrite);
+  const honest = await alice.docs.bundle(doc.doc, []);
+  const { readVersion } = await import('../src/docs/records.js');
+  const { CID } = await import('multiformats/cid');
+  const versionKeys = honest.blocks.flatMap(([key, bytes]) => {
+    try {
+      readVersion(CID.parse(key), bytes);
+      return [key];
+    } catch {
+      return [];
+    }
+  });
+  if (versionKeys.length !== 2) console.log(JSON.stringify(honest.blocks.map(([k, b]) => [k, versionKeys.includes(k), new TextDecoder().decode(b).slice(0, 80)])));
+  t.is(versionKeys.length, 2);
+  const [v1, v2] = versionKeys as [string, string];
+
+  // The hostile peer answers whatever `offer` says, and hands out the document's closures.
+  let offer: () => Bundle = () => honest;
+  let asked = 0;
+  const hostile = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => new Promise<void>((resolve) => hostile.close(() => resolve())));
+  await new Promise((resolve) => hostile.once('listening', resolve));
+  const mallory = generateIdentity(random);
+  hostile.on('connection', (socket) => {
+    socket.on('error', () => {});
+    acceptSession(socket, {
+      identity: mallory,
+      random,
+      offer: () => ({
+        handlers: {
+          docSync: async () => {
+            asked += 1;
+            return fulfilled(bundleValue(offer()));
+          },
+          fetch: (token) => alice.replica(token, bobId.principal),
+        },
+      }),
+    }).catch(() => {});
+  });
+  const sessions = new NodeSessions(bob);
+  t.teardown(() => sessions.close());
+  const remote = await connectNode(`ws://127.0.0.1:${(hostile.address() as { port: number }).port}`, { identity: bobId, random, offer: (peer) => sessions.offer(peer) });
+  t.teardown(() => remote.close());
+  const pull = (target: { doc?: string }) => sessions.docSync.pullOnce(remote.session, { token: bobWrite, ...target });
+
+  // Another document than the token reaches: refused before anything is fetched or stored.
+  offer = () => ({ ...honest, doc: other.doc, blocks: [[other.doc, honest.blocks[0]![1]]] as never });
+  const wrongGenesis = await pull({});
+  t.is(wrongGenesis.code, 'malformed');
+  t.regex(wrongGenesis.reason!, /genesis does not hash/);
+  offer = () => ({ doc: other.doc, blocks: [], more: false });
+  t.regex((await pull({})).reason!, /lacks document .* genesis/);
+  t.deepEqual(bob.docs.held(), []);
+
+  // A cycle: v2's bytes (whose parent is v1) offered as v1 itself, and v1's as v2. Hash links cannot close a cycle, so the bundle is refused for it.
+  offer = () => ({ ...honest, blocks: honest.blocks.map(([key, bytes]) => [key, key === v1 ? honest.blocks.find(([k]) => k === v2)![1] : key === v2 ? honest.blocks.find(([k]) => k === v1)![1] : bytes] as const) });
+  const cycle = await pull({});
+  t.is(cycle.code, 'malformed');
+  t.regex(cycle.reason!, /does not hash to its CID/);
+
+  // Too many blocks for one answer: refused whole, before any is decoded.
+  offer = () => ({ ...honest, blocks: [...honest.blocks, ...Array.from({ length: MAX_BUNDLE_BLOCKS }, (_, i) => [`filler${i}`, new Uint8Array(1)] as const)] });
+  const huge = await pull({});
+  t.is(huge.code, 'malformed');
+  t.regex(huge.reason!, new RegExp(`more than the ${MAX_BUNDLE_BLOCKS} one answer may`));
+  t.deepEqual(bob.docs.held(), []);
+
+  // A missing parent: v2 without v1. The document is taken (its genesis checks out), v2 is refused with the reason.
+  offer = () => ({ ...honest, blocks: honest.blocks.filter(([key]) => key !== v1) });
+  const orphan = await pull({});
+  t.is(orphan.code, undefined);
+  t.is(orphan.accepted, 0);
+  t.deepEqual(orphan.refused.map((r) => r.version), [v2]);
+  t.regex(orphan.refused[0]!.reason, new RegExp(`its parent ${v1} is missing`));
+  t.deepEqual(headsOf(bob, doc.doc), [doc.doc]);
+
+  // Endless `more`: the pull stops at the first answer that brings nothing new.
+  offer = () => ({ ...honest, more: true });
+  asked = 0;
+  const endless = await pull({ doc: doc.doc });
+  t.is(endless.accepted, 2, 'accepted');
+  t.is(endless.rounds, 2, 'rounds');
+  t.is(asked, 2, 'asked');
+  t.deepEqual(headsOf(bob, doc.doc), headsOf(alice, doc.doc));
+  // A bundle of another document than asked for.
+  offer = () => ({ doc: other.doc, blocks: [], more: false });
+  t.regex((await pull({ doc: doc.doc })).reason!, /is of document .*, not of .* as asked/);
+
+  // The serving side bounds its answers too: versions and bytes.
+  t.like(await alice.docs.bundle(doc.doc, [], 1), { more: true });
+  const byBytes = await alice.docs.bundle(doc.doc, [], 2000, 1);
+  t.true(byBytes.more);
+  t.is(byBytes.blocks.length, honest.blocks.length - 3, 'one version (with its value and change) and no more');
+});
