@@ -16,6 +16,7 @@ import { benchMemory } from './memory.js';
 import { benchMerges } from './merges.js';
 import { benchTextMerge } from './text-merge.js';
 import { benchDocOps } from './doc-ops.js';
+import { benchDocSync } from './doc-sync.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -33,6 +34,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['merges', benchMerges],
   ['text-merge', benchTextMerge],
   ['docs', benchDocOps],
+  ['docs', benchDocSync],
 ];
 
 const only = process.argv.slice(2);

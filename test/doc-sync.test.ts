@@ -222,6 +222,11 @@ test.serial('a peer without a token for the document, or with someone else’s, 
   const revokedOne = await ask({ token: malloryRead, haves: [] });
   t.is(revokedOne.code, 'token-revoked');
   t.regex(revokedOne.reason, /revoked/);
+  // A delegation past its expiry serves no sync either.
+  const lapsed = await alice.kernel.delegate({ token: doc.read, to: [im.principal], policies: [{ module: 'expiry', settings: { until: Date.now() - 1000 } }] });
+  const expired = await ask({ token: lapsed, haves: [] });
+  t.is(expired.code, 'screened');
+  t.regex(expired.reason, /expired at/);
   // A chain that does not hold up: a record that is not a delegation.
   const badChain = await ask({ token: malloryRead, haves: [], chain: { links: [new Uint8Array([1, 2, 3])], modules: [] } });
   t.is(badChain.code, 'invalid');

@@ -681,7 +681,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
       await loadHistory(state.heads);
       const known = new Set<string>([doc]);
-      for (const have of haves) if (versions.has(have)) for (const key of ancestors(CID.parse(have), parentsOf).keys()) known.add(key);
+      for (const have of haves) if (versions.has(have) && !known.has(have)) for (const key of ancestors(CID.parse(have), parentsOf).keys()) known.add(key);
       // Parents first: a depth-first walk from the heads, each version after its parents.
       const order: Version[] = [];
       const placed = new Set<string>(known);
@@ -837,6 +837,34 @@ export const makeDocuments = (powers: DocumentPowers) => {
     issuerOf: (doc: string): Principal | undefined => docs.get(doc)?.issuer,
     /** Sync: the token this node presents for `doc`, if it follows it by one. */
     tokenFor: (doc: string): Token | undefined => [...followed].find(([, held]) => held === doc)?.[0],
+    /** Sync: whether version `cid` (or genesis) is held here. */
+    knows: async (cid: string): Promise<boolean> => {
+      if (versions.has(cid) || docs.has(cid)) return true;
+      try {
+        return await store.has(CID.parse(cid));
+      } catch {
+        return false;
+      }
+    },
+    /**
+     * Sync: what to tell a peer this replica holds of `doc`, at most `max`:
+     * its heads, then the first head's first-parent ancestors 1, 2, 4, 8…
+     * versions back, so a peer that lacks the heads still finds a version
+     * both hold near them.
+     */
+    haves: async (doc: string, max: number): Promise<string[]> => {
+      const state = docs.get(doc);
+      if (!state) return [];
+      await loadHistory(state.heads);
+      const out = state.heads.map(text).slice(0, max);
+      let cid: CID | undefined = state.heads[0];
+      for (let step = 1; cid && out.length < max; step *= 2) {
+        for (let i = 0; i < step && cid; i++) cid = parentsOf(cid)[0];
+        if (!cid || cid.equals(state.cid)) break;
+        out.push(text(cid));
+      }
+      return out;
+    },
     /** Sync: every token followed here, with the document each reaches once known. */
     followed: (): Array<{ token: Token; doc?: string }> => [...followed].map(([token, doc]) => (doc === undefined ? { token } : { token, doc })),
   });

@@ -8,7 +8,8 @@
  * document's role tokens itself (any role may read), or a delegation of one
  * whose outermost link names the peer in its audience, whose chain holds up
  * (each link made by one its inner link names, ending at the document's
- * issuer) and none of whose links is revoked; or the document's issuer,
+ * issuer), none of whose links is revoked or past its expiry policy's
+ * `until` (other policies screen calls, and a sync is none); or the document's issuer,
  * with no token. Anything else is refused in one line with a revoke code.
  * Each answer carries at most SYNC_MAX_VERSIONS versions and stops adding
  * versions past SYNC_MAX_BYTES; the asker comes back for `more`.
@@ -86,6 +87,9 @@ export interface SyncPowers {
   readonly importChain: (token: Token, blocks: ChainBlocks, importer: Principal) => Promise<boolean>;
   readonly closureHere: (token: Token) => Promise<unknown>;
   readonly adopt: (token: Token, replica: Replica) => Promise<unknown>;
+  readonly clock: () => number;
+  /** The shipped expiry policy's module: a delegation past its `until` serves no sync either. */
+  readonly expiryPolicy?: string;
 }
 
 export type Sync = ReturnType<typeof makeSync>;
@@ -120,6 +124,15 @@ export const makeSync = (powers: SyncPowers) => {
         return refuse((error as { code?: string }).code === 'ERR_REVOKED' ? 'token-revoked' : 'invalid', describeThrown(error));
       }
       if (screened && screened.root.code !== ROLE_MODULE_ID) return refuse('denied', `${token} is not a document's token`);
+      // Of a chain's policies only expiry bounds sync (rate, pattern, approvals screen calls, and a sync is none).
+      for (const link of screened?.chain ?? []) {
+        for (const policy of link.policies) {
+          const until = (policy.settings as { until?: unknown } | null)?.until;
+          if (policy.module === powers.expiryPolicy && typeof until === 'number' && powers.clock() >= until) {
+            return refuse('screened', `delegation ${link.token} expired at ${new Date(until).toISOString()}`);
+          }
+        }
+      }
       doc = screened && docs.docOf(screened.root);
     } else {
       const role = docs.roleBySealed(sealToken(token));
@@ -163,6 +176,11 @@ export const makeSync = (powers: SyncPowers) => {
       powers.journal.append({ kind: 'doc-token', token: checked });
       return { token: checked };
     },
+
+    /** What this replica tells a peer it holds of `doc` (documents.ts `haves`): heads first. */
+    haves: (doc: string, max: number) => docs.haves(doc, max),
+    /** Whether version `cid` is held here. */
+    knows: (cid: string) => docs.knows(cid),
 
     /** What this node syncs: the documents it issued (no token needed) and every token it follows (with its document once known). */
     following(): Array<{ doc?: string; token?: Token }> {

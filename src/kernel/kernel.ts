@@ -210,6 +210,8 @@ export class Kernel {
       importChain: (token, blocks, importer) => this.#delegations.importChain(token, blocks, importer),
       closureHere: (token) => closures.here(token),
       adopt: (token, replica) => closures.adopt(token, replica),
+      clock,
+      ...(modules.policyNames.has('expiry') ? { expiryPolicy: modules.policyNames.get('expiry')! } : {}),
     });
     this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
       const closure = closures.loaded(token as Token);
@@ -289,6 +291,14 @@ export class Kernel {
   syncBundle(request: SyncRequest, peer: Principal): Promise<Outcome> {
     if (this.#closed) return Promise.resolve(revoked('shut-down', 'kernel is closed'));
     return this.#sync.serve(request, peer);
+  }
+
+  /** What this node tells a peer it holds of `doc`, and whether it holds version `cid` (sync, docs/sync.ts). */
+  syncHaves(doc: string, max: number): Promise<string[]> {
+    return this.#sync.haves(doc, max);
+  }
+  syncKnows(cid: string): Promise<boolean> {
+    return this.#sync.knows(cid);
   }
 
   /** Take in a peer's answer to this node's sync request, fetching the closures a first copy needs with `fetch` (docs/sync.ts `take`). */

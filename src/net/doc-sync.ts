@@ -96,7 +96,6 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   };
 
   const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
-  const headsOf = (doc: string | undefined) => (doc === undefined ? [] : (kernel.docs.held().find((held) => held.doc === doc)?.heads ?? []));
 
   /** One pull of `target` from `session`'s peer: requests while the answers say `more` and bring something. Never throws. */
   const pullOnce = async (session: Session, target: SyncTarget): Promise<PullReport> => {
@@ -122,7 +121,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
         const request: DocSyncRequest = {
           ...(token === undefined ? {} : { token }),
           ...(doc === undefined ? {} : { doc }),
-          haves: headsOf(doc).slice(0, MAX_HAVES),
+          haves: doc === undefined ? [] : await kernel.syncHaves(doc, MAX_HAVES),
           ...(chain ? { chain } : {}),
         };
         const outcome: Outcome = await session.docSync(request, SYNC_TIMEOUT_MS);
@@ -237,13 +236,12 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     },
 
     /** A peer's heads of `doc` changed: pull if this node follows `doc` and lacks one of them. */
-    heard(doc: string, heads: readonly string[], session: Session) {
+    async heard(doc: string, heads: readonly string[], session: Session) {
       stateOf(session);
       const mine = targetFor(doc);
       if (!mine || closed) return;
-      const held = headsOf(doc);
-      if (heads.every((head) => held.includes(head))) return;
-      pull(session, mine);
+      // Heads this node holds already (its own, or ones it has built on) need no pull.
+      for (const head of heads) if (!(await kernel.syncKnows(head))) return pull(session, mine);
     },
 
     close() {
