@@ -22,6 +22,8 @@ import type { GridValue } from '../src/closures/values.js';
 import { bundleValue, MAX_BUNDLE_BLOCKS } from '../src/docs/sync.js';
 import type { Bundle } from '../src/docs/documents.js';
 import { tempDir } from './_helpers.js';
+import { decodeMessage, encodeMessage } from '../src/wire/index.js';
+import { decodeDocHeads, decodeDocSync, DOC_HEADS_PROTOCOL, DOC_SYNC_PROTOCOL, encodeDocHeads, encodeDocSync, MAX_HAVES } from '../src/net/frames.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
@@ -105,6 +107,7 @@ test.serial('two nodes edit while the link is down and converge by themselves wh
 
   // Bob's node comes back: no one asks, and both sides end on one head and one value.
   bob = await nodeOn(t, bobHome, [alice.server.url]);
+  t.deepEqual(bob.kernel.docs.following(), [{ token: bobWrite, doc: doc.doc }], 'the token followed survives the restart (journal doc-token)');
   await until('both sides to converge', () => converged([alice.kernel, bob.kernel], doc.doc));
   const value = await read(alice.kernel, doc.read);
   t.deepEqual(await read(bob.kernel, bobWrite), value);
@@ -218,6 +221,11 @@ test.serial('a peer without a token for the document, or with someone else’s, 
   const served = await mallory.session.docSync({ token: malloryRead, haves: [] }, 5000);
   t.is(served.status, 'fulfilled');
   t.is((valueOf(served) as { doc: string }).doc, doc.doc);
+  // A peer's requests are answered one at a time, a few more wait; past that, refused at once.
+  const burst = await Promise.all(Array.from({ length: 24 }, () => mallory.session.docSync({ token: malloryRead, haves: [] }, 10_000)));
+  const quota = burst.filter((outcome) => outcome.status === 'revoked' && outcome.code === 'quota');
+  t.true(quota.length > 0 && burst.some((outcome) => outcome.status === 'fulfilled'));
+  t.regex((quota[0] as { reason: string }).reason, /too many sync requests in flight \(limit 9 per peer\)/);
   await alice.kernel.revoke(malloryRead);
   const revokedOne = await ask({ token: malloryRead, haves: [] });
   t.is(revokedOne.code, 'token-revoked');
@@ -337,4 +345,16 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
   const byBytes = await alice.docs.bundle(doc.doc, [], 2000, 1);
   t.true(byBytes.more);
   t.is(byBytes.blocks.length, honest.blocks.length - 3, 'one version (with its value and change) and no more');
+});
+
+test('doc-sync and doc-heads frames round-trip; malformed ones are refused', (t) => {
+  const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as never;
+  const request = { token, doc: 'bafyreia5uy476e4jimbp7e6byfwwejwg7hde2nvjpcb65cx4i2r4sfyl3a', haves: ['bafyreia5uy476e4jimbp7e6byfwwejwg7hde2nvjpcb65cx4i2r4sfyl3a'] };
+  t.deepEqual(decodeDocSync(decodeMessage(encodeDocSync(7, request))), { id: 7, request });
+  t.deepEqual(decodeDocSync(decodeMessage(encodeDocSync(1, { doc: request.doc, haves: [] }))), { id: 1, request: { doc: request.doc, haves: [] } });
+  t.deepEqual(decodeDocHeads(decodeMessage(encodeDocHeads(request.doc, request.haves))), { doc: request.doc, heads: request.haves });
+  t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, null, null, [], null))), { message: /names a token, a document or both/ });
+  t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, token, null, Array.from({ length: MAX_HAVES + 1 }, () => request.doc), null))), { message: new RegExp(`at most ${MAX_HAVES}`) });
+  t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, token, null, [7], null))), { message: /CID string/ });
+  t.throws(() => decodeDocHeads(decodeMessage(encodeMessage(DOC_HEADS_PROTOCOL, request.doc, 'not a list'))), { message: /list of at most/ });
 });
