@@ -188,6 +188,18 @@ test.serial('three nodes in a line converge: A–B–C, edits at both ends', asy
     return values.every((value) => JSON.stringify(value) === JSON.stringify(values[0]) && (value as { items: unknown[] }).items.length === 2);
   });
   t.true(converged([a.kernel, b.kernel, c.kernel], doc.doc));
+
+  // B writes once, then A revokes B's write: the revocation reaches B and, through B, C (which holds B's delegation from B's version).
+  valueOf(await b.kernel.docs.apply(bWrite, { add: 'from B' }));
+  await until('B’s version everywhere', () => converged([a.kernel, b.kernel, c.kernel], doc.doc) && headsOf(c.kernel, doc.doc)[0] === headsOf(b.kernel, doc.doc)[0]);
+  await a.kernel.revoke(bWrite);
+  await until('the revocation on B and C', () => b.kernel.isRevoked(bWrite as never) && c.kernel.isRevoked(bWrite as never));
+  // A sync answer carries it too, for a peer that was away when it was pushed.
+  const answer = valueOf(await a.kernel.syncBundle({ doc: doc.doc, haves: [] }, a.kernel.principal)) as { revocations?: Array<{ token: string }> };
+  t.deepEqual(answer.revocations?.map((notice) => notice.token), [bWrite]);
+  const refused = await b.kernel.docs.apply(bWrite, { add: 'too late' });
+  t.is(refused.status, 'revoked');
+  t.regex((refused as { reason: string }).reason, /revoked/);
 });
 
 test.serial('a peer without a token for the document, or with someone else’s, another document’s or a revoked one, is refused with a reason', async (t) => {

@@ -33,6 +33,7 @@ import type { Journal } from '../journal/journal.js';
 import { blockCid } from '../store/hashing.js';
 import { MAX_CHAIN, sealToken, type Delegation } from '../delegation/delegation.js';
 import type { ChainBlocks, Replica } from '../wire/shapes.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
 import { MAX_BUNDLE_VERSIONS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
 import { readGenesis, type Genesis } from './records.js';
 
@@ -44,6 +45,9 @@ export const SYNC_MAX_BYTES = 4 * 1024 * 1024;
 export const MAX_BUNDLE_BLOCKS = 3 * SYNC_MAX_VERSIONS + 2 + 2 * MAX_CHAIN;
 /** Most bytes of blocks a bundle from a peer may carry: SYNC_MAX_BYTES, and one version's worth past it. */
 export const MAX_BUNDLE_BYTES = 3 * SYNC_MAX_BYTES;
+
+/** Most revocation notices one answer carries. */
+export const MAX_SYNC_REVOCATIONS = 64;
 
 /** A refusal with the revoke code it is answered with. */
 export class SyncRefusal extends GridError<RevokeCode> {}
@@ -59,8 +63,25 @@ export interface SyncRequest {
   readonly chain?: ChainBlocks;
 }
 
-/** A bundle as it travels: `{ doc, blocks: [[cid, bytes]…], more }`. */
-export const bundleValue = (bundle: Bundle): GridValue => ({ doc: bundle.doc, blocks: bundle.blocks.map(([cid, bytes]) => [cid, bytes]), more: bundle.more });
+/** A bundle as it travels: `{ doc, blocks: [[cid, bytes]…], more, revocations? }` (signed notices of revoked delegations of the document). */
+export const bundleValue = (bundle: Bundle, revocations: readonly RevocationNotice[] = []): GridValue => ({
+  doc: bundle.doc,
+  blocks: bundle.blocks.map(([cid, bytes]) => [cid, bytes]),
+  more: bundle.more,
+  ...(revocations.length > 0 ? { revocations: revocations.map((notice) => ({ token: notice.token, reason: notice.reason, by: notice.by, signature: notice.signature })) } : {}),
+});
+
+/** The revocation notices a bundle carries, shape-checked (the kernel checks their signatures when it hears them). */
+export const revocationsIn = (value: GridValue): RevocationNotice[] => {
+  const list = (value as { revocations?: unknown } | null)?.revocations;
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || list.length > MAX_SYNC_REVOCATIONS) return refuse('malformed', `a bundle's revocations are a list of at most ${MAX_SYNC_REVOCATIONS} notices`);
+  return list.map((notice) => {
+    const { token, reason, by, signature } = (notice ?? {}) as Record<string, unknown>;
+    if (typeof token !== 'string' || typeof reason !== 'string' || typeof by !== 'string' || !(signature instanceof Uint8Array)) return refuse('malformed', 'a revocation notice is { token, reason, by, signature }');
+    return { token: token as Token, reason, by: by as Principal, signature };
+  });
+};
 
 /** A peer's bundle read back and bounded, or a refusal saying what is wrong with it. */
 export const bundleFrom = (value: GridValue, doc?: string): Bundle => {
@@ -88,6 +109,8 @@ export interface SyncPowers {
   readonly closureHere: (token: Token) => Promise<unknown>;
   readonly adopt: (token: Token, replica: Replica) => Promise<unknown>;
   readonly clock: () => number;
+  /** The signed notice of a revocation made or heard here. */
+  readonly noticeOf: (token: Token) => RevocationNotice | undefined;
   /** The shipped expiry policy's module: a delegation past its `until` serves no sync either. */
   readonly expiryPolicy?: string;
 }
@@ -96,6 +119,13 @@ export type Sync = ReturnType<typeof makeSync>;
 
 export const makeSync = (powers: SyncPowers) => {
   const { docs } = powers;
+  /** Tokens revoked here (made or heard): a replica's sync answers carry those of the document's delegations. */
+  const revokedTokens = new Set<Token>();
+  const noteRevoked = (entry: { kind: string; token?: Token }) => {
+    if ((entry.kind === 'revoke' || entry.kind === 'revocation') && entry.token) revokedTokens.add(entry.token);
+  };
+  for (const entry of powers.journal.entries()) noteRevoked(entry as { kind: string; token?: Token });
+  powers.journal.onAppend((entry) => noteRevoked(entry as { kind: string; token?: Token }));
 
   /** The document `request` may have for `peer`, or a refusal. */
   const documentFor = async (request: SyncRequest, peer: Principal): Promise<string> => {
@@ -155,6 +185,28 @@ export const makeSync = (powers: SyncPowers) => {
     return refuse('invalid', `the chain of ${token} is longer than ${MAX_CHAIN} links`);
   };
 
+  /** The document held here that a delegation (or role token) reaches, if any. */
+  const docOfToken = async (token: Token): Promise<string | undefined> => {
+    try {
+      const role = docs.roleBySealed(await rootSealed(token));
+      return role && docs.docOf(role);
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Signed notices of revoked delegations that reach `doc` (the newest MAX_SYNC_REVOCATIONS). */
+  const revocationsOf = async (doc: string): Promise<RevocationNotice[]> => {
+    const found: RevocationNotice[] = [];
+    for (const token of [...revokedTokens].reverse()) {
+      if (found.length >= MAX_SYNC_REVOCATIONS) break;
+      if (!(await powers.delegationOf(token))) continue;
+      const notice = (await docOfToken(token)) === doc ? powers.noticeOf(token) : undefined;
+      if (notice) found.push(notice);
+    }
+    return found;
+  };
+
   const genesisIn = (bundle: Bundle): Genesis => {
     const bytes = bundle.blocks.find(([cid]) => cid === bundle.doc)?.[1];
     if (!bytes) return refuse('malformed', `the bundle lacks document ${bundle.doc}'s genesis`);
@@ -177,6 +229,9 @@ export const makeSync = (powers: SyncPowers) => {
       return { token: checked };
     },
 
+    /** The document held here that `token` (a delegation, or a role token) reaches. */
+    docOfToken,
+
     /** What this replica tells a peer it holds of `doc` (documents.ts `haves`): heads first. */
     haves: (doc: string, max: number) => docs.haves(doc, max),
     /** Whether version `cid` is held here. */
@@ -192,7 +247,7 @@ export const makeSync = (powers: SyncPowers) => {
     async serve(request: SyncRequest, peer: Principal): Promise<Outcome> {
       try {
         const doc = await documentFor(request, peer);
-        return fulfilled(bundleValue(await docs.bundle(doc, request.haves, SYNC_MAX_VERSIONS, SYNC_MAX_BYTES)));
+        return fulfilled(bundleValue(await docs.bundle(doc, request.haves, SYNC_MAX_VERSIONS, SYNC_MAX_BYTES), await revocationsOf(doc)));
       } catch (error) {
         return error instanceof SyncRefusal ? revoked(error.code, error.message) : revoked('internal', describeThrown(error));
       }

@@ -211,6 +211,7 @@ export class Kernel {
       closureHere: (token) => closures.here(token),
       adopt: (token, replica) => closures.adopt(token, replica),
       clock,
+      noticeOf: (token) => revocations.noticeOf(token),
       ...(modules.policyNames.has('expiry') ? { expiryPolicy: modules.policyNames.get('expiry')! } : {}),
     });
     this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
@@ -299,6 +300,10 @@ export class Kernel {
   }
   syncKnows(cid: string): Promise<boolean> {
     return this.#sync.knows(cid);
+  }
+  /** The document held here that `token` reaches (sync: which peers hear of its revocation). */
+  syncDocOf(token: Token): Promise<string | undefined> {
+    return this.#sync.docOfToken(token);
   }
 
   /** Take in a peer's answer to this node's sync request, fetching the closures a first copy needs with `fetch` (docs/sync.ts `take`). */

@@ -31,7 +31,7 @@ import type { Principal, Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { bundleFrom, SyncRefusal } from '../docs/sync.js';
+import { bundleFrom, revocationsIn, SyncRefusal } from '../docs/sync.js';
 import { MAX_HAVES, type DocSyncRequest } from './frames.js';
 import type { Session } from './session.js';
 import { silentLog, type Log } from './log.js';
@@ -44,6 +44,8 @@ export const MAX_ROUNDS = 64;
 export const MAX_QUEUED = 8;
 /** How often a token followed but not yet answered by any peer (none held its document) is asked for again. */
 export const FOLLOW_RETRY_MS = 5_000;
+/** How long a revocation waits for each peer syncing the document to acknowledge it. */
+const REVOCATION_ACK_MS = 2000;
 
 /** What a pull did: versions taken, refused with reasons, or the whole pull refused (`code`, `reason`). */
 export interface PullReport {
@@ -129,6 +131,10 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
           return report(outcome.status === 'revoked' ? { code: outcome.code, reason: outcome.reason } : { code: 'malformed', reason: 'a further promise where a bundle was due' });
         }
         const bundle = bundleFrom(outcome.value, doc);
+        // Revocations of the document's delegations first: a version made through one after it was revoked is then refused here too.
+        for (const notice of revocationsIn(outcome.value)) {
+          await kernel.hearRevocation(notice, session.peer).catch((error: unknown) => logOf().info({ event: 'revocation-refused', peer: session.peer, token: notice.token }, `revocation of ${notice.token} from ${session.peer} refused: ${describeThrown(error)}`));
+        }
         const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
         doc = taken.doc;
         state.pulled.add(doc);
@@ -185,6 +191,13 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
         pull(session, entry.doc === undefined ? { token: entry.token } : { doc: entry.doc, token: entry.token });
       }
     }
+  });
+  // A delegation of a document revoked (here, or heard): the peers that sync that document hear it now, not at their next pull.
+  const stopListening = kernel.onRevocation(async (notice) => {
+    if (closed) return;
+    const doc = await kernel.syncDocOf(notice.token);
+    const told = doc === undefined ? [] : [...(subscribers.get(doc) ?? [])].map((session) => session.revoke(notice, REVOCATION_ACK_MS));
+    await Promise.all(told);
   });
   const retry = setInterval(() => {
     for (const target of kernel.docs.following()) if (target.doc === undefined) for (const session of capable) pull(session, target);
@@ -247,6 +260,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     close() {
       closed = true;
       clearInterval(retry);
+      stopListening();
     },
   });
 };
