@@ -51,7 +51,7 @@ export const benchDocSync = async (): Promise<Row[]> => {
         await bob.kernel.importChain(token, (await alice.kernel.chainBlocks(token))!);
         while (!bob.peers.state().every((peer) => peer.connected)) await new Promise((resolve) => setTimeout(resolve, 5));
         const start = process.hrtime.bigint();
-        bob.kernel.docs.follow(token);
+        await bob.kernel.docs.follow(token);
         while (headsOf(bob.kernel, doc.doc) !== target) await new Promise((resolve) => setTimeout(resolve, 2));
         overNetwork.push(Number(process.hrtime.bigint() - start));
       } finally {

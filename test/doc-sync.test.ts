@@ -92,7 +92,12 @@ test.serial('two nodes edit while the link is down and converge by themselves wh
   const doc = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
   valueOf(await alice.kernel.docs.apply(doc.write, { add: 'bread' }));
   const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
-  t.deepEqual(bob.kernel.docs.follow(bobWrite), { token: bobWrite });
+  t.deepEqual(await bob.kernel.docs.follow(bobWrite), { token: bobWrite });
+  // A role token itself is not followed (it would be shown to every peer asked), nor someone else's delegation.
+  await t.throwsAsync(bob.kernel.docs.follow(doc.read), { code: 'ERR_NOT_DELEGATED', message: /is not a delegation this node holds/ });
+  const notBobs = await alice.kernel.delegate({ token: doc.read, to: [alice.kernel.principal] });
+  await bob.kernel.importChain(notBobs, (await alice.kernel.chainBlocks(notBobs))!).catch(() => undefined);
+  await t.throwsAsync(bob.kernel.docs.follow(notBobs), { message: /not a delegation this node holds|not for this node/ });
   await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
   t.deepEqual(await read(bob.kernel, bobWrite), { items: [{ text: 'bread', done: false }] });
   t.deepEqual(bob.kernel.docs.following(), [{ token: bobWrite, doc: doc.doc }]);
@@ -133,7 +138,7 @@ test.serial('a conflict no merge settles reaches both sides; the settlement made
   let bob = await nodeOn(t, bobHome, [alice.server.url]);
   const doc = await createDoc(alice.kernel, 'budget.js', ['json'], { total: 100, lines: {} });
   const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
-  bob.kernel.docs.follow(bobWrite);
+  await bob.kernel.docs.follow(bobWrite);
   await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
 
   await bob.close();
@@ -170,8 +175,8 @@ test.serial('three nodes in a line converge: A–B–C, edits at both ends', asy
   // C reaches only B; it follows before B holds the document, and gets it once B does.
   const c = await nodeOn(t, ic, [b.server.url]);
   const cWrite = await delegateWrite(a.kernel, c.kernel, doc.write);
-  c.kernel.docs.follow(cWrite);
-  b.kernel.docs.follow(bWrite);
+  await c.kernel.docs.follow(cWrite);
+  await b.kernel.docs.follow(bWrite);
   await until('all three to hold the document', () => converged([a.kernel, b.kernel, c.kernel], doc.doc), 30_000);
   valueOf(await a.kernel.docs.apply(doc.write, { add: 'from A' }));
   valueOf(await c.kernel.docs.apply(cWrite, { add: 'from C' }));
@@ -264,7 +269,7 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
   const bob = await openKernel({ memory: true, identity: bobId });
   t.teardown(() => bob.close());
   const bobWrite = await delegateWrite(alice, bob, doc.write);
-  bob.docs.follow(bobWrite);
+  await bob.docs.follow(bobWrite);
   const honest = await alice.docs.bundle(doc.doc, []);
   const { readVersion } = await import('../src/docs/records.js');
   const { CID } = await import('multiformats/cid');

@@ -35,7 +35,7 @@ import { MAX_CHAIN, sealToken, type Delegation } from '../delegation/delegation.
 import type { ChainBlocks, Replica } from '../wire/shapes.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { MAX_BUNDLE_VERSIONS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
-import { readGenesis, type Genesis } from './records.js';
+import { DocumentError, readGenesis, type Genesis } from './records.js';
 
 /** Most versions one answer carries: the bundle's own limit. */
 export const SYNC_MAX_VERSIONS = MAX_BUNDLE_VERSIONS;
@@ -220,11 +220,20 @@ export const makeSync = (powers: SyncPowers) => {
   };
 
   return harden({
-    /** Replicate the document `token` reaches from now on, presenting `token` to peers (journaled: a restart keeps it). */
-    follow(token: string): { token: Token; doc?: string } {
+    /**
+     * Replicate the document `token` reaches from now on, presenting `token`
+     * to peers (journaled: a restart keeps it). `token` is a delegation made
+     * for this node (its chain imported): that is safe to show any peer, who
+     * cannot use it. A role token itself is refused — shown to every peer
+     * asked, it would hand each of them the role.
+     */
+    async follow(token: string): Promise<{ token: Token; doc?: string }> {
       const checked = asToken(token);
       const known = docs.followed().find((followed) => followed.token === checked);
       if (known) return known;
+      const delegation = await powers.delegationOf(checked);
+      if (!delegation) throw new DocumentError('ERR_NOT_DELEGATED', `${checked} is not a delegation this node holds: follow a document token delegated to this node (grid delegate TOKEN --to ${powers.self}), its chain imported`);
+      if (!delegation.audience.includes(powers.self)) throw new DocumentError('ERR_NOT_AUDIENCE', `delegation ${checked} was made for ${delegation.audience.join(', ')}, not for this node (${powers.self})`);
       powers.journal.append({ kind: 'doc-token', token: checked });
       return { token: checked };
     },
