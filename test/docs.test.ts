@@ -78,7 +78,8 @@ test('a change goes through the reducer; reads, log and history survive a reopen
 /** Alice's document, Bob's replica holding a write delegation: both write while apart. */
 const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, example: string, merges: string[], init: GridValue) => {
   const alice = await openKernel({ memory: true });
-  const bob = await openKernel({ memory: true });
+  const bobIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const bob = await openKernel({ memory: true, identity: bobIdentity });
   t.teardown(async () => {
     await alice.close();
     await bob.close();
@@ -88,7 +89,7 @@ const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, examp
   await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
-  return { alice, bob, doc, bobWrite };
+  return { alice, bob, doc, bobWrite, bobIdentity };
 };
 
 test('two replicas edit apart and converge through the json merge', async (t) => {
@@ -133,9 +134,25 @@ test('a conflict no step merges waits for a person; the settlement reaches the o
 });
 
 test('a replica refuses forged versions, strangers and a writer after revocation', async (t) => {
-  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  const { alice, bob, doc, bobWrite, bobIdentity } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
   const honest = await bob.docs.bundle(doc.doc, []);
+  // Signed by Bob, who may write, through his delegation: but the value does not follow from the change.
+  const liar = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: (await import('../src/store/hashing.js')).blockCid(encodeValue({ items: [{ text: 'free money', done: false }] }), DAG_CBOR_CODEC), by: 'change', change: CID.parse(honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0]), via: bobWrite as Token, at: Date.now() }, bobIdentity);
+  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false });
+  t.is(lie.accepted, 0);
+  t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
+  // Bob's honest version with its signature swapped for a stranger's claiming Bob's delegation.
+  const resigned = new Map(honest.blocks);
+  const [honestKey, honestBytes] = honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('version'))!;
+  const honestVersion = (await import('../src/docs/records.js')).readVersion(CID.parse(honestKey), honestBytes) as Parameters<typeof makeAuthoredVersion>[0];
+  const mallory = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const forgery = makeAuthoredVersion({ ...honestVersion }, mallory);
+  resigned.delete(honestKey);
+  resigned.set(forgery.version.cid.toString(), forgery.bytes);
+  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false });
+  t.is(resignedResult.accepted, 0);
+  t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
   // The same change, claiming a value that does not follow from it (signed by Bob, so only replay catches it).
   const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
   const blocks = new Map(honest.blocks);
@@ -274,4 +291,32 @@ test('the cascade goes on past a step that fails, and asks another token where a
   t.true(merged === 'Dear team, lunch at noon. bring cake.' || merged === 'Dear team, bring cake. lunch at noon.', String(merged));
   const log = valueOf(await alice.docs.log(doc.read, { limit: 1 })) as Array<{ by: string; step: number }>;
   t.like(log[0], { by: 'merge', step: 2 });
+});
+
+test('a closure in a vat reads, applies and proposes through document tokens in its env', async (t) => {
+  const kernel = await openKernel({ memory: true });
+  t.teardown(() => kernel.close());
+  const plain = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const other = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const governed = await kernel.docs.create({ reducer, init: { members: [kernel.principal, other.principal], rules: {} }, governance: { members: 'self', quorum: 'unanimity', weighted: false, deadlineMs: 60_000 } });
+  const app = await kernel.publish(`
+    export const addAndCount = async (ctx, text) => {
+      await ctx.call(ctx.env.todo, 'apply', { add: text });
+      const { value } = await ctx.call(ctx.env.todo);
+      return value.items.length;
+    };
+    // A proposal is a further promise: the closure hands it on as its answer.
+    export const invite = (ctx, who) => ctx.call(ctx.env.community, 'propose', { add: who }).catch((error) => ctx.revoke(String(error.message)));
+  `);
+  const addAndCount = await kernel.issue({ code: app, export: 'addAndCount', env: { todo: plain.write } });
+  t.deepEqual(await kernel.call(addAndCount, ['milk']), { status: 'fulfilled', value: 1 });
+  t.deepEqual(await kernel.call(addAndCount, ['eggs']), { status: 'fulfilled', value: 2 });
+  const invite = await kernel.issue({ code: app, export: 'invite', env: { community: governed.write } });
+  // ctx.call follows a further promise within the call: a proposal still waiting for votes ends the call unresolved.
+  const invited = await kernel.call(invite, [generateIdentity((n) => new Uint8Array(randomBytes(n))).principal]);
+  t.is(invited.status, 'revoked');
+  t.regex((invited as { reason: string }).reason, /unresolved further promise/);
+  t.is(kernel.docs.proposals().length, 1);
 });
