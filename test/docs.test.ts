@@ -294,7 +294,8 @@ test('the cascade goes on past a step that fails, and asks another token where a
 });
 
 test('a closure in a vat reads, applies and proposes through document tokens in its env', async (t) => {
-  const kernel = await openKernel({ memory: true });
+  // A closure's budget covers the calls it makes; a loaded machine must not end it early.
+  const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 30_000 } });
   t.teardown(() => kernel.close());
   const plain = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
   const code = await kernel.publish(await source('examples/community.js'));

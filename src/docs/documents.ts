@@ -447,6 +447,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);
+    // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: outcome.value });
   };
 
@@ -470,6 +472,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     landed(state, headsWith(state, version), version.cid);
     journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
     await mergeHeads(state);
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
   };
 

@@ -577,6 +577,16 @@ export class Journal {
     );
   }
 
+  /**
+   * Resolve once everything appended so far is in the file: what a `kill -9`
+   * cannot take back (a power loss still can, until `flush`). Rejects if a
+   * write failed. Concurrent waiters share the batch being written.
+   */
+  async written(): Promise<void> {
+    await this.#startWrite();
+    if (this.#failure) throw this.#failure;
+  }
+
   /** Make everything appended so far durable and sealed; rejects if a write failed. */
   async flush(): Promise<void> {
     await this.#startWrite(true);
