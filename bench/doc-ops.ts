@@ -88,7 +88,7 @@ export const benchDocOps = async (): Promise<Row[]> => {
     const reducer = await alice.issue({ code: todo, export: 'update', replicable: true });
     const doc = await alice.docs.create({ reducer, merges: ['json'], init: { items: [] } });
     for (const token of await alice.docs.closuresOf(doc.doc)) await bob.adopt(token as never, await alice.replica(token, bob.principal));
-    await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+    await bob.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal);
     const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
     await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
     // 1,000 changes a side on items of its own: 250 adds, 250 ticked done, 250 removed, 250 more adds (the list holds 500 at most).
@@ -100,7 +100,7 @@ export const benchDocOps = async (): Promise<Row[]> => {
     await side(bob, bobWrite, 'bob');
     const bundle = await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads);
     const start = process.hrtime.bigint();
-    const taken = await alice.docs.ingest(bundle);
+    const taken = await alice.docs.ingest(bundle, bob.principal);
     const ingestNs = Number(process.hrtime.bigint() - start);
     if (taken.accepted !== 1000 || alice.docs.held()[0]!.heads.length !== 1) throw new Error(`merge did not converge: ${JSON.stringify(taken).slice(0, 300)}`);
     rows.push(row('replica takes 1,000 versions (check, replay) and merges', ingestNs));

@@ -37,7 +37,7 @@ const createDoc = async (kernel: Kernel, example: string, merges: string[], init
 /** Give `to` what `from` holds of a document, and the replicable closures its versions need. */
 const sync = async (from: Kernel, to: Kernel, doc: string) => {
   const haves = to.docs.held().find((held) => held.doc === doc)?.heads ?? [];
-  return to.docs.ingest(await from.docs.bundle(doc, haves));
+  return to.docs.ingest(await from.docs.bundle(doc, haves), from.principal);
 };
 const adopt = async (from: Kernel, to: Kernel, tokens: readonly string[]) => {
   for (const token of tokens) await to.adopt(token as never, await from.replica(token, to.principal));
@@ -86,7 +86,7 @@ const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, examp
   });
   const doc = await createDoc(alice, example, merges, init);
   await adopt(alice, bob, await alice.docs.closuresOf(doc.doc));
-  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal);
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
   return { alice, bob, doc, bobWrite, bobIdentity };
@@ -139,7 +139,7 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const honest = await bob.docs.bundle(doc.doc, []);
   // Signed by Bob, who may write, through his delegation: but the value does not follow from the change.
   const liar = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: (await import('../src/store/hashing.js')).blockCid(encodeValue({ items: [{ text: 'free money', done: false }] }), DAG_CBOR_CODEC), by: 'change', change: CID.parse(honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0]), via: bobWrite as Token, at: Date.now() }, bobIdentity);
-  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false });
+  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false }, bob.principal);
   t.is(lie.accepted, 0);
   t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
   // Bob's honest version with its signature swapped for a stranger's claiming Bob's delegation.
@@ -150,7 +150,7 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const forgery = makeAuthoredVersion({ ...honestVersion }, mallory);
   resigned.delete(honestKey);
   resigned.set(forgery.version.cid.toString(), forgery.bytes);
-  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false });
+  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false }, bob.principal);
   t.is(resignedResult.accepted, 0);
   t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
   // The same change, claiming a value that does not follow from it (signed by Bob, so only replay catches it).
@@ -165,18 +165,31 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   blocks.set(forged.version.cid.toString(), forged.bytes);
   blocks.set(valueCid.toString(), value);
   blocks.delete(versionKey);
-  const strangerResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...blocks], more: false });
+  const strangerResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...blocks], more: false }, stranger.principal);
   t.is(strangerResult.accepted, 0);
   t.regex(strangerResult.refused[0]!.reason, /did not issue the document and names no delegation/);
   t.deepEqual(await read(alice, doc.read), { items: [] });
   // Alice revokes Bob's write: what Bob made before stays acceptable, what he makes after does not.
-  t.like(await alice.docs.ingest(honest), { accepted: 1 });
+  t.like(await alice.docs.ingest(honest, bob.principal), { accepted: 1 });
   await alice.revoke(bobWrite);
   await new Promise((resolve) => setTimeout(resolve, 5));
   valueOf(await bob.docs.apply(bobWrite, { add: 'late' }));
-  const late = await alice.docs.ingest(await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads));
+  const lateBundle = await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads);
+  const late = await alice.docs.ingest(lateBundle, bob.principal);
   t.is(late.accepted, 0);
   t.regex(late.refused[0]!.reason, /revoked before this version was made/);
+  // Carol, a third replica, hears of the revocation from Alice with the document; from then on she refuses
+  // what Bob writes through it (she dates the revocation when she heard it: README, Documents).
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => carol.close());
+  await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+  t.like(await carol.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal), { accepted: 1 });
+  t.true(carol.isRevoked(bobWrite as Token));
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  valueOf(await bob.docs.apply(bobWrite, { add: 'later still' }));
+  const carolLate = await carol.docs.ingest(await bob.docs.bundle(doc.doc, carol.docs.held()[0]!.heads), bob.principal);
+  t.is(carolLate.accepted, 1, 'the version Bob made before Carol heard');
+  t.regex(carolLate.refused[0]!.reason, /revoked before this version was made/);
 });
 
 test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {
@@ -279,7 +292,7 @@ test('the cascade goes on past a step that fails, and asks another token where a
   const translate = await alice.issue({ code: await alice.publish(await source('examples/translate-merge.js')), export: 'merge', env: { oracle }, replicable: true });
   const doc = await createDoc(alice, 'text.js', [await issue('loops'), await issue('refuses'), translate], 'Dear team,');
   await adopt(alice, bob, [...(await alice.docs.closuresOf(doc.doc)), oracle]);
-  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal);
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
   valueOf(await alice.docs.apply(doc.write, { set: 'Dear team, lunch at noon.' }));

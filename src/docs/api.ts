@@ -8,7 +8,7 @@ import { fulfilled, type Outcome } from '../interface/outcome.js';
 import type { GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Closure } from '../closures/closure.js';
-import { asToken } from '../interface/ids.js';
+import { asPrincipal, asToken } from '../interface/ids.js';
 import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
 import { signVote, type Choice, type Governance } from './governance.js';
 
@@ -50,7 +50,7 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     /** What a replica with heads `haves` lacks of `doc` (sync). */
     bundle: (doc: string, haves: readonly string[]): Promise<Bundle> => docs.bundle(doc, haves),
     /** Take in a bundle from another replica: checked, then merged. */
-    ingest: (bundle: Bundle) => docs.ingest(bundle),
+    ingest: (bundle: Bundle, from: string) => docs.ingest(bundle, asPrincipal(from)),
     /** Every conflict known here, settled ones too. */
     allConflicts: (): ConflictView[] => docs.conflicts({ all: true }),
   });

@@ -23,6 +23,7 @@ import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
 import type { Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
 import { decode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
@@ -101,6 +102,8 @@ export interface Bundle {
   readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
   /** Whether the sender had more than fit. */
   readonly more: boolean;
+  /** Signed revocations of delegations this document's writers went through: a replica refuses what they wrote after it learns of them. */
+  readonly revocations?: readonly RevocationNotice[];
 }
 
 interface DocState {
@@ -148,6 +151,9 @@ export interface DocumentPowers {
   readonly run: DocRun;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
   readonly revokedAt: (token: Token) => number | undefined;
+  /** The signed notice of a revocation made or heard here, and taking in one from a replica (revocation-table.ts). */
+  readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
+  readonly hearRevocation: (notice: RevocationNotice, from: Principal) => Promise<boolean>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
   /** A member's vote weight under a weighted quorum (its reputation here). */
   readonly weightOf: (principal: Principal) => number;
@@ -709,18 +715,32 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const add = async (cid: CID) => {
         if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
       };
+      /** Delegation links of a version's authority: sent with it; revoked ones' notices go to every replica. */
+      const chainOf = async (version: Version) => {
+        const links: Delegation[] = [];
+        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
+          const link = await powers.delegationOf(token as Token);
+          if (!link) break;
+          links.push(link);
+          token = link.inner;
+        }
+        return links;
+      };
       for (const version of sent) {
         await add(version.cid);
         await add(version.value);
         if (version.by === 'change' && version.change) await add(version.change);
-        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
-          const link = await powers.delegationOf(token as Token);
-          if (!link) break;
-          await add(CID.parse(link.token));
-          token = link.inner;
+        for (const link of await chainOf(version)) await add(CID.parse(link.token));
+      }
+      const revocations = new Map<Token, RevocationNotice>();
+      for (const version of versions.values()) {
+        if (!version.doc.equals(state.cid) || version.by === 'merge' || !version.via) continue;
+        for (const link of await chainOf(version)) {
+          const notice = powers.revocationNotice(link.token);
+          if (notice) revocations.set(link.token, notice);
         }
       }
-      return harden({ doc, blocks: [...blocks], more: sent.length < order.length });
+      return harden({ doc, blocks: [...blocks], more: sent.length < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
     },
 
     /**
@@ -729,7 +749,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * parents — before it counts, then heads that diverged are merged.
      * Returns how many versions were taken and why others were refused.
      */
-    async ingest(bundle: Bundle): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
+    async ingest(bundle: Bundle, from: Principal): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
       const blocks = new Map<string, Uint8Array>();
       for (const [key, bytes] of bundle.blocks) {
         const cid = CID.parse(key);
@@ -761,6 +781,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
           }
           if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
         }
+        // Revocations first: a version written through a delegation after its revocation is known here is refused.
+        for (const notice of bundle.revocations ?? []) await powers.hearRevocation(notice, from).catch(() => false);
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];

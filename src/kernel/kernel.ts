@@ -191,6 +191,8 @@ export class Kernel {
       run: (token, args, options) => this.#pipeline.runAsNode(token, args, options),
       delegationOf: (token) => this.#delegations.delegationOf(token),
       revokedAt: revocations.revokedAt,
+      revocationNotice: (token) => revocations.noticeOf(token),
+      hearRevocation: (notice, from) => revocations.hear(notice, from),
       setTimer,
       weightOf: (principal) => {
         const { fulfilled: kept, broken } = this.#reputation.of(principal);
