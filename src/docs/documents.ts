@@ -21,11 +21,11 @@ import { decodeValue, encodeValue, type GridValue } from '../closures/values.js'
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
-import type { Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../kernel/revocations.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
-import { decode } from '../wire/index.js';
+import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
 import { makeProposals, type Governance } from './governance.js';
@@ -102,8 +102,12 @@ export interface Bundle {
   readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
   /** Whether the sender had more than fit. */
   readonly more: boolean;
-  /** Signed revocations of delegations this document's writers went through: a replica refuses what they wrote after it learns of them. */
-  readonly revocations?: readonly RevocationNotice[];
+  /**
+   * Signed revocations of delegations this document's writers went through,
+   * each with the time its revoker signed it happened (when known): a
+   * replica refuses what was written through them after then.
+   */
+  readonly revocations?: ReadonlyArray<{ readonly notice: RevocationNotice; readonly since?: RevokedSince }>;
 }
 
 interface DocState {
@@ -164,6 +168,14 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+
+const REVOKED_AT_DOMAIN = new TextEncoder().encode('promisegrid:revoked-at:v1\n');
+/** When a revocation happened, signed by its revoker: what a replica dates it by. */
+export interface RevokedSince {
+  readonly at: number;
+  readonly signature: Uint8Array;
+}
+const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
 /** Whether a block means to be a version (a record of type `version`), so a bad one is refused rather than taken for a value. */
 const looksLikeVersion = (bytes: Uint8Array): boolean => {
   try {
@@ -182,6 +194,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
   /** Role closures' env names a document by its id. */
   const byId = new Map<string, DocState>();
   const conflicts = new Map<Token, ConflictState>();
+  /** Revocations of writers' delegations dated by their revokers (journal `revoked-at`). */
+  const revokedSince = new Map<Token, { since: number; by: Principal; signature: Uint8Array }>();
   /** Role closures as a replica knows them, by sealed reference: a delegated document token is screened here against them. */
   const sealedRoles = new Map<string, Closure & { sealed: string }>();
   const geneses = new Map<string, Genesis>();
@@ -329,7 +343,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return describeThrown(error);
     }
     for (const link of chain) {
-      const since = powers.revokedAt(link.token);
+      // The revoker's own date when it signed one; else when this node revoked it or heard of it.
+      const since = revokedSince.get(link.token)?.since ?? powers.revokedAt(link.token);
       if (since !== undefined && version.at >= since) return `delegation ${link.token} was revoked before this version was made`;
     }
     return undefined;
@@ -492,6 +507,15 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return [...new Set(list.map((member) => asPrincipal(member)))];
   };
 
+  /** The revoker's signed date of a revocation: this node's own (signed now), or one it was given. */
+  const sinceOf = (token: Token, notice: RevocationNotice): { since?: RevokedSince } => {
+    const given = revokedSince.get(token);
+    if (given) return { since: { at: given.since, signature: given.signature } };
+    const at = powers.revokedAt(token);
+    if (notice.by !== identity.principal || at === undefined) return {};
+    return { since: { at, signature: identity.sign(revokedAtStatement(token, at)) } };
+  };
+
   const proposals = makeProposals({
     journal,
     identity,
@@ -555,6 +579,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
         }
         case 'doc-conflict':
           conflicts.set(entry.conflict, { doc: entry.doc, heads: entry.heads.map((head) => CID.parse(head)), attempts: entry.attempts as Attempt[], at: entry.at });
+          break;
+        case 'revoked-at':
+          revokedSince.set(entry.token, { since: entry.since, by: entry.by, signature: entry.signature });
           break;
         case 'doc-settled': {
           const conflict = conflicts.get(entry.conflict);
@@ -732,12 +759,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
         if (version.by === 'change' && version.change) await add(version.change);
         for (const link of await chainOf(version)) await add(CID.parse(link.token));
       }
-      const revocations = new Map<Token, RevocationNotice>();
+      const revocations = new Map<Token, { notice: RevocationNotice; since?: RevokedSince }>();
       for (const version of versions.values()) {
         if (!version.doc.equals(state.cid) || version.by === 'merge' || !version.via) continue;
         for (const link of await chainOf(version)) {
           const notice = powers.revocationNotice(link.token);
-          if (notice) revocations.set(link.token, notice);
+          if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
         }
       }
       return harden({ doc, blocks: [...blocks], more: sent.length < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
@@ -782,7 +809,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
         }
         // Revocations first: a version written through a delegation after its revocation is known here is refused.
-        for (const notice of bundle.revocations ?? []) await powers.hearRevocation(notice, from).catch(() => false);
+        for (const { notice, since } of bundle.revocations ?? []) {
+          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
+          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
+          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
+          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
+            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
+          }
+        }
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];
