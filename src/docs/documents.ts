@@ -767,7 +767,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
         }
       }
-      return harden({ doc, blocks: [...blocks], more: sent.length < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
+      // Frozen, not hardened: hardening walks every byte array (most of the time of a large bundle).
+      return Object.freeze({ doc, blocks: [...blocks], more: sent.length < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
     },
 
     /**
