@@ -17,7 +17,7 @@ import { DEFAULT_LIMITS, REMOTE_GRACE_MS } from '../../kernel/kernel.js';
 import { parseJsonArg, toJsonText, UsageError } from '../format.js';
 import { connectAsHome, withHome, type HomeOps } from '../home-ops.js';
 import { EXIT, list, printOutcome, repeatable, text, UNREACHABLE_CODES, verb, withGlobalOptions, type Invocation, type Session } from '../invocation.js';
-import { isCid, isPathLike, resolveModule, resolveTarget, setName } from '../resolve.js';
+import { isCid, isPathLike, nearest, resolveModule, resolveTarget, setName } from '../resolve.js';
 
 /** Merge steps a document names by word: the shipped JSON and union merges, and the native text merge. */
 export const SHIPPED_STEPS: readonly string[] = ['json', 'union', 'text'];
@@ -100,6 +100,10 @@ const resolveStep = async (home: HomeOps, names: PetNames, step: string): Promis
     return home.issue({ code, export: exportName, replicable: true });
   }
   if (isPathLike(step)) throw new UsageError(`--merge ${quote(step)}: name the export that merges, as ${step}#merge`);
+  if (!names.get(step) && !step.startsWith('grid://') && !isCid(step)) {
+    const near = nearest(step, [...SHIPPED_STEPS, ...names.list().map(([name]) => name)]);
+    throw new UsageError(`--merge ${quote(step)} is no merge step: give json, union, text, FILE#export, CID#export, a token or a pet name${near ? ` (did you mean ${quote(near)}?)` : ''}`, 'ERR_NO_SUCH_STEP');
+  }
   const target = resolveTarget(step, names);
   if (target.chain) await home.importChain(target.token, target.chain);
   return target.token;
@@ -272,7 +276,7 @@ const resolveVerb = (session: Session) =>
     async (inv, [ref, conflictWord], opts) => {
       const pick = text(opts.pick);
       const valueText = text(opts.value);
-      if ((pick === undefined) === (valueText === undefined)) throw new UsageError('resolve takes one of --pick HEAD or --value JSON');
+      if ((pick === undefined) === (valueText === undefined)) throw new UsageError('doc resolve takes one of --pick HEAD or --value JSON');
       const value = valueText === undefined ? undefined : (parseJsonArg(valueText, '--value') as GridValue);
       const target = await docTarget(inv, ref as string);
       return withHome(inv, async (home) => {
