@@ -218,7 +218,7 @@ test('a team budget: create and apply from the CLI; a conflict made by two repli
   t.deepEqual(settled.value, { total: 90, lines: { travel: 30 } });
   t.is(await ok(aliceHome, ['doc', 'conflicts']), '(no open conflicts)');
   t.is(await ok(aliceHome, ['doc', 'show', 'budget.read']), '{"lines":{"travel":30},"total":90}');
-  t.regex((await ok(aliceHome, ['doc', 'log', 'budget'])).split('\n')[0]!, new RegExp(`^bafyrei\\w{5}…\\w{6} {2}settle by did:key:z6Mk…\\w{6} {2}\\S+ {2}of bafyrei\\w{5}…\\w{6} \\+ bafyrei\\w{5}…\\w{6}$`));
+  t.regex((await ok(aliceHome, ['doc', 'log', 'budget'])).split('\n')[0]!, new RegExp(`^bafyrei\\w{5}…\\w{6} {2}settle by did:key:z6Mk…\\w{6} \\(conflict ${conflictShort}\\) {2}\\S+ {2}of bafyrei\\w{5}…\\w{6} \\+ bafyrei\\w{5}…\\w{6}$`));
   t.regex(await ok(aliceHome, ['doc', 'log', 'budget', '--format', 'mermaid']), /\[\["bafyrei\w{5}…\w{6}<br\/>settle by/);
   t.like(await refused(aliceHome, ['doc', 'resolve', 'budget', made!.conflict, '--value', '{"total":1,"lines":{}}']), { code: 3 });
 

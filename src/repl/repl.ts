@@ -340,7 +340,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       return printing([...entries], () => renderLogText(entries, name));
     },
     conflicts: async (ref?: string) => {
-      const views = ref === undefined ? await home.documentConflicts() : ((await docCall(ref, ['conflicts'])) as unknown as ConflictView[]);
+      const views = ref === undefined ? await home.documentConflicts() : ((await docCall(ref, ['conflicts'])) as unknown as ConflictView[]).filter((view) => view.settled === undefined);
       return printing([...views], () => renderConflicts(views, name));
     },
     resolve: (ref: string, conflict: string, choice: { pick: string } | { value: GridValue }) => docCall(ref, ['resolve', conflict, choice as GridValue]),

@@ -257,7 +257,8 @@ const conflictsVerb = (session: Session) =>
           print(await home.documentConflicts());
           return EXIT.ok;
         }
-        return printWith(inv, await callDoc(inv, home, target, ['conflicts']), (value) => print(value as unknown as ConflictView[]));
+        // A document token answers its settled conflicts too: the open ones are listed.
+        return printWith(inv, await callDoc(inv, home, target, ['conflicts']), (value) => print((value as unknown as ConflictView[]).filter((view) => view.settled === undefined)));
       });
     },
   );
@@ -280,7 +281,7 @@ const resolveVerb = (session: Session) =>
       const value = valueText === undefined ? undefined : (parseJsonArg(valueText, '--value') as GridValue);
       const target = await docTarget(inv, ref as string);
       return withHome(inv, async (home) => {
-        const open = asList<ConflictView>(await callDoc(inv, home, target, ['conflicts']));
+        const open = asList<ConflictView>(await callDoc(inv, home, target, ['conflicts'])).filter((view) => view.settled === undefined);
         const conflict = expandCid(conflictWord as string, open.map((view) => view.conflict), 'open conflict');
         const heads = open.find((view) => view.conflict === conflict)?.heads ?? [];
         const choice: GridValue = pick === undefined ? { value: value! } : { pick: expandCid(pick, heads, 'head') };
