@@ -141,11 +141,20 @@ test('a chat room on a running node: create with --merge union, apply, show, log
   t.deepEqual(JSON.parse(await ok(home, ['doc', 'conflicts', 'room', '--json'])), { conflicts: [] });
   t.like(await refused(home, ['doc', 'apply', 'room.read', '{"say":"x","from":"eve"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts (got "apply")' });
   t.regex((await refused(home, ['doc', 'create', 'examples/hello.js', '--reducer', 'hello'])).line, /has no export "init"/);
+  // Another home reaches the room through grid URLs that name the node: a read token, and a write token delegated to it.
+  const other = await tempDir(t);
+  const otherPrincipal = await ok(other, ['init']);
+  t.is(JSON.parse(await ok(other, ['doc', 'show', `grid://${room.read}?via=${encodeURIComponent(node.url)}`])).messages.length, 2);
+  const forOther = await ok(home, ['delegate', 'room.write', '--to', otherPrincipal]);
+  t.regex(forOther, /[?&]via=/);
+  t.is(JSON.parse(await ok(other, ['doc', 'apply', forOther, '{"say":"from afar","from":"cy"}'])).messages.length, 3);
+  t.regex((await ok(home, ['doc', 'log', 'room'])).split('\n')[0]!, /\{"say":"from afar","from":"cy"\}$/);
+  t.like(await refused(other, ['doc', 'apply', `grid://${room.read}?via=${encodeURIComponent(node.url)}`, '{"say":"x","from":"cy"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts (got "apply")' });
   // Everything went through the node: the journal it wrote has the document's versions.
   t.regex(await ok(home, ['graph', '--format', 'json']), /"kind":"doc-head"/);
   t.is(await node.stop(), 0);
   // And the home, with no node, holds the same.
-  t.is(JSON.parse(await ok(home, ['doc', 'show', 'room'])).messages.length, 2);
+  t.is(JSON.parse(await ok(home, ['doc', 'show', 'room'])).messages.length, 3);
 });
 
 test('a shared text: --merge text, apply set and splice, log', async (t) => {

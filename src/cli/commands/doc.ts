@@ -33,10 +33,10 @@ const MIN_SUFFIX = 6;
 /** Revocations that mean this home's node could not answer a grid URL's token: it is asked where the URL says. */
 const ASK_ELSEWHERE = new Set(['unknown-token', 'unreachable']);
 
-/** A refused outcome in one line with its code (and the outcome on stdout with --json); exit 3, or 4 when no answer came. */
+/** A refused outcome in one line with its code (with --json, the outcome as JSON instead, as `grid call` prints it); exit 3, or 4 when no answer came. */
 const printRefusal = (inv: Invocation, outcome: Outcome & { status: 'revoked' }): number => {
   if (inv.json) inv.io.out(toJsonText(outcome));
-  inv.io.err(`revoked (${outcome.code}): ${outcome.reason}`);
+  else inv.io.err(`revoked (${outcome.code}): ${outcome.reason}`);
   return UNREACHABLE_CODES.has(outcome.code) ? EXIT.unreachable : EXIT.revoked;
 };
 
