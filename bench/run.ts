@@ -15,6 +15,7 @@ import { benchHostile } from './hostile.js';
 import { benchMemory } from './memory.js';
 import { benchMerges } from './merges.js';
 import { benchTextMerge } from './text-merge.js';
+import { benchDocOps } from './doc-ops.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -31,6 +32,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['memory', benchMemory],
   ['merges', benchMerges],
   ['text-merge', benchTextMerge],
+  ['docs', benchDocOps],
 ];
 
 const only = process.argv.slice(2);

@@ -14,7 +14,10 @@ import { encodeValue, type GridValue } from '../src/closures/values.js';
 import { generateIdentity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
 import { makeAuthoredVersion } from '../src/docs/records.js';
+import { signVote } from '../src/docs/governance.js';
 import { tempDir } from './_helpers.js';
+import { entriesAround, renderText } from '../src/journal/graph.js';
+import type { Token } from '../src/interface/ids.js';
 
 const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
 
@@ -75,7 +78,8 @@ test('a change goes through the reducer; reads, log and history survive a reopen
 /** Alice's document, Bob's replica holding a write delegation: both write while apart. */
 const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, example: string, merges: string[], init: GridValue) => {
   const alice = await openKernel({ memory: true });
-  const bob = await openKernel({ memory: true });
+  const bobIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const bob = await openKernel({ memory: true, identity: bobIdentity });
   t.teardown(async () => {
     await alice.close();
     await bob.close();
@@ -85,7 +89,7 @@ const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, examp
   await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
-  return { alice, bob, doc, bobWrite };
+  return { alice, bob, doc, bobWrite, bobIdentity };
 };
 
 test('two replicas edit apart and converge through the json merge', async (t) => {
@@ -123,12 +127,32 @@ test('a conflict no step merges waits for a person; the settlement reaches the o
   t.deepEqual(bob.docs.held()[0]!.heads, [settled.version]);
   t.deepEqual(await read(bob, bobWrite), settled.value);
   t.deepEqual(valueOf(await bob.docs.conflicts()), []);
+  // The promise graph shows the document's conflict, every attempt, and how it was settled.
+  const story = renderText(entriesAround([...alice.journal.entries()], doc.doc as Token));
+  t.regex(story, /conflict .* between .* json merge: conflicting changes at \/total/);
+  t.regex(story, /conflict .* settled by version/);
 });
 
 test('a replica refuses forged versions, strangers and a writer after revocation', async (t) => {
-  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  const { alice, bob, doc, bobWrite, bobIdentity } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
   const honest = await bob.docs.bundle(doc.doc, []);
+  // Signed by Bob, who may write, through his delegation: but the value does not follow from the change.
+  const liar = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: (await import('../src/store/hashing.js')).blockCid(encodeValue({ items: [{ text: 'free money', done: false }] }), DAG_CBOR_CODEC), by: 'change', change: CID.parse(honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0]), via: bobWrite as Token, at: Date.now() }, bobIdentity);
+  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false });
+  t.is(lie.accepted, 0);
+  t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
+  // Bob's honest version with its signature swapped for a stranger's claiming Bob's delegation.
+  const resigned = new Map(honest.blocks);
+  const [honestKey, honestBytes] = honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('version'))!;
+  const honestVersion = (await import('../src/docs/records.js')).readVersion(CID.parse(honestKey), honestBytes) as Parameters<typeof makeAuthoredVersion>[0];
+  const mallory = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const forgery = makeAuthoredVersion({ ...honestVersion }, mallory);
+  resigned.delete(honestKey);
+  resigned.set(forgery.version.cid.toString(), forgery.bytes);
+  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false });
+  t.is(resignedResult.accepted, 0);
+  t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
   // The same change, claiming a value that does not follow from it (signed by Bob, so only replay catches it).
   const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
   const blocks = new Map(honest.blocks);
@@ -153,4 +177,147 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const late = await alice.docs.ingest(await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads));
   t.is(late.accepted, 0);
   t.regex(late.refused[0]!.reason, /revoked before this version was made/);
+});
+
+test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {
+  const home = await tempDir(t);
+  const kernel = await openKernel({ home, create: true });
+  const [bob, carol, mallory] = [0, 1, 2].map(() => generateIdentity((n) => new Uint8Array(randomBytes(n))));
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update', replicable: true });
+  const members = [kernel.principal, bob!.principal, carol!.principal];
+  const doc = await kernel.docs.create({ reducer, init: { members, rules: {} }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+  t.is(((await kernel.docs.apply(doc.write, { add: mallory!.principal })) as { code: string }).code, 'denied');
+  const proposed = await kernel.docs.propose(doc.write, { add: mallory!.principal });
+  t.is(proposed.status, 'promised');
+  const proposal = (proposed as { token: string }).token;
+  const voteAs = (who: typeof bob, choice: 'yes' | 'no', signer = who) =>
+    kernel.call(proposal, ['vote', choice, signVote(signer!, proposal as never, choice)], { caller: who!.principal });
+  t.is(((await voteAs(mallory, 'yes')) as { code: string }).code, 'denied');
+  t.is(((await voteAs(bob, 'yes', carol)) as { code: string }).code, 'invalid');
+  t.deepEqual(await voteAs(bob, 'yes'), { status: 'promised', token: proposal });
+  t.is(((await voteAs(bob, 'no')) as { code: string }).code, 'denied');
+  await kernel.close();
+  // Votes survive a restart: one more yes carries it.
+  const reopened = await openKernel({ home });
+  const carried = await reopened.docs.vote(proposal, 'yes');
+  t.is(carried.status, 'fulfilled');
+  t.true(((await read(reopened, doc.read)) as { members: string[] }).members.includes(mallory!.principal));
+  t.like(valueOf(await reopened.call(proposal)), { status: 'passed' });
+  // A proposal the members turn down breaks; one nobody votes on expires at its deadline.
+  const second = ((await reopened.docs.propose(doc.admin, { remove: bob!.principal })) as { token: string }).token;
+  const voteOn = (who: typeof bob, choice: 'yes' | 'no') => reopened.call(second, ['vote', choice, signVote(who!, second as never, choice)], { caller: who!.principal });
+  await voteOn(bob, 'no');
+  const rejected = await voteOn(carol, 'no');
+  t.is(rejected.status, 'revoked');
+  t.regex((rejected as { reason: string }).reason, /rejected/);
+  t.deepEqual(reopened.docs.proposals().map((p) => p.proposal), []);
+  const story = renderText(entriesAround([...reopened.journal.entries()], doc.doc as Token));
+  t.regex(story, /proposes .* by did:key/);
+  t.regex(story, /votes yes on .* \(signed\)/);
+  t.regex(story, /passed: carried \(version/);
+  t.regex(story, /rejected: rejected/);
+  await reopened.close();
+});
+
+test('a proposal that reaches no quorum by its deadline expires', async (t) => {
+  const kernel = await openKernel({ memory: true });
+  t.teardown(() => kernel.close());
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const other = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const doc = await kernel.docs.create({ reducer, init: { members: [kernel.principal, other.principal], rules: {} }, governance: { members: 'self', quorum: 'unanimity', weighted: false, deadlineMs: 300 } });
+  const proposal = ((await kernel.docs.propose(doc.write, { add: generateIdentity((n) => new Uint8Array(randomBytes(n))).principal })) as { token: string }).token;
+  t.is((await kernel.docs.vote(proposal, 'yes')).status, 'promised');
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const ended = await kernel.call(proposal);
+  t.is((ended as { code: string }).code, 'expired');
+  t.is(((await kernel.call(proposal, ['vote', 'yes', signVote(other, proposal as never, 'yes')], { caller: other.principal })) as { code: string }).code, 'expired');
+});
+
+test('a reducer or merge step that throws, loops or answers non-data leaves the document as it was', async (t) => {
+  const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 1500 } });
+  t.teardown(() => kernel.close());
+  const code = await kernel.publish(`
+    export const update = (ctx, state, change) => {
+      if (change === 'throw') throw new TypeError('boom');
+      if (change === 'loop') for (;;);
+      if (change === 'function') return () => 1;
+      return state + change;
+    };`);
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const doc = await kernel.docs.create({ reducer, init: 1 });
+  valueOf(await kernel.docs.apply(doc.write, 1));
+  const before = valueOf(await kernel.docs.read(doc.read));
+  for (const [change, code] of [
+    ['throw', 'crash'],
+    ['loop', 'time-limit'],
+    ['function', 'crash'],
+  ] as const) {
+    const outcome = await kernel.docs.apply(doc.write, change);
+    t.is((outcome as { code: string }).code, code, change);
+    t.regex((outcome as { reason: string }).reason, /^the reducer refused the change: /);
+  }
+  t.deepEqual(valueOf(await kernel.docs.read(doc.read)), before);
+  t.is((valueOf(await kernel.docs.log(doc.read)) as unknown[]).length, 1);
+});
+
+test('the cascade goes on past a step that fails, and asks another token where a language model would plug in', async (t) => {
+  const alice = await openKernel({ memory: true, limits: { callTimeoutMs: 2000 } });
+  const bob = await openKernel({ memory: true, limits: { callTimeoutMs: 2000 } });
+  t.teardown(async () => {
+    await alice.close();
+    await bob.close();
+  });
+  const steps = await alice.publish(`
+    export const loops = () => { for (;;); };
+    export const refuses = (ctx) => ctx.revoke('not my kind of change');
+    // The stand-in for an outside service: both sides' additions after the base, ours first.
+    export const oracle = (ctx, { base, ours, theirs }) => ours + theirs.slice(base.length);`);
+  const issue = async (exportName: string, env?: unknown) => alice.issue({ code: steps, export: exportName, replicable: true, ...(env ? { env } : {}) });
+  const oracle = await issue('oracle');
+  const translate = await alice.issue({ code: await alice.publish(await source('examples/translate-merge.js')), export: 'merge', env: { oracle }, replicable: true });
+  const doc = await createDoc(alice, 'text.js', [await issue('loops'), await issue('refuses'), translate], 'Dear team,');
+  await adopt(alice, bob, [...(await alice.docs.closuresOf(doc.doc)), oracle]);
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
+  await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
+  valueOf(await alice.docs.apply(doc.write, { set: 'Dear team, lunch at noon.' }));
+  valueOf(await bob.docs.apply(bobWrite, { set: 'Dear team, bring cake.' }));
+  await sync(bob, alice, doc.doc);
+  await sync(alice, bob, doc.doc);
+  const merged = await read(alice, doc.read);
+  t.deepEqual(await read(bob, bobWrite), merged);
+  t.true(merged === 'Dear team, lunch at noon. bring cake.' || merged === 'Dear team, bring cake. lunch at noon.', String(merged));
+  const log = valueOf(await alice.docs.log(doc.read, { limit: 1 })) as Array<{ by: string; step: number }>;
+  t.like(log[0], { by: 'merge', step: 2 });
+});
+
+test('a closure in a vat reads, applies and proposes through document tokens in its env', async (t) => {
+  // A closure's budget covers the calls it makes; a loaded machine must not end it early.
+  const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 30_000 } });
+  t.teardown(() => kernel.close());
+  const plain = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const other = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const governed = await kernel.docs.create({ reducer, init: { members: [kernel.principal, other.principal], rules: {} }, governance: { members: 'self', quorum: 'unanimity', weighted: false, deadlineMs: 60_000 } });
+  const app = await kernel.publish(`
+    export const addAndCount = async (ctx, text) => {
+      await ctx.call(ctx.env.todo, 'apply', { add: text });
+      const { value } = await ctx.call(ctx.env.todo);
+      return value.items.length;
+    };
+    // A proposal is a further promise: the closure hands it on as its answer.
+    export const invite = (ctx, who) => ctx.call(ctx.env.community, 'propose', { add: who }).catch((error) => ctx.revoke(String(error.message)));
+  `);
+  const addAndCount = await kernel.issue({ code: app, export: 'addAndCount', env: { todo: plain.write } });
+  t.deepEqual(await kernel.call(addAndCount, ['milk']), { status: 'fulfilled', value: 1 });
+  t.deepEqual(await kernel.call(addAndCount, ['eggs']), { status: 'fulfilled', value: 2 });
+  const invite = await kernel.issue({ code: app, export: 'invite', env: { community: governed.write } });
+  // ctx.call follows a further promise within the call: a proposal still waiting for votes ends the call unresolved.
+  const invited = await kernel.call(invite, [generateIdentity((n) => new Uint8Array(randomBytes(n))).principal]);
+  t.is(invited.status, 'revoked');
+  t.regex((invited as { reason: string }).reason, /unresolved further promise/);
+  t.is(kernel.docs.proposals().length, 1);
 });

@@ -6,18 +6,31 @@
  */
 import { fulfilled, type Outcome } from '../interface/outcome.js';
 import type { GridValue } from '../closures/values.js';
+import type { Identity } from '../identity/identity.js';
+import type { Closure } from '../closures/closure.js';
+import { asToken } from '../interface/ids.js';
 import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
+import { signVote, type Choice, type Governance } from './governance.js';
 
 export type DocsApi = ReturnType<typeof makeDocsApi>;
 
-export const makeDocsApi = (docs: Documents, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>) =>
+/**
+ * `ownRole`: the role closure `token` names if this node holds it and it is
+ * not revoked — the node owner's own reads through it are answered without
+ * a call (a delegated token, or anyone else's read, is a call: screened and
+ * journaled).
+ */
+export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>, ownRole: (token: string) => Closure | undefined) =>
   harden({
     /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
-    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> => docs.create(spec),
+    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> => docs.create(spec),
     /** Apply `change` through the reducer: `{ version, value }`. */
     apply: (token: string, change: GridValue) => call(token, ['apply', change]),
     /** The current value, or the one at `version`: `{ version, value }`. */
-    read: (token: string, version?: string) => call(token, version === undefined ? [] : ['at', version]),
+    read: async (token: string, version?: string): Promise<Outcome> => {
+      const role = ownRole(token);
+      return (role && (await docs.read(role, version))) ?? call(token, version === undefined ? [] : ['at', version]);
+    },
     /** Versions from the heads down, newest first. */
     log: (token: string, options: { limit?: number } = {}) => call(token, ['log', { ...options }]),
     /** Open conflicts of one document (through a token), or of every document held here. */
@@ -26,6 +39,12 @@ export const makeDocsApi = (docs: Documents, call: (token: string, args: readonl
     resolve: (token: string, conflict: string, choice: { pick: string } | { value: GridValue }) => call(token, ['resolve', conflict, choice]),
     /** The closures a replica of `doc` runs (reducer, merge steps): a replica fetches them once. */
     closuresOf: (doc: string) => docs.closuresOf(doc),
+    /** Put `change` to a governed document's members (a write or admin token): a proposal's token, a further promise. */
+    propose: (token: string, change: GridValue) => call(token, ['propose', change]),
+    /** Vote on `proposal` as this node's principal, signing the choice. */
+    vote: (proposal: string, choice: Choice) => call(proposal, ['vote', choice, signVote(identity, asToken(proposal), choice)]),
+    /** Proposals held here: open ones, or all. */
+    proposals: (options: { all?: boolean } = {}) => docs.proposals(options),
     /** The documents held here, with their heads. */
     held: () => docs.held(),
     /** What a replica with heads `haves` lacks of `doc` (sync). */

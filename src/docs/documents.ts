@@ -14,7 +14,7 @@
  * Versions, values and changes are blocks in the store.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
+import { DAG_CBOR_CODEC, RAW_CODEC, asPrincipal, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
@@ -27,6 +27,7 @@ import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../
 import { decode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
+import { makeProposals, type Governance } from './governance.js';
 import {
   conflictToken,
   DocumentError,
@@ -53,9 +54,9 @@ export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOUR
 const READS = ['value', 'at', 'log', 'heads', 'conflicts'];
 const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
-  write: [...READS, 'apply'],
+  write: [...READS, 'apply', 'propose'],
   settle: [...READS, 'resolve'],
-  admin: [...READS, 'apply', 'resolve'],
+  admin: [...READS, 'apply', 'propose', 'resolve'],
 };
 /** Roles whose holders may author a version of each kind. */
 const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'] };
@@ -63,6 +64,8 @@ const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change
 /** Most versions `log` lists at once; most blocks one bundle carries. */
 const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
+/** Most changes replayed in one vat hop. */
+const MAX_FOLD = 1000;
 /** Decoded values kept for reads (each document's current one, mostly). */
 const VALUE_CACHE = 256;
 
@@ -119,8 +122,20 @@ interface ConflictState {
   settled?: CID;
 }
 
-/** A call the docs part makes — a reducer, a merge step — as the node, or nested under the call it serves. */
-export type DocCall = (token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }) => Promise<Outcome>;
+/** The call a document token answers: its journal record, deadline and caller, and the delegation this node's authority came through. */
+interface DocCallInfo {
+  readonly seq: number;
+  readonly deadline: number;
+  readonly caller: Principal;
+  readonly via?: Token;
+}
+
+/**
+ * Run a reducer or merge step as the node (calls.ts `runAsNode`), nested
+ * under the call it serves if any; `fold` runs a reducer over a list of
+ * changes in one hop and answers `{ cids, refusal? }`.
+ */
+export type DocRun = (token: Token, args: readonly GridValue[], options?: { fold?: boolean; parent?: { seq: number; deadline: number } }) => Promise<Outcome>;
 
 export interface DocumentPowers {
   readonly store: BlockStore;
@@ -130,9 +145,12 @@ export interface DocumentPowers {
   readonly randomBytes: (length: number) => Uint8Array;
   readonly publish: (source: string) => Promise<ModuleId>;
   readonly issue: (spec: { code: string; export: string; env?: unknown; replicable?: boolean }) => Promise<Token>;
-  readonly call: DocCall;
+  readonly run: DocRun;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
   readonly revokedAt: (token: Token) => number | undefined;
+  readonly setTimer: (ms: number, callback: () => void) => () => void;
+  /** A member's vote weight under a weighted quorum (its reputation here). */
+  readonly weightOf: (principal: Principal) => number;
   /** Merge modules shipped with the node (`json`, `union`): name → source, each exporting `merge`. */
   readonly shippedMerges: Readonly<Record<string, string>>;
 }
@@ -140,6 +158,15 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+/** Whether a block means to be a version (a record of type `version`), so a bad one is refused rather than taken for a value. */
+const looksLikeVersion = (bytes: Uint8Array): boolean => {
+  try {
+    const record = decode(bytes) as { type?: unknown } | null;
+    return record !== null && typeof record === 'object' && record.type === 'version';
+  } catch {
+    return false;
+  }
+};
 const refusedWith = (code: RevokeCode, reason: string): Outcome => revoked(code, reason);
 const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
@@ -224,7 +251,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const headsWith = (state: DocState, version: Version) => [...state.heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
 
   const stepResult = async (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue): Promise<Outcome> => {
-    if ('token' in step) return powers.call(step.token, [base, ours, theirs]);
+    if ('token' in step) return powers.run(step.token, [base, ours, theirs]);
     try {
       if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return refusedWith('refused', 'text merge: the values are not all strings');
       return fulfilled(mergeText(base, ours, theirs));
@@ -302,8 +329,45 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return undefined;
   };
 
+  /**
+   * What the reducer makes of each received change, chains of changes in
+   * one vat hop each (a fold): the value's CID, or why the reducer refused.
+   * A change missing here (its chain could not be folded) is replayed alone.
+   */
+  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, CID | string>> => {
+    const replayed = new Map<string, CID | string>();
+    const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
+    let index = 0;
+    while (index < candidates.length) {
+      const first = candidates[index]!;
+      if (first.by !== 'change' || first.parents.length !== 1 || !first.change) {
+        index += 1;
+        continue;
+      }
+      const chain = [first];
+      for (let next = candidates[index + chain.length]; next && next.by === 'change' && next.change && chain.length < MAX_FOLD && next.parents.length === 1 && next.parents[0]!.equals(chain.at(-1)!.cid); next = candidates[index + chain.length]) {
+        chain.push(next);
+      }
+      index += chain.length;
+      try {
+        const parent = first.parents[0]!;
+        const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
+        const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
+        const changes = await Promise.all(chain.map(async (version) => decodeValue(await blockOf((version as { change: CID }).change))));
+        const outcome = await powers.run(genesis.reducer, [baseValue, changes], { fold: true });
+        if (outcome.status !== 'fulfilled') continue;
+        const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
+        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), CID.parse(cid)));
+        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), `the reducer refuses its change: ${refusal.reason}`);
+      } catch {
+        // Left to be replayed one at a time, which reports its own reason.
+      }
+    }
+    return replayed;
+  };
+
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
-  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>): Promise<string | undefined> => {
+  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, CID | string>): Promise<string | undefined> => {
     const valueBytes = blocks.get(text(version.value)) ?? (await store.has(version.value) ? await store.get(version.value) : undefined);
     if (!valueBytes) return `its value ${version.value} was not sent`;
     const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
@@ -323,9 +387,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return version.conflict === conflictToken(state.cid, version.parents) ? undefined : 'it settles a conflict between other heads';
     }
     if (version.parents.length !== 1) return 'a change has one parent';
+    const expected = replayed.get(text(version.cid));
+    if (typeof expected === 'string') return expected;
+    if (expected) return expected.equals(version.value) ? undefined : 'its value does not follow from its parent and change';
     const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
     if (!changeBytes) return 'its change was not sent';
-    const outcome = await powers.call(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
+    const outcome = await powers.run(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
     if (outcome.status !== 'fulfilled') return `the reducer refuses its change: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
     return valueCid(outcome.value).equals(version.value) ? undefined : 'its value does not follow from its parent and change';
   };
@@ -362,14 +429,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return out;
   };
 
-  const applyChange = async (state: DocState, change: GridValue, caller: { seq: number; deadline: number; via?: Token }): Promise<Outcome> => {
+  /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
+  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token }): Promise<Outcome> => {
     const open = openConflict(state);
     if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
     if (genesis.issuer !== identity.principal && caller.via === undefined) return refusedWith('denied', 'this node holds the document through no delegation and did not issue it');
     await loadHistory([state.current]);
     const parent = state.current;
-    const outcome = await powers.call(genesis.reducer, [await valueAt(state, parent), change], caller);
+    const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
+    const outcome = await powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
     }
@@ -378,6 +447,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);
+    // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: outcome.value });
   };
 
@@ -401,8 +472,42 @@ export const makeDocuments = (powers: DocumentPowers) => {
     landed(state, headsWith(state, version), version.cid);
     journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
     await mergeHeads(state);
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
   };
+
+  /** Who votes on `state`'s proposals: the `members` list (or the whole value, if a list) of its member document, now. */
+  const membersOf = async (state: DocState, governance: Governance): Promise<Principal[]> => {
+    const source = governance.members === 'self' ? state : docs.get(text(governance.members));
+    if (!source) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${text(governance.members as CID)} is not held here`);
+    const value = await valueAt(source, source.current);
+    const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
+    if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
+    return [...new Set(list.map((member) => asPrincipal(member)))];
+  };
+
+  const proposals = makeProposals({
+    journal,
+    identity,
+    clock,
+    setTimer: powers.setTimer,
+    randomBytes: powers.randomBytes,
+    enact: (doc, change, via) => {
+      const state = docs.get(doc);
+      if (!state) return Promise.resolve(refusedWith('unknown-token', `this node no longer holds document ${doc}`));
+      return inTurn(state, () => applyChange(state, change, via ? { via } : {}));
+    },
+  });
+
+  const propose = async (state: DocState, change: GridValue, call: DocCallInfo): Promise<Outcome> => {
+    const governance = (await genesisOf(state)).governance;
+    if (!governance) return refusedWith('denied', `document ${state.cid} is not governed: apply changes to it directly`);
+    const members = await membersOf(state, governance);
+    const weights = members.map((member) => (governance.weighted ? powers.weightOf(member) : 1));
+    return proposals.propose({ doc: text(state.cid), change, proposer: call.caller, members, weights, governance, ...(call.via ? { via: call.via } : {}) });
+  };
+
+  const readAt = async (state: DocState, version: CID): Promise<Outcome> => fulfilled({ version: text(version), value: await valueAt(state, version) });
 
   const stateOfClosure = (closure: Closure): DocState | undefined => {
     const env = closure.env as Record<string, GridValue> | null;
@@ -415,8 +520,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
     /** Whether `token` is a conflict's further promise this node knows. */
     isConflict: (token: Token) => conflicts.has(token),
     roleBySealed: (sealed: string): Closure | undefined => sealedRoles.get(sealed),
+    isProposal: proposals.isProposal,
+    /** A call on a proposal's token (a vote, or collecting it), by `caller`. */
+    answerProposal: (token: Token, args: readonly GridValue[], caller: Principal) => proposals.answer(token, args, caller),
+    proposals: proposals.list,
+    close: proposals.close,
 
     apply(entry: Entry) {
+      proposals.apply(entry);
       switch (entry.kind) {
         case 'doc': {
           const cid = CID.parse(entry.doc);
@@ -449,7 +560,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     },
 
     /** Make a document: its genesis and its four role tokens. `reducer` and token steps are closures' tokens. */
-    async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens> {
+    async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> {
       const reducer = asToken(spec.reducer);
       const merges: MergeStep[] = [];
       for (const step of spec.merges ?? []) {
@@ -465,7 +576,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
       for (const role of ROLES) tokens[role] = await powers.issue({ code: ROLE_MODULE_ID, export: role, env: { doc: id } });
       const roles = Object.fromEntries(ROLES.map((role) => [role, sealToken(tokens[role])])) as Record<Role, string>;
       const init = await storeValue(spec.init);
-      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock() }, identity);
+      const governance: Governance | undefined = spec.governance && { ...spec.governance, members: spec.governance.members === 'self' ? 'self' : CID.parse(spec.governance.members) };
+      if (governance && governance.members !== 'self' && !docs.has(text(governance.members))) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${governance.members} is not held here`);
+      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock(), ...(governance ? { governance } : {}) }, identity);
       await putBlock(bytes);
       geneses.set(text(genesis.cid), genesis);
       journal.append({ kind: 'doc', doc: text(genesis.cid), id, issuer: genesis.issuer, roles: ROLES.map((role) => roles[role]) });
@@ -477,7 +590,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * the call's journal record, `via` the delegation the call came through.
      * Only `at` is pure: it names the version it reads.
      */
-    async answer(closure: Closure, args: readonly GridValue[], call: { seq: number; deadline: number; via?: Token }): Promise<{ outcome: Outcome; pure: boolean }> {
+    async answer(closure: Closure, args: readonly GridValue[], call: DocCallInfo): Promise<{ outcome: Outcome; pure: boolean }> {
       const role = closure.export as Role;
       const state = stateOfClosure(closure);
       if (!state || !OPERATIONS[role]) return { outcome: refusedWith('unknown-token', 'this node does not hold the document'), pure: false };
@@ -488,11 +601,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
       try {
         switch (operation) {
           case 'value':
-            return { outcome: fulfilled({ version: text(state.current), value: await valueAt(state, state.current) }), pure: false };
-          case 'at': {
-            const version = CID.parse(String(rest[0]));
-            return { outcome: fulfilled({ version: text(version), value: await valueAt(state, version) }), pure: true };
-          }
+            return { outcome: await readAt(state, state.current), pure: false };
+          case 'at':
+            return { outcome: await readAt(state, CID.parse(String(rest[0]))), pure: true };
           case 'heads':
             return { outcome: fulfilled({ heads: state.heads.map(text), current: text(state.current) }), pure: false };
           case 'log': {
@@ -502,7 +613,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
           case 'conflicts':
             return { outcome: fulfilled([...conflicts].filter(([, c]) => c.doc === text(state.cid)).map(([token, c]) => view(token, c)) as unknown as GridValue), pure: false };
           case 'apply':
+            if ((await genesisOf(state)).governance) return { outcome: refusedWith('denied', `document ${state.cid} changes only by proposal (grid propose)`), pure: false };
             return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
+          case 'propose':
+            return { outcome: await propose(state, rest[0] ?? null, call), pure: false };
           case 'resolve':
             return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
         }
@@ -510,6 +624,22 @@ export const makeDocuments = (powers: DocumentPowers) => {
         return { outcome: refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };
       }
       return { outcome: refusedWith('denied', `unknown operation ${quote(operation)}`), pure: false };
+    },
+
+    /**
+     * The owner's own read through role closure `closure` held here: the
+     * value now (or at `version`), with no call and so no journal record —
+     * it changes nothing and involves no one else. Undefined if this node
+     * does not hold the document.
+     */
+    async read(closure: Closure, version?: string): Promise<Outcome | undefined> {
+      const state = stateOfClosure(closure);
+      if (!state) return undefined;
+      try {
+        return await readAt(state, version === undefined ? state.current : CID.parse(version));
+      } catch (error) {
+        return refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error));
+      }
     },
 
     /** A call on a conflict's token: a further promise (itself) until someone settles it, then the settled version and value. */
@@ -632,28 +762,34 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
         }
         const refused: Array<{ version: string; reason: string }> = [];
+        // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
+        const candidates: Version[] = [];
+        for (const [key, bytes] of blocks) {
+          if (key === bundle.doc || versions.has(key)) continue;
+          if (!looksLikeVersion(bytes)) continue;
+          let version: Version;
+          try {
+            version = readVersion(CID.parse(key), bytes);
+          } catch (error) {
+            refused.push({ version: key, reason: (error as Error).message });
+            continue;
+          }
+          if (version.doc.equals(held.cid)) candidates.push(version);
+          else refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+        }
+        const replayed = await replayChains(genesis, candidates, blocks);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
-        for (const [key, bytes] of blocks) {
-          if (key === bundle.doc || versions.has(key)) continue;
-          let version: Version;
-          try {
-            const record = readVersion(CID.parse(key), bytes);
-            version = record;
-          } catch {
-            continue; // a value, a change or a delegation, not a version
-          }
-          if (!version.doc.equals(held.cid)) {
-            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
-            continue;
-          }
+        for (const version of candidates) {
+          const key = text(version.cid);
+          const bytes = blocks.get(key)!;
           const missing = version.parents.find((p) => !versions.has(text(p)) && !p.equals(held.cid));
           if (missing) {
             refused.push({ version: key, reason: `its parent ${missing} is missing` });
             continue;
           }
-          const reason = await refusalOf(held, genesis, version, blocks).catch((error: unknown) => describeThrown(error));
+          const reason = await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error));
           if (reason) {
             refused.push({ version: key, reason });
             continue;

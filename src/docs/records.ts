@@ -27,6 +27,7 @@ import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { MIN_NONCE_BYTES } from '../closures/closure.js';
+import { MAX_DEADLINE_MS, quorumFromWire, quorumToWire, type Governance } from './governance.js';
 
 const DOC_DOMAIN = new TextEncoder().encode('promisegrid:doc:v1\n');
 
@@ -57,6 +58,8 @@ export interface Genesis {
   readonly init: CID;
   readonly issuer: Principal;
   readonly at: number;
+  /** Present when the document changes only by proposal (docs/governance.ts). */
+  readonly governance?: Governance;
 }
 
 interface VersionBase {
@@ -100,6 +103,7 @@ export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Ident
     init: spec.init,
     issuer: issuer.principal,
     at: spec.at,
+    ...(spec.governance ? { governance: governanceToWire(spec.governance) } : {}),
   };
   const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
   return { bytes, genesis: readGenesis(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
@@ -136,7 +140,7 @@ const asSigner = (value: unknown, fail: (why: string) => Error): Principal => {
 /** Decode and check a genesis: its shape and its issuer's signature. */
 export const readGenesis = (cid: CID, bytes: Uint8Array): Genesis => {
   const fail = (why: string) => bad('document', cid, why);
-  const { type, id, roles, reducer, merges, init, issuer, at, sig, ...extra } = asRecord('document', cid, bytes);
+  const { type, id, roles, reducer, merges, init, issuer, at, sig, governance, ...extra } = asRecord('document', cid, bytes);
   if (type !== 'doc') throw fail('not a document genesis');
   if (Object.keys(extra).length > 0) throw fail(`unknown field ${quote(Object.keys(extra)[0])}`);
   if (typeof id !== 'string' || id.length < MIN_NONCE_BYTES || id.length > 64) throw fail('bad id');
@@ -149,8 +153,9 @@ export const readGenesis = (cid: CID, bytes: Uint8Array): Genesis => {
   });
   const signer = asSigner(issuer, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
-  const body = { type, id, roles, reducer, merges, init, issuer, at };
+  const body = { type, id, roles, reducer, merges, init, issuer, at, ...(governance === undefined ? {} : { governance }) };
   if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for issuer ${signer}`);
+  const governed = governance === undefined ? undefined : governanceFromWire(governance, fail);
   return harden({
     cid,
     id,
@@ -160,13 +165,33 @@ export const readGenesis = (cid: CID, bytes: Uint8Array): Genesis => {
     init: asLink(init, 'init', fail),
     issuer: signer,
     at: asTime(at, fail),
+    ...(governed ? { governance: governed } : {}),
   });
+};
+
+const governanceToWire = (governance: Governance) => ({
+  members: governance.members,
+  quorum: quorumToWire(governance.quorum),
+  weighted: governance.weighted,
+  deadline: governance.deadlineMs,
+});
+const governanceFromWire = (value: unknown, fail: (why: string) => Error): Governance => {
+  if (value === null || typeof value !== 'object') throw fail('governance is a record');
+  const { members, quorum, weighted, deadline, ...extra } = value as Record<string, unknown>;
+  if (Object.keys(extra).length > 0) throw fail(`unknown governance field ${quote(Object.keys(extra)[0])}`);
+  if (typeof weighted !== 'boolean') throw fail('governance.weighted is true or false');
+  if (!Number.isSafeInteger(deadline) || (deadline as number) <= 0 || (deadline as number) > MAX_DEADLINE_MS) throw fail(`governance.deadline is from 1 ms to ${MAX_DEADLINE_MS} ms`);
+  try {
+    return { members: members === 'self' ? 'self' : asLink(members, 'governance.members', fail), quorum: quorumFromWire(quorum), weighted, deadlineMs: deadline as number };
+  } catch (error) {
+    throw fail((error as Error).message);
+  }
 };
 
 /** Parents in one order on every replica: a merge made anywhere of the same heads is the same block. */
 export const sortCids = (cids: readonly CID[]): CID[] => [...cids].sort((a, b) => (a.toString() < b.toString() ? -1 : a.toString() > b.toString() ? 1 : 0));
 
-/** A signed change or settlement. */
+/** A signed change or settlement (not read back: the signature was just made). */
 export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
   const body = dropUndefined({
     type: 'version',
@@ -181,7 +206,8 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     at: spec.at,
   });
   const bytes = encode({ ...body, sig: author.sign(signingBytes(body)) });
-  return { bytes, version: readVersion(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
+  const version: AuthoredVersion = Object.freeze({ ...spec, cid: blockCid(bytes, DAG_CBOR_CODEC), parents: sortCids(spec.parents), author: author.principal });
+  return { bytes, version };
 };
 
 /** An unsigned merge: the same heads, step and value make the same block on every replica. */
@@ -206,7 +232,7 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
     if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('a merge has only type, doc, parents, value, by, step and base');
     if (parentCids.length !== 2) throw fail('a merge has two parents');
     if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
-    return harden({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
+    return Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
   }
   if (by !== 'change' && by !== 'settle') throw fail(`by is change, merge or settle (got ${quote(by)})`);
   const { change, conflict, author, via, at, sig, ...extra } = record;
@@ -217,7 +243,8 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
   const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, at });
   if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for author ${signer}`);
-  return harden({
+  // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
+  return Object.freeze({
     ...common,
     by,
     ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),

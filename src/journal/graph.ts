@@ -15,9 +15,11 @@ export const shortId = (id: string) => (id.startsWith('did:key:') ? `${id.slice(
  * it with the outcomes, the calls those calls made, and — transitively — the
  * further promises it made and the delegations made of it (who holds what).
  * For a delegated token, also the chain of delegations it was made through.
+ * For a document (its genesis CID among `token` and `also`): its heads,
+ * conflicts and how they were settled, proposals and the votes on them.
  */
-export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] => {
-  const tokens = new Set<string>([token]);
+export const entriesAround = (entries: readonly Entry[], token: Token, also: readonly string[] = []): Entry[] => {
+  const tokens = new Set<string>([token, ...also]);
   const calls = new Set<number>();
   const selected = new Set<number>();
   const wraps = new Map<string, Entry & { kind: 'wrap' }>();
@@ -57,6 +59,25 @@ export const entriesAround = (entries: readonly Entry[], token: Token): Entry[] 
           selected.add(entry.seq);
           tokens.add(entry.token);
         }
+        break;
+      case 'doc':
+      case 'doc-head':
+        if (tokens.has(entry.doc)) selected.add(entry.seq);
+        break;
+      // A conflict and a proposal are further promises: what settles or votes on them comes after.
+      case 'doc-conflict':
+      case 'proposal':
+        if (tokens.has(entry.doc)) {
+          selected.add(entry.seq);
+          tokens.add(entry.kind === 'doc-conflict' ? entry.conflict : entry.proposal);
+        }
+        break;
+      case 'doc-settled':
+        if (tokens.has(entry.conflict)) selected.add(entry.seq);
+        break;
+      case 'vote':
+      case 'proposal-ended':
+        if (tokens.has(entry.proposal)) selected.add(entry.seq);
         break;
       case 'seal':
         break;
@@ -117,6 +138,20 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} ${name(entry.token)} policy ${entry.index} keeps ${valueText(entry.state)}`;
       case 'replicated':
         return `${head} ${name(entry.token)} replicated to ${name(entry.to)}`;
+      case 'doc':
+        return `${head} document ${name(entry.doc)} held here (issued by ${name(entry.issuer)})`;
+      case 'doc-head':
+        return `${head} ${name(entry.doc)} heads ${entry.heads.map(name).join(', ')}`;
+      case 'doc-conflict':
+        return `${head} ${name(entry.doc)} conflict ${name(entry.conflict)} between ${entry.heads.map(name).join(' and ')}: ${entry.attempts.map((a) => `${name(a.step)} ${a.code}: ${a.reason}`).join('; ') || 'no merge steps'}`;
+      case 'doc-settled':
+        return `${head} conflict ${name(entry.conflict)} settled by version ${name(entry.version)}`;
+      case 'proposal':
+        return `${head} ${name(entry.proposal)} proposes ${valueText(entry.change)} to ${name(entry.doc)}, by ${name(entry.proposer)} (quorum ${entry.quorum} of ${entry.members.length}, until ${new Date(entry.deadline).toISOString()})`;
+      case 'vote':
+        return `${head} ${name(entry.voter)} votes ${entry.choice} on ${name(entry.proposal)} (signed)`;
+      case 'proposal-ended':
+        return `${head} ${name(entry.proposal)} ${entry.status}: ${entry.reason}${entry.version ? ` (version ${name(entry.version)})` : ''}`;
     }
   });
   if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
@@ -219,8 +254,33 @@ export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
         node(entry.token, 'box');
         edge(entry.token, entry.to, 'replicated to', 'dotted');
         break;
+      case 'doc-conflict':
+        node(entry.doc, 'note');
+        node(entry.conflict, 'box');
+        edge(entry.doc, entry.conflict, 'conflict', 'bold');
+        break;
+      case 'doc-settled':
+        node(entry.conflict, 'box');
+        edge(entry.conflict, entry.version, 'settled by');
+        break;
+      case 'proposal':
+        node(entry.proposer, 'ellipse');
+        node(entry.proposal, 'box');
+        node(entry.doc, 'note');
+        edge(entry.proposer, entry.proposal, 'proposed');
+        edge(entry.proposal, entry.doc, 'changes', 'dashed');
+        break;
+      case 'vote':
+        node(entry.voter, 'ellipse');
+        edge(entry.voter, entry.proposal, `voted ${entry.choice}`);
+        break;
+      case 'proposal-ended':
+        node(entry.proposal, 'box', entry.status === 'passed' ? {} : { revoked: true });
+        break;
       case 'policy-state':
       case 'seal':
+      case 'doc':
+      case 'doc-head':
         break;
     }
   }

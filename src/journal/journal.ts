@@ -108,7 +108,13 @@ export type EntryBody =
   /** Every step of `doc`'s merge cascade refused to merge `heads` (`attempts`: each step, code and reason): a further promise, `conflict`, that a person settles. */
   | { kind: 'doc-conflict'; doc: string; conflict: Token; heads: readonly string[]; attempts: readonly { step: string; code: RevokeCode; reason: string }[] }
   /** Conflict `conflict` was settled by `version`. */
-  | { kind: 'doc-settled'; conflict: Token; version: string };
+  | { kind: 'doc-settled'; conflict: Token; version: string }
+  /** `proposer` put `change` to document `doc`'s `members` (with their `weights`) under `quorum` (see docs/governance.ts) until `deadline`. */
+  | { kind: 'proposal'; proposal: Token; doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; quorum: string | number; deadline: number; via?: Token }
+  /** Member `voter` voted on `proposal`, signing its choice. */
+  | { kind: 'vote'; proposal: Token; voter: Principal; choice: 'yes' | 'no'; signature: Uint8Array }
+  /** `proposal` ended: carried (its change made `version`), rejected by the votes, or expired. */
+  | { kind: 'proposal-ended'; proposal: Token; status: 'passed' | 'rejected' | 'expired'; reason: string; version?: string };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -159,8 +165,11 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   'doc-head': ['doc', 'heads', 'current'],
   'doc-conflict': ['doc', 'conflict', 'heads', 'attempts'],
   'doc-settled': ['conflict', 'version'],
+  proposal: ['proposal', 'doc', 'change', 'proposer', 'members', 'weights', 'quorum', 'deadline', 'via'],
+  vote: ['proposal', 'voter', 'choice', 'signature'],
+  'proposal-ended': ['proposal', 'status', 'reason', 'version'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };
@@ -566,6 +575,16 @@ export class Journal {
         return (await file.readRange(start, length)).subarray(FRAME_HEADER);
       }),
     );
+  }
+
+  /**
+   * Resolve once everything appended so far is in the file: what a `kill -9`
+   * cannot take back (a power loss still can, until `flush`). Rejects if a
+   * write failed. Concurrent waiters share the batch being written.
+   */
+  async written(): Promise<void> {
+    await this.#startWrite();
+    if (this.#failure) throw this.#failure;
   }
 
   /** Make everything appended so far durable and sealed; rejects if a write failed. */

@@ -59,7 +59,7 @@ export const makeCallPipeline = (parts: {
 
   /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
   const concernsHere = async (token: Token): Promise<boolean> => {
-    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token)) return true;
+    if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token) || parts.docs().isProposal(token)) return true;
     try {
       return (await closures.tokenBlock(token)) !== undefined;
     } catch {
@@ -106,7 +106,7 @@ export const makeCallPipeline = (parts: {
         // The link this node was delegated, if any: its own authority for what the call makes (a document version).
         const via = call.chain.find((link) => link.audience.includes(self))?.token;
         // A document's replica holds its roles by sealed reference only: the docs part answers, as the call through the chain.
-        if (parts.docs().isRole(call.root)) return (await parts.docs().answer(call.root, call.args, { seq: call.call, deadline: frame.deadline, ...(via ? { via } : {}) })).outcome;
+        if (parts.docs().isRole(call.root)) return (await parts.docs().answer(call.root, call.args, { seq: call.call, deadline: frame.deadline, caller: call.caller, ...(via ? { via } : {}) })).outcome;
         const inner: CallFrame = { caller: call.caller, path: frame.path, depth: frame.depth + 1, parent: call.call, deadline: frame.deadline, signal: frame.signal, ...(via ? { via } : {}) };
         return (await invoke(call.root.token, call.args, inner)).outcome;
       }
@@ -132,7 +132,7 @@ export const makeCallPipeline = (parts: {
   };
 
   /** Run a closure held here in a vat. */
-  const runHere = async (closure: Closure, argsBytes: Uint8Array, frame: CallFrame, seq: number): Promise<Invoked> => {
+  const runHere = async (closure: Closure, argsBytes: Uint8Array, frame: CallFrame, seq: number | undefined, fold?: boolean): Promise<Invoked> => {
     const timeLimitMs = Math.min(frame.deadline - clock(), closure.timeLimitMs ?? Number.POSITIVE_INFINITY);
     // Nested calls share this call's deadline, which starts when its vat has it.
     const nested: CallFrame = { caller: closure.issuer, path: [], depth: frame.depth + 1, parent: seq, deadline: frame.deadline, signal: frame.signal };
@@ -142,6 +142,7 @@ export const makeCallPipeline = (parts: {
       caller: frame.caller,
       nested: frame.depth > 0,
       timeLimitMs,
+      ...(fold ? { fold } : {}),
       ...(frame.signal ? { signal: frame.signal } : {}),
       started: () => (nested.deadline = clock() + timeLimitMs),
       call: async (target, args) => toVatAnswer(await invokeNested(target, decodeValue(args) as GridValue[], nested)),
@@ -176,6 +177,7 @@ export const makeCallPipeline = (parts: {
     if (reason !== undefined) return impure(revoked('token-revoked', reason));
     if (parts.approvals().has(token)) return impure(await parts.approvals().answer(token, argsBytes, frame));
     if (parts.docs().isConflict(token)) return impure(await parts.docs().answerConflict(token));
+    if (parts.docs().isProposal(token)) return impure(await parts.docs().answerProposal(token, decodeValue(argsBytes) as GridValue[], frame.caller));
     // A warm call on a closure held here does not wait a turn to learn it is not a delegation.
     if (!closures.loaded(token)) {
       let delegation: Delegation | undefined;
@@ -201,7 +203,7 @@ export const makeCallPipeline = (parts: {
     if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
     // A document's role token: the docs part answers it, no vat.
     if (parts.docs().isRole(closure)) {
-      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, ...(frame.via ? { via: frame.via } : {}) });
+      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, caller: frame.caller, ...(frame.via ? { via: frame.via } : {}) });
     }
     return runHere(closure, argsBytes, frame, seq);
   };
@@ -270,10 +272,29 @@ export const makeCallPipeline = (parts: {
   return harden({
     afterScreening,
 
-    /** A call this node makes on its own behalf (a document's reducer or merge step), nested under call `parent` if given. */
-    callAsNode(token: Token, args: readonly GridValue[], parent?: { seq: number; deadline: number }): Promise<Outcome> {
+    /**
+     * Run a closure as this node, on its own behalf and unjournaled: a
+     * document's reducer or merge step recomputing what a version records
+     * (the version is the record). A closure not held here is called
+     * through the pipeline instead (journaled, forwarded); `fold` (see the
+     * vat protocol) needs it held here.
+     */
+    async runAsNode(token: Token, args: readonly GridValue[], options: { fold?: boolean; parent?: { seq: number; deadline: number } } = {}): Promise<Outcome> {
+      const { parent } = options;
       const frame: CallFrame = { caller: self, path: [], depth: parent ? 1 : 0, parent: parent?.seq, deadline: parent?.deadline ?? clock() + limits.callTimeoutMs };
-      return invokeNested(token, args, frame);
+      let closure: Closure | undefined;
+      try {
+        closure = closures.loaded(token) ?? (await closures.here(token));
+        if (closure && !modules.isLoaded(closure.code)) await modules.load(closure.code);
+      } catch (error) {
+        return failed(error);
+      }
+      if (!closure) return options.fold ? revoked('unknown-token', `closure ${token} is not held here`) : invokeNested(token, args, frame);
+      try {
+        return (await runHere(closure, encodeValue(args), frame, parent?.seq, options.fold)).outcome;
+      } catch (error) {
+        return revoked('invalid', `bad arguments: ${describeThrown(error)}`);
+      }
     },
 
     /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */

@@ -188,12 +188,20 @@ export class Kernel {
       randomBytes,
       publish: (source) => modules.publish(source),
       issue: (spec) => closures.issue(spec),
-      call: (token, args, parent) => this.#pipeline.callAsNode(token, args, parent),
+      run: (token, args, options) => this.#pipeline.runAsNode(token, args, options),
       delegationOf: (token) => this.#delegations.delegationOf(token),
       revokedAt: revocations.revokedAt,
+      setTimer,
+      weightOf: (principal) => {
+        const { fulfilled: kept, broken } = this.#reputation.of(principal);
+        return (kept + 1) / (broken + 1);
+      },
       shippedMerges: powers.merges ?? {},
     });
-    this.docs = makeDocsApi(this.#docs, (token, args) => this.call(token, args));
+    this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
+      const closure = closures.loaded(token as Token);
+      return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
+    });
     for (const entry of journal.entries()) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
@@ -387,6 +395,7 @@ export class Kernel {
       await this.#powers.network?.close();
       await this.#vats.close();
       this.#approvals.close();
+      this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
     } finally {

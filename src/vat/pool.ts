@@ -40,6 +40,8 @@ export interface RunRequest {
    * start.
    */
   readonly nested?: boolean;
+  /** Run the export over a list of changes (see ToVat `run`). */
+  readonly fold?: boolean;
   /** Told when the call's time limit starts (its vat has it). */
   readonly started?: () => void;
   /** The caller's cancel: the call ends `cancelled by caller` and its vat is stopped (see #cancel). */
@@ -249,7 +251,7 @@ export class VatPool {
       };
       request.started?.();
       vat.runs.set(run, { request, resolve, cancelTimer, acted: false });
-      vat.send({ t: 'run', run, token: request.closure.token, args: request.args, caller: request.caller });
+      vat.send({ t: 'run', run, token: request.closure.token, args: request.args, caller: request.caller, ...(request.fold ? { fold: true as const } : {}) });
     });
   }
 

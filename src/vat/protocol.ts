@@ -15,7 +15,12 @@ export type ToVat =
   | { readonly t: 'module'; readonly id: ModuleId; readonly record: ModuleRecord }
   | { readonly t: 'wasm'; readonly id: ModuleId; readonly record: WasmRecord }
   | { readonly t: 'closure'; readonly token: Token; readonly code: ModuleId; readonly export: string; readonly env: Uint8Array }
-  | { readonly t: 'run'; readonly run: number; readonly token: Token; readonly args: Uint8Array; readonly caller: Principal }
+  /**
+   * `fold`: args are `[state, changes]`; the export runs once per change on
+   * the state the last one gave, and the answer is the CID (text) of each
+   * state in turn — a document's versions checked in one hop (docs/documents.ts).
+   */
+  | { readonly t: 'run'; readonly run: number; readonly token: Token; readonly args: Uint8Array; readonly caller: Principal; readonly fold?: true }
   | { readonly t: 'reply'; readonly run: number; readonly sub: number; readonly answer: VatOutcome };
 
 export type FromVat =

@@ -7,7 +7,8 @@
  */
 import '../perimeter/lockdown.js';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { asModuleId, asToken, type Principal, type Token } from '../interface/ids.js';
+import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
+import { blockCid } from '../store/hashing.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
 import type { VatOutcome, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
@@ -188,10 +189,11 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
   if (!closure) return finish(state, revoked('internal', 'vat: closure not loaded'));
   runs.set(message.run, state);
   const wasm = wasmModules.get(closure.code);
-  if (wasm) return executeWasm(state, wasm, message.args);
+  if (wasm) return message.fold ? finish(state, revoked('invalid', 'a fold runs JavaScript exports only')) : executeWasm(state, wasm, message.args);
   try {
     const entry = runner.instantiate(closure.code)[closure.export];
     if (typeof entry !== 'function') return finish(state, revoked('crash', `export "${closure.export}" is not a function`));
+    if (message.fold) return await fold(state, entry as (...args: unknown[]) => unknown, message.args);
     let result = entry(Object.freeze(new CallContext(state)), ...(copyValue(message.args) as GridValue[]));
     if (isThenable(result)) result = await result;
     if (isLink(result)) return finish(state, { status: 'promised', token: asToken(result['/']) });
@@ -205,6 +207,32 @@ const execute = async (message: Extract<ToVat, { t: 'run' }>) => {
   } catch (error) {
     return finish(state, revoked(codeOf(error), describe(error)));
   }
+};
+
+/**
+ * Run a reducer over changes in turn, each on the state the one before gave
+ * (decoded afresh, as a call would get it): the CID of each state, and where
+ * the first refusal came, if one did.
+ */
+const fold = async (state: RunState, entry: (...args: unknown[]) => unknown, args: Uint8Array) => {
+  const [initial, changes] = copyValue(args) as [GridValue, GridValue[]];
+  if (!Array.isArray(changes)) return finish(state, revoked('invalid', 'a fold takes [state, changes]'));
+  let current = initial;
+  const cids: string[] = [];
+  for (const [index, change] of changes.entries()) {
+    let result: unknown;
+    try {
+      result = entry(Object.freeze(new CallContext(state)), current, change);
+      if (isThenable(result)) result = await result;
+      if (isLink(result)) throw new TypeError('a reducer answers with a value, not a further promise');
+      const bytes = encodeValue(result === undefined ? null : result);
+      cids.push(blockCid(bytes, DAG_CBOR_CODEC).toString());
+      current = copyValue(bytes);
+    } catch (error) {
+      return finish(state, { status: 'fulfilled', value: encodeValue({ cids, refusal: { index, code: codeOf(error), reason: describe(error) } }) });
+    }
+  }
+  return finish(state, { status: 'fulfilled', value: encodeValue({ cids }) });
 };
 
 const executeWasm = (state: RunState, wasm: { module: WebAssembly.Module; record: WasmRecord }, args: Uint8Array) => {

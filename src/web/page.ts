@@ -132,6 +132,12 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.doc, entry.conflict, ...entry.heads];
     case 'doc-settled':
       return [entry.conflict, entry.version];
+    case 'proposal':
+      return [entry.proposal, entry.doc, entry.proposer];
+    case 'vote':
+      return [entry.proposal, entry.voter];
+    case 'proposal-ended':
+      return [entry.proposal, ...(entry.version ? [entry.version] : [])];
     case 'fulfilled':
     case 'revoked':
     case 'promised':
