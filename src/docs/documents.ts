@@ -483,7 +483,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (pick !== undefined) {
       const head = conflict.heads.find((h) => text(h) === pick);
       if (!head) return refusedWith('invalid', `${quote(pick)} is not one of the conflict's heads (${conflict.heads.map(text).join(', ')})`);
-      valueCid = versions.get(text(head))!.value;
+      valueCid = (await versionOf(state, head))!.value;
     } else if (value !== undefined) {
       valueCid = await storeValue(value);
     } else return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');

@@ -57,6 +57,15 @@ const pendingViews: Crossing<PendingView[]> = {
   in: (wire) => listOf(wire, 'pending calls').map((view) => Object.freeze({ ...(view as PendingView), args: decodeValue(bytes.in((view as { args?: unknown }).args)) as readonly GridValue[] })),
 };
 
+/** A new document's initial value crosses as canonical CBOR (it may hold bytes, links or big integers). */
+const documentSpec: Crossing<Parameters<NodeOwner['createDocument']>[0]> = {
+  out: (spec) => ({ ...spec, init: bytes.out(encodeValue(spec.init)) }),
+  in: (wire) => {
+    const spec = (wire ?? {}) as { reducer?: unknown; merges?: unknown; init?: unknown };
+    return { reducer: String(spec.reducer), ...(spec.merges === undefined ? {} : { merges: listOf(spec.merges, 'merge steps').map(String) }), init: decodeValue(bytes.in(spec.init)) };
+  },
+};
+
 const optional = <T>(crossing: Crossing<T>): Crossing<T | undefined> => ({
   out: (value) => (value === undefined ? undefined : crossing.out(value)),
   in: (wire) => (wire === undefined || wire === null ? undefined : crossing.in(wire)),
@@ -77,6 +86,8 @@ const CROSSINGS: { readonly [K in Operation]: Crossings<FacetOwner[K]> } = {
   importChain: { args: [asIs<string>(), chain] },
   revocationNotice: { result: optional(notice) },
   pending: { result: pendingViews },
+  createDocument: { args: [documentSpec] },
+  documentConflicts: {},
 };
 
 /** The owner facet's methods, by name. */
