@@ -171,7 +171,7 @@ test('a shared text: --merge text, apply set and splice, log', async (t) => {
 });
 
 /** Give `to` what `from` holds of a document. */
-const sync = async (from: Kernel, to: Kernel, doc: string) => to.docs.ingest(await from.docs.bundle(doc, to.docs.held().find((held) => held.doc === doc)?.heads ?? []));
+const sync = async (from: Kernel, to: Kernel, doc: string) => to.docs.ingest(await from.docs.bundle(doc, to.docs.held().find((held) => held.doc === doc)?.heads ?? []), from.principal);
 
 test('a team budget: create and apply from the CLI; a conflict made by two replicas is listed and settled from the CLI', async (t) => {
   t.timeout(180_000);
@@ -188,7 +188,7 @@ test('a team budget: create and apply from the CLI; a conflict made by two repli
     if (open) await Promise.all([alice.close(), bob.close()]);
   });
   for (const token of await alice.docs.closuresOf(budget.doc)) await bob.adopt(token as never, await alice.replica(token, bob.principal));
-  await bob.docs.ingest(await alice.docs.bundle(budget.doc, []));
+  await bob.docs.ingest(await alice.docs.bundle(budget.doc, []), alice.principal);
   const bobWrite = await alice.delegate({ token: budget.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
   const bobSettle = await alice.delegate({ token: budget.settle, to: [bob.principal] });

@@ -89,12 +89,12 @@ test('documents: created and their conflicts listed the same here and through th
   const other = await openKernel({ memory: true, limits: { vats: 1 } });
   t.teardown(() => other.close());
   for (const closure of await kernel.docs.closuresOf(doc.doc)) await other.adopt(closure as never, await kernel.replica(closure, other.principal));
-  await other.docs.ingest(await kernel.docs.bundle(doc.doc, []));
+  await other.docs.ingest(await kernel.docs.bundle(doc.doc, []), kernel.principal);
   const otherWrite = await kernel.delegate({ token: doc.write, to: [other.principal] });
   await other.importChain(otherWrite, (await kernel.chainBlocks(otherWrite))!);
   t.like(await remote.call(doc.write, ['apply', { a: 1 }]), { status: 'fulfilled' });
   t.like(await other.docs.apply(otherWrite, { b: 2 }), { status: 'fulfilled' });
-  await kernel.docs.ingest(await other.docs.bundle(doc.doc, kernel.docs.held()[0]!.heads));
+  await kernel.docs.ingest(await other.docs.bundle(doc.doc, kernel.docs.held()[0]!.heads), other.principal);
   const conflicts = await remote.documentConflicts();
   t.is(conflicts.length, 1);
   t.deepEqual(conflicts, await local.documentConflicts());
