@@ -65,6 +65,12 @@ test('a change goes through the reducer; reads, log and history survive a reopen
     log.map((entry) => entry.change),
     [{ done: 'buy milk' }, { add: 'buy milk' }],
   );
+  // A peer's change is made and signed by this node, which names who asked for it.
+  const peer = generateIdentity((n) => new Uint8Array(randomBytes(n))).principal;
+  valueOf(await kernel.call(doc.write, ['apply', { remove: 'buy milk' }], { caller: peer }));
+  t.like((valueOf(await kernel.docs.log(doc.read, { limit: 1 })) as unknown[])[0], { by: 'change', author: kernel.principal, for: peer });
+  valueOf(await kernel.docs.apply(doc.write, { add: 'buy milk' }));
+  valueOf(await kernel.docs.apply(doc.write, { done: 'buy milk' }));
   await kernel.close();
   const reopened = await openKernel({ home });
   t.deepEqual(await read(reopened, doc.read), { items: [{ text: 'buy milk', done: true }] });

@@ -428,7 +428,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       by: version.by,
       ...(version.by === 'merge'
         ? { step: version.step, base: version.base && text(version.base) }
-        : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
+        : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.for ? { for: version.for } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
     });
 
   /** Versions from the heads down, newest first (a breadth-first walk), at most `limit`. */
@@ -451,7 +451,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
-  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token }): Promise<Outcome> => {
+  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal }): Promise<Outcome> => {
     const open = openConflict(state);
     if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
@@ -464,7 +464,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
     }
     const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
-    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}) }, identity);
+    const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
+    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);

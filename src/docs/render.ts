@@ -20,6 +20,8 @@ export interface LogEntry {
   readonly author?: string;
   readonly at?: number;
   readonly via?: string;
+  /** Who asked the author's node for it, when someone else did (the author vouches for it). */
+  readonly for?: string;
   readonly conflict?: string;
   readonly change?: GridValue;
 }
@@ -43,7 +45,7 @@ const time = (at: number | undefined) => (at === undefined ? '' : new Date(at).t
 const madeBy = (entry: LogEntry, name: Namer) => {
   if (entry.by === 'merge') return `merge by step ${entry.step ?? '?'}`;
   const who = entry.author ? name(entry.author) : 'unknown';
-  const through = entry.via ? ` via ${name(entry.via)}` : '';
+  const through = `${entry.via ? ` via ${name(entry.via)}` : ''}${entry.for ? ` for ${name(entry.for)}` : ''}`;
   return entry.by === 'settle' ? `settle by ${who}${through} (conflict ${shortCid(entry.conflict ?? '')})` : `change by ${who}${through}`;
 };
 
