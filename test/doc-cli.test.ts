@@ -76,7 +76,7 @@ test('a shared todo list: create (init from the module), apply, show, show --at,
 
   // Refusals: one line with the code, exit 3; the document is untouched.
   t.like(await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}']), { code: 3, lines: 1 });
-  t.regex((await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}'])).line, /^revoked \(denied\): a read token does value, at, log, heads, conflicts \(got "apply"\)$/);
+  t.regex((await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}'])).line, /^revoked \(denied\): a read token does value, at, log, heads, conflicts, info \(got "apply"\)$/);
   const deniedJson = await grid(home, ['doc', 'apply', 'todos.read', '{"add":"x"}', '--json']);
   t.is(deniedJson.code, 3);
   t.like(JSON.parse(deniedJson.stdout), { status: 'revoked', code: 'denied' });
@@ -139,7 +139,7 @@ test('a chat room on a running node: create with --merge union, apply, show, log
   t.is((await ok(home, ['doc', 'log', 'room.read'])).split('\n').length, 2);
   t.is(await ok(home, ['doc', 'conflicts']), '(no open conflicts)');
   t.deepEqual(JSON.parse(await ok(home, ['doc', 'conflicts', 'room', '--json'])), { conflicts: [] });
-  t.like(await refused(home, ['doc', 'apply', 'room.read', '{"say":"x","from":"eve"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts (got "apply")' });
+  t.like(await refused(home, ['doc', 'apply', 'room.read', '{"say":"x","from":"eve"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info (got "apply")' });
   t.regex((await refused(home, ['doc', 'create', 'examples/hello.js', '--reducer', 'hello'])).line, /has no export "init"/);
   // Another home reaches the room through grid URLs that name the node: a read token, and a write token delegated to it.
   const other = await tempDir(t);
@@ -149,7 +149,7 @@ test('a chat room on a running node: create with --merge union, apply, show, log
   t.regex(forOther, /[?&]via=/);
   t.is(JSON.parse(await ok(other, ['doc', 'apply', forOther, '{"say":"from afar","from":"cy"}'])).messages.length, 3);
   t.regex((await ok(home, ['doc', 'log', 'room'])).split('\n')[0]!, /\{"say":"from afar","from":"cy"\}$/);
-  t.like(await refused(other, ['doc', 'apply', `grid://${room.read}?via=${encodeURIComponent(node.url)}`, '{"say":"x","from":"cy"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts (got "apply")' });
+  t.like(await refused(other, ['doc', 'apply', `grid://${room.read}?via=${encodeURIComponent(node.url)}`, '{"say":"x","from":"cy"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info (got "apply")' });
   // Everything went through the node: the journal it wrote has the document's versions.
   t.regex(await ok(home, ['graph', '--format', 'json']), /"kind":"doc-head"/);
   t.is(await node.stop(), 0);
@@ -242,4 +242,29 @@ test('a team budget: create and apply from the CLI; a conflict made by two repli
 test('the README shows the doc verbs', async (t) => {
   const readme = await readFile(join(process.cwd(), 'README.md'), 'utf8');
   for (const verb of ['create', 'apply', 'show', 'log', 'conflicts', 'resolve']) t.regex(readme, new RegExp(`grid doc ${verb} `));
+});
+
+test('a community whose membership changes by majority vote: propose, vote from two homes, a stranger refused, the story in grid graph', async (t) => {
+  t.timeout(240_000);
+  const [aliceHome, bobHome, carolHome] = await Promise.all([tempDir(t), tempDir(t), tempDir(t)]);
+  const [alice, bob, carol] = await Promise.all([ok(aliceHome, ['init']), ok(bobHome, ['init']), ok(carolHome, ['init'])]);
+  const init = JSON.stringify({ members: [alice, bob], rules: {} });
+  const created = JSON.parse(await ok(aliceHome, ['doc', 'create', 'examples/community.js', '--reducer', 'update', '--init', init, '--members', 'self', '--quorum', 'majority', '--deadline', '1h', '--name', 'club', '--json']));
+  t.like(await refused(aliceHome, ['doc', 'apply', 'club.write', JSON.stringify({ add: carol })]), { code: 3, line: `revoked (denied): document ${created.doc} changes only by proposal (grid propose)` });
+  t.like(await refused(aliceHome, ['doc', 'create', 'examples/community.js', '--reducer', 'update', '--quorum', '2']), { code: 1, line: 'grid: --quorum, --weighted and --deadline govern a document: give its members with --members DOC|self' });
+  const node = await startNode(t, aliceHome);
+  const proposal = (await ok(aliceHome, ['propose', 'club.write', JSON.stringify({ add: carol })])).replace(/^promised: /, '');
+  t.regex(proposal, /^bafyrei\w+$/);
+  // Alice's yes is one of two members: not yet a majority.
+  t.is(await ok(aliceHome, ['vote', proposal, 'yes']), `promised: ${proposal}`);
+  t.like(await refused(aliceHome, ['vote', proposal, 'no']), { code: 3, line: `revoked: ${alice} has voted on this proposal already` });
+  const there = `grid://${proposal}?via=${encodeURIComponent(node.url)}`;
+  t.like(await refused(carolHome, ['vote', there, 'yes']), { code: 3, line: `revoked: ${carol} is not a member of the document this proposal was put to` });
+  // Bob's vote, signed by his home and cast at Alice's node, carries it: the change is applied.
+  t.like(JSON.parse(await ok(bobHome, ['vote', there, 'yes'])), { status: 'passed' });
+  t.deepEqual(JSON.parse(await ok(aliceHome, ['doc', 'show', 'club.read'])).members, [alice, bob, carol].sort());
+  const story = await ok(aliceHome, ['graph', created.doc]);
+  t.regex(story, /proposes \{"add":"did:key:.* to .* by did:key/);
+  t.regex(story, /votes yes on .* \(signed\)/);
+  t.regex(story, /passed: carried \(version/);
 });

@@ -29,7 +29,7 @@ const node = async (t: import('ava').ExecutionContext) => {
 };
 
 test('every owner operation but call crosses the owner facet (call travels as a grid message)', (t) => {
-  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts'];
+  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote'];
   t.deepEqual([...OWNER_OPERATIONS].sort(), [...operations].sort());
 });
 
@@ -106,6 +106,29 @@ test('documents: created and their conflicts listed the same here and through th
   t.deepEqual(await local.documentConflicts(), []);
 });
 
+test('a governed document: created with its governance and voted on the same here and through the running node', async (t) => {
+  const { kernel, identity, url } = await node(t);
+  const remote = await connectNode(url, { identity, random });
+  t.teardown(() => remote.close());
+  const reducer = await kernel.issue({ code: await kernel.publish('export const update = (ctx, state, change) => state + change;'), export: 'update' });
+  for (const owner of [ownerOf(kernel), remote]) {
+    const doc = await owner.createDocument({ reducer, init: 1, governance: { members: 'self', quorum: { k: 1 }, weighted: false, deadlineMs: 60_000 } });
+    // The value is the member list's source: a number lists no one, so the proposal is refused with the reason.
+    t.like(await owner.call(doc.write, ['propose', 2]), { status: 'revoked', code: 'invalid' });
+    t.like(await owner.call(doc.write, ['apply', 2]), { status: 'revoked', code: 'denied' });
+  }
+  const members = await kernel.issue({ code: await kernel.publish('export const update = (ctx, state, change) => ({ members: [...state.members, change] });'), export: 'update' });
+  const local = ownerOf(kernel);
+  for (const owner of [local, remote]) {
+    const doc = await owner.createDocument({ reducer: members, init: { members: [kernel.principal] }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+    const proposed = await owner.call(doc.write, ['propose', 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK']);
+    t.is(proposed.status, 'promised');
+    const carried = await owner.vote((proposed as { token: string }).token, 'yes');
+    t.like(carried, { status: 'fulfilled', value: { status: 'passed' } });
+    t.deepEqual(((await owner.call(doc.read, [])) as unknown as { value: { value: unknown } }).value.value, { members: [kernel.principal, 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'] });
+  }
+});
+
 test('anyone but the node\'s own principal is refused every owner operation by name, except pending (their own)', async (t) => {
   const { kernel, url } = await node(t);
   const stranger = await connectNode(url, { identity: generateIdentity(random), random });
@@ -122,6 +145,7 @@ test('anyone but the node\'s own principal is refused every owner operation by n
     revocationNotice: () => stranger.revocationNotice(token),
     createDocument: () => stranger.createDocument({ reducer: token, init: null }),
     documentConflicts: () => stranger.documentConflicts(),
+    vote: () => stranger.vote(token, 'yes'),
   };
   for (const [method, attempt] of Object.entries(attempts)) {
     await t.throwsAsync(attempt, { message: `${method}: only this node's own principal may ${method} through it` }, method);

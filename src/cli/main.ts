@@ -19,6 +19,7 @@ import { EXIT, UnreachableError, withGlobalOptions, type Io, type Session } from
 import { callCommand } from './commands/call.js';
 import { delegateCommand } from './commands/delegate.js';
 import { docCommand } from './commands/doc.js';
+import { proposeCommand, voteCommand } from './commands/govern.js';
 import { graphCommand } from './commands/graph.js';
 import { initCommand } from './commands/init.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -57,6 +58,8 @@ const VERBS: ReadonlyArray<(session: Session) => Command> = [
   delegateCommand,
   pendingCommand,
   docCommand,
+  proposeCommand,
+  voteCommand,
   replCommand,
   repairCommand,
   startCommand,

@@ -14,6 +14,14 @@ import { signVote, type Choice, type Governance } from './governance.js';
 
 export type DocsApi = ReturnType<typeof makeDocsApi>;
 
+/** A new document: its reducer's token, its merge cascade, its initial value, and how it is governed if it is (members: a document's CID, or `self`). */
+export interface DocumentSpec {
+  readonly reducer: string;
+  readonly merges?: readonly StepSpec[];
+  readonly init: GridValue;
+  readonly governance?: Omit<Governance, 'members'> & { readonly members: string };
+}
+
 /**
  * `ownRole`: the role closure `token` names if this node holds it and it is
  * not revoked — the node owner's own reads through it are answered without
@@ -23,7 +31,7 @@ export type DocsApi = ReturnType<typeof makeDocsApi>;
 export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>, ownRole: (token: string) => Closure | undefined) =>
   harden({
     /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
-    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> => docs.create(spec),
+    create: (spec: DocumentSpec): Promise<DocumentTokens> => docs.create(spec),
     /** Apply `change` through the reducer: `{ version, value }`. */
     apply: (token: string, change: GridValue) => call(token, ['apply', change]),
     /** The current value, or the one at `version`: `{ version, value }`. */

@@ -28,7 +28,7 @@ import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
-import { makeProposals, type Governance } from './governance.js';
+import { describeQuorum, makeProposals, type Governance } from './governance.js';
 import {
   conflictToken,
   DocumentError,
@@ -52,7 +52,7 @@ ${ROLES.map((role) => `export const ${role} = (ctx) => ctx.revoke('a document to
 export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOURCE), RAW_CODEC).toString() as ModuleId;
 
 /** What each role may do; `value` is what a call with no arguments does. */
-const READS = ['value', 'at', 'log', 'heads', 'conflicts'];
+const READS = ['value', 'at', 'log', 'heads', 'conflicts', 'info'];
 const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
   write: [...READS, 'apply', 'propose'],
@@ -638,6 +638,22 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: await readAt(state, state.current), pure: false };
           case 'at':
             return { outcome: await readAt(state, CID.parse(String(rest[0]))), pure: true };
+          case 'info': {
+            const genesis = await genesisOf(state);
+            const { governance } = genesis;
+            return {
+              outcome: fulfilled({
+                doc: text(state.cid),
+                issuer: genesis.issuer,
+                reducer: genesis.reducer,
+                merges: genesis.merges.map(stepName),
+                ...(governance
+                  ? { governance: { members: governance.members === 'self' ? 'self' : text(governance.members), quorum: describeQuorum(governance.quorum), weighted: governance.weighted, deadlineMs: governance.deadlineMs } }
+                  : {}),
+              }),
+              pure: true,
+            };
+          }
           case 'heads':
             return { outcome: fulfilled({ heads: state.heads.map(text), current: text(state.current) }), pure: false };
           case 'log': {

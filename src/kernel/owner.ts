@@ -12,8 +12,9 @@ import type { ModuleId, Token } from '../interface/ids.js';
 import type { ChainBlocks } from '../wire/shapes.js';
 import type { RevocationNotice } from './revocations.js';
 import type { DelegateSpec, IssueSpec, Kernel, Outcome, PendingView } from './kernel.js';
-import type { GridValue } from '../closures/values.js';
-import type { ConflictView, DocumentTokens, StepSpec } from '../docs/documents.js';
+import type { ConflictView, DocumentTokens } from '../docs/documents.js';
+import type { DocumentSpec } from '../docs/api.js';
+import type { Choice } from '../docs/governance.js';
 
 export interface OwnerCallOptions {
   /** Chase further promises until fulfilled or revoked. */
@@ -42,7 +43,9 @@ export interface NodeOwner {
   /** The calls waiting on the node for the owner's approval, or for the owner to collect. */
   pending(): Promise<PendingView[]>;
   /** A new document over closure `reducer` (kernel.docs.create): its genesis CID and its role tokens. */
-  createDocument(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue }): Promise<DocumentTokens>;
+  createDocument(spec: DocumentSpec): Promise<DocumentTokens>;
+  /** Vote on a proposal as the node's own principal, the choice signed by it. */
+  vote(proposal: string, choice: Choice): Promise<Outcome>;
   /** The open conflicts of every document the node holds. */
   documentConflicts(): Promise<ConflictView[]>;
   /** Call a token as the node's own principal. Never rejects: every failure is a revoked outcome. */
@@ -61,6 +64,7 @@ export const ownerOf = (kernel: Kernel): NodeOwner =>
     revocationNotice: async (token) => kernel.revocationNotice(token),
     pending: async () => kernel.pendingFor(kernel.principal),
     createDocument: (spec) => kernel.docs.create(spec),
+    vote: (proposal, choice) => kernel.docs.vote(proposal, choice),
     documentConflicts: async () => kernel.docs.allConflicts().filter((conflict) => conflict.settled === undefined),
     call: (token, args, options) => kernel.call(token, args, options),
   });

@@ -24,7 +24,7 @@ import type { ConflictView } from '../docs/documents.js';
 import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type LogEntry } from '../docs/render.js';
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
-export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts'> {
+export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote'> {
   entries(): Promise<readonly Entry[]>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
@@ -108,6 +108,8 @@ const HELP: Readonly<Record<'grid' | 'graph' | 'doc', Readonly<Record<string, st
     log: "log(token, { limit?, format?: 'text' | 'json' | 'dot' | 'mermaid' }) — the versions, newest first",
     conflicts: 'conflicts(token?) — open conflicts of one document, or of every one here, with each step\'s reason',
     resolve: 'resolve(token, conflict, { pick: head } | { value }) — settle a conflict (a settle token); { version, value }',
+    propose: 'propose(token, change) — propose a change to a governed document (a write token); the proposal, a further promise members vote on',
+    vote: "vote(proposal, 'yes' | 'no') — vote, signed as this home; 'promised' while open, { status: 'passed', version } once carried",
   },
 };
 
@@ -344,6 +346,17 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       return printing([...views], () => renderConflicts(views, name));
     },
     resolve: (ref: string, conflict: string, choice: { pick: string } | { value: GridValue }) => docCall(ref, ['resolve', conflict, choice as GridValue]),
+    propose: async (ref: string, change: GridValue) => {
+      const target = resolve.token(ref);
+      const outcome = await home.call(target.token, ['propose', change], target.chain ? { chain: target.chain } : {});
+      if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+      return outcome.status === 'promised' ? outcome.token : outcome.value;
+    },
+    vote: async (proposal: string, choice: 'yes' | 'no') => {
+      const outcome = await home.vote(resolve.token(proposal).token, choice);
+      if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+      return outcome.status === 'promised' ? 'promised' : outcome.value;
+    },
   });
 
   const inScope = { grid, graph: queries, doc: docs };

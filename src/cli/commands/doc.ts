@@ -14,7 +14,9 @@ import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, shortCi
 import { homePaths } from '../../home/home.js';
 import { assertPetName, PetNames } from '../../home/names.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS } from '../../kernel/kernel.js';
-import { parseJsonArg, toJsonText, UsageError } from '../format.js';
+import { parseDuration, parseJsonArg, toJsonText, UsageError } from '../format.js';
+import type { DocumentSpec } from '../../docs/api.js';
+import { quorumFromWire, type Quorum } from '../../docs/governance.js';
 import { connectAsHome, withHome, type HomeOps } from '../home-ops.js';
 import { EXIT, list, printOutcome, repeatable, text, UNREACHABLE_CODES, verb, withGlobalOptions, type Invocation, type Session } from '../invocation.js';
 import { isCid, isPathLike, nearest, resolveModule, resolveTarget, setName } from '../resolve.js';
@@ -31,7 +33,7 @@ const MAX_LOG = 1000;
 const MIN_PREFIX = 10;
 const MIN_SUFFIX = 6;
 /** Revocations that mean this home's node could not answer a grid URL's token: it is asked where the URL says. */
-const ASK_ELSEWHERE = new Set(['unknown-token', 'unreachable']);
+export const ASK_ELSEWHERE = new Set(['unknown-token', 'unreachable']);
 
 /** A refused outcome in one line with its code (with --json, the outcome as JSON instead, as `grid call` prints it); exit 3, or 4 when no answer came. */
 const printRefusal = (inv: Invocation, outcome: Outcome & { status: 'revoked' }): number => {
@@ -49,14 +51,14 @@ const printWith = (inv: Invocation, outcome: Outcome, print: (value: GridValue) 
 };
 
 /** A document token given as a CID, a pet name or a grid URL: its token, chain and where to reach it. */
-const docTarget = async (inv: Invocation, ref: string) => resolveTarget(ref, await PetNames.open(homePaths(inv.home).names));
+export const docTarget = async (inv: Invocation, ref: string) => resolveTarget(ref, await PetNames.open(homePaths(inv.home).names));
 
 /**
  * Call a document token with `args` on this home (its node or its kernel);
  * a grid URL's token this home's node does not hold is called where the URL
  * says, as this home's principal.
  */
-const callDoc = async (inv: Invocation, home: HomeOps, target: Awaited<ReturnType<typeof docTarget>>, args: readonly GridValue[]): Promise<Outcome> => {
+export const callDoc = async (inv: Invocation, home: HomeOps, target: Awaited<ReturnType<typeof docTarget>>, args: readonly GridValue[]): Promise<Outcome> => {
   const chain = target.chain ? { chain: target.chain } : {};
   const outcome = await home.call(target.token, args, chain);
   if (!(outcome.status === 'revoked' && ASK_ELSEWHERE.has(outcome.code) && target.via && target.via !== home.nodeUrl)) return outcome;
@@ -128,6 +130,13 @@ const initOf = async (home: HomeOps, code: string): Promise<GridValue> => {
   return outcome.value;
 };
 
+/** What a document token says of its document: its id, reducer, cascade and governance. */
+const infoOf = async (inv: Invocation, home: HomeOps, ref: string): Promise<Record<string, GridValue>> => {
+  const outcome = await callDoc(inv, home, await docTarget(inv, ref), ['info']);
+  if (outcome.status !== 'fulfilled') throw new UsageError(`--members ${ref}: not a document this home can read (${outcome.status === 'revoked' ? `${outcome.code}: ${outcome.reason}` : 'a further promise'})`, 'ERR_NOT_A_DOCUMENT');
+  return outcome.value as Record<string, GridValue>;
+};
+
 const createVerb = (session: Session) =>
   verb(
     session,
@@ -140,12 +149,28 @@ const createVerb = (session: Session) =>
         .option('--merge <step>', 'a merge cascade step, tried in the order given: json, union, text, FILE#export, CID#export, a token or a pet name (repeatable)', repeatable)
         .option('--init <json>', 'the initial value (without it, the module\'s `init` export is called)')
         .option('--name <pet>', 'name the admin token PET and the others PET.read, PET.write, PET.settle')
-        .option('--force', 'take the pet names even if they name something else'),
+        .option('--force', 'take the pet names even if they name something else')
+        .option('--members <doc>', 'govern it: it changes only by proposal, voted on by the members the document DOC lists (a token or pet name of it, or `self`: its own value lists them)')
+        .option('--quorum <rule>', 'what carries a proposal: majority (the default), unanimity, or a number of members')
+        .option('--weighted', 'weigh each member\'s vote by its reputation on this node')
+        .option('--deadline <duration>', 'how long a proposal stays open (default 7d)'),
     async (inv, [moduleRef], opts) => {
       const initText = text(opts.init);
       const given = initText === undefined ? undefined : (parseJsonArg(initText, '--init') as GridValue);
       const steps = list(opts.merge);
       const pet = text(opts.name);
+      const membersRef = text(opts.members);
+      if (membersRef === undefined && (opts.quorum !== undefined || opts.weighted !== undefined || opts.deadline !== undefined)) {
+        throw new UsageError('--quorum, --weighted and --deadline govern a document: give its members with --members DOC|self');
+      }
+      const quorumText = text(opts.quorum) ?? 'majority';
+      let quorum: Quorum;
+      try {
+        quorum = quorumFromWire(/^\d+$/.test(quorumText) ? Number(quorumText) : quorumText);
+      } catch (error) {
+        throw new UsageError(`--quorum: ${(error as Error).message}`);
+      }
+      const deadlineMs = parseDuration(text(opts.deadline) ?? '7d', '--deadline');
       const pets = pet === undefined ? undefined : roleNames(pet);
       if (pets) for (const name of Object.values(pets)) assertPetName(name);
       return withHome(inv, async (home, names) => {
@@ -162,7 +187,12 @@ const createVerb = (session: Session) =>
         const reducer = await home.issue({ code, export: opts.reducer as string, replicable: true });
         const merges: string[] = [];
         for (const step of steps) merges.push(await resolveStep(home, names, step));
-        const tokens: DocumentTokens = await home.createDocument({ reducer, merges, init });
+        let governance: DocumentSpec['governance'];
+        if (membersRef !== undefined) {
+          const members = membersRef === 'self' ? 'self' : ((await infoOf(inv, home, membersRef)).doc as string);
+          governance = { members, quorum, weighted: opts.weighted === true, deadlineMs };
+        }
+        const tokens: DocumentTokens = await home.createDocument({ reducer, merges, init, ...(governance ? { governance } : {}) });
         if (pets) for (const role of ROLES) await setName(names, pets[role], tokens[role], true);
         if (inv.json) inv.io.out(toJsonText({ doc: tokens.doc, read: tokens.read, write: tokens.write, settle: tokens.settle, admin: tokens.admin }));
         else inv.io.out([`doc     ${tokens.doc}`, ...ROLES.map((role) => `${role.padEnd(7)} ${tokens[role]}${pets ? `  ${pets[role]}` : ''}`)].join('\n'));
