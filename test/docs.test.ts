@@ -37,7 +37,7 @@ const createDoc = async (kernel: Kernel, example: string, merges: string[], init
 /** Give `to` what `from` holds of a document, and the replicable closures its versions need. */
 const sync = async (from: Kernel, to: Kernel, doc: string) => {
   const haves = to.docs.held().find((held) => held.doc === doc)?.heads ?? [];
-  return to.docs.ingest(await from.docs.bundle(doc, haves));
+  return to.docs.ingest(await from.docs.bundle(doc, haves), from.principal);
 };
 const adopt = async (from: Kernel, to: Kernel, tokens: readonly string[]) => {
   for (const token of tokens) await to.adopt(token as never, await from.replica(token, to.principal));
@@ -65,6 +65,12 @@ test('a change goes through the reducer; reads, log and history survive a reopen
     log.map((entry) => entry.change),
     [{ done: 'buy milk' }, { add: 'buy milk' }],
   );
+  // A peer's change is made and signed by this node, which names who asked for it.
+  const peer = generateIdentity((n) => new Uint8Array(randomBytes(n))).principal;
+  valueOf(await kernel.call(doc.write, ['apply', { remove: 'buy milk' }], { caller: peer }));
+  t.like((valueOf(await kernel.docs.log(doc.read, { limit: 1 })) as unknown[])[0], { by: 'change', author: kernel.principal, for: peer });
+  valueOf(await kernel.docs.apply(doc.write, { add: 'buy milk' }));
+  valueOf(await kernel.docs.apply(doc.write, { done: 'buy milk' }));
   await kernel.close();
   const reopened = await openKernel({ home });
   t.deepEqual(await read(reopened, doc.read), { items: [{ text: 'buy milk', done: true }] });
@@ -78,17 +84,18 @@ test('a change goes through the reducer; reads, log and history survive a reopen
 /** Alice's document, Bob's replica holding a write delegation: both write while apart. */
 const twoReplicas = async (t: { teardown(fn: () => Promise<void>): void }, example: string, merges: string[], init: GridValue) => {
   const alice = await openKernel({ memory: true });
-  const bob = await openKernel({ memory: true });
+  const bobIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const bob = await openKernel({ memory: true, identity: bobIdentity });
   t.teardown(async () => {
     await alice.close();
     await bob.close();
   });
   const doc = await createDoc(alice, example, merges, init);
   await adopt(alice, bob, await alice.docs.closuresOf(doc.doc));
-  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal);
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
-  return { alice, bob, doc, bobWrite };
+  return { alice, bob, doc, bobWrite, bobIdentity };
 };
 
 test('two replicas edit apart and converge through the json merge', async (t) => {
@@ -133,9 +140,25 @@ test('a conflict no step merges waits for a person; the settlement reaches the o
 });
 
 test('a replica refuses forged versions, strangers and a writer after revocation', async (t) => {
-  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  const { alice, bob, doc, bobWrite, bobIdentity } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
   const honest = await bob.docs.bundle(doc.doc, []);
+  // Signed by Bob, who may write, through his delegation: but the value does not follow from the change.
+  const liar = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: (await import('../src/store/hashing.js')).blockCid(encodeValue({ items: [{ text: 'free money', done: false }] }), DAG_CBOR_CODEC), by: 'change', change: CID.parse(honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0]), via: bobWrite as Token, at: Date.now() }, bobIdentity);
+  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false }, bob.principal);
+  t.is(lie.accepted, 0);
+  t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
+  // Bob's honest version with its signature swapped for a stranger's claiming Bob's delegation.
+  const resigned = new Map(honest.blocks);
+  const [honestKey, honestBytes] = honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('version'))!;
+  const honestVersion = (await import('../src/docs/records.js')).readVersion(CID.parse(honestKey), honestBytes) as Parameters<typeof makeAuthoredVersion>[0];
+  const mallory = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const forgery = makeAuthoredVersion({ ...honestVersion }, mallory);
+  resigned.delete(honestKey);
+  resigned.set(forgery.version.cid.toString(), forgery.bytes);
+  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false }, bob.principal);
+  t.is(resignedResult.accepted, 0);
+  t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
   // The same change, claiming a value that does not follow from it (signed by Bob, so only replay catches it).
   const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
   const blocks = new Map(honest.blocks);
@@ -148,18 +171,29 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   blocks.set(forged.version.cid.toString(), forged.bytes);
   blocks.set(valueCid.toString(), value);
   blocks.delete(versionKey);
-  const strangerResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...blocks], more: false });
+  const strangerResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...blocks], more: false }, stranger.principal);
   t.is(strangerResult.accepted, 0);
   t.regex(strangerResult.refused[0]!.reason, /did not issue the document and names no delegation/);
   t.deepEqual(await read(alice, doc.read), { items: [] });
   // Alice revokes Bob's write: what Bob made before stays acceptable, what he makes after does not.
-  t.like(await alice.docs.ingest(honest), { accepted: 1 });
+  t.like(await alice.docs.ingest(honest, bob.principal), { accepted: 1 });
   await alice.revoke(bobWrite);
   await new Promise((resolve) => setTimeout(resolve, 5));
   valueOf(await bob.docs.apply(bobWrite, { add: 'late' }));
-  const late = await alice.docs.ingest(await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads));
+  const lateBundle = await bob.docs.bundle(doc.doc, alice.docs.held()[0]!.heads);
+  const late = await alice.docs.ingest(lateBundle, bob.principal);
   t.is(late.accepted, 0);
   t.regex(late.refused[0]!.reason, /revoked before this version was made/);
+  // Carol, a third replica, hears of the revocation from Alice with the document, dated and signed by Alice:
+  // she refuses what Bob made after it, even what he made before she heard.
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => carol.close());
+  await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+  t.like(await carol.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal), { accepted: 1 });
+  t.true(carol.isRevoked(bobWrite as Token));
+  const carolLate = await carol.docs.ingest(lateBundle, bob.principal);
+  t.is(carolLate.accepted, 0);
+  t.regex(carolLate.refused[0]!.reason, /revoked before this version was made/);
 });
 
 test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {
@@ -262,7 +296,7 @@ test('the cascade goes on past a step that fails, and asks another token where a
   const translate = await alice.issue({ code: await alice.publish(await source('examples/translate-merge.js')), export: 'merge', env: { oracle }, replicable: true });
   const doc = await createDoc(alice, 'text.js', [await issue('loops'), await issue('refuses'), translate], 'Dear team,');
   await adopt(alice, bob, [...(await alice.docs.closuresOf(doc.doc)), oracle]);
-  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []));
+  await bob.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal);
   const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
   await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
   valueOf(await alice.docs.apply(doc.write, { set: 'Dear team, lunch at noon.' }));
@@ -274,4 +308,33 @@ test('the cascade goes on past a step that fails, and asks another token where a
   t.true(merged === 'Dear team, lunch at noon. bring cake.' || merged === 'Dear team, bring cake. lunch at noon.', String(merged));
   const log = valueOf(await alice.docs.log(doc.read, { limit: 1 })) as Array<{ by: string; step: number }>;
   t.like(log[0], { by: 'merge', step: 2 });
+});
+
+test('a closure in a vat reads, applies and proposes through document tokens in its env', async (t) => {
+  // A closure's budget covers the calls it makes; a loaded machine must not end it early.
+  const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 30_000 } });
+  t.teardown(() => kernel.close());
+  const plain = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
+  const code = await kernel.publish(await source('examples/community.js'));
+  const reducer = await kernel.issue({ code, export: 'update' });
+  const other = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const governed = await kernel.docs.create({ reducer, init: { members: [kernel.principal, other.principal], rules: {} }, governance: { members: 'self', quorum: 'unanimity', weighted: false, deadlineMs: 60_000 } });
+  const app = await kernel.publish(`
+    export const addAndCount = async (ctx, text) => {
+      await ctx.call(ctx.env.todo, 'apply', { add: text });
+      const { value } = await ctx.call(ctx.env.todo);
+      return value.items.length;
+    };
+    // A proposal is a further promise: the closure hands it on as its answer.
+    export const invite = (ctx, who) => ctx.call(ctx.env.community, 'propose', { add: who }).catch((error) => ctx.revoke(String(error.message)));
+  `);
+  const addAndCount = await kernel.issue({ code: app, export: 'addAndCount', env: { todo: plain.write } });
+  t.deepEqual(await kernel.call(addAndCount, ['milk']), { status: 'fulfilled', value: 1 });
+  t.deepEqual(await kernel.call(addAndCount, ['eggs']), { status: 'fulfilled', value: 2 });
+  const invite = await kernel.issue({ code: app, export: 'invite', env: { community: governed.write } });
+  // ctx.call follows a further promise within the call: a proposal still waiting for votes ends the call unresolved.
+  const invited = await kernel.call(invite, [generateIdentity((n) => new Uint8Array(randomBytes(n))).principal]);
+  t.is(invited.status, 'revoked');
+  t.regex((invited as { reason: string }).reason, /unresolved further promise/);
+  t.is(kernel.docs.proposals().length, 1);
 });

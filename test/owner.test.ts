@@ -29,7 +29,7 @@ const node = async (t: import('ava').ExecutionContext) => {
 };
 
 test('every owner operation but call crosses the owner facet (call travels as a grid message)', (t) => {
-  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending'];
+  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote'];
   t.deepEqual([...OWNER_OPERATIONS].sort(), [...operations].sort());
 });
 
@@ -70,6 +70,65 @@ test('the owner API gives the same answers here and through the running node, by
   t.like(await local.call(token, [2, 3]), { status: 'revoked', reason: 'done with it' });
 });
 
+test('documents: created and their conflicts listed the same here and through the running node, the initial value\'s bytes and big integers included', async (t) => {
+  const { kernel, identity, url } = await node(t);
+  const local = ownerOf(kernel);
+  const remote = await connectNode(url, { identity, random });
+  t.teardown(() => remote.close());
+  const code = await remote.publish(new TextEncoder().encode('export const update = (ctx, state, change) => ({ ...state, ...change });\nexport const never = (ctx) => ctx.revoke("cannot merge");\n'));
+  const reducer = await remote.issue({ code, export: 'update', replicable: true });
+  const never = await remote.issue({ code, export: 'never', replicable: true });
+  const init = { big: 1n << 60n, blob: new Uint8Array([1, 2, 3]) };
+  const doc = await remote.createDocument({ reducer, merges: [never], init });
+  t.deepEqual(Object.keys(doc).sort(), ['admin', 'doc', 'read', 'settle', 'write']);
+  t.like(await local.call(doc.read, []), { status: 'fulfilled', value: { version: doc.doc, value: init } }, 'the initial value arrives whole');
+  t.deepEqual(await remote.documentConflicts(), []);
+  t.deepEqual(await local.documentConflicts(), []);
+
+  // A replica on another kernel writes through a delegation while the document's node writes too: the cascade cannot merge.
+  const other = await openKernel({ memory: true, limits: { vats: 1 } });
+  t.teardown(() => other.close());
+  for (const closure of await kernel.docs.closuresOf(doc.doc)) await other.adopt(closure as never, await kernel.replica(closure, other.principal));
+  await other.docs.ingest(await kernel.docs.bundle(doc.doc, []), kernel.principal);
+  const otherWrite = await kernel.delegate({ token: doc.write, to: [other.principal] });
+  await other.importChain(otherWrite, (await kernel.chainBlocks(otherWrite))!);
+  t.like(await remote.call(doc.write, ['apply', { a: 1 }]), { status: 'fulfilled' });
+  t.like(await other.docs.apply(otherWrite, { b: 2 }), { status: 'fulfilled' });
+  await kernel.docs.ingest(await other.docs.bundle(doc.doc, kernel.docs.held()[0]!.heads), other.principal);
+  const conflicts = await remote.documentConflicts();
+  t.is(conflicts.length, 1);
+  t.deepEqual(conflicts, await local.documentConflicts());
+  t.like(conflicts[0]!, { doc: doc.doc, attempts: [{ step: never, code: 'refused', reason: 'cannot merge' }] });
+  t.is(conflicts[0]!.heads.length, 2);
+  // Settled, it is no longer listed either way.
+  t.like(await remote.call(doc.settle, ['resolve', conflicts[0]!.conflict, { pick: conflicts[0]!.heads[0]! }]), { status: 'fulfilled' });
+  t.deepEqual(await remote.documentConflicts(), []);
+  t.deepEqual(await local.documentConflicts(), []);
+});
+
+test('a governed document: created with its governance and voted on the same here and through the running node', async (t) => {
+  const { kernel, identity, url } = await node(t);
+  const remote = await connectNode(url, { identity, random });
+  t.teardown(() => remote.close());
+  const reducer = await kernel.issue({ code: await kernel.publish('export const update = (ctx, state, change) => state + change;'), export: 'update' });
+  for (const owner of [ownerOf(kernel), remote]) {
+    const doc = await owner.createDocument({ reducer, init: 1, governance: { members: 'self', quorum: { k: 1 }, weighted: false, deadlineMs: 60_000 } });
+    // The value is the member list's source: a number lists no one, so the proposal is refused with the reason.
+    t.like(await owner.call(doc.write, ['propose', 2]), { status: 'revoked', code: 'invalid' });
+    t.like(await owner.call(doc.write, ['apply', 2]), { status: 'revoked', code: 'denied' });
+  }
+  const members = await kernel.issue({ code: await kernel.publish('export const update = (ctx, state, change) => ({ members: [...state.members, change] });'), export: 'update' });
+  const local = ownerOf(kernel);
+  for (const owner of [local, remote]) {
+    const doc = await owner.createDocument({ reducer: members, init: { members: [kernel.principal] }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+    const proposed = await owner.call(doc.write, ['propose', 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK']);
+    t.is(proposed.status, 'promised');
+    const carried = await owner.vote((proposed as { token: string }).token, 'yes');
+    t.like(carried, { status: 'fulfilled', value: { status: 'passed' } });
+    t.deepEqual(((await owner.call(doc.read, [])) as unknown as { value: { value: unknown } }).value.value, { members: [kernel.principal, 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'] });
+  }
+});
+
 test('anyone but the node\'s own principal is refused every owner operation by name, except pending (their own)', async (t) => {
   const { kernel, url } = await node(t);
   const stranger = await connectNode(url, { identity: generateIdentity(random), random });
@@ -84,6 +143,9 @@ test('anyone but the node\'s own principal is refused every owner operation by n
     chainBlocks: () => stranger.chainBlocks(token),
     importChain: () => stranger.importChain(token, { links: [], modules: [] }),
     revocationNotice: () => stranger.revocationNotice(token),
+    createDocument: () => stranger.createDocument({ reducer: token, init: null }),
+    documentConflicts: () => stranger.documentConflicts(),
+    vote: () => stranger.vote(token, 'yes'),
   };
   for (const [method, attempt] of Object.entries(attempts)) {
     await t.throwsAsync(attempt, { message: `${method}: only this node's own principal may ${method} through it` }, method);

@@ -289,3 +289,28 @@ const homeWithAdd = async (t: ExecutionContext) => {
   t.is(await repl.line('stop()'), 'undefined');
   await repl.exit();
 });
+
+(hasScript ? test : test.skip)('a REPL session makes a document, applies changes, reads its log and its conflicts', async (t) => {
+  t.timeout(120_000);
+  const home = await tempDir(t);
+  await promisify(execFile)(process.execPath, [GRID, 'init', '--home', home]);
+  const out = await session(home, [
+    'const code = await grid.publish(await require("node:fs/promises").readFile("examples/todo.js", "utf8"))',
+    'const todos = await doc.create(code, { reducer: "update", merge: ["json"] })',
+    'Object.keys(todos).sort().join()',
+    '(await doc.apply(todos.write, { add: "milk" })).value',
+    '(await doc.show(todos.read)).value.items.length',
+    'await doc.log(todos.read)',
+    '(await doc.log(todos.read, { format: "mermaid" })).split("\\n")[0]',
+    'await doc.apply(todos.read, { add: "x" })',
+    'await doc.conflicts()',
+  ]);
+  const after = (prompt: string) => out.split(`grid> ${prompt}\n`)[1]?.split('grid> ')[0]?.trim();
+  t.is(after('Object.keys(todos).sort().join()'), "'admin,doc,read,settle,write'");
+  t.is(after('(await doc.apply(todos.write, { add: "milk" })).value'), "{ items: [ { done: false, text: 'milk' } ] }");
+  t.is(after('(await doc.show(todos.read)).value.items.length'), '1');
+  t.regex(after('await doc.log(todos.read)') ?? '', /^bafyrei\w{5}…\w{6} {2}change by did:key:z6Mk…\w{6} {2}\S+ {2}\{"add":"milk"\}$/);
+  t.is(after('(await doc.log(todos.read, { format: "mermaid" })).split("\\n")[0]'), "'flowchart TD'");
+  t.regex(after('await doc.apply(todos.read, { add: "x" })') ?? '', /^Uncaught DocumentRefused: revoked: a read token does value, at, log, heads, conflicts, info \(got "apply"\) \(denied\)$/);
+  t.is(after('await doc.conflicts()'), '(no open conflicts)');
+});

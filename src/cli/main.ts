@@ -18,6 +18,8 @@ import { toJsonText } from './format.js';
 import { EXIT, UnreachableError, withGlobalOptions, type Io, type Session } from './invocation.js';
 import { callCommand } from './commands/call.js';
 import { delegateCommand } from './commands/delegate.js';
+import { docCommand } from './commands/doc.js';
+import { proposeCommand, voteCommand } from './commands/govern.js';
 import { graphCommand } from './commands/graph.js';
 import { initCommand } from './commands/init.js';
 import { inspectCommand } from './commands/inspect.js';
@@ -55,6 +57,9 @@ const VERBS: ReadonlyArray<(session: Session) => Command> = [
   runCommand,
   delegateCommand,
   pendingCommand,
+  docCommand,
+  proposeCommand,
+  voteCommand,
   replCommand,
   repairCommand,
   startCommand,
@@ -93,7 +98,13 @@ const buildProgram = (session: Session, seen: { verb?: Command }): Command => {
     .hook('preSubcommand', (_program, verb) => {
       seen.verb = verb;
     });
-  for (const make of VERBS) program.addCommand(make(session).copyInheritedSettings(program));
+  for (const make of VERBS) {
+    const command = make(session).copyInheritedSettings(program);
+    // A verb with verbs of its own (`grid doc create`): they parse and report errors as the program does.
+    for (const sub of command.commands) sub.copyInheritedSettings(command);
+    if (command.commands.length > 0) command.hook('preSubcommand', (_verb, sub) => void (seen.verb = sub));
+    program.addCommand(command);
+  }
   return program;
 };
 
@@ -101,7 +112,8 @@ const buildProgram = (session: Session, seen: { verb?: Command }): Command => {
 const explainParseError = (error: CommanderError, verb: Command | undefined): string => {
   const message = error.message.replace(/^error: /, '').replace(/\s*\(Did you mean (.+)\?\)\s*$/, ' (did you mean $1?)');
   const quoted = /'([^']*)'/.exec(message)?.[1] ?? '';
-  const name = verb?.name() ?? '';
+  // A verb's own verb is named with it: `doc create`.
+  const name = verb ? (verb.parent?.parent ? `${verb.parent.name()} ${verb.name()}` : verb.name()) : '';
   const help = verb ? `run \`grid ${name} --help\`` : 'run `grid --help`';
   const upper = (flags: string) => flags.replace(/<([^>]+)>|\[([^\]]+)\]/g, (_m, a?: string, b?: string) => (a ?? b ?? '').toUpperCase());
   switch (error.code) {

@@ -8,12 +8,20 @@ import { fulfilled, type Outcome } from '../interface/outcome.js';
 import type { GridValue } from '../closures/values.js';
 import type { Identity } from '../identity/identity.js';
 import type { Closure } from '../closures/closure.js';
-import { asToken } from '../interface/ids.js';
+import { asPrincipal, asToken } from '../interface/ids.js';
 import type { Bundle, ConflictView, DocumentTokens, Documents, StepSpec } from './documents.js';
 import { signVote, type Choice, type Governance } from './governance.js';
 import type { Sync } from './sync.js';
 
 export type DocsApi = ReturnType<typeof makeDocsApi>;
+
+/** A new document: its reducer's token, its merge cascade, its initial value, and how it is governed if it is (members: a document's CID, or `self`). */
+export interface DocumentSpec {
+  readonly reducer: string;
+  readonly merges?: readonly StepSpec[];
+  readonly init: GridValue;
+  readonly governance?: Omit<Governance, 'members'> & { readonly members: string };
+}
 
 /**
  * `ownRole`: the role closure `token` names if this node holds it and it is
@@ -24,7 +32,7 @@ export type DocsApi = ReturnType<typeof makeDocsApi>;
 export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: string, args: readonly GridValue[]) => Promise<Outcome>, ownRole: (token: string) => Closure | undefined, sync?: Sync) =>
   harden({
     /** A new document over closure `reducer`, merged by `merges` in order: its genesis CID and its read, write, settle and admin tokens. */
-    create: (spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> => docs.create(spec),
+    create: (spec: DocumentSpec): Promise<DocumentTokens> => docs.create(spec),
     /** Apply `change` through the reducer: `{ version, value }`. */
     apply: (token: string, change: GridValue) => call(token, ['apply', change]),
     /** The current value, or the one at `version`: `{ version, value }`. */
@@ -51,7 +59,7 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     /** What a replica with heads `haves` lacks of `doc` (sync). */
     bundle: (doc: string, haves: readonly string[], maxVersions?: number, maxBytes?: number): Promise<Bundle> => docs.bundle(doc, haves, maxVersions, maxBytes),
     /** Take in a bundle from another replica: checked, then merged. */
-    ingest: (bundle: Bundle) => docs.ingest(bundle),
+    ingest: (bundle: Bundle, from: string) => docs.ingest(bundle, asPrincipal(from)),
     /** Every conflict known here, settled ones too. */
     allConflicts: (): ConflictView[] => docs.conflicts({ all: true }),
     /** Replicate the document `token` reaches (any role, or a delegation of one to this node): the node's peers are asked, now and whenever they connect. */

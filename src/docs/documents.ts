@@ -21,13 +21,14 @@ import { decodeValue, encodeValue, type GridValue } from '../closures/values.js'
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
-import type { Identity } from '../identity/identity.js';
+import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
+import type { RevocationNotice } from '../kernel/revocations.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
-import { decode } from '../wire/index.js';
+import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
-import { makeProposals, type Governance } from './governance.js';
+import { describeQuorum, makeProposals, type Governance } from './governance.js';
 import {
   conflictToken,
   DocumentError,
@@ -51,7 +52,7 @@ ${ROLES.map((role) => `export const ${role} = (ctx) => ctx.revoke('a document to
 export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOURCE), RAW_CODEC).toString() as ModuleId;
 
 /** What each role may do; `value` is what a call with no arguments does. */
-const READS = ['value', 'at', 'log', 'heads', 'conflicts'];
+const READS = ['value', 'at', 'log', 'heads', 'conflicts', 'info'];
 const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
   write: [...READS, 'apply', 'propose'],
@@ -101,6 +102,12 @@ export interface Bundle {
   readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
   /** Whether the sender had more than fit. */
   readonly more: boolean;
+  /**
+   * Signed revocations of delegations this document's writers went through,
+   * each with the time its revoker signed it happened (when known): a
+   * replica refuses what was written through them after then.
+   */
+  readonly revocations?: ReadonlyArray<{ readonly notice: RevocationNotice; readonly since?: RevokedSince }>;
 }
 
 interface DocState {
@@ -148,6 +155,9 @@ export interface DocumentPowers {
   readonly run: DocRun;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
   readonly revokedAt: (token: Token) => number | undefined;
+  /** The signed notice of a revocation made or heard here, and taking in one from a replica (revocation-table.ts). */
+  readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
+  readonly hearRevocation: (notice: RevocationNotice, from: Principal) => Promise<boolean>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
   /** A member's vote weight under a weighted quorum (its reputation here). */
   readonly weightOf: (principal: Principal) => number;
@@ -158,6 +168,14 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+
+const REVOKED_AT_DOMAIN = new TextEncoder().encode('promisegrid:revoked-at:v1\n');
+/** When a revocation happened, signed by its revoker: what a replica dates it by. */
+export interface RevokedSince {
+  readonly at: number;
+  readonly signature: Uint8Array;
+}
+const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
 /** Whether a block means to be a version (a record of type `version`), so a bad one is refused rather than taken for a value. */
 const looksLikeVersion = (bytes: Uint8Array): boolean => {
   try {
@@ -178,6 +196,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const conflicts = new Map<Token, ConflictState>();
   /** Tokens this node presents to sync documents (journal `doc-token`): token → document, undefined until a peer named it. */
   const followed = new Map<Token, string | undefined>();
+  /** Revocations of writers' delegations dated by their revokers (journal `revoked-at`). */
+  const revokedSince = new Map<Token, { since: number; by: Principal; signature: Uint8Array }>();
   /** Role closures as a replica knows them, by sealed reference: a delegated document token is screened here against them. */
   const sealedRoles = new Map<string, Closure & { sealed: string }>();
   const geneses = new Map<string, Genesis>();
@@ -325,7 +345,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return describeThrown(error);
     }
     for (const link of chain) {
-      const since = powers.revokedAt(link.token);
+      // The revoker's own date when it signed one; else when this node revoked it or heard of it.
+      const since = revokedSince.get(link.token)?.since ?? powers.revokedAt(link.token);
       if (since !== undefined && version.at >= since) return `delegation ${link.token} was revoked before this version was made`;
     }
     return undefined;
@@ -409,7 +430,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       by: version.by,
       ...(version.by === 'merge'
         ? { step: version.step, base: version.base && text(version.base) }
-        : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
+        : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.for ? { for: version.for } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
     });
 
   /** Versions from the heads down, newest first (a breadth-first walk), at most `limit`. */
@@ -432,7 +453,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
-  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token }): Promise<Outcome> => {
+  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal }): Promise<Outcome> => {
     const open = openConflict(state);
     if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
@@ -445,10 +466,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
     }
     const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
-    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}) }, identity);
+    const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
+    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);
+    // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: outcome.value });
   };
 
@@ -462,7 +486,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (pick !== undefined) {
       const head = conflict.heads.find((h) => text(h) === pick);
       if (!head) return refusedWith('invalid', `${quote(pick)} is not one of the conflict's heads (${conflict.heads.map(text).join(', ')})`);
-      valueCid = versions.get(text(head))!.value;
+      valueCid = (await versionOf(state, head))!.value;
     } else if (value !== undefined) {
       valueCid = await storeValue(value);
     } else return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
@@ -472,6 +496,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     landed(state, headsWith(state, version), version.cid);
     journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
     await mergeHeads(state);
+    await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
   };
 
@@ -483,6 +508,15 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
     if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
     return [...new Set(list.map((member) => asPrincipal(member)))];
+  };
+
+  /** The revoker's signed date of a revocation: this node's own (signed now), or one it was given. */
+  const sinceOf = (token: Token, notice: RevocationNotice): { since?: RevokedSince } => {
+    const given = revokedSince.get(token);
+    if (given) return { since: { at: given.since, signature: given.signature } };
+    const at = powers.revokedAt(token);
+    if (notice.by !== identity.principal || at === undefined) return {};
+    return { since: { at, signature: identity.sign(revokedAtStatement(token, at)) } };
   };
 
   const proposals = makeProposals({
@@ -549,6 +583,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
         case 'doc-conflict':
           conflicts.set(entry.conflict, { doc: entry.doc, heads: entry.heads.map((head) => CID.parse(head)), attempts: entry.attempts as Attempt[], at: entry.at });
           break;
+        case 'revoked-at':
+          revokedSince.set(entry.token, { since: entry.since, by: entry.by, signature: entry.signature });
+          break;
         case 'doc-settled': {
           const conflict = conflicts.get(entry.conflict);
           if (conflict) conflict.settled = CID.parse(entry.version);
@@ -606,6 +643,22 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: await readAt(state, state.current), pure: false };
           case 'at':
             return { outcome: await readAt(state, CID.parse(String(rest[0]))), pure: true };
+          case 'info': {
+            const genesis = await genesisOf(state);
+            const { governance } = genesis;
+            return {
+              outcome: fulfilled({
+                doc: text(state.cid),
+                issuer: genesis.issuer,
+                reducer: genesis.reducer,
+                merges: genesis.merges.map(stepName),
+                ...(governance
+                  ? { governance: { members: governance.members === 'self' ? 'self' : text(governance.members), quorum: describeQuorum(governance.quorum), weighted: governance.weighted, deadlineMs: governance.deadlineMs } }
+                  : {}),
+              }),
+              pure: true,
+            };
+          }
           case 'heads':
             return { outcome: fulfilled({ heads: state.heads.map(text), current: text(state.current) }), pure: false };
           case 'log': {
@@ -710,6 +763,17 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const add = async (cid: CID) => {
         if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
       };
+      /** Delegation links of a version's authority: sent with it; revoked ones' notices go to every replica. */
+      const chainOf = async (version: Version) => {
+        const links: Delegation[] = [];
+        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
+          const link = await powers.delegationOf(token as Token);
+          if (!link) break;
+          links.push(link);
+          token = link.inner;
+        }
+        return links;
+      };
       // At most maxVersions versions, and no more once maxBytes are reached (one version at least).
       let bytes = 0;
       let sent = 0;
@@ -724,15 +788,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
         await added(version.cid);
         await added(version.value);
         if (version.by === 'change' && version.change) await added(version.change);
-        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
-          const link = await powers.delegationOf(token as Token);
-          if (!link) break;
-          await added(CID.parse(link.token));
-          token = link.inner;
+        for (const link of await chainOf(version)) await added(CID.parse(link.token));
+      }
+      const revocations = new Map<Token, { notice: RevocationNotice; since?: RevokedSince }>();
+      for (const version of versions.values()) {
+        if (!version.doc.equals(state.cid) || version.by === 'merge' || !version.via) continue;
+        for (const link of await chainOf(version)) {
+          const notice = powers.revocationNotice(link.token);
+          if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
         }
       }
-      // Frozen like grid data (closures/values.ts fromWire), not hardened: the bytes are fresh copies from the store, and hardening 4,000 byte arrays took ~300 ms.
-      return Object.freeze({ doc, blocks: Object.freeze([...blocks].map((pair) => Object.freeze(pair))), more: sent < order.length });
+      // Frozen, not hardened: hardening walks every byte array (most of the time of a large bundle).
+      return Object.freeze({ doc, blocks: [...blocks], more: sent < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
     },
 
     /**
@@ -741,7 +808,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * parents — before it counts, then heads that diverged are merged.
      * Returns how many versions were taken and why others were refused.
      */
-    async ingest(bundle: Bundle): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
+    async ingest(bundle: Bundle, from: Principal): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
       const blocks = new Map<string, Uint8Array>();
       for (const [key, bytes] of bundle.blocks) {
         const cid = CID.parse(key);
@@ -772,6 +839,15 @@ export const makeDocuments = (powers: DocumentPowers) => {
             continue;
           }
           if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
+        }
+        // Revocations first: a version written through a delegation after its revocation is known here is refused.
+        for (const { notice, since } of bundle.revocations ?? []) {
+          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
+          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
+          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
+          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
+            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
+          }
         }
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.

@@ -170,7 +170,7 @@ export const makeProposals = (powers: {
     },
 
     /** Put `change` to the members of `doc`; returns the proposal's token, a further promise. */
-    propose(spec: { doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; governance: Governance; via?: Token }): Outcome {
+    async propose(spec: { doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; governance: Governance; via?: Token }): Promise<Outcome> {
       if (open >= MAX_OPEN) return revoked('quota', `too many proposals are open here (limit ${MAX_OPEN})`);
       if (spec.members.length === 0) return revoked('invalid', 'the document has no members to vote');
       if (spec.members.length > MAX_MEMBERS) return revoked('invalid', `a proposal is put to at most ${MAX_MEMBERS} members (the list has ${spec.members.length})`);
@@ -189,6 +189,7 @@ export const makeProposals = (powers: {
         deadline: clock() + spec.governance.deadlineMs,
         ...(spec.via ? { via: spec.via } : {}),
       });
+      await journal.written();
       return promised(token);
     },
 
@@ -214,6 +215,7 @@ export const makeProposals = (powers: {
       }
       journal.append({ kind: 'vote', proposal: token, voter: caller, choice, signature });
       await settle(token, proposal);
+      await journal.written();
       return answerOf(token, proposal);
     },
 

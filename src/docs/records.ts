@@ -77,6 +77,8 @@ export interface AuthoredVersion extends VersionBase {
   readonly author: Principal;
   /** The delegation the author's authority came through; absent when the author issued the document. */
   readonly via?: Token;
+  /** Who asked the author's node to make it, when that was someone else (a peer writing through a delegation): the author vouches for it. */
+  readonly for?: Principal;
   readonly at: number;
 }
 /** What cascade step `step` (an index into the genesis's list) made of two heads, from `base`, their lowest common ancestor. */
@@ -203,6 +205,7 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     conflict: spec.conflict === undefined ? undefined : CID.parse(spec.conflict),
     author: author.principal,
     via: spec.via === undefined ? undefined : CID.parse(spec.via),
+    for: spec.for,
     at: spec.at,
   });
   const bytes = encode({ ...body, sig: author.sign(signingBytes(body)) });
@@ -235,13 +238,13 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
     return Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
   }
   if (by !== 'change' && by !== 'settle') throw fail(`by is change, merge or settle (got ${quote(by)})`);
-  const { change, conflict, author, via, at, sig, ...extra } = record;
+  const { change, conflict, author, via, for: asker, at, sig, ...extra } = record;
   if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('unknown field');
   if (by === 'change' ? change === undefined || conflict !== undefined : conflict === undefined || change !== undefined) throw fail(`a ${by} names ${by === 'change' ? 'its change' : 'its conflict'} and nothing else`);
   if (parentCids.length === 0) throw fail('only the genesis has no parents');
   const signer = asSigner(author, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
-  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, at });
+  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, for: asker, at });
   if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for author ${signer}`);
   // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
   return Object.freeze({
@@ -251,6 +254,7 @@ export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
     ...(conflict === undefined ? {} : { conflict: asLink(conflict, 'conflict', fail).toString() as Token }),
     author: signer,
     ...(via === undefined ? {} : { via: asLink(via, 'via', fail).toString() as Token }),
+    ...(asker === undefined ? {} : { for: asSigner(asker, fail) }),
     at: asTime(at, fail),
   });
 };

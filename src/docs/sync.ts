@@ -63,29 +63,43 @@ export interface SyncRequest {
   readonly chain?: ChainBlocks;
 }
 
-/** A bundle as it travels: `{ doc, blocks: [[cid, bytes]…], more, revocations? }` (signed notices of revoked delegations of the document). */
-export const bundleValue = (bundle: Bundle, revocations: readonly RevocationNotice[] = []): GridValue => ({
+/**
+ * A bundle as it travels: `{ doc, blocks: [[cid, bytes]…], more, revocations? }`, each revocation a signed
+ * notice of a revoked delegation the document's writers went through, with its revoker's signed date when known.
+ */
+export const bundleValue = (bundle: Bundle): GridValue => ({
   doc: bundle.doc,
   blocks: bundle.blocks.map(([cid, bytes]) => [cid, bytes]),
   more: bundle.more,
-  ...(revocations.length > 0 ? { revocations: revocations.map((notice) => ({ token: notice.token, reason: notice.reason, by: notice.by, signature: notice.signature })) } : {}),
+  ...(bundle.revocations?.length
+    ? {
+        revocations: bundle.revocations.slice(0, MAX_SYNC_REVOCATIONS).map(({ notice, since }) => ({
+          token: notice.token,
+          reason: notice.reason,
+          by: notice.by,
+          signature: notice.signature,
+          ...(since ? { since: { at: since.at, signature: since.signature } } : {}),
+        })),
+      }
+    : {}),
 });
 
-/** The revocation notices a bundle carries, shape-checked (the kernel checks their signatures when it hears them). */
-export const revocationsIn = (value: GridValue): RevocationNotice[] => {
-  const list = (value as { revocations?: unknown } | null)?.revocations;
+/** The revocations a bundle carries, shape-checked (the docs part checks their signatures when it takes the bundle). */
+const revocationsIn = (list: unknown): NonNullable<Bundle['revocations']> => {
   if (list === undefined) return [];
   if (!Array.isArray(list) || list.length > MAX_SYNC_REVOCATIONS) return refuse('malformed', `a bundle's revocations are a list of at most ${MAX_SYNC_REVOCATIONS} notices`);
-  return list.map((notice) => {
-    const { token, reason, by, signature } = (notice ?? {}) as Record<string, unknown>;
-    if (typeof token !== 'string' || typeof reason !== 'string' || typeof by !== 'string' || !(signature instanceof Uint8Array)) return refuse('malformed', 'a revocation notice is { token, reason, by, signature }');
-    return { token: token as Token, reason, by: by as Principal, signature };
+  return list.map((item) => {
+    const { token, reason, by, signature, since } = (item ?? {}) as Record<string, unknown>;
+    if (typeof token !== 'string' || typeof reason !== 'string' || typeof by !== 'string' || !(signature instanceof Uint8Array)) return refuse('malformed', 'a revocation is { token, reason, by, signature, since? }');
+    const { at, signature: dated } = (since ?? {}) as Record<string, unknown>;
+    const notice: RevocationNotice = { token: token as Token, reason, by: by as Principal, signature };
+    return since === undefined ? { notice } : Number.isSafeInteger(at) && dated instanceof Uint8Array ? { notice, since: { at: at as number, signature: dated } } : refuse('malformed', 'a revocation is dated { at, signature }');
   });
 };
 
 /** A peer's bundle read back and bounded, or a refusal saying what is wrong with it. */
 export const bundleFrom = (value: GridValue, doc?: string): Bundle => {
-  const { doc: named, blocks, more } = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
+  const { doc: named, blocks, more, revocations } = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
   if (typeof named !== 'string' || !Array.isArray(blocks) || typeof more !== 'boolean') return refuse('malformed', 'a bundle is { doc, blocks: [[cid, bytes]…], more }');
   if (doc !== undefined && named !== doc) return refuse('malformed', `the bundle is of document ${named}, not of ${doc} as asked`);
   if (blocks.length > MAX_BUNDLE_BLOCKS) return refuse('malformed', `the bundle carries ${blocks.length} blocks, more than the ${MAX_BUNDLE_BLOCKS} one answer may`);
@@ -95,7 +109,8 @@ export const bundleFrom = (value: GridValue, doc?: string): Bundle => {
     bytes += block[1].length;
   }
   if (bytes > MAX_BUNDLE_BYTES) return refuse('malformed', `the bundle carries ${bytes} bytes, more than the ${MAX_BUNDLE_BYTES} one answer may`);
-  return { doc: named, blocks: blocks as Array<[string, Uint8Array]>, more };
+  const notices = revocationsIn(revocations);
+  return { doc: named, blocks: blocks as Array<[string, Uint8Array]>, more, ...(notices.length > 0 ? { revocations: notices } : {}) };
 };
 
 export interface SyncPowers {
@@ -109,8 +124,6 @@ export interface SyncPowers {
   readonly closureHere: (token: Token) => Promise<unknown>;
   readonly adopt: (token: Token, replica: Replica) => Promise<unknown>;
   readonly clock: () => number;
-  /** The signed notice of a revocation made or heard here. */
-  readonly noticeOf: (token: Token) => RevocationNotice | undefined;
   /** The shipped expiry policy's module: a delegation past its `until` serves no sync either. */
   readonly expiryPolicy?: string;
 }
@@ -119,14 +132,6 @@ export type Sync = ReturnType<typeof makeSync>;
 
 export const makeSync = (powers: SyncPowers) => {
   const { docs } = powers;
-  /** Tokens revoked here (made or heard): a replica's sync answers carry those of the document's delegations. */
-  const revokedTokens = new Set<Token>();
-  const noteRevoked = (entry: { kind: string; token?: Token }) => {
-    if ((entry.kind === 'revoke' || entry.kind === 'revocation') && entry.token) revokedTokens.add(entry.token);
-  };
-  for (const entry of powers.journal.entries()) noteRevoked(entry as { kind: string; token?: Token });
-  powers.journal.onAppend((entry) => noteRevoked(entry as { kind: string; token?: Token }));
-
   /** The document `request` may have for `peer`, or a refusal. */
   const documentFor = async (request: SyncRequest, peer: Principal): Promise<string> => {
     const { token } = request;
@@ -195,18 +200,6 @@ export const makeSync = (powers: SyncPowers) => {
     }
   };
 
-  /** Signed notices of revoked delegations that reach `doc` (the newest MAX_SYNC_REVOCATIONS). */
-  const revocationsOf = async (doc: string): Promise<RevocationNotice[]> => {
-    const found: RevocationNotice[] = [];
-    for (const token of [...revokedTokens].reverse()) {
-      if (found.length >= MAX_SYNC_REVOCATIONS) break;
-      if (!(await powers.delegationOf(token))) continue;
-      const notice = (await docOfToken(token)) === doc ? powers.noticeOf(token) : undefined;
-      if (notice) found.push(notice);
-    }
-    return found;
-  };
-
   const genesisIn = (bundle: Bundle): Genesis => {
     const bytes = bundle.blocks.find(([cid]) => cid === bundle.doc)?.[1];
     if (!bytes) return refuse('malformed', `the bundle lacks document ${bundle.doc}'s genesis`);
@@ -256,7 +249,7 @@ export const makeSync = (powers: SyncPowers) => {
     async serve(request: SyncRequest, peer: Principal): Promise<Outcome> {
       try {
         const doc = await documentFor(request, peer);
-        return fulfilled(bundleValue(await docs.bundle(doc, request.haves, SYNC_MAX_VERSIONS, SYNC_MAX_BYTES), await revocationsOf(doc)));
+        return fulfilled(bundleValue(await docs.bundle(doc, request.haves, SYNC_MAX_VERSIONS, SYNC_MAX_BYTES)));
       } catch (error) {
         return error instanceof SyncRefusal ? revoked(error.code, error.message) : revoked('internal', describeThrown(error));
       }
@@ -265,10 +258,10 @@ export const makeSync = (powers: SyncPowers) => {
     /**
      * Take in a bundle a peer answered this node's request with (read back
      * by `bundleFrom`). `token`: the one this node presented (none for a
-     * document it issued); `fetch`: a closure's replica from that peer.
+     * document it issued); `from`: the peer that answered; `fetch`: a closure's replica from that peer.
      * Throws a SyncRefusal when the bundle is refused as a whole.
      */
-    async take(bundle: Bundle, options: { token?: Token; fetch: (token: Token) => Promise<Replica> }): Promise<{ doc: string; accepted: number; refused: Array<{ version: string; reason: string }> }> {
+    async take(bundle: Bundle, options: { token?: Token; from: Principal; fetch: (token: Token) => Promise<Replica> }): Promise<{ doc: string; accepted: number; refused: Array<{ version: string; reason: string }> }> {
       const { token } = options;
       const held = docs.issuerOf(bundle.doc) !== undefined;
       if (!held && token === undefined) return refuse('denied', `document ${bundle.doc} was not asked for`);
@@ -289,7 +282,7 @@ export const makeSync = (powers: SyncPowers) => {
       }
       let result: Awaited<ReturnType<Documents['ingest']>>;
       try {
-        result = await docs.ingest(bundle);
+        result = await docs.ingest(bundle, options.from);
       } catch (error) {
         return refuse('malformed', describeThrown(error));
       }

@@ -31,6 +31,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token, also: rea
       case 'issue':
       case 'revoke':
       case 'revocation':
+      case 'revoked-at':
       case 'policy-state':
       case 'replicated':
         if (tokens.has(entry.token)) selected.add(entry.seq);
@@ -150,6 +151,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} ${name(entry.proposal)} proposes ${valueText(entry.change)} to ${name(entry.doc)}, by ${name(entry.proposer)} (quorum ${entry.quorum} of ${entry.members.length}, until ${new Date(entry.deadline).toISOString()})`;
       case 'vote':
         return `${head} ${name(entry.voter)} votes ${entry.choice} on ${name(entry.proposal)} (signed)`;
+      case 'revoked-at':
+        return `${head} ${name(entry.token)} revoked by ${name(entry.by)} at ${new Date(entry.since).toISOString()} (signed)`;
       case 'proposal-ended':
         return `${head} ${name(entry.proposal)} ${entry.status}: ${entry.reason}${entry.version ? ` (version ${name(entry.version)})` : ''}`;
     }
@@ -281,6 +284,7 @@ export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
       case 'seal':
       case 'doc':
       case 'doc-head':
+      case 'revoked-at':
         break;
     }
   }

@@ -109,6 +109,8 @@ export type EntryBody =
   | { kind: 'doc-conflict'; doc: string; conflict: Token; heads: readonly string[]; attempts: readonly { step: string; code: RevokeCode; reason: string }[] }
   /** Conflict `conflict` was settled by `version`. */
   | { kind: 'doc-settled'; conflict: Token; version: string }
+  /** Delegation `token` was revoked at `since` by `by`, who signed that time (docs/documents.ts): a document's replica refuses what was written through it after then. */
+  | { kind: 'revoked-at'; token: Token; since: number; by: Principal; signature: Uint8Array }
   /** `proposer` put `change` to document `doc`'s `members` (with their `weights`) under `quorum` (see docs/governance.ts) until `deadline`. */
   | { kind: 'proposal'; proposal: Token; doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; quorum: string | number; deadline: number; via?: Token }
   /** Member `voter` voted on `proposal`, signing its choice. */
@@ -170,9 +172,10 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   proposal: ['proposal', 'doc', 'change', 'proposer', 'members', 'weights', 'quorum', 'deadline', 'via'],
   vote: ['proposal', 'voter', 'choice', 'signature'],
   'proposal-ended': ['proposal', 'status', 'reason', 'version'],
+  'revoked-at': ['token', 'since', 'by', 'signature'],
   'doc-token': ['token', 'doc'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'doc-token'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };
@@ -578,6 +581,16 @@ export class Journal {
         return (await file.readRange(start, length)).subarray(FRAME_HEADER);
       }),
     );
+  }
+
+  /**
+   * Resolve once everything appended so far is in the file: what a `kill -9`
+   * cannot take back (a power loss still can, until `flush`). Rejects if a
+   * write failed. Concurrent waiters share the batch being written.
+   */
+  async written(): Promise<void> {
+    await this.#startWrite();
+    if (this.#failure) throw this.#failure;
   }
 
   /** Make everything appended so far durable and sealed; rejects if a write failed. */

@@ -194,6 +194,8 @@ export class Kernel {
       run: (token, args, options) => this.#pipeline.runAsNode(token, args, options),
       delegationOf: (token) => this.#delegations.delegationOf(token),
       revokedAt: revocations.revokedAt,
+      revocationNotice: (token) => revocations.noticeOf(token),
+      hearRevocation: (notice, from) => revocations.hear(notice, from),
       setTimer,
       weightOf: (principal) => {
         const { fulfilled: kept, broken } = this.#reputation.of(principal);
@@ -211,7 +213,6 @@ export class Kernel {
       closureHere: (token) => closures.here(token),
       adopt: (token, replica) => closures.adopt(token, replica),
       clock,
-      noticeOf: (token) => revocations.noticeOf(token),
       ...(modules.policyNames.has('expiry') ? { expiryPolicy: modules.policyNames.get('expiry')! } : {}),
     });
     this.docs = makeDocsApi(this.#docs, identity, (token, args) => this.call(token, args), (token) => {
@@ -307,7 +308,7 @@ export class Kernel {
   }
 
   /** Take in a peer's answer to this node's sync request, fetching the closures a first copy needs with `fetch` (docs/sync.ts `take`). */
-  syncTake(bundle: Bundle, options: { token?: Token; fetch: (token: Token) => Promise<Replica> }) {
+  syncTake(bundle: Bundle, options: { token?: Token; from: Principal; fetch: (token: Token) => Promise<Replica> }) {
     this.#assertOpen();
     return this.#sync.take(bundle, options);
   }

@@ -12,6 +12,9 @@ import type { ModuleId, Token } from '../interface/ids.js';
 import type { ChainBlocks } from '../wire/shapes.js';
 import type { RevocationNotice } from './revocations.js';
 import type { DelegateSpec, IssueSpec, Kernel, Outcome, PendingView } from './kernel.js';
+import type { ConflictView, DocumentTokens } from '../docs/documents.js';
+import type { DocumentSpec } from '../docs/api.js';
+import type { Choice } from '../docs/governance.js';
 
 export interface OwnerCallOptions {
   /** Chase further promises until fulfilled or revoked. */
@@ -39,6 +42,12 @@ export interface NodeOwner {
   revocationNotice(token: string): Promise<RevocationNotice | undefined>;
   /** The calls waiting on the node for the owner's approval, or for the owner to collect. */
   pending(): Promise<PendingView[]>;
+  /** A new document over closure `reducer` (kernel.docs.create): its genesis CID and its role tokens. */
+  createDocument(spec: DocumentSpec): Promise<DocumentTokens>;
+  /** Vote on a proposal as the node's own principal, the choice signed by it. */
+  vote(proposal: string, choice: Choice): Promise<Outcome>;
+  /** The open conflicts of every document the node holds. */
+  documentConflicts(): Promise<ConflictView[]>;
   /** Call a token as the node's own principal. Never rejects: every failure is a revoked outcome. */
   call(token: string, args: readonly unknown[], options?: OwnerCallOptions): Promise<Outcome>;
 }
@@ -54,5 +63,8 @@ export const ownerOf = (kernel: Kernel): NodeOwner =>
     importChain: async (token, chain) => void (await kernel.importChain(token, chain)),
     revocationNotice: async (token) => kernel.revocationNotice(token),
     pending: async () => kernel.pendingFor(kernel.principal),
+    createDocument: (spec) => kernel.docs.create(spec),
+    vote: (proposal, choice) => kernel.docs.vote(proposal, choice),
+    documentConflicts: async () => kernel.docs.allConflicts().filter((conflict) => conflict.settled === undefined),
     call: (token, args, options) => kernel.call(token, args, options),
   });

@@ -31,7 +31,7 @@ import type { Principal, Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { bundleFrom, revocationsIn, SyncRefusal } from '../docs/sync.js';
+import { bundleFrom, SyncRefusal } from '../docs/sync.js';
 import { MAX_HAVES, type DocSyncRequest } from './frames.js';
 import type { Session } from './session.js';
 import { silentLog, type Log } from './log.js';
@@ -131,11 +131,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
           return report(outcome.status === 'revoked' ? { code: outcome.code, reason: outcome.reason } : { code: 'malformed', reason: 'a further promise where a bundle was due' });
         }
         const bundle = bundleFrom(outcome.value, doc);
-        // Revocations of the document's delegations first: a version made through one after it was revoked is then refused here too.
-        for (const notice of revocationsIn(outcome.value)) {
-          await kernel.hearRevocation(notice, session.peer).catch((error: unknown) => logOf().info({ event: 'revocation-refused', peer: session.peer, token: notice.token }, `revocation of ${notice.token} from ${session.peer} refused: ${describeThrown(error)}`));
-        }
-        const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+        const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
         doc = taken.doc;
         state.pulled.add(doc);
         // The peer holds the document (it just answered for it): it hears of this side's heads from now on too.

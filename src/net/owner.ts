@@ -7,6 +7,8 @@
  * its own principal, and `remoteOwner`, what a client holding the node's key
  * calls. (`call` is not among them: it travels as a grid message, frames.ts.)
  */
+import type { DocumentSpec } from '../docs/api.js';
+import { quorumFromWire } from '../docs/governance.js';
 import { base64 } from 'multiformats/bases/base64';
 import { E } from '@endo/far';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
@@ -57,6 +59,26 @@ const pendingViews: Crossing<PendingView[]> = {
   in: (wire) => listOf(wire, 'pending calls').map((view) => Object.freeze({ ...(view as PendingView), args: decodeValue(bytes.in((view as { args?: unknown }).args)) as readonly GridValue[] })),
 };
 
+/** A new document's initial value crosses as canonical CBOR (it may hold bytes, links or big integers). */
+const documentSpec: Crossing<Parameters<NodeOwner['createDocument']>[0]> = {
+  out: (spec) => ({ ...spec, init: bytes.out(encodeValue(spec.init)) }),
+  in: (wire) => {
+    const spec = (wire ?? {}) as { reducer?: unknown; merges?: unknown; init?: unknown; governance?: unknown };
+    return {
+      reducer: String(spec.reducer),
+      ...(spec.merges === undefined ? {} : { merges: listOf(spec.merges, 'merge steps').map(String) }),
+      init: decodeValue(bytes.in(spec.init)),
+      ...(spec.governance === undefined ? {} : { governance: governanceFrom(spec.governance) }),
+    };
+  },
+};
+
+/** A document's governance as it crosses: checked again by the genesis record, so only its shape here. */
+const governanceFrom = (wire: unknown): NonNullable<DocumentSpec['governance']> => {
+  const { members, quorum, weighted, deadlineMs } = (wire ?? {}) as Record<string, unknown>;
+  return { members: String(members), quorum: quorumFromWire(typeof quorum === 'object' && quorum !== null ? (quorum as { k?: unknown }).k : quorum), weighted: weighted === true, deadlineMs: Number(deadlineMs) };
+};
+
 const optional = <T>(crossing: Crossing<T>): Crossing<T | undefined> => ({
   out: (value) => (value === undefined ? undefined : crossing.out(value)),
   in: (wire) => (wire === undefined || wire === null ? undefined : crossing.in(wire)),
@@ -77,6 +99,9 @@ const CROSSINGS: { readonly [K in Operation]: Crossings<FacetOwner[K]> } = {
   importChain: { args: [asIs<string>(), chain] },
   revocationNotice: { result: optional(notice) },
   pending: { result: pendingViews },
+  createDocument: { args: [documentSpec] },
+  documentConflicts: {},
+  vote: {},
 };
 
 /** The owner facet's methods, by name. */

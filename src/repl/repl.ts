@@ -19,9 +19,12 @@ import type { NodeOwner } from '../kernel/owner.js';
 import type { Principal, Token } from '../interface/ids.js';
 import { formatGridUrl, type GridUrl } from '../net/grid-url.js';
 import { describeThrown } from '../interface/errors.js';
+import type { GridValue } from '../closures/values.js';
+import type { ConflictView } from '../docs/documents.js';
+import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type LogEntry } from '../docs/render.js';
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
-export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain'> {
+export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote'> {
   entries(): Promise<readonly Entry[]>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
@@ -79,7 +82,7 @@ const writer = (colors: boolean) => (value: unknown) => {
 };
 
 /** What `.help` says of each method in scope (the banner lists the same names). */
-const HELP: Readonly<Record<'grid' | 'graph', Readonly<Record<string, string>>>> = {
+const HELP: Readonly<Record<'grid' | 'graph' | 'doc', Readonly<Record<string, string>>>> = {
   grid: {
     publish: 'publish(source) — store a module (JavaScript text or WebAssembly bytes); its CID',
     issue: "issue({ code, export, env?, timeLimitMs?, replicable? }) — a closure over a module's export; its token",
@@ -98,7 +101,25 @@ const HELP: Readonly<Record<'grid' | 'graph', Readonly<Record<string, string>>>>
     export: "export('text' | 'json' | 'dot' | 'mermaid', token?) — the graph, or the part around a token",
     follow: 'follow() — print records as they are written (above the prompt); returns stop()',
   },
+  doc: {
+    create: "create(code, { reducer, merge?: [step…], init? }) — a document over a module's reducer (steps: 'json', 'union', 'text', 'CID#export', a token); its tokens by role",
+    apply: 'apply(token, change) — apply a change through the reducer (a write token); { version, value }',
+    show: 'show(token, version?) — the current value, or the one at a version; { version, value }',
+    log: "log(token, { limit?, format?: 'text' | 'json' | 'dot' | 'mermaid' }) — the versions, newest first",
+    conflicts: 'conflicts(token?) — open conflicts of one document, or of every one here, with each step\'s reason',
+    resolve: 'resolve(token, conflict, { pick: head } | { value }) — settle a conflict (a settle token); { version, value }',
+    propose: 'propose(token, change) — propose a change to a governed document (a write token); the proposal, a further promise members vote on',
+    vote: "vote(proposal, 'yes' | 'no') — vote, signed as this home; 'promised' while open, { status: 'passed', version } once carried",
+  },
 };
+
+/** A document token's refusal, thrown by the REPL's `doc` methods: it prints as one line with its code. */
+class DocumentRefused extends Error {
+  constructor(readonly code: string, reason: string) {
+    super(`revoked: ${reason}`);
+    this.name = 'DocumentRefused';
+  }
+}
 
 const activeDomain = () => (process as { domain?: Domain | null }).domain ?? undefined;
 /** More nested domains than any REPL makes. */
@@ -281,7 +302,64 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     },
   });
 
-  const inScope = { grid, graph: queries };
+  /** A call on a document token, where `grid doc` makes it: this home, else the node a grid URL names; a refusal thrown. */
+  const docCall = async (ref: string, args: readonly GridValue[]): Promise<GridValue> => {
+    const target = resolve.token(ref);
+    const callOptions = target.chain ? { chain: target.chain } : {};
+    let outcome = await home.call(target.token, args, callOptions);
+    if (outcome.status === 'revoked' && (outcome.code === 'unknown-token' || outcome.code === 'unreachable') && target.via && target.via !== home.nodeUrl && options.callAt) {
+      outcome = await options.callAt(target.via, target.token, args, callOptions);
+    }
+    if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+    if (outcome.status !== 'fulfilled') throw new DocumentRefused('malformed', `a further promise ${outcome.token}`);
+    return outcome.value;
+  };
+  const docs = plainMethods({
+    create: async (code: string, spec: { reducer: string; merge?: readonly string[]; init?: GridValue }) => {
+      const merges: string[] = [];
+      for (const step of spec?.merge ?? []) {
+        const hash = step.lastIndexOf('#');
+        if (['json', 'union', 'text'].includes(step)) merges.push(step);
+        else if (hash > 0) merges.push(await home.issue({ code: step.slice(0, hash), export: step.slice(hash + 1), replicable: true }));
+        else merges.push(tokenOf(step));
+      }
+      let init = spec?.init;
+      if (init === undefined) {
+        const outcome = await home.call(await home.issue({ code, export: 'init' }), []);
+        if (outcome.status !== 'fulfilled') throw new DocumentRefused(outcome.status === 'revoked' ? outcome.code : 'malformed', `the module's init gave no initial value${outcome.status === 'revoked' ? `: ${outcome.reason}` : ''}`);
+        init = outcome.value;
+      }
+      const reducer = await home.issue({ code, export: spec?.reducer, replicable: true });
+      return home.createDocument({ reducer, merges, init });
+    },
+    apply: (ref: string, change: GridValue) => docCall(ref, ['apply', change]),
+    show: (ref: string, version?: string) => docCall(ref, version === undefined ? [] : ['at', version]),
+    log: async (ref: string, { limit = 100, format = 'text' }: { limit?: number; format?: 'text' | 'json' | 'dot' | 'mermaid' } = {}) => {
+      const entries = (await docCall(ref, ['log', { limit }])) as unknown as LogEntry[];
+      if (format === 'json') return JSON.stringify({ versions: entries });
+      if (format === 'dot') return renderLogDot(entries, name, entries.length < limit);
+      if (format === 'mermaid') return renderLogMermaid(entries, name, entries.length < limit);
+      return printing([...entries], () => renderLogText(entries, name));
+    },
+    conflicts: async (ref?: string) => {
+      const views = ref === undefined ? await home.documentConflicts() : ((await docCall(ref, ['conflicts'])) as unknown as ConflictView[]).filter((view) => view.settled === undefined);
+      return printing([...views], () => renderConflicts(views, name));
+    },
+    resolve: (ref: string, conflict: string, choice: { pick: string } | { value: GridValue }) => docCall(ref, ['resolve', conflict, choice as GridValue]),
+    propose: async (ref: string, change: GridValue) => {
+      const target = resolve.token(ref);
+      const outcome = await home.call(target.token, ['propose', change], target.chain ? { chain: target.chain } : {});
+      if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+      return outcome.status === 'promised' ? outcome.token : outcome.value;
+    },
+    vote: async (proposal: string, choice: 'yes' | 'no') => {
+      const outcome = await home.vote(resolve.token(proposal).token, choice);
+      if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+      return outcome.status === 'promised' ? 'promised' : outcome.value;
+    },
+  });
+
+  const inScope = { grid, graph: queries, doc: docs };
   const terminal = (options.output as { isTTY?: boolean }).isTTY === true;
   const out = options.output;
   out.write(

@@ -136,6 +136,8 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.proposal, entry.doc, entry.proposer];
     case 'vote':
       return [entry.proposal, entry.voter];
+    case 'revoked-at':
+      return [entry.token, entry.by];
     case 'proposal-ended':
       return [entry.proposal, ...(entry.version ? [entry.version] : [])];
     case 'doc-token':

@@ -12,7 +12,7 @@ export const replCommand = (session: Session) =>
   verb(
     session,
     'repl',
-    'a REPL with E, grid.publish/issue/call/delegate/revoke and graph.show/who/pending/broken/calls/reputation/export/follow',
+    'a REPL with E, grid.publish/issue/call/delegate/revoke, graph.show/who/pending/broken/calls/reputation/export/follow and doc.create/apply/show/log/conflicts/resolve',
     (c) => c.option('--via <url>', 'make calls through the node at this ws:// URL', viaUrl),
     async (inv, _args, opts) =>
       withHome(inv, async (home, names) => {
