@@ -62,6 +62,18 @@ export type OpenKernelOptions =
  * what a crash can lose by at most this much.
  */
 const JOURNAL_WRITE_DELAY_MS = 2;
+/**
+ * The delay this process uses: GRID_JOURNAL_WRITE_DELAY_MS (whole ms, up to
+ * 10 s) widens it, so a test can show that what is acknowledged as durable
+ * waits for the file and a crash in the window takes back nothing else.
+ */
+const journalWriteDelayMs = (() => {
+  const given = process.env.GRID_JOURNAL_WRITE_DELAY_MS;
+  if (given === undefined || given === '') return JOURNAL_WRITE_DELAY_MS;
+  const ms = Number(given);
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > 10_000) throw new TypeError(`GRID_JOURNAL_WRITE_DELAY_MS is whole milliseconds from 0 to 10000 (got ${JSON.stringify(given)})`);
+  return ms;
+})();
 
 const nodeRandomBytes = (length: number) => new Uint8Array(randomBytes(length));
 const setTimer = (ms: number, callback: () => void) => {
@@ -138,7 +150,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       network: webSocketNetwork(identity),
       ...home,
     });
-  const journalPowers = { clock, schedule: (write: () => void) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer: setBackgroundTimer };
+  const journalPowers = { clock, schedule: (write: () => void) => void setTimeout(write, journalWriteDelayMs), setTimer: setBackgroundTimer };
   if ('memory' in options) {
     const identity: Identity = options.identity ?? generateIdentity(nodeRandomBytes);
     const { journal } = await Journal.open({ file: memoryJournalFile(), identity, ...journalPowers });
