@@ -65,7 +65,7 @@ export const benchDocSync = async (): Promise<Row[]> => {
         for (;;) {
           const have = carol.docs.held().find((held) => held.doc === doc.doc)?.heads ?? [];
           const bundle = await alice.kernel.docs.bundle(doc.doc, have);
-          await carol.docs.ingest(bundle);
+          await carol.docs.ingest(bundle, alice.kernel.principal);
           if (!bundle.more) break;
         }
         inProcess.push(Number(process.hrtime.bigint() - start));
