@@ -353,6 +353,16 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
   t.is(endless.rounds, 2, 'rounds');
   t.is(asked, 2, 'asked');
   t.deepEqual(headsOf(bob, doc.doc), headsOf(alice, doc.doc));
+  // A flood of notices naming heads Bob lacks: pulls are coalesced (one running, one more queued), and after a pull that brought nothing the next waits.
+  asked = 0;
+  offer = () => ({ ...honest, more: false });
+  const unknownHead = other.doc;
+  for (let i = 0; i < 200; i++) void sessions.docSync.heard(doc.doc, [unknownHead], remote.session);
+  await until('the pulls the flood set off to end', async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return asked > 0;
+  });
+  t.true(asked <= 2, `${asked} requests for 200 notices`);
   // A bundle of another document than asked for.
   offer = () => ({ doc: other.doc, blocks: [], more: false });
   t.regex((await pull({ doc: doc.doc })).reason!, /is of document .*, not of .* as asked/);

@@ -42,8 +42,11 @@ export const SYNC_TIMEOUT_MS = 30_000;
 export const MAX_ROUNDS = 64;
 /** Sync requests from one peer that may wait while one of its requests is answered. */
 export const MAX_QUEUED = 8;
-/** How often a token followed but not yet answered by any peer (none held its document) is asked for again. */
+/** How often a token followed but not yet answered by any peer (none held its document) is asked for again: doubling up to MAX_FOLLOW_RETRY_MS. */
 export const FOLLOW_RETRY_MS = 5_000;
+const MAX_FOLLOW_RETRY_MS = 5 * 60_000;
+/** After a pull from a peer brought nothing new, its notices for that document wait this long before the next pull (a peer flooding notices gets a pull a second). */
+export const NOTICE_QUIET_MS = 1_000;
 /** How long a revocation waits for each peer syncing the document to acknowledge it. */
 const REVOCATION_ACK_MS = 2000;
 
@@ -72,7 +75,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   /** Document → sessions that synced it from this node: they hear its heads change. */
   const subscribers = new Map<string, Set<Session>>();
   /** Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target. */
-  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
+  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; quietUntil: Map<string, number>; delayed: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
   /** Per peer: its sync requests being answered or waiting here. */
   const serving = new Map<Principal, { count: number; turn: Promise<unknown> }>();
   /** Documents whose heads changed this turn: one notice each. */
@@ -81,7 +84,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   const stateOf = (session: Session) => {
     let state = sessions.get(session);
     if (!state) {
-      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), queue: Promise.resolve(), pulls: new Map() }));
+      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), quietUntil: new Map(), delayed: new Set(), queue: Promise.resolve(), pulls: new Map() }));
       capable.add(session);
       void session.closed.then(() => {
         capable.delete(session);
@@ -109,6 +112,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     let rounds = 0;
     const report = (extra: { code?: RevokeCode; reason?: string } = {}): PullReport => {
       const done = { ...(doc === undefined ? {} : { doc }), accepted, refused, rounds, ...extra };
+      if (doc !== undefined && accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
       const log = logOf();
       if (extra.code) log.info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
       else if (accepted > 0 || refused.length > 0) log.info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} versions of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
@@ -195,8 +199,15 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     const told = doc === undefined ? [] : [...(subscribers.get(doc) ?? [])].map((session) => session.revoke(notice, REVOCATION_ACK_MS));
     await Promise.all(told);
   });
+  const retries = new Map<Token, { wait: number; at: number }>();
   const retry = setInterval(() => {
-    for (const target of kernel.docs.following()) if (target.doc === undefined) for (const session of capable) pull(session, target);
+    for (const target of kernel.docs.following()) {
+      if (target.doc !== undefined || target.token === undefined) continue;
+      const next = retries.get(target.token) ?? { wait: FOLLOW_RETRY_MS, at: 0 };
+      if (Date.now() < next.at) continue;
+      retries.set(target.token, { wait: Math.min(next.wait * 2, MAX_FOLLOW_RETRY_MS), at: Date.now() + next.wait });
+      for (const session of capable) pull(session, target);
+    }
   }, FOLLOW_RETRY_MS);
   retry.unref();
 
@@ -246,11 +257,26 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
 
     /** A peer's heads of `doc` changed: pull if this node follows `doc` and lacks one of them. */
     async heard(doc: string, heads: readonly string[], session: Session) {
-      stateOf(session);
+      const state = stateOf(session);
       const mine = targetFor(doc);
       if (!mine || closed) return;
       // Heads this node holds already (its own, or ones it has built on) need no pull.
-      for (const head of heads) if (!(await kernel.syncKnows(head))) return pull(session, mine);
+      let lacking = false;
+      for (const head of heads) {
+        if (await kernel.syncKnows(head)) continue;
+        lacking = true;
+        break;
+      }
+      if (!lacking) return;
+      const wait = (state.quietUntil.get(doc) ?? 0) - Date.now();
+      if (wait <= 0) return pull(session, mine);
+      // The last pull from this peer brought nothing: the next one waits (once), however many notices come.
+      if (state.delayed.has(doc)) return;
+      state.delayed.add(doc);
+      setTimeout(() => {
+        state.delayed.delete(doc);
+        pull(session, mine);
+      }, wait).unref();
     },
 
     close() {
