@@ -23,7 +23,7 @@ import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
-import type { RevocationNotice } from '../kernel/revocations.js';
+import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';

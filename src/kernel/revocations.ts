@@ -7,17 +7,13 @@
  * deterministic: re-signing a revocation gives the same notice, so a node
  * need not store its own.
  */
-import type { Principal, Token } from '../interface/ids.js';
+import type { Token } from '../interface/ids.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encode } from '../wire/index.js';
 
-export interface RevocationNotice {
-  readonly token: Token;
-  readonly reason: string;
-  /** The issuer who revoked it. */
-  readonly by: Principal;
-  readonly signature: Uint8Array;
-}
+import type { RevocationNotice } from '../wire/shapes.js';
+
+export type { RevocationNotice };
 
 const DOMAIN = new TextEncoder().encode('promisegrid:revocation:v1\n');
 

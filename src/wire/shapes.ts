@@ -5,6 +5,16 @@
  * so the kernel needs nothing of the network to speak of them.
  */
 import type { Outcome } from '../interface/outcome.js';
+import type { Principal, Token } from '../interface/ids.js';
+
+/** A signed revocation, as it travels to the nodes that must hear of it (kernel/revocations.ts signs and checks them). */
+export interface RevocationNotice {
+  readonly token: Token;
+  readonly reason: string;
+  /** The issuer who revoked it. */
+  readonly by: Principal;
+  readonly signature: Uint8Array;
+}
 
 /** An outcome as a node gives it to a peer: may whoever receives it cache it, or fetch the closure itself? */
 export interface Answer {
