@@ -32,8 +32,7 @@ import type { Closure } from '../closures/closure.js';
 import type { Journal } from '../journal/journal.js';
 import { blockCid } from '../store/hashing.js';
 import { MAX_CHAIN, sealToken, type Delegation } from '../delegation/delegation.js';
-import type { ChainBlocks, Replica } from '../wire/shapes.js';
-import type { RevocationNotice } from '../kernel/revocations.js';
+import type { ChainBlocks, Replica, RevocationNotice } from '../wire/shapes.js';
 import { MAX_BUNDLE_VERSIONS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
 import { DocumentError, readGenesis, type Genesis } from './records.js';
 
