@@ -268,3 +268,28 @@ test('a community whose membership changes by majority vote: propose, vote from 
   t.regex(story, /votes yes on .* \(signed\)/);
   t.regex(story, /passed: carried \(version/);
 });
+
+test('grid doc follow: a delegated write token replicates the document to another home, whose node syncs it and writes offline', async (t) => {
+  t.timeout(240_000);
+  const [aliceHome, bobHome] = await Promise.all([tempDir(t), tempDir(t)]);
+  const [, bob] = await Promise.all([ok(aliceHome, ['init']), ok(bobHome, ['init'])]);
+  await ok(aliceHome, ['doc', 'create', 'examples/todo.js', '--reducer', 'update', '--merge', 'json', '--name', 'todos']);
+  await ok(aliceHome, ['doc', 'apply', 'todos.write', '{"add":"milk"}']);
+  const alice = await startNode(t, aliceHome);
+  const url = await ok(aliceHome, ['delegate', 'todos.write', '--to', bob]);
+  t.regex(await ok(bobHome, ['doc', 'follow', url]), /^following bafyrei\w+$/);
+  const bobNode = await startNode(t, bobHome, ['--peer', alice.url]);
+  const token = url.replace(/^grid:\/\//, '').replace(/\?.*$/, '');
+  const seen = async () => (await grid(bobHome, ['doc', 'show', token])).stdout;
+  for (let tries = 0; tries < 100 && (await seen()) !== '{"items":[{"done":false,"text":"milk"}]}'; tries++) await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is(await seen(), '{"items":[{"done":false,"text":"milk"}]}');
+  // Alice's node stops; Bob writes on his own replica, offline; when she is back, his change reaches her.
+  t.is(await alice.stop(), 0);
+  t.is(await ok(bobHome, ['doc', 'apply', token, '{"add":"eggs"}']), '{"items":[{"done":false,"text":"milk"},{"done":false,"text":"eggs"}]}');
+  t.is(await bobNode.stop(), 0);
+  const back = await startNode(t, aliceHome);
+  await startNode(t, bobHome, ['--peer', back.url]);
+  const hers = async () => (await grid(aliceHome, ['doc', 'show', 'todos.read'])).stdout;
+  for (let tries = 0; tries < 100 && !(await hers()).includes('eggs'); tries++) await new Promise((resolve) => setTimeout(resolve, 300));
+  t.is(await hers(), '{"items":[{"done":false,"text":"milk"},{"done":false,"text":"eggs"}]}');
+});

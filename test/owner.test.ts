@@ -29,7 +29,7 @@ const node = async (t: import('ava').ExecutionContext) => {
 };
 
 test('every owner operation but call crosses the owner facet (call travels as a grid message)', (t) => {
-  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote'];
+  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote', 'followDocument'];
   t.deepEqual([...OWNER_OPERATIONS].sort(), [...operations].sort());
 });
 
@@ -146,6 +146,7 @@ test('anyone but the node\'s own principal is refused every owner operation by n
     createDocument: () => stranger.createDocument({ reducer: token, init: null }),
     documentConflicts: () => stranger.documentConflicts(),
     vote: () => stranger.vote(token, 'yes'),
+    followDocument: () => stranger.followDocument(token),
   };
   for (const [method, attempt] of Object.entries(attempts)) {
     await t.throwsAsync(attempt, { message: `${method}: only this node's own principal may ${method} through it` }, method);

@@ -44,6 +44,8 @@ export interface NodeOwner {
   pending(): Promise<PendingView[]>;
   /** A new document over closure `reducer` (kernel.docs.create): its genesis CID and its role tokens. */
   createDocument(spec: DocumentSpec): Promise<DocumentTokens>;
+  /** Replicate the document a delegation made for this node reaches, syncing it with the node's peers. */
+  followDocument(token: string): Promise<void>;
   /** Vote on a proposal as the node's own principal, the choice signed by it. */
   vote(proposal: string, choice: Choice): Promise<Outcome>;
   /** The open conflicts of every document the node holds. */
@@ -65,6 +67,9 @@ export const ownerOf = (kernel: Kernel): NodeOwner =>
     pending: async () => kernel.pendingFor(kernel.principal),
     createDocument: (spec) => kernel.docs.create(spec),
     vote: (proposal, choice) => kernel.docs.vote(proposal, choice),
+    followDocument: async (token) => {
+      await kernel.docs.follow(token);
+    },
     documentConflicts: async () => kernel.docs.allConflicts().filter((conflict) => conflict.settled === undefined),
     call: (token, args, options) => kernel.call(token, args, options),
   });

@@ -102,6 +102,7 @@ const CROSSINGS: { readonly [K in Operation]: Crossings<FacetOwner[K]> } = {
   createDocument: { args: [documentSpec] },
   documentConflicts: {},
   vote: {},
+  followDocument: {},
 };
 
 /** The owner facet's methods, by name. */

@@ -323,6 +323,23 @@ const resolveVerb = (session: Session) =>
     },
   );
 
+const followVerb = (session: Session) =>
+  verb(
+    session,
+    'follow',
+    'keep a replica of the document a delegated token reaches, synced with the peers whenever this home\'s node runs',
+    (c) => c.argument('<doc>', 'a document token delegated to this home: CID, pet name or grid:// URL (its chain is imported)'),
+    async (inv, [ref]) => {
+      const target = await docTarget(inv, ref as string);
+      return withHome(inv, async (home) => {
+        if (target.chain) await home.importChain(target.token, target.chain);
+        await home.followDocument(target.token);
+        inv.io.out(inv.json ? toJsonText({ following: target.token }) : `following ${target.token}`);
+        return EXIT.ok;
+      });
+    },
+  );
+
 /** `grid doc VERB …`: the document verbs under one word. */
 export const docCommand = (session: Session): Command =>
   withGlobalOptions(new Command('doc'))
@@ -332,4 +349,5 @@ export const docCommand = (session: Session): Command =>
     .addCommand(showVerb(session))
     .addCommand(logVerb(session))
     .addCommand(conflictsVerb(session))
-    .addCommand(resolveVerb(session));
+    .addCommand(resolveVerb(session))
+    .addCommand(followVerb(session));
