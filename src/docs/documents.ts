@@ -176,15 +176,6 @@ export interface RevokedSince {
   readonly signature: Uint8Array;
 }
 const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
-/** Whether a block means to be a version (a record of type `version`), so a bad one is refused rather than taken for a value. */
-const looksLikeVersion = (bytes: Uint8Array): boolean => {
-  try {
-    const record = decode(bytes) as { type?: unknown } | null;
-    return record !== null && typeof record === 'object' && record.type === 'version';
-  } catch {
-    return false;
-  }
-};
 const refusedWith = (code: RevokeCode, reason: string): Outcome => revoked(code, reason);
 const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
@@ -791,8 +782,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
         for (const link of await chainOf(version)) await added(CID.parse(link.token));
       }
       const revocations = new Map<Token, { notice: RevocationNotice; since?: RevokedSince }>();
-      for (const version of versions.values()) {
-        if (!version.doc.equals(state.cid) || version.by === 'merge' || !version.via) continue;
+      // Each delegation a writer went through, once: its chain's revoked links.
+      const vias = new Map<Token, Version>();
+      for (const version of versions.values()) if (version.by !== 'merge' && version.via && !vias.has(version.via) && version.doc.equals(state.cid)) vias.set(version.via, version);
+      for (const version of vias.values()) {
         for (const link of await chainOf(version)) {
           const notice = powers.revocationNotice(link.token);
           if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
@@ -830,15 +823,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return inTurn(held, async () => {
         const genesis = await genesisOf(held);
         await loadHistory(held.heads);
-        // Delegation records first, checked as records: versions name them. Nothing else is stored before its version is taken.
+        // Each block decoded once. Delegation records first, checked as records: versions name them.
+        // Nothing else is stored before its version is taken.
+        const records = new Map<string, unknown>();
         for (const [key, bytes] of blocks) {
-          let record: unknown;
           try {
-            record = decode(bytes);
+            records.set(key, decode(bytes));
           } catch {
-            continue;
+            continue; // not a record: a value of some other shape, or junk no version names
           }
-          if (isDelegationRecord(record)) await store.putVerified(CID.parse(key), bytes);
+          if (isDelegationRecord(records.get(key))) await store.putVerified(CID.parse(key), bytes);
         }
         // Revocations first: a version written through a delegation after its revocation is known here is refused.
         for (const { notice, since } of bundle.revocations ?? []) {
@@ -854,10 +848,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const candidates: Version[] = [];
         for (const [key, bytes] of blocks) {
           if (key === bundle.doc || versions.has(key)) continue;
-          if (!looksLikeVersion(bytes)) continue;
+          // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
+          const record = records.get(key) as { type?: unknown } | null | undefined;
+          if (record === null || typeof record !== 'object' || record.type !== 'version') continue;
           let version: Version;
           try {
-            version = readVersion(CID.parse(key), bytes);
+            version = readVersion(CID.parse(key), bytes, record);
           } catch (error) {
             refused.push({ version: key, reason: (error as Error).message });
             continue;

@@ -221,9 +221,11 @@ export const makeMergeVersion = (spec: Omit<MergeVersion, 'cid' | 'by'>): { byte
 };
 
 /** Decode and check a version: its shape, and for a change or settlement its author's signature. Whether it follows from its parents is the docs part's to check. */
-export const readVersion = (cid: CID, bytes: Uint8Array): Version => {
+export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Version => {
   const fail = (why: string) => bad('version', cid, why);
-  const record = asRecord('version', cid, bytes);
+  if (decoded !== undefined && (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded))) throw fail('not a record');
+  // `decoded`: the same bytes already decoded (by the strict decoder) by whoever holds them.
+  const record = decoded === undefined ? asRecord('version', cid, bytes) : (decoded as Record<string, unknown>);
   const { type, doc, parents, value, by } = record;
   if (type !== 'version') throw fail('not a document version');
   if (!Array.isArray(parents) || parents.length > MAX_PARENTS) throw fail(`parents is a list of at most ${MAX_PARENTS} links`);
