@@ -8,10 +8,13 @@
  * the promise graph apply to them as to any token.
  *
  * What this part knows — which documents it holds, their heads, their
- * conflicts — comes from journal entries through `apply`, on replay and
- * live alike: `doc` (held), `doc-head` (heads after a version landed),
- * `doc-conflict` (a merge every cascade step refused), `doc-settled`.
- * Versions, values and changes are blocks in the store.
+ * conflicts, proposals, the revocations its writers' delegations met, the
+ * tokens it follows — comes from journal entries through `apply`, on
+ * replay and live alike: `doc` (held), `doc-head` (heads after a version
+ * landed), `doc-conflict` (a merge every cascade step refused),
+ * `doc-settled`, `revoked-at`, `doc-token` (sync.ts), and `proposal`,
+ * `vote`, `proposal-ended` (governance.ts). Versions, values and changes
+ * are blocks in the store.
  */
 import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, RAW_CODEC, asPrincipal, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
