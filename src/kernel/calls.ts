@@ -57,7 +57,7 @@ export const makeCallPipeline = (parts: {
   const { self, journal, clock, limits, vats, modules, closures, delegations, revocations, cache, quota } = parts;
   const { forward, forwardCall } = makeForwarding(parts);
 
-  /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals. */
+  /** Whether `token` names something this node holds or knows of: a closure, a delegation, a revocation, a call waiting for approvals, a document's conflict or proposal. */
   const concernsHere = async (token: Token): Promise<boolean> => {
     if (closures.loaded(token) || delegations.known(token) || revocations.isRevoked(token) || parts.approvals().has(token) || parts.docs().isConflict(token) || parts.docs().isProposal(token)) return true;
     try {
