@@ -120,6 +120,8 @@ interface DocState {
   heads: CID[];
   /** The head reads answer: the only one, or while a conflict is open the one this replica had. */
   current: CID;
+  /** The conflict writes wait for (journal `doc-conflict`, until its `doc-settled`). */
+  open?: Token;
   /** Applies and merges are one at a time per document. */
   turn: Promise<unknown>;
 }
@@ -156,7 +158,8 @@ export interface DocumentPowers {
   readonly publish: (source: string) => Promise<ModuleId>;
   readonly issue: (spec: { code: string; export: string; env?: unknown; replicable?: boolean }) => Promise<Token>;
   readonly run: DocRun;
-  readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
+  /** The delegation chain `token` names, outermost first, down to the link that wraps a closure (delegation-table.ts); empty if `token` is no delegation. */
+  readonly chainOf: (token: Token) => Promise<readonly Delegation[]>;
   readonly revokedAt: (token: Token) => number | undefined;
   /** The signed notice of a revocation made or heard here, and taking in one from a replica (revocation-table.ts). */
   readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
@@ -179,7 +182,6 @@ export interface RevokedSince {
   readonly signature: Uint8Array;
 }
 const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
-const refusedWith = (code: RevokeCode, reason: string): Outcome => revoked(code, reason);
 const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
 export const makeDocuments = (powers: DocumentPowers) => {
@@ -242,22 +244,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return value;
   };
 
-  const storeValue = async (value: GridValue): Promise<CID> => {
-    const bytes = encodeValue(value);
-    const cid = await putBlock(bytes);
-    return cid;
-  };
+  const storeValue = (value: GridValue): Promise<CID> => putBlock(encodeValue(value));
 
   /** Serialize work on one document: a change, a merge, an ingest. */
   const inTurn = <T>(state: DocState, work: () => Promise<T>): Promise<T> => {
     const run = state.turn.then(work, work);
     state.turn = run.catch(() => {});
     return run;
-  };
-
-  const openConflict = (state: DocState): Token | undefined => {
-    for (const [token, conflict] of conflicts) if (conflict.doc === text(state.cid) && !conflict.settled) return token;
-    return undefined;
   };
 
   const landed = (state: DocState, heads: readonly CID[], current: CID) =>
@@ -269,10 +262,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const stepResult = async (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue): Promise<Outcome> => {
     if ('token' in step) return powers.run(step.token, [base, ours, theirs]);
     try {
-      if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return refusedWith('refused', 'text merge: the values are not all strings');
+      if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return revoked('refused', 'text merge: the values are not all strings');
       return fulfilled(mergeText(base, ours, theirs));
     } catch (error) {
-      return refusedWith('refused', `text merge: ${describeThrown(error)}`);
+      return revoked('refused', `text merge: ${describeThrown(error)}`);
     }
   };
 
@@ -301,6 +294,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   /** Merge heads two at a time, in CID order, until one is left or the cascade cannot go on (a conflict). */
   const mergeHeads = async (state: DocState) => {
+    // The lowest common ancestor is found by a synchronous walk: every version it may meet is read first.
+    await loadHistory(state.heads);
     while (state.heads.length > 1) {
       const [a, b] = sortCids(state.heads) as [CID, CID];
       const conflict = conflictToken(state.cid, [a, b]);
@@ -321,13 +316,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const authorized = async (genesis: Genesis, version: Version & { by: 'change' | 'settle' }): Promise<string | undefined> => {
     if (version.author === genesis.issuer && version.via === undefined) return undefined;
     if (version.via === undefined) return `author ${version.author} did not issue the document and names no delegation`;
-    const chain: Delegation[] = [];
-    for (let token: string | undefined = version.via; token; ) {
-      const link = await powers.delegationOf(token as Token);
-      if (!link) break;
-      chain.push(link);
-      token = link.inner;
-    }
+    const chain = await powers.chainOf(version.via);
     const innermost = chain.at(-1);
     if (!innermost) return `delegation ${version.via} was not sent with the version`;
     if (!chain[0]!.audience.includes(version.author)) return `delegation ${version.via} was not made for ${version.author}`;
@@ -385,8 +374,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
   const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, CID | string>): Promise<string | undefined> => {
-    const valueBytes = blocks.get(text(version.value)) ?? (await store.has(version.value) ? await store.get(version.value) : undefined);
-    if (!valueBytes) return `its value ${version.value} was not sent`;
+    if (!blocks.has(text(version.value)) && !(await store.has(version.value))) return `its value ${version.value} was not sent`;
     const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
     if (version.by === 'merge') {
       const [ours, theirs] = version.parents as [CID, CID];
@@ -416,6 +404,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   const view = (token: Token, conflict: ConflictState): ConflictView =>
     harden({ conflict: token, doc: conflict.doc, heads: conflict.heads.map(text), attempts: conflict.attempts, at: conflict.at, ...(conflict.settled ? { settled: text(conflict.settled) } : {}) });
+  /** Conflicts this node knows, open ones (or all, with `all`), of one document or every one. */
+  const conflictViews = (options: { doc?: string; all?: boolean }): ConflictView[] =>
+    [...conflicts].filter(([, c]) => (options.all || !c.settled) && (options.doc === undefined || c.doc === options.doc)).map(([token, c]) => view(token, c));
 
   const versionView = (version: Version) =>
     harden({
@@ -427,9 +418,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
         : { author: version.author, at: version.at, ...(version.via ? { via: version.via } : {}), ...(version.for ? { for: version.for } : {}), ...(version.conflict ? { conflict: version.conflict } : {}) }),
     });
 
-  /** Versions from the heads down, newest first (a breadth-first walk), at most `limit`. */
+  /** Versions from the heads down, newest first (a breadth-first walk), at most `limit`: only those are read. */
   const log = async (state: DocState, limit: number) => {
-    await loadHistory(state.heads);
     const out: GridValue[] = [];
     const seen = new Set<string>();
     const queue = [...state.heads];
@@ -437,7 +427,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const cid = queue.shift()!;
       if (seen.has(text(cid))) continue;
       seen.add(text(cid));
-      const version = versions.get(text(cid));
+      // The genesis ends every walk: it is the document, not a version.
+      const version = cid.equals(state.cid) ? undefined : await versionOf(state, cid);
       if (!version) continue;
       const change = version.by === 'change' && version.change ? decodeValue(await store.get(version.change)) : undefined;
       out.push({ ...versionView(version), ...(change === undefined ? {} : { change }) });
@@ -448,16 +439,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
   const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal }): Promise<Outcome> => {
-    const open = openConflict(state);
-    if (open) return refusedWith('conflict', `document ${state.cid} has an open conflict ${open}: settle it first (grid doc resolve)`);
+    if (state.open) return revoked('conflict', `document ${state.cid} has an open conflict ${state.open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
-    if (genesis.issuer !== identity.principal && caller.via === undefined) return refusedWith('denied', 'this node holds the document through no delegation and did not issue it');
-    await loadHistory([state.current]);
+    if (genesis.issuer !== identity.principal && caller.via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
     const outcome = await powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
     if (outcome.status !== 'fulfilled') {
-      return outcome.status === 'revoked' ? refusedWith(outcome.code, `the reducer refused the change: ${outcome.reason}`) : refusedWith('malformed', 'the reducer answered with a further promise');
+      return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
     const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
@@ -472,18 +461,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   const resolve = async (state: DocState, token: Token, choice: GridValue, via: Token | undefined): Promise<Outcome> => {
     const conflict = conflicts.get(token);
-    if (!conflict || conflict.doc !== text(state.cid)) return refusedWith('invalid', `${quote(token)} is not a conflict of document ${state.cid}`);
-    if (conflict.settled) return refusedWith('invalid', `conflict ${token} was settled already, by version ${conflict.settled}`);
-    if (choice === null || typeof choice !== 'object' || Array.isArray(choice)) return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
+    if (!conflict || conflict.doc !== text(state.cid)) return revoked('invalid', `${quote(token)} is not a conflict of document ${state.cid}`);
+    if (conflict.settled) return revoked('invalid', `conflict ${token} was settled already, by version ${conflict.settled}`);
+    if (choice === null || typeof choice !== 'object' || Array.isArray(choice)) return revoked('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
     const { pick, value } = choice as Record<string, GridValue>;
     let valueCid: CID;
     if (pick !== undefined) {
       const head = conflict.heads.find((h) => text(h) === pick);
-      if (!head) return refusedWith('invalid', `${quote(pick)} is not one of the conflict's heads (${conflict.heads.map(text).join(', ')})`);
+      if (!head) return revoked('invalid', `${quote(pick)} is not one of the conflict's heads (${conflict.heads.map(text).join(', ')})`);
       valueCid = (await versionOf(state, head))!.value;
     } else if (value !== undefined) {
       valueCid = await storeValue(value);
-    } else return refusedWith('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
+    } else return revoked('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: conflict.heads, value: valueCid, by: 'settle', conflict: token, at: clock(), ...(via ? { via } : {}) }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
@@ -521,14 +510,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
     randomBytes: powers.randomBytes,
     enact: (doc, change, via) => {
       const state = docs.get(doc);
-      if (!state) return Promise.resolve(refusedWith('unknown-token', `this node no longer holds document ${doc}`));
+      if (!state) return Promise.resolve(revoked('unknown-token', `this node no longer holds document ${doc}`));
       return inTurn(state, () => applyChange(state, change, via ? { via } : {}));
     },
   });
 
   const propose = async (state: DocState, change: GridValue, call: DocCallInfo): Promise<Outcome> => {
     const governance = (await genesisOf(state)).governance;
-    if (!governance) return refusedWith('denied', `document ${state.cid} is not governed: apply changes to it directly`);
+    if (!governance) return revoked('denied', `document ${state.cid} is not governed: apply changes to it directly`);
     const members = await membersOf(state, governance);
     const weights = members.map((member) => (governance.weighted ? powers.weightOf(member) : 1));
     return proposals.propose({ doc: text(state.cid), change, proposer: call.caller, members, weights, governance, ...(call.via ? { via: call.via } : {}) });
@@ -574,15 +563,21 @@ export const makeDocuments = (powers: DocumentPowers) => {
           state.current = CID.parse(entry.current);
           break;
         }
-        case 'doc-conflict':
+        case 'doc-conflict': {
           conflicts.set(entry.conflict, { doc: entry.doc, heads: entry.heads.map((head) => CID.parse(head)), attempts: entry.attempts as Attempt[], at: entry.at });
+          const state = docs.get(entry.doc);
+          if (state) state.open ??= entry.conflict;
           break;
+        }
         case 'revoked-at':
           revokedSince.set(entry.token, { since: entry.since, by: entry.by, signature: entry.signature });
           break;
         case 'doc-settled': {
           const conflict = conflicts.get(entry.conflict);
-          if (conflict) conflict.settled = CID.parse(entry.version);
+          if (!conflict) break;
+          conflict.settled = CID.parse(entry.version);
+          const state = docs.get(conflict.doc);
+          if (state?.open === entry.conflict) delete state.open;
           break;
         }
         case 'doc-token':
@@ -626,10 +621,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
     async answer(closure: Closure, args: readonly GridValue[], call: DocCallInfo): Promise<{ outcome: Outcome; pure: boolean }> {
       const role = closure.export as Role;
       const state = stateOfClosure(closure);
-      if (!state || !OPERATIONS[role]) return { outcome: refusedWith('unknown-token', 'this node does not hold the document'), pure: false };
+      if (!state || !OPERATIONS[role]) return { outcome: revoked('unknown-token', 'this node does not hold the document'), pure: false };
       const [operation = 'value', ...rest] = args;
       if (typeof operation !== 'string' || !OPERATIONS[role].includes(operation)) {
-        return { outcome: refusedWith('denied', `a ${role} token does ${OPERATIONS[role].join(', ')} (got ${quote(operation)})`), pure: false };
+        return { outcome: revoked('denied', `a ${role} token does ${OPERATIONS[role].join(', ')} (got ${quote(operation)})`), pure: false };
       }
       try {
         switch (operation) {
@@ -660,9 +655,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: fulfilled(await log(state, limit)), pure: false };
           }
           case 'conflicts':
-            return { outcome: fulfilled([...conflicts].filter(([, c]) => c.doc === text(state.cid)).map(([token, c]) => view(token, c)) as unknown as GridValue), pure: false };
+            return { outcome: fulfilled(conflictViews({ doc: text(state.cid), all: true }) as unknown as GridValue), pure: false };
           case 'apply':
-            if ((await genesisOf(state)).governance) return { outcome: refusedWith('denied', `document ${state.cid} changes only by proposal (grid propose)`), pure: false };
+            if ((await genesisOf(state)).governance) return { outcome: revoked('denied', `document ${state.cid} changes only by proposal (grid propose)`), pure: false };
             return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
           case 'propose':
             return { outcome: await propose(state, rest[0] ?? null, call), pure: false };
@@ -670,9 +665,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
         }
       } catch (error) {
-        return { outcome: refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };
+        return { outcome: revoked(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };
       }
-      return { outcome: refusedWith('denied', `unknown operation ${quote(operation)}`), pure: false };
+      return { outcome: revoked('denied', `unknown operation ${quote(operation)}`), pure: false };
     },
 
     /**
@@ -687,7 +682,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       try {
         return await readAt(state, version === undefined ? state.current : CID.parse(version));
       } catch (error) {
-        return refusedWith(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error));
+        return revoked(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error));
       }
     },
 
@@ -696,14 +691,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const conflict = conflicts.get(token)!;
       if (!conflict.settled) return promised(token);
       const state = docs.get(conflict.doc)!;
-      await loadHistory([conflict.settled]);
       return fulfilled({ version: text(conflict.settled), value: await valueAt(state, conflict.settled) });
     },
 
-    /** Conflicts this node knows, open ones (or all, with `all`), of one document or every one. */
-    conflicts(options: { doc?: string; all?: boolean } = {}): ConflictView[] {
-      return [...conflicts].filter(([, c]) => (options.all || !c.settled) && (options.doc === undefined || c.doc === options.doc)).map(([token, c]) => view(token, c));
-    },
+    conflicts: (options: { doc?: string; all?: boolean } = {}): ConflictView[] => conflictViews(options),
 
     /** The closures a replica of `doc` runs to check and merge versions: its reducer and its merge steps' tokens. */
     async closuresOf(doc: string): Promise<Token[]> {
@@ -758,16 +749,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
         if (!blocks.has(text(cid))) blocks.set(text(cid), await store.get(cid));
       };
       /** Delegation links of a version's authority: sent with it; revoked ones' notices go to every replica. */
-      const chainOf = async (version: Version) => {
-        const links: Delegation[] = [];
-        for (let token: string | undefined = version.by !== 'merge' ? version.via : undefined; token; ) {
-          const link = await powers.delegationOf(token as Token);
-          if (!link) break;
-          links.push(link);
-          token = link.inner;
-        }
-        return links;
-      };
+      const chainOf = async (version: Version) => (version.by !== 'merge' && version.via ? powers.chainOf(version.via) : []);
       // At most maxVersions versions, and no more once maxBytes are reached (one version at least).
       let bytes = 0;
       let sent = 0;
@@ -870,7 +852,6 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const settlements: Version[] = [];
         for (const version of candidates) {
           const key = text(version.cid);
-          const bytes = blocks.get(key)!;
           const missing = version.parents.find((p) => !versions.has(text(p)) && !p.equals(held.cid));
           if (missing) {
             refused.push({ version: key, reason: `its parent ${missing} is missing` });
@@ -881,9 +862,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason });
             continue;
           }
-          await store.putVerified(version.cid, bytes);
-          await store.putVerified(version.value, blocks.get(text(version.value)) ?? (await store.get(version.value)));
-          if (version.by === 'change' && version.change) await store.putVerified(version.change, blocks.get(text(version.change)) ?? (await store.get(version.change)));
+          // What was sent is stored; a value or change that was not is here already.
+          for (const cid of [version.cid, version.value, ...(version.by === 'change' && version.change ? [version.change] : [])]) {
+            const sent = blocks.get(text(cid));
+            if (sent) await store.putVerified(cid, sent);
+          }
           versions.set(key, version);
           if (version.by === 'settle') settlements.push(version);
           heads = [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];

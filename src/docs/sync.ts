@@ -117,6 +117,8 @@ export interface SyncPowers {
   readonly docs: Documents;
   readonly journal: Journal;
   readonly delegationOf: (token: Token) => Promise<Delegation | undefined>;
+  /** The chain `token` names, outermost first (delegation-table.ts); empty if it is no delegation. */
+  readonly chainOf: (token: Token) => Promise<readonly Delegation[]>;
   /** The chain under a delegation and the closure it ends at (checked, revocations included), or undefined if that closure is not here. */
   readonly screenable: (outer: Delegation) => Promise<{ chain: Delegation[]; root: Closure } | undefined>;
   readonly importChain: (token: Token, blocks: ChainBlocks, importer: Principal) => Promise<boolean>;
@@ -179,14 +181,13 @@ export const makeSync = (powers: SyncPowers) => {
 
   /** The role's sealed reference a token stands for: its own, or the one its delegation chain ends at. */
   const rootSealed = async (token: Token): Promise<string> => {
-    let link = await powers.delegationOf(token);
-    if (!link) return sealToken(token);
-    for (let depth = 0; depth < MAX_CHAIN; depth++) {
-      const next = await powers.delegationOf(link.inner as Token);
-      if (!next) return link.inner;
-      link = next;
+    let chain: readonly Delegation[];
+    try {
+      chain = await powers.chainOf(token);
+    } catch (error) {
+      return refuse('invalid', `the chain of ${token} does not hold: ${describeThrown(error)}`);
     }
-    return refuse('invalid', `the chain of ${token} is longer than ${MAX_CHAIN} links`);
+    return chain.at(-1)?.inner ?? sealToken(token);
   };
 
   /** The document held here that a delegation (or role token) reaches, if any. */

@@ -118,6 +118,12 @@ export const makeDelegationTable = ({
     known: (token: Token) => delegations.has(token),
     delegationOf,
 
+    /** The chain `token` names, outermost first, down to the link that wraps a closure; empty if `token` is no delegation. At most MAX_CHAIN links, else it throws. */
+    async chainFrom(token: Token): Promise<Delegation[]> {
+      const outer = await delegationOf(token);
+      return outer ? chainOf(outer) : [];
+    },
+
     /**
      * The chain under `outer` and the closure it ends at, if this node holds
      * it; the chain is checked (links, audiences, issuer, revocations) each
