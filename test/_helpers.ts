@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { Log } from '../src/net/log.js';
+import type { Kernel, Outcome } from '../src/index.js';
+import type { GridValue } from '../src/closures/values.js';
 
 /** A fresh temporary directory, removed when the test ends. */
 export const tempDir = async (t: ExecutionContext, prefix = 'grid-test-'): Promise<string> => {
@@ -21,3 +23,21 @@ export const recordingLog = () => {
   const log: Log = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), isLevelEnabled: () => true, child: () => log };
   return { log, lines };
 };
+
+/** A fulfilled outcome's value; anything else fails the test with the outcome. */
+export const valueOf = (outcome: Outcome): GridValue => {
+  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+  return outcome.value;
+};
+
+/** A closure's refusal (`revoked`, code `refused`): its reason; anything else fails the test with the outcome. */
+export const refusalOf = (outcome: Outcome): string => {
+  if (outcome.status !== 'revoked' || outcome.code !== 'refused') throw new Error(`expected a refusal, got ${JSON.stringify(outcome, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))}`);
+  return outcome.reason;
+};
+
+/** A file of this repository, as text (an example, a shipped merge). */
+export const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
+
+/** A document's current value, read through `token`. */
+export const readDoc = async (kernel: Kernel, token: string) => (valueOf(await kernel.docs.read(token)) as { value: GridValue }).value;

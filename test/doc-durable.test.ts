@@ -40,11 +40,9 @@ test('changes a node acknowledged survive its kill -9', async (t) => {
   };
   const writers = [writer(), writer(), writer()];
   while (acknowledged.length < 6) await new Promise((resolve) => setTimeout(resolve, 50));
-  const before = acknowledged.length;
   alive = false;
   await node.crash();
   await Promise.all(writers);
-  t.true(acknowledged.length >= before);
   const log = JSON.parse(await ok(home, ['doc', 'log', 'count.read', '--json', '--limit', '1000'])).versions as Array<{ version: string }>;
   const kept = new Set(log.map((entry) => entry.version));
   t.deepEqual(acknowledged.filter((version) => !kept.has(version)), [], 'every acknowledged version is in the history');

@@ -8,6 +8,7 @@
  */
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
+import { refusalOf as refusal, valueOf as value } from './_helpers.js';
 import { readFile } from 'node:fs/promises';
 import { openKernel, type Outcome } from '../src/index.js';
 import type { GridValue } from '../src/closures/values.js';
@@ -50,14 +51,6 @@ test.after.always(async () => {
   if (shared) await (await shared).kernel.close();
 });
 
-const value = (outcome: Outcome) => {
-  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome)}`);
-  return outcome.value;
-};
-const refusal = (outcome: Outcome) => {
-  if (outcome.status !== 'revoked' || outcome.code !== 'refused') throw new Error(`expected a refusal, got ${JSON.stringify(outcome, (_, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
-  return outcome.reason;
-};
 /** The reducer applied to each change in turn: the value after the last. */
 const apply = async (reducer: Fn, state: unknown, ...changes: unknown[]) => {
   for (const change of changes) state = value(await reducer(state, change));

@@ -9,9 +9,8 @@
 import '../src/perimeter/lockdown.js';
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { WebSocketServer } from 'ws';
-import { openKernel, type Kernel, type Outcome } from '../src/index.js';
+import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity, loadIdentity, type Identity } from '../src/identity/index.js';
 import { homePaths } from '../src/home/home.js';
 import { NodeSessions, startNode, type GridNode } from '../src/net/node.js';
@@ -21,18 +20,12 @@ import { fulfilled } from '../src/interface/outcome.js';
 import type { GridValue } from '../src/closures/values.js';
 import { bundleValue, MAX_BUNDLE_BLOCKS } from '../src/docs/sync.js';
 import type { Bundle } from '../src/docs/documents.js';
-import { tempDir } from './_helpers.js';
+import { readDoc as read, source, tempDir, valueOf } from './_helpers.js';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
 import { decodeDocHeads, decodeDocSync, DOC_HEADS_PROTOCOL, DOC_SYNC_PROTOCOL, encodeDocHeads, encodeDocSync, MAX_HAVES } from '../src/net/frames.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
-const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
 
-const valueOf = (outcome: Outcome): GridValue => {
-  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome)}`);
-  return outcome.value;
-};
-const read = async (kernel: Kernel, token: string) => (valueOf(await kernel.docs.read(token)) as { value: GridValue }).value;
 const headsOf = (kernel: Kernel, doc: string) => kernel.docs.held().find((held) => held.doc === doc)?.heads ?? [];
 
 /** Wait until `check` holds (polled), or fail saying what was awaited: convergence has no fixed time. */

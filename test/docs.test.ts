@@ -6,26 +6,21 @@
  */
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
-import { readFile } from 'node:fs/promises';
 import { CID } from 'multiformats/cid';
-import { openKernel, type Kernel, type Outcome } from '../src/index.js';
+import { openKernel, type Kernel } from '../src/index.js';
 import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
 import { encodeValue, type GridValue } from '../src/closures/values.js';
 import { generateIdentity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
-import { makeAuthoredVersion } from '../src/docs/records.js';
+import { makeAuthoredVersion, readVersion, type AuthoredVersion, type Version } from '../src/docs/records.js';
+import { blockCid } from '../src/store/hashing.js';
+import { decode } from '../src/wire/index.js';
 import { signVote } from '../src/docs/governance.js';
-import { tempDir } from './_helpers.js';
+import { readDoc as read, source, tempDir, valueOf } from './_helpers.js';
 import { entriesAround, renderText } from '../src/journal/graph.js';
 import type { Token } from '../src/interface/ids.js';
 
-const source = (file: string) => readFile(new URL(`../${file}`, import.meta.url), 'utf8');
 
-const valueOf = (outcome: Outcome): GridValue => {
-  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome)}`);
-  return outcome.value;
-};
-const read = async (kernel: Kernel, token: string) => (valueOf(await kernel.docs.read(token)) as { value: GridValue }).value;
 
 /** A document over an example's `update`, its reducer replicable so replicas can check versions while its issuer is away. */
 const createDoc = async (kernel: Kernel, example: string, merges: string[], init: GridValue) => {
@@ -143,35 +138,25 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const { alice, bob, doc, bobWrite, bobIdentity } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
   const honest = await bob.docs.bundle(doc.doc, []);
-  // Signed by Bob, who may write, through his delegation: but the value does not follow from the change.
-  const liar = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: (await import('../src/store/hashing.js')).blockCid(encodeValue({ items: [{ text: 'free money', done: false }] }), DAG_CBOR_CODEC), by: 'change', change: CID.parse(honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0]), via: bobWrite as Token, at: Date.now() }, bobIdentity);
-  const lie = await alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([, bytes]) => !new TextDecoder().decode(bytes).includes('version')), [liar.version.cid.toString(), liar.bytes], [liar.version.value.toString(), encodeValue({ items: [{ text: 'free money', done: false }] })]], more: false }, bob.principal);
+  const [honestKey, honestBytes] = honest.blocks.find(([, bytes]) => (decode(bytes) as { type?: unknown }).type === 'version')!;
+  const { via, ...unsigned } = readVersion(CID.parse(honestKey), honestBytes) as AuthoredVersion;
+  const falseValue = encodeValue({ items: [{ text: 'free money', done: false }] });
+  const falseValueCid = blockCid(falseValue, DAG_CBOR_CODEC);
+  /** Bob's bundle with its one version swapped for `version` (and the false value beside it). */
+  const offer = (version: { version: Version; bytes: Uint8Array }, from: string) =>
+    alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([key]) => key !== honestKey), [version.version.cid.toString(), version.bytes], [falseValueCid.toString(), falseValue]], more: false }, from);
+  // Signed by Bob, who may write, through his delegation: but the value does not follow from the change (only replay catches it).
+  const lie = await offer(makeAuthoredVersion({ ...unsigned, via, value: falseValueCid }, bobIdentity), bob.principal);
   t.is(lie.accepted, 0);
   t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
-  // Bob's honest version with its signature swapped for a stranger's claiming Bob's delegation.
-  const resigned = new Map(honest.blocks);
-  const [honestKey, honestBytes] = honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('version'))!;
-  const honestVersion = (await import('../src/docs/records.js')).readVersion(CID.parse(honestKey), honestBytes) as Parameters<typeof makeAuthoredVersion>[0];
+  // Bob's honest version with its signature swapped for a stranger's, claiming Bob's delegation.
   const mallory = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  const forgery = makeAuthoredVersion({ ...honestVersion }, mallory);
-  resigned.delete(honestKey);
-  resigned.set(forgery.version.cid.toString(), forgery.bytes);
-  const resignedResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...resigned], more: false }, bob.principal);
+  const resignedResult = await offer(makeAuthoredVersion({ ...unsigned, via }, mallory), bob.principal);
   t.is(resignedResult.accepted, 0);
   t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
-  // The same change, claiming a value that does not follow from it (signed by Bob, so only replay catches it).
-  const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  const blocks = new Map(honest.blocks);
-  const [versionKey] = honest.blocks.find(([key, bytes]) => key !== doc.doc && new TextDecoder().decode(bytes).includes('version'))!;
-  const value = encodeValue({ items: [{ text: 'free money', done: false }] });
-  const valueCid = CID.create(1, DAG_CBOR_CODEC, (await import('../src/store/hashing.js')).blockCid(value, DAG_CBOR_CODEC).multihash);
-  const changeKey = honest.blocks.find(([, bytes]) => new TextDecoder().decode(bytes).includes('eggs') && !new TextDecoder().decode(bytes).includes('items'))![0];
   // A stranger with no write token signs a version of its own.
-  const forged = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [CID.parse(doc.doc)], value: valueCid, by: 'change', change: CID.parse(changeKey), at: Date.now() }, stranger);
-  blocks.set(forged.version.cid.toString(), forged.bytes);
-  blocks.set(valueCid.toString(), value);
-  blocks.delete(versionKey);
-  const strangerResult = await alice.docs.ingest({ doc: doc.doc, blocks: [...blocks], more: false }, stranger.principal);
+  const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const strangerResult = await offer(makeAuthoredVersion({ ...unsigned, value: falseValueCid }, stranger), stranger.principal);
   t.is(strangerResult.accepted, 0);
   t.regex(strangerResult.refused[0]!.reason, /did not issue the document and names no delegation/);
   t.deepEqual(await read(alice, doc.read), { items: [] });

@@ -1,5 +1,6 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
+import { refusalOf as refusal, valueOf as value } from './_helpers.js';
 import { readFile } from 'node:fs/promises';
 import { openKernel, type Kernel, type Outcome } from '../src/index.js';
 import type { GridValue } from '../src/closures/values.js';
@@ -22,14 +23,6 @@ test.after.always(async () => {
   if (shared) await (await shared).kernel.close();
 });
 
-const value = (outcome: Outcome) => {
-  if (outcome.status !== 'fulfilled') throw new Error(`expected a value, got ${JSON.stringify(outcome)}`);
-  return outcome.value;
-};
-const refusal = (outcome: Outcome) => {
-  if (outcome.status !== 'revoked' || outcome.code !== 'refused') throw new Error(`expected a refusal, got ${JSON.stringify(outcome)}`);
-  return outcome.reason;
-};
 
 // ---- json: unit cases ----
 
