@@ -235,12 +235,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : (await versionOf(state, cid).catch(() => undefined))?.value;
     if (!blockOf) throw new DocumentError('ERR_NO_VERSION', `${cid} is not a version of document ${state.cid}`);
     const key = text(blockOf);
-    let value = values.get(key);
-    if (value === undefined) {
-      value = decodeValue(await store.get(blockOf));
-      if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
-      values.set(key, value);
-    }
+    return values.get(key) ?? remember(key, decodeValue(await store.get(blockOf)));
+  };
+
+  const remember = (key: string, value: GridValue) => {
+    if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
+    values.set(key, value);
     return value;
   };
 
@@ -444,11 +444,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (genesis.issuer !== identity.principal && caller.via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
-    const outcome = await powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
+    const running = powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
+    // Encoded while the reducer runs in its vat; stored only if the change is taken.
+    const changeBytes = encodeValue(change);
+    const outcome = await running;
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
-    const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
+    const [value, changeCid] = await Promise.all([storeValue(outcome.value), putBlock(changeBytes)]);
+    // The next change starts from this value: keep it decoded rather than read it back.
+    remember(text(value), outcome.value);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
