@@ -709,6 +709,26 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return [genesis.reducer, ...genesis.merges.flatMap((step) => ('token' in step ? [step.token] : []))];
     },
 
+    /**
+     * The owner's own view of document `doc` (the web page's): its rules,
+     * heads and latest `limit` versions, read here with no call — it
+     * changes nothing and involves no one else. Undefined if not held.
+     */
+    async history(doc: string, limit: number) {
+      const state = docs.get(doc);
+      if (!state) return undefined;
+      const genesis = await genesisOf(state);
+      return harden({
+        doc,
+        issuer: genesis.issuer,
+        reducer: genesis.reducer,
+        merges: genesis.merges.map(stepName),
+        heads: state.heads.map(text),
+        current: text(state.current),
+        log: await log(state, Math.min(limit, MAX_LOG)),
+      });
+    },
+
     /** The documents held here: genesis CID → heads. */
     held(): Array<{ doc: string; heads: string[]; current: string }> {
       return [...docs.values()].map((state) => ({ doc: text(state.cid), heads: state.heads.map(text), current: text(state.current) }));
