@@ -24,7 +24,7 @@ import { decodeValue, encodeValue, type GridValue } from '../closures/values.js'
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
-import { concatBytes, verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, verifyAsync, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
@@ -40,6 +40,8 @@ import {
   makeMergeVersion,
   readGenesis,
   readVersion,
+  readVersionUnverified,
+  signatureRefusal,
   ROLES,
   sortCids,
   type Genesis,
@@ -68,6 +70,8 @@ const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change
 /** Most versions `log` lists at once; most blocks one bundle carries. */
 const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
+/** Most tips a bundle names (the haves a sync request carries). */
+export const MAX_TIPS = 32;
 /** Most changes replayed in one vat hop. */
 const MAX_FOLD = 1000;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -105,6 +109,13 @@ export interface Bundle {
   readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
   /** Whether the sender had more than fit. */
   readonly more: boolean;
+  /**
+   * When `more`: the versions this bundle ends at (those no other version in
+   * it builds on), at most MAX_TIPS — what a replica that takes it will
+   * hold, so it can ask for the next bundle (naming them as its haves)
+   * while it still checks this one. A hint only: nothing is taken on it.
+   */
+  readonly tips?: readonly string[];
   /**
    * Signed revocations of delegations this document's writers went through,
    * each with the time its revoker signed it happened (when known): a
@@ -174,6 +185,9 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+
+/** What replaying a received change made: its value's CID (as text), or why the reducer refused it. */
+type Replayed = { readonly value: string } | { readonly reason: string };
 
 const REVOKED_AT_DOMAIN = new TextEncoder().encode('promisegrid:revoked-at:v1\n');
 /** When a revocation happened, signed by its revoker: what a replica dates it by. */
@@ -340,9 +354,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
    * one vat hop each (a fold): the value's CID, or why the reducer refused.
    * A change missing here (its chain could not be folded) is replayed alone.
    */
-  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, CID | string>> => {
-    const replayed = new Map<string, CID | string>();
+  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Replayed>> => {
+    const replayed = new Map<string, Replayed>();
     const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
+    // A change sent once and named by many versions is decoded once.
+    const decodedChanges = new Map<string, GridValue>();
+    const changeOf = async (cid: CID) => {
+      let value = decodedChanges.get(text(cid));
+      if (value === undefined) decodedChanges.set(text(cid), (value = decodeValue(await blockOf(cid))));
+      return value;
+    };
     let index = 0;
     while (index < candidates.length) {
       const first = candidates[index]!;
@@ -359,12 +380,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const parent = first.parents[0]!;
         const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
-        const changes = await Promise.all(chain.map(async (version) => decodeValue(await blockOf((version as { change: CID }).change))));
+        const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));
         const outcome = await powers.run(genesis.reducer, [baseValue, changes], { fold: true });
         if (outcome.status !== 'fulfilled') continue;
         const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
-        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), CID.parse(cid)));
-        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), `the reducer refuses its change: ${refusal.reason}`);
+        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), { value: cid }));
+        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), { reason: `the reducer refuses its change: ${refusal.reason}` });
       } catch {
         // Left to be replayed one at a time, which reports its own reason.
       }
@@ -373,7 +394,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
-  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, CID | string>): Promise<string | undefined> => {
+  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, Replayed>): Promise<string | undefined> => {
     if (!blocks.has(text(version.value)) && !(await store.has(version.value))) return `its value ${version.value} was not sent`;
     const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
     if (version.by === 'merge') {
@@ -393,8 +414,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     }
     if (version.parents.length !== 1) return 'a change has one parent';
     const expected = replayed.get(text(version.cid));
-    if (typeof expected === 'string') return expected;
-    if (expected) return expected.equals(version.value) ? undefined : 'its value does not follow from its parent and change';
+    if (expected && 'reason' in expected) return expected.reason;
+    if (expected) return expected.value === text(version.value) ? undefined : 'its value does not follow from its parent and change';
     const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
     if (!changeBytes) return 'its change was not sent';
     const outcome = await powers.run(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
@@ -801,8 +822,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
         }
       }
+      const more = sent < order.length;
+      const taken = order.slice(0, sent);
+      const builtOn = new Set(taken.flatMap((version) => version.parents.map(text)));
+      const tips = more ? taken.filter((version) => !builtOn.has(text(version.cid))).map((version) => text(version.cid)).slice(-MAX_TIPS) : [];
       // Frozen, not hardened: hardening walks every byte array (most of the time of a large bundle).
-      return Object.freeze({ doc, blocks: [...blocks], more: sent < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
+      return Object.freeze({ doc, blocks: [...blocks], more, ...(tips.length > 0 ? { tips } : {}), ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
     },
 
     /**
@@ -813,10 +838,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
      */
     async ingest(bundle: Bundle, from: Principal): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
       const blocks = new Map<string, Uint8Array>();
+      /** Each block's CID, parsed once. */
+      const cids = new Map<string, CID>();
       for (const [key, bytes] of bundle.blocks) {
         const cid = CID.parse(key);
         if (!blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
         blocks.set(key, bytes);
+        cids.set(key, cid);
       }
       const genesisBytes = blocks.get(bundle.doc);
       let state = docs.get(bundle.doc);
@@ -842,7 +870,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
           } catch {
             continue; // not a record: a value of some other shape, or junk no version names
           }
-          if (isDelegationRecord(records.get(key))) await store.putVerified(CID.parse(key), bytes);
+          if (isDelegationRecord(records.get(key))) await store.putVerified(cids.get(key)!, bytes);
         }
         // Revocations first: a version written through a delegation after its revocation is known here is refused.
         for (const { notice, since } of bundle.revocations ?? []) {
@@ -856,22 +884,32 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];
+        // Each signature is verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
+        const signatures = new Map<string, Promise<string | undefined>>();
         for (const [key, bytes] of blocks) {
           if (key === bundle.doc || versions.has(key)) continue;
           // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
           const record = records.get(key) as { type?: unknown } | null | undefined;
           if (record === null || typeof record !== 'object' || record.type !== 'version') continue;
-          let version: Version;
+          let read: ReturnType<typeof readVersionUnverified>;
           try {
-            version = readVersion(CID.parse(key), bytes, record);
+            read = readVersionUnverified(cids.get(key)!, bytes, record);
           } catch (error) {
             refused.push({ version: key, reason: (error as Error).message });
             continue;
           }
-          if (version.doc.equals(held.cid)) candidates.push(version);
-          else refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+          const { version, signed } = read;
+          if (!version.doc.equals(held.cid)) {
+            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+            continue;
+          }
+          candidates.push(version);
+          if (signed) signatures.set(key, verifyAsync(signed.signer, signed.message, signed.signature).then((valid) => (valid ? undefined : signatureRefusal(signed).message)));
         }
-        const replayed = await replayChains(genesis, candidates, blocks);
+        const [replayed, unsigned] = await Promise.all([
+          replayChains(genesis, candidates, blocks),
+          Promise.all([...signatures].map(async ([key, check]) => [key, await check] as const)).then((verdicts) => new Map(verdicts.filter(([, reason]) => reason !== undefined))),
+        ]);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
@@ -882,7 +920,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason: `its parent ${missing} is missing` });
             continue;
           }
-          const reason = await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error));
+          const reason = unsigned.get(key) ?? (await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error)));
           if (reason) {
             refused.push({ version: key, reason });
             continue;
