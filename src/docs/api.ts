@@ -56,7 +56,7 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
      * members (an ungoverned document's issuer alone): a proposal's token, a
      * further promise; carried, the change lands as a rules version.
      */
-    rules: (token: string, rules: { reducer?: string; merges?: readonly StepSpec[] }) => call(token, ['rules', { ...rules, ...(rules.merges ? { merges: [...rules.merges] } : {}) }]),
+    rules: (token: string, rules: { reducer?: string; merges?: readonly StepSpec[] }) => call(token, ['rules', { ...(rules.reducer === undefined ? {} : { reducer: rules.reducer }), ...(rules.merges ? { merges: [...rules.merges] } : {}) }]),
     /** Vote on `proposal` as this node's principal, signing the choice. */
     vote: (proposal: string, choice: Choice) => call(proposal, ['vote', choice, signVote(identity, asToken(proposal), choice)]),
     /** Proposals held here: open ones, or all. */

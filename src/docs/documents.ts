@@ -223,15 +223,21 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   const parentsOf = (cid: CID): readonly CID[] => versions.get(text(cid))?.parents ?? [];
 
+  /** Versions whose whole ancestry is in memory: where a walk that reads history stops (a version read alone for a value is not). */
+  const complete = new Set<string>();
   /** Read every version from `heads` down to the genesis into memory: walks are synchronous. */
   const loadHistory = async (heads: readonly CID[]) => {
     const queue = [...heads];
+    const walked = new Set<string>();
     for (let next = queue.pop(); next; next = queue.pop()) {
-      if (versions.has(text(next)) || geneses.has(text(next)) || docs.has(text(next))) continue;
-      const version = readVersion(next, await store.get(next));
-      versions.set(text(next), version);
+      const key = text(next);
+      if (complete.has(key) || walked.has(key) || geneses.has(key) || docs.has(key)) continue;
+      let version = versions.get(key);
+      if (!version) versions.set(key, (version = readVersion(next, await store.get(next))));
+      walked.add(key);
       queue.push(...version.parents);
     }
+    for (const key of walked) complete.add(key);
   };
 
   /**

@@ -344,3 +344,25 @@ export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Ver
 
 /** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */
 export const conflictToken = (doc: CID, heads: readonly CID[]): Token => blockCid(encode({ conflict: doc, heads: sortCids(heads) }), DAG_CBOR_CODEC).toString() as Token;
+
+const CONSENT_KEY = new TextEncoder().encode('consent');
+/**
+ * The closures the rules changes among `bundle`'s blocks name (their
+ * signatures checked): what a replica fetches before it checks versions
+ * made under them. Only blocks holding the word `consent` are decoded.
+ */
+export const rulesClosuresIn = (bundle: { readonly blocks: ReadonlyArray<readonly [string, Uint8Array]> }): Token[] => {
+  const tokens = new Set<Token>();
+  for (const [key, bytes] of bundle.blocks) {
+    if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(CONSENT_KEY) < 0) continue;
+    try {
+      const version = readVersion(CID.parse(key), bytes);
+      if (version.by !== 'rules') continue;
+      tokens.add(version.rules!.reducer);
+      for (const step of version.rules!.merges) if ('token' in step) tokens.add(step.token);
+    } catch {
+      continue; // not a version: ingest refuses what is bad in it
+    }
+  }
+  return [...tokens];
+};
