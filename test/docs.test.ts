@@ -434,3 +434,34 @@ test('a replica refuses a forged rules version: signed by a writer, or backed by
   t.like(await offer(bob, forge(aliceIdentity, [aliceYes])), { accepted: 1, refused: [] });
   t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'jam' })) as { value: GridValue }).value), ['milk', 'JAM']);
 });
+
+test('a governed document\'s rules change is put to its members; a replica checks the members against the document', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  const dave = await openKernel({ memory: true });
+  t.teardown(async () => {
+    await alice.close();
+    await dave.close();
+  });
+  const [bob, carol] = [0, 1].map(() => generateIdentity((n) => new Uint8Array(randomBytes(n))));
+  const reducer = await alice.issue({ code: await alice.publish(await source('examples/community.js')), export: 'update', replicable: true });
+  const doc = await alice.docs.create({ reducer, init: { members: [alice.principal, bob!.principal, carol!.principal], rules: {} }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+  const proposal = ((await alice.docs.rules(doc.admin, { merges: ['json'] })) as { token: string }).token;
+  t.deepEqual(alice.docs.proposals()[0]!.members, [alice.principal, bob!.principal, carol!.principal]);
+  t.deepEqual(await alice.docs.vote(proposal, 'yes'), { status: 'promised', token: proposal });
+  const carried = await alice.call(proposal, ['vote', 'yes', signVote(bob!, proposal as Token, 'yes')], { caller: bob!.principal });
+  t.like(valueOf(carried), { status: 'passed' });
+  t.is((valueOf(await alice.call(doc.read, ['info'])) as { merges: string[] }).merges.length, 1);
+  await adopt(alice, dave, await alice.docs.closuresOf(doc.doc));
+  const bundle = await alice.docs.bundle(doc.doc, []);
+  t.like(await dave.docs.ingest(bundle, alice.principal), { accepted: 1, refused: [] });
+  // The issuer alone, claiming to be the only member and carrying its own majority: the document lists three.
+  const rulesVersion = readVersion(...((([key, bytes]) => [CID.parse(key), bytes] as const)(bundle.blocks.find(([key]) => key === (valueOf(carried) as { version: string }).version)!))) as AuthoredVersion;
+  const consent = { ...rulesVersion.consent!, members: [alice.principal], weights: [1] };
+  const rules = { ...rulesVersion.rules!, merges: [] };
+  const token = rulesProposalToken(rulesVersion.doc, rules, consent);
+  const forged = makeAuthoredVersion({ doc: rulesVersion.doc, parents: [rulesVersion.cid], value: rulesVersion.value, by: 'rules', rules, consent: { ...consent, votes: [[alice.principal, 'yes', signVote(aliceIdentity, token, 'yes')]] }, at: Date.now() }, aliceIdentity);
+  const refused = await dave.docs.ingest({ doc: doc.doc, blocks: [[forged.version.cid.toString(), forged.bytes]], more: false }, alice.principal);
+  t.is(refused.accepted, 0);
+  t.regex(refused.refused[0]!.reason, /its proposal's members are not those the member document listed at/);
+});
