@@ -293,3 +293,22 @@ test('grid doc follow: a delegated write token replicates the document to anothe
   for (let tries = 0; tries < 100 && !(await hers()).includes('eggs'); tries++) await new Promise((resolve) => setTimeout(resolve, 300));
   t.is(await hers(), '{"items":[{"done":false,"text":"milk"},{"done":false,"text":"eggs"}]}');
 });
+
+test('grid doc admin: the admin token proposes a new reducer, the issuer votes it in, the next change runs it; other tokens refused', async (t) => {
+  t.timeout(180_000);
+  const home = await tempDir(t);
+  await ok(home, ['init']);
+  await ok(home, ['doc', 'create', 'examples/todo.js', '--reducer', 'update', '--merge', 'json', '--name', 'todos']);
+  await ok(home, ['doc', 'apply', 'todos.write', '{"add":"milk"}']);
+  const shout = join(home, 'shout.js');
+  await writeFile(shout, `export const update = (ctx, state, change) => ({ items: [...state.items, { text: String(change.add).toUpperCase(), done: false }] });\n`);
+  t.like(await refused(home, ['doc', 'admin', 'todos.write', '--reducer', `${shout}#update`]), { code: 3, lines: 1, line: "revoked (denied): only a document's admin token changes its reducer or merge cascade (this is a write token)" });
+  t.like(await refused(home, ['doc', 'admin', 'todos']), { code: 1, line: 'grid: doc admin takes a new --reducer, a new cascade (--merge STEP…, or --no-merges), or both' });
+  const proposed = await ok(home, ['doc', 'admin', 'todos', '--reducer', `${shout}#update`, '--merge', 'json']);
+  t.regex(proposed, /^promised: bafyrei\w+$/);
+  // Until its issuer consents, the document runs the old reducer.
+  t.is(await ok(home, ['doc', 'apply', 'todos.write', '{"add":"tea"}']), '{"items":[{"done":false,"text":"milk"},{"done":false,"text":"tea"}]}');
+  t.like(JSON.parse(await ok(home, ['vote', proposed.replace(/^promised: /, ''), 'yes'])), { status: 'passed' });
+  t.regex((await ok(home, ['doc', 'log', 'todos'])).split('\n')[0]!, /^bafyrei\S+ {2}rules by did:key:z6Mk…\w{6} {2}\S+ {2}\{"reducer":"bafyrei\w+","merges":\["bafyrei\w+…/);
+  t.is(await ok(home, ['doc', 'apply', 'todos.write', '{"add":"jam"}']), '{"items":[{"done":false,"text":"milk"},{"done":false,"text":"tea"},{"done":false,"text":"JAM"}]}');
+});

@@ -385,3 +385,28 @@ test('doc-sync and doc-heads frames round-trip; malformed ones are refused', (t)
   t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, token, null, [7], null))), { message: /CID string/ });
   t.throws(() => decodeDocHeads(decodeMessage(encodeMessage(DOC_HEADS_PROTOCOL, request.doc, 'not a list'))), { message: /list of at most/ });
 });
+
+test.serial('a rules change syncs: the follower fetches the new reducer from its peer and replays every version under the rules of its ancestry', async (t) => {
+  t.timeout(90_000);
+  // Alice's node dials Bob's: Bob's node knows hers only by the session she opened.
+  const bob = await nodeOn(t, generateIdentity(random));
+  const alice = await nodeOn(t, generateIdentity(random), [bob.server.url]);
+  const doc = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
+  valueOf(await alice.kernel.docs.apply(doc.write, { add: 'bread' }));
+  const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
+  await bob.kernel.docs.follow(bobWrite);
+  await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
+  const shout = await alice.kernel.issue({
+    code: await alice.kernel.publish('export const update = (ctx, state, change) => ({ items: [...state.items, { text: change.add.toUpperCase(), done: false }] });'),
+    export: 'update',
+    replicable: true,
+  });
+  const proposal = ((await alice.kernel.docs.rules(doc.admin, { reducer: shout })) as { token: string }).token;
+  t.like(valueOf(await alice.kernel.docs.vote(proposal, 'yes')), { status: 'passed' });
+  valueOf(await alice.kernel.docs.apply(doc.write, { add: 'milk' }));
+  await until('Bob to take the rules change and the change after it', () => converged([alice.kernel, bob.kernel], doc.doc) && headsOf(alice.kernel, doc.doc)[0] === headsOf(bob.kernel, doc.doc)[0]);
+  t.deepEqual(await read(bob.kernel, bobWrite), { items: [{ text: 'bread', done: false }, { text: 'MILK', done: false }] });
+  // Bob's node holds the new reducer itself: with Alice's node gone, his own next change runs it.
+  await alice.close();
+  t.deepEqual(((valueOf(await bob.kernel.docs.apply(bobWrite, { add: 'eggs' })) as { value: { items: Array<{ text: string }> } }).value.items.map((item) => item.text)), ['bread', 'MILK', 'EGGS']);
+});

@@ -12,7 +12,7 @@ import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
 import { encodeValue, type GridValue } from '../src/closures/values.js';
 import { generateIdentity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
-import { makeAuthoredVersion, readVersion, type AuthoredVersion, type Version } from '../src/docs/records.js';
+import { makeAuthoredVersion, readVersion, rulesProposalToken, type AuthoredVersion, type Version } from '../src/docs/records.js';
 import { blockCid } from '../src/store/hashing.js';
 import { decode, encode } from '../src/wire/index.js';
 import { signVote } from '../src/docs/governance.js';
@@ -377,4 +377,146 @@ test('a closure in a vat reads, applies and proposes through document tokens in 
   t.is(invited.status, 'revoked');
   t.regex((invited as { reason: string }).reason, /unresolved further promise/);
   t.is(kernel.docs.proposals().length, 1);
+});
+
+/** A reducer that shouts: `{ add: text }` appends the text in capitals (a rules change swaps it in for todo.js's). */
+const SHOUT = `export const update = (ctx, state, change) => {
+  if (typeof change?.add !== 'string') ctx.revoke('shout: a change is { add: text }');
+  return { items: [...state.items, { text: change.add.toUpperCase(), done: false }] };
+};`;
+const texts = (value: GridValue) => (value as { items: Array<{ text: string }> }).items.map((item) => item.text);
+
+test('the admin token changes the reducer by proposal: the next change runs it, here, on a replica, and across a merge', async (t) => {
+  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  const shout = await alice.issue({ code: await alice.publish(SHOUT), export: 'update', replicable: true });
+  // Only the admin token administers: the others are refused in one line with a stable code.
+  for (const token of [doc.read, doc.write, doc.settle]) {
+    const refused = await alice.docs.rules(token, { reducer: shout });
+    t.like(refused, { status: 'revoked', code: 'denied' });
+    t.regex((refused as { reason: string }).reason, /^only a document's admin token changes its reducer or merge cascade \(this is a (read|write|settle) token\)$/);
+  }
+  t.like(await bob.docs.rules(bobWrite, { reducer: shout }), { status: 'revoked', code: 'denied' });
+  t.like(await alice.docs.rules(doc.admin, {}), { status: 'revoked', code: 'invalid' });
+  // An ungoverned document: the proposal is put to its issuer alone, and waits for that vote.
+  const proposed = await alice.docs.rules(doc.admin, { reducer: shout });
+  t.is(proposed.status, 'promised');
+  const proposal = (proposed as { token: string }).token;
+  t.deepEqual(alice.docs.proposals().map((p) => p.members), [[alice.principal]]);
+  t.deepEqual(texts((valueOf(await alice.docs.apply(doc.write, { add: 'milk' })) as { value: GridValue }).value), ['milk']);
+  const carried = valueOf(await alice.docs.vote(proposal, 'yes')) as { status: string; version: string };
+  t.is(carried.status, 'passed');
+  t.like((valueOf(await alice.docs.log(doc.read, { limit: 1 })) as unknown[])[0], { version: carried.version, by: 'rules', author: alice.principal, rules: { reducer: shout, merges: [(await alice.docs.closuresOf(doc.doc))[1]] } });
+  t.like(valueOf(await alice.call(doc.read, ['info'])), { reducer: shout });
+  t.deepEqual(texts((valueOf(await alice.docs.apply(doc.write, { add: 'bread' })) as { value: GridValue }).value), ['milk', 'BREAD']);
+  // Bob wrote apart under the old rules: his change stays lowercase, the merge joins both, and from it on the new reducer runs on his node too.
+  valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
+  t.true((await alice.docs.closuresOf(doc.doc)).includes(shout));
+  await adopt(alice, bob, [shout]);
+  t.like(await sync(alice, bob, doc.doc), { refused: [] });
+  t.like(await sync(bob, alice, doc.doc), { refused: [] });
+  t.deepEqual(alice.docs.held()[0]!.heads, bob.docs.held()[0]!.heads);
+  t.deepEqual(texts(await read(bob, bobWrite)).sort(), ['BREAD', 'eggs', 'milk']);
+  t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'ham' })) as { value: GridValue }).value).at(-1), 'HAM');
+  t.like(await sync(bob, alice, doc.doc), { accepted: 1, refused: [] });
+  t.deepEqual(await read(alice, doc.read), await read(bob, bobWrite));
+  // A replica that starts from nothing replays every version, each under the rules of its ancestry.
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => carol.close());
+  await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+  t.like(await carol.docs.ingest(await alice.docs.bundle(doc.doc, []), alice.principal), { refused: [] });
+  t.deepEqual(carol.docs.held()[0]!.heads, alice.docs.held()[0]!.heads);
+});
+
+test('rules survive a restart; a new cascade merges from the rules change on', async (t) => {
+  const home = await tempDir(t);
+  const kernel = await openKernel({ home, create: true });
+  const doc = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
+  const shout = await kernel.issue({ code: await kernel.publish(SHOUT), export: 'update', replicable: true });
+  const proposal = ((await kernel.docs.rules(doc.admin, { reducer: shout, merges: ['union', 'json'] })) as { token: string }).token;
+  await kernel.close();
+  // The open proposal survives the restart, its vote carries it there.
+  const reopened = await openKernel({ home });
+  t.like(valueOf(await reopened.docs.vote(proposal, 'yes')), { status: 'passed' });
+  await reopened.close();
+  const again = await openKernel({ home });
+  t.teardown(() => again.close());
+  const info = valueOf(await again.call(doc.read, ['info'])) as { reducer: string; merges: string[] };
+  t.is(info.reducer, shout);
+  t.is(info.merges.length, 2);
+  t.deepEqual(texts((valueOf(await again.docs.apply(doc.write, { add: 'tea' })) as { value: GridValue }).value), ['TEA']);
+  t.is(((await again.call(proposal)) as { status: string }).status, 'fulfilled');
+});
+
+test('a replica refuses a forged rules version: signed by a writer, or backed by no carried proposal', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  const bobIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const bob = await openKernel({ memory: true, identity: bobIdentity });
+  t.teardown(async () => {
+    await alice.close();
+    await bob.close();
+  });
+  const doc = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  const shout = await alice.issue({ code: await alice.publish(SHOUT), export: 'update', replicable: true });
+  await adopt(alice, bob, [...(await alice.docs.closuresOf(doc.doc)), shout]);
+  valueOf(await alice.docs.apply(doc.write, { add: 'milk' }));
+  await sync(alice, bob, doc.doc);
+  const bobWrite = await alice.delegate({ token: doc.write, to: [bob.principal] });
+  await bob.importChain(bobWrite, (await alice.chainBlocks(bobWrite))!);
+  const head = (valueOf(await alice.docs.read(doc.read)) as { version: string }).version;
+  const [headKey, headBytes] = (await alice.docs.bundle(doc.doc, [])).blocks.find(([key]) => key === head)!;
+  const parent = readVersion(CID.parse(headKey), headBytes);
+  const rules = { reducer: shout as Token, merges: [] };
+  const nonce = new Uint8Array(randomBytes(16));
+  const consentFor = (votes: Array<readonly [string, 'yes' | 'no', Uint8Array]>) => ({ nonce, members: [alice.principal], weights: [1], quorum: 1, votes: votes as never });
+  const forge = (signer: typeof aliceIdentity, votes: Array<readonly [string, 'yes' | 'no', Uint8Array]>, via?: string) =>
+    makeAuthoredVersion({ doc: parent.doc, parents: [parent.cid], value: parent.value, by: 'rules', rules, consent: consentFor(votes), at: Date.now(), ...(via ? { via: via as Token } : {}) }, signer);
+  const offer = (to: Kernel, forged: { version: Version; bytes: Uint8Array }) => to.docs.ingest({ doc: doc.doc, blocks: [[forged.version.cid.toString(), forged.bytes]], more: false }, bob.principal);
+  // Bob may write, not administer: his rules change is refused wherever it goes, even with a vote of Alice's.
+  const token = rulesProposalToken(parent.doc, rules, consentFor([]));
+  const aliceYes = [alice.principal, 'yes', signVote(aliceIdentity, token, 'yes')] as const;
+  const byWriter = await offer(alice, forge(bobIdentity, [aliceYes], bobWrite));
+  t.is(byWriter.accepted, 0);
+  t.regex(byWriter.refused[0]!.reason, /does not lead to a token that may administer/);
+  // Signed by the issuer but carried by no one's vote, by a stranger's, or by a vote on another proposal: refused.
+  t.regex((await offer(bob, forge(aliceIdentity, []))).refused[0]!.reason, /its votes do not carry the quorum .*no carried proposal backs it/);
+  const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  t.regex((await offer(bob, forge(aliceIdentity, [[stranger.principal, 'yes', signVote(stranger, token, 'yes')]]))).refused[0]!.reason, /is not a member the proposal was put to/);
+  const elsewhere = [alice.principal, 'yes', signVote(aliceIdentity, rulesProposalToken(parent.doc, { ...rules, merges: [{ native: 'text' }] }, consentFor([])), 'yes')] as const;
+  t.regex((await offer(bob, forge(aliceIdentity, [elsewhere]))).refused[0]!.reason, /is not signed by .* for this proposal/);
+  t.deepEqual(bob.docs.held()[0]!.heads, [head]);
+  // The same version with the issuer's vote on it is taken, and the next change replays under the new reducer.
+  t.like(await offer(bob, forge(aliceIdentity, [aliceYes])), { accepted: 1, refused: [] });
+  t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'jam' })) as { value: GridValue }).value), ['milk', 'JAM']);
+});
+
+test('a governed document\'s rules change is put to its members; a replica checks the members against the document', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  const dave = await openKernel({ memory: true });
+  t.teardown(async () => {
+    await alice.close();
+    await dave.close();
+  });
+  const [bob, carol] = [0, 1].map(() => generateIdentity((n) => new Uint8Array(randomBytes(n))));
+  const reducer = await alice.issue({ code: await alice.publish(await source('examples/community.js')), export: 'update', replicable: true });
+  const doc = await alice.docs.create({ reducer, init: { members: [alice.principal, bob!.principal, carol!.principal], rules: {} }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 60_000 } });
+  const proposal = ((await alice.docs.rules(doc.admin, { merges: ['json'] })) as { token: string }).token;
+  t.deepEqual(alice.docs.proposals()[0]!.members, [alice.principal, bob!.principal, carol!.principal]);
+  t.deepEqual(await alice.docs.vote(proposal, 'yes'), { status: 'promised', token: proposal });
+  const carried = await alice.call(proposal, ['vote', 'yes', signVote(bob!, proposal as Token, 'yes')], { caller: bob!.principal });
+  t.like(valueOf(carried), { status: 'passed' });
+  t.is((valueOf(await alice.call(doc.read, ['info'])) as { merges: string[] }).merges.length, 1);
+  await adopt(alice, dave, await alice.docs.closuresOf(doc.doc));
+  const bundle = await alice.docs.bundle(doc.doc, []);
+  t.like(await dave.docs.ingest(bundle, alice.principal), { accepted: 1, refused: [] });
+  // The issuer alone, claiming to be the only member and carrying its own majority: the document lists three.
+  const rulesVersion = readVersion(...((([key, bytes]) => [CID.parse(key), bytes] as const)(bundle.blocks.find(([key]) => key === (valueOf(carried) as { version: string }).version)!))) as AuthoredVersion;
+  const consent = { ...rulesVersion.consent!, members: [alice.principal], weights: [1] };
+  const rules = { ...rulesVersion.rules!, merges: [] };
+  const token = rulesProposalToken(rulesVersion.doc, rules, consent);
+  const forged = makeAuthoredVersion({ doc: rulesVersion.doc, parents: [rulesVersion.cid], value: rulesVersion.value, by: 'rules', rules, consent: { ...consent, votes: [[alice.principal, 'yes', signVote(aliceIdentity, token, 'yes')]] }, at: Date.now() }, aliceIdentity);
+  const refused = await dave.docs.ingest({ doc: doc.doc, blocks: [[forged.version.cid.toString(), forged.bytes]], more: false }, alice.principal);
+  t.is(refused.accepted, 0);
+  t.regex(refused.refused[0]!.reason, /its proposal's members are not those the member document listed at/);
 });

@@ -314,3 +314,22 @@ const homeWithAdd = async (t: ExecutionContext) => {
   t.regex(after('await doc.apply(todos.read, { add: "x" })') ?? '', /^Uncaught DocumentRefused: revoked: a read token does value, at, log, heads, conflicts, info \(got "apply"\) \(denied\)$/);
   t.is(after('await doc.conflicts()'), '(no open conflicts)');
 });
+
+(hasScript ? test : test.skip)('a REPL session changes a document\'s reducer through its admin token, by a proposal its issuer votes in', async (t) => {
+  t.timeout(120_000);
+  const home = await tempDir(t);
+  await promisify(execFile)(process.execPath, [GRID, 'init', '--home', home]);
+  const out = await session(home, [
+    'const code = await grid.publish(await require("node:fs/promises").readFile("examples/todo.js", "utf8"))',
+    'const todos = await doc.create(code, { reducer: "update", merge: ["json"] })',
+    'const shout = await grid.publish("export const update = (ctx, state, change) => ({ items: [...state.items, { text: change.add.toUpperCase(), done: false }] });")',
+    'await doc.admin(todos.write, { reducer: shout + "#update" })',
+    'const proposal = await doc.admin(todos.admin, { reducer: shout + "#update" })',
+    '(await doc.vote(proposal, "yes")).status',
+    '(await doc.apply(todos.write, { add: "milk" })).value.items[0].text',
+  ]);
+  const after = (prompt: string) => out.split(`grid> ${prompt}\n`)[1]?.split('grid> ')[0]?.trim();
+  t.regex(after('await doc.admin(todos.write, { reducer: shout + "#update" })') ?? '', /^Uncaught DocumentRefused: revoked: only a document's admin token changes its reducer or merge cascade \(this is a write token\) \(denied\)$/);
+  t.is(after('(await doc.vote(proposal, "yes")).status'), "'passed'");
+  t.is(after('(await doc.apply(todos.write, { add: "milk" })).value.items[0].text'), "'MILK'");
+});

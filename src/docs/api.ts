@@ -50,6 +50,13 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     closuresOf: (doc: string) => docs.closuresOf(doc),
     /** Put `change` to a governed document's members (a write or admin token): a proposal's token, a further promise. */
     propose: (token: string, change: GridValue) => call(token, ['propose', change]),
+    /**
+     * Propose new rules for a document (an admin token): a new reducer's
+     * token and/or merge cascade (what is left out stays). Put to its
+     * members (an ungoverned document's issuer alone): a proposal's token, a
+     * further promise; carried, the change lands as a rules version.
+     */
+    rules: (token: string, rules: { reducer?: string; merges?: readonly StepSpec[] }) => call(token, ['rules', { ...(rules.reducer === undefined ? {} : { reducer: rules.reducer }), ...(rules.merges ? { merges: [...rules.merges] } : {}) }]),
     /** Vote on `proposal` as this node's principal, signing the choice. */
     vote: (proposal: string, choice: Choice) => call(proposal, ['vote', choice, signVote(identity, asToken(proposal), choice)]),
     /** Proposals held here: open ones, or all. */

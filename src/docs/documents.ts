@@ -31,20 +31,24 @@ import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
 import { mergeText } from './text-merge.js';
-import { describeQuorum, makeProposals, type Governance } from './governance.js';
+import { describeQuorum, makeProposals, quorumFromWire, quorumToWire, tally, voteStatement, type Carried, type Choice, type Governance } from './governance.js';
 import {
   conflictToken,
   DocumentError,
   makeAuthoredVersion,
   makeGenesis,
   makeMergeVersion,
+  MAX_STEPS,
   readGenesis,
   readVersion,
   readVersionUnverified,
   signatureRefusal,
   ROLES,
+  rulesProposalToken,
   sortCids,
+  type AuthoredVersion,
   type Genesis,
+  type Rules,
   type MergeStep,
   type Role,
   type Version,
@@ -62,10 +66,12 @@ const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
   write: [...READS, 'apply', 'propose'],
   settle: [...READS, 'resolve'],
-  admin: [...READS, 'apply', 'propose', 'resolve'],
+  admin: [...READS, 'apply', 'propose', 'resolve', 'rules'],
 };
 /** Roles whose holders may author a version of each kind. */
-const AUTHORS: Readonly<Record<'change' | 'settle', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'] };
+const AUTHORS: Readonly<Record<'change' | 'settle' | 'rules', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'], rules: ['admin'] };
+/** How long a proposal to change an ungoverned document's rules stays open for its issuer's vote. */
+const RULES_DEADLINE_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** Most versions `log` lists at once; most blocks one bundle carries. */
 const MAX_LOG = 1000;
@@ -198,6 +204,13 @@ export interface RevokedSince {
 const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
 const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
+/** The rules in force at a version, and the version that set them (a rules change, or the genesis). */
+interface RulesSource {
+  readonly source: CID;
+  readonly rules: Rules;
+  readonly at: number;
+}
+
 export const makeDocuments = (powers: DocumentPowers) => {
   const { store, identity, journal, clock } = powers;
   const docs = new Map<string, DocState>();
@@ -224,15 +237,73 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
   const parentsOf = (cid: CID): readonly CID[] => versions.get(text(cid))?.parents ?? [];
 
+  /** Versions whose whole ancestry is in memory: where a walk that reads history stops (a version read alone for a value is not). */
+  const complete = new Set<string>();
   /** Read every version from `heads` down to the genesis into memory: walks are synchronous. */
   const loadHistory = async (heads: readonly CID[]) => {
     const queue = [...heads];
+    const walked = new Set<string>();
     for (let next = queue.pop(); next; next = queue.pop()) {
-      if (versions.has(text(next)) || geneses.has(text(next)) || docs.has(text(next))) continue;
-      const version = readVersion(next, await store.get(next));
-      versions.set(text(next), version);
+      const key = text(next);
+      if (complete.has(key) || walked.has(key) || geneses.has(key) || docs.has(key)) continue;
+      let version = versions.get(key);
+      if (!version) versions.set(key, (version = readVersion(next, await store.get(next))));
+      walked.add(key);
       queue.push(...version.parents);
     }
+    for (const key of walked) complete.add(key);
+  };
+
+  /**
+   * The rules in force at each version, by CID: a function of the version's
+   * ancestry (its CID commits to it), so the same on every replica, and
+   * kept as a cache. A change or settlement runs under its parent's rules;
+   * a rules change sets them; where two branches meet, the later rules win:
+   * those of the rules change that descends from the other, or, between two
+   * made apart, the one made later (then the greater CID).
+   */
+  const rulesFrom = new Map<string, RulesSource>();
+  const laterRules = (a: RulesSource, b: RulesSource, parentsIn: (cid: CID) => readonly CID[]): RulesSource => {
+    if (a.source.equals(b.source)) return a;
+    if (ancestors(b.source, parentsIn).has(text(a.source))) return b;
+    if (ancestors(a.source, parentsIn).has(text(b.source))) return a;
+    return a.at !== b.at ? (a.at > b.at ? a : b) : text(a.source) > text(b.source) ? a : b;
+  };
+  /** The rules at `cid`, a version of `genesis`'s document found by `lookup` (held versions, and those being taken in). */
+  const rulesIn = (genesis: Genesis, cid: CID, lookup: (key: string) => Version | undefined = (key) => versions.get(key)): RulesSource => {
+    const parentsIn = (of: CID) => lookup(text(of))?.parents ?? [];
+    const stack = [cid];
+    while (stack.length > 0) {
+      const top = stack.at(-1)!;
+      const key = text(top);
+      if (rulesFrom.has(key)) {
+        stack.pop();
+        continue;
+      }
+      if (top.equals(genesis.cid)) {
+        rulesFrom.set(key, { source: genesis.cid, rules: { reducer: genesis.reducer, merges: genesis.merges }, at: genesis.at });
+        continue;
+      }
+      const version = lookup(key);
+      if (!version) throw new DocumentError('ERR_NO_VERSION', `${key} is not a version of document ${genesis.cid} held here`);
+      if (version.by === 'rules') {
+        rulesFrom.set(key, { source: version.cid, rules: version.rules!, at: version.at });
+        continue;
+      }
+      const pending = version.parents.filter((parent) => !rulesFrom.has(text(parent)));
+      if (pending.length > 0) {
+        if (stack.length > 200_000) throw new DocumentError('ERR_TOO_DEEP', `a document's history is walked at most 200000 versions deep`);
+        stack.push(...pending);
+        continue;
+      }
+      rulesFrom.set(key, version.parents.map((parent) => rulesFrom.get(text(parent))!).reduce((a, b) => laterRules(a, b, parentsIn)));
+    }
+    return rulesFrom.get(text(cid))!;
+  };
+  /** The rules at a held version of `state`'s document (its history read first). */
+  const rulesAt = async (state: DocState, cid: CID): Promise<Rules> => {
+    await loadHistory([cid]);
+    return rulesIn(await genesisOf(state), cid).rules;
   };
 
   /** A version of `state`'s document, read from the store the first time. */
@@ -290,7 +361,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const base = lowestCommonAncestor(ours, theirs, parentsOf) ?? state.cid;
     const [baseValue, oursValue, theirsValue] = await Promise.all([valueAt(state, base), valueAt(state, ours), valueAt(state, theirs)]);
     const attempts: Attempt[] = [];
-    for (const [index, step] of genesis.merges.entries()) {
+    // The cascade of the later rules of the two: what the merge of them runs under.
+    const { merges } = laterRules(rulesIn(genesis, ours), rulesIn(genesis, theirs), parentsOf).rules;
+    for (const [index, step] of merges.entries()) {
       const outcome = await stepResult(step, baseValue, oursValue, theirsValue);
       if (outcome.status === 'fulfilled') {
         try {
@@ -327,7 +400,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Whether `version`'s author held a role that may author it, through `via`, unrevoked when it was made. */
-  const authorized = async (genesis: Genesis, version: Version & { by: 'change' | 'settle' }): Promise<string | undefined> => {
+  const authorized = async (genesis: Genesis, version: Version & { by: 'change' | 'settle' | 'rules' }): Promise<string | undefined> => {
     if (version.author === genesis.issuer && version.via === undefined) return undefined;
     if (version.via === undefined) return `author ${version.author} did not issue the document and names no delegation`;
     const chain = await powers.chainOf(version.via);
@@ -335,7 +408,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (!innermost) return `delegation ${version.via} was not sent with the version`;
     if (!chain[0]!.audience.includes(version.author)) return `delegation ${version.via} was not made for ${version.author}`;
     const role = AUTHORS[version.by].find((r) => genesis.roles[r] === innermost.inner);
-    if (!role) return `delegation ${version.via} does not lead to a token that may ${version.by === 'change' ? 'write' : 'settle'}`;
+    if (!role) return `delegation ${version.via} does not lead to a token that may ${{ change: 'write', settle: 'settle', rules: 'administer' }[version.by]}`;
     try {
       verifyChain(chain, { token: innermost.inner as Token, sealed: innermost.inner, issuer: genesis.issuer }, () => undefined);
     } catch (error) {
@@ -356,6 +429,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
    */
   const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Replayed>> => {
     const replayed = new Map<string, Replayed>();
+    const sent = new Map(candidates.map((version) => [text(version.cid), version]));
+    const lookup = (key: string) => versions.get(key) ?? sent.get(key);
     const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
     // A change sent once and named by many versions is decoded once.
     const decodedChanges = new Map<string, GridValue>();
@@ -381,7 +456,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
         const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));
-        const outcome = await powers.run(genesis.reducer, [baseValue, changes], { fold: true });
+        const outcome = await powers.run(rulesIn(genesis, parent, lookup).rules.reducer, [baseValue, changes], { fold: true });
         if (outcome.status !== 'fulfilled') continue;
         const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
         cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), { value: cid }));
@@ -393,6 +468,46 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return replayed;
   };
 
+  /** The members a list names: a list, or a record with a `members` list. */
+  const memberList = (value: GridValue): Principal[] => {
+    const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
+    if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
+    return [...new Set(list.map((member) => asPrincipal(member)))];
+  };
+
+  /**
+   * Why a rules change is not backed by a carried proposal, or undefined if
+   * it is: its votes are signed by members over the proposal's token (which
+   * commits to the rules and the members), and they carry the document's
+   * quorum; the members are those the member document listed at the
+   * version named, or, for an ungoverned document, its issuer alone.
+   */
+  const consentRefusal = async (state: DocState, genesis: Genesis, version: AuthoredVersion): Promise<string | undefined> => {
+    const consent = version.consent!;
+    const governance = genesis.governance;
+    if (!governance) {
+      if (consent.members.length !== 1 || consent.members[0] !== genesis.issuer || consent.quorum !== 1 || consent.base) return `an ungoverned document's rules change is consented to by its issuer ${genesis.issuer} alone`;
+    } else {
+      if (quorumToWire(governance.quorum) !== consent.quorum) return `its proposal's quorum is not the document's (${describeQuorum(governance.quorum)})`;
+      if (!governance.weighted && consent.weights.some((weight) => weight !== 1)) return 'its proposal weighs votes on a document whose votes weigh one each';
+      const source = governance.members === 'self' ? state : docs.get(text(governance.members));
+      if (!source) return `its members cannot be checked: the member document ${text(governance.members as CID)} is not held here`;
+      if (!consent.base) return 'its proposal names no version of the member document';
+      const listed = memberList(await valueAt(source, consent.base));
+      if (listed.length !== consent.members.length || listed.some((member) => !consent.members.includes(member))) return `its proposal's members are not those the member document listed at ${consent.base}`;
+    }
+    const token = rulesProposalToken(state.cid, version.rules!, consent);
+    const votes = new Map<Principal, Choice>();
+    for (const [voter, choice, signature] of consent.votes) {
+      if (!consent.members.includes(voter)) return `${voter} voted but is not a member the proposal was put to`;
+      if (votes.has(voter)) return `${voter} voted twice`;
+      if (!verify(voter, voteStatement(token, choice), signature)) return `the vote of ${voter} is not signed by ${voter} for this proposal`;
+      votes.set(voter, choice);
+    }
+    const verdict = tally({ members: consent.members, weights: consent.weights, quorum: quorumFromWire(consent.quorum), votes });
+    return verdict === 'passed' ? undefined : `its votes do not carry the quorum (${describeQuorum(quorumFromWire(consent.quorum))}): no carried proposal backs it`;
+  };
+
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
   const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, Replayed>): Promise<string | undefined> => {
     if (!blocks.has(text(version.value)) && !(await store.has(version.value))) return `its value ${version.value} was not sent`;
@@ -401,7 +516,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const [ours, theirs] = version.parents as [CID, CID];
       const base = lowestCommonAncestor(ours, theirs, parentsOf) ?? state.cid;
       if (version.base === null || !version.base.equals(base)) return `its base is not its parents' lowest common ancestor ${base}`;
-      const step = genesis.merges[version.step];
+      const step = rulesIn(genesis, version.cid, (key) => (key === text(version.cid) ? version : versions.get(key))).rules.merges[version.step];
       if (!step) return `the document has no merge step ${version.step}`;
       const outcome = await stepResult(step, await valueAt(state, base), await valueAt(state, ours), await valueAt(state, theirs));
       if (outcome.status !== 'fulfilled') return `merge step ${stepName(step)} does not make it: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
@@ -412,13 +527,19 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (version.by === 'settle') {
       return version.conflict === conflictToken(state.cid, version.parents) ? undefined : 'it settles a conflict between other heads';
     }
-    if (version.parents.length !== 1) return 'a change has one parent';
+    if (version.parents.length !== 1) return `a ${version.by === 'rules' ? 'rules change' : 'change'} has one parent`;
+    if (version.by === 'rules') {
+      const parent = version.parents[0]!;
+      const kept = parent.equals(state.cid) ? genesis.init : versions.get(text(parent))?.value;
+      if (!kept || !kept.equals(version.value)) return 'a rules change keeps its parent\'s value';
+      return consentRefusal(state, genesis, version);
+    }
     const expected = replayed.get(text(version.cid));
     if (expected && 'reason' in expected) return expected.reason;
     if (expected) return expected.value === text(version.value) ? undefined : 'its value does not follow from its parent and change';
     const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
     if (!changeBytes) return 'its change was not sent';
-    const outcome = await powers.run(genesis.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
+    const outcome = await powers.run(rulesIn(genesis, version.parents[0]!).rules.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
     if (outcome.status !== 'fulfilled') return `the reducer refuses its change: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
     return valueCid(outcome.value).equals(version.value) ? undefined : 'its value does not follow from its parent and change';
   };
@@ -452,7 +573,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const version = cid.equals(state.cid) ? undefined : await versionOf(state, cid);
       if (!version) continue;
       const change = version.by === 'change' && version.change ? decodeValue(await store.get(version.change)) : undefined;
-      out.push({ ...versionView(version), ...(change === undefined ? {} : { change }) });
+      const rules: Record<string, GridValue> = version.by === 'rules' ? { rules: rulesToChange(version.rules!) } : {};
+      out.push({ ...versionView(version), ...(change === undefined ? {} : { change }), ...rules });
       queue.push(...version.parents);
     }
     return out;
@@ -465,7 +587,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (genesis.issuer !== identity.principal && caller.via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
-    const running = powers.run(genesis.reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
+    const running = powers.run((await rulesAt(state, parent)).reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
     // Encoded while the reducer runs in its vat; stored only if the change is taken.
     const changeBytes = encodeValue(change);
     const outcome = await running;
@@ -509,14 +631,41 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return fulfilled({ version: text(version.cid), value: await valueAt(state, version.cid) });
   };
 
+  /** Land a carried rules change on top of the current head: the value stays, the rules in force change from it on. */
+  const applyRules = async (state: DocState, rules: Rules, via: Token | undefined, carried: Carried): Promise<Outcome> => {
+    if (state.open) return revoked('conflict', `document ${state.cid} has an open conflict ${state.open}: settle it first (grid doc resolve)`);
+    const genesis = await genesisOf(state);
+    if (genesis.issuer !== identity.principal && via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
+    const parent = state.current;
+    const value = parent.equals(state.cid) ? genesis.init : (await versionOf(state, parent))!.value;
+    const { nonce, members, weights, quorum, votes } = carried;
+    const consent = { nonce, members, weights, quorum, votes, ...(carried.base ? { base: CID.parse(carried.base) } : {}) };
+    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'rules', rules, consent, at: clock(), ...(via ? { via } : {}) }, identity);
+    await putBlock(bytes);
+    versions.set(text(version.cid), version);
+    landed(state, headsWith(state, version), version.cid);
+    await journal.written();
+    return fulfilled({ version: text(version.cid), value: await valueAt(state, parent) });
+  };
+
+  /** Merge steps as `create` and a rules change take them: shipped merges are published and issued here (replicable). */
+  const stepsOf = async (specs: readonly StepSpec[]): Promise<MergeStep[]> => {
+    const merges: MergeStep[] = [];
+    for (const step of specs) {
+      if (step === 'text') merges.push({ native: 'text' });
+      else if (Object.hasOwn(powers.shippedMerges, step)) {
+        const code = await powers.publish(powers.shippedMerges[step]!);
+        merges.push({ token: await powers.issue({ code, export: 'merge', replicable: true }) });
+      } else merges.push({ token: asToken(step) });
+    }
+    return merges;
+  };
+
   /** Who votes on `state`'s proposals: the `members` list (or the whole value, if a list) of its member document, now. */
   const membersOf = async (state: DocState, governance: Governance): Promise<Principal[]> => {
     const source = governance.members === 'self' ? state : docs.get(text(governance.members));
     if (!source) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${text(governance.members as CID)} is not held here`);
-    const value = await valueAt(source, source.current);
-    const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
-    if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
-    return [...new Set(list.map((member) => asPrincipal(member)))];
+    return memberList(await valueAt(source, source.current));
   };
 
   /** The revoker's signed date of a revocation: this node's own (signed now), or one it was given. */
@@ -534,9 +683,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
     clock,
     setTimer: powers.setTimer,
     randomBytes: powers.randomBytes,
-    enact: (doc, change, via) => {
+    enact: (doc, change, via, admin) => {
       const state = docs.get(doc);
       if (!state) return Promise.resolve(revoked('unknown-token', `this node no longer holds document ${doc}`));
+      if (admin) return inTurn(state, () => applyRules(state, rulesOfChange(change), via, admin));
       return inTurn(state, () => applyChange(state, change, via ? { via } : {}));
     },
   });
@@ -547,6 +697,51 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const members = await membersOf(state, governance);
     const weights = members.map((member) => (governance.weighted ? powers.weightOf(member) : 1));
     return proposals.propose({ doc: text(state.cid), change, proposer: call.caller, members, weights, governance, ...(call.via ? { via: call.via } : {}) });
+  };
+
+  /** A rules change as a proposal journals it (its `change`): the reducer's token and the steps' names. */
+  const rulesToChange = (rules: Rules): GridValue => ({ reducer: rules.reducer, merges: rules.merges.map(stepName) });
+  const rulesOfChange = (change: GridValue): Rules => {
+    const { reducer, merges } = change as { reducer: string; merges: string[] };
+    return { reducer: asToken(reducer), merges: merges.map((step) => (step === 'text' ? { native: 'text' } : { token: asToken(step) })) };
+  };
+
+  /**
+   * Put a new reducer and/or merge cascade (`{ reducer?, merges? }`; what is
+   * left out stays) to the document's members — an ungoverned document's
+   * issuer alone — as a proposal; carried, it lands as a rules version.
+   */
+  const proposeRules = async (state: DocState, spec: GridValue, call: DocCallInfo): Promise<Outcome> => {
+    if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return revoked('invalid', `a rules change is { reducer?: TOKEN, merges?: [STEP…] } (got ${quote(spec)})`);
+    const { reducer, merges, ...extra } = spec as Record<string, GridValue>;
+    if (Object.keys(extra).length > 0) return revoked('invalid', `a rules change names reducer and merges only (got ${quote(Object.keys(extra)[0])})`);
+    if (reducer === undefined && merges === undefined) return revoked('invalid', 'a rules change names a new reducer, merges, or both');
+    if (merges !== undefined && (!Array.isArray(merges) || merges.length > MAX_STEPS || merges.some((step) => typeof step !== 'string'))) return revoked('invalid', `merges is a list of at most ${MAX_STEPS} steps (tokens, or json, union, text)`);
+    const genesis = await genesisOf(state);
+    const now = await rulesAt(state, state.current);
+    const rules: Rules = { reducer: reducer === undefined ? now.reducer : asToken(reducer), merges: merges === undefined ? now.merges : await stepsOf(merges as string[]) };
+    const { governance } = genesis;
+    let members: Principal[] = [genesis.issuer];
+    let base: CID | undefined;
+    if (governance) {
+      const source = governance.members === 'self' ? state : docs.get(text(governance.members));
+      if (!source) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${text(governance.members as CID)} is not held here`);
+      base = source.current;
+      members = memberList(await valueAt(source, base));
+    }
+    const weights = members.map((member) => (governance?.weighted ? powers.weightOf(member) : 1));
+    const policy = governance ?? { quorum: { k: 1 }, weighted: false, deadlineMs: RULES_DEADLINE_MS };
+    const quorum = quorumToWire(policy.quorum);
+    return proposals.propose({
+      doc: text(state.cid),
+      change: rulesToChange(rules),
+      proposer: call.caller,
+      members,
+      weights,
+      governance: policy,
+      ...(call.via ? { via: call.via } : {}),
+      admin: { ...(base ? { base: text(base) } : {}), tokenOf: (nonce) => rulesProposalToken(state.cid, rules, { nonce, members, weights, quorum, ...(base ? { base } : {}) }) },
+    });
   };
 
   const readAt = async (state: DocState, version: CID): Promise<Outcome> => fulfilled({ version: text(version), value: await valueAt(state, version) });
@@ -616,14 +811,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     /** Make a document: its genesis and its four role tokens. `reducer` and token steps are closures' tokens. */
     async create(spec: { reducer: string; merges?: readonly StepSpec[]; init: GridValue; governance?: Omit<Governance, 'members'> & { members: string } }): Promise<DocumentTokens> {
       const reducer = asToken(spec.reducer);
-      const merges: MergeStep[] = [];
-      for (const step of spec.merges ?? []) {
-        if (step === 'text') merges.push({ native: 'text' });
-        else if (Object.hasOwn(powers.shippedMerges, step)) {
-          const code = await powers.publish(powers.shippedMerges[step]!);
-          merges.push({ token: await powers.issue({ code, export: 'merge', replicable: true }) });
-        } else merges.push({ token: asToken(step) });
-      }
+      const merges = await stepsOf(spec.merges ?? []);
       await powers.publish(ROLE_MODULE_SOURCE);
       const id = [...powers.randomBytes(16)].map((b) => b.toString(16).padStart(2, '0')).join('');
       const tokens = {} as Record<Role, Token>;
@@ -649,6 +837,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const state = stateOfClosure(closure);
       if (!state || !OPERATIONS[role]) return { outcome: revoked('unknown-token', 'this node does not hold the document'), pure: false };
       const [operation = 'value', ...rest] = args;
+      if (operation === 'rules' && role !== 'admin') return { outcome: revoked('denied', `only a document's admin token changes its reducer or merge cascade (this is a ${role} token)`), pure: false };
       if (typeof operation !== 'string' || !OPERATIONS[role].includes(operation)) {
         return { outcome: revoked('denied', `a ${role} token does ${OPERATIONS[role].join(', ')} (got ${quote(operation)})`), pure: false };
       }
@@ -661,17 +850,19 @@ export const makeDocuments = (powers: DocumentPowers) => {
           case 'info': {
             const genesis = await genesisOf(state);
             const { governance } = genesis;
+            // The rules in force at the current head.
+            const rules = await rulesAt(state, state.current);
             return {
               outcome: fulfilled({
                 doc: text(state.cid),
                 issuer: genesis.issuer,
-                reducer: genesis.reducer,
-                merges: genesis.merges.map(stepName),
+                reducer: rules.reducer,
+                merges: rules.merges.map(stepName),
                 ...(governance
                   ? { governance: { members: governance.members === 'self' ? 'self' : text(governance.members), quorum: describeQuorum(governance.quorum), weighted: governance.weighted, deadlineMs: governance.deadlineMs } }
                   : {}),
               }),
-              pure: true,
+              pure: false,
             };
           }
           case 'heads':
@@ -687,6 +878,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
           case 'propose':
             return { outcome: await propose(state, rest[0] ?? null, call), pure: false };
+          case 'rules':
+            return { outcome: await proposeRules(state, rest[0] ?? null, call), pure: false };
           case 'resolve':
             return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
         }
@@ -722,28 +915,32 @@ export const makeDocuments = (powers: DocumentPowers) => {
 
     conflicts: (options: { doc?: string; all?: boolean } = {}): ConflictView[] => conflictViews(options),
 
-    /** The closures a replica of `doc` runs to check and merge versions: its reducer and its merge steps' tokens. */
+    /** The closures a replica of `doc` runs to check and merge versions: its reducers and merge steps' tokens, the genesis's and every rules change's. */
     async closuresOf(doc: string): Promise<Token[]> {
       const state = docs.get(doc);
       if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
       const genesis = await genesisOf(state);
-      return [genesis.reducer, ...genesis.merges.flatMap((step) => ('token' in step ? [step.token] : []))];
+      await loadHistory(state.heads);
+      const all = [genesis, ...[...versions.values()].flatMap((version) => (version.by === 'rules' && version.doc.equals(state.cid) ? [version.rules!] : []))];
+      return [...new Set(all.flatMap((rules) => [rules.reducer, ...rules.merges.flatMap((step) => ('token' in step ? [step.token] : []))]))];
     },
 
     /**
-     * The owner's own view of document `doc` (the web page's): its rules,
-     * heads and latest `limit` versions, read here with no call — it
+     * The owner's own view of document `doc` (the web page's): the rules in
+     * force, its heads and latest `limit` versions, read here with no call — it
      * changes nothing and involves no one else. Undefined if not held.
      */
     async history(doc: string, limit: number) {
       const state = docs.get(doc);
       if (!state) return undefined;
       const genesis = await genesisOf(state);
+      // The rules in force now: the genesis's, or a rules change's since.
+      const rules = await rulesAt(state, state.current);
       return harden({
         doc,
         issuer: genesis.issuer,
-        reducer: genesis.reducer,
-        merges: genesis.merges.map(stepName),
+        reducer: rules.reducer,
+        merges: rules.merges.map(stepName),
         heads: state.heads.map(text),
         current: text(state.current),
         log: await log(state, Math.min(limit, MAX_LOG)),

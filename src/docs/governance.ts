@@ -70,13 +70,30 @@ interface Proposal {
   readonly quorum: Quorum;
   readonly deadline: number;
   readonly via?: Token;
+  /** A rules change (documents.ts): its proposal's nonce and member list version, which its token commits to. */
+  readonly admin?: AdminProposal;
   readonly votes: Map<Principal, Choice>;
+  readonly signatures: Map<Principal, Uint8Array>;
   ended?: { status: 'passed' | 'rejected' | 'expired'; version?: string; reason: string };
   cancelTimer?: () => void;
 }
 
+/** What a proposal to change a document's rules journals beside its change (the rules). */
+export interface AdminProposal {
+  readonly nonce: Uint8Array;
+  readonly base?: string;
+}
+/** What a carried rules change is enacted with: everything a replica needs to check the consent. */
+export interface Carried extends AdminProposal {
+  readonly token: Token;
+  readonly members: readonly Principal[];
+  readonly weights: readonly number[];
+  readonly quorum: string | number;
+  readonly votes: ReadonlyArray<readonly [Principal, Choice, Uint8Array]>;
+}
+
 /** Where a tally stands: carried, impossible to carry, or still open. */
-const tally = (proposal: Proposal): 'passed' | 'rejected' | undefined => {
+export const tally = (proposal: Pick<Proposal, 'members' | 'weights' | 'quorum' | 'votes'>): 'passed' | 'rejected' | undefined => {
   const weight = (choice: Choice) => proposal.members.reduce((sum, member, i) => sum + (proposal.votes.get(member) === choice ? proposal.weights[i]! : 0), 0);
   const total = proposal.weights.reduce((sum, w) => sum + w, 0);
   const yes = weight('yes');
@@ -98,7 +115,7 @@ export const makeProposals = (powers: {
   setTimer: (ms: number, callback: () => void) => () => void;
   randomBytes: (length: number) => Uint8Array;
   /** Apply a carried proposal's change to its document (through the reducer, as this node). */
-  enact: (doc: string, change: GridValue, via: Token | undefined) => Promise<Outcome>;
+  enact: (doc: string, change: GridValue, via: Token | undefined, admin?: Carried) => Promise<Outcome>;
 }) => {
   const { journal, clock } = powers;
   const proposals = new Map<Token, Proposal>();
@@ -121,7 +138,15 @@ export const makeProposals = (powers: {
     const verdict = tally(proposal);
     if (!verdict || proposal.ended) return;
     if (verdict === 'rejected') return end(token, 'rejected', `rejected: the votes cannot reach ${describeQuorum(proposal.quorum)}`);
-    const outcome = await powers.enact(proposal.doc, proposal.change, proposal.via).catch((error: unknown) => revoked('internal', describeThrown(error)));
+    const admin: Carried | undefined = proposal.admin && {
+      ...proposal.admin,
+      token,
+      members: proposal.members,
+      weights: proposal.weights,
+      quorum: quorumToWire(proposal.quorum),
+      votes: [...proposal.votes].map(([voter, choice]) => [voter, choice, proposal.signatures.get(voter)!] as const),
+    };
+    const outcome = await powers.enact(proposal.doc, proposal.change, proposal.via, admin).catch((error: unknown) => revoked('internal', describeThrown(error)));
     if (outcome.status === 'fulfilled') end(token, 'passed', 'carried', (outcome.value as { version: string }).version);
     else end(token, 'rejected', `carried, but the change did not apply: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`);
   };
@@ -147,7 +172,9 @@ export const makeProposals = (powers: {
             quorum: quorumFromWire(entry.quorum),
             deadline: entry.deadline,
             ...(entry.via ? { via: entry.via } : {}),
+            ...(entry.admin ? { admin: entry.admin as AdminProposal } : {}),
             votes: new Map(),
+            signatures: new Map(),
           };
           proposals.set(entry.proposal, proposal);
           open += 1;
@@ -156,6 +183,7 @@ export const makeProposals = (powers: {
         }
         case 'vote':
           proposals.get(entry.proposal)?.votes.set(entry.voter, entry.choice);
+          proposals.get(entry.proposal)?.signatures.set(entry.voter, entry.signature);
           break;
         case 'proposal-ended': {
           const proposal = proposals.get(entry.proposal);
@@ -170,13 +198,24 @@ export const makeProposals = (powers: {
     },
 
     /** Put `change` to the members of `doc`; returns the proposal's token, a further promise. */
-    async propose(spec: { doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; governance: Governance; via?: Token }): Promise<Outcome> {
+    async propose(spec: {
+      doc: string;
+      change: GridValue;
+      proposer: Principal;
+      members: readonly Principal[];
+      weights: readonly number[];
+      governance: Omit<Governance, 'members'>;
+      via?: Token;
+      /** A rules change: the member list's version, and the token its proposal is named by (which commits to its contents). */
+      admin?: { base?: string; tokenOf: (nonce: Uint8Array) => Token };
+    }): Promise<Outcome> {
       if (open >= MAX_OPEN) return revoked('quota', `too many proposals are open here (limit ${MAX_OPEN})`);
       if (spec.members.length === 0) return revoked('invalid', 'the document has no members to vote');
       if (spec.members.length > MAX_MEMBERS) return revoked('invalid', `a proposal is put to at most ${MAX_MEMBERS} members (the list has ${spec.members.length})`);
       const { quorum } = spec.governance;
       if (typeof quorum === 'object' && quorum.k > spec.members.length) return revoked('invalid', `the quorum needs ${quorum.k} members but there are ${spec.members.length}`);
-      const token = blockCid(encode({ proposal: CID.parse(spec.doc), nonce: powers.randomBytes(16) }), DAG_CBOR_CODEC).toString() as Token;
+      const nonce = powers.randomBytes(16);
+      const token = spec.admin ? spec.admin.tokenOf(nonce) : (blockCid(encode({ proposal: CID.parse(spec.doc), nonce }), DAG_CBOR_CODEC).toString() as Token);
       journal.append({
         kind: 'proposal',
         proposal: token,
@@ -188,6 +227,7 @@ export const makeProposals = (powers: {
         quorum: quorumToWire(quorum),
         deadline: clock() + spec.governance.deadlineMs,
         ...(spec.via ? { via: spec.via } : {}),
+        ...(spec.admin ? { admin: { nonce, ...(spec.admin.base ? { base: spec.admin.base } : {}) } } : {}),
       });
       await journal.written();
       return promised(token);

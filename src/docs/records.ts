@@ -12,6 +12,10 @@
  * - a change or a settlement is signed by its author, the node that applied
  *   it; `via` names the delegation its authority came through (none when
  *   the author is the issuer);
+ * - a rules change (a new reducer and merge cascade) is signed by the node
+ *   that enacted it through the admin role, and carries the consent that
+ *   backs it: the proposal's members, quorum and signed votes, each vote
+ *   signing a token that commits to the rules and the member list;
  * - a merge is signed by no one: it is what the named cascade step makes of
  *   its two parents from their lowest common ancestor, so every replica
  *   makes the same block (and converges on it) and any replica can check it
@@ -27,7 +31,7 @@ import { decode, encode } from '../wire/index.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { MIN_NONCE_BYTES } from '../closures/closure.js';
-import { MAX_DEADLINE_MS, quorumFromWire, quorumToWire, type Governance } from './governance.js';
+import { MAX_DEADLINE_MS, MAX_MEMBERS, quorumFromWire, quorumToWire, type Choice, type Governance } from './governance.js';
 
 const DOC_DOMAIN = new TextEncoder().encode('promisegrid:doc:v1\n');
 
@@ -62,18 +66,37 @@ export interface Genesis {
   readonly governance?: Governance;
 }
 
+/** What a document runs: its reducer and merge cascade (the genesis's, until a rules change replaces them). */
+export interface Rules {
+  readonly reducer: Token;
+  readonly merges: readonly MergeStep[];
+}
+/** The consent a rules change carries: the proposal it was put to (members, weights, quorum, nonce, the member list's version) and the signed votes that carried it. */
+export interface Consent {
+  readonly nonce: Uint8Array;
+  readonly members: readonly Principal[];
+  readonly weights: readonly number[];
+  readonly quorum: string | number;
+  /** The version of the member document the members were read at (absent for an ungoverned document: its issuer alone). */
+  readonly base?: CID;
+  readonly votes: ReadonlyArray<readonly [Principal, Choice, Uint8Array]>;
+}
+
 interface VersionBase {
   readonly cid: CID;
   readonly doc: CID;
   readonly parents: readonly CID[];
   readonly value: CID;
 }
-/** A change applied through the reducer, or a person's settlement of a conflict: signed by its author. */
+/** A change applied through the reducer, a person's settlement of a conflict, or a carried rules change: signed by its author. */
 export interface AuthoredVersion extends VersionBase {
-  readonly by: 'change' | 'settle';
+  readonly by: 'change' | 'settle' | 'rules';
   /** The change's block (a change), or the conflict's token (a settlement). */
   readonly change?: CID;
   readonly conflict?: Token;
+  /** A rules change: the reducer and cascade in force from it on, and the consent behind it. */
+  readonly rules?: Rules;
+  readonly consent?: Consent;
   readonly author: Principal;
   /** The delegation the author's authority came through; absent when the author issued the document. */
   readonly via?: Token;
@@ -93,6 +116,61 @@ const signingBytes = (body: Record<string, unknown>) => concatBytes(DOC_DOMAIN, 
 const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 
 const stepToWire = (step: MergeStep) => ('token' in step ? CID.parse(step.token) : step.native);
+const stepFromWire = (step: unknown, fail: (why: string) => Error): MergeStep => {
+  if (typeof step === 'string' && (NATIVE_STEPS as readonly string[]).includes(step)) return { native: step as NativeStep };
+  return { token: asLink(step, 'a merge step', fail).toString() as Token };
+};
+export const rulesToWire = (rules: Rules) => ({ reducer: CID.parse(rules.reducer), merges: rules.merges.map(stepToWire) });
+const rulesFromWire = (value: unknown, fail: (why: string) => Error): Rules => {
+  if (value === null || typeof value !== 'object') throw fail('rules is a record');
+  const { reducer, merges, ...extra } = value as Record<string, unknown>;
+  if (Object.keys(extra).length > 0) throw fail(`unknown rules field ${quote(Object.keys(extra)[0])}`);
+  if (!Array.isArray(merges) || merges.length > MAX_STEPS) throw fail(`merges is a list of at most ${MAX_STEPS} steps`);
+  return Object.freeze({ reducer: asLink(reducer, 'reducer', fail).toString() as Token, merges: Object.freeze(merges.map((step) => stepFromWire(step, fail))) });
+};
+const consentToWire = (consent: Consent) => ({
+  nonce: consent.nonce,
+  members: [...consent.members],
+  weights: [...consent.weights],
+  quorum: consent.quorum,
+  ...(consent.base ? { base: consent.base } : {}),
+  votes: consent.votes.map((vote) => [...vote]),
+});
+const consentFromWire = (value: unknown, fail: (why: string) => Error): Consent => {
+  if (value === null || typeof value !== 'object') throw fail('consent is a record');
+  const { nonce, members, weights, quorum, base, votes, ...extra } = value as Record<string, unknown>;
+  if (Object.keys(extra).length > 0) throw fail(`unknown consent field ${quote(Object.keys(extra)[0])}`);
+  if (!(nonce instanceof Uint8Array) || nonce.length < 16 || nonce.length > 64) throw fail('consent.nonce is 16 to 64 bytes');
+  if (!Array.isArray(members) || members.length === 0 || members.length > MAX_MEMBERS) throw fail(`consent.members is a list of 1 to ${MAX_MEMBERS} members`);
+  if (!Array.isArray(weights) || weights.length !== members.length || weights.some((w) => typeof w !== 'number' || !(w > 0) || !Number.isFinite(w))) throw fail('consent.weights is a positive weight per member');
+  try {
+    quorumFromWire(quorum);
+  } catch (error) {
+    throw fail((error as Error).message);
+  }
+  if (!Array.isArray(votes) || votes.length > members.length) throw fail('consent.votes is a list of at most one vote per member');
+  const read = votes.map((vote): readonly [Principal, Choice, Uint8Array] => {
+    if (!Array.isArray(vote) || vote.length !== 3 || (vote[1] !== 'yes' && vote[1] !== 'no') || !(vote[2] instanceof Uint8Array)) throw fail('a vote is [voter, yes | no, signature]');
+    return Object.freeze([asSigner(vote[0], fail), vote[1] as Choice, vote[2]] as const);
+  });
+  return Object.freeze({
+    nonce,
+    members: Object.freeze(members.map((member) => asSigner(member, fail))),
+    weights: Object.freeze([...(weights as number[])]),
+    quorum: quorum as string | number,
+    ...(base === undefined ? {} : { base: asLink(base, 'consent.base', fail) }),
+    votes: Object.freeze(read),
+  });
+};
+/**
+ * The token of a proposal to change `doc`'s rules: it commits to the rules,
+ * the members, their weights, the quorum and the member list's version, so
+ * a vote (which signs the token) is a vote on all of them.
+ */
+export const rulesProposalToken = (doc: CID, rules: Rules, consent: Omit<Consent, 'votes'>): Token => {
+  const { votes: _votes, ...commit } = consentToWire({ ...consent, votes: [] });
+  return blockCid(encode({ proposal: doc, rules: rulesToWire(rules), ...commit }), DAG_CBOR_CODEC).toString() as Token;
+};
 
 /** Build and sign a genesis; returns its bytes and the record read back. */
 export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Identity): { bytes: Uint8Array; genesis: Genesis } => {
@@ -149,10 +227,7 @@ export const readGenesis = (cid: CID, bytes: Uint8Array): Genesis => {
   if (roles === null || typeof roles !== 'object' || Object.keys(roles).sort().join() !== [...ROLES].sort().join()) throw fail(`roles are ${ROLES.join(', ')}`);
   for (const role of ROLES) if (typeof (roles as Record<string, unknown>)[role] !== 'string') throw fail(`role ${role} is not a sealed reference`);
   if (!Array.isArray(merges) || merges.length > MAX_STEPS) throw fail(`merges is a list of at most ${MAX_STEPS} steps`);
-  const steps = merges.map((step): MergeStep => {
-    if (typeof step === 'string' && (NATIVE_STEPS as readonly string[]).includes(step)) return { native: step as NativeStep };
-    return { token: asLink(step, 'a merge step', fail).toString() as Token };
-  });
+  const steps = merges.map((step) => stepFromWire(step, fail));
   const signer = asSigner(issuer, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
   const body = { type, id, roles, reducer, merges, init, issuer, at, ...(governance === undefined ? {} : { governance }) };
@@ -203,6 +278,8 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     by: spec.by,
     change: spec.change,
     conflict: spec.conflict === undefined ? undefined : CID.parse(spec.conflict),
+    rules: spec.rules === undefined ? undefined : rulesToWire(spec.rules),
+    consent: spec.consent === undefined ? undefined : consentToWire(spec.consent),
     author: author.principal,
     via: spec.via === undefined ? undefined : CID.parse(spec.via),
     for: spec.for,
@@ -263,20 +340,24 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
     if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
     return { version: Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) }) };
   }
-  if (by !== 'change' && by !== 'settle') throw fail(`by is change, merge or settle (got ${quote(by)})`);
-  const { change, conflict, author, via, for: asker, at, sig, ...extra } = record;
+  if (by !== 'change' && by !== 'settle' && by !== 'rules') throw fail(`by is change, merge, settle or rules (got ${quote(by)})`);
+  const { change, conflict, rules, consent, author, via, for: asker, at, sig, ...extra } = record;
   if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('unknown field');
-  if (by === 'change' ? change === undefined || conflict !== undefined : conflict === undefined || change !== undefined) throw fail(`a ${by} names ${by === 'change' ? 'its change' : 'its conflict'} and nothing else`);
+  const names = { change: [change, 'its change'], settle: [conflict, 'its conflict'], rules: [rules, 'its rules and consent'] } as const;
+  if ([change, conflict, rules].some((field) => field !== undefined && field !== names[by][0]) || names[by][0] === undefined || (by === 'rules') !== (consent !== undefined)) {
+    throw fail(`a ${by} names ${names[by][1]} and nothing else`);
+  }
   if (parentCids.length === 0) throw fail('only the genesis has no parents');
   const signer = asSigner(author, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
-  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, author, via, for: asker, at });
+  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, rules, consent, author, via, for: asker, at });
   // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
   const version: Version = Object.freeze({
     ...common,
     by,
     ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),
     ...(conflict === undefined ? {} : { conflict: asLink(conflict, 'conflict', fail).toString() as Token }),
+    ...(rules === undefined ? {} : { rules: rulesFromWire(rules, fail), consent: consentFromWire(consent, fail) }),
     author: signer,
     ...(via === undefined ? {} : { via: asLink(via, 'via', fail).toString() as Token }),
     ...(asker === undefined ? {} : { for: asSigner(asker, fail) }),
@@ -287,3 +368,25 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
 
 /** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */
 export const conflictToken = (doc: CID, heads: readonly CID[]): Token => blockCid(encode({ conflict: doc, heads: sortCids(heads) }), DAG_CBOR_CODEC).toString() as Token;
+
+const CONSENT_KEY = new TextEncoder().encode('consent');
+/**
+ * The closures the rules changes among `bundle`'s blocks name (their
+ * signatures checked): what a replica fetches before it checks versions
+ * made under them. Only blocks holding the word `consent` are decoded.
+ */
+export const rulesClosuresIn = (bundle: { readonly blocks: ReadonlyArray<readonly [string, Uint8Array]> }): Token[] => {
+  const tokens = new Set<Token>();
+  for (const [key, bytes] of bundle.blocks) {
+    if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(CONSENT_KEY) < 0) continue;
+    try {
+      const version = readVersion(CID.parse(key), bytes);
+      if (version.by !== 'rules') continue;
+      tokens.add(version.rules!.reducer);
+      for (const step of version.rules!.merges) if ('token' in step) tokens.add(step.token);
+    } catch {
+      continue; // not a version: ingest refuses what is bad in it
+    }
+  }
+  return [...tokens];
+};

@@ -12,7 +12,7 @@ import type { ConflictView } from './documents.js';
 export interface LogEntry {
   readonly version: string;
   readonly parents: readonly string[];
-  readonly by: 'change' | 'merge' | 'settle';
+  readonly by: 'change' | 'merge' | 'settle' | 'rules';
   /** A merge: the index of the cascade step that made it, and its base. */
   readonly step?: number;
   readonly base?: string | null;
@@ -24,6 +24,8 @@ export interface LogEntry {
   readonly for?: string;
   readonly conflict?: string;
   readonly change?: GridValue;
+  /** A rules change: the reducer and merge cascade in force from it on. */
+  readonly rules?: GridValue;
 }
 
 /** How an id is shown: its pet name, or a short form. */
@@ -46,7 +48,7 @@ const madeBy = (entry: LogEntry, name: Namer) => {
   if (entry.by === 'merge') return `merge by step ${entry.step ?? '?'}`;
   const who = entry.author ? name(entry.author) : 'unknown';
   const through = `${entry.via ? ` via ${name(entry.via)}` : ''}${entry.for ? ` for ${name(entry.for)}` : ''}`;
-  return entry.by === 'settle' ? `settle by ${who}${through} (conflict ${shortCid(entry.conflict ?? '')})` : `change by ${who}${through}`;
+  return entry.by === 'settle' ? `settle by ${who}${through} (conflict ${shortCid(entry.conflict ?? '')})` : `${entry.by} by ${who}${through}`;
 };
 
 /** `grid doc log` as text: one line per version, newest first. */
@@ -55,7 +57,7 @@ export const renderLogText = (entries: readonly LogEntry[], name: Namer): string
     ? '(no versions: the document holds its initial value)'
     : entries
         .map((entry) =>
-          [shortCid(entry.version), madeBy(entry, name), time(entry.at), entry.by === 'change' ? oneLine(entry.change) : `of ${entry.parents.map(shortCid).join(' + ')}`]
+          [shortCid(entry.version), madeBy(entry, name), time(entry.at), entry.by === 'change' || entry.by === 'rules' ? oneLine(entry.by === 'change' ? entry.change : entry.rules) : `of ${entry.parents.map(shortCid).join(' + ')}`]
             .filter((part) => part !== '')
             .join('  '),
         )
@@ -74,8 +76,8 @@ const picture = (entries: readonly LogEntry[], name: Namer, complete: boolean) =
     for (const parent of entry.parents) {
       if (!listed.has(parent) && !nodes.has(parent)) nodes.set(parent, complete ? { label: `genesis ${shortCid(parent)}`, kind: 'genesis' } : { label: `${shortCid(parent)} …`, kind: 'older' });
     }
-    const detail = entry.by === 'change' ? `\n${oneLine(entry.change, 60)}` : '';
-    nodes.set(entry.version, { label: `${shortCid(entry.version)}\n${madeBy(entry, name)}${detail}`, kind: entry.by });
+    const detail = entry.by === 'change' || entry.by === 'rules' ? `\n${oneLine(entry.by === 'change' ? entry.change : entry.rules, 60)}` : '';
+    nodes.set(entry.version, { label: `${shortCid(entry.version)}\n${madeBy(entry, name)}${detail}`, kind: entry.by === 'rules' ? 'change' : entry.by });
   }
   const edges = entries.flatMap((entry) => entry.parents.map((parent) => ({ from: parent, to: entry.version, label: entry.by === 'change' ? '' : entry.by })));
   return { nodes, edges };

@@ -34,7 +34,7 @@ import { blockCid } from '../store/hashing.js';
 import { MAX_CHAIN, sealToken, type Delegation } from '../delegation/delegation.js';
 import type { ChainBlocks, Replica, RevocationNotice } from '../wire/shapes.js';
 import { MAX_BUNDLE_VERSIONS, MAX_TIPS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
-import { DocumentError, readGenesis, type Genesis } from './records.js';
+import { DocumentError, readGenesis, rulesClosuresIn, type Genesis } from './records.js';
 
 /** Most versions one answer carries: the bundle's own limit. */
 export const SYNC_MAX_VERSIONS = MAX_BUNDLE_VERSIONS;
@@ -281,12 +281,8 @@ export const makeSync = (powers: SyncPowers) => {
       const held = docs.issuerOf(bundle.doc) !== undefined;
       if (!held && token === undefined) return refuse('denied', `document ${bundle.doc} was not asked for`);
       const known = token !== undefined && docs.tokenFor(bundle.doc) === token;
-      if (!known && token !== undefined) {
-        const genesis = genesisIn(bundle);
-        const sealed = await rootSealed(token);
-        if (!Object.values(genesis.roles).includes(sealed)) return refuse('malformed', `the bundle's document ${bundle.doc} is not one that ${token} reaches`);
-        // The closures a replica runs to check versions: fetched from the peer before the first ingest.
-        for (const needed of [genesis.reducer, ...genesis.merges.flatMap((step) => ('token' in step ? [step.token] : []))]) {
+      const fetchAll = async (tokens: readonly Token[]) => {
+        for (const needed of tokens) {
           if (await powers.closureHere(needed).catch(() => undefined)) continue;
           try {
             await powers.adopt(needed, await options.fetch(needed));
@@ -294,7 +290,16 @@ export const makeSync = (powers: SyncPowers) => {
             return refuse('unreachable', `the document's closure ${needed} could not be fetched: ${describeThrown(error)}`);
           }
         }
+      };
+      if (!known && token !== undefined) {
+        const genesis = genesisIn(bundle);
+        const sealed = await rootSealed(token);
+        if (!Object.values(genesis.roles).includes(sealed)) return refuse('malformed', `the bundle's document ${bundle.doc} is not one that ${token} reaches`);
+        // The closures a replica runs to check versions: fetched from the peer before the first ingest.
+        await fetchAll([genesis.reducer, ...genesis.merges.flatMap((step) => ('token' in step ? [step.token] : []))]);
       }
+      // A rules change (a new reducer or cascade) names closures of its own: fetched too, before its versions are checked.
+      await fetchAll(rulesClosuresIn(bundle));
       let result: Awaited<ReturnType<Documents['ingest']>>;
       try {
         result = await docs.ingest(bundle, options.from);

@@ -112,7 +112,7 @@ export type EntryBody =
   /** Delegation `token` was revoked at `since` by `by`, who signed that time (docs/documents.ts): a document's replica refuses what was written through it after then. */
   | { kind: 'revoked-at'; token: Token; since: number; by: Principal; signature: Uint8Array }
   /** `proposer` put `change` to document `doc`'s `members` (with their `weights`) under `quorum` (see docs/governance.ts) until `deadline`. */
-  | { kind: 'proposal'; proposal: Token; doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; quorum: string | number; deadline: number; via?: Token }
+  | { kind: 'proposal'; proposal: Token; doc: string; change: GridValue; proposer: Principal; members: readonly Principal[]; weights: readonly number[]; quorum: string | number; deadline: number; via?: Token; admin?: { nonce: Uint8Array; base?: string } }
   /** Member `voter` voted on `proposal`, signing its choice. */
   | { kind: 'vote'; proposal: Token; voter: Principal; choice: 'yes' | 'no'; signature: Uint8Array }
   /** `proposal` ended: carried (its change made `version`), rejected by the votes, or expired. */
@@ -169,7 +169,7 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   'doc-head': ['doc', 'heads', 'current'],
   'doc-conflict': ['doc', 'conflict', 'heads', 'attempts'],
   'doc-settled': ['conflict', 'version'],
-  proposal: ['proposal', 'doc', 'change', 'proposer', 'members', 'weights', 'quorum', 'deadline', 'via'],
+  proposal: ['proposal', 'doc', 'change', 'proposer', 'members', 'weights', 'quorum', 'deadline', 'via', 'admin'],
   vote: ['proposal', 'voter', 'choice', 'signature'],
   'proposal-ended': ['proposal', 'status', 'reason', 'version'],
   'revoked-at': ['token', 'since', 'by', 'signature'],
@@ -178,7 +178,7 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
 const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
-const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2 };
+const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2, proposal: 1 };
 const LINK_FIELDS = new Set(['token', 'code', 'inner']);
 /** Whether field `name` of a `kind` record is a link: a `revoked` record's `code` is its revoke code (a string), an `issue` record's its module. */
 const isLink = (kind: EntryKind, name: string) => LINK_FIELDS.has(name) && kind !== 'revoked';

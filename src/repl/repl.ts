@@ -109,6 +109,7 @@ const HELP: Readonly<Record<'grid' | 'graph' | 'doc', Readonly<Record<string, st
     conflicts: 'conflicts(token?) — open conflicts of one document, or of every one here, with each step\'s reason',
     resolve: 'resolve(token, conflict, { pick: head } | { value }) — settle a conflict (a settle token); { version, value }',
     propose: 'propose(token, change) — propose a change to a governed document (a write token); the proposal, a further promise members vote on',
+    admin: "admin(token, { reducer?: 'CID#export' | token, merge?: [step…] }) — propose new rules (the admin token): a proposal its members (an ungoverned document's issuer alone) vote on",
     vote: "vote(proposal, 'yes' | 'no') — vote, signed as this home; 'promised' while open, { status: 'passed', version } once carried",
   },
 };
@@ -314,15 +315,20 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     if (outcome.status !== 'fulfilled') throw new DocumentRefused('malformed', `a further promise ${outcome.token}`);
     return outcome.value;
   };
+  /** Merge steps as `doc.create` and `doc.admin` take them: shipped names, CID#export (issued here, replicable), tokens. */
+  const stepsOf = async (steps: readonly string[]): Promise<string[]> => {
+    const merges: string[] = [];
+    for (const step of steps) {
+      const hash = step.lastIndexOf('#');
+      if (['json', 'union', 'text'].includes(step)) merges.push(step);
+      else if (hash > 0) merges.push(await home.issue({ code: step.slice(0, hash), export: step.slice(hash + 1), replicable: true }));
+      else merges.push(tokenOf(step));
+    }
+    return merges;
+  };
   const docs = plainMethods({
     create: async (code: string, spec: { reducer: string; merge?: readonly string[]; init?: GridValue }) => {
-      const merges: string[] = [];
-      for (const step of spec?.merge ?? []) {
-        const hash = step.lastIndexOf('#');
-        if (['json', 'union', 'text'].includes(step)) merges.push(step);
-        else if (hash > 0) merges.push(await home.issue({ code: step.slice(0, hash), export: step.slice(hash + 1), replicable: true }));
-        else merges.push(tokenOf(step));
-      }
+      const merges = await stepsOf(spec?.merge ?? []);
       let init = spec?.init;
       if (init === undefined) {
         const outcome = await home.call(await home.issue({ code, export: 'init' }), []);
@@ -349,6 +355,16 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     propose: async (ref: string, change: GridValue) => {
       const target = resolve.token(ref);
       const outcome = await home.call(target.token, ['propose', change], target.chain ? { chain: target.chain } : {});
+      if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
+      return outcome.status === 'promised' ? outcome.token : outcome.value;
+    },
+    admin: async (ref: string, spec: { reducer?: string; merge?: readonly string[] }) => {
+      const rules: Record<string, GridValue> = {};
+      const reducer = spec?.reducer;
+      if (reducer !== undefined) rules.reducer = reducer.lastIndexOf('#') > 0 ? await home.issue({ code: reducer.slice(0, reducer.lastIndexOf('#')), export: reducer.slice(reducer.lastIndexOf('#') + 1), replicable: true }) : tokenOf(reducer);
+      if (spec?.merge !== undefined) rules.merges = await stepsOf(spec.merge);
+      const target = resolve.token(ref);
+      const outcome = await home.call(target.token, ['rules', rules], target.chain ? { chain: target.chain } : {});
       if (outcome.status === 'revoked') throw new DocumentRefused(outcome.code, outcome.reason);
       return outcome.status === 'promised' ? outcome.token : outcome.value;
     },

@@ -323,6 +323,53 @@ const resolveVerb = (session: Session) =>
     },
   );
 
+/** A new reducer's word: FILE#export or CID#export (issued here, replicable), a token or a pet name of one. */
+const resolveReducer = async (home: HomeOps, names: PetNames, ref: string): Promise<string> => {
+  const hash = ref.lastIndexOf('#');
+  if (hash > 0) {
+    const exportName = ref.slice(hash + 1);
+    if (!exportName) throw new UsageError(`--reducer ${quote(ref)} names no export after '#': write FILE#export or CID#export`);
+    return home.issue({ code: await resolveModule(home, names, ref.slice(0, hash)), export: exportName, replicable: true });
+  }
+  if (isPathLike(ref)) throw new UsageError(`--reducer ${quote(ref)}: name the export that applies a change, as ${ref}#update`);
+  if (!names.get(ref) && !ref.startsWith('grid://') && !isCid(ref)) throw new UsageError(`--reducer ${quote(ref)} is no reducer: give FILE#export, CID#export, a token or a pet name`, 'ERR_NO_SUCH_REDUCER');
+  const target = resolveTarget(ref, names);
+  if (target.chain) await home.importChain(target.token, target.chain);
+  return target.token;
+};
+
+const adminVerb = (session: Session) =>
+  verb(
+    session,
+    'admin',
+    'propose new rules for a document (its admin token): a new reducer and/or merge cascade; print the proposal, a further promise its members (an ungoverned document\'s issuer alone) vote on',
+    (c) =>
+      c
+        .argument('<doc>', 'the document\'s admin token: CID, pet name or grid:// URL')
+        .option('--reducer <ref>', 'the new reducer: FILE#export, CID#export, a token or a pet name')
+        .option('--merge <step>', 'the new merge cascade, a step at a time in order: json, union, text, FILE#export, CID#export, a token or a pet name (repeatable)', repeatable)
+        .option('--no-merges', 'an empty cascade: every concurrent edit goes to a person'),
+    async (inv, [ref], opts) => {
+      const reducerRef = text(opts.reducer);
+      const steps = list(opts.merge);
+      const clear = opts.merges === false;
+      if (clear && steps.length > 0) throw new UsageError('doc admin takes --merge STEP… or --no-merges, not both');
+      if (reducerRef === undefined && steps.length === 0 && !clear) throw new UsageError('doc admin takes a new --reducer, a new cascade (--merge STEP…, or --no-merges), or both');
+      const target = await docTarget(inv, ref as string);
+      return withHome(inv, async (home, names) => {
+        const rules: Record<string, GridValue> = {};
+        if (reducerRef !== undefined) rules.reducer = await resolveReducer(home, names, reducerRef);
+        if (steps.length > 0 || clear) {
+          const merges: string[] = [];
+          for (const step of steps) merges.push(await resolveStep(home, names, step));
+          rules.merges = merges;
+        }
+        const outcome = await callDoc(inv, home, target, ['rules', rules]);
+        return outcome.status === 'revoked' ? printRefusal(inv, outcome) : printOutcome(inv, outcome);
+      });
+    },
+  );
+
 const followVerb = (session: Session) =>
   verb(
     session,
@@ -350,4 +397,5 @@ export const docCommand = (session: Session): Command =>
     .addCommand(logVerb(session))
     .addCommand(conflictsVerb(session))
     .addCommand(resolveVerb(session))
+    .addCommand(adminVerb(session))
     .addCommand(followVerb(session));
