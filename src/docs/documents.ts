@@ -754,6 +754,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
   return harden({
     /** Whether `closure` is one of a document's role tokens (answered here, never in a vat). */
     isRole: (closure: Closure) => closure.code === ROLE_MODULE_ID,
+    /** The current version of the document role closure `closure` reaches, if held here. */
+    currentOf: (closure: Closure): string | undefined => {
+      const state = stateOfClosure(closure);
+      return state && text(state.current);
+    },
     /** Whether `token` is a conflict's further promise this node knows. */
     isConflict: (token: Token) => conflicts.has(token),
     roleBySealed: (sealed: string): Closure | undefined => sealedRoles.get(sealed),
