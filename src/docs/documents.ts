@@ -187,6 +187,14 @@ export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
 
+const utf8 = (text: string) => new TextEncoder().encode(text);
+/**
+ * Bytes any version record holds (the entry `type: "version"`, a 4- then a
+ * 7-byte text string, adjacent in canonical CBOR) and any delegation record
+ * (its key `delegator`, a 9-byte text string).
+ */
+const RECORD_MARKS = [Buffer.from([0x64, ...utf8('type'), 0x67, ...utf8('version')]), Buffer.from([0x69, ...utf8('delegator')])];
+
 /** What replaying a received change made: its value's CID (as text), or why the reducer refused it. */
 type Replayed = { readonly value: string } | { readonly reason: string };
 
@@ -843,6 +851,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
         // Nothing else is stored before its version is taken.
         const records = new Map<string, unknown>();
         for (const [key, bytes] of blocks) {
+          // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
+          const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
           try {
             records.set(key, decode(bytes));
           } catch {
