@@ -75,6 +75,8 @@ export const MAX_BUNDLE_VERSIONS = 2000;
 export const MAX_TIPS = 32;
 /** Most changes replayed in one vat hop. */
 const MAX_FOLD = 1000;
+/** Past this many blocks, ingest readies the reducer's vat before it needs it. */
+const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
 const VALUE_CACHE = 256;
 
@@ -846,6 +848,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const held = state;
       return inTurn(held, async () => {
         const genesis = await genesisOf(held);
+        // A large bundle: the reducer's vat is made ready (started, its closure loaded: an empty fold) while the blocks are decoded and read.
+        if (blocks.size > WARM_BUNDLE_BLOCKS) void powers.run(genesis.reducer, [null, []], { fold: true }).catch(() => {});
         await loadHistory(held.heads);
         // Each block decoded once. Delegation records first, checked as records: versions name them.
         // Nothing else is stored before its version is taken.
