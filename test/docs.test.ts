@@ -390,6 +390,10 @@ test('rules survive a restart; a new cascade merges from the rules change on', a
   t.is(info.merges.length, 2);
   t.deepEqual(texts((valueOf(await again.docs.apply(doc.write, { add: 'tea' })) as { value: GridValue }).value), ['TEA']);
   t.is(((await again.call(proposal)) as { status: string }).status, 'fulfilled');
+  // The promise graph tells it: the proposal of the new rules, the vote, and the version that changed them.
+  const story = renderText(entriesAround([...again.journal.entries()], doc.doc as Token));
+  t.regex(story, /proposes \{"merges":\["bafyrei\w+/);
+  t.regex(story, /rules changed by version/);
 });
 
 test('a replica refuses a forged rules version: signed by a writer, or backed by no carried proposal', async (t) => {

@@ -12,7 +12,8 @@
  * tokens it follows — comes from journal entries through `apply`, on
  * replay and live alike: `doc` (held), `doc-head` (heads after a version
  * landed), `doc-conflict` (a merge every cascade step refused),
- * `doc-settled`, `revoked-at`, `doc-token` (sync.ts), and `proposal`,
+ * `doc-settled`, `revoked-at`, `doc-token` (sync.ts), `doc-rules` (a rules
+ * change landed), and `proposal`,
  * `vote`, `proposal-ended` (governance.ts). Versions, values and changes
  * are blocks in the store.
  */
@@ -130,6 +131,8 @@ interface DocState {
   open?: Token;
   /** Applies and merges are one at a time per document. */
   turn: Promise<unknown>;
+  /** Whether a rules change of it has landed here (journal `doc-rules`): until one has, the genesis's rules hold everywhere, with no walk. */
+  ruled?: true;
 }
 
 interface ConflictState {
@@ -288,8 +291,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
   /** The rules at a held version of `state`'s document (its history read first). */
   const rulesAt = async (state: DocState, cid: CID): Promise<Rules> => {
+    const genesis = await genesisOf(state);
+    if (!state.ruled) return { reducer: genesis.reducer, merges: genesis.merges };
     await loadHistory([cid]);
-    return rulesIn(await genesisOf(state), cid).rules;
+    return rulesIn(genesis, cid).rules;
   };
 
   /** A version of `state`'s document, read from the store the first time. */
@@ -618,6 +623,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);
+    journal.append({ kind: 'doc-rules', doc: text(state.cid), version: text(version.cid) });
     await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, parent) });
   };
@@ -778,6 +784,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
         case 'doc-token':
           if (entry.doc !== undefined || !followed.has(entry.token)) followed.set(entry.token, entry.doc);
           break;
+        case 'doc-rules': {
+          const state = docs.get(entry.doc);
+          if (state) state.ruled = true;
+          break;
+        }
         default:
       }
     },
@@ -1064,6 +1075,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
           }
           versions.set(key, version);
           if (version.by === 'settle') settlements.push(version);
+          if (version.by === 'rules') journal.append({ kind: 'doc-rules', doc: text(held.cid), version: key });
           heads = [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
           accepted += 1;
         }
