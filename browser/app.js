@@ -1,4 +1,5 @@
-// The node's web page. It only reads: every request is a GET carrying the
+// The node's web page: the node, its promise graph and the documents it
+// holds. It only reads: every request is a GET carrying the
 // page's access key (from this page's own URL) in a header. Everything the
 // node sends — records, reasons, arguments — is shown as text, never as HTML.
 import cytoscape from '/vendor/cytoscape.js';
@@ -183,6 +184,113 @@ const showState = (state) => {
   });
 };
 
+// The documents held here. A document's versions are drawn in a graph of their own, genesis first.
+const docCy = cytoscape({
+  container: $('doc-graph'),
+  minZoom: 0.1,
+  maxZoom: 3,
+  style: [
+    { selector: 'node', style: { label: 'data(label)', 'font-size': 12, 'text-valign': 'center', 'text-halign': 'center', width: 200, height: 30, shape: 'round-rectangle', 'border-width': 1, 'border-color': '#8b949e', 'text-wrap': 'ellipsis', 'text-max-width': 190 } },
+    { selector: 'node[by = "genesis"]', style: { 'background-color': '#e5e7eb' } },
+    { selector: 'node[by = "change"]', style: { 'background-color': '#fef3c7' } },
+    { selector: 'node[by = "merge"]', style: { 'background-color': '#dcfce7' } },
+    { selector: 'node[by = "settle"]', style: { 'background-color': '#dbeafe' } },
+    { selector: 'node[?head]', style: { 'border-width': 3, 'border-color': '#1f2d3d', 'font-weight': 'bold' } },
+    { selector: 'node:selected', style: { 'overlay-color': '#0969da', 'overlay-opacity': 0.2 } },
+    { selector: 'edge', style: { 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 1.5, 'line-color': '#8b949e', 'target-arrow-color': '#8b949e' } },
+  ],
+});
+window.gridDocGraph = docCy;
+
+/** Grid data as one line (the node sent it as JSON), cut to `max` characters. */
+const oneLine = (value, max = 60) => {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+};
+const when = (ms) => (Number.isFinite(ms) ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '?');
+
+let openDoc = null;
+/** What the open document's view was drawn from, to redraw only when it changes. */
+let drawnDoc = '';
+
+const versionLabel = (entry, merges) =>
+  entry.by === 'merge'
+    ? `merge by ${merges[entry.step] ?? `step ${entry.step}`}`
+    : entry.by === 'settle'
+      ? `settled by ${label(entry.author)}`
+      : `${label(entry.author)}${entry.via ? ' (delegated)' : ''}: ${oneLine(entry.change, 40)}`;
+
+const conflictText = (conflict) => {
+  const attempts = conflict.attempts.map((attempt) => `${label(attempt.step)} ${attempt.code}: ${attempt.reason}`).join('; ') || 'no merge steps';
+  const outcome = conflict.settled ? `settled by version ${label(conflict.settled)}` : 'open: whoever holds the settle token resolves it (grid doc resolve)';
+  return `${label(conflict.conflict)} between ${conflict.heads.map(label).join(' and ')} — ${attempts} — ${outcome}`;
+};
+
+const proposalText = (proposal) => {
+  const votes = Object.entries(proposal.votes).map(([voter, choice]) => `${label(voter)} ${choice}`).join(', ') || 'none yet';
+  const outcome = proposal.ended ? `${proposal.ended.status}: ${proposal.ended.reason}` : `open until ${when(proposal.deadline)}`;
+  return `${label(proposal.proposal)} ${oneLine(proposal.change)} by ${label(proposal.proposer)} (quorum ${proposal.quorum} of ${proposal.members.length}) — votes: ${votes} — ${outcome}`;
+};
+
+const showDocument = (doc) => {
+  $('document').hidden = false;
+  // Drawn into while hidden, cytoscape would think its container had no size.
+  docCy.resize();
+  $('doc-title').textContent = `${Object.hasOwn(names, doc.doc) ? `${names[doc.doc]} = ` : ''}${doc.doc}`;
+  $('doc-rules').textContent = `reducer ${label(doc.reducer)}; merge cascade ${doc.merges.map(label).join(' → ') || 'none'}; issued by ${label(doc.issuer)}; ${doc.heads.length} head${doc.heads.length === 1 ? '' : 's'}${doc.log.length >= 200 ? '; the latest 200 versions drawn' : ''}`;
+  const heads = new Set(doc.heads);
+  const ids = new Set([doc.doc, ...doc.log.map((entry) => entry.version)]);
+  const byVersion = new Map(doc.log.map((entry) => [entry.version, entry]));
+  docCy.batch(() => {
+    docCy.elements().remove();
+    docCy.add({ group: 'nodes', data: { id: doc.doc, label: 'genesis', by: 'genesis', head: heads.has(doc.doc) } });
+    for (const entry of doc.log) docCy.add({ group: 'nodes', data: { id: entry.version, label: versionLabel(entry, doc.merges), by: entry.by, head: heads.has(entry.version) } });
+    for (const entry of doc.log) {
+      for (const parent of entry.parents) if (ids.has(parent)) docCy.add({ group: 'edges', data: { id: `${parent}>${entry.version}`, source: parent, target: entry.version } });
+    }
+  });
+  docCy.layout({ name: 'breadthfirst', directed: true, roots: docCy.nodes().roots(), spacingFactor: 1.1, padding: 20, animate: false }).run();
+  docCy.fit(undefined, 20);
+  if (docCy.zoom() > MAX_FIT_ZOOM) {
+    docCy.zoom(MAX_FIT_ZOOM);
+    docCy.center();
+  }
+  docCy.off('tap', 'node');
+  docCy.on('tap', 'node', (event) => {
+    const entry = byVersion.get(event.target.id());
+    $('selected').textContent = entry ? `version ${entry.version}` : `document ${doc.doc}`;
+    $('selected').classList.remove('muted');
+    $('record').textContent = JSON.stringify(entry ?? { doc: doc.doc, issuer: doc.issuer, reducer: doc.reducer, merges: doc.merges }, null, 2);
+  });
+  $('doc-conflict-count').textContent = `(${doc.conflicts.filter((conflict) => !conflict.settled).length} open of ${doc.conflicts.length})`;
+  fill($('doc-conflicts'), doc.conflicts, conflictText);
+  $('doc-proposal-count').textContent = `(${doc.proposals.filter((proposal) => !proposal.ended).length} open of ${doc.proposals.length})`;
+  fill($('doc-proposals'), doc.proposals, proposalText);
+  document.body.dataset.docVersions = String(doc.log.length);
+};
+
+const showDoc = async (id, force = false) => {
+  openDoc = id;
+  const doc = await api('/api/doc', { id });
+  if (openDoc !== id) return;
+  const drawn = JSON.stringify([doc.heads, doc.conflicts.map((c) => c.settled ?? ''), doc.proposals.map((p) => [p.votes, p.ended ?? ''])]);
+  if (!force && drawn === drawnDoc) return;
+  drawnDoc = drawn;
+  showDocument(doc);
+};
+
+const showDocs = (docs) => {
+  $('doc-count').textContent = `(${docs.length})`;
+  fill($('docs'), docs, (doc) => {
+    const span = document.createElement('span');
+    span.append(linkButton(doc.name ?? short(doc.doc), `show document ${doc.doc}`, () => void showDoc(doc.doc, true).catch(report)), ` ${doc.heads.length} head${doc.heads.length === 1 ? '' : 's'}`);
+    if (doc.conflicts > 0) span.append(Object.assign(document.createElement('span'), { className: 'bad', textContent: `, ${doc.conflicts} open conflict${doc.conflicts === 1 ? '' : 's'}` }));
+    if (doc.proposals > 0) span.append(`, ${doc.proposals} open proposal${doc.proposals === 1 ? '' : 's'}`);
+    return span;
+  });
+  if (openDoc) void showDoc(openDoc).catch(report);
+};
+
 const showRecord = async (seq) => {
   const record = await api('/api/record', { seq });
   $('record').textContent = record.json;
@@ -210,9 +318,10 @@ const report = (error) => {
 };
 
 const refresh = async () => {
-  const [state, graph] = await Promise.all([api('/api/state'), api('/api/graph', filter ? { filter } : {})]);
+  const [state, graph, docs] = await Promise.all([api('/api/state'), api('/api/graph', filter ? { filter } : {}), api('/api/docs')]);
   showState(state);
   applyGraph(graph);
+  showDocs(docs);
   if (selected) await showAbout(selected);
 };
 

@@ -329,6 +329,13 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
   t.regex(huge.reason!, new RegExp(`more than the ${MAX_BUNDLE_BLOCKS} one answer may`));
   t.deepEqual(bob.docs.held(), []);
 
+  // Tips that are not CIDs (the haves a pull would ask with next): refused whole.
+  offer = () => ({ ...honest, more: true, tips: ['not a cid'] });
+  const badTips = await pull({});
+  t.is(badTips.code, 'malformed');
+  t.regex(badTips.reason!, /a bundle's tip "not a cid" is not a CID/);
+  t.deepEqual(bob.docs.held(), []);
+
   // A missing parent: v2 without v1. The document is taken (its genesis checks out), v2 is refused with the reason.
   offer = () => ({ ...honest, blocks: honest.blocks.filter(([key]) => key !== v1) });
   const orphan = await pull({});

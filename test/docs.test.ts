@@ -14,7 +14,7 @@ import { generateIdentity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
 import { makeAuthoredVersion, readVersion, rulesProposalToken, type AuthoredVersion, type Version } from '../src/docs/records.js';
 import { blockCid } from '../src/store/hashing.js';
-import { decode } from '../src/wire/index.js';
+import { decode, encode } from '../src/wire/index.js';
 import { signVote } from '../src/docs/governance.js';
 import { readDoc as read, source, tempDir, valueOf } from './_helpers.js';
 import { entriesAround, renderText } from '../src/journal/graph.js';
@@ -179,6 +179,61 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const carolLate = await carol.docs.ingest(lateBundle, bob.principal);
   t.is(carolLate.accepted, 0);
   t.regex(carolLate.refused[0]!.reason, /revoked before this version was made/);
+});
+
+test('a bad version in the middle of a bundle is refused with its reason; those before it are taken, those built on it are not', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  t.teardown(() => alice.close());
+  const doc = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  for (const text of ['a', 'b']) valueOf(await alice.docs.apply(doc.write, { add: text }));
+  const honest = await alice.docs.bundle(doc.doc, []);
+  const tip = CID.parse(alice.docs.held()[0]!.heads[0]!);
+  const block = (value: GridValue) => {
+    const bytes = encodeValue(value);
+    return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
+  };
+  const item = (text: string) => ({ text, done: false });
+  /** Alice's versions on top of `tip`, the third of five made bad by `spoil`, each after its value and change. */
+  const offer = async (spoil: 'signature' | 'value' | 'change') => {
+    const blocks: Array<readonly [string, Uint8Array]> = [...honest.blocks];
+    let parent = tip;
+    const items = [item('a'), item('b')];
+    const ids: string[] = [];
+    for (const [index, text] of ['c', 'd', 'e'].entries()) {
+      const bad = index === 0;
+      const change = block(bad && spoil === 'change' ? { frobnicate: 1 } : { add: text });
+      if (!(bad && spoil === 'change')) items.push(item(text));
+      const value = block(bad && spoil === 'value' ? { items: [item('free money')] } : { items: [...items] });
+      let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [parent], value: value.cid, by: 'change', change: change.cid, at: Date.now() }, aliceIdentity);
+      if (bad && spoil === 'signature') {
+        const record = decode(bytes) as { sig: Uint8Array };
+        bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
+      }
+      const cid = blockCid(bytes, DAG_CBOR_CODEC);
+      blocks.push([value.cid.toString(), value.bytes], [change.cid.toString(), change.bytes], [cid.toString(), bytes]);
+      ids.push(cid.toString());
+      parent = cid;
+    }
+    const carol = await openKernel({ memory: true });
+    t.teardown(() => carol.close());
+    await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+    const result = await carol.docs.ingest({ doc: doc.doc, blocks, more: false }, alice.principal);
+    // The two before it are taken, and nothing after them.
+    t.is(result.accepted, 2, spoil);
+    t.like(carol.docs.held()[0], { heads: [tip.toString()], current: tip.toString() }, spoil);
+    t.deepEqual(
+      result.refused.map((refusal) => refusal.version),
+      ids,
+      spoil,
+    );
+    t.regex(result.refused[1]!.reason, new RegExp(`its parent ${ids[0]} is missing`), spoil);
+    t.regex(result.refused[2]!.reason, new RegExp(`its parent ${ids[1]} is missing`), spoil);
+    return result.refused[0]!.reason;
+  };
+  t.regex(await offer('signature'), /signature does not verify for author/);
+  t.regex(await offer('value'), /its value does not follow from its parent and change/);
+  t.regex(await offer('change'), /the reducer refuses its change/);
 });
 
 test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {

@@ -12,6 +12,7 @@ import {
   principalFromPublicKey,
   publicKeyFromPrincipal,
   verify,
+  verifyAsync,
   verifyPortable,
 } from '../src/identity/index.js';
 import { tempDir } from './_helpers.js';
@@ -106,7 +107,7 @@ const P_PLUS_1 = `ee${'ff'.repeat(30)}7f`; // y = p + 1: a non-canonical encodin
 const P_PLUS_3 = `f0${'ff'.repeat(30)}7f`; // y = p + 3: non-canonical (3 is on the curve)
 const NOT_ON_CURVE = `02${'00'.repeat(31)}`; // y = 2 has no x
 
-test('hostile inputs: node:crypto and @noble/ed25519 agree with each other and with the expected verdict', (t) => {
+test('hostile inputs: node:crypto (in line and off the main thread) and @noble/ed25519 agree with each other and with the expected verdict', async (t) => {
   const v = VECTORS[1]!;
   const publicKey = unhex(v.public);
   const message = unhex(v.message);
@@ -152,6 +153,7 @@ test('hostile inputs: node:crypto and @noble/ed25519 agree with each other and w
   ];
   for (const [name, key, msg, sig, expected] of rows) {
     t.is(verify(key, msg, sig), expected, `node:crypto: ${name}`);
+    t.is(await verifyAsync(key, msg, sig), expected, `node:crypto off the main thread: ${name}`);
     t.is(verifyPortable(key, msg, sig), expected, `noble: ${name}`);
   }
 });
@@ -166,6 +168,11 @@ test('wrong argument types are TypeErrors, not verdicts', (t) => {
     t.throws(() => check(null as never, new Uint8Array(0), sig), { instanceOf: TypeError });
     t.true(check(Buffer.from(key), Buffer.alloc(0), Buffer.from(sig)), 'Buffers are Uint8Arrays');
   }
+  // Off the main thread: the same TypeErrors, thrown before it returns.
+  t.throws(() => verifyAsync(key, 'text' as never, sig), { instanceOf: TypeError });
+  t.throws(() => verifyAsync(key, new Uint8Array(0), 'sig' as never), { instanceOf: TypeError });
+  t.throws(() => verifyAsync(42 as never, new Uint8Array(0), sig), { instanceOf: TypeError });
+  t.throws(() => verifyAsync(null as never, new Uint8Array(0), sig), { instanceOf: TypeError });
 });
 
 /**
@@ -269,13 +276,14 @@ const CCTV: Array<[number, string, string, string, string]> = [
   [324, '0100000000000000000000000000000000000000000000000000000000000080', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors', 'loR loA ncA ncR'],
 ];
 
-test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid, non-low-order, canonical ones', (t) => {
+test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid, non-low-order, canonical ones', async (t) => {
   t.is(CCTV.length, 66);
   let accepted = 0;
   for (const [number, key, sig, msg, flags] of CCTV) {
     const expected = flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR');
     const message = new TextEncoder().encode(msg);
     t.is(verify(unhex(key), message, unhex(sig)), expected, `node:crypto: vector ${number} [${flags}]`);
+    t.is(await verifyAsync(unhex(key), message, unhex(sig)), expected, `node:crypto off the main thread: vector ${number} [${flags}]`);
     t.is(verifyPortable(unhex(key), message, unhex(sig)), expected, `noble: vector ${number} [${flags}]`);
     if (expected) accepted++;
   }

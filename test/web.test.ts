@@ -449,9 +449,69 @@ const manyTokensNode = () =>
     return { node: await startNode(fileScope, home), latest };
   })());
 
+/** Markup a writer put in a document: the page must show it as text. */
+const HOSTILE = '<img src=x onerror="window.pwned=1">';
+/** A home holding a budget document with an open conflict (test/_doc-conflict-home.ts), named `budget`, and its node. */
+let docsStarted: Promise<{ node: Awaited<ReturnType<typeof startNode>>; doc: string }> | undefined;
+const docsNode = () =>
+  (docsStarted ??= (async () => {
+    const home = join(await tempDir(fileScope), 'home');
+    const made = spawn(process.execPath, ['--import=./test/_preload.mjs', '--import=tsx', 'test/_doc-conflict-home.ts', home, HOSTILE], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    made.stdout.on('data', (chunk) => (said += chunk));
+    const code = await new Promise((resolve) => made.on('close', resolve));
+    if (code !== 0) throw new Error(`test/_doc-conflict-home.ts exited ${code}: ${said}`);
+    const { doc } = JSON.parse(said) as { doc: string };
+    await ok(home, ['name', 'budget', doc]);
+    return { node: await startNode(fileScope, home), doc };
+  })());
+
 // The slow set-ups start at once, side by side; each test awaits the one it needs.
 test.before(() => {
-  for (const setup of [graphNode(), ...(existsSync(CHROMIUM) ? [manyTokensNode(), chromiumBrowser()] : [])]) setup.catch(() => {}); // a failure is reported by the tests that await it
+  for (const setup of [graphNode(), ...(existsSync(CHROMIUM) ? [manyTokensNode(), docsNode(), chromiumBrowser()] : [])]) setup.catch(() => {}); // a failure is reported by the tests that await it
+});
+
+browserTest(`${inBrowser}: a document shows as a DAG of its versions, with its open conflict and every attempt, and a writer's markup as text`, async (t) => {
+  const { node, doc } = await docsNode();
+  const page = await openPage(t, webOf(node).web);
+  await page.waitForFunction(() => /budget/.test(document.getElementById('docs')?.textContent ?? ''), undefined, { timeout: 20_000 });
+  t.regex((await page.textContent('#docs')) ?? '', /budget 2 heads, 1 open conflict/);
+  await page.click('#docs button');
+  await page.waitForFunction(() => document.body.dataset.docVersions === '3', undefined, { timeout: 15_000 });
+  type DocGraph = { nodes(): Array<{ id(): string; data(k: string): unknown }>; edges(): Array<{ data(k: string): unknown }> };
+  const drawn = await page.evaluate(() => {
+    const cy = (window as unknown as { gridDocGraph: DocGraph }).gridDocGraph;
+    return {
+      nodes: cy.nodes().map((n) => ({ id: n.id(), by: n.data('by'), head: n.data('head'), label: n.data('label') })),
+      edges: cy.edges().map((e) => `${e.data('source')}>${e.data('target')}`),
+    };
+  });
+  // The genesis, the issuer's two versions in a line, the delegated writer's version beside them: two heads.
+  t.is(drawn.nodes.length, 4);
+  t.deepEqual(drawn.nodes.filter((n) => n.by === 'genesis').map((n) => n.id), [doc]);
+  t.is(drawn.nodes.filter((n) => n.head).length, 2);
+  t.is(drawn.edges.length, 3);
+  t.is(drawn.edges.filter((edge) => edge.startsWith(`${doc}>`)).length, 2, 'two versions follow the genesis');
+  t.true(drawn.nodes.some((n) => /\(delegated\): \{"set":90\}/.test(String(n.label))), "the writer's version says it came through a delegation");
+  t.regex((await page.textContent('#doc-rules')) ?? '', /^reducer \S+; merge cascade \S+; issued by did:key:\S+; 2 heads$/);
+  const conflicts = (await page.textContent('#doc-conflicts')) ?? '';
+  t.regex(conflicts, /json merge: conflicting changes at \/total/);
+  t.regex(conflicts, /open: whoever holds the settle token resolves it/);
+  // The version holding the markup, clicked: its record shows the markup as text, and nothing ran.
+  const hostile = drawn.nodes.find((n) => String(n.label).includes('<img'))!;
+  await page.locator('#doc-graph').scrollIntoViewIfNeeded();
+  const at = await page.evaluate((id) => {
+    const cy = (window as unknown as { gridDocGraph: { getElementById(id: string): { renderedPosition(): { x: number; y: number } }; container(): HTMLElement } }).gridDocGraph;
+    const position = cy.getElementById(id).renderedPosition();
+    const box = cy.container().getBoundingClientRect();
+    return { x: box.left + position.x, y: box.top + position.y };
+  }, hostile.id);
+  await page.mouse.click(at.x, at.y);
+  await page.waitForFunction((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hostile.id, { timeout: 15_000 });
+  t.deepEqual((JSON.parse((await page.textContent('#record')) ?? '{}') as { change?: unknown }).change, { line: HOSTILE, amount: 5 });
+  t.false(await page.evaluate(() => 'pwned' in window || document.querySelector('main img') !== null));
+  await mkdir(OUTPUT, { recursive: true });
+  await page.screenshot({ path: join(OUTPUT, 'web-document.png'), fullPage: true });
 });
 
 browserTest(`${inBrowser}: a graph of many tokens opens at a readable size, on its latest token`, async (t) => {

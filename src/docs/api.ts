@@ -63,6 +63,8 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
     proposals: (options: { all?: boolean } = {}) => docs.proposals(options),
     /** The documents held here, with their heads. */
     held: () => docs.held(),
+    /** The owner's own view of a document held here, no call: its rules, heads and latest `limit` versions. */
+    history: (doc: string, limit: number) => docs.history(doc, limit),
     /** What a replica with heads `haves` lacks of `doc` (sync). */
     bundle: (doc: string, haves: readonly string[], maxVersions?: number, maxBytes?: number): Promise<Bundle> => docs.bundle(doc, haves, maxVersions, maxBytes),
     /** Take in a bundle from another replica: checked, then merged. */

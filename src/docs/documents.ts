@@ -25,7 +25,7 @@ import { decodeValue, encodeValue, type GridValue } from '../closures/values.js'
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
-import { concatBytes, verify, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, verifyAsync, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
@@ -42,6 +42,8 @@ import {
   MAX_STEPS,
   readGenesis,
   readVersion,
+  readVersionUnverified,
+  signatureRefusal,
   ROLES,
   rulesProposalToken,
   sortCids,
@@ -75,6 +77,8 @@ const RULES_DEADLINE_MS = 7 * 24 * 60 * 60 * 1000;
 /** Most versions `log` lists at once; most blocks one bundle carries. */
 const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
+/** Most tips a bundle names (the haves a sync request carries). */
+export const MAX_TIPS = 32;
 /** Most changes replayed in one vat hop. */
 const MAX_FOLD = 1000;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -112,6 +116,13 @@ export interface Bundle {
   readonly blocks: ReadonlyArray<readonly [string, Uint8Array]>;
   /** Whether the sender had more than fit. */
   readonly more: boolean;
+  /**
+   * When `more`: the versions this bundle ends at (those no other version in
+   * it builds on), at most MAX_TIPS — what a replica that takes it will
+   * hold, so it can ask for the next bundle (naming them as its haves)
+   * while it still checks this one. A hint only: nothing is taken on it.
+   */
+  readonly tips?: readonly string[];
   /**
    * Signed revocations of delegations this document's writers went through,
    * each with the time its revoker signed it happened (when known): a
@@ -183,6 +194,9 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+
+/** What replaying a received change made: its value's CID (as text), or why the reducer refused it. */
+type Replayed = { readonly value: string } | { readonly reason: string };
 
 const REVOKED_AT_DOMAIN = new TextEncoder().encode('promisegrid:revoked-at:v1\n');
 /** When a revocation happened, signed by its revoker: what a replica dates it by. */
@@ -311,12 +325,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : (await versionOf(state, cid).catch(() => undefined))?.value;
     if (!blockOf) throw new DocumentError('ERR_NO_VERSION', `${cid} is not a version of document ${state.cid}`);
     const key = text(blockOf);
-    let value = values.get(key);
-    if (value === undefined) {
-      value = decodeValue(await store.get(blockOf));
-      if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
-      values.set(key, value);
-    }
+    return values.get(key) ?? remember(key, decodeValue(await store.get(blockOf)));
+  };
+
+  const remember = (key: string, value: GridValue) => {
+    if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
+    values.set(key, value);
     return value;
   };
 
@@ -418,11 +432,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
    * one vat hop each (a fold): the value's CID, or why the reducer refused.
    * A change missing here (its chain could not be folded) is replayed alone.
    */
-  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, CID | string>> => {
-    const replayed = new Map<string, CID | string>();
+  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Replayed>> => {
+    const replayed = new Map<string, Replayed>();
     const sent = new Map(candidates.map((version) => [text(version.cid), version]));
     const lookup = (key: string) => versions.get(key) ?? sent.get(key);
     const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
+    // A change sent once and named by many versions is decoded once.
+    const decodedChanges = new Map<string, GridValue>();
+    const changeOf = async (cid: CID) => {
+      let value = decodedChanges.get(text(cid));
+      if (value === undefined) decodedChanges.set(text(cid), (value = decodeValue(await blockOf(cid))));
+      return value;
+    };
     let index = 0;
     while (index < candidates.length) {
       const first = candidates[index]!;
@@ -438,13 +459,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
       try {
         const parent = first.parents[0]!;
         const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
+        // Rules set by a version not yet taken (its consent unchecked) run nothing: its changes are replayed one at a time once it is taken.
+        const { source, rules } = rulesIn(genesis, parent, lookup);
+        if (!source.equals(genesis.cid) && !versions.has(text(source))) continue;
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
-        const changes = await Promise.all(chain.map(async (version) => decodeValue(await blockOf((version as { change: CID }).change))));
-        const outcome = await powers.run(rulesIn(genesis, parent, lookup).rules.reducer, [baseValue, changes], { fold: true });
+        const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));
+        const outcome = await powers.run(rules.reducer, [baseValue, changes], { fold: true });
         if (outcome.status !== 'fulfilled') continue;
         const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
-        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), CID.parse(cid)));
-        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), `the reducer refuses its change: ${refusal.reason}`);
+        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), { value: cid }));
+        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), { reason: `the reducer refuses its change: ${refusal.reason}` });
       } catch {
         // Left to be replayed one at a time, which reports its own reason.
       }
@@ -493,7 +517,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
-  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, CID | string>): Promise<string | undefined> => {
+  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, Replayed>): Promise<string | undefined> => {
     if (!blocks.has(text(version.value)) && !(await store.has(version.value))) return `its value ${version.value} was not sent`;
     const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
     if (version.by === 'merge') {
@@ -519,8 +543,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return consentRefusal(state, genesis, version);
     }
     const expected = replayed.get(text(version.cid));
-    if (typeof expected === 'string') return expected;
-    if (expected) return expected.equals(version.value) ? undefined : 'its value does not follow from its parent and change';
+    if (expected && 'reason' in expected) return expected.reason;
+    if (expected) return expected.value === text(version.value) ? undefined : 'its value does not follow from its parent and change';
     const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
     if (!changeBytes) return 'its change was not sent';
     const outcome = await powers.run(rulesIn(genesis, version.parents[0]!).rules.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
@@ -571,11 +595,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if (genesis.issuer !== identity.principal && caller.via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
-    const outcome = await powers.run((await rulesAt(state, parent)).reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
+    const running = powers.run((await rulesAt(state, parent)).reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
+    // Encoded while the reducer runs in its vat; stored only if the change is taken.
+    const changeBytes = encodeValue(change);
+    const outcome = await running;
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
-    const [value, changeCid] = await Promise.all([storeValue(outcome.value), storeValue(change)]);
+    const [value, changeCid] = await Promise.all([storeValue(outcome.value), putBlock(changeBytes)]);
+    // The next change starts from this value: keep it decoded rather than read it back.
+    remember(text(value), outcome.value);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
@@ -910,6 +939,26 @@ export const makeDocuments = (powers: DocumentPowers) => {
       return [...new Set(all.flatMap((rules) => [rules.reducer, ...rules.merges.flatMap((step) => ('token' in step ? [step.token] : []))]))];
     },
 
+    /**
+     * The owner's own view of document `doc` (the web page's): its rules,
+     * heads and latest `limit` versions, read here with no call — it
+     * changes nothing and involves no one else. Undefined if not held.
+     */
+    async history(doc: string, limit: number) {
+      const state = docs.get(doc);
+      if (!state) return undefined;
+      const genesis = await genesisOf(state);
+      return harden({
+        doc,
+        issuer: genesis.issuer,
+        reducer: genesis.reducer,
+        merges: genesis.merges.map(stepName),
+        heads: state.heads.map(text),
+        current: text(state.current),
+        log: await log(state, Math.min(limit, MAX_LOG)),
+      });
+    },
+
     /** The documents held here: genesis CID → heads. */
     held(): Array<{ doc: string; heads: string[]; current: string }> {
       return [...docs.values()].map((state) => ({ doc: text(state.cid), heads: state.heads.map(text), current: text(state.current) }));
@@ -982,8 +1031,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
           if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
         }
       }
+      const more = sent < order.length;
+      const taken = order.slice(0, sent);
+      const builtOn = new Set(taken.flatMap((version) => version.parents.map(text)));
+      const tips = more ? taken.filter((version) => !builtOn.has(text(version.cid))).map((version) => text(version.cid)).slice(-MAX_TIPS) : [];
       // Frozen, not hardened: hardening walks every byte array (most of the time of a large bundle).
-      return Object.freeze({ doc, blocks: [...blocks], more: sent < order.length, ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
+      return Object.freeze({ doc, blocks: [...blocks], more, ...(tips.length > 0 ? { tips } : {}), ...(revocations.size > 0 ? { revocations: [...revocations.values()] } : {}) });
     },
 
     /**
@@ -994,10 +1047,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
      */
     async ingest(bundle: Bundle, from: Principal): Promise<{ accepted: number; refused: Array<{ version: string; reason: string }> }> {
       const blocks = new Map<string, Uint8Array>();
+      /** Each block's CID, parsed once. */
+      const cids = new Map<string, CID>();
       for (const [key, bytes] of bundle.blocks) {
         const cid = CID.parse(key);
         if (!blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
         blocks.set(key, bytes);
+        cids.set(key, cid);
       }
       const genesisBytes = blocks.get(bundle.doc);
       let state = docs.get(bundle.doc);
@@ -1023,7 +1079,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
           } catch {
             continue; // not a record: a value of some other shape, or junk no version names
           }
-          if (isDelegationRecord(records.get(key))) await store.putVerified(CID.parse(key), bytes);
+          if (isDelegationRecord(records.get(key))) await store.putVerified(cids.get(key)!, bytes);
         }
         // Revocations first: a version written through a delegation after its revocation is known here is refused.
         for (const { notice, since } of bundle.revocations ?? []) {
@@ -1037,22 +1093,32 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];
+        // Each signature is verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
+        const signatures = new Map<string, Promise<string | undefined>>();
         for (const [key, bytes] of blocks) {
           if (key === bundle.doc || versions.has(key)) continue;
           // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
           const record = records.get(key) as { type?: unknown } | null | undefined;
           if (record === null || typeof record !== 'object' || record.type !== 'version') continue;
-          let version: Version;
+          let read: ReturnType<typeof readVersionUnverified>;
           try {
-            version = readVersion(CID.parse(key), bytes, record);
+            read = readVersionUnverified(cids.get(key)!, bytes, record);
           } catch (error) {
             refused.push({ version: key, reason: (error as Error).message });
             continue;
           }
-          if (version.doc.equals(held.cid)) candidates.push(version);
-          else refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+          const { version, signed } = read;
+          if (!version.doc.equals(held.cid)) {
+            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+            continue;
+          }
+          candidates.push(version);
+          if (signed) signatures.set(key, verifyAsync(signed.signer, signed.message, signed.signature).then((valid) => (valid ? undefined : signatureRefusal(signed).message)));
         }
-        const replayed = await replayChains(genesis, candidates, blocks);
+        const [replayed, unsigned] = await Promise.all([
+          replayChains(genesis, candidates, blocks),
+          Promise.all([...signatures].map(async ([key, check]) => [key, await check] as const)).then((verdicts) => new Map(verdicts.filter(([, reason]) => reason !== undefined))),
+        ]);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
@@ -1063,7 +1129,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason: `its parent ${missing} is missing` });
             continue;
           }
-          const reason = await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error));
+          const reason = unsigned.get(key) ?? (await refusalOf(held, genesis, version, blocks, replayed).catch((error: unknown) => describeThrown(error)));
           if (reason) {
             refused.push({ version: key, reason });
             continue;

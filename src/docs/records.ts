@@ -299,6 +299,30 @@ export const makeMergeVersion = (spec: Omit<MergeVersion, 'cid' | 'by'>): { byte
 
 /** Decode and check a version: its shape, and for a change or settlement its author's signature. Whether it follows from its parents is the docs part's to check. */
 export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Version => {
+  const { version, signed } = readVersionUnverified(cid, bytes, decoded);
+  if (signed && !verify(signed.signer, signed.message, signed.signature)) throw signatureRefusal(signed);
+  return version;
+};
+
+/** What a change's or settlement's author signed, for its version `cid`. */
+export interface SignedVersion {
+  readonly cid: CID;
+  readonly signer: Principal;
+  readonly message: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+/** The error `readVersion` throws for a version whose signature does not verify. */
+export const signatureRefusal = (signed: SignedVersion) => bad('version', signed.cid, `signature does not verify for author ${signed.signer}`);
+
+/**
+ * `readVersion` without its last step: the version's shape is checked, and
+ * what its author signed is handed back (`signed`, absent for an unsigned
+ * merge) for the caller to verify — the docs part verifies a bundle's
+ * versions all at once, off the main thread, and takes none before its
+ * signature verifies.
+ */
+export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unknown): { version: Version; signed?: SignedVersion } => {
   const fail = (why: string) => bad('version', cid, why);
   if (decoded !== undefined && (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded))) throw fail('not a record');
   // `decoded`: the same bytes already decoded (by the strict decoder) by whoever holds them.
@@ -314,7 +338,7 @@ export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Ver
     if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('a merge has only type, doc, parents, value, by, step and base');
     if (parentCids.length !== 2) throw fail('a merge has two parents');
     if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
-    return Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) });
+    return { version: Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) }) };
   }
   if (by !== 'change' && by !== 'settle' && by !== 'rules') throw fail(`by is change, merge, settle or rules (got ${quote(by)})`);
   const { change, conflict, rules, consent, author, via, for: asker, at, sig, ...extra } = record;
@@ -327,9 +351,8 @@ export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Ver
   const signer = asSigner(author, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
   const body = dropUndefined({ type, doc, parents, value, by, change, conflict, rules, consent, author, via, for: asker, at });
-  if (!verify(signer, signingBytes(body), sig)) throw fail(`signature does not verify for author ${signer}`);
   // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
-  return Object.freeze({
+  const version: Version = Object.freeze({
     ...common,
     by,
     ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),
@@ -340,6 +363,7 @@ export const readVersion = (cid: CID, bytes: Uint8Array, decoded?: unknown): Ver
     ...(asker === undefined ? {} : { for: asSigner(asker, fail) }),
     at: asTime(at, fail),
   });
+  return { version, signed: { cid, signer, message: signingBytes(body), signature: sig } };
 };
 
 /** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */

@@ -24,7 +24,7 @@
  * reducer, merges re-run; refused versions come back with their reasons.
  */
 import { CID } from 'multiformats/cid';
-import { asToken, type Principal, type Token } from '../interface/ids.js';
+import { asToken, quote, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown, GridError } from '../interface/errors.js';
 import { fulfilled, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import type { GridValue } from '../closures/values.js';
@@ -33,7 +33,7 @@ import type { Journal } from '../journal/journal.js';
 import { blockCid } from '../store/hashing.js';
 import { MAX_CHAIN, sealToken, type Delegation } from '../delegation/delegation.js';
 import type { ChainBlocks, Replica, RevocationNotice } from '../wire/shapes.js';
-import { MAX_BUNDLE_VERSIONS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
+import { MAX_BUNDLE_VERSIONS, MAX_TIPS, ROLE_MODULE_ID, type Bundle, type Documents } from './documents.js';
 import { DocumentError, readGenesis, rulesClosuresIn, type Genesis } from './records.js';
 
 /** Most versions one answer carries: the bundle's own limit. */
@@ -70,6 +70,7 @@ export const bundleValue = (bundle: Bundle): GridValue => ({
   doc: bundle.doc,
   blocks: bundle.blocks.map(([cid, bytes]) => [cid, bytes]),
   more: bundle.more,
+  ...(bundle.tips?.length ? { tips: [...bundle.tips] } : {}),
   ...(bundle.revocations?.length
     ? {
         revocations: bundle.revocations.slice(0, MAX_SYNC_REVOCATIONS).map(({ notice, since }) => ({
@@ -96,9 +97,22 @@ const revocationsIn = (list: unknown): NonNullable<Bundle['revocations']> => {
   });
 };
 
+/** The tips a bundle names, each a CID (a hint for the next request: nothing is taken on it). */
+const tipsIn = (list: unknown): string[] => {
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || list.length > MAX_TIPS) return refuse('malformed', `a bundle's tips are a list of at most ${MAX_TIPS} CIDs`);
+  return list.map((tip) => {
+    try {
+      return CID.parse(tip as string).toString();
+    } catch {
+      return refuse('malformed', `a bundle's tip ${quote(tip)} is not a CID`);
+    }
+  });
+};
+
 /** A peer's bundle read back and bounded, or a refusal saying what is wrong with it. */
 export const bundleFrom = (value: GridValue, doc?: string): Bundle => {
-  const { doc: named, blocks, more, revocations } = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
+  const { doc: named, blocks, more, tips, revocations } = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
   if (typeof named !== 'string' || !Array.isArray(blocks) || typeof more !== 'boolean') return refuse('malformed', 'a bundle is { doc, blocks: [[cid, bytes]…], more }');
   if (doc !== undefined && named !== doc) return refuse('malformed', `the bundle is of document ${named}, not of ${doc} as asked`);
   if (blocks.length > MAX_BUNDLE_BLOCKS) return refuse('malformed', `the bundle carries ${blocks.length} blocks, more than the ${MAX_BUNDLE_BLOCKS} one answer may`);
@@ -109,7 +123,8 @@ export const bundleFrom = (value: GridValue, doc?: string): Bundle => {
   }
   if (bytes > MAX_BUNDLE_BYTES) return refuse('malformed', `the bundle carries ${bytes} bytes, more than the ${MAX_BUNDLE_BYTES} one answer may`);
   const notices = revocationsIn(revocations);
-  return { doc: named, blocks: blocks as Array<[string, Uint8Array]>, more, ...(notices.length > 0 ? { revocations: notices } : {}) };
+  const ends = tipsIn(tips);
+  return { doc: named, blocks: blocks as Array<[string, Uint8Array]>, more, ...(ends.length > 0 ? { tips: ends } : {}), ...(notices.length > 0 ? { revocations: notices } : {}) };
 };
 
 export interface SyncPowers {

@@ -138,21 +138,46 @@ const hexOf = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset,
  * key)? False for any malformed or hostile bytes; TypeError for wrong types.
  */
 export const verify = (signer: Signer, message: Uint8Array, signature: Uint8Array): boolean => {
+  const key = acceptedKey(signer, message, signature);
+  if (!key) return false;
+  try {
+    return nodeVerify(null, message, key, signature);
+  } catch {
+    return false;
+  }
+};
+
+/** The key `signature` is to be checked against, or null when the policy refuses the signer or the signature outright. */
+const acceptedKey = (signer: Signer, message: Uint8Array, signature: Uint8Array): KeyObject | null => {
   assertBytes(message, 'message');
   assertBytes(signature, 'signature');
   let key: KeyObject | null;
   if (typeof signer === 'string') {
     key = keyObject(signer, () => signerKey(signer));
   } else {
-    if (signerKey(signer) === undefined) return false; // a TypeError for a non-key, false for a wrong length
+    if (signerKey(signer) === undefined) return null; // a TypeError for a non-key, false for a wrong length
     key = keyObject(`hex:${hexOf(signer)}`, () => signer.slice());
   }
-  if (!key || !isAcceptableSignature(signature)) return false;
-  try {
-    return nodeVerify(null, message, key, signature);
-  } catch {
-    return false;
-  }
+  return key && isAcceptableSignature(signature) ? key : null;
+};
+
+/**
+ * `verify`'s verdict, computed off the main thread (node:crypto's callback
+ * form runs on libuv's thread pool): for checking many signatures at once,
+ * e.g. the versions of a bundle, while the main thread does other work.
+ * The same policy and the same OpenSSL check, so the same verdict; argument
+ * types are checked (TypeError) before it returns.
+ */
+export const verifyAsync = (signer: Signer, message: Uint8Array, signature: Uint8Array): Promise<boolean> => {
+  const key = acceptedKey(signer, message, signature);
+  if (!key) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      nodeVerify(null, message, key, signature, (error, valid) => resolve(!error && valid === true));
+    } catch {
+      resolve(false);
+    }
+  });
 };
 
 /** L, the order of the prime subgroup. */

@@ -4,6 +4,7 @@ export {
   principalFromPublicKey,
   publicKeyFromPrincipal,
   verify,
+  verifyAsync,
   verifyPortable,
   type Identity,
 } from './identity.js';

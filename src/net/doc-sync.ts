@@ -120,21 +120,36 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     };
     const marks = [target.doc, token].filter((mark): mark is string => mark !== undefined && !state.active.has(mark));
     for (const mark of marks) state.active.add(mark);
+    /** Ask for a bundle; `tips` (the last bundle's, still being checked) are named first among the haves. */
+    const ask = async (tips: readonly string[] = []): Promise<Outcome> => {
+      const chain = token !== undefined && !(doc !== undefined && state.pulled.has(doc)) ? await kernel.chainBlocks(token) : undefined;
+      const haves = doc === undefined ? [] : await kernel.syncHaves(doc, MAX_HAVES);
+      const request: DocSyncRequest = {
+        ...(token === undefined ? {} : { token }),
+        ...(doc === undefined ? {} : { doc }),
+        haves: [...new Set([...tips, ...haves])].slice(0, MAX_HAVES),
+        ...(chain ? { chain } : {}),
+      };
+      return session.docSync(request, SYNC_TIMEOUT_MS);
+    };
+    /** The next bundle, asked for while the one before it is checked (its tips as haves): the peer builds it meanwhile. */
+    let next: Promise<Outcome> | undefined;
     try {
       while (rounds < MAX_ROUNDS && !closed) {
         rounds += 1;
-        const chain = token !== undefined && !(doc !== undefined && state.pulled.has(doc)) ? await kernel.chainBlocks(token) : undefined;
-        const request: DocSyncRequest = {
-          ...(token === undefined ? {} : { token }),
-          ...(doc === undefined ? {} : { doc }),
-          haves: doc === undefined ? [] : await kernel.syncHaves(doc, MAX_HAVES),
-          ...(chain ? { chain } : {}),
-        };
-        const outcome: Outcome = await session.docSync(request, SYNC_TIMEOUT_MS);
+        const asked = next ?? ask();
+        next = undefined;
+        const outcome: Outcome = await asked;
         if (outcome.status !== 'fulfilled') {
           return report(outcome.status === 'revoked' ? { code: outcome.code, reason: outcome.reason } : { code: 'malformed', reason: 'a further promise where a bundle was due' });
         }
         const bundle = bundleFrom(outcome.value, doc);
+        if (bundle.more && bundle.tips && rounds < MAX_ROUNDS) {
+          doc ??= bundle.doc;
+          next = ask(bundle.tips);
+          // Not awaited if this bundle ends the pull: its failure is no one's.
+          next.catch(() => {});
+        }
         const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
         doc = taken.doc;
         state.pulled.add(doc);

@@ -1,6 +1,7 @@
 /**
  * The node's web page: a read-only view of the node — its principal, peers,
- * the tokens it hosts, calls per second, and the promise graph — served over
+ * the tokens it hosts, calls per second, the promise graph, and the
+ * documents it holds (versions, conflicts, proposals) — served over
  * HTTP on the node's own port (WebSocket upgrades there still go to the
  * node's sessions).
  *
@@ -70,6 +71,9 @@ const RATE_WINDOW_MS = 5000;
 const RATE_BUCKET_MS = 100;
 /** Tokens listed in the node's state (the most recently issued). */
 const MAX_LISTED_TOKENS = 100;
+/** Versions of one document the page draws (the latest), and its conflicts and proposals it lists (the latest). */
+const MAX_LISTED_VERSIONS = 200;
+const MAX_LISTED_STORIES = 50;
 /** The latest records a live view gets when it opens (then each new one). */
 const LATEST_ON_OPEN = 50;
 
@@ -367,6 +371,30 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     };
   };
 
+  /** The documents held here, each with how many of its conflicts and proposals are open. */
+  const documents = () => {
+    const open = kernel.docs.allConflicts().filter((conflict) => !conflict.settled);
+    const proposals = kernel.docs.proposals();
+    return kernel.docs.held().map((held) => ({
+      ...held,
+      name: names.byId.get(held.doc) ?? null,
+      conflicts: open.filter((conflict) => conflict.doc === held.doc).length,
+      proposals: proposals.filter((proposal) => proposal.doc === held.doc).length,
+    }));
+  };
+
+  /** One document's story: its rules, its latest versions (a DAG), its conflicts with every attempt, its proposals with their votes. */
+  const document = async (given: string) => {
+    const history = await kernel.docs.history(names.byName.get(given) ?? given, MAX_LISTED_VERSIONS);
+    if (!history) throw new Refusal(404, `this node holds no document ${JSON.stringify(given.slice(0, 100))}`);
+    const latest = <T>(items: readonly T[]) => items.slice(-MAX_LISTED_STORIES).reverse();
+    return {
+      ...history,
+      conflicts: latest(kernel.docs.allConflicts().filter((conflict) => conflict.doc === history.doc)),
+      proposals: latest(kernel.docs.proposals({ all: true }).filter((proposal) => proposal.doc === history.doc)),
+    };
+  };
+
   const record = (seqText: string) => {
     const seq = /^\d{1,15}$/.test(seqText) ? Number(seqText) : Number.NaN;
     if (!Number.isSafeInteger(seq)) throw new Refusal(400, `seq must be a record number (got ${JSON.stringify(seqText.slice(0, 40))})`);
@@ -466,7 +494,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     /** Answer with `body()` once the home's pet names are read. */
     const named = (body: () => unknown) =>
       void readNames()
-        .then(() => json(response, body(), head))
+        .then(async () => json(response, await body(), head))
         .catch((error: unknown) => reply(response, error));
     switch (path) {
       case '/api/state':
@@ -479,6 +507,13 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
         const id = param('id');
         if (id === '') throw new Refusal(400, 'about what? (?id=)');
         return named(() => about(id));
+      }
+      case '/api/docs':
+        return named(documents);
+      case '/api/doc': {
+        const id = param('id');
+        if (id === '') throw new Refusal(400, 'which document? (?id=)');
+        return named(() => document(id));
       }
       case '/api/record': {
         const seq = param('seq');
