@@ -407,6 +407,7 @@ test('the admin token changes the reducer by proposal: the next change runs it, 
   t.is(carried.status, 'passed');
   t.like((valueOf(await alice.docs.log(doc.read, { limit: 1 })) as unknown[])[0], { version: carried.version, by: 'rules', author: alice.principal, rules: { reducer: shout, merges: [(await alice.docs.closuresOf(doc.doc))[1]] } });
   t.like(valueOf(await alice.call(doc.read, ['info'])), { reducer: shout });
+  t.like(await alice.docs.history(doc.doc, 10), { reducer: shout });
   t.deepEqual(texts((valueOf(await alice.docs.apply(doc.write, { add: 'bread' })) as { value: GridValue }).value), ['milk', 'BREAD']);
   // Bob wrote apart under the old rules: his change stays lowercase, the merge joins both, and from it on the new reducer runs on his node too.
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));

@@ -948,11 +948,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const state = docs.get(doc);
       if (!state) return undefined;
       const genesis = await genesisOf(state);
+      // The rules in force at the current head.
+      const rules = await rulesAt(state, state.current);
       return harden({
         doc,
         issuer: genesis.issuer,
-        reducer: genesis.reducer,
-        merges: genesis.merges.map(stepName),
+        reducer: rules.reducer,
+        merges: rules.merges.map(stepName),
         heads: state.heads.map(text),
         current: text(state.current),
         log: await log(state, Math.min(limit, MAX_LOG)),
