@@ -30,7 +30,7 @@ import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
-import { ancestors, lowestCommonAncestor } from './dag.js';
+import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { mergeText } from './text-merge.js';
 import { describeQuorum, makeProposals, quorumFromWire, quorumToWire, tally, voteStatement, type Carried, type Choice, type Governance } from './governance.js';
 import {
@@ -295,7 +295,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       }
       const pending = version.parents.filter((parent) => !rulesFrom.has(text(parent)));
       if (pending.length > 0) {
-        if (stack.length > 200_000) throw new DocumentError('ERR_TOO_DEEP', `a document's history is walked at most 200000 versions deep`);
+        if (stack.length > MAX_WALK) throw new DocumentError('ERR_TOO_DEEP', `a document's history is walked at most ${MAX_WALK} versions deep`);
         stack.push(...pending);
         continue;
       }
