@@ -491,7 +491,11 @@ test('a replica refuses a forged rules version: signed by a writer, or backed by
   t.regex((await offer(bob, forge(aliceIdentity, [elsewhere]))).refused[0]!.reason, /is not signed by .* for this proposal/);
   t.deepEqual(bob.docs.held()[0]!.heads, [head]);
   // The same version with the issuer's vote on it is taken, and the next change replays under the new reducer.
-  t.like(await offer(bob, forge(aliceIdentity, [aliceYes])), { accepted: 1, refused: [] });
+  const carried = forge(aliceIdentity, [aliceYes]);
+  t.like(await offer(bob, carried), { accepted: 1, refused: [] });
+  // Its consent carries that one version: replayed further on, it is refused.
+  const replay = makeAuthoredVersion({ doc: parent.doc, parents: [carried.version.cid], value: parent.value, by: 'rules', rules, consent: consentFor([aliceYes]), at: Date.now() }, aliceIdentity);
+  t.regex((await offer(bob, replay)).refused[0]!.reason, /its proposal .* carried version .* already/);
   t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'jam' })) as { value: GridValue }).value), ['milk', 'JAM']);
 });
 

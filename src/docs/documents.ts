@@ -505,6 +505,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
       if (listed.length !== consent.members.length || listed.some((member) => !consent.members.includes(member))) return `its proposal's members are not those the member document listed at ${consent.base}`;
     }
     const token = rulesProposalToken(state.cid, version.rules!, consent);
+    // One proposal, one rules change: its consent replayed further down the same line (to bring back rules since replaced) is refused.
+    for (const [key, cid] of ancestors(version.parents[0]!, parentsOf)) {
+      const earlier = cid.equals(state.cid) ? undefined : versions.get(key);
+      if (earlier?.by === 'rules' && rulesProposalToken(state.cid, earlier.rules!, earlier.consent!) === token) return `its proposal ${token} carried version ${key} already`;
+    }
     const votes = new Map<Principal, Choice>();
     for (const [voter, choice, signature] of consent.votes) {
       if (!consent.members.includes(voter)) return `${voter} voted but is not a member the proposal was put to`;
