@@ -218,7 +218,9 @@ const versionLabel = (entry, merges) =>
     ? `merge by ${merges[entry.step] ?? `step ${entry.step}`}`
     : entry.by === 'settle'
       ? `settled by ${label(entry.author)}`
-      : `${label(entry.author)}${entry.via ? ' (delegated)' : ''}: ${oneLine(entry.change, 40)}`;
+      : entry.by === 'rules'
+        ? `rules changed by ${label(entry.author)}: ${oneLine(entry.rules, 40)}`
+        : `${label(entry.author)}${entry.via ? ' (delegated)' : ''}: ${oneLine(entry.change, 40)}`;
 
 const conflictText = (conflict) => {
   const attempts = conflict.attempts.map((attempt) => `${label(attempt.step)} ${attempt.code}: ${attempt.reason}`).join('; ') || 'no merge steps';

@@ -388,13 +388,16 @@ test('doc-sync and doc-heads frames round-trip; malformed ones are refused', (t)
 
 test.serial('a rules change syncs: the follower fetches the new reducer from its peer and replays every version under the rules of its ancestry', async (t) => {
   t.timeout(90_000);
-  // Alice's node dials Bob's: Bob's node knows hers only by the session she opened.
+  // Alice's node dials Bob's, which knows hers only by the session she opens, once Bob follows her document.
   const bob = await nodeOn(t, generateIdentity(random));
-  const alice = await nodeOn(t, generateIdentity(random), [bob.server.url]);
-  const doc = await createDoc(alice.kernel, 'todo.js', ['json'], { items: [] });
-  valueOf(await alice.kernel.docs.apply(doc.write, { add: 'bread' }));
-  const bobWrite = await delegateWrite(alice.kernel, bob.kernel, doc.write);
+  const aliceHome = await makeHome(t);
+  const issuing = await openKernel({ home: aliceHome.home });
+  const doc = await createDoc(issuing, 'todo.js', ['json'], { items: [] });
+  valueOf(await issuing.docs.apply(doc.write, { add: 'bread' }));
+  const bobWrite = await delegateWrite(issuing, bob.kernel, doc.write);
+  await issuing.close();
   await bob.kernel.docs.follow(bobWrite);
+  const alice = await nodeOn(t, aliceHome, [bob.server.url]);
   await until('Bob to hold the document', () => converged([alice.kernel, bob.kernel], doc.doc));
   const shout = await alice.kernel.issue({
     code: await alice.kernel.publish('export const update = (ctx, state, change) => ({ items: [...state.items, { text: change.add.toUpperCase(), done: false }] });'),

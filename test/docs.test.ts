@@ -407,6 +407,7 @@ test('the admin token changes the reducer by proposal: the next change runs it, 
   t.is(carried.status, 'passed');
   t.like((valueOf(await alice.docs.log(doc.read, { limit: 1 })) as unknown[])[0], { version: carried.version, by: 'rules', author: alice.principal, rules: { reducer: shout, merges: [(await alice.docs.closuresOf(doc.doc))[1]] } });
   t.like(valueOf(await alice.call(doc.read, ['info'])), { reducer: shout });
+  t.like(await alice.docs.history(doc.doc, 10), { reducer: shout });
   t.deepEqual(texts((valueOf(await alice.docs.apply(doc.write, { add: 'bread' })) as { value: GridValue }).value), ['milk', 'BREAD']);
   // Bob wrote apart under the old rules: his change stays lowercase, the merge joins both, and from it on the new reducer runs on his node too.
   valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
@@ -427,7 +428,7 @@ test('the admin token changes the reducer by proposal: the next change runs it, 
   t.deepEqual(carol.docs.held()[0]!.heads, alice.docs.held()[0]!.heads);
 });
 
-test('rules survive a restart; a new cascade merges from the rules change on', async (t) => {
+test('rules survive a restart, an open proposal of them too', async (t) => {
   const home = await tempDir(t);
   const kernel = await openKernel({ home, create: true });
   const doc = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
@@ -445,6 +446,10 @@ test('rules survive a restart; a new cascade merges from the rules change on', a
   t.is(info.merges.length, 2);
   t.deepEqual(texts((valueOf(await again.docs.apply(doc.write, { add: 'tea' })) as { value: GridValue }).value), ['TEA']);
   t.is(((await again.call(proposal)) as { status: string }).status, 'fulfilled');
+  // The promise graph tells it: the proposal of the new rules, the vote, and the version that changed them.
+  const story = renderText(entriesAround([...again.journal.entries()], doc.doc as Token));
+  t.regex(story, /proposes \{"merges":\["bafyrei\w+/);
+  t.regex(story, /rules changed by version/);
 });
 
 test('a replica refuses a forged rules version: signed by a writer, or backed by no carried proposal', async (t) => {
@@ -486,7 +491,11 @@ test('a replica refuses a forged rules version: signed by a writer, or backed by
   t.regex((await offer(bob, forge(aliceIdentity, [elsewhere]))).refused[0]!.reason, /is not signed by .* for this proposal/);
   t.deepEqual(bob.docs.held()[0]!.heads, [head]);
   // The same version with the issuer's vote on it is taken, and the next change replays under the new reducer.
-  t.like(await offer(bob, forge(aliceIdentity, [aliceYes])), { accepted: 1, refused: [] });
+  const carried = forge(aliceIdentity, [aliceYes]);
+  t.like(await offer(bob, carried), { accepted: 1, refused: [] });
+  // Its consent carries that one version: replayed further on, it is refused.
+  const replay = makeAuthoredVersion({ doc: parent.doc, parents: [carried.version.cid], value: parent.value, by: 'rules', rules, consent: consentFor([aliceYes]), at: Date.now() }, aliceIdentity);
+  t.regex((await offer(bob, replay)).refused[0]!.reason, /its proposal .* carried version .* already/);
   t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'jam' })) as { value: GridValue }).value), ['milk', 'JAM']);
 });
 
@@ -540,4 +549,19 @@ test('a read of the current value as a call is the pure read of the version now 
   t.deepEqual(valueOf(answer.outcome), changed);
   t.false(answer.cacheable);
   t.true((await kernel.answer(doc.read, ['at', changed.version])).cacheable, 'the read of a named version is');
+});
+
+test('a new merge cascade merges what is made after it: an empty one sends concurrent edits to a person', async (t) => {
+  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  const proposal = ((await alice.docs.rules(doc.admin, { merges: [] })) as { token: string }).token;
+  valueOf(await alice.docs.vote(proposal, 'yes'));
+  t.like(await sync(alice, bob, doc.doc), { accepted: 1, refused: [] });
+  valueOf(await alice.docs.apply(doc.write, { add: 'milk' }));
+  valueOf(await bob.docs.apply(bobWrite, { add: 'eggs' }));
+  await sync(bob, alice, doc.doc);
+  // Under the genesis's json step these two would merge; under the new, empty cascade they wait for a person.
+  const [conflict] = alice.docs.allConflicts();
+  t.truthy(conflict);
+  t.deepEqual(conflict!.attempts, []);
+  t.is(alice.docs.held()[0]!.heads.length, 2);
 });

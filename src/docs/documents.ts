@@ -12,7 +12,8 @@
  * tokens it follows — comes from journal entries through `apply`, on
  * replay and live alike: `doc` (held), `doc-head` (heads after a version
  * landed), `doc-conflict` (a merge every cascade step refused),
- * `doc-settled`, `revoked-at`, `doc-token` (sync.ts), and `proposal`,
+ * `doc-settled`, `revoked-at`, `doc-token` (sync.ts), `doc-rules` (a rules
+ * change landed), and `proposal`,
  * `vote`, `proposal-ended` (governance.ts). Versions, values and changes
  * are blocks in the store.
  */
@@ -29,7 +30,7 @@ import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
-import { ancestors, lowestCommonAncestor } from './dag.js';
+import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { mergeText } from './text-merge.js';
 import { describeQuorum, makeProposals, quorumFromWire, quorumToWire, tally, voteStatement, type Carried, type Choice, type Governance } from './governance.js';
 import {
@@ -144,6 +145,8 @@ interface DocState {
   open?: Token;
   /** Applies and merges are one at a time per document. */
   turn: Promise<unknown>;
+  /** Whether a rules change of it has landed here (journal `doc-rules`): until one has, the genesis's rules hold everywhere, with no walk. */
+  ruled?: true;
 }
 
 interface ConflictState {
@@ -303,7 +306,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       }
       const pending = version.parents.filter((parent) => !rulesFrom.has(text(parent)));
       if (pending.length > 0) {
-        if (stack.length > 200_000) throw new DocumentError('ERR_TOO_DEEP', `a document's history is walked at most 200000 versions deep`);
+        if (stack.length > MAX_WALK) throw new DocumentError('ERR_TOO_DEEP', `a document's history is walked at most ${MAX_WALK} versions deep`);
         stack.push(...pending);
         continue;
       }
@@ -313,8 +316,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
   /** The rules at a held version of `state`'s document (its history read first). */
   const rulesAt = async (state: DocState, cid: CID): Promise<Rules> => {
+    const genesis = await genesisOf(state);
+    if (!state.ruled) return { reducer: genesis.reducer, merges: genesis.merges };
     await loadHistory([cid]);
-    return rulesIn(await genesisOf(state), cid).rules;
+    return rulesIn(genesis, cid).rules;
   };
 
   /** A version of `state`'s document, read from the store the first time. */
@@ -465,9 +470,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
       try {
         const parent = first.parents[0]!;
         const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
+        // Rules set by a version not yet taken (its consent unchecked) run nothing: its changes are replayed one at a time once it is taken.
+        const { source, rules } = rulesIn(genesis, parent, lookup);
+        if (!source.equals(genesis.cid) && !versions.has(text(source))) continue;
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
         const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));
-        const outcome = await powers.run(rulesIn(genesis, parent, lookup).rules.reducer, [baseValue, changes], { fold: true });
+        const outcome = await powers.run(rules.reducer, [baseValue, changes], { fold: true });
         if (outcome.status !== 'fulfilled') continue;
         const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
         cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), { value: cid }));
@@ -508,6 +516,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
       if (listed.length !== consent.members.length || listed.some((member) => !consent.members.includes(member))) return `its proposal's members are not those the member document listed at ${consent.base}`;
     }
     const token = rulesProposalToken(state.cid, version.rules!, consent);
+    // One proposal, one rules change: its consent replayed further down the same line (to bring back rules since replaced) is refused.
+    for (const [key, cid] of ancestors(version.parents[0]!, parentsOf)) {
+      const earlier = cid.equals(state.cid) ? undefined : versions.get(key);
+      if (earlier?.by === 'rules' && rulesProposalToken(state.cid, earlier.rules!, earlier.consent!) === token) return `its proposal ${token} carried version ${key} already`;
+    }
     const votes = new Map<Principal, Choice>();
     for (const [voter, choice, signature] of consent.votes) {
       if (!consent.members.includes(voter)) return `${voter} voted but is not a member the proposal was put to`;
@@ -655,6 +668,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state, version), version.cid);
+    journal.append({ kind: 'doc-rules', doc: text(state.cid), version: text(version.cid) });
     await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, parent) });
   };
@@ -820,6 +834,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
         case 'doc-token':
           if (entry.doc !== undefined || !followed.has(entry.token)) followed.set(entry.token, entry.doc);
           break;
+        case 'doc-rules': {
+          const state = docs.get(entry.doc);
+          if (state) state.ruled = true;
+          break;
+        }
         default:
       }
     },
@@ -950,7 +969,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const state = docs.get(doc);
       if (!state) return undefined;
       const genesis = await genesisOf(state);
-      // The rules in force now: the genesis's, or a rules change's since.
+      // The rules in force at the current head.
       const rules = await rulesAt(state, state.current);
       return harden({
         doc,
@@ -1153,6 +1172,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
           }
           versions.set(key, version);
           if (version.by === 'settle') settlements.push(version);
+          if (version.by === 'rules') journal.append({ kind: 'doc-rules', doc: text(held.cid), version: key });
           heads = [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
           accepted += 1;
         }

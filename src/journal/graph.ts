@@ -63,6 +63,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token, also: rea
         break;
       case 'doc':
       case 'doc-head':
+      case 'doc-rules':
         if (tokens.has(entry.doc)) selected.add(entry.seq);
         break;
       // A conflict and a proposal are further promises: what settles or votes on them comes after.
@@ -147,6 +148,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} ${name(entry.doc)} conflict ${name(entry.conflict)} between ${entry.heads.map(name).join(' and ')}: ${entry.attempts.map((a) => `${name(a.step)} ${a.code}: ${a.reason}`).join('; ') || 'no merge steps'}`;
       case 'doc-settled':
         return `${head} conflict ${name(entry.conflict)} settled by version ${name(entry.version)}`;
+      case 'doc-rules':
+        return `${head} ${name(entry.doc)} rules changed by version ${name(entry.version)}`;
       case 'proposal':
         return `${head} ${name(entry.proposal)} proposes ${valueText(entry.change)} to ${name(entry.doc)}, by ${name(entry.proposer)} (quorum ${entry.quorum} of ${entry.members.length}, until ${new Date(entry.deadline).toISOString()})`;
       case 'vote':
@@ -284,6 +287,7 @@ export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
       case 'seal':
       case 'doc':
       case 'doc-head':
+      case 'doc-rules':
       case 'revoked-at':
         break;
     }

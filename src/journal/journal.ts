@@ -118,7 +118,9 @@ export type EntryBody =
   /** `proposal` ended: carried (its change made `version`), rejected by the votes, or expired. */
   | { kind: 'proposal-ended'; proposal: Token; status: 'passed' | 'rejected' | 'expired'; reason: string; version?: string }
   /** This node replicates the document `token` reaches, presenting `token` to its peers; `doc` once a peer has named it. */
-  | { kind: 'doc-token'; token: Token; doc?: string };
+  | { kind: 'doc-token'; token: Token; doc?: string }
+  /** A rules change (a new reducer or merge cascade, documents.ts) of `doc` landed here: version `version`. */
+  | { kind: 'doc-rules'; doc: string; version: string };
 export type Entry = Base & EntryBody;
 export type EntryKind = Entry['kind'];
 
@@ -174,8 +176,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   'proposal-ended': ['proposal', 'status', 'reason', 'version'],
   'revoked-at': ['token', 'since', 'by', 'signature'],
   'doc-token': ['token', 'doc'],
+  'doc-rules': ['doc', 'version'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token', 'doc-rules'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2, proposal: 1 };

@@ -136,6 +136,8 @@ const idsOf = (entry: Entry): string[] => {
       return [entry.doc, entry.conflict, ...entry.heads];
     case 'doc-settled':
       return [entry.conflict, entry.version];
+    case 'doc-rules':
+      return [entry.doc, entry.version];
     case 'proposal':
       return [entry.proposal, entry.doc, entry.proposer];
     case 'vote':
