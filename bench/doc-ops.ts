@@ -55,7 +55,7 @@ export const benchDocOps = async (): Promise<Row[]> => {
     const hit = { name: 'pure-cache hit', median_ns: times.hit! };
     rows.push(row(hit.name, hit.median_ns));
     rows.push(row("read the current value (the owner's own: no call)", times.read!, hit));
-    rows.push(row('read it as a call (screened, journaled)', times.readCall!, hit));
+    rows.push(row('read it as a call (the read of the current version: a cache hit after the first)', times.readCall!, hit));
 
   } finally {
     await kernel.close();

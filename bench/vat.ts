@@ -1,7 +1,8 @@
 /**
  * The vat hop: a call that executes in a vat worker against a bare
- * postMessage round trip to a worker, and the time from a hostile call's
- * deadline to a fresh vat serving again.
+ * postMessage round trip to a worker (back to back, and after work on this
+ * thread, as between a document's applies), and the time from a hostile
+ * call's deadline to a fresh vat serving again.
  */
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
@@ -16,21 +17,39 @@ const ECHO_WORKER = `
   parentPort.on('message', (message) => parentPort.postMessage(message));
 `;
 
-const bareRoundTrip = async (): Promise<{ median: number; perSecond: number }> => {
+/** Keep this thread busy for `us` microseconds, as a document's apply does between two vat hops. */
+const busyFor = (us: number) => {
+  const end = process.hrtime.bigint() + BigInt(us * 1000);
+  while (process.hrtime.bigint() < end);
+};
+
+const bareRoundTrip = async (): Promise<{ median: number; perSecond: number; afterWork: number }> => {
   const worker = new Worker(ECHO_WORKER, { eval: true });
   const waiting: Array<() => void> = [];
   worker.on('message', () => waiting.shift()?.());
   const ping = () => new Promise<void>((resolve) => (waiting.push(resolve), worker.postMessage(1)));
   const median = await medianOf(ping, 20_000);
   const perSecond = await throughput(ping, 100_000, 256);
+  // The same round trip, each after 0.5 ms of work here: the worker has slept longer, and waking it costs more.
+  const afterWork = new Float64Array(2_000);
+  for (let i = 0; i < afterWork.length; i++) {
+    busyFor(500);
+    const start = process.hrtime.bigint();
+    await ping();
+    afterWork[i] = Number(process.hrtime.bigint() - start);
+  }
   await worker.terminate();
-  return { median, perSecond };
+  return { median, perSecond, afterWork: afterWork.sort()[afterWork.length >> 1]! };
 };
 
 export const benchVat = async (): Promise<Row[]> => {
   const bare = await bareRoundTrip();
   const baseline = { name: 'bare worker postMessage round trip', median_ns: bare.median };
-  const rows: Row[] = [row(baseline.name, bare.median), { name: 'bare postMessage/s, 256 in flight', median_ns: Math.round(1e9 / bare.perSecond), ops_per_s: Math.round(bare.perSecond) }];
+  const rows: Row[] = [
+    row(baseline.name, bare.median),
+    { name: 'bare postMessage/s, 256 in flight', median_ns: Math.round(1e9 / bare.perSecond), ops_per_s: Math.round(bare.perSecond) },
+    row('bare round trip, each after 0.5 ms of work on this thread', bare.afterWork, baseline),
+  ];
 
   const source = 'export const greet = (ctx, name) => `hi, ${name}`; export const spin = () => { for (;;) {} };';
   // The in-process path vats replaced: instantiate the module and call it on this thread.

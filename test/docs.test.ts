@@ -544,3 +544,24 @@ test('a new merge cascade merges what is made after it: an empty one sends concu
   t.deepEqual(conflict!.attempts, []);
   t.is(alice.docs.held()[0]!.heads.length, 2);
 });
+
+test('a read of the current value as a call is the pure read of the version now current: a cache hit until the document changes, never kept by the caller', async (t) => {
+  const kernel = await openKernel({ memory: true });
+  t.teardown(() => kernel.close());
+  const doc = await createDoc(kernel, 'todo.js', ['json'], { items: [] });
+  const lastKind = () => kernel.journal.entries().at(-1)!.kind;
+  const first = valueOf(await kernel.call(doc.read, [])) as { version: string; value: GridValue };
+  const call = kernel.journal.entries().findLast((entry) => entry.kind === 'call')!;
+  t.deepEqual(call.kind === 'call' && call.args, ['at', doc.doc], 'journaled as the read of the version it read');
+  t.deepEqual(valueOf(await kernel.call(doc.read, ['value'])), first);
+  t.is(lastKind(), 'hit');
+  // A change: the next read reads the new version, not the cached one.
+  const changed = valueOf(await kernel.docs.apply(doc.write, { add: 'milk' })) as { version: string; value: GridValue };
+  t.deepEqual(valueOf(await kernel.call(doc.read, [])), changed);
+  t.not(lastKind(), 'hit');
+  // Whoever asked (a peer, say) is told the answer is not theirs to cache: the value now changes.
+  const answer = await kernel.answer(doc.read, [], { caller: generateIdentity((n) => new Uint8Array(randomBytes(n))).principal });
+  t.deepEqual(valueOf(answer.outcome), changed);
+  t.false(answer.cacheable);
+  t.true((await kernel.answer(doc.read, ['at', changed.version])).cacheable, 'the read of a named version is');
+});

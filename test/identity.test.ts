@@ -12,7 +12,7 @@ import {
   principalFromPublicKey,
   publicKeyFromPrincipal,
   verify,
-  verifyAsync,
+  verifyMany,
   verifyPortable,
 } from '../src/identity/index.js';
 import { tempDir } from './_helpers.js';
@@ -153,9 +153,10 @@ test('hostile inputs: node:crypto (in line and off the main thread) and @noble/e
   ];
   for (const [name, key, msg, sig, expected] of rows) {
     t.is(verify(key, msg, sig), expected, `node:crypto: ${name}`);
-    t.is(await verifyAsync(key, msg, sig), expected, `node:crypto off the main thread: ${name}`);
     t.is(verifyPortable(key, msg, sig), expected, `noble: ${name}`);
   }
+  // Off the main thread, as a batch: the same verdicts, each in its place.
+  t.deepEqual(await verifyMany(rows.map(([, key, msg, sig]) => [key, msg, sig])), rows.map(([, , , , expected]) => expected));
 });
 
 test('wrong argument types are TypeErrors, not verdicts', (t) => {
@@ -169,10 +170,10 @@ test('wrong argument types are TypeErrors, not verdicts', (t) => {
     t.true(check(Buffer.from(key), Buffer.alloc(0), Buffer.from(sig)), 'Buffers are Uint8Arrays');
   }
   // Off the main thread: the same TypeErrors, thrown before it returns.
-  t.throws(() => verifyAsync(key, 'text' as never, sig), { instanceOf: TypeError });
-  t.throws(() => verifyAsync(key, new Uint8Array(0), 'sig' as never), { instanceOf: TypeError });
-  t.throws(() => verifyAsync(42 as never, new Uint8Array(0), sig), { instanceOf: TypeError });
-  t.throws(() => verifyAsync(null as never, new Uint8Array(0), sig), { instanceOf: TypeError });
+  t.throws(() => verifyMany([[key, 'text' as never, sig]]), { instanceOf: TypeError });
+  t.throws(() => verifyMany([[key, new Uint8Array(0), 'sig' as never]]), { instanceOf: TypeError });
+  t.throws(() => verifyMany([[42 as never, new Uint8Array(0), sig]]), { instanceOf: TypeError });
+  t.throws(() => verifyMany([[null as never, new Uint8Array(0), sig]]), { instanceOf: TypeError });
 });
 
 /**
@@ -283,11 +284,12 @@ test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid
     const expected = flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR');
     const message = new TextEncoder().encode(msg);
     t.is(verify(unhex(key), message, unhex(sig)), expected, `node:crypto: vector ${number} [${flags}]`);
-    t.is(await verifyAsync(unhex(key), message, unhex(sig)), expected, `node:crypto off the main thread: vector ${number} [${flags}]`);
     t.is(verifyPortable(unhex(key), message, unhex(sig)), expected, `noble: vector ${number} [${flags}]`);
     if (expected) accepted++;
   }
   t.is(accepted, 3);
+  const batch = await verifyMany(CCTV.map(([, key, sig, msg]) => [unhex(key), new TextEncoder().encode(msg), unhex(sig)]));
+  t.deepEqual(batch, CCTV.map(([, , , , flags]) => flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR')), 'off the main thread, as a batch');
 });
 
 test('property: node:crypto and noble give the same verdict on mutated and random inputs', (t) => {

@@ -25,7 +25,7 @@ import { decodeValue, encodeValue, type GridValue } from '../closures/values.js'
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
 import { blockCid } from '../store/hashing.js';
-import { concatBytes, verify, verifyAsync, type Identity } from '../identity/identity.js';
+import { concatBytes, verify, verifyMany, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
@@ -44,6 +44,7 @@ import {
   readVersion,
   readVersionUnverified,
   signatureRefusal,
+  type SignedVersion,
   ROLES,
   rulesProposalToken,
   sortCids,
@@ -81,6 +82,8 @@ export const MAX_BUNDLE_VERSIONS = 2000;
 export const MAX_TIPS = 32;
 /** Most changes replayed in one vat hop. */
 const MAX_FOLD = 1000;
+/** Past this many blocks, ingest readies the reducer's vat before it needs it. */
+const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
 const VALUE_CACHE = 256;
 
@@ -194,6 +197,14 @@ export interface DocumentPowers {
 export type Documents = ReturnType<typeof makeDocuments>;
 
 const text = (cid: CID) => cid.toString();
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+/**
+ * Bytes any version record holds (the entry `type: "version"`, a 4- then a
+ * 7-byte text string, adjacent in canonical CBOR) and any delegation record
+ * (its key `delegator`, a 9-byte text string).
+ */
+const RECORD_MARKS = [Buffer.from([0x64, ...utf8('type'), 0x67, ...utf8('version')]), Buffer.from([0x69, ...utf8('delegator')])];
 
 /** What replaying a received change made: its value's CID (as text), or why the reducer refused it. */
 type Replayed = { readonly value: string } | { readonly reason: string };
@@ -768,6 +779,11 @@ export const makeDocuments = (powers: DocumentPowers) => {
   return harden({
     /** Whether `closure` is one of a document's role tokens (answered here, never in a vat). */
     isRole: (closure: Closure) => closure.code === ROLE_MODULE_ID,
+    /** The current version of the document role closure `closure` reaches, if held here. */
+    currentOf: (closure: Closure): string | undefined => {
+      const state = stateOfClosure(closure);
+      return state && text(state.current);
+    },
     /** Whether `token` is a conflict's further promise this node knows. */
     isConflict: (token: Token) => conflicts.has(token),
     roleBySealed: (sealed: string): Closure | undefined => sealedRoles.get(sealed),
@@ -945,8 +961,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     },
 
     /**
-     * The owner's own view of document `doc` (the web page's): its rules,
-     * heads and latest `limit` versions, read here with no call — it
+     * The owner's own view of document `doc` (the web page's): the rules in
+     * force, its heads and latest `limit` versions, read here with no call — it
      * changes nothing and involves no one else. Undefined if not held.
      */
     async history(doc: string, limit: number) {
@@ -1057,8 +1073,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
       /** Each block's CID, parsed once. */
       const cids = new Map<string, CID>();
       for (const [key, bytes] of bundle.blocks) {
-        const cid = CID.parse(key);
-        if (!blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
+        // Most blocks are dag-cbor: their CID made and printed costs less than the key parsed.
+        const made = blockCid(bytes, DAG_CBOR_CODEC);
+        const cid = made.toString() === key ? made : CID.parse(key);
+        if (cid !== made && !blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
         blocks.set(key, bytes);
         cids.set(key, cid);
       }
@@ -1076,11 +1094,16 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const held = state;
       return inTurn(held, async () => {
         const genesis = await genesisOf(held);
+        // A large bundle: the reducer's vat is made ready (started, its closure loaded: an empty fold) while the blocks are decoded and read.
+        if (blocks.size > WARM_BUNDLE_BLOCKS) void powers.run(genesis.reducer, [null, []], { fold: true }).catch(() => {});
         await loadHistory(held.heads);
         // Each block decoded once. Delegation records first, checked as records: versions name them.
         // Nothing else is stored before its version is taken.
         const records = new Map<string, unknown>();
         for (const [key, bytes] of blocks) {
+          // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
+          const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
           try {
             records.set(key, decode(bytes));
           } catch {
@@ -1100,8 +1123,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];
-        // Each signature is verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
-        const signatures = new Map<string, Promise<string | undefined>>();
+        // The signatures are verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
+        const signed: SignedVersion[] = [];
         for (const [key, bytes] of blocks) {
           if (key === bundle.doc || versions.has(key)) continue;
           // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
@@ -1114,17 +1137,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason: (error as Error).message });
             continue;
           }
-          const { version, signed } = read;
-          if (!version.doc.equals(held.cid)) {
-            refused.push({ version: key, reason: `it belongs to document ${version.doc}` });
+          if (!read.version.doc.equals(held.cid)) {
+            refused.push({ version: key, reason: `it belongs to document ${read.version.doc}` });
             continue;
           }
-          candidates.push(version);
-          if (signed) signatures.set(key, verifyAsync(signed.signer, signed.message, signed.signature).then((valid) => (valid ? undefined : signatureRefusal(signed).message)));
+          candidates.push(read.version);
+          if (read.signed) signed.push(read.signed);
         }
         const [replayed, unsigned] = await Promise.all([
           replayChains(genesis, candidates, blocks),
-          Promise.all([...signatures].map(async ([key, check]) => [key, await check] as const)).then((verdicts) => new Map(verdicts.filter(([, reason]) => reason !== undefined))),
+          verifyMany(signed.map(({ signer, message, signature }) => [signer, message, signature] as const)).then(
+            (verdicts) => new Map(signed.flatMap((statement, i) => (verdicts[i] ? [] : [[text(statement.cid), signatureRefusal(statement).message] as const]))),
+          ),
         ]);
         let accepted = 0;
         let heads = held.heads;

@@ -113,6 +113,32 @@ export interface MergeVersion extends VersionBase {
 export type Version = AuthoredVersion | MergeVersion;
 
 const signingBytes = (body: Record<string, unknown>) => concatBytes(DOC_DOMAIN, encode(body));
+
+/** A `sig` entry's head: the key "sig", then a 64-byte string. */
+const SIG_ENTRY = Uint8Array.from([0x63, 0x73, 0x69, 0x67, 0x58, 0x40]);
+/**
+ * `signingBytes` of a record read from `bytes`, cut from them rather than
+ * encoded again: `bytes` are in core deterministic form (the strict decoder
+ * takes nothing else), so the record without its `sig` entry encodes as the
+ * same map with that entry's 70 bytes left out and one entry fewer in its
+ * header. Only when the entry's bytes occur exactly once (they occur at
+ * least once, being the entry) and the header is a one-byte map header;
+ * otherwise undefined, and the caller encodes.
+ */
+const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefined => {
+  const header = bytes[0]!;
+  if (header <= 0xa0 || header > 0xb7 || sig.length !== 64) return undefined;
+  const entry = concatBytes(SIG_ENTRY, sig);
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = view.indexOf(entry);
+  if (at < 1 || view.lastIndexOf(entry) !== at) return undefined;
+  const out = new Uint8Array(DOC_DOMAIN.length + bytes.length - entry.length);
+  out.set(DOC_DOMAIN);
+  out[DOC_DOMAIN.length] = header - 1;
+  out.set(bytes.subarray(1, at), DOC_DOMAIN.length + 1);
+  out.set(bytes.subarray(at + entry.length), DOC_DOMAIN.length + at);
+  return out;
+};
 const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 
 const stepToWire = (step: MergeStep) => ('token' in step ? CID.parse(step.token) : step.native);
@@ -350,7 +376,8 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
   if (parentCids.length === 0) throw fail('only the genesis has no parents');
   const signer = asSigner(author, fail);
   if (!(sig instanceof Uint8Array)) throw fail('missing signature');
-  const body = dropUndefined({ type, doc, parents, value, by, change, conflict, rules, consent, author, via, for: asker, at });
+  // The record is its fields (checked above) and `sig`: what the signature covers is the rest of it.
+  const message = signedPartOf(bytes, sig) ?? signingBytes(dropUndefined({ type, doc, parents, value, by, change, conflict, rules, consent, author, via, for: asker, at }));
   // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
   const version: Version = Object.freeze({
     ...common,
@@ -363,7 +390,7 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
     ...(asker === undefined ? {} : { for: asSigner(asker, fail) }),
     at: asTime(at, fail),
   });
-  return { version, signed: { cid, signer, message: signingBytes(body), signature: sig } };
+  return { version, signed: { cid, signer, message, signature: sig } };
 };
 
 /** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */

@@ -11,6 +11,7 @@
  * module object, so it works the same before and after SES lockdown.
  */
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { base58btc } from 'multiformats/bases/base58';
 import { Point } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
@@ -161,23 +162,108 @@ const acceptedKey = (signer: Signer, message: Uint8Array, signature: Uint8Array)
   return key && isAcceptableSignature(signature) ? key : null;
 };
 
+/** One signature to check: a signer, the message, the signature (`verify`'s arguments). */
+export type SignatureCheck = readonly [signer: Signer, message: Uint8Array, signature: Uint8Array];
+
 /**
- * `verify`'s verdict, computed off the main thread (node:crypto's callback
- * form runs on libuv's thread pool): for checking many signatures at once,
- * e.g. the versions of a bundle, while the main thread does other work.
- * The same policy and the same OpenSSL check, so the same verdict; argument
- * types are checked (TypeError) before it returns.
+ * The verifier thread: OpenSSL's check (node:crypto, as `verify` makes it)
+ * on raw keys that already passed the policy on the main thread, a batch per
+ * message. Plain script, no imports of ours: it holds nothing but keys.
  */
-export const verifyAsync = (signer: Signer, message: Uint8Array, signature: Uint8Array): Promise<boolean> => {
-  const key = acceptedKey(signer, message, signature);
-  if (!key) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    try {
-      nodeVerify(null, message, key, signature, (error, valid) => resolve(!error && valid === true));
-    } catch {
-      resolve(false);
+const VERIFIER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createPublicKey, verify } = require('node:crypto');
+const SPKI = Buffer.from('${Buffer.from(SPKI_PREFIX).toString('hex')}', 'hex');
+const keys = new Map();
+parentPort.on('message', ({ id, keys: raw, messages, signatures }) => {
+  const verdicts = new Uint8Array(messages.length);
+  for (let i = 0; i < messages.length; i++) {
+    const hex = Buffer.from(raw[i]).toString('hex');
+    let key = keys.get(hex);
+    if (!key) {
+      if (keys.size >= ${MAX_CACHED_KEYS}) keys.delete(keys.keys().next().value);
+      key = createPublicKey({ key: Buffer.concat([SPKI, raw[i]]), format: 'der', type: 'spki' });
+      keys.set(hex, key);
     }
+    try {
+      verdicts[i] = verify(null, messages[i], key, signatures[i]) ? 1 : 0;
+    } catch {
+      verdicts[i] = 0;
+    }
+  }
+  parentPort.postMessage({ id, verdicts });
+});`;
+
+let verifier: { worker: Worker; waiting: Map<number, (verdicts: Uint8Array | undefined) => void>; next: number } | undefined;
+
+/** The verifier thread, started on first use; it never keeps the process alive. Undefined if threads cannot start here. */
+const verifierThread = () => {
+  if (verifier) return verifier;
+  let worker: Worker;
+  try {
+    worker = new Worker(VERIFIER_SOURCE, { eval: true, execArgv: [], env: {} });
+  } catch {
+    return undefined;
+  }
+  worker.unref();
+  const started = { worker, waiting: new Map<number, (verdicts: Uint8Array | undefined) => void>(), next: 0 };
+  const fail = () => {
+    if (verifier === started) verifier = undefined;
+    for (const resolve of started.waiting.values()) resolve(undefined);
+    started.waiting.clear();
+  };
+  worker.on('message', ({ id, verdicts }: { id: number; verdicts: Uint8Array }) => {
+    started.waiting.get(id)?.(verdicts);
+    started.waiting.delete(id);
   });
+  worker.on('error', fail);
+  worker.on('exit', fail);
+  return (verifier = started);
+};
+
+/**
+ * `verify`'s verdicts on many signatures at once, computed off the main
+ * thread: the policy's byte checks here, OpenSSL's check in one batch on a
+ * verifier thread (or, if it cannot run, here). For a bundle of versions:
+ * the main thread decodes and replays while the signatures are checked.
+ * Argument types are checked (TypeError) before it returns.
+ */
+export const verifyMany = (checks: readonly SignatureCheck[]): Promise<boolean[]> => {
+  const verdicts = checks.map(() => false);
+  const keys: Uint8Array[] = [];
+  const messages: Uint8Array[] = [];
+  const signatures: Uint8Array[] = [];
+  const at: number[] = [];
+  /** A bundle's versions have few authors: each principal's key is read once. */
+  const raw = new Map<string, Uint8Array>();
+  checks.forEach(([signer, message, signature], index) => {
+    if (!acceptedKey(signer, message, signature)) return;
+    if (typeof signer === 'string' && !raw.has(signer)) raw.set(signer, publicKeyFromPrincipal(signer));
+    keys.push(typeof signer === 'string' ? raw.get(signer)! : signer.slice());
+    messages.push(message);
+    // A copy: a view into a whole frame would carry the frame to the thread.
+    signatures.push(signature.slice());
+    at.push(index);
+  });
+  if (at.length === 0) return Promise.resolve(verdicts);
+  const inLine = () => {
+    at.forEach((index) => (verdicts[index] = verify(...checks[index]!)));
+    return verdicts;
+  };
+  const thread = verifierThread();
+  if (!thread) return Promise.resolve(inLine());
+  const id = thread.next++;
+  return new Promise((resolve) => {
+    thread.waiting.set(id, (answered) => {
+      if (!answered || answered.length !== at.length) return resolve(inLine());
+      at.forEach((index, i) => (verdicts[index] = answered[i] === 1));
+      resolve(verdicts);
+    });
+    thread.worker.ref();
+    thread.worker.postMessage({ id, keys, messages, signatures });
+  }).finally(() => {
+    if (thread.waiting.size === 0) thread.worker.unref();
+  }) as Promise<boolean[]>;
 };
 
 /** L, the order of the prime subgroup. */

@@ -4,7 +4,8 @@ export {
   principalFromPublicKey,
   publicKeyFromPrincipal,
   verify,
-  verifyAsync,
+  verifyMany,
+  type SignatureCheck,
   verifyPortable,
   type Identity,
 } from './identity.js';

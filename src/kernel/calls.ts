@@ -209,6 +209,13 @@ export const makeCallPipeline = (parts: {
   };
 
   /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
+  /** The version a read of the current value on `token` reads, if `token` is a document's role held here and `args` ask for that. */
+  const currentVersionRead = (token: Token, args: unknown): string | undefined => {
+    if (!Array.isArray(args) || args.length > 1 || (args.length === 1 && args[0] !== 'value')) return undefined;
+    const closure = closures.loaded(token);
+    return closure && parts.docs().isRole(closure) ? parts.docs().currentOf(closure) : undefined;
+  };
+
   const invoke = async (tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array, chain?: ChainBlocks): Promise<Invoked> => {
     const since = clock();
     let token: Token;
@@ -221,6 +228,11 @@ export const makeCallPipeline = (parts: {
         return impure(revoked('invalid', (error as Error).message));
       }
     }
+    // A read of a document's current value is the pure read of the version
+    // now current: once made, it is a cache hit until the document changes.
+    // Only here: whoever asked for the value now may not keep it as pure.
+    const current = currentVersionRead(token, args);
+    if (current !== undefined) return { ...(await invoke(token, ['at', current], frame, undefined, chain)), pure: false };
     let argsBytes: Uint8Array;
     try {
       if (!Array.isArray(args)) throw new TypeError('arguments must be an array');

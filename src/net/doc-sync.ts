@@ -230,11 +230,15 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     pull,
     pullOnce,
 
-    /** A session is up: pull everything followed here from a node this node dialled. */
+    /**
+     * A session is up: pull everything followed here from a node this node
+     * dialled. A peer that dialled here is asked too when something is
+     * followed later (it may be the only peer there is).
+     */
     track(session: Session, dialled: boolean) {
-      if (!dialled || closed) return;
+      if (closed) return;
       stateOf(session);
-      for (const target of kernel.docs.following()) pull(session, target);
+      if (dialled) for (const target of kernel.docs.following()) pull(session, target);
     },
 
     /** Answer a peer's sync request (in turn with its others), and pull back from it once. */
