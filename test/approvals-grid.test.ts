@@ -27,6 +27,7 @@ test.serial('grid call waits for approvals past the call limit; grid pending sho
   const url = await ok(alice, ['delegate', 'add', '--to', pb!, '--approvals', '2', '--approver', pp1!, '--approver', pp2!, '--approver', pp3!]);
 
   // Bob calls and waits; nothing waits for Mallory, one call waits for each approver.
+  const called = Date.now();
   const bobsCall = grid(bob, ['call', url, '20', '22', '--timeout', '150000'], 170_000);
   const listed = await eventually(() => grid(p1, ['pending', '--via', node.url, '--json']), (r) => r.code === 0 && JSON.parse(r.stdout).pending.length === 1, 20_000);
   const [view] = JSON.parse(listed.stdout).pending as Array<{ url: string; caller: string; args: unknown[]; approvers: string[]; approvedBy: string[]; yours: string; reason: string }>;
@@ -44,8 +45,8 @@ test.serial('grid call waits for approvals past the call limit; grid pending sho
   t.deepEqual(JSON.parse(await ok(p1, ['call', view!.url, '"approve"'])), { approvedBy: [pp1], status: 'waiting' });
   t.deepEqual(JSON.parse(await ok(p1, ['call', view!.url, '"approve"'])), { approvedBy: [pp1], status: 'waiting' });
   t.is(await ok(p1, ['pending', '--via', node.url]), '(nothing waits for you)', 'it no longer waits for p1');
-  // Past the node's 5 s call limit Bob is still waiting; the second approval lets the call through.
-  await sleep(7000);
+  // Past the node's 5 s call limit Bob is still waiting (7 s after he called, counting the steps above); the second approval lets the call through.
+  await sleep(Math.max(0, called + 7000 - Date.now()));
   t.deepEqual(JSON.parse(await ok(p3, ['call', view!.url, '"approve"'])), { approvedBy: [pp1, pp3], status: 'fulfilled' });
   const waited = await bobsCall;
   t.is(waited.code, 0, waited.stderr);

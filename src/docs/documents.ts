@@ -31,7 +31,6 @@ import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
-import { mergeText } from './text-merge.js';
 import { describeQuorum, makeProposals, quorumFromWire, quorumToWire, tally, voteStatement, type Carried, type Choice, type Governance } from './governance.js';
 import {
   conflictToken,
@@ -364,6 +363,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
     if ('token' in step) return powers.run(step.token, [base, ours, theirs]);
     try {
       if (typeof base !== 'string' || typeof ours !== 'string' || typeof theirs !== 'string') return revoked('refused', 'text merge: the values are not all strings');
+      // Loaded on first use: Automerge's WebAssembly costs every process ~0.2 s of CPU to compile.
+      const { mergeText } = await import('./text-merge.js');
       return fulfilled(mergeText(base, ours, theirs));
     } catch (error) {
       return revoked('refused', `text merge: ${describeThrown(error)}`);
