@@ -117,27 +117,55 @@ const signingBytes = (body: Record<string, unknown>) => concatBytes(DOC_DOMAIN, 
 /** A `sig` entry's head: the key "sig", then a 64-byte string. */
 const SIG_ENTRY = Uint8Array.from([0x63, 0x73, 0x69, 0x67, 0x58, 0x40]);
 /**
- * `signingBytes` of a record read from `bytes`, cut from them rather than
- * encoded again: `bytes` are in core deterministic form (the strict decoder
- * takes nothing else), so the record without its `sig` entry encodes as the
- * same map with that entry's 70 bytes left out and one entry fewer in its
- * header. Only when the entry's bytes occur exactly once (they occur at
- * least once, being the entry) and the header is a one-byte map header;
- * otherwise undefined, and the caller encodes.
+ * Where `bytes` hold their `sig` entry with signature `sig`: the entry's
+ * offset, or -1 unless `bytes` begin with a one-byte map header and the
+ * entry's bytes occur exactly once (they occur at least once, being the
+ * entry).
  */
-const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefined => {
+const sigEntryAt = (bytes: Uint8Array, sig: Uint8Array): number => {
   const header = bytes[0]!;
-  if (header <= 0xa0 || header > 0xb7 || sig.length !== 64) return undefined;
+  if (header <= 0xa0 || header > 0xb7 || sig.length !== 64) return -1;
   const entry = concatBytes(SIG_ENTRY, sig);
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const at = view.indexOf(entry);
-  if (at < 1 || view.lastIndexOf(entry) !== at) return undefined;
-  const out = new Uint8Array(DOC_DOMAIN.length + bytes.length - entry.length);
+  return at >= 1 && view.lastIndexOf(entry) === at ? at : -1;
+};
+
+/**
+ * `signingBytes` of the record `bytes` hold, cut from them: `bytes` are in
+ * core deterministic form (the strict decoder takes nothing else), so the
+ * record without the `sig` entry at `at` encodes as the same map with that
+ * entry's 70 bytes left out and one entry fewer in its header.
+ */
+const signedPartAt = (bytes: Uint8Array, at: number): Uint8Array => {
+  const length = SIG_ENTRY.length + 64;
+  const out = new Uint8Array(DOC_DOMAIN.length + bytes.length - length);
   out.set(DOC_DOMAIN);
-  out[DOC_DOMAIN.length] = header - 1;
+  out[DOC_DOMAIN.length] = bytes[0]! - 1;
   out.set(bytes.subarray(1, at), DOC_DOMAIN.length + 1);
-  out.set(bytes.subarray(at + entry.length), DOC_DOMAIN.length + at);
+  out.set(bytes.subarray(at + length), DOC_DOMAIN.length + at);
   return out;
+};
+
+/** `signingBytes` of a record read from `bytes` with signature `sig`, cut from them rather than encoded again; undefined where `sigEntryAt` finds no entry (the caller encodes). */
+const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefined => {
+  const at = sigEntryAt(bytes, sig);
+  return at < 0 ? undefined : signedPartAt(bytes, at);
+};
+
+/**
+ * `body` signed by `signer`, encoded once: with a blank signature, whose
+ * entry is cut out to make what is signed and then filled in with the
+ * signature (the same length). Encoded twice where the blank entry cannot
+ * be found alone.
+ */
+const signedRecord = (body: Record<string, unknown>, signer: Identity): Uint8Array => {
+  const blank = new Uint8Array(64);
+  const bytes = encode({ ...body, sig: blank });
+  const at = sigEntryAt(bytes, blank);
+  if (at < 0) return encode({ ...body, sig: signer.sign(signingBytes(body)) });
+  bytes.set(signer.sign(signedPartAt(bytes, at)), at + SIG_ENTRY.length);
+  return bytes;
 };
 const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 
@@ -211,7 +239,7 @@ export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Ident
     at: spec.at,
     ...(spec.governance ? { governance: governanceToWire(spec.governance) } : {}),
   };
-  const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
+  const bytes = signedRecord(body, issuer);
   return { bytes, genesis: readGenesis(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
 };
 
@@ -311,7 +339,7 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     for: spec.for,
     at: spec.at,
   });
-  const bytes = encode({ ...body, sig: author.sign(signingBytes(body)) });
+  const bytes = signedRecord(body, author);
   const version: AuthoredVersion = Object.freeze({ ...spec, cid: blockCid(bytes, DAG_CBOR_CODEC), parents: sortCids(spec.parents), author: author.principal });
   return { bytes, version };
 };
