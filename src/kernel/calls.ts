@@ -208,7 +208,6 @@ export const makeCallPipeline = (parts: {
     return runHere(closure, argsBytes, frame, seq);
   };
 
-  /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
   /** The version a read of the current value on `token` reads, if `token` is a document's role held here and `args` ask for that. */
   const currentVersionRead = (token: Token, args: unknown): string | undefined => {
     if (!Array.isArray(args) || args.length > 1 || (args.length === 1 && args[0] !== 'value')) return undefined;
@@ -216,6 +215,7 @@ export const makeCallPipeline = (parts: {
     return closure && parts.docs().isRole(closure) ? parts.docs().currentOf(closure) : undefined;
   };
 
+  /** One call, without following further promises; `pure` if its answer may be cached (its value's bytes come with it). */
   const invoke = async (tokenText: unknown, args: readonly unknown[], frame: CallFrame, encodedArgs?: Uint8Array, chain?: ChainBlocks): Promise<Invoked> => {
     const since = clock();
     let token: Token;
