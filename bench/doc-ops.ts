@@ -8,7 +8,7 @@
  *   read as a call (what a peer or a delegated token makes);
  * - a merge of two 1,000-change branches by the document's json step
  *   (replica ingest, replay, cascade) vs the same merge called directly;
- * - memory per version stored (heap after GC, over 5,000 versions).
+ * - memory per version stored (heap and ArrayBuffers after GC, over 5,000 versions).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -71,10 +71,12 @@ export const benchDocOps = async (): Promise<Row[]> => {
     const doc = await onDisk.docs.create({ reducer, init: { n: 0, last: 0 } });
     for (let i = 0; i < 200; i++) ok(await onDisk.docs.apply(doc.write, { add: 1 }));
     gc();
-    const before = process.memoryUsage().heapUsed;
+    const before = process.memoryUsage();
     for (let i = 0; i < 5000; i++) ok(await onDisk.docs.apply(doc.write, { add: 1 }));
     gc();
-    console.log(`heap per version stored (home on disk, after GC${(globalThis as { gc?: unknown }).gc ? '' : ': no --expose-gc, so noisy'}): ${Math.round((process.memoryUsage().heapUsed - before) / 5000)} bytes`);
+    const after = process.memoryUsage();
+    const each = (field: 'heapUsed' | 'arrayBuffers') => Math.round((after[field] - before[field]) / 5000);
+    console.log(`memory per version stored (home on disk, after GC${(globalThis as { gc?: unknown }).gc ? '' : ': no --expose-gc, so noisy'}): ${each('heapUsed')} bytes of heap, ${each('arrayBuffers')} of ArrayBuffers`);
   } finally {
     await onDisk.close();
     await rm(home, { recursive: true, force: true });

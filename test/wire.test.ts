@@ -4,6 +4,7 @@ import { CID } from 'multiformats/cid';
 import { encode as cborgEncode, rfc8949EncodeOptions } from 'cborg';
 import { decode, decodeMessage, encode, encodeMessage, isMessage, WireError, DEFAULT_LIMITS } from '../src/wire/index.js';
 import { blockCid } from '../src/store/index.js';
+import { encodeLinkForm } from '../src/wire/cbor.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -254,4 +255,10 @@ test('property: mutated valid encodings are accepted canonically or refused', (t
     }),
     { numRuns: 20_000 },
   );
+});
+
+test('encoded bytes own their memory: a small encoding is no view into a shared pool (kept, it would pin it; posted, copy it)', (t) => {
+  for (const length of [1, 100, 200, 240, 300, 5000]) {
+    for (const bytes of [encode({ text: 'x'.repeat(length) }), encodeLinkForm({ text: 'x'.repeat(length) })]) t.is(bytes.buffer.byteLength, bytes.byteLength, `${length} characters`);
+  }
 });
