@@ -1,6 +1,7 @@
 /**
  * Documents: shared state that changes only by applying a change through
- * its reducer, and merges when replicas meet (records.ts has the blocks).
+ * its reducer, and merges when replicas meet (records.ts has the blocks,
+ * checks.ts what a replica checks of the versions it receives).
  *
  * A document's role tokens are closures over one kernel-native module
  * (ROLE_MODULE_SOURCE): the call pipeline hands a call on one to `answer`
@@ -18,7 +19,7 @@
  * are blocks in the store.
  */
 import { CID } from 'multiformats/cid';
-import { DAG_CBOR_CODEC, RAW_CODEC, asPrincipal, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
+import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
@@ -28,10 +29,11 @@ import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, verifyMany, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
-import { isDelegationRecord, sealToken, verifyChain, type Delegation } from '../delegation/delegation.js';
+import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
-import { describeQuorum, makeProposals, quorumFromWire, quorumToWire, tally, voteStatement, type Carried, type Choice, type Governance } from './governance.js';
+import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance } from './governance.js';
+import { makeVersionChecks, memberList } from './checks.js';
 import {
   conflictToken,
   DocumentError,
@@ -43,11 +45,11 @@ import {
   readVersion,
   readVersionUnverified,
   signatureRefusal,
+  stepName,
   type SignedVersion,
   ROLES,
   rulesProposalToken,
   sortCids,
-  type AuthoredVersion,
   type Genesis,
   type Rules,
   type MergeStep,
@@ -69,8 +71,6 @@ const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   settle: [...READS, 'resolve'],
   admin: [...READS, 'apply', 'propose', 'resolve', 'rules'],
 };
-/** Roles whose holders may author a version of each kind. */
-const AUTHORS: Readonly<Record<'change' | 'settle' | 'rules', readonly Role[]>> = { change: ['write', 'admin'], settle: ['settle', 'admin'], rules: ['admin'] };
 /** How long a proposal to change an ungoverned document's rules stays open for its issuer's vote. */
 const RULES_DEADLINE_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -79,8 +79,6 @@ const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
 /** Most tips a bundle names (the haves a sync request carries). */
 export const MAX_TIPS = 32;
-/** Most changes replayed in one vat hop. */
-const MAX_FOLD = 1000;
 /** Past this many blocks, ingest readies the reducer's vat before it needs it. */
 const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -206,7 +204,6 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
 const RECORD_MARKS = [Buffer.from([0x64, ...utf8('type'), 0x67, ...utf8('version')]), Buffer.from([0x69, ...utf8('delegator')])];
 
 /** What replaying a received change made: its value's CID (as text), or why the reducer refused it. */
-type Replayed = { readonly value: string } | { readonly reason: string };
 
 const REVOKED_AT_DOMAIN = new TextEncoder().encode('promisegrid:revoked-at:v1\n');
 /** When a revocation happened, signed by its revoker: what a replica dates it by. */
@@ -215,7 +212,6 @@ export interface RevokedSince {
   readonly signature: Uint8Array;
 }
 const revokedAtStatement = (token: Token, at: number) => concatBytes(REVOKED_AT_DOMAIN, encode({ token: CID.parse(token), at }));
-const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
 
 /** The rules in force at a version, and the version that set them (a rules change, or the genesis). */
 interface RulesSource {
@@ -416,158 +412,18 @@ export const makeDocuments = (powers: DocumentPowers) => {
     }
   };
 
-  /** Whether `version`'s author held a role that may author it, through `via`, unrevoked when it was made. */
-  const authorized = async (genesis: Genesis, version: Version & { by: 'change' | 'settle' | 'rules' }): Promise<string | undefined> => {
-    if (version.author === genesis.issuer && version.via === undefined) return undefined;
-    if (version.via === undefined) return `author ${version.author} did not issue the document and names no delegation`;
-    const chain = await powers.chainOf(version.via);
-    const innermost = chain.at(-1);
-    if (!innermost) return `delegation ${version.via} was not sent with the version`;
-    if (!chain[0]!.audience.includes(version.author)) return `delegation ${version.via} was not made for ${version.author}`;
-    const role = AUTHORS[version.by].find((r) => genesis.roles[r] === innermost.inner);
-    if (!role) return `delegation ${version.via} does not lead to a token that may ${{ change: 'write', settle: 'settle', rules: 'administer' }[version.by]}`;
-    try {
-      verifyChain(chain, { token: innermost.inner as Token, sealed: innermost.inner, issuer: genesis.issuer }, () => undefined);
-    } catch (error) {
-      return describeThrown(error);
-    }
-    for (const link of chain) {
-      // The revoker's own date when it signed one; else when this node revoked it or heard of it.
-      const since = revokedSince.get(link.token)?.since ?? powers.revokedAt(link.token);
-      if (since !== undefined && version.at >= since) return `delegation ${link.token} was revoked before this version was made`;
-    }
-    return undefined;
-  };
-
-  /**
-   * What the reducer makes of each received change, chains of changes in
-   * one vat hop each (a fold): the value's CID, or why the reducer refused.
-   * A change missing here (its chain could not be folded) is replayed alone.
-   */
-  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Replayed>> => {
-    const replayed = new Map<string, Replayed>();
-    const sent = new Map(candidates.map((version) => [text(version.cid), version]));
-    const lookup = (key: string) => versions.get(key) ?? sent.get(key);
-    const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
-    // A change sent once and named by many versions is decoded once.
-    const decodedChanges = new Map<string, GridValue>();
-    const changeOf = async (cid: CID) => {
-      let value = decodedChanges.get(text(cid));
-      if (value === undefined) decodedChanges.set(text(cid), (value = decodeValue(await blockOf(cid))));
-      return value;
-    };
-    let index = 0;
-    while (index < candidates.length) {
-      const first = candidates[index]!;
-      if (first.by !== 'change' || first.parents.length !== 1 || !first.change) {
-        index += 1;
-        continue;
-      }
-      const chain = [first];
-      for (let next = candidates[index + chain.length]; next && next.by === 'change' && next.change && chain.length < MAX_FOLD && next.parents.length === 1 && next.parents[0]!.equals(chain.at(-1)!.cid); next = candidates[index + chain.length]) {
-        chain.push(next);
-      }
-      index += chain.length;
-      try {
-        const parent = first.parents[0]!;
-        const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
-        // Rules set by a version not yet taken (its consent unchecked) run nothing: its changes are replayed one at a time once it is taken.
-        const { source, rules } = rulesIn(genesis, parent, lookup);
-        if (!source.equals(genesis.cid) && !versions.has(text(source))) continue;
-        const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
-        const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));
-        const outcome = await powers.run(rules.reducer, [baseValue, changes], { fold: true });
-        if (outcome.status !== 'fulfilled') continue;
-        const { cids, refusal } = outcome.value as { cids: string[]; refusal?: { index: number; reason: string } };
-        cids.forEach((cid, i) => replayed.set(text(chain[i]!.cid), { value: cid }));
-        if (refusal) for (const version of chain.slice(refusal.index)) replayed.set(text(version.cid), { reason: `the reducer refuses its change: ${refusal.reason}` });
-      } catch {
-        // Left to be replayed one at a time, which reports its own reason.
-      }
-    }
-    return replayed;
-  };
-
-  /** The members a list names: a list, or a record with a `members` list. */
-  const memberList = (value: GridValue): Principal[] => {
-    const list = Array.isArray(value) ? value : (value as Record<string, GridValue> | null)?.members;
-    if (!Array.isArray(list)) throw new DocumentError('ERR_NO_MEMBERS', 'the member document lists no members (a list, or a record with a members list)');
-    return [...new Set(list.map((member) => asPrincipal(member)))];
-  };
-
-  /**
-   * Why a rules change is not backed by a carried proposal, or undefined if
-   * it is: its votes are signed by members over the proposal's token (which
-   * commits to the rules and the members), and they carry the document's
-   * quorum; the members are those the member document listed at the
-   * version named, or, for an ungoverned document, its issuer alone.
-   */
-  const consentRefusal = async (state: DocState, genesis: Genesis, version: AuthoredVersion): Promise<string | undefined> => {
-    const consent = version.consent!;
-    const governance = genesis.governance;
-    if (!governance) {
-      if (consent.members.length !== 1 || consent.members[0] !== genesis.issuer || consent.quorum !== 1 || consent.base) return `an ungoverned document's rules change is consented to by its issuer ${genesis.issuer} alone`;
-    } else {
-      if (quorumToWire(governance.quorum) !== consent.quorum) return `its proposal's quorum is not the document's (${describeQuorum(governance.quorum)})`;
-      if (!governance.weighted && consent.weights.some((weight) => weight !== 1)) return 'its proposal weighs votes on a document whose votes weigh one each';
-      const source = governance.members === 'self' ? state : docs.get(text(governance.members));
-      if (!source) return `its members cannot be checked: the member document ${text(governance.members as CID)} is not held here`;
-      if (!consent.base) return 'its proposal names no version of the member document';
-      const listed = memberList(await valueAt(source, consent.base));
-      if (listed.length !== consent.members.length || listed.some((member) => !consent.members.includes(member))) return `its proposal's members are not those the member document listed at ${consent.base}`;
-    }
-    const token = rulesProposalToken(state.cid, version.rules!, consent);
-    // One proposal, one rules change: its consent replayed further down the same line (to bring back rules since replaced) is refused.
-    for (const [key, cid] of ancestors(version.parents[0]!, parentsOf)) {
-      const earlier = cid.equals(state.cid) ? undefined : versions.get(key);
-      if (earlier?.by === 'rules' && rulesProposalToken(state.cid, earlier.rules!, earlier.consent!) === token) return `its proposal ${token} carried version ${key} already`;
-    }
-    const votes = new Map<Principal, Choice>();
-    for (const [voter, choice, signature] of consent.votes) {
-      if (!consent.members.includes(voter)) return `${voter} voted but is not a member the proposal was put to`;
-      if (votes.has(voter)) return `${voter} voted twice`;
-      if (!verify(voter, voteStatement(token, choice), signature)) return `the vote of ${voter} is not signed by ${voter} for this proposal`;
-      votes.set(voter, choice);
-    }
-    const verdict = tally({ members: consent.members, weights: consent.weights, quorum: quorumFromWire(consent.quorum), votes });
-    return verdict === 'passed' ? undefined : `its votes do not carry the quorum (${describeQuorum(quorumFromWire(consent.quorum))}): no carried proposal backs it`;
-  };
-
-  /** Why a received version does not follow from its parents (or may not be taken), or undefined if it does. */
-  const refusalOf = async (state: DocState, genesis: Genesis, version: Version, blocks: ReadonlyMap<string, Uint8Array>, replayed: ReadonlyMap<string, Replayed>): Promise<string | undefined> => {
-    if (!blocks.has(text(version.value)) && !(await store.has(version.value))) return `its value ${version.value} was not sent`;
-    const valueCid = (value: GridValue) => blockCid(encodeValue(value), DAG_CBOR_CODEC);
-    if (version.by === 'merge') {
-      const [ours, theirs] = version.parents as [CID, CID];
-      const base = lowestCommonAncestor(ours, theirs, parentsOf) ?? state.cid;
-      if (version.base === null || !version.base.equals(base)) return `its base is not its parents' lowest common ancestor ${base}`;
-      const step = rulesIn(genesis, version.cid, (key) => (key === text(version.cid) ? version : versions.get(key))).rules.merges[version.step];
-      if (!step) return `the document has no merge step ${version.step}`;
-      const outcome = await stepResult(step, await valueAt(state, base), await valueAt(state, ours), await valueAt(state, theirs));
-      if (outcome.status !== 'fulfilled') return `merge step ${stepName(step)} does not make it: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
-      return valueCid(outcome.value).equals(version.value) ? undefined : `its value is not what merge step ${stepName(step)} makes of its parents`;
-    }
-    const denied = await authorized(genesis, version);
-    if (denied) return denied;
-    if (version.by === 'settle') {
-      return version.conflict === conflictToken(state.cid, version.parents) ? undefined : 'it settles a conflict between other heads';
-    }
-    if (version.parents.length !== 1) return `a ${version.by === 'rules' ? 'rules change' : 'change'} has one parent`;
-    if (version.by === 'rules') {
-      const parent = version.parents[0]!;
-      const kept = parent.equals(state.cid) ? genesis.init : versions.get(text(parent))?.value;
-      if (!kept || !kept.equals(version.value)) return 'a rules change keeps its parent\'s value';
-      return consentRefusal(state, genesis, version);
-    }
-    const expected = replayed.get(text(version.cid));
-    if (expected && 'reason' in expected) return expected.reason;
-    if (expected) return expected.value === text(version.value) ? undefined : 'its value does not follow from its parent and change';
-    const changeBytes = version.change && (blocks.get(text(version.change)) ?? (await store.get(version.change).catch(() => undefined)));
-    if (!changeBytes) return 'its change was not sent';
-    const outcome = await powers.run(rulesIn(genesis, version.parents[0]!).rules.reducer, [await valueAt(state, version.parents[0]!), decodeValue(changeBytes)]);
-    if (outcome.status !== 'fulfilled') return `the reducer refuses its change: ${outcome.status === 'revoked' ? outcome.reason : 'further promise'}`;
-    return valueCid(outcome.value).equals(version.value) ? undefined : 'its value does not follow from its parent and change';
-  };
+  const { replayChains, refusalOf } = makeVersionChecks<DocState>({
+    store,
+    run: powers.run,
+    chainOf: powers.chainOf,
+    revokedSince: (token) => revokedSince.get(token)?.since ?? powers.revokedAt(token),
+    versions,
+    held: (doc) => docs.get(doc),
+    parentsOf,
+    rulesIn,
+    valueAt,
+    stepResult,
+  });
 
   const view = (token: Token, conflict: ConflictState): ConflictView =>
     harden({ conflict: token, doc: conflict.doc, heads: conflict.heads.map(text), attempts: conflict.attempts, at: conflict.at, ...(conflict.settled ? { settled: text(conflict.settled) } : {}) });

@@ -169,6 +169,9 @@ const signedRecord = (body: Record<string, unknown>, signer: Identity): Uint8Arr
 };
 const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
 
+/** How a merge step is named: its token, or a shipped native step's name. */
+export const stepName = (step: MergeStep) => ('token' in step ? step.token : step.native);
+
 const stepToWire = (step: MergeStep) => ('token' in step ? CID.parse(step.token) : step.native);
 const stepFromWire = (step: unknown, fail: (why: string) => Error): MergeStep => {
   if (typeof step === 'string' && (NATIVE_STEPS as readonly string[]).includes(step)) return { native: step as NativeStep };
