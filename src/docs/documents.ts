@@ -353,7 +353,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     journal.append({ kind: 'doc-head', doc: text(state.cid), heads: sortCids(heads).map(text), current: text(current) });
 
   /** Heads after `version` lands: its parents are no longer heads. */
-  const headsWith = (state: DocState, version: Version) => [...state.heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
+  const headsWith = (heads: readonly CID[], version: Version) => [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
 
   const stepResult = async (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue): Promise<Outcome> => {
     if ('token' in step) return powers.run(step.token, [base, ours, theirs]);
@@ -408,7 +408,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       await putBlock(merged.bytes);
       versions.set(text(merged.version.cid), merged.version);
       const current = state.current.equals(a) || state.current.equals(b) ? merged.version.cid : state.current;
-      landed(state, headsWith(state, merged.version), current);
+      landed(state, headsWith(state.heads, merged.version), current);
     }
   };
 
@@ -482,7 +482,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
-    landed(state, headsWith(state, version), version.cid);
+    landed(state, headsWith(state.heads, version), version.cid);
     // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
     await journal.written();
     return fulfilled({ version: text(version.cid), value: outcome.value });
@@ -505,7 +505,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: conflict.heads, value: valueCid, by: 'settle', conflict: token, at: clock(), ...(via ? { via } : {}) }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
-    landed(state, headsWith(state, version), version.cid);
+    landed(state, headsWith(state.heads, version), version.cid);
     journal.append({ kind: 'doc-settled', conflict: token, version: text(version.cid) });
     await mergeHeads(state);
     await journal.written();
@@ -524,7 +524,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'rules', rules, consent, at: clock(), ...(via ? { via } : {}) }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
-    landed(state, headsWith(state, version), version.cid);
+    landed(state, headsWith(state.heads, version), version.cid);
     journal.append({ kind: 'doc-rules', doc: text(state.cid), version: text(version.cid) });
     await journal.written();
     return fulfilled({ version: text(version.cid), value: await valueAt(state, parent) });
@@ -1030,7 +1030,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
           versions.set(key, version);
           if (version.by === 'settle') settlements.push(version);
           if (version.by === 'rules') journal.append({ kind: 'doc-rules', doc: text(held.cid), version: key });
-          heads = [...heads.filter((head) => !version.parents.some((p) => p.equals(head))), version.cid];
+          heads = headsWith(heads, version);
           accepted += 1;
         }
         if (accepted > 0) {

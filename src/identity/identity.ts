@@ -239,10 +239,11 @@ export const verifyMany = (checks: readonly SignatureCheck[]): Promise<boolean[]
   checks.forEach(([signer, message, signature], index) => {
     if (!acceptedKey(signer, message, signature)) return;
     if (typeof signer === 'string' && !raw.has(signer)) raw.set(signer, publicKeyFromPrincipal(signer));
-    keys.push(typeof signer === 'string' ? raw.get(signer)! : signer.slice());
-    messages.push(message);
-    // A copy: a view into a whole frame would carry the frame to the thread.
-    signatures.push(signature.slice());
+    // Copies that own their memory: a view into a whole frame would carry the frame to the thread
+    // (and a Buffer's own slice() is such a view).
+    keys.push(typeof signer === 'string' ? raw.get(signer)! : Uint8Array.prototype.slice.call(signer));
+    messages.push(Uint8Array.prototype.slice.call(message));
+    signatures.push(Uint8Array.prototype.slice.call(signature));
     at.push(index);
   });
   if (at.length === 0) return Promise.resolve(verdicts);

@@ -50,6 +50,13 @@ const printWith = (inv: Invocation, outcome: Outcome, print: (value: GridValue) 
   return EXIT.ok;
 };
 
+/** A `{ version, value }` answer (apply, show, resolve): the value, or with `--json` both. */
+const printVersioned = (inv: Invocation, outcome: Outcome): number =>
+  printWith(inv, outcome, (answer) => {
+    const { version, value } = answer as { version: string; value: GridValue };
+    inv.io.out(toJsonText(inv.json ? { version, value } : value));
+  });
+
 /** A document token given as a CID, a pet name or a grid URL: its token, chain and where to reach it. */
 export const docTarget = async (inv: Invocation, ref: string) => resolveTarget(ref, await PetNames.open(homePaths(inv.home).names));
 
@@ -210,12 +217,7 @@ const applyVerb = (session: Session) =>
     async (inv, [ref, changeText]) => {
       const change = parseJsonArg(changeText as string, 'CHANGE') as GridValue;
       const target = await docTarget(inv, ref as string);
-      return withHome(inv, async (home) =>
-        printWith(inv, await callDoc(inv, home, target, ['apply', change]), (value) => {
-          const { version, value: state } = value as { version: string; value: GridValue };
-          inv.io.out(toJsonText(inv.json ? { version, value: state } : state));
-        }),
-      );
+      return withHome(inv, async (home) => printVersioned(inv, await callDoc(inv, home, target, ['apply', change])));
     },
   );
 
@@ -234,10 +236,7 @@ const showVerb = (session: Session) =>
           const versions = isCid(at) ? [] : asList<LogEntry>(await callDoc(inv, home, target, ['log', { limit: MAX_LOG }])).map((entry) => entry.version);
           args = ['at', expandCid(at, versions, 'version')];
         }
-        return printWith(inv, await callDoc(inv, home, target, args), (value) => {
-          const { version, value: state } = value as { version: string; value: GridValue };
-          inv.io.out(toJsonText(inv.json ? { version, value: state } : state));
-        });
+        return printVersioned(inv, await callDoc(inv, home, target, args));
       });
     },
   );
@@ -315,10 +314,7 @@ const resolveVerb = (session: Session) =>
         const conflict = expandCid(conflictWord as string, open.map((view) => view.conflict), 'open conflict');
         const heads = open.find((view) => view.conflict === conflict)?.heads ?? [];
         const choice: GridValue = pick === undefined ? { value: value! } : { pick: expandCid(pick, heads, 'head') };
-        return printWith(inv, await callDoc(inv, home, target, ['resolve', conflict, choice]), (settled) => {
-          const { version, value: state } = settled as { version: string; value: GridValue };
-          inv.io.out(toJsonText(inv.json ? { version, value: state } : state));
-        });
+        return printVersioned(inv, await callDoc(inv, home, target, ['resolve', conflict, choice]));
       });
     },
   );
