@@ -11,11 +11,14 @@ import { recordingLog } from './_helpers.js';
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { AddressInfo } from 'node:net';
 import { openKernel } from '../src/index.js';
 import { generateIdentity } from '../src/identity/index.js';
-import { MAX_PREAUTH_BYTES, serveNode, type HttpLimits } from '../src/net/node.js';
+import { serveNode, type HttpLimits } from '../src/net/node.js';
+import { MAX_PREAUTH_BYTES } from '../src/net/handshake.js';
 import { openSession, type Session } from '../src/net/session.js';
+import { connectNode } from '../src/net/client.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 /** The most Node reads from a socket at once: the node may hold one read past its limit. */
@@ -157,4 +160,36 @@ test.serial('strangers stalled in the handshake hold their places only until the
   if (typeof after === 'string') return t.fail(after);
   t.teardown(() => after.close());
   t.is((await after.call(add as never, [2, 2])).outcome.status, 'fulfilled', 'an honest client from the same address gets in once the deadline passed');
+});
+
+test.serial('a node that answers a dialler with a 16 MiB frame before authenticating is cut off after the budget and one read', async (t) => {
+  // A hostile "node": it accepts the upgrade, then streams one 16 MiB binary frame in place of its challenge.
+  const hostile = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  t.teardown(() => hostile.close());
+  let written = 0;
+  hostile.on('connection', (_ws, request) => {
+    const tcp = request.socket;
+    const header = Buffer.alloc(10);
+    header[0] = 0x82; // FIN, binary
+    header[1] = 127; // a 64-bit length follows
+    header.writeBigUInt64BE(16n * 1024n * 1024n, 2);
+    tcp.write(header);
+    const chunk = Buffer.alloc(ONE_READ, 7);
+    const more = () => {
+      while (!tcp.destroyed && written < 16 * 1024 * 1024) {
+        written += chunk.length;
+        if (!tcp.write(chunk)) return tcp.once('drain', more);
+      }
+    };
+    tcp.on('error', () => {});
+    more();
+  });
+  await new Promise((resolve) => hostile.once('listening', resolve));
+  const url = `ws://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+  const began = Date.now();
+  const error = await t.throwsAsync(connectNode(url, { identity: generateIdentity(random), random, handshakeMs: 20_000 }));
+  const ms = Date.now() - began;
+  const read = Number(/sent (\d+) bytes before authenticating/.exec(error?.message ?? '')?.[1]);
+  t.true(read > MAX_PREAUTH_BYTES && read <= MAX_PREAUTH_BYTES + ONE_READ, `the dialler read ${read} bytes of 16 MiB: ${error?.message}`);
+  t.true(ms < PROMPTLY_MS, `gave up after ${ms} ms`);
 });

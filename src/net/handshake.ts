@@ -23,6 +23,15 @@ export const CAPTP_PROTOCOL = protocolCid('promisegrid/captp/v1');
 
 /** Everything before authentication is this small. */
 export const MAX_HANDSHAKE_FRAME = 1024;
+/**
+ * Bytes either side of a connection may send, once upgraded to a WebSocket,
+ * before it has authenticated. An honest peer sends at most two frames of
+ * MAX_HANDSHAKE_FRAME bytes, each behind a header of at most 14, before it
+ * can have heard the other's last; past this the TCP connection is closed at
+ * once. ws would otherwise buffer a frame up to its maxPayload before the
+ * handshake sees it.
+ */
+export const MAX_PREAUTH_BYTES = 2 * MAX_HANDSHAKE_FRAME;
 export const CHALLENGE_BYTES = 32;
 const DOMAIN = new TextEncoder().encode('promisegrid:handshake:v1\n');
 

@@ -18,12 +18,12 @@ import { makePeers, type Peers, type PeerState } from './peers.js';
 import { makeMembership, type Membership, type MembershipPowers } from './membership.js';
 import { connectNode } from './client.js';
 import { ownerFacet, serveOperation } from './owner.js';
-import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
+import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, meterBeforeAuthentication, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
 import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
 import { describeThrown, GridError } from '../interface/errors.js';
 import { revoked } from '../interface/outcome.js';
-import { MAX_HANDSHAKE_FRAME } from './handshake.js';
+import { MAX_PREAUTH_BYTES } from './handshake.js';
 import { makeDocSync, type DocSync } from './doc-sync.js';
 
 
@@ -102,17 +102,6 @@ export const HTTP_LIMITS: HttpLimits = Object.freeze({
   maxPendingPerAddress: 64,
   maxPending: 512,
 });
-
-/**
- * Bytes a connection may send, once upgraded to a WebSocket, before it has
- * authenticated. An honest client sends one frame — its `prove`, at most
- * MAX_HANDSHAKE_FRAME bytes behind a header of at most 14 — before it can
- * have heard `proven`; past this the TCP connection is closed at once. ws
- * would otherwise buffer a frame up to MAX_FRAME_BYTES before the handshake
- * sees it: a stranger now makes the node hold at most this plus one read
- * from the socket (64 KiB).
- */
-export const MAX_PREAUTH_BYTES = 2 * MAX_HANDSHAKE_FRAME;
 
 const refuse = (code: string, message: string): never => {
   throw new GridError(code, message);
@@ -406,20 +395,15 @@ const capPending = (http: Server, limits: HttpLimits, log: Log) => {
      */
     upgraded: (socket: Socket, ws: WebSocket) => {
       const address = socket.remoteAddress ?? '';
-      let read = 0;
-      const count = (chunk: Buffer) => {
-        read += chunk.length;
-        if (read <= MAX_PREAUTH_BYTES) return;
-        socket.off('data', count);
+      const stop = meterBeforeAuthentication(socket, (read) => {
         log.debug(
           { event: 'preauth-overrun', address, read, limit: MAX_PREAUTH_BYTES },
           `connection from ${address} closed: ${read} bytes before authenticating (limit ${MAX_PREAUTH_BYTES})`,
         );
         ws.close(1008, `handshake: more than ${MAX_PREAUTH_BYTES} bytes before authentication`);
         ws.terminate();
-      };
-      socket.on('data', count);
-      stopReading.set(socket, () => socket.off('data', count));
+      });
+      stopReading.set(socket, stop);
     },
     authenticated: (socket: Socket) => {
       stopReading.get(socket)?.();

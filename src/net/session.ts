@@ -13,6 +13,7 @@
 import { equals } from 'multiformats/bytes';
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
+import type { Duplex } from 'node:stream';
 import type { CID } from 'multiformats/cid';
 import type { Principal, Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
@@ -57,7 +58,7 @@ import {
   REVOCATION_PROTOCOL,
   type WireCallOptions,
 } from './frames.js';
-import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, serverHandshake, type FrameChannel } from './handshake.js';
+import { CAPTP_PROTOCOL, clientHandshake, HandshakeError, MAX_HANDSHAKE_FRAME, MAX_PREAUTH_BYTES, serverHandshake, type FrameChannel } from './handshake.js';
 
 export const DEFAULT_HANDSHAKE_MS = 5000;
 /** Largest frame after authentication; the strict decoder's own limit. */
@@ -97,7 +98,31 @@ export interface Session {
 const toBytes = (data: WebSocket.RawData): Uint8Array =>
   new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? Buffer.from(data) : data);
 
-/** Frames during the handshake: bounded in size and in time. */
+/**
+ * Count the bytes `tcp` delivers until the returned function is called, and
+ * call `overrun` once they pass MAX_PREAUTH_BYTES: without it, ws would
+ * hold a frame up to its maxPayload (16 MiB) from a peer that never
+ * authenticates. The count sees each read after ws's receiver has taken it,
+ * and Node reads at most 64 KiB at a time: what a peer can make this side
+ * hold before authenticating is the budget plus one read.
+ */
+export const meterBeforeAuthentication = (tcp: Duplex, overrun: (read: number) => void): (() => void) => {
+  let read = 0;
+  const count = (chunk: Buffer) => {
+    read += chunk.length;
+    if (read <= MAX_PREAUTH_BYTES) return;
+    tcp.off('data', count);
+    overrun(read);
+  };
+  tcp.on('data', count);
+  return () => tcp.off('data', count);
+};
+
+/**
+ * Frames during the handshake: bounded in size, in time and — on the dialling
+ * side, whose socket emits 'upgrade' (a node meters its own: node.ts) — in
+ * the bytes the other side sends.
+ */
 const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & { stop(): void } => {
   const queue: Uint8Array[] = [];
   let waiting: { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined;
@@ -118,11 +143,23 @@ const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & {
   const onClose = () => fail(new HandshakeError('connection closed during the handshake'));
   const onError = (error: Error) => fail(new HandshakeError(`connection failed: ${error.message}`));
   const timer = setTimeout(() => fail(new HandshakeError(`not finished within ${deadline} ms`)), deadline);
+  let stopMetering = () => {};
+  // Metered from 'open', once ws listens to the TCP socket: a listener
+  // before ws's would set the socket flowing and take the bytes ws read with
+  // the upgrade's response (which it puts back for itself) from under it.
+  const onUpgrade = (response: { socket: Duplex }) =>
+    socket.once('open', () => {
+      stopMetering = meterBeforeAuthentication(response.socket, (read) => {
+        fail(new HandshakeError(`the node sent ${read} bytes before authenticating (limit ${MAX_PREAUTH_BYTES})`));
+        socket.terminate();
+      });
+    });
   // Listen from the start: ws may deliver the peer's first frame in the same
   // turn as 'open', before any later listener would be attached.
   socket.on('message', onMessage);
   socket.on('close', onClose);
   socket.on('error', onError);
+  socket.once('upgrade', onUpgrade);
   return {
     send: (bytes) => socket.send(bytes, { binary: true }),
     receive: () => {
@@ -133,9 +170,11 @@ const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & {
     },
     stop: () => {
       clearTimeout(timer);
+      stopMetering();
       socket.off('message', onMessage);
       socket.off('close', onClose);
       socket.off('error', onError);
+      socket.off('upgrade', onUpgrade);
     },
   };
 };
