@@ -6,6 +6,7 @@ import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel } from '../src/index.js';
 import { tempDir } from './_helpers.js';
+import type { RevocationNotice } from '../src/kernel/revocations.js';
 
 test('a quota used up, a revoked layer and the wraps survive a restart of the answering node', async (t) => {
   const home = await tempDir(t);
@@ -27,4 +28,32 @@ test('a quota used up, a revoked layer and the wraps survive a restart of the an
   const kinds = alice.journal.entries().map((entry) => entry.kind);
   t.is(kinds.filter((kind) => kind === 'wrap').length, 2);
   t.true(kinds.includes('policy-state'));
+});
+
+test('a revocation heard before its delegation is seen survives a restart, and holds when the delegation turns up', async (t) => {
+  const home = await tempDir(t);
+  let alice = await openKernel({ home, create: true });
+  const bob = await openKernel({ memory: true });
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => Promise.all([bob.close(), carol.close()]));
+  const add = await alice.issue({ code: await alice.publish('export const add = (ctx, a, b) => a + b;'), export: 'add' });
+  const toBob = await alice.delegate({ token: add, to: [bob.principal] });
+  // Bob takes in his layer, then passes it on to Carol and revokes that before Alice ever sees Carol's layer.
+  t.like(await bob.call(toBob, [], { chain: (await alice.chainBlocks(toBob))! }), { status: 'revoked', code: 'unknown-token' });
+  const toCarol = await bob.delegate({ token: toBob, to: [carol.principal] });
+  const notices: RevocationNotice[] = [];
+  bob.onRevocation((notice) => void notices.push(notice));
+  await bob.revoke(toCarol, 'Carol left');
+  t.false(await alice.hearRevocation(notices[0]!, bob.principal), 'kept until the delegation is seen');
+  await alice.close();
+
+  alice = await openKernel({ home });
+  t.teardown(() => alice.close());
+  const outcome = await alice.call(toCarol, [1, 2], { caller: carol.principal, chain: (await bob.chainBlocks(toCarol))! });
+  t.like(outcome, { status: 'revoked', code: 'token-revoked', reason: 'Carol left' }, 'the restart did not forget it');
+  t.like(
+    alice.journal.entries().find((entry) => entry.kind === 'revocation'),
+    { token: toCarol, by: bob.principal, from: bob.principal },
+    'believed once the delegation turned up',
+  );
 });

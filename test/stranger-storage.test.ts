@@ -14,6 +14,9 @@ import { serveNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
 import { makeDelegation, sealToken } from '../src/delegation/delegation.js';
 import { RECORD_BYTES, STORAGE_QUOTA } from '../src/kernel/quota.js';
+import { signRevocation } from '../src/kernel/revocations.js';
+import { blockCid } from '../src/store/hashing.js';
+import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
 import type { Forwarder } from '../src/kernel/kernel.js';
 import { tempDir } from './_helpers.js';
 
@@ -111,6 +114,24 @@ test("answers from the cache count too: a stranger repeating one call is refused
   t.regex((outcome as { reason?: string }).reason ?? '', /^storage quota: /);
   t.true(answered < 50, `${answered} answered`);
   t.true(kernel.journal.entries().filter((entry) => entry.kind === 'hit').length < 50);
+});
+
+test("revocations a stranger signs of delegations the node has not seen are kept on disk, one per signer and token, within the stranger's quota", async (t) => {
+  const { kernel, stranger, strangerIdentity } = await nodeAndStranger(t, { storage: { burstBytes: RECORD_BYTES * 40, bytesPerSecond: 1 } });
+  const early = () => kernel.journal.entries().filter((entry) => entry.kind === 'revocation-early').length;
+  const notice = (token: string) => signRevocation(token as never, 'gone', strangerIdentity);
+  const madeUp = () => blockCid(random(32), DAG_CBOR_CODEC).toString();
+  const first = notice(made);
+  t.like(await stranger.session.revoke(first, 5000), { outcome: { status: 'fulfilled' } });
+  t.like(await stranger.session.revoke(first, 5000), { outcome: { status: 'fulfilled' } });
+  t.is(early(), 1, 'the same notice again is not stored again');
+  let refusal: string | undefined;
+  for (let i = 0; i < 100 && !refusal; i += 1) {
+    const { outcome } = await stranger.session.revoke(notice(madeUp()), 5000);
+    if (outcome.status === 'revoked') refusal = outcome.reason;
+  }
+  t.regex(refusal ?? '(never refused)', /storage quota: /);
+  t.true(early() < 40, `${early()} kept`);
 });
 
 test('calls in flight cannot each be let in on a quota their answers then overrun: an answer as big as the last is taken with the call', async (t) => {

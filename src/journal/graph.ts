@@ -31,6 +31,7 @@ export const entriesAround = (entries: readonly Entry[], token: Token, also: rea
       case 'issue':
       case 'revoke':
       case 'revocation':
+      case 'revocation-early':
       case 'revoked-at':
       case 'policy-state':
       case 'replicated':
@@ -130,6 +131,8 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} #${entry.call} answered by peer ${name(entry.to)}`;
       case 'revocation':
         return `${head} ${name(entry.token)} by ${name(entry.by)}, heard from ${name(entry.from)}: ${entry.reason}`;
+      case 'revocation-early':
+        return `${head} ${name(entry.token)} by ${name(entry.by)}, heard from ${name(entry.from)} before the delegation: ${entry.reason}`;
       case 'wrap': {
         const policies = entry.policies.length === 0 ? 'no policies' : `policies ${entry.policies.map(name).join(', ')}`;
         return `${head} ${name(entry.token)} = ${name(entry.inner)} delegated by ${name(entry.delegator)} to ${entry.audience.map(name).join(', ')} (${policies})`;

@@ -85,6 +85,12 @@ export type EntryBody =
   /** A revocation heard from peer `from`, signed by the token's issuer `by`: this node answers the token no more. */
   | { kind: 'revocation'; token: Token; reason: string; by: Principal; signature: Uint8Array; from: Principal }
   /**
+   * The same, of a delegation this node has not seen yet: kept (so that no
+   * restart forgets it) until the delegation turns up, and believed then if
+   * its delegator is `by`.
+   */
+  | { kind: 'revocation-early'; token: Token; reason: string; by: Principal; signature: Uint8Array; from: Principal }
+  /**
    * A delegation: `delegator` wrapped `inner` in the screener `token` for
    * `audience`, applying `policies` (module ids); `issuer` is the original
    * closure's, who must hear of the delegation's revocation. `inner` is a
@@ -177,8 +183,9 @@ const LAYOUT: Readonly<Record<EntryKind, readonly string[]>> = {
   'revoked-at': ['token', 'since', 'by', 'signature'],
   'doc-token': ['token', 'doc'],
   'doc-rules': ['doc', 'version'],
+  'revocation-early': ['token', 'reason', 'by', 'signature', 'from'],
 };
-const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token', 'doc-rules'];
+const KIND_CODES: readonly EntryKind[] = ['issue', 'call', 'fulfilled', 'revoked', 'promised', 'revoke', 'hit', 'seal', 'forwarded', 'revocation', 'wrap', 'screened', 'policy-state', 'replicated', 'doc', 'doc-head', 'doc-conflict', 'doc-settled', 'proposal', 'vote', 'proposal-ended', 'revoked-at', 'doc-token', 'doc-rules', 'revocation-early'];
 const CODE_OF = new Map(KIND_CODES.map((kind, code) => [kind, code]));
 /** Trailing fields added to a kind after records of it were written: older records lack them. */
 const ADDED_FIELDS: Partial<Record<EntryKind, number>> = { revoked: 2, proposal: 1 };

@@ -154,6 +154,7 @@ export class ReputationTally {
       case 'seal':
       case 'forwarded':
       case 'revocation':
+      case 'revocation-early':
       case 'screened':
       case 'policy-state':
       case 'replicated':

@@ -129,6 +129,7 @@ export class Kernel {
       journal,
       delegationOf: (token) => this.#delegations.delegationOf(token),
       closureHere: (token) => closures.here(token),
+      quota,
     }));
     this.#delegations = makeDelegationTable({
       store,

@@ -15,6 +15,7 @@ import type { Identity } from '../identity/identity.js';
 import { isSignedRevocation, signRevocation, type RevocationNotice } from './revocations.js';
 import type { OpenCall } from './call-index.js';
 import { KernelError, type RevocationListener } from './types.js';
+import { RECORD_BYTES, type QuotaKeeper } from './quota.js';
 
 /** Most revocations of delegations not yet seen here that a node keeps, waiting to see them. */
 const MAX_UNSEEN_REVOCATIONS = 10_000;
@@ -28,11 +29,14 @@ export const makeRevocationTable = ({
   journal,
   delegationOf,
   closureHere,
+  quota,
 }: {
   identity: Identity;
   journal: Journal;
   delegationOf: (token: Token) => Promise<Delegation | undefined>;
   closureHere: (token: Token) => Promise<Closure | undefined>;
+  /** What an early revocation's record costs its sender (quota.ts). */
+  quota: QuotaKeeper;
 }) => {
   const revoked = new Map<Token, string>();
   /** When this node revoked each token, or heard it revoked (its clock). */
@@ -43,7 +47,12 @@ export const makeRevocationTable = ({
   const upstream = new Map<Token, Principal>();
   /** Per token, who must hear of its revocation: those given cacheable answers or its replica, and a delegation's issuer. */
   const mustHear = new Map<Token, Set<Principal>>();
-  /** Signed revocations of delegations not seen here yet: applied if the delegation turns up and its delegator signed them. */
+  /**
+   * Signed revocations of delegations not seen here yet (journaled
+   * `revocation-early`): believed if the delegation turns up and its
+   * delegator signed them. Oldest first, so that the bounds below drop the
+   * same ones live and on replay.
+   */
   const unseen = new Map<Token, Map<Principal, { notice: RevocationNotice; from: Principal }>>();
   const listeners = new Set<RevocationListener>();
 
@@ -78,8 +87,19 @@ export const makeRevocationTable = ({
   return harden({
     apply(entry: Entry, callOf: (seq: number) => OpenCall | undefined) {
       switch (entry.kind) {
+        case 'revocation-early': {
+          const notice = Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature });
+          let bySigner = unseen.get(entry.token);
+          if (!bySigner) {
+            if (unseen.size >= MAX_UNSEEN_REVOCATIONS) unseen.delete(unseen.keys().next().value!);
+            unseen.set(entry.token, (bySigner = new Map()));
+          }
+          if (bySigner.size < MAX_SIGNERS_PER_UNSEEN && !bySigner.has(entry.by)) bySigner.set(entry.by, { notice, from: entry.from });
+          break;
+        }
         case 'revoke':
         case 'revocation':
+          unseen.delete(entry.token);
           revoked.set(entry.token, entry.reason);
           revokedAt.set(entry.token, entry.at);
           if (entry.kind === 'revocation') notices.set(entry.token, Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature }));
@@ -132,13 +152,14 @@ export const makeRevocationTable = ({
       const closure = delegation ? undefined : await closureHere(notice.token).catch(() => undefined);
       if (!delegation && !closure && !upstream.has(notice.token)) {
         // Most likely a delegation whose calls have not reached this node yet: kept until one does,
-        // and believed then if its delegator signed it.
-        let bySigner = unseen.get(notice.token);
-        if (!bySigner) {
-          if (unseen.size >= MAX_UNSEEN_REVOCATIONS) unseen.delete(unseen.keys().next().value!);
-          unseen.set(notice.token, (bySigner = new Map()));
-        }
-        if (bySigner.size < MAX_SIGNERS_PER_UNSEEN && !bySigner.has(notice.by)) bySigner.set(notice.by, { notice, from });
+        // and believed then if its delegator signed it. On disk, as a revocation is, before the
+        // sender is answered: a restart in between must not forget it.
+        const bySigner = unseen.get(notice.token);
+        if (bySigner?.has(notice.by) || (bySigner?.size ?? 0) >= MAX_SIGNERS_PER_UNSEEN) return false;
+        const refusal = quota.take(from, RECORD_BYTES + notice.reason.length + notice.signature.length);
+        if (refusal) throw new KernelError('ERR_QUOTA', refusal);
+        journal.append({ kind: 'revocation-early', ...notice, from });
+        await journal.flush();
         return false;
       }
       const vouched = delegation ? delegation.delegator === notice.by : closure ? closure.issuer === notice.by : upstream.get(notice.token) === from;
@@ -157,7 +178,6 @@ export const makeRevocationTable = ({
     learned(delegation: Delegation) {
       // Only the delegator's own notice counts: one by anyone else cannot stand in for it or push it out.
       const early = unseen.get(delegation.token)?.get(delegation.delegator);
-      unseen.delete(delegation.token);
       if (early) believe(early.notice, early.from);
     },
 

@@ -115,6 +115,7 @@ const idsOf = (entry: Entry): string[] => {
     case 'revoke':
       return [entry.token, entry.by];
     case 'revocation':
+    case 'revocation-early':
       return [entry.token, entry.by, entry.from];
     case 'wrap':
       return [entry.token, entry.inner, entry.delegator, ...entry.audience, ...entry.policies];
