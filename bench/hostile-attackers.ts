@@ -13,6 +13,7 @@
 import '../dist/perimeter/lockdown.js';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { connect, type Socket } from 'node:net';
 import { generateIdentity } from '../dist/identity/index.js';
 import { openSession, type Session } from '../dist/net/session.js';
 import { blockCid } from '../dist/store/hashing.js';
@@ -30,13 +31,43 @@ export interface Attack {
 /** A token no node issued: the CID of random bytes. */
 export const madeUpToken = (): Token => blockCid(random(32), DAG_CBOR_CODEC).toString() as Token;
 
-/** A raw WebSocket to `url`, resolved once open (or rejected). No handshake. */
-const rawSocket = (url: string) =>
-  new Promise<WebSocket>((resolve, reject) => {
-    const socket = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
-    socket.once('open', () => resolve(socket));
+/**
+ * A TCP connection that asked `url` to upgrade to a WebSocket, resolved once
+ * the node answered 101 (or rejected). The attacks before authentication
+ * write prebuilt bytes on it rather than use ws's client, which masks every
+ * frame it sends: at 16 MiB a frame that took the attacker a whole core of
+ * the bench's two, and what the honest clients then measured was the
+ * attacker's CPU, not the node's defence.
+ */
+const upgradedSocket = (url: string) =>
+  new Promise<Socket>((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const socket = connect({ host: hostname, port: Number(port) });
     socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed before the upgrade')));
+    socket.once('connect', () =>
+      socket.write(
+        `GET / HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    socket.once('data', (answer) => {
+      socket.off('error', reject);
+      socket.on('error', () => {}); // a reset is a close too
+      if (answer.toString('latin1').startsWith('HTTP/1.1 101')) return resolve(socket);
+      socket.destroy();
+      reject(new Error(`no upgrade: ${answer.toString('latin1').split('\r\n')[0]}`));
+    });
   });
+
+/** One binary WebSocket frame from a client, whole: `payload` behind a header and an all-zero mask (so the payload goes as it is). */
+const clientFrame = (payload: Uint8Array): Buffer => {
+  const header = Buffer.alloc(14);
+  header[0] = 0x82; // FIN, binary
+  header[1] = 0x80 | 127; // masked, a 64-bit length follows
+  header.writeBigUInt64BE(BigInt(payload.length), 2);
+  return Buffer.concat([header, payload]); // the mask key, bytes 10–13, stays zero
+};
 
 /** An authenticated session under a fresh key, and its socket (to send raw frames or stop reading). */
 export const strangerSession = async (url: string, identity = generateIdentity(random)): Promise<{ socket: WebSocket; session: Session }> => {
@@ -107,17 +138,17 @@ export const madeUpTokenCalls = (url: string, { argBytes = 1_000_000, inFlight =
  * of `frameBytes` bytes before any handshake; a closed one is opened again.
  */
 export const bigUnauthenticatedFrames = (url: string, { connections = 30, frameBytes = 16 * 1024 * 1024 } = {}): Attack => {
-  const frame = new Uint8Array(frameBytes).fill(1);
+  const frame = clientFrame(new Uint8Array(frameBytes).fill(1));
   let running = true;
   let opened = 0;
   let closedByNode = 0;
   let failed = 0;
-  const sockets = new Set<WebSocket>();
+  const sockets = new Set<Socket>();
   const keepOne = async (): Promise<void> => {
     while (running) {
-      let socket: WebSocket;
+      let socket: Socket;
       try {
-        socket = await rawSocket(url);
+        socket = await upgradedSocket(url);
       } catch {
         failed += 1;
         await sleep(100);
@@ -125,8 +156,7 @@ export const bigUnauthenticatedFrames = (url: string, { connections = 30, frameB
       }
       opened += 1;
       sockets.add(socket);
-      socket.on('error', () => {});
-      socket.send(frame, { binary: true });
+      socket.write(frame);
       await new Promise((resolve) => socket.once('close', resolve));
       sockets.delete(socket);
       if (running) closedByNode += 1;
@@ -136,7 +166,7 @@ export const bigUnauthenticatedFrames = (url: string, { connections = 30, frameB
   return {
     stop: async () => {
       running = false;
-      for (const socket of sockets) socket.terminate();
+      for (const socket of sockets) socket.destroy();
       await all;
       return { opened, closedByNode, failed };
     },
@@ -155,12 +185,12 @@ export const stalledHandshakes = (url: string, { connections = 250 } = {}): Atta
   let failed = 0;
   let heldMsTotal = 0;
   let lastError = '';
-  const sockets = new Set<WebSocket>();
+  const sockets = new Set<Socket>();
   const keepOne = async (): Promise<void> => {
     while (running) {
-      let socket: WebSocket;
+      let socket: Socket;
       try {
-        socket = await rawSocket(url);
+        socket = await upgradedSocket(url);
       } catch (error) {
         failed += 1;
         lastError = (error as Error).message;
@@ -170,7 +200,6 @@ export const stalledHandshakes = (url: string, { connections = 250 } = {}): Atta
       opened += 1;
       const began = Date.now();
       sockets.add(socket);
-      socket.on('error', () => {});
       await new Promise((resolve) => socket.once('close', resolve));
       sockets.delete(socket);
       if (running) {
@@ -183,7 +212,7 @@ export const stalledHandshakes = (url: string, { connections = 250 } = {}): Atta
   return {
     stop: async () => {
       running = false;
-      for (const socket of sockets) socket.terminate();
+      for (const socket of sockets) socket.destroy();
       await all;
       return { opened, closedByNode, failed, meanHeldMs: closedByNode ? Math.round(heldMsTotal / closedByNode) : 0, lastError };
     },

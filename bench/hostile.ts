@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateIdentity } from '../dist/identity/index.js';
 import { connectNode, type RemoteNode } from '../dist/net/client.js';
@@ -71,6 +71,14 @@ export const processStats = async (pid: number): Promise<{ rssMb: number; fds: n
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return { rssMb: Math.round(kb / 1024), fds: (await readdir(`/proc/${pid}/fd`)).length };
+};
+
+/** CPU time a process has used (user + system, ms), from /proc: clock ticks are 100 a second on Linux. */
+const cpuMs = async (pid: number): Promise<number> => {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
 const fileSize = (path: string) => stat(path).then((s) => s.size, () => 0);
@@ -203,6 +211,7 @@ const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], t
       });
       children.push(attacker.child);
       const began = Date.now();
+      const cpuBefore = { node: await cpuMs(pid), attacker: await cpuMs(attacker.child.pid!), honest: process.cpuUsage() };
       load.begin();
       let peak = await processStats(pid);
       while (Date.now() - began < PHASE_MS) {
@@ -211,6 +220,12 @@ const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], t
         peak = { rssMb: Math.max(peak.rssMb, now.rssMb), fds: Math.max(peak.fds, now.fds) };
       }
       const loaded = load.end();
+      const elapsed = Date.now() - began;
+      const share = (usedMs: number) => `${Math.round((usedMs / elapsed) * 100)}%`;
+      const honestCpu = process.cpuUsage(cpuBefore.honest);
+      const cpu =
+        `node ${share((await cpuMs(pid)) - cpuBefore.node)}, attacker ${share((await cpuMs(attacker.child.pid!).catch(() => cpuBefore.attacker)) - cpuBefore.attacker)}, ` +
+        `honest clients ${share((honestCpu.user + honestCpu.system) / 1000)}`;
       const journalAdded = (await fileSize(journal)) - journalBefore;
       const seconds = (Date.now() - began) / 1000;
       const report = new Promise<string>((resolve) => {
@@ -228,6 +243,7 @@ const benchItem = async (item: { item: string; phases: Phase[] }, rows: Row[], t
           `max ${ms(loaded.max)} ms  ${Math.round(loaded.perSecond)} calls/s (${(loaded.perSecond / unloaded.perSecond).toFixed(2)}×)  honest failures ${loaded.failures}`,
         `    node during: peak RSS ${peak.rssMb} MB, peak fds ${peak.fds}; at attack end RSS ${during.rssMb} MB, fds ${during.fds}; journal +${Math.round(journalAdded / seconds / 1024)} KiB/s (${(journalAdded / 2 ** 20).toFixed(1)} MiB)`,
         `    attacker: ${said}`,
+        `    CPU during the attack, of one core (the machine has ${availableParallelism()}): ${cpu}`,
       );
     }
     await load.stop();

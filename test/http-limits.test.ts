@@ -131,3 +131,26 @@ test('connections that have not authenticated are capped per address and in all;
   t.true(client.session !== undefined);
   for (const c of [...first, other, after]) c.socket.destroy();
 });
+
+test('an address that opens connections faster than its rate is refused at once past its burst; another address is not', async (t) => {
+  const { server, port } = await serve(t, { maxPendingPerAddress: 8, newPerAddressPerSecond: 2 });
+  // Open and drop, one after another: never more than one pending, so only the rate can refuse them.
+  for (let i = 0; i < 16; i += 1) {
+    const connection = await raw(port, '');
+    connection.socket.destroy();
+    await connection.closed;
+  }
+  // Without the rate it would stay open until the header time limit (10 s).
+  const refusedNow = await raw(port, '');
+  const { ms } = await refusedNow.closed;
+  t.true(ms < 1000, `past its burst of 8 (and 2 a second), the next connection from 127.0.0.1 is closed at once (${ms} ms)`);
+  const elsewhere = await raw(port, 'GET / HTTP/1.1\r\n', '127.0.0.2');
+  await settle(200);
+  t.true(elsewhere.isOpen(), '127.0.0.2 has an allowance of its own');
+  elsewhere.socket.destroy();
+  // The allowance comes back with time: one connection a half second.
+  await settle(1_200);
+  const client = await connectNode(server.url, { identity: generateIdentity(random), random });
+  t.teardown(() => client.close());
+  t.truthy(client.session.peer, 'once the rate allows, the address gets in again');
+});
