@@ -89,6 +89,8 @@ const honestLoad = (clients: RemoteNode[], token: string) => {
   let running = true;
   let measuring = false;
   let failures = 0;
+  /** Why honest calls failed, by reason (the first few kinds). */
+  let failedFor = new Map<string, number>();
   let windowStart = process.hrtime.bigint();
   const loops = clients.map(async (client, c) => {
     let i = 0;
@@ -104,6 +106,7 @@ const honestLoad = (clients: RemoteNode[], token: string) => {
       else {
         // Counted apart, and not in a tight loop: a dropped client fails at once.
         failures += 1;
+        if (outcome.status === 'revoked' && (failedFor.size < 4 || failedFor.has(outcome.reason))) failedFor.set(outcome.reason, (failedFor.get(outcome.reason) ?? 0) + 1);
         await sleep(10);
       }
     }
@@ -112,6 +115,7 @@ const honestLoad = (clients: RemoteNode[], token: string) => {
     begin: () => {
       latencies = [];
       failures = 0;
+      failedFor = new Map();
       windowStart = process.hrtime.bigint();
       measuring = true;
     },
@@ -121,7 +125,8 @@ const honestLoad = (clients: RemoteNode[], token: string) => {
       const seconds = Number(process.hrtime.bigint() - windowStart) / 1e9;
       const sorted = Float64Array.from(latencies).sort();
       const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]! : NaN);
-      return { p50: at(0.5), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN, perSecond: latencies.length / seconds, failures };
+      const why = [...failedFor].map(([reason, n]) => `${n}× ${reason.slice(0, 80)}`).join('; ');
+      return { p50: at(0.5), p99: at(0.99), max: sorted.length ? sorted[sorted.length - 1]! : NaN, perSecond: latencies.length / seconds, failures: failures ? `${failures} (${why})` : '0' };
     },
     stop: async () => {
       running = false;

@@ -26,6 +26,9 @@ import { KernelError, type ChainBlocks, type DelegateSpec } from './types.js';
 
 export type DelegationTable = ReturnType<typeof makeDelegationTable>;
 
+/** Delegations, and verified chains, kept in memory: each a few hundred bytes, read again from the store past this. */
+const MAX_HELD = 10_000;
+
 export const makeDelegationTable = ({
   store,
   identity,
@@ -53,12 +56,17 @@ export const makeDelegationTable = ({
 }) => {
   /** The closure a chain's innermost link wraps, if this node holds it (or, for a document's role, holds the document). */
   const rootOf = async (sealed: string) => (await closures.sealedBy(sealed)) ?? documentRole(sealed);
+  /** Delegations read here: a cache of the store, the oldest forgotten past MAX_HELD (read again when next needed). */
   const delegations = new Map<Token, Delegation>();
-  /** Chains verified once, by their outermost token. */
+  /** Chains verified once, by their outermost token; likewise bounded. */
   const chains = new Map<Token, Delegation[]>();
+  const hold = <T>(held: Map<Token, T>, token: Token, value: T) => {
+    if (held.size >= MAX_HELD && !held.has(token)) held.delete(held.keys().next().value!);
+    held.set(token, value);
+  };
 
   const learn = (delegation: Delegation) => {
-    delegations.set(delegation.token, delegation);
+    hold(delegations, delegation.token, delegation);
     learned(delegation);
   };
 
@@ -114,7 +122,7 @@ export const makeDelegationTable = ({
     });
 
   return harden({
-    /** Whether `token` is a delegation already read here. */
+    /** Whether `token` is a delegation read here lately (if not, the store says). */
     known: (token: Token) => delegations.has(token),
     delegationOf,
 
@@ -134,7 +142,7 @@ export const makeDelegationTable = ({
       const root = await rootOf(chain.at(-1)!.inner);
       if (!root) return undefined;
       verifyChain(chain, root, revokedReason);
-      chains.set(outer.token, chain);
+      hold(chains, outer.token, chain);
       return { chain, root };
     },
 
