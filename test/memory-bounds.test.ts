@@ -18,39 +18,41 @@ const memoryKernel = async (t: { teardown: (fn: () => unknown) => void }, limits
 const hits = (kernel: Kernel) => kernel.journal.entries().filter((e) => e.kind === 'hit').length;
 
 const answer = (bytes: number, from = 0) => ({ outcome: Object.freeze({ status: 'fulfilled' as const, value: null }), from, valueBytes: new Uint8Array(bytes) });
+/** Arguments as the cache takes them: bytes. */
+const bytes = (text: string) => new TextEncoder().encode(text);
 const A = 'bafyA' as Token;
 const B = 'bafyB' as Token;
 
 test('the pure-call cache stays at its entry bound however many distinct calls it sees', (t) => {
   const cache = new PureCallCache({ maxCacheEntries: 100, maxCacheBytes: 1 << 30 });
-  for (let i = 0; i < 1_000; i++) cache.set(i % 2 ? A : B, `args ${i}`, answer(8, i));
+  for (let i = 0; i < 1_000; i++) cache.set(i % 2 ? A : B, bytes(`args ${i}`), answer(8, i));
   t.is(cache.use.entries, 100);
   // The newest are kept, the oldest gone.
-  t.truthy(cache.get(B, 'args 998'));
-  t.is(cache.get(B, 'args 0'), undefined);
+  t.truthy(cache.get(B, bytes('args 998')));
+  t.is(cache.get(B, bytes('args 0')), undefined);
 });
 
 test('the pure-call cache stays within its byte bound, and refuses an entry bigger than the bound', (t) => {
   const cache = new PureCallCache({ maxCacheEntries: 1_000_000, maxCacheBytes: 1_000_000 });
-  for (let i = 0; i < 100; i++) cache.set(A, `args ${i}`, answer(100_000, i));
+  for (let i = 0; i < 100; i++) cache.set(A, bytes(`args ${i}`), answer(100_000, i));
   t.true(cache.use.bytes <= 1_000_000, `${cache.use.bytes} bytes`);
-  t.is(cache.use.entries, Math.floor(1_000_000 / entryCost('args 99', new Uint8Array(100_000))));
-  cache.set(B, 'huge', answer(600_000));
-  t.is(cache.get(B, 'huge'), undefined);
+  t.is(cache.use.entries, Math.floor(1_000_000 / entryCost(bytes('args 99'), new Uint8Array(100_000))));
+  cache.set(B, bytes('huge'), answer(600_000));
+  t.is(cache.get(B, bytes('huge')), undefined);
   t.true(cache.use.bytes <= 1_000_000);
 });
 
 test('the pure-call cache forgets the least recently used first, and all of a revoked token', (t) => {
   const cache = new PureCallCache({ maxCacheEntries: 3, maxCacheBytes: 1 << 30 });
-  cache.set(A, '1', answer(1));
-  cache.set(B, '1', answer(1));
-  cache.set(A, '2', answer(1));
-  t.truthy(cache.get(B, '1')); // B is now the most recently used
-  cache.set(A, '3', answer(1));
-  t.is(cache.get(A, '1'), undefined, "A's oldest entry went first");
-  t.truthy(cache.get(B, '1'));
+  cache.set(A, bytes('1'), answer(1));
+  cache.set(B, bytes('1'), answer(1));
+  cache.set(A, bytes('2'), answer(1));
+  t.truthy(cache.get(B, bytes('1'))); // B is now the most recently used
+  cache.set(A, bytes('3'), answer(1));
+  t.is(cache.get(A, bytes('1')), undefined, "A's oldest entry went first");
+  t.truthy(cache.get(B, bytes('1')));
   cache.forget(A);
-  t.deepEqual(cache.use, { entries: 1, bytes: entryCost('1', new Uint8Array(1)), tokens: 1 });
+  t.deepEqual(cache.use, { entries: 1, bytes: entryCost(bytes('1'), new Uint8Array(1)), tokens: 1 });
   cache.forget(B);
   t.deepEqual(cache.use, { entries: 0, bytes: 0, tokens: 0 });
 });
@@ -64,4 +66,22 @@ test('a kernel keeps at most maxCacheBytes of pure answers: big answers push out
   t.is(hits(kernel), 1, 'the latest answer is still cached');
   await kernel.call(token, [0]);
   t.is(hits(kernel), 1, 'the first answer was pushed out (2 MB of answers against a 1 MB bound), so this call executed');
+});
+
+test('a call on a token with no answers kept does not turn its arguments into a key', (t) => {
+  const cache = new PureCallCache({ maxCacheEntries: 10, maxCacheBytes: 1 << 20 });
+  // Arguments that count how often they are read.
+  let reads = 0;
+  const args = new Proxy(bytes('a megabyte, say'), {
+    get: (target, key) => {
+      reads += 1;
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  t.is(cache.get(A, args), undefined);
+  t.is(reads, 0, 'not read at all');
+  cache.set(A, bytes('kept'), answer(1));
+  t.is(cache.get(A, args), undefined);
+  t.true(reads > 0, 'with answers kept for the token, the key is made');
 });

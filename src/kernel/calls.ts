@@ -12,7 +12,7 @@ import { describeThrown, GridError } from '../interface/errors.js';
 import { CANCELLED } from '../interface/cancel.js';
 import { asRevokeCode, causeOf, failed, fulfilled, promised, revoked, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
-import { bytesKey, decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
+import { decodeValue, encodeValue, MAX_VALUE_BYTES, type GridValue } from '../closures/values.js';
 import type { Journal } from '../journal/journal.js';
 import type { Delegation } from '../delegation/delegation.js';
 import type { Screening } from '../delegation/screen.js';
@@ -240,7 +240,7 @@ export const makeCallPipeline = (parts: {
     } catch (error) {
       return impure(revoked('invalid', `bad arguments: ${(error as Error).message}`));
     }
-    const hit = cache.get(token, bytesKey(argsBytes));
+    const hit = cache.get(token, argsBytes);
     if (hit) {
       const refusal = quota.take(frame.caller, RECORD_BYTES);
       if (refusal) return impure(revoked('quota', refusal));

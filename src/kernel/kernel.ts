@@ -18,7 +18,6 @@ import { asToken, type ModuleId, type Principal, type Token } from '../interface
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
-import { bytesKey } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
@@ -237,7 +236,7 @@ export class Kernel {
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;
       if (call && !this.#revocations.isRevoked(call.token)) {
-        this.#cache.set(call.token, bytesKey(encodedPayload(call)!), { outcome: fulfilled(entry.value), from: entry.seq, valueBytes: encodedPayload(entry)! });
+        this.#cache.set(call.token, encodedPayload(call)!, { outcome: fulfilled(entry.value), from: entry.seq, valueBytes: encodedPayload(entry)! });
       }
     }
     this.#calls.settled(entry);

@@ -10,6 +10,7 @@
  */
 import type { Token } from '../interface/ids.js';
 import type { Outcome } from '../interface/outcome.js';
+import { bytesKey } from '../closures/values.js';
 
 export interface CachedAnswer {
   readonly outcome: Outcome;
@@ -29,7 +30,7 @@ export interface CacheBounds {
  * bytes again), and the maps' and objects' own overhead.
  */
 const ENTRY_OVERHEAD = 200;
-export const entryCost = (argsKey: string, valueBytes: Uint8Array): number => argsKey.length + 2 * valueBytes.byteLength + ENTRY_OVERHEAD;
+export const entryCost = (args: Uint8Array, valueBytes: Uint8Array): number => args.byteLength + 2 * valueBytes.byteLength + ENTRY_OVERHEAD;
 
 /** One kept answer, in the recency list (oldest first): one object per entry, the answer's fields in it. */
 interface Node extends CachedAnswer {
@@ -60,21 +61,29 @@ export class PureCallCache {
     return { entries: this.#entries, bytes: this.#bytes, tokens: this.#byToken.size };
   }
 
-  /** The answer kept for these arguments, which becomes the most recently used. */
-  get(token: Token, argsKey: string): CachedAnswer | undefined {
-    const node = this.#byToken.get(token)?.get(argsKey);
+  /**
+   * The answer kept for these arguments (canonical bytes), which becomes the
+   * most recently used. The arguments are turned into a key only for a token
+   * with answers kept: a call on anything else — a made-up token with a
+   * megabyte of arguments, say — costs a lookup, not a pass over its bytes.
+   */
+  get(token: Token, args: Uint8Array): CachedAnswer | undefined {
+    const node = this.#byToken.get(token)?.get(bytesKey(args));
     if (!node) return undefined;
     this.#unlink(node);
     this.#append(node);
     return node;
   }
 
-  set(token: Token, argsKey: string, answer: CachedAnswer): void {
+  set(token: Token, args: Uint8Array, answer: CachedAnswer): void {
+    const cost = entryCost(args, answer.valueBytes);
+    const fits = cost <= this.#bounds.maxCacheBytes && this.#bounds.maxCacheEntries > 0;
     const byArgs = this.#byToken.get(token);
+    if (!fits && !byArgs) return;
+    const argsKey = bytesKey(args);
     const old = byArgs?.get(argsKey);
     if (old) this.#drop(old);
-    const cost = entryCost(argsKey, answer.valueBytes);
-    if (cost > this.#bounds.maxCacheBytes || this.#bounds.maxCacheEntries === 0) return;
+    if (!fits) return;
     const node: Node = { outcome: answer.outcome, from: answer.from, valueBytes: answer.valueBytes, token, argsKey, cost, older: undefined, newer: undefined };
     let kept = this.#byToken.get(token);
     if (!kept) this.#byToken.set(token, (kept = new Map()));
