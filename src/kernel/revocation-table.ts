@@ -24,6 +24,10 @@ const MAX_SIGNERS_PER_UNSEEN = 16;
 
 export type RevocationTable = ReturnType<typeof makeRevocationTable>;
 
+/** The signed notice a `revocation` or `revocation-early` record keeps. */
+const noticeIn = (entry: Extract<Entry, { kind: 'revocation' | 'revocation-early' }>): RevocationNotice =>
+  Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature });
+
 export const makeRevocationTable = ({
   identity,
   journal,
@@ -88,7 +92,7 @@ export const makeRevocationTable = ({
     apply(entry: Entry, callOf: (seq: number) => OpenCall | undefined) {
       switch (entry.kind) {
         case 'revocation-early': {
-          const notice = Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature });
+          const notice = noticeIn(entry);
           let bySigner = unseen.get(entry.token);
           if (!bySigner) {
             if (unseen.size >= MAX_UNSEEN_REVOCATIONS) unseen.delete(unseen.keys().next().value!);
@@ -102,7 +106,7 @@ export const makeRevocationTable = ({
           unseen.delete(entry.token);
           revoked.set(entry.token, entry.reason);
           revokedAt.set(entry.token, entry.at);
-          if (entry.kind === 'revocation') notices.set(entry.token, Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature }));
+          if (entry.kind === 'revocation') notices.set(entry.token, noticeIn(entry));
           break;
         case 'fulfilled': {
           const call = entry.pure ? callOf(entry.call) : undefined;

@@ -111,7 +111,7 @@ export const HTTP_LIMITS: HttpLimits = Object.freeze({
   newPerAddressPerSecond: 32,
 });
 
-/** Addresses whose connection rate is remembered; past it those with a full allowance again are forgotten. */
+/** Addresses whose connection rate is remembered; past it the oldest is forgotten. */
 const MAX_RATED_ADDRESSES = 10_000;
 
 const refuse = (code: string, message: string): never => {
@@ -383,14 +383,9 @@ const capPending = (http: Server, limits: HttpLimits, log: Log, clock: () => num
     };
     let bucket = allowance.get(address);
     if (!bucket) {
-      if (allowance.size >= MAX_RATED_ADDRESSES) {
-        for (const [other, held] of allowance) {
-          refill(held);
-          if (held.left >= burst) allowance.delete(other);
-        }
-        // All of them busy: the oldest is forgotten (it gets a fresh allowance, as a new address does).
-        if (allowance.size >= MAX_RATED_ADDRESSES) allowance.delete(allowance.keys().next().value!);
-      }
+      // The oldest is forgotten: it gets a fresh allowance, as a new address does (an attacker with many
+      // addresses has fresh ones anyway; the caps on connections pending bound them all together).
+      if (allowance.size >= MAX_RATED_ADDRESSES) allowance.delete(allowance.keys().next().value!);
       allowance.set(address, (bucket = { left: burst, at: now }));
     }
     refill(bucket);
