@@ -7,9 +7,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Principal } from '../interface/ids.js';
 import { Journal, JournalError, type Entry, type JournalBytes, type JournalFile } from './journal.js';
 
-/** Up to `length` bytes from `offset`: fewer only where the file ends. */
-const readAt = async (handle: FileHandle, offset: number, length: number): Promise<Uint8Array> => {
-  const out = new Uint8Array(length);
+/** Up to `length` bytes from `offset` (into `into` when given): fewer only where the file ends. */
+const readAt = async (handle: FileHandle, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> => {
+  const out = into ?? new Uint8Array(length);
   let read = 0;
   while (read < length) {
     const { bytesRead } = await handle.read(out, read, length - read, offset + read);
@@ -22,8 +22,8 @@ const readAt = async (handle: FileHandle, offset: number, length: number): Promi
 /** A journal file's bytes through an open descriptor, a range at a time. */
 export const journalBytes = (handle: FileHandle): JournalBytes => ({
   size: async () => (await handle.stat()).size,
-  readRange: async (offset, length) => {
-    const bytes = await readAt(handle, offset, length);
+  readRange: async (offset, length, into) => {
+    const bytes = await readAt(handle, offset, length, into);
     if (bytes.length < length) throw new Error(`journal file ends before byte ${offset + length}`);
     return bytes;
   },

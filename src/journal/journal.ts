@@ -48,8 +48,8 @@ export interface JournalFile extends JournalBytes {
  */
 export interface JournalBytes {
   size(): Promise<number>;
-  /** `length` bytes from `offset` (already written). */
-  readRange(offset: number, length: number): Promise<Uint8Array>;
+  /** `length` bytes from `offset` (already written); into `into` (at least `length` long) when given, which is then overwritten. */
+  readRange(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 interface Base {
@@ -199,8 +199,26 @@ const sealBytes = (prev: Uint8Array) => concatBytes(SEAL_DOMAIN, prev);
 
 const sameLink = (a: Uint8Array | null, b: Uint8Array | null) => a === b || (a !== null && b !== null && equals(a, b));
 
-/** Whether every byte is zero; read four at a time (30× faster than byte by byte), for the tail a crash can leave. */
+/** Node's Buffer where there is one (not in a browser tab), looked up rather than imported. */
+const nodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+/** A MiB of zeros to compare against, made the first time a tail must be checked. */
+let zeroMiB: Uint8Array | undefined;
+
+/**
+ * Whether every byte is zero, for the tail a crash can leave: compared a MiB
+ * at a time against zeros with Buffer.compare (native; a 2 GiB tail took 12 s
+ * of CPU read four bytes at a time in JavaScript), or where there is no
+ * Buffer, read four at a time (30× faster than byte by byte).
+ */
 const allZeros = (bytes: Uint8Array): boolean => {
+  if (nodeBuffer) {
+    const zeros = (zeroMiB ??= new Uint8Array(1 << 20));
+    for (let at = 0; at < bytes.length; at += zeros.length) {
+      const part = bytes.subarray(at, at + zeros.length);
+      if (nodeBuffer.compare(part, zeros.subarray(0, part.length)) !== 0) return false;
+    }
+    return true;
+  }
   // Byte by byte up to a 4-byte boundary, by words after it, byte by byte at the end.
   const head = Math.min(bytes.length, (4 - (bytes.byteOffset % 4)) % 4);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset + head, (bytes.length - head) >>> 2);
@@ -526,8 +544,11 @@ export class Journal {
 
   /** Undefined if only zeros follow byte `from`; else why the record there is corrupt. */
   static async #zerosToEnd(file: JournalBytes, from: number, size: number): Promise<JournalError | undefined> {
+    // One window, read into again and again: a long tail of zeros (a sparse file after a crash can be
+    // gigabytes of them) would otherwise be a fresh 16 MiB buffer per window for the collector.
+    const window = new Uint8Array(Math.min(READ_WINDOW, size - from));
     for (let offset = from; offset < size; offset += READ_WINDOW) {
-      const bytes = await file.readRange(offset, Math.min(READ_WINDOW, size - offset));
+      const bytes = await file.readRange(offset, Math.min(READ_WINDOW, size - offset), window);
       if (!allZeros(bytes)) return new JournalError('ERR_CORRUPT', `record at byte ${from} does not decode`);
     }
     return undefined;
@@ -691,7 +712,12 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
   const bytes = () => joined().slice();
   return {
     size: async () => length,
-    readRange: async (offset, length) => joined().slice(offset, offset + length),
+    readRange: async (offset, length, into) => {
+      const bytes = joined().subarray(offset, offset + length);
+      if (!into) return bytes.slice();
+      into.set(bytes);
+      return into.subarray(0, bytes.length);
+    },
     append: async (more, at) => {
       if (at !== length) throw new JournalError('ERR_NOT_AT_END', `the journal file ends at byte ${length}, not ${at}`);
       chunks.push(more.slice());
