@@ -290,13 +290,24 @@ const homeWithAdd = async (t: ExecutionContext) => {
   await repl.exit();
 });
 
-(hasScript ? test : test.skip)('a REPL session makes a document, applies changes, reads its log and its conflicts', async (t) => {
+/**
+ * A REPL session on a fresh home that publishes examples/todo.js and makes a
+ * document `todos` of it, then types `lines`: what each typed line printed.
+ */
+const todoSession = async (t: ExecutionContext, lines: string[]) => {
   t.timeout(120_000);
   const home = await tempDir(t);
   await promisify(execFile)(process.execPath, [GRID, 'init', '--home', home]);
   const out = await session(home, [
     'const code = await grid.publish(await require("node:fs/promises").readFile("examples/todo.js", "utf8"))',
     'const todos = await doc.create(code, { reducer: "update", merge: ["json"] })',
+    ...lines,
+  ]);
+  return (prompt: string) => out.split(`grid> ${prompt}\n`)[1]?.split('grid> ')[0]?.trim();
+};
+
+(hasScript ? test : test.skip)('a REPL session makes a document, applies changes, reads its log and its conflicts', async (t) => {
+  const after = await todoSession(t, [
     'Object.keys(todos).sort().join()',
     '(await doc.apply(todos.write, { add: "milk" })).value',
     '(await doc.show(todos.read)).value.items.length',
@@ -305,7 +316,6 @@ const homeWithAdd = async (t: ExecutionContext) => {
     'await doc.apply(todos.read, { add: "x" })',
     'await doc.conflicts()',
   ]);
-  const after = (prompt: string) => out.split(`grid> ${prompt}\n`)[1]?.split('grid> ')[0]?.trim();
   t.is(after('Object.keys(todos).sort().join()'), "'admin,doc,read,settle,write'");
   t.is(after('(await doc.apply(todos.write, { add: "milk" })).value'), "{ items: [ { done: false, text: 'milk' } ] }");
   t.is(after('(await doc.show(todos.read)).value.items.length'), '1');
@@ -316,19 +326,13 @@ const homeWithAdd = async (t: ExecutionContext) => {
 });
 
 (hasScript ? test : test.skip)('a REPL session changes a document\'s reducer through its admin token, by a proposal its issuer votes in', async (t) => {
-  t.timeout(120_000);
-  const home = await tempDir(t);
-  await promisify(execFile)(process.execPath, [GRID, 'init', '--home', home]);
-  const out = await session(home, [
-    'const code = await grid.publish(await require("node:fs/promises").readFile("examples/todo.js", "utf8"))',
-    'const todos = await doc.create(code, { reducer: "update", merge: ["json"] })',
+  const after = await todoSession(t, [
     'const shout = await grid.publish("export const update = (ctx, state, change) => ({ items: [...state.items, { text: change.add.toUpperCase(), done: false }] });")',
     'await doc.admin(todos.write, { reducer: shout + "#update" })',
     'const proposal = await doc.admin(todos.admin, { reducer: shout + "#update" })',
     '(await doc.vote(proposal, "yes")).status',
     '(await doc.apply(todos.write, { add: "milk" })).value.items[0].text',
   ]);
-  const after = (prompt: string) => out.split(`grid> ${prompt}\n`)[1]?.split('grid> ')[0]?.trim();
   t.regex(after('await doc.admin(todos.write, { reducer: shout + "#update" })') ?? '', /^Uncaught DocumentRefused: revoked: only a document's admin token changes its reducer or merge cascade \(this is a write token\) \(denied\)$/);
   t.is(after('(await doc.vote(proposal, "yes")).status'), "'passed'");
   t.is(after('(await doc.apply(todos.write, { add: "milk" })).value.items[0].text'), "'MILK'");

@@ -502,7 +502,7 @@ browserTest(`${inBrowser}: a document shows as a DAG of its versions, with its o
   await page.locator('#doc-graph').scrollIntoViewIfNeeded();
   // The page can still move under the graph (lists above it fill in as the node's state arrives):
   // a click aimed before such a shift lands where the version no longer is, so it is aimed again,
-  // a few times at most. Seen failing once in three runs under a full suite without this.
+  // a few times at most. Without this it failed in 3 of 8 runs.
   const selected = async () => page.evaluate((id) => document.getElementById('selected')?.textContent?.includes(id) ?? false, hostile.id);
   for (let attempt = 0; attempt < 5 && !(await selected()); attempt += 1) {
     const at = await page.evaluate((id) => {

@@ -116,7 +116,7 @@ export const decodeValue = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {
 export const copyValue = (bytes: Uint8Array): GridValue => fromWire(decodeTrusted(bytes));
 
 /** Node's Buffer where there is one (not in a browser tab), looked up rather than imported. */
-const nodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
+export const nodeBuffer = (globalThis as { Buffer?: typeof Buffer }).Buffer;
 /** Past this many bytes Buffer's native latin1 decoding beats the loop below (5× at 1 MB; the loop wins under ~64). */
 const NATIVE_KEY_BYTES = 64;
 

@@ -18,6 +18,7 @@ import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes } from '@noble/hashes/utils.js';
 import { asPrincipal, quote, type Principal } from '../interface/ids.js';
 import { isAcceptableKey, isAcceptableSignature } from './strict.js';
+import { owned } from '../wire/cbor.js';
 
 export interface Identity {
   readonly principal: Principal;
@@ -239,11 +240,10 @@ export const verifyMany = (checks: readonly SignatureCheck[]): Promise<boolean[]
   checks.forEach(([signer, message, signature], index) => {
     if (!acceptedKey(signer, message, signature)) return;
     if (typeof signer === 'string' && !raw.has(signer)) raw.set(signer, publicKeyFromPrincipal(signer));
-    // Copies that own their memory: a view into a whole frame would carry the frame to the thread
-    // (and a Buffer's own slice() is such a view).
-    keys.push(typeof signer === 'string' ? raw.get(signer)! : Uint8Array.prototype.slice.call(signer));
-    messages.push(Uint8Array.prototype.slice.call(message));
-    signatures.push(Uint8Array.prototype.slice.call(signature));
+    // Bytes that own their memory: a view into a whole frame would carry the frame to the thread.
+    keys.push(typeof signer === 'string' ? raw.get(signer)! : owned(signer));
+    messages.push(owned(message));
+    signatures.push(owned(signature));
     at.push(index);
   });
   if (at.length === 0) return Promise.resolve(verdicts);

@@ -122,12 +122,12 @@ const encodeOptions = makeEncodeOptions(false);
 const linkFormOptions = makeEncodeOptions(true);
 
 /**
- * Bytes that own their memory. cborg hands back a small encoding (up to
- * 256 bytes) as a view into Node's shared 8 KiB Buffer pool: kept (a
- * journal record, a block, a cache entry) it would pin the whole pool, and
- * posted to a vat it would copy it.
+ * Bytes that own their memory: `bytes` if they do, else a copy. cborg hands
+ * back a small encoding (up to 256 bytes) as a view into Node's shared
+ * 8 KiB Buffer pool: kept (a journal record, a block, a cache entry) it
+ * would pin the whole pool, and posted to a thread it would copy it.
  */
-const owned = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes)); // not .slice(): on a Buffer that is a view too
+export const owned = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes)); // not .slice(): on a Buffer that is a view too
 
 /** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
 export const encode = (value: unknown): Uint8Array => owned(cborgEncode(value, encodeOptions as never));
