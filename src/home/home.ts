@@ -1,7 +1,8 @@
 /**
  * The home directory: `identity` (Ed25519 key, mode 0600), `blocks/` (the
  * content-addressed store), `journal` (the promise graph), `names` (pet
- * names) and `lock` (held while a kernel has the home open).
+ * names), `lock` (held while a kernel has the home open) and `db/` (state
+ * derived from the journal, rebuilt from it when missing).
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -26,6 +27,8 @@ export interface HomePaths {
   readonly analyses: string;
   /** Where the peers said they listen, signed by each (net/addresses.ts). */
   readonly addresses: string;
+  /** The embedded database of state derived from the journal (db/database.ts). */
+  readonly db: string;
 }
 
 export const defaultHome = (env: NodeJS.ProcessEnv = process.env): string =>
@@ -46,6 +49,7 @@ export const homePaths = (root: string): HomePaths => {
     listen: join(abs, 'listen'),
     addresses: join(abs, 'addresses'),
     analyses: join(abs, 'analyses'),
+    db: join(abs, 'db'),
   };
 };
 
