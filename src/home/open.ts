@@ -135,7 +135,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
   const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void> }) =>
-    new Kernel({
+    Kernel.open({
       store,
       identity,
       journal,
@@ -173,7 +173,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     await removeStaleTemps(paths.blocks);
     const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
+    return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
   } catch (error) {
     await release();
     throw error;

@@ -220,8 +220,16 @@ export class Kernel {
       const closure = closures.loaded(token as Token);
       return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
     }, this.#sync);
-    for (const entry of journal.entries()) this.#apply(entry);
-    journal.onAppend((entry) => this.#apply(entry));
+  }
+
+  /** A kernel over `powers`, its state rebuilt by replaying the journal through `#apply`, then kept by every record appended. */
+  static async open(powers: KernelPowers): Promise<Kernel> {
+    const kernel = new Kernel(powers);
+    const { journal } = powers;
+    // The replay: every record already in the journal, in order.
+    for await (const entry of journal.read(0)) kernel.#apply(entry);
+    journal.onAppend((entry) => kernel.#apply(entry));
+    return kernel;
   }
 
   /** What one journal entry changes, in every part that keeps state: on replay and live alike. */
