@@ -13,6 +13,8 @@ import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js'
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from './lock.js';
+import { openDatabase, tableOf } from '../db/database.js';
+import { lmdbListStore, type ListStore } from '../db/records.js';
 import { openModuleAnalyses } from './analyses.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from './home.js';
@@ -134,7 +136,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
-  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void> }) =>
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void>; recordStore: ListStore }) =>
     Kernel.open({
       store,
       identity,
@@ -173,7 +175,20 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     await removeStaleTemps(paths.blocks);
     const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
     if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
+    const database = openDatabase(paths.db);
+    const onClose = async () => {
+      try {
+        await database.close();
+      } finally {
+        await release();
+      }
+    };
+    try {
+      return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore: lmdbListStore(tableOf(database, 'records')) });
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
   } catch (error) {
     await release();
     throw error;

@@ -437,8 +437,10 @@ export class Journal {
     const marks: Array<{ seq: number; offset: number }> = [];
     let parsed: Awaited<ReturnType<typeof Journal.scanFile>>;
     try {
-      parsed = await Journal.scanFile(powers.file, powers.identity.principal, from, (entry, offset) => {
-        if (entry.seq % MARK_STRIDE === 0) marks.push({ seq: entry.seq, offset });
+      parsed = await Journal.scanFile(powers.file, powers.identity.principal, from, (part) => {
+        part.entries.forEach((entry, i) => {
+          if (entry.seq % MARK_STRIDE === 0) marks.push({ seq: entry.seq, offset: part.offsets[i]! });
+        });
       });
       if (parsed.broken) throw parsed.broken;
     } catch (error) {
@@ -457,6 +459,43 @@ export class Journal {
     journal.#unsealed = unsealed;
     if (unsealed > 0) await journal.flush();
     return { journal, droppedBytes };
+  }
+
+  /**
+   * A journal file another process (the home's running node) writes, read
+   * as it grows: `refresh` verifies the records appended since the last
+   * look and hands them to `onWritten` listeners (a record index), keeping
+   * none. It is read only: `append` refuses.
+   */
+  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal): Journal & { refresh(): Promise<void> } {
+    const refuse = async () => {
+      throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
+    };
+    const identity = { principal: signer, publicKey: new Uint8Array(), sign: () => new Uint8Array() } as unknown as Identity;
+    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, START);
+    journal.#following = true;
+    return Object.assign(journal, { refresh: () => (journal.#refreshing = journal.#refreshing.then(() => journal.#refresh(), () => journal.#refresh())) });
+  }
+
+  #following = false;
+  #refreshing: Promise<void> = Promise.resolve();
+
+  async #refresh(): Promise<void> {
+    const file = this.#powers.file;
+    const from = this.#written;
+    if ((await file.size()) < (from.offset ?? 0)) throw new JournalError('ERR_CORRUPT', `the journal file shrank below byte ${from.offset} while being followed`);
+    const parsed = await Journal.scanFile(file, this.#powers.identity.principal, from, (part) => {
+      part.entries.forEach((entry, i) => {
+        if (entry.seq % MARK_STRIDE === 0) this.#mark(entry.seq, part.offsets[i]!);
+      });
+      for (const entry of part.entries.slice(-RECENT_RECORDS)) this.#remember(entry);
+      this.#written = part.position;
+      this.#nextSeq = part.position.seq;
+      this.#head = part.position.head;
+      this.#fileLength = part.position.offset ?? 0;
+      for (const listener of this.#writtenListeners) listener(part);
+    });
+    if (parsed.broken) throw parsed.broken;
   }
 
   #mark(seq: number, offset: number) {
@@ -551,7 +590,7 @@ export class Journal {
    * `goodLength` is where the verified prefix ends, counted from the file's
    * start; `size`, the file's length when it was read.
    */
-  static async scanFile(file: JournalBytes, signer?: Principal, after: ScanStart = START, each?: (entry: Entry, offset: number) => void) {
+  static async scanFile(file: JournalBytes, signer?: Principal, after: ScanStart = START, each?: (part: WrittenBatch) => void) {
     const size = await file.size();
     const entries: Entry[] = [];
     const offsets: number[] = [];
@@ -567,8 +606,10 @@ export class Journal {
       const part = Journal.scan(await file.readRange(offset, length), signer, { head, seq: after.seq + count, offset });
       count += part.entries.length;
       if (each) {
-        part.entries.forEach((entry, i) => each(entry, part.offsets[i]!));
-        if (part.entries.length > 0) last = part.entries.slice(-RECENT_RECORDS);
+        if (part.entries.length > 0) {
+          each({ entries: part.entries, offsets: part.offsets, position: { seq: after.seq + count, offset: offset + part.goodLength, head: part.head } });
+          last = part.entries.slice(-RECENT_RECORDS);
+        }
       } else {
         for (const entry of part.entries) entries.push(entry);
         for (const at of part.offsets) offsets.push(at);
@@ -628,6 +669,7 @@ export class Journal {
 
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
+    if (this.#following) throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
     const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload, body.kind === 'fulfilled' ? body.decoded : undefined);
     this.#remember(entry);
@@ -784,6 +826,11 @@ export class Journal {
       if (total > maxBytes) break;
     }
     return Promise.all(frames.slice(first).map(async ({ start, length }) => (await file.readRange(start, length)).subarray(FRAME_HEADER)));
+  }
+
+  /** The records numbered `seqs`, read from the file (in the order given). */
+  async recordsBySeq(seqs: readonly number[]): Promise<Entry[]> {
+    return (await this.records(seqs)).map((bytes) => readRecord(bytes).entry);
   }
 
   /**

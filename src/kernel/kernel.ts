@@ -23,6 +23,8 @@ import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
+import { RecordQueries } from '../journal/record-queries.js';
+import { memoryListStore, RecordIndex, type ListStore } from '../db/records.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';
 import { makeModuleTable, type ModuleTable } from './module-table.js';
@@ -82,6 +84,8 @@ export interface KernelPowers {
   readonly analyses?: ModuleAnalyses;
   /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
   readonly merges?: Readonly<Record<string, string>>;
+  /** Where the record index is kept (the home's database); in memory without it (db/records.ts). */
+  readonly recordStore?: ListStore;
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -114,6 +118,7 @@ export class Kernel {
   readonly docs: DocsApi;
   readonly #servers: Array<{ close(): Promise<void> }> = [];
   #closed = false;
+  #records: RecordQueries | undefined;
 
   constructor(powers: KernelPowers) {
     this.#powers = powers;
@@ -229,6 +234,8 @@ export class Kernel {
     // The replay: every record already in the journal, in order.
     for await (const entry of journal.read(0)) kernel.#apply(entry);
     journal.onAppend((entry) => kernel.#apply(entry));
+    const { index } = await RecordIndex.open(journal, powers.recordStore ?? memoryListStore());
+    kernel.#records = new RecordQueries(journal, index);
     return kernel;
   }
 
@@ -266,6 +273,12 @@ export class Kernel {
 
   get journal(): Journal {
     return this.#powers.journal;
+  }
+
+  /** What the journal's records say, looked up through the record index (journal/record-queries.ts). */
+  get records(): RecordQueries {
+    if (!this.#records) throw new KernelError('ERR_NOT_OPEN', 'a kernel is opened with Kernel.open');
+    return this.#records;
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -371,7 +384,7 @@ export class Kernel {
   /** This journal's records about `token` that `requester` may see, signed by this node (journal/disclosure.ts). */
   disclose(token: string, requester: Principal): Promise<Disclosure> {
     this.#assertOpen();
-    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock());
+    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock(), undefined, this.records);
   }
 
   /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
@@ -448,6 +461,7 @@ export class Kernel {
       this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
+      await this.#records?.index.settled();
     } finally {
       await this.#powers.onClose?.();
     }
