@@ -409,11 +409,11 @@ export const lmdbListStore = (table: Table): ListStore => {
   };
   const list = (name: string, { limit, reverse, after }: Page = {}): Located[] => {
     const prefix = prefixOf(name);
+    if (reverse && after !== undefined && after <= 0) return [];
     const low = after !== undefined && !reverse ? itemKey(prefix, after + 1) : itemKey(prefix, 0);
-    const high = after !== undefined && reverse ? itemKey(prefix, after) : concat(prefix, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
+    const high = after !== undefined && reverse ? itemKey(prefix, after - 1) : concat(prefix, new Uint8Array([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]));
     const out: Located[] = [];
     for (const { key, value } of table.getRange({ start: reverse ? high : low, end: reverse ? low : high, reverse: reverse === true, ...(limit !== undefined ? { limit } : {}) })) {
-      if (reverse && after !== undefined && readU64(key, prefix.length) >= after) continue;
       out.push(locatedOf(readU64(key, prefix.length), value));
     }
     return out;

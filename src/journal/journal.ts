@@ -719,9 +719,10 @@ export class Journal {
     while (seq < this.#nextSeq) {
       if (seq >= this.#written.seq) await this.#landed(seq);
       const end = this.#written.offset ?? 0;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
       let window = await file.readRange(offset, Math.min(STREAM_WINDOW, end - offset));
-      if (window.length < FRAME_HEADER) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} is cut short`);
       const first = new DataView(window.buffer, window.byteOffset, window.byteLength).getUint32(0);
+      if (first > MAX_RECORD_BYTES || offset + FRAME_HEADER + first > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${first} bytes, past the journal's end`);
       // A record longer than the window is read on its own.
       if (FRAME_HEADER + first > window.length) window = await file.readRange(offset, FRAME_HEADER + first);
       const view = new DataView(window.buffer, window.byteOffset, window.byteLength);
@@ -759,10 +760,12 @@ export class Journal {
     const file = this.#powers.file;
     const end = this.#written.offset ?? 0;
     return Promise.all(
-      locations.map(async ({ offset }) => {
+      locations.map(async ({ seq, offset }) => {
+        if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
         // Most records are short: one read of a guess, a second only for a longer one.
         const guess = await file.readRange(offset, Math.min(RECORD_GUESS, end - offset));
         const length = new DataView(guess.buffer, guess.byteOffset, guess.byteLength).getUint32(0);
+        if (offset + FRAME_HEADER + length > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${length} bytes, past the journal's end`);
         const frame = FRAME_HEADER + length <= guess.length ? guess : await file.readRange(offset, FRAME_HEADER + length);
         return frame.subarray(FRAME_HEADER, FRAME_HEADER + length);
       }),

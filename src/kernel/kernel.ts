@@ -120,7 +120,7 @@ export class Kernel {
   #closed = false;
   #records: RecordQueries | undefined;
 
-  constructor(powers: KernelPowers) {
+  private constructor(powers: KernelPowers) {
     this.#powers = powers;
     const limits = (this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits }));
     const { store, identity, journal, clock, randomBytes, setTimer } = powers;
