@@ -28,7 +28,15 @@ import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { encode } from '../wire/index.js';
 import { entriesAround } from './graph.js';
 import { readRecord, recordCid, sealVerifies, type Entry, type Journal } from './journal.js';
-import type { RecordQueries } from './record-queries.js';
+
+/** What a disclosure reads through a record index (journal/record-queries.ts): only the records about the token. */
+export interface DisclosureIndex {
+  around(token: Token): Promise<Entry[]>;
+  delegation(token: string): Promise<Extract<Entry, { kind: 'wrap' }> | undefined>;
+  isDelegation(token: string): boolean;
+  seals(seqs: readonly number[]): Promise<Entry[]>;
+  locate(entries: readonly Entry[]): { seq: number; offset: number }[] | undefined;
+}
 
 export interface Disclosure {
   readonly node: Principal;
@@ -186,10 +194,10 @@ export const disclose = async (
   requester: Principal,
   at: number,
   maxBytes = MAX_DISCLOSED_BYTES,
-  records?: RecordQueries,
+  records?: DisclosureIndex,
 ): Promise<Disclosure> => {
   let entries: Entry[];
-  let located: ReturnType<RecordQueries['locate']>;
+  let located: ReturnType<DisclosureIndex['locate']>;
   if (records) {
     const around = await records.around(token);
     const shown = shownOf(around, token, requester, await records.delegation(token), (named) => records.isDelegation(named));
