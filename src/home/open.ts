@@ -42,8 +42,8 @@ const shippedIn = (folderName: string): Readonly<Record<string, string>> => {
   }
   return Object.freeze(sources);
 };
-const SHIPPED_POLICIES = shippedIn('policies');
-const SHIPPED_MERGES = shippedIn('merges');
+export const SHIPPED_POLICIES = shippedIn('policies');
+export const SHIPPED_MERGES = shippedIn('merges');
 export type OpenKernelOptions =
   | (CommonOptions & {
       home: string;

@@ -731,3 +731,10 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
     bytes,
   };
 };
+
+/** An entry as plain data (its fields, and a call's arguments or a fulfilment's value as their bytes), and back: what a snapshot keeps of the calls still open. */
+export const entryData = (entry: Entry): { fields: Record<string, unknown>; payload?: Uint8Array } => {
+  const payload = encodedPayload(entry);
+  return { fields: { ...(entry as object) }, ...(payload ? { payload } : {}) };
+};
+export const entryFromData = (data: { fields: Record<string, unknown>; payload?: Uint8Array }): Entry => makeEntry(data.fields, data.payload);

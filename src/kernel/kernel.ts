@@ -36,6 +36,8 @@ import { makeCallPipeline, type CallPipeline } from './calls.js';
 import { PureCallCache } from './pure-cache.js';
 import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
+import type { PartsSnapshot, Snapshot } from './snapshot.js';
+import { encode } from '../wire/index.js';
 import { makeDocuments, type Documents } from '../docs/documents.js';
 import { makeDocsApi, type DocsApi } from '../docs/api.js';
 import { makeSync, type Sync, type SyncRequest } from '../docs/sync.js';
@@ -80,6 +82,8 @@ export interface KernelPowers {
   readonly network?: Network;
   /** Module analyses kept between runs (a home keeps them in files); every module is parsed when loaded without it. */
   readonly analyses?: ModuleAnalyses;
+  /** The state derived from the journal's records before its position (kernel/snapshot.ts), checked against the journal by the opener; none to replay the whole journal. */
+  readonly snapshot?: Snapshot;
   /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
   readonly merges?: Readonly<Record<string, string>>;
 }
@@ -220,7 +224,10 @@ export class Kernel {
       const closure = closures.loaded(token as Token);
       return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
     }, this.#sync);
-    for (const entry of journal.entries()) this.#apply(entry);
+    // A snapshot's parts stand for every record before its position: only the records after it are replayed.
+    const from = powers.snapshot ? powers.snapshot.position.seq : 0;
+    if (powers.snapshot) this.#restoreParts(powers.snapshot.parts);
+    for (const entry of journal.entries()) if (entry.seq >= from) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
   }
 
@@ -240,6 +247,35 @@ export class Kernel {
       }
     }
     this.#calls.settled(entry);
+  }
+
+  /** What every part derived from the journal's records so far (kernel/snapshot.ts). */
+  #partsSnapshot(): PartsSnapshot {
+    return {
+      calls: this.#calls.snapshot(),
+      reputation: this.#reputation.snapshot(),
+      closures: this.#closures.snapshot(),
+      revocations: this.#revocations.snapshot(),
+      policies: this.#policies.snapshot(),
+      docs: this.#docs.snapshot(),
+      cache: this.#cache.snapshot(),
+    };
+  }
+
+  /** Take back a snapshot's parts, into a kernel that has applied no record yet. */
+  #restoreParts(parts: PartsSnapshot) {
+    this.#calls.restore(parts.calls);
+    this.#reputation.restore(parts.reputation);
+    this.#closures.restore(parts.closures);
+    this.#revocations.restore(parts.revocations);
+    this.#policies.restore(parts.policies);
+    this.#docs.restore(parts.docs);
+    this.#cache.restore(parts.cache);
+  }
+
+  /** The state derived from the journal as canonical bytes: a kernel restored from a snapshot and one that replayed every record give the same. */
+  stateSnapshot(): Uint8Array {
+    return encode(this.#partsSnapshot());
   }
 
   /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */

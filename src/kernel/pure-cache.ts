@@ -9,8 +9,15 @@
  * not kept at all.
  */
 import type { Token } from '../interface/ids.js';
-import type { Outcome } from '../interface/outcome.js';
-import { bytesKey } from '../closures/values.js';
+import { fulfilled, type Outcome } from '../interface/outcome.js';
+import { bytesKey, decodeValue } from '../closures/values.js';
+
+/** The bytes a `bytesKey` stands for (one char per byte). */
+const keyBytes = (key: string): Uint8Array => {
+  const bytes = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
+  return bytes;
+};
 
 export interface CachedAnswer {
   readonly outcome: Outcome;
@@ -92,6 +99,18 @@ export class PureCallCache {
     this.#entries += 1;
     this.#bytes += cost;
     while (this.#entries > this.#bounds.maxCacheEntries || this.#bytes > this.#bounds.maxCacheBytes) this.#drop(this.#oldest!);
+  }
+
+  /** Every answer kept, least recently used first, as plain data (kernel/snapshot.ts): token, arguments, the record that answered, the value. */
+  snapshot(): Array<readonly [Token, Uint8Array, number, Uint8Array]> {
+    const kept: Array<readonly [Token, Uint8Array, number, Uint8Array]> = [];
+    for (let node = this.#oldest; node; node = node.newer) kept.push([node.token, keyBytes(node.argsKey), node.from, node.valueBytes]);
+    return kept;
+  }
+
+  /** Take back what `snapshot` gave (into an empty cache): the same answers, in the same order of use. */
+  restore(kept: ReadonlyArray<readonly [Token, Uint8Array, number, Uint8Array]>): void {
+    for (const [token, args, from, valueBytes] of kept) this.set(token, args, { outcome: fulfilled(decodeValue(valueBytes)), from, valueBytes });
   }
 
   /** Every answer kept for `token` (it was revoked). */
