@@ -9,7 +9,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js';
+import { Journal, JournalError, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
+import { openDatabase } from '../db/database.js';
+import { databaseSnapshots } from '../db/snapshots.js';
+import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
+import { equals } from 'multiformats/bytes';
+import { rm } from 'node:fs/promises';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from './lock.js';
@@ -134,7 +139,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
-  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void> }) =>
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void>; snapshots: SnapshotStore; snapshot?: Snapshot }) =>
     new Kernel({
       store,
       identity,
@@ -171,13 +176,45 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     const identity = await loadIdentity(paths.identity);
     // The lock makes this process the home's one writer: every temporary block file there now is a crash's leftover.
     await removeStaleTemps(paths.blocks);
-    const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
-    if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
+    const database = openDatabase(paths.db);
+    const closeDatabase = async () => {
+      await database.close();
+      await release();
+    };
+    try {
+      const file = await openFsJournalFile(paths.journal);
+      const snapshots = databaseSnapshots(database);
+      const snapshot = await snapshotMatching(snapshots, file);
+      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }).catch(suggestRepair);
+      if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
+      return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: closeDatabase, snapshots, ...(snapshot ? { snapshot } : {}) });
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
   } catch (error) {
     await release();
     throw error;
   }
+};
+
+/**
+ * The home's snapshot, if the journal still holds the record it stands
+ * after (the file reaches its position and the record there hashes to its
+ * head); undefined — the kernel then replays the whole journal — if there
+ * is none, it does not decode, or the journal lost or changed that record
+ * (a torn tail cut, a repair, another journal put in its place).
+ */
+const snapshotMatching = async (snapshots: SnapshotStore, file: JournalBytes): Promise<Snapshot | undefined> => {
+  const stored = snapshots.load();
+  const snapshot = stored && decodeSnapshot(stored);
+  if (!snapshot) return undefined;
+  const { offset, last, head } = snapshot.position;
+  if (head === null || last >= offset || (await file.size()) < offset) return undefined;
+  const frame = await file.readRange(last, offset - last);
+  const body = frame.subarray(4);
+  if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
+  return snapshot;
 };
 
 /** A journal that breaks part way does not open; `grid repair` is the way out, and the one line says so. */
@@ -211,6 +248,8 @@ export const repairHome = async (options: { home: string; lockWaitMs?: number; c
     const { unsealed } = await Journal.scanFile(file, identity.principal);
     const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) });
     await journal.close();
+    // What the database derived may stand on records moved aside: the next open rebuilds it from the journal.
+    await rm(paths.db, { recursive: true, force: true });
     return { ...report, tornBytes: report.tornBytes || droppedBytes, sealed: unsealed };
   } finally {
     await release();

@@ -368,6 +368,14 @@ export interface ScanStart {
   readonly offset?: number;
 }
 const START: ScanStart = Object.freeze({ head: null, seq: 0 });
+
+/** Where a batch ends: the next record is numbered `seq` and starts at byte `offset`, linking to `head`, the record before it, which starts at byte `last`. */
+export interface BatchEnd {
+  readonly seq: number;
+  readonly offset: number;
+  readonly head: Uint8Array | null;
+  readonly last: number;
+}
 /** Bytes read at a time when a journal is opened or followed: room for the longest record. */
 const READ_WINDOW = FRAME_HEADER + MAX_RECORD_BYTES;
 
@@ -396,6 +404,7 @@ export class Journal {
   readonly #offsets: number[];
   #fileLength: number;
   readonly #listeners: Array<(entry: Entry) => void> = [];
+  readonly #batchListeners: Array<(end: BatchEnd, written: Promise<void>) => void> = [];
 
   private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null, offsets: number[], fileLength: number) {
     this.#powers = powers;
@@ -567,6 +576,16 @@ export class Journal {
     this.#listeners.push(listener);
   }
 
+  /**
+   * Be told of every batch as it is cut, synchronously: every record
+   * appended so far is in it (so state derived from them stands exactly at
+   * `end`), and `written` resolves once it is in the file. The kernel takes
+   * its snapshots so (kernel/snapshot.ts).
+   */
+  onBatch(listener: (end: BatchEnd, written: Promise<void>) => void): void {
+    this.#batchListeners.push(listener);
+  }
+
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
@@ -654,8 +673,10 @@ export class Journal {
     const at = this.#fileLength;
     const frames: Uint8Array[] = [];
     let head = this.#head;
+    let last = 0;
     const push = (entry: Entry, sig?: Uint8Array) => {
       const bytes = encode(toRecord(entry, head, sig));
+      last = this.#fileLength;
       this.#offsets[entry.seq] = this.#fileLength;
       this.#fileLength += FRAME_HEADER + bytes.length;
       frames.push(frame(bytes));
@@ -695,6 +716,14 @@ export class Journal {
         this.#failure = new JournalError('ERR_WRITE', `could not write: ${(error as Error).message}`);
       }
     });
+    if (this.#batchListeners.length > 0) {
+      const end: BatchEnd = { seq: this.#nextSeq, offset: this.#fileLength, head, last };
+      const written = this.#writing.then(() => {
+        if (this.#failure) throw this.#failure;
+      });
+      written.catch(() => {}); // a listener that does not wait for it must not leave it unhandled
+      for (const listener of this.#batchListeners) listener(end, written);
+    }
     return this.#writing;
   }
 }

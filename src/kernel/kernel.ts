@@ -20,7 +20,7 @@ import type { Identity } from '../identity/identity.js';
 import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
-import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
+import { encodedPayload, type BatchEnd, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
 import { VatPool } from '../vat/pool.js';
@@ -36,7 +36,7 @@ import { makeCallPipeline, type CallPipeline } from './calls.js';
 import { PureCallCache } from './pure-cache.js';
 import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
-import type { PartsSnapshot, Snapshot } from './snapshot.js';
+import { encodeSnapshot, SNAPSHOT_FORMAT, type PartsSnapshot, type Snapshot, type SnapshotStore } from './snapshot.js';
 import { encode } from '../wire/index.js';
 import { makeDocuments, type Documents } from '../docs/documents.js';
 import { makeDocsApi, type DocsApi } from '../docs/api.js';
@@ -84,6 +84,8 @@ export interface KernelPowers {
   readonly analyses?: ModuleAnalyses;
   /** The state derived from the journal's records before its position (kernel/snapshot.ts), checked against the journal by the opener; none to replay the whole journal. */
   readonly snapshot?: Snapshot;
+  /** Where snapshots are kept (a home's database); none: the kernel keeps no snapshot and a restart replays the whole journal. */
+  readonly snapshots?: SnapshotStore;
   /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
   readonly merges?: Readonly<Record<string, string>>;
 }
@@ -97,6 +99,10 @@ export interface Network {
   /** Drop every connection it opened. */
   close(): Promise<void>;
 }
+
+/** A snapshot is due after this many records, and no sooner than SNAPSHOT_MIN_MS after the last (each costs encoding every part). */
+const SNAPSHOT_RECORDS = 10_000;
+const SNAPSHOT_MIN_MS = 2_000;
 
 export class Kernel {
   readonly #powers: KernelPowers;
@@ -117,6 +123,10 @@ export class Kernel {
   /** Documents: create them, apply changes, read, settle conflicts (`../docs/api.ts`). */
   readonly docs: DocsApi;
   readonly #servers: Array<{ close(): Promise<void> }> = [];
+  /** The position of the latest snapshot taken (0: none), when it was taken, and its save while it runs. */
+  #snapshotSeq = 0;
+  #snapshotAt = 0;
+  #saving: Promise<void> | undefined;
   #closed = false;
 
   constructor(powers: KernelPowers) {
@@ -229,6 +239,32 @@ export class Kernel {
     if (powers.snapshot) this.#restoreParts(powers.snapshot.parts);
     for (const entry of journal.entries()) if (entry.seq >= from) this.#apply(entry);
     journal.onAppend((entry) => this.#apply(entry));
+    this.#snapshotSeq = from;
+    this.#snapshotAt = clock();
+    if (powers.snapshots) journal.onBatch((end, written) => this.#snapshotOn(end, written));
+  }
+
+  /**
+   * Keep a snapshot of the parts at a batch's end (every record appended so
+   * far is in it), stored once the batch is in the file: when enough records
+   * and time have passed since the last one, and always at close. A restart
+   * then replays at most about SNAPSHOT_RECORDS records. One save at a time:
+   * a batch cut while one is being stored waits for a later batch.
+   */
+  #snapshotOn(end: BatchEnd, written: Promise<void>) {
+    const due = this.#closed || (end.seq - this.#snapshotSeq >= SNAPSHOT_RECORDS && this.#powers.clock() - this.#snapshotAt >= SNAPSHOT_MIN_MS);
+    if (!due || this.#saving) return;
+    const bytes = encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() });
+    this.#snapshotSeq = end.seq;
+    this.#snapshotAt = this.#powers.clock();
+    const store = this.#powers.snapshots!;
+    this.#saving = written
+      .then(() => store.save(bytes))
+      // A snapshot not saved costs only replay time at the next start.
+      .catch(() => {})
+      .finally(() => {
+        this.#saving = undefined;
+      });
   }
 
   /** What one journal entry changes, in every part that keeps state: on replay and live alike. */
@@ -476,6 +512,8 @@ export class Kernel {
       this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
+      // Closing cut a last batch, and with it a last snapshot: stored before the home is let go.
+      await this.#saving;
     } finally {
       await this.#powers.onClose?.();
     }

@@ -15,7 +15,7 @@
  * state, equal bytes (`Kernel.stateSnapshot`, what the tests compare).
  */
 import { decodeTrusted, encode } from '../wire/cbor.js';
-import type { ScanStart } from '../journal/journal.js';
+import type { BatchEnd } from '../journal/journal.js';
 import type { ReputationSnapshot } from '../journal/reputation.js';
 import type { DocumentsSnapshot } from '../docs/documents.js';
 import type { RevocationSnapshot } from './revocation-table.js';
@@ -36,21 +36,10 @@ export interface PartsSnapshot {
   readonly cache: ReadonlyArray<readonly [Token, Uint8Array, number, Uint8Array]>;
 }
 
-/**
- * Where the state stands in the journal: the next record is numbered
- * `seq` and starts at byte `offset`, linking to `head` (the binary CID of
- * the record before it), which starts at byte `last`. `last` lets an opener
- * check that the journal still holds that record before trusting the rest.
- */
-export interface SnapshotPosition extends ScanStart {
-  readonly head: Uint8Array | null;
-  readonly offset: number;
-  readonly last: number;
-}
-
 export interface Snapshot {
   readonly format: number;
-  readonly position: SnapshotPosition;
+  /** The journal position the parts stand at: a batch's end (`last` lets an opener check that the journal still holds the record before it). */
+  readonly position: BatchEnd;
   readonly parts: PartsSnapshot;
 }
 
