@@ -12,7 +12,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel } from '../src/index.js';
 import { Kernel as KernelClass, type Forwarder } from '../src/kernel/kernel.js';
@@ -24,7 +24,9 @@ import { generateIdentity } from '../src/identity/index.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import { signVote } from '../src/docs/governance.js';
 import { decodeTrusted } from '../src/wire/cbor.js';
-import { SNAPSHOT_FORMAT, type PartsSnapshot } from '../src/kernel/snapshot.js';
+import { decodeSnapshot, SNAPSHOT_FORMAT, type PartsSnapshot } from '../src/kernel/snapshot.js';
+import { openDatabase } from '../src/db/database.js';
+import { databaseSnapshots } from '../src/db/snapshots.js';
 import type { Token } from '../src/interface/ids.js';
 import { source, tempDir, valueOf } from './_helpers.js';
 
@@ -119,4 +121,68 @@ test('a kernel restored from a snapshot at any record and replaying the rest equ
     await restored.close();
     t.deepEqual(state, expected, `restored at record ${seq} of ${offsets.length}`);
   }
+});
+
+test('a home reopens from its snapshot, and from the whole journal when the snapshot is missing, stale, garbled or of another journal: the same state each way', async (t) => {
+  const dir = await tempDir(t);
+  const home = await busyHome(dir);
+  const stateOf = async (at: string) => {
+    const kernel = await openKernel({ home: at });
+    const state = kernel.stateSnapshot();
+    await kernel.close();
+    return state;
+  };
+  const stored = () => {
+    const database = openDatabase(join(home, 'db'));
+    const bytes = databaseSnapshots(database).load();
+    return database.close().then(() => bytes);
+  };
+  const first = await stored();
+  const snapshot = first && decodeSnapshot(first);
+  t.truthy(snapshot, 'closing the home left a snapshot');
+  t.is(snapshot!.position.offset, (await stat(join(home, 'journal'))).size, 'standing at the journal’s end');
+  const expected = await stateOf(home);
+
+  const copy = async (name: string, change: (at: string) => Promise<void>) => {
+    const at = join(dir, name);
+    await cp(home, at, { recursive: true });
+    await change(at);
+    return stateOf(at);
+  };
+  t.deepEqual(await copy('no-db', (at) => rm(join(at, 'db'), { recursive: true })), expected, 'rebuilt from the journal');
+  t.deepEqual(
+    await copy('garbled', async (at) => {
+      const database = openDatabase(join(at, 'db'));
+      await databaseSnapshots(database).save(new Uint8Array([0xff, 0x00, 0x13]));
+      await database.close();
+    }),
+    expected,
+    'a snapshot that does not decode is ignored',
+  );
+  // A snapshot from before the last records: they are replayed on top of it.
+  const early = join(dir, 'early');
+  await cp(home, early, { recursive: true });
+  const kernel = await openKernel({ home: early });
+  const code = await kernel.publish('export const one = () => 1;');
+  for (let i = 0; i < 5; i++) await kernel.call(await kernel.issue({ code, export: 'one', env: { i } }), []);
+  const later = kernel.stateSnapshot();
+  await kernel.flush();
+  const journalNow = await readFile(join(early, 'journal'));
+  await kernel.close();
+  await rm(join(early, 'db'), { recursive: true });
+  await cp(join(home, 'db'), join(early, 'db'), { recursive: true });
+  t.deepEqual(await stateOf(early), later, 'a stale snapshot, the records after it replayed');
+  t.notDeepEqual(later, expected);
+  // The journal of another home under this one's snapshot: its record at the snapshot's position differs.
+  const other = await busyHome(join(dir, 'elsewhere'));
+  t.deepEqual(
+    await copy('swapped', async (at) => {
+      await cp(join(other, 'journal'), join(at, 'journal'));
+      await cp(join(other, 'identity'), join(at, 'identity'));
+      await cp(join(other, 'blocks'), join(at, 'blocks'), { recursive: true });
+    }),
+    await stateOf(other),
+    'a snapshot of another journal is ignored',
+  );
+  t.true(journalNow.length > 0);
 });

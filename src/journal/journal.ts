@@ -405,6 +405,8 @@ export class Journal {
   #fileLength: number;
   readonly #listeners: Array<(entry: Entry) => void> = [];
   readonly #batchListeners: Array<(end: BatchEnd, written: Promise<void>) => void> = [];
+  /** Where the last record cut into a batch starts. */
+  #lastStart = 0;
 
   private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null, offsets: number[], fileLength: number) {
     this.#powers = powers;
@@ -413,6 +415,7 @@ export class Journal {
     this.#offsets = offsets;
     this.#fileLength = fileLength;
     this.#nextSeq = entries.length === 0 ? 0 : entries[entries.length - 1]!.seq + 1;
+    this.#lastStart = offsets.at(-1) ?? 0;
   }
 
   static async open(powers: JournalPowers): Promise<OpenedJournal> {
@@ -586,6 +589,11 @@ export class Journal {
     this.#batchListeners.push(listener);
   }
 
+  /** Where the last batch cut ends (or the journal as opened, if none was cut since). */
+  batchEnd(): BatchEnd {
+    return { seq: this.#nextSeq, offset: this.#fileLength, head: this.#head, last: this.#lastStart };
+  }
+
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
@@ -716,8 +724,9 @@ export class Journal {
         this.#failure = new JournalError('ERR_WRITE', `could not write: ${(error as Error).message}`);
       }
     });
+    this.#lastStart = last;
     if (this.#batchListeners.length > 0) {
-      const end: BatchEnd = { seq: this.#nextSeq, offset: this.#fileLength, head, last };
+      const end = this.batchEnd();
       const written = this.#writing.then(() => {
         if (this.#failure) throw this.#failure;
       });

@@ -276,6 +276,7 @@ export class Kernel {
     this.#policies.apply(entry);
     this.#docs.apply(entry);
     if (entry.kind === 'revoke' || entry.kind === 'revocation') this.#cache.forget(entry.token);
+    else if (entry.kind === 'hit') this.#cache.used(entry.from);
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;
       if (call && !this.#revocations.isRevoked(call.token)) {
@@ -512,8 +513,13 @@ export class Kernel {
       this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
-      // Closing cut a last batch, and with it a last snapshot: stored before the home is let go.
+      // Closing may have cut a last batch, and with it a last snapshot; if it did not (nothing was
+      // left to write), the state stands at the journal's end all the same: kept before the home is let go.
       await this.#saving;
+      const end = this.#powers.journal.batchEnd();
+      if (this.#powers.snapshots && end.seq > this.#snapshotSeq) {
+        await this.#powers.snapshots.save(encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() })).catch(() => {});
+      }
     } finally {
       await this.#powers.onClose?.();
     }

@@ -4,8 +4,8 @@
  * with ever new arguments (or big ones: up to MAX_VALUE_BYTES each way)
  * cannot make a node hold more than `maxCacheBytes` of answers.
  *
- * Past either bound the least recently used answer goes first (a hit makes
- * an answer the most recent). An entry bigger than the whole byte bound is
+ * Past either bound the least recently used answer goes first (a journaled
+ * hit makes an answer the most recent). An entry bigger than the whole byte bound is
  * not kept at all.
  */
 import type { Token } from '../interface/ids.js';
@@ -51,6 +51,8 @@ interface Node extends CachedAnswer {
 export class PureCallCache {
   readonly #bounds: CacheBounds;
   readonly #byToken = new Map<Token, Map<string, Node>>();
+  /** The same answers by the record that answered each. */
+  readonly #byFrom = new Map<number, Node>();
   #oldest: Node | undefined;
   #newest: Node | undefined;
   #entries = 0;
@@ -75,11 +77,20 @@ export class PureCallCache {
    * megabyte of arguments, say — costs a lookup, not a pass over its bytes.
    */
   get(token: Token, args: Uint8Array): CachedAnswer | undefined {
-    const node = this.#byToken.get(token)?.get(bytesKey(args));
-    if (!node) return undefined;
+    return this.#byToken.get(token)?.get(bytesKey(args));
+  }
+
+  /**
+   * The answer journaled as record `from` was used (a `hit` record): it
+   * becomes the most recently used. Recency follows the journal's records,
+   * not lookups, so that a cache rebuilt from them — by replay or from a
+   * snapshot — is the live one, in the same order.
+   */
+  used(from: number): void {
+    const node = this.#byFrom.get(from);
+    if (!node) return;
     this.#unlink(node);
     this.#append(node);
-    return node;
   }
 
   set(token: Token, args: Uint8Array, answer: CachedAnswer): void {
@@ -95,6 +106,7 @@ export class PureCallCache {
     let kept = this.#byToken.get(token);
     if (!kept) this.#byToken.set(token, (kept = new Map()));
     kept.set(argsKey, node);
+    this.#byFrom.set(node.from, node);
     this.#append(node);
     this.#entries += 1;
     this.#bytes += cost;
@@ -140,6 +152,7 @@ export class PureCallCache {
     this.#unlink(node);
     const byArgs = this.#byToken.get(node.token)!;
     byArgs.delete(node.argsKey);
+    if (this.#byFrom.get(node.from) === node) this.#byFrom.delete(node.from);
     if (byArgs.size === 0) this.#byToken.delete(node.token);
     this.#entries -= 1;
     this.#bytes -= node.cost;
