@@ -16,7 +16,7 @@ import { cp, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel } from '../src/index.js';
 import { Kernel as KernelClass, type Forwarder } from '../src/kernel/kernel.js';
-import { Journal, memoryJournalFile } from '../src/journal/journal.js';
+import { Journal, memoryJournalFile, recordCid } from '../src/journal/journal.js';
 import { loadIdentity } from '../src/identity/key-file.js';
 import { SHIPPED_MERGES, SHIPPED_POLICIES } from '../src/home/open.js';
 import { openFsBlockStore } from '../src/store/index.js';
@@ -93,7 +93,7 @@ test('a kernel restored from a snapshot at any record and replaying the rest equ
   /** A kernel over the first `length` bytes of the journal, restored from `snapshot` if given. */
   const kernelOn = async (length: number, snapshot?: { seq: number; parts: PartsSnapshot }) => {
     const { journal } = await Journal.open({ file: memoryJournalFile(journalBytes.subarray(0, length)), identity, clock: Date.now, schedule: setImmediate });
-    return new KernelClass({
+    return KernelClass.open({
       store,
       identity,
       journal,
@@ -102,10 +102,13 @@ test('a kernel restored from a snapshot at any record and replaying the rest equ
       setTimer,
       policies: SHIPPED_POLICIES,
       merges: SHIPPED_MERGES,
-      ...(snapshot ? { snapshot: { format: SNAPSHOT_FORMAT, position: { seq: snapshot.seq, head: null, offset: 0, last: 0 }, parts: snapshot.parts } } : {}),
+      ...(snapshot ? { snapshot: { format: SNAPSHOT_FORMAT, position: positionAt(snapshot.seq), parts: snapshot.parts } } : {}),
     });
   };
   const { offsets } = Journal.parse(journalBytes, identity.principal);
+  /** Where record `seq` starts, and the record before it. */
+  const positionAt = (seq: number) =>
+    seq === 0 ? { seq, offset: 0, head: null, last: 0 } : { seq, offset: offsets[seq]!, head: recordCid(journalBytes.subarray(offsets[seq - 1]! + 4, offsets[seq])), last: offsets[seq - 1]! };
   const whole = await kernelOn(journalBytes.length);
   const expected = whole.stateSnapshot();
   await whole.close();

@@ -10,7 +10,6 @@ import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../sto
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
 import { Journal, JournalError, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
-import { openDatabase } from '../db/database.js';
 import { databaseSnapshots } from '../db/snapshots.js';
 import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
 import { equals } from 'multiformats/bytes';
@@ -18,6 +17,8 @@ import { rm } from 'node:fs/promises';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from './lock.js';
+import { openDatabase, tableOf } from '../db/database.js';
+import { lmdbListStore, type ListStore } from '../db/records.js';
 import { openModuleAnalyses } from './analyses.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from './home.js';
@@ -139,8 +140,8 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
-  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void>; snapshots: SnapshotStore; snapshot?: Snapshot }) =>
-    new Kernel({
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void>; recordStore: ListStore; snapshots: SnapshotStore; snapshot?: Snapshot }) =>
+    Kernel.open({
       store,
       identity,
       journal,
@@ -177,17 +178,22 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     // The lock makes this process the home's one writer: every temporary block file there now is a crash's leftover.
     await removeStaleTemps(paths.blocks);
     const database = openDatabase(paths.db);
-    const closeDatabase = async () => {
-      await database.close();
-      await release();
+    const onClose = async () => {
+      try {
+        await database.close();
+      } finally {
+        await release();
+      }
     };
     try {
       const file = await openFsJournalFile(paths.journal);
       const snapshots = databaseSnapshots(database);
       const snapshot = await snapshotMatching(snapshots, file);
-      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }).catch(suggestRepair);
+      // With a snapshot that matches, only the records after it are read (and verified): what it stands for was verified when it was taken.
+      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }, snapshot ? { from: snapshot.position } : {}).catch(suggestRepair);
       if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-      return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: closeDatabase, snapshots, ...(snapshot ? { snapshot } : {}) });
+      const recordStore = lmdbListStore(tableOf(database, 'records'));
+      return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore, snapshots, ...(snapshot ? { snapshot } : {}) });
     } catch (error) {
       await database.close();
       throw error;

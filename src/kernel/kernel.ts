@@ -23,6 +23,8 @@ import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type BatchEnd, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
+import { RecordQueries } from '../journal/record-queries.js';
+import { memoryListStore, RecordIndex, type ListStore } from '../db/records.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';
 import { makeModuleTable, type ModuleTable } from './module-table.js';
@@ -88,6 +90,8 @@ export interface KernelPowers {
   readonly snapshots?: SnapshotStore;
   /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
   readonly merges?: Readonly<Record<string, string>>;
+  /** Where the record index is kept (the home's database); in memory without it (db/records.ts). */
+  readonly recordStore?: ListStore;
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -128,8 +132,9 @@ export class Kernel {
   #snapshotAt = 0;
   #saving: Promise<void> | undefined;
   #closed = false;
+  #records: RecordQueries | undefined;
 
-  constructor(powers: KernelPowers) {
+  private constructor(powers: KernelPowers) {
     this.#powers = powers;
     const limits = (this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits }));
     const { store, identity, journal, clock, randomBytes, setTimer } = powers;
@@ -234,14 +239,26 @@ export class Kernel {
       const closure = closures.loaded(token as Token);
       return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
     }, this.#sync);
-    // A snapshot's parts stand for every record before its position: only the records after it are replayed.
-    const from = powers.snapshot ? powers.snapshot.position.seq : 0;
-    if (powers.snapshot) this.#restoreParts(powers.snapshot.parts);
-    for (const entry of journal.entries()) if (entry.seq >= from) this.#apply(entry);
-    journal.onAppend((entry) => this.#apply(entry));
-    this.#snapshotSeq = from;
-    this.#snapshotAt = clock();
-    if (powers.snapshots) journal.onBatch((end, written) => this.#snapshotOn(end, written));
+  }
+
+  /**
+   * A kernel over `powers`, its state rebuilt from the journal through
+   * `#apply` — from a snapshot's parts and the records after its position,
+   * or from every record — then kept by every record appended.
+   */
+  static async open(powers: KernelPowers): Promise<Kernel> {
+    const kernel = new Kernel(powers);
+    const { journal, snapshot } = powers;
+    // The replay: a snapshot's parts stand for every record before its position; the records after it, in order.
+    if (snapshot) kernel.#restoreParts(snapshot.parts);
+    for await (const entry of journal.read(snapshot ? snapshot.position : 0)) kernel.#apply(entry);
+    journal.onAppend((entry) => kernel.#apply(entry));
+    kernel.#snapshotSeq = snapshot?.position.seq ?? 0;
+    kernel.#snapshotAt = powers.clock();
+    if (powers.snapshots) journal.onBatch((end, written) => kernel.#snapshotOn(end, written));
+    const { index } = await RecordIndex.open(journal, powers.recordStore ?? memoryListStore());
+    kernel.#records = new RecordQueries(journal, index);
+    return kernel;
   }
 
   /**
@@ -331,6 +348,12 @@ export class Kernel {
 
   get journal(): Journal {
     return this.#powers.journal;
+  }
+
+  /** What the journal's records say, looked up through the record index (journal/record-queries.ts). */
+  get records(): RecordQueries {
+    if (!this.#records) throw new KernelError('ERR_NOT_OPEN', 'a kernel is opened with Kernel.open');
+    return this.#records;
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -436,7 +459,7 @@ export class Kernel {
   /** This journal's records about `token` that `requester` may see, signed by this node (journal/disclosure.ts). */
   disclose(token: string, requester: Principal): Promise<Disclosure> {
     this.#assertOpen();
-    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock());
+    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock(), undefined, this.records);
   }
 
   /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
@@ -520,6 +543,7 @@ export class Kernel {
       if (this.#powers.snapshots && end.seq > this.#snapshotSeq) {
         await this.#powers.snapshots.save(encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() })).catch(() => {});
       }
+      await this.#records?.index.settled();
     } finally {
       await this.#powers.onClose?.();
     }
