@@ -17,7 +17,7 @@
 import { asToken, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
-import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
+import { revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type BatchEnd, type Entry, type Journal } from '../journal/journal.js';
@@ -35,7 +35,7 @@ import { makeCallIndex, type CallIndex } from './call-index.js';
 import { makeApprovals, type Approvals } from './approvals.js';
 import { makePolicies, type Policies } from './policies.js';
 import { makeCallPipeline, type CallPipeline } from './calls.js';
-import { PureCallCache } from './pure-cache.js';
+import { KeptAnswer, PureCallCache } from './pure-cache.js';
 import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
 import { encodeSnapshot, SNAPSHOT_FORMAT, type PartsSnapshot, type Snapshot, type SnapshotStore } from './snapshot.js';
@@ -297,7 +297,7 @@ export class Kernel {
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;
       if (call && !this.#revocations.isRevoked(call.token)) {
-        this.#cache.set(call.token, encodedPayload(call)!, { outcome: fulfilled(entry.value), from: entry.seq, valueBytes: encodedPayload(entry)! });
+        this.#cache.set(call.token, encodedPayload(call)!, new KeptAnswer(entry.seq, encodedPayload(entry)!));
       }
     }
     this.#calls.settled(entry);

@@ -26,6 +26,12 @@ export interface CachedAnswer {
   readonly valueBytes: Uint8Array;
 }
 
+/** The answers kept, least recently used first: each names its token by its place in `tokens` (a token has many answers), then its arguments, the record that answered and the value. */
+export interface CacheSnapshot {
+  readonly tokens: readonly Token[];
+  readonly answers: ReadonlyArray<readonly [number, Uint8Array, number, Uint8Array]>;
+}
+
 export interface CacheBounds {
   readonly maxCacheEntries: number;
   readonly maxCacheBytes: number;
@@ -39,8 +45,26 @@ export interface CacheBounds {
 const ENTRY_OVERHEAD = 200;
 export const entryCost = (args: Uint8Array, valueBytes: Uint8Array): number => args.byteLength + 2 * valueBytes.byteLength + ENTRY_OVERHEAD;
 
-/** One kept answer, in the recency list (oldest first): one object per entry, the answer's fields in it. */
-interface Node extends CachedAnswer {
+/**
+ * An answer kept from a journal record (replayed, live, or read back from a
+ * snapshot): its value is decoded the first time it answers a call, not when
+ * it is kept — a start restores up to maxCacheEntries of them, and most
+ * answers a replay meets are pushed out before anyone asks for them.
+ */
+export class KeptAnswer implements CachedAnswer {
+  #outcome: Outcome | undefined;
+  constructor(
+    readonly from: number,
+    readonly valueBytes: Uint8Array,
+  ) {}
+  get outcome(): Outcome {
+    return (this.#outcome ??= fulfilled(decodeValue(this.valueBytes)));
+  }
+}
+
+/** One kept answer, in the recency list (oldest first). */
+interface Node {
+  readonly answer: CachedAnswer;
   readonly token: Token;
   readonly argsKey: string;
   readonly cost: number;
@@ -77,7 +101,7 @@ export class PureCallCache {
    * megabyte of arguments, say — costs a lookup, not a pass over its bytes.
    */
   get(token: Token, args: Uint8Array): CachedAnswer | undefined {
-    return this.#byToken.get(token)?.get(bytesKey(args));
+    return this.#byToken.get(token)?.get(bytesKey(args))?.answer;
   }
 
   /**
@@ -102,11 +126,11 @@ export class PureCallCache {
     const old = byArgs?.get(argsKey);
     if (old) this.#drop(old);
     if (!fits) return;
-    const node: Node = { outcome: answer.outcome, from: answer.from, valueBytes: answer.valueBytes, token, argsKey, cost, older: undefined, newer: undefined };
+    const node: Node = { answer, token, argsKey, cost, older: undefined, newer: undefined };
     let kept = this.#byToken.get(token);
     if (!kept) this.#byToken.set(token, (kept = new Map()));
     kept.set(argsKey, node);
-    this.#byFrom.set(node.from, node);
+    this.#byFrom.set(answer.from, node);
     this.#append(node);
     this.#entries += 1;
     this.#bytes += cost;
@@ -114,15 +138,21 @@ export class PureCallCache {
   }
 
   /** Every answer kept, least recently used first, as plain data (kernel/snapshot.ts): token, arguments, the record that answered, the value. */
-  snapshot(): Array<readonly [Token, Uint8Array, number, Uint8Array]> {
-    const kept: Array<readonly [Token, Uint8Array, number, Uint8Array]> = [];
-    for (let node = this.#oldest; node; node = node.newer) kept.push([node.token, keyBytes(node.argsKey), node.from, node.valueBytes]);
-    return kept;
+  snapshot(): CacheSnapshot {
+    const tokens: Token[] = [];
+    const numbers = new Map<Token, number>();
+    const answers: Array<readonly [number, Uint8Array, number, Uint8Array]> = [];
+    for (let node = this.#oldest; node; node = node.newer) {
+      let number = numbers.get(node.token);
+      if (number === undefined) numbers.set(node.token, (number = tokens.push(node.token) - 1));
+      answers.push([number, keyBytes(node.argsKey), node.answer.from, node.answer.valueBytes]);
+    }
+    return { tokens, answers };
   }
 
   /** Take back what `snapshot` gave (into an empty cache): the same answers, in the same order of use. */
-  restore(kept: ReadonlyArray<readonly [Token, Uint8Array, number, Uint8Array]>): void {
-    for (const [token, args, from, valueBytes] of kept) this.set(token, args, { outcome: fulfilled(decodeValue(valueBytes)), from, valueBytes });
+  restore({ tokens, answers }: CacheSnapshot): void {
+    for (const [number, args, from, valueBytes] of answers) this.set(tokens[number]!, args, new KeptAnswer(from, valueBytes));
   }
 
   /** Every answer kept for `token` (it was revoked). */
@@ -152,7 +182,7 @@ export class PureCallCache {
     this.#unlink(node);
     const byArgs = this.#byToken.get(node.token)!;
     byArgs.delete(node.argsKey);
-    if (this.#byFrom.get(node.from) === node) this.#byFrom.delete(node.from);
+    if (this.#byFrom.get(node.answer.from) === node) this.#byFrom.delete(node.answer.from);
     if (byArgs.size === 0) this.#byToken.delete(node.token);
     this.#entries -= 1;
     this.#bytes -= node.cost;

@@ -20,11 +20,12 @@ import type { ReputationSnapshot } from '../journal/reputation.js';
 import type { DocumentsSnapshot } from '../docs/documents.js';
 import type { RevocationSnapshot } from './revocation-table.js';
 import type { CallIndex } from './call-index.js';
+import type { CacheSnapshot } from './pure-cache.js';
 import type { Token } from '../interface/ids.js';
 import type { GridValue } from '../closures/values.js';
 
 /** Bumped when a part's snapshot changes shape: an older snapshot is then ignored and the kernel rebuilt. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 
 export interface PartsSnapshot {
   readonly calls: ReturnType<CallIndex['snapshot']>;
@@ -33,7 +34,7 @@ export interface PartsSnapshot {
   readonly revocations: RevocationSnapshot;
   readonly policies: ReadonlyArray<{ layer: Token; index: number; state: GridValue }>;
   readonly docs: DocumentsSnapshot;
-  readonly cache: ReadonlyArray<readonly [Token, Uint8Array, number, Uint8Array]>;
+  readonly cache: CacheSnapshot;
 }
 
 export interface Snapshot {
