@@ -43,13 +43,14 @@ test('the pure-call cache stays within its byte bound, and refuses an entry bigg
   t.true(cache.use.bytes <= 1_000_000);
 });
 
-test('the pure-call cache forgets the least recently used first, and all of a revoked token', (t) => {
+test('the pure-call cache forgets the least recently used first (recency by journaled hits), and all of a revoked token', (t) => {
   const cache = new PureCallCache({ maxCacheEntries: 3, maxCacheBytes: 1 << 30 });
-  cache.set(A, bytes('1'), answer(1));
-  cache.set(B, bytes('1'), answer(1));
-  cache.set(A, bytes('2'), answer(1));
-  t.truthy(cache.get(B, bytes('1'))); // B is now the most recently used
-  cache.set(A, bytes('3'), answer(1));
+  cache.set(A, bytes('1'), answer(1, 1));
+  cache.set(B, bytes('1'), answer(1, 2));
+  cache.set(A, bytes('2'), answer(1, 3));
+  t.truthy(cache.get(B, bytes('1')));
+  cache.used(2); // a journaled hit on B's answer: B is now the most recently used
+  cache.set(A, bytes('3'), answer(1, 4));
   t.is(cache.get(A, bytes('1')), undefined, "A's oldest entry went first");
   t.truthy(cache.get(B, bytes('1')));
   cache.forget(A);

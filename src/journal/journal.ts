@@ -368,6 +368,14 @@ export interface ScanStart {
   readonly offset?: number;
 }
 const START: ScanStart = Object.freeze({ head: null, seq: 0 });
+
+/** Where a batch ends: the next record is numbered `seq` and starts at byte `offset`, linking to `head`, the record before it, which starts at byte `last`. */
+export interface BatchEnd {
+  readonly seq: number;
+  readonly offset: number;
+  readonly head: Uint8Array | null;
+  readonly last: number;
+}
 /** Bytes read at a time when a journal is opened or followed: room for the longest record. */
 const READ_WINDOW = FRAME_HEADER + MAX_RECORD_BYTES;
 /** Bytes `read` takes from the file at a time (a longer record is read whole on its own). */
@@ -415,15 +423,19 @@ export class Journal {
   /** The position after the last record whose write has resolved. */
   #written: ScanStart;
   readonly #listeners: Array<(entry: Entry) => void> = [];
+  readonly #batchListeners: Array<(end: BatchEnd, written: Promise<void>) => void> = [];
+  /** Where the last record cut into a batch starts. */
+  #lastStart = 0;
   readonly #writtenListeners: Array<(batch: WrittenBatch) => void> = [];
 
-  private constructor(powers: JournalPowers, position: ScanStart) {
+  private constructor(powers: JournalPowers, position: ScanStart & { last?: number }) {
     this.#powers = powers;
     this.#head = position.head;
     this.#nextSeq = position.seq;
     this.#fileLength = position.offset ?? 0;
     this.#written = position;
     this.#mark(0, 0);
+    this.#lastStart = position.last ?? 0;
   }
 
   /**
@@ -435,9 +447,12 @@ export class Journal {
   static async open(powers: JournalPowers, options: { from?: ScanStart } = {}): Promise<OpenedJournal> {
     const from = options.from ?? START;
     const marks: Array<{ seq: number; offset: number }> = [];
+    // Where the last record starts: a snapshot's position says so when nothing follows it.
+    let lastStart = (from as Partial<BatchEnd>).last ?? 0;
     let parsed: Awaited<ReturnType<typeof Journal.scanFile>>;
     try {
       parsed = await Journal.scanFile(powers.file, powers.identity.principal, from, (part) => {
+        lastStart = part.offsets.at(-1) ?? lastStart;
         part.entries.forEach((entry, i) => {
           if (entry.seq % MARK_STRIDE === 0) marks.push({ seq: entry.seq, offset: part.offsets[i]! });
         });
@@ -450,7 +465,7 @@ export class Journal {
     const { head, goodLength, unsealed, size, count, last } = parsed;
     const droppedBytes = size - goodLength;
     if (droppedBytes > 0) await powers.file.truncate(goodLength);
-    const journal = new Journal(powers, { seq: from.seq + count, offset: goodLength, head });
+    const journal = new Journal(powers, { seq: from.seq + count, offset: goodLength, head, last: lastStart });
     journal.#mark(from.seq, from.offset ?? 0);
     for (const mark of marks) journal.#mark(mark.seq, mark.offset);
     if (last) journal.#recent.push(...last);
@@ -660,6 +675,21 @@ export class Journal {
   /** Be told of every record appended from now on (the kernel keeps its reputation tally so). */
   onAppend(listener: (entry: Entry) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Be told of every batch as it is cut, synchronously: every record
+   * appended so far is in it (so state derived from them stands exactly at
+   * `end`), and `written` resolves once it is in the file. The kernel takes
+   * its snapshots so (kernel/snapshot.ts).
+   */
+  onBatch(listener: (end: BatchEnd, written: Promise<void>) => void): void {
+    this.#batchListeners.push(listener);
+  }
+
+  /** Where the last batch cut ends (or the journal as opened, if none was cut since). */
+  batchEnd(): BatchEnd {
+    return { seq: this.#nextSeq, offset: this.#fileLength, head: this.#head, last: this.#lastStart };
   }
 
   /** Be told of every batch once its write to the file has resolved (seals included), in file order. */
@@ -879,8 +909,10 @@ export class Journal {
     const written: Entry[] = [];
     const offsets: number[] = [];
     let head = this.#head;
+    let last = 0;
     const push = (entry: Entry, sig?: Uint8Array) => {
       const bytes = encode(toRecord(entry, head, sig));
+      last = this.#fileLength;
       written.push(entry);
       offsets.push(this.#fileLength);
       if (entry.seq % MARK_STRIDE === 0) this.#mark(entry.seq, this.#fileLength);
@@ -933,6 +965,15 @@ export class Journal {
         }
       }
     });
+    this.#lastStart = last;
+    if (this.#batchListeners.length > 0) {
+      const end = this.batchEnd();
+      const inFile = this.#writing.then(() => {
+        if (this.#failure) throw this.#failure;
+      });
+      inFile.catch(() => {}); // a listener that does not wait for it must not leave it unhandled
+      for (const listener of this.#batchListeners) listener(end, inFile);
+    }
     return this.#writing;
   }
 }
@@ -969,3 +1010,10 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
     bytes,
   };
 };
+
+/** An entry as plain data (its fields, and a call's arguments or a fulfilment's value as their bytes), and back: what a snapshot keeps of the calls still open. */
+export const entryData = (entry: Entry): { fields: Record<string, unknown>; payload?: Uint8Array } => {
+  const payload = encodedPayload(entry);
+  return { fields: { ...(entry as object) }, ...(payload ? { payload } : {}) };
+};
+export const entryFromData = (data: { fields: Record<string, unknown>; payload?: Uint8Array }): Entry => makeEntry(data.fields, data.payload);
