@@ -17,6 +17,7 @@ import { benchMerges } from './merges.js';
 import { benchTextMerge } from './text-merge.js';
 import { benchDocOps } from './doc-ops.js';
 import { benchDocSync } from './doc-sync.js';
+import { benchDurable } from './durable.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -35,6 +36,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['text-merge', benchTextMerge],
   ['docs', benchDocOps],
   ['docs', benchDocSync],
+  ['durable', benchDurable],
 ];
 
 const only = process.argv.slice(2);

@@ -58,7 +58,7 @@ export interface CrashLoopOptions {
   readonly seed: number;
   /** A scratch directory, removed by the caller. */
   readonly dir: string;
-  /** How long after the node answered on every lane it is killed: a random time in this range (ms). */
+  /** How long after the node answered every kind of operation it is killed: a random time in this range (ms). */
   readonly loadMs?: readonly [number, number];
   /** Progress lines (one per cycle is printed when `verbose`). */
   readonly log?: (line: string) => void;
@@ -79,7 +79,7 @@ export interface CrashLoopReport {
   readonly kills: number;
   /** One line per failed check: cycle, what was missing or differed, the seed. */
   readonly failures: readonly string[];
-  /** Spawn of `grid start` to its listening line, per restart (ms). */
+  /** Spawn of `grid start` to its listening line, per restart after a kill (ms). */
   readonly restartMs: readonly number[];
   /** Operations acknowledged, by kind, over all cycles. */
   readonly acknowledged: Readonly<Record<OpKind, number>>;
@@ -114,6 +114,9 @@ const generator = (seed: number) => () => {
   return seed / 2 ** 31;
 };
 
+/** What the node must have answered, after a restart, before the kill is timed: each kind of operation, so all are under way. */
+const WARM: readonly OpKind[] = ['call', 'hit', 'apply', 'delegate'];
+
 /** Outcome codes that mean the answer never came (the node died), not an answer. */
 const NO_ANSWER = new Set(['disconnected', 'unreachable', 'time-limit']);
 
@@ -144,6 +147,8 @@ interface Node {
   readonly url: string;
   readonly startMs: number;
   kill(): Promise<void>;
+  /** SIGTERM: a clean stop. */
+  stop(): Promise<void>;
 }
 
 /** `grid start --json` on `home`, resolved once it listens. */
@@ -163,7 +168,7 @@ const startNode = (home: string, processes: Set<ChildProcess>): Promise<Node> =>
       const startMs = performance.now() - began;
       try {
         const { url } = JSON.parse(stdout.slice(0, end)) as { url: string };
-        resolve({ url, startMs, kill: () => (child.kill('SIGKILL'), exited) });
+        resolve({ url, startMs, kill: () => (child.kill('SIGKILL'), exited), stop: () => (child.kill('SIGTERM'), exited) });
       } catch {
         reject(new Error(`grid start printed ${JSON.stringify(stdout.slice(0, end))}`));
       }
@@ -178,7 +183,7 @@ const untilClosed = <T>(remote: RemoteNode, operation: Promise<T>): Promise<T> =
 
 /**
  * The driver: one connection to the node as the home's own principal (what
- * the CLI uses), four lanes, each sending its operations one after another, and every
+ * the CLI uses), three lanes, each sending its operations one after another, and every
  * operation it sent, with when it was sent and when (and how) it was answered.
  */
 class Driver {
@@ -190,8 +195,8 @@ class Driver {
   #step = 0;
   /** Lines for outcomes no operation here should get (a refusal): a failure of the node, not of the load. */
   readonly unexpected: string[] = [];
-  /** Resolves once each lane has had an answer since `expectAnswers`: the node is up, warm and loaded. */
-  #lanesAnswered = new Set<number>();
+  /** Resolves once a call, a cache hit, an apply and a delegation were answered since `expectAnswers`: the node is up, warm and loaded. */
+  #lanesAnswered = new Set<OpKind>();
   #allAnswered: () => void = () => {};
   warm: Promise<void> = Promise.resolve();
 
@@ -220,20 +225,22 @@ class Driver {
         while (!stopped && (await next()));
       };
       await Promise.all([
-        // Executing calls: arguments never used before, so each runs in a vat.
-        lane(() => this.#call(remote, cycle, 'call', this.setup.greet, [`c${cycle}.${this.#calls++}`])),
+        // What runs in a vat, one at a time (so that a restarted node starts one vat, not two: a cycle costs less):
+        // executing calls (arguments never used before), document applies, calls through a delegation.
+        lane(() => {
+          const roll = this.random();
+          const last = this.#delegations[this.#delegations.length - 1];
+          if (roll < 0.25) return this.#apply(remote, cycle);
+          if (roll < 0.35 && last !== undefined) return this.#call(remote, cycle, 'through', last, [`d${cycle}.${this.#calls++}`]);
+          return this.#call(remote, cycle, 'call', this.setup.greet, [`c${cycle}.${this.#calls++}`]);
+        }),
         // Pure-cache hits: a few arguments over and over, each sent only once the last call with it is answered
         // (and 2 ms apart: hits are cheap, and the journal they fill would only slow the checks).
         lane(async () => (await sleep(2), this.#call(remote, cycle, 'hit', this.setup.greet, [`h${this.#hitKey++ % 8}`]))),
-        // Document applies, one after another.
-        lane(() => this.#apply(remote, cycle)),
-        // Delegations: one made, a call through it, and (mostly) a revocation of the oldest still standing, a few ms apart.
+        // Delegations, and (mostly) revocations of the oldest still standing, tens of ms apart (a revocation is fsynced).
         lane(async () => {
-          await sleep(Math.floor(this.random() * 20));
-          const step = this.#step++ % 3;
-          const last = this.#delegations[this.#delegations.length - 1];
-          if (step === 0) return this.#delegate(remote, cycle);
-          if (step === 1) return last === undefined || this.#call(remote, cycle, 'through', last, [`d${cycle}.${this.#calls++}`]);
+          await sleep(10 + Math.floor(this.random() * 40));
+          if (this.#step++ % 2 === 0) return this.#delegate(remote, cycle);
           return this.random() < 0.3 || this.#delegations.length === 0 || this.#revoke(remote, cycle, this.#delegations.shift()!);
         }),
       ]);
@@ -257,7 +264,7 @@ class Driver {
     return false;
   }
 
-  /** Make `warm` wait for an answer on every lane (called before `run`). */
+  /** Make `warm` wait for a call, a hit, an apply and a delegation to be answered (called before `run`). */
   expectAnswers() {
     this.#lanesAnswered = new Set();
     this.warm = new Promise((resolve) => (this.#allAnswered = resolve));
@@ -266,8 +273,8 @@ class Driver {
   #acknowledged(op: Op, answer?: unknown) {
     op.ackAt = performance.now();
     op.answer = answer;
-    this.#lanesAnswered.add(op.kind === 'call' ? 0 : op.kind === 'hit' ? 1 : op.kind === 'apply' ? 2 : 3);
-    if (this.#lanesAnswered.size === 4) this.#allAnswered();
+    this.#lanesAnswered.add(op.kind);
+    if (WARM.every((kind) => this.#lanesAnswered.has(kind))) this.#allAnswered();
   }
 
   #answered(op: Op, outcome: Outcome, what: string): boolean {
@@ -468,12 +475,17 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
   let lostInWindow = 0;
   let oldestLostMs = 0;
   let records = 0;
+  let killCount = 0;
+
+  const report = (): CrashLoopReport => {
+    const acknowledged = Object.fromEntries((['call', 'hit', 'apply', 'delegate', 'through', 'revoke'] as const).map((kind) => [kind, driver.ops.filter((op) => op.kind === kind && op.ackAt !== undefined).length]));
+    return { seed, kills: killCount, failures, restartMs, acknowledged: acknowledged as Record<OpKind, number>, lostInWindow, oldestLostMs, records, seconds: (performance.now() - began) / 1000 };
+  };
 
   let node = await startNode(home, processes);
   for (let cycle = 0; cycle < kills; cycle++) {
     const fail = (what: string) => failures.push(`cycle ${cycle} (seed ${seed}): ${what}`);
-    restartMs.push(node.startMs);
-    // The kill comes a random time after every lane had an answer: under load, whatever the machine's speed.
+    // The kill comes a random time after every kind of operation had an answer: under load, whatever the machine's speed.
     const loadFor = loadMin + Math.floor(random() * (loadMax - loadMin));
     let killAt = 0;
     driver.expectAnswers();
@@ -482,6 +494,7 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
       await sleep(loadFor);
       killAt = performance.now();
       await node.kill();
+      killCount += 1;
     })();
     const first = driver.ops.length;
     await Promise.all([driver.run(node.url, cycle, killed), killed]);
@@ -502,7 +515,7 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
     lap('copies');
     // The restart: on the home as the kill left it, while the copies are checked (unless restarts are to be timed alone).
     const restart = () => startNode(home, processes);
-    let next = cycle + 1 < kills && overlap ? restart() : undefined;
+    let next = overlap ? restart() : undefined;
     next?.catch(() => {});
     try {
       const blocks = await corruptBlocks(join(reopened, 'blocks'));
@@ -623,13 +636,15 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
       await rm(reopened, { recursive: true, force: true });
       await rm(rebuilt, { recursive: true, force: true });
     }
-    if (cycle + 1 < kills && !overlap) next = restart();
+    next ??= restart();
     if (failures.length > 0 && options.stopOnFailure) {
-      await (await next?.catch(() => undefined))?.kill();
-      break;
+      await (await next.catch(() => undefined))?.kill();
+      return report();
     }
-    if (next) node = await next;
+    node = await next;
+    restartMs.push(node.startMs);
   }
-  const acknowledged = Object.fromEntries((['call', 'hit', 'apply', 'delegate', 'through', 'revoke'] as const).map((kind) => [kind, driver.ops.filter((op) => op.kind === kind && op.ackAt !== undefined).length])) as Record<OpKind, number>;
-  return { seed, kills: restartMs.length, failures, restartMs, acknowledged, lostInWindow, oldestLostMs, records, seconds: (performance.now() - began) / 1000 };
+  // The last restart is stopped, not killed.
+  await node.stop();
+  return report();
 };
