@@ -18,6 +18,7 @@ import { benchTextMerge } from './text-merge.js';
 import { benchDocOps } from './doc-ops.js';
 import { benchDocSync } from './doc-sync.js';
 import { benchRestart } from './restart.js';
+import { benchDurable } from './durable.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -37,6 +38,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['docs', benchDocOps],
   ['docs', benchDocSync],
   ['durable', benchRestart],
+  ['durable', benchDurable],
 ];
 
 const only = process.argv.slice(2);
