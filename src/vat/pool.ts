@@ -40,6 +40,13 @@ export interface VatLimits {
  * just after the last message (a vat); then both sleep until woken.
  */
 export const VAT_SPIN_US = 50;
+/**
+ * Two polls this far apart with nothing heard: the thread was kept from its
+ * core (more threads ready than cores), and polling would take time from the
+ * vat it waits for. Then both sides sleep at once for a while (NO_POLLING_MS).
+ */
+const POLL_PREEMPTED_MS = 0.2;
+const NO_POLLING_MS = 20;
 
 /** What a vat needs from the kernel while a call runs. */
 export interface RunRequest {
@@ -348,6 +355,7 @@ export class VatPool {
     const spinUs = this.#limits.vatSpinUs ?? VAT_SPIN_US;
     const worker = spawn({ maxFanOut: this.#limits.maxFanOut, sync: { port: port2, flag }, channel: { memory, port: channel.port2 }, spinUs }, this.#limits.vatMemoryMb);
     const vat = new Vat(worker, port1, flag, memory, channel.port1, this.#sent);
+    this.#sleepOn(vat);
     worker.on('message', (batch: FromVat[]) => {
       for (const message of batch) this.#receive(vat, message);
     });
@@ -390,12 +398,16 @@ export class VatPool {
 
   #pollQueued = false;
   #lastHeard = 0;
+  #lastPoll = 0;
+  /** Polling stopped until then: it found this thread kept from its core (see POLL_PREEMPTED_MS). */
+  #pollAgain = 0;
   get #spinMs(): number {
     return (this.#limits.vatSpinUs ?? VAT_SPIN_US) / 1000;
   }
 
   /** Something was sent to a vat: listen closely for its answer. */
   readonly #sent = () => {
+    if (this.#spinMs === 0) return; // every ring is slept on already
     this.#lastHeard = performance.now();
     this.#pollSoon();
   };
@@ -414,6 +426,10 @@ export class VatPool {
    */
   readonly #poll = () => {
     this.#pollQueued = false;
+    this.#pollNow();
+  };
+
+  #pollNow() {
     let heard = false;
     let backlog = false;
     for (const vat of [...this.#vats]) {
@@ -422,14 +438,16 @@ export class VatPool {
     }
     const now = performance.now();
     if (heard) this.#lastHeard = now;
-    if (this.#inFlight() > 0 && now - this.#lastHeard < this.#spinMs) return this.#pollSoon();
+    else if (now - this.#lastPoll > POLL_PREEMPTED_MS && now - this.#lastHeard < this.#spinMs) this.#pollAgain = now + NO_POLLING_MS;
+    this.#lastPoll = now;
+    if (this.#inFlight() > 0 && now - this.#lastHeard < this.#spinMs && now >= this.#pollAgain) return this.#pollSoon();
     for (const vat of this.#vats) this.#sleepOn(vat);
     // A ring that was full: try again soon, without keeping this thread busy.
     if (backlog && !this.#pollQueued) {
       this.#pollQueued = true;
       setTimeout(this.#poll, 1);
     }
-  };
+  }
 
   /** Everything the vat has written; false if nothing. A vat that writes what is not a frame has failed. */
   #drain(vat: Vat): boolean {
@@ -466,7 +484,7 @@ export class VatPool {
       vat.waiting = false;
       if (vat.dead) return;
       ring.sleeping(false);
-      this.#pollSoon();
+      this.#pollNow();
     });
   }
 

@@ -291,7 +291,16 @@ const handle = (message: ToVat) => {
  * kernel still stops it at will (terminate interrupts Atomics.wait).
  */
 const SPIN_NS = options.spinUs * 1000;
+/**
+ * A gap this long between two looks at the ring while polling means this
+ * thread lost its core: the machine has more to run than cores, and polling
+ * takes time from the thread it waits for. Then it sleeps at once, and does
+ * not poll again for a while.
+ */
+const PREEMPTED_NS = 200_000;
+const NO_POLLING_NS = 20_000_000;
 let lastActive = 0;
+let pollAgain = 0;
 const now = () => performance.now() * 1e6;
 const pump = () => {
   for (;;) {
@@ -306,8 +315,16 @@ const pump = () => {
       return void setImmediate(pump);
     }
     const ring = channel.in;
-    let spins = 0;
-    while (!ring.waiting && ((++spins & 127) !== 0 || now() - lastActive < SPIN_NS));
+    let looked = now();
+    if (SPIN_NS > 0 && looked >= pollAgain) {
+      for (let spins = 1; !ring.waiting; spins += 1) {
+        if ((spins & 127) !== 0) continue;
+        const at = now();
+        if (at - looked > PREEMPTED_NS) pollAgain = at + NO_POLLING_NS;
+        if (at - looked > PREEMPTED_NS || at - lastActive >= SPIN_NS) break;
+        looked = at;
+      }
+    }
     if (ring.waiting) continue;
     ring.sleeping(true);
     const written = ring.written;
