@@ -17,7 +17,7 @@ import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
 import { abortReason, aborted, CANCELLED, onAbort } from '../interface/cancel.js';
 import { failed, revoked, type RevokeCode } from '../interface/outcome.js';
-import type { VatOutcome, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
+import type { VatOutcome, FromVat, ToVat, VatOptions, VatTransport, WasmRecord } from './protocol.js';
 import { ChannelEnd, ChannelError, channelMemory } from './channel.js';
 
 export interface VatLimits {
@@ -31,7 +31,12 @@ export interface VatLimits {
    * after its last message before it sleeps (see VAT_SPIN_US); 0 never polls.
    */
   readonly vatSpinUs?: number;
+  /** How messages travel between the kernel and its vats (VAT_TRANSPORT by default). */
+  readonly vatTransport?: VatTransport;
 }
+
+/** See the README's performance section for the figures behind the choice. */
+export const VAT_TRANSPORT: VatTransport = 'shared-memory';
 
 /**
  * Polling the rings rather than sleeping on them: a warm call's answer
@@ -120,9 +125,13 @@ class Vat {
   readonly closures = new Set<Token>();
   #wakeQueued = false;
   readonly #sent: () => void;
+  /** Batches by postMessage instead (VatTransport). */
+  readonly #post: boolean;
+  #outbox: ToVat[] = [];
   dead = false;
 
-  constructor(worker: Worker, syncPort: MessagePort, syncFlag: SharedArrayBuffer, memory: SharedArrayBuffer, channelPort: MessagePort, sent: () => void) {
+  constructor(worker: Worker, syncPort: MessagePort, syncFlag: SharedArrayBuffer, memory: SharedArrayBuffer, channelPort: MessagePort, sent: () => void, post: boolean) {
+    this.#post = post;
     this.worker = worker;
     this.syncPort = syncPort;
     this.syncFlag = new Int32Array(syncFlag);
@@ -162,6 +171,17 @@ class Vat {
   /** Into the ring now (a polling vat starts on it at once); the vat, if it sleeps, is woken once a turn. */
   send(message: ToVat) {
     if (this.dead) return;
+    if (this.#post) {
+      this.#outbox.push(message);
+      if (this.#outbox.length === 1) {
+        queueMicrotask(() => {
+          const batch = this.#outbox;
+          this.#outbox = [];
+          if (!this.dead) this.worker.postMessage(batch);
+        });
+      }
+      return;
+    }
     this.channel.send(message);
     this.#sent();
     if (this.#wakeQueued) return;
@@ -353,9 +373,10 @@ export class VatPool {
     const channel = new MessageChannel();
     const memory = channelMemory();
     const spinUs = this.#limits.vatSpinUs ?? VAT_SPIN_US;
-    const worker = spawn({ maxFanOut: this.#limits.maxFanOut, sync: { port: port2, flag }, channel: { memory, port: channel.port2 }, spinUs }, this.#limits.vatMemoryMb);
-    const vat = new Vat(worker, port1, flag, memory, channel.port1, this.#sent);
-    this.#sleepOn(vat);
+    const transport = this.#limits.vatTransport ?? VAT_TRANSPORT;
+    const worker = spawn({ maxFanOut: this.#limits.maxFanOut, sync: { port: port2, flag }, channel: { memory, port: channel.port2 }, spinUs, transport }, this.#limits.vatMemoryMb);
+    const vat = new Vat(worker, port1, flag, memory, channel.port1, this.#sent, transport === 'postMessage');
+    if (transport === 'shared-memory') this.#sleepOn(vat);
     worker.on('message', (batch: FromVat[]) => {
       for (const message of batch) this.#receive(vat, message);
     });
@@ -402,12 +423,13 @@ export class VatPool {
   /** Polling stopped until then: it found this thread kept from its core (see POLL_PREEMPTED_MS). */
   #pollAgain = 0;
   get #spinMs(): number {
+    if ((this.#limits.vatTransport ?? VAT_TRANSPORT) === 'postMessage') return 0;
     return (this.#limits.vatSpinUs ?? VAT_SPIN_US) / 1000;
   }
 
   /** Something was sent to a vat: listen closely for its answer. */
   readonly #sent = () => {
-    if (this.#spinMs === 0) return; // every ring is slept on already
+    if (this.#spinMs === 0) return; // every ring is slept on already (or it is postMessage)
     this.#lastHeard = performance.now();
     this.#pollSoon();
   };

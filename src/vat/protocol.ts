@@ -43,6 +43,9 @@ export interface WasmRecord {
   readonly shape: WasmShape;
 }
 
+/** `shared-memory`: the rings of channel.ts; `postMessage`: one structured-clone batch per turn each way. */
+export type VatTransport = 'shared-memory' | 'postMessage';
+
 export interface VatOptions {
   /** How many `ctx.call`s one call may make. */
   readonly maxFanOut: number;
@@ -50,6 +53,8 @@ export interface VatOptions {
   readonly sync: { readonly port: MessagePort; readonly flag: SharedArrayBuffer };
   /** The shared-memory channel (channel.ts): its rings, and the port for messages that do not go in a frame. */
   readonly channel: { readonly memory: SharedArrayBuffer; readonly port: MessagePort };
+  /** How messages travel: in the channel's rings, or every batch by postMessage on the worker's port. */
+  readonly transport: VatTransport;
   /** How long the vat keeps polling its ring after its last message before it sleeps, in microseconds. */
   readonly spinUs: number;
 }

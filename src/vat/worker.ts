@@ -67,12 +67,27 @@ interface RunState {
 
 /** The channel to the kernel: a message goes into the ring at once, and the kernel is woken if it sleeps. */
 const channel = new ChannelEnd<FromVat, ToVat>(options.channel.memory, 'vat', options.channel.port, () => receiveMessageOnPort(options.channel.port));
+const shared = options.transport === 'shared-memory';
+// By postMessage, outgoing messages are batched per turn.
+let outbox: FromVat[] = [];
+const post = () => {
+  if (outbox.length === 0) return;
+  const batch = outbox;
+  outbox = [];
+  port.postMessage(batch);
+};
 const send = (message: FromVat) => {
+  if (!shared) {
+    outbox.push(message);
+    if (outbox.length === 1) queueMicrotask(post);
+    return;
+  }
   channel.send(message);
   channel.out.wake();
 };
-/** Wait until every message sent is in the ring (the kernel reads it soon: it polls, or it is woken). */
+/** Wait until every message sent is in the ring (the kernel reads it soon: it polls, or it is woken), or posted. */
 const flush = () => {
+  post();
   while (channel.backlogged > 0) {
     if (!channel.flush()) Atomics.wait(channel.out.header, 1, Atomics.load(channel.out.header, 1), 1);
     channel.out.wake();
@@ -335,4 +350,9 @@ const pump = () => {
 };
 
 port.postMessage([{ t: 'ready', run: -1 }]);
-setImmediate(pump);
+if (shared) setImmediate(pump);
+else {
+  port.on('message', (batch: ToVat[]) => {
+    for (const message of batch) handle(message);
+  });
+}
