@@ -136,32 +136,45 @@ export const benchVat = async (): Promise<Row[]> => {
   rows.push(row('bare ring round trip, both sides polling', ring.polling!, baseline));
   rows.push(row('bare ring round trip, both sides sleeping', ring.sleeping!, baseline));
 
+  // The kernel as it ships (its vats' transport: VAT_TRANSPORT), and on the rings, polling and never polling.
   const kernel = await openKernel({ memory: true, limits: { callTimeoutMs: 200 } });
   const code = await kernel.publish(source);
   const greet = await kernel.issue({ code, export: 'greet' });
-  // The same vats never polling: each message wakes a sleeping thread, as postMessage did.
-  const sleeper = await openKernel({ memory: true, limits: { callTimeoutMs: 200, vatSpinUs: 0 } });
-  const greetSleeping = await sleeper.issue({ code: await sleeper.publish(source), export: 'greet' });
+  const variants: Array<[string, string, Record<string, unknown>]> = [
+    ['postMessage', 'by postMessage', { vatTransport: 'postMessage' }],
+    ['polling', 'on the rings, polling', { vatTransport: 'shared-memory' }],
+    ['sleeping', 'on the rings, never polling', { vatTransport: 'shared-memory', vatSpinUs: 0 }],
+  ];
+  const kernels = await Promise.all(
+    variants.map(async ([, , limits]) => {
+      const k = await openKernel({ memory: true, limits: { callTimeoutMs: 200, ...limits } });
+      return { k, token: await k.issue({ code: await k.publish(source), export: 'greet' }) };
+    }),
+  );
   // Distinct arguments: every call misses the cache and executes in a vat.
-  const warm = await mediansInTurns({ polling: (i) => kernel.call(greet, [`n${i}`]), sleeping: (i) => sleeper.call(greetSleeping, [`n${i}`]) }, { rounds: 10, perRound: 2_000 });
-  const inVat = warm.polling!;
-  rows.push(row('call executing in a vat', inVat, baseline));
-  rows.push(row('call executing in a vat (vs this thread)', inVat, inProcess));
-  rows.push(row('call executing in a vat, channel never polling', warm.sleeping!, baseline));
-  const warmCores = await coresDuring(() => medianOf((i) => kernel.call(greet, [`c${i}`]), 5_000, 0));
-  const warmCoresSleeping = await coresDuring(() => medianOf((i) => sleeper.call(greetSleeping, [`c${i}`]), 5_000, 0));
-  let perSecond = 0;
-  const loadCores = await coresDuring(async () => (perSecond = await throughput((i) => kernel.call(greet, [`m${i}`]), 100_000, 256)));
-  let perSecondSleeping = 0;
-  const loadCoresSleeping = await coresDuring(async () => (perSecondSleeping = await throughput((i) => sleeper.call(greetSleeping, [`m${i}`]), 100_000, 256)));
-  rows.push({ name: 'vat calls/s, 256 in flight', median_ns: Math.round(1e9 / perSecond), ops_per_s: Math.round(perSecond) });
-  rows.push({ name: 'vat calls/s, 256 in flight, never polling', median_ns: Math.round(1e9 / perSecondSleeping), ops_per_s: Math.round(perSecondSleeping) });
+  const warm = await mediansInTurns(
+    Object.fromEntries(variants.map(([key], v) => [key, (i: number) => kernels[v]!.k.call(kernels[v]!.token, [`n${i}`])])),
+    { rounds: 10, perRound: 2_000 },
+  );
+  const inVat = warm[variants[0]![0]]!;
+  rows.push(row('call executing in a vat (postMessage)', inVat, baseline));
+  rows.push(row('call executing in a vat (postMessage, vs this thread)', inVat, inProcess));
+  for (const [key, label] of variants.slice(1)) {
+    rows.push(row(`call executing in a vat, ${label}`, warm[key]!, baseline));
+    rows.push(row(`  … vs by postMessage`, warm[key]!, { name: 'by postMessage', median_ns: inVat }));
+    rows.push(row(`  … vs this thread`, warm[key]!, inProcess));
+  }
+  for (const [v, [, label]] of variants.entries()) {
+    const { k, token } = kernels[v]!;
+    const warmCores = await coresDuring(() => medianOf((i) => k.call(token, [`c${i}`]), 5_000, 0));
+    let perSecond = 0;
+    const loadCores = await coresDuring(async () => (perSecond = await throughput((i) => k.call(token, [`m${i}`]), 50_000, 256)));
+    rows.push({ name: `vat calls/s, 256 in flight, ${label}`, median_ns: Math.round(1e9 / perSecond), ops_per_s: Math.round(perSecond) });
+    rows.push(cores(`  CPU one call after another`, warmCores), cores(`  CPU 256 in flight`, loadCores));
+  }
   await idle(50);
-  const idleCores = await coresDuring(() => idle(1_000));
-  rows.push(cores('CPU, one call after another', warmCores), cores('  … never polling', warmCoresSleeping));
-  rows.push(cores('CPU, 256 in flight', loadCores), cores('  … never polling', loadCoresSleeping));
-  rows.push(cores('CPU, idle for 1 s after calls', idleCores));
-  await sleeper.close();
+  rows.push(cores('CPU, all four kernels idle for 1 s after calls', await coresDuring(() => idle(1_000))));
+  await Promise.all(kernels.map(({ k }) => k.close()));
 
   const spin = await kernel.issue({ code, export: 'spin' });
   const recoveries: number[] = [];
