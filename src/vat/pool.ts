@@ -37,8 +37,8 @@ export interface VatLimits {
 
 /**
  * postMessage: on the 2-core development machine, shared by other work, the
- * rings measured no faster through the kernel (a warm executing call 5–15%
- * slower, calls in flight no better), though a bare ring round trip beats a
+ * rings measured no faster through the kernel (a warm executing call 10–50%
+ * slower in A/B runs, calls in flight no better), though a bare ring round trip beats a
  * bare postMessage one; see the README's performance section.
  */
 export const VAT_TRANSPORT: VatTransport = 'postMessage';
@@ -173,7 +173,11 @@ class Vat {
     this.#markReady();
   }
 
-  /** Into the ring now (a polling vat starts on it at once); the vat, if it sleeps, is woken once a turn. */
+  /**
+   * By postMessage: everything queued in one turn as one batch. On the rings:
+   * into the ring now (a polling vat starts on it at once), and the vat, if
+   * it sleeps, is woken once a turn.
+   */
   send(message: ToVat) {
     if (this.dead) return;
     if (this.#post) {
