@@ -5,19 +5,12 @@
  * cannot make a node hold more than `maxCacheBytes` of answers.
  *
  * Past either bound the least recently used answer goes first (a journaled
- * hit makes an answer the most recent). An entry bigger than the whole byte bound is
- * not kept at all.
+ * hit makes an answer the most recent). An entry bigger than the whole byte
+ * bound is not kept at all.
  */
 import type { Token } from '../interface/ids.js';
 import { fulfilled, type Outcome } from '../interface/outcome.js';
 import { bytesKey, decodeValue } from '../closures/values.js';
-
-/** The bytes a `bytesKey` stands for (one char per byte). */
-const keyBytes = (key: string): Uint8Array => {
-  const bytes = new Uint8Array(key.length);
-  for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
-  return bytes;
-};
 
 export interface CachedAnswer {
   readonly outcome: Outcome;
@@ -26,11 +19,18 @@ export interface CachedAnswer {
   readonly valueBytes: Uint8Array;
 }
 
-/** The answers kept, least recently used first: each names its token by its place in `tokens` (a token has many answers), then its arguments, the record that answered and the value. */
+/**
+ * The answers kept, least recently used first, laid end to end in one byte
+ * string (not one CBOR item each: a snapshot is made while calls wait, and
+ * a full cache holds 100,000 answers): each is its token's place in
+ * `tokens` (u32; a token has many answers), the record that answered (f64),
+ * its arguments' and value's lengths (u32 each), then those bytes.
+ */
 export interface CacheSnapshot {
   readonly tokens: readonly Token[];
-  readonly answers: ReadonlyArray<readonly [number, Uint8Array, number, Uint8Array]>;
+  readonly answers: Uint8Array;
 }
+const ANSWER_HEADER = 20;
 
 export interface CacheBounds {
   readonly maxCacheEntries: number;
@@ -119,13 +119,18 @@ export class PureCallCache {
 
   set(token: Token, args: Uint8Array, answer: CachedAnswer): void {
     const cost = entryCost(args, answer.valueBytes);
-    const fits = cost <= this.#bounds.maxCacheBytes && this.#bounds.maxCacheEntries > 0;
-    const byArgs = this.#byToken.get(token);
-    if (!fits && !byArgs) return;
-    const argsKey = bytesKey(args);
-    const old = byArgs?.get(argsKey);
+    if (!this.#fits(cost) && !this.#byToken.has(token)) return;
+    this.#keep(token, bytesKey(args), cost, answer);
+  }
+
+  #fits(cost: number): boolean {
+    return cost <= this.#bounds.maxCacheBytes && this.#bounds.maxCacheEntries > 0;
+  }
+
+  #keep(token: Token, argsKey: string, cost: number, answer: CachedAnswer): void {
+    const old = this.#byToken.get(token)?.get(argsKey);
     if (old) this.#drop(old);
-    if (!fits) return;
+    if (!this.#fits(cost)) return;
     const node: Node = { answer, token, argsKey, cost, older: undefined, newer: undefined };
     let kept = this.#byToken.get(token);
     if (!kept) this.#byToken.set(token, (kept = new Map()));
@@ -137,22 +142,49 @@ export class PureCallCache {
     while (this.#entries > this.#bounds.maxCacheEntries || this.#bytes > this.#bounds.maxCacheBytes) this.#drop(this.#oldest!);
   }
 
+
   /** Every answer kept, least recently used first, as plain data (kernel/snapshot.ts): token, arguments, the record that answered, the value. */
   snapshot(): CacheSnapshot {
     const tokens: Token[] = [];
     const numbers = new Map<Token, number>();
-    const answers: Array<readonly [number, Uint8Array, number, Uint8Array]> = [];
+    let size = 0;
+    for (let node = this.#oldest; node; node = node.newer) size += ANSWER_HEADER + node.argsKey.length + node.answer.valueBytes.byteLength;
+    const answers = new Uint8Array(size);
+    const view = new DataView(answers.buffer);
+    let at = 0;
     for (let node = this.#oldest; node; node = node.newer) {
       let number = numbers.get(node.token);
       if (number === undefined) numbers.set(node.token, (number = tokens.push(node.token) - 1));
-      answers.push([number, keyBytes(node.argsKey), node.answer.from, node.answer.valueBytes]);
+      const { argsKey } = node;
+      const { from, valueBytes } = node.answer;
+      view.setUint32(at, number);
+      view.setFloat64(at + 4, from);
+      view.setUint32(at + 12, argsKey.length);
+      view.setUint32(at + 16, valueBytes.byteLength);
+      at += ANSWER_HEADER;
+      for (let i = 0; i < argsKey.length; i++) answers[at + i] = argsKey.charCodeAt(i);
+      at += argsKey.length;
+      answers.set(valueBytes, at);
+      at += valueBytes.byteLength;
     }
     return { tokens, answers };
   }
 
   /** Take back what `snapshot` gave (into an empty cache): the same answers, in the same order of use. */
   restore({ tokens, answers }: CacheSnapshot): void {
-    for (const [number, args, from, valueBytes] of answers) this.set(tokens[number]!, args, new KeptAnswer(from, valueBytes));
+    const view = new DataView(answers.buffer, answers.byteOffset, answers.byteLength);
+    for (let at = 0; at < answers.length; ) {
+      const token = tokens[view.getUint32(at)];
+      const from = view.getFloat64(at + 4);
+      const argsLength = view.getUint32(at + 12);
+      const valueLength = view.getUint32(at + 16);
+      at += ANSWER_HEADER;
+      if (token === undefined || at + argsLength + valueLength > answers.length) throw new RangeError('a snapshot of the cache that does not hold together');
+      const args = answers.subarray(at, (at += argsLength));
+      // The value's own copy: the snapshot's bytes go once the cache is restored.
+      const valueBytes = answers.slice(at, (at += valueLength));
+      this.#keep(token, bytesKey(args), entryCost(args, valueBytes), new KeptAnswer(from, valueBytes));
+    }
   }
 
   /** Every answer kept for `token` (it was revoked). */

@@ -25,7 +25,7 @@ import type { Token } from '../interface/ids.js';
 import type { GridValue } from '../closures/values.js';
 
 /** Bumped when a part's snapshot changes shape: an older snapshot is then ignored and the kernel rebuilt. */
-export const SNAPSHOT_FORMAT = 2;
+export const SNAPSHOT_FORMAT = 3;
 
 export interface PartsSnapshot {
   readonly calls: ReturnType<CallIndex['snapshot']>;
