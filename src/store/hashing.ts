@@ -119,10 +119,29 @@ export const blockCidBytes = (bytes: Uint8Array, codec: number, hash: HashName =
   return out;
 };
 
-/** The name a block is filed under: its CIDv1 in base32 (a CIDv0 is filed under its v1 form). */
+/** An empty record with no prototype: looking a string up in it flattens the string (see `cidText`). */
+const NO_KEYS: Readonly<Record<string, unknown>> = Object.freeze(Object.create(null));
+
+/**
+ * `cid`'s text form (its default base), flat. multiformats builds it a
+ * character at a time and keeps it, cached, as built: a chain of ~47 string
+ * pieces (1.5 KB) that every string kept as a Map key or a journal field
+ * would hold, and every garbage collection walk, for as long as it is kept.
+ * A property lookup flattens the string in place; once flat, the lookup is a
+ * hash probe.
+ */
+export const cidText = (cid: CID): string => {
+  const text = cid.toString();
+  void NO_KEYS[text];
+  return text;
+};
+
+/** The name a block is filed under: its CIDv1 in base32 (a CIDv0 is filed under its v1 form), flat (see `cidText`). */
 export const blockName = (cid: CID): string => {
   const checked = asCid(cid);
-  return (checked.version === 0 ? checked.toV1() : checked).toString(base32);
+  const name = (checked.version === 0 ? checked.toV1() : checked).toString(base32);
+  void NO_KEYS[name];
+  return name;
 };
 
 /**
