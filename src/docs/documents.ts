@@ -510,7 +510,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     // The reducer's arguments from the value's block as it is (no encoding of the state again); as
     // encodeValue would, only within the value limits (past them, runAsNode encodes and refuses).
     const argsBytes = withinValueLimits(concatBytes(ARGS_OF_TWO, current.bytes, changeBytes));
-    const outcome = await powers.run(reducer, [current.value, change], { ...(nested ? { parent: nested } : {}), ...(argsBytes ? { argsBytes } : {}) });
+    const outcome = await powers.run(reducer, [current.value, change], { parent: nested, argsBytes });
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
