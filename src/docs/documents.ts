@@ -190,6 +190,8 @@ export interface DocumentPowers {
   readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
   readonly hearRevocation: (notice: RevocationNotice, from: Principal) => Promise<boolean>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
+  /** Run `callback` once what is queued now has run (setImmediate): after a reducer's call has gone to its vat, while the main thread waits. */
+  readonly soon?: (callback: () => void) => void;
   /** A member's vote weight under a weighted quorum (its reputation here). */
   readonly weightOf: (principal: Principal) => number;
   /** Merge modules shipped with the node (`json`, `union`): name → source, each exporting `merge`. */
@@ -510,7 +512,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
     // The reducer's arguments from the value's block as it is (no encoding of the state again); as
     // encodeValue would, only within the value limits (past them, runAsNode encodes and refuses).
     const argsBytes = withinValueLimits(concatBytes(ARGS_OF_TWO, current.bytes, changeBytes));
-    const outcome = await powers.run(reducer, [current.value, change], { parent: nested, argsBytes });
+    const running = powers.run(reducer, [current.value, change], { parent: nested, argsBytes });
+    // While the reducer runs, what is journaled so far (this call's own record) is written: the answer then waits for the head's alone.
+    powers.soon?.(() => void journal.written().catch(() => {}));
+    const outcome = await running;
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
