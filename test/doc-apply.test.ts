@@ -2,13 +2,17 @@
  * Applying a change without encoding again what is already encoded: the
  * reducer is sent the state's block as it is, the value's block is the
  * vat's bytes, and the answer's bytes are made from the value's. Each must
- * be exactly what encoding would give.
+ * be exactly what encoding would give; and CID texts made in one piece
+ * exactly multiformats' own.
  */
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel } from '../src/index.js';
 import { encodeValue, MAX_VALUE_ITEMS, type GridValue } from '../src/closures/values.js';
 import { encodedPayload, type Entry } from '../src/journal/journal.js';
+import { CID } from 'multiformats/cid';
+import * as Digest from 'multiformats/hashes/digest';
+import { blockCid, blockName, cidText } from '../src/store/hashing.js';
 
 const REDUCER = `
 export const update = (ctx, state, change) => {
@@ -46,4 +50,22 @@ test('a state and change past the value limits together are refused as bad argum
   t.like(refused, { status: 'revoked', code: 'invalid' });
   t.regex((refused as { reason: string }).reason, /bad arguments.*items/);
   t.deepEqual(await kernel.docs.read(doc.read), before);
+});
+
+test("a CID's text made in one piece is multiformats' own, for every length of digest and codec", (t) => {
+  for (let length = 0; length <= 70; length++) {
+    for (const codec of [0x55, 0x71, 0x0129, 0x300001]) {
+      const digest = Uint8Array.from({ length }, (_, i) => (i * 37 + length * 11 + codec) & 0xff);
+      const cid = CID.createV1(codec, Digest.create(0x12, digest));
+      t.is(cidText(cid), cid.toString());
+      t.is(cidText(cid), CID.parse(cidText(cid)).toString(), 'and it reads back');
+    }
+  }
+  const block = blockCid(new TextEncoder().encode('a block'), 0x71);
+  t.is(cidText(block), block.toString());
+  t.is(blockName(block), block.toString());
+  // A CIDv0 keeps its base58btc text; its block is filed under its v1 form.
+  const v0 = CID.createV0(Digest.create(0x12, new Uint8Array(32).fill(7)));
+  t.is(cidText(v0), v0.toString());
+  t.is(blockName(v0), v0.toV1().toString());
 });
