@@ -362,7 +362,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const valueAt = async (state: DocState, cid: CID): Promise<GridValue> => (await keptAt(state, cid)).value;
 
   const remember = (key: string, value: GridValue, bytes: Uint8Array) => {
-    if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
+    // The oldest quarter goes at once: a Map keeps the entries deleted at its front until it is rebuilt,
+    // and finding the first live one again after every delete walks past them all.
+    if (values.size >= VALUE_CACHE) {
+      let evict = VALUE_CACHE / 4;
+      for (const old of values.keys()) if ((values.delete(old), --evict === 0)) break;
+    }
     const kept = { value, bytes };
     values.set(key, kept);
     return kept;
