@@ -13,7 +13,7 @@ import { describeThrown } from '../interface/errors.js';
 import type { Outcome } from '../interface/outcome.js';
 import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
 import type { BlockStore } from '../store/types.js';
-import { blockCid } from '../store/hashing.js';
+import { blockCid, cidText } from '../store/hashing.js';
 import { verify } from '../identity/identity.js';
 import { verifyChain, type Delegation } from '../delegation/delegation.js';
 import { ancestors, lowestCommonAncestor } from './dag.js';
@@ -28,7 +28,8 @@ const MAX_FOLD = 1000;
 /** What the reducer made of a received change: its value's CID, or why it refused. */
 export type Replayed = { readonly value: string } | { readonly reason: string };
 
-const text = (cid: CID) => cid.toString();
+/** Flat, made once per CID (see cidText): versions' texts are kept as keys. */
+const text = cidText;
 
 /** The members a list names: a list, or a record with a `members` list. */
 export const memberList = (value: GridValue): Principal[] => {

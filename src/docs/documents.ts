@@ -22,15 +22,16 @@ import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, RAW_CODEC, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import { describeThrown } from '../interface/errors.js';
 import { fulfilled, promised, revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
-import { decodeValue, encodeValue, type GridValue } from '../closures/values.js';
+import { decodeValue, encodeValue, VALUE_LIMITS, type GridValue } from '../closures/values.js';
 import type { Closure } from '../closures/closure.js';
 import type { BlockStore } from '../store/types.js';
-import { blockCid } from '../store/hashing.js';
+import { blockCid, cidText } from '../store/hashing.js';
 import { concatBytes, verify, verifyMany, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
+import { scan } from '../wire/cbor.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
@@ -177,7 +178,11 @@ interface DocCallInfo {
  * under the call it serves if any; `fold` runs a reducer over a list of
  * changes in one hop and answers `{ cids, refusal? }`.
  */
-export type DocRun = (token: Token, args: readonly GridValue[], options?: { fold?: boolean; parent?: { seq: number; deadline: number } }) => Promise<Outcome>;
+export type DocRun = (
+  token: Token,
+  args: readonly GridValue[],
+  options?: { fold?: boolean; parent?: { seq: number; deadline: number }; argsBytes?: Uint8Array },
+) => Promise<Outcome & { readonly valueBytes?: Uint8Array }>;
 
 export interface DocumentPowers {
   readonly store: BlockStore;
@@ -195,6 +200,8 @@ export interface DocumentPowers {
   readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
   readonly hearRevocation: (notice: RevocationNotice, from: Principal) => Promise<boolean>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
+  /** Run `callback` once what is queued now has run (setImmediate): after a reducer's call has gone to its vat, while the main thread waits. */
+  readonly soon?: (callback: () => void) => void;
   /** A member's vote weight under a weighted quorum (its reputation here). */
   readonly weightOf: (principal: Principal) => number;
   /** Merge modules shipped with the node (`json`, `union`): name → source, each exporting `merge`. */
@@ -203,7 +210,21 @@ export interface DocumentPowers {
 
 export type Documents = ReturnType<typeof makeDocuments>;
 
-const text = (cid: CID) => cid.toString();
+const text = cidText;
+
+/** `bytes` if they pass the strict decoder's value limits (as encodeValue's output must), else undefined. */
+const withinValueLimits = (bytes: Uint8Array): Uint8Array | undefined => {
+  try {
+    scan(bytes, VALUE_LIMITS);
+    return bytes;
+  } catch {
+    return undefined;
+  }
+};
+/** Canonical CBOR around encoded items: an array of two (a reducer's state and change), and a map `{ value, version }` (an apply's answer: its keys in canonical order). */
+const ARGS_OF_TWO = Uint8Array.of(0x82);
+const ANSWER_VALUE_KEY = concatBytes(Uint8Array.of(0xa2), encode('value'));
+const ANSWER_VERSION_KEY = encode('version');
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 /**
@@ -244,7 +265,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const sealedRoles = new Map<string, Closure & { sealed: string }>();
   const geneses = new Map<string, Genesis>();
   const versions = new Map<string, Version>();
-  const values = new Map<string, GridValue>();
+  /** Values by block, decoded, with their canonical bytes (what a reducer is sent). */
+  const values = new Map<string, { readonly value: GridValue; readonly bytes: Uint8Array }>();
 
   const putBlock = (bytes: Uint8Array) => store.put(bytes, { codec: DAG_CBOR_CODEC });
 
@@ -337,17 +359,28 @@ export const makeDocuments = (powers: DocumentPowers) => {
     return version;
   };
 
-  const valueAt = async (state: DocState, cid: CID): Promise<GridValue> => {
+  /** The value at version `cid` of `state`'s document, and its block's bytes (strictly decoded, so canonical). */
+  const keptAt = async (state: DocState, cid: CID) => {
     const blockOf = text(cid) === text(state.cid) ? (await genesisOf(state)).init : (await versionOf(state, cid).catch(() => undefined))?.value;
     if (!blockOf) throw new DocumentError('ERR_NO_VERSION', `${cid} is not a version of document ${state.cid}`);
     const key = text(blockOf);
-    return values.get(key) ?? remember(key, decodeValue(await store.get(blockOf)));
+    const kept = values.get(key);
+    if (kept) return kept;
+    const bytes = await store.get(blockOf);
+    return remember(key, decodeValue(bytes), bytes);
   };
+  const valueAt = async (state: DocState, cid: CID): Promise<GridValue> => (await keptAt(state, cid)).value;
 
-  const remember = (key: string, value: GridValue) => {
-    if (values.size >= VALUE_CACHE) values.delete(values.keys().next().value!);
-    values.set(key, value);
-    return value;
+  const remember = (key: string, value: GridValue, bytes: Uint8Array) => {
+    // The oldest quarter goes at once: a Map keeps the entries deleted at its front until it is rebuilt,
+    // and finding the first live one again after every delete walks past them all.
+    if (values.size >= VALUE_CACHE) {
+      let evict = VALUE_CACHE / 4;
+      for (const old of values.keys()) if ((values.delete(old), --evict === 0)) break;
+    }
+    const kept = { value, bytes };
+    values.set(key, kept);
+    return kept;
   };
 
   const storeValue = (value: GridValue): Promise<CID> => putBlock(encodeValue(value));
@@ -472,22 +505,40 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** Apply `change` on top of the current head; `caller` is the call it serves (none for a carried proposal). */
-  const applyChange = async (state: DocState, change: GridValue, caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal }): Promise<Outcome> => {
+  /**
+   * Apply `change` on top of the current head; `caller` is the call it
+   * serves (none for a carried proposal). A change taken comes with its
+   * answer's canonical bytes (`valueBytes`), made from the value's.
+   */
+  const applyChange = async (
+    state: DocState,
+    change: GridValue,
+    caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal },
+  ): Promise<Outcome & { readonly valueBytes?: Uint8Array }> => {
     if (state.open) return revoked('conflict', `document ${state.cid} has an open conflict ${state.open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
     if (genesis.issuer !== identity.principal && caller.via === undefined) return revoked('denied', 'this node holds the document through no delegation and did not issue it');
     const parent = state.current;
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
-    const running = powers.run((await rulesAt(state, parent)).reducer, [await valueAt(state, parent), change], nested ? { parent: nested } : {});
-    // Encoded while the reducer runs in its vat; stored only if the change is taken.
+    const reducer = (await rulesAt(state, parent)).reducer;
+    const current = await keptAt(state, parent);
+    // Stored only if the change is taken.
     const changeBytes = encodeValue(change);
+    // The reducer's arguments from the value's block as it is (no encoding of the state again); as
+    // encodeValue would, only within the value limits (past them, runAsNode encodes and refuses).
+    const argsBytes = withinValueLimits(concatBytes(ARGS_OF_TWO, current.bytes, changeBytes));
+    const running = powers.run(reducer, [current.value, change], { parent: nested, argsBytes });
+    // While the reducer runs, what is journaled so far (this call's own record) is written: the answer then waits for the head's alone.
+    powers.soon?.(() => void journal.written().catch(() => {}));
     const outcome = await running;
     if (outcome.status !== 'fulfilled') {
       return outcome.status === 'revoked' ? revoked(outcome.code, `the reducer refused the change: ${outcome.reason}`) : revoked('malformed', 'the reducer answered with a further promise');
     }
-    const [value, changeCid] = await Promise.all([storeValue(outcome.value), putBlock(changeBytes)]);
+    // The vat's bytes (strictly decoded, so canonical) are the value's block, if they are within the value limits as encodeValue's would be.
+    const valueBytes = (outcome.valueBytes && withinValueLimits(outcome.valueBytes)) ?? encodeValue(outcome.value);
+    const [value, changeCid] = await Promise.all([putBlock(valueBytes), putBlock(changeBytes)]);
     // The next change starts from this value: keep it decoded rather than read it back.
-    remember(text(value), outcome.value);
+    remember(text(value), outcome.value, valueBytes);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     await putBlock(bytes);
@@ -495,7 +546,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
     landed(state, headsWith(state.heads, version), version.cid);
     // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
     await journal.written();
-    return fulfilled({ version: text(version.cid), value: outcome.value });
+    const answer = fulfilled({ version: text(version.cid), value: outcome.value });
+    const answerBytes = withinValueLimits(concatBytes(ANSWER_VALUE_KEY, valueBytes, ANSWER_VERSION_KEY, encode(text(version.cid))));
+    return answerBytes ? Object.freeze({ ...answer, valueBytes: answerBytes }) : answer;
   };
 
   const resolve = async (state: DocState, token: Token, choice: GridValue, via: Token | undefined): Promise<Outcome> => {
@@ -636,6 +689,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
     });
   };
 
+  /** An answer that brings its value's canonical bytes (as the pipeline's Invoked does). */
+  const answerWithBytes = ({ valueBytes, ...outcome }: Outcome & { readonly valueBytes?: Uint8Array }): { outcome: Outcome; pure: false; valueBytes?: Uint8Array } =>
+    ({ outcome: Object.freeze(outcome) as Outcome, pure: false, ...(valueBytes ? { valueBytes } : {}) });
+
   const readAt = async (state: DocState, version: CID): Promise<Outcome> => fulfilled({ version: text(version), value: await valueAt(state, version) });
 
   const stateOfClosure = (closure: Closure): DocState | undefined => {
@@ -677,8 +734,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
         case 'doc-head': {
           const state = docs.get(entry.doc);
           if (!state) break;
-          state.heads = entry.heads.map((head) => CID.parse(head));
-          state.current = CID.parse(entry.current);
+          // Live, each head is a version held here: its CID as it is, not parsed again (and kept twice).
+          const cidOf = (key: string) => versions.get(key)?.cid ?? (key === entry.doc ? state.cid : CID.parse(key));
+          state.heads = entry.heads.map(cidOf);
+          state.current = cidOf(entry.current);
           break;
         }
         case 'doc-conflict': {
@@ -756,7 +815,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
      * the call's journal record, `via` the delegation the call came through.
      * Only `at` is pure: it names the version it reads.
      */
-    async answer(closure: Closure, args: readonly GridValue[], call: DocCallInfo): Promise<{ outcome: Outcome; pure: boolean }> {
+    async answer(closure: Closure, args: readonly GridValue[], call: DocCallInfo): Promise<{ outcome: Outcome; pure: boolean; valueBytes?: Uint8Array }> {
       const role = closure.export as Role;
       const state = stateOfClosure(closure);
       if (!state || !OPERATIONS[role]) return { outcome: revoked('unknown-token', 'this node does not hold the document'), pure: false };
@@ -799,7 +858,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: fulfilled(conflictViews({ doc: text(state.cid), all: true }) as unknown as GridValue), pure: false };
           case 'apply':
             if ((await genesisOf(state)).governance) return { outcome: revoked('denied', `document ${state.cid} changes only by proposal (grid propose)`), pure: false };
-            return { outcome: await inTurn(state, () => applyChange(state, rest[0] ?? null, call)), pure: false };
+            return answerWithBytes(await inTurn(state, () => applyChange(state, rest[0] ?? null, call)));
           case 'propose':
             return { outcome: await propose(state, rest[0] ?? null, call), pure: false };
           case 'rules':

@@ -325,6 +325,23 @@ const governanceFromWire = (value: unknown, fail: (why: string) => Error): Gover
 /** Parents in one order on every replica: a merge made anywhere of the same heads is the same block. */
 export const sortCids = (cids: readonly CID[]): CID[] => [...cids].sort((a, b) => (a.toString() < b.toString() ? -1 : a.toString() > b.toString() ? 1 : 0));
 
+/**
+ * A version record, frozen, its fields always set in the same order: V8
+ * gives every such object one shape. An object made by spreading another
+ * and adding fields (`{ ...spec, cid }`) gets a shape of its own — a new
+ * hidden class for every version kept.
+ */
+const authoredVersion = (cid: CID, fields: Omit<AuthoredVersion, 'cid' | 'parents' | 'author'>, parents: readonly CID[], author: Principal): AuthoredVersion => {
+  const version = { cid, doc: fields.doc, parents, value: fields.value, by: fields.by, author, at: fields.at } as { -readonly [K in keyof AuthoredVersion]: AuthoredVersion[K] };
+  if (fields.change !== undefined) version.change = fields.change;
+  if (fields.conflict !== undefined) version.conflict = fields.conflict;
+  if (fields.rules !== undefined) version.rules = fields.rules;
+  if (fields.consent !== undefined) version.consent = fields.consent;
+  if (fields.via !== undefined) version.via = fields.via;
+  if (fields.for !== undefined) version.for = fields.for;
+  return Object.freeze(version);
+};
+
 /** A signed change or settlement (not read back: the signature was just made). */
 export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
   const body = dropUndefined({
@@ -343,7 +360,7 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
     at: spec.at,
   });
   const bytes = signedRecord(body, author);
-  const version: AuthoredVersion = Object.freeze({ ...spec, cid: blockCid(bytes, DAG_CBOR_CODEC), parents: sortCids(spec.parents), author: author.principal });
+  const version = authoredVersion(blockCid(bytes, DAG_CBOR_CODEC), spec, body.parents as CID[], author.principal);
   return { bytes, version };
 };
 
@@ -395,7 +412,8 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
     if (Object.keys(extra).some((key) => !['type', 'doc', 'parents', 'value', 'by'].includes(key))) throw fail('a merge has only type, doc, parents, value, by, step and base');
     if (parentCids.length !== 2) throw fail('a merge has two parents');
     if (!Number.isSafeInteger(step) || (step as number) < 0 || (step as number) >= MAX_STEPS) throw fail('bad step');
-    return { version: Object.freeze({ ...common, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) }) };
+    // A literal, not a spread of `common`: one shape for every merge (see authoredVersion).
+    return { version: Object.freeze({ cid, doc: common.doc, parents: common.parents, value: common.value, by, step: step as number, base: base === null ? null : asLink(base, 'base', fail) }) };
   }
   if (by !== 'change' && by !== 'settle' && by !== 'rules') throw fail(`by is change, merge, settle or rules (got ${quote(by)})`);
   const { change, conflict, rules, consent, author, via, for: asker, at, sig, ...extra } = record;
@@ -410,17 +428,23 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
   // The record is its fields (checked above) and `sig`: what the signature covers is the rest of it.
   const message = signedPartOf(bytes, sig) ?? signingBytes(dropUndefined({ type, doc, parents, value, by, change, conflict, rules, consent, author, via, for: asker, at }));
   // Frozen, not hardened: a version is the docs part's own record, and hardening walks each CID it holds.
-  const version: Version = Object.freeze({
-    ...common,
-    by,
-    ...(change === undefined ? {} : { change: asLink(change, 'change', fail) }),
-    ...(conflict === undefined ? {} : { conflict: asLink(conflict, 'conflict', fail).toString() as Token }),
-    ...(rules === undefined ? {} : { rules: rulesFromWire(rules, fail), consent: consentFromWire(consent, fail) }),
-    author: signer,
-    ...(via === undefined ? {} : { via: asLink(via, 'via', fail).toString() as Token }),
-    ...(asker === undefined ? {} : { for: asSigner(asker, fail) }),
-    at: asTime(at, fail),
-  });
+  const version = authoredVersion(
+    cid,
+    {
+      doc: common.doc,
+      value: common.value,
+      by,
+      change: change === undefined ? undefined : asLink(change, 'change', fail),
+      conflict: conflict === undefined ? undefined : (asLink(conflict, 'conflict', fail).toString() as Token),
+      rules: rules === undefined ? undefined : rulesFromWire(rules, fail),
+      consent: rules === undefined ? undefined : consentFromWire(consent, fail),
+      via: via === undefined ? undefined : (asLink(via, 'via', fail).toString() as Token),
+      for: asker === undefined ? undefined : asSigner(asker, fail),
+      at: asTime(at, fail),
+    },
+    common.parents,
+    signer,
+  );
   return { version, signed: { cid, signer, message, signature: sig } };
 };
 

@@ -289,9 +289,11 @@ export const makeCallPipeline = (parts: {
      * document's reducer or merge step recomputing what a version records
      * (the version is the record). A closure not held here is called
      * through the pipeline instead (journaled, forwarded); `fold` (see the
-     * vat protocol) needs it held here.
+     * vat protocol) needs it held here. `argsBytes`: `args` already encoded
+     * (canonical, within the value limits). A value from a vat comes with
+     * its canonical bytes (`valueBytes`), as the vat sent them.
      */
-    async runAsNode(token: Token, args: readonly GridValue[], options: { fold?: boolean; parent?: { seq: number; deadline: number } } = {}): Promise<Outcome> {
+    async runAsNode(token: Token, args: readonly GridValue[], options: { fold?: boolean; parent?: { seq: number; deadline: number }; argsBytes?: Uint8Array } = {}): Promise<Outcome & { readonly valueBytes?: Uint8Array }> {
       const { parent } = options;
       const frame: CallFrame = { caller: self, path: [], depth: parent ? 1 : 0, parent: parent?.seq, deadline: parent?.deadline ?? clock() + limits.callTimeoutMs };
       let closure: Closure | undefined;
@@ -303,7 +305,8 @@ export const makeCallPipeline = (parts: {
       }
       if (!closure) return options.fold ? revoked('unknown-token', `closure ${token} is not held here`) : invokeNested(token, args, frame);
       try {
-        return (await runHere(closure, encodeValue(args), frame, parent?.seq, options.fold)).outcome;
+        const { outcome, valueBytes } = await runHere(closure, options.argsBytes ?? encodeValue(args), frame, parent?.seq, options.fold);
+        return valueBytes && outcome.status === 'fulfilled' ? Object.freeze({ ...outcome, valueBytes }) : outcome;
       } catch (error) {
         return revoked('invalid', `bad arguments: ${describeThrown(error)}`);
       }

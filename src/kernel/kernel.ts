@@ -216,6 +216,7 @@ export class Kernel {
       revocationNotice: (token) => revocations.noticeOf(token),
       hearRevocation: (notice, from) => revocations.hear(notice, from),
       setTimer,
+      soon: (callback) => void setImmediate(callback),
       weightOf: (principal) => {
         const { fulfilled: kept, broken } = this.#reputation.of(principal);
         return (kept + 1) / (broken + 1);

@@ -11,7 +11,6 @@
  */
 import * as crypto from 'node:crypto';
 import { CID } from 'multiformats/cid';
-import { base32 } from 'multiformats/bases/base32';
 import { varint } from 'multiformats';
 import * as Digest from 'multiformats/hashes/digest';
 import { from } from 'multiformats/hashes/hasher';
@@ -119,10 +118,45 @@ export const blockCidBytes = (bytes: Uint8Array, codec: number, hash: HashName =
   return out;
 };
 
-/** The name a block is filed under: its CIDv1 in base32 (a CIDv0 is filed under its v1 form). */
+const BASE32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+/** RFC 4648 base32, lowercase, unpadded, behind multibase's `b`: what multiformats' `base32.encode` gives, made in one piece. */
+const base32Text = (bytes: Uint8Array): string => {
+  const chars: string[] = ['b'];
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = ((buffer << 8) | byte) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      chars.push(BASE32_ALPHABET[(buffer >> bits) & 31]!);
+    }
+  }
+  if (bits > 0) chars.push(BASE32_ALPHABET[(buffer << (5 - bits)) & 31]!);
+  return chars.join('');
+};
+
+/** CIDv1 texts made here, by CID. */
+const texts = new WeakMap<CID, string>();
+/**
+ * `cid.toString()`, made once per CID, flat. multiformats builds a CID's
+ * text a character at a time and keeps it as built — a chain of ~47 string
+ * pieces (1.5 KB) that every Map key or journal field holding it kept, and
+ * every garbage collection walked — in a Map of its own made for each CID.
+ * A CIDv1's base32 is made here in one piece instead (a CIDv0 is left to
+ * multiformats: base58btc).
+ */
+export const cidText = (cid: CID): string => {
+  if (cid.version === 0) return cid.toString();
+  let text = texts.get(cid);
+  if (text === undefined) texts.set(cid, (text = base32Text(cid.bytes)));
+  return text;
+};
+
+/** The name a block is filed under: its CIDv1 in base32 (a CIDv0 is filed under its v1 form; see `cidText`). */
 export const blockName = (cid: CID): string => {
   const checked = asCid(cid);
-  return (checked.version === 0 ? checked.toV1() : checked).toString(base32);
+  return cidText(checked.version === 0 ? checked.toV1() : checked);
 };
 
 /**
