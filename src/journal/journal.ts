@@ -810,11 +810,23 @@ export class Journal {
     if (seq >= this.#written.seq) throw new JournalError('ERR_CLOSED', `record ${seq} was not written`);
   }
 
+  /**
+   * Where else to find where records start (a record index, which keeps
+   * every MARK_STRIDE-th): the nearest it knows at or before `seq`. A journal
+   * opened from a position knows none before it.
+   */
+  locateWith(locator: (seq: number) => { seq: number; offset: number } | undefined): void {
+    this.#locator = locator;
+  }
+  #locator: ((seq: number) => { seq: number; offset: number } | undefined) | undefined;
+
   /** Where record `seq` (already in the file) starts: from the nearest mark before it, walking frame headers. */
   async #locate(seq: number): Promise<{ seq: number; offset: number }> {
     let k = Math.floor(seq / MARK_STRIDE);
     let mark = this.#marks.get(k);
     while (!mark || mark.seq > seq) mark = this.#marks.get(--k) ?? (k <= 0 ? { seq: 0, offset: 0 } : undefined);
+    const known = seq - mark.seq > 0 ? this.#locator?.(seq) : undefined;
+    if (known && known.seq <= seq && known.seq > mark.seq) mark = known;
     let { seq: at, offset } = mark;
     const header = new Uint8Array(FRAME_HEADER);
     const file = this.#powers.file;
