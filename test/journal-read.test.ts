@@ -49,13 +49,13 @@ test('position, onWritten and a reopen from a position: only the records after i
   const { journal } = await Journal.open(powers(await openFsJournalFile(path)));
   const batches: WrittenBatch[] = [];
   journal.onWritten((batch) => batches.push(batch));
-  t.deepEqual(journal.position(), { seq: 0, offset: 0, head: null });
+  t.like(journal.position(), { seq: 0, offset: 0, head: null });
   for (let i = 0; i < 50; i++) journal.append(callBody(i));
   await journal.flush();
   const middle = journal.position();
   t.is(middle.seq, journal.length);
   t.deepEqual(batches.flatMap((b) => b.entries.map((e) => e.seq)), [...Array(middle.seq).keys()], 'every record, seals included, in file order');
-  t.deepEqual(batches.at(-1)!.position, middle);
+  t.like(batches.at(-1)!.position, { seq: middle.seq, offset: middle.offset, head: middle.head });
   const offsets = batches.flatMap((b) => b.offsets);
   const located = await journal.recordsAt([{ seq: 7, offset: offsets[7]! }]);
   t.is(readRecord(located[0]!).entry.seq, 7);

@@ -23,6 +23,7 @@
  *   V token   calls waiting on `token`, a further promise
  *   X         broken: calls that ended revoked, and revocations
  *   Z         seals
+ *   M         every MARK_STRIDE-th record (the journal finds any other from the nearest)
  *
  * Two implementations hold the lists: lmdb tables in the home's database
  * (db/database.ts), and memory for memory kernels (a small journal).
@@ -30,7 +31,7 @@
 import type { Table } from './database.js';
 import { encode, decode } from '../wire/index.js';
 import { equals } from 'multiformats/bytes';
-import { readRecord, type Entry, type Journal, type ScanStart, type WrittenBatch } from '../journal/journal.js';
+import { MARK_STRIDE, readRecord, type Entry, type Journal, type ScanStart, type WrittenBatch } from '../journal/journal.js';
 
 /** One item of a list: a record's number and the byte where its frame starts. */
 export interface Located {
@@ -87,6 +88,8 @@ const fromUtf8 = new TextDecoder();
  */
 const indexEntry = (tx: ListWriter, entry: Entry, offset: number) => {
   const at: Located = { seq: entry.seq, offset };
+  // Where every MARK_STRIDE-th record starts, for the journal to find any record from (Journal.locateWith).
+  if (entry.seq % MARK_STRIDE === 0) tx.push('M', at);
   switch (entry.kind) {
     case 'issue':
     case 'revocation-early':
@@ -230,6 +233,7 @@ export class RecordIndex {
       await run({ seq: 0, offset: 0, head: null });
     }
     journal.onWritten((batch) => void index.add(batch));
+    journal.locateWith((seq) => store.list('M', { reverse: true, after: seq + 1, limit: 1 })[0]);
     return { index, ...(rebuilt !== undefined ? { rebuilt } : {}), caughtUp };
   }
 

@@ -386,6 +386,8 @@ export const RECENT_RECORDS = 4096;
 export const MARK_STRIDE = 256;
 /** Bytes read for a record whose length is not known yet: most records fit. */
 const RECORD_GUESS = 1024;
+/** Records this close together are read in one read by `recordsAt`. */
+const COALESCE_BYTES = 64 * 1024;
 
 /** One batch as it landed in the file: its records (seals included), where each starts, and the position after it. */
 export interface WrittenBatch {
@@ -789,17 +791,36 @@ export class Journal {
     if (this.#failure) throw this.#failure;
     const file = this.#powers.file;
     const end = this.#written.offset ?? 0;
-    return Promise.all(
-      locations.map(async ({ seq, offset }) => {
-        if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
-        // Most records are short: one read of a guess, a second only for a longer one.
-        const guess = await file.readRange(offset, Math.min(RECORD_GUESS, end - offset));
-        const length = new DataView(guess.buffer, guess.byteOffset, guess.byteLength).getUint32(0);
-        if (offset + FRAME_HEADER + length > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${length} bytes, past the journal's end`);
-        const frame = FRAME_HEADER + length <= guess.length ? guess : await file.readRange(offset, FRAME_HEADER + length);
-        return frame.subarray(FRAME_HEADER, FRAME_HEADER + length);
+    for (const { seq, offset } of locations) {
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
+    }
+    // Records near each other (a call and what settled it, mostly) are read in one read of the range they span.
+    const order = locations.map((_, i) => i).sort((a, b) => locations[a]!.offset - locations[b]!.offset);
+    const out = new Array<Uint8Array>(locations.length);
+    const groups: Array<{ from: number; to: number; start: number }> = [];
+    for (let i = 0; i < order.length; ) {
+      const start = locations[order[i]!]!.offset;
+      let j = i;
+      while (j + 1 < order.length && locations[order[j + 1]!]!.offset + RECORD_GUESS - start <= COALESCE_BYTES) j++;
+      groups.push({ from: i, to: j, start });
+      i = j + 1;
+    }
+    await Promise.all(
+      groups.map(async ({ from, to, start }) => {
+        const bytes = await file.readRange(start, Math.min(end, locations[order[to]!]!.offset + RECORD_GUESS) - start);
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        for (let k = from; k <= to; k++) {
+          const { seq, offset } = locations[order[k]!]!;
+          const at = offset - start;
+          const length = view.getUint32(at);
+          if (offset + FRAME_HEADER + length > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${length} bytes, past the journal's end`);
+          // A longer record than the read took is read on its own.
+          out[order[k]!] =
+            at + FRAME_HEADER + length <= bytes.length ? bytes.slice(at + FRAME_HEADER, at + FRAME_HEADER + length) : (await file.readRange(offset + FRAME_HEADER, length));
+        }
       }),
     );
+    return out;
   }
 
   /** Until record `seq` is in the file (written first if it is still pending); rejects if a write failed. */
@@ -810,11 +831,23 @@ export class Journal {
     if (seq >= this.#written.seq) throw new JournalError('ERR_CLOSED', `record ${seq} was not written`);
   }
 
+  /**
+   * Where else to find where records start (a record index, which keeps
+   * every MARK_STRIDE-th): the nearest it knows at or before `seq`. A journal
+   * opened from a position knows none before it.
+   */
+  locateWith(locator: (seq: number) => { seq: number; offset: number } | undefined): void {
+    this.#locator = locator;
+  }
+  #locator: ((seq: number) => { seq: number; offset: number } | undefined) | undefined;
+
   /** Where record `seq` (already in the file) starts: from the nearest mark before it, walking frame headers. */
   async #locate(seq: number): Promise<{ seq: number; offset: number }> {
     let k = Math.floor(seq / MARK_STRIDE);
     let mark = this.#marks.get(k);
     while (!mark || mark.seq > seq) mark = this.#marks.get(--k) ?? (k <= 0 ? { seq: 0, offset: 0 } : undefined);
+    const known = seq - mark.seq > 0 ? this.#locator?.(seq) : undefined;
+    if (known && known.seq <= seq && known.seq > mark.seq) mark = known;
     let { seq: at, offset } = mark;
     const header = new Uint8Array(FRAME_HEADER);
     const file = this.#powers.file;

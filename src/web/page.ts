@@ -293,15 +293,22 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
 
   // The tally is read from the journal once; records appended meanwhile wait their turn, in order.
   let backlog: Entry[] | undefined = [];
+  /** The latest records, for a view that opens (the journal may have been opened from a snapshot, with none of them at hand). */
+  let tail: Entry[] = [];
+  const take = (entry: Entry) => {
+    tally.add(entry);
+    tail.push(entry);
+    if (tail.length >= 2 * LATEST_ON_OPEN) tail = tail.slice(-LATEST_ON_OPEN);
+  };
   const upTo = journal.length;
   const ready = (async () => {
     try {
       for await (const entry of journal.read(0)) {
         if (entry.seq >= upTo) break;
-        tally.add(entry);
+        take(entry);
       }
     } finally {
-      for (const entry of backlog ?? []) tally.add(entry);
+      for (const entry of backlog ?? []) take(entry);
       backlog = undefined;
     }
   })();
@@ -310,7 +317,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   journal.onAppend((entry) => {
     if (closed) return;
     if (backlog) backlog.push(entry);
-    else tally.add(entry);
+    else take(entry);
     for (const client of live) {
       if (client.queue.length < MAX_BATCH_RECORDS) client.queue.push(entry);
       else client.skipped += 1;
@@ -464,7 +471,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   const follow = (response: ServerResponse) => {
     if (live.size >= MAX_LIVE_CLIENTS) throw new Refusal(503, `too many live views (${MAX_LIVE_CLIENTS}); close one`, { 'Retry-After': '5' });
     response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
-    const latest = journal.recent(LATEST_ON_OPEN).map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry, label) }));
+    const latest = tail.slice(-LATEST_ON_OPEN).map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry, label) }));
     response.write(`event: hello\ndata: ${toJsonText({ total: journal.length, latest })}\n\n`);
     const client: LiveClient = { response, queue: [], skipped: 0 };
     live.add(client);
