@@ -17,6 +17,7 @@ import { benchMerges } from './merges.js';
 import { benchTextMerge } from './text-merge.js';
 import { benchDocOps } from './doc-ops.js';
 import { benchDocSync } from './doc-sync.js';
+import { benchRestart } from './restart.js';
 import { benchDurable } from './durable.js';
 import type { Row } from './measure.js';
 
@@ -36,6 +37,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['text-merge', benchTextMerge],
   ['docs', benchDocOps],
   ['docs', benchDocSync],
+  ['durable', benchRestart],
   ['durable', benchDurable],
 ];
 
@@ -45,6 +47,10 @@ for (const [suite, run] of suites) {
   if (only.length > 0 && !only.includes(suite)) continue;
   console.log(`\n## ${suite}`);
   for (const r of await run()) {
+    if (r.median_ns === 0 && r.ops_per_s === 0) {
+      console.log(r.name); // a figure with no median (cores used, say): its name says it
+      continue;
+    }
     const vs = r.baseline ? `  ${r.ratio}× ${r.baseline}` : '';
     console.log(`${r.name.padEnd(44)} median ${format(r.median_ns).padStart(10)}  ${String(r.ops_per_s).padStart(10)} ops/s${vs}`);
   }

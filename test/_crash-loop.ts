@@ -431,6 +431,13 @@ const answersByKey = (entries: readonly Entry[]) => {
   return byKey;
 };
 
+/** Every record of a kernel's journal, read from its file (the journal keeps none in memory). */
+const everyRecord = async (kernel: Kernel) => {
+  const records: Entry[] = [];
+  for await (const entry of kernel.journal.read(0)) records.push(entry);
+  return records;
+};
+
 /**
  * What a user can ask the home, for the comparison of a reopened home with
  * one rebuilt from its journal: the promise graph (who/show/calls/pending/
@@ -439,7 +446,7 @@ const answersByKey = (entries: readonly Entry[]) => {
  */
 const queryAnswers = async (kernel: Kernel, setup: Setup, delegations: readonly string[]) => {
   const graph = new GraphIndex();
-  const entries = kernel.journal.entries();
+  const entries = await everyRecord(kernel);
   for (const entry of entries) graph.add(entry);
   const tokens = [setup.greet, setup.doc.write, setup.doc.read, ...delegations.slice(-4)] as Token[];
   const history = await kernel.docs.history(setup.doc.doc, 20);
@@ -559,7 +566,8 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
       let byKey: Map<string, unknown[]>;
       try {
         answersA = await queryAnswers(a, setup, delegations);
-        byKey = answersByKey(a.journal.entries());
+        const recordsA = await everyRecord(a);
+        byKey = answersByKey(recordsA);
         records = a.journal.length;
         // Which operations of this cycle are in the reopened home.
         const perKey = new Map<string, Op[]>();
@@ -585,7 +593,7 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
           if ((byKey.get(key)?.length ?? 0) < before.length) fail(`answers of ${key} acknowledged in earlier cycles are gone (${before.length} before, ${byKey.get(key)?.length ?? 0} now)`);
         }
         // Delegations: their record; revocations: the kernel refuses the token.
-        const wraps = new Set(a.journal.entries().flatMap((entry) => (entry.kind === 'wrap' ? [entry.token as string] : [])));
+        const wraps = new Set(recordsA.flatMap((entry) => (entry.kind === 'wrap' ? [entry.token as string] : [])));
         for (const { token, cycle: made } of revokedAcked) if (!a.isRevoked(token as Token)) fail(`the revocation of ${token} acknowledged in cycle ${made} is gone`);
         for (const op of ops) {
           if (op.kind === 'delegate' && op.token !== undefined) {

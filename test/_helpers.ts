@@ -5,6 +5,7 @@ import type { ExecutionContext } from 'ava';
 import type { Log } from '../src/net/log.js';
 import type { Kernel, Outcome } from '../src/index.js';
 import type { GridValue } from '../src/closures/values.js';
+import type { Entry, Journal } from '../src/journal/journal.js';
 
 /** A fresh temporary directory, removed when the test ends. */
 export const tempDir = async (t: ExecutionContext, prefix = 'grid-test-'): Promise<string> => {
@@ -41,3 +42,10 @@ export const source = (file: string) => readFile(new URL(`../${file}`, import.me
 
 /** A document's current value, read through `token`. */
 export const readDoc = async (kernel: Kernel, token: string) => (valueOf(await kernel.docs.read(token)) as { value: GridValue }).value;
+
+/** Every record of a journal, read from its file (the journal keeps none in memory). */
+export const journalEntries = async (journal: Journal): Promise<Entry[]> => {
+  const entries: Entry[] = [];
+  for await (const entry of journal.read(0)) entries.push(entry);
+  return entries;
+};

@@ -5,7 +5,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel } from '../src/index.js';
-import { tempDir } from './_helpers.js';
+import { tempDir, journalEntries } from './_helpers.js';
 import type { RevocationNotice } from '../src/kernel/revocations.js';
 
 test('a quota used up, a revoked layer and the wraps survive a restart of the answering node', async (t) => {
@@ -25,7 +25,7 @@ test('a quota used up, a revoked layer and the wraps survive a restart of the an
   t.deepEqual(await alice.call(limited, [1, 2], { caller: bob.principal }), { status: 'fulfilled', value: 3 }, 'the second of two uses');
   t.deepEqual(await alice.call(limited, [1, 3], { caller: bob.principal }), { status: 'revoked', code: 'screened', reason: `delegation ${limited.slice(0, 12)}…: quota of 2 calls used up` });
   t.deepEqual(await alice.call(other, [1, 1], { caller: bob.principal }), { status: 'revoked', code: 'token-revoked', reason: 'changed my mind' });
-  const kinds = alice.journal.entries().map((entry) => entry.kind);
+  const kinds = (await journalEntries(alice.journal)).map((entry) => entry.kind);
   t.is(kinds.filter((kind) => kind === 'wrap').length, 2);
   t.true(kinds.includes('policy-state'));
 });
@@ -52,7 +52,7 @@ test('a revocation heard before its delegation is seen survives a restart, and h
   const outcome = await alice.call(toCarol, [1, 2], { caller: carol.principal, chain: (await bob.chainBlocks(toCarol))! });
   t.like(outcome, { status: 'revoked', code: 'token-revoked', reason: 'Carol left' }, 'the restart did not forget it');
   t.like(
-    alice.journal.entries().find((entry) => entry.kind === 'revocation'),
+    (await journalEntries(alice.journal)).find((entry) => entry.kind === 'revocation'),
     { token: toCarol, by: bob.principal, from: bob.principal },
     'believed once the delegation turned up',
   );

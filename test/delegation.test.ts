@@ -17,6 +17,7 @@ import { decode, encode } from '../src/wire/index.js';
 import { blockCid } from '../src/store/hashing.js';
 import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
 import type { RevokeCode } from '../src/interface/outcome.js';
+import { journalEntries } from './_helpers.js';
 
 // One at a time: every test starts kernels and vat threads, and the policy time limits are real timers.
 const test = anyTest.serial;
@@ -80,7 +81,7 @@ const bobsLayer = async (t: ExecutionContext, w: World): Promise<Token> => {
 const through = async (w: World, token: Token, args: unknown[], caller: Principal, carrier: Kernel) =>
   w.alice.call(token, args, { caller, chain: (await carrier.chainBlocks(token))! });
 
-const screened = (kernel: Kernel) => kernel.journal.entries().filter((e): e is Extract<Entry, { kind: 'screened' }> => e.kind === 'screened');
+const screened = async (kernel: Kernel) => (await journalEntries(kernel.journal)).filter((e): e is Extract<Entry, { kind: 'screened' }> => e.kind === 'screened');
 
 const reencode = (bytes: Uint8Array, change: (record: Record<string, unknown>) => void) => {
   const record = { ...(decode(bytes) as Record<string, unknown>) };
@@ -98,7 +99,7 @@ test('who may delegate, revoke, and what a chain carries', async (t) => {
   const blocks = (await w.alice.chainBlocks(dab))!;
   t.is(blocks.links.length, 1);
   t.deepEqual(blocks.modules, [], 'shipped policies do not travel');
-  const wrap = w.alice.journal.entries().find((e) => e.kind === 'wrap');
+  const wrap = (await journalEntries(w.alice.journal)).find((e) => e.kind === 'wrap');
   t.like(wrap, { token: dab, inner: w.root, delegator: w.alice.principal, audience: [w.bob.principal], issuer: w.alice.principal });
 
   // Bob cannot delegate Alice's closure itself, nor revoke Alice's delegation to him.
@@ -120,7 +121,7 @@ test('who may delegate, revoke, and what a chain carries', async (t) => {
   t.false(chain.links.some(contains), 'no link holds the original token');
   t.false(Buffer.from(chain.links.flatMap((bytes) => [...bytes])).toString('latin1').includes(w.root));
   t.is((decode(chain.links[1]!) as { inner: CID }).inner.toString(), sealToken(w.root));
-  t.false(w.bob.journal.entries().some((e) => JSON.stringify(e).includes(w.root)), 'nor does anything Bob\'s node recorded');
+  t.false((await journalEntries(w.bob.journal)).some((e) => JSON.stringify(e).includes(w.root)), 'nor does anything Bob\'s node recorded');
 });
 
 test('only the audience may call; the closure sees the original caller', async (t) => {
@@ -219,8 +220,8 @@ test('nested delegation narrows: Carol is held to Bob\'s rate, audited per layer
     policies: [{ module: 'rate', settings: { rate: { n: 100, periodMs: 60_000, per: 'min' } } }, { module: 'audit' }],
   });
   t.deepEqual(await through(w, dbc, ['one'], w.carol.principal, w.bob), echoed(w.carol.principal, ['one']));
-  const call = w.alice.journal.entries().find((e) => e.kind === 'call' && e.token === dbc)!;
-  t.deepEqual(screened(w.alice).map(({ call, token, caller }) => ({ call, token, caller })), [
+  const call = (await journalEntries(w.alice.journal)).find((e) => e.kind === 'call' && e.token === dbc)!;
+  t.deepEqual((await screened(w.alice)).map(({ call, token, caller }) => ({ call, token, caller })), [
     { call: call.seq, token: dbc, caller: w.carol.principal },
     { call: call.seq, token: dab, caller: w.bob.principal },
   ]);
@@ -228,7 +229,7 @@ test('nested delegation narrows: Carol is held to Bob\'s rate, audited per layer
   limited(await through(w, dbc, ['two'], w.carol.principal, w.bob), 'Carol\'s own layer allows 100/min; Bob\'s allows 1');
   limited(await w.alice.call(dab, ['three'], { caller: w.bob.principal }), 'what Carol does through Bob counts against Bob');
   refuses(t, await w.alice.call(dbc, ['four'], { caller: w.bob.principal }), 'screened', [dbc.slice(0, 12), w.bob.principal]);
-  t.is(screened(w.alice).length, 2, 'refused calls are not audited as screened');
+  t.is((await screened(w.alice)).length, 2, 'refused calls are not audited as screened');
   w.clock.now = T0 + 60_000;
   t.deepEqual(await through(w, dbc, ['five'], w.carol.principal, w.bob), echoed(w.carol.principal, ['five']));
 });
@@ -328,7 +329,7 @@ test('hearRevocation: believed from the delegator, refused from anyone else', as
   t.false(await w.alice.hearRevocation(notice!, w.bob.principal), 'no news the second time');
   refuses(t, await through(w, dbc, [3], w.carol.principal, w.bob), 'token-revoked', ['Carol left']);
   t.deepEqual(await w.alice.call(dab, [4], { caller: w.bob.principal }), echoed(w.bob.principal, [4]), 'Bob\'s own layer still works');
-  t.like(w.alice.journal.entries().find((e) => e.kind === 'revocation'), { token: dbc, by: w.bob.principal, from: w.bob.principal });
+  t.like((await journalEntries(w.alice.journal)).find((e) => e.kind === 'revocation'), { token: dbc, by: w.bob.principal, from: w.bob.principal });
 });
 
 test('hearRevocation of a delegation not seen yet: applied when it turns up, if its delegator signed it', async (t) => {
@@ -497,7 +498,7 @@ test('a user policy travels with the chain and runs in a vat on the answering no
   t.is((await w.bob.chainBlocks(dbc))!.modules.length, 1, 'Bob\'s policy module goes along');
   const carol = w.carol.principal;
   t.deepEqual(await through(w, dbc, ['cached'], carol, w.bob), { status: 'fulfilled', value: { from: 'policy', caller: carol, seen: 1, limit: 2 } } as Outcome);
-  t.false(w.alice.journal.entries().some((e) => e.kind === 'call' && e.token === w.root), 'answered in the closure\'s place');
+  t.false((await journalEntries(w.alice.journal)).some((e) => e.kind === 'call' && e.token === w.root), 'answered in the closure\'s place');
   t.deepEqual(await through(w, dbc, ['x'], carol, w.bob), echoed(carol, ['x']));
   refuses(t, await through(w, dbc, ['y'], carol, w.bob), 'screened', [dbc.slice(0, 12)]);
 });

@@ -15,6 +15,7 @@ import { readRecord, recordCid } from '../src/journal/journal.js';
 import { concatBytes } from '../src/identity/identity.js';
 import { decode, encode } from '../src/wire/index.js';
 import { CID } from 'multiformats/cid';
+import { journalEntries } from './_helpers.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const ADD = 'export const add = (ctx, a, b) => a + b; export const keep = (ctx, x) => x;';
@@ -71,7 +72,7 @@ test('a holder sees the records about its token, and not another token someone p
 test('the records are the journal\'s own bytes, linked, and survive the trip as grid data', async (t) => {
   const w = await world(t);
   const d = disclosureFrom(disclosureValue(await ask(w, w.add, w.ids.bob)));
-  const journal = w.alice.journal.entries();
+  const journal = (await journalEntries(w.alice.journal));
   d.records.forEach((bytes, i) => {
     const { entry } = readRecord(bytes);
     t.deepEqual(JSON.parse(JSON.stringify(entry)), JSON.parse(JSON.stringify(journal[entry.seq])));

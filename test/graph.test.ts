@@ -3,6 +3,7 @@ import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
 import { entriesAround, renderDot, renderMermaid, renderText } from '../src/journal/graph.js';
 import { reputation } from '../src/journal/reputation.js';
+import { journalEntries } from './_helpers.js';
 
 const setup = async () => {
   const kernel = await openKernel({ memory: true });
@@ -18,7 +19,7 @@ const setup = async () => {
   return { kernel, greet, relay, order, fail };
 };
 
-const kindsOf = (kernel: Kernel, token: string) => entriesAround(kernel.journal.entries(), token as never).map((e) => e.kind);
+const kindsOf = async (kernel: Kernel, token: string) => entriesAround((await journalEntries(kernel.journal)), token as never).map((e) => e.kind);
 
 test('entriesAround follows nested calls and further promises', async (t) => {
   const { kernel, greet, relay, order } = await setup();
@@ -29,9 +30,9 @@ test('entriesAround follows nested calls and further promises', async (t) => {
   t.is(promisedOutcome.status, 'promised');
   await kernel.call((promisedOutcome as { token: string }).token, ['c']);
   // relay: its issue, its call, the nested call on greet and both outcomes — not the direct call on greet.
-  t.deepEqual(kindsOf(kernel, relay), ['issue', 'call', 'call', 'fulfilled', 'fulfilled']);
+  t.deepEqual(await kindsOf(kernel, relay), ['issue', 'call', 'call', 'fulfilled', 'fulfilled']);
   // order: its issue, its call, its further promise, and the call on the promised token.
-  t.deepEqual(kindsOf(kernel, order), ['issue', 'call', 'promised', 'call', 'fulfilled']);
+  t.deepEqual(await kindsOf(kernel, order), ['issue', 'call', 'promised', 'call', 'fulfilled']);
 });
 
 test('reputation counts kept, broken and pending promises per issuer', async (t) => {
@@ -44,7 +45,7 @@ test('reputation counts kept, broken and pending promises per issuer', async (t)
   await kernel.call(fail, [], other); // the closure's refusal: kept, weighed neither way
   await kernel.call(order, [], other); // a further promise nobody has called yet: pending
   await kernel.revoke(greet);
-  t.deepEqual(reputation(kernel.journal.entries()), [
+  t.deepEqual(reputation((await journalEntries(kernel.journal))), [
     { issuer: kernel.principal, issued: 5, fulfilled: 2, broken: 1, refused: 1, pending: 1 },
   ]);
 });
@@ -58,17 +59,17 @@ test('renderings name every kind of record', async (t) => {
   await kernel.call(order, [], { follow: true });
   await kernel.revoke(greet, 'done');
   await kernel.flush();
-  const text = renderText(kernel.journal.entries());
+  const text = renderText((await journalEntries(kernel.journal)));
   for (const pattern of [/ issue +bafy/, /answered from cache/, /-> revoked: no \[refused\]/, /-> further promise/, / revoke +bafy.*: done/, /\(journal of \d+ records, signed through #\d+ by did:key/]) {
     t.regex(text, pattern);
   }
-  const dot = renderDot(kernel.journal.entries(), (id) => id);
+  const dot = renderDot((await journalEntries(kernel.journal)), (id) => id);
   t.regex(dot, new RegExp(`"${kernel.principal}" -> "${greet}" \\[label="issued"`));
   t.regex(dot, /label="cache hit"/);
   t.regex(dot, /label="further promise"/);
   t.regex(dot, /label="revoked", style=bold, color=red/);
   t.regex(dot, new RegExp(`"${greet}" \\[label="${greet}", shape=box, color=red\\]`), 'a revoked token is red, wherever it was first seen');
-  const mermaid = renderMermaid(kernel.journal.entries(), (id) => (id === greet ? 'greet "hi"' : id));
+  const mermaid = renderMermaid((await journalEntries(kernel.journal)), (id) => (id === greet ? 'greet "hi"' : id));
   t.regex(mermaid, /^flowchart LR\n/);
   t.regex(mermaid, /\n {2}n\d+\(\["did:key:[^"]+"\]\)\n/, 'principals are stadium-shaped');
   t.regex(mermaid, /\n {2}(n\d+)\["greet #quot;hi#quot;"\]\n[\s\S]*\n {2}n\d+ -->\|"issued"\| \1\n/, 'labels are quoted, edges labelled');
@@ -89,7 +90,7 @@ test('delegations are in the graph: wraps, audited layers, the chain of a token 
   t.regex(String(toSelf), /not to did:key/, 'only the audience of a delegation may delegate it further');
   t.is((await kernel.call(toBob, ['bob'], { caller: bob.principal })).status, 'fulfilled');
   await kernel.revoke(toBob, 'enough');
-  const entries = kernel.journal.entries();
+  const entries = (await journalEntries(kernel.journal));
   const text = renderText(entries);
   t.regex(text, new RegExp(`wrap +${toBob.slice(0, 10)}.* = ${greet.slice(0, 10)}.* delegated by did:key.* to did:key.*\\(policies bafk`));
   t.regex(text, /screened +#\d+ passed audited layer bafy.*, called there by did:key/);

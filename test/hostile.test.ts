@@ -6,6 +6,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
+import { journalEntries } from './_helpers.js';
 
 let kernel: Kernel;
 test.before(async () => {
@@ -92,7 +93,7 @@ test('byte arguments are copies: mutating them changes nothing outside the call'
   const outcome = await kernel.call(token, [input]);
   t.deepEqual(input, new Uint8Array([1, 2, 3]));
   t.deepEqual(outcome, { status: 'fulfilled', value: new Uint8Array([255, 2, 3]) });
-  const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === token);
+  const call = (await journalEntries(kernel.journal)).find((e) => e.kind === 'call' && e.token === token);
   t.deepEqual(call && call.kind === 'call' ? call.args : undefined, [new Uint8Array([1, 2, 3])]);
 });
 
@@ -102,10 +103,10 @@ test('a ctx kept past the end of its call is dead', async (t) => {
     export const leaf = () => 'leaf';`);
   const leaf = await kernel.issue({ code, export: 'leaf' });
   const token = await kernel.issue({ code, export: 'attack' });
-  const before = kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === leaf).length;
+  const before = (await journalEntries(kernel.journal)).filter((e) => e.kind === 'call' && e.token === leaf).length;
   t.deepEqual(await kernel.call(token, [{ '/': leaf }]), { status: 'fulfilled', value: 'returned' });
   await new Promise((resolve) => setImmediate(resolve));
-  t.is(kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === leaf).length, before);
+  t.is((await journalEntries(kernel.journal)).filter((e) => e.kind === 'call' && e.token === leaf).length, before);
 });
 
 test('returning what is not grid data ends revoked', async (t) => {

@@ -36,7 +36,7 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 const LAYERS: readonly (readonly string[])[] = [
   ['interface', 'closures', 'wire', 'store', 'identity', 'types'],
-  ['journal', 'vat-wasm', 'perimeter'],
+  ['journal', 'vat-wasm', 'perimeter', 'db'],
   ['delegation', 'vat', 'docs'],
   ['kernel'],
   ['net'],

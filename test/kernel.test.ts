@@ -3,7 +3,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Outcome } from '../src/index.js';
-import { tempDir } from './_helpers.js';
+import { tempDir, journalEntries } from './_helpers.js';
 import { randomBytes } from 'node:crypto';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import type { BlockStore } from '../src/store/types.js';
@@ -21,7 +21,7 @@ const memoryKernel = async (t: { teardown: (fn: () => unknown) => void }, limits
 const issue = async (kernel: Kernel, source: string, exportName: string, env: unknown = {}) =>
   kernel.issue({ code: await kernel.publish(source), export: exportName, env });
 
-const kinds = (kernel: Kernel) => kernel.journal.entries().filter((e) => e.kind !== 'seal').map((e) => e.kind);
+const kinds = async (kernel: Kernel) => (await journalEntries(kernel.journal)).filter((e) => e.kind !== 'seal').map((e) => e.kind);
 
 test('the basic loop: publish, issue, call, revoke', async (t) => {
   const kernel = await memoryKernel(t);
@@ -32,7 +32,7 @@ test('the basic loop: publish, issue, call, revoke', async (t) => {
   t.deepEqual(await kernel.call(token, ['Ada']), { status: 'fulfilled', value: 'hi, Ada' });
   await kernel.revoke(token, 'enough');
   t.deepEqual(await kernel.call(token, ['Ada']), { status: 'revoked', code: 'token-revoked', reason: 'enough' });
-  t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'revoke', 'call', 'revoked']);
+  t.deepEqual(await kinds(kernel), ['issue', 'call', 'fulfilled', 'revoke', 'call', 'revoked']);
 });
 
 test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 with its sign; NaN and infinities are refused', async (t) => {
@@ -55,7 +55,7 @@ test('numbers reach a JS closure exactly: integers beyond 2^53 as bigints, -0 wi
   t.deepEqual(await call('huge', []), { status: 'revoked', code: 'crash', reason: "bad result: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
   t.deepEqual(await call('same', [Number.NaN]), { status: 'revoked', code: 'invalid', reason: 'bad arguments: NaN is not grid data (numbers are finite)' });
   t.deepEqual(await call('same', [2n ** 64n]), { status: 'revoked', code: 'invalid', reason: "bad arguments: integer 18446744073709551616 is beyond the grid's integers (-2^64 to 2^64-1)" });
-  const nan = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.reason.startsWith('bad result: NaN'));
+  const nan = (await journalEntries(kernel.journal)).find((e) => e.kind === 'revoked' && e.reason.startsWith('bad result: NaN'));
   t.is(nan?.kind === 'revoked' ? nan.cause : undefined, 'crash', "a result that is not grid data is the closure's fault");
 });
 
@@ -131,7 +131,7 @@ test('a closure calls a token from its env', async (t) => {
   const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hello' });
   const relay = await issue(kernel, await example('relay.js'), 'relay', { target: { '/': greet } });
   t.deepEqual(await kernel.call(relay, ['Bob']), { status: 'fulfilled', value: { relayed: 'hello, Bob' } });
-  const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === greet);
+  const call = (await journalEntries(kernel.journal)).find((e) => e.kind === 'call' && e.token === greet);
   t.truthy(call && call.kind === 'call' && call.parent !== undefined, 'nested call records its parent');
 });
 
@@ -178,9 +178,9 @@ test('pure calls are cached; a hit does not execute and is journaled', async (t)
   await kernel.call(greet, ['Ada']);
   const second = await kernel.call(greet, ['Ada']);
   t.deepEqual(second, { status: 'fulfilled', value: 'hi, Ada' });
-  t.deepEqual(kinds(kernel), ['issue', 'call', 'fulfilled', 'hit']);
+  t.deepEqual(await kinds(kernel), ['issue', 'call', 'fulfilled', 'hit']);
   await kernel.call(greet, ['Bob']);
-  t.is(kinds(kernel).at(-1), 'fulfilled', 'different arguments miss');
+  t.is((await kinds(kernel)).at(-1), 'fulfilled', 'different arguments miss');
 });
 
 test('calls that read ctx.caller or call out are not cached', async (t) => {
@@ -188,7 +188,7 @@ test('calls that read ctx.caller or call out are not cached', async (t) => {
   const who = await issue(kernel, 'export const who = (ctx) => ctx.caller', 'who');
   t.deepEqual(await kernel.call(who, []), { status: 'fulfilled', value: kernel.principal });
   await kernel.call(who, []);
-  t.false(kinds(kernel).includes('hit'));
+  t.false((await kinds(kernel)).includes('hit'));
 });
 
 test('revoking a token invalidates its cache entries', async (t) => {
@@ -263,7 +263,7 @@ test('a home kernel keeps revocations, cache and journal across restarts', async
   t.teardown(() => second.close());
   t.is(second.principal, principal);
   t.deepEqual(await second.call(greet, ['Ada']), { status: 'fulfilled', value: 'hey, Ada' });
-  t.is(second.journal.entries().filter((e) => e.kind !== 'seal').at(-1)?.kind, 'hit');
+  t.is((await journalEntries(second.journal)).filter((e) => e.kind !== 'seal').at(-1)?.kind, 'hit');
   t.deepEqual(await second.call(guard, [1, 2]), { status: 'revoked', code: 'token-revoked', reason: 'closed' });
 });
 
@@ -288,7 +288,7 @@ test('a warm call touches neither the store nor the parser', async (t) => {
   const random = (n: number) => new Uint8Array(randomBytes(n));
   const identity = generateIdentity(random);
   const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
-  const kernel = new Kernel({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer: () => () => {} });
+  const kernel = await Kernel.open({ store, identity, journal, clock: Date.now, randomBytes: random, setTimer: () => () => {} });
   t.teardown(() => kernel.close());
   const token = await kernel.issue({ code: await kernel.publish(await example('hello.js')), export: 'greet', env: { greeting: 'hi' } });
   t.is((await kernel.call(token, ['cold'])).status, 'fulfilled'); // the vat fetches the module once
@@ -308,7 +308,7 @@ const kernelOver = async (t: ExecutionContext, powers: { store: BlockStore; iden
     const timer = setTimeout(callback, ms);
     return () => clearTimeout(timer);
   };
-  const kernel = new Kernel({ journal, clock: Date.now, randomBytes: random, setTimer, ...powers });
+  const kernel = await Kernel.open({ journal, clock: Date.now, randomBytes: random, setTimer, ...powers });
   t.teardown(() => kernel.close());
   return kernel;
 };
@@ -369,11 +369,11 @@ test('the cache is bounded: past its limit the oldest tokens are forgotten', asy
   const second = await kernel.issue({ code, export: 'id' });
   for (const x of [1, 2]) await kernel.call(first, [x]);
   for (const x of [1, 2]) await kernel.call(second, [x]);
-  const hits = () => kernel.journal.entries().filter((e) => e.kind === 'hit').length;
+  const hits = async () => (await journalEntries(kernel.journal)).filter((e) => e.kind === 'hit').length;
   await kernel.call(second, [2]);
-  t.is(hits(), 1, 'the newest token is still cached');
+  t.is(await hits(), 1, 'the newest token is still cached');
   await kernel.call(first, [1]);
-  t.is(hits(), 1, 'the oldest token was forgotten, so this call executed');
+  t.is(await hits(), 1, 'the oldest token was forgotten, so this call executed');
 });
 
 test('a token missing here is refused each time it is called, and answered once its closure arrives', async (t) => {

@@ -18,6 +18,7 @@ import { signRevocation } from '../src/kernel/revocations.js';
 import { HANDSHAKE_PROTOCOL } from '../src/net/handshake.js';
 import { acceptSession, openSession } from '../src/net/session.js';
 import { E } from '@endo/far';
+import { journalEntries } from './_helpers.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -175,17 +176,17 @@ test('a node forwards what it cannot answer; with the origin offline the call is
   t.teardown(() => client.close());
   t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 });
   t.deepEqual(await client.call(who, []), { status: 'fulfilled', value: b.identity.principal }, 'A sees the node that forwarded');
-  t.true(b.kernel.journal.entries().some((e) => e.kind === 'forwarded' && e.to === a.identity.principal), 'B journals the forward');
-  t.true(a.kernel.journal.entries().some((e) => e.kind === 'call' && e.token === square && e.caller === b.identity.principal), 'A journals the call');
+  t.true((await journalEntries(b.kernel.journal)).some((e) => e.kind === 'forwarded' && e.to === a.identity.principal), 'B journals the forward');
+  t.true((await journalEntries(a.kernel.journal)).some((e) => e.kind === 'call' && e.token === square && e.caller === b.identity.principal), 'A journals the call');
   // B cached the pure answer: the second call does not reach A.
-  const callsOnA = () => a.kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === square).length;
+  const callsOnA = async () => (await journalEntries(a.kernel.journal)).filter((e) => e.kind === 'call' && e.token === square).length;
   t.deepEqual(await client.call(square, [12]), { status: 'fulfilled', value: 144 });
-  t.is(callsOnA(), 1);
-  t.true(b.kernel.journal.entries().some((e) => e.kind === 'hit' && e.token === square), 'B answered from its cache');
+  t.is(await callsOnA(), 1);
+  t.true((await journalEntries(b.kernel.journal)).some((e) => e.kind === 'hit' && e.token === square), 'B answered from its cache');
   // A's revocation reaches B before A's revoke returns: B's cached copy does not outlive it.
   await a.kernel.revoke(square, 'withdrawn');
   t.deepEqual(await client.call(square, [12]), { status: 'revoked', code: 'token-revoked', reason: 'withdrawn' });
-  t.true(b.kernel.journal.entries().some((e) => e.kind === 'revocation' && e.token === square && e.by === a.identity.principal && e.from === a.identity.principal));
+  t.true((await journalEntries(b.kernel.journal)).some((e) => e.kind === 'revocation' && e.token === square && e.by === a.identity.principal && e.from === a.identity.principal));
   await a.close();
   t.deepEqual(await client.call(who, []), { status: 'revoked', code: 'unreachable', reason: 'unreachable' });
 });
@@ -203,7 +204,7 @@ test('forwarding stops at loops', async (t) => {
   t.deepEqual(passedOn.b, [[b.identity.principal]], 'B passed it on once');
   t.deepEqual(passedOn.c, [[b.identity.principal, c.identity.principal]], 'the call did reach C, which passes it on to no node on its path');
   // Neither node holds the token: a call on it leaves no record on either (item 1 of the stranger issue).
-  t.false([...b.kernel.journal.entries(), ...c.kernel.journal.entries()].some((e) => e.kind === 'call'));
+  t.false([...(await journalEntries(b.kernel.journal)), ...(await journalEntries(c.kernel.journal))].some((e) => e.kind === 'call'));
 });
 
 test("a revoked answer's code crosses the wire: the forwarding node and its caller get the code of the node that ran the call", async (t) => {
@@ -214,9 +215,9 @@ test("a revoked answer's code crosses the wire: the forwarding node and its call
   const client = await connectNode(b.server.url, { identity: generateIdentity(random), random });
   t.teardown(() => client.close());
   t.deepEqual(await client.call(no, []), { status: 'revoked', code: 'refused', reason: 'not today' });
-  const ended = (kernel: Kernel) => kernel.journal.entries().find((e) => e.kind === 'revoked');
-  t.like(ended(a.kernel), { code: 'refused', cause: 'refused' }, "A journals its closure's refusal");
-  t.like(ended(b.kernel), { code: 'refused', cause: 'remote' }, "B journals A's code, weighed as another node's answer");
+  const ended = async (kernel: Kernel) => (await journalEntries(kernel.journal)).find((e) => e.kind === 'revoked');
+  t.like(await ended(a.kernel), { code: 'refused', cause: 'refused' }, "A journals its closure's refusal");
+  t.like(await ended(b.kernel), { code: 'refused', cause: 'remote' }, "B journals A's code, weighed as another node's answer");
   // A token no node holds: A answers B `unknown-token` by code, so B asks no further and answers its caller so.
   t.deepEqual(await client.call('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku', []), { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
 });
@@ -243,7 +244,7 @@ test('a peer that answers with a code this node does not know gets the fallback 
   }
   // A code it does know is passed on as it is (the peer is still only ever `remote` in B's tally).
   t.deepEqual(await client.call(token, ['crash']), { status: 'revoked', code: 'crash', reason: 'says who' });
-  const revoked = b.kernel.journal.entries().filter((e) => e.kind === 'revoked');
+  const revoked = (await journalEntries(b.kernel.journal)).filter((e) => e.kind === 'revoked');
   t.deepEqual(
     revoked.map((e) => e.kind === 'revoked' && [e.code, e.cause]),
     [...Array.from({ length: 7 }, () => ['other', 'remote']), ['crash', 'remote']],
@@ -264,14 +265,14 @@ test.serial('a peer that stops reading is cut off instead of buffered without bo
   for (let i = 0; i < 120; i++) void E(node).call(big, [i]).catch(() => {});
   // Wait while the node makes progress: until every call that reached it has ended and none has reached it for 2 s
   // (it cut the session off, or took all 120), however slowly a loaded machine runs them.
-  const progress = () => {
-    const entries = kernel.journal.entries();
+  const progress = async () => {
+    const entries = (await journalEntries(kernel.journal));
     const calls = entries.filter((e) => e.kind === 'call' && e.token === big).map((e) => e.seq);
     const ended = new Set(entries.flatMap((e) => (e.kind === 'fulfilled' || e.kind === 'revoked' ? [e.call] : [])));
     return { reached: calls.length, running: calls.some((seq) => !ended.has(seq)) };
   };
   for (let last = -1, quietSince = Date.now(); ; await new Promise((resolve) => setTimeout(resolve, 50))) {
-    const { reached, running } = progress();
+    const { reached, running } = await progress();
     if (reached !== last || running) (last = reached), (quietSince = Date.now());
     else if (reached === 120 || Date.now() - quietSince > 2000) break;
   }
@@ -338,9 +339,9 @@ test('a replicable closure is fetched with its first answer and keeps answering 
   // New arguments, so no cache can answer: B runs its replica.
   t.deepEqual(await client.call(square, [13]), { status: 'fulfilled', value: 169 });
   t.deepEqual(await client.call(cube, [4]), { status: 'revoked', code: 'unreachable', reason: 'unreachable' });
-  const calls = b.kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === square);
+  const calls = (await journalEntries(b.kernel.journal)).filter((e) => e.kind === 'call' && e.token === square);
   t.is(calls.length, 2);
-  t.false(b.kernel.journal.entries().some((e) => e.kind === 'forwarded' && e.call === calls[1]!.seq), 'the call with A offline ran on B');
+  t.false((await journalEntries(b.kernel.journal)).some((e) => e.kind === 'forwarded' && e.call === calls[1]!.seq), 'the call with A offline ran on B');
 });
 
 test('a replica that does not match its token, or a closure that is not replicable, is refused', async (t) => {
@@ -506,26 +507,26 @@ test('a cancel crosses the wire and the forward: each node ends the call "cancel
   const strangerSocket = new WebSocket(a.server.url);
   const stranger = await openSession(strangerSocket, { identity: generateIdentity(random), random });
   t.teardown(() => (caller.close(), stranger.close()));
-  const until = async (test: () => boolean) => {
-    while (!test()) await new Promise((resolve) => setTimeout(resolve, 10));
+  const until = async (test: () => boolean | Promise<boolean>) => {
+    while (!(await test())) await new Promise((resolve) => setTimeout(resolve, 10));
   };
-  const ended = (kernel: Kernel, n: number) => {
-    const call = kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === spin)[n];
-    return call && kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
+  const ended = async (kernel: Kernel, n: number) => {
+    const call = (await journalEntries(kernel.journal)).filter((e) => e.kind === 'call' && e.token === spin)[n];
+    return call && (await journalEntries(kernel.journal)).find((e) => e.kind === 'revoked' && e.call === call.seq);
   };
 
   const controller = new AbortController();
   const spinning = caller.call(spin, [1], { signal: controller.signal });
-  await until(() => a.kernel.journal.entries().some((e) => e.kind === 'call' && e.token === spin));
+  await until(async () => (await journalEntries(a.kernel.journal)).some((e) => e.kind === 'call' && e.token === spin));
   // Another session numbers its own requests: a cancel of id 0 there (the caller's call is B's id 0 on A) reaches nothing else.
   strangerSocket.send(encodeCancel(0));
   // Frames are handled in order: once this is answered (no vat needed), the cancel has been.
   t.deepEqual((await stranger.call(asToken('bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'), [])).outcome, { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
-  t.is(ended(a.kernel, 0), undefined, "the stranger's cancel did not touch the caller's call");
+  t.is(await ended(a.kernel, 0), undefined, "the stranger's cancel did not touch the caller's call");
   controller.abort();
   t.deepEqual(await spinning, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
-  await until(() => ended(a.kernel, 0) !== undefined && ended(b.kernel, 0) !== undefined);
-  t.like(ended(a.kernel, 0), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
-  t.like(ended(b.kernel, 0), { reason: 'cancelled by caller' }, 'so does the node that forwarded it');
+  await until(async () => (await ended(a.kernel, 0)) !== undefined && (await ended(b.kernel, 0)) !== undefined);
+  t.like(await ended(a.kernel, 0), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, 'the node that ran it journals the cancel');
+  t.like(await ended(b.kernel, 0), { reason: 'cancelled by caller' }, 'so does the node that forwarded it');
   t.deepEqual(await caller.call(add, [2, 3]), { status: 'fulfilled', value: 5 }, "A's vat is free again");
 });

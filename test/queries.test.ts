@@ -3,6 +3,7 @@ import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Token } from '../src/index.js';
 import { GraphIndex, renderTree } from '../src/journal/queries.js';
+import { journalEntries } from './_helpers.js';
 
 test('who, pending, broken, calls and show answer from a journal of delegations and calls', async (t) => {
   let now = 1_000;
@@ -28,7 +29,7 @@ test('who, pending, broken, calls and show answer from a journal of delegations 
   t.is(unkept.status, 'promised');
 
   const index = new GraphIndex();
-  for (const entry of alice.journal.entries()) index.add(entry);
+  for (const entry of (await journalEntries(alice.journal))) index.add(entry);
 
   const reach = (token: Token) => index.who(token).map((r) => [r.principal, r.through]);
   t.deepEqual(reach(add), [
@@ -51,7 +52,7 @@ test('who, pending, broken, calls and show answer from a journal of delegations 
   t.deepEqual(index.calls({ since: 3_000 }).map((v) => v.call.token).filter((tok) => tok === add), [add], 'since a time: only the call through the delegation');
 
   await alice.revoke(toBob, 'Bob left');
-  for (const entry of alice.journal.entries().slice(-2)) index.add(entry);
+  for (const entry of (await journalEntries(alice.journal)).slice(-2)) index.add(entry);
   t.deepEqual(reach(add).map(([p]) => p), [alice.principal, dave.principal], 'revoking a layer cuts off everyone through it');
   t.is(index.broken().at(-1)!.reason, 'Bob left');
 

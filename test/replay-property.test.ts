@@ -18,7 +18,7 @@ import type { Forwarder } from '../src/kernel/kernel.js';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import { signRevocation } from '../src/kernel/revocations.js';
 import type { Principal, Token } from '../src/interface/ids.js';
-import { tempDir } from './_helpers.js';
+import { tempDir, journalEntries } from './_helpers.js';
 
 const SEED = Number(process.env.REPLAY_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** mulberry32: a small seeded generator, so a failing run can be repeated. */
@@ -93,7 +93,7 @@ test(`a kernel reopened from its journal answers as the live one did (REPLAY_SEE
     for (const call of calls) {
       const before = kernel.journal.length;
       const outcome = await kernel.call(call.token, call.args, { caller: call.caller });
-      answers.push({ outcome, hit: kernel.journal.entries().slice(before).some((entry) => entry.kind === 'hit') });
+      answers.push({ outcome, hit: (await journalEntries(kernel.journal)).slice(before).some((entry) => entry.kind === 'hit') });
     }
     // Whose notices are believed: the peer that answered a token cacheably, and no one else.
     const believed: boolean[] = [];

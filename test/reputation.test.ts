@@ -14,7 +14,7 @@ import { generateIdentity } from '../src/identity/index.js';
 import { reputation, weightOfCause } from '../src/journal/reputation.js';
 import { readRecord } from '../src/journal/journal.js';
 import { encode } from '../src/wire/index.js';
-import { tempDir } from './_helpers.js';
+import { tempDir, journalEntries } from './_helpers.js';
 
 // Vat restarts (time limits) are real: one test at a time on a small machine.
 const test = anyTest.serial;
@@ -72,8 +72,8 @@ test('a caller cannot lower an issuer: refusals are kept, limits and crashes cou
   await kernel.revoke(crash, 'withdrawn');
   for (let i = 0; i < 3; i += 1) t.deepEqual(await kernel.call(crash, [1], as(stranger())), { status: 'revoked', code: 'token-revoked', reason: 'withdrawn' });
   t.like(row(kernel), { fulfilled: 10, broken: 3, refused: 5, pending: 0 });
-  t.deepEqual(kernel.reputation(), reputation(kernel.journal.entries()), 'the live tally agrees with a pass over the journal');
-  const causes = kernel.journal.entries().flatMap((e) => (e.kind === 'revoked' ? [e.cause] : []));
+  t.deepEqual(kernel.reputation(), reputation((await journalEntries(kernel.journal))), 'the live tally agrees with a pass over the journal');
+  const causes = (await journalEntries(kernel.journal)).flatMap((e) => (e.kind === 'revoked' ? [e.cause] : []));
   t.deepEqual(causes, ['refused', 'refused', 'refused', 'refused', 'refused', 'refused', 'passed', 'limit', 'limit', 'limit', 'crash', 'crash', 'crash', 'crash', 'revoked', 'revoked', 'revoked']);
 });
 
@@ -88,7 +88,7 @@ test('an issuer cannot raise its own record by calling its own tokens', async (t
   for (let i = 0; i < 5; i += 1) t.is((await kernel.call(relay, [i, 2])).status, 'fulfilled');
   await kernel.call(crash, ['boom']);
   t.like(row(kernel), { fulfilled: 1, broken: 3, refused: 0, pending: 0 }, 'the issuer\'s own calls count for nothing');
-  t.deepEqual(kernel.reputation(), reputation(kernel.journal.entries()));
+  t.deepEqual(kernel.reputation(), reputation((await journalEntries(kernel.journal))));
 });
 
 test('the reputation policy: a stranger\'s bad calls do not get an honest delegate refused; self-calls do not rescue a poor record', async (t) => {

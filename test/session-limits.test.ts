@@ -24,6 +24,7 @@ import { blockCid } from '../src/store/hashing.js';
 import { DAG_CBOR_CODEC, type Token } from '../src/interface/ids.js';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
 import { eventually } from './_processes.js';
+import { journalEntries } from './_helpers.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 const madeUpToken = () => blockCid(random(32), DAG_CBOR_CODEC).toString() as Token;
@@ -145,8 +146,8 @@ test('honest calls on another connection keep being answered while a peer sends 
 });
 
 /** The journal's ends of calls on `token`: the code of each revoked one. */
-const ends = (kernel: Kernel, token: string) => {
-  const entries = kernel.journal.entries();
+const ends = async (kernel: Kernel, token: string) => {
+  const entries = (await journalEntries(kernel.journal));
   const calls = new Set(entries.filter((e) => e.kind === 'call' && e.token === token).map((e) => e.seq));
   return {
     calls: calls.size,

@@ -6,6 +6,7 @@
 import '../src/perimeter/lockdown.js';
 import test from 'ava';
 import { openKernel, type Kernel } from '../src/index.js';
+import { journalEntries } from './_helpers.js';
 
 const HOSTILE = `
   export const spin = () => { for (;;) {} };
@@ -80,7 +81,7 @@ test.serial('a call that acted before its vat stopped is not run twice', async (
   const slowSpin = await issue('slowSpin');
   const outcome = await kernel.call(slowSpin, [{ '/': echo }]);
   t.deepEqual(outcome, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
-  const calls = kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === slowSpin);
+  const calls = (await journalEntries(kernel.journal)).filter((e) => e.kind === 'call' && e.token === slowSpin);
   t.is(calls.length, 1);
 });
 
@@ -114,7 +115,7 @@ test.serial("a closure's own time limit applies below the node's ceiling", async
 /** Wait until the journal shows `echo` answered a call made from inside another call: its caller is then running in its vat. */
 const nestedAnswered = async (kernel: Kernel, echo: string) => {
   for (;;) {
-    const entries = kernel.journal.entries();
+    const entries = (await journalEntries(kernel.journal));
     const nested = new Set(entries.filter((e) => e.kind === 'call' && e.token === echo && e.parent !== undefined).map((e) => e.seq));
     if (entries.some((e) => e.kind === 'fulfilled' && nested.has(e.call))) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
@@ -134,8 +135,8 @@ test.serial('a cancelled call ends "cancelled by caller", its spinning vat is st
   controller.abort();
   t.deepEqual(await spinning, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
   t.deepEqual(await kernel.call(echo, ['after']), { status: 'fulfilled', value: 'after' }, 'the vat was freed');
-  const call = kernel.journal.entries().find((e) => e.kind === 'call' && e.token === slowSpin)!;
-  const end = kernel.journal.entries().find((e) => e.kind === 'revoked' && e.call === call.seq);
+  const call = (await journalEntries(kernel.journal)).find((e) => e.kind === 'call' && e.token === slowSpin)!;
+  const end = (await journalEntries(kernel.journal)).find((e) => e.kind === 'revoked' && e.call === call.seq);
   t.like(end, { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, "journaled as the node's doing, not the issuer's");
   const issuer = kernel.reputation().find((row) => row.issuer === kernel.principal)!;
   t.is(issuer.broken, 0, 'a cancellation never counts against the issuer');
@@ -152,14 +153,14 @@ test.serial('cancelling reaches the calls a call made; a signal aborted before t
   await nestedAnswered(kernel, echo);
   controller.abort();
   t.deepEqual(await relaying, { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
-  const entries = kernel.journal.entries();
+  const entries = (await journalEntries(kernel.journal));
   for (const token of [relay, slowSpin]) {
     const call = entries.find((e) => e.kind === 'call' && e.token === token)!;
     t.like(entries.find((e) => e.kind === 'revoked' && e.call === call.seq), { code: 'cancelled', reason: 'cancelled by caller', cause: 'node' }, `${token === relay ? 'the call' : 'the call it made'} is cancelled`);
   }
-  const before = kernel.journal.entries().length;
+  const before = (await journalEntries(kernel.journal)).length;
   t.deepEqual(await kernel.call(echo, ['never'], { signal: AbortSignal.abort() }), { status: 'revoked', code: 'cancelled', reason: 'cancelled by caller' });
-  t.is(kernel.journal.entries().length, before, 'nothing journaled: no call was made');
+  t.is((await journalEntries(kernel.journal)).length, before, 'nothing journaled: no call was made');
   t.deepEqual(await kernel.call(echo, ['still serving']), { status: 'fulfilled', value: 'still serving' });
 });
 
@@ -173,7 +174,7 @@ test.serial("cancelling a call never ends another caller's call that has acted: 
   t.deepEqual(await kernel.call(echo, ['warm']), { status: 'fulfilled', value: 'warm' });
   // X and Y have each acted (a ctx.call is out, seen in the journal); one vat holds them all.
   const hangCalls = async (n: number) => {
-    while (kernel.journal.entries().filter((e) => e.kind === 'call' && e.token === hang).length < n) await new Promise((resolve) => setTimeout(resolve, 10));
+    while ((await journalEntries(kernel.journal)).filter((e) => e.kind === 'call' && e.token === hang).length < n) await new Promise((resolve) => setTimeout(resolve, 10));
   };
   const x = new AbortController();
   let xSettled = false;

@@ -4,15 +4,18 @@
  * principal.
  */
 import { randomBytes } from 'node:crypto';
-import type { Token } from '../interface/ids.js';
+import type { Principal, Token } from '../interface/ids.js';
 import { loadModuleParser } from '../closures/modules.js';
 import { homePaths, NoHomeError } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { loadPeers } from '../home/peers-file.js';
 import { announceNode, retractNode, runningNode, type RunningNode } from '../home/running-node.js';
 import { loadIdentity } from '../identity/index.js';
-import { followJournalFile } from '../journal/fs-file.js';
-import type { Entry } from '../journal/journal.js';
+import { open } from 'node:fs/promises';
+import { journalBytes } from '../journal/fs-file.js';
+import { Journal } from '../journal/journal.js';
+import { RecordQueries } from '../journal/record-queries.js';
+import { memoryListStore, RecordIndex } from '../db/records.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type Kernel, type KernelLimits } from '../kernel/kernel.js';
 import { ownerOf, type NodeOwner } from '../kernel/owner.js';
 import { openKernel } from '../home/open.js';
@@ -29,8 +32,8 @@ import { UnreachableError, type Invocation } from './invocation.js';
  * it is append-only).
  */
 export interface HomeOps extends NodeOwner {
-  /** The home's journal: the kernel's here, or read from the file the running node writes. */
-  entries(): Promise<readonly Entry[]>;
+  /** The home's journal and what its records say: the kernel's here, or read from the file the running node writes (only what was appended since the last look). */
+  history(): Promise<History>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
 }
@@ -107,7 +110,7 @@ export const withHome = async <T>(
                 // the home kept (home/analyses.ts) and loads the parser only for a module analyzed nowhere yet.
                 publish: async (bytes) => (await loadModuleParser(), owner.publish(bytes)),
                 issue: async (spec) => (await loadModuleParser(), owner.issue(spec)),
-                entries: async () => kernel.journal.entries(),
+                history: async () => ({ journal: kernel.journal, records: kernel.records }),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },
               names,
@@ -126,17 +129,47 @@ export const withHome = async <T>(
     }
   }
   const identity = await loadHomeIdentity(paths);
-  const follower = followJournalFile(paths.journal, identity.principal);
+  const follower = await followHome(paths.journal, identity.principal);
   return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
       ...remote,
       call: (token, args, callOptions) => remote.call(token, args, { ...callOptions, timeoutMs: (options.limits?.callTimeoutMs ?? DEFAULT_LIMITS.callTimeoutMs) + REMOTE_GRACE_MS }),
       nodeUrl: node.url,
       // The node writes the journal; this follows it, reading only what was appended since the last look.
-      entries: follower.entries,
+      history: follower.history,
     };
     return body(ops, await PetNames.open(paths.names));
-  });
+  }).finally(follower.close);
+};
+
+/** A home's journal and what its records say. */
+export interface History {
+  readonly journal: Journal;
+  readonly records: RecordQueries;
+}
+
+/**
+ * Follow the journal file a running node writes: each look verifies and
+ * indexes (in memory) only the records appended since the last one.
+ */
+const followHome = async (path: string, signer: Principal) => {
+  let journal: (Journal & { refresh(): Promise<void> }) | undefined;
+  let records: RecordQueries | undefined;
+  const start = async () => {
+    const handle = await open(path, 'r');
+    journal = Journal.follow({ ...journalBytes(handle), close: () => handle.close() }, signer);
+    records = new RecordQueries(journal, (await RecordIndex.open(journal, memoryListStore())).index);
+  };
+  return {
+    history: async (): Promise<History> => {
+      if (!journal) await start();
+      await journal!.refresh();
+      return { journal: journal!, records: records! };
+    },
+    close: async () => {
+      await journal?.close();
+    },
+  };
 };
 
 export const loadHomeIdentity = (paths: ReturnType<typeof homePaths>) =>

@@ -32,7 +32,7 @@ import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
-import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance } from './governance.js';
+import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
 import {
   conflictToken,
@@ -144,6 +144,16 @@ interface DocState {
   turn: Promise<unknown>;
   /** Whether a rules change of it has landed here (journal `doc-rules`): until one has, the genesis's rules hold everywhere, with no walk. */
   ruled?: true;
+}
+
+export interface DocumentsSnapshot {
+  readonly docs: ReadonlyArray<{ doc: string; id: string; issuer: Principal; heads: readonly string[]; current: string; open?: Token; ruled?: true }>;
+  /** Each role closure's sealed reference, role, document id and issuer. */
+  readonly roles: ReadonlyArray<readonly [string, string, string, Principal]>;
+  readonly conflicts: ReadonlyArray<{ token: Token; doc: string; heads: readonly string[]; attempts: readonly Attempt[]; at: number; settled?: string }>;
+  readonly revokedSince: ReadonlyArray<readonly [Token, number, Principal, Uint8Array]>;
+  readonly followed: ReadonlyArray<readonly [Token, string | null]>;
+  readonly proposals: ProposalsSnapshot;
 }
 
 interface ConflictState {
@@ -698,6 +708,28 @@ export const makeDocuments = (powers: DocumentPowers) => {
         }
         default:
       }
+    },
+
+    /** What the journal left here, as plain data (kernel/snapshot.ts). */
+    snapshot: (): DocumentsSnapshot => ({
+      docs: [...docs.values()].map(({ cid, id, issuer, heads, current, open, ruled }) => ({ doc: text(cid), id, issuer, heads: heads.map(text), current: text(current), ...(open ? { open } : {}), ...(ruled ? { ruled } : {}) })),
+      roles: [...sealedRoles.values()].map(({ sealed, export: role, env, issuer }) => [sealed, role, (env as { doc: string }).doc, issuer] as const),
+      conflicts: [...conflicts].map(([token, { doc, heads, attempts, at, settled }]) => ({ token, doc, heads: heads.map(text), attempts, at, ...(settled ? { settled: text(settled) } : {}) })),
+      revokedSince: [...revokedSince].map(([token, { since, by, signature }]) => [token, since, by, signature] as const),
+      followed: [...followed].map(([token, doc]) => [token, doc ?? null] as const),
+      proposals: proposals.snapshot(),
+    }),
+    restore(from: DocumentsSnapshot) {
+      for (const { doc, id, issuer, heads, current, open, ruled } of from.docs) {
+        const state: DocState = { cid: CID.parse(doc), id, issuer, heads: heads.map((head) => CID.parse(head)), current: CID.parse(current), turn: Promise.resolve(), ...(open ? { open } : {}), ...(ruled ? { ruled } : {}) };
+        docs.set(doc, state);
+        byId.set(id, state);
+      }
+      for (const [sealed, role, id, issuer] of from.roles) sealedRoles.set(sealed, harden({ token: sealed as Token, sealed, code: ROLE_MODULE_ID, export: role, env: { doc: id }, issuer }));
+      for (const { token, doc, heads, attempts, at, settled } of from.conflicts) conflicts.set(token, { doc, heads: heads.map((head) => CID.parse(head)), attempts, at, ...(settled ? { settled: CID.parse(settled) } : {}) });
+      for (const [token, since, by, signature] of from.revokedSince) revokedSince.set(token, { since, by, signature });
+      for (const [token, doc] of from.followed) followed.set(token, doc ?? undefined);
+      proposals.restore(from.proposals);
     },
 
     /** Make a document: its genesis and its four role tokens. `reducer` and token steps are closures' tokens. */

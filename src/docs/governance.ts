@@ -107,6 +107,9 @@ export const tally = (proposal: Pick<Proposal, 'members' | 'weights' | 'quorum' 
 };
 
 export type Proposals = ReturnType<typeof makeProposals>;
+export type ProposalsSnapshot = ReadonlyArray<
+  Omit<Proposal, 'votes' | 'signatures' | 'cancelTimer' | 'quorum'> & { token: Token; quorum: string | number; votes: ReadonlyArray<readonly [Principal, Choice, Uint8Array]> }
+>;
 
 export const makeProposals = (powers: {
   journal: Journal;
@@ -158,6 +161,29 @@ export const makeProposals = (powers: {
   };
 
   return harden({
+    /** The proposals the journal left here, as plain data (kernel/snapshot.ts). */
+    snapshot: (): ProposalsSnapshot =>
+      [...proposals].map(([token, { votes, signatures, cancelTimer: _, quorum, ...proposal }]) => ({
+        token,
+        ...proposal,
+        quorum: quorumToWire(quorum),
+        votes: [...votes].map(([voter, choice]) => [voter, choice, signatures.get(voter)!] as const),
+      })),
+    restore(from: ProposalsSnapshot) {
+      for (const { token, votes, quorum, ...rest } of from) {
+        const proposal: Proposal = {
+          ...rest,
+          quorum: quorumFromWire(quorum),
+          votes: new Map(votes.map(([voter, choice]) => [voter, choice])),
+          signatures: new Map(votes.map(([voter, , signature]) => [voter, signature])),
+        };
+        proposals.set(token, proposal);
+        if (proposal.ended) continue;
+        open += 1;
+        arm(token, proposal);
+      }
+    },
+
     isProposal: (token: Token) => proposals.has(token),
 
     apply(entry: Entry) {

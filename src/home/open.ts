@@ -9,10 +9,16 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, JournalError, memoryJournalFile } from '../journal/journal.js';
+import { Journal, JournalError, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
+import { databaseSnapshots } from '../db/snapshots.js';
+import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
+import { equals } from 'multiformats/bytes';
+import { rm } from 'node:fs/promises';
 import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
 import { acquireHomeLock } from './lock.js';
+import { openDatabase, tableOf } from '../db/database.js';
+import { lmdbListStore, type ListStore } from '../db/records.js';
 import { openModuleAnalyses } from './analyses.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { createHomeDirs, homeExists, homePaths, NoHomeError } from './home.js';
@@ -42,8 +48,8 @@ const shippedIn = (folderName: string): Readonly<Record<string, string>> => {
   }
   return Object.freeze(sources);
 };
-const SHIPPED_POLICIES = shippedIn('policies');
-const SHIPPED_MERGES = shippedIn('merges');
+export const SHIPPED_POLICIES = shippedIn('policies');
+export const SHIPPED_MERGES = shippedIn('merges');
 export type OpenKernelOptions =
   | (CommonOptions & {
       home: string;
@@ -134,8 +140,8 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
-  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void> }) =>
-    new Kernel({
+  const kernelOn = (store: BlockStore, identity: Identity, journal: Journal, home?: { analyses: ModuleAnalyses; onClose: () => Promise<void>; recordStore: ListStore; snapshots: SnapshotStore; snapshot?: Snapshot }) =>
+    Kernel.open({
       store,
       identity,
       journal,
@@ -171,13 +177,50 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     const identity = await loadIdentity(paths.identity);
     // The lock makes this process the home's one writer: every temporary block file there now is a crash's leftover.
     await removeStaleTemps(paths.blocks);
-    const { journal, droppedBytes } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, ...journalPowers }).catch(suggestRepair);
-    if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
-    return kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose: release });
+    const database = openDatabase(paths.db);
+    const onClose = async () => {
+      try {
+        await database.close();
+      } finally {
+        await release();
+      }
+    };
+    try {
+      const file = await openFsJournalFile(paths.journal);
+      const snapshots = databaseSnapshots(database);
+      const snapshot = await snapshotMatching(snapshots, file);
+      // With a snapshot that matches, only the records after it are read (and verified): what it stands for was verified when it was taken.
+      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }, snapshot ? { from: snapshot.position } : {}).catch(suggestRepair);
+      if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
+      const recordStore = lmdbListStore(tableOf(database, 'records'));
+      return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore, snapshots, ...(snapshot ? { snapshot } : {}) });
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
   } catch (error) {
     await release();
     throw error;
   }
+};
+
+/**
+ * The home's snapshot, if the journal still holds the record it stands
+ * after (the file reaches its position and the record there hashes to its
+ * head); undefined — the kernel then replays the whole journal — if there
+ * is none, it does not decode, or the journal lost or changed that record
+ * (a torn tail cut, a repair, another journal put in its place).
+ */
+const snapshotMatching = async (snapshots: SnapshotStore, file: JournalBytes): Promise<Snapshot | undefined> => {
+  const stored = snapshots.load();
+  const snapshot = stored && decodeSnapshot(stored);
+  if (!snapshot) return undefined;
+  const { offset, last, head } = snapshot.position;
+  if (head === null || last >= offset || (await file.size()) < offset) return undefined;
+  const frame = await file.readRange(last, offset - last);
+  const body = frame.subarray(4);
+  if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
+  return snapshot;
 };
 
 /** A journal that breaks part way does not open; `grid repair` is the way out, and the one line says so. */
@@ -211,6 +254,8 @@ export const repairHome = async (options: { home: string; lockWaitMs?: number; c
     const { unsealed } = await Journal.scanFile(file, identity.principal);
     const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) });
     await journal.close();
+    // What the database derived may stand on records moved aside: the next open rebuilds it from the journal.
+    await rm(paths.db, { recursive: true, force: true });
     return { ...report, tornBytes: report.tornBytes || droppedBytes, sealed: unsealed };
   } finally {
     await release();

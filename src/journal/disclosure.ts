@@ -29,6 +29,15 @@ import { encode } from '../wire/index.js';
 import { entriesAround } from './graph.js';
 import { readRecord, recordCid, sealVerifies, type Entry, type Journal } from './journal.js';
 
+/** What a disclosure reads through a record index (journal/record-queries.ts): only the records about the token. */
+export interface DisclosureIndex {
+  around(token: Token): Promise<Entry[]>;
+  delegation(token: string): Promise<Extract<Entry, { kind: 'wrap' }> | undefined>;
+  isDelegation(token: string): boolean;
+  seals(seqs: readonly number[]): Promise<Entry[]>;
+  locate(entries: readonly Entry[]): { seq: number; offset: number }[] | undefined;
+}
+
 export interface Disclosure {
   readonly node: Principal;
   readonly token: Token;
@@ -105,14 +114,23 @@ const tokensNamed = (entry: Entry): Set<string> => {
 export const disclosable = (entries: readonly Entry[], token: Token, requester: Principal): Entry[] => {
   const delegations = new Map<string, Extract<Entry, { kind: 'wrap' }>>();
   for (const entry of entries) if (entry.kind === 'wrap') delegations.set(entry.token, entry);
-  const delegation = delegations.get(token);
+  const latest = shownOf(entriesAround(entries, token), token, requester, delegations.get(token), (named) => delegations.has(named));
+  return withSeals((seq) => entries[seq], latest);
+};
+
+/**
+ * What of `around` (the records about `token`) may be shown to `requester`,
+ * the latest MAX_DISCLOSED of them: `delegation` is the wrap that made
+ * `token` if one did, `isDelegation` says whether a token is a delegation's.
+ */
+const shownOf = (around: readonly Entry[], token: Token, requester: Principal, delegation: Extract<Entry, { kind: 'wrap' }> | undefined, isDelegation: (token: string) => boolean): Entry[] => {
   if (delegation && delegation.delegator !== requester && !delegation.audience.includes(requester)) {
     throw new DisclosureError(`only the audience of delegation ${token} (and its delegator) may see its records`);
   }
   /** Calls shown, and whether the requester made them (a nested call is its closure's doing, not the caller's). */
   const shownCalls = new Map<number, boolean>();
   const shown: Entry[] = [];
-  for (const entry of entriesAround(entries, token)) {
+  for (const entry of around) {
     let own = false;
     switch (entry.kind) {
       // Policy state and who holds a replica are this node's business.
@@ -132,14 +150,14 @@ export const disclosable = (entries: readonly Entry[], token: Token, requester: 
         own = shownCalls.get(entry.call)!;
         break;
     }
-    const foreign = [...tokensNamed(entry)].some((named) => named !== token && !delegations.has(named));
+    const foreign = [...tokensNamed(entry)].some((named) => named !== token && !isDelegation(named));
     if (foreign && !own) continue;
     if (entry.kind === 'call') shownCalls.set(entry.seq, own);
     shown.push(entry);
   }
   const latest = shown.slice(-MAX_DISCLOSED);
   const cut = orphans(latest);
-  return withSeals(entries, latest.filter((entry) => !cut.has(entry.seq)));
+  return latest.filter((entry) => !cut.has(entry.seq));
 };
 
 /** Records among `entries` about a call that is not among them: what cutting a disclosure to size must drop too. */
@@ -148,8 +166,8 @@ const orphans = (entries: readonly Entry[]): Set<number> => {
   return new Set(entries.filter((entry) => 'call' in entry && typeof entry.call === 'number' && !calls.has(entry.call)).map((entry) => entry.seq));
 };
 
-/** `shown` with the seals right before or after any of its records, in journal order. */
-const withSeals = (entries: readonly Entry[], shown: Entry[]): Entry[] => {
+/** `shown` with the seals right before or after any of its records, in journal order (`entryAt`: the record numbered so, if known). */
+const withSeals = (entryAt: (seq: number) => Entry | undefined, shown: Entry[]): Entry[] => {
   const out: Entry[] = [];
   const seen = new Set<number>();
   const add = (entry: Entry | undefined) => {
@@ -159,16 +177,16 @@ const withSeals = (entries: readonly Entry[], shown: Entry[]): Entry[] => {
     }
   };
   for (const entry of shown) {
-    const before = entries[entry.seq - 1];
+    const before = entryAt(entry.seq - 1);
     if (before?.kind === 'seal') add(before);
     add(entry);
-    const after = entries[entry.seq + 1];
+    const after = entryAt(entry.seq + 1);
     if (after?.kind === 'seal') add(after);
   }
   return out;
 };
 
-/** What `node` discloses to `requester` about `token`, signed. */
+/** What `node` discloses to `requester` about `token`, signed: only the records about the token are read (through the record index). */
 export const disclose = async (
   journal: Journal,
   identity: Identity,
@@ -176,17 +194,40 @@ export const disclose = async (
   requester: Principal,
   at: number,
   maxBytes = MAX_DISCLOSED_BYTES,
+  records?: DisclosureIndex,
 ): Promise<Disclosure> => {
-  const entries = disclosable(journal.entries(), token, requester);
-  const read = await journal.records(entries.map((entry) => entry.seq), maxBytes);
+  let entries: Entry[];
+  let located: ReturnType<DisclosureIndex['locate']>;
+  if (records) {
+    const around = await records.around(token);
+    const shown = shownOf(around, token, requester, await records.delegation(token), (named) => records.isDelegation(named));
+    const seals = new Map((await records.seals(shown.flatMap((entry) => [entry.seq - 1, entry.seq + 1]))).map((seal) => [seal.seq, seal]));
+    entries = withSeals((seq) => seals.get(seq), shown);
+    located = records.locate(entries);
+  } else {
+    // Without an index, the whole journal is read (and let go).
+    const all: Entry[] = [];
+    for await (const entry of journal.read(0)) all.push(entry);
+    entries = disclosable(all, token, requester);
+  }
+  const read = located ? latestFitting(await journal.recordsAt(located), maxBytes) : await journal.records(entries.map((entry) => entry.seq), maxBytes);
   const fitting = entries.slice(entries.length - read.length);
   const cut = orphans(fitting);
-  const records = read.filter((_, i) => !cut.has(fitting[i]!.seq));
-  const cids = records.map(recordCid);
+  const bytes = read.filter((_, i) => !cut.has(fitting[i]!.seq));
+  const cids = bytes.map(recordCid);
   const unsigned = { node: identity.principal, token, requester, at, cids };
-  return Object.freeze({ ...unsigned, records, signature: identity.sign(statement(unsigned)) });
+  return Object.freeze({ ...unsigned, records: bytes, signature: identity.sign(statement(unsigned)) });
 };
 
+/** The latest of `records` that fit in `maxBytes` together (as Journal.records cuts them). */
+const latestFitting = (records: Uint8Array[], maxBytes: number): Uint8Array[] => {
+  let first = records.length;
+  for (let total = 0; first > 0; first--) {
+    total += records[first - 1]!.length;
+    if (total > maxBytes) break;
+  }
+  return records.slice(first);
+};
 
 /**
  * Check a disclosure from `node` about `token` made for `requester`: the

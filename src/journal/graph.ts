@@ -101,13 +101,23 @@ const hitArgs = (bySeq: Map<number, Entry>, from: number): readonly unknown[] | 
   return call?.kind === 'call' ? call.args : undefined;
 };
 
+/** What `renderText` says of the journal beyond the records it lists, when it has no array of them all (an index read them). */
+export interface TextContext {
+  /** Records a hit names (the `fulfilled` it was answered from, and that one's call). */
+  readonly bySeq?: ReadonlyMap<number, Entry>;
+  readonly total: number;
+  readonly lastSeal?: Entry;
+}
+
 /**
  * One line per record. Seals are left out of the listing — they vouch for
  * records rather than being events — and summarised in a last line.
  */
-export const renderText = (entries: readonly Entry[], name: Namer = shortId, all: readonly Entry[] = entries): string => {
-  const bySeq = new Map(all.map((entry) => [entry.seq, entry]));
-  const lastSeal = all.findLast((entry) => entry.kind === 'seal');
+export const renderText = (entries: readonly Entry[], name: Namer = shortId, all: readonly Entry[] | TextContext = entries): string => {
+  const bySeq = Array.isArray(all) ? new Map(all.map((entry) => [entry.seq, entry])) : new Map(entries.map((entry) => [entry.seq, entry]));
+  for (const [seq, entry] of (all as TextContext).bySeq ?? []) bySeq.set(seq, entry);
+  const lastSeal = Array.isArray(all) ? all.findLast((entry) => entry.kind === 'seal') : (all as TextContext).lastSeal;
+  const total = Array.isArray(all) ? all.length : (all as TextContext).total;
   const events = entries.filter((entry): entry is Exclude<Entry, { kind: 'seal' }> => entry.kind !== 'seal');
   const lines = events.map((entry) => {
     const head = `#${entry.seq} ${new Date(entry.at).toISOString()} ${entry.kind.padEnd(9)}`;
@@ -163,7 +173,7 @@ export const renderText = (entries: readonly Entry[], name: Namer = shortId, all
         return `${head} ${name(entry.proposal)} ${entry.status}: ${entry.reason}${entry.version ? ` (version ${name(entry.version)})` : ''}`;
     }
   });
-  if (lastSeal?.kind === 'seal') lines.push(`(journal of ${all.length} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
+  if (lastSeal?.kind === 'seal') lines.push(`(journal of ${total} records, signed through #${lastSeal.seq} by ${name(lastSeal.signer)})`);
   return lines.join('\n');
 };
 

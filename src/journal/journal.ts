@@ -368,8 +368,31 @@ export interface ScanStart {
   readonly offset?: number;
 }
 const START: ScanStart = Object.freeze({ head: null, seq: 0 });
+
+/** Where a batch ends: the next record is numbered `seq` and starts at byte `offset`, linking to `head`, the record before it, which starts at byte `last`. */
+export interface BatchEnd {
+  readonly seq: number;
+  readonly offset: number;
+  readonly head: Uint8Array | null;
+  readonly last: number;
+}
 /** Bytes read at a time when a journal is opened or followed: room for the longest record. */
 const READ_WINDOW = FRAME_HEADER + MAX_RECORD_BYTES;
+/** Bytes `read` takes from the file at a time (a longer record is read whole on its own). */
+const STREAM_WINDOW = 256 * 1024;
+/** The latest records kept in memory for `recent` (the web page's tail); older ones are read from the file. */
+export const RECENT_RECORDS = 4096;
+/** Where every MARK_STRIDE-th record starts is kept in memory: finding any other costs reading at most this many frame headers. */
+export const MARK_STRIDE = 256;
+/** Bytes read for a record whose length is not known yet: most records fit. */
+const RECORD_GUESS = 1024;
+
+/** One batch as it landed in the file: its records (seals included), where each starts, and the position after it. */
+export interface WrittenBatch {
+  readonly entries: readonly Entry[];
+  readonly offsets: readonly number[];
+  readonly position: ScanStart;
+}
 
 export interface OpenedJournal {
   journal: Journal;
@@ -379,9 +402,10 @@ export interface OpenedJournal {
 
 export class Journal {
   readonly #powers: JournalPowers;
-  readonly #entries: Entry[] = [];
   #pending: Entry[] = [];
-  /** Binary CID of the last record written. */
+  /** The latest records (at most RECENT_RECORDS after a trim), oldest first. */
+  #recent: Entry[] = [];
+  /** Binary CID of the last record encoded for writing. */
   #head: Uint8Array | null;
   #nextSeq: number;
   #scheduled = false;
@@ -392,38 +416,107 @@ export class Journal {
   #writing: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #closed = false;
-  /** Where each record's frame starts in the file, by sequence number, and where the next will. */
-  readonly #offsets: number[];
+  /** Where record `k * MARK_STRIDE` starts, by k (and where the scan at open started); the rest are found by walking frames. */
+  readonly #marks = new Map<number, { seq: number; offset: number }>();
+  /** The end of the records encoded so far (the file's length once their writes land). */
   #fileLength: number;
+  /** The position after the last record whose write has resolved. */
+  #written: ScanStart;
   readonly #listeners: Array<(entry: Entry) => void> = [];
+  readonly #batchListeners: Array<(end: BatchEnd, written: Promise<void>) => void> = [];
+  /** Where the last record cut into a batch starts. */
+  #lastStart = 0;
+  readonly #writtenListeners: Array<(batch: WrittenBatch) => void> = [];
 
-  private constructor(powers: JournalPowers, entries: Entry[], head: Uint8Array | null, offsets: number[], fileLength: number) {
+  private constructor(powers: JournalPowers, position: ScanStart & { last?: number }) {
     this.#powers = powers;
-    this.#entries = entries;
-    this.#head = head;
-    this.#offsets = offsets;
-    this.#fileLength = fileLength;
-    this.#nextSeq = entries.length === 0 ? 0 : entries[entries.length - 1]!.seq + 1;
+    this.#head = position.head;
+    this.#nextSeq = position.seq;
+    this.#fileLength = position.offset ?? 0;
+    this.#written = position;
+    this.#mark(0, 0);
+    this.#lastStart = position.last ?? 0;
   }
 
-  static async open(powers: JournalPowers): Promise<OpenedJournal> {
+  /**
+   * Open a journal file, verifying its records from `from` (the record
+   * numbered `from.seq`, at byte `from.offset`, linking to `from.head`) to
+   * the end; from the start by default. Nothing of the records is kept but
+   * the position at the end (and a sparse table of where records start).
+   */
+  static async open(powers: JournalPowers, options: { from?: ScanStart } = {}): Promise<OpenedJournal> {
+    const from = options.from ?? START;
+    const marks: Array<{ seq: number; offset: number }> = [];
+    // Where the last record starts: a snapshot's position says so when nothing follows it.
+    let lastStart = (from as Partial<BatchEnd>).last ?? 0;
     let parsed: Awaited<ReturnType<typeof Journal.scanFile>>;
     try {
-      parsed = await Journal.scanFile(powers.file, powers.identity.principal);
+      parsed = await Journal.scanFile(powers.file, powers.identity.principal, from, (part) => {
+        lastStart = part.offsets.at(-1) ?? lastStart;
+        part.entries.forEach((entry, i) => {
+          if (entry.seq % MARK_STRIDE === 0) marks.push({ seq: entry.seq, offset: part.offsets[i]! });
+        });
+      });
       if (parsed.broken) throw parsed.broken;
     } catch (error) {
       await powers.file.close();
       throw error;
     }
-    const { entries, head, goodLength, unsealed, offsets, size } = parsed;
+    const { head, goodLength, unsealed, size, count, last } = parsed;
     const droppedBytes = size - goodLength;
     if (droppedBytes > 0) await powers.file.truncate(goodLength);
-    const journal = new Journal(powers, entries, head, offsets, goodLength);
+    const journal = new Journal(powers, { seq: from.seq + count, offset: goodLength, head, last: lastStart });
+    journal.#mark(from.seq, from.offset ?? 0);
+    for (const mark of marks) journal.#mark(mark.seq, mark.offset);
+    if (last) journal.#recent.push(...last);
     // Records that made it to disk after the last seal are intact (their
     // links check out) but unsigned: vouch for them now.
     journal.#unsealed = unsealed;
     if (unsealed > 0) await journal.flush();
     return { journal, droppedBytes };
+  }
+
+  /**
+   * A journal file another process (the home's running node) writes, read
+   * as it grows: `refresh` verifies the records appended since the last
+   * look and hands them to `onWritten` listeners (a record index), keeping
+   * none. It is read only: `append` refuses.
+   */
+  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal): Journal & { refresh(): Promise<void> } {
+    const refuse = async () => {
+      throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
+    };
+    const identity = { principal: signer, publicKey: new Uint8Array(), sign: () => new Uint8Array() } as unknown as Identity;
+    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, START);
+    journal.#following = true;
+    return Object.assign(journal, { refresh: () => (journal.#refreshing = journal.#refreshing.then(() => journal.#refresh(), () => journal.#refresh())) });
+  }
+
+  #following = false;
+  #refreshing: Promise<void> = Promise.resolve();
+
+  async #refresh(): Promise<void> {
+    const file = this.#powers.file;
+    const from = this.#written;
+    if ((await file.size()) < (from.offset ?? 0)) throw new JournalError('ERR_CORRUPT', `the journal file shrank below byte ${from.offset} while being followed`);
+    const parsed = await Journal.scanFile(file, this.#powers.identity.principal, from, (part) => {
+      part.entries.forEach((entry, i) => {
+        if (entry.seq % MARK_STRIDE === 0) this.#mark(entry.seq, part.offsets[i]!);
+      });
+      for (const entry of part.entries.slice(-RECENT_RECORDS)) this.#remember(entry);
+      this.#written = part.position;
+      this.#nextSeq = part.position.seq;
+      this.#head = part.position.head;
+      this.#fileLength = part.position.offset ?? 0;
+      for (const listener of this.#writtenListeners) listener(part);
+    });
+    if (parsed.broken) throw parsed.broken;
+  }
+
+  #mark(seq: number, offset: number) {
+    const k = Math.floor(seq / MARK_STRIDE);
+    const known = this.#marks.get(k);
+    if (!known || known.seq > seq) this.#marks.set(k, { seq, offset });
   }
 
   /**
@@ -512,19 +605,30 @@ export class Journal {
    * `goodLength` is where the verified prefix ends, counted from the file's
    * start; `size`, the file's length when it was read.
    */
-  static async scanFile(file: JournalBytes, signer?: Principal, after: ScanStart = START) {
+  static async scanFile(file: JournalBytes, signer?: Principal, after: ScanStart = START, each?: (part: WrittenBatch) => void) {
     const size = await file.size();
     const entries: Entry[] = [];
     const offsets: number[] = [];
+    /** With `each`, the records go to it instead (with where each starts) and only the last window's stay, in `last`. */
+    let last: Entry[] | undefined;
+    let count = 0;
     let { head } = after;
     let offset = after.offset ?? 0;
     let unsealed = 0;
     let broken: JournalError | undefined;
     while (offset < size) {
       const length = Math.min(READ_WINDOW, size - offset);
-      const part = Journal.scan(await file.readRange(offset, length), signer, { head, seq: after.seq + entries.length, offset });
-      for (const entry of part.entries) entries.push(entry);
-      for (const at of part.offsets) offsets.push(at);
+      const part = Journal.scan(await file.readRange(offset, length), signer, { head, seq: after.seq + count, offset });
+      count += part.entries.length;
+      if (each) {
+        if (part.entries.length > 0) {
+          each({ entries: part.entries, offsets: part.offsets, position: { seq: after.seq + count, offset: offset + part.goodLength, head: part.head } });
+          last = part.entries.slice(-RECENT_RECORDS);
+        }
+      } else {
+        for (const entry of part.entries) entries.push(entry);
+        for (const at of part.offsets) offsets.push(at);
+      }
       // `part.unsealed` counts from its last seal, or from its start if it has none.
       unsealed = part.entries.some((entry) => entry.kind === 'seal') ? part.unsealed : unsealed + part.unsealed;
       head = part.head;
@@ -538,7 +642,7 @@ export class Journal {
         break;
       }
     }
-    return { entries, head, goodLength: offset, unsealed, offsets, broken, size };
+    return { entries, head, goodLength: offset, unsealed, offsets, broken, size, count, last };
   }
 
   /** Undefined if only zeros follow byte `from`; else why the record there is corrupt. */
@@ -553,13 +657,19 @@ export class Journal {
     return undefined;
   }
 
-  /** Every entry so far, in order (including those not yet on disk). */
-  entries(): readonly Entry[] {
-    return this.#entries;
+  /** The number of records so far (including those not yet on disk): the next record's sequence number. */
+  get length(): number {
+    return this.#nextSeq;
   }
 
-  get length(): number {
-    return this.#entries.length;
+  /** The position after the last record written to the file: the next record's number, where it will start, and the CID it will link to. */
+  position(): ScanStart {
+    return this.#written;
+  }
+
+  /** The latest `n` records (at most RECENT_RECORDS), oldest first, including those not yet on disk. */
+  recent(n: number = RECENT_RECORDS): readonly Entry[] {
+    return n <= 0 ? [] : this.#recent.slice(-Math.min(n, RECENT_RECORDS));
   }
 
   /** Be told of every record appended from now on (the kernel keeps its reputation tally so). */
@@ -567,11 +677,32 @@ export class Journal {
     this.#listeners.push(listener);
   }
 
+  /**
+   * Be told of every batch as it is cut, synchronously: every record
+   * appended so far is in it (so state derived from them stands exactly at
+   * `end`), and `written` resolves once it is in the file. The kernel takes
+   * its snapshots so (kernel/snapshot.ts).
+   */
+  onBatch(listener: (end: BatchEnd, written: Promise<void>) => void): void {
+    this.#batchListeners.push(listener);
+  }
+
+  /** Where the last batch cut ends (or the journal as opened, if none was cut since). */
+  batchEnd(): BatchEnd {
+    return { seq: this.#nextSeq, offset: this.#fileLength, head: this.#head, last: this.#lastStart };
+  }
+
+  /** Be told of every batch once its write to the file has resolved (seals included), in file order. */
+  onWritten(listener: (batch: WrittenBatch) => void): void {
+    this.#writtenListeners.push(listener);
+  }
+
   append(body: AppendBody): Entry {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
+    if (this.#following) throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
     const payload = body.kind === 'call' ? body.args : body.kind === 'fulfilled' ? body.value : undefined;
     const entry = makeEntry({ seq: this.#nextSeq++, at: this.#powers.clock(), ...body }, payload, body.kind === 'fulfilled' ? body.decoded : undefined);
-    this.#entries.push(entry);
+    this.#remember(entry);
     for (const listener of this.#listeners) listener(entry);
     this.#pending.push(entry);
     if (this.#pending.length >= MAX_PENDING) void this.#startWrite();
@@ -585,32 +716,154 @@ export class Journal {
     return entry;
   }
 
+  #remember(entry: Entry) {
+    this.#recent.push(entry);
+    if (this.#recent.length >= 2 * RECENT_RECORDS) this.#recent = this.#recent.slice(-RECENT_RECORDS);
+  }
+
+  /**
+   * Every record from `from` (a sequence number, or a position: the record
+   * numbered `from.seq` at byte `from.offset`) to the last appended, read
+   * from the file a window at a time; what is still pending is written first.
+   * Nothing is kept: a reader that holds on to the records pays for them.
+   */
+  async *read(from: ScanStart | number = 0): AsyncGenerator<Entry, void, undefined> {
+    for await (const batch of this.batches(from)) yield* batch.entries;
+  }
+
+  /**
+   * `read` a window at a time: each batch with where its records start and
+   * the position after it. From a position (not a number), the first
+   * record must link to `from.head`, else this refuses (ERR_CORRUPT): the
+   * position is not this journal's.
+   */
+  async *batches(from: ScanStart | number = 0): AsyncGenerator<WrittenBatch, void, undefined> {
+    if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
+    const target = typeof from === 'number' ? from : from.seq;
+    if (!Number.isSafeInteger(target) || target < 0) throw new RangeError(`no such record: ${String(target)}`);
+    if (target >= this.#nextSeq) return;
+    await this.#landed(target);
+    let { seq, offset } = typeof from === 'number' ? await this.#locate(target) : { seq: from.seq, offset: from.offset ?? 0 };
+    let linkTo = typeof from === 'number' ? undefined : from.head;
+    const file = this.#powers.file;
+    while (seq < this.#nextSeq) {
+      if (seq >= this.#written.seq) await this.#landed(seq);
+      const end = this.#written.offset ?? 0;
+      if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
+      let window = await file.readRange(offset, Math.min(STREAM_WINDOW, end - offset));
+      const first = new DataView(window.buffer, window.byteOffset, window.byteLength).getUint32(0);
+      if (first > MAX_RECORD_BYTES || offset + FRAME_HEADER + first > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${first} bytes, past the journal's end`);
+      // A record longer than the window is read on its own.
+      if (FRAME_HEADER + first > window.length) window = await file.readRange(offset, FRAME_HEADER + first);
+      const view = new DataView(window.buffer, window.byteOffset, window.byteLength);
+      const entries: Entry[] = [];
+      const offsets: number[] = [];
+      let at = 0;
+      let body: Uint8Array | undefined;
+      while (at + FRAME_HEADER <= window.length) {
+        const length = view.getUint32(at);
+        if (at + FRAME_HEADER + length > window.length) break;
+        body = window.subarray(at + FRAME_HEADER, at + FRAME_HEADER + length);
+        const { entry, prev } = readRecord(body);
+        if (entry.seq !== seq) throw new JournalError('ERR_CORRUPT', `record at byte ${offset + at} has sequence ${entry.seq}, expected ${seq}`);
+        if (linkTo !== undefined) {
+          if (!sameLink(prev, linkTo)) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset + at} does not link to the position given`);
+          linkTo = undefined;
+        }
+        if (seq >= target) {
+          entries.push(entry);
+          offsets.push(offset + at);
+        }
+        at += FRAME_HEADER + length;
+        seq += 1;
+      }
+      offset += at;
+      yield { entries, offsets, position: { seq, offset, head: recordCid(body!) } };
+    }
+  }
+
+  /** The exact bytes of the records at `locations` (each numbered `seq`, its frame at byte `offset`, as an index recorded them), in that order. */
+  async recordsAt(locations: readonly { seq: number; offset: number }[]): Promise<Uint8Array[]> {
+    if (locations.some(({ seq }) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#nextSeq)) throw new RangeError('no such record');
+    if (locations.some(({ seq }) => seq >= this.#written.seq)) await this.#startWrite();
+    if (this.#failure) throw this.#failure;
+    const file = this.#powers.file;
+    const end = this.#written.offset ?? 0;
+    return Promise.all(
+      locations.map(async ({ seq, offset }) => {
+        if (!Number.isSafeInteger(offset) || offset < 0 || offset + FRAME_HEADER > end) throw new JournalError('ERR_CORRUPT', `no record ${seq} at byte ${offset}: the journal's records end at byte ${end}`);
+        // Most records are short: one read of a guess, a second only for a longer one.
+        const guess = await file.readRange(offset, Math.min(RECORD_GUESS, end - offset));
+        const length = new DataView(guess.buffer, guess.byteOffset, guess.byteLength).getUint32(0);
+        if (offset + FRAME_HEADER + length > end) throw new JournalError('ERR_CORRUPT', `record ${seq} at byte ${offset} declares ${length} bytes, past the journal's end`);
+        const frame = FRAME_HEADER + length <= guess.length ? guess : await file.readRange(offset, FRAME_HEADER + length);
+        return frame.subarray(FRAME_HEADER, FRAME_HEADER + length);
+      }),
+    );
+  }
+
+  /** Until record `seq` is in the file (written first if it is still pending); rejects if a write failed. */
+  async #landed(seq: number): Promise<void> {
+    if (seq < this.#written.seq) return;
+    await this.#startWrite();
+    if (this.#failure) throw this.#failure;
+    if (seq >= this.#written.seq) throw new JournalError('ERR_CLOSED', `record ${seq} was not written`);
+  }
+
+  /** Where record `seq` (already in the file) starts: from the nearest mark before it, walking frame headers. */
+  async #locate(seq: number): Promise<{ seq: number; offset: number }> {
+    let k = Math.floor(seq / MARK_STRIDE);
+    let mark = this.#marks.get(k);
+    while (!mark || mark.seq > seq) mark = this.#marks.get(--k) ?? (k <= 0 ? { seq: 0, offset: 0 } : undefined);
+    let { seq: at, offset } = mark;
+    const header = new Uint8Array(FRAME_HEADER);
+    const file = this.#powers.file;
+    // Frame headers read a window at a time.
+    let window: Uint8Array = new Uint8Array(0);
+    let windowStart = 0;
+    while (at < seq) {
+      if (offset < windowStart || offset + FRAME_HEADER > windowStart + window.length) {
+        windowStart = offset;
+        window = await file.readRange(offset, Math.min(STREAM_WINDOW, (this.#written.offset ?? 0) - offset));
+        if (window.length < FRAME_HEADER) window = await file.readRange(offset, FRAME_HEADER, header);
+      }
+      const length = new DataView(window.buffer, window.byteOffset, window.byteLength).getUint32(offset - windowStart);
+      offset += FRAME_HEADER + length;
+      at += 1;
+      if (at % MARK_STRIDE === 0) this.#mark(at, offset);
+    }
+    return { seq, offset };
+  }
+
   /**
    * The exact bytes of the records numbered `seqs` (in journal order), as
    * written: each names the one before it. Past `maxBytes` in all, the
    * earliest are left out — the latest that fit are returned.
    */
   async records(seqs: readonly number[], maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array[]> {
-    if (seqs.some((seq) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#entries.length)) throw new RangeError('no such record');
+    if (seqs.some((seq) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#nextSeq)) throw new RangeError('no such record');
     // Those still pending go out now; the batches before them are queued already.
     await this.#startWrite();
     if (this.#failure) throw this.#failure;
-    const frameOf = (seq: number) => {
-      const start = this.#offsets[seq]!;
-      return { start, length: (seq + 1 < this.#offsets.length ? this.#offsets[seq + 1]! : this.#fileLength) - start };
-    };
+    const file = this.#powers.file;
+    const frames: Array<{ start: number; length: number }> = [];
+    const header = new Uint8Array(FRAME_HEADER);
+    for (const seq of seqs) {
+      const { offset } = await this.#locate(seq);
+      const bytes = await file.readRange(offset, FRAME_HEADER, header);
+      frames.push({ start: offset, length: FRAME_HEADER + new DataView(bytes.buffer, bytes.byteOffset, FRAME_HEADER).getUint32(0) });
+    }
     let first = seqs.length;
     for (let total = 0; first > 0; first--) {
-      total += frameOf(seqs[first - 1]!).length - FRAME_HEADER;
+      total += frames[first - 1]!.length - FRAME_HEADER;
       if (total > maxBytes) break;
     }
-    const file = this.#powers.file;
-    return Promise.all(
-      seqs.slice(first).map(async (seq) => {
-        const { start, length } = frameOf(seq);
-        return (await file.readRange(start, length)).subarray(FRAME_HEADER);
-      }),
-    );
+    return Promise.all(frames.slice(first).map(async ({ start, length }) => (await file.readRange(start, length)).subarray(FRAME_HEADER)));
+  }
+
+  /** The records numbered `seqs`, read from the file (in the order given). */
+  async recordsBySeq(seqs: readonly number[]): Promise<Entry[]> {
+    return (await this.records(seqs)).map((bytes) => readRecord(bytes).entry);
   }
 
   /**
@@ -653,10 +906,16 @@ export class Journal {
     this.#pending = [];
     const at = this.#fileLength;
     const frames: Uint8Array[] = [];
+    const written: Entry[] = [];
+    const offsets: number[] = [];
     let head = this.#head;
+    let last = 0;
     const push = (entry: Entry, sig?: Uint8Array) => {
       const bytes = encode(toRecord(entry, head, sig));
-      this.#offsets[entry.seq] = this.#fileLength;
+      last = this.#fileLength;
+      written.push(entry);
+      offsets.push(this.#fileLength);
+      if (entry.seq % MARK_STRIDE === 0) this.#mark(entry.seq, this.#fileLength);
       this.#fileLength += FRAME_HEADER + bytes.length;
       frames.push(frame(bytes));
       head = recordCid(bytes);
@@ -668,7 +927,7 @@ export class Journal {
     if (head && this.#unsealed > 0 && (sealNow || !setTimer || now - this.#lastSeal >= SEAL_INTERVAL_MS)) {
       const seal = makeEntry({ seq: this.#nextSeq++, at: now, kind: 'seal', signer: this.#powers.identity.principal });
       push(seal, this.#powers.identity.sign(sealBytes(head)));
-      this.#entries.push(seal);
+      this.#remember(seal);
       this.#unsealed = 0;
       this.#lastSeal = now;
       this.#cancelSeal?.();
@@ -687,14 +946,34 @@ export class Journal {
       out.set(f, offset);
       offset += f.length;
     }
+    const position: ScanStart = Object.freeze({ seq: this.#nextSeq, offset: this.#fileLength, head });
     this.#writing = this.#writing.then(async () => {
       if (this.#failure) return;
       try {
         await this.#powers.file.append(out, at);
       } catch (error) {
         this.#failure = new JournalError('ERR_WRITE', `could not write: ${(error as Error).message}`);
+        return;
+      }
+      this.#written = position;
+      const landed: WrittenBatch = Object.freeze({ entries: written, offsets, position });
+      for (const listener of this.#writtenListeners) {
+        try {
+          listener(landed);
+        } catch {
+          // A listener's failure is its own (an index rebuilt at the next open): the journal has the records.
+        }
       }
     });
+    this.#lastStart = last;
+    if (this.#batchListeners.length > 0) {
+      const end = this.batchEnd();
+      const inFile = this.#writing.then(() => {
+        if (this.#failure) throw this.#failure;
+      });
+      inFile.catch(() => {}); // a listener that does not wait for it must not leave it unhandled
+      for (const listener of this.#batchListeners) listener(end, inFile);
+    }
     return this.#writing;
   }
 }
@@ -731,3 +1010,10 @@ export const memoryJournalFile = (initial: Uint8Array = new Uint8Array()): Journ
     bytes,
   };
 };
+
+/** An entry as plain data (its fields, and a call's arguments or a fulfilment's value as their bytes), and back: what a snapshot keeps of the calls still open. */
+export const entryData = (entry: Entry): { fields: Record<string, unknown>; payload?: Uint8Array } => {
+  const payload = encodedPayload(entry);
+  return { fields: { ...(entry as object) }, ...(payload ? { payload } : {}) };
+};
+export const entryFromData = (data: { fields: Record<string, unknown>; payload?: Uint8Array }): Entry => makeEntry(data.fields, data.payload);

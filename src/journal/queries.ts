@@ -64,6 +64,18 @@ export class GraphIndex {
   readonly #answeredBy = new Map<number, Principal>();
   /** token → cache hits on it, and who made the last */
   readonly #hits = new Map<string, { count: number; last: Principal }>();
+  /** token → calls on it that were not added (an index added only the latest) */
+  readonly #earlier = new Map<string, number>();
+
+  /**
+   * What was left out of the records added about `token`: `earlier` calls on
+   * it before those added, and its cache hits (their count and the last
+   * caller), which are then not added one by one.
+   */
+  summarize(token: string, earlier: number, hits?: { count: number; last: Principal }): void {
+    if (earlier > 0) this.#earlier.set(token, earlier);
+    if (hits) this.#hits.set(token, { ...hits });
+  }
 
   add(entry: Entry): void {
     switch (entry.kind) {
@@ -188,6 +200,7 @@ export class GraphIndex {
   show(token: Token, name: (id: string) => string = (id) => id, maxCalls = 20): TreeNode {
     const callNodes = (on: string): TreeNode[] => {
       const all = this.#callsOn.get(on) ?? [];
+      const total = all.length + (this.#earlier.get(on) ?? 0);
       const nodes = all.slice(-maxCalls).map((call): TreeNode => {
         const outcome = this.#outcome.get(call.seq);
         const result = !outcome ? 'pending' : outcome.kind === 'fulfilled' ? 'fulfilled' : outcome.kind === 'revoked' ? `revoked: ${outcome.reason}` : `promised ${name(outcome.token)}`;
@@ -196,7 +209,7 @@ export class GraphIndex {
       });
       const hits = this.#hits.get(on);
       const hitNodes = hits ? [{ label: `${hits.count} answered from the cache (last by ${name(hits.last)})`, children: [] }] : [];
-      return [...(all.length > maxCalls ? [{ label: `(${all.length - maxCalls} earlier calls)`, children: [] }] : []), ...nodes, ...hitNodes];
+      return [...(total > maxCalls ? [{ label: `(${total - maxCalls} earlier calls)`, children: [] }] : []), ...nodes, ...hitNodes];
     };
     const delegations = (inner: string): TreeNode[] =>
       (this.#wrapsOf.get(inner) ?? []).map((wrap) => ({

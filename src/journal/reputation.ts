@@ -72,6 +72,15 @@ export const weightOfCause = (cause: RevokeCause | undefined): Weight => {
  * caller) pairs that broke, not with calls: a call is forgotten once it
  * settles.
  */
+export interface ReputationSnapshot {
+  readonly issuerOf: ReadonlyArray<readonly [string, Principal]>;
+  readonly delegatorOf: ReadonlyArray<readonly [string, Principal]>;
+  readonly open: ReadonlyArray<readonly [number, Principal, string, Principal]>;
+  readonly waiting: ReadonlyArray<readonly [string, readonly number[]]>;
+  readonly brokeFor: readonly string[];
+  readonly table: ReadonlyArray<readonly [Principal, number, number, number, number, number]>;
+}
+
 export class ReputationTally {
   readonly #issuerOf = new Map<string, Principal>();
   readonly #delegatorOf = new Map<string, Principal>();
@@ -160,6 +169,28 @@ export class ReputationTally {
       case 'replicated':
         break;
     }
+  }
+
+  /** Everything the records so far left here, as plain data (a snapshot: kernel/snapshot.ts). */
+  snapshot(): ReputationSnapshot {
+    return {
+      issuerOf: [...this.#issuerOf],
+      delegatorOf: [...this.#delegatorOf],
+      open: [...this.#open].map(([call, [issuer, token, caller]]) => [call, issuer, token, caller]),
+      waiting: [...this.#waiting],
+      brokeFor: [...this.#brokeFor],
+      table: [...this.#table.values()].map(({ issuer, issued, fulfilled, broken, refused, pending }) => [issuer, issued, fulfilled, broken, refused, pending]),
+    };
+  }
+
+  /** Take back what `snapshot` gave, into a tally that has seen no records. */
+  restore(from: ReputationSnapshot): void {
+    for (const [token, issuer] of from.issuerOf) this.#issuerOf.set(token, issuer);
+    for (const [token, delegator] of from.delegatorOf) this.#delegatorOf.set(token, delegator);
+    for (const [call, issuer, token, caller] of from.open) this.#open.set(call, [issuer, token, caller]);
+    for (const [token, calls] of from.waiting) this.#waiting.set(token, [...calls]);
+    for (const pair of from.brokeFor) this.#brokeFor.add(pair);
+    for (const [issuer, issued, fulfilled, broken, refused, pending] of from.table) this.#table.set(issuer, { issuer, issued, fulfilled, broken, refused, pending });
   }
 
   /** Who issued (or delegated) `token`, if this journal has seen it. */

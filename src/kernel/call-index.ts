@@ -5,7 +5,7 @@
  * and on replay the ones a crash left open — never the whole history.
  */
 import type { Principal } from '../interface/ids.js';
-import type { Entry } from '../journal/journal.js';
+import { entryData, entryFromData, type Entry } from '../journal/journal.js';
 
 export interface OpenCall {
   readonly entry: Extract<Entry, { kind: 'call' }>;
@@ -27,6 +27,14 @@ export const makeCallIndex = () => {
       else if (entry.kind === 'forwarded') {
         const call = open.get(entry.call);
         if (call) call.forwardedTo = entry.to;
+      }
+    },
+    /** The calls open now, as plain data (kernel/snapshot.ts). */
+    snapshot: () => [...open.values()].map(({ entry, forwardedTo }) => ({ ...entryData(entry), ...(forwardedTo ? { forwardedTo } : {}) })),
+    restore(calls: ReadonlyArray<ReturnType<typeof entryData> & { forwardedTo?: Principal }>) {
+      for (const { forwardedTo, ...data } of calls) {
+        const entry = entryFromData(data) as OpenCall['entry'];
+        open.set(entry.seq, { entry, ...(forwardedTo ? { forwardedTo } : {}) });
       }
     },
     /** Drop a call that settled; after the other parts saw the entry. */

@@ -41,6 +41,8 @@ export const makeClosureTable = ({
   const sealed = new Map<string, Token>();
   /** Tokens the store was found not to hold (see tokenBlock), and a count of stores begun and ended. */
   const absent = new Set<Token>();
+  /** The tokens issued here, in the journal's order: the part of `sealed` the journal alone derives. */
+  const issued: Token[] = [];
   let stores = 0;
 
   /** Keep a closure in memory, findable by its token and by its sealed reference. */
@@ -129,7 +131,18 @@ export const makeClosureTable = ({
   return harden({
     apply(entry: Entry) {
       // Closures issued here answer delegated calls that name them by their sealed reference.
-      if (entry.kind === 'issue') sealed.set(sealToken(entry.token), entry.token);
+      if (entry.kind === 'issue') {
+        issued.push(entry.token);
+        sealed.set(sealToken(entry.token), entry.token);
+      }
+    },
+    /** What the journal left here: the tokens issued (kernel/snapshot.ts). */
+    snapshot: (): readonly Token[] => issued,
+    restore(tokens: readonly Token[]) {
+      for (const token of tokens) {
+        issued.push(token);
+        sealed.set(sealToken(token), token);
+      }
     },
     /** The closure in memory, if it is loaded. */
     loaded: (token: Token) => closures.get(token),

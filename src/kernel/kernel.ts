@@ -17,12 +17,14 @@
 import { asToken, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
-import { fulfilled, revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
+import { revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
-import { encodedPayload, type Entry, type Journal } from '../journal/journal.js';
+import { encodedPayload, type BatchEnd, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
 import { disclose, type Disclosure } from '../journal/disclosure.js';
+import { RecordQueries } from '../journal/record-queries.js';
+import { memoryListStore, RecordIndex, type ListStore } from '../db/records.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';
 import { makeModuleTable, type ModuleTable } from './module-table.js';
@@ -33,9 +35,11 @@ import { makeCallIndex, type CallIndex } from './call-index.js';
 import { makeApprovals, type Approvals } from './approvals.js';
 import { makePolicies, type Policies } from './policies.js';
 import { makeCallPipeline, type CallPipeline } from './calls.js';
-import { PureCallCache } from './pure-cache.js';
+import { KeptAnswer, PureCallCache } from './pure-cache.js';
 import { makeQuotaKeeper } from './quota.js';
 import { untilSettled } from './until-settled.js';
+import { encodeSnapshot, SNAPSHOT_FORMAT, type PartsSnapshot, type Snapshot, type SnapshotStore } from './snapshot.js';
+import { encode } from '../wire/index.js';
 import { makeDocuments, type Documents } from '../docs/documents.js';
 import { makeDocsApi, type DocsApi } from '../docs/api.js';
 import { makeSync, type Sync, type SyncRequest } from '../docs/sync.js';
@@ -80,8 +84,14 @@ export interface KernelPowers {
   readonly network?: Network;
   /** Module analyses kept between runs (a home keeps them in files); every module is parsed when loaded without it. */
   readonly analyses?: ModuleAnalyses;
+  /** The state derived from the journal's records before its position (kernel/snapshot.ts), checked against the journal by the opener; none to replay the whole journal. */
+  readonly snapshot?: Snapshot;
+  /** Where snapshots are kept (a home's database); none: the kernel keeps no snapshot and a restart replays the whole journal. */
+  readonly snapshots?: SnapshotStore;
   /** The merge modules shipped with the node, by name (`json`, `union`): module source text, each exporting `merge`. */
   readonly merges?: Readonly<Record<string, string>>;
+  /** Where the record index is kept (the home's database); in memory without it (db/records.ts). */
+  readonly recordStore?: ListStore;
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -93,6 +103,10 @@ export interface Network {
   /** Drop every connection it opened. */
   close(): Promise<void>;
 }
+
+/** A snapshot is due after this many records, and no sooner than SNAPSHOT_MIN_MS after the last (each costs encoding every part). */
+const SNAPSHOT_RECORDS = 10_000;
+const SNAPSHOT_MIN_MS = 2_000;
 
 export class Kernel {
   readonly #powers: KernelPowers;
@@ -113,9 +127,14 @@ export class Kernel {
   /** Documents: create them, apply changes, read, settle conflicts (`../docs/api.ts`). */
   readonly docs: DocsApi;
   readonly #servers: Array<{ close(): Promise<void> }> = [];
+  /** The position of the latest snapshot taken (0: none), when it was taken, and its save while it runs. */
+  #snapshotSeq = 0;
+  #snapshotAt = 0;
+  #saving: Promise<void> | undefined;
   #closed = false;
+  #records: RecordQueries | undefined;
 
-  constructor(powers: KernelPowers) {
+  private constructor(powers: KernelPowers) {
     this.#powers = powers;
     const limits = (this.limits = harden({ ...DEFAULT_LIMITS, ...powers.limits }));
     const { store, identity, journal, clock, randomBytes, setTimer } = powers;
@@ -220,8 +239,49 @@ export class Kernel {
       const closure = closures.loaded(token as Token);
       return closure && this.#docs.isRole(closure) && !revocations.isRevoked(closure.token) ? closure : undefined;
     }, this.#sync);
-    for (const entry of journal.entries()) this.#apply(entry);
-    journal.onAppend((entry) => this.#apply(entry));
+  }
+
+  /**
+   * A kernel over `powers`, its state rebuilt from the journal through
+   * `#apply` — from a snapshot's parts and the records after its position,
+   * or from every record — then kept by every record appended.
+   */
+  static async open(powers: KernelPowers): Promise<Kernel> {
+    const kernel = new Kernel(powers);
+    const { journal, snapshot } = powers;
+    // The replay: a snapshot's parts stand for every record before its position; the records after it, in order.
+    if (snapshot) kernel.#restoreParts(snapshot.parts);
+    for await (const entry of journal.read(snapshot ? snapshot.position : 0)) kernel.#apply(entry);
+    journal.onAppend((entry) => kernel.#apply(entry));
+    kernel.#snapshotSeq = snapshot?.position.seq ?? 0;
+    kernel.#snapshotAt = powers.clock();
+    if (powers.snapshots) journal.onBatch((end, written) => kernel.#snapshotOn(end, written));
+    const { index } = await RecordIndex.open(journal, powers.recordStore ?? memoryListStore());
+    kernel.#records = new RecordQueries(journal, index);
+    return kernel;
+  }
+
+  /**
+   * Keep a snapshot of the parts at a batch's end (every record appended so
+   * far is in it), stored once the batch is in the file: when enough records
+   * and time have passed since the last one, and always at close. A restart
+   * then replays at most about SNAPSHOT_RECORDS records. One save at a time:
+   * a batch cut while one is being stored waits for a later batch.
+   */
+  #snapshotOn(end: BatchEnd, written: Promise<void>) {
+    const due = this.#closed || (end.seq - this.#snapshotSeq >= SNAPSHOT_RECORDS && this.#powers.clock() - this.#snapshotAt >= SNAPSHOT_MIN_MS);
+    if (!due || this.#saving) return;
+    const bytes = encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() });
+    this.#snapshotSeq = end.seq;
+    this.#snapshotAt = this.#powers.clock();
+    const store = this.#powers.snapshots!;
+    this.#saving = written
+      .then(() => store.save(bytes))
+      // A snapshot not saved costs only replay time at the next start.
+      .catch(() => {})
+      .finally(() => {
+        this.#saving = undefined;
+      });
   }
 
   /** What one journal entry changes, in every part that keeps state: on replay and live alike. */
@@ -233,13 +293,43 @@ export class Kernel {
     this.#policies.apply(entry);
     this.#docs.apply(entry);
     if (entry.kind === 'revoke' || entry.kind === 'revocation') this.#cache.forget(entry.token);
+    else if (entry.kind === 'hit') this.#cache.used(entry.from);
     else if (entry.kind === 'fulfilled' && entry.pure) {
       const call = this.#calls.of(entry.call)?.entry;
       if (call && !this.#revocations.isRevoked(call.token)) {
-        this.#cache.set(call.token, encodedPayload(call)!, { outcome: fulfilled(entry.value), from: entry.seq, valueBytes: encodedPayload(entry)! });
+        this.#cache.set(call.token, encodedPayload(call)!, new KeptAnswer(entry.seq, encodedPayload(entry)!));
       }
     }
     this.#calls.settled(entry);
+  }
+
+  /** What every part derived from the journal's records so far (kernel/snapshot.ts). */
+  #partsSnapshot(): PartsSnapshot {
+    return {
+      calls: this.#calls.snapshot(),
+      reputation: this.#reputation.snapshot(),
+      closures: this.#closures.snapshot(),
+      revocations: this.#revocations.snapshot(),
+      policies: this.#policies.snapshot(),
+      docs: this.#docs.snapshot(),
+      cache: this.#cache.snapshot(),
+    };
+  }
+
+  /** Take back a snapshot's parts, into a kernel that has applied no record yet. */
+  #restoreParts(parts: PartsSnapshot) {
+    this.#calls.restore(parts.calls);
+    this.#reputation.restore(parts.reputation);
+    this.#closures.restore(parts.closures);
+    this.#revocations.restore(parts.revocations);
+    this.#policies.restore(parts.policies);
+    this.#docs.restore(parts.docs);
+    this.#cache.restore(parts.cache);
+  }
+
+  /** The state derived from the journal as canonical bytes: a kernel restored from a snapshot and one that replayed every record give the same. */
+  stateSnapshot(): Uint8Array {
+    return encode(this.#partsSnapshot());
   }
 
   /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */
@@ -258,6 +348,12 @@ export class Kernel {
 
   get journal(): Journal {
     return this.#powers.journal;
+  }
+
+  /** What the journal's records say, looked up through the record index (journal/record-queries.ts). */
+  get records(): RecordQueries {
+    if (!this.#records) throw new KernelError('ERR_NOT_OPEN', 'a kernel is opened with Kernel.open');
+    return this.#records;
   }
 
   /** Store a JS or WebAssembly module; returns its CID. Refuses forbidden imports. */
@@ -363,7 +459,7 @@ export class Kernel {
   /** This journal's records about `token` that `requester` may see, signed by this node (journal/disclosure.ts). */
   disclose(token: string, requester: Principal): Promise<Disclosure> {
     this.#assertOpen();
-    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock());
+    return disclose(this.#powers.journal, this.#powers.identity, asToken(token), requester, this.#powers.clock(), undefined, this.records);
   }
 
   /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
@@ -440,6 +536,14 @@ export class Kernel {
       this.#docs.close();
       this.#policies.writeStates();
       await this.#powers.journal.close();
+      // Closing may have cut a last batch, and with it a last snapshot; if it did not (nothing was
+      // left to write), the state stands at the journal's end all the same: kept before the home is let go.
+      await this.#saving;
+      const end = this.#powers.journal.batchEnd();
+      if (this.#powers.snapshots && end.seq > this.#snapshotSeq) {
+        await this.#powers.snapshots.save(encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() })).catch(() => {});
+      }
+      await this.#records?.index.settled();
     } finally {
       await this.#powers.onClose?.();
     }

@@ -47,6 +47,8 @@ export const makePolicies = ({
   issuerOf: (token: Token) => Principal | undefined;
 }) => {
   const changed = new Map<string, { layer: Token; index: number; state: GridValue }>();
+  /** The latest state of each policy as journaled: what a restart (replay or snapshot) starts from. */
+  const journaled = new Map<string, { layer: Token; index: number; state: GridValue }>();
   let timer: (() => void) | undefined;
 
   const writeStates = () => {
@@ -95,7 +97,18 @@ export const makePolicies = ({
   return harden({
     screens,
     apply(entry: Entry) {
-      if (entry.kind === 'policy-state') screens.restore(entry.token, entry.index, entry.state);
+      if (entry.kind === 'policy-state') {
+        journaled.set(`${entry.token} ${entry.index}`, { layer: entry.token, index: entry.index, state: entry.state });
+        screens.restore(entry.token, entry.index, entry.state);
+      }
+    },
+    /** The states the journal holds, the latest per policy (kernel/snapshot.ts): not those changed since and not yet written. */
+    snapshot: () => [...journaled.values()],
+    restore(states: ReadonlyArray<{ layer: Token; index: number; state: GridValue }>) {
+      for (const { layer, index, state } of states) {
+        journaled.set(`${layer} ${index}`, { layer, index, state });
+        screens.restore(layer, index, state);
+      }
     },
     /** Journal the state changed since the last write, now (at a flush or close). */
     writeStates,

@@ -28,6 +28,15 @@ export type RevocationTable = ReturnType<typeof makeRevocationTable>;
 const noticeIn = (entry: Extract<Entry, { kind: 'revocation' | 'revocation-early' }>): RevocationNotice =>
   Object.freeze({ token: entry.token, reason: entry.reason, by: entry.by, signature: entry.signature });
 
+export interface RevocationSnapshot {
+  /** Each revoked token, why, and when (this node's clock). */
+  readonly revoked: ReadonlyArray<readonly [Token, string, number]>;
+  readonly notices: readonly RevocationNotice[];
+  readonly upstream: ReadonlyArray<readonly [Token, Principal]>;
+  readonly mustHear: ReadonlyArray<readonly [Token, readonly Principal[]]>;
+  readonly unseen: ReadonlyArray<readonly [Token, ReadonlyArray<{ notice: RevocationNotice; from: Principal }>]>;
+}
+
 export const makeRevocationTable = ({
   identity,
   journal,
@@ -45,8 +54,10 @@ export const makeRevocationTable = ({
   const revoked = new Map<Token, string>();
   /** When this node revoked each token, or heard it revoked (its clock). */
   const revokedAt = new Map<Token, number>();
-  /** Signed revocations, heard from peers or (lazily) signed here. */
+  /** Signed revocations heard from peers. */
   const notices = new Map<Token, RevocationNotice>();
+  /** Notices of this node's own revocations, signed the first time one is asked for. */
+  const signedHere = new Map<Token, RevocationNotice>();
   /** The peer whose answers this node cached, per token it holds no closure for: revocations it relays are believed. */
   const upstream = new Map<Token, Principal>();
   /** Per token, who must hear of its revocation: those given cacheable answers or its replica, and a delegation's issuer. */
@@ -69,9 +80,9 @@ export const makeRevocationTable = ({
   };
 
   const noticeOf = (token: Token): RevocationNotice | undefined => {
-    let notice = notices.get(token);
+    let notice = notices.get(token) ?? signedHere.get(token);
     const reason = revoked.get(token);
-    if (!notice && reason !== undefined) notices.set(token, (notice = signRevocation(token, reason, identity)));
+    if (!notice && reason !== undefined) signedHere.set(token, (notice = signRevocation(token, reason, identity)));
     return notice;
   };
 
@@ -127,6 +138,25 @@ export const makeRevocationTable = ({
           break;
         default:
       }
+    },
+
+    /** What the journal left here, as plain data (kernel/snapshot.ts). */
+    snapshot: (): RevocationSnapshot => ({
+      revoked: [...revoked].map(([token, reason]) => [token, reason, revokedAt.get(token)!]),
+      notices: [...notices.values()],
+      upstream: [...upstream],
+      mustHear: [...mustHear].map(([token, audience]) => [token, [...audience]]),
+      unseen: [...unseen].map(([token, bySigner]) => [token, [...bySigner.values()]]),
+    }),
+    restore(from: RevocationSnapshot) {
+      for (const [token, reason, at] of from.revoked) {
+        revoked.set(token, reason);
+        revokedAt.set(token, at);
+      }
+      for (const notice of from.notices) notices.set(notice.token, notice);
+      for (const [token, peer] of from.upstream) upstream.set(token, peer);
+      for (const [token, audience] of from.mustHear) mustHear.set(token, new Set(audience));
+      for (const [token, early] of from.unseen) unseen.set(token, new Map(early.map((one) => [one.notice.by, one])));
     },
 
     reasonFor: (token: Token) => revoked.get(token),

@@ -63,6 +63,10 @@ export interface KernelLimits {
   readonly vats: number;
   /** Heap budget of one vat, in MiB. */
   readonly vatMemoryMb: number;
+  /** How long each side of a vat's channel polls after its last message before sleeping, in µs (vat/pool.ts VAT_SPIN_US; 0: never polls). */
+  readonly vatSpinUs?: number;
+  /** How messages travel between the kernel and its vats: `shared-memory` rings or `postMessage` (vat/pool.ts VAT_TRANSPORT). */
+  readonly vatTransport?: 'shared-memory' | 'postMessage';
   /** Most 64 KiB pages a WebAssembly closure's memory may grow to. */
   readonly wasmMaxPages: number;
   /**

@@ -10,10 +10,11 @@ import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
 import { start as startNodeRepl, type REPLEval } from 'node:repl';
 import { inspect, types } from 'node:util';
 import { E } from '@endo/eventual-send';
-import type { Entry } from '../journal/journal.js';
-import { entriesAround, renderDot, renderMermaid, renderText } from '../journal/graph.js';
+import type { Entry, Journal } from '../journal/journal.js';
+import { renderDot, renderMermaid, renderText } from '../journal/graph.js';
 import { ReputationTally } from '../journal/reputation.js';
-import { acrossTree, GraphIndex, renderTree, type NodeRecords } from '../journal/queries.js';
+import { acrossTree, renderTree, type NodeRecords } from '../journal/queries.js';
+import type { RecordQueries } from '../journal/record-queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
 import type { NodeOwner } from '../kernel/owner.js';
 import type { Principal, Token } from '../interface/ids.js';
@@ -25,7 +26,8 @@ import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type Lo
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
 export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote'> {
-  entries(): Promise<readonly Entry[]>;
+  /** The home's journal and what its records say (through its record index). */
+  history(): Promise<{ readonly journal: Journal; readonly records: RecordQueries }>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
 }
@@ -185,17 +187,16 @@ const replE = (() => {
 export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> => {
   const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
   const name = (id: string) => options.nameOf(id) ?? short(id);
-  // The journal only grows: each query indexes just the records written since the last one.
-  const graph = new GraphIndex();
+  // The journal only grows: the tally reads just the records written since the last query.
   const tally = new ReputationTally();
-  let indexed = 0;
+  let tallied = 0;
   const index = async () => {
-    const entries = await home.entries();
-    for (; indexed < entries.length; indexed++) {
-      graph.add(entries[indexed]!);
-      tally.add(entries[indexed]!);
+    const { journal, records } = await home.history();
+    for await (const entry of journal.read(tallied)) {
+      tally.add(entry);
+      tallied = entry.seq + 1;
     }
-    return { graph, tally };
+    return { graph: records, tally };
   };
   const stops = new Set<() => void>();
   const resolve: ReplResolve = options.resolve ?? { token: (text) => ({ token: text as Token }), principal: (text) => text };
@@ -236,7 +237,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
      */
     show: async (ref: string, scope: { across?: boolean; from?: readonly string[] } = {}) => {
       const token = tokenOf(ref);
-      const tree = (await index()).graph.show(token, name);
+      const tree = await (await home.history()).records.show(token, name);
       if (!scope.across && !scope.from?.length) return printing({ ...tree }, () => renderTree(tree));
       if (!options.across) throw new Error('this REPL reaches no other nodes');
       const nodes = await options.across(token, scope.from ?? []);
@@ -245,19 +246,21 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     },
     /** Every principal that can reach a token, and through which delegation layers. */
     who: async (ref: string) => {
-      const reach = (await index()).graph.who(tokenOf(ref));
+      const reach = await (await home.history()).records.who(tokenOf(ref));
       return printing(reach, () => reach.map((r) => `${name(r.principal)}${r.through.length ? ` through ${r.through.map(name).join(' → ')}` : ' (directly)'}`).join('\n') || '(nobody)');
     },
-    pending: async () => {
-      const views = (await index()).graph.pending();
+    /** Calls with no outcome yet; `{ after, limit }` pages through them (by record number). */
+    pending: async (page: { after?: number; limit?: number } = {}) => {
+      const views = await (await home.history()).records.pending(page);
       return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)} by ${name(v.call.caller)}${v.outcome?.kind === 'promised' ? ` waiting on ${name(v.outcome.token)}` : ' running'}`).join('\n') || '(nothing pending)');
     },
-    broken: async () => {
-      const broken = [...(await index()).graph.broken()];
+    /** Calls that ended revoked and tokens revoked; `{ after, limit }` pages through them (by record number). */
+    broken: async (page: { after?: number; limit?: number } = {}) => {
+      const broken = await (await home.history()).records.broken(page);
       return printing(broken, () => broken.map((b) => `#${b.seq} ${name(b.token)}${b.caller ? ` called by ${name(b.caller)}` : ' revoked'}: ${b.reason}`).join('\n') || '(nothing broken)');
     },
     calls: async (filter: { token?: string; caller?: string; since?: number } = {}) => {
-      const views = (await index()).graph.calls({
+      const views = await (await home.history()).records.calls({
         ...filter,
         ...(filter.token === undefined ? {} : { token: tokenOf(filter.token) }),
         ...(filter.caller === undefined ? {} : { caller: resolve.principal(filter.caller) }),
@@ -272,23 +275,30 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
     },
     /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */
     export: async (format: 'text' | 'json' | 'dot' | 'mermaid' = 'text', ref?: string) => {
-      const all = await home.entries();
-      const entries = ref ? entriesAround(all, tokenOf(ref)) : all;
+      const { journal, records } = await home.history();
+      let all: Entry[] | undefined;
+      if (!ref) {
+        all = [];
+        for await (const entry of journal.read(0)) all.push(entry);
+      }
+      const entries = ref ? await records.around(tokenOf(ref)) : all!;
       if (format === 'json') return JSON.stringify({ entries });
       if (format === 'dot') return renderDot(entries, name);
       if (format === 'mermaid') return renderMermaid(entries, name);
-      return renderText(entries, name, all);
+      return renderText(entries, name, all ?? (await records.textContext(entries)));
     },
     /** Print new records as they are written; returns a function that stops. */
     follow: async () => {
-      let seen = (await home.entries()).length;
+      let seen = (await home.history()).journal.length;
       const timer = setInterval(() => {
-        void home.entries().then((entries) => {
-          if (entries.length <= seen) return;
-          const fresh = entries.slice(seen);
-          seen = entries.length;
-          above(renderText(fresh, name, entries).split('\n').filter((line) => !line.startsWith('(journal')).join('\n'));
-        }, (error: unknown) => {
+        void home.history().then(async ({ journal, records }) => {
+          if (journal.length <= seen) return;
+          const fresh: Entry[] = [];
+          for await (const entry of journal.read(seen)) fresh.push(entry);
+          if (fresh.length === 0) return;
+          seen = fresh.at(-1)!.seq + 1;
+          above(renderText(fresh, name, await records.textContext(fresh)).split('\n').filter((line) => !line.startsWith('(journal')).join('\n'));
+        }).catch((error: unknown) => {
           // Said once, not every FOLLOW_MS: following stops.
           stop();
           above(`(following stopped: ${describeThrown(error)})`);

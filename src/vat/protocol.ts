@@ -1,7 +1,7 @@
 /**
- * Messages between the kernel and its vat workers. Both sides send arrays:
- * everything queued in one turn travels in one postMessage, so a busy vat
- * pays for the thread hop once per batch rather than once per call.
+ * Messages between the kernel and its vat workers. They travel as frames in
+ * a shared-memory ring each way (channel.ts); what does not fit a frame
+ * goes by postMessage, its place in the ring kept.
  * Arguments, values and env travel as canonical CBOR bytes; the kernel
  * decodes what a vat sends strictly, as it would bytes from a peer.
  */
@@ -43,9 +43,18 @@ export interface WasmRecord {
   readonly shape: WasmShape;
 }
 
+/** `shared-memory`: the rings of channel.ts; `postMessage`: one structured-clone batch per turn each way. */
+export type VatTransport = 'shared-memory' | 'postMessage';
+
 export interface VatOptions {
   /** How many `ctx.call`s one call may make. */
   readonly maxFanOut: number;
   /** The channel a vat blocked in a synchronous grid.call reads its answer from, and the flag that wakes it. */
   readonly sync: { readonly port: MessagePort; readonly flag: SharedArrayBuffer };
+  /** The shared-memory channel (channel.ts): its rings, and the port for messages that do not go in a frame. */
+  readonly channel: { readonly memory: SharedArrayBuffer; readonly port: MessagePort };
+  /** How messages travel: in the channel's rings, or every batch by postMessage on the worker's port. */
+  readonly transport: VatTransport;
+  /** How long the vat keeps polling its ring after its last message before it sleeps, in microseconds. */
+  readonly spinUs: number;
 }

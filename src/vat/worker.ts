@@ -7,6 +7,7 @@
  */
 import '../perimeter/lockdown.js';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { ChannelEnd } from './channel.js';
 import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import { ModuleRunner } from '../closures/runner.js';
@@ -64,17 +65,33 @@ interface RunState {
   readonly waiting: Map<number, (answer: VatOutcome) => void>;
 }
 
-// Outgoing messages are batched per turn.
+/** The channel to the kernel: a message goes into the ring at once, and the kernel is woken if it sleeps. */
+const channel = new ChannelEnd<FromVat, ToVat>(options.channel.memory, 'vat', options.channel.port, () => receiveMessageOnPort(options.channel.port));
+const shared = options.transport === 'shared-memory';
+// By postMessage, outgoing messages are batched per turn.
 let outbox: FromVat[] = [];
-const flush = () => {
+const post = () => {
   if (outbox.length === 0) return;
   const batch = outbox;
   outbox = [];
   port.postMessage(batch);
 };
 const send = (message: FromVat) => {
-  outbox.push(message);
-  if (outbox.length === 1) queueMicrotask(flush);
+  if (!shared) {
+    outbox.push(message);
+    if (outbox.length === 1) queueMicrotask(post);
+    return;
+  }
+  channel.send(message);
+  channel.out.wake();
+};
+/** Wait until every message sent is in the ring (the kernel reads it soon: it polls, or it is woken), or posted. */
+const flush = () => {
+  post();
+  while (channel.backlogged > 0) {
+    if (!channel.flush()) Atomics.wait(channel.out.header, 1, Atomics.load(channel.out.header, 1), 1);
+    channel.out.wake();
+  }
 };
 
 /**
@@ -280,7 +297,62 @@ const handle = (message: ToVat) => {
   }
 };
 
-port.on('message', (batch: ToVat[]) => {
-  for (const message of batch) handle(message);
-});
-send({ t: 'ready', run: -1 });
+/**
+ * Read the ring and handle what came; then let the turn end (the calls'
+ * promises settle, their answers go out) and come back. With nothing to
+ * read, poll a little longer — the kernel's next call often follows its last
+ * answer closely — then sleep until the kernel writes. A closure has no
+ * timers or I/O: while this thread sleeps it has nothing to do, and the
+ * kernel still stops it at will (terminate interrupts Atomics.wait).
+ */
+const SPIN_NS = options.spinUs * 1000;
+/**
+ * A gap this long between two looks at the ring while polling means this
+ * thread lost its core: the machine has more to run than cores, and polling
+ * takes time from the thread it waits for. Then it sleeps at once, and does
+ * not poll again for a while.
+ */
+const PREEMPTED_NS = 200_000;
+const NO_POLLING_NS = 20_000_000;
+let lastActive = 0;
+let pollAgain = 0;
+const now = () => performance.now() * 1e6;
+const pump = () => {
+  for (;;) {
+    let handled = 0;
+    for (let message = channel.next(); message; message = channel.next()) {
+      handle(message);
+      handled += 1;
+    }
+    if (channel.backlogged > 0 && channel.flush()) channel.out.wake();
+    if (handled > 0) {
+      lastActive = now();
+      return void setImmediate(pump);
+    }
+    const ring = channel.in;
+    let looked = now();
+    if (SPIN_NS > 0 && looked >= pollAgain) {
+      for (let spins = 1; !ring.waiting; spins += 1) {
+        if ((spins & 127) !== 0) continue;
+        const at = now();
+        if (at - looked > PREEMPTED_NS) pollAgain = at + NO_POLLING_NS;
+        if (at - looked > PREEMPTED_NS || at - lastActive >= SPIN_NS) break;
+        looked = at;
+      }
+    }
+    if (ring.waiting) continue;
+    ring.sleeping(true);
+    const written = ring.written;
+    if (!ring.waiting) Atomics.wait(ring.header, 0, written, channel.backlogged > 0 ? 1 : undefined);
+    ring.sleeping(false);
+    lastActive = now();
+  }
+};
+
+port.postMessage([{ t: 'ready', run: -1 }]);
+if (shared) setImmediate(pump);
+else {
+  port.on('message', (batch: ToVat[]) => {
+    for (const message of batch) handle(message);
+  });
+}

@@ -32,8 +32,8 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Kernel } from '../kernel/kernel.js';
-import type { Entry } from '../journal/journal.js';
-import { entriesAround, pictureOf, renderText, shortId } from '../journal/graph.js';
+import type { Entry, Journal } from '../journal/journal.js';
+import { pictureOf, renderText, shortId } from '../journal/graph.js';
 import type { Token } from '../interface/ids.js';
 import { toJsonText } from '../wire/json.js';
 import type { PeerState } from '../net/peers.js';
@@ -156,22 +156,25 @@ const idsOf = (entry: Entry): string[] => {
   }
 };
 
-/** Records that name `id`, with the outcomes of the calls among them. */
-const recordsNaming = (entries: readonly Entry[], id: string): Entry[] => {
+/** Records that name `id`, with the outcomes of the calls among them: the journal read a window at a time, only those kept. */
+const recordsNaming = async (journal: Journal, id: string): Promise<Entry[]> => {
   const calls = new Set<number>();
-  return entries.filter((entry) => {
-    if ('call' in entry && typeof entry.call === 'number' && calls.has(entry.call)) return true;
-    if (!idsOf(entry).includes(id)) return false;
-    if (entry.kind === 'call' || entry.kind === 'hit') calls.add(entry.seq);
-    return true;
-  });
+  const naming: Entry[] = [];
+  for await (const entry of journal.read(0)) {
+    if ('call' in entry && typeof entry.call === 'number' && calls.has(entry.call)) naming.push(entry);
+    else if (idsOf(entry).includes(id)) {
+      if (entry.kind === 'call' || entry.kind === 'hit') calls.add(entry.seq);
+      naming.push(entry);
+    }
+  }
+  return naming;
 };
 
-/** The records a filter selects: a principal's, or those around a token (else any that name the id, e.g. a module). */
-const select = (entries: readonly Entry[], filter: string): Entry[] => {
-  if (filter.startsWith('did:')) return recordsNaming(entries, filter);
-  const around = entriesAround(entries, filter as Token);
-  return around.length > 0 ? around : recordsNaming(entries, filter);
+/** The records a filter selects: a principal's, or those around a token (from the record index; else any that name the id, e.g. a module). */
+const select = async (kernel: Kernel, filter: string): Promise<Entry[]> => {
+  if (filter.startsWith('did:')) return recordsNaming(kernel.journal, filter);
+  const around = await kernel.records.around(filter as Token);
+  return around.length > 0 ? around : recordsNaming(kernel.journal, filter);
 };
 
 /** Pet names both ways. */
@@ -281,17 +284,33 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   // The names last read; a names file that cannot be read keeps them (names only label things).
   let names = namesFrom([]);
   const readNames = async () => {
+    await ready;
     try {
       if (options.names) names = namesFrom(await options.names());
     } catch {}
   };
   const label = (id: string) => names.byId.get(id) ?? shortId(id);
 
-  for (const entry of journal.entries()) tally.add(entry);
+  // The tally is read from the journal once; records appended meanwhile wait their turn, in order.
+  let backlog: Entry[] | undefined = [];
+  const upTo = journal.length;
+  const ready = (async () => {
+    try {
+      for await (const entry of journal.read(0)) {
+        if (entry.seq >= upTo) break;
+        tally.add(entry);
+      }
+    } finally {
+      for (const entry of backlog ?? []) tally.add(entry);
+      backlog = undefined;
+    }
+  })();
+  ready.catch(() => {});
   // The journal keeps its listeners for its lifetime; this one goes quiet once the page is closed.
   journal.onAppend((entry) => {
     if (closed) return;
-    tally.add(entry);
+    if (backlog) backlog.push(entry);
+    else tally.add(entry);
     for (const client of live) {
       if (client.queue.length < MAX_BATCH_RECORDS) client.queue.push(entry);
       else client.skipped += 1;
@@ -333,11 +352,21 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     };
   };
 
-  const graph = (given: string) => {
-    const all = journal.entries();
+  const graph = async (given: string) => {
     const filter = names.byName.get(given) ?? given;
-    const selected = filter === '' ? all : select(all, filter);
-    const drawn = selected.slice(-MAX_DRAWN_RECORDS);
+    let selected: { length: number };
+    let drawn: Entry[];
+    if (filter === '') {
+      // The whole graph: only the latest records are drawn, and only they are read.
+      drawn = [];
+      for await (const entry of journal.read(Math.max(0, journal.length - MAX_DRAWN_RECORDS))) drawn.push(entry);
+      drawn = drawn.slice(-MAX_DRAWN_RECORDS);
+      selected = { length: drawn.length === 0 ? 0 : drawn.at(-1)!.seq + 1 };
+    } else {
+      const chosen = await select(kernel, filter);
+      selected = chosen;
+      drawn = chosen.slice(-MAX_DRAWN_RECORDS);
+    }
     const picture = pictureOf(drawn);
     const latest = drawn.findLast((entry) => entry.kind !== 'seal' && idsOf(entry).some((id) => picture.nodes.has(id)));
     const nodes = [...picture.nodes].map(([id, node]) => ({
@@ -360,10 +389,9 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     };
   };
 
-  const about = (id: string) => {
-    const all = journal.entries();
-    const naming = recordsNaming(all, id);
-    const defining = all.find((entry) => (entry.kind === 'issue' || entry.kind === 'wrap') && entry.token === id);
+  const about = async (id: string) => {
+    const naming = await recordsNaming(journal, id);
+    const defining = naming.find((entry) => (entry.kind === 'issue' || entry.kind === 'wrap') && entry.token === id);
     return {
       id,
       defining: defining ? { seq: defining.seq, kind: defining.kind, json: recordJson(defining) } : null,
@@ -396,13 +424,13 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     };
   };
 
-  const record = (seqText: string) => {
+  const record = async (seqText: string) => {
     const seq = /^\d{1,15}$/.test(seqText) ? Number(seqText) : Number.NaN;
     if (!Number.isSafeInteger(seq)) throw new Refusal(400, `seq must be a record number (got ${JSON.stringify(seqText.slice(0, 40))})`);
-    const all = journal.entries();
-    // Records are numbered from 0 in order; a journal's seq is its index.
-    const entry = all[seq]?.seq === seq ? all[seq] : all.find((candidate) => candidate.seq === seq);
-    if (!entry) throw new Refusal(404, `no record #${seq} (the journal has ${all.length})`);
+    // Records are numbered from 0 in order: one is read from the journal by its number.
+    const total = journal.length;
+    const [entry] = seq < total ? await journal.recordsBySeq([seq]) : [];
+    if (!entry) throw new Refusal(404, `no record #${seq} (the journal has ${total})`);
     return { seq: entry.seq, kind: entry.kind, text: lineOf(entry, label), json: recordJson(entry) };
   };
 
@@ -436,7 +464,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   const follow = (response: ServerResponse) => {
     if (live.size >= MAX_LIVE_CLIENTS) throw new Refusal(503, `too many live views (${MAX_LIVE_CLIENTS}); close one`, { 'Retry-After': '5' });
     response.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
-    const latest = journal.entries().slice(-LATEST_ON_OPEN).map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry, label) }));
+    const latest = journal.recent(LATEST_ON_OPEN).map((entry) => ({ seq: entry.seq, at: entry.at, kind: entry.kind, text: lineOf(entry, label) }));
     response.write(`event: hello\ndata: ${toJsonText({ total: journal.length, latest })}\n\n`);
     const client: LiveClient = { response, queue: [], skipped: 0 };
     live.add(client);

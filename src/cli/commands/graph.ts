@@ -1,7 +1,7 @@
 /** `grid graph`: the promise graph, whole or around a token, here or across nodes. */
 import { quote } from '../../interface/ids.js';
-import { entriesAround, renderDot, renderMermaid, renderText } from '../../journal/graph.js';
-import { acrossTree, GraphIndex, recordsAcross, renderTree } from '../../journal/queries.js';
+import { renderDot, renderMermaid, renderText } from '../../journal/graph.js';
+import { acrossTree, recordsAcross, renderTree } from '../../journal/queries.js';
 import type { Entry } from '../../journal/journal.js';
 import { parseDuration, toJsonText, UsageError } from '../format.js';
 import { askRecords, nodesToAsk, withHome } from '../home-ops.js';
@@ -79,7 +79,7 @@ export const graphCommand = (session: Session) =>
       const callerText = text(opts.caller);
       if (across && (since !== undefined || limit !== undefined || callerText !== undefined)) throw new UsageError('--since, --caller and --limit narrow this home\'s graph, not --across');
       return withHome(inv, async (home, names) => {
-        const all = await home.entries();
+        const { journal, records } = await home.history();
         const name = (id: string) => names.nameOf(id) ?? (id.length > 24 ? `${id.slice(0, 10)}…${id.slice(-6)}` : id);
         if (across) {
           const target = resolveTarget(token, names);
@@ -90,22 +90,26 @@ export const graphCommand = (session: Session) =>
           const nodes = await recordsAcross(target.token, urls, (url, asked) =>
             askRecords(inv, url, asked).finally(() => progress(`asking ${urls.length} nodes for their records: ${++answered} answered`)),
           ).finally(() => progress(undefined));
-          if (format === 'json') inv.io.out(toJsonText({ here: entriesAround(all, target.token), nodes }));
+          if (format === 'json') inv.io.out(toJsonText({ here: await records.around(target.token), nodes }));
           else {
-            const here = new GraphIndex();
-            for (const entry of all) here.add(entry);
-            inv.io.out(renderTree(acrossTree(target.token, here.show(target.token, name), nodes, name)));
+            inv.io.out(renderTree(acrossTree(target.token, await records.show(target.token, name), nodes, name)));
           }
           // A record that failed verification is the louder news; a node that did not answer, the quieter.
           if (nodes.some((node) => node.verified && node.verified.flagged.length > 0)) return EXIT.revoked;
           return nodes.some((node) => !node.verified) ? EXIT.unreachable : EXIT.ok;
         }
         const caller = callerText === undefined ? undefined : resolvePrincipal(callerText, names);
-        const entries = narrow(token ? entriesAround(all, resolveToken(token, names)) : all, { since, caller, limit });
+        // Around a token, only the records the index says concern it are read; the whole graph reads the journal.
+        let all: Entry[] | undefined;
+        if (!token) {
+          all = [];
+          for await (const entry of journal.read(0)) all.push(entry);
+        }
+        const entries = narrow(token ? await records.around(resolveToken(token, names)) : all!, { since, caller, limit });
         if (format === 'json') inv.io.out(toJsonText({ entries }));
         else if (format === 'dot') inv.io.out(renderDot(entries, name));
         else if (format === 'mermaid') inv.io.out(renderMermaid(entries, name));
-        else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name, all));
+        else inv.io.out(entries.length === 0 ? '(no records)' : renderText(entries, name, all ?? (await records.textContext(entries))));
         return EXIT.ok;
       });
     },

@@ -1,5 +1,5 @@
 /** `grid reputation`: promises kept and broken, per issuer. */
-import { reputation } from '../../journal/reputation.js';
+import { ReputationTally } from '../../journal/reputation.js';
 import { toJsonText } from '../format.js';
 import { withHome } from '../home-ops.js';
 import { EXIT, verb, type Session } from '../invocation.js';
@@ -13,7 +13,10 @@ export const reputationCommand = (session: Session) =>
     (c) => c.argument('[principal]', 'only this issuer (a did:key or pet name)'),
     async (inv, [who]) =>
       withHome(inv, async (home, names) => {
-        let rows = reputation(await home.entries());
+        // A tally per issuer, from the journal read a window at a time.
+        const tally = new ReputationTally();
+        for await (const entry of (await home.history()).journal.read(0)) tally.add(entry);
+        let rows = tally.rows();
         if (typeof who === 'string') {
           const principal = resolvePrincipal(who, names);
           rows = rows.filter((r) => r.issuer === principal);

@@ -1,0 +1,203 @@
+/**
+ * Issue 16: the record index in the home's database. Queries answered from
+ * it equal the same queries over the whole journal; an index left behind
+ * (a kill between the journal's write and the database's commit) is caught
+ * up at open, and one that is missing, ahead or not this journal's is
+ * rebuilt from the journal.
+ */
+import '../src/perimeter/lockdown.js';
+import test, { type ExecutionContext } from 'ava';
+import { cp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openKernel, type Kernel, type Token } from '../src/index.js';
+import { entriesAround } from '../src/journal/graph.js';
+import { GraphIndex } from '../src/journal/queries.js';
+import { Journal, type Entry } from '../src/journal/journal.js';
+import { openFsJournalFile } from '../src/journal/fs-file.js';
+import { RecordQueries } from '../src/journal/record-queries.js';
+import { lmdbListStore, memoryListStore, RecordIndex } from '../src/db/records.js';
+import { openDatabase, tableOf } from '../src/db/database.js';
+import { loadIdentity } from '../src/identity/index.js';
+import { homePaths } from '../src/home/home.js';
+import { journalEntries, tempDir } from './_helpers.js';
+
+const MODULE = `
+  export const add = (ctx, a, b) => a + b;
+  export const relay = (ctx, x) => ctx.call(ctx.env.target, x, 1);
+  export const later = (ctx) => ctx.issue({ export: 'add' });
+  export const fail = (ctx) => ctx.revoke('no');`;
+
+/** Tokens of a small promise graph: delegations, nested calls, cache hits, a further promise, a refusal, a revocation. */
+const activity = async (alice: Kernel, bob: Kernel, round: number, tokens?: Record<string, Token>) => {
+  const code = await alice.publish(MODULE);
+  const add = tokens?.add ?? (await alice.issue({ code, export: 'add' }));
+  const relay = tokens?.relay ?? (await alice.issue({ code, export: 'relay', env: { target: { '/': add } } }));
+  const later = tokens?.later ?? (await alice.issue({ code, export: 'later' }));
+  const fail = tokens?.fail ?? (await alice.issue({ code, export: 'fail' }));
+  const toBob = tokens?.toBob ?? (await alice.delegate({ token: add, to: [bob.principal] }));
+  for (let i = 0; i < 30; i++) await alice.call(add, [i % 7, round]); // repeats are cache hits
+  await alice.call(relay, [round]);
+  await alice.call(toBob, [round, 2], { caller: bob.principal });
+  await alice.call(fail, [round]);
+  const promised = await alice.call(later, [round]);
+  if (round > 0 && promised.status === 'promised') await alice.call(promised.token, [1, 2]);
+  const spare = await alice.issue({ code, export: 'add' });
+  await alice.call(spare, [round, round]);
+  await alice.revoke(spare, `round ${round} over`);
+  return { add, relay, later, fail, toBob, spare };
+};
+
+/** Every answer the queries give, from the index. */
+const answers = async (records: RecordQueries, tokens: readonly Token[], callers: readonly string[]) => ({
+  shows: await Promise.all(tokens.map((token) => records.show(token, undefined, 5))),
+  who: await Promise.all(tokens.map((token) => records.who(token))),
+  callsOn: await Promise.all(tokens.map((token) => records.calls({ token }))),
+  callsBy: await Promise.all(callers.map((caller) => records.calls({ caller }))),
+  allCalls: await records.calls({ since: 0 }),
+  pending: await records.pending(),
+  broken: await records.broken(),
+  around: await Promise.all(tokens.map((token) => records.around(token))),
+});
+
+/** The same answers from the whole journal. */
+const expected = (entries: readonly Entry[], tokens: readonly Token[], callers: readonly string[]) => {
+  const graph = new GraphIndex();
+  for (const entry of entries) graph.add(entry);
+  return {
+    shows: tokens.map((token) => graph.show(token, undefined, 5)),
+    who: tokens.map((token) => graph.who(token)),
+    callsOn: tokens.map((token) => graph.calls({ token })),
+    callsBy: callers.map((caller) => graph.calls({ caller })),
+    allCalls: graph.calls({ since: 0 }),
+    pending: graph.pending(),
+    broken: [...graph.broken()],
+    around: tokens.map((token) => entriesAround(entries, token)),
+  };
+};
+
+const plain = (value: unknown) => JSON.parse(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+
+const home = async (t: ExecutionContext) => {
+  const dir = await tempDir(t);
+  const bob = await openKernel({ memory: true });
+  t.teardown(() => bob.close());
+  return { dir, bob };
+};
+
+/** Open the home's journal and its index in the database as a kernel does: how the index was brought up to date, and its queries. */
+const openIndex = async (dir: string) => {
+  const paths = homePaths(dir);
+  const identity = await loadIdentity(paths.identity);
+  const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+  const database = openDatabase(paths.db);
+  const opened = await RecordIndex.open(journal, lmdbListStore(tableOf(database, 'records')));
+  const records = new RecordQueries(journal, opened.index);
+  return {
+    ...opened,
+    journal,
+    records,
+    close: async () => {
+      await journal.close();
+      await opened.index.settled();
+      await database.close();
+    },
+  };
+};
+
+test('queries answered from the index in the database equal the same queries over the whole journal, and in memory too', async (t) => {
+  const { dir, bob } = await home(t);
+  const alice = await openKernel({ home: dir });
+  const tokens = await activity(alice, bob, 0);
+  await activity(alice, bob, 1, tokens);
+  const list = Object.values(tokens);
+  const callers = [alice.principal, bob.principal];
+  const entries = await journalEntries(alice.journal);
+  t.deepEqual(plain(await answers(alice.records, list, callers)), plain(expected(entries, list, callers)));
+  t.true((await alice.records.broken()).length >= 4);
+  t.true((await alice.records.pending()).length >= 1);
+  // Paginated: pages after a record number, of a given size, make up the whole.
+  const broken = await alice.records.broken();
+  const firstPage = await alice.records.broken({ limit: 2 });
+  const rest = await alice.records.broken({ after: firstPage.at(-1)!.seq });
+  t.deepEqual([...firstPage, ...rest], broken);
+  await alice.close();
+
+  // The same journal indexed in memory gives the same answers.
+  const again = await openIndex(dir);
+  t.is(again.rebuilt, undefined);
+  t.is(again.caughtUp, 0, 'an index up to date reads no record at open');
+  const inMemory = await openKernel({ memory: true });
+  t.teardown(() => inMemory.close());
+  const memoryIndex = (await RecordIndex.open(again.journal, memoryListStore())).index;
+  t.deepEqual(plain(await answers(new RecordQueries(again.journal, memoryIndex), list, callers)), plain(await answers(again.records, list, callers)));
+  await again.close();
+});
+
+test('an index left behind by a kill between the journal write and the database commit is caught up from its position', async (t) => {
+  const { dir, bob } = await home(t);
+  const paths = homePaths(dir);
+  let alice = await openKernel({ home: dir });
+  const tokens = await activity(alice, bob, 0);
+  await alice.close();
+  // The database as it was then: what a kill leaves when the journal got further than the database.
+  await cp(paths.db, join(dir, 'db-behind'), { recursive: true });
+  alice = await openKernel({ home: dir });
+  await activity(alice, bob, 1, tokens);
+  await alice.close();
+  await rm(paths.db, { recursive: true });
+  await cp(join(dir, 'db-behind'), paths.db, { recursive: true });
+
+  const opened = await openIndex(dir);
+  t.is(opened.rebuilt, undefined, 'caught up, not rebuilt');
+  t.true(opened.caughtUp > 0 && opened.caughtUp < opened.journal.length, `${opened.caughtUp} of ${opened.journal.length} records read`);
+  t.deepEqual(opened.index.position(), opened.journal.position());
+  const list = Object.values(tokens);
+  const callers = [bob.principal];
+  const entries = await journalEntries(opened.journal);
+  t.deepEqual(plain(await answers(opened.records, list, callers)), plain(expected(entries, list, callers)));
+  await opened.close();
+});
+
+test('an index that is missing, ahead of the journal, or not this journal is rebuilt from the journal', async (t) => {
+  const { dir, bob } = await home(t);
+  const paths = homePaths(dir);
+  let alice = await openKernel({ home: dir });
+  const tokens = await activity(alice, bob, 0);
+  await alice.close();
+  await cp(paths.journal, join(dir, 'journal-then'));
+  alice = await openKernel({ home: dir });
+  await activity(alice, bob, 1, tokens);
+  await alice.close();
+  const list = Object.values(tokens);
+  const check = async (why: RegExp) => {
+    const opened = await openIndex(dir);
+    t.regex(opened.rebuilt ?? '', why);
+    t.is(opened.caughtUp, opened.journal.length);
+    const entries = await journalEntries(opened.journal);
+    t.deepEqual(plain(await answers(opened.records, list, [bob.principal])), plain(expected(entries, list, [bob.principal])));
+    await opened.close();
+  };
+  // Missing.
+  await rm(paths.db, { recursive: true });
+  await check(/missing/);
+  // Ahead: the journal is the older copy, the database has indexed more.
+  const newer = join(dir, 'journal-newer');
+  await cp(paths.journal, newer);
+  await cp(join(dir, 'journal-then'), paths.journal);
+  await check(/ahead/);
+  // Not this journal: a database from the longer journal over a journal of the same length that differs.
+  await cp(newer, paths.journal);
+  const other = await tempDir(t);
+  const stranger = await openKernel({ home: other });
+  await activity(stranger, bob, 0);
+  await stranger.close();
+  await rm(paths.db, { recursive: true });
+  await cp(homePaths(other).db, paths.db, { recursive: true });
+  const opened = await openIndex(dir);
+  t.truthy(opened.rebuilt, `rebuilt (${opened.rebuilt})`);
+  await opened.close();
+  // A kernel over the home answers as the journal says.
+  alice = await openKernel({ home: dir });
+  t.deepEqual(plain(await alice.records.show(tokens.add, undefined, 5)), plain(expected(await journalEntries(alice.journal), [tokens.add], []).shows[0]));
+  await alice.close();
+});
