@@ -28,13 +28,13 @@
  * the previous restart kept. No assertion is timed: the durations only pace
  * the load and are reported.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rm, mkdir, cp } from 'node:fs/promises';
+import { cpSync, linkSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { CID } from 'multiformats/cid';
 import { openKernel } from '../src/home/open.js';
 import type { Kernel } from '../src/kernel/kernel.js';
@@ -48,7 +48,6 @@ import { connectNode, type RemoteNode } from '../src/net/client.js';
 import type { Outcome } from '../src/interface/outcome.js';
 import type { Principal, Token } from '../src/interface/ids.js';
 
-const execFileAsync = promisify(execFile);
 const BIN = join(process.cwd(), 'bin', 'grid.js');
 
 export interface CrashLoopOptions {
@@ -63,6 +62,8 @@ export interface CrashLoopOptions {
   /** Progress lines (one per cycle is printed when `verbose`). */
   readonly log?: (line: string) => void;
   readonly verbose?: boolean;
+  /** Without `verbose`, a line every this many kills. */
+  readonly progressEvery?: number;
   /**
    * Restart the node while the copies of the last kill are checked (default
    * true: a cycle costs less); false times each restart alone.
@@ -149,7 +150,20 @@ interface Node {
   kill(): Promise<void>;
   /** SIGTERM: a clean stop. */
   stop(): Promise<void>;
+  /** CPU time the process (all its threads: the vats too) has used so far, in ms; undefined where /proc does not say. */
+  cpuMs(): Promise<number | undefined>;
 }
+
+/** CPU time (user + system) of process `pid` from /proc/PID/stat, in ms. */
+const cpuOf = async (pid: number | undefined): Promise<number | undefined> => {
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
+    // After the command: state is field 3, utime 14, stime 15 (in clock ticks, 100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+};
 
 /** `grid start --json` on `home`, resolved once it listens. */
 const startNode = (home: string, processes: Set<ChildProcess>): Promise<Node> =>
@@ -168,7 +182,7 @@ const startNode = (home: string, processes: Set<ChildProcess>): Promise<Node> =>
       const startMs = performance.now() - began;
       try {
         const { url } = JSON.parse(stdout.slice(0, end)) as { url: string };
-        resolve({ url, startMs, kill: () => (child.kill('SIGKILL'), exited), stop: () => (child.kill('SIGTERM'), exited) });
+        resolve({ url, startMs, kill: () => (child.kill('SIGKILL'), exited), stop: () => (child.kill('SIGTERM'), exited), cpuMs: () => cpuOf(child.pid) });
       } catch {
         reject(new Error(`grid start printed ${JSON.stringify(stdout.slice(0, end))}`));
       }
@@ -235,11 +249,11 @@ class Driver {
           return this.#call(remote, cycle, 'call', this.setup.greet, [`c${cycle}.${this.#calls++}`]);
         }),
         // Pure-cache hits: a few arguments over and over, each sent only once the last call with it is answered
-        // (and 2 ms apart: hits are cheap, and the journal they fill would only slow the checks).
-        lane(async () => (await sleep(2), this.#call(remote, cycle, 'hit', this.setup.greet, [`h${this.#hitKey++ % 8}`]))),
+        // (and 5 ms apart: hits are cheap, and the journal they fill would only slow the checks).
+        lane(async () => (await sleep(5), this.#call(remote, cycle, 'hit', this.setup.greet, [`h${this.#hitKey++ % 8}`]))),
         // Delegations, and (mostly) revocations of the oldest still standing, tens of ms apart (a revocation is fsynced).
         lane(async () => {
-          await sleep(10 + Math.floor(this.random() * 40));
+          await sleep(30 + Math.floor(this.random() * 60));
           if (this.#step++ % 2 === 0) return this.#delegate(remote, cycle);
           return this.random() < 0.3 || this.#delegations.length === 0 || this.#revoke(remote, cycle, this.#delegations.shift()!);
         }),
@@ -328,33 +342,41 @@ class Driver {
   }
 }
 
-/** A copy of `home` at `to`: its blocks hard-linked (a block file never changes), the rest copied; `db/` left out when `withDb` is false. */
-const copyHome = async (home: string, to: string, withDb: boolean) => {
-  await mkdir(to, { recursive: true });
-  for (const name of await readdir(home)) {
+/**
+ * A copy of `home` at `to`: its blocks hard-linked (a block file never
+ * changes: it is written to a temporary file and renamed into place), the
+ * rest copied; `db/` left out when `withDb` is false. Synchronous: hundreds
+ * of small file operations cost less so than through the thread pool.
+ */
+const copyHome = (home: string, to: string, withDb: boolean) => {
+  mkdirSync(to);
+  for (const name of readdirSync(home)) {
     // The running node's announcement: no node runs on the copy.
     if (name === 'node' || (!withDb && name === 'db')) continue;
-    if (name === 'blocks') await execFileAsync('cp', ['-al', join(home, name), join(to, name)]);
-    else await cp(join(home, name), join(to, name), { recursive: true, preserveTimestamps: true });
+    if (name !== 'blocks') {
+      cpSync(join(home, name), join(to, name), { recursive: true, preserveTimestamps: true });
+      continue;
+    }
+    for (const shard of readdirSync(join(home, name))) {
+      mkdirSync(join(to, name, shard), { recursive: true });
+      for (const file of readdirSync(join(home, name, shard))) linkSync(join(home, name, shard, file), join(to, name, shard, file));
+    }
   }
 };
 
 /** Every block file under `blocks` that does not re-hash to the CID it is filed under (temporary files a crash left are skipped: the next open removes them). */
-const corruptBlocks = async (blocks: string): Promise<{ checked: number; corrupt: string[] }> => {
+const corruptBlocks = (blocks: string): { checked: number; corrupt: string[] } => {
   const corrupt: string[] = [];
   let checked = 0;
-  for (const shard of await readdir(blocks)) {
-    for (const name of await readdir(join(blocks, shard))) {
+  for (const shard of readdirSync(blocks)) {
+    for (const name of readdirSync(join(blocks, shard))) {
       if (name.startsWith('.tmp-')) continue;
       checked += 1;
-      let ok = false;
       try {
-        ok = verifyBlock(CID.parse(name), new Uint8Array(await readFile(join(blocks, shard, name))));
+        if (!verifyBlock(CID.parse(name), new Uint8Array(readFileSync(join(blocks, shard, name))))) corrupt.push(`${shard}/${name}`);
       } catch (error) {
         corrupt.push(`${shard}/${name} (${(error as Error).message})`);
-        continue;
       }
-      if (!ok) corrupt.push(`${shard}/${name}`);
     }
   }
   return { checked, corrupt };
@@ -495,11 +517,13 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
     // The kill comes a random time after every kind of operation had an answer: under load, whatever the machine's speed.
     const loadFor = loadMin + Math.floor(random() * (loadMax - loadMin));
     let killAt = 0;
+    let nodeCpu: number | undefined;
     driver.expectAnswers();
     const killed = (async () => {
       await driver.warm;
       await sleep(loadFor);
       killAt = performance.now();
+      nodeCpu = options.verbose ? await node.cpuMs() : undefined;
       await node.kill();
       killCount += 1;
     })();
@@ -518,14 +542,15 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
     };
     const reopened = join(dir, `reopened-${cycle}`);
     const rebuilt = join(dir, `rebuilt-${cycle}`);
-    await Promise.all([copyHome(home, reopened, true), copyHome(home, rebuilt, false)]);
+    copyHome(home, reopened, true);
+    copyHome(home, rebuilt, false);
     lap('copies');
     // The restart: on the home as the kill left it, while the copies are checked (unless restarts are to be timed alone).
     const restart = () => startNode(home, processes);
     let next = overlap ? restart() : undefined;
     next?.catch(() => {});
     try {
-      const blocks = await corruptBlocks(join(reopened, 'blocks'));
+      const blocks = corruptBlocks(join(reopened, 'blocks'));
       lap('blocks');
       for (const block of blocks.corrupt) fail(`block ${block} does not re-hash to its CID`);
       const crashed = await scanJournal(join(reopened, 'journal'), identity.principal);
@@ -637,8 +662,11 @@ export const crashLoop = async (options: CrashLoopOptions): Promise<CrashLoopRep
       }
       lap('rebuild');
       const count = (kind: OpKind) => ops.filter((op) => op.kind === kind && op.ackAt !== undefined).length;
+      if (!options.verbose && options.progressEvery && (cycle + 1) % options.progressEvery === 0) {
+        log(`${cycle + 1} kills in ${((performance.now() - began) / 1000).toFixed(0)} s, ${failures.length} failures, ${records} records, last restart ${node.startMs.toFixed(0)} ms`);
+      }
       if (options.verbose) {
-        log(`cycle ${cycle}: killed after ${loadFor} ms; restart ${node.startMs.toFixed(0)} ms; acknowledged ${count('call')} calls, ${count('hit')} hits, ${count('apply')} applies, ${count('delegate')} delegations, ${count('through')} calls through them, ${count('revoke')} revocations; ${crashed.size - crashed.goodLength} torn bytes; ${blocks.checked} blocks; ${records} records; ms: ${laps.join(', ')}`);
+        log(`cycle ${cycle}: killed after ${loadFor} ms (node CPU ${nodeCpu} ms); restart ${node.startMs.toFixed(0)} ms; acknowledged ${count('call')} calls, ${count('hit')} hits, ${count('apply')} applies, ${count('delegate')} delegations, ${count('through')} calls through them, ${count('revoke')} revocations; ${crashed.size - crashed.goodLength} torn bytes; ${blocks.checked} blocks; ${records} records; ms: ${laps.join(', ')}`);
       }
     } finally {
       await rm(reopened, { recursive: true, force: true });
