@@ -3,12 +3,12 @@
  * database under one key: each save replaces the one before in a single
  * commit, so a crash leaves the old snapshot or the new, never a mix.
  */
-import type { SnapshotStore } from '../kernel/snapshot.js';
 import { tableOf, type Database } from './database.js';
 
 const KEY = new TextEncoder().encode('kernel');
 
-export const databaseSnapshots = (database: Database): SnapshotStore => {
+/** The kernel's SnapshotStore (kernel/snapshot.ts) over the database: this layer sits below the kernel and names no type of it. */
+export const databaseSnapshots = (database: Database): { load(): Uint8Array | undefined; save(bytes: Uint8Array): Promise<void>; clear(): Promise<void> } => {
   const table = tableOf(database, 'snapshot');
   return {
     load: () => {
