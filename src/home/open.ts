@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, JournalError, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
+import { Journal, JournalError, MAX_RECORD_BYTES, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
 import { databaseSnapshots } from '../db/snapshots.js';
 import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
 import { equals } from 'multiformats/bytes';
@@ -216,7 +216,8 @@ const snapshotMatching = async (snapshots: SnapshotStore, file: JournalBytes): P
   const snapshot = stored && decodeSnapshot(stored);
   if (!snapshot) return undefined;
   const { offset, last, head } = snapshot.position;
-  if (head === null || last >= offset || (await file.size()) < offset) return undefined;
+  // One record lies between `last` and `offset`: no more than the longest a record can be is read to check it.
+  if (head === null || last >= offset || offset - last > 4 + MAX_RECORD_BYTES || (await file.size()) < offset) return undefined;
   const frame = await file.readRange(last, offset - last);
   const body = frame.subarray(4);
   if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
