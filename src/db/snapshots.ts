@@ -8,7 +8,7 @@ import { tableOf, type Database } from './database.js';
 const KEY = new TextEncoder().encode('kernel');
 
 /** The kernel's SnapshotStore (kernel/snapshot.ts) over the database: this layer sits below the kernel and names no type of it. */
-export const databaseSnapshots = (database: Database): { load(): Uint8Array | undefined; save(bytes: Uint8Array): Promise<void>; clear(): Promise<void> } => {
+export const databaseSnapshots = (database: Database): { load(): Uint8Array | undefined; save(bytes: Uint8Array): Promise<void> } => {
   const table = tableOf(database, 'snapshot');
   return {
     load: () => {
@@ -18,9 +18,6 @@ export const databaseSnapshots = (database: Database): { load(): Uint8Array | un
     },
     save: async (bytes) => {
       await table.put(KEY, bytes);
-    },
-    clear: async () => {
-      await table.remove(KEY);
     },
   };
 };

@@ -272,7 +272,7 @@ export class Kernel {
   #snapshotOn(end: BatchEnd, written: Promise<void>) {
     const due = this.#closed || (end.seq - this.#snapshotSeq >= SNAPSHOT_RECORDS && this.#powers.clock() - this.#snapshotAt >= SNAPSHOT_MIN_MS);
     if (!due || this.#saving) return;
-    const bytes = encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() });
+    const bytes = this.#snapshotBytes(end);
     this.#snapshotSeq = end.seq;
     this.#snapshotAt = this.#powers.clock();
     const store = this.#powers.snapshots!;
@@ -315,6 +315,11 @@ export class Kernel {
       docs: this.#docs.snapshot(),
       cache: this.#cache.snapshot(),
     };
+  }
+
+  /** A snapshot of every part, standing at `end` (the caller knows every record before it is applied). */
+  #snapshotBytes(end: BatchEnd): Uint8Array {
+    return encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() });
   }
 
   /** Take back a snapshot's parts, into a kernel that has applied no record yet. */
@@ -542,7 +547,7 @@ export class Kernel {
       await this.#saving;
       const end = this.#powers.journal.batchEnd();
       if (this.#powers.snapshots && end.seq > this.#snapshotSeq) {
-        await this.#powers.snapshots.save(encodeSnapshot({ format: SNAPSHOT_FORMAT, position: end, parts: this.#partsSnapshot() })).catch(() => {});
+        await this.#powers.snapshots.save(this.#snapshotBytes(end)).catch(() => {});
       }
       await this.#records?.index.settled();
     } finally {

@@ -48,7 +48,6 @@ export interface Snapshot {
 export interface SnapshotStore {
   load(): Uint8Array | undefined;
   save(bytes: Uint8Array): Promise<void>;
-  clear(): Promise<void>;
 }
 
 export const encodeSnapshot = (snapshot: Snapshot): Uint8Array => encode(snapshot);
