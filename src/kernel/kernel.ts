@@ -28,7 +28,7 @@ import { memoryListStore, RecordIndex, type ListStore } from '../db/records.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';
 import { makeModuleTable, type ModuleTable } from './module-table.js';
-import { makeClosureTable, type ClosureTable } from './closure-table.js';
+import { makeClosureTable, type ClosureTable, type IssuedToken } from './closure-table.js';
 import { makeDelegationTable, type DelegationTable } from './delegation-table.js';
 import { makeRevocationTable, type RevocationTable } from './revocation-table.js';
 import { makeCallIndex, type CallIndex } from './call-index.js';
@@ -336,6 +336,11 @@ export class Kernel {
   /** The state derived from the journal as canonical bytes: a kernel restored from a snapshot and one that replayed every record give the same. */
   stateSnapshot(): Uint8Array {
     return encode(this.#partsSnapshot());
+  }
+
+  /** What this node hosts, as its web page lists it: the closures issued here (oldest first, with the calls asked of each), and the delegations its journal records. */
+  hosted(): { tokens: IssuedToken[]; delegations: number } {
+    return { tokens: this.#closures.issued(), delegations: this.#reputation.delegations };
   }
 
   /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */
