@@ -15,7 +15,9 @@ import { open } from 'node:fs/promises';
 import { journalBytes } from '../journal/fs-file.js';
 import { Journal } from '../journal/journal.js';
 import { RecordQueries } from '../journal/record-queries.js';
-import { memoryListStore, RecordIndex } from '../db/records.js';
+import { lmdbListStore, memoryListStore, RecordIndex } from '../db/records.js';
+import { followedListStore } from '../db/followed-records.js';
+import { openDatabase, tableOf, type Database } from '../db/database.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type Kernel, type KernelLimits } from '../kernel/kernel.js';
 import { ownerOf, type NodeOwner } from '../kernel/owner.js';
 import { openKernel } from '../home/open.js';
@@ -129,7 +131,7 @@ export const withHome = async <T>(
     }
   }
   const identity = await loadHomeIdentity(paths);
-  const follower = await followHome(paths.journal, identity.principal);
+  const follower = await followHome(paths, identity.principal);
   return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
       ...remote,
@@ -150,25 +152,49 @@ export interface History {
 
 /**
  * Follow the journal file a running node writes: each look verifies and
- * indexes (in memory) only the records appended since the last one.
+ * indexes only the records appended since the last one. The node's own
+ * record index (the home's database, read only) answers for the records up
+ * to where it stood when this began (db/followed-records.ts); without one,
+ * or if it does not match the journal, the journal is indexed here from
+ * its first record.
  */
-const followHome = async (path: string, signer: Principal) => {
+const followHome = async (paths: ReturnType<typeof homePaths>, signer: Principal) => {
   let journal: (Journal & { refresh(): Promise<void> }) | undefined;
   let records: RecordQueries | undefined;
-  const start = async () => {
-    const handle = await open(path, 'r');
-    journal = Journal.follow({ ...journalBytes(handle), close: () => handle.close() }, signer);
-    records = new RecordQueries(journal, (await RecordIndex.open(journal, memoryListStore())).index);
+  let database: Database | undefined;
+  const start = async (useDatabase: boolean) => {
+    const store = (useDatabase && nodeIndex()) || memoryListStore();
+    const handle = await open(paths.journal, 'r');
+    journal = Journal.follow({ ...journalBytes(handle), close: () => handle.close() }, signer, store.position());
+    records = new RecordQueries(journal, (await RecordIndex.open(journal, store)).index);
+  };
+  const nodeIndex = () => {
+    try {
+      database ??= openDatabase(paths.db, { readOnly: true });
+      return followedListStore(lmdbListStore(tableOf(database, 'records')));
+    } catch {
+      return undefined;
+    }
+  };
+  const close = async () => {
+    await journal?.close();
+    await database?.close();
+    database = undefined;
   };
   return {
     history: async (): Promise<History> => {
-      if (!journal) await start();
+      if (!journal) {
+        await start(true);
+        // The database's position is not in this journal (it is being rebuilt, or belongs to another): index it all here.
+        await journal!.refresh().catch(async () => {
+          await close();
+          await start(false);
+        });
+      }
       await journal!.refresh();
       return { journal: journal!, records: records! };
     },
-    close: async () => {
-      await journal?.close();
-    },
+    close,
   };
 };
 

@@ -2,7 +2,6 @@
 import { base64url } from 'multiformats/bases/base64';
 import { randomBytes } from 'node:crypto';
 import { quote } from '../../interface/ids.js';
-import { loadModuleParser } from '../../closures/modules.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { Invitations } from '../../home/invitations.js';
 import { PetNames } from '../../home/names.js';
@@ -42,6 +41,8 @@ export const startCommand = (session: Session) =>
       const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
       // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb).
+      // The module parser (~0.5 s) is not: a call on a module whose analysis the home kept never needs it, and the first
+      // publish, or call on a module analyzed nowhere yet, loads it outside the call's time limit (kernel/calls.ts).
       const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), import('../../web/page.js')]);
       let level;
       try {
@@ -100,10 +101,6 @@ export const startCommand = (session: Session) =>
             ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
             : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
         );
-        // The module parser (~0.5 s) loads once the node listens: calls on modules the home has analyses for never need
-        // it, and a first publish or call that does waits for it outside its time limit (kernel/calls.ts). A parser that
-        // failed to load says so at that first use.
-        loadModuleParser().catch(() => {});
         await stopped;
         await retractNode(paths.node);
       } finally {
