@@ -36,7 +36,8 @@
  * before anything else. Belt and braces, a block whose file was written
  * since the collection began (or in the second before) is kept. A block
  * that cannot be read or does not hash to its name is reported and left in
- * place, never deleted and never followed; files in `blocks/` that are not
+ * place; when such a block is in use, nothing at all is collected (what it
+ * names is unknown) until it is put back. Files in `blocks/` that are not
  * blocks are left alone.
  */
 import { lstat, readdir, unlink } from 'node:fs/promises';
@@ -93,8 +94,12 @@ export interface GcReport {
   readonly collected: Tally & { readonly byKind: Readonly<Partial<Record<BlockKind, Tally>>> };
   /** With dryRun: each block that would go. */
   readonly blocks?: ReadonlyArray<{ readonly cid: string; readonly bytes: number; readonly kind: BlockKind }>;
-  /** Blocks that could not be read or did not hash to their name: left in place. */
-  readonly damaged: ReadonlyArray<{ readonly cid: string; readonly reason: string }>;
+  /**
+   * Blocks that could not be read or did not hash to their name: left in
+   * place. When one is in use (a root reaches it) nothing is collected:
+   * what it names is unknown.
+   */
+  readonly damaged: ReadonlyArray<{ readonly cid: string; readonly reason: string; readonly inUse: boolean }>;
   /** Unreferenced blocks kept because their file was written as the collection ran. */
   readonly fresh: number;
   /** Files in blocks/ that are not blocks of this store (left alone). */
@@ -295,7 +300,9 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     }
     await options.afterMark?.();
 
-    const garbage = candidates.filter(({ name }) => !marked.has(name));
+    // A damaged block in use hides what it names: nothing is collected then, lest it be something the block needs.
+    const inUseDamaged = [...damaged.keys()].filter((name) => marked.has(name));
+    const garbage = inUseDamaged.length > 0 ? [] : candidates.filter(({ name }) => !marked.has(name));
     const collected = { blocks: 0, bytes: 0, byKind: {} as Partial<Record<BlockKind, Tally>> };
     const gone: Array<{ cid: string; bytes: number; kind: BlockKind }> = [];
     let fresh = 0;
@@ -326,14 +333,14 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     if (!dryRun) await forgetAnalyses(paths, gone.filter(({ kind }) => kind === 'module').map(({ cid }) => cid));
 
     // Bytes are those of the blocks that could be read; a damaged block counts as kept (it stays).
-    const total = { blocks: present.size, bytes: kept.bytes + garbage.reduce((sum, { bytes }) => sum + bytes, 0) };
+    const total = { blocks: present.size, bytes: kept.bytes + candidates.reduce((sum, { name, bytes }) => sum + (marked.has(name) ? 0 : bytes), 0) };
     return harden({
       dryRun,
       total,
       kept: { blocks: total.blocks - collected.blocks, bytes: total.bytes - collected.bytes },
       collected,
       ...(dryRun ? { blocks: gone.sort((a, b) => (a.cid < b.cid ? -1 : 1)) } : {}),
-      damaged: [...damaged].map(([cid, reason]) => ({ cid, reason })),
+      damaged: [...damaged].map(([cid, reason]) => ({ cid, reason, inUse: marked.has(cid) })),
       fresh,
       foreign,
       ms: Date.now() - began,

@@ -32,13 +32,20 @@ export const gcCommand = (session: Session) =>
         ...(keep === undefined ? {} : { keepModulesMs: keep === '0' ? 0 : parseDuration(keep, '--keep-modules') }),
         ...(inv.lockWaitMs === undefined ? {} : { lockWaitMs: inv.lockWaitMs }),
       });
+      // A damaged block in use stops the collection: the user must know, and scripts too.
+      const inUse = report.damaged.filter((block) => block.inUse).length;
+      const code = inUse > 0 ? EXIT.usage : EXIT.ok;
       if (inv.json) {
         inv.io.out(toJsonText(report));
-        return EXIT.ok;
+        return code;
       }
-      for (const { cid, reason } of report.damaged) inv.io.err(`grid gc: block ${cid} left in place: ${reason}`);
+      for (const { cid, reason, inUse } of report.damaged) inv.io.err(`grid gc: block ${cid}${inUse ? ', in use,' : ''} left in place: ${reason}`);
+      if (inUse > 0) {
+        inv.io.err(`grid gc: collected nothing: ${inUse} block${inUse === 1 ? '' : 's'} in use ${inUse === 1 ? 'is' : 'are'} damaged, and what ${inUse === 1 ? 'it names' : 'they name'} is unknown; put ${inUse === 1 ? 'it' : 'them'} back (from a peer or a backup) and collect again`);
+        return code;
+      }
       if (report.blocks) for (const { cid, bytes, kind } of report.blocks) inv.io.out(`${cid}\t${kind}\t${bytes}`);
       inv.io.out(summary(report));
-      return EXIT.ok;
+      return code;
     },
   );
