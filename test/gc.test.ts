@@ -320,3 +320,21 @@ test('namedIn finds links and CID text anywhere, and nothing in bytes that hold 
   for (let i = 0; i < 2000; i++) namedIn(new Uint8Array(randomBytes(1 + (i % 300))));
   t.pass();
 });
+
+test('a block larger than the store serves (a checkpoint snapshot) is kept while named, not read, and collected when not', async (t) => {
+  t.timeout(120_000);
+  const home = join(await tempDir(t), 'home');
+  await (await openKernel({ home })).close();
+  const big = openFsBlockStore(homePaths(home).blocks, { maxBlockBytes: 2 ** 31 - 1 });
+  const size = 64 * 1024 * 1024 + 1;
+  const named = (await big.put(new Uint8Array(size).fill(1), { codec: DAG_CBOR_CODEC })).toString();
+  const unnamed = (await big.put(new Uint8Array(size).fill(2), { codec: DAG_CBOR_CODEC })).toString();
+  await ageBlocks(home);
+  const report = await collectGarbage({ home, extraRoots: async () => [CID.parse(named)] });
+  t.deepEqual(report.damaged, []);
+  t.deepEqual(report.collected, { blocks: 1, bytes: size, byKind: { other: { blocks: 1, bytes: size } } });
+  t.is(report.kept.bytes, size);
+  const left = await blockFiles(home);
+  t.true(left.has(named));
+  t.false(left.has(unnamed));
+});

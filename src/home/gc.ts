@@ -75,7 +75,7 @@ export interface GcOptions {
   /** How long to wait for another process to release the home. */
   readonly lockWaitMs?: number;
   /** Blocks to keep besides those the home's state reaches (default: `extraRoots`). */
-  readonly extraRoots?: (paths: HomePaths) => Promise<Iterable<string>>;
+  readonly extraRoots?: (paths: HomePaths) => Promise<Iterable<string | CID>>;
   /** Called once marking is done, before anything is deleted (tests write to the store here, as a writer that ignored the lock would). */
   readonly afterMark?: () => Promise<void>;
 }
@@ -110,11 +110,13 @@ export interface GcReport {
 export class GcError extends GridError<'ERR_NODE_RUNNING' | 'ERR_BAD_OPTION'> {}
 
 /**
- * Blocks the home keeps besides what its state reaches. Nothing yet: the
- * retention work (journal segments behind signed checkpoints) names here
- * the blocks its checkpoints store, e.g. each checkpoint's state snapshot.
+ * Blocks the home keeps besides what its state reaches: the hook for
+ * retention (journal segments behind a signed checkpoint), whose
+ * checkpoint stores the kernel's state snapshot as a block that no state
+ * names. Nothing yet; once retention is merged this returns its
+ * `checkpointRoots(paths)` (home/retention.ts).
  */
-export const extraRoots = async (_paths: HomePaths): Promise<Iterable<string>> => [];
+export const extraRoots = async (_paths: HomePaths): Promise<Iterable<string | CID>> => [];
 
 /** The store's name for a CID given as text, if it is one. */
 const nameOf = (text: string): string | undefined => {
@@ -238,10 +240,19 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       if (!present.has(name)) absent.add(name);
       else if (!marked.has(name)) marked.add(name), queue.push(name);
     };
-    const read = async (name: string): Promise<Uint8Array | undefined> => {
+    /**
+     * A block's bytes, verified; undefined if damaged (noted); its size
+     * alone if it is larger than the store serves (a retention checkpoint's
+     * snapshot): such a block is kept while in use, its bytes not followed
+     * (what a snapshot names, the live state names too), and collected when
+     * not in use.
+     */
+    const read = async (name: string): Promise<Uint8Array | { large: number } | undefined> => {
       try {
         return await store.get(CID.parse(name));
       } catch (error) {
+        const size = (error as { code?: string }).code === 'ERR_TOO_LARGE' && (await lstat(blockPath(paths.blocks, CID.parse(name))).catch(() => undefined))?.size;
+        if (size) return { large: size };
         damaged.set(name, describeThrown(error).replace(/^store: /, ''));
         return undefined;
       }
@@ -254,6 +265,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
         await inTurns(batch, async (name) => {
           const bytes = await read(name);
           if (!bytes) return;
+          if (!(bytes instanceof Uint8Array)) return void (kept.bytes += bytes.large);
           kept.bytes += bytes.length;
           for (const named of namedIn(bytes)) mark(named);
         });
@@ -269,6 +281,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       const info = await lstat(blockPath(paths.blocks, CID.parse(name))).catch(() => undefined);
       const bytes = info && (await read(name));
       if (!bytes) return;
+      if (!(bytes instanceof Uint8Array)) return void candidates.push({ name, bytes: bytes.large, kind: 'other' });
       const cid = CID.parse(name);
       const { kind, record } = classify(cid, bytes);
       const token = cid.toString() as Token;
