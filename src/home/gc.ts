@@ -278,8 +278,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     const candidates: Array<{ name: string; bytes: number; kind: BlockKind }> = [];
     const replicas: Token[] = [];
     await inTurns([...present].filter((name) => !marked.has(name)), async (name) => {
-      const info = await lstat(blockPath(paths.blocks, CID.parse(name))).catch(() => undefined);
-      const bytes = info && (await read(name));
+      const bytes = await read(name);
       if (!bytes) return;
       if (!(bytes instanceof Uint8Array)) return void candidates.push({ name, bytes: bytes.large, kind: 'other' });
       const cid = CID.parse(name);
@@ -293,7 +292,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
         // A delegation made or taken here (its `wrap` is journaled) and not revoked: calls through it are screened here.
         (kind === 'delegation' && !kernel.isRevoked(token) && kernel.records.isDelegation(token)) ||
         // A module published lately: it may be issued yet.
-        (kind === 'module' && began - info.mtimeMs < keepModulesMs);
+        (kind === 'module' && began - ((await lstat(blockPath(paths.blocks, cid)).catch(() => undefined))?.mtimeMs ?? 0) < keepModulesMs);
       if (live) mark(name);
       else candidates.push({ name, bytes: bytes.length, kind });
     });
