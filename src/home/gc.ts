@@ -40,12 +40,12 @@
  * names is unknown) until it is put back. Files in `blocks/` that are not
  * blocks are left alone.
  */
-import { lstat, readdir, unlink } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, RAW_CODEC, type Token } from '../interface/ids.js';
 import { describeThrown, GridError } from '../interface/errors.js';
-import { blockName, blockPath, openFsBlockStore } from '../store/index.js';
+import { blockName, DEFAULT_MAX_BLOCK_BYTES, verifyBlock } from '../store/index.js';
 import { namedIn } from '../store/links.js';
 import { decode, encode } from '../wire/index.js';
 import { decodeTrusted } from '../wire/cbor.js';
@@ -61,8 +61,15 @@ import { openKernel } from './open.js';
 export const DEFAULT_KEEP_MODULES_MS = 30 * 24 * 60 * 60 * 1000;
 /** A block written this long before the collection began, or since, is kept (file times may be coarse). */
 const FRESH_MS = 1000;
-/** Blocks read or deleted at once. */
-const CONCURRENCY = 16;
+/**
+ * Files are read, looked at and deleted synchronously (a thread-pool round
+ * trip per call costs 5–10× the call on a busy machine, measured), this
+ * many between turns of the event loop, so a process that runs the
+ * collector in its own event loop still gets a turn every few milliseconds.
+ */
+const SLICE = 256;
+/** Read flags as the store's (store/fs-store.ts): never block on a FIFO planted where a block should be. */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 export type BlockKind = 'module' | 'closure' | 'delegation' | 'document' | 'version' | 'data' | 'other';
 
@@ -129,6 +136,14 @@ const nameOf = (text: string): string | undefined => {
 };
 
 const errno = (error: unknown) => (error as NodeJS.ErrnoException | null)?.code;
+/** A file's lstat, or undefined if it is gone. */
+const statOf = (path: string) => {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+};
 
 /** Every block file in the store at `dir`, by name, and how many files there are not blocks. */
 const listBlocks = async (dir: string): Promise<{ names: Set<string>; foreign: number }> => {
@@ -136,31 +151,52 @@ const listBlocks = async (dir: string): Promise<{ names: Set<string>; foreign: n
   let foreign = 0;
   let entries;
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch (error) {
     if (errno(error) === 'ENOENT') return { names, foreign };
     throw error;
   }
   const shards = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name);
   foreign += entries.length - shards.length;
-  await inTurns(shards, async (shard) => {
-    for (const name of await readdir(join(dir, shard))) {
+  await inSlices(shards, (shard) => {
+    for (const name of readdirSync(join(dir, shard))) {
       if (name.startsWith('.tmp-')) continue; // a write under way, or a crash's leftover that the next open removes
       // Filed where the store files it, under the name it gives it: anything else is not the store's.
       if (name.slice(-3, -1) === shard && nameOf(name) === name) names.add(name);
       else foreign += 1;
     }
-  });
+  }, 8);
   return { names, foreign };
 };
 
-/** Run `work` on each item, CONCURRENCY at a time; `work` must not reject. */
-const inTurns = async <T>(items: Iterable<T>, work: (item: T) => Promise<void>): Promise<void> => {
-  const iterator = items[Symbol.iterator]();
-  const worker = async () => {
-    for (let next = iterator.next(); !next.done; next = iterator.next()) await work(next.value);
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+/** Run `work` on each item, `slice` at a time between turns of the event loop. */
+const inSlices = async <T>(items: Iterable<T>, work: (item: T) => void, slice = SLICE): Promise<void> => {
+  let done = 0;
+  for (const item of items) {
+    work(item);
+    if (++done % slice === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+};
+
+/**
+ * A block's bytes, verified as the store verifies every read: a regular
+ * file, re-hashed. Its size alone if it is larger than the store serves.
+ * Throws what is wrong, in one line.
+ */
+const readBlock = (path: string, cid: CID): Uint8Array | { large: number } => {
+  const fd = openSync(path, READ_FLAGS);
+  try {
+    const info = fstatSync(fd);
+    if (!info.isFile()) throw new Error(`block ${cid} on disk is not a regular file`);
+    if (info.size > DEFAULT_MAX_BLOCK_BYTES) return { large: info.size };
+    const bytes = new Uint8Array(info.size);
+    let filled = 0;
+    for (let got = 1; filled < bytes.length && got > 0; filled += got) got = readSync(fd, bytes, filled, bytes.length - filled, filled);
+    if (!verifyBlock(cid, bytes.subarray(0, filled))) throw new Error(`block ${cid} on disk does not match its hash (tampered or truncated)`);
+    return bytes;
+  } finally {
+    closeSync(fd);
+  }
 };
 
 /** What a block is, for the report, and its record when it is a closure or a delegation. */
@@ -223,7 +259,8 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
   const kernel = await openKernel({ home: options.home, create: false, ...(options.lockWaitMs === undefined ? {} : { lockWaitMs: options.lockWaitMs }) });
   try {
     const began = Date.now();
-    const store = openFsBlockStore(paths.blocks);
+    /** Where the store files the block `name` (store/fs-store.ts `blockPath`), without parsing it again. */
+    const pathOf = (name: string) => join(paths.blocks, name.slice(-3, -1), name);
     const { names: present, foreign } = await listBlocks(paths.blocks);
     const { roots, issued } = stateRoots(kernel);
     for (const name of await namedRoots(paths)) roots.add(name);
@@ -247,12 +284,10 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
      * (what a snapshot names, the live state names too), and collected when
      * not in use.
      */
-    const read = async (name: string): Promise<Uint8Array | { large: number } | undefined> => {
+    const read = (name: string, cid = CID.parse(name)): Uint8Array | { large: number } | undefined => {
       try {
-        return await store.get(CID.parse(name));
+        return readBlock(pathOf(name), cid);
       } catch (error) {
-        const size = (error as { code?: string }).code === 'ERR_TOO_LARGE' && (await lstat(blockPath(paths.blocks, CID.parse(name))).catch(() => undefined))?.size;
-        if (size) return { large: size };
         damaged.set(name, describeThrown(error).replace(/^store: /, ''));
         return undefined;
       }
@@ -262,8 +297,8 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       while (queue.length > 0) {
         const batch = queue;
         queue = [];
-        await inTurns(batch, async (name) => {
-          const bytes = await read(name);
+        await inSlices(batch, (name) => {
+          const bytes = read(name);
           if (!bytes) return;
           if (!(bytes instanceof Uint8Array)) return void (kept.bytes += bytes.large);
           kept.bytes += bytes.length;
@@ -277,11 +312,11 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     // What no root reached: each block is read once more, and kept if the kernel would find it by looking in the store.
     const candidates: Array<{ name: string; bytes: number; kind: BlockKind }> = [];
     const replicas: Token[] = [];
-    await inTurns([...present].filter((name) => !marked.has(name)), async (name) => {
-      const bytes = await read(name);
+    await inSlices([...present].filter((name) => !marked.has(name)), (name) => {
+      const cid = CID.parse(name);
+      const bytes = read(name, cid);
       if (!bytes) return;
       if (!(bytes instanceof Uint8Array)) return void candidates.push({ name, bytes: bytes.large, kind: 'other' });
-      const cid = CID.parse(name);
       const { kind, record } = classify(cid, bytes);
       const token = cid.toString() as Token;
       // A closure adopted from a peer's replica: this node answers it itself.
@@ -292,7 +327,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
         // A delegation made or taken here (its `wrap` is journaled) and not revoked: calls through it are screened here.
         (kind === 'delegation' && !kernel.isRevoked(token) && kernel.records.isDelegation(token)) ||
         // A module published lately: it may be issued yet.
-        (kind === 'module' && began - ((await lstat(blockPath(paths.blocks, cid)).catch(() => undefined))?.mtimeMs ?? 0) < keepModulesMs);
+        (kind === 'module' && began - (statOf(pathOf(name))?.mtimeMs ?? 0) < keepModulesMs);
       if (live) mark(name);
       else candidates.push({ name, bytes: bytes.length, kind });
     });
@@ -318,10 +353,10 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     const collected = { blocks: 0, bytes: 0, byKind: {} as Partial<Record<BlockKind, Tally>> };
     const gone: Array<{ cid: string; bytes: number; kind: BlockKind }> = [];
     let fresh = 0;
-    await inTurns(garbage, async ({ name, bytes, kind }) => {
-      const path = blockPath(paths.blocks, CID.parse(name));
+    await inSlices(garbage, ({ name, bytes, kind }) => {
+      const path = pathOf(name);
       // Looked at again just before it goes: a block put again since it was read (a writer about to name it) stays.
-      const info = await lstat(path).catch(() => undefined);
+      const info = statOf(path);
       if (!info) return;
       if (info.mtimeMs >= began - FRESH_MS) {
         fresh += 1;
@@ -329,7 +364,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       }
       if (!dryRun) {
         try {
-          await unlink(path);
+          unlinkSync(path);
         } catch (error) {
           if (errno(error) !== 'ENOENT') damaged.set(name, `could not delete: ${describeThrown(error)}`);
           return;
@@ -365,8 +400,19 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
 /** Remove the kept analyses of modules collected (home/analyses.ts files them by module id, one folder per analyzer). */
 const forgetAnalyses = async (paths: HomePaths, modules: readonly string[]) => {
   if (modules.length === 0) return;
-  const analyzers = await readdir(paths.analyses, { withFileTypes: true }).catch(() => []);
-  for (const analyzer of analyzers.filter((entry) => entry.isDirectory())) {
-    await inTurns(modules, (id) => unlink(join(paths.analyses, analyzer.name, id)).catch(() => {}));
+  let analyzers;
+  try {
+    analyzers = readdirSync(paths.analyses, { withFileTypes: true }).filter((entry) => entry.isDirectory());
+  } catch {
+    return;
+  }
+  for (const analyzer of analyzers) {
+    await inSlices(modules, (id) => {
+      try {
+        unlinkSync(join(paths.analyses, analyzer.name, id));
+      } catch {
+        // none kept for it
+      }
+    });
   }
 };
