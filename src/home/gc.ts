@@ -324,8 +324,8 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       if (replica) replicas.push(token);
       const live =
         replica ||
-        // A delegation made or taken here (its `wrap` is journaled) and not revoked: calls through it are screened here.
-        (kind === 'delegation' && !kernel.isRevoked(token) && kernel.records.isDelegation(token)) ||
+        // A delegation made here, or taken here (its `wrap` is journaled), and not revoked: calls through it are screened here.
+        (kind === 'delegation' && !kernel.isRevoked(token) && (record!.delegator === kernel.principal || kernel.records.isDelegation(token))) ||
         // A module published lately: it may be issued yet.
         (kind === 'module' && began - (statOf(pathOf(name))?.mtimeMs ?? 0) < keepModulesMs);
       if (live) mark(name);
