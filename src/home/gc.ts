@@ -41,6 +41,7 @@
  * blocks are left alone.
  */
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CID } from 'multiformats/cid';
 import { DAG_CBOR_CODEC, RAW_CODEC, type Token } from '../interface/ids.js';
@@ -62,12 +63,18 @@ export const DEFAULT_KEEP_MODULES_MS = 30 * 24 * 60 * 60 * 1000;
 /** A block written this long before the collection began, or since, is kept (file times may be coarse). */
 const FRESH_MS = 1000;
 /**
- * Files are read, looked at and deleted synchronously (a thread-pool round
+ * Files are listed, read and looked at synchronously (a thread-pool round
  * trip per call costs 5–10× the call on a busy machine, measured), this
  * many between turns of the event loop, so a process that runs the
  * collector in its own event loop still gets a turn every few milliseconds.
  */
 const SLICE = 256;
+/**
+ * Files deleted at once. Deleting waits on the file system's metadata
+ * (1.5 ms a file here under load, done one by one): several at once
+ * overlap in the thread pool.
+ */
+const DELETING = 16;
 /** Read flags as the store's (store/fs-store.ts): never block on a FIFO planted where a block should be. */
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
@@ -176,6 +183,15 @@ const inSlices = async <T>(items: Iterable<T>, work: (item: T) => void, slice = 
     work(item);
     if (++done % slice === 0) await new Promise((resolve) => setImmediate(resolve));
   }
+};
+
+/** Run `work` on each item, at most DELETING at once; `work` must not reject. */
+const inFlight = async <T>(items: readonly T[], work: (item: T) => Promise<void>): Promise<void> => {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: DELETING }, worker));
 };
 
 /**
@@ -353,7 +369,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
     const collected = { blocks: 0, bytes: 0, byKind: {} as Partial<Record<BlockKind, Tally>> };
     const gone: Array<{ cid: string; bytes: number; kind: BlockKind }> = [];
     let fresh = 0;
-    await inSlices(garbage, ({ name, bytes, kind }) => {
+    await inFlight(garbage, async ({ name, bytes, kind }) => {
       const path = pathOf(name);
       // Looked at again just before it goes: a block put again since it was read (a writer about to name it) stays.
       const info = statOf(path);
@@ -364,7 +380,7 @@ export const collectGarbage = async (options: GcOptions): Promise<GcReport> => {
       }
       if (!dryRun) {
         try {
-          unlinkSync(path);
+          await unlink(path);
         } catch (error) {
           if (errno(error) !== 'ENOENT') damaged.set(name, `could not delete: ${describeThrown(error)}`);
           return;
