@@ -280,6 +280,12 @@ test('a delegation in force keeps the closure it wraps, even revoked (a call thr
   await kernel.close();
   const report = await collectGarbage({ home });
   t.deepEqual(Object.fromEntries(Object.entries(report.collected.byKind).map(([kind, tally]) => [kind, tally.blocks])), { closure: 1, delegation: 1, module: 1 });
+  // Revoking again what is revoked and collected is the no-op it was before.
+  kernel = await openKernel({ home });
+  t.teardown(() => kernel.close());
+  await t.notThrowsAsync(kernel.revoke(outer));
+  await t.notThrowsAsync(kernel.revoke(inner));
+  t.like(await kernel.call(inner, [1]), { status: 'revoked', code: 'token-revoked' });
 });
 
 test('a replica adopted from a peer is kept until its revocation is heard; a block only extraRoots names is kept', async (t) => {

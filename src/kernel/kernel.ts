@@ -449,6 +449,8 @@ export class Kernel {
   async revoke(token: string, reason?: string): Promise<void> {
     this.#assertOpen();
     const checked = asToken(token);
+    // Revoked already: nothing to do, and nothing to read (`grid gc` may have collected its record).
+    if (this.#revocations.isRevoked(checked)) return;
     // A delegation is revoked by its delegator: that breaks it and what was delegated through it, nothing else.
     const delegation = await this.#delegations.delegationOf(checked);
     const authority = delegation ? delegation.delegator : (await this.#closures.closure(checked)).issuer;
