@@ -247,8 +247,9 @@ const stateRoots = (kernel: Kernel): { roots: Set<string>; issued: readonly Toke
   const { closures, reputation: _history, revocations: _revoked, docs, policies, ...rest } = parts;
   const { revokedSince: _dates, ...held } = docs;
   const roots = namedIn(encode({ ...rest, docs: held, policies: policies.filter(({ layer }) => !revoked(layer)) }));
-  for (const token of closures) if (!revoked(token)) roots.add(nameOf(token) ?? token);
-  return { roots, issued: closures };
+  const issued = closures.map(([token]) => token);
+  for (const token of issued) if (!revoked(token)) roots.add(nameOf(token) ?? token);
+  return { roots, issued };
 };
 
 /** The blocks the home's pet names name (tokens, modules, blocks; not principals). */
