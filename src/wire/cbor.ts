@@ -154,11 +154,20 @@ const decodeLink = (content: unknown) => {
   if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
     throw new WireError('ERR_BAD_LINK', 'tag 42 must wrap a byte string 0x00 followed by a CID');
   }
+  return linkOf(content, false);
+};
+
+/**
+ * A link's CID from tag 42's content (0x00 and the CID's bytes, checked by
+ * the caller): the one decoded lately if any, else checked and kept —
+ * from a copy when `view` (content that is a view into bytes not ours to keep).
+ */
+export const linkOf = (content: Uint8Array, view: boolean): CID => {
   const n = content.length;
   const key = n >= 5 ? ((content[n - 1]! << 24) | (content[n - 2]! << 16) | (content[n - 3]! << 8) | content[n - 4]!) : -1;
   const known = recentLinks.get(key);
   if (known && equals(known.bytes, content.subarray(1))) return known;
-  const cid = checkedLink(content);
+  const cid = checkedLink(view ? new Uint8Array(content) : content);
   if (recentLinks.size >= MAX_RECENT_LINKS) recentLinks.clear();
   recentLinks.set(key, cid);
   return cid;
