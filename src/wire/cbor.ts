@@ -244,7 +244,8 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
   if (bytes.length > limits.maxBytes) {
     throw new WireError('ERR_TOO_LARGE', `input is ${bytes.length} bytes (limit ${limits.maxBytes})`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Made at the first header longer than a byte: most small values have none.
+  let dataView: DataView | undefined;
   const stack: Open[] = [];
   let pos = 0;
   let items = 0;
@@ -268,6 +269,7 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
     } else if (minor >= 24) {
       const size = 1 << (minor - 24);
       if (pos + size > bytes.length) throw new WireError('ERR_TRUNCATED', `header at byte ${start} needs ${size} more bytes`);
+      const view = (dataView ??= new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       if (major === 7) {
         if (minor === 24) throw new WireError('ERR_BAD_SIMPLE', `simple value at byte ${start} (only false, true and null are grid data)`);
         const finite =
