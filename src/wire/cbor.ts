@@ -129,11 +129,135 @@ const linkFormOptions = makeEncodeOptions(true);
  */
 export const owned = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes)); // not .slice(): on a Buffer that is a view too
 
+/*
+ * Flat arrays — safe integers, ASCII text, byte strings, null, booleans and
+ * links, nothing nested — are what the hot paths write: a journal record,
+ * a call's arguments, a call or a reply (envelope.ts). They are written
+ * here directly, the same bytes cborg writes for them (the codec's tests
+ * hold the two to it), without building cborg's tokens; anything else
+ * (a float, -0, a bigint, text beyond ASCII, a nested value) goes to cborg.
+ */
+
+/** Bytes of a header whose argument is `n` (0 ≤ n ≤ 2^53), in shortest form. */
+const headerBytes = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9);
+
+/** Write the header of major type `major` with argument `n` at `at`; returns where it ends. */
+export const writeHeader = (out: Uint8Array, at: number, major: number, n: number): number => {
+  const type = major << 5;
+  if (n < 24) {
+    out[at] = type | n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = type | 24;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = type | 25;
+    out[at + 1] = n >>> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  if (n < 0x100000000) {
+    out[at] = type | 26;
+    out[at + 1] = n >>> 24;
+    out[at + 2] = (n >>> 16) & 0xff;
+    out[at + 3] = (n >>> 8) & 0xff;
+    out[at + 4] = n & 0xff;
+    return at + 5;
+  }
+  out[at] = type | 27;
+  const high = Math.floor(n / 0x100000000);
+  const low = n >>> 0;
+  for (let i = 0; i < 4; i++) {
+    out[at + 4 - i] = (high >>> (8 * i)) & 0xff;
+    out[at + 8 - i] = (low >>> (8 * i)) & 0xff;
+  }
+  return at + 9;
+};
+
+const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+};
+
+/** A link's CID bytes, if `item` is a link written flat (a CID of this multiformats, or LinkBytes). */
+const flatLink = (item: object): Uint8Array | undefined => (item instanceof CID ? item.bytes : item instanceof LinkBytes ? item.cid : undefined);
+
+/** Bytes `item` takes written flat, or -1 if it is not flat. */
+const flatBytes = (item: unknown): number => {
+  switch (typeof item) {
+    case 'number':
+      return Number.isSafeInteger(item) && !Object.is(item, -0) ? headerBytes(item >= 0 ? item : -1 - item) : -1;
+    case 'string':
+      return isAscii(item) ? headerBytes(item.length) + item.length : -1;
+    case 'boolean':
+      return 1;
+    case 'object': {
+      if (item === null) return 1;
+      if (item instanceof Uint8Array) return headerBytes(item.length) + item.length;
+      const link = flatLink(item);
+      // Tag 42 (two bytes), then a byte string of 0x00 and the CID.
+      return link ? 2 + headerBytes(link.length + 1) + link.length + 1 : -1;
+    }
+    default:
+      return -1;
+  }
+};
+
+const writeFlat = (out: Uint8Array, at: number, item: unknown): number => {
+  if (typeof item === 'number') return item >= 0 ? writeHeader(out, at, 0, item) : writeHeader(out, at, 1, -1 - item);
+  if (typeof item === 'string') {
+    at = writeHeader(out, at, 3, item.length);
+    for (let i = 0; i < item.length; i++) out[at + i] = item.charCodeAt(i);
+    return at + item.length;
+  }
+  if (item === null || typeof item === 'boolean') {
+    out[at] = item === null ? 0xf6 : item ? 0xf5 : 0xf4;
+    return at + 1;
+  }
+  if (item instanceof Uint8Array) {
+    at = writeHeader(out, at, 2, item.length);
+    out.set(item, at);
+    return at + item.length;
+  }
+  const link = flatLink(item as object)!;
+  out[at] = 0xd8;
+  out[at + 1] = LINK_TAG;
+  at = writeHeader(out, at + 2, 2, link.length + 1);
+  out[at] = 0;
+  out.set(link, at + 1);
+  return at + 1 + link.length;
+};
+
+/**
+ * The array `[lead, ...items]` (`[...items]` when `lead` is absent) written
+ * flat after `prefix`, or undefined if any item is not flat.
+ */
+export const encodeFlat = (items: readonly unknown[], lead?: object, prefix?: Uint8Array): Uint8Array | undefined => {
+  const count = items.length + (lead ? 1 : 0);
+  const leadBytes = lead ? flatBytes(lead) : 0;
+  if (leadBytes < 0) return undefined;
+  let length = (prefix?.length ?? 0) + headerBytes(count) + leadBytes;
+  for (let i = 0; i < items.length; i++) {
+    const n = flatBytes(items[i]);
+    if (n < 0) return undefined;
+    length += n;
+  }
+  const out = new Uint8Array(length);
+  if (prefix) out.set(prefix);
+  let at = writeHeader(out, prefix?.length ?? 0, 4, count);
+  if (lead) at = writeFlat(out, at, lead);
+  for (let i = 0; i < items.length; i++) at = writeFlat(out, at, items[i]);
+  return out;
+};
+
 /** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
-export const encode = (value: unknown): Uint8Array => owned(cborgEncode(value, encodeOptions as never));
+export const encode = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, encodeOptions as never));
 
 /** As `encode`, also reading `{ "/": "<cid>" }` objects as links (the kernel's value form). */
-export const encodeLinkForm = (value: unknown): Uint8Array => owned(cborgEncode(value, linkFormOptions as never));
+export const encodeLinkForm = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, linkFormOptions as never));
 
 /** cborg hands a tag decoder a control that decodes the tagged content. */
 type TagDecodeControl = () => unknown;
@@ -396,8 +520,105 @@ const cborgDecodeObjects = (bytes: Uint8Array, root?: RootTag): unknown => {
   }
 };
 
+/** The argument of the header at `at` if it is in shortest form and at most 4 bytes long, and where its item's content starts. */
+const shortHeader = (bytes: Uint8Array, at: number): { n: number; next: number } | undefined => {
+  const minor = bytes[at]! & 31;
+  if (minor < 24) return { n: minor, next: at + 1 };
+  if (minor === 24) {
+    const n = bytes[at + 1];
+    return n !== undefined && n >= 24 ? { n, next: at + 2 } : undefined;
+  }
+  if (minor === 25) {
+    if (at + 3 > bytes.length) return undefined;
+    const n = (bytes[at + 1]! << 8) | bytes[at + 2]!;
+    return n >= 0x100 ? { n, next: at + 3 } : undefined;
+  }
+  if (minor === 26) {
+    if (at + 5 > bytes.length) return undefined;
+    const n = bytes[at + 1]! * 0x1000000 + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+    return n >= 0x10000 ? { n, next: at + 5 } : undefined;
+  }
+  return undefined;
+};
+
+/**
+ * A flat item — an integer within 32 bits, ASCII text, a byte string,
+ * null, a boolean or a link — or an array of up to 23 of them, from `start`
+ * to the end of `bytes`, read directly; undefined if the bytes hold
+ * anything else (the codec then reads them, and refuses what it refuses).
+ * What this accepts the codec accepts too, giving the same value: shortest
+ * headers only, links checked as the codec checks them, byte strings copied
+ * out, nothing after the item, within `limits` (`enclosing`: the
+ * containers around it — an envelope's tag — counted as items and depth).
+ */
+export const decodeFlat = (bytes: Uint8Array, start: number, limits: DecodeLimits, enclosing = 0): unknown => {
+  if (bytes.length > limits.maxBytes || start >= bytes.length) return undefined;
+  const head = bytes[start]!;
+  const array = head >= 0x80 && head <= 0x97;
+  const count = array ? head - 0x80 : 1;
+  const out: unknown[] | undefined = array ? [] : undefined;
+  let single: unknown;
+  let at = array ? start + 1 : start;
+  let items = enclosing + (array ? 1 : 0);
+  let links = false;
+  for (let i = 0; i < count; i++) {
+    if (at >= bytes.length) return undefined;
+    const initial = bytes[at]!;
+    const major = initial >> 5;
+    let value: unknown;
+    if (major === 7) {
+      if (initial < 0xf4 || initial > 0xf6) return undefined;
+      value = initial === 0xf6 ? null : initial === 0xf5;
+      at += 1;
+    } else if (major === 6) {
+      // Tag 42 over a byte string: 0x00 and the CID.
+      if (initial !== 0xd8 || bytes[at + 1] !== LINK_TAG || bytes[at + 2] === undefined || bytes[at + 2]! >> 5 !== 2) return undefined;
+      const header = shortHeader(bytes, at + 2);
+      if (!header || header.n < 2 || header.next + header.n > bytes.length || bytes[header.next] !== 0) return undefined;
+      at = header.next + header.n;
+      try {
+        value = linkOf(bytes.subarray(header.next, at), true);
+      } catch {
+        return undefined;
+      }
+      items += 1;
+      links = true;
+    } else {
+      const header = shortHeader(bytes, at);
+      if (!header) return undefined;
+      if (major === 0) value = header.n;
+      else if (major === 1) value = -1 - header.n;
+      else if (major === 2 || major === 3) {
+        const end = header.next + header.n;
+        if (end > bytes.length) return undefined;
+        if (major === 2) value = new Uint8Array(bytes.subarray(header.next, end));
+        else {
+          let text = '';
+          for (let j = header.next; j < end; j++) {
+            const c = bytes[j]!;
+            if (c >= 0x80) return undefined;
+            text += String.fromCharCode(c);
+          }
+          value = text;
+        }
+        header.next = end;
+      } else return undefined;
+      at = header.next;
+    }
+    items += 1;
+    if (out) out.push(value);
+    else single = value;
+  }
+  if (at !== bytes.length || items > limits.maxItems || enclosing + (array ? 1 : 0) + (links ? 1 : 0) > limits.maxDepth) return undefined;
+  return out ?? single;
+};
+
 export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
+  if (!root) {
+    const flat = decodeFlat(bytes, 0, limits);
+    if (flat !== undefined) return flat;
+  }
   const { floats } = scan(bytes, limits, root?.tag);
   let value: unknown;
   try {
