@@ -8,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { generateIdentity, type Identity } from '../src/identity/index.js';
 import type { BlockStore } from '../src/store/types.js';
 import type { KernelPowers } from '../src/kernel/kernel.js';
+import { encodeValue } from '../src/closures/values.js';
+import type { Token } from '../src/interface/ids.js';
 
 const example = (name: string) => readFile(join('examples', name), 'utf8');
 
@@ -181,6 +183,27 @@ test('pure calls are cached; a hit does not execute and is journaled', async (t)
   t.deepEqual(await kinds(kernel), ['issue', 'call', 'fulfilled', 'hit']);
   await kernel.call(greet, ['Bob']);
   t.is((await kinds(kernel)).at(-1), 'fulfilled', 'different arguments miss');
+});
+
+test('answerCached gives a peer\'s cache hit at once, as answer would, journaled as its hit; anything else is left to answer', async (t) => {
+  const kernel = await memoryKernel(t);
+  const greet = await issue(kernel, await example('hello.js'), 'greet', { greeting: 'hi' });
+  const peer = generateIdentity(random).principal;
+  const argsBytes = encodeValue(['Ada']);
+  t.is(kernel.answerCached(greet as Token, ['Ada'], argsBytes, peer), undefined, 'nothing kept yet');
+  t.deepEqual(await kinds(kernel), ['issue'], 'and nothing journaled');
+  const first = await kernel.answer(greet, ['Ada'], { caller: peer, argsBytes });
+  const second = await kernel.answer(greet, ['Ada'], { caller: peer, argsBytes });
+  const now = kernel.answerCached(greet as Token, ['Ada'], argsBytes, peer);
+  t.deepEqual(now, second, 'the same answer as a hit through answer');
+  t.like(now, { outcome: { status: 'fulfilled', value: 'hi, Ada' }, cacheable: true });
+  t.deepEqual(first.outcome, now!.outcome);
+  const hits = (await journalEntries(kernel.journal)).filter((e) => e.kind === 'hit');
+  t.deepEqual(hits.map((e) => (e as { caller: string }).caller), [peer, peer], 'each hit journaled, as the peer\'s');
+  t.is(kernel.answerCached(greet as Token, ['Bob'], encodeValue(['Bob']), peer), undefined, 'other arguments miss');
+  await kernel.revoke(greet);
+  t.is(kernel.answerCached(greet as Token, ['Ada'], argsBytes, peer), undefined, 'a revoked token keeps no answers');
+  t.is((await kernel.answer(greet, ['Ada'], { caller: peer, argsBytes })).outcome.status, 'revoked');
 });
 
 test('calls that read ctx.caller or call out are not cached', async (t) => {

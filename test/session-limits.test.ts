@@ -175,11 +175,16 @@ test(`a peer has at most MAX_CALLS_PER_PEER (${MAX_CALLS_PER_PEER}) calls in fli
   const first = await rawPeer(url, identity);
   const second = await rawPeer(url, identity);
   const half = MAX_CALLS_PER_PEER / 2;
+  // An answer the node keeps: asked for again, it would be a cache hit, answered at once.
+  t.deepEqual(await kernel.call(echo, ['kept']), { status: 'fulfilled', value: 'kept' });
   for (let i = 0; i < half; i++) first.socket.send(encodeCall(i, spin as Token, [i], {}), { binary: true });
   for (let i = 0; i < half; i++) second.socket.send(encodeCall(i, spin as Token, [i], {}), { binary: true });
   await eventually(async () => ends(kernel, spin), (e) => e.calls === MAX_CALLS_PER_PEER, 30_000, 50);
   second.socket.send(encodeCall(half, echo as Token, ['one too many'], {}), { binary: true });
   t.like((await second.reply(half))?.outcome, { status: 'revoked', code: 'quota', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
+  // A cache hit counts against the same limit, though it would be answered without a turn.
+  second.socket.send(encodeCall(half + 1, echo as Token, ['kept'], {}), { binary: true });
+  t.like((await second.reply(half + 1))?.outcome, { status: 'revoked', code: 'quota', reason: `too many calls in flight (limit ${MAX_CALLS_PER_PEER} per peer)` });
   // Another principal is not counted with this one.
   const other = await connectNode(url, { identity: generateIdentity(random), random });
   t.teardown(() => other.close());

@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid';
 import { encode as cborgEncode, rfc8949EncodeOptions } from 'cborg';
 import { decode, decodeMessage, encode, encodeMessage, isMessage, WireError, DEFAULT_LIMITS } from '../src/wire/index.js';
 import { blockCid } from '../src/store/index.js';
-import { encodeLinkForm } from '../src/wire/cbor.js';
+import { encodeLinkForm, LinkBytes } from '../src/wire/cbor.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -261,4 +261,130 @@ test('encoded bytes own their memory: a small encoding is no view into a shared 
   for (const length of [1, 100, 200, 240, 300, 5000]) {
     for (const bytes of [encode({ text: 'x'.repeat(length) }), encodeLinkForm({ text: 'x'.repeat(length) })]) t.is(bytes.buffer.byteLength, bytes.byteLength, `${length} characters`);
   }
+});
+
+// A message of a link and then small unsigned integers, byte strings, ASCII text, null or booleans is
+// written and read without the codec's tokens (wire/envelope.ts): the same bytes, the same messages, the same refusals.
+const flatSlot = fc.oneof(
+  fc.nat({ max: 2 ** 32 - 1 }),
+  fc.constantFrom(0, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -1, -0, 1.5),
+  fc.uint8Array({ maxLength: 300 }),
+  fc.string({ unit: 'binary-ascii', maxLength: 30 }),
+  fc.string({ unit: 'grapheme', maxLength: 5 }),
+  fc.constantFrom(null, true, false),
+);
+const flatSlots = fc.array(flatSlot, { maxLength: 25 });
+const envelopeOf = (cid: CID, slots: readonly unknown[]) => new Uint8Array([0xda, 0x67, 0x72, 0x69, 0x64, ...encode([cid, ...slots])]);
+/** What the codec makes of a message's bytes: [cid, ...slots], or its refusal's code. */
+const byCodec = (bytes: Uint8Array, limits = {}) => {
+  try {
+    return { items: normalise(decode(bytes.subarray(5), limits)) };
+  } catch (error) {
+    return { code: (error as WireError).code };
+  }
+};
+const byMessage = (bytes: Uint8Array, limits = {}) => {
+  try {
+    const { cid, slots } = decodeMessage(bytes, limits);
+    return { items: normalise([cid, ...slots]) };
+  } catch (error) {
+    return { code: (error as WireError).code };
+  }
+};
+
+test('property: flat messages are written as the codec writes them, and read (or refused) as it reads them', (t) => {
+  fc.assert(
+    fc.property(cidArb, flatSlots, fc.nat(), fc.integer({ min: 1, max: 255 }), (cid, slots, position, flip) => {
+      const bytes = encodeMessage(cid, ...slots);
+      t.is(hex(bytes), hex(envelopeOf(cid, slots)));
+      t.deepEqual(byMessage(bytes), byCodec(bytes));
+      t.true(Object.isFrozen(decodeMessage(bytes).slots));
+      // Past the envelope's tag, every mutation is read or refused as the codec reads it (a message that is not [link, …] aside).
+      const mutated = bytes.slice();
+      mutated[5 + (position % (bytes.length - 5))]! ^= flip;
+      const codec = byCodec(mutated);
+      const message = byMessage(mutated);
+      if (codec.items && !(Array.isArray(codec.items) && codec.items.length > 0 && (codec.items[0] as { cid?: string }).cid)) t.deepEqual(message, { code: 'ERR_NOT_A_MESSAGE' });
+      else t.deepEqual(message, codec);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('a flat message is held to the limits it is read under, and its byte strings are its own', (t) => {
+  const bytes = encodeMessage(token, 7, unhex('0102'), 'ok');
+  t.is(t.throws(() => decodeMessage(bytes, { maxItems: 6 }), { instanceOf: WireError })?.code, 'ERR_TOO_MANY_ITEMS');
+  t.is(t.throws(() => decodeMessage(bytes, { maxDepth: 2 }), { instanceOf: WireError })?.code, 'ERR_TOO_DEEP');
+  t.is(t.throws(() => decodeMessage(bytes, { maxBytes: bytes.length - 1 }), { instanceOf: WireError })?.code, 'ERR_TOO_LARGE');
+  t.deepEqual(decodeMessage(bytes, { maxItems: 7, maxDepth: 3, maxBytes: bytes.length }).slots, [7, unhex('0102'), 'ok']);
+  const frame = new Uint8Array([...bytes, 0]).subarray(0, bytes.length);
+  const [, read] = decodeMessage(frame).slots as [number, Uint8Array];
+  t.not(read.buffer, frame.buffer, 'copied out of the frame');
+  t.is(read.buffer.byteLength, read.byteLength);
+  // Trailing bytes, a truncated slot, a non-shortest integer: refused as the codec refuses them.
+  t.is(t.throws(() => decodeMessage(new Uint8Array([...bytes, 0])), { instanceOf: WireError })?.code, 'ERR_TRAILING_BYTES');
+  t.is(t.throws(() => decodeMessage(bytes.subarray(0, bytes.length - 1)), { instanceOf: WireError })?.code, 'ERR_TRUNCATED');
+  const long = encodeMessage(token, 1);
+  t.is(t.throws(() => decodeMessage(new Uint8Array([...long.subarray(0, -1), 0x18, 0x01])), { instanceOf: WireError })?.code, 'ERR_NON_CANONICAL');
+});
+
+test('property: flat arrays (safe integers, ASCII text, bytes, null, booleans, links) are written as cborg writes them', (t) => {
+  const flatItem = fc.oneof(
+    fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+    fc.constantFrom(0, -1, 23, 24, -24, -25, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, -(2 ** 32), -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, -0, 0.5, 2 ** 53),
+    fc.string({ unit: 'binary-ascii', maxLength: 300 }),
+    fc.string({ unit: 'grapheme', maxLength: 5 }),
+    fc.uint8Array({ maxLength: 300 }),
+    fc.constantFrom(null, true, false),
+    cidArb,
+    cidArb.map((cid) => new LinkBytes(cid.bytes)),
+  );
+  fc.assert(
+    fc.property(fc.array(flatItem, { maxLength: 30 }), (items) => {
+      // Inside a map the array is written by cborg: {"": items} is a1 60 followed by the array.
+      const byCborg = encode({ '': items }).subarray(2);
+      t.is(hex(encode(items)), hex(byCborg));
+      t.is(hex(encodeLinkForm(items)), hex(byCborg));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: flat values are read (or refused) as the codec reads them', (t) => {
+  const flatItem = fc.oneof(
+    fc.integer({ min: -(2 ** 33), max: 2 ** 33 }),
+    fc.string({ unit: 'binary-ascii', maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.constantFrom(null, true, false, 1.5),
+    cidArb,
+  );
+  /** The codec's reading of `bytes` as the value of a one-key map (not flat, so not read directly). */
+  const byCodec = (bytes: Uint8Array) => {
+    try {
+      return { value: normalise((decode(new Uint8Array([0xa1, 0x60, ...bytes])) as Record<string, unknown>)['']) };
+    } catch (error) {
+      return { code: (error as WireError).code };
+    }
+  };
+  const direct = (bytes: Uint8Array) => {
+    try {
+      return { value: normalise(decode(bytes)) };
+    } catch (error) {
+      return { code: (error as WireError).code };
+    }
+  };
+  fc.assert(
+    fc.property(fc.oneof(flatItem, fc.array(flatItem, { maxLength: 25 })), fc.nat(), fc.integer({ min: 1, max: 255 }), (value, position, flip) => {
+      const bytes = encode(value);
+      t.deepEqual(direct(bytes), byCodec(bytes));
+      const mutated = bytes.slice();
+      mutated[position % bytes.length]! ^= flip;
+      t.deepEqual(direct(mutated), byCodec(mutated));
+      t.deepEqual(direct(bytes.subarray(0, bytes.length - 1)), byCodec(bytes.subarray(0, bytes.length - 1)));
+    }),
+    { numRuns: 5000 },
+  );
+  t.is(t.throws(() => decode(encode([1, 2, 3]), { maxItems: 3 }), { instanceOf: WireError })?.code, 'ERR_TOO_MANY_ITEMS');
+  t.is(t.throws(() => decode(encode([token]), { maxDepth: 1 }), { instanceOf: WireError })?.code, 'ERR_TOO_DEEP');
+  t.deepEqual(decode(encode([1, 2, 3]), { maxItems: 4 }), [1, 2, 3]);
 });

@@ -14,7 +14,7 @@
 import { CID } from 'multiformats/cid';
 import { asToken, isToken } from '../interface/ids.js';
 import { decode } from '../wire/index.js';
-import { decodeTrusted, DEFAULT_LIMITS, encodeLinkForm, scan, type DecodeLimits } from '../wire/cbor.js';
+import { decodeTrusted, DEFAULT_LIMITS, encodeFlat, encodeLinkForm, scan, type DecodeLimits } from '../wire/cbor.js';
 
 export type Link = { readonly '/': string };
 export type GridValue =
@@ -85,6 +85,9 @@ export const VALUE_LIMITS: DecodeLimits = Object.freeze({ ...DEFAULT_LIMITS, max
  * journal and the peer must always decode it again.
  */
 export const encodeValue = (value: unknown): Uint8Array => {
+  // A flat array (wire/cbor.ts) is within the limits by its length and size alone: one item each, two a link, one deep.
+  const flat = Array.isArray(value) && 2 * value.length + 1 <= MAX_VALUE_ITEMS ? encodeFlat(value) : undefined;
+  if (flat && flat.length <= MAX_VALUE_BYTES) return flat;
   const bytes = encodeLinkForm(value);
   try {
     scan(bytes, VALUE_LIMITS);

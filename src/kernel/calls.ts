@@ -208,6 +208,17 @@ export const makeCallPipeline = (parts: {
     return runHere(closure, argsBytes, frame, seq);
   };
 
+  /** A call answered from the pure-call cache (charged and journaled as a hit), or undefined if its answer is not kept. */
+  const fromCache = (token: Token, argsBytes: Uint8Array, caller: Principal, parent: number | undefined): Invoked | undefined => {
+    const hit = cache.get(token, argsBytes);
+    if (!hit) return undefined;
+    const refusal = quota.take(caller, RECORD_BYTES);
+    if (refusal) return impure(revoked('quota', refusal));
+    // The arguments are those of the call that `from` answered: same bytes, same key.
+    journal.append({ kind: 'hit', token, caller, from: hit.from, parent });
+    return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
+  };
+
   /** The version a read of the current value on `token` reads, if `token` is a document's role held here and `args` ask for that. */
   const currentVersionRead = (token: Token, args: unknown): string | undefined => {
     if (!Array.isArray(args) || args.length > 1 || (args.length === 1 && args[0] !== 'value')) return undefined;
@@ -240,14 +251,8 @@ export const makeCallPipeline = (parts: {
     } catch (error) {
       return impure(revoked('invalid', `bad arguments: ${(error as Error).message}`));
     }
-    const hit = cache.get(token, argsBytes);
-    if (hit) {
-      const refusal = quota.take(frame.caller, RECORD_BYTES);
-      if (refusal) return impure(revoked('quota', refusal));
-      // The arguments are those of the call that `from` answered: same bytes, same key.
-      journal.append({ kind: 'hit', token, caller: frame.caller, from: hit.from, parent: frame.parent });
-      return { outcome: hit.outcome, pure: true, valueBytes: hit.valueBytes };
-    }
+    const hit = fromCache(token, argsBytes, frame.caller, frame.parent);
+    if (hit) return hit;
     // Nothing is journaled before it is known to concern this node: a
     // stranger's calls on made-up tokens leave no record to fill its disk.
     const here = chain === undefined && (await concernsHere(token));
@@ -310,6 +315,26 @@ export const makeCallPipeline = (parts: {
       } catch (error) {
         return revoked('invalid', `bad arguments: ${describeThrown(error)}`);
       }
+    },
+
+    /**
+     * `answer` for a call the pure-call cache answers, given at once, or
+     * undefined (then `answer` it): the same outcome, quota charge and `hit`
+     * record, without the turns, the frame and the cancel signal a call
+     * that may run needs. `args` decoded from `argsBytes` (canonical, the
+     * strict decoder's); no chain to import, not forwarded (no path).
+     */
+    answerCached(token: Token, args: readonly GridValue[], argsBytes: Uint8Array, caller: Principal): Answer | undefined {
+      if (parts.closed() || argsBytes.length > MAX_VALUE_BYTES || currentVersionRead(token, args) !== undefined) return undefined;
+      let hit: Invoked | undefined;
+      try {
+        hit = fromCache(token, argsBytes, caller, undefined);
+      } catch (error) {
+        return { outcome: revoked('internal', `kernel: ${describeThrown(error)}`), cacheable: false };
+      }
+      if (!hit) return undefined;
+      const replicable = hit.outcome.status === 'fulfilled' && closures.loaded(token)?.replicable === true;
+      return { outcome: hit.outcome, cacheable: hit.pure, ...(replicable ? { replicable } : {}), ...(hit.valueBytes ? { valueBytes: hit.valueBytes } : {}) };
     },
 
     /** A call, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */

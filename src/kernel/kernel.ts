@@ -19,6 +19,7 @@ import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
 import type { Closure } from '../closures/closure.js';
+import type { GridValue } from '../closures/values.js';
 import type { ModuleAnalyses } from '../closures/modules.js';
 import { encodedPayload, type BatchEnd, type Entry, type Journal } from '../journal/journal.js';
 import { ReputationTally, type Reputation } from '../journal/reputation.js';
@@ -517,6 +518,11 @@ export class Kernel {
   /** `call`, and whether whoever receives the outcome may cache it (the answer a node gives a peer). */
   async answer(token: string, args: readonly unknown[] = [], options: AnswerOptions = {}): Promise<Answer> {
     return this.#pipeline.answer(token, args, options);
+  }
+
+  /** `answer` at once for a peer's call the pure-call cache answers (a hit, journaled), else undefined: see CallPipeline.answerCached. */
+  answerCached(token: Token, args: readonly GridValue[], argsBytes: Uint8Array, caller: Principal): Answer | undefined {
+    return this.#pipeline.answerCached(token, args, argsBytes, caller);
   }
 
   /** Serve this kernel on a WebSocket; resolves with its URL (`ws://host:port`). Stops when the kernel closes. */

@@ -141,30 +141,31 @@ export const decodeCall = (
   message: Message,
   maxPath: number,
 ): { id: number; token: Token; args: GridValue[]; argsBytes: Uint8Array; options: WireCallOptions; refusal?: string } => {
-  const [id, args, flags, path, chain, ...extra] = message.slots;
-  if (extra.length > 0 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?, chain?]');
+  // Slots by index, objects built whole: this is every call's path, and destructuring and spreading cost more here than the rest.
+  const { slots } = message;
+  const id = slots[0];
+  const args = slots[1];
+  const flags = slots[2];
+  const path = slots[3];
+  const chain = slots[4];
+  if (slots.length > 5 || !(args instanceof Uint8Array) || !Number.isSafeInteger(flags)) bad('a call is [id, args bytes, flags, path?, chain?]');
   // A null path only makes room for a chain after it.
   const noPath = path === undefined || (path === null && chain !== undefined);
   if (!noPath && (!Array.isArray(path) || path.length === 0 || path.length > maxPath)) bad(`a forwarding path is a list of 1 to ${maxPath} principals`);
-  const call = {
-    id: requestId(id),
-    token: tokenOfCid(message.cid),
-    argsBytes: args as Uint8Array,
-    options: {
-      follow: ((flags as number) & FOLLOW) !== 0,
-      ...(noPath ? {} : { path: (path as unknown[]).map((p) => asPrincipal(p)) }),
-      ...(chain === undefined ? {} : { chain: decodeChain(chain) }),
-    },
-  };
+  const checkedId = requestId(id);
+  const token = tokenOfCid(message.cid);
+  const options: { follow: boolean; path?: Principal[]; chain?: ChainBlocks } = { follow: ((flags as number) & FOLLOW) !== 0 };
+  if (!noPath) options.path = (path as unknown[]).map((p) => asPrincipal(p));
+  if (chain !== undefined) options.chain = decodeChain(chain);
   let decodedArgs: GridValue;
   try {
     decodedArgs = decodeValue(args as Uint8Array, VALUE_LIMITS);
   } catch (error) {
-    if (overLimits(error)) return { ...call, args: [], refusal: `bad arguments: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` };
+    if (overLimits(error)) return { id: checkedId, token, argsBytes: args as Uint8Array, options, args: [], refusal: `bad arguments: ${(error as Error).message.replace(/^CBOR decode error: /, '')}` };
     throw error;
   }
   if (!Array.isArray(decodedArgs)) bad('call arguments must be an array');
-  return { ...call, args: decodedArgs as GridValue[] };
+  return { id: checkedId, token, argsBytes: args as Uint8Array, options, args: decodedArgs as GridValue[] };
 };
 
 export const encodeReply = (id: number, answer: Answer): Uint8Array => {
@@ -177,10 +178,14 @@ export const encodeReply = (id: number, answer: Answer): Uint8Array => {
 
 /** A reply's id, once its shape is checked, without decoding its value: a reply nobody waits for is dropped at this cost. */
 export const replyId = (message: Message): number => {
-  const [id, code, payload, flags, ...extra] = message.slots;
+  const { slots } = message;
+  const id = slots[0];
+  const code = slots[1];
+  const payload = slots[2];
+  const flags = slots[3];
   const status = typeof code === 'number' ? STATUSES[code] : undefined;
   // Only a revocation has a fifth slot, its code.
-  if (extra.length > (status === 'revoked' ? 1 : 0) || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags, code?]');
+  if (slots.length > (status === 'revoked' ? 5 : 4) || !status || !Number.isSafeInteger(flags)) bad('a reply is [id, status, payload, flags, code?]');
   if (status === 'fulfilled' ? !(payload instanceof Uint8Array) : status === 'revoked' ? typeof payload !== 'string' : false) bad(`a ${status} reply has the wrong payload`);
   return requestId(id);
 };
@@ -192,7 +197,11 @@ export const replyId = (message: Message): number => {
  */
 export const decodeReply = (message: Message, limits: Partial<DecodeLimits> = VALUE_LIMITS): { id: number; answer: Answer } => {
   const id = replyId(message);
-  const [, code, payload, flags, revokeCode] = message.slots;
+  const { slots } = message;
+  const code = slots[1];
+  const payload = slots[2];
+  const flags = slots[3];
+  const revokeCode = slots[4];
   const status = STATUSES[code as number]!;
   let outcome: Outcome;
   if (status === 'fulfilled' && payload instanceof Uint8Array) {

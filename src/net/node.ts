@@ -251,6 +251,8 @@ export class NodeSessions {
         }
         return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, signal, ...(options.chain ? { chain: options.chain } : {}) });
       },
+      // A cache hit is answered at once; a forwarded call (its path checked above) or one with a chain goes to `call`.
+      answerNow: (token, args, options, argsBytes) => (options.path || options.chain ? undefined : kernel.answerCached(token, args, argsBytes, peer)),
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),
       docSync: (request, session) => this.docSync.serve(request, session),

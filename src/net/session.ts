@@ -336,6 +336,12 @@ export interface SessionHandlers {
    * can use them as they are; `signal` aborts when the peer cancels the call.
    */
   call?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array, signal: AbortSignal): Promise<Answer>;
+  /**
+   * The answer to a call when it can be given at once (a cache hit), else
+   * undefined and the call goes to `call`: asked first, under the same
+   * per-peer quota, so such a call costs no AbortSignal and no turn.
+   */
+  answerNow?(token: Token, args: GridValue[], options: WireCallOptions, argsBytes: Uint8Array): Answer | undefined;
   /** JSON values a CapTP message from this peer may carry: MAX_CAPTP_VALUES for a peer that dialled this side, else MAX_CAPTP_VALUES_TRUSTED. */
   readonly captpValues?: number;
   /** What each principal has in flight, shared by the sessions of one node; without it, each session counts its own peer's requests. */
@@ -468,21 +474,34 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
   const cancellable = new Map<number, AbortController>();
   /** All of them, whatever ids the peer reused: what a dropped connection aborts. */
   const running = new Set<AbortController>();
-  const serve = (id: number, work: () => Promise<Answer>, controller?: AbortController, argsBytes = 0) => {
+  const serve = (id: number, work: () => Promise<Answer>, controller?: () => AbortController, argsBytes = 0, now?: () => Answer | undefined) => {
     const done = load.take(peer, argsBytes);
     if (typeof done === 'string') return send(encodeReply(id, refused(revoked('quota', done))));
+    if (now) {
+      let answer: Answer | undefined;
+      try {
+        answer = now();
+      } catch (error) {
+        answer = refused(failed(error));
+      }
+      if (answer) {
+        done();
+        return send(encodeReply(id, answer));
+      }
+    }
     // A peer that reuses an id in flight can cancel only the latest call under it.
-    if (controller) {
-      cancellable.set(id, controller);
-      running.add(controller);
+    const cancel = controller?.();
+    if (cancel) {
+      cancellable.set(id, cancel);
+      running.add(cancel);
     }
     work()
       .catch((error: unknown) => refused(failed(error)))
       .then((answer) => {
         done();
-        if (controller) {
-          running.delete(controller);
-          if (cancellable.get(id) === controller) cancellable.delete(id);
+        if (cancel) {
+          running.delete(cancel);
+          if (cancellable.get(id) === cancel) cancellable.delete(id);
         }
         send(encodeReply(id, answer));
       });
@@ -545,8 +564,15 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     // Any other leading CID is a token: the message is a call on it.
     const { id, token, args, argsBytes, options, refusal } = decodeCall(message, MAX_PATH);
     if (refusal !== undefined) return send(encodeReply(id, refused(revoked('invalid', refusal))));
-    const controller = new AbortController();
-    serve(id, async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused(revoked('denied', 'this side answers no calls'))), controller, argsBytes.length);
+    // Made only for a call that is not answered at once: an AbortSignal costs more than a cache hit's lookup.
+    let controller: AbortController;
+    serve(
+      id,
+      async () => (handlers.call ? handlers.call(token, args, options, argsBytes, controller.signal) : refused(revoked('denied', 'this side answers no calls'))),
+      () => (controller = new AbortController()),
+      argsBytes.length,
+      handlers.answerNow && (() => handlers.answerNow!(token, args, options, argsBytes)),
+    );
   };
 
   let markClosed!: () => void;

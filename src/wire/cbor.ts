@@ -129,11 +129,133 @@ const linkFormOptions = makeEncodeOptions(true);
  */
 export const owned = (bytes: Uint8Array): Uint8Array => (bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes)); // not .slice(): on a Buffer that is a view too
 
+/*
+ * Flat arrays — safe integers, ASCII text, byte strings, null, booleans and
+ * links, nothing nested — are what the hot paths write: a journal record,
+ * a call's arguments, a call or a reply (envelope.ts). They are written
+ * here directly, the same bytes cborg writes for them (the codec's tests
+ * hold the two to it), without building cborg's tokens; anything else
+ * (a float, -0, a bigint, text beyond ASCII, a nested value) goes to cborg.
+ */
+
+/** Bytes of a header whose argument is `n` (0 ≤ n ≤ 2^53), in shortest form. */
+const headerBytes = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9);
+
+/**
+ * Write the header of major type `major` with argument `n` at `at`; returns
+ * where it ends. Bytes are stored through a DataView: under lockdown V8 takes
+ * a slow path for every indexed store into a typed array (~150 ns a byte; a
+ * DataView's stay ~3 ns, perimeter/ws-mask.ts).
+ */
+const writeHeader = (view: DataView, at: number, major: number, n: number): number => {
+  const type = major << 5;
+  if (n < 24) {
+    view.setUint8(at, type | n);
+    return at + 1;
+  }
+  if (n < 0x100) {
+    view.setUint8(at, type | 24);
+    view.setUint8(at + 1, n);
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    view.setUint8(at, type | 25);
+    view.setUint16(at + 1, n);
+    return at + 3;
+  }
+  if (n < 0x100000000) {
+    view.setUint8(at, type | 26);
+    view.setUint32(at + 1, n);
+    return at + 5;
+  }
+  view.setUint8(at, type | 27);
+  view.setUint32(at + 1, Math.floor(n / 0x100000000));
+  view.setUint32(at + 5, n >>> 0);
+  return at + 9;
+};
+
+const isAscii = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+};
+
+/** A link's CID bytes, if `item` is a link written flat (a CID of this multiformats, or LinkBytes). */
+const flatLink = (item: object): Uint8Array | undefined => (item instanceof CID ? item.bytes : item instanceof LinkBytes ? item.cid : undefined);
+
+/** Bytes `item` takes written flat, or -1 if it is not flat. */
+const flatBytes = (item: unknown): number => {
+  switch (typeof item) {
+    case 'number':
+      return Number.isSafeInteger(item) && !Object.is(item, -0) ? headerBytes(item >= 0 ? item : -1 - item) : -1;
+    case 'string':
+      return isAscii(item) ? headerBytes(item.length) + item.length : -1;
+    case 'boolean':
+      return 1;
+    case 'object': {
+      if (item === null) return 1;
+      if (item instanceof Uint8Array) return headerBytes(item.length) + item.length;
+      const link = flatLink(item);
+      // Tag 42 (two bytes), then a byte string of 0x00 and the CID.
+      return link ? 2 + headerBytes(link.length + 1) + link.length + 1 : -1;
+    }
+    default:
+      return -1;
+  }
+};
+
+const writeFlat = (out: Uint8Array, view: DataView, at: number, item: unknown): number => {
+  if (typeof item === 'number') return item >= 0 ? writeHeader(view, at, 0, item) : writeHeader(view, at, 1, -1 - item);
+  if (typeof item === 'string') {
+    at = writeHeader(view, at, 3, item.length);
+    for (let i = 0; i < item.length; i++) view.setUint8(at + i, item.charCodeAt(i));
+    return at + item.length;
+  }
+  if (item === null || typeof item === 'boolean') {
+    view.setUint8(at, item === null ? 0xf6 : item ? 0xf5 : 0xf4);
+    return at + 1;
+  }
+  if (item instanceof Uint8Array) {
+    at = writeHeader(view, at, 2, item.length);
+    out.set(item, at);
+    return at + item.length;
+  }
+  const link = flatLink(item as object)!;
+  view.setUint8(at, 0xd8);
+  view.setUint8(at + 1, LINK_TAG);
+  at = writeHeader(view, at + 2, 2, link.length + 1);
+  view.setUint8(at, 0);
+  out.set(link, at + 1);
+  return at + 1 + link.length;
+};
+
+/**
+ * The array `[lead, ...items]` (`[...items]` when `lead` is absent) written
+ * flat after `prefix`, or undefined if any item is not flat.
+ */
+export const encodeFlat = (items: readonly unknown[], lead?: object, prefix?: Uint8Array): Uint8Array | undefined => {
+  const count = items.length + (lead ? 1 : 0);
+  const leadBytes = lead ? flatBytes(lead) : 0;
+  if (leadBytes < 0) return undefined;
+  let length = (prefix?.length ?? 0) + headerBytes(count) + leadBytes;
+  for (let i = 0; i < items.length; i++) {
+    const n = flatBytes(items[i]);
+    if (n < 0) return undefined;
+    length += n;
+  }
+  const out = new Uint8Array(length);
+  const view = new DataView(out.buffer);
+  if (prefix) out.set(prefix);
+  let at = writeHeader(view, prefix?.length ?? 0, 4, count);
+  if (lead) at = writeFlat(out, view, at, lead);
+  for (let i = 0; i < items.length; i++) at = writeFlat(out, view, at, items[i]);
+  return out;
+};
+
 /** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
-export const encode = (value: unknown): Uint8Array => owned(cborgEncode(value, encodeOptions as never));
+export const encode = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, encodeOptions as never));
 
 /** As `encode`, also reading `{ "/": "<cid>" }` objects as links (the kernel's value form). */
-export const encodeLinkForm = (value: unknown): Uint8Array => owned(cborgEncode(value, linkFormOptions as never));
+export const encodeLinkForm = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, linkFormOptions as never));
 
 /** cborg hands a tag decoder a control that decodes the tagged content. */
 type TagDecodeControl = () => unknown;
@@ -154,11 +276,20 @@ const decodeLink = (content: unknown) => {
   if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
     throw new WireError('ERR_BAD_LINK', 'tag 42 must wrap a byte string 0x00 followed by a CID');
   }
+  return linkOf(content, false);
+};
+
+/**
+ * A link's CID from tag 42's content (0x00 and the CID's bytes, checked by
+ * the caller): the one decoded lately if any, else checked and kept —
+ * from a copy when `view` (content that is a view into bytes not ours to keep).
+ */
+export const linkOf = (content: Uint8Array, view: boolean): CID => {
   const n = content.length;
   const key = n >= 5 ? ((content[n - 1]! << 24) | (content[n - 2]! << 16) | (content[n - 3]! << 8) | content[n - 4]!) : -1;
   const known = recentLinks.get(key);
   if (known && equals(known.bytes, content.subarray(1))) return known;
-  const cid = checkedLink(content);
+  const cid = checkedLink(view ? new Uint8Array(content) : content);
   if (recentLinks.size >= MAX_RECENT_LINKS) recentLinks.clear();
   recentLinks.set(key, cid);
   return cid;
@@ -235,7 +366,8 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
   if (bytes.length > limits.maxBytes) {
     throw new WireError('ERR_TOO_LARGE', `input is ${bytes.length} bytes (limit ${limits.maxBytes})`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Made at the first header longer than a byte: most small values have none.
+  let dataView: DataView | undefined;
   const stack: Open[] = [];
   let pos = 0;
   let items = 0;
@@ -259,6 +391,7 @@ export const scan = (bytes: Uint8Array, limits: DecodeLimits, rootTag?: number):
     } else if (minor >= 24) {
       const size = 1 << (minor - 24);
       if (pos + size > bytes.length) throw new WireError('ERR_TRUNCATED', `header at byte ${start} needs ${size} more bytes`);
+      const view = (dataView ??= new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       if (major === 7) {
         if (minor === 24) throw new WireError('ERR_BAD_SIMPLE', `simple value at byte ${start} (only false, true and null are grid data)`);
         const finite =
@@ -385,8 +518,105 @@ const cborgDecodeObjects = (bytes: Uint8Array, root?: RootTag): unknown => {
   }
 };
 
+/** The argument of the header at `at` if it is in shortest form and at most 4 bytes long, and where its item's content starts. */
+const shortHeader = (bytes: Uint8Array, at: number): { n: number; next: number } | undefined => {
+  const minor = bytes[at]! & 31;
+  if (minor < 24) return { n: minor, next: at + 1 };
+  if (minor === 24) {
+    const n = bytes[at + 1];
+    return n !== undefined && n >= 24 ? { n, next: at + 2 } : undefined;
+  }
+  if (minor === 25) {
+    if (at + 3 > bytes.length) return undefined;
+    const n = (bytes[at + 1]! << 8) | bytes[at + 2]!;
+    return n >= 0x100 ? { n, next: at + 3 } : undefined;
+  }
+  if (minor === 26) {
+    if (at + 5 > bytes.length) return undefined;
+    const n = bytes[at + 1]! * 0x1000000 + ((bytes[at + 2]! << 16) | (bytes[at + 3]! << 8) | bytes[at + 4]!);
+    return n >= 0x10000 ? { n, next: at + 5 } : undefined;
+  }
+  return undefined;
+};
+
+/**
+ * A flat item — an integer within 32 bits, ASCII text, a byte string,
+ * null, a boolean or a link — or an array of up to 23 of them, from `start`
+ * to the end of `bytes`, read directly; undefined if the bytes hold
+ * anything else (the codec then reads them, and refuses what it refuses).
+ * What this accepts the codec accepts too, giving the same value: shortest
+ * headers only, links checked as the codec checks them, byte strings copied
+ * out, nothing after the item, within `limits` (`enclosing`: the
+ * containers around it — an envelope's tag — counted as items and depth).
+ */
+export const decodeFlat = (bytes: Uint8Array, start: number, limits: DecodeLimits, enclosing = 0): unknown => {
+  if (bytes.length > limits.maxBytes || start >= bytes.length) return undefined;
+  const head = bytes[start]!;
+  const array = head >= 0x80 && head <= 0x97;
+  const count = array ? head - 0x80 : 1;
+  const out: unknown[] | undefined = array ? [] : undefined;
+  let single: unknown;
+  let at = array ? start + 1 : start;
+  let items = enclosing + (array ? 1 : 0);
+  let links = false;
+  for (let i = 0; i < count; i++) {
+    if (at >= bytes.length) return undefined;
+    const initial = bytes[at]!;
+    const major = initial >> 5;
+    let value: unknown;
+    if (major === 7) {
+      if (initial < 0xf4 || initial > 0xf6) return undefined;
+      value = initial === 0xf6 ? null : initial === 0xf5;
+      at += 1;
+    } else if (major === 6) {
+      // Tag 42 over a byte string: 0x00 and the CID.
+      if (initial !== 0xd8 || bytes[at + 1] !== LINK_TAG || bytes[at + 2] === undefined || bytes[at + 2]! >> 5 !== 2) return undefined;
+      const header = shortHeader(bytes, at + 2);
+      if (!header || header.n < 2 || header.next + header.n > bytes.length || bytes[header.next] !== 0) return undefined;
+      at = header.next + header.n;
+      try {
+        value = linkOf(bytes.subarray(header.next, at), true);
+      } catch {
+        return undefined;
+      }
+      items += 1;
+      links = true;
+    } else {
+      const header = shortHeader(bytes, at);
+      if (!header) return undefined;
+      if (major === 0) value = header.n;
+      else if (major === 1) value = -1 - header.n;
+      else if (major === 2 || major === 3) {
+        const end = header.next + header.n;
+        if (end > bytes.length) return undefined;
+        if (major === 2) value = new Uint8Array(bytes.subarray(header.next, end));
+        else {
+          let text = '';
+          for (let j = header.next; j < end; j++) {
+            const c = bytes[j]!;
+            if (c >= 0x80) return undefined;
+            text += String.fromCharCode(c);
+          }
+          value = text;
+        }
+        header.next = end;
+      } else return undefined;
+      at = header.next;
+    }
+    items += 1;
+    if (out) out.push(value);
+    else single = value;
+  }
+  if (at !== bytes.length || items > limits.maxItems || enclosing + (array ? 1 : 0) + (links ? 1 : 0) > limits.maxDepth) return undefined;
+  return out ?? single;
+};
+
 export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootTag): unknown => {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`decode expects a Uint8Array (got ${describe(bytes)})`);
+  if (!root) {
+    const flat = decodeFlat(bytes, 0, limits);
+    if (flat !== undefined) return flat;
+  }
   const { floats } = scan(bytes, limits, root?.tag);
   let value: unknown;
   try {

@@ -6,11 +6,12 @@
  * leading CID is the protocol.
  */
 import { CID } from 'multiformats/cid';
-import { decodeWith, DEFAULT_LIMITS, encode, GRID_TAG, type DecodeLimits, type RootTag } from './cbor.js';
+import { decodeFlat, decodeWith, DEFAULT_LIMITS, encode, encodeFlat, GRID_TAG, type DecodeLimits, type RootTag } from './cbor.js';
 import { cidOf } from '../interface/ids.js';
 import { WireError } from './errors.js';
 
 const ENVELOPE_PREFIX = [0xda, 0x67, 0x72, 0x69, 0x64];
+const PREFIX_BYTES = new Uint8Array(ENVELOPE_PREFIX);
 
 /** A decoded envelope, before the envelope tag is checked for shape. */
 class Envelope {
@@ -34,8 +35,18 @@ const ENVELOPE_TAG: RootTag = Object.freeze({
 export const encodeMessage = (cid: CID | string, ...slots: unknown[]): Uint8Array => {
   const link = typeof cid === 'string' ? cidOf(cid) : CID.asCID(cid);
   if (!link) throw new TypeError('encodeMessage: the first slot must be a CID');
-  return encodeEnvelope([link, ...slots]);
+  return encodeFlat(slots, link, PREFIX_BYTES) ?? encodeEnvelope([link, ...slots]);
 };
+
+/*
+ * The messages of the hot path — a call, a reply, a cancel — hold a link and
+ * then only small unsigned integers, byte strings and ASCII text (and null
+ * or a boolean): written and read directly (cbor.ts encodeFlat, decodeFlat),
+ * byte for byte what the codec writes and accepts for them,
+ * without building the codec's tokens. Any other message (an array, a map,
+ * a float, a large integer, text beyond ASCII, too many slots, limits too
+ * tight) goes through the codec.
+ */
 
 export const isMessage = (bytes: Uint8Array): boolean =>
   bytes.length > ENVELOPE_PREFIX.length && ENVELOPE_PREFIX.every((byte, index) => bytes[index] === byte);
@@ -77,7 +88,11 @@ export interface Message {
 
 export const decodeMessage = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): Message => {
   if (!isMessage(bytes)) throw new WireError('ERR_NOT_A_MESSAGE', 'not a grid message (expected tag 1735551332 first)');
-  const value = decodeWith(bytes, { ...DEFAULT_LIMITS, ...limits }, ENVELOPE_TAG);
+  const all = { ...DEFAULT_LIMITS, ...limits };
+  // A flat message (see above) is read directly, inside the envelope's tag.
+  const flat = decodeFlat(bytes, ENVELOPE_PREFIX.length, all, 1);
+  if (Array.isArray(flat) && flat[0] instanceof CID) return Object.freeze({ cid: flat[0], slots: Object.freeze(flat.slice(1)) });
+  const value = decodeWith(bytes, all, ENVELOPE_TAG);
   const items = value instanceof Envelope ? value.items : undefined;
   if (!Array.isArray(items) || items.length === 0 || !CID.asCID(items[0])) {
     throw new WireError('ERR_NOT_A_MESSAGE', 'a grid message is an array whose first item is a link');
