@@ -6,14 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Principal, Token } from '../interface/ids.js';
 import { loadModuleParser } from '../closures/modules.js';
-import { homePaths, NoHomeError } from '../home/home.js';
+import { homePaths, NoHomeError, type HomePaths } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { loadPeers } from '../home/peers-file.js';
 import { announceNode, retractNode, runningNode, type RunningNode } from '../home/running-node.js';
 import { loadIdentity } from '../identity/index.js';
-import { open } from 'node:fs/promises';
-import { journalBytes } from '../journal/fs-file.js';
 import { Journal } from '../journal/journal.js';
+import { openSegmentedJournal } from '../journal/segments.js';
+import { startOf } from '../journal/checkpoint.js';
+import type { ReputationSnapshot } from '../journal/reputation.js';
+import { checkpointBase, loadCheckpoint } from '../home/retention.js';
 import { RecordQueries } from '../journal/record-queries.js';
 import { memoryListStore, RecordIndex } from '../db/records.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type Kernel, type KernelLimits } from '../kernel/kernel.js';
@@ -95,6 +97,7 @@ export const withHome = async <T>(
   if (!node) {
     const served = new AbortController();
     const watching = watchForNode(paths.node, served);
+    const base = checkpointBase(paths, await loadHomeIdentity(paths));
     try {
       return await withKernel(
         inv,
@@ -110,7 +113,7 @@ export const withHome = async <T>(
                 // the home kept (home/analyses.ts) and loads the parser only for a module analyzed nowhere yet.
                 publish: async (bytes) => (await loadModuleParser(), owner.publish(bytes)),
                 issue: async (spec) => (await loadModuleParser(), owner.issue(spec)),
-                history: async () => ({ journal: kernel.journal, records: kernel.records }),
+                history: async () => ({ journal: kernel.journal, records: kernel.records, base: await base() }),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },
               names,
@@ -129,7 +132,7 @@ export const withHome = async <T>(
     }
   }
   const identity = await loadHomeIdentity(paths);
-  const follower = await followHome(paths.journal, identity.principal);
+  const follower = await followHome(paths, identity.principal);
   return withOwnNode(inv, async (remote) => {
     const ops: HomeOps = {
       ...remote,
@@ -146,25 +149,30 @@ export const withHome = async <T>(
 export interface History {
   readonly journal: Journal;
   readonly records: RecordQueries;
+  /** What the home's checkpoint summarized of the records it let go (README: Retention): the reputation before record `seq`. */
+  readonly base?: { readonly seq: number; readonly reputation: ReputationSnapshot };
 }
 
 /**
  * Follow the journal file a running node writes: each look verifies and
  * indexes (in memory) only the records appended since the last one.
  */
-const followHome = async (path: string, signer: Principal) => {
+const followHome = async (paths: HomePaths, signer: Principal) => {
   let journal: (Journal & { refresh(): Promise<void> }) | undefined;
   let records: RecordQueries | undefined;
+  const base = checkpointBase(paths, { principal: signer });
   const start = async () => {
-    const handle = await open(path, 'r');
-    journal = Journal.follow({ ...journalBytes(handle), close: () => handle.close() }, signer);
+    // From the checkpoint's start, if the node dropped older segments.
+    const checkpoint = await loadCheckpoint(paths, { principal: signer });
+    const file = await openSegmentedJournal(paths.journal, checkpoint ? { from: checkpoint.start.offset } : {});
+    journal = Journal.follow(file, signer, checkpoint && startOf(checkpoint));
     records = new RecordQueries(journal, (await RecordIndex.open(journal, memoryListStore())).index);
   };
   return {
     history: async (): Promise<History> => {
       if (!journal) await start();
       await journal!.refresh();
-      return { journal: journal!, records: records! };
+      return { journal: journal!, records: records!, base: await base() };
     },
     close: async () => {
       await journal?.close();
@@ -219,9 +227,11 @@ export const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode)
 /** The home's own kernel, its closures' log lines on stderr (or to `log`: a node's go to its log). */
 export const openHomeKernel = (
   inv: Invocation,
-  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal; log?: (token: Token, line: string) => void } = {},
+  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal; log?: (token: Token, line: string) => void; keep?: string; archive?: string } = {},
 ) =>
   openKernel({
+    ...(options.keep !== undefined ? { keep: options.keep } : {}),
+    ...(options.archive !== undefined ? { archive: options.archive } : {}),
     home: inv.home,
     create: options.create ?? false,
     lockWaitMs: inv.lockWaitMs,

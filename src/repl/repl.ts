@@ -12,7 +12,7 @@ import { inspect, types } from 'node:util';
 import { E } from '@endo/eventual-send';
 import type { Entry, Journal } from '../journal/journal.js';
 import { renderDot, renderMermaid, renderText } from '../journal/graph.js';
-import { ReputationTally } from '../journal/reputation.js';
+import { ReputationTally, type ReputationSnapshot } from '../journal/reputation.js';
 import { acrossTree, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { RecordQueries } from '../journal/record-queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
@@ -27,7 +27,7 @@ import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type Lo
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
 export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote'> {
   /** The home's journal and what its records say (through its record index). */
-  history(): Promise<{ readonly journal: Journal; readonly records: RecordQueries }>;
+  history(): Promise<{ readonly journal: Journal; readonly records: RecordQueries; readonly base?: { readonly seq: number; readonly reputation: ReputationSnapshot } }>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
 }
@@ -188,10 +188,16 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
   const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
   const name = (id: string) => options.nameOf(id) ?? short(id);
   // The journal only grows: the tally reads just the records written since the last query.
-  const tally = new ReputationTally();
+  let tally = new ReputationTally();
   let tallied = 0;
   const index = async () => {
-    const { journal, records } = await home.history();
+    const { journal, records, base } = await home.history();
+    // What a checkpoint summarized (README: Retention) is where the tally starts.
+    if (base && tallied < base.seq) {
+      tally = new ReputationTally();
+      tally.restore(base.reputation);
+      tallied = base.seq;
+    }
     for await (const entry of journal.read(tallied)) {
       tally.add(entry);
       tallied = entry.seq + 1;

@@ -13,9 +13,11 @@ export const reputationCommand = (session: Session) =>
     (c) => c.argument('[principal]', 'only this issuer (a did:key or pet name)'),
     async (inv, [who]) =>
       withHome(inv, async (home, names) => {
-        // A tally per issuer, from the journal read a window at a time.
+        // A tally per issuer, from the journal read a window at a time (after what a checkpoint summarized, if the home has one).
         const tally = new ReputationTally();
-        for await (const entry of (await home.history()).journal.read(0)) tally.add(entry);
+        const { journal, base } = await home.history();
+        if (base) tally.restore(base.reputation);
+        for await (const entry of journal.read(base?.seq ?? 0)) tally.add(entry);
         let rows = tally.rows();
         if (typeof who === 'string') {
           const principal = resolvePrincipal(who, names);
