@@ -88,7 +88,7 @@ const home = async (t: ExecutionContext) => {
 const openIndex = async (dir: string) => {
   const paths = homePaths(dir);
   const identity = await loadIdentity(paths.identity);
-  const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+  const { journal } = await Journal.open({ file: await openFsJournalFile(join(paths.journal, '0000000000000000')), identity, clock: Date.now, schedule: setImmediate });
   const database = openDatabase(paths.db);
   const opened = await RecordIndex.open(journal, lmdbListStore(tableOf(database, 'records')));
   const records = new RecordQueries(journal, opened.index);
@@ -165,7 +165,7 @@ test('an index that is missing, ahead of the journal, or not this journal is reb
   let alice = await openKernel({ home: dir });
   const tokens = await activity(alice, bob, 0);
   await alice.close();
-  await cp(paths.journal, join(dir, 'journal-then'));
+  await cp(paths.journal, join(dir, 'journal-then'), { recursive: true });
   alice = await openKernel({ home: dir });
   await activity(alice, bob, 1, tokens);
   await alice.close();
@@ -183,11 +183,11 @@ test('an index that is missing, ahead of the journal, or not this journal is reb
   await check(/missing/);
   // Ahead: the journal is the older copy, the database has indexed more.
   const newer = join(dir, 'journal-newer');
-  await cp(paths.journal, newer);
-  await cp(join(dir, 'journal-then'), paths.journal);
+  await cp(paths.journal, newer, { recursive: true });
+  await cp(join(dir, 'journal-then'), paths.journal, { recursive: true });
   await check(/ahead/);
   // Not this journal: a database from the longer journal over a journal of the same length that differs.
-  await cp(newer, paths.journal);
+  await cp(newer, paths.journal, { recursive: true });
   const other = await tempDir(t);
   const stranger = await openKernel({ home: other });
   await activity(stranger, bob, 0);

@@ -66,6 +66,7 @@ export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
 export const followJournalFile = (path: string, signer: Principal): { entries(): Promise<readonly Entry[]> } => {
   const entries: Entry[] = [];
   let next: ScanStart | undefined;
+  let floor = 0;
   let reading: Promise<readonly Entry[]> | undefined;
   const readMore = async (): Promise<readonly Entry[]> => {
     if (!next) {
@@ -74,8 +75,9 @@ export const followJournalFile = (path: string, signer: Principal): { entries():
         throw error;
       });
       next = checkpoint ? startOf(checkpoint) : { seq: 0, offset: 0, head: null };
+      floor = next.offset ?? 0;
     }
-    const bytes = await openSegmentedJournal(path, { from: next.offset });
+    const bytes = await openSegmentedJournal(path, { from: floor });
     try {
       if ((await bytes.size()) < (next.offset ?? 0)) throw new Error(`journal ${path} shrank while being read`);
       const parsed = await Journal.scanFile(bytes, signer, next);
