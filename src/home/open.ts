@@ -238,7 +238,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       const kernel = await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore, snapshots, ...(snapshot ? { snapshot } : {}) });
       // And once at open, on the latest snapshot stored (a node that has been idle since may have segments to let go).
       const stored = retention && dbSnapshots.load();
-      if (retention && stored) void retention.after(stored).catch(warnRetention);
+      if (retention && stored) await retention.after(stored).catch(warnRetention);
       return kernel;
     } catch (error) {
       await database.close();
