@@ -84,7 +84,12 @@ export const listSegments = async (dir: string): Promise<SegmentInfo[]> => {
   const out: SegmentInfo[] = [];
   for (const name of names) {
     const path = join(dir, name);
-    out.push({ start: Number(name), size: (await stat(path)).size, path });
+    const found = await stat(path).catch((error: NodeJS.ErrnoException) => {
+      // Dropped since it was listed (a node letting old segments go while this reads): a gap it leaves is caught below.
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (found) out.push({ start: Number(name), size: found.size, path });
   }
   for (let i = 1; i < out.length; i++) {
     const before = out[i - 1]!;
