@@ -97,7 +97,6 @@ export const withHome = async <T>(
   if (!node) {
     const served = new AbortController();
     const watching = watchForNode(paths.node, served);
-    const base = checkpointBase(paths, await loadHomeIdentity(paths));
     try {
       return await withKernel(
         inv,
@@ -105,6 +104,7 @@ export const withHome = async <T>(
           watching.stop();
           const nodeUrl = options.serve ? await serveHome(kernel, paths.node) : undefined;
           const owner = ownerOf(kernel);
+          const base = checkpointBase(paths, kernel);
           try {
             return await body(
               {

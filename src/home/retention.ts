@@ -19,6 +19,7 @@ import { GridError } from '../interface/errors.js';
 import { quote } from '../interface/ids.js';
 import type { Identity } from '../identity/identity.js';
 import { readRecord, type Journal } from '../journal/journal.js';
+import { decode } from '../wire/index.js';
 import { readCheckpoint, signCheckpoint, type Checkpoint } from '../journal/checkpoint.js';
 import type { SegmentedJournalFile } from '../journal/segments.js';
 import { decodeSnapshot, type Snapshot } from '../kernel/snapshot.js';
@@ -96,7 +97,6 @@ export const checkpointRoots = async (paths: HomePaths): Promise<CID[]> => {
   const bytes = await readFile(checkpointPath(paths)).catch(() => undefined);
   if (!bytes) return [];
   try {
-    const { decode } = await import('../wire/index.js');
     const snapshot = (decode(new Uint8Array(bytes)) as { state?: { snapshot?: unknown } })?.state?.snapshot;
     return typeof snapshot === 'string' ? [CID.parse(snapshot)] : [];
   } catch {
@@ -183,7 +183,7 @@ export const makeRetention = (options: {
   const cutFor = async (stateOffset: number): Promise<number> => {
     const segments = file.segments();
     // Candidate starts: every segment's but the first, up to the snapshot's position (never the last segment's end).
-    const starts = segments.slice(1).map((s) => s.start).filter((start) => start <= stateOffset);
+    const starts = segments.slice(1).filter((s) => s.size > 0 && s.start <= stateOffset).map((s) => s.start);
     if (starts.length === 0) return segments[0]?.start ?? 0;
     const end = segments.at(-1)!.start + segments.at(-1)!.size;
     let cut = segments[0]!.start;
@@ -211,6 +211,8 @@ export const makeRetention = (options: {
     const cut = await cutFor(snapshot.position.offset);
     if (cut <= first || file.closed()) return undefined;
     const head = await headOf(cut);
+    // The records up to the snapshot's position are made durable before a checkpoint names it (a power loss must not leave the journal ending before it).
+    await file.sync();
     const cid = await snapshotStore(paths).put(snapshotBytes);
     const fields = { at: clock(), start: { seq: head.seq, offset: cut, head: head.prev }, state: { seq: snapshot.position.seq, snapshot: cid.toString() } };
     const bytes = signCheckpoint(fields, identity);
