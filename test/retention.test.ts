@@ -26,6 +26,7 @@ import { generateIdentity } from '../src/identity/index.js';
 import { decode, encode } from '../src/wire/index.js';
 import type { Token } from '../src/interface/ids.js';
 import { source, tempDir, valueOf } from './_helpers.js';
+import { gridProcesses } from './_processes.js';
 
 const SEGMENT = 4096;
 process.env.GRID_JOURNAL_SEGMENT_BYTES = String(SEGMENT);
@@ -326,4 +327,25 @@ test('a running node drops segments as it goes: reads, queries and appends carry
   const reopened = await openKernel({ home });
   t.deepEqual(reopened.stateSnapshot(), state, 'db/ deleted: the checkpoint and the kept journal give the same state');
   await reopened.close();
+});
+
+test('grid start --keep drops into --archive; grid reputation counts what the checkpoint summarized; a bad --keep is one line', async (t) => {
+  const { grid, ok, startNode } = gridProcesses({ GRID_JOURNAL_SEGMENT_BYTES: String(SEGMENT) });
+  const home = join(await tempDir(t), 'home');
+  const before = await historyHome(home);
+  const paths = homePaths(home);
+  const segments = await segmentsOf(home);
+  const bad = await grid(home, ['start', '--keep', 'forever']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /^grid: --keep takes a duration \(30d, 12h: s m h d w\) or a size \(500MB, 2GiB\), or all \(got "forever"\)\n?$/);
+  const archive = join(home, '..', 'archive');
+  const node = await startNode(t, home, ['--keep', `${SEGMENT * 2}B`, '--archive', archive]);
+  t.is(await node.stop(), 0);
+  const moved = (await readdir(archive)).sort();
+  t.true(moved.length > 0 && moved.length < segments.length, `${moved.length} of ${segments.length} segments archived`);
+  t.deepEqual(moved, segments.slice(0, moved.length).map((segment) => segmentName(segment.start)), 'the oldest, unchanged names');
+  t.true(existsSync(join(paths.journal, 'checkpoint')));
+  // grid reputation, no node running: the checkpoint's tally, then the kept records.
+  const { reputation } = JSON.parse(await ok(home, ['reputation', '--json'])) as { reputation: unknown };
+  t.deepEqual(reputation, JSON.parse(JSON.stringify(before.reputation)));
 });
