@@ -340,6 +340,9 @@ test('grid start --keep drops into --archive; grid reputation counts what the ch
   t.regex(bad.stderr, /^grid: --keep takes a duration \(30d, 12h: s m h d w\) or a size \(500MB, 2GiB\), or all \(got "forever"\)\n?$/);
   const archive = join(home, '..', 'archive');
   const node = await startNode(t, home, ['--keep', `${SEGMENT * 2}B`, '--archive', archive]);
+  // grid reputation with the node running follows its journal from the checkpoint on, with the checkpoint's tally.
+  const through = JSON.parse(await ok(home, ['reputation', '--json'])) as { reputation: unknown };
+  t.deepEqual(through.reputation, JSON.parse(JSON.stringify(before.reputation)));
   t.is(await node.stop(), 0);
   const moved = (await readdir(archive)).sort();
   t.true(moved.length > 0 && moved.length < segments.length, `${moved.length} of ${segments.length} segments archived`);

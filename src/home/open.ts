@@ -211,6 +211,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       const dbSnapshots = databaseSnapshots(database);
       let snapshot: Snapshot | undefined;
       let from: ScanStart | undefined;
+      let fromCheckpoint: Uint8Array | undefined;
       try {
         if (checkpoint) await checkStartRecord(file, checkpoint.start);
         snapshot = await snapshotMatching(dbSnapshots, file);
@@ -218,8 +219,10 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
         from = snapshot?.position;
         if (checkpoint && (!snapshot || snapshot.position.seq < checkpoint.state.seq)) {
           // No database, or one older than the checkpoint: its snapshot stands for the dropped records, and the kept journal is verified whole.
-          snapshot = await checkpointSnapshot(paths, checkpoint);
+          const { bytes, ...restored } = await checkpointSnapshot(paths, checkpoint);
+          snapshot = restored;
           from = floor;
+          fromCheckpoint = bytes;
         }
       } catch (error) {
         await file.close();
@@ -227,6 +230,8 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       }
       const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }, { ...(from ? { from } : {}), ...(floor ? { floor } : {}) }).catch(suggestRepair);
       if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
+      // The kept journal verified from the checkpoint on: its snapshot is the database's too, and the next open starts from it.
+      if (fromCheckpoint) await dbSnapshots.save(fromCheckpoint);
       const recordStore = lmdbListStore(tableOf(database, 'records'));
       let snapshots: SnapshotStore = dbSnapshots;
       if (keep) {

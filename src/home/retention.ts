@@ -105,7 +105,7 @@ export const checkpointRoots = async (paths: HomePaths): Promise<CID[]> => {
 };
 
 /** The kernel snapshot a checkpoint names, read from the block store (verified against its CID). Refuses with one line if missing or unreadable. */
-export const checkpointSnapshot = async (paths: HomePaths, checkpoint: Checkpoint): Promise<Snapshot> => {
+export const checkpointSnapshot = async (paths: HomePaths, checkpoint: Checkpoint): Promise<Snapshot & { bytes: Uint8Array }> => {
   const refuse = (why: string) => new GridError('ERR_CHECKPOINT', `journal: the checkpoint's snapshot block ${checkpoint.state.snapshot} ${why}; the records it summarizes are dropped: restore the block from a backup`);
   let bytes: Uint8Array;
   try {
@@ -116,7 +116,7 @@ export const checkpointSnapshot = async (paths: HomePaths, checkpoint: Checkpoin
   const snapshot = decodeSnapshot(bytes);
   if (!snapshot) throw refuse('is not a kernel snapshot of this format');
   if (snapshot.position.seq !== checkpoint.state.seq) throw refuse(`stands at record ${snapshot.position.seq}, not ${checkpoint.state.seq}`);
-  return snapshot;
+  return { ...snapshot, bytes };
 };
 
 /**
