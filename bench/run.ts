@@ -19,6 +19,7 @@ import { benchDocOps } from './doc-ops.js';
 import { benchDocSync } from './doc-sync.js';
 import { benchRestart } from './restart.js';
 import { benchDurable } from './durable.js';
+import { benchGc } from './gc.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -39,6 +40,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['docs', benchDocSync],
   ['durable', benchRestart],
   ['durable', benchDurable],
+  ['gc', benchGc],
 ];
 
 const only = process.argv.slice(2);

@@ -6,6 +6,7 @@
 import './perimeter/lockdown.js';
 
 export { openKernel, type OpenKernelOptions } from './home/open.js';
+export { collectGarbage, GcError, type GcOptions, type GcReport } from './home/gc.js';
 export { Kernel, KernelError, DEFAULT_LIMITS, type Outcome, type KernelLimits, type KernelPowers, type CallOptions, type IssueSpec, type Network, type DelegateSpec, type PendingView, untilSettled } from './kernel/kernel.js';
 export type { Answer, Replica, ChainBlocks } from './wire/shapes.js';
 export { REVOKE_CODES, type RevokeCode } from './interface/outcome.js';

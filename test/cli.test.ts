@@ -79,14 +79,27 @@ test('only commands that analyze a module load the parser (Babel), only those th
   t.is(await loaded(['init']), 'parser false network false');
   t.is(await loaded(['names']), 'parser false network false');
   t.is(await loaded(['publish', 'examples/hello.js']), 'parser true network false');
-  const node = spawn(process.execPath, [BIN, 'start', '--home', home, '--json'], { env: { ...process.env, GRID_HOME: '' }, stdio: ['ignore', 'pipe', 'ignore'] });
-  t.teardown(() => node.kill('SIGKILL'));
-  await new Promise((resolve) => node.stdout.once('data', resolve));
+  /** A node on the home, and what it had loaded when it stopped. */
+  const startNode = async () => {
+    const node = spawn(process.execPath, [BIN, 'start', '--home', home, '--json'], { env: { ...process.env, GRID_HOME: '', NODE_OPTIONS: `--import=${LOAD_PROBE}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => node.kill('SIGKILL'));
+    let stderr = '';
+    node.stderr.on('data', (chunk) => (stderr += chunk));
+    await new Promise((resolve) => node.stdout.once('data', resolve));
+    return async () => {
+      node.kill('SIGTERM');
+      await new Promise((resolve) => node.once('close', resolve));
+      return /loaded: (.*)$/m.exec(stderr)?.[1];
+    };
+  };
+  // A node listens without the parser: only a module analyzed nowhere yet needs it.
+  t.is(await (await startNode())(), 'parser false network true');
+  const stop = await startNode();
   // Through the node: the parser is the node's business, not this process's.
   t.is(await loaded(['names']), 'parser false network false');
   t.is(await loaded(['publish', 'examples/hello.js']), 'parser false network true');
-  node.kill('SIGTERM');
-  await new Promise((resolve) => node.once('close', resolve));
+  t.is(await loaded(['publish', 'examples/guard.js']), 'parser false network true');
+  t.is(await stop(), 'parser true network true', 'the node loaded it to analyze a module new to the home');
   // A call runs a module this home analyzed when it was published: its kept analysis, no parser.
   const token = (await grid(home, ['issue', 'examples/hello.js', '--export', 'greet', '--env', '{"greeting":"hi"}'])).stdout;
   t.is(await loaded(['call', token, '"Ada"']), 'parser false network false');

@@ -29,7 +29,7 @@ const node = async (t: import('ava').ExecutionContext) => {
 };
 
 test('every owner operation but call crosses the owner facet (call travels as a grid message)', (t) => {
-  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote', 'followDocument'];
+  const operations: ReadonlyArray<Exclude<keyof NodeOwner, 'call'>> = ['publish', 'issue', 'delegate', 'revoke', 'chainBlocks', 'importChain', 'revocationNotice', 'pending', 'createDocument', 'documentConflicts', 'vote', 'followDocument', 'reputation'];
   t.deepEqual([...OWNER_OPERATIONS].sort(), [...operations].sort());
 });
 
@@ -62,6 +62,8 @@ test('the owner API gives the same answers here and through the running node, by
   t.deepEqual(await ownerOf(other.kernel).chainBlocks(delegated), chain);
 
   t.deepEqual(await remote.pending(), await local.pending());
+  t.deepEqual(await remote.reputation(), await local.reputation(), 'the tally the node keeps');
+  t.like((await local.reputation()).find((row) => row.issuer === kernel.principal), { issued: 2 });
   t.is(await remote.revocationNotice(token), undefined);
   await remote.revoke(token, 'done with it');
   const notice = await remote.revocationNotice(token);
@@ -147,6 +149,7 @@ test('anyone but the node\'s own principal is refused every owner operation by n
     documentConflicts: () => stranger.documentConflicts(),
     vote: () => stranger.vote(token, 'yes'),
     followDocument: () => stranger.followDocument(token),
+    reputation: () => stranger.reputation(),
   };
   for (const [method, attempt] of Object.entries(attempts)) {
     await t.throwsAsync(attempt, { message: `${method}: only this node's own principal may ${method} through it` }, method);

@@ -7,16 +7,17 @@
  */
 import '../src/perimeter/lockdown.js';
 import test, { type ExecutionContext } from 'ava';
-import { cp, rm } from 'node:fs/promises';
+import { cp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Token } from '../src/index.js';
 import { entriesAround } from '../src/journal/graph.js';
 import { GraphIndex } from '../src/journal/queries.js';
-import { Journal, type Entry } from '../src/journal/journal.js';
+import { Journal, memoryJournalFile, type Entry } from '../src/journal/journal.js';
 import { openFsJournalFile } from '../src/journal/fs-file.js';
 import { RecordQueries } from '../src/journal/record-queries.js';
 import { lmdbListStore, memoryListStore, RecordIndex } from '../src/db/records.js';
 import { openDatabase, tableOf } from '../src/db/database.js';
+import { followedListStore } from '../src/db/followed-records.js';
 import { loadIdentity } from '../src/identity/index.js';
 import { homePaths } from '../src/home/home.js';
 import { journalEntries, tempDir } from './_helpers.js';
@@ -201,4 +202,38 @@ test('an index that is missing, ahead of the journal, or not this journal is reb
   alice = await openKernel({ home: dir });
   t.deepEqual(plain(await alice.records.show(tokens.add, undefined, 5)), plain(expected(await journalEntries(alice.journal), [tokens.add], []).shows[0]));
   await alice.close();
+});
+
+test('a process following a running node’s home answers from the node’s index up to where it stood, and indexes only the records after it: the same answers', async (t) => {
+  const { dir, bob } = await home(t);
+  const paths = homePaths(dir);
+  let alice = await openKernel({ home: dir });
+  const tokens = await activity(alice, bob, 0);
+  await alice.close();
+  const before = new Uint8Array(await readFile(paths.journal));
+  alice = await openKernel({ home: dir });
+  await activity(alice, bob, 1, tokens);
+  await alice.close();
+  const after = new Uint8Array(await readFile(paths.journal));
+  const identity = await loadIdentity(paths.identity);
+  const opened = async (bytes: Uint8Array) => (await Journal.open({ file: memoryJournalFile(bytes), identity, clock: Date.now, schedule: setImmediate })).journal;
+
+  // The node's index when the follower looks first; then the node goes on indexing (settling calls pending before).
+  const nodeStore = memoryListStore();
+  await (await RecordIndex.open(await opened(before), nodeStore)).index.settled();
+  const followed = followedListStore(nodeStore);
+  const stoodAt = nodeStore.position()!;
+  await (await RecordIndex.open(await opened(after), nodeStore)).index.settled();
+
+  const journal = Journal.follow(memoryJournalFile(after), identity.principal, stoodAt);
+  const { index, caughtUp, rebuilt } = await RecordIndex.open(journal, followed);
+  t.is(rebuilt, undefined);
+  t.is(caughtUp, 0);
+  await journal.refresh();
+  await index.settled();
+  t.is(journal.length, (await journalEntries(await opened(after))).length);
+  const list = Object.values(tokens);
+  const callers = [alice.principal, bob.principal];
+  t.deepEqual(plain(await answers(new RecordQueries(journal, index), list, callers)), plain(expected(await journalEntries(await opened(after)), list, callers)));
+  t.true((await new RecordQueries(journal, index).pending()).length >= 1, 'a call pending in the node’s index and settled after is still seen settled here');
 });

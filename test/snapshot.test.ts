@@ -189,3 +189,24 @@ test('a home reopens from its snapshot, and from the whole journal when the snap
   );
   t.true(journalNow.length > 0);
 });
+
+test('what the web page lists (Kernel.hosted) is state: the closures issued here with the calls asked of each, and the delegations, alike from a snapshot and from a rebuild', async (t) => {
+  const dir = await tempDir(t);
+  const home = await busyHome(dir);
+  const hostedAt = async (at: string) => {
+    const kernel = await openKernel({ home: at });
+    const hosted = kernel.hosted();
+    const revoked = hosted.tokens.filter(({ token }) => kernel.isRevoked(token)).map(({ export: name }) => name);
+    await kernel.close();
+    return { ...hosted, revoked };
+  };
+  const fromSnapshot = await hostedAt(home);
+  const byName = new Map(fromSnapshot.tokens.map((token) => [token.export, token]));
+  // busyHome: twelve calls, every third on `refuse`; the others on `double` (some answered from the cache), and three more through its delegation.
+  t.is(byName.get('refuse')?.calls, 4);
+  t.is(byName.get('double')?.calls, 8 + 3);
+  t.deepEqual(fromSnapshot.revoked, ['refuse']);
+  t.is(fromSnapshot.delegations, 2, 'the rate-limited delegation and the budget’s write token delegated to the other node');
+  await rm(join(home, 'db'), { recursive: true });
+  t.deepEqual(await hostedAt(home), fromSnapshot, 'rebuilt from the whole journal');
+});

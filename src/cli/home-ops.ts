@@ -14,10 +14,11 @@ import { loadIdentity } from '../identity/index.js';
 import { Journal } from '../journal/journal.js';
 import { openSegmentedJournal } from '../journal/segments.js';
 import { startOf } from '../journal/checkpoint.js';
-import type { ReputationSnapshot } from '../journal/reputation.js';
-import { checkpointBase, loadCheckpoint } from '../home/retention.js';
+import { loadCheckpoint } from '../home/retention.js';
 import { RecordQueries } from '../journal/record-queries.js';
-import { memoryListStore, RecordIndex } from '../db/records.js';
+import { lmdbListStore, memoryListStore, RecordIndex } from '../db/records.js';
+import { followedListStore } from '../db/followed-records.js';
+import { openDatabase, tableOf, type Database } from '../db/database.js';
 import { DEFAULT_LIMITS, REMOTE_GRACE_MS, type Forwarder, type Kernel, type KernelLimits } from '../kernel/kernel.js';
 import { ownerOf, type NodeOwner } from '../kernel/owner.js';
 import { openKernel } from '../home/open.js';
@@ -104,7 +105,6 @@ export const withHome = async <T>(
           watching.stop();
           const nodeUrl = options.serve ? await serveHome(kernel, paths.node) : undefined;
           const owner = ownerOf(kernel);
-          const base = checkpointBase(paths, kernel);
           try {
             return await body(
               {
@@ -113,7 +113,7 @@ export const withHome = async <T>(
                 // the home kept (home/analyses.ts) and loads the parser only for a module analyzed nowhere yet.
                 publish: async (bytes) => (await loadModuleParser(), owner.publish(bytes)),
                 issue: async (spec) => (await loadModuleParser(), owner.issue(spec)),
-                history: async () => ({ journal: kernel.journal, records: kernel.records, base: await base() }),
+                history: async () => ({ journal: kernel.journal, records: kernel.records }),
                 ...(nodeUrl ? { nodeUrl } : {}),
               },
               names,
@@ -149,34 +149,56 @@ export const withHome = async <T>(
 export interface History {
   readonly journal: Journal;
   readonly records: RecordQueries;
-  /** What the home's checkpoint summarized of the records it let go (README: Retention): the reputation before record `seq`. */
-  readonly base?: { readonly seq: number; readonly reputation: ReputationSnapshot };
 }
 
 /**
  * Follow the journal file a running node writes: each look verifies and
- * indexes (in memory) only the records appended since the last one.
+ * indexes only the records appended since the last one. The node's own
+ * record index (the home's database, read only) answers for the records up
+ * to where it stood when this began (db/followed-records.ts); without one,
+ * or if it does not match the journal, the journal is indexed here from
+ * its first record.
  */
 const followHome = async (paths: HomePaths, signer: Principal) => {
   let journal: (Journal & { refresh(): Promise<void> }) | undefined;
   let records: RecordQueries | undefined;
-  const base = checkpointBase(paths, { principal: signer });
-  const start = async () => {
+  let database: Database | undefined;
+  const start = async (useDatabase: boolean) => {
+    const store = (useDatabase && nodeIndex()) || memoryListStore();
     // From the checkpoint's start, if the node dropped older segments.
     const checkpoint = await loadCheckpoint(paths, { principal: signer });
     const file = await openSegmentedJournal(paths.journal, checkpoint ? { from: checkpoint.start.offset } : {});
-    journal = Journal.follow(file, signer, checkpoint && startOf(checkpoint));
-    records = new RecordQueries(journal, (await RecordIndex.open(journal, memoryListStore())).index);
+    const floor = checkpoint && startOf(checkpoint);
+    journal = Journal.follow(file, signer, store.position() ?? floor, floor);
+    records = new RecordQueries(journal, (await RecordIndex.open(journal, store)).index);
+  };
+  const nodeIndex = () => {
+    try {
+      database ??= openDatabase(paths.db, { readOnly: true });
+      return followedListStore(lmdbListStore(tableOf(database, 'records')));
+    } catch {
+      return undefined;
+    }
+  };
+  const close = async () => {
+    await journal?.close();
+    await database?.close();
+    database = undefined;
   };
   return {
     history: async (): Promise<History> => {
-      if (!journal) await start();
+      if (!journal) {
+        await start(true);
+        // The database's position is not in this journal (it is being rebuilt, or belongs to another): index it all here.
+        await journal!.refresh().catch(async () => {
+          await close();
+          await start(false);
+        });
+      }
       await journal!.refresh();
-      return { journal: journal!, records: records!, base: await base() };
+      return { journal: journal!, records: records! };
     },
-    close: async () => {
-      await journal?.close();
-    },
+    close,
   };
 };
 

@@ -19,6 +19,7 @@ import { EXIT, UnreachableError, withGlobalOptions, type Io, type Session } from
 import { callCommand } from './commands/call.js';
 import { delegateCommand } from './commands/delegate.js';
 import { docCommand } from './commands/doc.js';
+import { gcCommand } from './commands/gc.js';
 import { proposeCommand, voteCommand } from './commands/govern.js';
 import { graphCommand } from './commands/graph.js';
 import { initCommand } from './commands/init.js';
@@ -62,6 +63,7 @@ const VERBS: ReadonlyArray<(session: Session) => Command> = [
   voteCommand,
   replCommand,
   repairCommand,
+  gcCommand,
   startCommand,
   webCommand,
   inviteCommand,

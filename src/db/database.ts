@@ -18,8 +18,9 @@ export type Table = LmdbDatabase<Uint8Array, Uint8Array>;
 /** Named tables a home's database holds, each owned by one part. */
 const MAX_TABLES = 16;
 
-export const openDatabase = (dir: string): Database =>
-  open<Uint8Array, Uint8Array>({ path: dir, encoding: 'binary', keyEncoding: 'binary', maxDbs: MAX_TABLES, compression: false });
+/** `readOnly`: for a process that reads what the home's running node writes (lmdb takes many readers beside one writer). */
+export const openDatabase = (dir: string, options: { readOnly?: boolean } = {}): Database =>
+  open<Uint8Array, Uint8Array>({ path: dir, encoding: 'binary', keyEncoding: 'binary', maxDbs: MAX_TABLES, compression: false, ...(options.readOnly ? { readOnly: true } : {}) });
 
 /** The table `name` of `database` (created on first use). */
 export const tableOf = (database: Database, name: string): Table =>

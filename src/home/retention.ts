@@ -23,7 +23,6 @@ import { decode } from '../wire/index.js';
 import { readCheckpoint, signCheckpoint, type Checkpoint } from '../journal/checkpoint.js';
 import type { SegmentedJournalFile } from '../journal/segments.js';
 import { decodeSnapshot, type Snapshot } from '../kernel/snapshot.js';
-import type { ReputationSnapshot } from '../journal/reputation.js';
 import { openFsBlockStore } from '../store/index.js';
 import type { HomePaths } from './home.js';
 
@@ -117,26 +116,6 @@ export const checkpointSnapshot = async (paths: HomePaths, checkpoint: Checkpoin
   if (!snapshot) throw refuse('is not a kernel snapshot of this format');
   if (snapshot.position.seq !== checkpoint.state.seq) throw refuse(`stands at record ${snapshot.position.seq}, not ${checkpoint.state.seq}`);
   return { ...snapshot, bytes };
-};
-
-/**
- * What a home's checkpoint summarized of reputation: the tally before record
- * `seq` (the records from there on are in the journal). Undefined without a
- * checkpoint. Read from disk without the home's lock (the checkpoint and its
- * block are written whole, then renamed); the block is read again only when
- * the checkpoint changed.
- */
-export const checkpointBase = (paths: HomePaths, identity: Pick<Identity, 'principal'>) => {
-  let cached: { snapshot: string; base: { seq: number; reputation: ReputationSnapshot } } | undefined;
-  return async (): Promise<{ seq: number; reputation: ReputationSnapshot } | undefined> => {
-    const checkpoint = await loadCheckpoint(paths, identity);
-    if (!checkpoint) return undefined;
-    if (cached?.snapshot !== checkpoint.state.snapshot) {
-      const snapshot = await checkpointSnapshot(paths, checkpoint);
-      cached = { snapshot: checkpoint.state.snapshot, base: { seq: snapshot.position.seq, reputation: snapshot.parts.reputation } };
-    }
-    return cached.base;
-  };
 };
 
 /** The first record of a segment: its number, time, and the CID it links to. */

@@ -491,14 +491,19 @@ export class Journal {
    * A journal file another process (the home's running node) writes, read
    * as it grows: `refresh` verifies the records appended since the last
    * look and hands them to `onWritten` listeners (a record index), keeping
-   * none. It is read only: `append` refuses.
+   * none. It is read only: `append` refuses. From `from` (a position the
+   * home's record index stands at), only the records after it are read;
+   * `floor`: where the kept records begin (a checkpoint's start).
    */
-  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal, floor: ScanStart = START): Journal & { refresh(): Promise<void> } {
+  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal, from: ScanStart = START, floor: ScanStart = START): Journal & { refresh(): Promise<void> } {
     const refuse = async () => {
       throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
     };
     const identity = { principal: signer, publicKey: new Uint8Array(), sign: () => new Uint8Array() } as unknown as Identity;
-    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, floor, floor);
+    // From a position at or after the first record kept (`floor`: records before it were dropped behind a checkpoint).
+    const start = from.seq < floor.seq ? floor : from;
+    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, start, floor);
+    journal.#mark(start.seq, start.offset ?? 0);
     journal.#following = true;
     return Object.assign(journal, { refresh: () => (journal.#refreshing = journal.#refreshing.then(() => journal.#refresh(), () => journal.#refresh())) });
   }

@@ -119,6 +119,11 @@ export class ReputationTally {
     for (const waiter of waiters ?? []) this.#settle(waiter, weight);
   }
 
+  /** How many delegations (`wrap` records, each token once) the tally has seen. */
+  get delegations(): number {
+    return this.#delegatorOf.size;
+  }
+
   add(entry: Entry): void {
     switch (entry.kind) {
       case 'issue':

@@ -3,10 +3,11 @@
  * replica, read from the block store on first use and kept in memory,
  * findable by token and by sealed reference (the name a delegation chain
  * gives its closure). From the journal it keeps which closures were issued
- * here, so a chain names one of them before it is first loaded.
+ * here, so a chain names one of them before it is first loaded, and how many
+ * calls each was asked (the web page lists them without reading history).
  */
 import { CID } from 'multiformats/cid';
-import { asModuleId, asToken, quote, type ModuleId, type Token } from '../interface/ids.js';
+import { asModuleId, asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { assertExportName, makeClosure, readClosure, type Closure } from '../closures/closure.js';
@@ -15,6 +16,17 @@ import { sealToken } from '../delegation/delegation.js';
 import { conventionOf } from '../vat-wasm/vat.js';
 import type { ModuleTable } from './module-table.js';
 import { KernelError, type IssueSpec, type Replica } from './types.js';
+
+/** A closure issued here, as its `issue` record names it, and the calls asked of it since (`call` and `hit` records on its token). */
+export interface IssuedToken {
+  readonly token: Token;
+  readonly export: string;
+  readonly code: ModuleId;
+  readonly issuer: Principal;
+  readonly at: number;
+  readonly calls: number;
+}
+type IssuedRow = [token: Token, exportName: string, code: ModuleId, issuer: Principal, at: number, calls: number];
 
 /** Tokens remembered as not in the store, at most; past it the memory starts over. */
 const MAX_ABSENT = 10_000;
@@ -41,8 +53,12 @@ export const makeClosureTable = ({
   const sealed = new Map<string, Token>();
   /** Tokens the store was found not to hold (see tokenBlock), and a count of stores begun and ended. */
   const absent = new Set<Token>();
-  /** The tokens issued here, in the journal's order: the part of `sealed` the journal alone derives. */
-  const issued: Token[] = [];
+  /** The tokens issued here, in the journal's order (the part of `sealed` the journal alone derives), each with its call count. */
+  const issued = new Map<Token, IssuedRow>();
+  const keepIssued = (row: IssuedRow) => {
+    issued.set(row[0], row);
+    sealed.set(sealToken(row[0]), row[0]);
+  };
   let stores = 0;
 
   /** Keep a closure in memory, findable by its token and by its sealed reference. */
@@ -131,19 +147,19 @@ export const makeClosureTable = ({
   return harden({
     apply(entry: Entry) {
       // Closures issued here answer delegated calls that name them by their sealed reference.
-      if (entry.kind === 'issue') {
-        issued.push(entry.token);
-        sealed.set(sealToken(entry.token), entry.token);
+      if (entry.kind === 'issue') keepIssued([entry.token, entry.export, entry.code, entry.issuer, entry.at, 0]);
+      else if (entry.kind === 'call' || entry.kind === 'hit') {
+        const row = issued.get(entry.token);
+        if (row) row[5] += 1;
       }
     },
-    /** What the journal left here: the tokens issued (kernel/snapshot.ts). */
-    snapshot: (): readonly Token[] => issued,
-    restore(tokens: readonly Token[]) {
-      for (const token of tokens) {
-        issued.push(token);
-        sealed.set(sealToken(token), token);
-      }
+    /** What the journal left here: the tokens issued and their call counts (kernel/snapshot.ts). */
+    snapshot: (): readonly Readonly<IssuedRow>[] => [...issued.values()],
+    restore(rows: readonly Readonly<IssuedRow>[]) {
+      for (const row of rows) keepIssued([...row]);
     },
+    /** The closures issued here, oldest first. */
+    issued: (): IssuedToken[] => [...issued.values()].map(([token, exportName, code, issuer, at, calls]) => ({ token, export: exportName, code, issuer, at, calls })),
     /** The closure in memory, if it is loaded. */
     loaded: (token: Token) => closures.get(token),
     here,

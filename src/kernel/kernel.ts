@@ -28,7 +28,7 @@ import { memoryListStore, RecordIndex, type ListStore } from '../db/records.js';
 import { VatPool } from '../vat/pool.js';
 import type { RevocationNotice } from './revocations.js';
 import { makeModuleTable, type ModuleTable } from './module-table.js';
-import { makeClosureTable, type ClosureTable } from './closure-table.js';
+import { makeClosureTable, type ClosureTable, type IssuedToken } from './closure-table.js';
 import { makeDelegationTable, type DelegationTable } from './delegation-table.js';
 import { makeRevocationTable, type RevocationTable } from './revocation-table.js';
 import { makeCallIndex, type CallIndex } from './call-index.js';
@@ -338,6 +338,11 @@ export class Kernel {
     return encode(this.#partsSnapshot());
   }
 
+  /** What this node hosts, as its web page lists it: the closures issued here (oldest first, with the calls asked of each), and the delegations its journal records. */
+  hosted(): { tokens: IssuedToken[]; delegations: number } {
+    return { tokens: this.#closures.issued(), delegations: this.#reputation.delegations };
+  }
+
   /** Fulfilled, broken and pending promises per issuer, from this node's promise graph. */
   reputation(): Reputation[] {
     return this.#reputation.rows();
@@ -444,6 +449,8 @@ export class Kernel {
   async revoke(token: string, reason?: string): Promise<void> {
     this.#assertOpen();
     const checked = asToken(token);
+    // Revoked already: nothing to do, and nothing to read (`grid gc` may have collected its record).
+    if (this.#revocations.isRevoked(checked)) return;
     // A delegation is revoked by its delegator: that breaks it and what was delegated through it, nothing else.
     const delegation = await this.#delegations.delegationOf(checked);
     const authority = delegation ? delegation.delegator : (await this.#closures.closure(checked)).issuer;

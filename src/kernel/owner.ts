@@ -15,6 +15,7 @@ import type { DelegateSpec, IssueSpec, Kernel, Outcome, PendingView } from './ke
 import type { ConflictView, DocumentTokens } from '../docs/documents.js';
 import type { DocumentSpec } from '../docs/api.js';
 import type { Choice } from '../docs/governance.js';
+import type { Reputation } from '../journal/reputation.js';
 
 export interface OwnerCallOptions {
   /** Chase further promises until fulfilled or revoked. */
@@ -50,6 +51,8 @@ export interface NodeOwner {
   vote(proposal: string, choice: Choice): Promise<Outcome>;
   /** The open conflicts of every document the node holds. */
   documentConflicts(): Promise<ConflictView[]>;
+  /** Promises kept and broken per issuer, as the node's state holds them (kept from the journal, never read from it again). */
+  reputation(): Promise<Reputation[]>;
   /** Call a token as the node's own principal. Never rejects: every failure is a revoked outcome. */
   call(token: string, args: readonly unknown[], options?: OwnerCallOptions): Promise<Outcome>;
 }
@@ -71,5 +74,6 @@ export const ownerOf = (kernel: Kernel): NodeOwner =>
       await kernel.docs.follow(token);
     },
     documentConflicts: async () => kernel.docs.allConflicts().filter((conflict) => conflict.settled === undefined),
+    reputation: async () => kernel.reputation(),
     call: (token, args, options) => kernel.call(token, args, options),
   });

@@ -21,16 +21,17 @@ import type { DocumentsSnapshot } from '../docs/documents.js';
 import type { RevocationSnapshot } from './revocation-table.js';
 import type { CallIndex } from './call-index.js';
 import type { CacheSnapshot } from './pure-cache.js';
+import type { ClosureTable } from './closure-table.js';
 import type { Token } from '../interface/ids.js';
 import type { GridValue } from '../closures/values.js';
 
 /** Bumped when a part's snapshot changes shape: an older snapshot is then ignored and the kernel rebuilt. */
-export const SNAPSHOT_FORMAT = 3;
+export const SNAPSHOT_FORMAT = 4;
 
 export interface PartsSnapshot {
   readonly calls: ReturnType<CallIndex['snapshot']>;
   readonly reputation: ReputationSnapshot;
-  readonly closures: readonly Token[];
+  readonly closures: ReturnType<ClosureTable['snapshot']>;
   readonly revocations: RevocationSnapshot;
   readonly policies: ReadonlyArray<{ layer: Token; index: number; state: GridValue }>;
   readonly docs: DocumentsSnapshot;

@@ -103,6 +103,7 @@ const CROSSINGS: { readonly [K in Operation]: Crossings<FacetOwner[K]> } = {
   documentConflicts: {},
   vote: {},
   followDocument: {},
+  reputation: {},
 };
 
 /** The owner facet's methods, by name. */

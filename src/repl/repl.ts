@@ -12,7 +12,6 @@ import { inspect, types } from 'node:util';
 import { E } from '@endo/eventual-send';
 import type { Entry, Journal } from '../journal/journal.js';
 import { renderDot, renderMermaid, renderText } from '../journal/graph.js';
-import { ReputationTally, type ReputationSnapshot } from '../journal/reputation.js';
 import { acrossTree, renderTree, type NodeRecords } from '../journal/queries.js';
 import type { RecordQueries } from '../journal/record-queries.js';
 import type { ChainBlocks, DelegateSpec, IssueSpec, Outcome, PendingView } from '../kernel/kernel.js';
@@ -25,9 +24,9 @@ import type { ConflictView } from '../docs/documents.js';
 import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type LogEntry } from '../docs/render.js';
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
-export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote'> {
+export interface ReplHome extends Pick<NodeOwner, 'publish' | 'issue' | 'call' | 'delegate' | 'revoke' | 'chainBlocks' | 'importChain' | 'createDocument' | 'documentConflicts' | 'vote' | 'reputation'> {
   /** The home's journal and what its records say (through its record index). */
-  history(): Promise<{ readonly journal: Journal; readonly records: RecordQueries; readonly base?: { readonly seq: number; readonly reputation: ReputationSnapshot } }>;
+  history(): Promise<{ readonly journal: Journal; readonly records: RecordQueries }>;
   /** The URL of the node running on this home, if one is. */
   readonly nodeUrl?: string;
 }
@@ -187,23 +186,6 @@ const replE = (() => {
 export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> => {
   const short = (id: string) => (id.length > 24 ? `${id.slice(0, 12)}…${id.slice(-6)}` : id);
   const name = (id: string) => options.nameOf(id) ?? short(id);
-  // The journal only grows: the tally reads just the records written since the last query.
-  let tally = new ReputationTally();
-  let tallied = 0;
-  const index = async () => {
-    const { journal, records, base } = await home.history();
-    // What a checkpoint summarized (README: Retention) is where the tally starts.
-    if (base && tallied < base.seq) {
-      tally = new ReputationTally();
-      tally.restore(base.reputation);
-      tallied = base.seq;
-    }
-    for await (const entry of journal.read(tallied)) {
-      tally.add(entry);
-      tallied = entry.seq + 1;
-    }
-    return { graph: records, tally };
-  };
   const stops = new Set<() => void>();
   const resolve: ReplResolve = options.resolve ?? { token: (text) => ({ token: text as Token }), principal: (text) => text };
   const tokenOf = (text: string) => resolve.token(text).token;
@@ -275,8 +257,10 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       return printing(views, () => views.map((v) => `#${v.call.seq} ${name(v.call.token)}(${JSON.stringify(v.call.args).slice(1, -1)}) by ${name(v.call.caller)} → ${outcome(v)}`).join('\n') || '(no calls)');
     },
     reputation: async (principal?: string) => {
-      const { tally } = await index();
-      const rows = principal ? [tally.of(resolve.principal(principal) as Principal)] : tally.rows();
+      // The tally the kernel keeps (here, or in the running node), not the journal read again.
+      const all = await home.reputation();
+      const wanted = principal === undefined ? undefined : resolve.principal(principal);
+      const rows = wanted === undefined ? [...all] : [all.find((row) => row.issuer === wanted) ?? { issuer: wanted as Principal, issued: 0, fulfilled: 0, broken: 0, refused: 0, pending: 0 }];
       return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, refused ${r.refused}, pending ${r.pending}`).join('\n') || '(no issuers)');
     },
     /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */

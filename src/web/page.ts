@@ -215,42 +215,18 @@ interface LiveClient {
 }
 
 /**
- * What the page shows that the journal does not index: hosted tokens (with
- * their call counts and whether revoked), and calls per second. Kept record
- * by record, like the kernel's reputation.
+ * Calls per second, counted from the `call` and `hit` records as they are
+ * appended (and from the few latest records read when the page starts).
  */
-class NodeTally {
-  readonly tokens = new Map<string, { token: string; export: string; code: string; issuer: string; at: number; calls: number; revoked: boolean }>();
-  delegations = 0;
+class CallRate {
   readonly #buckets = new Array<number>(RATE_WINDOW_MS / RATE_BUCKET_MS).fill(0);
   #bucketAt = 0;
 
   add(entry: Entry) {
-    switch (entry.kind) {
-      case 'issue':
-        this.tokens.set(entry.token, { token: entry.token, export: entry.export, code: entry.code, issuer: entry.issuer, at: entry.at, calls: 0, revoked: false });
-        break;
-      case 'wrap':
-        this.delegations += 1;
-        break;
-      case 'revoke':
-      case 'revocation': {
-        const token = this.tokens.get(entry.token);
-        if (token) token.revoked = true;
-        break;
-      }
-      case 'call':
-      case 'hit': {
-        const token = this.tokens.get(entry.token);
-        if (token) token.calls += 1;
-        this.#advance(entry.at);
-        const slot = Math.floor(entry.at / RATE_BUCKET_MS);
-        if (slot > this.#bucketAt - this.#buckets.length) this.#buckets[slot % this.#buckets.length]! += 1;
-        break;
-      }
-      default:
-        break;
-    }
+    if (entry.kind !== 'call' && entry.kind !== 'hit') return;
+    this.#advance(entry.at);
+    const slot = Math.floor(entry.at / RATE_BUCKET_MS);
+    if (slot > this.#bucketAt - this.#buckets.length) this.#buckets[slot % this.#buckets.length]! += 1;
   }
 
   /** Move the window to end at `now`, emptying the buckets it leaves behind. */
@@ -274,7 +250,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   const clock = options.clock ?? Date.now;
   const journal = kernel.journal;
   const live = new Set<LiveClient>();
-  const tally = new NodeTally();
+  const rate = new CallRate();
   const extraHosts = (options.hosts ?? []).map((host) => host.toLowerCase());
   let allowedHosts = new Set<string>();
   let closed = false;
@@ -291,19 +267,20 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   };
   const label = (id: string) => names.byId.get(id) ?? shortId(id);
 
-  // The tally is read from the journal once; records appended meanwhile wait their turn, in order.
+  // What the page lists comes from the kernel's state (Kernel.hosted), never from reading history; only the latest
+  // records are read, for a view that opens and for the rate (the journal may have been opened from a snapshot,
+  // with none of them at hand). Records appended meanwhile wait their turn, in order.
   let backlog: Entry[] | undefined = [];
-  /** The latest records, for a view that opens (the journal may have been opened from a snapshot, with none of them at hand). */
   let tail: Entry[] = [];
   const take = (entry: Entry) => {
-    tally.add(entry);
+    rate.add(entry);
     tail.push(entry);
     if (tail.length >= 2 * LATEST_ON_OPEN) tail = tail.slice(-LATEST_ON_OPEN);
   };
   const upTo = journal.length;
   const ready = (async () => {
     try {
-      for await (const entry of journal.read(0)) {
+      for await (const entry of journal.read(Math.max(0, upTo - LATEST_ON_OPEN))) {
         if (entry.seq >= upTo) break;
         take(entry);
       }
@@ -345,14 +322,17 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   };
 
   const state = () => {
-    const tokens = [...tally.tokens.values()];
+    const { tokens, delegations } = kernel.hosted();
     return {
       principal: kernel.principal,
       peers: options.peers?.() ?? [],
-      tokens: tokens.slice(-MAX_LISTED_TOKENS).reverse(),
+      tokens: tokens
+        .slice(-MAX_LISTED_TOKENS)
+        .reverse()
+        .map((token) => ({ ...token, revoked: kernel.isRevoked(token.token) })),
       tokenCount: tokens.length,
-      delegations: tally.delegations,
-      callsPerSecond: tally.callsPerSecond(clock()),
+      delegations,
+      callsPerSecond: rate.callsPerSecond(clock()),
       records: journal.length,
       maxDrawn: MAX_DRAWN_RECORDS,
       names: Object.fromEntries(names.byId),

@@ -1,5 +1,4 @@
 /** `grid reputation`: promises kept and broken, per issuer. */
-import { ReputationTally } from '../../journal/reputation.js';
 import { toJsonText } from '../format.js';
 import { withHome } from '../home-ops.js';
 import { EXIT, verb, type Session } from '../invocation.js';
@@ -13,12 +12,8 @@ export const reputationCommand = (session: Session) =>
     (c) => c.argument('[principal]', 'only this issuer (a did:key or pet name)'),
     async (inv, [who]) =>
       withHome(inv, async (home, names) => {
-        // A tally per issuer, from the journal read a window at a time (after what a checkpoint summarized, if the home has one).
-        const tally = new ReputationTally();
-        const { journal, base } = await home.history();
-        if (base) tally.restore(base.reputation);
-        for await (const entry of journal.read(base?.seq ?? 0)) tally.add(entry);
-        let rows = tally.rows();
+        // The tally per issuer the kernel keeps (here, or in the running node), not the journal read again.
+        let rows = await home.reputation();
         if (typeof who === 'string') {
           const principal = resolvePrincipal(who, names);
           rows = rows.filter((r) => r.issuer === principal);

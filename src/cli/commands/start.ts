@@ -2,7 +2,6 @@
 import { base64url } from 'multiformats/bases/base64';
 import { randomBytes } from 'node:crypto';
 import { quote } from '../../interface/ids.js';
-import { loadModuleParser } from '../../closures/modules.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
 import { parseKeep } from '../../home/retention.js';
 import { resolve } from 'node:path';
@@ -54,9 +53,10 @@ export const startCommand = (session: Session) =>
       const listen = text(opts.listen);
       const remembered = listen === undefined ? await loadListenPort(homePaths(inv.home).listen) : undefined;
       const { host, port } = parseListen(listen ?? `127.0.0.1:${remembered ?? 0}`);
-      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb);
-      // so is the module parser (~0.5 s), before the home's lock is taken: the first call on a module must not spend its time limit on it.
-      const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), import('../../web/page.js'), loadModuleParser()]);
+      // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb).
+      // The module parser (~0.5 s) is not: a call on a module whose analysis the home kept never needs it, and the first
+      // publish, or call on a module analyzed nowhere yet, loads it outside the call's time limit (kernel/calls.ts).
+      const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), import('../../web/page.js')]);
       let level;
       try {
         level = logLevelFrom(inv.env, inv.debug);
@@ -104,15 +104,17 @@ export const startCommand = (session: Session) =>
       try {
         await announceNode(paths.node, node.server.url, node.server.web);
         await rememberListenPort(paths.listen, Number(new URL(node.server.url).port));
+        // Listening for the stop signals before saying the node listens: whoever waits for that line may send one at once.
+        const stopped = new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
         inv.io.out(
           inv.json
             ? toJsonText({ url: node.server.url, principal: node.kernel.principal, peers: known, web: node.server.web })
             : `node ${node.kernel.principal} listening on ${node.server.url}${known.length ? `; peers: ${known.join(', ')}` : ''}\nweb: ${node.server.web}`,
         );
-        await new Promise<void>((resolve) => {
-          process.once('SIGINT', resolve);
-          process.once('SIGTERM', resolve);
-        });
+        await stopped;
         await retractNode(paths.node);
       } finally {
         // Stop taking connections; calls in flight are answered or revoked
