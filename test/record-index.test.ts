@@ -210,11 +210,11 @@ test('a process following a running node’s home answers from the node’s inde
   let alice = await openKernel({ home: dir });
   const tokens = await activity(alice, bob, 0);
   await alice.close();
-  const before = new Uint8Array(await readFile(paths.journal));
+  const before = new Uint8Array(await readFile(join(paths.journal, '0000000000000000')));
   alice = await openKernel({ home: dir });
   await activity(alice, bob, 1, tokens);
   await alice.close();
-  const after = new Uint8Array(await readFile(paths.journal));
+  const after = new Uint8Array(await readFile(join(paths.journal, '0000000000000000')));
   const identity = await loadIdentity(paths.identity);
   const opened = async (bytes: Uint8Array) => (await Journal.open({ file: memoryJournalFile(bytes), identity, clock: Date.now, schedule: setImmediate })).journal;
 

@@ -352,3 +352,20 @@ test('grid start --keep drops into --archive; grid reputation counts what the ch
   const { reputation } = JSON.parse(await ok(home, ['reputation', '--json'])) as { reputation: unknown };
   t.deepEqual(reputation, JSON.parse(JSON.stringify(before.reputation)));
 });
+
+test('grid gc keeps the checkpoint\'s snapshot block: after collecting, a home with db/ deleted still restores from it', async (t) => {
+  const home = join(await tempDir(t), 'home');
+  const before = await historyHome(home);
+  await (await openKernel({ home, keep: `${SEGMENT * 2}B` })).close();
+  const paths = homePaths(home);
+  const [root] = await checkpointRoots(paths);
+  t.truthy(root);
+  const { collectGarbage } = await import('../src/home/gc.js');
+  await collectGarbage({ home, keepModulesMs: 0 });
+  const { blockPath } = await import('../src/store/index.js');
+  t.true(existsSync(blockPath(paths.blocks, root!)), 'the snapshot block is kept');
+  await rm(paths.db, { recursive: true });
+  const restored = await openKernel({ home });
+  t.deepEqual(restored.stateSnapshot(), before.state);
+  await restored.close();
+});
