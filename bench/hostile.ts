@@ -81,7 +81,14 @@ const cpuMs = async (pid: number): Promise<number> => {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 };
 
-const fileSize = (path: string) => stat(path).then((s) => s.size, () => 0);
+/** A file's size, or a directory's files' (the journal's segments) together. */
+const fileSize = async (path: string): Promise<number> => {
+  const found = await stat(path).catch(() => undefined);
+  if (!found?.isDirectory()) return found?.size ?? 0;
+  let total = 0;
+  for (const name of await readdir(path)) total += await fileSize(join(path, name));
+  return total;
+};
 
 /** Honest clients, each with one call in flight at a time, timed while `measuring`. */
 const honestLoad = (clients: RemoteNode[], token: string) => {

@@ -32,7 +32,7 @@ await load('perimeter/lockdown.ts');
 const { homePaths } = await load('home/home.ts');
 const { loadIdentity } = await load('identity/index.ts');
 const { Journal } = await load('journal/journal.ts');
-const { openFsJournalFile } = await load('journal/fs-file.ts');
+const { listSegments, openSegmentedJournal } = await load('journal/segments.ts');
 const paths = homePaths(dir);
 
 if (phase === 'write') {
@@ -42,7 +42,7 @@ if (phase === 'write') {
   const { encode } = await load('wire/index.ts');
   (await openKernel({ home: dir, create: true })).close();
   const identity = await loadIdentity(paths.identity);
-  const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+  const { journal } = await Journal.open({ file: await openSegmentedJournal(paths.journal, { write: true }), identity, clock: Date.now, schedule: setImmediate });
   const count = Number(countText ?? 1_000_000);
   const tokens = Array.from({ length: 1000 }, (_, i) => blockCid(encode({ closure: i }), 0x71).toString());
   const callers = Array.from({ length: 200 }, (_, i) => `did:key:z6Mk${String(i).padStart(44, 'x')}`);
@@ -66,12 +66,12 @@ if (phase === 'write') {
     if (n % 2000 === 0) await journal.written();
   }
   await journal.close();
-  console.log(`wrote ${journal.length} records, ${mib((await stat(paths.journal)).size)} in ${ms(started)}`);
+  console.log(`wrote ${journal.length} records, ${mib((await listSegments(paths.journal)).reduce((n: number, segment: { size: number }) => n + segment.size, 0))} in ${ms(started)}`);
 } else if (phase === 'open') {
   console.log(`before open: ${memory()}`);
   const identity = await loadIdentity(paths.identity);
   const started = process.hrtime.bigint();
-  const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+  const { journal } = await Journal.open({ file: await openSegmentedJournal(paths.journal, { write: true }), identity, clock: Date.now, schedule: setImmediate });
   const took = ms(started);
   console.log(`${SRC}: Journal.open of ${journal.length} records in ${took}; after: ${memory()}`);
   await journal.close();
@@ -83,7 +83,7 @@ if (phase === 'write') {
   const { entriesAround } = await load('journal/graph.ts');
   const identity = await loadIdentity(paths.identity);
   const openAll = async () => {
-    const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+    const { journal } = await Journal.open({ file: await openSegmentedJournal(paths.journal, { write: true }), identity, clock: Date.now, schedule: setImmediate });
     const database = openDatabase(paths.db);
     const started = process.hrtime.bigint();
     const opened = await RecordIndex.open(journal, lmdbListStore(tableOf(database, 'records')));
@@ -95,7 +95,7 @@ if (phase === 'write') {
   await database.close();
   ({ journal, database, records } = await openAll());
   const size = async (path: string) => (await stat(path)).size;
-  console.log(`journal ${mib(await size(paths.journal))}, database ${mib(await size(join(paths.db, 'data.mdb')))}`);
+  console.log(`journal ${mib((await listSegments(paths.journal)).reduce((n: number, segment: { size: number }) => n + segment.size, 0))}, database ${mib(await size(join(paths.db, 'data.mdb')))}`);
   const [token] = (await records.calls({ caller: 'did:key:z6Mk' + '7'.padStart(44, 'x') })).map((v: { call: { token: string } }) => v.call.token);
   const time = async (name: string, op: () => Promise<unknown>, runs = 5) => {
     const times: number[] = [];

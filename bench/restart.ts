@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Journal } from '../dist/journal/journal.js';
-import { openFsJournalFile } from '../dist/journal/fs-file.js';
+import { listSegments, openSegmentedJournal } from '../dist/journal/segments.js';
 import { loadIdentity, generateIdentity } from '../dist/identity/index.js';
 import { encodeValue } from '../dist/closures/values.js';
 import { row, type Row } from './measure.js';
@@ -43,7 +43,7 @@ const grid = (home: string, args: string[]) =>
 /** Append `count` records to the home's journal: calls on `token` by a few callers, each answered (pure). */
 export const synthesize = async (home: string, token: string, count: number) => {
   const identity = await loadIdentity(join(home, 'identity'));
-  const { journal } = await Journal.open({ file: await openFsJournalFile(join(home, 'journal')), identity, clock: Date.now, schedule: (write) => void setImmediate(write) });
+  const { journal } = await Journal.open({ file: await openSegmentedJournal(join(home, 'journal'), { write: true }), identity, clock: Date.now, schedule: (write) => void setImmediate(write) });
   const callers = Array.from({ length: 8 }, () => generateIdentity(random).principal);
   for (let i = 0; i < count / 2; i++) {
     const call = journal.append({ kind: 'call', token: token as never, caller: callers[i % callers.length]!, args: encodeValue([i, 1]) });
@@ -99,7 +99,7 @@ export const benchRestart = async (): Promise<Row[]> => {
         const token = await grid(home, ['issue', join(home, 'add.js'), '--export', 'add']);
         const made = process.hrtime.bigint();
         await synthesize(home, token, size);
-        const journalBytes = (await stat(join(home, 'journal'))).size;
+        const journalBytes = (await listSegments(join(home, 'journal'))).reduce((n, segment) => n + segment.size, 0);
         console.log(`${size.toLocaleString('en')} records: journal ${mib(journalBytes)} (${Math.round(journalBytes / size)} B a record), written in ${(Number(process.hrtime.bigint() - made) / 1e9).toFixed(1)} s`);
         const label = `${size.toLocaleString('en')} records`;
         for (const run of ['rebuild (no database)', 'restart', 'restart again'] as const) {

@@ -31,7 +31,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, linkSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { open, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,7 +41,7 @@ import type { Kernel } from '../src/kernel/kernel.js';
 import { homePaths } from '../src/home/home.js';
 import { loadIdentity, type Identity } from '../src/identity/index.js';
 import { Journal, type Entry } from '../src/journal/journal.js';
-import { journalBytes } from '../src/journal/fs-file.js';
+import { openSegmentedJournal } from '../src/journal/segments.js';
 import { GraphIndex } from '../src/journal/queries.js';
 import { verifyBlock } from '../src/store/index.js';
 import { connectNode, type RemoteNode } from '../src/net/client.js';
@@ -382,13 +382,13 @@ const corruptBlocks = (blocks: string): { checked: number; corrupt: string[] } =
   return { checked, corrupt };
 };
 
-/** The journal file at `path`, scanned and verified (read only). */
+/** The journal at `path` (a home's segment directory), scanned and verified (read only). */
 const scanJournal = async (path: string, signer: Principal) => {
-  const handle = await open(path, 'r');
+  const file = await openSegmentedJournal(path);
   try {
-    return await Journal.scanFile(journalBytes(handle), signer);
+    return await Journal.scanFile(file, signer);
   } finally {
-    await handle.close();
+    await file.close();
   }
 };
 

@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Journal } from '../src/journal/journal.js';
+import { listSegments } from '../src/journal/segments.js';
 import { homePaths } from '../src/home/home.js';
 import { loadIdentity } from '../src/identity/index.js';
 import { gridProcesses } from './_processes.js';
@@ -67,7 +68,7 @@ test('a node killed under load never leaves a journal with two writers', async (
       // Through the node, a call may lose it (exit 4); on its own, it must not fail otherwise.
       if (r.code !== 0 && r.code !== 4) t.fail(`round ${rounds}: grid call exited ${r.code}: ${r.stderr}`);
     }
-    const bytes = new Uint8Array(await readFile(homePaths(home).journal));
+    const bytes = new Uint8Array(Buffer.concat(await Promise.all((await listSegments(homePaths(home).journal)).map((segment) => readFile(segment.path)))));
     const { broken, entries } = Journal.scan(bytes, principal);
     if (broken) {
       t.fail(`round ${rounds} (seed ${seed}): ${broken.message} (${entries.length} records verify before it)`);

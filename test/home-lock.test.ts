@@ -121,7 +121,7 @@ const twoWriters = async (path: string, identity: Identity, fork: number) => {
 
 test('a journal broken part way refuses to open with one line naming grid repair; repair keeps the verified prefix and moves the rest aside', async (t) => {
   const { home, paths, identity } = await newHome(t);
-  const { first, tail, tailRecords } = await twoWriters(paths.journal, identity, 10);
+  const { first, tail, tailRecords } = await twoWriters(join(paths.journal, '0000000000000000'), identity, 10);
   const refused = await t.throwsAsync(openKernel({ home, create: false }));
   t.is((refused as { code?: string }).code, 'ERR_CORRUPT');
   t.regex(refused!.message, /^journal: record \d+ at byte \d+ does not link to the record before it; run `grid repair` to keep the records before it and move the rest aside$/);
@@ -133,7 +133,7 @@ test('a journal broken part way refuses to open with one line naming grid repair
   t.regex(report.reason!, /does not link to the record before it/);
   t.deepEqual(report.moved, { records: tailRecords, from: first.length, to: first.length + tail.length, file: join(paths.root, 'journal.broken-2026-11-28T08-41-07.123Z') });
   t.deepEqual(new Uint8Array(await readFile(report.moved!.file)), tail, 'the moved bytes, unchanged');
-  t.deepEqual(new Uint8Array(await readFile(paths.journal)), first, 'the prefix, unchanged (it ended with a seal)');
+  t.deepEqual(new Uint8Array(await readFile(join(paths.journal, '0000000000000000'))), first, 'the prefix, unchanged (it ended with a seal)');
   t.is(report.sealed, 0);
   t.false((await readdir(paths.root)).some((name) => name.endsWith('.tmp')));
 
@@ -149,14 +149,15 @@ test('a journal broken part way refuses to open with one line naming grid repair
 
 test('repair seals kept records that no seal covered', async (t) => {
   const { home, paths, identity } = await newHome(t);
-  const { first } = await twoWriters(paths.journal, identity, 3);
+  const { first } = await twoWriters(join(paths.journal, '0000000000000000'), identity, 3);
   // Cut the first writer's last seal off, as if it died before sealing.
   const parsed = Journal.parse(first, identity.principal);
   const lastSeal = parsed.entries.at(-1)!;
   t.is(lastSeal.kind, 'seal');
   const unsealedPrefix = first.subarray(0, parsed.offsets.at(-1));
-  const rest = (await readFile(paths.journal)).subarray(first.length);
-  await writeFile(paths.journal, Buffer.concat([unsealedPrefix, rest]));
+  const segment = join(paths.journal, '0000000000000000');
+  const rest = (await readFile(segment)).subarray(first.length);
+  await writeFile(segment, Buffer.concat([unsealedPrefix, rest]));
   const report = await repairHome({ home });
   t.is(report.kept, parsed.entries.length - 1);
   t.true(report.sealed > 0);

@@ -89,7 +89,7 @@ const home = async (t: ExecutionContext) => {
 const openIndex = async (dir: string) => {
   const paths = homePaths(dir);
   const identity = await loadIdentity(paths.identity);
-  const { journal } = await Journal.open({ file: await openFsJournalFile(paths.journal), identity, clock: Date.now, schedule: setImmediate });
+  const { journal } = await Journal.open({ file: await openFsJournalFile(join(paths.journal, '0000000000000000')), identity, clock: Date.now, schedule: setImmediate });
   const database = openDatabase(paths.db);
   const opened = await RecordIndex.open(journal, lmdbListStore(tableOf(database, 'records')));
   const records = new RecordQueries(journal, opened.index);
@@ -166,7 +166,7 @@ test('an index that is missing, ahead of the journal, or not this journal is reb
   let alice = await openKernel({ home: dir });
   const tokens = await activity(alice, bob, 0);
   await alice.close();
-  await cp(paths.journal, join(dir, 'journal-then'));
+  await cp(paths.journal, join(dir, 'journal-then'), { recursive: true });
   alice = await openKernel({ home: dir });
   await activity(alice, bob, 1, tokens);
   await alice.close();
@@ -184,11 +184,11 @@ test('an index that is missing, ahead of the journal, or not this journal is reb
   await check(/missing/);
   // Ahead: the journal is the older copy, the database has indexed more.
   const newer = join(dir, 'journal-newer');
-  await cp(paths.journal, newer);
-  await cp(join(dir, 'journal-then'), paths.journal);
+  await cp(paths.journal, newer, { recursive: true });
+  await cp(join(dir, 'journal-then'), paths.journal, { recursive: true });
   await check(/ahead/);
   // Not this journal: a database from the longer journal over a journal of the same length that differs.
-  await cp(newer, paths.journal);
+  await cp(newer, paths.journal, { recursive: true });
   const other = await tempDir(t);
   const stranger = await openKernel({ home: other });
   await activity(stranger, bob, 0);
@@ -210,11 +210,11 @@ test('a process following a running node’s home answers from the node’s inde
   let alice = await openKernel({ home: dir });
   const tokens = await activity(alice, bob, 0);
   await alice.close();
-  const before = new Uint8Array(await readFile(paths.journal));
+  const before = new Uint8Array(await readFile(join(paths.journal, '0000000000000000')));
   alice = await openKernel({ home: dir });
   await activity(alice, bob, 1, tokens);
   await alice.close();
-  const after = new Uint8Array(await readFile(paths.journal));
+  const after = new Uint8Array(await readFile(join(paths.journal, '0000000000000000')));
   const identity = await loadIdentity(paths.identity);
   const opened = async (bytes: Uint8Array) => (await Journal.open({ file: memoryJournalFile(bytes), identity, clock: Date.now, schedule: setImmediate })).journal;
 

@@ -82,7 +82,7 @@ const busyHome = async (dir: string): Promise<string> => {
 test('a kernel restored from a snapshot at any record and replaying the rest equals one that replayed everything', async (t) => {
   const dir = await tempDir(t);
   const home = await busyHome(dir);
-  const journalBytes = new Uint8Array(await readFile(join(home, 'journal')));
+  const journalBytes = new Uint8Array(await readFile(join(home, 'journal', '0000000000000000')));
   const identity = await loadIdentity(join(home, 'identity'));
   const store = openFsBlockStore(join(home, 'blocks'));
   const setTimer = (ms: number, callback: () => void) => {
@@ -143,7 +143,7 @@ test('a home reopens from its snapshot, and from the whole journal when the snap
   const first = await stored();
   const snapshot = first && decodeSnapshot(first);
   t.truthy(snapshot, 'closing the home left a snapshot');
-  t.is(snapshot!.position.offset, (await stat(join(home, 'journal'))).size, 'standing at the journal’s end');
+  t.is(snapshot!.position.offset, (await stat(join(home, 'journal', '0000000000000000'))).size, 'standing at the journal’s end');
   const expected = await stateOf(home);
 
   const copy = async (name: string, change: (at: string) => Promise<void>) => {
@@ -170,7 +170,7 @@ test('a home reopens from its snapshot, and from the whole journal when the snap
   for (let i = 0; i < 5; i++) await kernel.call(await kernel.issue({ code, export: 'one', env: { i } }), []);
   const later = kernel.stateSnapshot();
   await kernel.flush();
-  const journalNow = await readFile(join(early, 'journal'));
+  const journalNow = await readFile(join(early, 'journal', '0000000000000000'));
   await kernel.close();
   await rm(join(early, 'db'), { recursive: true });
   await cp(join(home, 'db'), join(early, 'db'), { recursive: true });
@@ -180,7 +180,7 @@ test('a home reopens from its snapshot, and from the whole journal when the snap
   const other = await busyHome(join(dir, 'elsewhere'));
   t.deepEqual(
     await copy('swapped', async (at) => {
-      await cp(join(other, 'journal'), join(at, 'journal'));
+      await cp(join(other, 'journal'), join(at, 'journal'), { recursive: true });
       await cp(join(other, 'identity'), join(at, 'identity'));
       await cp(join(other, 'blocks'), join(at, 'blocks'), { recursive: true });
     }),

@@ -43,7 +43,7 @@ const nodeAndStranger = async (t: ExecutionContext, options: { forward?: Forward
   });
   const journalBytes = async () => {
     await kernel.flush();
-    return (await stat(join(home, 'journal'))).size;
+    return (await stat(join(home, 'journal', '0000000000000000'))).size;
   };
   return { kernel, stranger, strangerIdentity, journalBytes };
 };

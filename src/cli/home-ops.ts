@@ -6,14 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Principal, Token } from '../interface/ids.js';
 import { loadModuleParser } from '../closures/modules.js';
-import { homePaths, NoHomeError } from '../home/home.js';
+import { homePaths, NoHomeError, type HomePaths } from '../home/home.js';
 import { PetNames } from '../home/names.js';
 import { loadPeers } from '../home/peers-file.js';
 import { announceNode, retractNode, runningNode, type RunningNode } from '../home/running-node.js';
 import { loadIdentity } from '../identity/index.js';
-import { open } from 'node:fs/promises';
-import { journalBytes } from '../journal/fs-file.js';
 import { Journal } from '../journal/journal.js';
+import { openSegmentedJournal } from '../journal/segments.js';
+import { startOf } from '../journal/checkpoint.js';
+import { loadCheckpoint } from '../home/retention.js';
 import { RecordQueries } from '../journal/record-queries.js';
 import { lmdbListStore, memoryListStore, RecordIndex } from '../db/records.js';
 import { followedListStore } from '../db/followed-records.js';
@@ -158,14 +159,17 @@ export interface History {
  * or if it does not match the journal, the journal is indexed here from
  * its first record.
  */
-const followHome = async (paths: ReturnType<typeof homePaths>, signer: Principal) => {
+const followHome = async (paths: HomePaths, signer: Principal) => {
   let journal: (Journal & { refresh(): Promise<void> }) | undefined;
   let records: RecordQueries | undefined;
   let database: Database | undefined;
   const start = async (useDatabase: boolean) => {
     const store = (useDatabase && nodeIndex()) || memoryListStore();
-    const handle = await open(paths.journal, 'r');
-    journal = Journal.follow({ ...journalBytes(handle), close: () => handle.close() }, signer, store.position());
+    // From the checkpoint's start, if the node dropped older segments.
+    const checkpoint = await loadCheckpoint(paths, { principal: signer });
+    const file = await openSegmentedJournal(paths.journal, checkpoint ? { from: checkpoint.start.offset } : {});
+    const floor = checkpoint && startOf(checkpoint);
+    journal = Journal.follow(file, signer, store.position() ?? floor, floor);
     records = new RecordQueries(journal, (await RecordIndex.open(journal, store)).index);
   };
   const nodeIndex = () => {
@@ -245,9 +249,11 @@ export const withOwnNode = async <T>(inv: Invocation, body: (remote: RemoteNode)
 /** The home's own kernel, its closures' log lines on stderr (or to `log`: a node's go to its log). */
 export const openHomeKernel = (
   inv: Invocation,
-  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal; log?: (token: Token, line: string) => void } = {},
+  options: { create?: boolean; limits?: Partial<KernelLimits>; forward?: Forwarder; lockSignal?: AbortSignal; log?: (token: Token, line: string) => void; keep?: string; archive?: string } = {},
 ) =>
   openKernel({
+    ...(options.keep !== undefined ? { keep: options.keep } : {}),
+    ...(options.archive !== undefined ? { archive: options.archive } : {}),
     home: inv.home,
     create: options.create ?? false,
     lockWaitMs: inv.lockWaitMs,

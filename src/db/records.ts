@@ -230,7 +230,8 @@ export class RecordIndex {
     if (rebuilt !== undefined) {
       await store.clear();
       from = undefined;
-      await run({ seq: 0, offset: 0, head: null });
+      // From the first record kept (records dropped behind a checkpoint are not indexed again).
+      await run(journal.floor());
     }
     journal.onWritten((batch) => void index.add(batch));
     journal.locateWith((seq) => store.list('M', { reverse: true, after: seq + 1, limit: 1 })[0]);

@@ -57,6 +57,7 @@ import { homePaths, type HomePaths } from './home.js';
 import { PetNames } from './names.js';
 import { runningNode } from './running-node.js';
 import { openKernel } from './open.js';
+import { checkpointRoots } from './retention.js';
 
 /** How long an unreferenced module is kept after its file was written, unless told otherwise. */
 export const DEFAULT_KEEP_MODULES_MS = 30 * 24 * 60 * 60 * 1000;
@@ -124,13 +125,12 @@ export interface GcReport {
 export class GcError extends GridError<'ERR_NODE_RUNNING' | 'ERR_BAD_OPTION'> {}
 
 /**
- * Blocks the home keeps besides what its state reaches: the hook for
- * retention (journal segments behind a signed checkpoint), whose
- * checkpoint stores the kernel's state snapshot as a block that no state
- * names. Nothing yet; once retention is merged this returns its
- * `checkpointRoots(paths)` (home/retention.ts).
+ * Blocks the home keeps besides what its state reaches: retention's
+ * (journal segments behind a signed checkpoint), whose checkpoint stores the
+ * kernel's state snapshot as a block that no state names
+ * (`checkpointRoots`, home/retention.ts).
  */
-export const extraRoots = async (_paths: HomePaths): Promise<Iterable<string | CID>> => [];
+export const extraRoots = async (paths: HomePaths): Promise<Iterable<string | CID>> => checkpointRoots(paths);
 
 /** The store's name for a CID given as text, if it is one. */
 const nameOf = (text: string): string | undefined => {

@@ -9,13 +9,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, JournalError, MAX_RECORD_BYTES, memoryJournalFile, recordCid, type JournalBytes } from '../journal/journal.js';
+import { Journal, JournalError, MAX_RECORD_BYTES, memoryJournalFile, recordCid, type ScanStart } from '../journal/journal.js';
 import { databaseSnapshots } from '../db/snapshots.js';
 import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
 import { equals } from 'multiformats/bytes';
 import { rm } from 'node:fs/promises';
-import { openFsJournalFile } from '../journal/fs-file.js';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
+import { migrateJournalFile, openSegmentedJournal, segmentBytesFromEnv, type SegmentedJournalFile } from '../journal/segments.js';
+import { checkStartRecord, startOf } from '../journal/checkpoint.js';
+import { checkpointSnapshot, homeKeep, loadCheckpoint, makeRetention } from './retention.js';
 import { acquireHomeLock } from './lock.js';
 import { openDatabase, tableOf } from '../db/database.js';
 import { lmdbListStore, type ListStore } from '../db/records.js';
@@ -39,6 +41,18 @@ interface CommonOptions {
   clock?: () => number;
 }
 
+/** Only for a home. */
+interface HomeOptions {
+  /**
+   * How much journal history to keep: a duration (`30d`) or a size
+   * (`500MB`), remembered in the home; `all` keeps everything (and forgets
+   * it). Absent: what the home remembers, else everything. README: Retention.
+   */
+  keep?: string;
+  /** Move dropped segments into this directory instead of deleting them. */
+  archive?: string;
+}
+
 /** The modules shipped in one of the package's folders (`policies/`, `merges/`), by name. */
 const shippedIn = (folderName: string): Readonly<Record<string, string>> => {
   const folder = new URL(`../../${folderName}/`, import.meta.url);
@@ -51,7 +65,7 @@ const shippedIn = (folderName: string): Readonly<Record<string, string>> => {
 export const SHIPPED_POLICIES = shippedIn('policies');
 export const SHIPPED_MERGES = shippedIn('merges');
 export type OpenKernelOptions =
-  | (CommonOptions & {
+  | (CommonOptions & HomeOptions & {
       home: string;
       create?: boolean;
       /** How long to wait for another process to release the home (default 10 s). */
@@ -136,7 +150,7 @@ const webSocketNetwork = (identity: Identity): Network => {
 };
 
 export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> => {
-  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'lockSignal', 'limits', 'log', 'forward', 'clock']);
+  const known = new Set(['home', 'memory', 'identity', 'create', 'lockWaitMs', 'lockSignal', 'limits', 'log', 'forward', 'clock', 'keep', 'archive']);
   const clock = options.clock ?? Date.now;
   for (const key of Object.keys(options)) if (!known.has(key)) throw new TypeError(`openKernel: unknown option ${JSON.stringify(key)}`);
   /** The powers every Node kernel gets: real clock, randomness, timers and WebSockets. */
@@ -177,23 +191,60 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     const identity = await loadIdentity(paths.identity);
     // The lock makes this process the home's one writer: every temporary block file there now is a crash's leftover.
     await removeStaleTemps(paths.blocks);
+    const keep = await homeKeep(paths, options.keep);
+    if (options.archive !== undefined && (typeof options.archive !== 'string' || options.archive.length === 0)) throw new TypeError('openKernel: archive must be a directory path');
     const database = openDatabase(paths.db);
+    let retention: ReturnType<typeof makeRetention> | undefined;
     const onClose = async () => {
       try {
+        await retention?.settled();
         await database.close();
       } finally {
         await release();
       }
     };
     try {
-      const file = await openFsJournalFile(paths.journal);
-      const snapshots = databaseSnapshots(database);
-      const snapshot = await snapshotMatching(snapshots, file);
-      // With a snapshot that matches, only the records after it are read (and verified): what it stands for was verified when it was taken.
-      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }, snapshot ? { from: snapshot.position } : {}).catch(suggestRepair);
+      await migrateJournalFile(paths.journal);
+      const checkpoint = await loadCheckpoint(paths, identity);
+      const floor = checkpoint && startOf(checkpoint);
+      const file = await openSegmentedJournal(paths.journal, { write: true, segmentBytes: segmentBytesFromEnv(), ...(floor ? { from: floor.offset } : {}) });
+      const dbSnapshots = databaseSnapshots(database);
+      let snapshot: Snapshot | undefined;
+      let from: ScanStart | undefined;
+      let fromCheckpoint: Uint8Array | undefined;
+      try {
+        if (checkpoint) await checkStartRecord(file, checkpoint.start);
+        snapshot = await snapshotMatching(dbSnapshots, file);
+        // With a snapshot that matches, only the records after it are read (and verified): what it stands for was verified when it was taken.
+        from = snapshot?.position;
+        if (checkpoint && (!snapshot || snapshot.position.seq < checkpoint.state.seq)) {
+          // No database, or one older than the checkpoint: its snapshot stands for the dropped records, and the kept journal is verified whole.
+          const { bytes, ...restored } = await checkpointSnapshot(paths, checkpoint);
+          snapshot = restored;
+          from = floor;
+          fromCheckpoint = bytes;
+        }
+      } catch (error) {
+        await file.close();
+        throw error;
+      }
+      const { journal, droppedBytes } = await Journal.open({ file, identity, ...journalPowers }, { ...(from ? { from } : {}), ...(floor ? { floor } : {}) }).catch(suggestRepair);
       if (droppedBytes > 0) process.emitWarning(`journal: cut off a torn tail of ${droppedBytes} bytes left by a crash`);
+      // The kept journal verified from the checkpoint on: its snapshot is the database's too, and the next open starts from it.
+      if (fromCheckpoint) await dbSnapshots.save(fromCheckpoint);
       const recordStore = lmdbListStore(tableOf(database, 'records'));
-      return await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore, snapshots, ...(snapshot ? { snapshot } : {}) });
+      let snapshots: SnapshotStore = dbSnapshots;
+      if (keep) {
+        const running = makeRetention({ paths, keep, file, journal: () => journal, identity, clock, ...(options.archive ? { archive: options.archive } : {}) });
+        retention = running;
+        // Each snapshot the kernel stores may let old segments go.
+        snapshots = { load: dbSnapshots.load, save: async (bytes) => (await dbSnapshots.save(bytes), void (await running.after(bytes).catch(warnRetention))) };
+      }
+      const kernel = await kernelOn(openFsBlockStore(paths.blocks), identity, journal, { analyses: openModuleAnalyses(paths.analyses), onClose, recordStore, snapshots, ...(snapshot ? { snapshot } : {}) });
+      // And once at open, on the latest snapshot stored (a node that has been idle since may have segments to let go).
+      const stored = retention && dbSnapshots.load();
+      if (retention && stored) await retention.after(stored).catch(warnRetention);
+      return kernel;
     } catch (error) {
       await database.close();
       throw error;
@@ -211,18 +262,20 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
  * is none, it does not decode, or the journal lost or changed that record
  * (a torn tail cut, a repair, another journal put in its place).
  */
-const snapshotMatching = async (snapshots: SnapshotStore, file: JournalBytes): Promise<Snapshot | undefined> => {
+const snapshotMatching = async (snapshots: SnapshotStore, file: SegmentedJournalFile): Promise<Snapshot | undefined> => {
   const stored = snapshots.load();
   const snapshot = stored && decodeSnapshot(stored);
   if (!snapshot) return undefined;
   const { offset, last, head } = snapshot.position;
   // One record lies between `last` and `offset`: no more than the longest a record can be is read to check it.
-  if (head === null || last >= offset || offset - last > 4 + MAX_RECORD_BYTES || (await file.size()) < offset) return undefined;
+  if (head === null || last < file.start() || last >= offset || offset - last > 4 + MAX_RECORD_BYTES || (await file.size()) < offset) return undefined;
   const frame = await file.readRange(last, offset - last);
   const body = frame.subarray(4);
   if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
   return snapshot;
 };
+
+const warnRetention = (error: Error) => process.emitWarning(`retention: ${error.message}`);
 
 /** A journal that breaks part way does not open; `grid repair` is the way out, and the one line says so. */
 const suggestRepair = (error: unknown): never => {
@@ -250,10 +303,21 @@ export const repairHome = async (options: { home: string; lockWaitMs?: number; c
   const release = await acquireHomeLock(paths.root, paths.lock, { waitMs: options.lockWaitMs });
   try {
     const identity = await loadIdentity(paths.identity);
-    const report = await repairJournalFile(paths.journal, identity.principal, clock());
-    const file = await openFsJournalFile(paths.journal);
-    const { unsealed } = await Journal.scanFile(file, identity.principal);
-    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) });
+    await migrateJournalFile(paths.journal);
+    const checkpoint = await loadCheckpoint(paths, identity);
+    const floor = checkpoint && startOf(checkpoint);
+    const file = await openSegmentedJournal(paths.journal, { write: true, segmentBytes: segmentBytesFromEnv(), ...(floor ? { from: floor.offset } : {}) });
+    let report: RepairReport;
+    let unsealed: number;
+    try {
+      if (checkpoint) await checkStartRecord(file, checkpoint.start);
+      report = await repairJournalFile(file, paths.journal, identity.principal, clock(), floor);
+      ({ unsealed } = await Journal.scanFile(file, identity.principal, floor));
+    } catch (error) {
+      await file.close();
+      throw error;
+    }
+    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setImmediate(write) }, floor ? { floor } : {});
     await journal.close();
     // What the database derived may stand on records moved aside: the next open rebuilds it from the journal.
     await rm(paths.db, { recursive: true, force: true });

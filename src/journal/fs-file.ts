@@ -1,11 +1,14 @@
 /**
- * The journal on disk: one append-only file. Opened with O_APPEND so every
+ * A journal file on disk (a home keeps its journal as segments of these: segments.ts). Opened with O_APPEND so every
  * write lands at the end even if something else moved the file offset.
  */
 import { fstatSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Principal } from '../interface/ids.js';
-import { Journal, JournalError, type Entry, type JournalBytes, type JournalFile } from './journal.js';
+import { Journal, JournalError, type Entry, type JournalBytes, type JournalFile, type ScanStart } from './journal.js';
+import { openSegmentedJournal } from './segments.js';
+import { readCheckpoint, startOf } from './checkpoint.js';
 
 /** Up to `length` bytes from `offset` (into `into` when given): fewer only where the file ends. */
 const readAt = async (handle: FileHandle, offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> => {
@@ -53,29 +56,37 @@ export const openFsJournalFile = async (path: string): Promise<JournalFile> => {
 };
 
 /**
- * Read a journal file another process (the home's running node) is writing,
- * as it grows: each call parses and verifies only the records appended since
+ * Read a journal another process (the home's running node) is writing, as it
+ * grows — its segment directory (segments.ts), or a single file from before
+ * segments: each call parses and verifies only the records appended since
  * the last, so a REPL's query costs what was written since, not the journal.
- * A record still being written is left for the next call.
+ * A record still being written is left for the next call. A journal with a
+ * checkpoint (checkpoint.ts) is read from where it keeps records.
  */
 export const followJournalFile = (path: string, signer: Principal): { entries(): Promise<readonly Entry[]> } => {
   const entries: Entry[] = [];
-  let offset = 0;
-  let head: Uint8Array | null = null;
+  let next: ScanStart | undefined;
+  let floor = 0;
   let reading: Promise<readonly Entry[]> | undefined;
   const readMore = async (): Promise<readonly Entry[]> => {
-    const handle = await open(path, 'r');
+    if (!next) {
+      const checkpoint = await readFile(join(path, 'checkpoint')).then((bytes) => readCheckpoint(new Uint8Array(bytes), signer), (error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+        throw error;
+      });
+      next = checkpoint ? startOf(checkpoint) : { seq: 0, offset: 0, head: null };
+      floor = next.offset ?? 0;
+    }
+    const bytes = await openSegmentedJournal(path, { from: floor });
     try {
-      const bytes = journalBytes(handle);
-      if ((await bytes.size()) < offset) throw new Error(`journal ${path} shrank while being read`);
-      const parsed = await Journal.scanFile(bytes, signer, { head, seq: entries.length, offset });
+      if ((await bytes.size()) < (next.offset ?? 0)) throw new Error(`journal ${path} shrank while being read`);
+      const parsed = await Journal.scanFile(bytes, signer, next);
       if (parsed.broken) throw parsed.broken;
       for (const entry of parsed.entries) entries.push(entry);
-      offset = parsed.goodLength;
-      head = parsed.head;
+      next = { seq: next.seq + parsed.count, offset: parsed.goodLength, head: parsed.head };
       return entries;
     } finally {
-      await handle.close();
+      await bytes.close();
     }
   };
   // One read at a time: two at once would parse the same bytes twice.

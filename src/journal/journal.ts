@@ -430,13 +430,17 @@ export class Journal {
   #lastStart = 0;
   readonly #writtenListeners: Array<(batch: WrittenBatch) => void> = [];
 
-  private constructor(powers: JournalPowers, position: ScanStart & { last?: number }) {
+  /** The first record kept: those before it were dropped behind a checkpoint (segments.ts); the start of the journal if none were. */
+  #floor: ScanStart = START;
+
+  private constructor(powers: JournalPowers, position: ScanStart & { last?: number }, floor: ScanStart = START) {
     this.#powers = powers;
     this.#head = position.head;
     this.#nextSeq = position.seq;
     this.#fileLength = position.offset ?? 0;
     this.#written = position;
-    this.#mark(0, 0);
+    this.#floor = floor;
+    this.#mark(floor.seq, floor.offset ?? 0);
     this.#lastStart = position.last ?? 0;
   }
 
@@ -445,9 +449,14 @@ export class Journal {
    * numbered `from.seq`, at byte `from.offset`, linking to `from.head`) to
    * the end; from the start by default. Nothing of the records is kept but
    * the position at the end (and a sparse table of where records start).
+   * `floor`: where the kept records begin when older ones were dropped behind
+   * a checkpoint (the record numbered `floor.seq` at byte `floor.offset`):
+   * nothing before it is read; `from` defaults to it.
    */
-  static async open(powers: JournalPowers, options: { from?: ScanStart } = {}): Promise<OpenedJournal> {
-    const from = options.from ?? START;
+  static async open(powers: JournalPowers, options: { from?: ScanStart; floor?: ScanStart } = {}): Promise<OpenedJournal> {
+    const floor = options.floor ?? START;
+    const from = options.from ?? floor;
+    if (from.seq < floor.seq) throw new RangeError(`journal: cannot open from record ${from.seq}, before the first kept (${floor.seq})`);
     const marks: Array<{ seq: number; offset: number }> = [];
     // Where the last record starts: a snapshot's position says so when nothing follows it.
     let lastStart = (from as Partial<BatchEnd>).last ?? 0;
@@ -467,7 +476,7 @@ export class Journal {
     const { head, goodLength, unsealed, size, count, last } = parsed;
     const droppedBytes = size - goodLength;
     if (droppedBytes > 0) await powers.file.truncate(goodLength);
-    const journal = new Journal(powers, { seq: from.seq + count, offset: goodLength, head, last: lastStart });
+    const journal = new Journal(powers, { seq: from.seq + count, offset: goodLength, head, last: lastStart }, floor);
     journal.#mark(from.seq, from.offset ?? 0);
     for (const mark of marks) journal.#mark(mark.seq, mark.offset);
     if (last) journal.#recent.push(...last);
@@ -483,15 +492,18 @@ export class Journal {
    * as it grows: `refresh` verifies the records appended since the last
    * look and hands them to `onWritten` listeners (a record index), keeping
    * none. It is read only: `append` refuses. From `from` (a position the
-   * home's record index stands at), only the records after it are read.
+   * home's record index stands at), only the records after it are read;
+   * `floor`: where the kept records begin (a checkpoint's start).
    */
-  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal, from: ScanStart = START): Journal & { refresh(): Promise<void> } {
+  static follow(file: JournalBytes & { close(): Promise<void> }, signer: Principal, from: ScanStart = START, floor: ScanStart = START): Journal & { refresh(): Promise<void> } {
     const refuse = async () => {
       throw new JournalError('ERR_READ_ONLY', 'this journal is followed, not written');
     };
     const identity = { principal: signer, publicKey: new Uint8Array(), sign: () => new Uint8Array() } as unknown as Identity;
-    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, from);
-    journal.#mark(from.seq, from.offset ?? 0);
+    // From a position at or after the first record kept (`floor`: records before it were dropped behind a checkpoint).
+    const start = from.seq < floor.seq ? floor : from;
+    const journal = new Journal({ file: { ...file, append: refuse, truncate: refuse, sync: async () => {} }, identity, clock: Date.now, schedule: setTimeout }, start, floor);
+    journal.#mark(start.seq, start.offset ?? 0);
     journal.#following = true;
     return Object.assign(journal, { refresh: () => (journal.#refreshing = journal.#refreshing.then(() => journal.#refresh(), () => journal.#refresh())) });
   }
@@ -671,6 +683,24 @@ export class Journal {
     return this.#written;
   }
 
+  /** The first record kept (its number, where it starts, the CID it links to): records before it were dropped behind a checkpoint. */
+  floor(): ScanStart {
+    return this.#floor;
+  }
+
+  /**
+   * Records before `floor` are no longer read (their segments are being
+   * dropped behind a checkpoint that summarizes them): reads start there,
+   * and asking for an earlier record finds none.
+   */
+  dropBefore(floor: ScanStart): void {
+    if (floor.seq <= this.#floor.seq) return;
+    if (floor.seq > this.#written.seq) throw new RangeError(`journal: record ${floor.seq} is not written yet`);
+    this.#floor = Object.freeze({ seq: floor.seq, offset: floor.offset ?? 0, head: floor.head });
+    for (const [k, mark] of this.#marks) if (mark.seq < floor.seq) this.#marks.delete(k);
+    this.#mark(floor.seq, floor.offset ?? 0);
+  }
+
   /** The latest `n` records (at most RECENT_RECORDS), oldest first, including those not yet on disk. */
   recent(n: number = RECENT_RECORDS): readonly Entry[] {
     return n <= 0 ? [] : this.#recent.slice(-Math.min(n, RECENT_RECORDS));
@@ -743,6 +773,8 @@ export class Journal {
    */
   async *batches(from: ScanStart | number = 0): AsyncGenerator<WrittenBatch, void, undefined> {
     if (this.#closed) throw new JournalError('ERR_CLOSED', 'journal is closed');
+    // Records dropped behind a checkpoint are not there to read: a read from before the floor starts at it.
+    if ((typeof from === 'number' ? from : from.seq) < this.#floor.seq) from = this.#floor;
     const target = typeof from === 'number' ? from : from.seq;
     if (!Number.isSafeInteger(target) || target < 0) throw new RangeError(`no such record: ${String(target)}`);
     if (target >= this.#nextSeq) return;
@@ -789,6 +821,8 @@ export class Journal {
   /** The exact bytes of the records at `locations` (each numbered `seq`, its frame at byte `offset`, as an index recorded them), in that order. */
   async recordsAt(locations: readonly { seq: number; offset: number }[]): Promise<Uint8Array[]> {
     if (locations.some(({ seq }) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#nextSeq)) throw new RangeError('no such record');
+    const dropped = locations.find(({ seq }) => seq < this.#floor.seq);
+    if (dropped) throw new JournalError('ERR_DROPPED', `record ${dropped.seq} is before the checkpoint: the journal keeps records from ${this.#floor.seq}`);
     if (locations.some(({ seq }) => seq >= this.#written.seq)) await this.#startWrite();
     if (this.#failure) throw this.#failure;
     const file = this.#powers.file;
@@ -845,9 +879,18 @@ export class Journal {
 
   /** Where record `seq` (already in the file) starts: from the nearest mark before it, walking frame headers. */
   async #locate(seq: number): Promise<{ seq: number; offset: number }> {
+    const floor = { seq: this.#floor.seq, offset: this.#floor.offset ?? 0 };
+    if (seq < floor.seq) throw new JournalError('ERR_DROPPED', `record ${seq} is before the checkpoint: the journal keeps records from ${floor.seq}`);
+    const lowest = Math.floor(floor.seq / MARK_STRIDE);
     let k = Math.floor(seq / MARK_STRIDE);
     let mark = this.#marks.get(k);
-    while (!mark || mark.seq > seq) mark = this.#marks.get(--k) ?? (k <= 0 ? { seq: 0, offset: 0 } : undefined);
+    while (!mark || mark.seq > seq || mark.seq < floor.seq) {
+      if (k <= lowest) {
+        mark = floor;
+        break;
+      }
+      mark = this.#marks.get(--k);
+    }
     const known = seq - mark.seq > 0 ? this.#locator?.(seq) : undefined;
     if (known && known.seq <= seq && known.seq > mark.seq) mark = known;
     let { seq: at, offset } = mark;
@@ -873,10 +916,12 @@ export class Journal {
   /**
    * The exact bytes of the records numbered `seqs` (in journal order), as
    * written: each names the one before it. Past `maxBytes` in all, the
-   * earliest are left out — the latest that fit are returned.
+   * earliest are left out — the latest that fit are returned. Records
+   * dropped behind a checkpoint are left out too (they are the earliest).
    */
   async records(seqs: readonly number[], maxBytes = Number.POSITIVE_INFINITY): Promise<Uint8Array[]> {
     if (seqs.some((seq) => !Number.isSafeInteger(seq) || seq < 0 || seq >= this.#nextSeq)) throw new RangeError('no such record');
+    seqs = seqs.filter((seq) => seq >= this.#floor.seq);
     // Those still pending go out now; the batches before them are queued already.
     await this.#startWrite();
     if (this.#failure) throw this.#failure;

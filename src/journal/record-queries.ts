@@ -39,15 +39,25 @@ export class RecordQueries {
     await this.#index.settled();
   }
 
-  /** The records at `locations`, read from the journal, in record order (each once). */
+  /** The records at `locations`, read from the journal, in record order (each once); those dropped behind a checkpoint are not there to read. */
   async #read(locations: Iterable<Located>): Promise<Entry[]> {
     const unique = new Map<number, Located>();
-    for (const at of locations) unique.set(at.seq, at);
+    const floor = this.#journal.floor().seq;
+    for (const at of locations) if (at.seq >= floor) unique.set(at.seq, at);
     return entriesAt(this.#journal, [...unique.values()].sort(bySeq));
   }
 
-  #list(name: string, page?: Page) {
-    return this.#index.list(name, page);
+  /**
+   * A list of the index, without the records dropped behind a checkpoint
+   * (the index may still name them: the answers are about what is kept;
+   * the counts of `show` still count them).
+   */
+  #list(name: string, page?: Page): Located[] {
+    const floor = this.#journal.floor().seq;
+    if (floor === 0) return this.#index.list(name, page);
+    if (!page?.reverse) return this.#index.list(name, { ...page, after: Math.max(page?.after ?? -1, floor - 1) });
+    // Newest first: once one is before the floor, all after it are.
+    return this.#index.list(name, page).filter((at) => at.seq >= floor);
   }
 
   /** What `renderText` says of the journal as a whole, and the records the hits among `entries` name. */
@@ -269,7 +279,7 @@ export class RecordQueries {
 
   #where(entry: Entry): Located | undefined {
     const name = listOf(entry);
-    return name === undefined ? undefined : this.#index.item(name, entry.seq);
+    return name === undefined || entry.seq < this.#journal.floor().seq ? undefined : this.#index.item(name, entry.seq);
   }
 }
 

@@ -9,8 +9,7 @@
 import { open, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Principal } from '../interface/ids.js';
-import { Journal, type JournalBytes } from './journal.js';
-import { journalBytes } from './fs-file.js';
+import { Journal, type JournalBytes, type JournalFile, type ScanStart } from './journal.js';
 
 /** Bytes moved aside at a time. */
 const COPY_WINDOW = 8 * 1024 * 1024;
@@ -50,45 +49,36 @@ const countFrames = async (file: JournalBytes, from: number, size: number): Prom
 const asideName = (path: string, now: number) => join(dirname(path), `${basename(path)}.broken-${new Date(now).toISOString().replace(/:/g, '-')}`);
 
 /**
- * Keep the verified prefix of the journal at `path` (sealed by `signer`) and
- * move the rest aside. The moved bytes are written and synced to their own
+ * Keep the verified prefix of the journal `file` at `path` (sealed by
+ * `signer`; read from `floor`, where records before it were dropped behind
+ * a checkpoint) and move the rest aside, beside `path`. The moved bytes are written and synced to their own
  * file before the journal is cut, so a crash in between loses nothing (the
  * next repair moves them again, to a newer name).
  */
-export const repairJournalFile = async (path: string, signer: Principal, now: number): Promise<RepairReport> => {
-  const journal = await open(path, 'r+').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined; // a home that never wrote a record
-    throw error;
-  });
-  if (!journal) return { kept: 0, keptBytes: 0, tornBytes: 0 };
+export const repairJournalFile = async (file: JournalFile, path: string, signer: Principal, now: number, floor?: ScanStart): Promise<RepairReport> => {
+  const { entries, goodLength, broken, size } = await Journal.scanFile(file, signer, floor);
+  if (!broken) return { kept: entries.length, keptBytes: goodLength, tornBytes: size - goodLength };
+  const aside = asideName(path, now);
+  const temp = `${aside}.tmp`;
+  const out = await open(temp, 'wx', 0o600);
   try {
-    const bytes = journalBytes(journal);
-    const { entries, goodLength, broken, size } = await Journal.scanFile(bytes, signer);
-    if (!broken) return { kept: entries.length, keptBytes: goodLength, tornBytes: size - goodLength };
-    const file = asideName(path, now);
-    const temp = `${file}.tmp`;
-    const aside = await open(temp, 'wx', 0o600);
-    try {
-      for (let offset = goodLength; offset < size; offset += COPY_WINDOW) {
-        await aside.write(await bytes.readRange(offset, Math.min(COPY_WINDOW, size - offset)));
-      }
-      await aside.sync();
-    } finally {
-      await aside.close();
+    for (let offset = goodLength; offset < size; offset += COPY_WINDOW) {
+      await out.write(await file.readRange(offset, Math.min(COPY_WINDOW, size - offset)));
     }
-    const records = await countFrames(bytes, goodLength, size);
-    // Renamed into place only once whole: a file with this name holds everything that moved.
-    await rename(temp, file);
-    await journal.truncate(goodLength);
-    await journal.sync();
-    return {
-      kept: entries.length,
-      keptBytes: goodLength,
-      reason: broken.message,
-      moved: { records, from: goodLength, to: size, file },
-      tornBytes: 0,
-    };
+    await out.sync();
   } finally {
-    await journal.close();
+    await out.close();
   }
+  const records = await countFrames(file, goodLength, size);
+  // Renamed into place only once whole: a file with this name holds everything that moved.
+  await rename(temp, aside);
+  await file.truncate(goodLength);
+  await file.sync();
+  return {
+    kept: entries.length,
+    keptBytes: goodLength,
+    reason: broken.message,
+    moved: { records, from: goodLength, to: size, file: aside },
+    tornBytes: 0,
+  };
 };

@@ -417,6 +417,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     // Records are numbered from 0 in order: one is read from the journal by its number.
     const total = journal.length;
     const [entry] = seq < total ? await journal.recordsBySeq([seq]) : [];
+    if (!entry && seq < journal.floor().seq) throw new Refusal(404, `record #${seq} is before the checkpoint (the journal keeps records from #${journal.floor().seq}; README: Retention)`);
     if (!entry) throw new Refusal(404, `no record #${seq} (the journal has ${total})`);
     return { seq: entry.seq, kind: entry.kind, text: lineOf(entry, label), json: recordJson(entry) };
   };

@@ -1,5 +1,8 @@
 /** `grid inspect`: decode bytes — a message, a block, a journal, a module — readably. */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { listSegments } from '../../journal/segments.js';
+import { concatBytes } from '../../identity/identity.js';
 import { parseCid } from '../../interface/ids.js';
 import { homePaths } from '../../home/home.js';
 import { PetNames } from '../../home/names.js';
@@ -20,6 +23,7 @@ export const inspectCommand = (session: Session) =>
       const from = source as string;
       let bytes: Uint8Array;
       if (from === '-') bytes = await inv.io.stdin();
+      else if (existsSync(from) && statSync(from).isDirectory()) bytes = await journalDirectory(from);
       else if (existsSync(from) || isPathLike(from)) bytes = await readInput(from);
       else {
         // A pet name stands for its CID; hex that is not a name is bytes.
@@ -36,3 +40,12 @@ export const inspectCommand = (session: Session) =>
       return EXIT.ok;
     },
   );
+
+/** A home's journal directory (journal/segments.ts): its segments' bytes, one after another (from where the kept journal starts). */
+const journalDirectory = async (dir: string): Promise<Uint8Array> => {
+  const segments = await listSegments(dir).catch((error: Error) => {
+    throw new UsageError(`cannot read ${dir}: ${error.message}`, 'ERR_READ');
+  });
+  if (segments.length === 0) throw new UsageError(`${dir} is a directory, not a journal's (it holds no segment)`, 'ERR_READ');
+  return concatBytes(...(await Promise.all(segments.map(async (segment) => new Uint8Array(await readFile(segment.path))))));
+};

@@ -3,6 +3,8 @@ import { base64url } from 'multiformats/bases/base64';
 import { randomBytes } from 'node:crypto';
 import { quote } from '../../interface/ids.js';
 import { homePaths, NoHomeError } from '../../home/home.js';
+import { parseKeep } from '../../home/retention.js';
+import { resolve } from 'node:path';
 import { Invitations } from '../../home/invitations.js';
 import { PetNames } from '../../home/names.js';
 import { loadAddresses, loadListenPort, rememberListenPort, rememberPeers, replacePeers, saveAddresses } from '../../home/peers-file.js';
@@ -30,8 +32,19 @@ export const startCommand = (session: Session) =>
         .option('--listen <host:port>', 'where to listen (default: 127.0.0.1 and the port this home\'s node last listened on, else any free port)')
         .option('--peer <url>', 'a peer node\'s ws:// URL, remembered in the home (repeatable)', repeatable)
         .option('--web-remote', 'serve the web page to other machines too')
+        .option('--keep <window>', 'journal history to keep: a duration (30d, 12h) or a size (500MB, 2GiB), remembered in the home; all keeps everything (see README: Retention)')
+        .option('--archive <dir>', 'move journal segments that fall out of --keep into this directory instead of deleting them')
         .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable),
     async (inv, _args, opts) => {
+      const keep = text(opts.keep);
+      const archive = text(opts.archive);
+      if (keep !== undefined) {
+        try {
+          parseKeep(keep);
+        } catch (error) {
+          throw new UsageError(`--${(error as Error).message}`, 'ERR_BAD_KEEP');
+        }
+      }
       const webHosts = list(opts.webHost).map((name) => {
         if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.test(name)) throw new UsageError(`--web-host takes a host name or address, optionally with :PORT (got ${quote(name)})`);
         return name;
@@ -65,7 +78,7 @@ export const startCommand = (session: Session) =>
       const known = await rememberPeers(paths.peers, peerUrls);
       // What closures log (grid.log) is an event of the node's too: one line each, its text escaped, so no closure can forge a line.
       const closureLog = (token: string, line: string) => log.info({ event: 'closure-log', token }, line);
-      const node = await startNode((forward) => openHomeKernel(inv, { forward, log: closureLog }), {
+      const node = await startNode((forward) => openHomeKernel(inv, { forward, log: closureLog, ...(keep !== undefined ? { keep } : {}), ...(archive !== undefined ? { archive: resolve(archive) } : {}) }), {
         identity,
         random,
         host,
