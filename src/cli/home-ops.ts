@@ -270,6 +270,8 @@ export const withKernel = async <T>(
 ): Promise<T> => {
   const node = await runningNode(homePaths(inv.home).node);
   if (node) {
+    // A node that announced itself since withHome looked: withHome (the one caller waiting on lockSignal) goes through it.
+    if (options.lockSignal) throw new NodeServesHome(node);
     throw new UsageError(`a node is running on this home (${node.url}, pid ${node.pid}); stop it first`);
   }
   const kernel = await openHomeKernel(inv, options);
