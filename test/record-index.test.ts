@@ -121,6 +121,20 @@ test('queries answered from the index in the database equal the same queries ove
   const firstPage = await alice.records.broken({ limit: 2 });
   const rest = await alice.records.broken({ after: firstPage.at(-1)!.seq });
   t.deepEqual([...firstPage, ...rest], broken);
+  // So do a token's calls, and a caller's.
+  for (const filter of [{ token: tokens.add }, { caller: alice.principal }]) {
+    const all = await alice.records.calls(filter);
+    t.true(all.length > 10, `more calls than a page (${JSON.stringify(filter)})`);
+    const pages = [];
+    for (let after: number | undefined; ; ) {
+      const page = await alice.records.calls({ ...filter, limit: 7, ...(after === undefined ? {} : { after }) });
+      if (page.length === 0) break;
+      t.true(page.length <= 7);
+      pages.push(...page);
+      after = page.at(-1)!.call.seq;
+    }
+    t.deepEqual(pages, all, `pages make up the whole (${JSON.stringify(filter)})`);
+  }
   await alice.close();
 
   // The same journal indexed in memory gives the same answers.

@@ -190,8 +190,13 @@ export class RecordQueries {
     return (await this.#tree(token)).origin(token, name);
   }
 
-  /** Calls on a token or by a caller (both: by that caller on that token), since a time, with their outcomes; every call without a token or caller. */
-  async calls(filter: { token?: string; caller?: string; since?: number } = {}): Promise<CallView[]> {
+  /**
+   * Calls on a token or by a caller (both: by that caller on that token), since a time, with their outcomes;
+   * every call without a token or caller. With a token or a caller, `{ after, limit }` pages (record numbers,
+   * as pending and broken do) through the calls on the token — or by the caller, without a token — and the
+   * other filters narrow each page, so a page may hold fewer than `limit`.
+   */
+  async calls(filter: { token?: string; caller?: string; since?: number; after?: number; limit?: number } = {}): Promise<CallView[]> {
     await this.settled();
     const graph = new GraphIndex();
     if (filter.token === undefined && filter.caller === undefined) {
@@ -200,7 +205,8 @@ export class RecordQueries {
       }
       return graph.calls(filter);
     }
-    const source = filter.token !== undefined ? this.#list(`K${filter.token}`) : this.#list(`B${filter.caller}`);
+    const page = { ...(filter.after !== undefined ? { after: filter.after } : {}), ...(filter.limit !== undefined ? { limit: filter.limit } : {}) };
+    const source = filter.token !== undefined ? this.#list(`K${filter.token}`, page) : this.#list(`B${filter.caller}`, page);
     let callsRead = await this.#read(source);
     if (filter.since !== undefined) callsRead = callsRead.filter((call) => call.at >= filter.since!);
     if (filter.caller !== undefined) callsRead = callsRead.filter((call) => call.kind === 'call' && call.caller === filter.caller);

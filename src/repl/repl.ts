@@ -97,7 +97,7 @@ const HELP: Readonly<Record<'grid' | 'graph' | 'doc', Readonly<Record<string, st
     who: 'who(token) — every principal that can reach it, and through which layers',
     pending: 'pending() — calls not yet answered',
     broken: 'broken() — the promises broken',
-    calls: 'calls({ token?, caller?, since? }) — calls, with their outcomes',
+    calls: 'calls({ token?, caller?, since?, after?, limit? }) — calls, with their outcomes (paged with a token or caller)',
     reputation: 'reputation(principal?) — issued, fulfilled, broken and pending per issuer',
     export: "export('text' | 'json' | 'dot' | 'mermaid', token?) — the graph, or the part around a token",
     follow: 'follow() — print records as they are written (above the prompt); returns stop()',
@@ -247,7 +247,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       const broken = await (await home.history()).records.broken(page);
       return printing(broken, () => broken.map((b) => `#${b.seq} ${name(b.token)}${b.caller ? ` called by ${name(b.caller)}` : ' revoked'}: ${b.reason}`).join('\n') || '(nothing broken)');
     },
-    calls: async (filter: { token?: string; caller?: string; since?: number } = {}) => {
+    calls: async (filter: { token?: string; caller?: string; since?: number; after?: number; limit?: number } = {}) => {
       const views = await (await home.history()).records.calls({
         ...filter,
         ...(filter.token === undefined ? {} : { token: tokenOf(filter.token) }),
