@@ -41,7 +41,7 @@ const grid = (home: string, args: string[]) =>
   });
 
 /** Append `count` records to the home's journal: calls on `token` by a few callers, each answered (pure). */
-export const synthesize = async (home: string, token: string, count: number) => {
+const synthesize = async (home: string, token: string, count: number) => {
   const identity = await loadIdentity(join(home, 'identity'));
   const { journal } = await Journal.open({ file: await openSegmentedJournal(join(home, 'journal'), { write: true }), identity, clock: Date.now, schedule: (write) => void setImmediate(write) });
   const callers = Array.from({ length: 8 }, () => generateIdentity(random).principal);
@@ -54,7 +54,7 @@ export const synthesize = async (home: string, token: string, count: number) => 
 };
 
 /** Start a node on `home`: time to its first line (listening), memory 2 s later (after a collection), then a clean stop. */
-export const startOnce = async (home: string) => {
+const startOnce = async (home: string) => {
   const out = join(home, 'probe.jsonl');
   await rm(out, { force: true });
   const began = process.hrtime.bigint();

@@ -72,6 +72,9 @@ export const weightOfCause = (cause: RevokeCause | undefined): Weight => {
  * caller) pairs that broke, not with calls: a call is forgotten once it
  * settles.
  */
+/** The row of an issuer the tally has seen nothing of. */
+export const noReputation = (issuer: Principal): Reputation => ({ issuer, issued: 0, fulfilled: 0, broken: 0, refused: 0, pending: 0 });
+
 export interface ReputationSnapshot {
   readonly issuerOf: ReadonlyArray<readonly [string, Principal]>;
   readonly delegatorOf: ReadonlyArray<readonly [string, Principal]>;
@@ -204,7 +207,7 @@ export class ReputationTally {
   }
 
   of(principal: Principal): Reputation {
-    return { ...(this.#table.get(principal) ?? { issuer: principal, issued: 0, fulfilled: 0, broken: 0, refused: 0, pending: 0 }) };
+    return { ...(this.#table.get(principal) ?? noReputation(principal)) };
   }
 
   rows(): Reputation[] {

@@ -21,6 +21,7 @@ import { formatGridUrl, type GridUrl } from '../net/grid-url.js';
 import { describeThrown } from '../interface/errors.js';
 import type { GridValue } from '../closures/values.js';
 import type { ConflictView } from '../docs/documents.js';
+import { noReputation } from '../journal/reputation.js';
 import { renderConflicts, renderLogDot, renderLogMermaid, renderLogText, type LogEntry } from '../docs/render.js';
 
 /** What the REPL needs of a home (the kernel opened here, or the home's running node): the owner API (kernel/owner.ts), and its journal. */
@@ -260,7 +261,7 @@ export const startRepl = (home: ReplHome, options: ReplOptions): Promise<void> =
       // The tally the kernel keeps (here, or in the running node), not the journal read again.
       const all = await home.reputation();
       const wanted = principal === undefined ? undefined : resolve.principal(principal);
-      const rows = wanted === undefined ? [...all] : [all.find((row) => row.issuer === wanted) ?? { issuer: wanted as Principal, issued: 0, fulfilled: 0, broken: 0, refused: 0, pending: 0 }];
+      const rows = wanted === undefined ? [...all] : [all.find((row) => row.issuer === wanted) ?? noReputation(wanted as Principal)];
       return printing(rows, () => rows.map((r) => `${name(r.issuer)}: issued ${r.issued}, fulfilled ${r.fulfilled}, broken ${r.broken}, refused ${r.refused}, pending ${r.pending}`).join('\n') || '(no issuers)');
     },
     /** The graph (or the part around `token`) as text, JSON, Graphviz DOT or Mermaid. */
