@@ -87,3 +87,75 @@ test('a call on a token with no answers kept does not turn its arguments into a 
   t.is(cache.get(A, args), undefined);
   t.true(reads > 0, 'with answers kept for the token, the key is made');
 });
+
+/** A cache of `count` answers, and its snapshot. */
+const filledCache = (count: number) => {
+  const cache = new PureCallCache({ maxCacheEntries: count, maxCacheBytes: 1 << 30 });
+  for (let i = 0; i < count; i++) cache.set(i % 2 ? A : B, bytes(`args ${i}`), answer(8, i));
+  cache.used(1); // recency that is not the order of setting
+  return cache.snapshot();
+};
+
+/** Timers run by hand: `later` for a restore, and the number still waiting. */
+const manualTimers = () => {
+  const waiting = new Set<() => void>();
+  return {
+    later: (_ms: number, callback: () => void) => (waiting.add(callback), () => waiting.delete(callback)),
+    runOne: () => {
+      const [next] = waiting;
+      waiting.delete(next!);
+      next!();
+    },
+    get waiting() {
+      return waiting.size;
+    },
+  };
+};
+
+test('a restore on timers takes a snapshot in a chunk at a time, ending with the same cache', (t) => {
+  const snapshot = filledCache(5_000);
+  const cache = new PureCallCache({ maxCacheEntries: 5_000, maxCacheBytes: 1 << 30 });
+  const timers = manualTimers();
+  cache.restore(snapshot, timers.later);
+  let turns = 0;
+  while (timers.waiting) (timers.runOne(), (turns += 1));
+  t.true(turns > 1, `taken in over ${turns} turns`);
+  t.deepEqual(cache.snapshot(), snapshot);
+});
+
+test('whatever uses a cache being restored on timers first takes in the rest: a lookup, a hit, a revocation, a snapshot', (t) => {
+  const snapshot = filledCache(5_000);
+  const uses: Array<[string, (cache: PureCallCache) => void]> = [
+    ['get', (cache) => t.truthy(cache.get(B, bytes('args 4998')), 'an answer among the last taken in is found')],
+    ['used', (cache) => cache.used(0)],
+    ['forget', (cache) => cache.forget(A)],
+    ['set', (cache) => cache.set(A, bytes('new'), answer(8, 9_999))],
+  ];
+  for (const [name, use] of uses) {
+    const cache = new PureCallCache({ maxCacheEntries: 5_000, maxCacheBytes: 1 << 30 });
+    const timers = manualTimers();
+    cache.restore(snapshot, timers.later);
+    timers.runOne();
+    use(cache);
+    t.is(timers.waiting, 0, `${name}: no timer left`);
+    // The same as a cache restored at once and then used the same way.
+    const whole = new PureCallCache({ maxCacheEntries: 5_000, maxCacheBytes: 1 << 30 });
+    whole.restore(snapshot);
+    use(whole);
+    t.deepEqual(cache.snapshot(), whole.snapshot(), name);
+  }
+  // Stopped (its kernel closing), it still gives its whole snapshot.
+  const stopped = new PureCallCache({ maxCacheEntries: 5_000, maxCacheBytes: 1 << 30 });
+  const timers = manualTimers();
+  stopped.restore(snapshot, timers.later);
+  stopped.stopRestoring();
+  t.is(timers.waiting, 0);
+  t.deepEqual(stopped.snapshot(), snapshot);
+});
+
+test('a snapshot of the cache that does not hold together is refused when restored, not when its answers come in', (t) => {
+  const { tokens, answers } = filledCache(10);
+  const cache = new PureCallCache({ maxCacheEntries: 10, maxCacheBytes: 1 << 30 });
+  t.throws(() => cache.restore({ tokens, answers: answers.subarray(0, answers.length - 3) }, manualTimers().later), { instanceOf: RangeError });
+  t.throws(() => cache.restore({ tokens: tokens.slice(0, 1), answers }, manualTimers().later), { instanceOf: RangeError });
+});

@@ -331,7 +331,8 @@ export class Kernel {
     this.#revocations.restore(parts.revocations);
     this.#policies.restore(parts.policies);
     this.#docs.restore(parts.docs);
-    this.#cache.restore(parts.cache);
+    // The cache's answers come in on timers once the node serves (the first use takes in the rest at once).
+    this.#cache.restore(parts.cache, this.#powers.setTimer);
   }
 
   /** The state derived from the journal as canonical bytes: a kernel restored from a snapshot and one that replayed every record give the same. */
@@ -547,6 +548,7 @@ export class Kernel {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#cache.stopRestoring();
     try {
       for (const server of this.#servers) await server.close();
       await this.#powers.network?.close();

@@ -31,6 +31,8 @@ export interface CacheSnapshot {
   readonly answers: Uint8Array;
 }
 const ANSWER_HEADER = 20;
+/** Answers a background restore takes in per turn of the event loop (~4 ms here). */
+const RESTORE_CHUNK = 2_000;
 
 export interface CacheBounds {
   readonly maxCacheEntries: number;
@@ -81,6 +83,9 @@ export class PureCallCache {
   #newest: Node | undefined;
   #entries = 0;
   #bytes = 0;
+  /** A snapshot's answers not taken in yet (see `restore`), and how to stop taking them in the background. */
+  #unrestored: { tokens: readonly Token[]; answers: Uint8Array; view: DataView; at: number } | undefined;
+  #restoreTimer: (() => void) | undefined;
 
   constructor(bounds: CacheBounds) {
     if (!(bounds.maxCacheEntries >= 0) || !(bounds.maxCacheBytes >= 0)) {
@@ -91,6 +96,7 @@ export class PureCallCache {
 
   /** How much it holds now. */
   get use(): { entries: number; bytes: number; tokens: number } {
+    this.#restoreRest();
     return { entries: this.#entries, bytes: this.#bytes, tokens: this.#byToken.size };
   }
 
@@ -101,6 +107,7 @@ export class PureCallCache {
    * megabyte of arguments, say — costs a lookup, not a pass over its bytes.
    */
   get(token: Token, args: Uint8Array): CachedAnswer | undefined {
+    this.#restoreRest();
     return this.#byToken.get(token)?.get(bytesKey(args))?.answer;
   }
 
@@ -111,6 +118,7 @@ export class PureCallCache {
    * snapshot — is the live one, in the same order.
    */
   used(from: number): void {
+    this.#restoreRest();
     const node = this.#byFrom.get(from);
     if (!node) return;
     this.#unlink(node);
@@ -118,6 +126,7 @@ export class PureCallCache {
   }
 
   set(token: Token, args: Uint8Array, answer: CachedAnswer): void {
+    this.#restoreRest();
     const cost = entryCost(args, answer.valueBytes);
     if (!this.#fits(cost) && !this.#byToken.has(token)) return;
     this.#keep(token, bytesKey(args), cost, answer);
@@ -145,6 +154,7 @@ export class PureCallCache {
 
   /** Every answer kept, least recently used first, as plain data (kernel/snapshot.ts): token, arguments, the record that answered, the value. */
   snapshot(): CacheSnapshot {
+    this.#restoreRest();
     const tokens: Token[] = [];
     const numbers = new Map<Token, number>();
     let size = 0;
@@ -170,25 +180,66 @@ export class PureCallCache {
     return { tokens, answers };
   }
 
-  /** Take back what `snapshot` gave (into an empty cache): the same answers, in the same order of use. */
-  restore({ tokens, answers }: CacheSnapshot): void {
+  /**
+   * Take back what `snapshot` gave (into an empty cache): the same answers,
+   * in the same order of use. With `later`, they are taken in RESTORE_CHUNK
+   * at a time on timers, after a start has gone on to serve (a full cache
+   * holds 100,000 answers: a fifth of a second here); whatever uses the
+   * cache first takes in the rest at once, so no lookup, change or snapshot
+   * ever sees part of it.
+   */
+  restore({ tokens, answers }: CacheSnapshot, later?: (ms: number, callback: () => void) => () => void): void {
     const view = new DataView(answers.buffer, answers.byteOffset, answers.byteLength);
+    // Checked whole now, so that taking it in later cannot fail.
     for (let at = 0; at < answers.length; ) {
-      const token = tokens[view.getUint32(at)];
+      const end = at + ANSWER_HEADER > answers.length ? Infinity : at + ANSWER_HEADER + view.getUint32(at + 12) + view.getUint32(at + 16);
+      if (end > answers.length || view.getUint32(at) >= tokens.length) throw new RangeError('a snapshot of the cache that does not hold together');
+      at = end;
+    }
+    this.#unrestored = { tokens, answers, view, at: 0 };
+    if (!later) return this.#restoreRest();
+    const step = () => {
+      if (!this.#unrestored) return;
+      this.#restoreSome(RESTORE_CHUNK);
+      this.#restoreTimer = this.#unrestored && later(0, step);
+    };
+    this.#restoreTimer = later(0, step);
+  }
+
+  /** Stop taking a snapshot in on timers (its kernel is closing): whatever uses the cache after takes in the rest at once. */
+  stopRestoring(): void {
+    this.#restoreTimer?.();
+    this.#restoreTimer = undefined;
+  }
+
+  #restoreRest() {
+    if (!this.#unrestored) return;
+    this.stopRestoring();
+    this.#restoreSome(Infinity);
+  }
+
+  #restoreSome(count: number) {
+    const unrestored = this.#unrestored!;
+    const { tokens, answers, view } = unrestored;
+    let { at } = unrestored;
+    for (let taken = 0; taken < count && at < answers.length; taken++) {
+      const token = tokens[view.getUint32(at)]!;
       const from = view.getFloat64(at + 4);
       const argsLength = view.getUint32(at + 12);
       const valueLength = view.getUint32(at + 16);
       at += ANSWER_HEADER;
-      if (token === undefined || at + argsLength + valueLength > answers.length) throw new RangeError('a snapshot of the cache that does not hold together');
       const args = answers.subarray(at, (at += argsLength));
       // The value's own copy: the snapshot's bytes go once the cache is restored.
       const valueBytes = answers.slice(at, (at += valueLength));
       this.#keep(token, bytesKey(args), entryCost(args, valueBytes), new KeptAnswer(from, valueBytes));
     }
+    unrestored.at = at;
+    if (at >= answers.length) this.#unrestored = undefined;
   }
 
   /** Every answer kept for `token` (it was revoked). */
   forget(token: Token): void {
+    this.#restoreRest();
     const byArgs = this.#byToken.get(token);
     if (!byArgs) return;
     for (const node of byArgs.values()) this.#drop(node);
