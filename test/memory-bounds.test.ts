@@ -8,7 +8,10 @@ import { openKernel, type Kernel } from '../src/index.js';
 import { DEFAULT_LIMITS } from '../src/kernel/kernel.js';
 import { entryCost, PureCallCache } from '../src/kernel/pure-cache.js';
 import type { Token } from '../src/interface/ids.js';
-import { journalEntries } from './_helpers.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { journalEntries, tempDir } from './_helpers.js';
+import { gridProcesses } from './_processes.js';
 
 const memoryKernel = async (t: { teardown: (fn: () => unknown) => void }, limits = {}) => {
   const kernel = await openKernel({ memory: true, limits: { vats: 1, ...limits } });
@@ -158,4 +161,25 @@ test('a snapshot of the cache that does not hold together is refused when restor
   const cache = new PureCallCache({ maxCacheEntries: 10, maxCacheBytes: 1 << 30 });
   t.throws(() => cache.restore({ tokens, answers: answers.subarray(0, answers.length - 3) }, manualTimers().later), { instanceOf: RangeError });
   t.throws(() => cache.restore({ tokens: tokens.slice(0, 1), answers }, manualTimers().later), { instanceOf: RangeError });
+});
+
+test('grid start --cache-answers bounds the pure-call cache a node keeps; a --cache that is not a size is one line', async (t) => {
+  const { grid, ok, startNode } = gridProcesses();
+  const home = join(await tempDir(t), 'home');
+  await ok(home, ['init']);
+  const file = join(home, '..', 'twice.js');
+  await writeFile(file, 'export const twice = (ctx, n) => n * 2;');
+  const token = await ok(home, ['issue', file, '--export', 'twice']);
+  for (const [flag, value] of [['--cache', '30d'], ['--cache', 'lots'], ['--cache-answers', '-1']] as const) {
+    const bad = await grid(home, ['start', flag, value]);
+    t.is(bad.code, 1);
+    t.regex(bad.stderr, new RegExp(`^grid: ${flag} takes a (size, e\\.g\\. 64MiB or 1GB|whole number) \\(got "${value}"\\)\\n?$`));
+  }
+  const node = await startNode(t, home, ['--cache-answers', '1', '--cache', '1MiB']);
+  for (const n of [1, 2, 2, 1]) t.is(await ok(home, ['call', token, String(n)]), String(2 * n), 'through the node');
+  t.is(await node.stop(), 0);
+  const kernel = await openKernel({ home });
+  t.teardown(() => kernel.close());
+  // The repeated call answered from the cache; the last did not: holding one answer, the node let 1's go for 2's.
+  t.is(await hits(kernel), 1);
 });

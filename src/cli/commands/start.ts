@@ -13,6 +13,7 @@ import { loadIdentity } from '../../identity/index.js';
 import { isPeerUrl } from '../../net/membership.js';
 import { toJsonText, UsageError } from '../format.js';
 import { openHomeKernel } from '../home-ops.js';
+import type { KernelLimits } from '../../kernel/kernel.js';
 import { EXIT, list, repeatable, text, verb, type Session } from '../invocation.js';
 
 const parseListen = (listen: string): { host: string; port: number } => {
@@ -20,6 +21,25 @@ const parseListen = (listen: string): { host: string; port: number } => {
   const port = match ? Number(match[2]) : Number.NaN;
   if (!match || port > 65535) throw new UsageError(`--listen takes HOST:PORT (got ${quote(listen)})`);
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+};
+
+/** The pure-call cache's bounds from `--cache` (a size) and `--cache-answers` (a count); the kernel's defaults for those not given. */
+const cacheLimits = (size: string | undefined, answers: string | undefined): Partial<KernelLimits> => {
+  const limits: { maxCacheBytes?: number; maxCacheEntries?: number } = {};
+  if (size !== undefined) {
+    // A size as --keep takes one; a duration or `all` is no size.
+    let bytes;
+    try {
+      bytes = parseKeep(size);
+    } catch {}
+    if (!bytes || !('bytes' in bytes)) throw new UsageError(`--cache takes a size, e.g. 64MiB or 1GB (got ${quote(size)})`);
+    limits.maxCacheBytes = bytes.bytes;
+  }
+  if (answers !== undefined) {
+    if (!/^\d{1,15}$/.test(answers)) throw new UsageError(`--cache-answers takes a whole number (got ${quote(answers)})`);
+    limits.maxCacheEntries = Number(answers);
+  }
+  return limits;
 };
 
 export const startCommand = (session: Session) =>
@@ -34,6 +54,8 @@ export const startCommand = (session: Session) =>
         .option('--web-remote', 'serve the web page to other machines too')
         .option('--keep <window>', 'journal history to keep: a duration (30d, 12h) or a size (500MB, 2GiB), remembered in the home; all keeps everything (see README: Retention)')
         .option('--archive <dir>', 'move journal segments that fall out of --keep into this directory instead of deleting them')
+        .option('--cache <size>', 'memory the pure-call cache may hold, e.g. 64MiB (the default) or 1GB')
+        .option('--cache-answers <n>', 'answers the pure-call cache may hold (default 100000)')
         .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable),
     async (inv, _args, opts) => {
       const keep = text(opts.keep);
@@ -45,6 +67,7 @@ export const startCommand = (session: Session) =>
           throw new UsageError(`--${(error as Error).message}`, 'ERR_BAD_KEEP');
         }
       }
+      const limits = cacheLimits(text(opts.cache), text(opts.cacheAnswers));
       const webHosts = list(opts.webHost).map((name) => {
         if (!/^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/i.test(name)) throw new UsageError(`--web-host takes a host name or address, optionally with :PORT (got ${quote(name)})`);
         return name;
@@ -78,7 +101,7 @@ export const startCommand = (session: Session) =>
       const known = await rememberPeers(paths.peers, peerUrls);
       // What closures log (grid.log) is an event of the node's too: one line each, its text escaped, so no closure can forge a line.
       const closureLog = (token: string, line: string) => log.info({ event: 'closure-log', token }, line);
-      const node = await startNode((forward) => openHomeKernel(inv, { forward, log: closureLog, ...(keep !== undefined ? { keep } : {}), ...(archive !== undefined ? { archive: resolve(archive) } : {}) }), {
+      const node = await startNode((forward) => openHomeKernel(inv, { forward, log: closureLog, limits, ...(keep !== undefined ? { keep } : {}), ...(archive !== undefined ? { archive: resolve(archive) } : {}) }), {
         identity,
         random,
         host,
