@@ -254,6 +254,8 @@ interface Engine {
   commit(batch: Batch, flushed: boolean): Promise<void>;
   setDurable?(flushed: boolean): void;
   keys(): number;
+  /** Where the file's pages go: each table's, and those free. */
+  space(): string;
   close(): Promise<void>;
 }
 
@@ -293,6 +295,17 @@ const openLmdb = async (dir: string): Promise<Engine & { database: Database }> =
       if (flushed) await database.flushed;
     },
     keys: () => (records.getStats() as { entryCount: number }).entryCount,
+    space: () => {
+      type Stats = { treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number; lastPageNumber: number; pageSize: number };
+      const pages = (table: Table) => {
+        const stats = table.getStats() as Stats;
+        return stats.treeBranchPageCount + stats.treeLeafPageCount + stats.overflowPages;
+      };
+      const { lastPageNumber, pageSize } = database.getStats() as Stats;
+      const mib = (count: number) => `${((count * pageSize) / 2 ** 20).toFixed(0)} MiB`;
+      const used = { records: pages(records), cache: pages(cache), revoked: pages(revokedTable) };
+      return `records ${mib(used.records)}, cache ${mib(used.cache)}, revoked ${mib(used.revoked)}, of ${mib(lastPageNumber + 1)} in the file (the rest free pages and lmdb's own)`;
+    },
     close: () => database.close(),
   };
 };
@@ -319,6 +332,18 @@ const openSqlite = async (Sqlite: SqliteOpen, file: string): Promise<Engine & { 
     commit: (batch) => add(batch),
     setDurable: (flushed) => void db.pragma(`synchronous = ${flushed ? 'FULL' : 'NORMAL'}`),
     keys: () => count.get() as number,
+    space: () => {
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      const mib = (count: number) => `${((count * pageSize) / 2 ** 20).toFixed(0)} MiB`;
+      let tables = '';
+      try {
+        const rows = db.prepare("SELECT name, count(*) AS pages, sum(unused) AS unused FROM dbstat WHERE name IN ('records', 'cache', 'revoked') GROUP BY name").all() as Array<{ name: string; pages: number; unused: number }>;
+        tables = `${rows.map((row) => `${row.name} ${mib(row.pages)} (${Math.round((100 * row.unused) / (row.pages * pageSize))}% unused)`).join(', ')}, of `;
+      } catch {
+        // dbstat not compiled in: the file's pages only
+      }
+      return `${tables}${mib(db.pragma('page_count', { simple: true }) as number)} in the file, ${mib(db.pragma('freelist_count', { simple: true }) as number)} free`;
+    },
     close: async () => {
       db.pragma('wal_checkpoint(TRUNCATE)');
       db.close();
@@ -461,6 +486,7 @@ export const benchDbCompare = async (): Promise<Row[]> => {
       if (s !== undefined) rows.push(row(`db: SQLite ${what}`, s, { name: `lmdb ${what}`, median_ns: l }));
     }
 
+    for (const engine of engines) console.log(`${engine.name}: ${engine.space()}`);
     for (const engine of engines) await engine.close();
     const lmdbBytes = await onDisk(lmdbDir);
     const sqliteBytes = other ? await onDisk(sqliteFile, `${sqliteFile}-wal`, `${sqliteFile}-shm`) : undefined;
