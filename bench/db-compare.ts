@@ -23,7 +23,9 @@
  *     position in it, awaited one after another (as RecordIndex.add), at the
  *     durability the index needs (it may lag the journal: a commit visible,
  *     flushed later — lmdb's default, SQLite WAL + synchronous NORMAL) and
- *     flushed before the next (lmdb `flushed`, SQLite WAL + FULL);
+ *     flushed before the next (lmdb `flushed`, SQLite WAL + FULL): commits/s,
+ *     the median commit, and the node's main thread busy per commit (event
+ *     loop utilization: lmdb commits on a thread of its own);
  *   - a cache get (hit, miss), a revocation check (revoked, not), the latest
  *     100 calls on a token (`calls`/`grid graph`), a page of 100 pending calls;
  *   - bytes on disk per journal record; open time of the existing database,
@@ -233,7 +235,7 @@ const workload = () => {
   };
   return { writeBatch, closures, callers, wraps, revoked, cacheKeys, cacheKey, callee, slice, seq: () => seq };
 };
-/** Write batches put together up to `records` records, as one transaction. */
+/** Write batches put together, to index in one transaction (as a rebuild does). */
 const joined = (batches: Batch[]): Batch => ({
   entries: batches.flatMap((batch) => batch.entries),
   offsets: batches.flatMap((batch) => batch.offsets),
