@@ -20,6 +20,7 @@ import { benchDocSync } from './doc-sync.js';
 import { benchRestart } from './restart.js';
 import { benchDurable } from './durable.js';
 import { benchGc } from './gc.js';
+import { benchDbCompare } from './db-compare.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -41,6 +42,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['durable', benchRestart],
   ['durable', benchDurable],
   ['gc', benchGc],
+  ['db', benchDbCompare],
 ];
 
 const only = process.argv.slice(2);
