@@ -7,6 +7,7 @@
  */
 import '../src/perimeter/lockdown.js';
 import test, { type ExecutionContext } from 'ava';
+import { randomBytes } from 'node:crypto';
 import { cp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openKernel, type Kernel, type Token } from '../src/index.js';
@@ -18,7 +19,7 @@ import { RecordQueries } from '../src/journal/record-queries.js';
 import { lmdbListStore, memoryListStore, RecordIndex } from '../src/db/records.js';
 import { openDatabase, tableOf } from '../src/db/database.js';
 import { followedListStore } from '../src/db/followed-records.js';
-import { loadIdentity } from '../src/identity/index.js';
+import { generateIdentity, loadIdentity } from '../src/identity/index.js';
 import { homePaths } from '../src/home/home.js';
 import { journalEntries, tempDir } from './_helpers.js';
 
@@ -250,4 +251,34 @@ test('a process following a running node’s home answers from the node’s inde
   const callers = [alice.principal, bob.principal];
   t.deepEqual(plain(await answers(new RecordQueries(journal, index), list, callers)), plain(expected(await journalEntries(await opened(after)), list, callers)));
   t.true((await new RecordQueries(journal, index).pending()).length >= 1, 'a call pending in the node’s index and settled after is still seen settled here');
+});
+
+test('batches written while the index commits go in together, in one transaction: a fast journal does not queue a commit per batch', async (t) => {
+  const identity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const { journal } = await Journal.open({ file: memoryJournalFile(), identity, clock: Date.now, schedule: setImmediate });
+  // A store whose commits wait until let go, as a database does on a busy machine.
+  const inner = memoryListStore();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const transactions: number[] = [];
+  const store = { ...inner, transact: async (writes: Parameters<typeof inner.transact>[0], position: Parameters<typeof inner.transact>[1]) => {
+    transactions.push(position.seq);
+    await gate;
+    return inner.transact(writes, position);
+  } };
+  const { index } = await RecordIndex.open(journal, store);
+  const records = new RecordQueries(journal, index);
+  const token = 'bafyreibcdy2b325hnjnx723xdtmoozr63o6cq4y5as6i5j46swgizq7w2e' as Token;
+  for (let batch = 0; batch < 10; batch++) {
+    const call = journal.append({ kind: 'call', token, caller: identity.principal, args: new Uint8Array([0x82, batch, 1]) });
+    journal.append({ kind: 'fulfilled', call: call.seq, value: new Uint8Array([batch]), pure: true });
+    await journal.written();
+  }
+  release();
+  await index.settled();
+  t.is(transactions.length, 2, 'the first batch, then the nine written while it committed');
+  t.deepEqual(index.position(), (({ seq, offset, head }) => ({ seq, offset, head }))(journal.position()));
+  const entries = await journalEntries(journal);
+  t.deepEqual(plain(await answers(records, [token], [identity.principal])), plain(expected(entries, [token], [identity.principal])));
+  await journal.close();
 });

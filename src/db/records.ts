@@ -179,6 +179,9 @@ const CATCH_UP_RECORDS = 50_000;
 export class RecordIndex {
   readonly #store: ListStore;
   #committing: Promise<void> = Promise.resolve();
+  /** Batches waiting for the transaction that commits now, and the promise of theirs. */
+  #gathered: WrittenBatch[] = [];
+  #gathering: Promise<void> | undefined;
   #failure: Error | undefined;
 
   private constructor(store: ListStore) {
@@ -238,20 +241,30 @@ export class RecordIndex {
     return { index, ...(rebuilt !== undefined ? { rebuilt } : {}), caughtUp };
   }
 
-  /** Index one written batch, in one transaction with the position after it. */
+  /**
+   * Index written batches, in one transaction with the position after the
+   * last. Batches written while a transaction commits wait for it and then
+   * go in together, in one transaction: however fast the journal writes,
+   * at most one transaction is committing and one gathering, and a busy
+   * node pays the database's commit once per backlog, not once per batch.
+   */
   add(batch: WrittenBatch): Promise<void> {
-    const { entries, offsets, position } = batch;
-    this.#committing = this.#committing.then(() =>
-      this.#store
+    this.#gathered.push(batch);
+    if (this.#gathering) return this.#gathering;
+    this.#committing = this.#gathering = this.#committing.then(() => {
+      const batches = this.#gathered;
+      this.#gathered = [];
+      this.#gathering = undefined;
+      return this.#store
         .transact((tx) => {
-          for (let i = 0; i < entries.length; i++) indexEntry(tx, entries[i]!, offsets[i]!);
-        }, position)
+          for (const { entries, offsets } of batches) for (let i = 0; i < entries.length; i++) indexEntry(tx, entries[i]!, offsets[i]!);
+        }, batches[batches.length - 1]!.position)
         .catch((error: Error) => {
           // The journal has the records; the next open catches the index up.
           this.#failure ??= error;
-        }),
-    );
-    return this.#committing;
+        });
+    });
+    return this.#gathering;
   }
 
   /** Resolves once every batch handed to `add` so far is committed. */
