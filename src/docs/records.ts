@@ -28,6 +28,7 @@ import { CID } from 'multiformats/cid';
 import { asPrincipal, DAG_CBOR_CODEC, quote, type Principal, type Token } from '../interface/ids.js';
 import { GridError } from '../interface/errors.js';
 import { decode, encode } from '../wire/index.js';
+import { encodeFlatMap } from '../wire/cbor.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { MIN_NONCE_BYTES } from '../closures/closure.js';
@@ -161,7 +162,8 @@ const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefine
  */
 const signedRecord = (body: Record<string, unknown>, signer: Identity): Uint8Array => {
   const blank = new Uint8Array(64);
-  const bytes = encode({ ...body, sig: blank });
+  // A version's fields are all flat (links, text, integers, a list of links): written without cborg's tokens.
+  const bytes = encodeFlatMap({ ...body, sig: blank }) ?? encode({ ...body, sig: blank });
   const at = sigEntryAt(bytes, blank);
   if (at < 0) return encode({ ...body, sig: signer.sign(signingBytes(body)) });
   bytes.set(signer.sign(signedPartAt(bytes, at)), at + SIG_ENTRY.length);
