@@ -346,21 +346,14 @@ const authoredVersion = (cid: CID, fields: Omit<AuthoredVersion, 'cid' | 'parent
 
 /** A signed change or settlement (not read back: the signature was just made). */
 export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
-  const body = dropUndefined({
-    type: 'version',
-    doc: spec.doc,
-    parents: sortCids(spec.parents),
-    value: spec.value,
-    by: spec.by,
-    change: spec.change,
-    conflict: spec.conflict === undefined ? undefined : CID.parse(spec.conflict),
-    rules: spec.rules === undefined ? undefined : rulesToWire(spec.rules),
-    consent: spec.consent === undefined ? undefined : consentToWire(spec.consent),
-    author: author.principal,
-    via: spec.via === undefined ? undefined : CID.parse(spec.via),
-    for: spec.for,
-    at: spec.at,
-  });
+  // The fields set, and no others (no `undefined`): the order does not matter, the encoding sorts them.
+  const body: Record<string, unknown> = { type: 'version', doc: spec.doc, parents: sortCids(spec.parents), value: spec.value, by: spec.by, author: author.principal, at: spec.at };
+  if (spec.change !== undefined) body.change = spec.change;
+  if (spec.conflict !== undefined) body.conflict = CID.parse(spec.conflict);
+  if (spec.rules !== undefined) body.rules = rulesToWire(spec.rules);
+  if (spec.consent !== undefined) body.consent = consentToWire(spec.consent);
+  if (spec.via !== undefined) body.via = CID.parse(spec.via);
+  if (spec.for !== undefined) body.for = spec.for;
   const bytes = signedRecord(body, author);
   const version = authoredVersion(blockCid(bytes, DAG_CBOR_CODEC), spec, body.parents as CID[], author.principal);
   return { bytes, version };
