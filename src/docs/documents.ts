@@ -31,7 +31,7 @@ import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
-import { scan } from '../wire/cbor.js';
+import { encodeFlat, scan } from '../wire/cbor.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
@@ -229,6 +229,8 @@ const ANSWER_VALUE_KEY = concatBytes(Uint8Array.of(0xa2), encode('value'));
 const ANSWER_VERSION_KEY = encode('version');
 /** How the canonical bytes of the arguments `['apply', change]` begin: the change's own bytes follow, to the end. */
 const APPLY_ARGS_HEAD = concatBytes(ARGS_OF_TWO, encode('apply'));
+/** The canonical bytes of an ASCII string (a CID's text): the one item of a flat array, without the array's header. */
+const asciiText = (ascii: string): Uint8Array => encodeFlat([ascii])?.subarray(1) ?? encode(ascii);
 const applyChangeBytes = (argsBytes: Uint8Array | undefined): Uint8Array | undefined =>
   argsBytes && argsBytes.length > APPLY_ARGS_HEAD.length && APPLY_ARGS_HEAD.every((byte, i) => argsBytes[i] === byte) ? argsBytes.subarray(APPLY_ARGS_HEAD.length) : undefined;
 
@@ -555,7 +557,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
     await journal.written();
     const answer = fulfilled({ version: text(version.cid), value: outcome.value });
-    const answerBytes = withinValueLimits(concatBytes(ANSWER_VALUE_KEY, valueBytes, ANSWER_VERSION_KEY, encode(text(version.cid))));
+    const answerBytes = withinValueLimits(concatBytes(ANSWER_VALUE_KEY, valueBytes, ANSWER_VERSION_KEY, asciiText(text(version.cid))));
     return answerBytes ? Object.freeze({ ...answer, valueBytes: answerBytes }) : answer;
   };
 
