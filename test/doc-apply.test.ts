@@ -37,6 +37,26 @@ test('an apply answers with the canonical bytes of { version, value }, and the s
   }
 });
 
+test("a change is stored as exactly its canonical bytes, cut from the call's arguments or encoded, and replays on a replica", async (t) => {
+  const kernel = await openKernel({ memory: true });
+  const replica = await openKernel({ memory: true });
+  t.teardown(() => Promise.all([kernel.close(), replica.close()]));
+  const reducer = await kernel.issue({ code: await kernel.publish(REDUCER), export: 'update', replicable: true });
+  const doc = await kernel.docs.create({ reducer, init: { n: 0, items: [], link: null } });
+  const changes: GridValue[] = [{ add: 1 }, { add: 2, note: 'é', at: 0.25, z: [1, [2]], a: { '/': reducer } }, { add: -3, big: 2 ** 40 }];
+  for (const change of changes) t.is((await kernel.docs.apply(doc.write, change)).status, 'fulfilled');
+  // Through the call itself, with its arguments as the pipeline encodes them.
+  t.is((await kernel.call(doc.write, ['apply', { add: 4 }])).status, 'fulfilled');
+  const bundle = await kernel.docs.bundle(doc.doc, []);
+  const stored = new Set(bundle.blocks.map(([, bytes]) => Buffer.from(bytes).toString('hex')));
+  for (const change of [...changes, { add: 4 }]) t.true(stored.has(Buffer.from(encodeValue(change)).toString('hex')), JSON.stringify(change));
+  t.like(await kernel.docs.read(doc.read), { status: 'fulfilled', value: { value: { n: 4 } } });
+  // Each version's signature checks and its value follows from its change on a replica.
+  for (const token of await kernel.docs.closuresOf(doc.doc)) await replica.adopt(token as never, await kernel.replica(token, replica.principal));
+  const taken = await replica.docs.ingest(bundle, kernel.principal);
+  t.deepEqual(taken, { accepted: 4, refused: [] });
+});
+
 test('a state and change past the value limits together are refused as bad arguments, the document untouched', async (t) => {
   const kernel = await openKernel({ memory: true });
   t.teardown(() => kernel.close());

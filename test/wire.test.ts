@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid';
 import { encode as cborgEncode, rfc8949EncodeOptions } from 'cborg';
 import { decode, decodeMessage, encode, encodeMessage, isMessage, WireError, DEFAULT_LIMITS } from '../src/wire/index.js';
 import { blockCid } from '../src/store/index.js';
-import { encodeLinkForm, LinkBytes } from '../src/wire/cbor.js';
+import { encodeFlatMap, encodeLinkForm, LinkBytes } from '../src/wire/cbor.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -348,6 +348,58 @@ test('property: flat arrays (safe integers, ASCII text, bytes, null, booleans, l
     }),
     { numRuns: 3000 },
   );
+});
+
+test('property: arrays of flat items and flat arrays of them (one level) are written as cborg writes them', (t) => {
+  const flatItem = fc.oneof(
+    fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+    fc.constantFrom(0, -1, 23, 24, 255, 256, 65536, 2 ** 32, -0, 0.5, 2 ** 53),
+    fc.string({ unit: 'binary-ascii', maxLength: 60 }),
+    fc.string({ unit: 'grapheme', maxLength: 3 }),
+    fc.uint8Array({ maxLength: 60 }),
+    fc.constantFrom(null, true, false),
+    cidArb,
+  );
+  const item = fc.oneof(flatItem, fc.array(flatItem, { maxLength: 30 }), fc.array(fc.array(flatItem, { maxLength: 3 }), { maxLength: 3 }), fc.constant({ a: 1 }));
+  fc.assert(
+    fc.property(fc.array(item, { maxLength: 30 }), (items) => {
+      t.is(hex(encode(items)), hex(encode({ '': items }).subarray(2)));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('property: flat maps (ASCII keys; flat items or flat arrays of them) are written as cborg writes them, and anything else is left to it', (t) => {
+  const flatItem = fc.oneof(
+    fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+    fc.constantFrom(0, -1, 23, 24, 255, 256, 65536, 2 ** 32, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER),
+    fc.string({ unit: 'binary-ascii', maxLength: 300 }),
+    fc.uint8Array({ maxLength: 300 }),
+    fc.constantFrom(null, true, false),
+    cidArb,
+    cidArb.map((cid) => new LinkBytes(cid.bytes)),
+  );
+  const notFlat = fc.constantFrom(-0, 0.5, 2 ** 53, 'é', [[1]], { a: 1 }, undefined);
+  const key = fc.oneof(fc.string({ unit: 'binary-ascii', maxLength: 30 }), fc.constantFrom('a', 'b', 'aa', 'sig', 'type', 'parents'));
+  fc.assert(
+    fc.property(fc.dictionary(key, fc.oneof(flatItem, fc.array(flatItem, { maxLength: 20 })), { maxKeys: 30 }), fc.option(fc.tuple(key, notFlat)), (record, odd) => {
+      if (odd) (record as Record<string, unknown>)[odd[0]] = odd[1];
+      const byCodec = (() => {
+        try {
+          return hex(encode(record));
+        } catch {
+          return 'refused';
+        }
+      })();
+      const flat = encodeFlatMap(record);
+      if (flat) t.is(hex(flat), byCodec);
+      else t.true(odd !== null || Object.keys(record).some((k) => /[^\x00-\x7f]/.test(k)), 'a flat record is written flat');
+    }),
+    { numRuns: 3000 },
+  );
+  t.is(encodeFlatMap({ 'é': 1 }), undefined);
+  t.is(encodeFlatMap(new (class Thing { a = 1 })()), undefined);
+  t.is(hex(encodeFlatMap(Object.create(null, { b: { value: 1, enumerable: true }, a: { value: [2], enumerable: true } }))!), hex(encode({ a: [2], b: 1 })));
 });
 
 test('property: flat values are read (or refused) as the codec reads them', (t) => {

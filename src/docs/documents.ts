@@ -31,7 +31,7 @@ import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { decode, encode } from '../wire/index.js';
-import { scan } from '../wire/cbor.js';
+import { encodeFlat, scan } from '../wire/cbor.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
@@ -171,6 +171,8 @@ interface DocCallInfo {
   readonly deadline: number;
   readonly caller: Principal;
   readonly via?: Token;
+  /** The call's arguments as the pipeline holds them (canonical: strictly decoded), if it passes them: an apply's change is cut from them rather than encoded again. */
+  readonly argsBytes?: Uint8Array;
 }
 
 /**
@@ -225,6 +227,12 @@ const withinValueLimits = (bytes: Uint8Array): Uint8Array | undefined => {
 const ARGS_OF_TWO = Uint8Array.of(0x82);
 const ANSWER_VALUE_KEY = concatBytes(Uint8Array.of(0xa2), encode('value'));
 const ANSWER_VERSION_KEY = encode('version');
+/** How the canonical bytes of the arguments `['apply', change]` begin: the change's own bytes follow, to the end. */
+const APPLY_ARGS_HEAD = concatBytes(ARGS_OF_TWO, encode('apply'));
+/** The canonical bytes of an ASCII string (a CID's text): the one item of a flat array, without the array's header. */
+const asciiText = (ascii: string): Uint8Array => encodeFlat([ascii])?.subarray(1) ?? encode(ascii);
+const applyChangeBytes = (argsBytes: Uint8Array | undefined): Uint8Array | undefined =>
+  argsBytes && argsBytes.length > APPLY_ARGS_HEAD.length && APPLY_ARGS_HEAD.every((byte, i) => argsBytes[i] === byte) ? argsBytes.subarray(APPLY_ARGS_HEAD.length) : undefined;
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 /**
@@ -513,7 +521,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
   const applyChange = async (
     state: DocState,
     change: GridValue,
-    caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal },
+    caller: { seq?: number; deadline?: number; via?: Token; caller?: Principal; argsBytes?: Uint8Array },
   ): Promise<Outcome & { readonly valueBytes?: Uint8Array }> => {
     if (state.open) return revoked('conflict', `document ${state.cid} has an open conflict ${state.open}: settle it first (grid doc resolve)`);
     const genesis = await genesisOf(state);
@@ -522,8 +530,9 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const nested = caller.seq === undefined || caller.deadline === undefined ? undefined : { seq: caller.seq, deadline: caller.deadline };
     const reducer = (await rulesAt(state, parent)).reducer;
     const current = await keptAt(state, parent);
-    // Stored only if the change is taken.
-    const changeBytes = encodeValue(change);
+    // Stored only if the change is taken. Cut from the call's arguments when they are `['apply', change]` (within the value limits, as encodeValue's would be).
+    const cut = applyChangeBytes(caller.argsBytes);
+    const changeBytes = (cut && withinValueLimits(cut)) ?? encodeValue(change);
     // The reducer's arguments from the value's block as it is (no encoding of the state again); as
     // encodeValue would, only within the value limits (past them, runAsNode encodes and refuses).
     const argsBytes = withinValueLimits(concatBytes(ARGS_OF_TWO, current.bytes, changeBytes));
@@ -541,13 +550,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
     remember(text(value), outcome.value, valueBytes);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
     const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
-    await putBlock(bytes);
+    // Filed under the CID just made (its text made once, on it), not under another one made by hashing the bytes again.
+    await store.putVerified(version.cid, bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state.heads, version), version.cid);
     // An acknowledged change survives a kill -9: its head is in the file before the answer goes.
     await journal.written();
     const answer = fulfilled({ version: text(version.cid), value: outcome.value });
-    const answerBytes = withinValueLimits(concatBytes(ANSWER_VALUE_KEY, valueBytes, ANSWER_VERSION_KEY, encode(text(version.cid))));
+    const answerBytes = withinValueLimits(concatBytes(ANSWER_VALUE_KEY, valueBytes, ANSWER_VERSION_KEY, asciiText(text(version.cid))));
     return answerBytes ? Object.freeze({ ...answer, valueBytes: answerBytes }) : answer;
   };
 

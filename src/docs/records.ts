@@ -28,6 +28,7 @@ import { CID } from 'multiformats/cid';
 import { asPrincipal, DAG_CBOR_CODEC, quote, type Principal, type Token } from '../interface/ids.js';
 import { GridError } from '../interface/errors.js';
 import { decode, encode } from '../wire/index.js';
+import { encodeFlatMap } from '../wire/cbor.js';
 import { blockCid } from '../store/hashing.js';
 import { concatBytes, verify, type Identity } from '../identity/identity.js';
 import { MIN_NONCE_BYTES } from '../closures/closure.js';
@@ -161,7 +162,8 @@ const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefine
  */
 const signedRecord = (body: Record<string, unknown>, signer: Identity): Uint8Array => {
   const blank = new Uint8Array(64);
-  const bytes = encode({ ...body, sig: blank });
+  // A version's fields are all flat (links, text, integers, a list of links): written without cborg's tokens.
+  const bytes = encodeFlatMap({ ...body, sig: blank }) ?? encode({ ...body, sig: blank });
   const at = sigEntryAt(bytes, blank);
   if (at < 0) return encode({ ...body, sig: signer.sign(signingBytes(body)) });
   bytes.set(signer.sign(signedPartAt(bytes, at)), at + SIG_ENTRY.length);
@@ -344,21 +346,14 @@ const authoredVersion = (cid: CID, fields: Omit<AuthoredVersion, 'cid' | 'parent
 
 /** A signed change or settlement (not read back: the signature was just made). */
 export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
-  const body = dropUndefined({
-    type: 'version',
-    doc: spec.doc,
-    parents: sortCids(spec.parents),
-    value: spec.value,
-    by: spec.by,
-    change: spec.change,
-    conflict: spec.conflict === undefined ? undefined : CID.parse(spec.conflict),
-    rules: spec.rules === undefined ? undefined : rulesToWire(spec.rules),
-    consent: spec.consent === undefined ? undefined : consentToWire(spec.consent),
-    author: author.principal,
-    via: spec.via === undefined ? undefined : CID.parse(spec.via),
-    for: spec.for,
-    at: spec.at,
-  });
+  // The fields set, and no others (no `undefined`): the order does not matter, the encoding sorts them.
+  const body: Record<string, unknown> = { type: 'version', doc: spec.doc, parents: sortCids(spec.parents), value: spec.value, by: spec.by, author: author.principal, at: spec.at };
+  if (spec.change !== undefined) body.change = spec.change;
+  if (spec.conflict !== undefined) body.conflict = CID.parse(spec.conflict);
+  if (spec.rules !== undefined) body.rules = rulesToWire(spec.rules);
+  if (spec.consent !== undefined) body.consent = consentToWire(spec.consent);
+  if (spec.via !== undefined) body.via = CID.parse(spec.via);
+  if (spec.for !== undefined) body.for = spec.for;
   const bytes = signedRecord(body, author);
   const version = authoredVersion(blockCid(bytes, DAG_CBOR_CODEC), spec, body.parents as CID[], author.principal);
   return { bytes, version };

@@ -203,7 +203,7 @@ export const makeCallPipeline = (parts: {
     if (!closure) return parts.forward ? forwardCall(token, argsBytes, frame, seq) : impure(revoked('unknown-token', 'unknown token'));
     // A document's role token: the docs part answers it, no vat.
     if (parts.docs().isRole(closure)) {
-      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, caller: frame.caller, ...(frame.via ? { via: frame.via } : {}) });
+      return parts.docs().answer(closure, decodeValue(argsBytes) as GridValue[], { seq, deadline: frame.deadline, caller: frame.caller, argsBytes, ...(frame.via ? { via: frame.via } : {}) });
     }
     return runHere(closure, argsBytes, frame, seq);
   };

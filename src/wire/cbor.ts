@@ -228,17 +228,38 @@ const writeFlat = (out: Uint8Array, view: DataView, at: number, item: unknown): 
   return at + 1 + link.length;
 };
 
+/** Bytes a flat item, or a flat array of flat items (one level), takes written flat; -1 if it is neither. */
+const nestedBytes = (item: unknown): number => {
+  if (!Array.isArray(item)) return flatBytes(item);
+  let length = headerBytes(item.length);
+  for (let i = 0; i < item.length; i++) {
+    const n = flatBytes(item[i]);
+    if (n < 0) return -1;
+    length += n;
+  }
+  return length;
+};
+const writeNested = (out: Uint8Array, view: DataView, at: number, item: unknown): number => {
+  if (!Array.isArray(item)) return writeFlat(out, view, at, item);
+  at = writeHeader(view, at, 4, item.length);
+  for (let i = 0; i < item.length; i++) at = writeFlat(out, view, at, item[i]);
+  return at;
+};
+
 /**
  * The array `[lead, ...items]` (`[...items]` when `lead` is absent) written
- * flat after `prefix`, or undefined if any item is not flat.
+ * flat after `prefix`, or undefined if any item is not flat; with `nested`,
+ * an item may also be a flat array of flat items (one level: a journal
+ * record's list of heads, say).
  */
-export const encodeFlat = (items: readonly unknown[], lead?: object, prefix?: Uint8Array): Uint8Array | undefined => {
+export const encodeFlat = (items: readonly unknown[], lead?: object, prefix?: Uint8Array, nested = false): Uint8Array | undefined => {
   const count = items.length + (lead ? 1 : 0);
   const leadBytes = lead ? flatBytes(lead) : 0;
   if (leadBytes < 0) return undefined;
+  const size = nested ? nestedBytes : flatBytes;
   let length = (prefix?.length ?? 0) + headerBytes(count) + leadBytes;
   for (let i = 0; i < items.length; i++) {
-    const n = flatBytes(items[i]);
+    const n = size(items[i]);
     if (n < 0) return undefined;
     length += n;
   }
@@ -247,12 +268,43 @@ export const encodeFlat = (items: readonly unknown[], lead?: object, prefix?: Ui
   if (prefix) out.set(prefix);
   let at = writeHeader(view, prefix?.length ?? 0, 4, count);
   if (lead) at = writeFlat(out, view, at, lead);
-  for (let i = 0; i < items.length; i++) at = writeFlat(out, view, at, items[i]);
+  const write = nested ? writeNested : writeFlat;
+  for (let i = 0; i < items.length; i++) at = write(out, view, at, items[i]);
+  return out;
+};
+
+/** Canonical order of ASCII map keys: shorter first, then bytewise (the same as cborg's, see above). */
+const byKeyOrder = (a: string, b: string) => a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * A plain object whose keys are ASCII text and whose values are flat items
+ * or flat arrays of them (one level) — a signed record, say — written flat,
+ * its keys in canonical order: the same bytes `encode` writes (the codec's
+ * tests hold the two to it). Undefined if anything in it is not flat.
+ */
+export const encodeFlatMap = (record: object): Uint8Array | undefined => {
+  const proto = Object.getPrototypeOf(record);
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const keys = Object.keys(record).sort(byKeyOrder);
+  const values = record as Record<string, unknown>;
+  let length = headerBytes(keys.length);
+  for (const key of keys) {
+    if (!isAscii(key)) return undefined;
+    const n = nestedBytes(values[key]);
+    if (n < 0) return undefined;
+    length += headerBytes(key.length) + key.length + n;
+  }
+  const out = new Uint8Array(length);
+  const view = new DataView(out.buffer);
+  let at = writeHeader(view, 0, 5, keys.length);
+  for (const key of keys) {
+    at = writeNested(out, view, writeFlat(out, view, at, key), values[key]);
+  }
   return out;
 };
 
 /** Encode grid data in core deterministic form. Throws TypeError on what is not grid data. */
-export const encode = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, encodeOptions as never));
+export const encode = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value, undefined, undefined, true) : undefined) ?? owned(cborgEncode(value, encodeOptions as never));
 
 /** As `encode`, also reading `{ "/": "<cid>" }` objects as links (the kernel's value form). */
 export const encodeLinkForm = (value: unknown): Uint8Array => (Array.isArray(value) ? encodeFlat(value) : undefined) ?? owned(cborgEncode(value, linkFormOptions as never));
