@@ -30,8 +30,8 @@ import { concatBytes, verify, verifyMany, type Identity } from '../identity/iden
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
-import { decode, encode } from '../wire/index.js';
-import { scan } from '../wire/cbor.js';
+import { encode } from '../wire/index.js';
+import { decodeKnowing, linkKey, scan } from '../wire/cbor.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
@@ -1023,7 +1023,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       for (const [key, bytes] of bundle.blocks) {
         // Most blocks are dag-cbor: their CID made and printed costs less than the key parsed.
         const made = blockCid(bytes, DAG_CBOR_CODEC);
-        const cid = made.toString() === key ? made : CID.parse(key);
+        const cid = text(made) === key ? made : CID.parse(key);
         if (cid !== made && !blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
         blocks.set(key, bytes);
         cids.set(key, cid);
@@ -1048,16 +1048,19 @@ export const makeDocuments = (powers: DocumentPowers) => {
         // Each block decoded once. Delegation records first, checked as records: versions name them.
         // Nothing else is stored before its version is taken.
         const records = new Map<string, unknown>();
+        // A record's links to the bundle's own blocks are decoded as the CIDs made above (their texts made once).
+        const links = new Map<number, CID>();
+        for (const cid of cids.values()) links.set(linkKey(cid), cid);
         for (const [key, bytes] of blocks) {
           // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
           const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
           if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
           try {
-            records.set(key, decode(bytes));
+            records.set(key, decodeKnowing(bytes, links));
           } catch {
             continue; // not a record: a value of some other shape, or junk no version names
           }
-          if (isDelegationRecord(records.get(key))) await store.putVerified(cids.get(key)!, bytes);
+          if (isDelegationRecord(records.get(key))) await store.putHashed(cids.get(key)!, bytes);
         }
         // Revocations first: a version written through a delegation after its revocation is known here is refused.
         for (const { notice, since } of bundle.revocations ?? []) {
@@ -1113,10 +1116,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason });
             continue;
           }
-          // What was sent is stored; a value or change that was not is here already.
+          // What was sent is stored (hashed to its CID as it arrived, above); a value or change that was not is here already.
           for (const cid of [version.cid, version.value, ...(version.by === 'change' && version.change ? [version.change] : [])]) {
             const sent = blocks.get(text(cid));
-            if (sent) await store.putVerified(cid, sent);
+            if (sent) await store.putHashed(cids.get(text(cid))!, sent);
           }
           versions.set(key, version);
           if (version.by === 'settle') settlements.push(version);
