@@ -51,6 +51,8 @@ export interface CheckPowers<S extends { readonly cid: CID }> {
   readonly held: (doc: string) => S | undefined;
   readonly parentsOf: (cid: CID) => readonly CID[];
   readonly rulesIn: (genesis: Genesis, cid: CID, lookup?: (key: string) => Version | undefined) => { readonly source: CID; readonly rules: Rules };
+  /** Whether a rules change of document `doc` has landed here (until one has, the genesis's rules hold at every version held). */
+  readonly ruled: (doc: CID) => boolean;
   readonly valueAt: (state: S, cid: CID) => Promise<GridValue>;
   readonly stepResult: (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue) => Promise<Outcome>;
 }
@@ -89,6 +91,8 @@ export const makeVersionChecks = <S extends { readonly cid: CID }>(deps: CheckPo
     const replayed = new Map<string, Replayed>();
     const sent = new Map(candidates.map((version) => [text(version.cid), version]));
     const lookup = (key: string) => versions.get(key) ?? sent.get(key);
+    // No rules change held here nor sent: the genesis's rules hold at every version, with no walk.
+    const genesisRules = deps.ruled(genesis.cid) || candidates.some((version) => version.by === 'rules') ? undefined : { source: genesis.cid, rules: { reducer: genesis.reducer, merges: genesis.merges } };
     const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
     // A change sent once and named by many versions is decoded once.
     const decodedChanges = new Map<string, GridValue>();
@@ -113,7 +117,7 @@ export const makeVersionChecks = <S extends { readonly cid: CID }>(deps: CheckPo
         const parent = first.parents[0]!;
         const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
         // Rules set by a version not yet taken (its consent unchecked) run nothing: its changes are replayed one at a time once it is taken.
-        const { source, rules } = rulesIn(genesis, parent, lookup);
+        const { source, rules } = genesisRules ?? rulesIn(genesis, parent, lookup);
         if (!source.equals(genesis.cid) && !versions.has(text(source))) continue;
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
         const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));

@@ -80,6 +80,8 @@ const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
 /** Most tips a bundle names (the haves a sync request carries). */
 export const MAX_TIPS = 32;
+/** Signatures a bundle's reader sends to the verifier thread at once, as it reads them. */
+const VERIFY_BATCH = 250;
 /** Past this many blocks, ingest readies the reducer's vat before it needs it. */
 const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -464,6 +466,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     held: (doc) => docs.get(doc),
     parentsOf,
     rulesIn,
+    ruled: (doc) => docs.get(text(doc))?.ruled === true,
     valueAt,
     stepResult,
   });
@@ -1045,42 +1048,45 @@ export const makeDocuments = (powers: DocumentPowers) => {
         // A large bundle: the reducer's vat is made ready (started, its closure loaded: an empty fold) while the blocks are decoded and read.
         if (blocks.size > WARM_BUNDLE_BLOCKS) void powers.run(genesis.reducer, [null, []], { fold: true }).catch(() => {});
         await loadHistory(held.heads);
-        // Each block decoded once. Delegation records first, checked as records: versions name them.
-        // Nothing else is stored before its version is taken.
-        const records = new Map<string, unknown>();
+        // Each block decoded once, in the order sent: delegation records (stored: versions name them) and
+        // versions (read, their signatures sent to be verified). Nothing else is stored before its version is taken.
+        const refused: Array<{ version: string; reason: string }> = [];
+        // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
+        const candidates: Version[] = [];
+        // Their signatures are verified off the main thread, VERIFY_BATCH at a time, each batch sent as soon as it
+        // is read: the verifier works while the rest are decoded and the reducer replays. No version is taken before its own verifies.
+        const verdicts: Array<Promise<Array<readonly [string, string]>>> = [];
+        let batch: SignedVersion[] = [];
+        const sendBatch = () => {
+          const statements = batch;
+          batch = [];
+          verdicts.push(
+            verifyMany(statements.map(({ signer, message, signature }) => [signer, message, signature] as const)).then((verdict) =>
+              statements.flatMap((statement, i) => (verdict[i] ? [] : [[text(statement.cid), signatureRefusal(statement).message] as const])),
+            ),
+          );
+        };
         // A record's links to the bundle's own blocks are decoded as the CIDs made above (their texts made once).
         const links = new Map<number, CID>();
         for (const cid of cids.values()) links.set(linkKey(cid), cid);
         for (const [key, bytes] of blocks) {
+          // The genesis and versions held here already are neither read nor taken again.
+          if (key === bundle.doc || versions.has(key)) continue;
           // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
           const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
           if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
+          let record: unknown;
           try {
-            records.set(key, decodeKnowing(bytes, links));
+            record = decodeKnowing(bytes, links);
           } catch {
             continue; // not a record: a value of some other shape, or junk no version names
           }
-          if (isDelegationRecord(records.get(key))) await store.putHashed(cids.get(key)!, bytes);
-        }
-        // Revocations first: a version written through a delegation after its revocation is known here is refused.
-        for (const { notice, since } of bundle.revocations ?? []) {
-          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
-          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
-          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
-          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
-            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
+          if (isDelegationRecord(record)) {
+            await store.putHashed(cids.get(key)!, bytes);
+            continue;
           }
-        }
-        const refused: Array<{ version: string; reason: string }> = [];
-        // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
-        const candidates: Version[] = [];
-        // The signatures are verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
-        const signed: SignedVersion[] = [];
-        for (const [key, bytes] of blocks) {
-          if (key === bundle.doc || versions.has(key)) continue;
           // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
-          const record = records.get(key) as { type?: unknown } | null | undefined;
-          if (record === null || typeof record !== 'object' || record.type !== 'version') continue;
+          if (record === null || typeof record !== 'object' || (record as { type?: unknown }).type !== 'version') continue;
           let read: ReturnType<typeof readVersionUnverified>;
           try {
             read = readVersionUnverified(cids.get(key)!, bytes, record);
@@ -1093,14 +1099,19 @@ export const makeDocuments = (powers: DocumentPowers) => {
             continue;
           }
           candidates.push(read.version);
-          if (read.signed) signed.push(read.signed);
+          if (read.signed && batch.push(read.signed) >= VERIFY_BATCH) sendBatch();
         }
-        const [replayed, unsigned] = await Promise.all([
-          replayChains(genesis, candidates, blocks),
-          verifyMany(signed.map(({ signer, message, signature }) => [signer, message, signature] as const)).then(
-            (verdicts) => new Map(signed.flatMap((statement, i) => (verdicts[i] ? [] : [[text(statement.cid), signatureRefusal(statement).message] as const]))),
-          ),
-        ]);
+        if (batch.length > 0) sendBatch();
+        // Revocations (their delegation records stored above) before any version is checked: a version written through a delegation after its revocation is known here is refused.
+        for (const { notice, since } of bundle.revocations ?? []) {
+          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
+          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
+          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
+          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
+            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
+          }
+        }
+        const [replayed, unsigned] = await Promise.all([replayChains(genesis, candidates, blocks), Promise.all(verdicts).then((refusals) => new Map(refusals.flat()))]);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
@@ -1122,6 +1133,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
             if (sent) await store.putHashed(cids.get(text(cid))!, sent);
           }
           versions.set(key, version);
+          // Its whole ancestry in memory when its parents' is: the next walk of history stops here.
+          if (version.parents.every((parent) => parent.equals(held.cid) || complete.has(text(parent)))) complete.add(key);
           if (version.by === 'settle') settlements.push(version);
           if (version.by === 'rules') journal.append({ kind: 'doc-rules', doc: text(held.cid), version: key });
           heads = headsWith(heads, version);
