@@ -32,7 +32,7 @@ import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { encode } from '../wire/index.js';
 import { decodeKnowing, linkKey, scan } from '../wire/cbor.js';
-import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
+import { ancestors, lowestCommonAncestor, MAX_WALK, WalkTooLong } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
 import { makeVersionChecks, memberList } from './checks.js';
 import {
@@ -947,25 +947,48 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const state = docs.get(doc);
       if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
       await loadHistory(state.heads);
+      // What the asker holds: every have held here and its ancestors, in one walk.
       const known = new Set<string>([doc]);
-      for (const have of haves) if (versions.has(have) && !known.has(have)) for (const key of ancestors(CID.parse(have), parentsOf).keys()) known.add(key);
-      // Parents first: a depth-first walk from the heads, each version after its parents.
+      const below: CID[] = [];
+      for (const have of haves) {
+        const version = versions.get(have);
+        if (!version || known.has(have)) continue;
+        known.add(have);
+        below.push(version.cid);
+      }
+      for (let next = below.pop(); next; next = below.pop()) {
+        for (const parent of parentsOf(next)) {
+          const key = text(parent);
+          if (known.has(key)) continue;
+          if (known.size > MAX_WALK) throw new WalkTooLong(`a document's history is walked at most ${MAX_WALK} versions deep`);
+          known.add(key);
+          below.push(parent);
+        }
+      }
+      // Parents first: a depth-first walk from the heads, each version after its parents, until one more than fits is placed.
       const order: Version[] = [];
       const placed = new Set<string>(known);
       const visit = (start: CID) => {
-        const stack: Array<{ cid: CID; expanded: boolean }> = [{ cid: start, expanded: false }];
-        while (stack.length > 0) {
-          const top = stack.pop()!;
-          const key = text(top.cid);
+        const stack: CID[] = [start];
+        const expanded: boolean[] = [false];
+        while (stack.length > 0 && order.length <= maxVersions) {
+          const cid = stack.pop()!;
+          const done = expanded.pop()!;
+          const key = text(cid);
           if (placed.has(key)) continue;
           const version = versions.get(key)!;
-          if (top.expanded) {
+          if (done) {
             placed.add(key);
             order.push(version);
             continue;
           }
-          stack.push({ cid: top.cid, expanded: true });
-          for (const parent of version.parents) if (!placed.has(text(parent))) stack.push({ cid: parent, expanded: false });
+          stack.push(cid);
+          expanded.push(true);
+          for (const parent of version.parents) {
+            if (placed.has(text(parent))) continue;
+            stack.push(parent);
+            expanded.push(false);
+          }
         }
       };
       for (const head of sortCids(state.heads)) visit(head);
