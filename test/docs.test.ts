@@ -108,6 +108,40 @@ test('two replicas edit apart and converge through the json merge', async (t) =>
   t.is((merged as { items: unknown[] }).items.length, 2);
 });
 
+test('a branched history sent in small bundles (each naming the tips it ends at, as sync asks) arrives parents first, every version once', async (t) => {
+  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  for (let i = 0; i < 4; i++) valueOf(await alice.docs.apply(doc.write, { add: `a${i}` }));
+  for (let i = 0; i < 3; i++) valueOf(await bob.docs.apply(bobWrite, { add: `b${i}` }));
+  await sync(bob, alice, doc.doc);
+  valueOf(await alice.docs.apply(doc.write, { add: 'after the merge' }));
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => carol.close());
+  await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+  let tips: readonly string[] = [];
+  let pages = 0;
+  const before = new Set<string>([doc.doc]);
+  for (;;) {
+    const bundle = await alice.docs.bundle(doc.doc, [...tips, ...(await carol.syncHaves(doc.doc, 32))], 3);
+    pages += 1;
+    const versions = bundle.blocks.filter(([, bytes]) => (decode(bytes) as { type?: string }).type === 'version').map(([key, bytes]) => readVersion(CID.parse(key), bytes));
+    t.true(versions.length <= 3);
+    // Parents first: each version's parents came in an earlier bundle or before it in this one.
+    for (const version of versions) {
+      for (const parent of version.parents) t.true(before.has(parent.toString()), `a parent of ${version.cid} came first`);
+      before.add(version.cid.toString());
+    }
+    // (A page may end with two branches' heads, which the replica merges meanwhile: its own merge, not one sent.)
+    t.like(await carol.docs.ingest(bundle, alice.principal), { refused: [] }, `page ${pages}`);
+    if (!bundle.more) break;
+    if (pages >= 6) return t.fail('the pages do not end');
+    tips = bundle.tips ?? [];
+  }
+  // Nine versions (four, three, their merge, one after) three at a time; one page more where the replica's own merge hid a branch from its haves.
+  t.true(pages === 3 || pages === 4, `${pages} pages`);
+  t.is(before.size - 1, 9, 'every version, once');
+  t.true(carol.docs.held()[0]!.heads.every((head) => head !== doc.doc));
+});
+
 test('a conflict no step merges waits for a person; the settlement reaches the other replica', async (t) => {
   const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'budget.js', ['json'], { total: 100, lines: {} });
   valueOf(await alice.docs.apply(doc.write, { set: 120 }));
