@@ -270,6 +270,56 @@ test('a bad version in the middle of a bundle is refused with its reason; those 
   t.regex(await offer('change'), /the reducer refuses its change/);
 });
 
+test('a long bundle is checked in parts as it is read: a bad version past the first parts is refused, those before it taken, those after it not', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  t.teardown(() => alice.close());
+  const doc = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  const honest = await alice.docs.bundle(doc.doc, []);
+  const COUNT = 610;
+  const BAD = 520; // past the first part replayed (500) and the first two batches of signatures (250 each)
+  const block = (value: GridValue) => {
+    const bytes = encodeValue(value);
+    return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
+  };
+  const offer = async (spoil: 'signature' | 'value') => {
+    const blocks: Array<readonly [string, Uint8Array]> = [...honest.blocks];
+    let parent = CID.parse(doc.doc);
+    const ids: string[] = [];
+    for (let index = 0; index < COUNT; index++) {
+      const bad = index === BAD;
+      // An item added, then removed: the list stays short.
+      const added = index % 2 === 0;
+      const change = block(added ? { add: `item ${index}` } : { remove: `item ${index - 1}` });
+      const value = block(bad && spoil === 'value' ? { items: [{ text: 'free money', done: false }] } : { items: added ? [{ text: `item ${index}`, done: false }] : [] });
+      let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [parent], value: value.cid, by: 'change', change: change.cid, at: Date.now() }, aliceIdentity);
+      if (bad && spoil === 'signature') {
+        const record = decode(bytes) as { sig: Uint8Array };
+        bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
+      }
+      const cid = blockCid(bytes, DAG_CBOR_CODEC);
+      blocks.push([value.cid.toString(), value.bytes], [change.cid.toString(), change.bytes], [cid.toString(), bytes]);
+      ids.push(cid.toString());
+      parent = cid;
+    }
+    const carol = await openKernel({ memory: true });
+    t.teardown(() => carol.close());
+    await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+    const result = await carol.docs.ingest({ doc: doc.doc, blocks, more: false }, alice.principal);
+    t.is(result.accepted, BAD, `${spoil}: ${result.refused[0]?.reason}`);
+    t.deepEqual(carol.docs.held()[0]!.heads, [ids[BAD - 1]], spoil);
+    t.deepEqual(
+      result.refused.map((refusal) => refusal.version),
+      ids.slice(BAD),
+      spoil,
+    );
+    t.regex(result.refused.at(-1)!.reason, new RegExp(`its parent ${ids.at(-2)} is missing`), spoil);
+    return result.refused[0]!.reason;
+  };
+  t.regex(await offer('signature'), /signature does not verify for author/);
+  t.regex(await offer('value'), /its value does not follow from its parent and change/);
+});
+
 test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {
   const home = await tempDir(t);
   const kernel = await openKernel({ home, create: true });

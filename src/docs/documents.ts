@@ -34,7 +34,7 @@ import { encode } from '../wire/index.js';
 import { decodeKnowing, linkKey, scan } from '../wire/cbor.js';
 import { ancestors, lowestCommonAncestor, MAX_WALK, WalkTooLong } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
-import { makeVersionChecks, memberList } from './checks.js';
+import { makeVersionChecks, memberList, type Replayed } from './checks.js';
 import {
   conflictToken,
   DocumentError,
@@ -82,6 +82,8 @@ export const MAX_BUNDLE_VERSIONS = 2000;
 export const MAX_TIPS = 32;
 /** Signatures a bundle's reader sends to the verifier thread at once, as it reads them. */
 const VERIFY_BATCH = 250;
+/** Versions a bundle's reader hands the reducer to replay at once, as it reads them. */
+const REPLAY_PART = 500;
 /** Past this many blocks, ingest readies the reducer's vat before it needs it. */
 const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -1089,6 +1091,13 @@ export const makeDocuments = (powers: DocumentPowers) => {
             ),
           );
         };
+        // The reducer replays them REPLAY_PART at a time as they are read (the vat works while the rest are decoded).
+        const replays: Array<Promise<Map<string, Replayed>>> = [];
+        let replayedTo = 0;
+        const replayPart = () => {
+          replays.push(replayChains(genesis, candidates, blocks, replayedTo, candidates.length));
+          replayedTo = candidates.length;
+        };
         // A record's links to the bundle's own blocks are decoded as the CIDs made above (their texts made once).
         const links = new Map<number, CID>();
         for (const cid of cids.values()) links.set(linkKey(cid), cid);
@@ -1123,8 +1132,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
           }
           candidates.push(read.version);
           if (read.signed && batch.push(read.signed) >= VERIFY_BATCH) sendBatch();
+          if (candidates.length - replayedTo >= REPLAY_PART) {
+            replayPart();
+            // A turn for the replay just started to reach its vat.
+            await new Promise<void>((resolve) => (powers.soon ?? setImmediate)(resolve));
+          }
         }
         if (batch.length > 0) sendBatch();
+        if (candidates.length > replayedTo) replayPart();
         // Revocations (their delegation records stored above) before any version is checked: a version written through a delegation after its revocation is known here is refused.
         for (const { notice, since } of bundle.revocations ?? []) {
           if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
@@ -1134,7 +1149,10 @@ export const makeDocuments = (powers: DocumentPowers) => {
             journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
           }
         }
-        const [replayed, unsigned] = await Promise.all([replayChains(genesis, candidates, blocks), Promise.all(verdicts).then((refusals) => new Map(refusals.flat()))]);
+        const [replayed, unsigned] = await Promise.all([
+          Promise.all(replays).then((parts) => new Map(parts.flatMap((part) => [...part]))),
+          Promise.all(verdicts).then((refusals) => new Map(refusals.flat())),
+        ]);
         let accepted = 0;
         let heads = held.heads;
         const settlements: Version[] = [];
