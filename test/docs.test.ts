@@ -108,6 +108,40 @@ test('two replicas edit apart and converge through the json merge', async (t) =>
   t.is((merged as { items: unknown[] }).items.length, 2);
 });
 
+test('a branched history sent in small bundles (each naming the tips it ends at, as sync asks) arrives parents first, every version once', async (t) => {
+  const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'todo.js', ['json'], { items: [] });
+  for (let i = 0; i < 4; i++) valueOf(await alice.docs.apply(doc.write, { add: `a${i}` }));
+  for (let i = 0; i < 3; i++) valueOf(await bob.docs.apply(bobWrite, { add: `b${i}` }));
+  await sync(bob, alice, doc.doc);
+  valueOf(await alice.docs.apply(doc.write, { add: 'after the merge' }));
+  const carol = await openKernel({ memory: true });
+  t.teardown(() => carol.close());
+  await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+  let tips: readonly string[] = [];
+  let pages = 0;
+  const before = new Set<string>([doc.doc]);
+  for (;;) {
+    const bundle = await alice.docs.bundle(doc.doc, [...tips, ...(await carol.syncHaves(doc.doc, 32))], 3);
+    pages += 1;
+    const versions = bundle.blocks.filter(([, bytes]) => (decode(bytes) as { type?: string }).type === 'version').map(([key, bytes]) => readVersion(CID.parse(key), bytes));
+    t.true(versions.length <= 3);
+    // Parents first: each version's parents came in an earlier bundle or before it in this one.
+    for (const version of versions) {
+      for (const parent of version.parents) t.true(before.has(parent.toString()), `a parent of ${version.cid} came first`);
+      before.add(version.cid.toString());
+    }
+    // (A page may end with two branches' heads, which the replica merges meanwhile: its own merge, not one sent.)
+    t.like(await carol.docs.ingest(bundle, alice.principal), { refused: [] }, `page ${pages}`);
+    if (!bundle.more) break;
+    if (pages >= 6) return t.fail('the pages do not end');
+    tips = bundle.tips ?? [];
+  }
+  // Nine versions (four, three, their merge, one after) three at a time; one page more where the replica's own merge hid a branch from its haves.
+  t.true(pages === 3 || pages === 4, `${pages} pages`);
+  t.is(before.size - 1, 9, 'every version, once');
+  t.true(carol.docs.held()[0]!.heads.every((head) => head !== doc.doc));
+});
+
 test('a conflict no step merges waits for a person; the settlement reaches the other replica', async (t) => {
   const { alice, bob, doc, bobWrite } = await twoReplicas(t, 'budget.js', ['json'], { total: 100, lines: {} });
   valueOf(await alice.docs.apply(doc.write, { set: 120 }));
@@ -234,6 +268,56 @@ test('a bad version in the middle of a bundle is refused with its reason; those 
   t.regex(await offer('signature'), /signature does not verify for author/);
   t.regex(await offer('value'), /its value does not follow from its parent and change/);
   t.regex(await offer('change'), /the reducer refuses its change/);
+});
+
+test('a long bundle is checked in parts as it is read: a bad version past the first parts is refused, those before it taken, those after it not', async (t) => {
+  const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
+  const alice = await openKernel({ memory: true, identity: aliceIdentity });
+  t.teardown(() => alice.close());
+  const doc = await createDoc(alice, 'todo.js', ['json'], { items: [] });
+  const honest = await alice.docs.bundle(doc.doc, []);
+  const COUNT = 610;
+  const BAD = 520; // past the first part replayed (500) and the first two batches of signatures (250 each)
+  const block = (value: GridValue) => {
+    const bytes = encodeValue(value);
+    return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
+  };
+  const offer = async (spoil: 'signature' | 'value') => {
+    const blocks: Array<readonly [string, Uint8Array]> = [...honest.blocks];
+    let parent = CID.parse(doc.doc);
+    const ids: string[] = [];
+    for (let index = 0; index < COUNT; index++) {
+      const bad = index === BAD;
+      // An item added, then removed: the list stays short.
+      const added = index % 2 === 0;
+      const change = block(added ? { add: `item ${index}` } : { remove: `item ${index - 1}` });
+      const value = block(bad && spoil === 'value' ? { items: [{ text: 'free money', done: false }] } : { items: added ? [{ text: `item ${index}`, done: false }] : [] });
+      let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [parent], value: value.cid, by: 'change', change: change.cid, at: Date.now() }, aliceIdentity);
+      if (bad && spoil === 'signature') {
+        const record = decode(bytes) as { sig: Uint8Array };
+        bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
+      }
+      const cid = blockCid(bytes, DAG_CBOR_CODEC);
+      blocks.push([value.cid.toString(), value.bytes], [change.cid.toString(), change.bytes], [cid.toString(), bytes]);
+      ids.push(cid.toString());
+      parent = cid;
+    }
+    const carol = await openKernel({ memory: true });
+    t.teardown(() => carol.close());
+    await adopt(alice, carol, await alice.docs.closuresOf(doc.doc));
+    const result = await carol.docs.ingest({ doc: doc.doc, blocks, more: false }, alice.principal);
+    t.is(result.accepted, BAD, `${spoil}: ${result.refused[0]?.reason}`);
+    t.deepEqual(carol.docs.held()[0]!.heads, [ids[BAD - 1]], spoil);
+    t.deepEqual(
+      result.refused.map((refusal) => refusal.version),
+      ids.slice(BAD),
+      spoil,
+    );
+    t.regex(result.refused.at(-1)!.reason, new RegExp(`its parent ${ids.at(-2)} is missing`), spoil);
+    return result.refused[0]!.reason;
+  };
+  t.regex(await offer('signature'), /signature does not verify for author/);
+  t.regex(await offer('value'), /its value does not follow from its parent and change/);
 });
 
 test('a governed document changes by proposal: members vote once, signed; the quorum carries or breaks it', async (t) => {

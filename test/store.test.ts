@@ -130,6 +130,20 @@ for (const [kind, open] of stores) {
     await t.throwsAsync(store.put('hello' as never), { instanceOf: TypeError });
   });
 
+  test(`${kind}: putHashed stores bytes the caller hashed without hashing them again, as a copy; get still re-hashes them`, async (t) => {
+    const store = await open(t);
+    const bytes = utf8('hashed by the caller');
+    const cid = blockCid(bytes, 0x71);
+    await store.putHashed(cid, bytes);
+    bytes[0] = 0;
+    t.deepEqual(await store.get(cid), utf8('hashed by the caller'), 'a copy was stored');
+    // A caller that broke its word (bytes that are not the CID's) stores nothing that a read hands out.
+    const lie = blockCid(utf8('something else'), 0x71);
+    await store.putHashed(lie, utf8('not those bytes'));
+    t.is(await codeOf(t, store.get(lie)), 'ERR_CORRUPT');
+    await t.throwsAsync(store.putHashed(cid, 'bytes' as never), { instanceOf: TypeError });
+  });
+
   test(`${kind}: stored bytes are copies, in and out (Buffers included)`, async (t) => {
     const store = await open(t);
     const bytes = new Uint8Array([1, 2, 3]);

@@ -4,7 +4,7 @@ import { CID } from 'multiformats/cid';
 import { encode as cborgEncode, rfc8949EncodeOptions } from 'cborg';
 import { decode, decodeMessage, encode, encodeMessage, isMessage, WireError, DEFAULT_LIMITS } from '../src/wire/index.js';
 import { blockCid } from '../src/store/index.js';
-import { encodeFlatMap, encodeLinkForm, LinkBytes } from '../src/wire/cbor.js';
+import { decodeKnowing, encodeFlatMap, encodeLinkForm, linkKey, LinkBytes } from '../src/wire/cbor.js';
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
@@ -439,4 +439,22 @@ test('property: flat values are read (or refused) as the codec reads them', (t) 
   t.is(t.throws(() => decode(encode([1, 2, 3]), { maxItems: 3 }), { instanceOf: WireError })?.code, 'ERR_TOO_MANY_ITEMS');
   t.is(t.throws(() => decode(encode([token]), { maxDepth: 1 }), { instanceOf: WireError })?.code, 'ERR_TOO_DEEP');
   t.deepEqual(decode(encode([1, 2, 3]), { maxItems: 4 }), [1, 2, 3]);
+});
+
+test('decodeKnowing gives a known link as the CID held, a link to anything else as decode does, and refuses what decode refuses', (t) => {
+  const held = blockCid(new TextEncoder().encode('held'), 0x71);
+  const other = blockCid(new TextEncoder().encode('other'), 0x71);
+  const known = new Map([[linkKey(held), held]]);
+  const bytes = encode({ a: held, b: [other, held] });
+  const value = decodeKnowing(bytes, known) as { a: CID; b: CID[] };
+  t.is(value.a, held, 'the very CID held');
+  t.is(value.b[1], held);
+  t.true(value.b[0]!.equals(other));
+  t.deepEqual(value, decode(bytes));
+  // A held CID under another's key is not taken for it: the bytes decide.
+  const decoy = new Map([[linkKey(other), held]]);
+  t.true((decodeKnowing(encode({ a: other }), decoy) as { a: CID }).a.equals(other));
+  t.throws(() => decodeKnowing(Uint8Array.of(0xa1, 0x61, 0x61), known), { instanceOf: WireError });
+  // Outside decodeKnowing nothing is known: decode makes its own.
+  t.not((decode(encode({ a: CID.parse(held.toString()) })) as { a: CID }).a, held);
 });

@@ -51,6 +51,8 @@ export interface CheckPowers<S extends { readonly cid: CID }> {
   readonly held: (doc: string) => S | undefined;
   readonly parentsOf: (cid: CID) => readonly CID[];
   readonly rulesIn: (genesis: Genesis, cid: CID, lookup?: (key: string) => Version | undefined) => { readonly source: CID; readonly rules: Rules };
+  /** Whether a rules change of document `doc` has landed here (until one has, the genesis's rules hold at every version held). */
+  readonly ruled: (doc: CID) => boolean;
   readonly valueAt: (state: S, cid: CID) => Promise<GridValue>;
   readonly stepResult: (step: MergeStep, base: GridValue, ours: GridValue, theirs: GridValue) => Promise<Outcome>;
 }
@@ -84,11 +86,15 @@ export const makeVersionChecks = <S extends { readonly cid: CID }>(deps: CheckPo
    * What the reducer makes of each received change, chains of changes in
    * one vat hop each (a fold): the value's CID, or why the reducer refused.
    * A change missing here (its chain could not be folded) is replayed alone.
+   * Only the candidates from `from` to `to` are replayed (those before them
+   * are looked up as parents): a bundle is replayed a part at a time as it is read.
    */
-  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>): Promise<Map<string, Replayed>> => {
+  const replayChains = async (genesis: Genesis, candidates: readonly Version[], blocks: ReadonlyMap<string, Uint8Array>, from = 0, to = candidates.length): Promise<Map<string, Replayed>> => {
     const replayed = new Map<string, Replayed>();
-    const sent = new Map(candidates.map((version) => [text(version.cid), version]));
+    const sent = new Map(candidates.slice(0, to).map((version) => [text(version.cid), version]));
     const lookup = (key: string) => versions.get(key) ?? sent.get(key);
+    // No rules change held here nor sent: the genesis's rules hold at every version, with no walk.
+    const genesisRules = deps.ruled(genesis.cid) || [...sent.values()].some((version) => version.by === 'rules') ? undefined : { source: genesis.cid, rules: { reducer: genesis.reducer, merges: genesis.merges } };
     const blockOf = async (cid: CID) => blocks.get(text(cid)) ?? (await store.get(cid));
     // A change sent once and named by many versions is decoded once.
     const decodedChanges = new Map<string, GridValue>();
@@ -97,23 +103,23 @@ export const makeVersionChecks = <S extends { readonly cid: CID }>(deps: CheckPo
       if (value === undefined) decodedChanges.set(text(cid), (value = decodeValue(await blockOf(cid))));
       return value;
     };
-    let index = 0;
-    while (index < candidates.length) {
+    let index = from;
+    while (index < to) {
       const first = candidates[index]!;
       if (first.by !== 'change' || first.parents.length !== 1 || !first.change) {
         index += 1;
         continue;
       }
       const chain = [first];
-      for (let next = candidates[index + chain.length]; next && next.by === 'change' && next.change && chain.length < MAX_FOLD && next.parents.length === 1 && next.parents[0]!.equals(chain.at(-1)!.cid); next = candidates[index + chain.length]) {
+      for (let next = index + chain.length < to ? candidates[index + chain.length] : undefined; next && next.by === 'change' && next.change && chain.length < MAX_FOLD && next.parents.length === 1 && next.parents[0]!.equals(chain.at(-1)!.cid); next = index + chain.length < to ? candidates[index + chain.length] : undefined) {
         chain.push(next);
       }
       index += chain.length;
       try {
         const parent = first.parents[0]!;
-        const base = versions.get(text(parent)) ?? candidates.find((v) => v.cid.equals(parent));
+        const base = versions.get(text(parent)) ?? sent.get(text(parent));
         // Rules set by a version not yet taken (its consent unchecked) run nothing: its changes are replayed one at a time once it is taken.
-        const { source, rules } = rulesIn(genesis, parent, lookup);
+        const { source, rules } = genesisRules ?? rulesIn(genesis, parent, lookup);
         if (!source.equals(genesis.cid) && !versions.has(text(source))) continue;
         const baseValue = decodeValue(await blockOf(base ? base.value : genesis.init));
         const changes = await Promise.all(chain.map((version) => changeOf((version as { change: CID }).change)));

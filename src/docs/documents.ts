@@ -30,11 +30,11 @@ import { concatBytes, verify, verifyMany, type Identity } from '../identity/iden
 import type { Entry, Journal } from '../journal/journal.js';
 import type { RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
-import { decode, encode } from '../wire/index.js';
-import { encodeFlat, scan } from '../wire/cbor.js';
-import { ancestors, lowestCommonAncestor, MAX_WALK } from './dag.js';
+import { encode } from '../wire/index.js';
+import { decodeKnowing, encodeFlat, linkKey, scan } from '../wire/cbor.js';
+import { ancestors, lowestCommonAncestor, MAX_WALK, WalkTooLong } from './dag.js';
 import { describeQuorum, makeProposals, quorumToWire, type Carried, type Governance, type ProposalsSnapshot } from './governance.js';
-import { makeVersionChecks, memberList } from './checks.js';
+import { makeVersionChecks, memberList, type Replayed } from './checks.js';
 import {
   conflictToken,
   DocumentError,
@@ -80,6 +80,10 @@ const MAX_LOG = 1000;
 export const MAX_BUNDLE_VERSIONS = 2000;
 /** Most tips a bundle names (the haves a sync request carries). */
 export const MAX_TIPS = 32;
+/** Signatures a bundle's reader sends to the verifier thread at once, as it reads them. */
+const VERIFY_BATCH = 250;
+/** Versions a bundle's reader hands the reducer to replay at once, as it reads them. */
+const REPLAY_PART = 500;
 /** Past this many blocks, ingest readies the reducer's vat before it needs it. */
 const WARM_BUNDLE_BLOCKS = 64;
 /** Decoded values kept for reads (each document's current one, mostly). */
@@ -472,6 +476,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     held: (doc) => docs.get(doc),
     parentsOf,
     rulesIn,
+    ruled: (doc) => docs.get(text(doc))?.ruled === true,
     valueAt,
     stepResult,
   });
@@ -954,25 +959,48 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const state = docs.get(doc);
       if (!state) throw new DocumentError('ERR_NO_DOCUMENT', `this node does not hold document ${doc}`);
       await loadHistory(state.heads);
+      // What the asker holds: every have held here and its ancestors, in one walk.
       const known = new Set<string>([doc]);
-      for (const have of haves) if (versions.has(have) && !known.has(have)) for (const key of ancestors(CID.parse(have), parentsOf).keys()) known.add(key);
-      // Parents first: a depth-first walk from the heads, each version after its parents.
+      const below: CID[] = [];
+      for (const have of haves) {
+        const version = versions.get(have);
+        if (!version || known.has(have)) continue;
+        known.add(have);
+        below.push(version.cid);
+      }
+      for (let next = below.pop(); next; next = below.pop()) {
+        for (const parent of parentsOf(next)) {
+          const key = text(parent);
+          if (known.has(key)) continue;
+          if (known.size > MAX_WALK) throw new WalkTooLong(`a document's history is walked at most ${MAX_WALK} versions deep`);
+          known.add(key);
+          below.push(parent);
+        }
+      }
+      // Parents first: a depth-first walk from the heads, each version after its parents, until one more than fits is placed.
       const order: Version[] = [];
       const placed = new Set<string>(known);
       const visit = (start: CID) => {
-        const stack: Array<{ cid: CID; expanded: boolean }> = [{ cid: start, expanded: false }];
-        while (stack.length > 0) {
-          const top = stack.pop()!;
-          const key = text(top.cid);
+        const stack: CID[] = [start];
+        const expanded: boolean[] = [false];
+        while (stack.length > 0 && order.length <= maxVersions) {
+          const cid = stack.pop()!;
+          const done = expanded.pop()!;
+          const key = text(cid);
           if (placed.has(key)) continue;
           const version = versions.get(key)!;
-          if (top.expanded) {
+          if (done) {
             placed.add(key);
             order.push(version);
             continue;
           }
-          stack.push({ cid: top.cid, expanded: true });
-          for (const parent of version.parents) if (!placed.has(text(parent))) stack.push({ cid: parent, expanded: false });
+          stack.push(cid);
+          expanded.push(true);
+          for (const parent of version.parents) {
+            if (placed.has(text(parent))) continue;
+            stack.push(parent);
+            expanded.push(false);
+          }
         }
       };
       for (const head of sortCids(state.heads)) visit(head);
@@ -1033,7 +1061,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       for (const [key, bytes] of bundle.blocks) {
         // Most blocks are dag-cbor: their CID made and printed costs less than the key parsed.
         const made = blockCid(bytes, DAG_CBOR_CODEC);
-        const cid = made.toString() === key ? made : CID.parse(key);
+        const cid = text(made) === key ? made : CID.parse(key);
         if (cid !== made && !blockCid(bytes, cid.code, 'sha2-256').equals(cid)) throw new DocumentError('ERR_MISMATCH', `block ${key} does not hash to its CID`);
         blocks.set(key, bytes);
         cids.set(key, cid);
@@ -1055,39 +1083,52 @@ export const makeDocuments = (powers: DocumentPowers) => {
         // A large bundle: the reducer's vat is made ready (started, its closure loaded: an empty fold) while the blocks are decoded and read.
         if (blocks.size > WARM_BUNDLE_BLOCKS) void powers.run(genesis.reducer, [null, []], { fold: true }).catch(() => {});
         await loadHistory(held.heads);
-        // Each block decoded once. Delegation records first, checked as records: versions name them.
-        // Nothing else is stored before its version is taken.
-        const records = new Map<string, unknown>();
-        for (const [key, bytes] of blocks) {
-          // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
-          const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-          if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
-          try {
-            records.set(key, decode(bytes));
-          } catch {
-            continue; // not a record: a value of some other shape, or junk no version names
-          }
-          if (isDelegationRecord(records.get(key))) await store.putVerified(cids.get(key)!, bytes);
-        }
-        // Revocations first: a version written through a delegation after its revocation is known here is refused.
-        for (const { notice, since } of bundle.revocations ?? []) {
-          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
-          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
-          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
-          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
-            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
-          }
-        }
+        // Each block decoded once, in the order sent: delegation records (stored: versions name them) and
+        // versions (read, their signatures sent to be verified). Nothing else is stored before its version is taken.
         const refused: Array<{ version: string; reason: string }> = [];
         // The versions sent, in the order sent (parents first); anything else is a value, a change or a delegation.
         const candidates: Version[] = [];
-        // The signatures are verified off the main thread, all at once, while the reducer replays the changes; no version is taken before its own verifies.
-        const signed: SignedVersion[] = [];
+        // Their signatures are verified off the main thread, VERIFY_BATCH at a time, each batch sent as soon as it
+        // is read: the verifier works while the rest are decoded and the reducer replays. No version is taken before its own verifies.
+        const verdicts: Array<Promise<Array<readonly [string, string]>>> = [];
+        let batch: SignedVersion[] = [];
+        const sendBatch = () => {
+          const statements = batch;
+          batch = [];
+          verdicts.push(
+            verifyMany(statements.map(({ signer, message, signature }) => [signer, message, signature] as const)).then((verdict) =>
+              statements.flatMap((statement, i) => (verdict[i] ? [] : [[text(statement.cid), signatureRefusal(statement).message] as const])),
+            ),
+          );
+        };
+        // The reducer replays them REPLAY_PART at a time as they are read (the vat works while the rest are decoded).
+        const replays: Array<Promise<Map<string, Replayed>>> = [];
+        let replayedTo = 0;
+        const replayPart = () => {
+          replays.push(replayChains(genesis, candidates, blocks, replayedTo, candidates.length));
+          replayedTo = candidates.length;
+        };
+        // A record's links to the bundle's own blocks are decoded as the CIDs made above (their texts made once).
+        const links = new Map<number, CID>();
+        for (const cid of cids.values()) links.set(linkKey(cid), cid);
         for (const [key, bytes] of blocks) {
+          // The genesis and versions held here already are neither read nor taken again.
           if (key === bundle.doc || versions.has(key)) continue;
+          // Only a version or a delegation record is read here: a block whose bytes hold neither mark (most values) cannot be one.
+          const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+          if (!RECORD_MARKS.some((mark) => view.includes(mark))) continue;
+          let record: unknown;
+          try {
+            record = decodeKnowing(bytes, links);
+          } catch {
+            continue; // not a record: a value of some other shape, or junk no version names
+          }
+          if (isDelegationRecord(record)) {
+            await store.putHashed(cids.get(key)!, bytes);
+            continue;
+          }
           // A record of type `version` means to be one: a bad one is refused rather than taken for a value.
-          const record = records.get(key) as { type?: unknown } | null | undefined;
-          if (record === null || typeof record !== 'object' || record.type !== 'version') continue;
+          if (record === null || typeof record !== 'object' || (record as { type?: unknown }).type !== 'version') continue;
           let read: ReturnType<typeof readVersionUnverified>;
           try {
             read = readVersionUnverified(cids.get(key)!, bytes, record);
@@ -1100,13 +1141,27 @@ export const makeDocuments = (powers: DocumentPowers) => {
             continue;
           }
           candidates.push(read.version);
-          if (read.signed) signed.push(read.signed);
+          if (read.signed && batch.push(read.signed) >= VERIFY_BATCH) sendBatch();
+          if (candidates.length - replayedTo >= REPLAY_PART) {
+            replayPart();
+            // A turn for the replay just started to reach its vat.
+            await new Promise<void>((resolve) => (powers.soon ?? setImmediate)(resolve));
+          }
+        }
+        if (batch.length > 0) sendBatch();
+        if (candidates.length > replayedTo) replayPart();
+        // Revocations (their delegation records stored above) before any version is checked: a version written through a delegation after its revocation is known here is refused.
+        for (const { notice, since } of bundle.revocations ?? []) {
+          if (!(await powers.hearRevocation(notice, from).catch(() => false)) && !powers.revokedAt(notice.token)) continue;
+          // Its revoker's date, if it signed one, not in the future, and no later than this node's own.
+          const known = revokedSince.get(notice.token)?.since ?? Number.POSITIVE_INFINITY;
+          if (since && since.at < known && since.at <= clock() && verify(notice.by, revokedAtStatement(notice.token, since.at), since.signature)) {
+            journal.append({ kind: 'revoked-at', token: notice.token, since: since.at, by: notice.by, signature: since.signature });
+          }
         }
         const [replayed, unsigned] = await Promise.all([
-          replayChains(genesis, candidates, blocks),
-          verifyMany(signed.map(({ signer, message, signature }) => [signer, message, signature] as const)).then(
-            (verdicts) => new Map(signed.flatMap((statement, i) => (verdicts[i] ? [] : [[text(statement.cid), signatureRefusal(statement).message] as const]))),
-          ),
+          Promise.all(replays).then((parts) => new Map(parts.flatMap((part) => [...part]))),
+          Promise.all(verdicts).then((refusals) => new Map(refusals.flat())),
         ]);
         let accepted = 0;
         let heads = held.heads;
@@ -1123,12 +1178,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
             refused.push({ version: key, reason });
             continue;
           }
-          // What was sent is stored; a value or change that was not is here already.
+          // What was sent is stored (hashed to its CID as it arrived, above); a value or change that was not is here already.
           for (const cid of [version.cid, version.value, ...(version.by === 'change' && version.change ? [version.change] : [])]) {
             const sent = blocks.get(text(cid));
-            if (sent) await store.putVerified(cid, sent);
+            if (sent) await store.putHashed(cids.get(text(cid))!, sent);
           }
           versions.set(key, version);
+          // Its whole ancestry in memory when its parents' is: the next walk of history stops here.
+          if (version.parents.every((parent) => parent.equals(held.cid) || complete.has(text(parent)))) complete.add(key);
           if (version.by === 'settle') settlements.push(version);
           if (version.by === 'rules') journal.append({ kind: 'doc-rules', doc: text(held.cid), version: key });
           heads = headsWith(heads, version);

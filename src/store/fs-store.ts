@@ -161,6 +161,12 @@ export const openFsBlockStore = (dir: string, options: FsBlockStoreOptions = {})
       if (!verifyBlock(checked, copy)) throw new StoreError('ERR_MISMATCH', `bytes do not hash to ${checked}`);
       await write(checked, copy);
     },
+    async putHashed(cid, bytes) {
+      const checked = asCid(cid);
+      if (!(bytes instanceof Uint8Array)) throw new TypeError(`store: block must be a Uint8Array (got ${quote(bytes)})`);
+      if (bytes.length > maxBlockBytes) throw tooLarge(bytes.length, checked);
+      await write(checked, new Uint8Array(bytes));
+    },
     async get(cid) {
       const checked = asCid(cid);
       const path = blockPath(dir, checked);

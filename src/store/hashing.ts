@@ -118,22 +118,28 @@ export const blockCidBytes = (bytes: Uint8Array, codec: number, hash: HashName =
   return out;
 };
 
-const BASE32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+const BASE32_CODES = Uint8Array.from('abcdefghijklmnopqrstuvwxyz234567', (c) => c.charCodeAt(0));
+/** Where base32Text writes its characters (a CID's text is ~60), read out as one flat string. */
+let base32Out = Buffer.allocUnsafeSlow(128);
 /** RFC 4648 base32, lowercase, unpadded, behind multibase's `b`: what multiformats' `base32.encode` gives, made in one piece. */
 const base32Text = (bytes: Uint8Array): string => {
-  const chars: string[] = ['b'];
+  const length = 1 + Math.ceil((bytes.length * 8) / 5);
+  if (length > base32Out.length) base32Out = Buffer.allocUnsafeSlow(length);
+  const out = base32Out;
+  out[0] = 0x62; // 'b'
+  let n = 1;
   let buffer = 0;
   let bits = 0;
-  for (const byte of bytes) {
-    buffer = ((buffer << 8) | byte) & 0xfff;
+  for (let i = 0; i < bytes.length; i++) {
+    buffer = ((buffer << 8) | bytes[i]!) & 0xfff;
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
-      chars.push(BASE32_ALPHABET[(buffer >> bits) & 31]!);
+      out[n++] = BASE32_CODES[(buffer >> bits) & 31]!;
     }
   }
-  if (bits > 0) chars.push(BASE32_ALPHABET[(buffer << (5 - bits)) & 31]!);
-  return chars.join('');
+  if (bits > 0) out[n++] = BASE32_CODES[(buffer << (5 - bits)) & 31]!;
+  return out.toString('latin1', 0, n);
 };
 
 /** CIDv1 texts made here, by CID. */

@@ -24,6 +24,12 @@ export interface BlockStore {
   put(bytes: Uint8Array, options?: PutOptions): Promise<CID>;
   /** Store bytes under a CID they must hash to (`ERR_MISMATCH` if they do not), e.g. a block fetched from a peer. */
   putVerified(cid: CID, bytes: Uint8Array): Promise<void>;
+  /**
+   * As `putVerified` for bytes the caller has itself just hashed to `cid`
+   * (`blockCid`) and holds unchanged since — a peer's bundle, checked block
+   * by block as it arrived: stored without hashing them again.
+   */
+  putHashed(cid: CID, bytes: Uint8Array): Promise<void>;
   /** The bytes of a block, re-hashed on every read; a fresh copy the caller may keep or change. */
   get(cid: CID): Promise<Uint8Array>;
   /** Whether a block is present (not whether it is intact: only `get` verifies). */

@@ -323,6 +323,15 @@ const tagDecoder = (decodeContent: (content: unknown) => unknown) => (control: T
  */
 const recentLinks = new Map<number, CID>();
 const MAX_RECENT_LINKS = 4096;
+/** Links the caller of `decodeKnowing` holds already, by linkKey; undefined outside it. */
+let knownLinks: ReadonlyMap<number, CID> | undefined;
+
+/** The key a link is known by: its CID's last four bytes (of its digest). */
+export const linkKey = (cid: CID): number => {
+  const bytes = cid.bytes;
+  const n = bytes.length;
+  return n >= 4 ? (bytes[n - 1]! << 24) | (bytes[n - 2]! << 16) | (bytes[n - 3]! << 8) | bytes[n - 4]! : -1;
+};
 
 const decodeLink = (content: unknown) => {
   if (!(content instanceof Uint8Array) || content.length < 2 || content[0] !== 0) {
@@ -339,6 +348,8 @@ const decodeLink = (content: unknown) => {
 export const linkOf = (content: Uint8Array, view: boolean): CID => {
   const n = content.length;
   const key = n >= 5 ? ((content[n - 1]! << 24) | (content[n - 2]! << 16) | (content[n - 3]! << 8) | content[n - 4]!) : -1;
+  const mine = knownLinks?.get(key);
+  if (mine && equals(mine.bytes, content.subarray(1))) return mine;
   const known = recentLinks.get(key);
   if (known && equals(known.bytes, content.subarray(1))) return known;
   const cid = checkedLink(view ? new Uint8Array(content) : content);
@@ -699,6 +710,20 @@ export const decodeWith = (bytes: Uint8Array, limits: DecodeLimits, root?: RootT
  * `encode` guarantees.
  */
 export const decodeTrusted = (bytes: Uint8Array): unknown => cborgDecodeObjects(bytes);
+
+/**
+ * `decode`, but a link to one of `links` (CIDs the caller holds, by
+ * `linkKey`: say the blocks of a bundle it has just hashed) is that CID
+ * itself, checked byte for byte, instead of a new one: the same value.
+ */
+export const decodeKnowing = (bytes: Uint8Array, links: ReadonlyMap<number, CID>): unknown => {
+  knownLinks = links;
+  try {
+    return decodeWith(bytes, DEFAULT_LIMITS);
+  } finally {
+    knownLinks = undefined;
+  }
+};
 
 /** Strictly decode one grid data item. */
 export const decode = (bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown =>
