@@ -16,26 +16,6 @@ import { Command, CommanderError } from 'commander';
 import { quote } from '../interface/ids.js';
 import { toJsonText } from './format.js';
 import { EXIT, UnreachableError, withGlobalOptions, type Io, type Session } from './invocation.js';
-import { callCommand } from './commands/call.js';
-import { delegateCommand } from './commands/delegate.js';
-import { docCommand } from './commands/doc.js';
-import { gcCommand } from './commands/gc.js';
-import { proposeCommand, voteCommand } from './commands/govern.js';
-import { graphCommand } from './commands/graph.js';
-import { initCommand } from './commands/init.js';
-import { inspectCommand } from './commands/inspect.js';
-import { inviteCommand, joinCommand } from './commands/invite.js';
-import { issueCommand } from './commands/issue.js';
-import { nameCommand, namesCommand } from './commands/names.js';
-import { pendingCommand } from './commands/pending.js';
-import { publishCommand } from './commands/publish.js';
-import { replCommand } from './commands/repl.js';
-import { repairCommand } from './commands/repair.js';
-import { reputationCommand } from './commands/reputation.js';
-import { revokeCommand } from './commands/revoke.js';
-import { runCommand } from './commands/run.js';
-import { startCommand } from './commands/start.js';
-import { webCommand } from './commands/web.js';
 
 declare const getStackString: (error: Error) => string;
 
@@ -43,37 +23,58 @@ export { EXIT, type Io } from './invocation.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** The verbs, in the order `grid --help` lists them. */
-const VERBS: ReadonlyArray<(session: Session) => Command> = [
-  initCommand,
-  publishCommand,
-  issueCommand,
-  callCommand,
-  revokeCommand,
-  graphCommand,
-  reputationCommand,
-  namesCommand,
-  nameCommand,
-  inspectCommand,
-  runCommand,
-  delegateCommand,
-  pendingCommand,
-  docCommand,
-  proposeCommand,
-  voteCommand,
-  replCommand,
-  repairCommand,
-  gcCommand,
-  startCommand,
-  webCommand,
-  inviteCommand,
-  joinCommand,
+/**
+ * The verbs, in the order `grid --help` lists them: each its name and how
+ * to load it. A run loads only the verb it names (`grid start` need not
+ * load the REPL, the WebAssembly runner and twenty other verbs: ~0.1 s of
+ * every start here); help, a verb it does not know (suggestions) or none
+ * loads them all.
+ */
+const VERBS: ReadonlyArray<readonly [name: string, load: () => Promise<(session: Session) => Command>]> = [
+  ['init', async () => (await import('./commands/init.js')).initCommand],
+  ['publish', async () => (await import('./commands/publish.js')).publishCommand],
+  ['issue', async () => (await import('./commands/issue.js')).issueCommand],
+  ['call', async () => (await import('./commands/call.js')).callCommand],
+  ['revoke', async () => (await import('./commands/revoke.js')).revokeCommand],
+  ['graph', async () => (await import('./commands/graph.js')).graphCommand],
+  ['reputation', async () => (await import('./commands/reputation.js')).reputationCommand],
+  ['names', async () => (await import('./commands/names.js')).namesCommand],
+  ['name', async () => (await import('./commands/names.js')).nameCommand],
+  ['inspect', async () => (await import('./commands/inspect.js')).inspectCommand],
+  ['run', async () => (await import('./commands/run.js')).runCommand],
+  ['delegate', async () => (await import('./commands/delegate.js')).delegateCommand],
+  ['pending', async () => (await import('./commands/pending.js')).pendingCommand],
+  ['doc', async () => (await import('./commands/doc.js')).docCommand],
+  ['propose', async () => (await import('./commands/govern.js')).proposeCommand],
+  ['vote', async () => (await import('./commands/govern.js')).voteCommand],
+  ['repl', async () => (await import('./commands/repl.js')).replCommand],
+  ['repair', async () => (await import('./commands/repair.js')).repairCommand],
+  ['gc', async () => (await import('./commands/gc.js')).gcCommand],
+  ['start', async () => (await import('./commands/start.js')).startCommand],
+  ['web', async () => (await import('./commands/web.js')).webCommand],
+  ['invite', async () => (await import('./commands/invite.js')).inviteCommand],
+  ['join', async () => (await import('./commands/invite.js')).joinCommand],
 ];
 
 const trimNewline = (s: string) => s.replace(/\n$/, '');
 
 /** The program for one run of `main`: commander commands are stateful, so each run builds its own. */
-const buildProgram = (session: Session, seen: { verb?: Command }): Command => {
+/**
+ * The verb `argv` names, if it is one: its first word that is neither an
+ * option nor `--home`'s value (the program's options: --home DIR, --json,
+ * --debug, --help, --version). Undefined for anything else, or after `--`.
+ */
+const namedVerb = (argv: readonly string[]): (typeof VERBS)[number] | undefined => {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return undefined;
+    if (arg === '--home') i += 1;
+    else if (!arg.startsWith('-')) return VERBS.find(([name]) => name === arg);
+  }
+  return undefined;
+};
+
+const buildProgram = (session: Session, seen: { verb?: Command }, verbs: ReadonlyArray<(session: Session) => Command>): Command => {
   const program = withGlobalOptions(new Command('grid'))
     .description('PromiseGrid: content-addressed code, capability tokens, screened delegation, an auditable promise graph.')
     .version(VERSION, '-V, --version', 'print the version')
@@ -100,7 +101,7 @@ const buildProgram = (session: Session, seen: { verb?: Command }): Command => {
     .hook('preSubcommand', (_program, verb) => {
       seen.verb = verb;
     });
-  for (const make of VERBS) {
+  for (const make of verbs) {
     const command = make(session).copyInheritedSettings(program);
     // A verb with verbs of its own (`grid doc create`): they parse and report errors as the program does.
     for (const sub of command.commands) sub.copyInheritedSettings(command);
@@ -150,7 +151,9 @@ export const main = async (argv: string[], io: Io, env: NodeJS.ProcessEnv = proc
   const seen: { verb?: Command } = {};
   const debug = argv.includes('--debug');
   try {
-    await buildProgram(session, seen).parseAsync(argv, { from: 'user' });
+    const named = namedVerb(argv);
+    const verbs = await Promise.all((named ? [named] : VERBS).map(([, load]) => load()));
+    await buildProgram(session, seen, verbs).parseAsync(argv, { from: 'user' });
     return session.code;
   } catch (error) {
     if (error instanceof CommanderError && SHOWN.has(error.code)) return error.exitCode;
