@@ -197,6 +197,9 @@ test('errors are one line with the right exit code, and --debug adds the stack',
   const unknownToken = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku';
   const cases: Array<[string[], RegExp]> = [
     [['frobnicate'], /^grid: unknown command "frobnicate"/],
+    // A run loads only the verb it names; one it does not know loads them all, to suggest the nearest.
+    [['strat'], /^grid: unknown command "strat" \(did you mean start\?\); run `grid --help`$/],
+    [['--home', home, 'vot'], /^grid: unknown command "vot" \(did you mean vote\?\)/],
     [['publish'], /^grid: publish needs at least one FILE$/],
     [['publish', 'no/such/file.js'], /^grid: no such file: no\/such\/file\.js$/],
     [['issue', 'examples/hello.js'], /^grid: issue needs --export NAME$/],
@@ -404,6 +407,9 @@ test('global options go before or after the verb; negative numbers are arguments
   const version = await gridExactly(['--version']);
   t.is(version.code, 0);
   t.is(version.stdout, JSON.parse(await readFile('package.json', 'utf8')).version);
+  // Help with no verb loads every verb, in their order.
+  const verbs = [...(await gridExactly(['--help'])).stdout.matchAll(/^  ([a-z]+) /gm)].map((match) => match[1]);
+  t.deepEqual(verbs, ['init', 'publish', 'issue', 'call', 'revoke', 'graph', 'reputation', 'names', 'name', 'inspect', 'run', 'delegate', 'pending', 'doc', 'propose', 'vote', 'repl', 'repair', 'gc', 'start', 'web', 'invite', 'join', 'help']);
   const help = await gridExactly(['delegate', '--help']);
   t.is(help.code, 0);
   t.regex(help.stdout, /^Usage: grid delegate \[options\] <token>/);
