@@ -10,7 +10,7 @@ import { CID } from 'multiformats/cid';
 import { openKernel, type Kernel } from '../src/index.js';
 import { DAG_CBOR_CODEC } from '../src/interface/ids.js';
 import { encodeValue, type GridValue } from '../src/closures/values.js';
-import { generateIdentity } from '../src/identity/identity.js';
+import { generateIdentity, type Identity } from '../src/identity/identity.js';
 import { randomBytes } from 'node:crypto';
 import { makeAuthoredVersion, readVersion, rulesProposalToken, type AuthoredVersion, type Version } from '../src/docs/records.js';
 import { blockCid } from '../src/store/hashing.js';
@@ -215,6 +215,30 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   t.regex(carolLate.refused[0]!.reason, /revoked before this version was made/);
 });
 
+/** A value as a block: its CID and bytes. */
+const valueBlock = (value: GridValue) => {
+  const bytes = encodeValue(value);
+  return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
+};
+
+/**
+ * A version of `doc` by `author` from `parent`, `change` making `value`, its
+ * signature spoiled if `badSignature`: its value's, change's and own blocks
+ * pushed onto `blocks`; its CID.
+ */
+const pushVersion = (blocks: Array<readonly [string, Uint8Array]>, author: Identity, doc: string, parent: CID, change: GridValue, value: GridValue, badSignature: boolean): CID => {
+  const changeBlock = valueBlock(change);
+  const kept = valueBlock(value);
+  let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc), parents: [parent], value: kept.cid, by: 'change', change: changeBlock.cid, at: Date.now() }, author);
+  if (badSignature) {
+    const record = decode(bytes) as { sig: Uint8Array };
+    bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
+  }
+  const cid = blockCid(bytes, DAG_CBOR_CODEC);
+  blocks.push([kept.cid.toString(), kept.bytes], [changeBlock.cid.toString(), changeBlock.bytes], [cid.toString(), bytes]);
+  return cid;
+};
+
 test('a bad version in the middle of a bundle is refused with its reason; those before it are taken, those built on it are not', async (t) => {
   const aliceIdentity = generateIdentity((n) => new Uint8Array(randomBytes(n)));
   const alice = await openKernel({ memory: true, identity: aliceIdentity });
@@ -223,10 +247,6 @@ test('a bad version in the middle of a bundle is refused with its reason; those 
   for (const text of ['a', 'b']) valueOf(await alice.docs.apply(doc.write, { add: text }));
   const honest = await alice.docs.bundle(doc.doc, []);
   const tip = CID.parse(alice.docs.held()[0]!.heads[0]!);
-  const block = (value: GridValue) => {
-    const bytes = encodeValue(value);
-    return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
-  };
   const item = (text: string) => ({ text, done: false });
   /** Alice's versions on top of `tip`, the third of five made bad by `spoil`, each after its value and change. */
   const offer = async (spoil: 'signature' | 'value' | 'change') => {
@@ -236,18 +256,11 @@ test('a bad version in the middle of a bundle is refused with its reason; those 
     const ids: string[] = [];
     for (const [index, text] of ['c', 'd', 'e'].entries()) {
       const bad = index === 0;
-      const change = block(bad && spoil === 'change' ? { frobnicate: 1 } : { add: text });
+      const change: GridValue = bad && spoil === 'change' ? { frobnicate: 1 } : { add: text };
       if (!(bad && spoil === 'change')) items.push(item(text));
-      const value = block(bad && spoil === 'value' ? { items: [item('free money')] } : { items: [...items] });
-      let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [parent], value: value.cid, by: 'change', change: change.cid, at: Date.now() }, aliceIdentity);
-      if (bad && spoil === 'signature') {
-        const record = decode(bytes) as { sig: Uint8Array };
-        bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
-      }
-      const cid = blockCid(bytes, DAG_CBOR_CODEC);
-      blocks.push([value.cid.toString(), value.bytes], [change.cid.toString(), change.bytes], [cid.toString(), bytes]);
-      ids.push(cid.toString());
-      parent = cid;
+      const value = bad && spoil === 'value' ? { items: [item('free money')] } : { items: [...items] };
+      parent = pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
+      ids.push(parent.toString());
     }
     const carol = await openKernel({ memory: true });
     t.teardown(() => carol.close());
@@ -278,10 +291,6 @@ test('a long bundle is checked in parts as it is read: a bad version past the fi
   const honest = await alice.docs.bundle(doc.doc, []);
   const COUNT = 610;
   const BAD = 520; // past the first part replayed (500) and the first two batches of signatures (250 each)
-  const block = (value: GridValue) => {
-    const bytes = encodeValue(value);
-    return { cid: blockCid(bytes, DAG_CBOR_CODEC), bytes };
-  };
   const offer = async (spoil: 'signature' | 'value') => {
     const blocks: Array<readonly [string, Uint8Array]> = [...honest.blocks];
     let parent = CID.parse(doc.doc);
@@ -290,17 +299,10 @@ test('a long bundle is checked in parts as it is read: a bad version past the fi
       const bad = index === BAD;
       // An item added, then removed: the list stays short.
       const added = index % 2 === 0;
-      const change = block(added ? { add: `item ${index}` } : { remove: `item ${index - 1}` });
-      const value = block(bad && spoil === 'value' ? { items: [{ text: 'free money', done: false }] } : { items: added ? [{ text: `item ${index}`, done: false }] : [] });
-      let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc.doc), parents: [parent], value: value.cid, by: 'change', change: change.cid, at: Date.now() }, aliceIdentity);
-      if (bad && spoil === 'signature') {
-        const record = decode(bytes) as { sig: Uint8Array };
-        bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
-      }
-      const cid = blockCid(bytes, DAG_CBOR_CODEC);
-      blocks.push([value.cid.toString(), value.bytes], [change.cid.toString(), change.bytes], [cid.toString(), bytes]);
-      ids.push(cid.toString());
-      parent = cid;
+      const change: GridValue = added ? { add: `item ${index}` } : { remove: `item ${index - 1}` };
+      const value = bad && spoil === 'value' ? { items: [{ text: 'free money', done: false }] } : { items: added ? [{ text: `item ${index}`, done: false }] : [] };
+      parent = pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
+      ids.push(parent.toString());
     }
     const carol = await openKernel({ memory: true });
     t.teardown(() => carol.close());
