@@ -14,7 +14,7 @@ export const benchIdentity = async (): Promise<Row[]> => {
   const identity = identityFromSecret(secret);
   const publicKey = identity.publicKey;
   const message = new Uint8Array(randomBytes(64));
-  const signature = identity.sign(message);
+  const signature = await identity.sign(message);
   const keyObject = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
   if (!verify(identity.principal, message, signature) || !verifyPortable(identity.principal, message, signature)) {
     throw new Error('bench/identity: the signature under test does not verify');

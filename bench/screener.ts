@@ -106,7 +106,7 @@ export const benchScreener = async (): Promise<Row[]> => {
     // 3. One signature, delegation-record sized, by the same key throughout (the key cache is warm, as in a chain).
     // Each op is timed on its own (medianOf): on a busy machine that keeps other processes out of the median.
     const message = blocks.links[0]!;
-    const signature = identity.sign(message);
+    const signature = await identity.sign(message);
     const keyObject = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, identity.publicKey]), format: 'der', type: 'spki' });
     if (!verify(identity.principal, message, signature) || !verifyPortable(identity.principal, message, signature)) {
       throw new Error('bench/screener: the signature under test does not verify');

@@ -29,25 +29,25 @@ test('an address record is believed only when signed by its principal, newer, an
     move: async (principal, url, former) => void moves.push([principal, url, former]),
     save: async (records) => void (saved = records),
   });
-  const own = book.listening('ws://127.0.0.1:4000');
+  const own = await book.listening('ws://127.0.0.1:4000');
   t.true(verifyAddress(own));
   t.is(book.own(), own);
 
-  const first = signAddress(peer, 'ws://127.0.0.1:4001', now - 10);
+  const first = await signAddress(peer, 'ws://127.0.0.1:4001', now - 10);
   t.is((await book.hear(first)).heard, 'newer', 'same URL: believed, nothing moves');
   t.deepEqual(moves, []);
-  const moved = signAddress(peer, 'ws://127.0.0.1:4002', now);
+  const moved = await signAddress(peer, 'ws://127.0.0.1:4002', now);
   t.is((await book.hear(moved)).heard, 'moved');
   t.deepEqual(moves, [[peer.principal, 'ws://127.0.0.1:4002', ['ws://127.0.0.1:4001']]]);
   t.deepEqual(saved.map((r) => r.url).sort(), ['ws://127.0.0.1:4000', 'ws://127.0.0.1:4002']);
   t.is((await book.hear(first)).heard, 'ignored', 'a replayed older record changes nothing');
   t.is((await book.hear(moved)).heard, 'ignored', 'the same record twice changes nothing');
 
-  t.is((await book.hear(signAddress(stranger, 'ws://127.0.0.1:4009', now))).heard, 'ignored', "a stranger's record is not kept");
-  const forged = { ...signAddress(stranger, 'ws://127.0.0.1:4003', now + 1), principal: peer.principal };
+  t.is((await book.hear(await signAddress(stranger, 'ws://127.0.0.1:4009', now))).heard, 'ignored', "a stranger's record is not kept");
+  const forged = { ...(await signAddress(stranger, 'ws://127.0.0.1:4003', now + 1)), principal: peer.principal };
   await t.throwsAsync(book.hear(forged), { instanceOf: AddressError, message: /does not prove/ });
   await t.throwsAsync(book.hear({ principal: peer.principal, url: 'http://x', at: 1, signature: '' }), { instanceOf: AddressError, message: /ws:\/\// });
-  await t.throwsAsync(book.hear(signAddress(peer, 'ws://127.0.0.1:4004', now + 3_600_000)), { instanceOf: AddressError, message: /ahead/ });
+  await t.throwsAsync(book.hear(await signAddress(peer, 'ws://127.0.0.1:4004', now + 3_600_000)), { instanceOf: AddressError, message: /ahead/ });
   now += 5;
   t.is(moves.length, 1);
   t.is(book.urlOf(peer.principal), 'ws://127.0.0.1:4002');

@@ -34,10 +34,10 @@ const record = (fields: Record<string, unknown>, sig: Uint8Array) => {
   return { token: blockCid(bytes, 0x71).toString() as Token, bytes };
 };
 
-test('delegation records: non-canonical S and small-order keys are refused, as the portable verifier does', (t) => {
+test('delegation records: non-canonical S and small-order keys are refused, as the portable verifier does', async (t) => {
   const alice = generateIdentity(random);
   const bob = generateIdentity(random);
-  const { bytes } = makeDelegation({ inner, audience: [bob.principal] }, alice, random(16));
+  const { bytes } = await makeDelegation({ inner, audience: [bob.principal] }, alice, random(16));
   const { sig, ...fields } = decode(bytes) as Record<string, unknown> & { sig: Uint8Array };
   const message = new Uint8Array([...DOMAIN, ...encode(fields)]);
   t.true(verifyPortable(alice.principal, message, sig), 'the signed bytes are what this test thinks they are');
@@ -67,9 +67,9 @@ test('delegation records: non-canonical S and small-order keys are refused, as t
   t.throws(() => readDelegation(notALink.token, notALink.bytes), { message: /inner is neither a token link nor a sealed reference/ });
 });
 
-test('revocation notices: non-canonical S is refused', (t) => {
+test('revocation notices: non-canonical S is refused', async (t) => {
   const alice = generateIdentity(random);
-  const notice = signRevocation(inner as Token, 'done', alice);
+  const notice = await signRevocation(inner as Token, 'done', alice);
   t.true(isSignedRevocation(notice));
   t.false(isSignedRevocation({ ...notice, signature: withS(notice.signature, sOf(notice.signature) + L) }));
   t.false(isSignedRevocation({ ...notice, reason: 'other' }));

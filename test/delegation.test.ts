@@ -272,7 +272,7 @@ test('bad chains are refused, naming the bad link', async (t) => {
   });
   refuses(t, await send(dbc, carol, [flipped.bytes, dabBytes]), 'invalid', [flipped.token, w.bob.principal]);
   refuses(t, await send(flipped.token, carol, [flipped.bytes, dabBytes]), 'invalid', [flipped.token, w.bob.principal]);
-  const posing = reencode(makeDelegation({ inner: dab, audience: [carol] }, mallory, random(16)).bytes, (r) => (r.delegator = w.bob.principal));
+  const posing = reencode((await makeDelegation({ inner: dab, audience: [carol] }, mallory, random(16))).bytes, (r) => (r.delegator = w.bob.principal));
   refuses(t, await send(posing.token, carol, [posing.bytes, dabBytes]), 'invalid', [posing.token, w.bob.principal]);
   // Tampered: one byte of Alice's record (inside its nonce) changed.
   const nonce = (decode(dabBytes) as { nonce: Uint8Array }).nonce;
@@ -293,15 +293,15 @@ test('bad chains are refused, naming the bad link', async (t) => {
   refuses(t, await send(dab, mallory.principal, [dabBytes]), 'screened', [dab.slice(0, 12), mallory.principal]);
   refuses(t, await send(dbc, mallory.principal, [dbcBytes, dabBytes]), 'screened', [dbc.slice(0, 12), mallory.principal]);
   // Mallory, validly signing for herself, wraps a link not delegated to her…
-  const wraps = makeDelegation({ inner: dab, audience: [mallory.principal] }, mallory, random(16)).bytes;
+  const wraps = (await makeDelegation({ inner: dab, audience: [mallory.principal] }, mallory, random(16))).bytes;
   const wrapsToken = blockCid(wraps, DAG_CBOR_CODEC).toString();
   refuses(t, await send(wrapsToken as Token, mallory.principal, [wraps, dabBytes]), 'invalid', [wrapsToken.slice(0, 12), mallory.principal]);
   // …or the closure itself, which is not hers.
-  const direct = makeDelegation({ inner: sealToken(w.root), audience: [mallory.principal] }, mallory, random(16)).bytes;
+  const direct = (await makeDelegation({ inner: sealToken(w.root), audience: [mallory.principal] }, mallory, random(16))).bytes;
   const directToken = blockCid(direct, DAG_CBOR_CODEC).toString();
   refuses(t, await send(directToken as Token, mallory.principal, [direct]), 'invalid', [directToken.slice(0, 12), mallory.principal, w.alice.principal]);
   // A link naming the closure's token itself (not its sealed reference) leads nowhere.
-  const unsealed = makeDelegation({ inner: w.root, audience: [mallory.principal] }, w.ids.alice, random(16)).bytes;
+  const unsealed = (await makeDelegation({ inner: w.root, audience: [mallory.principal] }, w.ids.alice, random(16))).bytes;
   refuses(t, await send(blockCid(unsealed, DAG_CBOR_CODEC).toString() as Token, mallory.principal, [unsealed]), 'unknown-token', []);
   // The real three-link chain still works, for Dave.
   t.deepEqual(await send(dcd, dave, [dcdBytes, dbcBytes, dabBytes]), echoed(dave, ['x']));
@@ -319,9 +319,9 @@ test('hearRevocation: believed from the delegator, refused from anyone else', as
   const [notice] = notices;
   t.like(notice, { token: dbc, reason: 'Carol left', by: w.bob.principal });
 
-  await t.throwsAsync(w.alice.hearRevocation(signRevocation(dbc, 'x', mallory), mallory.principal), { message: `revocation of ${dbc}: ${mallory.principal} is not its delegator` });
+  await t.throwsAsync(w.alice.hearRevocation(await signRevocation(dbc, 'x', mallory), mallory.principal), { message: `revocation of ${dbc}: ${mallory.principal} is not its delegator` });
   // Not even the closure's issuer revokes what Bob delegated (she revokes her own layer instead).
-  await t.throwsAsync(w.alice.hearRevocation(signRevocation(dbc, 'x', w.ids.alice), w.alice.principal), { message: `revocation of ${dbc}: ${w.alice.principal} is not its delegator` });
+  await t.throwsAsync(w.alice.hearRevocation(await signRevocation(dbc, 'x', w.ids.alice), w.alice.principal), { message: `revocation of ${dbc}: ${w.alice.principal} is not its delegator` });
   await t.throwsAsync(w.alice.hearRevocation({ ...notice!, reason: 'other' }, w.bob.principal), { message: /the signature does not prove/ });
   t.is((await through(w, dbc, [2], w.carol.principal, w.bob)).status, 'fulfilled', 'nothing unbelievable was applied');
 
@@ -338,8 +338,8 @@ test('hearRevocation of a delegation not seen yet: applied when it turns up, if 
   const dab = await bobsLayer(t, w);
   const revokedFirst = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
   const forgedOnly = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
-  t.false(await w.alice.hearRevocation(signRevocation(revokedFirst, 'gone', w.ids.bob), w.bob.principal), 'kept until the delegation is seen');
-  t.false(await w.alice.hearRevocation(signRevocation(forgedOnly, 'gone', mallory), mallory.principal));
+  t.false(await w.alice.hearRevocation(await signRevocation(revokedFirst, 'gone', w.ids.bob), w.bob.principal), 'kept until the delegation is seen');
+  t.false(await w.alice.hearRevocation(await signRevocation(forgedOnly, 'gone', mallory), mallory.principal));
   refuses(t, await through(w, revokedFirst, [1], w.carol.principal, w.bob), 'token-revoked', ['gone']);
   t.deepEqual(await through(w, forgedOnly, [2], w.carol.principal, w.bob), echoed(w.carol.principal, [2]), 'Mallory cannot revoke Bob\'s delegation');
 });
@@ -350,8 +350,8 @@ test('hearRevocation: a bogus notice heard later does not cancel the delegator\'
   const mallory = generateIdentity(random);
   const dab = await bobsLayer(t, w);
   const dbc = await w.bob.delegate({ token: dab, to: [w.carol.principal] });
-  await w.alice.hearRevocation(signRevocation(dbc, 'gone', w.ids.bob), w.bob.principal);
-  await w.alice.hearRevocation(signRevocation(dbc, 'never mind', mallory), mallory.principal);
+  await w.alice.hearRevocation(await signRevocation(dbc, 'gone', w.ids.bob), w.bob.principal);
+  await w.alice.hearRevocation(await signRevocation(dbc, 'never mind', mallory), mallory.principal);
   refuses(t, await through(w, dbc, [1], w.carol.principal, w.bob), 'token-revoked', ['gone']);
 });
 

@@ -48,10 +48,10 @@ const ask = (w: World, token: Token, who: Identity) => w.alice.disclose(token, w
 const check = (w: World, d: Disclosure, token: Token, who: Identity) => verifyDisclosure(d, { node: w.alice.principal, token, requester: who.principal });
 const containsBytes = (haystack: Uint8Array, needle: Uint8Array) => Buffer.from(haystack).includes(Buffer.from(needle));
 /** The node re-signs a disclosure it changed (what a lying node could do). */
-const resign = (d: Disclosure, signer: Identity, change: Partial<Disclosure>): Disclosure => {
+const resign = async (d: Disclosure, signer: Identity, change: Partial<Disclosure>): Promise<Disclosure> => {
   const next = { ...d, ...change };
   const statement = concatBytes(new TextEncoder().encode('promisegrid:journal-disclosure:v1\n'), encode([CID.parse(next.token), next.requester, next.node, next.at, [...next.cids]]));
-  return { ...next, signature: signer.sign(statement) };
+  return { ...next, signature: await signer.sign(statement) };
 };
 
 test('a holder sees the records about its token, and not another token someone passed along', async (t) => {
@@ -110,7 +110,7 @@ test('a record the node itself rewrote breaks the hash link of the record after 
   const forged = encode(record);
   const records = d.records.map((bytes, i) => (i === callIndex ? forged : bytes));
   const cids = records.map(recordCid);
-  const { flagged } = check(w, resign(d, w.ids.alice, { records, cids }), w.add, w.ids.bob);
+  const { flagged } = check(w, await resign(d, w.ids.alice, { records, cids }), w.add, w.ids.bob);
   t.is(flagged[0]!.index, callIndex + 1);
   t.regex(flagged[0]!.reason, /does not link to record \d+ before it/);
 });
@@ -119,11 +119,11 @@ test('another node\'s signature, another requester, or re-ordered records are fl
   const w = await world(t);
   const d = await ask(w, w.add, w.ids.bob);
   const all = (flagged: readonly { reason: string }[]) => flagged.length === d.records.length;
-  const mallorySigned = resign(d, w.ids.mallory, {});
+  const mallorySigned = await resign(d, w.ids.mallory, {});
   t.true(all(check(w, mallorySigned, w.add, w.ids.bob).flagged));
   t.regex(check(w, mallorySigned, w.add, w.ids.bob).flagged[0]!.reason, /signature does not verify/);
   t.regex(check(w, d, w.add, w.ids.carol).flagged[0]!.reason, /another token or principal/);
-  const swapped = resign(d, w.ids.alice, { records: [d.records[1]!, d.records[0]!, ...d.records.slice(2)], cids: [d.cids[1]!, d.cids[0]!, ...d.cids.slice(2)] });
+  const swapped = await resign(d, w.ids.alice, { records: [d.records[1]!, d.records[0]!, ...d.records.slice(2)], cids: [d.cids[1]!, d.cids[0]!, ...d.cids.slice(2)] });
   const { flagged } = check(w, swapped, w.add, w.ids.bob);
   t.true(flagged.some((f) => /out of order/.test(f.reason)));
   t.true(check(w, { ...d, cids: d.cids.slice(1) }, w.add, w.ids.bob).flagged.every((f) => /do not match in number/.test(f.reason)));

@@ -180,17 +180,17 @@ test('a replica refuses forged versions, strangers and a writer after revocation
   const offer = (version: { version: Version; bytes: Uint8Array }, from: string) =>
     alice.docs.ingest({ doc: doc.doc, blocks: [...honest.blocks.filter(([key]) => key !== honestKey), [version.version.cid.toString(), version.bytes], [falseValueCid.toString(), falseValue]], more: false }, from);
   // Signed by Bob, who may write, through his delegation: but the value does not follow from the change (only replay catches it).
-  const lie = await offer(makeAuthoredVersion({ ...unsigned, via, value: falseValueCid }, bobIdentity), bob.principal);
+  const lie = await offer(await makeAuthoredVersion({ ...unsigned, via, value: falseValueCid }, bobIdentity), bob.principal);
   t.is(lie.accepted, 0);
   t.regex(lie.refused[0]!.reason, /does not follow from its parent and change/);
   // Bob's honest version with its signature swapped for a stranger's, claiming Bob's delegation.
   const mallory = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  const resignedResult = await offer(makeAuthoredVersion({ ...unsigned, via }, mallory), bob.principal);
+  const resignedResult = await offer(await makeAuthoredVersion({ ...unsigned, via }, mallory), bob.principal);
   t.is(resignedResult.accepted, 0);
   t.regex(resignedResult.refused[0]!.reason, /was not made for did:key/);
   // A stranger with no write token signs a version of its own.
   const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  const strangerResult = await offer(makeAuthoredVersion({ ...unsigned, value: falseValueCid }, stranger), stranger.principal);
+  const strangerResult = await offer(await makeAuthoredVersion({ ...unsigned, value: falseValueCid }, stranger), stranger.principal);
   t.is(strangerResult.accepted, 0);
   t.regex(strangerResult.refused[0]!.reason, /did not issue the document and names no delegation/);
   t.deepEqual(await read(alice, doc.read), { items: [] });
@@ -226,10 +226,10 @@ const valueBlock = (value: GridValue) => {
  * signature spoiled if `badSignature`: its value's, change's and own blocks
  * pushed onto `blocks`; its CID.
  */
-const pushVersion = (blocks: Array<readonly [string, Uint8Array]>, author: Identity, doc: string, parent: CID, change: GridValue, value: GridValue, badSignature: boolean): CID => {
+const pushVersion = async (blocks: Array<readonly [string, Uint8Array]>, author: Identity, doc: string, parent: CID, change: GridValue, value: GridValue, badSignature: boolean): Promise<CID> => {
   const changeBlock = valueBlock(change);
   const kept = valueBlock(value);
-  let { bytes } = makeAuthoredVersion({ doc: CID.parse(doc), parents: [parent], value: kept.cid, by: 'change', change: changeBlock.cid, at: Date.now() }, author);
+  let { bytes } = await makeAuthoredVersion({ doc: CID.parse(doc), parents: [parent], value: kept.cid, by: 'change', change: changeBlock.cid, at: Date.now() }, author);
   if (badSignature) {
     const record = decode(bytes) as { sig: Uint8Array };
     bytes = encode({ ...record, sig: Uint8Array.from(record.sig, (byte, i) => (i === 10 ? byte ^ 1 : byte)) });
@@ -259,7 +259,7 @@ test('a bad version in the middle of a bundle is refused with its reason; those 
       const change: GridValue = bad && spoil === 'change' ? { frobnicate: 1 } : { add: text };
       if (!(bad && spoil === 'change')) items.push(item(text));
       const value = bad && spoil === 'value' ? { items: [item('free money')] } : { items: [...items] };
-      parent = pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
+      parent = await pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
       ids.push(parent.toString());
     }
     const carol = await openKernel({ memory: true });
@@ -301,7 +301,7 @@ test('a long bundle is checked in parts as it is read: a bad version past the fi
       const added = index % 2 === 0;
       const change: GridValue = added ? { add: `item ${index}` } : { remove: `item ${index - 1}` };
       const value = bad && spoil === 'value' ? { items: [{ text: 'free money', done: false }] } : { items: added ? [{ text: `item ${index}`, done: false }] : [] };
-      parent = pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
+      parent = await pushVersion(blocks, aliceIdentity, doc.doc, parent, change, value, bad && spoil === 'signature');
       ids.push(parent.toString());
     }
     const carol = await openKernel({ memory: true });
@@ -334,8 +334,8 @@ test('a governed document changes by proposal: members vote once, signed; the qu
   const proposed = await kernel.docs.propose(doc.write, { add: mallory!.principal });
   t.is(proposed.status, 'promised');
   const proposal = (proposed as { token: string }).token;
-  const voteAs = (who: typeof bob, choice: 'yes' | 'no', signer = who) =>
-    kernel.call(proposal, ['vote', choice, signVote(signer!, proposal as never, choice)], { caller: who!.principal });
+  const voteAs = async (who: typeof bob, choice: 'yes' | 'no', signer = who) =>
+    kernel.call(proposal, ['vote', choice, await signVote(signer!, proposal as never, choice)], { caller: who!.principal });
   t.is(((await voteAs(mallory, 'yes')) as { code: string }).code, 'denied');
   t.is(((await voteAs(bob, 'yes', carol)) as { code: string }).code, 'invalid');
   t.deepEqual(await voteAs(bob, 'yes'), { status: 'promised', token: proposal });
@@ -349,7 +349,7 @@ test('a governed document changes by proposal: members vote once, signed; the qu
   t.like(valueOf(await reopened.call(proposal)), { status: 'passed' });
   // A proposal the members turn down breaks; one nobody votes on expires at its deadline.
   const second = ((await reopened.docs.propose(doc.admin, { remove: bob!.principal })) as { token: string }).token;
-  const voteOn = (who: typeof bob, choice: 'yes' | 'no') => reopened.call(second, ['vote', choice, signVote(who!, second as never, choice)], { caller: who!.principal });
+  const voteOn = async (who: typeof bob, choice: 'yes' | 'no') => reopened.call(second, ['vote', choice, await signVote(who!, second as never, choice)], { caller: who!.principal });
   await voteOn(bob, 'no');
   const rejected = await voteOn(carol, 'no');
   t.is(rejected.status, 'revoked');
@@ -375,7 +375,7 @@ test('a proposal that reaches no quorum by its deadline expires', async (t) => {
   await new Promise((resolve) => setTimeout(resolve, 600));
   const ended = await kernel.call(proposal);
   t.is((ended as { code: string }).code, 'expired');
-  t.is(((await kernel.call(proposal, ['vote', 'yes', signVote(other, proposal as never, 'yes')], { caller: other.principal })) as { code: string }).code, 'expired');
+  t.is(((await kernel.call(proposal, ['vote', 'yes', await signVote(other, proposal as never, 'yes')], { caller: other.principal })) as { code: string }).code, 'expired');
 });
 
 test('a reducer or merge step that throws, loops or answers non-data leaves the document as it was', async (t) => {
@@ -560,27 +560,27 @@ test('a replica refuses a forged rules version: signed by a writer, or backed by
   const rules = { reducer: shout as Token, merges: [] };
   const nonce = new Uint8Array(randomBytes(16));
   const consentFor = (votes: Array<readonly [string, 'yes' | 'no', Uint8Array]>) => ({ nonce, members: [alice.principal], weights: [1], quorum: 1, votes: votes as never });
-  const forge = (signer: typeof aliceIdentity, votes: Array<readonly [string, 'yes' | 'no', Uint8Array]>, via?: string) =>
-    makeAuthoredVersion({ doc: parent.doc, parents: [parent.cid], value: parent.value, by: 'rules', rules, consent: consentFor(votes), at: Date.now(), ...(via ? { via: via as Token } : {}) }, signer);
+  const forge = async (signer: typeof aliceIdentity, votes: Array<readonly [string, 'yes' | 'no', Uint8Array]>, via?: string) =>
+    await makeAuthoredVersion({ doc: parent.doc, parents: [parent.cid], value: parent.value, by: 'rules', rules, consent: consentFor(votes), at: Date.now(), ...(via ? { via: via as Token } : {}) }, signer);
   const offer = (to: Kernel, forged: { version: Version; bytes: Uint8Array }) => to.docs.ingest({ doc: doc.doc, blocks: [[forged.version.cid.toString(), forged.bytes]], more: false }, bob.principal);
   // Bob may write, not administer: his rules change is refused wherever it goes, even with a vote of Alice's.
   const token = rulesProposalToken(parent.doc, rules, consentFor([]));
-  const aliceYes = [alice.principal, 'yes', signVote(aliceIdentity, token, 'yes')] as const;
-  const byWriter = await offer(alice, forge(bobIdentity, [aliceYes], bobWrite));
+  const aliceYes = [alice.principal, 'yes', await signVote(aliceIdentity, token, 'yes')] as const;
+  const byWriter = await offer(alice, await forge(bobIdentity, [aliceYes], bobWrite));
   t.is(byWriter.accepted, 0);
   t.regex(byWriter.refused[0]!.reason, /does not lead to a token that may administer/);
   // Signed by the issuer but carried by no one's vote, by a stranger's, or by a vote on another proposal: refused.
-  t.regex((await offer(bob, forge(aliceIdentity, []))).refused[0]!.reason, /its votes do not carry the quorum .*no carried proposal backs it/);
+  t.regex((await offer(bob, await forge(aliceIdentity, []))).refused[0]!.reason, /its votes do not carry the quorum .*no carried proposal backs it/);
   const stranger = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  t.regex((await offer(bob, forge(aliceIdentity, [[stranger.principal, 'yes', signVote(stranger, token, 'yes')]]))).refused[0]!.reason, /is not a member the proposal was put to/);
-  const elsewhere = [alice.principal, 'yes', signVote(aliceIdentity, rulesProposalToken(parent.doc, { ...rules, merges: [{ native: 'text' }] }, consentFor([])), 'yes')] as const;
-  t.regex((await offer(bob, forge(aliceIdentity, [elsewhere]))).refused[0]!.reason, /is not signed by .* for this proposal/);
+  t.regex((await offer(bob, await forge(aliceIdentity, [[stranger.principal, 'yes', await signVote(stranger, token, 'yes')]]))).refused[0]!.reason, /is not a member the proposal was put to/);
+  const elsewhere = [alice.principal, 'yes', await signVote(aliceIdentity, rulesProposalToken(parent.doc, { ...rules, merges: [{ native: 'text' }] }, consentFor([])), 'yes')] as const;
+  t.regex((await offer(bob, await forge(aliceIdentity, [elsewhere]))).refused[0]!.reason, /is not signed by .* for this proposal/);
   t.deepEqual(bob.docs.held()[0]!.heads, [head]);
   // The same version with the issuer's vote on it is taken, and the next change replays under the new reducer.
-  const carried = forge(aliceIdentity, [aliceYes]);
+  const carried = await forge(aliceIdentity, [aliceYes]);
   t.like(await offer(bob, carried), { accepted: 1, refused: [] });
   // Its consent carries that one version: replayed further on, it is refused.
-  const replay = makeAuthoredVersion({ doc: parent.doc, parents: [carried.version.cid], value: parent.value, by: 'rules', rules, consent: consentFor([aliceYes]), at: Date.now() }, aliceIdentity);
+  const replay = await makeAuthoredVersion({ doc: parent.doc, parents: [carried.version.cid], value: parent.value, by: 'rules', rules, consent: consentFor([aliceYes]), at: Date.now() }, aliceIdentity);
   t.regex((await offer(bob, replay)).refused[0]!.reason, /its proposal .* carried version .* already/);
   t.deepEqual(texts((valueOf(await bob.docs.apply(bobWrite, { add: 'jam' })) as { value: GridValue }).value), ['milk', 'JAM']);
 });
@@ -599,7 +599,7 @@ test('a governed document\'s rules change is put to its members; a replica check
   const proposal = ((await alice.docs.rules(doc.admin, { merges: ['json'] })) as { token: string }).token;
   t.deepEqual(alice.docs.proposals()[0]!.members, [alice.principal, bob!.principal, carol!.principal]);
   t.deepEqual(await alice.docs.vote(proposal, 'yes'), { status: 'promised', token: proposal });
-  const carried = await alice.call(proposal, ['vote', 'yes', signVote(bob!, proposal as Token, 'yes')], { caller: bob!.principal });
+  const carried = await alice.call(proposal, ['vote', 'yes', await signVote(bob!, proposal as Token, 'yes')], { caller: bob!.principal });
   t.like(valueOf(carried), { status: 'passed' });
   t.is((valueOf(await alice.call(doc.read, ['info'])) as { merges: string[] }).merges.length, 1);
   await adopt(alice, dave, await alice.docs.closuresOf(doc.doc));
@@ -610,7 +610,7 @@ test('a governed document\'s rules change is put to its members; a replica check
   const consent = { ...rulesVersion.consent!, members: [alice.principal], weights: [1] };
   const rules = { ...rulesVersion.rules!, merges: [] };
   const token = rulesProposalToken(rulesVersion.doc, rules, consent);
-  const forged = makeAuthoredVersion({ doc: rulesVersion.doc, parents: [rulesVersion.cid], value: rulesVersion.value, by: 'rules', rules, consent: { ...consent, votes: [[alice.principal, 'yes', signVote(aliceIdentity, token, 'yes')]] }, at: Date.now() }, aliceIdentity);
+  const forged = await makeAuthoredVersion({ doc: rulesVersion.doc, parents: [rulesVersion.cid], value: rulesVersion.value, by: 'rules', rules, consent: { ...consent, votes: [[alice.principal, 'yes', await signVote(aliceIdentity, token, 'yes')]] }, at: Date.now() }, aliceIdentity);
   const refused = await dave.docs.ingest({ doc: doc.doc, blocks: [[forged.version.cid.toString(), forged.bytes]], more: false }, alice.principal);
   t.is(refused.accepted, 0);
   t.regex(refused.refused[0]!.reason, /its proposal's members are not those the member document listed at/);

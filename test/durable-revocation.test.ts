@@ -59,7 +59,7 @@ test('a revocation heard from a peer and acknowledged survives the process being
   // The notice is the issuer's own (this home's key), heard as if a peer relayed it.
   const run = await dieAfter(
     home,
-    `const heard = await kernel.hearRevocation(signRevocation(token, 'heard', await loadIdentity(home + '/identity')), kernel.principal);
+    `const heard = await kernel.hearRevocation(await signRevocation(token, 'heard', await loadIdentity(home + '/identity')), kernel.principal);
      if (!heard) throw new Error('not believed');`,
   );
   t.is(run.signal, 'SIGKILL', run.stderr);

@@ -92,9 +92,9 @@ test('a cancel names one request id of its sender, round-trips, and is named by 
   }
 });
 
-test('revocation notices and fetches round-trip; a notice verifies only as signed', (t) => {
+test('revocation notices and fetches round-trip; a notice verifies only as signed', async (t) => {
   const issuer = generateIdentity((n) => new Uint8Array(randomBytes(n)));
-  const notice = signRevocation(token, 'withdrawn', issuer);
+  const notice = await signRevocation(token, 'withdrawn', issuer);
   t.true(isSignedRevocation(notice));
   const bytes = encodeRevocation(9, notice);
   t.deepEqual(reencoded(bytes), bytes);

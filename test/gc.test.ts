@@ -91,7 +91,7 @@ test('grid gc keeps what the home uses and collects the rest; everything works a
   const garbage = new Set<string>([revokedClosure, envBlob, revokedDelegation]);
   for (let i = 0; i < 5; i++) garbage.add(await putData(home, { junk: i, bytes: new Uint8Array(randomBytes(100 * (i + 1))) }));
   for (let i = 0; i < 2; i++) garbage.add((await store.put(new TextEncoder().encode(`export const unused${i} = () => ${i};\n`), { codec: RAW_CODEC })).toString());
-  const orphan = makeClosure({ code: (await store.put(new TextEncoder().encode('export const f = () => 1;\n'), { codec: RAW_CODEC })).toString() as never, export: 'f', env: {} }, generateIdentity((n) => new Uint8Array(randomBytes(n))), new Uint8Array(randomBytes(16)));
+  const orphan = await makeClosure({ code: (await store.put(new TextEncoder().encode('export const f = () => 1;\n'), { codec: RAW_CODEC })).toString() as never, export: 'f', env: {} }, generateIdentity((n) => new Uint8Array(randomBytes(n))), new Uint8Array(randomBytes(16)));
   garbage.add((await store.put(orphan.bytes, { codec: DAG_CBOR_CODEC })).toString());
   garbage.add(orphan.closure.code);
   await ageBlocks(home);
@@ -306,7 +306,7 @@ test('a replica adopted from a peer is kept until its revocation is heard; a blo
   kernel = await openKernel({ home });
   t.deepEqual(await kernel.call(token, [5]), { status: 'fulfilled', value: { got: 5 } });
   await peer.revoke(token);
-  t.true(await kernel.hearRevocation(peer.revocationNotice(token)!, peer.principal));
+  t.true(await kernel.hearRevocation((await peer.revocationNotice(token))!, peer.principal));
   await kernel.close();
   await ageBlocks(home);
   const second = await collectGarbage({ home });

@@ -16,10 +16,10 @@ test('the realm is locked down', (t) => {
   t.is(typeof (globalThis as { harden?: unknown }).harden, 'function');
 });
 
-test('identities sign and both verifiers verify under lockdown', (t) => {
+test('identities sign and both verifiers verify under lockdown', async (t) => {
   const identity = generateIdentity(nodeRandom);
   const message = new TextEncoder().encode('locked down');
-  const signature = identity.sign(message);
+  const signature = await identity.sign(message);
   t.true(verify(identity.principal, message, signature));
   t.true(verifyPortable(identity.principal, message, signature));
   signature[40]! ^= 1;

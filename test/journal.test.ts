@@ -100,6 +100,44 @@ test('tampering before the tail refuses to open instead of dropping history', as
   t.deepEqual(await readFile(path), tampered, 'nothing was truncated');
 });
 
+test('a key that signs slowly (a tab\'s, through WebCrypto): records appended while a seal is signed follow it, and the chain verifies', async (t) => {
+  const path = join(await tempDir(t), 'journal');
+  let signing = 0;
+  const slow = { principal: identity.principal, publicKey: identity.publicKey, sign: async (message: Uint8Array) => {
+    signing += 1;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return identity.sign(message);
+  } };
+  const { journal } = await Journal.open({ ...powers(await openFsJournalFile(path)), identity: slow });
+  journal.append(callBody(0));
+  const sealed = journal.flush();
+  // While the seal is being signed: more records, and a write that must wait for it.
+  for (let i = 1; i <= 3; i++) journal.append(callBody(i));
+  const written = journal.written();
+  t.is(signing, 1);
+  await Promise.all([sealed, written]);
+  await journal.close();
+  const reopened = await Journal.open(powers(await openFsJournalFile(path)));
+  const entries = await journalEntries(reopened.journal);
+  t.deepEqual(entries.map((e) => e.kind), ['call', 'seal', 'call', 'call', 'call', 'seal'], 'each seal right after the records it signs');
+  t.deepEqual(entries.map((e) => e.seq), [0, 1, 2, 3, 4, 5]);
+  await reopened.journal.close();
+});
+
+const failingKey = { principal: identity.principal, publicKey: identity.publicKey, sign: async (): Promise<Uint8Array> => {
+  throw new Error('the key is gone');
+} };
+
+test('a seal that cannot be signed fails the write in one line, and nothing after it is written', async (t) => {
+  const file = memoryJournalFile();
+  const { journal } = await Journal.open({ ...powers(file), identity: failingKey });
+  journal.append(callBody(0));
+  await t.throwsAsync(journal.flush(), { instanceOf: JournalError, message: 'journal: could not seal: the key is gone' });
+  journal.append(callBody(1));
+  await t.throwsAsync(journal.written(), { message: 'journal: could not seal: the key is gone' });
+  t.is(file.bytes().length, 0);
+});
+
 test('a seal whose signature does not verify is refused', async (t) => {
   const path = join(await tempDir(t), 'journal');
   await fill(path, 1);

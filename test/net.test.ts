@@ -410,15 +410,15 @@ test('a revocation notice is believed only when signed by the issuer and sent by
   const stranger = generateIdentity(random);
   const strangerSession = await openSession(new WebSocket(b.server.url), { identity: stranger, random });
   t.teardown(() => strangerSession.close());
-  const refusal = async (notice: ReturnType<typeof signRevocation>) => ((await strangerSession.revoke(notice, 2000)).outcome as { reason: string }).reason;
+  const refusal = async (notice: Awaited<ReturnType<typeof signRevocation>>) => ((await strangerSession.revoke(notice, 2000)).outcome as { reason: string }).reason;
   // Signed by the stranger itself: a valid signature, but not from where B got the token.
-  t.regex(await refusal(signRevocation(token as never, 'mine', stranger)), /did not get it from/);
+  t.regex(await refusal(await signRevocation(token as never, 'mine', stranger)), /did not get it from/);
   // Claiming to be A, with a signature A never made.
-  t.regex(await refusal({ ...signRevocation(token as never, 'forged', stranger), by: a.identity.principal }), /signature does not prove/);
+  t.regex(await refusal({ ...(await signRevocation(token as never, 'forged', stranger)), by: a.identity.principal }), /signature does not prove/);
   // Truly signed by A, but relayed by a stranger: B only believes the node its answers came from.
-  t.regex(await refusal(signRevocation(token as never, 'replayed', a.identity)), /did not get it from/);
+  t.regex(await refusal(await signRevocation(token as never, 'replayed', a.identity)), /did not get it from/);
   // A's notice with its reason changed on the way.
-  t.regex(await refusal({ ...signRevocation(token as never, 'replayed', a.identity), reason: 'changed' }), /signature does not prove/);
+  t.regex(await refusal({ ...(await signRevocation(token as never, 'replayed', a.identity)), reason: 'changed' }), /signature does not prove/);
   t.deepEqual(await client.call(token, [1]), { status: 'fulfilled', value: 1 }, 'B still answers');
   t.false(b.kernel.isRevoked(token as never));
 });

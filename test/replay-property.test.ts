@@ -68,7 +68,7 @@ test(`a kernel reopened from its journal answers as the live one did (REPLAY_SEE
       await live.revoke(pick([...local, delegated])).catch(() => {});
     } else if (roll < 0.1) {
       const r = pick(remote);
-      await live.hearRevocation(signRevocation(r.token as Token, 'gone upstream', peers[r.peer]!), peers[r.peer]!.principal).catch(() => false);
+      await live.hearRevocation(await signRevocation(r.token as Token, 'gone upstream', peers[r.peer]!), peers[r.peer]!.principal).catch(() => false);
     } else {
       const call = { token: pick(tokens), args: [Math.floor(next() * 3)], caller: pick(callers) };
       calls.push(call);
@@ -87,7 +87,7 @@ test(`a kernel reopened from its journal answers as the live one did (REPLAY_SEE
   const state = async (kernel: Kernel) => {
     const revoked = tokens.map((token) => kernel.isRevoked(token));
     const reputation = kernel.reputation().map((row) => ({ ...row })).sort((a, b) => a.issuer.localeCompare(b.issuer));
-    const mustHear = [...strangers, ...peers.map((p) => p.principal)].map((p) => kernel.revocationsFor(p).map((notice) => notice.token).sort());
+    const mustHear = await Promise.all([...strangers, ...peers.map((p) => p.principal)].map(async (p) => (await kernel.revocationsFor(p)).map((notice) => notice.token).sort()));
     // Which earlier calls the cache answers: a hit leaves a `hit` record.
     const answers: Array<{ outcome: Outcome; hit: boolean }> = [];
     for (const call of calls) {
@@ -98,7 +98,7 @@ test(`a kernel reopened from its journal answers as the live one did (REPLAY_SEE
     // Whose notices are believed: the peer that answered a token cacheably, and no one else.
     const believed: boolean[] = [];
     for (const r of remote) {
-      for (const peer of peers) believed.push(await kernel.hearRevocation(signRevocation(r.token as Token, 'probe', peer), peer.principal).catch(() => false));
+      for (const peer of peers) believed.push(await kernel.hearRevocation(await signRevocation(r.token as Token, 'probe', peer), peer.principal).catch(() => false));
     }
     return { revoked, reputation, mustHear, answers, believed };
   };

@@ -21,7 +21,7 @@ test("a peer that gave only uncacheable answers for a token cannot revoke it, be
   const peer = generateIdentity(random);
   // The peer answers the token, but not cacheably: this node never relied on it as the token's source.
   const forward: Forwarder = async () => ({ answer: { outcome: { status: 'fulfilled', value: 7 }, cacheable: false }, peer: peer.principal });
-  const notice = signRevocation(held, 'mine now', peer);
+  const notice = await signRevocation(held, 'mine now', peer);
 
   const live = await openKernel({ home, create: true, forward });
   t.deepEqual(await live.call(held), { status: 'fulfilled', value: 7 });
@@ -46,7 +46,7 @@ test('a peer whose cacheable answer this node cached is believed when it revokes
   };
   const reopened = await reopenedFor([1]);
   t.teardown(() => reopened.close());
-  t.true(await reopened.hearRevocation(signRevocation(held, 'revoked upstream', peer), peer.principal));
+  t.true(await reopened.hearRevocation(await signRevocation(held, 'revoked upstream', peer), peer.principal));
   t.deepEqual(await reopened.call(held, [1]), { status: 'revoked', code: 'token-revoked', reason: 'revoked upstream' });
 });
 
@@ -59,7 +59,7 @@ test('a peer handed a replica hears of its revocation, also when the revocation 
   await live.close();
   const reopened = await openKernel({ home });
   t.teardown(() => reopened.close());
-  t.deepEqual(reopened.revocationsFor(peer.principal), [], 'nothing revoked yet');
+  t.deepEqual(await reopened.revocationsFor(peer.principal), [], 'nothing revoked yet');
   await reopened.revoke(token, 'withdrawn');
-  t.deepEqual(reopened.revocationsFor(peer.principal).map((notice) => [notice.token, notice.reason]), [[token, 'withdrawn']]);
+  t.deepEqual((await reopened.revocationsFor(peer.principal)).map((notice) => [notice.token, notice.reason]), [[token, 'withdrawn']]);
 });

@@ -202,11 +202,11 @@ test('a tampered checkpoint refuses to open with one line; so does one naming an
   // Bytes that are no checkpoint.
   t.is((await refusal(new Uint8Array([1, 2, 3]))).code, 'ERR_CHECKPOINT');
   // Signed by another key.
-  const stranger = signCheckpoint({ at: checkpoint.at, start: checkpoint.start, state: checkpoint.state }, generateIdentity(random));
+  const stranger = await signCheckpoint({ at: checkpoint.at, start: checkpoint.start, state: checkpoint.state }, generateIdentity(random));
   t.regex((await refusal(stranger)).message, /is signed by did:key:\w+, not by this node/);
   // Signed by this node but naming a head the first kept record does not link to.
   const node = { principal: identity.principal, publicKey: identity.publicKey, sign: (bytes: Uint8Array) => identity.sign(bytes) };
-  const wrongHead = signCheckpoint({ at: checkpoint.at, start: { ...checkpoint.start, head: new Uint8Array(checkpoint.start.head!).fill(1) }, state: checkpoint.state }, node as never);
+  const wrongHead = await signCheckpoint({ at: checkpoint.at, start: { ...checkpoint.start, head: new Uint8Array(checkpoint.start.head!).fill(1) }, state: checkpoint.state }, node as never);
   const unlinked = await refusal(wrongHead);
   t.is(unlinked.code, 'ERR_CORRUPT');
   t.regex(unlinked.message, /does not link to the head the checkpoint names/);

@@ -48,9 +48,9 @@ const busyHome = async (dir: string): Promise<string> => {
   for (let i = 0; i < 3; i++) await kernel.call(limited, [i], { caller: bob.principal });
   await kernel.call(REMOTE, [1], { caller: carol.principal });
   await kernel.revoke(refuse, 'enough');
-  await kernel.hearRevocation(signRevocation(REMOTE, 'gone upstream', upstream), upstream.principal);
+  await kernel.hearRevocation(await signRevocation(REMOTE, 'gone upstream', upstream), upstream.principal);
   // A revocation of a delegation this node has not seen: kept as an early one.
-  await kernel.hearRevocation(signRevocation('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' as Token, 'early', bob), bob.principal).catch(() => false);
+  await kernel.hearRevocation(await signRevocation('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy' as Token, 'early', bob), bob.principal).catch(() => false);
 
   // A budget whose concurrent edits conflict, settled by a person.
   const other = await openKernel({ memory: true, identity: generateIdentity(random) });
@@ -73,7 +73,7 @@ const busyHome = async (dir: string): Promise<string> => {
   const governed = await kernel.docs.create({ reducer: community, init: { members, rules: {} }, governance: { members: 'self', quorum: 'majority', weighted: false, deadlineMs: 3_600_000 } });
   const proposed = await kernel.docs.propose(governed.write, { add: generateIdentity(random).principal });
   const proposal = (proposed as { token: Token }).token;
-  await kernel.call(proposal, ['vote', 'yes', signVote(bob, proposal, 'yes')], { caller: bob.principal });
+  await kernel.call(proposal, ['vote', 'yes', await signVote(bob, proposal, 'yes')], { caller: bob.principal });
   await kernel.flush();
   await kernel.close();
   return home;

@@ -89,12 +89,12 @@ test('a chain a stranger sends is stored only if it ends at a closure held here 
   const { kernel, stranger, strangerIdentity } = await nodeAndStranger(t);
   const root = await echo(kernel);
   // A chain the stranger made over a closure of its own, held nowhere near this node.
-  const elsewhere = makeDelegation({ inner: sealToken(made), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
+  const elsewhere = await makeDelegation({ inner: sealToken(made), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
   const passed = await stranger.session.call(elsewhere.delegation.token, [[]], { chain: { links: [elsewhere.bytes], modules: [] } });
   t.deepEqual(passed.outcome, { status: 'revoked', code: 'unknown-token', reason: 'unknown token' });
   t.is(await kernel.chainBlocks(elsewhere.delegation.token), undefined, 'not stored');
   // A chain over this node's closure, made by someone who is not its issuer.
-  const forged = makeDelegation({ inner: sealToken(root), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
+  const forged = await makeDelegation({ inner: sealToken(root), audience: [strangerIdentity.principal] }, strangerIdentity, random(16));
   const refused = await stranger.session.call(forged.delegation.token, [[]], { chain: { links: [forged.bytes], modules: [] } });
   t.like(refused.outcome, { status: 'revoked', code: 'invalid' });
   t.regex((refused.outcome as { reason: string }).reason, /was made by did:key:\S+, but the token's issuer is did:key:/);
@@ -121,13 +121,13 @@ test("revocations a stranger signs of delegations the node has not seen are kept
   const early = async () => (await journalEntries(kernel.journal)).filter((entry) => entry.kind === 'revocation-early').length;
   const notice = (token: string) => signRevocation(token as never, 'gone', strangerIdentity);
   const madeUp = () => blockCid(random(32), DAG_CBOR_CODEC).toString();
-  const first = notice(made);
+  const first = await notice(made);
   t.like(await stranger.session.revoke(first, 5000), { outcome: { status: 'fulfilled' } });
   t.like(await stranger.session.revoke(first, 5000), { outcome: { status: 'fulfilled' } });
   t.is(await early(), 1, 'the same notice again is not stored again');
   let refusal: string | undefined;
   for (let i = 0; i < 100 && !refusal; i += 1) {
-    const { outcome } = await stranger.session.revoke(notice(madeUp()), 5000);
+    const { outcome } = await stranger.session.revoke(await notice(madeUp()), 5000);
     if (outcome.status === 'revoked') refusal = outcome.reason;
   }
   t.regex(refusal ?? '(never refused)', /storage quota: /);

@@ -54,9 +54,9 @@ const http = (url: string, options: { method?: string; headers?: Record<string, 
   });
 
 /** Whether a WebSocket with this Origin is accepted (the node answers a refused upgrade with an HTTP status). */
-const wsWithOrigin = (url: string, origin: string) =>
+const wsWithOrigin = (url: string, origin: string, host?: string) =>
   new Promise<string>((resolve) => {
-    const socket = new WebSocket(url, { origin });
+    const socket = new WebSocket(url, { origin, ...(host ? { headers: { Host: host } } : {}) });
     socket.on('open', () => {
       socket.terminate();
       resolve('open');
@@ -234,10 +234,12 @@ test.serial('live views are bounded, and a view that goes away frees its place',
   for (const view of views.splice(0)) view.destroy();
 });
 
-test.serial("neither another site's page nor the node's own page can open the node's WebSocket", async (t) => {
-  const { node, origin } = await graphNode();
+test.serial("another site's page cannot open the node's WebSocket; the node's own pages can (a tab node joins so)", async (t) => {
+  const { node, origin, port } = await graphNode();
   t.regex(await wsWithOrigin(node.url, 'http://evil.example'), /^refused 40[13]$/);
-  t.regex(await wsWithOrigin(node.url, origin), /^refused 40[13]$/, "the page's own origin gets no WebSocket either");
+  t.regex(await wsWithOrigin(node.url, `http://evil.example:${port}`, `evil.example:${port}`), /^refused 40[13]$/, 'a DNS-rebound page, named as itself, is refused');
+  t.regex(await wsWithOrigin(node.url, `http://localhost:${port}`), /^refused 40[13]$/, 'an origin that is not the Host it asks with is refused');
+  t.is(await wsWithOrigin(node.url, origin), 'open', "the node's own origin is admitted: it authenticates next, as its own principal");
 });
 
 const externalAddress = () =>
@@ -397,18 +399,20 @@ browserTest(`${inBrowser}: the filter takes a pet name`, async (t) => {
   t.regex((await page.textContent('#graph-note')) ?? '', /^filtered by hi: /);
 });
 
-browserTest(`${inBrowser}: the page holds no authority: the node's WebSocket refuses its origin`, async (t) => {
+browserTest(`${inBrowser}: the page holds no authority: its WebSocket, admitted as the node's own origin, must still prove a principal, and is closed on anything else`, async (t) => {
   const { page, node } = await graphPage(t);
   const socket = await page.evaluate(
     (url) =>
       new Promise<string>((resolve) => {
         const ws = new WebSocket(url);
-        ws.onopen = () => resolve('open');
-        ws.onerror = () => resolve('refused');
+        ws.binaryType = 'arraybuffer';
+        // The node says hello first; an empty map is no proof of anything.
+        ws.onmessage = () => ws.send(new Uint8Array([0xa0]));
+        ws.onclose = () => resolve('closed');
       }),
     node.url,
   );
-  t.is(socket, 'refused');
+  t.is(socket, 'closed');
 });
 
 // Calls a closure on the shared node: after the tests that count its calls.

@@ -53,11 +53,11 @@ export const assertExportName = (name: unknown): string => {
 };
 
 /** Build and sign a closure record; returns its bytes and token. */
-export const makeClosure = (
+export const makeClosure = async (
   spec: { code: ModuleId; export: string; env: unknown; timeLimitMs?: number; replicable?: boolean },
   issuer: Identity,
   nonce: Uint8Array,
-): { bytes: Uint8Array; closure: Closure } => {
+): Promise<{ bytes: Uint8Array; closure: Closure }> => {
   if (nonce.length < MIN_NONCE_BYTES) throw new RangeError(`nonce must be at least ${MIN_NONCE_BYTES} bytes`);
   // Round-trip the env through the codec: it must be grid data, and links in
   // `{ "/": cid }` form become real links in the record.
@@ -70,7 +70,7 @@ export const makeClosure = (
     ...(spec.timeLimitMs === undefined ? {} : { time: assertTimeLimit(spec.timeLimitMs) }),
     ...(spec.replicable ? { replicable: true } : {}),
   };
-  const bytes = encode({ ...body, sig: issuer.sign(signingBytes(body)) });
+  const bytes = encode({ ...body, sig: await issuer.sign(signingBytes(body)) });
   const token = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
   return { bytes, closure: readClosure(token, bytes) };
 };

@@ -79,7 +79,7 @@ export interface DelegationSpec {
 }
 
 /** Build and sign a delegation record; returns its bytes and the new token. */
-export const makeDelegation = (spec: DelegationSpec, delegator: Identity, nonce: Uint8Array): { bytes: Uint8Array; delegation: Delegation } => {
+export const makeDelegation = async (spec: DelegationSpec, delegator: Identity, nonce: Uint8Array): Promise<{ bytes: Uint8Array; delegation: Delegation }> => {
   if (nonce.length < MIN_NONCE_BYTES) throw new RangeError(`nonce must be at least ${MIN_NONCE_BYTES} bytes`);
   const body = {
     inner: parseCid(spec.inner, 'inner'),
@@ -89,7 +89,7 @@ export const makeDelegation = (spec: DelegationSpec, delegator: Identity, nonce:
     delegator: delegator.principal,
     nonce,
   };
-  const bytes = encode({ ...body, sig: delegator.sign(signingBytes(body)) });
+  const bytes = encode({ ...body, sig: await delegator.sign(signingBytes(body)) });
   const token = blockCid(bytes, DAG_CBOR_CODEC).toString() as Token;
   return { bytes, delegation: readDelegation(token, bytes) };
 };

@@ -58,7 +58,7 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
      */
     rules: (token: string, rules: { reducer?: string; merges?: readonly StepSpec[] }) => call(token, ['rules', { ...(rules.reducer === undefined ? {} : { reducer: rules.reducer }), ...(rules.merges ? { merges: [...rules.merges] } : {}) }]),
     /** Vote on `proposal` as this node's principal, signing the choice. */
-    vote: (proposal: string, choice: Choice) => call(proposal, ['vote', choice, signVote(identity, asToken(proposal), choice)]),
+    vote: async (proposal: string, choice: Choice) => call(proposal, ['vote', choice, await signVote(identity, asToken(proposal), choice)]),
     /** Proposals held here: open ones, or all. */
     proposals: (options: { all?: boolean } = {}) => docs.proposals(options),
     /** The documents held here, with their heads. */

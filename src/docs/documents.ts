@@ -203,7 +203,7 @@ export interface DocumentPowers {
   readonly chainOf: (token: Token) => Promise<readonly Delegation[]>;
   readonly revokedAt: (token: Token) => number | undefined;
   /** The signed notice of a revocation made or heard here, and taking in one from a replica (revocation-table.ts). */
-  readonly revocationNotice: (token: Token) => RevocationNotice | undefined;
+  readonly revocationNotice: (token: Token) => Promise<RevocationNotice | undefined>;
   readonly hearRevocation: (notice: RevocationNotice, from: Principal) => Promise<boolean>;
   readonly setTimer: (ms: number, callback: () => void) => () => void;
   /** Run `callback` once what is queued now has run (setImmediate): after a reducer's call has gone to its vat, while the main thread waits. */
@@ -554,7 +554,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     // The next change starts from this value: keep it decoded rather than read it back.
     remember(text(value), outcome.value, valueBytes);
     const asker = caller.caller !== undefined && caller.caller !== identity.principal ? { for: caller.caller } : {};
-    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
+    const { bytes, version } = await makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'change', change: changeCid, at: clock(), ...(caller.via ? { via: caller.via } : {}), ...asker }, identity);
     // Filed under the CID just made (its text made once, on it), not under another one made by hashing the bytes again.
     await store.putVerified(version.cid, bytes);
     versions.set(text(version.cid), version);
@@ -580,7 +580,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     } else if (value !== undefined) {
       valueCid = await storeValue(value);
     } else return revoked('invalid', 'settle with { pick: HEAD } or { value: VALUE }');
-    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: conflict.heads, value: valueCid, by: 'settle', conflict: token, at: clock(), ...(via ? { via } : {}) }, identity);
+    const { bytes, version } = await makeAuthoredVersion({ doc: state.cid, parents: conflict.heads, value: valueCid, by: 'settle', conflict: token, at: clock(), ...(via ? { via } : {}) }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state.heads, version), version.cid);
@@ -599,7 +599,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
     const value = parent.equals(state.cid) ? genesis.init : (await versionOf(state, parent))!.value;
     const { nonce, members, weights, quorum, votes } = carried;
     const consent = { nonce, members, weights, quorum, votes, ...(carried.base ? { base: CID.parse(carried.base) } : {}) };
-    const { bytes, version } = makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'rules', rules, consent, at: clock(), ...(via ? { via } : {}) }, identity);
+    const { bytes, version } = await makeAuthoredVersion({ doc: state.cid, parents: [parent], value, by: 'rules', rules, consent, at: clock(), ...(via ? { via } : {}) }, identity);
     await putBlock(bytes);
     versions.set(text(version.cid), version);
     landed(state, headsWith(state.heads, version), version.cid);
@@ -629,12 +629,12 @@ export const makeDocuments = (powers: DocumentPowers) => {
   };
 
   /** The revoker's signed date of a revocation: this node's own (signed now), or one it was given. */
-  const sinceOf = (token: Token, notice: RevocationNotice): { since?: RevokedSince } => {
+  const sinceOf = async (token: Token, notice: RevocationNotice): Promise<{ since?: RevokedSince }> => {
     const given = revokedSince.get(token);
     if (given) return { since: { at: given.since, signature: given.signature } };
     const at = powers.revokedAt(token);
     if (notice.by !== identity.principal || at === undefined) return {};
-    return { since: { at, signature: identity.sign(revokedAtStatement(token, at)) } };
+    return { since: { at, signature: await identity.sign(revokedAtStatement(token, at)) } };
   };
 
   const proposals = makeProposals({
@@ -818,7 +818,7 @@ export const makeDocuments = (powers: DocumentPowers) => {
       const init = await storeValue(spec.init);
       const governance: Governance | undefined = spec.governance && { ...spec.governance, members: spec.governance.members === 'self' ? 'self' : CID.parse(spec.governance.members) };
       if (governance && governance.members !== 'self' && !docs.has(text(governance.members))) throw new DocumentError('ERR_NO_DOCUMENT', `the member document ${governance.members} is not held here`);
-      const { bytes, genesis } = makeGenesis({ id, roles, reducer, merges, init, at: clock(), ...(governance ? { governance } : {}) }, identity);
+      const { bytes, genesis } = await makeGenesis({ id, roles, reducer, merges, init, at: clock(), ...(governance ? { governance } : {}) }, identity);
       await putBlock(bytes);
       geneses.set(text(genesis.cid), genesis);
       journal.append({ kind: 'doc', doc: text(genesis.cid), id, issuer: genesis.issuer, roles: ROLES.map((role) => roles[role]) });
@@ -1036,8 +1036,8 @@ export const makeDocuments = (powers: DocumentPowers) => {
       for (const version of versions.values()) if (version.by !== 'merge' && version.via && !vias.has(version.via) && version.doc.equals(state.cid)) vias.set(version.via, version);
       for (const version of vias.values()) {
         for (const link of await chainOf(version)) {
-          const notice = powers.revocationNotice(link.token);
-          if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...sinceOf(link.token, notice) });
+          const notice = await powers.revocationNotice(link.token);
+          if (notice && !revocations.has(link.token)) revocations.set(link.token, { notice, ...(await sinceOf(link.token, notice)) });
         }
       }
       const more = sent < order.length;

@@ -59,7 +59,7 @@ export const describeQuorum = (quorum: Quorum): string => (typeof quorum === 'st
 
 /** What a voter signs. */
 export const voteStatement = (proposal: Token, choice: Choice) => concatBytes(VOTE_DOMAIN, encode({ proposal: CID.parse(proposal), choice }));
-export const signVote = (identity: Identity, proposal: Token, choice: Choice): Uint8Array => identity.sign(voteStatement(proposal, choice));
+export const signVote = (identity: Identity, proposal: Token, choice: Choice): Promise<Uint8Array> => identity.sign(voteStatement(proposal, choice));
 
 interface Proposal {
   readonly doc: string;

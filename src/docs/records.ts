@@ -160,13 +160,13 @@ const signedPartOf = (bytes: Uint8Array, sig: Uint8Array): Uint8Array | undefine
  * signature (the same length). Encoded twice where the blank entry cannot
  * be found alone.
  */
-const signedRecord = (body: Record<string, unknown>, signer: Identity): Uint8Array => {
+const signedRecord = async (body: Record<string, unknown>, signer: Identity): Promise<Uint8Array> => {
   const blank = new Uint8Array(64);
   // A version's fields are all flat (links, text, integers, a list of links): written without cborg's tokens.
   const bytes = encodeFlatMap({ ...body, sig: blank }) ?? encode({ ...body, sig: blank });
   const at = sigEntryAt(bytes, blank);
-  if (at < 0) return encode({ ...body, sig: signer.sign(signingBytes(body)) });
-  bytes.set(signer.sign(signedPartAt(bytes, at)), at + SIG_ENTRY.length);
+  if (at < 0) return encode({ ...body, sig: await signer.sign(signingBytes(body)) });
+  bytes.set(await signer.sign(signedPartAt(bytes, at)), at + SIG_ENTRY.length);
   return bytes;
 };
 const dropUndefined = (record: Record<string, unknown>) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined));
@@ -232,7 +232,7 @@ export const rulesProposalToken = (doc: CID, rules: Rules, consent: Omit<Consent
 };
 
 /** Build and sign a genesis; returns its bytes and the record read back. */
-export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Identity): { bytes: Uint8Array; genesis: Genesis } => {
+export const makeGenesis = async (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Identity): Promise<{ bytes: Uint8Array; genesis: Genesis }> => {
   const body = {
     type: 'doc',
     id: spec.id,
@@ -244,7 +244,7 @@ export const makeGenesis = (spec: Omit<Genesis, 'cid' | 'issuer'>, issuer: Ident
     at: spec.at,
     ...(spec.governance ? { governance: governanceToWire(spec.governance) } : {}),
   };
-  const bytes = signedRecord(body, issuer);
+  const bytes = await signedRecord(body, issuer);
   return { bytes, genesis: readGenesis(blockCid(bytes, DAG_CBOR_CODEC), bytes) };
 };
 
@@ -345,7 +345,7 @@ const authoredVersion = (cid: CID, fields: Omit<AuthoredVersion, 'cid' | 'parent
 };
 
 /** A signed change or settlement (not read back: the signature was just made). */
-export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): { bytes: Uint8Array; version: Version } => {
+export const makeAuthoredVersion = async (spec: Omit<AuthoredVersion, 'cid' | 'author'>, author: Identity): Promise<{ bytes: Uint8Array; version: Version }> => {
   // The fields set, and no others (no `undefined`): the order does not matter, the encoding sorts them.
   const body: Record<string, unknown> = { type: 'version', doc: spec.doc, parents: sortCids(spec.parents), value: spec.value, by: spec.by, author: author.principal, at: spec.at };
   if (spec.change !== undefined) body.change = spec.change;
@@ -354,7 +354,7 @@ export const makeAuthoredVersion = (spec: Omit<AuthoredVersion, 'cid' | 'author'
   if (spec.consent !== undefined) body.consent = consentToWire(spec.consent);
   if (spec.via !== undefined) body.via = CID.parse(spec.via);
   if (spec.for !== undefined) body.for = spec.for;
-  const bytes = signedRecord(body, author);
+  const bytes = await signedRecord(body, author);
   const version = authoredVersion(blockCid(bytes, DAG_CBOR_CODEC), spec, body.parents as CID[], author.principal);
   return { bytes, version };
 };

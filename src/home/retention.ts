@@ -194,7 +194,7 @@ export const makeRetention = (options: {
     await file.sync();
     const cid = await snapshotStore(paths).put(snapshotBytes);
     const fields = { at: clock(), start: { seq: head.seq, offset: cut, head: head.prev }, state: { seq: snapshot.position.seq, snapshot: cid.toString() } };
-    const bytes = signCheckpoint(fields, identity);
+    const bytes = await signCheckpoint(fields, identity);
     const path = checkpointPath(paths);
     const temp = `${path}.tmp`;
     const handle = await open(temp, 'w', 0o600);

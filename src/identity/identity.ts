@@ -24,7 +24,8 @@ export interface Identity {
   readonly principal: Principal;
   /** The 32-byte public key (a fresh copy on every read). */
   readonly publicKey: Uint8Array;
-  sign(message: Uint8Array): Uint8Array;
+  /** A signature of `message`; a promise, so a key held where only asynchronous signing reaches it (WebCrypto in a tab, a hardware token) can stand behind it. */
+  sign(message: Uint8Array): Promise<Uint8Array>;
 }
 
 /** Multicodec `ed25519-pub`, as an unsigned varint. */
@@ -78,7 +79,7 @@ export const identityFromSecret = (secret: Uint8Array): Identity => {
     get publicKey() {
       return publicKey.slice();
     },
-    sign: (message: Uint8Array) => new Uint8Array(nodeSign(null, assertBytes(message, 'message'), privateKey)),
+    sign: async (message: Uint8Array) => new Uint8Array(nodeSign(null, assertBytes(message, 'message'), privateKey)),
   });
 };
 

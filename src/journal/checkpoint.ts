@@ -36,9 +36,9 @@ const unsignedBytes = (checkpoint: Checkpoint) =>
   concatBytes(CHECKPOINT_DOMAIN, encode([checkpoint.format, checkpoint.node, checkpoint.at, [checkpoint.start.seq, checkpoint.start.offset, checkpoint.start.head], [checkpoint.state.seq, checkpoint.state.snapshot]]));
 
 /** A checkpoint as the bytes of its file, signed by `identity`. */
-export const signCheckpoint = (fields: Omit<Checkpoint, 'format' | 'node'>, identity: Identity): Uint8Array => {
+export const signCheckpoint = async (fields: Omit<Checkpoint, 'format' | 'node'>, identity: Identity): Promise<Uint8Array> => {
   const checkpoint: Checkpoint = { format: CHECKPOINT_FORMAT, node: identity.principal, ...fields };
-  return encode({ ...checkpoint, sig: identity.sign(unsignedBytes(checkpoint)) });
+  return encode({ ...checkpoint, sig: await identity.sign(unsignedBytes(checkpoint)) });
 };
 
 const refuse = (why: string) => new JournalError('ERR_CHECKPOINT', `the checkpoint ${why}; the segments before it are gone, so the journal cannot be verified without it: restore the file from a backup`);

@@ -216,7 +216,7 @@ export const disclose = async (
   const bytes = read.filter((_, i) => !cut.has(fitting[i]!.seq));
   const cids = bytes.map(recordCid);
   const unsigned = { node: identity.principal, token, requester, at, cids };
-  return Object.freeze({ ...unsigned, records: bytes, signature: identity.sign(statement(unsigned)) });
+  return Object.freeze({ ...unsigned, records: bytes, signature: await identity.sign(statement(unsigned)) });
 };
 
 /** The latest of `records` that fit in `maxBytes` together (as Journal.records cuts them). */

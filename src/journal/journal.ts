@@ -415,6 +415,8 @@ export class Journal {
   #unsealed = 0;
   #lastSeal = Number.NEGATIVE_INFINITY;
   #cancelSeal: (() => void) | undefined;
+  /** The seal being signed, while it is: no batch is cut until it lands. */
+  #signing: Promise<void> | undefined;
   #writing: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
   #closed = false;
@@ -979,8 +981,14 @@ export class Journal {
    * Encode and link the pending batch synchronously (so sequence order is
    * file order), seal it if a seal is due (or `sealNow`), then queue one
    * write for it. If no seal was due, one is set for later.
+   *
+   * Signing is asynchronous (a tab's key is reachable only through
+   * WebCrypto), and the next batch links to the seal's CID, which includes
+   * its signature: so while a seal is being signed no further batch is cut,
+   * and the batch with its seal is committed as one once the signature comes.
    */
   #startWrite(sealNow = false): Promise<void> {
+    if (this.#signing) return this.#signing.then(() => this.#startWrite(sealNow));
     const batch = this.#pending;
     if (batch.length === 0 && (!sealNow || this.#unsealed === 0)) return this.#writing;
     this.#pending = [];
@@ -1006,18 +1014,37 @@ export class Journal {
     const setTimer = this.#powers.setTimer;
     if (head && this.#unsealed > 0 && (sealNow || !setTimer || now - this.#lastSeal >= SEAL_INTERVAL_MS)) {
       const seal = makeEntry({ seq: this.#nextSeq++, at: now, kind: 'seal', signer: this.#powers.identity.principal });
-      push(seal, this.#powers.identity.sign(sealBytes(head)));
-      this.#remember(seal);
       this.#unsealed = 0;
       this.#lastSeal = now;
       this.#cancelSeal?.();
       this.#cancelSeal = undefined;
-    } else if (this.#unsealed > 0 && setTimer && !this.#cancelSeal) {
+      const signing = this.#powers.identity.sign(sealBytes(head)).then(
+        (signature) => {
+          push(seal, signature);
+          this.#remember(seal);
+          this.#commit(at, frames, written, offsets, head, last);
+        },
+        (error: unknown) => {
+          this.#failure ??= new JournalError('ERR_WRITE', `could not seal: ${(error as Error)?.message ?? String(error)}`);
+        },
+      );
+      this.#signing = signing.finally(() => {
+        this.#signing = undefined;
+      });
+      return this.#signing.then(() => this.#writing);
+    }
+    if (this.#unsealed > 0 && setTimer && !this.#cancelSeal) {
       this.#cancelSeal = setTimer(SEAL_INTERVAL_MS, () => {
         this.#cancelSeal = undefined;
         if (!this.#closed) void this.#startWrite(true);
       });
     }
+    this.#commit(at, frames, written, offsets, head, last);
+    return this.#writing;
+  }
+
+  /** Make a cut batch the journal's end: queue its write at byte `at` and tell the batch listeners. */
+  #commit(at: number, frames: readonly Uint8Array[], written: readonly Entry[], offsets: readonly number[], head: Uint8Array | null, last: number): void {
     this.#head = head;
     const total = frames.reduce((n, f) => n + f.length, 0);
     const out = new Uint8Array(total);
@@ -1054,7 +1081,6 @@ export class Journal {
       inFile.catch(() => {}); // a listener that does not wait for it must not leave it unhandled
       for (const listener of this.#batchListeners) listener(end, inFile);
     }
-    return this.#writing;
   }
 }
 

@@ -137,7 +137,7 @@ export const makeClosureTable = ({
     if (wasm && !conventionOf(wasm.shape, exportName)) {
       throw new KernelError('ERR_NO_EXPORT', `export ${quote(exportName)} has a signature vats cannot call: use numbers, or (i32, i32) -> i64 with memory and alloc exported`);
     }
-    const made = makeClosure({ code, export: exportName, env, ...options }, identity, randomBytes(16));
+    const made = await makeClosure({ code, export: exportName, env, ...options }, identity, randomBytes(16));
     await putToken(made.closure.token, made.bytes);
     hold(made.closure);
     journal.append({ kind: 'issue', token: made.closure.token, code, export: exportName, issuer: made.closure.issuer });

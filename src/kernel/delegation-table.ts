@@ -176,7 +176,7 @@ export const makeDelegationTable = ({
       }
       // A closure is named by its sealed reference: the chain must not hand its holders the original token.
       const wrapped = below ? inner : sealToken(inner);
-      const { bytes, delegation } = makeDelegation({ inner: wrapped, audience: spec.to, policies }, identity, randomBytes(16));
+      const { bytes, delegation } = await makeDelegation({ inner: wrapped, audience: spec.to, policies }, identity, randomBytes(16));
       await closures.putToken(delegation.token, bytes);
       learn(delegation);
       recordWrap(delegation, issuer);

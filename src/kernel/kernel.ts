@@ -14,7 +14,8 @@
  * ones read back when a home opens and the ones appended live, goes through
  * the same `#apply`, so what a restart rebuilds is what the live kernel knew.
  */
-import { asToken, type ModuleId, type Principal, type Token } from '../interface/ids.js';
+import { CID } from 'multiformats/cid';
+import { asToken, quote, type ModuleId, type Principal, type Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import type { Identity } from '../identity/identity.js';
 import { revoked, MAX_REASON, type Outcome } from '../interface/outcome.js';
@@ -387,6 +388,17 @@ export class Kernel {
   }
 
   /**
+   * The signed record of a closure issued here, as stored: what a node that
+   * cannot be dialled (a tab) hands the node it joins, so that calls on the
+   * token are routed to it (net/hosted.ts).
+   */
+  async issuedRecord(token: string): Promise<Uint8Array> {
+    const closure = await this.#closures.closure(token);
+    if (closure.issuer !== this.principal) throw new KernelError('ERR_NOT_ISSUED', `${quote(token)} was issued by ${closure.issuer}, not here`);
+    return this.#powers.store.get(CID.parse(closure.token));
+  }
+
+  /**
    * A replicable closure's blocks, for `peer`, who holds its token. Refused
    * for a closure that is not replicable, not here, or revoked. The peer
    * hears of a later revocation as it would of cached answers.
@@ -478,7 +490,7 @@ export class Kernel {
   }
 
   /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
-  revocationsFor(peer: Principal): RevocationNotice[] {
+  revocationsFor(peer: Principal): Promise<RevocationNotice[]> {
     return this.#revocations.revocationsFor(peer);
   }
 
@@ -488,7 +500,7 @@ export class Kernel {
   }
 
   /** The signed notice of a revocation made or heard here, to hand to a node that must hear it. */
-  revocationNotice(token: string): RevocationNotice | undefined {
+  revocationNotice(token: string): Promise<RevocationNotice | undefined> {
     return this.#revocations.noticeOf(asToken(token));
   }
 

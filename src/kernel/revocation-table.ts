@@ -79,11 +79,14 @@ export const makeRevocationTable = ({
     audience.add(peer);
   };
 
-  const noticeOf = (token: Token): RevocationNotice | undefined => {
-    let notice = notices.get(token) ?? signedHere.get(token);
+  const noticeOf = async (token: Token): Promise<RevocationNotice | undefined> => {
+    const notice = notices.get(token) ?? signedHere.get(token);
     const reason = revoked.get(token);
-    if (!notice && reason !== undefined) signedHere.set(token, (notice = signRevocation(token, reason, identity)));
-    return notice;
+    if (notice || reason === undefined) return notice;
+    const signed = await signRevocation(token, reason, identity);
+    // Another caller may have signed it meanwhile: keep one notice per token.
+    if (!signedHere.has(token)) signedHere.set(token, signed);
+    return signedHere.get(token);
   };
 
   const announce = async (notice: RevocationNotice) => {
@@ -169,7 +172,7 @@ export const makeRevocationTable = ({
       if (revoked.has(token)) return;
       journal.append({ kind: 'revoke', token, reason, by: identity.principal });
       await journal.flush();
-      await announce(noticeOf(token)!);
+      await announce((await noticeOf(token))!);
     },
 
     /**
@@ -216,12 +219,9 @@ export const makeRevocationTable = ({
     },
 
     /** Revocations that `peer` was given cacheable answers for: what it must hear on connecting. */
-    revocationsFor(peer: Principal): RevocationNotice[] {
-      const found: RevocationNotice[] = [];
-      for (const [token, audience] of mustHear) {
-        if (audience.has(peer) && revoked.has(token)) found.push(noticeOf(token)!);
-      }
-      return found;
+    async revocationsFor(peer: Principal): Promise<RevocationNotice[]> {
+      const owed = [...mustHear].filter(([token, audience]) => audience.has(peer) && revoked.has(token));
+      return Promise.all(owed.map(async ([token]) => (await noticeOf(token))!));
     },
 
     /** Listen for revocations made or heard here; returns a function that stops listening. */

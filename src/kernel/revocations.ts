@@ -19,8 +19,8 @@ const DOMAIN = new TextEncoder().encode('promisegrid:revocation:v1\n');
 
 const statement = (token: Token, reason: string): Uint8Array => concatBytes(DOMAIN, encode([token, reason]));
 
-export const signRevocation = (token: Token, reason: string, issuer: Identity): RevocationNotice =>
-  Object.freeze({ token, reason, by: issuer.principal, signature: issuer.sign(statement(token, reason)) });
+export const signRevocation = async (token: Token, reason: string, issuer: Identity): Promise<RevocationNotice> =>
+  Object.freeze({ token, reason, by: issuer.principal, signature: await issuer.sign(statement(token, reason)) });
 
 /** Yes or no: does `by` vouch for this notice? Never throws on hostile input. */
 export const isSignedRevocation = (notice: RevocationNotice): boolean => {

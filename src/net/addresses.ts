@@ -43,9 +43,9 @@ export const MAX_ADDRESS_SKEW_MS = 10 * 60_000;
 
 const statement = (principal: Principal, url: string, at: number) => concatBytes(DOMAIN, new TextEncoder().encode(`${principal}\n${url}\n${at}\n`));
 
-export const signAddress = (identity: Identity, url: string, at: number): AddressRecord => {
+export const signAddress = async (identity: Identity, url: string, at: number): Promise<AddressRecord> => {
   isPeerUrl(url) || fail(`not a ws:// URL: ${JSON.stringify(url)}`);
-  return harden({ principal: identity.principal, url, at, signature: base64.baseEncode(identity.sign(statement(identity.principal, url, at))) });
+  return harden({ principal: identity.principal, url, at, signature: base64.baseEncode(await identity.sign(statement(identity.principal, url, at))) });
 };
 
 const fail = (message: string): never => {
@@ -117,12 +117,12 @@ export const makeAddressBook = (powers: AddressBookPowers) => {
   const save = () => powers.save([...records.values()]);
   return {
     /** This node listens at `url` from now on. */
-    listening: (url: string) => {
+    listening: async (url: string) => {
       // Strictly later than any record this node signed before, even if the clock stepped back.
       const before = records.get(powers.identity.principal)?.at ?? -1;
-      own = signAddress(powers.identity, url, Math.max(powers.clock(), before + 1));
-      records.set(own.principal, own);
-      return own;
+      const signed = await signAddress(powers.identity, url, Math.max(powers.clock(), before + 1));
+      records.set(signed.principal, (own = signed));
+      return signed;
     },
     own: () => own,
     urlOf: (principal: Principal) => records.get(principal)?.url,

@@ -91,7 +91,7 @@ export const serverHandshake = async (channel: FrameChannel, identity: Identity,
     throw new HandshakeError(`the client's signature does not prove ${client}`);
   }
   const theirs = bytesField(prove, 'challenge', CHALLENGE_BYTES);
-  channel.send(encodeMessage(HANDSHAKE_PROTOCOL, 'proven', { signature: identity.sign(statement(theirs, identity.principal, client)) }));
+  channel.send(encodeMessage(HANDSHAKE_PROTOCOL, 'proven', { signature: await identity.sign(statement(theirs, identity.principal, client)) }));
   return client;
 };
 
@@ -104,7 +104,7 @@ export const clientHandshake = async (channel: FrameChannel, identity: Identity,
     encodeMessage(HANDSHAKE_PROTOCOL, 'prove', {
       principal: identity.principal,
       challenge,
-      signature: identity.sign(statement(serverChallenge, identity.principal, server)),
+      signature: await identity.sign(statement(serverChallenge, identity.principal, server)),
     }),
   );
   const proven = read(await channel.receive(), 'proven');

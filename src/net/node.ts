@@ -6,7 +6,7 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
-import { E, Far } from '@endo/far';
+import { Far } from '@endo/far';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -18,13 +18,14 @@ import { makePeers, type Peers, type PeerState } from './peers.js';
 import { makeMembership, type Membership, type MembershipPowers } from './membership.js';
 import { connectNode } from './client.js';
 import { ownerFacet, serveOperation } from './owner.js';
-import { acceptSession, MAX_CAPTP_VALUES_TRUSTED, meterBeforeAuthentication, MAX_FRAME_BYTES, PeerLoad, type Session, type SessionHandlers } from './session.js';
+import { acceptSession, meterBeforeAuthentication, MAX_FRAME_BYTES, type Session } from './session.js';
 import { silentLog, type Log } from './log.js';
-import { makeAddressBook, type AddressBook, type AddressRecord } from './addresses.js';
-import { describeThrown, GridError } from '../interface/errors.js';
-import { revoked } from '../interface/outcome.js';
+import { makeAddressBook, type AddressRecord } from './addresses.js';
+import { GridError } from '../interface/errors.js';
 import { MAX_PREAUTH_BYTES } from './handshake.js';
-import { makeDocSync, type DocSync } from './doc-sync.js';
+import { NodeSessions, refusing } from './sessions.js';
+
+export { MAX_LOGGED_REFUSALS, NodeSessions } from './sessions.js';
 
 
 export interface NodeServer {
@@ -45,6 +46,8 @@ export interface WebPage {
   url(host: string, port: number): string;
   /** Once the server listens: its port, which every accepted Host header must carry. */
   listening(host: string, port: number): void;
+  /** Whether a browser page of `origin`, asking with Host `host`, is one this node served (a tab node joins so). */
+  servesOrigin(origin: string, host: string | undefined): boolean;
   /** End the live streams and stop listening to the journal. */
   close(): void;
 }
@@ -118,59 +121,17 @@ const refuse = (code: string, message: string): never => {
   throw new GridError(code, message);
 };
 
-/** Refusal lines one connection may leave in the log per REFUSAL_LOG_WINDOW_MS (the rest at debug). */
-export const MAX_LOGGED_REFUSALS = 20;
-const REFUSAL_LOG_WINDOW_MS = 60_000;
-
-/**
- * A facet's methods, each turning a failure into a refusal that crosses
- * CapTP as data — `{ name, code, message }`, which the other side reads as
- * it would an Error's — and leaves one line in the log. A thrown Error would
- * be logged by CapTP's marshaller, stack and all, on every send ("Temporary
- * logging of sent error"): a refused invitation is an ordinary event, not a
- * crash. A refusal with a `code` is logged at info; anything else (a bug) at
- * warn; the stack only at debug. A connection gets MAX_LOGGED_REFUSALS lines
- * a minute at most, then one saying the rest go to debug: a stranger cannot
- * turn bad requests into a flood of log lines.
- */
-export const refusing = <T extends Record<string, (...args: never[]) => unknown>>(methods: T, log: Log, peer: Principal, clock: () => number = Date.now): T => {
-  const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
-  let windowStart = clock();
-  let logged = 0;
-  const lineFor = (): 'line' | 'last' | 'debug' => {
-    if (clock() - windowStart >= REFUSAL_LOG_WINDOW_MS) {
-      windowStart = clock();
-      logged = 0;
-    }
-    logged += 1;
-    return logged < MAX_LOGGED_REFUSALS ? 'line' : logged === MAX_LOGGED_REFUSALS ? 'last' : 'debug';
-  };
-  for (const [method, fn] of Object.entries(methods)) {
-    wrapped[method] = async (...args: never[]) => {
-      try {
-        return await fn(...args);
-      } catch (thrown) {
-        const message = describeThrown(thrown);
-        const code = (thrown as { code?: unknown } | undefined)?.code;
-        const coded = typeof code === 'string';
-        const fields = { event: 'refused', method, peer, err: thrown };
-        const line = lineFor();
-        if (line === 'debug') log.debug(fields, `${method} refused: ${message}`);
-        else if (coded) log.info(fields, `${method} refused: ${message}`);
-        else log.warn(fields, `${method} refused: ${message}`);
-        if (line === 'last') log.info({ event: 'refusals-quieted', peer }, `${MAX_LOGGED_REFUSALS} refusals for ${peer} within a minute: further ones are logged at debug`);
-        throw harden({ name: coded ? (thrown as Error).name : 'Error', code: coded ? code : 'ERR_INTERNAL', message });
-      }
-    };
-  }
-  return wrapped as T;
-};
-
 /**
  * What a client can do with a node over CapTP: call tokens it holds, as
  * itself, and redeem an invitation.
  */
-const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Membership | undefined, log: Log, address: (record: unknown) => Promise<unknown>) => {
+const makeNodeFacet = (
+  kernel: Kernel,
+  peer: Principal,
+  membership: () => Membership | undefined,
+  log: Log,
+  heard: { address(record: unknown): Promise<unknown>; announce(records: unknown): number },
+) => {
   // The token may arrive as a promise — say `E.get(E(node).call(order)).token`,
   // the further promise of a call not yet answered: CapTP hands the node its
   // own answer's promise, so the second call waits here, not a round trip
@@ -181,7 +142,8 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   const redeem = (token: string, joinerUrl?: string) => member().redeem(token, joinerUrl);
   // What waits here for this peer's approval, or for it to collect.
   const pending = serveOperation('pending', async () => kernel.pendingFor(peer));
-  const everyone = { principal: () => kernel.principal, call, redeem, address, pending };
+  const { address, announce } = heard;
+  const everyone = { principal: () => kernel.principal, call, redeem, address, announce, pending };
   // The node's own principal — its home's CLI — also gets to act as the node: the owner API (kernel/owner.ts), and invitations.
   const { pending: _forOwner, ...operations } = ownerFacet(ownerOf(kernel));
   const owner = {
@@ -196,163 +158,6 @@ const makeNodeFacet = (kernel: Kernel, peer: Principal, membership: () => Member
   ) as { [K in keyof typeof owner]: () => never };
   return Far('PromiseGridNode', refusing({ ...everyone, ...notYours }, log, peer));
 };
-
-/** How long a revocation waits for each peer that must hear it to acknowledge. */
-const REVOCATION_ACK_MS = 2000;
-
-/**
- * The node's side of its sessions, inbound and outbound alike: it answers
- * the peer's calls (a forwarded call names the nodes it passed, ending with
- * this peer), believes the revocations the kernel finds credible, and makes
- * sure every peer that was given cacheable answers hears of their tokens'
- * revocations — those that happened while it was away as soon as it
- * connects, later ones before `revoke` returns (or the peer drops).
- */
-export class NodeSessions {
-  readonly #kernel: Kernel;
-  readonly #live = new Set<Session>();
-  /** What each peer has in flight here, across all its sessions (session.ts MAX_CALLS_PER_PEER). */
-  readonly load = new PeerLoad();
-  readonly #stopListening: () => void;
-  #addresses?: AddressBook;
-  #isKept: (principal: Principal) => boolean = () => false;
-  #log: Log = silentLog;
-  /**
-   * Sessions with a node at the other end, told when a peer of this node
-   * moves: those this node dialled, and inbound ones from peers it keeps
-   * that said where they listen. (Not a CLI's session: it offers nothing to call.)
-   */
-  readonly #nodes = new Set<Session>();
-  /** Of those, the ones this node dialled: they hear this node's own address as soon as it has one. */
-  readonly #dialled = new Set<Session>();
-  /** Documents synced over these sessions (doc-sync.ts). */
-  readonly docSync: DocSync;
-
-  constructor(kernel: Kernel) {
-    this.#kernel = kernel;
-    this.docSync = makeDocSync(kernel, () => this.#log);
-    this.#stopListening = kernel.onRevocation(async (notice, audience) => {
-      const told = [...this.#live].filter((session) => audience.has(session.peer)).map((session) => session.revoke(notice, REVOCATION_ACK_MS));
-      await Promise.all(told);
-    });
-  }
-
-  handlers(peer: Principal): SessionHandlers {
-    const kernel = this.#kernel;
-    let disclosing = false;
-    return {
-      load: this.load,
-      // The node's own CLI may issue with an environment of up to MAX_VALUE_ITEMS through CapTP.
-      ...(peer === kernel.principal ? { captpValues: MAX_CAPTP_VALUES_TRUSTED } : {}),
-      call: async (token, args, options, argsBytes, signal) => {
-        const path = options.path ?? [];
-        if (path.length > 0 && (path.length > kernel.limits.maxHops || path.at(-1) !== peer)) {
-          return { outcome: revoked('invalid', 'bad forwarding path'), cacheable: false };
-        }
-        return kernel.answer(token, args, { follow: options.follow === true, caller: peer, path, argsBytes, signal, ...(options.chain ? { chain: options.chain } : {}) });
-      },
-      // A cache hit is answered at once; a forwarded call (its path checked above) or one with a chain goes to `call`.
-      answerNow: (token, args, options, argsBytes) => (options.path || options.chain ? undefined : kernel.answerCached(token, args, argsBytes, peer)),
-      revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
-      fetch: (token) => kernel.replica(token, peer),
-      docSync: (request, session) => this.docSync.serve(request, session),
-      docHeads: (doc, heads, session) => void this.docSync.heard(doc, heads, session).catch(() => {}),
-      records: async (token) => {
-        // A disclosure reads the whole journal: one at a time per peer, so asking cannot be turned into a flood.
-        if (disclosing) throw new Error('a records request of yours is being answered; ask again when it is');
-        disclosing = true;
-        try {
-          return await kernel.disclose(token, peer);
-        } finally {
-          disclosing = false;
-        }
-      },
-    };
-  }
-
-  /**
-   * A session is up: tell its peer what it missed, and keep it in mind for
-   * revocations to come. A node this node `dialled` is also told where this
-   * node listens (and answers where it does).
-   */
-  track(session: Session, { dialled = false }: { dialled?: boolean } = {}) {
-    this.#live.add(session);
-    void session.closed.then(() => {
-      this.#live.delete(session);
-      this.#nodes.delete(session);
-      this.#dialled.delete(session);
-    });
-    for (const notice of this.#kernel.revocationsFor(session.peer)) void session.revoke(notice, REVOCATION_ACK_MS);
-    if (dialled) {
-      this.#nodes.add(session);
-      this.#dialled.add(session);
-      this.#introduce(session);
-    }
-    this.docSync.track(session, dialled);
-  }
-
-  /** Keep and tell where nodes listen (addresses.ts); `isKept`: whether a principal is one of this node's peers. */
-  useAddresses(book: AddressBook, isKept: (principal: Principal) => boolean, log: Log) {
-    this.#addresses = book;
-    this.#isKept = isKept;
-    this.#log = log;
-  }
-
-  /** This node now listens at `url`: every node it has dialled hears so. */
-  listening(url: string) {
-    this.#addresses?.listening(url);
-    for (const session of this.#dialled) this.#introduce(session);
-  }
-
-  /** What this node offers a node it dials: its handlers, and a facet that hears where nodes listen. */
-  offer(peer: Principal): { bootstrap: unknown; handlers: SessionHandlers } {
-    return {
-      handlers: this.handlers(peer),
-      bootstrap: Far('PromiseGridPeer', refusing({ address: (record: unknown) => this.hearAddress(record, peer) }, this.#log, peer)),
-    };
-  }
-
-  /**
-   * An address record from `peer` (its own, or a peer's it passes on);
-   * answers with this node's own. `session`, the inbound session it came
-   * on, hears of moves from now on if `peer` is a peer this node keeps.
-   */
-  async hearAddress(record: unknown, peer: Principal, session?: Session): Promise<AddressRecord | undefined> {
-    const book = this.#addresses;
-    if (!book) return undefined;
-    if (session && this.#live.has(session) && this.#isKept(peer)) this.#nodes.add(session);
-    const heard = await book.hear(record);
-    if (heard.heard === 'moved') {
-      this.#log.info(
-        { event: 'peer-moved', peer: heard.record.principal, url: heard.record.url, from: peer },
-        `peer ${heard.record.principal} now listens at ${heard.record.url} (heard from ${peer})`,
-      );
-      for (const other of this.#nodes) {
-        if (other.peer === peer || other.peer === heard.record.principal) continue;
-        void E(other.bootstrap() as Promise<{ address(record: AddressRecord): Promise<unknown> }>)
-          .address(heard.record)
-          .catch((error: unknown) => this.#log.debug({ event: 'address-not-passed', to: other.peer, err: error }, `could not pass an address on to ${other.peer}`));
-      }
-    }
-    return book.own();
-  }
-
-  #introduce(session: Session) {
-    const own = this.#addresses?.own();
-    if (!own) return;
-    void E(session.bootstrap() as Promise<{ address(record: AddressRecord): Promise<unknown> }>)
-      .address(own)
-      .then(async (theirs: unknown) => {
-        if (theirs !== undefined && theirs !== null) await this.hearAddress(theirs, session.peer);
-      })
-      .catch((error: unknown) => this.#log.debug({ event: 'address-exchange-failed', peer: session.peer, err: error }, `address exchange with ${session.peer} failed`));
-  }
-
-  close() {
-    this.#stopListening();
-    this.docSync.close();
-  }
-}
 
 const httpLimits = (given: Partial<HttpLimits> = {}): HttpLimits => {
   for (const [name, value] of Object.entries(given)) {
@@ -518,9 +323,11 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
     server: http,
     maxPayload: MAX_FRAME_BYTES,
     // Browsers always send Origin; other clients don't. A page from another
-    // site must not be able to drive this node with the user's browser —
-    // nor can the node's own web page, whose origin is not on the list.
-    verifyClient: ({ origin }: { origin?: string }) => origin === undefined || allowed.has(origin),
+    // site must not be able to drive this node with the user's browser. The
+    // node's own pages may connect: an app page's tab node joins so, as its
+    // own principal (a stranger here), never as the node's owner.
+    verifyClient: ({ origin, req }: { origin?: string; req: IncomingMessage }) =>
+      origin === undefined || allowed.has(origin) || page?.servesOrigin(origin, req.headers.host) === true,
   });
   const sessions = options.sessions ?? new NodeSessions(kernel);
   server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
@@ -528,7 +335,10 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
     pending.upgraded(request.socket, socket);
     let accepted: Session | undefined;
     const offer = (peer: Principal) => ({
-      bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined), log, (record) => sessions.hearAddress(record, peer, accepted)),
+      bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined), log, {
+        address: (record) => sessions.hearAddress(record, peer, accepted),
+        announce: (records) => sessions.announce(peer, records),
+      }),
       handlers: sessions.handlers(peer),
     });
     acceptSession(socket, { ...options, offer }).then(
@@ -590,8 +400,10 @@ export const startNode = async (
 ): Promise<GridNode> => {
   let peers: Peers | undefined;
   // No call reaches the forwarder before the kernel is served, and by then the peers exist.
-  const kernel = await open(async (request) => peers?.forward(request));
-  const sessions = new NodeSessions(kernel);
+  let sessions: NodeSessions | undefined;
+  // A token a connected tab answers goes to the tab; any other to the peers.
+  const kernel = await open(async (request) => (await sessions?.hosted.forward(request)) ?? peers?.forward(request));
+  sessions = new NodeSessions(kernel);
   const { identity, random } = options;
   const log = options.log ?? silentLog;
   const book = makeAddressBook({
@@ -616,7 +428,7 @@ export const startNode = async (
     const web = webOptions?.(kernel, () => p.state());
     server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
     log.info({ event: 'listening', principal: kernel.principal, url: server.url }, `node ${kernel.principal} listening on ${server.url}`);
-    sessions.listening(server.url);
+    await sessions.listening(server.url);
     const invitations = options.invitations;
     if (invitations) {
       membership = makeMembership({

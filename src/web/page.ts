@@ -576,6 +576,11 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       ]);
     },
     url: (host: string, port: number) => `http://${WILDCARD.has(host) ? '127.0.0.1' : bracket(host)}:${port}/?key=${options.key}`,
+    servesOrigin: (origin: string, host: string | undefined) => {
+      // Same origin only: a page this node served, under a name it answers to, and reached under that name now.
+      if (host === undefined || !allowedHosts.has(host.toLowerCase())) return false;
+      return origin === `http://${host.toLowerCase()}`;
+    },
     close: () => {
       closed = true;
       for (const client of live) client.response.end();

@@ -42,7 +42,7 @@ export const voteCommand = (session: Session): Command =>
         // A proposal held at the node a grid URL names: the vote is signed here and cast there.
         if (outcome.status === 'revoked' && ASK_ELSEWHERE.has(outcome.code) && target.via && target.via !== home.nodeUrl) {
           const identity = await loadIdentity(homePaths(inv.home).identity);
-          outcome = await callDoc(inv, home, target, ['vote', choice, signVote(identity, target.token, choice)]);
+          outcome = await callDoc(inv, home, target, ['vote', choice, await signVote(identity, target.token, choice)]);
         }
         return printOutcome(inv, outcome);
       });
