@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { E } from '@endo/far';
 import { base64 } from 'multiformats/bases/base64';
 import { openKernel, type Kernel } from '../src/index.js';
+import { readDoc, source, valueOf } from './_helpers.js';
 import { generateIdentity } from '../src/identity/index.js';
 import { startNode, type GridNode } from '../src/net/node.js';
 import { connectNode } from '../src/net/client.js';
@@ -103,6 +104,46 @@ test("two nodes that cannot be dialled call each other's closures through the no
   await bob.joined.announce([bobTwice]);
   t.deepEqual(await alice.kernel.call(bobTwice, [5]), { status: 'fulfilled', value: 20 }, "alice → node → bob, whose closure calls alice's → node → alice");
 });
+
+test('a tab given a role token by URL asks for it by name, replicates the document, changes it while cut off, and the node has the change once it is back', async (t) => {
+  const node = await gridNode(t);
+  const code = await node.kernel.publish(await source('examples/todo.js'));
+  const reducer = await node.kernel.issue({ code, export: 'update', replicable: true });
+  const doc = await node.kernel.docs.create({ reducer, merges: ['json'], init: { items: [] } });
+  valueOf(await node.kernel.docs.apply(doc.write, { add: 'bread' }));
+  const tab = await tabNode(t, node.server.url);
+  // The bearer token the URL carried, asked through the node for a delegation naming the tab.
+  const replica = valueOf(await tab.kernel.call(doc.write, ['replica'])) as { token: string; chain: { links: Uint8Array[]; modules: Uint8Array[] } };
+  t.true(await tab.kernel.importChain(replica.token, replica.chain));
+  await tab.kernel.docs.follow(replica.token);
+  const items = async (kernel: Kernel, token: string) => ((await readDoc(kernel, token)) as { items: Array<{ text: string }> }).items.map((item) => item.text);
+  // Held here: from now on reads and changes are the tab's own, not calls to the node.
+  const held = async () => (await tab.kernel.docs.held()).some((h) => h.doc === doc.doc);
+  t.true(await eventuallyEqual(held, true), 'the replica arrived');
+  t.deepEqual(await eventuallyEqual(() => items(tab.kernel, replica.token), ['bread']), ['bread']);
+  // Live: a change at the node reaches the tab by notice.
+  valueOf(await node.kernel.docs.apply(doc.write, { add: 'milk' }));
+  t.deepEqual(await eventuallyEqual(() => items(tab.kernel, replica.token), ['bread', 'milk']), ['bread', 'milk']);
+  // Cut off: the tab still changes its replica, signed as itself through its delegation.
+  tab.joined.session()!.close();
+  valueOf(await tab.kernel.docs.apply(replica.token, { add: 'eggs' }));
+  valueOf(await node.kernel.docs.apply(doc.write, { add: 'jam' }));
+  await tab.joined.connected();
+  const all = ['bread', 'eggs', 'jam', 'milk'];
+  t.deepEqual((await eventuallyEqual(async () => (await items(node.kernel, doc.read)).sort(), all)), all, 'merged at the node');
+  t.deepEqual((await eventuallyEqual(async () => (await items(tab.kernel, replica.token)).sort(), all)), all, 'and in the tab');
+  t.like(await tab.kernel.call(replica.token, ['replica']), { status: 'revoked', code: 'denied' }, 'a delegation is followed as it is, not delegated again this way');
+});
+
+const eventuallyEqual = async <T>(probe: () => Promise<T>, expected: T, ms = 15_000): Promise<T> => {
+  const until = Date.now() + ms;
+  let last = await probe();
+  while (JSON.stringify(last) !== JSON.stringify(expected) && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    last = await probe();
+  }
+  return last;
+};
 
 const eventually = async <T>(probe: () => Promise<T>, tries = 50): Promise<T> => {
   let last = await probe();

@@ -28,7 +28,7 @@ import type { BlockStore } from '../store/types.js';
 import { blockCid, cidText } from '../store/hashing.js';
 import { concatBytes, verify, verifyMany, type Identity } from '../identity/identity.js';
 import type { Entry, Journal } from '../journal/journal.js';
-import type { RevocationNotice } from '../wire/shapes.js';
+import type { ChainBlocks, RevocationNotice } from '../wire/shapes.js';
 import { isDelegationRecord, sealToken, type Delegation } from '../delegation/delegation.js';
 import { encode } from '../wire/index.js';
 import { decodeKnowing, encodeFlat, linkKey, scan } from '../wire/cbor.js';
@@ -64,8 +64,12 @@ ${ROLES.map((role) => `export const ${role} = (ctx) => ctx.revoke('a document to
 `;
 export const ROLE_MODULE_ID = blockCid(new TextEncoder().encode(ROLE_MODULE_SOURCE), RAW_CODEC).toString() as ModuleId;
 
-/** What each role may do; `value` is what a call with no arguments does. */
-const READS = ['value', 'at', 'log', 'heads', 'conflicts', 'info'];
+/**
+ * What each role may do; `value` is what a call with no arguments does.
+ * `replica`, open to every role: the role delegated to the caller, to
+ * follow the document with (a tab that opened an app by its URL).
+ */
+const READS = ['value', 'at', 'log', 'heads', 'conflicts', 'info', 'replica'];
 const OPERATIONS: Readonly<Record<Role, readonly string[]>> = {
   read: READS,
   write: [...READS, 'apply', 'propose'],
@@ -201,6 +205,8 @@ export interface DocumentPowers {
   readonly run: DocRun;
   /** The delegation chain `token` names, outermost first, down to the link that wraps a closure (delegation-table.ts); empty if `token` is no delegation. */
   readonly chainOf: (token: Token) => Promise<readonly Delegation[]>;
+  /** `token` (a role closure issued here) delegated to `to`: the new token and the blocks of its chain. */
+  readonly delegate: (token: Token, to: Principal) => Promise<{ token: Token; chain: ChainBlocks }>;
   readonly revokedAt: (token: Token) => number | undefined;
   /** The signed notice of a revocation made or heard here, and taking in one from a replica (revocation-table.ts). */
   readonly revocationNotice: (token: Token) => Promise<RevocationNotice | undefined>;
@@ -880,6 +886,14 @@ export const makeDocuments = (powers: DocumentPowers) => {
             return { outcome: await proposeRules(state, rest[0] ?? null, call), pure: false };
           case 'resolve':
             return { outcome: await inTurn(state, () => resolve(state, asToken(rest[0]), rest[1] ?? null, call.via)), pure: false };
+          case 'replica': {
+            // A bearer token becomes one held by name: the same role, now the caller's own, which it may present to sync.
+            // Through a delegation, the caller holds one already: it follows that.
+            if (call.via) return { outcome: revoked('denied', `${call.via} is a delegation already: follow it (it must name ${call.caller} in its audience)`), pure: false };
+            if (call.caller === identity.principal) return { outcome: revoked('invalid', 'this node holds the document itself'), pure: false };
+            const made = await powers.delegate(closure.token, call.caller);
+            return { outcome: fulfilled({ token: made.token, chain: { links: [...made.chain.links], modules: [...made.chain.modules] } }), pure: false };
+          }
         }
       } catch (error) {
         return { outcome: revoked(error instanceof DocumentError ? 'invalid' : 'internal', describeThrown(error)), pure: false };

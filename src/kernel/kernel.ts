@@ -214,6 +214,10 @@ export class Kernel {
       issue: (spec) => closures.issue(spec),
       run: (token, args, options) => this.#pipeline.runAsNode(token, args, options),
       chainOf: (token) => this.#delegations.chainFrom(token),
+      delegate: async (token, to) => {
+        const delegated = await this.#delegations.delegate({ token, to: [to] });
+        return { token: delegated, chain: (await this.#delegations.chainBlocks(delegated))! };
+      },
       revokedAt: revocations.revokedAt,
       revocationNotice: (token) => revocations.noticeOf(token),
       hearRevocation: (notice, from) => revocations.hear(notice, from),

@@ -14,7 +14,7 @@ import { describeThrown } from '../interface/errors.js';
 import { revoked } from '../interface/outcome.js';
 import type { Welcome } from './membership.js';
 import { verifyDisclosure, type Verified } from '../journal/disclosure.js';
-import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions } from './session.js';
+import { MAX_FRAME_BYTES, openSession, type Session, type SessionOptions, type SessionSocket } from './session.js';
 
 /**
  * A node reached over the network: its calls, its records, and — refused
@@ -46,11 +46,16 @@ type InvitationFacet = {
 /** How long to wait for a node's journal records. */
 const RECORDS_TIMEOUT_MS = 10_000;
 
+/** A WebSocket to `url`, connecting: ws's in Node; a tab hands in the browser's (net/browser-socket.ts). */
+export type OpenSocket = (url: string) => SessionSocket;
+
+const openWs: OpenSocket = (url) => new WebSocket(url, { maxPayload: MAX_FRAME_BYTES });
+
 export const connectNode = async (
   url: string,
-  options: Pick<SessionOptions, 'identity' | 'random' | 'handshakeMs' | 'offer'>,
+  options: Pick<SessionOptions, 'identity' | 'random' | 'handshakeMs' | 'offer'> & { readonly openSocket?: OpenSocket },
 ): Promise<RemoteNode> => {
-  const socket = new WebSocket(url, { maxPayload: MAX_FRAME_BYTES });
+  const socket = (options.openSocket ?? openWs)(url);
   socket.on('error', () => {}); // reported by the session as a failed handshake or a disconnect
   let session: Session;
   try {

@@ -33,7 +33,7 @@ import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js'
 import type { Kernel } from '../kernel/kernel.js';
 import { bundleFrom, SyncRefusal } from '../docs/sync.js';
 import { MAX_HAVES, type DocSyncRequest } from './frames.js';
-import type { Session } from './session.js';
+import { laterTurn, type Session } from './session.js';
 import { silentLog, type Log } from './log.js';
 
 /** How long one sync request (or a closure fetch on a first sync) may take. */
@@ -195,7 +195,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   kernel.journal.onAppend((entry) => {
     if (closed) return;
     if (entry.kind === 'doc-head' && subscribers.has(entry.doc)) {
-      if (changed.size === 0) setImmediate(notify);
+      if (changed.size === 0) laterTurn(notify);
       changed.set(entry.doc, entry.heads);
     } else if (entry.kind === 'doc-token') {
       // A token newly followed, or its document newly known: ask every peer that speaks sync.
@@ -224,7 +224,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       for (const session of capable) pull(session, target);
     }
   }, FOLLOW_RETRY_MS);
-  retry.unref();
+  (retry as { unref?: () => void }).unref?.(); // a browser's timers have no unref
 
   return harden({
     pull,
@@ -292,10 +292,11 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       // The last pull from this peer brought nothing: the next one waits (once), however many notices come.
       if (state.delayed.has(doc)) return;
       state.delayed.add(doc);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
         state.delayed.delete(doc);
         pull(session, mine);
-      }, wait).unref();
+      }, wait);
+      (timer as { unref?: () => void }).unref?.();
     },
 
     close() {

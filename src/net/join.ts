@@ -15,6 +15,7 @@ import type { Forwarder, Kernel } from '../kernel/kernel.js';
 import { MAX_ANNOUNCED } from './hosted.js';
 import { NodeSessions } from './sessions.js';
 import { makePeers, type PeerState } from './peers.js';
+import type { OpenSocket } from './client.js';
 import type { Session } from './session.js';
 import { silentLog, type Log } from './log.js';
 
@@ -37,10 +38,17 @@ type NodeFacet = { announce(records: string[]): Promise<number> };
 export const joinNode = (
   kernel: Kernel,
   url: string,
-  powers: { identity: Identity; random: (n: number) => Uint8Array; log?: Log; setTimer?: (ms: number, callback: () => void) => () => void; clock?: () => number },
+  powers: {
+    identity: Identity;
+    random: (n: number) => Uint8Array;
+    openSocket?: OpenSocket;
+    log?: Log;
+    setTimer?: (ms: number, callback: () => void) => () => void;
+    clock?: () => number;
+  },
 ): JoinedNode => {
   const log = powers.log ?? silentLog;
-  const sessions = new NodeSessions(kernel);
+  const sessions = new NodeSessions(kernel, log);
   let current: Session | undefined;
   let waiting: Array<(session: Session) => void> = [];
 
@@ -56,6 +64,7 @@ export const joinNode = (
     identity: powers.identity,
     random: powers.random,
     log,
+    ...(powers.openSocket ? { openSocket: powers.openSocket } : {}),
     ...(powers.clock ? { clock: powers.clock } : {}),
     ...(powers.setTimer ? { setTimer: powers.setTimer } : {}),
     sessions: {

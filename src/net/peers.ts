@@ -14,7 +14,7 @@ import { revoked, type RevokeCode } from '../interface/outcome.js';
 import type { Identity } from '../identity/identity.js';
 import type { Forwarder } from '../kernel/kernel.js';
 import type { Answer } from '../wire/shapes.js';
-import { connectNode, type RemoteNode } from './client.js';
+import { connectNode, type OpenSocket, type RemoteNode } from './client.js';
 import type { Session, SessionOptions } from './session.js';
 import { silentLog, type Log } from './log.js';
 
@@ -70,6 +70,8 @@ export const makePeers = (
   options: {
     identity: Identity;
     random: (n: number) => Uint8Array;
+    /** How to open a WebSocket (client.ts); ws's unless given. */
+    openSocket?: OpenSocket;
     /** The node's sessions: peers' calls and revocations are handled as on inbound connections. */
     sessions?: PeerSessions;
     clock?: () => number;
@@ -82,7 +84,7 @@ export const makePeers = (
     options.setTimer ??
     ((ms, callback) => {
       const timer = setTimeout(callback, ms);
-      timer.unref(); // a node stays up for its server, not for its retries
+      (timer as { unref?: () => void }).unref?.(); // a node stays up for its server, not for its retries (a browser's timers have no unref)
       return () => clearTimeout(timer);
     });
   const peers = new Map<string, Peer>();

@@ -13,6 +13,17 @@
 import { equals } from 'multiformats/bytes';
 import { makeCapTP } from '@endo/captp';
 import type WebSocket from 'ws';
+
+/**
+ * What a session needs of its WebSocket: ws's, or a browser's shaped like it
+ * (a tab node's: net/browser-socket.ts).
+ */
+export type SessionSocket = Pick<WebSocket, 'on' | 'off' | 'once' | 'send' | 'readyState' | 'OPEN' | 'bufferedAmount' | 'terminate' | 'close' | 'pause' | 'resume'>;
+
+/** The end of this turn: Node's nextTick (before promise jobs, which the cork below is measured with); a microtask where there is no Node. */
+const afterThisTurn: (callback: () => void) => void = (globalThis as { process?: { nextTick?: (callback: () => void) => void } }).process?.nextTick ?? queueMicrotask;
+/** A later turn, after I/O: setImmediate, or a zero timeout where there is none (a browser). */
+export const laterTurn: (callback: () => void) => void = (globalThis as { setImmediate?: (callback: () => void) => void }).setImmediate ?? ((callback) => void setTimeout(callback, 0));
 import type { Duplex } from 'node:stream';
 import type { CID } from 'multiformats/cid';
 import type { Principal, Token } from '../interface/ids.js';
@@ -123,7 +134,7 @@ export const meterBeforeAuthentication = (tcp: Duplex, overrun: (read: number) =
  * side, whose socket emits 'upgrade' (a node meters its own: node.ts) — in
  * the bytes the other side sends.
  */
-const handshakeChannel = (socket: WebSocket, deadline: number): FrameChannel & { stop(): void } => {
+const handshakeChannel = (socket: SessionSocket, deadline: number): FrameChannel & { stop(): void } => {
   const queue: Uint8Array[] = [];
   let waiting: { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void } | undefined;
   let failure: Error | undefined;
@@ -377,7 +388,7 @@ const DONE: Answer = Object.freeze({ outcome: Object.freeze({ status: 'fulfilled
  * Cache hits (5117, 6272, 4269 vs 3402, 4661, 3985 a second; in turns +22,
  * -20, +13, 0, -11%) were within the noise.
  */
-export const corkable = (socket: WebSocket): { cork(): void; uncork(): void } | undefined => {
+export const corkable = (socket: SessionSocket): { cork(): void; uncork(): void } | undefined => {
   const tcp: unknown = (socket as unknown as { _socket?: unknown })._socket;
   if (typeof tcp !== 'object' || tcp === null) return undefined;
   const { cork, uncork } = tcp as { cork?: unknown; uncork?: unknown };
@@ -385,7 +396,7 @@ export const corkable = (socket: WebSocket): { cork(): void; uncork(): void } | 
 };
 
 /** After the handshake: grid calls and CapTP, each frame a grid envelope. */
-const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handlers: SessionHandlers, peer: Principal): Session => {
+const startSession = (socket: SessionSocket, name: string, bootstrap: unknown, handlers: SessionHandlers, peer: Principal): Session => {
   // A lone frame leaves at once; frames sent after it in the same turn are
   // held until the turn ends and leave in one write. One call in flight then
   // pays no extra tick, and many in flight pay a system call per turn, not
@@ -404,7 +415,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     if (socket.readyState !== socket.OPEN) return;
     if (!sentThisTurn) {
       sentThisTurn = true;
-      process.nextTick(endTurn);
+      afterThisTurn(endTurn);
     } else if (tcp && !corked) {
       corked = true;
       tcp.cork();
@@ -610,7 +621,7 @@ const startSession = (socket: WebSocket, name: string, bootstrap: unknown, handl
     const ms = dearest > FRAME_BUDGET_MS ? Math.min(MAX_REST_MS, dearest * REST_FACTOR) : 0;
     spent = 0;
     dearest = 0;
-    if (ms < 1) setImmediate(drain);
+    if (ms < 1) laterTurn(drain);
     else setTimeout(drain, ms);
   };
   const drain = () => {
@@ -677,7 +688,7 @@ export interface SessionOptions {
 
 const handshakeThenSession =
   (role: 'node' | 'client', handshake: typeof serverHandshake) =>
-  async (socket: WebSocket, options: SessionOptions): Promise<Session> => {
+  async (socket: SessionSocket, options: SessionOptions): Promise<Session> => {
     const channel = handshakeChannel(socket, options.handshakeMs ?? DEFAULT_HANDSHAKE_MS);
     try {
       const peer = await handshake(channel, options.identity, options.random);

@@ -99,8 +99,9 @@ export class NodeSessions {
   /** Tokens answered at the other end of a session this node did not dial (hosted.ts): a tab's closures. */
   readonly hosted: HostedTokens;
 
-  constructor(kernel: Kernel) {
+  constructor(kernel: Kernel, log: Log = silentLog) {
     this.#kernel = kernel;
+    this.#log = log;
     this.docSync = makeDocSync(kernel, () => this.#log);
     this.hosted = makeHostedTokens({ sessionOf: (principal) => this.#latest.get(principal), clock: Date.now });
     this.#stopListening = kernel.onRevocation(async (notice, audience) => {
