@@ -83,7 +83,7 @@ export const update = (ctx, state, given) => {
 export const view = (ctx, state) => [
   'main', { class: 'chat' },
   ['h1', {}, 'Chat'],
-  ['ul', { 'aria-live': 'polite' }, state.messages.map((message) => ['li', {}, ['span', { class: 'from' }, message.from], message.text])],
+  ['ul', { 'aria-live': 'polite' }, state.messages.map((message) => ['li', {}, ['span', { class: 'from' }, `${message.from}:`], ' ', message.text])],
   state.messages.length === 0 ? ['p', {}, 'No messages yet.'] : null,
   ['form', { on: { submit: { say: true } } },
     ['input', { name: 'from', placeholder: 'your name', maxlength: MAX_NAME, required: true, keep: true, 'aria-label': 'your name' }], ' ',

@@ -31,6 +31,10 @@ export const renderUiText = (ui: unknown): string => {
     if ((chars += text.length) > MAX_CHARS) throw new AppError('ERR_VIEW', `the view holds more than ${MAX_CHARS} characters`);
     line += clean(text);
   };
+  /** A space between things, one however many the view and the controls ask for. */
+  const space = () => {
+    if (!/\s$/.test(line)) line += ' ';
+  };
   const breakLine = () => {
     if (line.trim() !== '') lines.push(line.trimEnd());
     line = '';
@@ -39,6 +43,7 @@ export const renderUiText = (ui: unknown): string => {
     if (depth > MAX_DEPTH) throw new AppError('ERR_VIEW', `the view is nested deeper than ${MAX_DEPTH}`);
     if (x === null || x === undefined || typeof x === 'boolean') return;
     if ((nodes += 1) > MAX_NODES) throw new AppError('ERR_VIEW', `the view has more than ${MAX_NODES} nodes`);
+    if (typeof x === 'string' && x.trim() === '' && x.length > 0) return space();
     if (typeof x === 'string' || typeof x === 'number') return write(String(x));
     if (!Array.isArray(x)) throw new AppError('ERR_VIEW', `a view node is text or a list (got ${typeof x})`);
     if (typeof x[0] !== 'string') {
@@ -72,10 +77,10 @@ export const renderUiText = (ui: unknown): string => {
       if (tag === 'a' && typeof attrs.href === 'string') write(` <${attrs.href}>`);
     }
     if (isRecord(attrs.on)) {
-      for (const [event, change] of Object.entries(attrs.on)) write(` (${event}: ${toJsonText(change as never)}${tag === 'form' ? ' + form' : event === 'change' ? ' + value' : ''})`);
+      for (const [event, change] of Object.entries(attrs.on)) write(`${/\s$/.test(line) ? '' : ' '}(${event}: ${toJsonText(change as never)}${tag === 'form' ? ' + form' : event === 'change' ? ' + value' : ''})`);
     }
     if (block) breakLine();
-    if (tag !== 'li' && !block && tag !== 'span' && tag !== 'strong' && tag !== 'em' && tag !== 'code' && tag !== 'small' && tag !== 'b' && tag !== 'i') write(' ');
+    if (tag !== 'li' && !block && tag !== 'span' && tag !== 'strong' && tag !== 'em' && tag !== 'code' && tag !== 'small' && tag !== 'b' && tag !== 'i') space();
   };
   walk(ui, 0, '');
   breakLine();

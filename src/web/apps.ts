@@ -76,16 +76,15 @@ export const makeAppRoutes = (kernel: Kernel) => {
     }
   };
 
-  /** The app `token` opens: a role token of a document held here whose reducer describes an app; else undefined. */
+  /** The app `token` opens: a role token (not revoked) of a document held here whose reducer describes an app; else undefined. */
   const appOf = async (token: string): Promise<HostedApp | undefined> => {
-    if (!isToken(token) || kernel.isRevoked(token)) return undefined;
-    const role = await closureOf(token);
-    const doc = (role?.env as { doc?: unknown } | undefined)?.doc;
-    if (!role || role.code !== ROLE_MODULE_ID || typeof doc !== 'string') return undefined;
-    const history = await kernel.docs.history(doc, 1);
-    if (!history) return undefined;
+    // Loaded first: the documents know a role token only once its closure is loaded.
+    const role = isToken(token) ? await closureOf(token) : undefined;
+    const doc = role && kernel.docs.docOf(token);
+    const history = doc === undefined ? undefined : await kernel.docs.history(doc, 1);
+    if (!role || !history) return undefined;
     const app = appOfEnv((await closureOf(history.reducer))?.env);
-    return app && { ...app, doc, token: token as Token, role: role.export };
+    return app && { ...app, doc: history.doc, token: token as Token, role: role.export };
   };
 
   const refusal = (status: number, message: string): AppReply => ({ status, type: 'text/plain; charset=utf-8', body: `grid: ${message}\n` });
