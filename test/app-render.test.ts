@@ -366,7 +366,7 @@ browserTest(`the examples' views (todo, chat, text, counter) render from their d
   t.deepEqual(problems, []);
 });
 
-browserTest(`a node serves the app shell under its CSP: the title from start.json, the page says it awaits the tab node; a bad token gets one line (${inBrowser})`, async (t) => {
+browserTest(`a node serves the app shell under its CSP: the title from start.json, the page says it awaits the tab node; the node's page links to it; a bad token gets one line (${inBrowser})`, async (t) => {
   t.timeout(120_000);
   const home = await tempDir(t);
   await ok(home, ['init']);
@@ -384,6 +384,11 @@ browserTest(`a node serves the app shell under its CSP: the title from start.jso
   await mkdir(OUTPUT, { recursive: true });
   await page.screenshot({ path: join(OUTPUT, 'app-shell.png') });
   const origin = node.url.replace(/^ws:/, 'http:');
+  // The node's page lists the app, a link to the same address.
+  await page.goto((node as unknown as { web: string }).web);
+  await page.waitForSelector('#apps a');
+  t.deepEqual(await page.$$eval('#apps a', (links) => links.map((a) => [a.textContent, (a as HTMLAnchorElement).href])), [['Our <b>todo</b>', address]]);
+  t.is(await page.textContent('#app-count'), '(1)');
   const refused = await page.goto(`${origin}/app/bafyreinosuchtokenaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`);
   t.is(refused?.status(), 404);
   t.is((await page.textContent('body'))?.trim(), "grid: no app at this address: the token is unknown here, revoked, or not an app's");
