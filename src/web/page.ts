@@ -23,6 +23,10 @@
  * - only GET and HEAD; no CORS headers; a strict Content-Security-Policy
  *   (self only, no inline script), no framing, no caching, no referrer.
  *
+ * Applications by URL (`/app/TOKEN`, `/apps/*`, ./apps.ts) are the one
+ * exception to the key: their token is their authority. They keep every
+ * other guard here (loopback, Host, GET/HEAD, the CSP and headers).
+ *
  * Every request is answered or refused with one line; none can throw into
  * the node.
  */
