@@ -6,32 +6,14 @@
  */
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
+import { http } from './_http.js';
 import { tempDir } from './_helpers.js';
 import { gridProcesses } from './_processes.js';
 
 const { grid, ok, startNode } = gridProcesses();
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** One GET with exactly the headers given (fetch would not let a test set Host). */
-const get = (url: string, headers: Record<string, string> = {}): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const req = request({ host: target.hostname, port: target.port, path: `${target.pathname}${target.search}`, headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+const get = (url: string, headers: Record<string, string> = {}) => http(url, { headers });
 
 const keyOf = (info: unknown) => new URL((info as { web: string }).web).searchParams.get('key')!;
 

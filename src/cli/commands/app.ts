@@ -17,7 +17,7 @@ import { readModuleFile, setName } from '../resolve.js';
 import { initOf, resolveStep, ROLES, roleNames } from './doc.js';
 
 /** The node's web address from its WebSocket URL (the page and the app routes share its port). */
-export const webBase = (nodeUrl: string): string => {
+const webBase = (nodeUrl: string): string => {
   const url = new URL(nodeUrl);
   return `${url.protocol === 'wss:' ? 'https:' : 'http:'}//${url.host}`;
 };
