@@ -16,7 +16,7 @@
 import '../src/perimeter/lockdown.js';
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { openKernel, type Kernel } from '../src/index.js';
@@ -273,16 +273,16 @@ w.started = runApp({ session, root: document.getElementById('app'), status: (tex
   ],
 };
 
-browserTest(`the host loop runs the todo app on a real kernel: form and clicks apply, a version from elsewhere re-renders, a refusal shows (${inBrowser})`, async (t) => {
-  t.timeout(120_000);
-  const [{ kernel, apps }, browser] = await Promise.all([appsHome(t), chromiumBrowser()]);
+/** A page running the host loop (HOST_PAGE, under the node's CSP) over `app`'s document in `kernel`; `query` ?ro makes it read-only. */
+const openHost = async (t: ExecutionContext, browser: Browser, kernel: Kernel, app: { write: string; view: string; doc: string }, query = '') => {
   const page = await browser.newPage({ viewport: { width: 900, height: 600 } });
   t.teardown(() => page.close());
   const problems: string[] = [];
   page.on('pageerror', (error) => problems.push(error.message));
   page.on('console', (message) => message.type() === 'error' && problems.push(message.text()));
-  const unbind = await bindSession(page, kernel, apps.todo);
-  t.teardown(unbind);
+  const dialogs: string[] = [];
+  page.on('dialog', (dialog) => void (dialogs.push(dialog.message()), dialog.dismiss()));
+  t.teardown(await bindSession(page, kernel, app));
   await page.route('http://apps.test/**', async (route) => {
     const path = new URL(route.request().url()).pathname;
     const file = HOST_PAGE[path];
@@ -290,7 +290,14 @@ browserTest(`the host loop runs the todo app on a real kernel: form and clicks a
     const type = file ? file[0] : path.endsWith('.css') ? 'text/css' : 'text/javascript';
     return route.fulfill({ status: 200, headers: { 'Content-Security-Policy': CSP, 'Content-Type': type }, body });
   });
-  await page.goto('http://apps.test/');
+  await page.goto(`http://apps.test/${query}`);
+  return { page, problems, dialogs };
+};
+
+browserTest(`the host loop runs the todo app on a real kernel: form and clicks apply, a version from elsewhere re-renders, a refusal shows (${inBrowser})`, async (t) => {
+  t.timeout(120_000);
+  const [{ kernel, apps }, browser] = await Promise.all([appsHome(t), chromiumBrowser()]);
+  const { page, problems } = await openHost(t, browser, kernel, apps.todo);
   await page.waitForSelector('text=Nothing to do.');
 
   await page.fill('input[name=text]', 'buy milk');
@@ -320,19 +327,41 @@ browserTest(`the host loop runs the todo app on a real kernel: form and clicks a
   await page.screenshot({ path: join(OUTPUT, 'app-todo.png') });
 
   // Read-only: the page renders, and no event reaches apply.
-  const reader = await browser.newPage();
-  t.teardown(() => reader.close());
-  await bindSession(reader, kernel, apps.todo).then((stop) => t.teardown(stop));
-  await reader.route('http://apps.test/**', async (route) => {
-    const path = new URL(route.request().url()).pathname;
-    const file = HOST_PAGE[path];
-    return route.fulfill({ status: 200, headers: { 'Content-Security-Policy': CSP, 'Content-Type': file ? file[0] : 'text/javascript' }, body: file ? file[1] : await readFile(new URL(path.slice(1), APPS), 'utf8') });
-  });
-  await reader.goto('http://apps.test/?ro');
+  const { page: reader } = await openHost(t, browser, kernel, apps.todo, '?ro');
   await reader.waitForSelector('li:has-text("eggs")');
   await reader.click('li:has-text("eggs") >> text=remove');
   t.is(await reader.evaluate(() => (window as unknown as { applied: number }).applied), 0);
   t.is(((await readDoc(kernel, apps.todo.read)) as { items: unknown[] }).items.length, 2);
+  t.deepEqual(problems, []);
+});
+
+browserTest(`a hostile app is contained: it sees no window, document, fetch or storage, its HTML is text, its javascript: link is refused and the page keeps its last view (${inBrowser})`, async (t) => {
+  t.timeout(120_000);
+  const home = await tempDir(t);
+  await ok(home, ['init']);
+  const file = join(home, 'hostile.js');
+  await writeFile(file, [
+    'export const init = () => 0;',
+    'export const update = (ctx, state, change) => state + 1;',
+    "const reach = () => ['window', 'document', 'fetch', 'localStorage', 'XMLHttpRequest', 'WebSocket'].map((name) => `${name}: ${typeof globalThis[name]}`).join(', ');",
+    'export const view = (ctx, state) => state === 0',
+    "  ? ['div', {}, ['p', { class: 'reach' }, reach()], ['p', { class: 'html' }, '<img src=x onerror=\"window.pwned=1\">'], ['button', { on: { click: 1 } }, 'go']]",
+    "  : ['a', { href: 'javascript:window.pwned=1' }, 'click me'];",
+  ].join('\n'));
+  const app = JSON.parse(await ok(home, ['app', 'publish', file, '--json'])) as { write: string; read: string; view: string; doc: string };
+  const kernel = await openKernel({ home });
+  t.teardown(() => kernel.close());
+  const { page, problems, dialogs } = await openHost(t, await chromiumBrowser(), kernel, app);
+  await page.waitForSelector('p.reach');
+  t.is(await page.textContent('p.reach'), 'window: undefined, document: undefined, fetch: undefined, localStorage: undefined, XMLHttpRequest: undefined, WebSocket: undefined');
+  t.is(await page.textContent('p.html'), '<img src=x onerror="window.pwned=1">');
+  await page.click('text=go');
+  await page.waitForSelector('#status:has-text("<a href> takes an http:, https: or mailto: address (got \\"javascript:\\")")');
+  t.is(await readDoc(kernel, app.read), 1, 'the change applied; only its view was refused');
+  t.is(await page.$$eval('#app a', (links) => links.length), 0);
+  t.is(await page.textContent('p.html'), '<img src=x onerror="window.pwned=1">', 'the page keeps its last view');
+  t.is(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null), null);
+  t.deepEqual(dialogs, []);
   t.deepEqual(problems, []);
 });
 
