@@ -293,6 +293,17 @@ const showDocs = (docs) => {
   if (openDoc) void showDoc(openDoc).catch(report);
 };
 
+/** The apps this node hosts, each a link to its page (its write token's address: whoever follows it can change the app's document). */
+const showApps = (apps) => {
+  $('app-count').textContent = `(${apps.length})`;
+  fill($('apps'), apps, (app) => {
+    const link = Object.assign(document.createElement('a'), { href: app.path, textContent: app.title, title: `open the app (document ${app.doc})`, rel: 'noopener noreferrer', target: '_blank' });
+    const span = document.createElement('span');
+    span.append(link, ` ${app.name ?? short(app.token)}`);
+    return span;
+  });
+};
+
 const showRecord = async (seq) => {
   const record = await api('/api/record', { seq });
   $('record').textContent = record.json;
@@ -320,10 +331,11 @@ const report = (error) => {
 };
 
 const refresh = async () => {
-  const [state, graph, docs] = await Promise.all([api('/api/state'), api('/api/graph', filter ? { filter } : {}), api('/api/docs')]);
+  const [state, graph, docs, apps] = await Promise.all([api('/api/state'), api('/api/graph', filter ? { filter } : {}), api('/api/docs'), api('/api/apps')]);
   showState(state);
   applyGraph(graph);
   showDocs(docs);
+  showApps(apps);
   if (selected) await showAbout(selected);
 };
 

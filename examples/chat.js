@@ -7,6 +7,11 @@
 //   grid doc create examples/chat.js --reducer update --merge union --name room
 //   grid doc apply room '{"say":"hello","from":"ann"}'
 //
+// As an app opened by URL (README: Applications by URL), whose form sends
+// { say: true, form: { from, say } }:
+//
+//   grid app publish examples/chat.js --merge union --name room
+//
 // `from` is the name the writer gives (the version itself is signed by its
 // author, which `grid doc log` shows); the reducer cannot read the caller, as
 // it must give the same value on every replica that replays it.
@@ -48,7 +53,14 @@ const utf8Length = (text) => {
   return bytes;
 };
 
-export const update = (ctx, state, change) => {
+/** The page's form submit, { say: true, form: { from, say } }, as the change it stands for. */
+const fromPage = (change) =>
+  change !== null && typeof change === 'object' && change.say === true && change.form !== null && typeof change.form === 'object' && Object.keys(change).length === 2
+    ? { say: change.form.say, from: change.form.from }
+    : change;
+
+export const update = (ctx, state, given) => {
+  const change = fromPage(given);
   if (state === null || typeof state !== 'object' || !Array.isArray(state.messages)) ctx.revoke(`chat: the state is not {"messages": [...]} (got ${show(state)})`);
   const bad = state.messages.findIndex((message) => message === null || typeof message !== 'object' || typeof message.from !== 'string' || typeof message.text !== 'string');
   if (bad >= 0) ctx.revoke(`chat: the state's message ${bad} is not {"from": name, "text": text} (got ${show(state.messages[bad])})`);
@@ -67,3 +79,14 @@ export const update = (ctx, state, change) => {
   if (bytes > MAX_ROOM_BYTES) ctx.revoke(`chat: the room would hold ${bytes} bytes of text, over its limit of ${MAX_ROOM_BYTES}; start a new room`);
   return { messages: [...messages, { from, text: say }] };
 };
+
+export const view = (ctx, state) => [
+  'main', { class: 'chat' },
+  ['h1', {}, 'Chat'],
+  ['ul', { 'aria-live': 'polite' }, state.messages.map((message) => ['li', {}, ['span', { class: 'from' }, `${message.from}:`], ' ', message.text])],
+  state.messages.length === 0 ? ['p', {}, 'No messages yet.'] : null,
+  ['form', { on: { submit: { say: true } } },
+    ['input', { name: 'from', placeholder: 'your name', maxlength: MAX_NAME, required: true, keep: true, 'aria-label': 'your name' }], ' ',
+    ['input', { name: 'say', placeholder: 'say something', maxlength: MAX_SAY, required: true, 'aria-label': 'message' }], ' ',
+    ['button', { type: 'submit' }, 'send']],
+];

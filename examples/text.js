@@ -8,6 +8,11 @@
 //   grid doc apply notes '{"set":"Hello world"}'
 //   grid doc apply notes '{"splice":[5,0,","]}'        # "Hello, world"
 //
+// As an app opened by URL (README: Applications by URL), whose text area
+// sends { set: true, value: text } when it changes:
+//
+//   grid app publish examples/text.js --merge text --name notes
+//
 // Changes: { set: text } replaces the whole text; { splice: [index,
 // deleteCount, insertText] } deletes deleteCount code units at index (UTF-16
 // code units, as JavaScript strings count them) and inserts insertText there.
@@ -59,7 +64,12 @@ const bounded = (ctx, text) => {
 
 const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
 
-export const update = (ctx, state, change) => {
+/** The page's text area change, { set: true, value: text }, as the change it stands for. */
+const fromPage = (change) =>
+  change !== null && typeof change === 'object' && change.set === true && Object.keys(change).length === 2 && Object.hasOwn(change, 'value') ? { set: change.value } : change;
+
+export const update = (ctx, state, given) => {
+  const change = fromPage(given);
   if (typeof state !== 'string') ctx.revoke(`text: the state is not a string (got ${show(state)})`);
   const SHAPE = 'a change is {"set": text} or {"splice": [index, deleteCount, insertText]}';
   if (change === null || typeof change !== 'object' || Array.isArray(change) || Object.keys(change).length !== 1) ctx.revoke(`text: ${SHAPE} (got ${show(change)})`);
@@ -80,3 +90,10 @@ export const update = (ctx, state, change) => {
   if (splitsPair(state, index + count)) ctx.revoke(`text: splice range ${index}..${index + count} ends inside a surrogate pair`);
   return bounded(ctx, state.slice(0, index) + insert + state.slice(index + count));
 };
+
+export const view = (ctx, state) => [
+  'main', { class: 'text' },
+  ['h1', {}, 'Notes'],
+  ['textarea', { name: 'text', rows: 16, value: state, 'aria-label': 'the shared text', on: { change: { set: true } } }],
+  ['p', {}, `${state.length} characters; saved when you leave the box`],
+];

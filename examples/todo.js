@@ -10,9 +10,14 @@
 //   grid doc apply todos '{"done":"buy milk"}'
 //   grid doc apply todos '{"remove":"buy milk"}'
 //
+// As an app opened by URL (README: Applications by URL):
+//
+//   grid app publish examples/todo.js --merge json --name todo
+//
 // Changes: { add: text } appends a not-done item; { done: text } marks the
 // first not-done item with that text done; { remove: text } removes the first
 // item with that text. A change that does not fit is refused with the reason.
+// The app page's form sends { add: true, form: { text } }: it adds the text.
 // Limits keep three copies of the list (a merge's base, ours and theirs)
 // within one call's bounds (8,192 items, 1 MiB).
 
@@ -41,7 +46,14 @@ const textOf = (ctx, text) => {
   return text;
 };
 
-export const update = (ctx, state, change) => {
+/** The page's form submit, { add: true, form: { text } }, as the change it stands for. */
+const fromPage = (change) =>
+  change !== null && typeof change === 'object' && change.add === true && change.form !== null && typeof change.form === 'object' && Object.keys(change).length === 2
+    ? { add: change.form.text }
+    : change;
+
+export const update = (ctx, state, given) => {
+  const change = fromPage(given);
   if (state === null || typeof state !== 'object' || !Array.isArray(state.items)) ctx.revoke(`todo: the state is not {"items": [...]} (got ${show(state)})`);
   const bad = state.items.findIndex((item) => item === null || typeof item !== 'object' || typeof item.text !== 'string' || typeof item.done !== 'boolean');
   if (bad >= 0) ctx.revoke(`todo: the state's item ${bad} is not {"text": text, "done": boolean} (got ${show(state.items[bad])})`);
@@ -66,4 +78,22 @@ export const update = (ctx, state, change) => {
     return { items: items.filter((_, i) => i !== at) };
   }
   return ctx.revoke(`todo: ${SHAPE} (got ${show(change)})`);
+};
+
+export const view = (ctx, state) => {
+  const left = state.items.filter((item) => !item.done).length;
+  return [
+    'main', { class: 'todo' },
+    ['h1', {}, 'Todo'],
+    ['form', { on: { submit: { add: true } } },
+      ['input', { name: 'text', placeholder: 'something to do', maxlength: MAX_TEXT, required: true, 'aria-label': 'something to do' }],
+      ['button', { type: 'submit' }, 'add']],
+    ['ul', {}, state.items.map((item) => [
+      'li', { class: item.done ? 'done' : 'open' },
+      ['span', {}, item.text], ' ',
+      item.done ? null : ['button', { on: { click: { done: item.text } } }, 'done'], ' ',
+      ['button', { on: { click: { remove: item.text } } }, 'remove'],
+    ])],
+    ['p', {}, state.items.length === 0 ? 'Nothing to do.' : `${left} of ${state.items.length} left`],
+  ];
 };

@@ -409,7 +409,7 @@ test('global options go before or after the verb; negative numbers are arguments
   t.is(version.stdout, JSON.parse(await readFile('package.json', 'utf8')).version);
   // Help with no verb loads every verb, in their order.
   const verbs = [...(await gridExactly(['--help'])).stdout.matchAll(/^  ([a-z]+) /gm)].map((match) => match[1]);
-  t.deepEqual(verbs, ['init', 'publish', 'issue', 'call', 'revoke', 'graph', 'reputation', 'names', 'name', 'inspect', 'run', 'delegate', 'pending', 'doc', 'propose', 'vote', 'repl', 'repair', 'gc', 'start', 'web', 'invite', 'join', 'help']);
+  t.deepEqual(verbs, ['init', 'publish', 'issue', 'call', 'revoke', 'graph', 'reputation', 'names', 'name', 'inspect', 'run', 'delegate', 'pending', 'doc', 'app', 'propose', 'vote', 'repl', 'repair', 'gc', 'start', 'web', 'invite', 'join', 'help']);
   const help = await gridExactly(['delegate', '--help']);
   t.is(help.code, 0);
   t.regex(help.stdout, /^Usage: grid delegate \[options\] <token>/);

@@ -97,7 +97,7 @@ test('doc create refuses bad input in one line, before making anything', async (
   await writeFile(noInit, 'export const update = (ctx, state, change) => state + change;\nexport const merge = (ctx, base, ours, theirs) => ours + theirs - base;\n');
   const cases: Array<[string[], RegExp]> = [
     [['doc', 'create', 'no-such.js', '--reducer', 'update'], /^grid: no such file: no-such\.js$/],
-    [['doc', 'create', 'examples/todo.js', '--reducer', 'nope'], /^grid: module bafkrei\w+ has no export "nope" \(it exports: init, update\)$/],
+    [['doc', 'create', 'examples/todo.js', '--reducer', 'nope'], /^grid: module bafkrei\w+ has no export "nope" \(it exports: init, update, view\)$/],
     [['doc', 'create', 'examples/todo.js', '--reducer', 'update', '--init', '{"items":'], /^grid: --init is not valid JSON/],
     [['doc', 'create', noInit, '--reducer', 'update'], /^grid: module bafkrei\w+ has no export "init": give the initial value with --init JSON$/],
     [['doc', 'create', 'examples/todo.js', '--reducer', 'update', '--merge', 'jsno'], /^grid: --merge "jsno" is no merge step: .* \(did you mean "json"\?\)$/],

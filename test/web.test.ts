@@ -16,42 +16,13 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { Browser, Page } from 'playwright-core';
+import { http } from './_http.js';
 import { tempDir } from './_helpers.js';
 import { eventually, gridProcesses } from './_processes.js';
 
 const { grid, ok, startNode } = gridProcesses();
 const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
 const OUTPUT = join(process.cwd(), 'test', 'output');
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** One HTTP request with exactly the headers given (fetch would not let a test set Host). */
-const http = (url: string, options: { method?: string; headers?: Record<string, string>; path?: string; localAddress?: string } = {}): Promise<Reply> =>
-  new Promise((resolve, reject) => {
-    const target = new URL(url);
-    const req = request(
-      {
-        host: target.hostname.replace(/^\[|\]$/g, ''),
-        port: target.port,
-        path: options.path ?? `${target.pathname}${target.search}`,
-        method: options.method ?? 'GET',
-        headers: options.headers ?? {},
-        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
 
 /** Whether a WebSocket with this Origin is accepted (the node answers a refused upgrade with an HTTP status). */
 const wsWithOrigin = (url: string, origin: string, host?: string) =>

@@ -45,6 +45,7 @@ const VERBS: ReadonlyArray<readonly [name: string, load: () => Promise<(session:
   ['delegate', async () => (await import('./commands/delegate.js')).delegateCommand],
   ['pending', async () => (await import('./commands/pending.js')).pendingCommand],
   ['doc', async () => (await import('./commands/doc.js')).docCommand],
+  ['app', async () => (await import('./commands/app.js')).appCommand],
   ['propose', async () => (await import('./commands/govern.js')).proposeCommand],
   ['vote', async () => (await import('./commands/govern.js')).voteCommand],
   ['repl', async () => (await import('./commands/repl.js')).replCommand],

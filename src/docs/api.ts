@@ -40,6 +40,11 @@ export const makeDocsApi = (docs: Documents, identity: Identity, call: (token: s
       const role = ownRole(token);
       return (role && (await docs.read(role, version))) ?? call(token, version === undefined ? [] : ['at', version]);
     },
+    /** The document (its genesis CID) that role token `token` reaches, if this node holds both and the token is not revoked: no call. */
+    docOf: (token: string): string | undefined => {
+      const role = ownRole(token);
+      return role && docs.docOf(role);
+    },
     /** Versions from the heads down, newest first. */
     log: (token: string, options: { limit?: number } = {}) => call(token, ['log', { ...options }]),
     /** Open conflicts of one document (through a token), or of every document held here. */

@@ -23,6 +23,10 @@
  * - only GET and HEAD; no CORS headers; a strict Content-Security-Policy
  *   (self only, no inline script), no framing, no caching, no referrer.
  *
+ * Applications by URL (`/app/TOKEN`, `/apps/*`, ./apps.ts) are the one
+ * exception to the key: their token is their authority. They keep every
+ * other guard here (loopback, Host, GET/HEAD, the CSP and headers).
+ *
  * Every request is answered or refused with one line; none can throw into
  * the node.
  */
@@ -38,6 +42,7 @@ import type { Token } from '../interface/ids.js';
 import { toJsonText } from '../wire/json.js';
 import type { PeerState } from '../net/peers.js';
 import type { WebPage } from '../net/node.js';
+import { makeAppRoutes } from './apps.js';
 
 export interface WebOptions {
   /** The access key the page and the API require. */
@@ -257,6 +262,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
   let batchTimer: ReturnType<typeof setInterval> | undefined;
   let heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   const assets = new Map<string, Promise<Buffer>>();
+  const apps = makeAppRoutes(kernel);
   // The names last read; a names file that cannot be read keeps them (names only label things).
   let names = namesFrom([]);
   const readNames = async () => {
@@ -489,6 +495,14 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     }
     const head = method === 'HEAD';
     const path = url.pathname;
+    // Applications by URL (./apps.ts): the token in the address is their authority, not the page's key.
+    if (apps.serves(path)) {
+      apps.answer(path).then(
+        (answer) => send(response, answer.status, answer.type, answer.body, head),
+        (error: unknown) => reply(response, error),
+      );
+      return;
+    }
     if (Object.hasOwn(ASSETS, path)) {
       if (path === '/' && !keyMatches(url.searchParams.get('key') ?? undefined)) {
         throw new Refusal(403, 'this page needs its key: open the address `grid start` printed, or run `grid web`');
@@ -527,6 +541,8 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       }
       case '/api/docs':
         return named(documents);
+      case '/api/apps':
+        return named(async () => (await apps.list()).map((app) => ({ ...app, name: names.byId.get(app.token) ?? null })));
       case '/api/doc': {
         const id = param('id');
         if (id === '') throw new Refusal(400, 'which document? (?id=)');

@@ -23,7 +23,7 @@ import { isCid, isPathLike, nearest, resolveModule, resolveTarget, setName } fro
 
 /** Merge steps a document names by word: the shipped JSON and union merges, and the native text merge. */
 export const SHIPPED_STEPS: readonly string[] = ['json', 'union', 'text'];
-const ROLES = ['read', 'write', 'settle', 'admin'] as const;
+export const ROLES = ['read', 'write', 'settle', 'admin'] as const;
 /** The pet names `--name PET` gives: the admin token (it does everything) is PET, the others PET.read, PET.write, PET.settle. */
 export const roleNames = (pet: string): Record<(typeof ROLES)[number], string> => ({ admin: pet, read: `${pet}.read`, write: `${pet}.write`, settle: `${pet}.settle` });
 const LOG_FORMATS = ['text', 'json', 'dot', 'mermaid'];
@@ -98,7 +98,7 @@ export const expandCid = (word: string, candidates: readonly string[], what: str
 const asList = <T>(outcome: Outcome): T[] => (outcome.status === 'fulfilled' && Array.isArray(outcome.value) ? (outcome.value as unknown as T[]) : []);
 
 /** A merge step's word as the document's genesis takes it: a shipped step's name, or a closure's token. */
-const resolveStep = async (home: HomeOps, names: PetNames, step: string): Promise<string> => {
+export const resolveStep = async (home: HomeOps, names: PetNames, step: string): Promise<string> => {
   if (SHIPPED_STEPS.includes(step)) return step;
   const hash = step.lastIndexOf('#');
   if (hash > 0) {
@@ -119,7 +119,7 @@ const resolveStep = async (home: HomeOps, names: PetNames, step: string): Promis
 };
 
 /** The value of module `code`'s `init` export, called with no arguments. */
-const initOf = async (home: HomeOps, code: string): Promise<GridValue> => {
+export const initOf = async (home: HomeOps, code: string): Promise<GridValue> => {
   let token: Token;
   try {
     token = await home.issue({ code, export: 'init' });
