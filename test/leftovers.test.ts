@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import { openKernel } from '../src/index.js';
 import { homePaths } from '../src/home/home.js';
 import { blockPath, openFsBlockStore } from '../src/store/index.js';
-import { vatExecArgv } from '../src/vat/pool.js';
+import { vatExecArgv } from '../src/vat/thread.js';
 import { tempDir } from './_helpers.js';
 
 const utf8 = (text: string) => new TextEncoder().encode(text);

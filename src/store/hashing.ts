@@ -5,11 +5,10 @@
  * `ERR_UNSUPPORTED_HASH` otherwise.
  *
  * Hashing is synchronous: sha2 through node:crypto (native, the fastest
- * available), blake3 through @noble/hashes. The same functions are also
+ * available; sha2.ts), blake3 through @noble/hashes. The same functions are also
  * offered as multiformats hashers for code that builds blocks with
  * multiformats' own API.
  */
-import * as crypto from 'node:crypto';
 import { CID } from 'multiformats/cid';
 import { varint } from 'multiformats';
 import * as Digest from 'multiformats/hashes/digest';
@@ -19,6 +18,7 @@ import { sha256, sha512 } from 'multiformats/hashes/sha2';
 import { blake3 as blake3Digest } from '@noble/hashes/blake3.js';
 import { quote } from '../interface/ids.js';
 import { StoreError, type HashName } from './types.js';
+import { sha2Digest } from './sha2.js';
 
 export type { HashName };
 
@@ -30,17 +30,9 @@ interface HashFunction {
   readonly digest: (bytes: Uint8Array) => Uint8Array;
 }
 
-// One-shot `crypto.hash` (Node ≥ 20.12) skips the Hash object: 1.6× faster on a journal record's ~150 bytes.
-const oneShot = (crypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
-
-const nodeDigest = (algorithm: string) => (bytes: Uint8Array) => {
-  const out = oneShot ? oneShot(algorithm, bytes, 'buffer') : crypto.createHash(algorithm).update(bytes).digest();
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-};
-
 const HASHES: Readonly<Record<HashName, HashFunction>> = Object.freeze({
-  'sha2-256': Object.freeze({ name: 'sha2-256', code: 0x12, size: 32, digest: nodeDigest('sha256') }),
-  'sha2-512': Object.freeze({ name: 'sha2-512', code: 0x13, size: 64, digest: nodeDigest('sha512') }),
+  'sha2-256': Object.freeze({ name: 'sha2-256', code: 0x12, size: 32, digest: sha2Digest('sha256') }),
+  'sha2-512': Object.freeze({ name: 'sha2-512', code: 0x13, size: 64, digest: sha2Digest('sha512') }),
   blake3: Object.freeze({ name: 'blake3', code: 0x1e, size: 32, digest: (bytes: Uint8Array) => blake3Digest(bytes) }),
 });
 

@@ -7,17 +7,14 @@
  * revoked with the reason, and the next call starts a fresh vat. Nothing a
  * vat does blocks the kernel's thread.
  */
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { BLOCKING_CALLS, MessageChannel, receiveMessageOnPort, startVatThread, type VatPort, type VatThread } from './thread.js';
 import type { ModuleId, Principal, Token } from '../interface/ids.js';
 import type { Closure } from '../closures/closure.js';
 import type { ModuleRecord } from '../closures/runner.js';
 import { encodeValue } from '../closures/values.js';
 import { abortReason, aborted, CANCELLED, onAbort } from '../interface/cancel.js';
 import { failed, revoked, type RevokeCode } from '../interface/outcome.js';
-import type { VatOutcome, FromVat, ToVat, VatOptions, VatTransport, WasmRecord } from './protocol.js';
+import type { VatOutcome, FromVat, ToVat, VatTransport, WasmRecord } from './protocol.js';
 import { ChannelEnd, ChannelError, channelMemory } from './channel.js';
 
 export interface VatLimits {
@@ -109,14 +106,17 @@ interface PendingRun {
   detached?: boolean;
 }
 
+/** The kernel's end of a vat's shared-memory channel, and the port for what does not fit in it (the `shared-memory` transport only). */
+interface KernelChannel {
+  readonly end: ChannelEnd<ToVat, FromVat>;
+  readonly port: VatPort;
+}
+
 class Vat {
-  readonly worker: Worker;
-  /** Where answers to a blocked vat's synchronous calls go, and the flag that wakes it. */
-  readonly syncPort: MessagePort;
-  readonly syncFlag: Int32Array;
-  /** The shared-memory channel to the vat, and the port for what does not fit in it. */
-  readonly channel: ChannelEnd<ToVat, FromVat>;
-  readonly channelPort: MessagePort;
+  readonly worker: VatThread;
+  /** Where answers to a blocked vat's synchronous calls go, and the flag that wakes it (where a vat can block: BLOCKING_CALLS). */
+  readonly sync: { readonly port: VatPort; readonly flag: Int32Array } | undefined;
+  readonly channel: KernelChannel | undefined;
   /** The kernel waits (Atomics.waitAsync) for the vat to write. */
   waiting = false;
   /** Blocked in a synchronous grid.call: it cannot take other calls now. */
@@ -135,13 +135,11 @@ class Vat {
   #outbox: ToVat[] = [];
   dead = false;
 
-  constructor(worker: Worker, syncPort: MessagePort, syncFlag: SharedArrayBuffer, memory: SharedArrayBuffer, channelPort: MessagePort, sent: () => void, post: boolean) {
-    this.#post = post;
+  constructor(worker: VatThread, sync: { port: VatPort; flag: SharedArrayBuffer } | undefined, channel: { memory: SharedArrayBuffer; port: VatPort } | undefined, sent: () => void) {
+    this.#post = channel === undefined;
     this.worker = worker;
-    this.syncPort = syncPort;
-    this.syncFlag = new Int32Array(syncFlag);
-    this.channelPort = channelPort;
-    this.channel = new ChannelEnd<ToVat, FromVat>(memory, 'kernel', channelPort, () => receiveMessageOnPort(channelPort));
+    this.sync = sync && { port: sync.port, flag: new Int32Array(sync.flag) };
+    this.channel = channel && { end: new ChannelEnd<ToVat, FromVat>(channel.memory, 'kernel', channel.port, () => receiveMessageOnPort(channel.port)), port: channel.port };
     this.#sent = sent;
     this.ready = new Promise((resolve) => (this.#markReady = resolve));
     this.stopped = new Promise((resolve) => (this.#markStopped = resolve));
@@ -191,13 +189,14 @@ class Vat {
       }
       return;
     }
-    this.channel.send(message);
+    const channel = this.channel!.end;
+    channel.send(message);
     this.#sent();
     if (this.#wakeQueued) return;
     this.#wakeQueued = true;
     queueMicrotask(() => {
       this.#wakeQueued = false;
-      if (!this.dead) this.channel.out.wake();
+      if (!this.dead) channel.out.wake();
     });
   }
 }
@@ -218,81 +217,6 @@ const answerOf = async (ask: () => Promise<VatOutcome>): Promise<VatOutcome> => 
   } catch (error) {
     return failed(error);
   }
-};
-
-/** Node options a vat worker keeps from its process, with a value (`--import=x` or `--import x`). */
-const KEPT_WITH_VALUE = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader', '--conditions', '-C', '--disable-warning']);
-/** …and without one. */
-const KEPT_FLAGS = new Set(['--enable-source-maps', '--no-warnings', '--no-deprecation', '--preserve-symlinks']);
-
-/**
- * The Node options a vat worker starts with, out of its process's
- * `execArgv`. A worker inherits them all by default, `-e`/`-p`'s script and
- * `--input-type` included — then it runs the embedding program's script, not
- * the vat, and every call ends `vat stopped before the call started`. It
- * keeps only what finding and loading modules may need (preloads and loaders:
- * `--import`, `--require`, `--loader`, `--conditions`, `--preserve-symlinks`
- * — Yarn PnP, say, resolves through them) and how warnings and stacks read.
- * V8 and process-wide options (`--expose-gc`, `--max-old-space-size`,
- * `--stack-size`, `--inspect`…) already hold in every thread, and Node
- * refuses them in a worker's `execArgv`; the vat's own memory and stack
- * limits are its `resourceLimits`.
- */
-export const vatExecArgv = (execArgv: readonly string[]): string[] => {
-  const kept: string[] = [];
-  for (let i = 0; i < execArgv.length; i += 1) {
-    const arg = execArgv[i]!;
-    const equals = arg.indexOf('=');
-    const name = equals > 0 ? arg.slice(0, equals) : arg;
-    if (KEPT_FLAGS.has(arg)) kept.push(arg);
-    else if (KEPT_WITH_VALUE.has(name)) {
-      if (equals > 0) kept.push(arg);
-      else if (i + 1 < execArgv.length) kept.push(arg, execArgv[++i]!);
-    } else if (DROPPED_WITH_VALUE.has(arg)) i += 1; // the script (or type) goes too, whatever it looks like
-  }
-  return kept;
-};
-/** Dropped options whose value is the next argument (`-e <script>`): it is skipped, never read as an option. */
-const DROPPED_WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '-pe', '--input-type']);
-
-/**
- * When this module runs from its TypeScript source (under tsx: ava, the
- * tsx command), the compiled vat entry if `npm run build` has compiled the
- * tree since any source file last changed; else undefined. A worker cannot
- * inherit tsx's loader from `--import` on Node 20, so one started on the
- * sources registers tsx itself and compiles every module again: 0.6 s and
- * 1 s of CPU to a vat's first call, against 0.3 s and 0.45 s compiled — and
- * the test suite starts hundreds of vats. Checked once per process.
- */
-let compiledEntry: URL | undefined | null = null;
-const freshCompiledEntry = (): URL | undefined => {
-  if (compiledEntry !== null) return compiledEntry;
-  compiledEntry = undefined;
-  try {
-    const sources = fileURLToPath(new URL('..', import.meta.url));
-    const entry = new URL('../../dist/vat/worker.js', import.meta.url);
-    const built = statSync(entry).mtimeMs;
-    const newest = Math.max(...readdirSync(sources, { recursive: true }).map((name) => statSync(join(sources, String(name))).mtimeMs));
-    if (built >= newest) compiledEntry = entry;
-  } catch {
-    // No compiled tree (or an unreadable one): the sources it is.
-  }
-  return compiledEntry;
-};
-
-/** Start a worker on the vat entry point: compiled, or (under tsx, in development, unless freshly built) from source. */
-const spawn = (options: VatOptions, memoryMb: number): Worker => {
-  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(32, memoryMb), stackSizeMb: 4 };
-  const transferList = [options.sync.port, options.channel.port];
-  const execArgv = vatExecArgv(process.execArgv);
-  const compiled = import.meta.url.endsWith('.ts') ? freshCompiledEntry() : undefined;
-  if (compiled) return new Worker(compiled, { workerData: options, resourceLimits, transferList, execArgv });
-  if (import.meta.url.endsWith('.ts')) {
-    const entry = new URL('./worker.ts', import.meta.url).href;
-    const bootstrap = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-    return new Worker(bootstrap, { eval: true, workerData: options, resourceLimits, transferList, execArgv });
-  }
-  return new Worker(new URL('./worker.js', import.meta.url), { workerData: options, resourceLimits, transferList, execArgv });
 };
 
 export class VatPool {
@@ -377,15 +301,23 @@ export class VatPool {
   }
 
   #start(): Vat {
-    const { port1, port2 } = new MessageChannel();
-    const flag = new SharedArrayBuffer(4);
-    const channel = new MessageChannel();
-    const memory = channelMemory();
     const spinUs = this.#limits.vatSpinUs ?? VAT_SPIN_US;
     const transport = this.#limits.vatTransport ?? VAT_TRANSPORT;
-    const worker = spawn({ maxFanOut: this.#limits.maxFanOut, sync: { port: port2, flag }, channel: { memory, port: channel.port2 }, spinUs, transport }, this.#limits.vatMemoryMb);
-    const vat = new Vat(worker, port1, flag, memory, channel.port1, this.#sent, transport === 'postMessage');
-    if (transport === 'shared-memory') this.#sleepOn(vat);
+    // Shared memory only where it is used: the rings for that transport, the flag for vats that can block.
+    const sync = BLOCKING_CALLS ? { ports: new MessageChannel(), flag: new SharedArrayBuffer(4) } : undefined;
+    const channel = transport === 'shared-memory' ? { ports: new MessageChannel(), memory: channelMemory() } : undefined;
+    const worker = startVatThread(
+      {
+        maxFanOut: this.#limits.maxFanOut,
+        ...(sync ? { sync: { port: sync.ports.port2, flag: sync.flag } } : {}),
+        ...(channel ? { channel: { memory: channel.memory, port: channel.ports.port2 } } : {}),
+        spinUs,
+        transport,
+      },
+      this.#limits.vatMemoryMb,
+    );
+    const vat = new Vat(worker, sync && { port: sync.ports.port1, flag: sync.flag }, channel && { memory: channel.memory, port: channel.ports.port1 }, this.#sent);
+    if (channel) this.#sleepOn(vat);
     worker.on('message', (batch: FromVat[]) => {
       for (const message of batch) this.#receive(vat, message);
     });
@@ -465,7 +397,7 @@ export class VatPool {
     let backlog = false;
     for (const vat of [...this.#vats]) {
       if (this.#drain(vat)) heard = true;
-      if (vat.channel.backlogged > 0) backlog = true;
+      if (vat.channel && vat.channel.end.backlogged > 0) backlog = true;
     }
     const now = performance.now();
     if (heard) this.#lastHeard = now;
@@ -483,9 +415,11 @@ export class VatPool {
   /** Everything the vat has written; false if nothing. A vat that writes what is not a frame has failed. */
   #drain(vat: Vat): boolean {
     let heard = false;
+    const channel = vat.channel?.end;
+    if (!channel) return false;
     try {
-      if (vat.channel.backlogged > 0 && vat.channel.flush()) vat.channel.out.wake();
-      for (let message = vat.channel.next(); message && !vat.dead; message = vat.channel.next()) {
+      if (channel.backlogged > 0 && channel.flush()) channel.out.wake();
+      for (let message = channel.next(); message && !vat.dead; message = channel.next()) {
         heard = true;
         this.#receive(vat, message);
       }
@@ -497,8 +431,8 @@ export class VatPool {
   }
 
   #sleepOn(vat: Vat) {
-    if (vat.dead) return;
-    const ring = vat.channel.in;
+    if (vat.dead || !vat.channel) return;
+    const ring = vat.channel.end.in;
     ring.sleeping(true);
     if (ring.waiting) {
       ring.sleeping(false);
@@ -532,13 +466,15 @@ export class VatPool {
       case 'call':
         pending.acted = true;
         if (message.sync) {
+          const sync = vat.sync;
+          if (!sync) return this.#retire(vat, 'vat failed: a blocking call from a vat that cannot block');
           vat.blocked += 1;
           void answerOf(() => (pending.detached ? Promise.resolve(CANCELLED_ANSWER) : pending.request.call(message.token, message.args))).then((answer) => {
             vat.blocked -= 1;
             if (vat.dead) return;
-            vat.syncPort.postMessage(answer);
-            Atomics.store(vat.syncFlag, 0, 1);
-            Atomics.notify(vat.syncFlag, 0);
+            sync.port.postMessage(answer);
+            Atomics.store(sync.flag, 0, 1);
+            Atomics.notify(sync.flag, 0);
           });
         } else {
           void answerOf(() => (pending.detached ? Promise.resolve(CANCELLED_ANSWER) : pending.request.call(message.token, message.args))).then((answer) => vat.send({ t: 'reply', run: message.run, sub: message.sub, answer }));
@@ -616,10 +552,12 @@ export class VatPool {
     }
     vat.runs.clear();
     void vat.worker.terminate();
-    vat.syncPort.close();
-    vat.channelPort.close();
-    // Let go of the wait on its ring.
-    Atomics.notify(vat.channel.in.header, 0);
+    vat.sync?.port.close();
+    if (vat.channel) {
+      vat.channel.port.close();
+      // Let go of the wait on its ring.
+      Atomics.notify(vat.channel.end.in.header, 0);
+    }
     // Replace it now, so the next call does not wait for a vat to start.
     if (!this.#closed) this.#start();
   }

@@ -5,7 +5,7 @@
  * Arguments, values and env travel as canonical CBOR bytes; the kernel
  * decodes what a vat sends strictly, as it would bytes from a peer.
  */
-import type { MessagePort } from 'node:worker_threads';
+import type { VatPort as MessagePort } from './thread.js';
 import type { ModuleId, Principal, Token } from '../interface/ids.js';
 import type { Settlement } from '../interface/outcome.js';
 import type { ModuleRecord } from '../closures/runner.js';
@@ -49,10 +49,10 @@ export type VatTransport = 'shared-memory' | 'postMessage';
 export interface VatOptions {
   /** How many `ctx.call`s one call may make. */
   readonly maxFanOut: number;
-  /** The channel a vat blocked in a synchronous grid.call reads its answer from, and the flag that wakes it. */
-  readonly sync: { readonly port: MessagePort; readonly flag: SharedArrayBuffer };
-  /** The shared-memory channel (channel.ts): its rings, and the port for messages that do not go in a frame. */
-  readonly channel: { readonly memory: SharedArrayBuffer; readonly port: MessagePort };
+  /** The channel a vat blocked in a synchronous grid.call reads its answer from, and the flag that wakes it; none where a vat cannot block (a browser tab's). */
+  readonly sync?: { readonly port: MessagePort; readonly flag: SharedArrayBuffer };
+  /** The shared-memory channel (channel.ts): its rings, and the port for messages that do not go in a frame; the `shared-memory` transport only. */
+  readonly channel?: { readonly memory: SharedArrayBuffer; readonly port: MessagePort };
   /** How messages travel: in the channel's rings, or every batch by postMessage on the worker's port. */
   readonly transport: VatTransport;
   /** How long the vat keeps polling its ring after its last message before it sleeps, in microseconds. */

@@ -6,20 +6,17 @@
  * a fresh module instance (see closures/modules.ts).
  */
 import '../perimeter/lockdown.js';
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { kernelPort as port, receiveMessageOnPort, vatOptions as options } from './vat-env.js';
 import { ChannelEnd } from './channel.js';
 import { asModuleId, asToken, DAG_CBOR_CODEC, type Principal, type Token } from '../interface/ids.js';
 import { blockCid } from '../store/hashing.js';
 import { ModuleRunner } from '../closures/runner.js';
 import { CLOSURE_API, copyValue, decodeValue, encodeValue, isLink, link, type GridValue, type Link } from '../closures/values.js';
-import type { VatOutcome, FromVat, ToVat, VatOptions, WasmRecord } from './protocol.js';
+import type { VatOutcome, FromVat, ToVat, WasmRecord } from './protocol.js';
 import { runWasm, WasmRevoked } from '../vat-wasm/vat.js';
 import { describeThrown } from '../interface/errors.js';
 import { revoked, type RevokeCode } from '../interface/outcome.js';
 
-const port = parentPort!;
-const options = workerData as VatOptions;
-const syncFlag = new Int32Array(options.sync.flag);
 
 /** Thrown by `ctx.revoke` to end the current call as revoked. */
 class RevokeSignal {
@@ -65,9 +62,8 @@ interface RunState {
   readonly waiting: Map<number, (answer: VatOutcome) => void>;
 }
 
-/** The channel to the kernel: a message goes into the ring at once, and the kernel is woken if it sleeps. */
-const channel = new ChannelEnd<FromVat, ToVat>(options.channel.memory, 'vat', options.channel.port, () => receiveMessageOnPort(options.channel.port));
-const shared = options.transport === 'shared-memory';
+/** The channel to the kernel (the `shared-memory` transport): a message goes into the ring at once, and the kernel is woken if it sleeps. */
+const channel = options.channel && new ChannelEnd<FromVat, ToVat>(options.channel.memory, 'vat', options.channel.port, () => receiveMessageOnPort(options.channel!.port));
 // By postMessage, outgoing messages are batched per turn.
 let outbox: FromVat[] = [];
 const post = () => {
@@ -77,7 +73,7 @@ const post = () => {
   port.postMessage(batch);
 };
 const send = (message: FromVat) => {
-  if (!shared) {
+  if (!channel) {
     outbox.push(message);
     if (outbox.length === 1) queueMicrotask(post);
     return;
@@ -88,7 +84,7 @@ const send = (message: FromVat) => {
 /** Wait until every message sent is in the ring (the kernel reads it soon: it polls, or it is woken), or posted. */
 const flush = () => {
   post();
-  while (channel.backlogged > 0) {
+  while (channel && channel.backlogged > 0) {
     if (!channel.flush()) Atomics.wait(channel.out.header, 1, Atomics.load(channel.out.header, 1), 1);
     channel.out.wake();
   }
@@ -102,13 +98,16 @@ const flush = () => {
  */
 const callSync = (state: RunState, token: string, args: Uint8Array): VatOutcome => {
   state.pure = false;
+  const sync = options.sync;
+  if (!sync) return revoked('internal', 'a WebAssembly grid.call blocks its vat until the kernel answers, which a vat here cannot do');
   state.fanOut += 1;
   if (state.fanOut > options.maxFanOut) return revoked('call-limit', `fan-out limit: at most ${options.maxFanOut} grid.call per call`);
-  Atomics.store(syncFlag, 0, 0);
+  const flag = new Int32Array(sync.flag);
+  Atomics.store(flag, 0, 0);
   send({ t: 'call', run: state.run, sub: state.nextSub++, token, args, sync: true });
   flush();
-  Atomics.wait(syncFlag, 0, 0);
-  const reply = receiveMessageOnPort(options.sync.port);
+  Atomics.wait(flag, 0, 0);
+  const reply = receiveMessageOnPort(sync.port);
   return reply ? (reply.message as VatOutcome) : revoked('internal', 'vat: no answer on the sync channel');
 };
 
@@ -318,18 +317,19 @@ let lastActive = 0;
 let pollAgain = 0;
 const now = () => performance.now() * 1e6;
 const pump = () => {
+  const rings = channel!;
   for (;;) {
     let handled = 0;
-    for (let message = channel.next(); message; message = channel.next()) {
+    for (let message = rings.next(); message; message = rings.next()) {
       handle(message);
       handled += 1;
     }
-    if (channel.backlogged > 0 && channel.flush()) channel.out.wake();
+    if (rings.backlogged > 0 && rings.flush()) rings.out.wake();
     if (handled > 0) {
       lastActive = now();
       return void setImmediate(pump);
     }
-    const ring = channel.in;
+    const ring = rings.in;
     let looked = now();
     if (SPIN_NS > 0 && looked >= pollAgain) {
       for (let spins = 1; !ring.waiting; spins += 1) {
@@ -343,14 +343,14 @@ const pump = () => {
     if (ring.waiting) continue;
     ring.sleeping(true);
     const written = ring.written;
-    if (!ring.waiting) Atomics.wait(ring.header, 0, written, channel.backlogged > 0 ? 1 : undefined);
+    if (!ring.waiting) Atomics.wait(ring.header, 0, written, rings.backlogged > 0 ? 1 : undefined);
     ring.sleeping(false);
     lastActive = now();
   }
 };
 
 port.postMessage([{ t: 'ready', run: -1 }]);
-if (shared) setImmediate(pump);
+if (channel) setImmediate(pump);
 else {
   port.on('message', (batch: ToVat[]) => {
     for (const message of batch) handle(message);
