@@ -1,8 +1,10 @@
 /**
  * Ed25519 principals, printed as `did:key:z6Mk…` (multicodec ed25519-pub
- * 0xed 0x01, base58btc). Signing and verifying go through node:crypto, about
- * ten times faster than pure JS; `verifyPortable` reaches the same verdict
- * with @noble/ed25519's point arithmetic for runtimes without node:crypto.
+ * 0xed 0x01, base58btc). Signing and verifying go through node:crypto
+ * (ed25519.ts), about ten times faster than pure JS; `verifyPortable`
+ * reaches the same verdict with @noble/ed25519's point arithmetic
+ * (portable.ts), and a browser tab's bundle verifies with it
+ * (src/tab/ed25519.ts in place of ed25519.ts).
  * Both apply one acceptance policy (see strict.ts) and the tests hold them to
  * the same verdict on every hostile vector we know of.
  *
@@ -10,12 +12,10 @@
  * arguments of the wrong type. Nothing here touches a global or a shared
  * module object, so it works the same before and after SES lockdown.
  */
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { base58btc } from 'multiformats/bases/base58';
-import { Point } from '@noble/ed25519';
-import { sha512 } from '@noble/hashes/sha2.js';
 import { concatBytes } from '@noble/hashes/utils.js';
+import { checkBatch, checkSignature, importPublicKey, MAX_CACHED_KEYS, signerFromSecret, type PublicKeyHandle } from './ed25519.js';
+import { cofactorlessVerify } from './portable.js';
 import { asPrincipal, quote, type Principal } from '../interface/ids.js';
 import { isAcceptableKey, isAcceptableSignature } from './strict.js';
 import { owned } from '../wire/cbor.js';
@@ -30,9 +30,6 @@ export interface Identity {
 
 /** Multicodec `ed25519-pub`, as an unsigned varint. */
 const ED25519_PUB_PREFIX = Uint8Array.from([0xed, 0x01]);
-/** DER wrappers around a raw 32-byte key (RFC 8410): PKCS#8 for a seed, SPKI for a public key. */
-const PKCS8_PREFIX = Uint8Array.from([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
-const SPKI_PREFIX = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00]);
 
 /** Byte strings one after another: a domain prefix and what a signature covers, a DER prefix and a key. */
 export { concatBytes };
@@ -70,16 +67,14 @@ export const publicKeyFromPrincipal = (principal: string): Uint8Array => {
 /** An identity from its 32-byte secret seed (RFC 8032 §5.1.5). The seed is not kept. */
 export const identityFromSecret = (secret: Uint8Array): Identity => {
   assertLength(assertBytes(secret, 'Ed25519 secret key'), 32, 'an Ed25519 secret key');
-  const privateKey = createPrivateKey({ key: Buffer.from(concatBytes(PKCS8_PREFIX, secret)), format: 'der', type: 'pkcs8' });
-  const spki = createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
-  const publicKey = new Uint8Array(spki.subarray(spki.length - 32));
+  const { publicKey, sign } = signerFromSecret(secret);
   const principal = principalFromPublicKey(publicKey);
   return Object.freeze({
     principal,
     get publicKey() {
       return publicKey.slice();
     },
-    sign: async (message: Uint8Array) => new Uint8Array(nodeSign(null, assertBytes(message, 'message'), privateKey)),
+    sign: async (message: Uint8Array) => sign(assertBytes(message, 'message')),
   });
 };
 
@@ -90,14 +85,14 @@ export const generateIdentity = (randomBytes: (length: number) => Uint8Array): I
 };
 
 /**
- * Public KeyObjects by principal (or by `hex:` raw key), least recently used
- * first. A key that fails the policy is remembered as `null`, so a peer that
- * repeats a bad key costs a lookup. Bounded, so hostile keys only evict.
+ * Public keys, imported for checking (ed25519.ts), by principal (or by `hex:`
+ * raw key), least recently used first. A key that fails the policy is
+ * remembered as `null`, so a peer that repeats a bad key costs a lookup.
+ * Bounded, so hostile keys only evict.
  */
-const MAX_CACHED_KEYS = 1024;
-const publicKeys = new Map<string, KeyObject | null>();
+const publicKeys = new Map<string, PublicKeyHandle | null>();
 
-const keyObject = (cacheKey: string, raw: () => Uint8Array | undefined): KeyObject | null => {
+const keyObject = (cacheKey: string, raw: () => Uint8Array | undefined): PublicKeyHandle | null => {
   const hit = publicKeys.get(cacheKey);
   if (hit !== undefined) {
     publicKeys.delete(cacheKey);
@@ -106,14 +101,7 @@ const keyObject = (cacheKey: string, raw: () => Uint8Array | undefined): KeyObje
   }
   const bytes = raw();
   if (!bytes) return null; // not a key at all: not worth a cache slot
-  let key: KeyObject | null = null;
-  if (isAcceptableKey(bytes)) {
-    try {
-      key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, bytes)), format: 'der', type: 'spki' });
-    } catch {
-      key = null;
-    }
-  }
+  const key = isAcceptableKey(bytes) ? importPublicKey(bytes) : null;
   if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value!);
   publicKeys.set(cacheKey, key);
   return key;
@@ -142,19 +130,14 @@ const hexOf = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset,
  */
 export const verify = (signer: Signer, message: Uint8Array, signature: Uint8Array): boolean => {
   const key = acceptedKey(signer, message, signature);
-  if (!key) return false;
-  try {
-    return nodeVerify(null, message, key, signature);
-  } catch {
-    return false;
-  }
+  return key !== null && checkSignature(key, message, signature);
 };
 
 /** The key `signature` is to be checked against, or null when the policy refuses the signer or the signature outright. */
-const acceptedKey = (signer: Signer, message: Uint8Array, signature: Uint8Array): KeyObject | null => {
+const acceptedKey = (signer: Signer, message: Uint8Array, signature: Uint8Array): PublicKeyHandle | null => {
   assertBytes(message, 'message');
   assertBytes(signature, 'signature');
-  let key: KeyObject | null;
+  let key: PublicKeyHandle | null;
   if (typeof signer === 'string') {
     key = keyObject(signer, () => signerKey(signer));
   } else {
@@ -166,62 +149,6 @@ const acceptedKey = (signer: Signer, message: Uint8Array, signature: Uint8Array)
 
 /** One signature to check: a signer, the message, the signature (`verify`'s arguments). */
 export type SignatureCheck = readonly [signer: Signer, message: Uint8Array, signature: Uint8Array];
-
-/**
- * The verifier thread: OpenSSL's check (node:crypto, as `verify` makes it)
- * on raw keys that already passed the policy on the main thread, a batch per
- * message. Plain script, no imports of ours: it holds nothing but keys.
- */
-const VERIFIER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
-const SPKI = Buffer.from('${Buffer.from(SPKI_PREFIX).toString('hex')}', 'hex');
-const keys = new Map();
-parentPort.on('message', ({ id, keys: raw, messages, signatures }) => {
-  const verdicts = new Uint8Array(messages.length);
-  for (let i = 0; i < messages.length; i++) {
-    const hex = Buffer.from(raw[i]).toString('hex');
-    let key = keys.get(hex);
-    if (!key) {
-      if (keys.size >= ${MAX_CACHED_KEYS}) keys.delete(keys.keys().next().value);
-      key = createPublicKey({ key: Buffer.concat([SPKI, raw[i]]), format: 'der', type: 'spki' });
-      keys.set(hex, key);
-    }
-    try {
-      verdicts[i] = verify(null, messages[i], key, signatures[i]) ? 1 : 0;
-    } catch {
-      verdicts[i] = 0;
-    }
-  }
-  parentPort.postMessage({ id, verdicts });
-});`;
-
-let verifier: { worker: Worker; waiting: Map<number, (verdicts: Uint8Array | undefined) => void>; next: number } | undefined;
-
-/** The verifier thread, started on first use; it never keeps the process alive. Undefined if threads cannot start here. */
-const verifierThread = () => {
-  if (verifier) return verifier;
-  let worker: Worker;
-  try {
-    worker = new Worker(VERIFIER_SOURCE, { eval: true, execArgv: [], env: {} });
-  } catch {
-    return undefined;
-  }
-  worker.unref();
-  const started = { worker, waiting: new Map<number, (verdicts: Uint8Array | undefined) => void>(), next: 0 };
-  const fail = () => {
-    if (verifier === started) verifier = undefined;
-    for (const resolve of started.waiting.values()) resolve(undefined);
-    started.waiting.clear();
-  };
-  worker.on('message', ({ id, verdicts }: { id: number; verdicts: Uint8Array }) => {
-    started.waiting.get(id)?.(verdicts);
-    started.waiting.delete(id);
-  });
-  worker.on('error', fail);
-  worker.on('exit', fail);
-  return (verifier = started);
-};
 
 /**
  * `verify`'s verdicts on many signatures at once, computed off the main
@@ -252,29 +179,13 @@ export const verifyMany = (checks: readonly SignatureCheck[]): Promise<boolean[]
     at.forEach((index) => (verdicts[index] = verify(...checks[index]!)));
     return verdicts;
   };
-  const thread = verifierThread();
-  if (!thread) return Promise.resolve(inLine());
-  const id = thread.next++;
-  return new Promise((resolve) => {
-    thread.waiting.set(id, (answered) => {
-      if (!answered || answered.length !== at.length) return resolve(inLine());
-      at.forEach((index, i) => (verdicts[index] = answered[i] === 1));
-      resolve(verdicts);
-    });
-    thread.worker.ref();
-    thread.worker.postMessage({ id, keys, messages, signatures });
-  }).finally(() => {
-    if (thread.waiting.size === 0) thread.worker.unref();
-  }) as Promise<boolean[]>;
-};
-
-/** L, the order of the prime subgroup. */
-const N = 2n ** 252n + 27742317777372353535851937790883648493n;
-
-const numberLE = (bytes: Uint8Array): bigint => {
-  let n = 0n;
-  for (let i = bytes.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(bytes[i]!);
-  return n;
+  const batch = checkBatch(keys, messages, signatures);
+  if (!batch) return Promise.resolve(inLine());
+  return batch.then((answered) => {
+    if (!answered || answered.length !== at.length) return inLine();
+    at.forEach((index, i) => (verdicts[index] = answered[i] === 1));
+    return verdicts;
+  });
 };
 
 /**
@@ -290,15 +201,5 @@ export const verifyPortable = (signer: Signer, message: Uint8Array, signature: U
   assertBytes(message, 'message');
   assertBytes(signature, 'signature');
   const publicKey = signerKey(signer);
-  if (!publicKey || !isAcceptableKey(publicKey) || !isAcceptableSignature(signature)) return false;
-  try {
-    const r = signature.subarray(0, 32);
-    const A = Point.fromBytes(publicKey, false);
-    const R = Point.fromBytes(r, false);
-    const s = numberLE(signature.subarray(32));
-    const k = numberLE(sha512(concatBytes(r, publicKey, message))) % N;
-    return Point.BASE.multiply(s, false).equals(R.add(A.multiply(k, false)));
-  } catch {
-    return false; // a byte string that is not a point
-  }
+  return publicKey !== undefined && isAcceptableKey(publicKey) && isAcceptableSignature(signature) && cofactorlessVerify(publicKey, message, signature);
 };

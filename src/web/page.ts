@@ -32,7 +32,7 @@
  */
 /// <reference types="ses" />
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Kernel } from '../kernel/kernel.js';
@@ -101,6 +101,31 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'Cross-Origin-Opener-Policy': 'same-origin',
   'Cross-Origin-Resource-Policy': 'same-origin',
 });
+
+// ---- The tab node's bundle (issue 17): /tab/… serves dist/tab/ (scripts/build-tab.mjs) ----
+/**
+ * Public like the page's own code: it runs a node in the visitor's browser
+ * and shows nothing of this one. Only the files the build wrote, by exact
+ * name. Scripts come from this origin only, and may evaluate code: SES
+ * confines a grid module by compiling it in a Compartment, which the kernel
+ * does at publish (as vats will run it) and each vat worker does to run it
+ * (a worker's policy is its own script's response header, the same here).
+ */
+const TAB_DIR = new URL('../../dist/tab/', import.meta.url);
+const TAB_CSP =
+  "default-src 'none'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+let tabFiles: Promise<ReadonlySet<string>> | undefined;
+/** The bundle's file for a path under /tab/ ('' for the page), with how to serve it; undefined if there is none. */
+const tabAsset = async (name: string): Promise<{ file: URL; type: string } | undefined> => {
+  tabFiles ??= readdir(TAB_DIR).then(
+    (files) => new Set(files),
+    () => new Set<string>(),
+  );
+  const file = name === '' ? 'index.html' : name;
+  if (!/^[A-Za-z0-9_-]+\.(js|html)$/.test(file) || !(await tabFiles).has(file)) return undefined;
+  return { file: new URL(file, TAB_DIR), type: file.endsWith('.html') ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8' };
+};
+// ---- end of the tab node's bundle ----
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 const isLoopback = (address: string | undefined) =>
@@ -514,6 +539,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
       );
       return;
     }
+    if (path.startsWith('/tab/')) return serveTab(path.slice('/tab/'.length), response, head);
     if (!path.startsWith('/api/')) throw new Refusal(404, `nothing at ${JSON.stringify(path.slice(0, 100))}`);
     const given = request.headers['x-grid-key'];
     if (!keyMatches(typeof given === 'string' ? given : undefined)) throw new Refusal(403, 'the API needs the page key in the X-Grid-Key header');
@@ -561,6 +587,22 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
         throw new Refusal(404, `no API ${JSON.stringify(path.slice(0, 100))}`);
     }
   };
+
+  /** A file of the tab node's bundle (see tabAsset), read once. */
+  const serveTab = (name: string, response: ServerResponse, head: boolean) =>
+    void tabAsset(name)
+      .then(async (found) => {
+        if (!found) throw new Refusal(404, `nothing at ${JSON.stringify(`/tab/${name}`.slice(0, 100))}${name === '' ? ' (the tab bundle is not built: npm run build)' : ''}`);
+        const key = `tab:${found.file.href}`;
+        let bytes = assets.get(key);
+        if (!bytes) {
+          bytes = readFile(found.file);
+          assets.set(key, bytes);
+          bytes.catch(() => assets.delete(key));
+        }
+        send(response, 200, found.type, await bytes, head, { 'Content-Security-Policy': TAB_CSP });
+      })
+      .catch((error: unknown) => reply(response, error));
 
   const reply = (response: ServerResponse, error: unknown) => {
     if (response.headersSent) {

@@ -1,0 +1,94 @@
+/**
+ * A tab node's principal. Its Ed25519 key is made in the tab by WebCrypto
+ * as non-extractable — no script, this one included, can read the private
+ * key's bytes; it can only ask the browser to sign — and the CryptoKey
+ * itself is kept in IndexedDB (a CryptoKey is structured-cloneable), so a
+ * reload signs with the same key: the same principal. Where the browser has
+ * no WebCrypto Ed25519, a seed from `crypto.getRandomValues` is kept
+ * instead and @noble/ed25519 signs with it: that seed is readable by any
+ * script of the origin, which `kind` says.
+ *
+ * At open the key must sign a challenge that its stored public key verifies:
+ * a key record changed by hand is refused, never used as someone else.
+ */
+import { identityFromSecret, principalFromPublicKey, verify, type Identity } from '../identity/identity.js';
+import { GridError } from '../interface/errors.js';
+import type { TabDatabase } from './database.js';
+
+export type TabKeyKind = 'webcrypto' | 'seed';
+export interface TabIdentity extends Identity {
+  /** Where the private key lives: a non-extractable WebCrypto key, or a seed in IndexedDB. */
+  readonly kind: TabKeyKind;
+}
+
+type StoredKey = { kind: 'webcrypto'; privateKey: CryptoKey; publicKey: Uint8Array } | { kind: 'seed'; seed: Uint8Array };
+
+const KEY = 'identity';
+const ED25519 = { name: 'Ed25519' } as const;
+const CHALLENGE = new TextEncoder().encode('promisegrid tab key check');
+
+export class TabKeyError extends GridError<'ERR_BAD_KEY'> {
+  constructor(message: string) {
+    super('ERR_BAD_KEY', `tab key: ${message}`);
+  }
+}
+
+const webCryptoIdentity = (privateKey: CryptoKey, publicKey: Uint8Array): TabIdentity => {
+  const principal = principalFromPublicKey(publicKey);
+  const kept = publicKey.slice();
+  return Object.freeze({
+    kind: 'webcrypto' as const,
+    principal,
+    get publicKey() {
+      return kept.slice();
+    },
+    sign: async (message: Uint8Array) => {
+      if (!(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array');
+      return new Uint8Array(await crypto.subtle.sign(ED25519, privateKey, message as Uint8Array<ArrayBuffer>));
+    },
+  });
+};
+
+/** A new key: WebCrypto's where it has Ed25519, else a random seed. */
+const freshKey = async (): Promise<StoredKey> => {
+  let pair: CryptoKeyPair;
+  try {
+    pair = (await crypto.subtle.generateKey(ED25519, false, ['sign', 'verify'])) as CryptoKeyPair;
+  } catch {
+    return { kind: 'seed', seed: crypto.getRandomValues(new Uint8Array(32)) };
+  }
+  return { kind: 'webcrypto', privateKey: pair.privateKey, publicKey: new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)) };
+};
+
+const identityOf = (stored: unknown): TabIdentity => {
+  const key = stored as Partial<Record<string, unknown>> | null;
+  if (key?.kind === 'webcrypto' && key.privateKey instanceof CryptoKey && key.publicKey instanceof Uint8Array && key.publicKey.length === 32) {
+    return webCryptoIdentity(key.privateKey, key.publicKey);
+  }
+  if (key?.kind === 'seed' && key.seed instanceof Uint8Array && key.seed.length === 32) {
+    const seeded = identityFromSecret(key.seed);
+    return Object.freeze({
+      kind: 'seed' as const,
+      principal: seeded.principal,
+      get publicKey() {
+        return seeded.publicKey;
+      },
+      sign: (message: Uint8Array) => seeded.sign(message),
+    });
+  }
+  throw new TabKeyError('the key kept in IndexedDB is not a key this node made');
+};
+
+/** The node's identity from its database, made and kept there on first use. */
+export const loadOrCreateTabIdentity = async (db: TabDatabase): Promise<TabIdentity> => {
+  let stored: unknown = await db.get('keys', KEY);
+  if (stored === undefined) {
+    const fresh = await freshKey();
+    // `add`, not `put`: a key already there (another open that got there first) is never replaced.
+    await db.add('keys', fresh, KEY);
+    stored = fresh;
+  }
+  const identity = identityOf(stored);
+  if (!verify(identity.principal, CHALLENGE, await identity.sign(CHALLENGE))) throw new TabKeyError(`the kept private key does not sign for ${identity.principal}`);
+  return identity;
+};

@@ -1,0 +1,81 @@
+/**
+ * A tab node's journal file in IndexedDB, for the Journal class as it is
+ * (src/journal/journal.ts): each append is one record in the `journal`
+ * store, keyed by the byte offset it starts at, written in one transaction
+ * (IndexedDB has no torn writes). Reads are served from a copy in memory,
+ * loaded at open: a tab's journal is read whole when its node opens anyway,
+ * and this keeps every later read off the database.
+ *
+ * At open the chunks must follow one another without gap or overlap; the
+ * journal stops at the first that does not (the Journal then verifies what
+ * is there, and cuts a torn tail as it would a file's). Many small chunks
+ * are joined into one at open, so a long-lived node's next open reads few.
+ */
+import { concatBytes } from '../identity/identity.js';
+import { JournalError, type JournalFile } from '../journal/journal.js';
+import type { TabDatabase } from './database.js';
+
+/** More chunks than this at open are rewritten as one. */
+const JOIN_CHUNKS_OVER = 64;
+
+export const openIndexedDbJournalFile = async (db: TabDatabase): Promise<JournalFile> => {
+  const keys = await db.getAllKeys('journal');
+  const values = await db.getAll('journal');
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (const [index, key] of keys.entries()) {
+    const chunk = values[index];
+    if (key !== length || !(chunk instanceof Uint8Array)) break;
+    chunks.push(chunk);
+    length += chunk.length;
+  }
+  let bytes = concatBytes(...chunks);
+  if (chunks.length !== keys.length || chunks.length > JOIN_CHUNKS_OVER) {
+    const tx = db.transaction('journal', 'readwrite', { durability: 'strict' });
+    await tx.store.clear();
+    if (length > 0) await tx.store.put(bytes, 0);
+    await tx.done;
+  }
+  /** Appended bytes not yet joined into `bytes`. */
+  let tail: Uint8Array[] = [];
+  const joined = () => {
+    if (tail.length > 0) {
+      bytes = concatBytes(bytes, ...tail);
+      tail = [];
+    }
+    return bytes;
+  };
+  return {
+    size: async () => length,
+    readRange: async (offset, count, into) => {
+      if (offset + count > length) throw new Error(`journal file ends before byte ${offset + count}`);
+      const range = joined().subarray(offset, offset + count);
+      if (!into) return range.slice();
+      into.set(range);
+      return into.subarray(0, count);
+    },
+    append: async (more, at) => {
+      if (at !== length) throw new JournalError('ERR_NOT_AT_END', `the journal ends at byte ${length}, not ${at}`);
+      const copy = more.slice();
+      await db.put('journal', copy, at);
+      tail.push(copy);
+      length += copy.length;
+    },
+    truncate: async (to) => {
+      const kept = joined().slice(0, to);
+      const tx = db.transaction('journal', 'readwrite', { durability: 'strict' });
+      await tx.store.clear();
+      if (kept.length > 0) await tx.store.put(kept, 0);
+      await tx.done;
+      bytes = kept;
+      length = kept.length;
+    },
+    // Appends commit relaxed; a strict write to the same store commits after them, and is flushed to disk with them.
+    sync: async () => {
+      const tx = db.transaction('journal', 'readwrite', { durability: 'strict' });
+      await tx.store.delete(-1);
+      await tx.done;
+    },
+    close: async () => {},
+  };
+};

@@ -1,0 +1,109 @@
+/**
+ * A grid node in a browser tab: the same kernel core as `grid start`'s
+ * (src/kernel/kernel.ts), given browser powers in place of Node's — blocks,
+ * journal, key and module analyses in IndexedDB (database.ts), vats as Web
+ * Workers (vat-thread.ts), the page's clock, `crypto.getRandomValues` and
+ * timers. The realm is locked down (SES) before anything of ours runs, as
+ * every Node entry point does; this is the bundle's entry (dist/tab/node.js).
+ *
+ * It has no network yet: a tab joins the node that served it through a
+ * WebSocket (issue 17, part 2), given as `network`/`forward` when that lands.
+ */
+import '../perimeter/lockdown.js';
+import { POLICIES, MERGES, PARSER_VERSION } from 'promisegrid:shipped';
+import { Kernel, type KernelLimits } from '../kernel/kernel.js';
+import { Journal } from '../journal/journal.js';
+import { ANALYSIS_FORMAT, type ModuleAnalyses } from '../closures/modules.js';
+import type { Token } from '../interface/ids.js';
+import type { BlockStore } from '../store/types.js';
+import { databaseName, lockNode, openTabDatabase, type TabDatabase } from './database.js';
+import { openIndexedDbBlockStore } from './block-store.js';
+import { openIndexedDbJournalFile } from './journal-file.js';
+import { loadOrCreateTabIdentity, type TabIdentity } from './identity.js';
+
+export { TabError } from './database.js';
+export { TabKeyError, type TabIdentity } from './identity.js';
+
+export interface TabNodeOptions {
+  /** Which of this origin's tab nodes (one database each); `node` by default. */
+  readonly name?: string;
+  readonly limits?: Partial<KernelLimits>;
+  /** Where lines that closures log (grid.log) go. */
+  readonly log?: (token: Token, line: string) => void;
+}
+
+export interface TabNode {
+  readonly kernel: Kernel;
+  readonly identity: TabIdentity;
+  readonly store: BlockStore;
+  /** The IndexedDB database it keeps everything in. */
+  readonly database: string;
+  /** Close the kernel (its vats, its journal), then the database, and let another tab have the node. */
+  close(): Promise<void>;
+}
+
+/** As a home's journal (src/home/open.ts): records appended within this long are written together. */
+const JOURNAL_WRITE_DELAY_MS = 2;
+/** `crypto.getRandomValues` fills at most this many bytes a call. */
+const RANDOM_CHUNK = 65_536;
+
+const randomBytes = (length: number): Uint8Array => {
+  const bytes = new Uint8Array(length);
+  for (let at = 0; at < length; at += RANDOM_CHUNK) crypto.getRandomValues(bytes.subarray(at, Math.min(length, at + RANDOM_CHUNK)));
+  return bytes;
+};
+const setTimer = (ms: number, callback: () => void) => {
+  const timer = setTimeout(callback, ms);
+  return () => clearTimeout(timer);
+};
+
+/** Kept analyses, under the parser and format that made them (as a home keeps them: src/home/analyses.ts). */
+const indexedDbAnalyses = (db: TabDatabase): ModuleAnalyses => {
+  const analyzer = `module-source-${PARSER_VERSION}-format-${ANALYSIS_FORMAT}`;
+  return {
+    get: (id) => db.get('analyses', `${analyzer}/${id}`),
+    put: async (id, record) => void (await db.put('analyses', record, `${analyzer}/${id}`)),
+  };
+};
+
+const KNOWN_OPTIONS = new Set(['name', 'limits', 'log']);
+
+/** Open (or make) this origin's tab node `options.name`; refused with ERR_BUSY while another tab has it open. */
+export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNode> => {
+  for (const key of Object.keys(options)) if (!KNOWN_OPTIONS.has(key)) throw new TypeError(`startTabNode: unknown option ${JSON.stringify(key)}`);
+  const database = databaseName(options.name ?? 'node');
+  const release = await lockNode(database);
+  let db: TabDatabase | undefined;
+  try {
+    db = await openTabDatabase(database);
+    const opened = db;
+    const identity = await loadOrCreateTabIdentity(db);
+    const store = openIndexedDbBlockStore(db);
+    const file = await openIndexedDbJournalFile(db);
+    const clock = () => Date.now();
+    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer });
+    if (droppedBytes > 0) console.warn(`journal: cut off a torn tail of ${droppedBytes} bytes`);
+    const kernel = await Kernel.open({
+      store,
+      identity,
+      journal,
+      clock,
+      randomBytes,
+      setTimer,
+      policies: POLICIES,
+      merges: MERGES,
+      analyses: indexedDbAnalyses(db),
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.log ? { log: options.log } : {}),
+      onClose: async () => {
+        opened.close();
+        release();
+      },
+    });
+    return harden({ kernel, identity, store, database, close: () => kernel.close() });
+  } catch (error) {
+    db?.close();
+    release();
+    throw error;
+  }
+};
