@@ -1,0 +1,182 @@
+/**
+ * A grid node in a browser tab (src/tab/), in a real headless Chromium, on
+ * the bundle a real `grid start` node serves at /tab/ (npm run build makes
+ * it): the same kernel core with IndexedDB, a WebCrypto key and Web Worker
+ * vats. Each test has its own browser context, so its own IndexedDB.
+ * Screenshots land in test/output/.
+ *
+ * Code runs in the tab through the DevTools protocol's Runtime.evaluate, not
+ * `page.evaluate`: the page is locked down (SES), whose tamed `eval` — which
+ * page.evaluate goes through — refuses any source that mentions `import(`.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { tempDir } from './_helpers.js';
+import { gridProcesses } from './_processes.js';
+
+const { ok, startNode } = gridProcesses();
+const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
+const OUTPUT = join(process.cwd(), 'test', 'output');
+const inBrowser = `in headless Chromium${existsSync(CHROMIUM) ? '' : ` (skipped: no ${CHROMIUM})`}`;
+const maybe = existsSync(CHROMIUM) ? test : test.skip;
+
+const ADD = 'export const add = (ctx, a, b) => a + b;';
+const SPIN = 'export const spin = (ctx) => { for (;;) {} };';
+
+const shared: Array<() => unknown> = [];
+test.after.always(async () => {
+  for (const fn of shared.splice(0).reverse()) await fn();
+});
+const fileScope = { teardown: (fn: () => unknown) => void shared.push(fn) } as unknown as ExecutionContext;
+
+/** One `grid start` node and one Chromium for the file. */
+let started: Promise<{ origin: string; browser: Browser }> | undefined;
+const setUp = () =>
+  (started ??= (async () => {
+    const home = await tempDir(fileScope);
+    await ok(home, ['init']);
+    const node = await startNode(fileScope, home);
+    const { web } = node as unknown as { web: string };
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    shared.push(() => browser.close());
+    return { origin: new URL(web).origin, browser };
+  })());
+
+/** A fresh browser context (its own IndexedDB) on the node's /tab/ page, its problems logged to the test. */
+const openTab = async (t: ExecutionContext): Promise<{ context: BrowserContext; page: Page; origin: string }> => {
+  const { origin, browser } = await setUp();
+  const context = await browser.newContext({ viewport: { width: 1000, height: 500 } });
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  page.on('pageerror', (error) => t.log(`page error: ${error.message}`));
+  page.on('console', (message) => message.type() === 'error' && t.log(`console error: ${message.text()}`));
+  await page.goto(`${origin}/tab/`);
+  return { context, page, origin };
+};
+
+/** Run `body` (JS source of an async function body, with `node` the page's tab node) in the tab; its JSON-able result. */
+const inTab = async <T>(page: Page, body: string): Promise<T> => {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const expression = `(async () => { const { node } = await import('/tab/page.js'); ${body} })()`;
+    const { result, exceptionDetails } = await cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true });
+    if (exceptionDetails) throw new Error(`in the tab: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
+    return result.value as T;
+  } finally {
+    await cdp.detach();
+  }
+};
+
+/** The page's status line once the node has started or failed. */
+const statusOf = async (page: Page) => {
+  await page.waitForFunction(() => (document.getElementById('status')?.textContent ?? '') !== '', null, { timeout: 30_000 });
+  return page.textContent('#status');
+};
+
+maybe(`a tab node publishes, issues and calls in its own vat; a pure call's second answer is the cache's; a reload keeps its key and journal ${inBrowser}`, async (t) => {
+  const { context, page } = await openTab(t);
+  t.is(await statusOf(page), 'running');
+  const first = await inTab<{ principal: string; kind: string; token: string; outcome: unknown; again: unknown; hits: number; extractable: boolean; exported: string }>(
+    page,
+    `const code = await node.kernel.publish(${JSON.stringify(ADD)});
+     const token = await node.kernel.issue({ code, export: 'add', env: {} });
+     const outcome = await node.kernel.call(token, [2, 3]);
+     const again = await node.kernel.call(token, [2, 3]);
+     let hits = 0;
+     for await (const entry of node.kernel.journal.read(0)) if (entry.kind === 'hit' && entry.token === token) hits += 1;
+     // The key as kept: a CryptoKey the page cannot read out.
+     const db = await new Promise((resolve, reject) => { const open = indexedDB.open(node.database); open.onsuccess = () => resolve(open.result); open.onerror = () => reject(open.error); });
+     const kept = await new Promise((resolve) => { const get = db.transaction('keys').objectStore('keys').get('identity'); get.onsuccess = () => resolve(get.result); });
+     db.close();
+     const exported = await crypto.subtle.exportKey('pkcs8', kept.privateKey).then(() => 'exported', (error) => error.name);
+     return { principal: node.identity.principal, kind: node.identity.kind, token, outcome, again, hits, extractable: kept.privateKey.extractable, exported };`,
+  );
+  t.regex(first.principal, /^did:key:z6Mk/);
+  t.is(first.kind, 'webcrypto');
+  t.false(first.extractable);
+  t.is(first.exported, 'InvalidAccessError');
+  t.deepEqual(first.outcome, { status: 'fulfilled', value: 5 });
+  t.deepEqual(first.again, { status: 'fulfilled', value: 5 });
+  t.is(first.hits, 1, 'the second call is a cache hit, journaled');
+  t.is(await page.textContent('#principal'), first.principal);
+
+  // A second tab of the same browser cannot open the same node: one writer per database.
+  const second = await context.newPage();
+  await second.goto(page.url());
+  t.regex((await statusOf(second)) ?? '', /^cannot start: tab: promisegrid-node is open in another tab/);
+  await second.close();
+
+  await page.reload();
+  t.is(await statusOf(page), 'running');
+  const after = await inTab<{ principal: string; records: number; cached: unknown; fresh: unknown }>(
+    page,
+    `return { principal: node.identity.principal, records: node.kernel.journal.length,
+       cached: await node.kernel.call(${JSON.stringify(first.token)}, [2, 3]),
+       fresh: await node.kernel.call(${JSON.stringify(first.token)}, [10, 20]) };`,
+  );
+  t.is(after.principal, first.principal, 'the same key after a reload');
+  t.true(after.records > 0, 'the journal was replayed from IndexedDB');
+  t.deepEqual(after.cached, { status: 'fulfilled', value: 5 });
+  t.deepEqual(after.fresh, { status: 'fulfilled', value: 30 }, 'the closure itself still runs (its record and module from IndexedDB)');
+
+  await mkdir(OUTPUT, { recursive: true });
+  const shot = join(OUTPUT, 'tab-node.png');
+  await page.screenshot({ path: shot });
+  t.log(`screenshot: ${shot}`);
+});
+
+maybe(`a block changed in IndexedDB is refused as corrupt, and a call that needs it ends revoked ${inBrowser}`, async (t) => {
+  const { page } = await openTab(t);
+  t.is(await statusOf(page), 'running');
+  const token = await inTab<string>(
+    page,
+    `const code = await node.kernel.publish(${JSON.stringify(ADD)});
+     const token = await node.kernel.issue({ code, export: 'add', env: {} });
+     // Flip one byte of the closure's record, filed under its token.
+     const db = await new Promise((resolve, reject) => { const open = indexedDB.open(node.database); open.onsuccess = () => resolve(open.result); open.onerror = () => reject(open.error); });
+     await new Promise((resolve, reject) => {
+       const store = db.transaction('blocks', 'readwrite').objectStore('blocks');
+       const get = store.get(token);
+       get.onsuccess = () => { const bytes = get.result; bytes[bytes.length - 1] ^= 1; const put = store.put(bytes, token); put.onsuccess = resolve; put.onerror = () => reject(put.error); };
+     });
+     db.close();
+     return token;`,
+  );
+  // A reload forgets what the kernel held in memory: the record is read again, from IndexedDB.
+  await page.reload();
+  t.is(await statusOf(page), 'running');
+  const after = await inTab<{ read: string; call: { status: string; reason?: string } }>(
+    page,
+    `const read = await node.kernel.closure(${JSON.stringify(token)}).then(() => 'read', (error) => error.code + ': ' + error.message);
+     return { read, call: await node.kernel.call(${JSON.stringify(token)}, [7, 8]) };`,
+  );
+  // The kernel passes on the store's refusal (ERR_CORRUPT there) under its own code.
+  t.regex(after.read, /^ERR_STORE: store: block \S+ does not match its hash$/);
+  t.is(after.call.status, 'revoked');
+  t.regex(after.call.reason ?? '', /does not match its hash/);
+});
+
+maybe(`a looping closure ends revoked at the time limit while the page stays responsive ${inBrowser}`, async (t) => {
+  const { page } = await openTab(t);
+  t.is(await statusOf(page), 'running');
+  await inTab(
+    page,
+    `const loop = await (await import('/tab/node.js')).startTabNode({ name: 'loop', limits: { callTimeoutMs: 1500 } });
+     const code = await loop.kernel.publish(${JSON.stringify(`${SPIN}\n${ADD}`)});
+     const spin = await loop.kernel.issue({ code, export: 'spin', env: {} });
+     const add = await loop.kernel.issue({ code, export: 'add', env: {} });
+     globalThis.loopCall = { settled: false };
+     loop.kernel.call(spin, []).then((outcome) => Object.assign(globalThis.loopCall, { settled: true, outcome, after: loop.kernel.call(add, [1, 1]) }));`,
+  );
+  // The closure spins in its worker; the page's own thread answers meanwhile.
+  t.is(await page.evaluate(() => 1 + 1), 2);
+  t.false(await page.evaluate(() => (globalThis as unknown as { loopCall: { settled: boolean } }).loopCall.settled), 'asked while the closure still spins');
+  await page.waitForFunction(() => (globalThis as unknown as { loopCall: { settled: boolean } }).loopCall.settled, null, { timeout: 15_000 });
+  const ended = await inTab<{ outcome: { status: string; code: string; reason: string }; after: unknown }>(page, `return { outcome: globalThis.loopCall.outcome, after: await globalThis.loopCall.after };`);
+  t.like(ended.outcome, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
+  t.deepEqual(ended.after, { status: 'fulfilled', value: 2 }, 'a fresh vat answers the next call');
+});
