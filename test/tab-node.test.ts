@@ -14,6 +14,8 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { identityFromSecret, verify } from '../src/identity/index.js';
+import { checkSignature, signerFromSecret } from '../src/tab/ed25519.js';
 import { tempDir } from './_helpers.js';
 import { gridProcesses } from './_processes.js';
 
@@ -80,7 +82,7 @@ const statusOf = async (page: Page) => {
 maybe(`a tab node publishes, issues and calls in its own vat; a pure call's second answer is the cache's; a reload keeps its key and journal ${inBrowser}`, async (t) => {
   const { context, page } = await openTab(t);
   t.is(await statusOf(page), 'running');
-  const first = await inTab<{ principal: string; kind: string; token: string; outcome: unknown; again: unknown; hits: number; extractable: boolean; exported: string }>(
+  const first = await inTab<{ principal: string; kind: string; token: string; outcome: unknown; again: unknown; hits: number; extractable: boolean; exported: string; signature: number[] }>(
     page,
     `const code = await node.kernel.publish(${JSON.stringify(ADD)});
      const token = await node.kernel.issue({ code, export: 'add', env: {} });
@@ -93,7 +95,8 @@ maybe(`a tab node publishes, issues and calls in its own vat; a pure call's seco
      const kept = await new Promise((resolve) => { const get = db.transaction('keys').objectStore('keys').get('identity'); get.onsuccess = () => resolve(get.result); });
      db.close();
      const exported = await crypto.subtle.exportKey('pkcs8', kept.privateKey).then(() => 'exported', (error) => error.name);
-     return { principal: node.identity.principal, kind: node.identity.kind, token, outcome, again, hits, extractable: kept.privateKey.extractable, exported };`,
+     const signature = [...await node.identity.sign(new TextEncoder().encode('signed in a tab'))];
+     return { principal: node.identity.principal, kind: node.identity.kind, token, outcome, again, hits, extractable: kept.privateKey.extractable, exported, signature };`,
   );
   t.regex(first.principal, /^did:key:z6Mk/);
   t.is(first.kind, 'webcrypto');
@@ -103,6 +106,7 @@ maybe(`a tab node publishes, issues and calls in its own vat; a pure call's seco
   t.deepEqual(first.again, { status: 'fulfilled', value: 5 });
   t.is(first.hits, 1, 'the second call is a cache hit, journaled');
   t.is(await page.textContent('#principal'), first.principal);
+  t.true(verify(first.principal, new TextEncoder().encode('signed in a tab'), Uint8Array.from(first.signature)), "WebCrypto's signature verifies with node:crypto");
 
   // A second tab of the same browser cannot open the same node: one writer per database.
   const second = await context.newPage();
@@ -179,4 +183,21 @@ maybe(`a looping closure ends revoked at the time limit while the page stays res
   const ended = await inTab<{ outcome: { status: string; code: string; reason: string }; after: unknown }>(page, `return { outcome: globalThis.loopCall.outcome, after: await globalThis.loopCall.after };`);
   t.like(ended.outcome, { status: 'revoked', code: 'time-limit', reason: 'time limit' });
   t.deepEqual(ended.after, { status: 'fulfilled', value: 2 }, 'a fresh vat answers the next call');
+});
+
+test("the tab's Ed25519 (a seed's key where WebCrypto has none, and every check) agrees with node:crypto", async (t) => {
+  const message = new TextEncoder().encode('the same bytes');
+  for (const fill of [0, 1, 0x7f, 0xff]) {
+    const seed = new Uint8Array(32).fill(fill).map((byte, i) => byte ^ i);
+    const node = identityFromSecret(seed);
+    const tab = signerFromSecret(seed);
+    t.deepEqual(tab.publicKey, node.publicKey);
+    const signature = await tab.sign(message);
+    t.deepEqual(signature, await node.sign(message), 'Ed25519 signatures are deterministic: the same bytes');
+    t.true(checkSignature(node.publicKey, message, signature));
+    const altered = signature.slice();
+    altered[5]! ^= 4;
+    t.is(checkSignature(node.publicKey, message, altered), verify(node.principal, message, altered));
+    t.false(checkSignature(node.publicKey, new TextEncoder().encode('other bytes'), signature));
+  }
 });
