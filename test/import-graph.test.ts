@@ -19,7 +19,9 @@
  *               no home directory of its own
  *  4. net       sessions, grid messages, node server and client, peers
  *  5. Node      home (home directory, and `home/open.ts`: a kernel wired to
- *               files, clock and WebSockets), web (the web page's HTTP side)
+ *               files, clock and WebSockets), web (the web page's HTTP side),
+ *               tab (a kernel wired to a browser tab's IndexedDB, WebCrypto
+ *               and Web Workers)
  *  6. commands  repl, cli (the `grid` command; bin/grid.js enters it)
  *  7. library   index.ts (the package's entry)
  *
@@ -40,7 +42,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['delegation', 'vat', 'docs'],
   ['kernel'],
   ['net'],
-  ['home', 'web'],
+  ['home', 'web', 'tab'],
   ['repl', 'cli'],
   ['index.ts'],
 ];

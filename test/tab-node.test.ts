@@ -27,6 +27,14 @@ const maybe = existsSync(CHROMIUM) ? test : test.skip;
 
 const ADD = 'export const add = (ctx, a, b) => a + b;';
 const SPIN = 'export const spin = (ctx) => { for (;;) {} };';
+/** What a closure in a tab's vat can reach of the browser (nothing), and whether it can change a shared intrinsic (no: lockdown). */
+const PROBE = `export const probe = () => {
+  let intrinsics = 'mutable';
+  try { Array.prototype.polluted = 1; } catch { intrinsics = 'frozen'; }
+  let clock;
+  try { clock = String(Date.now()); } catch { clock = 'throws'; }
+  return [typeof fetch, typeof document, typeof indexedDB, typeof postMessage, typeof self, clock, intrinsics];
+};`;
 
 const shared: Array<() => unknown> = [];
 test.after.always(async () => {
@@ -164,18 +172,23 @@ maybe(`a block changed in IndexedDB is refused as corrupt, and a call that needs
   t.regex(after.call.reason ?? '', /does not match its hash/);
 });
 
-maybe(`a looping closure ends revoked at the time limit while the page stays responsive ${inBrowser}`, async (t) => {
+maybe(`a closure in a tab's vat reaches nothing of the browser; one that loops ends revoked at the time limit while the page stays responsive ${inBrowser}`, async (t) => {
   const { page } = await openTab(t);
   t.is(await statusOf(page), 'running');
   await inTab(
     page,
     `const loop = await (await import('/tab/node.js')).startTabNode({ name: 'loop', limits: { callTimeoutMs: 1500 } });
-     const code = await loop.kernel.publish(${JSON.stringify(`${SPIN}\n${ADD}`)});
+     const code = await loop.kernel.publish(${JSON.stringify(`${SPIN}\n${ADD}\n${PROBE}`)});
      const spin = await loop.kernel.issue({ code, export: 'spin', env: {} });
      const add = await loop.kernel.issue({ code, export: 'add', env: {} });
+     globalThis.probed = await loop.kernel.call(await loop.kernel.issue({ code, export: 'probe', env: {} }), []);
      globalThis.loopCall = { settled: false };
      loop.kernel.call(spin, []).then((outcome) => Object.assign(globalThis.loopCall, { settled: true, outcome, after: loop.kernel.call(add, [1, 1]) }));`,
   );
+  t.deepEqual(await page.evaluate(() => (globalThis as unknown as { probed: unknown }).probed), {
+    status: 'fulfilled',
+    value: ['undefined', 'undefined', 'undefined', 'undefined', 'undefined', 'throws', 'frozen'],
+  });
   // The closure spins in its worker; the page's own thread answers meanwhile.
   t.is(await page.evaluate(() => 1 + 1), 2);
   t.false(await page.evaluate(() => (globalThis as unknown as { loopCall: { settled: boolean } }).loopCall.settled), 'asked while the closure still spins');

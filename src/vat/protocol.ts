@@ -5,7 +5,7 @@
  * Arguments, values and env travel as canonical CBOR bytes; the kernel
  * decodes what a vat sends strictly, as it would bytes from a peer.
  */
-import type { VatPort as MessagePort } from './thread.js';
+import type { MessagePort } from 'node:worker_threads';
 import type { ModuleId, Principal, Token } from '../interface/ids.js';
 import type { Settlement } from '../interface/outcome.js';
 import type { ModuleRecord } from '../closures/runner.js';
