@@ -14,7 +14,7 @@
  * `--report` prints the bundle's size and the kernel core's share of it.
  */
 import { build } from 'esbuild';
-import { readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, copyFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,5 +119,4 @@ if (process.argv.includes('--report')) {
     ['automerge (lazy, text merge only)', share((input) => input.includes('@automerge/'))],
   ];
   for (const [name, bytes] of rows) console.log(`${name.padEnd(50)} ${kb(bytes).padStart(10)}`);
-  writeFileSync(join(root, 'dist', 'tab-meta.json'), JSON.stringify(result.metafile));
 }
