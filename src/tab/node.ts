@@ -6,12 +6,12 @@
  * timers. The realm is locked down (SES) before anything of ours runs, as
  * every Node entry point does; this is the bundle's entry (dist/tab/node.js).
  *
- * It has no network yet: a tab joins the node that served it through a
- * WebSocket (issue 17, part 2), given as `network`/`forward` when that lands.
+ * It has no network of its own: it reaches the grid through the node that
+ * served it (src/net/join.ts), given here as `forward`.
  */
 import '../perimeter/lockdown.js';
 import { POLICIES, MERGES, PARSER_VERSION } from 'promisegrid:shipped';
-import { Kernel, type KernelLimits } from '../kernel/kernel.js';
+import { Kernel, type Forwarder, type KernelLimits } from '../kernel/kernel.js';
 import { Journal } from '../journal/journal.js';
 import { ANALYSIS_FORMAT, type ModuleAnalyses } from '../closures/modules.js';
 import type { Token } from '../interface/ids.js';
@@ -30,6 +30,8 @@ export interface TabNodeOptions {
   readonly limits?: Partial<KernelLimits>;
   /** Where lines that closures log (grid.log) go. */
   readonly log?: (token: Token, line: string) => void;
+  /** Where calls on tokens this node does not hold go (the node that served the tab, once joined: src/net/join.ts). */
+  readonly forward?: Forwarder;
 }
 
 export interface TabNode {
@@ -66,7 +68,7 @@ const indexedDbAnalyses = (db: TabDatabase): ModuleAnalyses => {
   };
 };
 
-const KNOWN_OPTIONS = new Set(['name', 'limits', 'log']);
+const KNOWN_OPTIONS = new Set(['name', 'limits', 'log', 'forward']);
 
 /** Open (or make) this origin's tab node `options.name`; refused with ERR_BUSY while another tab has it open. */
 export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNode> => {
@@ -95,6 +97,7 @@ export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNod
       analyses: indexedDbAnalyses(db),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.log ? { log: options.log } : {}),
+      ...(options.forward ? { forward: options.forward } : {}),
       onClose: async () => {
         opened.close();
         release();
