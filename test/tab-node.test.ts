@@ -215,3 +215,21 @@ test("the tab's Ed25519 (a seed's key where WebCrypto has none, and every check)
     t.false(checkSignature(node.publicKey, new TextEncoder().encode('other bytes'), signature));
   }
 });
+
+maybe(`the node serves the bundle at /tab/ by exact name, with a policy of its own origin only`, async (t) => {
+  const { origin } = await setUp();
+  const page = await fetch(`${origin}/tab/`);
+  t.is(page.status, 200);
+  t.regex(page.headers.get('content-type') ?? '', /^text\/html/);
+  const csp = page.headers.get('content-security-policy') ?? '';
+  t.regex(csp, /(^|; )default-src 'none'/);
+  t.regex(csp, /(^|; )script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'(;|$)/);
+  t.notRegex(csp, /https?:|\*/, 'no other origin');
+  const vat = await fetch(`${origin}/tab/vat.js`);
+  t.is(vat.status, 200);
+  t.is(vat.headers.get('content-security-policy'), csp, "a worker's policy is its own script's: the same");
+  for (const path of ['/tab/nothing.js', '/tab/%2e%2e/package.json', '/tab/chunks/vat.js', '/tab/index.html.map']) {
+    t.is((await fetch(`${origin}${path}`)).status, 404, path);
+  }
+  t.notRegex(await vat.text(), /sourceMappingURL/, 'no source map');
+});
