@@ -89,6 +89,7 @@ const statusOf = async (page: Page) => {
 };
 
 maybe(`a tab node publishes, issues and calls in its own vat; a pure call's second answer is the cache's; a reload keeps its key and journal ${inBrowser}`, async (t) => {
+  t.timeout(180_000); // a Chromium, a node and a few vats, on a machine the rest of the suite shares
   const { context, page } = await openTab(t);
   t.is(await statusOf(page), 'running');
   const first = await inTab<{ principal: string; kind: string; token: string; outcome: unknown; again: unknown; hits: number; extractable: boolean; exported: string; signature: number[] }>(
@@ -143,6 +144,7 @@ maybe(`a tab node publishes, issues and calls in its own vat; a pure call's seco
 });
 
 maybe(`a block changed in IndexedDB is refused as corrupt, and a call that needs it ends revoked ${inBrowser}`, async (t) => {
+  t.timeout(180_000);
   const { page } = await openTab(t);
   t.is(await statusOf(page), 'running');
   const token = await inTab<string>(
@@ -174,6 +176,7 @@ maybe(`a block changed in IndexedDB is refused as corrupt, and a call that needs
 });
 
 maybe(`a closure in a tab's vat reaches nothing of the browser; one that loops ends revoked at the time limit while the page stays responsive ${inBrowser}`, async (t) => {
+  t.timeout(180_000);
   const { page } = await openTab(t);
   t.is(await statusOf(page), 'running');
   await inTab(
@@ -232,4 +235,31 @@ maybe(`the node serves the bundle at /tab/ by exact name, with a policy of its o
     t.is((await fetch(`${origin}${path}`)).status, 404, path);
   }
   t.notRegex(await vat.text(), /sourceMappingURL/, 'no source map');
+});
+
+maybe(`a journal with a chunk missing in IndexedDB is refused at open and left as it is ${inBrowser}`, async (t) => {
+  t.timeout(180_000);
+  const { page } = await openTab(t);
+  t.is(await statusOf(page), 'running');
+  const rawJournal = `const db = await new Promise((resolve, reject) => { const open = indexedDB.open('promisegrid-node'); open.onsuccess = () => resolve(open.result); open.onerror = () => reject(open.error); });
+     const keys = await new Promise((resolve) => { const get = db.transaction('journal').objectStore('journal').getAllKeys(); get.onsuccess = () => resolve(get.result); });`;
+  const before = await inTab<number[]>(
+    page,
+    `const code = await node.kernel.publish(${JSON.stringify(ADD)});
+     for (let i = 0; i < 3; i++) await node.kernel.call(await node.kernel.issue({ code, export: 'add', env: {} }), [i, i]);
+     await node.kernel.flush();
+     ${rawJournal}
+     // Take out a chunk in the middle, as only a hand in the database could.
+     await new Promise((resolve) => { const del = db.transaction('journal', 'readwrite').objectStore('journal').delete(keys[1]); del.onsuccess = resolve; });
+     db.close();
+     return keys;`,
+  );
+  t.true(before.length >= 3, `the journal was written in several chunks (${before.length})`);
+  await page.reload();
+  t.regex((await statusOf(page)) ?? '', /^cannot start: journal: the journal kept in IndexedDB has a gap at byte \d+; it is left as it is$/);
+  // Read the database without the page's module (it did not start): every other chunk is still there.
+  const cdp = await page.context().newCDPSession(page);
+  const { result } = await cdp.send('Runtime.evaluate', { expression: `(async () => { ${rawJournal} db.close(); return keys; })()`, awaitPromise: true, returnByValue: true });
+  await cdp.detach();
+  t.deepEqual(result.value, before.filter((_, i) => i !== 1));
 });

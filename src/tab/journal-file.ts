@@ -6,10 +6,12 @@
  * loaded at open: a tab's journal is read whole when its node opens anyway,
  * and this keeps every later read off the database.
  *
- * At open the chunks must follow one another without gap or overlap; the
- * journal stops at the first that does not (the Journal then verifies what
- * is there, and cuts a torn tail as it would a file's). Many small chunks
- * are joined into one at open, so a long-lived node's next open reads few.
+ * At open the chunks must follow one another without gap or overlap, as
+ * only a hand in the database can make them: such a journal is refused
+ * (ERR_CORRUPT, naming the byte) and left as it is, never cut. What the
+ * chunks hold, the Journal verifies as it would a file's bytes. Many small
+ * chunks are joined into one at open, so a long-lived node's next open reads
+ * few.
  */
 import { concatBytes } from '../identity/identity.js';
 import { JournalError, type JournalFile } from '../journal/journal.js';
@@ -25,12 +27,13 @@ export const openIndexedDbJournalFile = async (db: TabDatabase): Promise<Journal
   let length = 0;
   for (const [index, key] of keys.entries()) {
     const chunk = values[index];
-    if (key !== length || !(chunk instanceof Uint8Array)) break;
+    if (key !== length) throw new JournalError('ERR_CORRUPT', `the journal kept in IndexedDB has ${typeof key === 'number' && key > length ? 'a gap' : 'an overlap'} at byte ${length}; it is left as it is`);
+    if (!(chunk instanceof Uint8Array)) throw new JournalError('ERR_CORRUPT', `the journal kept in IndexedDB holds something other than bytes at byte ${length}; it is left as it is`);
     chunks.push(chunk);
     length += chunk.length;
   }
   let bytes = concatBytes(...chunks);
-  if (chunks.length !== keys.length || chunks.length > JOIN_CHUNKS_OVER) {
+  if (chunks.length > JOIN_CHUNKS_OVER) {
     const tx = db.transaction('journal', 'readwrite', { durability: 'strict' });
     await tx.store.clear();
     if (length > 0) await tx.store.put(bytes, 0);
