@@ -70,7 +70,7 @@ rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { node: src('tab/node.ts'), page: src('tab/page.ts'), vat: src('vat/worker.ts') },
+  entryPoints: { node: src('tab/node.ts'), joined: src('tab/joined.ts'), page: src('tab/page.ts'), vat: src('vat/worker.ts') },
   outdir: out,
   bundle: true,
   splitting: true,

@@ -3,11 +3,53 @@
 // modules, view, principal) and gives the host loop (host.js) its session:
 // { value, view, apply, subscribe, writable } over the app's document.
 //
-// The tab node gives it: the page's own grid node (its store, its key, its
-// vats), joined to the node that served the page, reads and applies through
-// `start.token` and runs the view (`start.view`, a replicable closure) in
-// its own vat. App code never runs in this page. Until this build ships the
-// tab node, the page says so and renders nothing.
-export const openSession = async () => {
-  throw new Error('this node does not ship the tab node yet, so the app cannot run in this page; `grid run TOKEN` shows it on the command line');
+// The page's own grid node gives it (the tab node: its store, its key, its
+// vats, in this browser), joined to the node that served the page. The
+// token in the address is a bearer token; the tab asks it, once, for the
+// same role delegated to its own principal (the `replica` operation), and
+// follows the document with that: from then on the tab holds a replica,
+// reads it and changes it itself — offline too — and sync carries the
+// changes both ways. Until the replica is here, reads and changes go to the
+// node through the token. The view runs in the tab's own vat (its closure
+// is replicable: fetched with its first answer). App code never runs in
+// this page.
+import { startJoinedTabNode } from '/tab/joined.js';
+
+/** How long a page opening offline waits for the node before it runs on what the tab holds. */
+const JOIN_WAIT_MS = 3000;
+
+const outcomeValue = (outcome) => {
+  if (outcome.status === 'fulfilled') return outcome.value;
+  throw new Error(outcome.status === 'revoked' ? outcome.reason : 'the answer is a further promise');
+};
+
+export const openSession = async (start) => {
+  const tab = await startJoinedTabNode();
+  const { kernel } = tab;
+  const connected = await Promise.race([tab.joined.connected().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), JOIN_WAIT_MS))]);
+  let followed = kernel.docs.following().find((target) => target.doc === start.doc)?.token;
+  if (!followed && connected) {
+    // Asked once: following is journaled, so a reload (or an offline one) finds it.
+    const replica = outcomeValue(await kernel.call(start.token, ['replica']));
+    await kernel.importChain(replica.token, replica.chain);
+    followed = (await kernel.docs.follow(replica.token)).token;
+  }
+  const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
+  /** The token to use now: the tab's own replica once it is here, else the address's token through the node. */
+  const token = () => (followed && held() ? followed : start.token);
+  const listeners = new Set();
+  kernel.journal.onAppend((entry) => {
+    if (entry.kind === 'doc-head' && entry.doc === start.doc) for (const listener of listeners) listener();
+  });
+  window.gridTab = Object.freeze({ principal: tab.identity.principal, held, followed: () => followed, joined: () => tab.joined.state() });
+  return {
+    writable: start.writable === true,
+    value: async () => outcomeValue(await kernel.docs.read(token())).value,
+    view: async (state) => outcomeValue(await kernel.call(start.view, [state])),
+    apply: async (change) => void outcomeValue(await kernel.docs.apply(token(), change)),
+    subscribe: (onVersion) => {
+      listeners.add(onVersion);
+      return () => listeners.delete(onVersion);
+    },
+  };
 };

@@ -126,7 +126,8 @@ const SIG_ENTRY = Uint8Array.from([0x63, 0x73, 0x69, 0x67, 0x58, 0x40]);
 const sigEntryAt = (bytes: Uint8Array, sig: Uint8Array): number => {
   const header = bytes[0]!;
   if (header <= 0xa0 || header > 0xb7 || sig.length !== 64) return -1;
-  const entry = concatBytes(SIG_ENTRY, sig);
+  // A Buffer, not a Uint8Array: the `buffer` package a tab bundles searches only for a Buffer.
+  const entry = Buffer.from(concatBytes(SIG_ENTRY, sig));
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const at = view.indexOf(entry);
   return at >= 1 && view.lastIndexOf(entry) === at ? at : -1;
@@ -446,7 +447,7 @@ export const readVersionUnverified = (cid: CID, bytes: Uint8Array, decoded?: unk
 /** The token a conflict between `heads` of `doc` is named by: the same on every replica that meets it. */
 export const conflictToken = (doc: CID, heads: readonly CID[]): Token => blockCid(encode({ conflict: doc, heads: sortCids(heads) }), DAG_CBOR_CODEC).toString() as Token;
 
-const CONSENT_KEY = new TextEncoder().encode('consent');
+const CONSENT_KEY = Buffer.from('consent'); // a Buffer: the `buffer` package a tab bundles searches only for a Buffer
 /**
  * The closures the rules changes among `bundle`'s blocks name (their
  * signatures checked): what a replica fetches before it checks versions

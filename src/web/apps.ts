@@ -47,6 +47,8 @@ export interface AppReply {
   readonly status: number;
   readonly type: string;
   readonly body: string | Buffer;
+  /** The shell runs a tab node: served under the tab's policy (page.ts TAB_CSP), which lets SES compile grid modules. */
+  readonly runsTabNode?: true;
 }
 
 /** An app a node hosts, as its routes and its page see it. */
@@ -101,7 +103,7 @@ export const makeAppRoutes = (kernel: Kernel) => {
       const match = APP_PATH.exec(path);
       const app = match ? await appOf(match[1]!) : undefined;
       if (!app) return refusal(404, NO_APP);
-      if (!match![2]) return { status: 200, type: 'text/html; charset=utf-8', body: await file(SHELL) };
+      if (!match![2]) return { status: 200, type: 'text/html; charset=utf-8', body: await file(SHELL), runsTabNode: true };
       const start = {
         token: app.token,
         role: app.role,

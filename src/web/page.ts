@@ -523,7 +523,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     // Applications by URL (./apps.ts): the token in the address is their authority, not the page's key.
     if (apps.serves(path)) {
       apps.answer(path).then(
-        (answer) => send(response, answer.status, answer.type, answer.body, head),
+        (answer) => send(response, answer.status, answer.type, answer.body, head, answer.runsTabNode ? { 'Content-Security-Policy': TAB_CSP } : {}),
         (error: unknown) => reply(response, error),
       );
       return;
