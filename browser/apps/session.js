@@ -34,6 +34,9 @@ export const openSession = async (start) => {
     await kernel.importChain(replica.token, replica.chain);
     followed = (await kernel.docs.follow(replica.token)).token;
   }
+  // The browser knows when its network goes and comes back: the connection follows it at once, not at the end of a timeout or a backoff.
+  window.addEventListener('offline', () => tab.joined.disconnect());
+  window.addEventListener('online', () => tab.joined.redial());
   const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
   /** The token to use now: the tab's own replica once it is here, else the address's token through the node. */
   const token = () => (followed && held() ? followed : start.token);
@@ -41,7 +44,20 @@ export const openSession = async (start) => {
   kernel.journal.onAppend((entry) => {
     if (entry.kind === 'doc-head' && entry.doc === start.doc) for (const listener of listeners) listener();
   });
-  window.gridTab = Object.freeze({ principal: tab.identity.principal, held, followed: () => followed, joined: () => tab.joined.state() });
+  // The page's own node, for its console (and tests): the page's scripts are this node's own; app code never sees `window`.
+  window.gridTab = Object.freeze({
+    principal: tab.identity.principal,
+    kernel,
+    held,
+    followed: () => followed,
+    joined: () => tab.joined.state(),
+    /** Issue a closure here and tell the node, so calls on it reach this tab while it is open. */
+    issue: async (source, exportName) => {
+      const token = await kernel.issue({ code: await kernel.publish(source), export: exportName });
+      await tab.joined.announce([token]);
+      return token;
+    },
+  });
   return {
     writable: start.writable === true,
     value: async () => outcomeValue(await kernel.docs.read(token())).value,

@@ -30,6 +30,10 @@ export interface JoinedNode {
   session(): Session | undefined;
   /** Resolves at the next connect (at once if connected). */
   connected(): Promise<Session>;
+  /** Drop the connection now (the network went away): calls on tokens not held here end `unreachable` until `redial`. */
+  disconnect(): void;
+  /** Dial again now, not at the end of a backoff (the network is back). */
+  redial(): void;
   close(): void;
 }
 
@@ -86,9 +90,14 @@ export const joinNode = (
     announce: async (tokens) => {
       if (current) await announceOn(current, tokens);
     },
-    state: () => peers.state()[0]!,
+    state: () => peers.state()[0] ?? { url, connected: false, failures: 0 },
     session: () => current,
     connected: () => (current ? Promise.resolve(current) : new Promise((resolve) => waiting.push(resolve))),
+    disconnect: () => peers.drop(url),
+    redial: () => {
+      peers.drop(url);
+      peers.add(url);
+    },
     close: () => {
       waiting = [];
       peers.close();
