@@ -6,7 +6,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -159,4 +159,56 @@ maybe(`a page from another origin cannot open the node's WebSocket ${inBrowser}`
     nodeUrl,
   );
   t.is(socket, 'refused');
+});
+
+maybe(`a hostile app runs in the tab's vats: it reaches no window, document, fetch or storage, its HTML is text, a view that never returns is stopped, and the page answers throughout ${inBrowser}`, async (t) => {
+  t.timeout(300_000);
+  const { home } = await setUp();
+  const file = join(home, 'hostile.js');
+  await writeFile(file, [
+    'export const init = () => 0;',
+    'export const update = (ctx, state, change) => state + 1;',
+    "const reach = () => ['window', 'document', 'fetch', 'localStorage', 'indexedDB', 'WebSocket', 'postMessage'].map((name) => `${name}: ${typeof globalThis[name]}`).join(', ');",
+    'export const view = (ctx, state) => {',
+    '  if (state === 1) for (;;) {}',
+    "  return ['div', {}, ['p', { class: 'reach' }, reach()], ['p', { class: 'html' }, '<img src=x onerror=\"window.pwned=1\">'], ['button', { on: { click: 1 } }, 'loop']];",
+    '};',
+  ].join('\n'));
+  const url = (await ok(home, ['app', 'publish', file, '--name', 'hostile'])).split('\n')[0]!.trim();
+  const { browser } = await setUp();
+  const context = await browser.newContext();
+  t.teardown(() => context.close());
+  const page = await context.newPage();
+  const dialogs: string[] = [];
+  page.on('dialog', (dialog) => void dialogs.push(dialog.message()));
+  await page.goto(url);
+  await page.waitForSelector('p.reach', { timeout: 60_000 });
+  t.is(await page.textContent('p.reach'), 'window: undefined, document: undefined, fetch: undefined, localStorage: undefined, indexedDB: undefined, WebSocket: undefined, postMessage: undefined');
+  t.is(await page.textContent('p.html'), '<img src=x onerror="window.pwned=1">');
+  await page.click('text=loop');
+  // While its vat spins, the page is the page's: it answers at once.
+  const answered = Date.now();
+  t.is(await page.evaluate(() => 1 + 1), 2);
+  t.true(Date.now() - answered < 2000, 'the page answered while the view looped');
+  await page.waitForSelector('#status:has-text("time limit")', { timeout: 60_000 });
+  t.is(await page.textContent('p.html'), '<img src=x onerror="window.pwned=1">', 'the page keeps its last view');
+  t.is(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null), null);
+  t.deepEqual(dialogs, []);
+  await mkdir(OUTPUT, { recursive: true });
+  await page.screenshot({ path: join(OUTPUT, 'tab-app-hostile.png') });
+});
+
+maybe(`the chat and shared-text examples open by their addresses and run in a tab node ${inBrowser}`, async (t) => {
+  t.timeout(300_000);
+  const { home, browser } = await setUp();
+  for (const [example, expected] of [['chat', 'Chat'], ['text', 'Notes']] as const) {
+    const url = (await ok(home, ['app', 'publish', `examples/${example}.js`, '--name', example])).split('\n')[0]!.trim();
+    const context = await browser.newContext();
+    t.teardown(() => context.close());
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction((text) => document.getElementById('app')?.textContent?.includes(text), expected, { timeout: 60_000 });
+    await page.screenshot({ path: join(OUTPUT, `tab-app-${example}.png`) });
+    t.pass(`${example} renders`);
+  }
 });
