@@ -121,7 +121,7 @@ maybe(`a reload keeps the page's principal and its state ${inBrowser}`, async (t
   t.is(await principalOf(carol.page), before);
 });
 
-maybe(`a closure issued in a page is called from the command line while the page is open, and is unreachable once it closes ${inBrowser}`, async (t) => {
+maybe(`a closure issued in a page is called from the command line and from another person's page while the page is open, and is unreachable once it closes ${inBrowser}`, async (t) => {
   t.timeout(300_000);
   const { home, url } = await setUp();
   const dave = await openApp(t, url);
@@ -129,6 +129,13 @@ maybe(`a closure issued in a page is called from the command line while the page
     (window as unknown as { gridTab: { issue(source: string, name: string): Promise<string> } }).gridTab.issue('export const hi = (ctx, name) => `hi ${name}, from a tab`;', 'hi'),
   );
   t.is((await ok(home, ['call', token, '"Ada"'])).trim(), '"hi Ada, from a tab"');
+  // Another person's tab calls it too: tab → node → tab.
+  const erin = await openApp(t, url);
+  const fromErin = await erin.page.evaluate(
+    (target) => (window as unknown as { gridTab: { kernel: { call(token: string, args: unknown[]): Promise<unknown> } } }).gridTab.kernel.call(target, ['Erin']),
+    token,
+  );
+  t.deepEqual(fromErin, { status: 'fulfilled', value: 'hi Erin, from a tab' });
   await dave.context.close();
   const after = await eventually(() => grid(home, ['call', token, '"Bo"']), (result) => /unreachable/.test(result.stderr + result.stdout));
   t.not(after.code, 0);
