@@ -76,7 +76,7 @@ test('a shared todo list: create (init from the module), apply, show, show --at,
 
   // Refusals: one line with the code, exit 3; the document is untouched.
   t.like(await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}']), { code: 3, lines: 1 });
-  t.regex((await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}'])).line, /^revoked \(denied\): a read token does value, at, log, heads, conflicts, info \(got "apply"\)$/);
+  t.regex((await refused(home, ['doc', 'apply', 'todos.read', '{"add":"x"}'])).line, /^revoked \(denied\): a read token does value, at, log, heads, conflicts, info, replica \(got "apply"\)$/);
   const deniedJson = await grid(home, ['doc', 'apply', 'todos.read', '{"add":"x"}', '--json']);
   t.is(deniedJson.code, 3);
   t.like(JSON.parse(deniedJson.stdout), { status: 'revoked', code: 'denied' });
@@ -139,7 +139,7 @@ test('a chat room on a running node: create with --merge union, apply, show, log
   t.is((await ok(home, ['doc', 'log', 'room.read'])).split('\n').length, 2);
   t.is(await ok(home, ['doc', 'conflicts']), '(no open conflicts)');
   t.deepEqual(JSON.parse(await ok(home, ['doc', 'conflicts', 'room', '--json'])), { conflicts: [] });
-  t.like(await refused(home, ['doc', 'apply', 'room.read', '{"say":"x","from":"eve"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info (got "apply")' });
+  t.like(await refused(home, ['doc', 'apply', 'room.read', '{"say":"x","from":"eve"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info, replica (got "apply")' });
   t.regex((await refused(home, ['doc', 'create', 'examples/hello.js', '--reducer', 'hello'])).line, /has no export "init"/);
   // Another home reaches the room through grid URLs that name the node: a read token, and a write token delegated to it.
   const other = await tempDir(t);
@@ -149,7 +149,7 @@ test('a chat room on a running node: create with --merge union, apply, show, log
   t.regex(forOther, /[?&]via=/);
   t.is(JSON.parse(await ok(other, ['doc', 'apply', forOther, '{"say":"from afar","from":"cy"}'])).messages.length, 3);
   t.regex((await ok(home, ['doc', 'log', 'room'])).split('\n')[0]!, /\{"say":"from afar","from":"cy"\}$/);
-  t.like(await refused(other, ['doc', 'apply', `grid://${room.read}?via=${encodeURIComponent(node.url)}`, '{"say":"x","from":"cy"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info (got "apply")' });
+  t.like(await refused(other, ['doc', 'apply', `grid://${room.read}?via=${encodeURIComponent(node.url)}`, '{"say":"x","from":"cy"}']), { code: 3, line: 'revoked (denied): a read token does value, at, log, heads, conflicts, info, replica (got "apply")' });
   // Everything went through the node: the journal it wrote has the document's versions.
   t.regex(await ok(home, ['graph', '--format', 'json']), /"kind":"doc-head"/);
   t.is(await node.stop(), 0);

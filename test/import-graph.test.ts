@@ -14,7 +14,8 @@
  *               wire (CBOR, envelope, the shapes nodes hand each other),
  *               store (blocks), identity (keys), types (declarations)
  *  1. records   journal (promise graph), vat-wasm, perimeter (lockdown)
- *  2. running   delegation (delegation records, screening), vat (workers)
+ *  2. running   delegation (delegation records, screening), vat (workers),
+ *               docs (documents), apps (an app's shape, its view as text)
  *  3. kernel    the kernel core: no network (powers passed in give it one),
  *               no home directory of its own
  *  4. net       sessions, grid messages, node server and client, peers
@@ -39,7 +40,7 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const LAYERS: readonly (readonly string[])[] = [
   ['interface', 'closures', 'wire', 'store', 'identity', 'types'],
   ['journal', 'vat-wasm', 'perimeter', 'db'],
-  ['delegation', 'vat', 'docs'],
+  ['delegation', 'vat', 'docs', 'apps'],
   ['kernel'],
   ['net'],
   ['home', 'web', 'tab'],

@@ -321,7 +321,7 @@ const todoSession = async (t: ExecutionContext, lines: string[]) => {
   t.is(after('(await doc.show(todos.read)).value.items.length'), '1');
   t.regex(after('await doc.log(todos.read)') ?? '', /^bafyrei\w{5}…\w{6} {2}change by did:key:z6Mk…\w{6} {2}\S+ {2}\{"add":"milk"\}$/);
   t.is(after('(await doc.log(todos.read, { format: "mermaid" })).split("\\n")[0]'), "'flowchart TD'");
-  t.regex(after('await doc.apply(todos.read, { add: "x" })') ?? '', /^Uncaught DocumentRefused: revoked: a read token does value, at, log, heads, conflicts, info \(got "apply"\) \(denied\)$/);
+  t.regex(after('await doc.apply(todos.read, { add: "x" })') ?? '', /^Uncaught DocumentRefused: revoked: a read token does value, at, log, heads, conflicts, info, replica \(got "apply"\) \(denied\)$/);
   t.is(after('await doc.conflicts()'), '(no open conflicts)');
 });
 
