@@ -1053,7 +1053,9 @@ export class Journal {
       out.set(f, offset);
       offset += f.length;
     }
-    const position: ScanStart = Object.freeze({ seq: this.#nextSeq, offset: this.#fileLength, head });
+    // Where this batch ends, which is not the journal's end when records were appended while its seal was signed.
+    const end: BatchEnd = { seq: written.at(-1)!.seq + 1, offset: this.#fileLength, head, last };
+    const position: ScanStart = Object.freeze({ seq: end.seq, offset: end.offset, head });
     this.#writing = this.#writing.then(async () => {
       if (this.#failure) return;
       try {
@@ -1073,8 +1075,8 @@ export class Journal {
       }
     });
     this.#lastStart = last;
-    if (this.#batchListeners.length > 0) {
-      const end = this.batchEnd();
+    // Listeners derive state standing exactly at `end` (a snapshot): not so if records came after it meanwhile, which were taken in as they came; a later batch will do.
+    if (this.#batchListeners.length > 0 && end.seq === this.#nextSeq) {
       const inFile = this.#writing.then(() => {
         if (this.#failure) throw this.#failure;
       });
