@@ -9,12 +9,17 @@ const say = (text) => {
 };
 
 const start = async () => {
-  const response = await fetch(`${location.pathname.replace(/\/$/, '')}/start.json`, { cache: 'no-store' });
-  if (!response.ok) throw new Error((await response.text()).trim());
-  const app = await response.json();
+  const starting = (async () => {
+    const response = await fetch(`${location.pathname.replace(/\/$/, '')}/start.json`, { cache: 'no-store' });
+    if (!response.ok) throw new Error((await response.text()).trim());
+    return response.json();
+  })();
+  const session = openSession(starting);
+  session.catch(() => {}); // when start.json fails the session does too: the page says why once, from `starting`
+  const app = await starting;
   document.title = app.title;
   document.getElementById('title').textContent = app.writable ? app.title : `${app.title} (read-only)`;
-  await runApp({ session: await openSession(app), root: document.getElementById('app'), status: say });
+  await runApp({ session: await session, root: document.getElementById('app'), status: say });
 };
 
 /**

@@ -1,6 +1,6 @@
-// The seam between the app page and the grid. `openSession(start)` gets
-// what /app/TOKEN/start.json says (token, role, writable, doc, title,
-// modules, view, principal) and gives the host loop (host.js) its session:
+// The seam between the app page and the grid. `openSession(starting)` gets
+// (a promise of) what /app/TOKEN/start.json says (token, role, writable,
+// doc, title, modules, view, principal) and gives the host loop (host.js) its session:
 // { value, view, apply, subscribe, writable } over the app's document.
 //
 // The page's own grid node gives it (the tab node: its store, its key, its
@@ -23,8 +23,9 @@ const outcomeValue = (outcome) => {
   throw new Error(outcome.status === 'revoked' ? outcome.reason : 'the answer is a further promise');
 };
 
-export const openSession = async (start) => {
-  const tab = await startJoinedTabNode();
+export const openSession = async (starting) => {
+  // The tab node opens its database and key while the node answers what the app is.
+  const [tab, start] = await Promise.all([startJoinedTabNode(), starting]);
   const { kernel } = tab;
   let followed = kernel.docs.following().find((target) => target.doc === start.doc)?.token;
   const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
