@@ -194,8 +194,8 @@ export const benchBrowser = async (): Promise<Row[]> => {
     const address = (await run(['app', 'publish', join(process.cwd(), 'examples', 'todo.js'), '--merge', 'json', '--name', 'todo'])).split('\n')[0]!;
 
     /** A browser context (its own tab node, its own principal) with the app page open and its replica held, and a relay page. */
-    const openTabs = async () => {
-      const context = await browser.newContext();
+    const openTabs = async (options: { serviceWorkers?: 'block' } = {}) => {
+      const context = await browser.newContext(options);
       await context.addInitScript(NOTE_FIRST_RENDER);
       const app = await context.newPage();
       app.on('pageerror', (error) => console.error(`app page error: ${error.message}`));
@@ -209,16 +209,27 @@ export const benchBrowser = async (): Promise<Row[]> => {
     const a = await openTabs();
     const b = await openTabs();
 
-    // Page load on a warm node: A's page again and again, its replica and the view's answer already held.
+    // Page load on a warm node: A's page again and again, its replica and the view's answer already held; in turns
+    // with the same page in a context that allows no service worker (browser/apps/offline.js), to show what it costs.
+    const online = await openTabs({ serviceWorkers: 'block' });
+    await online.relayPage.close();
+    const loadOf = async (page: Page) => {
+      await page.reload();
+      return (await (await page.waitForFunction('window.firstRender')).jsonValue()) as number;
+    };
     const loads: number[] = [];
+    const loadsWithoutWorker: number[] = [];
     for (let i = 0; i < LOADS; i++) {
-      await a.app.reload();
-      loads.push((await (await a.app.waitForFunction('window.firstRender')).jsonValue()) as number);
+      loads.push(await loadOf(a.app));
+      loadsWithoutWorker.push(await loadOf(online.app));
     }
+    await online.context.close();
     const loadMedian = quantile(loads, 0.5);
-    const loadP90 = quantile(loads, 0.9);
-    rows.push(row('app page load to first render (warm node)', loadMedian * 1e6));
-    rows.push(note(`  over ${LOADS} reloads: median ${ms(loadMedian)}, p90 ${ms(loadP90)}, target ≤ ${LOAD_TARGET_MS} ms: ${loadMedian <= LOAD_TARGET_MS ? 'met' : 'missed'} (median)`));
+    const withoutWorker = { name: 'the same, no service worker (online only)', median_ns: quantile(loadsWithoutWorker, 0.5) * 1e6 };
+    rows.push(row('app page load to first render (warm node)', loadMedian * 1e6, withoutWorker));
+    rows.push(note(`  over ${LOADS} reloads: median ${ms(loadMedian)}, p90 ${ms(quantile(loads, 0.9))}, target ≤ ${LOAD_TARGET_MS} ms: ${loadMedian <= LOAD_TARGET_MS ? 'met' : 'missed'} (median)`));
+    rows.push(row(withoutWorker.name, withoutWorker.median_ns));
+    rows.push(note(`  over ${LOADS} reloads: median ${ms(quantile(loadsWithoutWorker, 0.5))}, p90 ${ms(quantile(loadsWithoutWorker, 0.9))}`));
     await a.app.waitForFunction('window.gridTab?.joined().connected', null, { timeout: 30_000 });
 
     // A warm call that executes (distinct arguments: no cache hit) in a tab's vat and in a Node vat, in turns.
