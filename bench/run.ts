@@ -21,6 +21,7 @@ import { benchRestart } from './restart.js';
 import { benchDurable } from './durable.js';
 import { benchGc } from './gc.js';
 import { benchDbCompare } from './db-compare.js';
+import { benchBrowser } from './browser.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -43,6 +44,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['durable', benchDurable],
   ['gc', benchGc],
   ['db', benchDbCompare],
+  ['browser', benchBrowser],
 ];
 
 const only = process.argv.slice(2);

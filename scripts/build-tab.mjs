@@ -14,7 +14,7 @@
  * `--report` prints the bundle's size and the kernel core's share of it.
  */
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,22 +90,25 @@ const result = await build({
 });
 copyFileSync(src('tab/index.html'), join(out, 'index.html'));
 
+/** An output and the chunks it imports statically: what loads with it. */
+const staticImports = (file, seen = new Set()) => {
+  if (seen.has(file)) return seen;
+  seen.add(file);
+  for (const imported of result.metafile.outputs[file].imports) if (imported.kind === 'import-statement') staticImports(imported.path, seen);
+  return seen;
+};
+// What an app page's service worker keeps on install (browser/apps/offline.js): what starts a joined tab node and a vat.
+// The lazy chunks (the module parser, automerge) it keeps once a page has loaded them.
+const offline = new Set(['dist/tab/joined.js', 'dist/tab/vat.js'].flatMap((entry) => [...staticImports(entry)]));
+writeFileSync(join(out, 'offline.json'), `${JSON.stringify([...offline].map((file) => file.slice('dist/tab/'.length)).sort())}\n`);
+
 if (process.argv.includes('--report')) {
   const outputs = Object.entries(result.metafile.outputs);
   const total = outputs.reduce((sum, [, o]) => sum + o.bytes, 0);
   /** Bytes each output holds of one group of inputs, after minifying. */
   const share = (test) => outputs.reduce((sum, [, o]) => sum + Object.entries(o.inputs).filter(([input]) => test(input)).reduce((n, [, i]) => n + i.bytesInOutput, 0), 0);
-  const eager = (entry) => {
-    // An entry and the chunks it imports statically: what a page loads before the first publish.
-    const seen = new Set();
-    const visit = (file) => {
-      if (seen.has(file)) return;
-      seen.add(file);
-      for (const imported of result.metafile.outputs[file].imports) if (imported.kind === 'import-statement') visit(imported.path);
-    };
-    visit(entry);
-    return [...seen].reduce((sum, file) => sum + result.metafile.outputs[file].bytes, 0);
-  };
+  // An entry and the chunks it imports statically: what a page loads before the first publish.
+  const eager = (entry) => [...staticImports(entry)].reduce((sum, file) => sum + result.metafile.outputs[file].bytes, 0);
   const kb = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
   const rows = [
     ['all files', total],

@@ -1,6 +1,6 @@
-// The seam between the app page and the grid. `openSession(start)` gets
-// what /app/TOKEN/start.json says (token, role, writable, doc, title,
-// modules, view, principal) and gives the host loop (host.js) its session:
+// The seam between the app page and the grid. `openSession(starting)` gets
+// (a promise of) what /app/TOKEN/start.json says (token, role, writable,
+// doc, title, modules, view, principal) and gives the host loop (host.js) its session:
 // { value, view, apply, subscribe, writable } over the app's document.
 //
 // The page's own grid node gives it (the tab node: its store, its key, its
@@ -23,21 +23,26 @@ const outcomeValue = (outcome) => {
   throw new Error(outcome.status === 'revoked' ? outcome.reason : 'the answer is a further promise');
 };
 
-export const openSession = async (start) => {
-  const tab = await startJoinedTabNode();
+export const openSession = async (starting) => {
+  // The tab node opens its database and key while the node answers what the app is.
+  const [tab, start] = await Promise.all([startJoinedTabNode(), starting]);
   const { kernel } = tab;
-  const connected = await Promise.race([tab.joined.connected().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), JOIN_WAIT_MS))]);
   let followed = kernel.docs.following().find((target) => target.doc === start.doc)?.token;
-  if (!followed && connected) {
-    // Asked once: following is journaled, so a reload (or an offline one) finds it.
-    const replica = outcomeValue(await kernel.call(start.token, ['replica']));
-    await kernel.importChain(replica.token, replica.chain);
-    followed = (await kernel.docs.follow(replica.token)).token;
+  const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
+  // A tab that holds its replica renders from it at once (sync catches up once joined); one that does
+  // not yet needs the node, and waits for it at most JOIN_WAIT_MS.
+  if (!(followed && held())) {
+    const connected = await Promise.race([tab.joined.connected().then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), JOIN_WAIT_MS))]);
+    if (!followed && connected) {
+      // Asked once: following is journaled, so a reload (or an offline one) finds it.
+      const replica = outcomeValue(await kernel.call(start.token, ['replica']));
+      await kernel.importChain(replica.token, replica.chain);
+      followed = (await kernel.docs.follow(replica.token)).token;
+    }
   }
   // The browser knows when its network goes and comes back: the connection follows it at once, not at the end of a timeout or a backoff.
   window.addEventListener('offline', () => tab.joined.disconnect());
   window.addEventListener('online', () => tab.joined.redial());
-  const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
   /** The token to use now: the tab's own replica once it is here, else the address's token through the node. */
   const token = () => (followed && held() ? followed : start.token);
   const listeners = new Set();

@@ -8,7 +8,8 @@
  * - `/app/TOKEN/start.json`: what the page needs to start: the token and
  *   its role, the document, the app's title, modules and view token, the
  *   node's principal;
- * - `/apps/*`: the shell's static files (renderer, host loop, boot, style);
+ * - `/apps/*`: the shell's static files (renderer, host loop, boot, style)
+ *   and the service worker that keeps them for an offline reload;
  * - the page's `/api/apps` (behind its key): the apps this node hosts.
  *
  * Unlike the node's page, an app's routes take no access key: the token in
@@ -28,7 +29,9 @@ import { appOfEnv, type AppDescription } from '../apps/app.js';
 
 const APPS_DIR = new URL('../../browser/apps/', import.meta.url);
 const JS = 'text/javascript; charset=utf-8';
-export const APP_ASSETS: Readonly<Record<string, { file: URL; type: string }>> = Object.freeze({
+export const APP_ASSETS: Readonly<Record<string, { file: URL; type: string; headers?: Readonly<Record<string, string>> }>> = Object.freeze({
+  // The service worker that makes an app page's reload work offline serves /app/ and /tab/ (for the vats' workers): the two share no prefix but /.
+  '/apps/offline.js': { file: new URL('offline.js', APPS_DIR), type: JS, headers: Object.freeze({ 'Service-Worker-Allowed': '/' }) },
   '/apps/render.js': { file: new URL('render.js', APPS_DIR), type: JS },
   '/apps/host.js': { file: new URL('host.js', APPS_DIR), type: JS },
   '/apps/boot.js': { file: new URL('boot.js', APPS_DIR), type: JS },
@@ -49,6 +52,7 @@ export interface AppReply {
   readonly body: string | Buffer;
   /** The shell runs a tab node: served under the tab's policy (page.ts TAB_CSP), which lets SES compile grid modules. */
   readonly runsTabNode?: true;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** An app a node hosts, as its routes and its page see it. */
@@ -97,8 +101,8 @@ export const makeAppRoutes = (kernel: Kernel) => {
 
     async answer(path: string): Promise<AppReply> {
       if (Object.hasOwn(APP_ASSETS, path)) {
-        const { file: url, type } = APP_ASSETS[path]!;
-        return { status: 200, type, body: await file(url) };
+        const { file: url, type, headers } = APP_ASSETS[path]!;
+        return { status: 200, type, body: await file(url), ...(headers ? { headers } : {}) };
       }
       const match = APP_PATH.exec(path);
       const app = match ? await appOf(match[1]!) : undefined;

@@ -114,6 +114,12 @@ const SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 const TAB_DIR = new URL('../../dist/tab/', import.meta.url);
 const TAB_CSP =
   "default-src 'none'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const TAB_TYPES: Readonly<Record<string, string>> = Object.freeze({
+  js: 'text/javascript; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+  // offline.json: what an app page's service worker keeps (browser/apps/offline.js).
+  json: 'application/json; charset=utf-8',
+});
 let tabFiles: Promise<ReadonlySet<string>> | undefined;
 /** The bundle's file for a path under /tab/ ('' for the page), with how to serve it; undefined if there is none. */
 const tabAsset = async (name: string): Promise<{ file: URL; type: string } | undefined> => {
@@ -122,8 +128,9 @@ const tabAsset = async (name: string): Promise<{ file: URL; type: string } | und
     () => new Set<string>(),
   );
   const file = name === '' ? 'index.html' : name;
-  if (!/^[A-Za-z0-9_-]+\.(js|html)$/.test(file) || !(await tabFiles).has(file)) return undefined;
-  return { file: new URL(file, TAB_DIR), type: file.endsWith('.html') ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8' };
+  const kind = /^[A-Za-z0-9_-]+\.(js|html|json)$/.exec(file)?.[1];
+  if (!kind || !(await tabFiles).has(file)) return undefined;
+  return { file: new URL(file, TAB_DIR), type: TAB_TYPES[kind]! };
 };
 // ---- end of the tab node's bundle ----
 
@@ -523,7 +530,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     // Applications by URL (./apps.ts): the token in the address is their authority, not the page's key.
     if (apps.serves(path)) {
       apps.answer(path).then(
-        (answer) => send(response, answer.status, answer.type, answer.body, head, answer.runsTabNode ? { 'Content-Security-Policy': TAB_CSP } : {}),
+        (answer) => send(response, answer.status, answer.type, answer.body, head, { ...(answer.runsTabNode ? { 'Content-Security-Policy': TAB_CSP } : {}), ...answer.headers }),
         (error: unknown) => reply(response, error),
       );
       return;
