@@ -114,8 +114,11 @@ test('a key that signs slowly (a tab\'s, through WebCrypto): records appended wh
   // While the seal is being signed: more records, and a write that must wait for it.
   for (let i = 1; i <= 3; i++) journal.append(callBody(i));
   const written = journal.written();
+  // A reader meanwhile waits for what is cut, not for records still pending behind the seal.
+  const reading = journalEntries(journal);
   t.is(signing, 1);
   await Promise.all([sealed, written]);
+  t.deepEqual((await reading).map((e) => e.seq), [0, 1, 2, 3, 4, 5]);
   await journal.close();
   const reopened = await Journal.open(powers(await openFsJournalFile(path)));
   const entries = await journalEntries(reopened.journal);
