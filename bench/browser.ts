@@ -32,6 +32,7 @@ import { WebSocketServer } from 'ws';
 import type { Page } from 'playwright-core';
 import { openKernel } from '../dist/index.js';
 import { row, type Row } from './measure.js';
+import { inTab } from '../test/_in-tab.js';
 
 const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
 const LOAD_TARGET_MS = 500;
@@ -98,18 +99,6 @@ const startRelay = async () => {
   };
 };
 
-/** Run `body` (an async function body, `node` the page's tab node) on the /tab/ page, through the DevTools protocol (as test/tab-node.test.ts does: SES's eval refuses `import(`). */
-const inTab = async <T>(page: Page, body: string): Promise<T> => {
-  const cdp = await page.context().newCDPSession(page);
-  try {
-    const expression = `(async () => { const { node } = await import('/tab/page.js'); ${body} })()`;
-    const { result, exceptionDetails } = await cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true });
-    if (exceptionDetails) throw new Error(`in the tab: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
-    return result.value as T;
-  } finally {
-    await cdp.detach();
-  }
-};
 
 // Code for the app pages, as source: this file is compiled with helpers (keepNames) that the pages lack.
 /**

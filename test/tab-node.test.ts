@@ -18,6 +18,7 @@ import { identityFromSecret, verify } from '../src/identity/index.js';
 import { checkSignature, signerFromSecret } from '../src/tab/ed25519.js';
 import { tempDir } from './_helpers.js';
 import { gridProcesses } from './_processes.js';
+import { inTab } from './_in-tab.js';
 
 const { ok, startNode } = gridProcesses();
 const CHROMIUM = process.env.GRID_CHROMIUM ?? '/usr/bin/chromium';
@@ -69,18 +70,6 @@ const openTab = async (t: ExecutionContext): Promise<{ context: BrowserContext; 
   return { context, page, origin };
 };
 
-/** Run `body` (JS source of an async function body, with `node` the page's tab node) in the tab; its JSON-able result. */
-const inTab = async <T>(page: Page, body: string): Promise<T> => {
-  const cdp = await page.context().newCDPSession(page);
-  try {
-    const expression = `(async () => { const { node } = await import('/tab/page.js'); ${body} })()`;
-    const { result, exceptionDetails } = await cdp.send('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true });
-    if (exceptionDetails) throw new Error(`in the tab: ${exceptionDetails.exception?.description ?? exceptionDetails.text}`);
-    return result.value as T;
-  } finally {
-    await cdp.detach();
-  }
-};
 
 /** The page's status line once the node has started or failed. */
 const statusOf = async (page: Page) => {
