@@ -14,7 +14,7 @@ const start = async () => {
   const app = await response.json();
   document.title = app.title;
   document.getElementById('title').textContent = app.writable ? app.title : `${app.title} (read-only)`;
-  await runApp({ session: await openSession(app), root: document.getElementById('app'), status: say });
+  await runApp({ session: await openSession(app), root: document.getElementById('app'), conflictsRoot: document.getElementById('conflicts'), status: say });
 };
 
 start().catch((error) => say(String(error?.message ?? error).split('\n')[0]));

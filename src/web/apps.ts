@@ -6,9 +6,9 @@
  * - `/app/TOKEN`: the app shell — a static page and its host script,
  *   under the page's strict CSP (self only, no inline script);
  * - `/app/TOKEN/start.json`: what the page needs to start: the token and
- *   its role, the document, the app's title, modules and view token, the
+ *   its role (whether it writes, whether it settles conflicts), the document, the app's title, modules and view token, the
  *   node's principal;
- * - `/apps/*`: the shell's static files (renderer, host loop, boot, style);
+ * - `/apps/*`: the shell's static files (renderer, host loop, conflict view, boot, style);
  * - the page's `/api/apps` (behind its key): the apps this node hosts.
  *
  * Unlike the node's page, an app's routes take no access key: the token in
@@ -33,6 +33,7 @@ export const APP_ASSETS: Readonly<Record<string, { file: URL; type: string }>> =
   '/apps/host.js': { file: new URL('host.js', APPS_DIR), type: JS },
   '/apps/boot.js': { file: new URL('boot.js', APPS_DIR), type: JS },
   '/apps/session.js': { file: new URL('session.js', APPS_DIR), type: JS },
+  '/apps/conflicts.js': { file: new URL('conflicts.js', APPS_DIR), type: JS },
   '/apps/app.css': { file: new URL('app.css', APPS_DIR), type: 'text/css; charset=utf-8' },
 });
 const SHELL = new URL('index.html', APPS_DIR);
@@ -108,6 +109,7 @@ export const makeAppRoutes = (kernel: Kernel) => {
         token: app.token,
         role: app.role,
         writable: app.role === 'write' || app.role === 'admin',
+        settles: app.role === 'settle' || app.role === 'admin',
         doc: app.doc,
         title: app.title,
         modules: app.modules,
