@@ -16,6 +16,7 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import type { BrowserContext, Page } from 'playwright-core';
 import { tempDir } from './_helpers.js';
 import { gridProcesses } from './_processes.js';
@@ -57,6 +58,8 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   const show = async () => JSON.parse(await ok(home, ['doc', 'show', app.read!])) as unknown;
   const openConflicts = async () => (JSON.parse(await ok(home, ['doc', 'conflicts', app.read!, '--json'])) as { conflicts: Array<{ conflict: string; heads: string[] }> }).conflicts;
 
+  const began = Date.now();
+  const step = (what: string) => t.log(`${((Date.now() - began) / 1000).toFixed(1)} s: ${what}`);
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   t.teardown(() => browser.close());
@@ -66,25 +69,28 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   const b = await openApp(settler, `${origin}/app/${app.admin}`, problems);
   t.not(await a.evaluate(() => (window as unknown as { gridTab: Tab }).gridTab.principal), await b.evaluate(() => (window as unknown as { gridTab: Tab }).gridTab.principal), 'two tab nodes, two principals');
 
-  await a.fill('input[name=text]', HOSTILE);
-  await a.click('text=add');
-  await b.waitForSelector(`li:has-text(${JSON.stringify(HOSTILE)})`);
+  await a.fill('#app input[name=text]', HOSTILE);
+  await a.click('#app >> text=add');
+  await b.waitForSelector(`#app li:has-text(${JSON.stringify(HOSTILE)})`);
 
+  step('both pages show the item');
   // A goes offline and keeps working on its replica: it removes the item; B, online, marks it done.
   await writer.setOffline(true);
   await connected(a, false);
-  await a.click('li >> text=remove');
+  await a.click('#app li >> text=remove');
   await a.waitForSelector('text=Nothing to do.');
-  await b.click('li >> text=done');
-  await b.waitForSelector('li.done');
-  for (let i = 0; i < 100 && JSON.stringify(await show()) !== JSON.stringify({ items: [{ text: HOSTILE, done: true }] }); i++) await new Promise((resolve) => setTimeout(resolve, 200));
+  await b.click('#app li >> text=done');
+  await b.waitForSelector('#app li.done');
+  for (let i = 0; i < 100 && !isDeepStrictEqual(await show(), { items: [{ text: HOSTILE, done: true }] }); i++) await new Promise((resolve) => setTimeout(resolve, 200));
   t.deepEqual(await show(), { items: [{ text: HOSTILE, done: true }] }, "the node has B's edit, not A's");
 
+  step('the node has B\'s edit');
   // Back online: the edits meet, the json merge refuses, both pages show the conflict.
   await writer.setOffline(false);
   await connected(a, true);
   await a.waitForSelector('#conflicts article.conflict', { timeout: 60_000 });
   await b.waitForSelector('#conflicts article.conflict', { timeout: 60_000 });
+  step('both pages show the conflict');
   const conflict = await b.getAttribute('#conflicts article.conflict', 'data-conflict');
   t.is(await a.getAttribute('#conflicts article.conflict', 'data-conflict'), conflict, 'the same conflict in both pages');
   const atNode = await openConflicts();
@@ -93,7 +99,7 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   t.deepEqual([...heads].sort(), [...atNode[0]!.heads].sort());
 
   for (const page of [a, b]) {
-    t.regex((await page.textContent('#conflicts .attempts')) ?? '', /json refused: json merge: conflicting changes at \/items\/0/, 'what the merge tried, and why it refused');
+    t.regex((await page.textContent('#conflicts .attempts')) ?? '', /^step bafyrei\S+ refused: json merge: conflicting changes at \/items\/0$/, 'what the merge tried, and why it refused');
     // Each head through the app's view (inert) and as text; the hostile text is text everywhere.
     const previews = await page.$$eval('#conflicts .head .preview', (boxes) => boxes.map((box) => box.textContent ?? ''));
     t.true(previews.some((text) => text.includes('Nothing to do.')), 'the head with the item removed, as the app shows it');
@@ -103,34 +109,42 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
     t.is(await page.$$eval('#conflicts .current', (found) => found.length), 1, 'the head this page shows now is marked');
   }
   // The write page cannot settle: no buttons, and it says who can.
-  t.is(await a.$$eval('#conflicts button', (buttons) => buttons.length), 0);
+  t.is(await a.$$eval('#conflicts button.pick, #conflicts button.keep', (buttons) => buttons.length), 0);
   t.true(((await a.textContent('#conflicts .who')) ?? '').includes(node.principal), "it names the owner of the node that holds the document");
   // A change waits for the conflict: refused in one line, nothing lost.
-  await a.fill('input[name=text]', 'meanwhile');
-  await a.click('text=add');
+  await a.fill('#app input[name=text]', 'meanwhile');
+  await a.click('#app >> text=add');
   await a.waitForSelector('#status:has-text("open conflict")');
   t.is(await b.$$eval('#conflicts button.pick', (buttons) => buttons.length), 2);
+  // A preview is inert: it takes no clicks, and a click dispatched on its button anyway applies nothing.
+  t.true(await b.$eval('#conflicts .preview', (box) => (box as HTMLElement).inert));
+  await b.dispatchEvent('#conflicts .preview button:has-text("remove")', 'click');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  t.deepEqual(await show(), { items: [{ text: HOSTILE, done: true }] });
+  t.is(await b.$$eval('#conflicts article.conflict', (found) => found.length), 1);
   await mkdir(OUTPUT, { recursive: true });
   await a.screenshot({ path: join(OUTPUT, 'app-conflict-write.png'), fullPage: true });
   await b.screenshot({ path: join(OUTPUT, 'app-conflict-admin.png'), fullPage: true });
 
+  step('screenshots taken');
   // B keeps the version with the item done: a settlement on its tab's replica, synced to the node and to A.
   const done = await b.$$eval('#conflicts .head', (cards) => cards.filter((card) => card.querySelector('pre')?.textContent?.includes('"done": true')).map((card) => (card as HTMLElement).dataset.version));
   t.is(done.length, 1);
   await b.click(`#conflicts .head[data-version="${done[0]}"] button.pick`);
   for (const page of [b, a]) {
     await page.waitForSelector('#conflicts', { state: 'hidden', timeout: 60_000 });
-    await page.waitForSelector('li.done');
+    await page.waitForSelector('#app li.done');
   }
   for (let i = 0; i < 100 && (await openConflicts()).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 200));
+  step('both pages settled');
   t.deepEqual(await openConflicts(), [], 'settled at the node too');
   t.deepEqual(await show(), { items: [{ text: HOSTILE, done: true }] });
   // The conflict's promise is fulfilled: a call on it answers the settled value.
   t.deepEqual(JSON.parse(await ok(home, ['call', conflict!, '--json'])), { status: 'fulfilled', value: { version: JSON.parse(await ok(home, ['doc', 'show', app.read!, '--json'])).version, value: { items: [{ text: HOSTILE, done: true }] } } });
   // And edits go on.
-  await a.fill('input[name=text]', 'after');
-  await a.click('text=add');
-  await b.waitForSelector('li:has-text("after")');
+  await a.fill('#app input[name=text]', 'after');
+  await a.click('#app >> text=add');
+  await b.waitForSelector('#app li:has-text("after")');
   await b.screenshot({ path: join(OUTPUT, 'app-conflict-settled.png'), fullPage: true });
   for (const page of [a, b]) t.is(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null), null);
   t.deepEqual(problems, []);

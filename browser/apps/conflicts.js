@@ -53,10 +53,10 @@ export const makeConflictView = (root, { preview, settle, settles, owner }) => {
     const card = element(doc, 'div', { class: head.current ? 'head current' : 'head' });
     card.dataset.version = head.version;
     card.append(element(doc, 'h3', { title: head.version }, `Version ${index + 1} `, element(doc, 'code', {}, shortId(head.version)), head.current ? ' (shown now)' : ''));
-    const box = element(doc, 'div', { class: 'preview' });
-    card.append(box);
+    // Inert: a preview takes no focus, no typing and no clicks; and were one to arrive, its renderer dispatches nothing.
+    const box = element(doc, 'div', { class: 'preview', inert: '' });
+    card.append(element(doc, 'p', { class: 'caption' }, 'As the app shows it:'), box);
     try {
-      // Read-only: a click in a preview names no change.
       const renderer = makeRenderer(box, () => {});
       renderer.enabled(false);
       renderer.render(await preview(head.value));
@@ -80,7 +80,7 @@ export const makeConflictView = (root, { preview, settle, settles, owner }) => {
       element(doc, 'p', { class: 'note' }, `Conflict `, element(doc, 'code', { title: conflict.conflict }, shortId(conflict.conflict)), ` since ${when(conflict.at)}. Changes wait until it is settled.`),
     );
     const attempts = element(doc, 'ul', { class: 'attempts' });
-    for (const attempt of conflict.attempts) attempts.append(element(doc, 'li', {}, element(doc, 'strong', {}, `${attempt.step}`), ` ${attempt.code}: ${attempt.reason}`));
+    for (const attempt of conflict.attempts) attempts.append(element(doc, 'li', {}, element(doc, 'strong', { title: attempt.step }, `step ${shortId(attempt.step)}`), ` ${attempt.code}: ${attempt.reason}`));
     if (conflict.attempts.length === 0) attempts.append(element(doc, 'li', {}, 'the document has no merge steps'));
     card.append(element(doc, 'p', {}, 'What was tried:'), attempts);
     const heads = element(doc, 'div', { class: 'heads' });
