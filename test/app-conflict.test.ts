@@ -10,7 +10,9 @@
  * text, what the merge tried and why it refused. The write page says who
  * can settle; the admin page settles it with a click, on its tab's replica,
  * and the settlement reaches the node (`grid doc show`, `grid doc
- * conflicts`) and the other tab. Screenshots land in test/output/.
+ * conflicts`) and the other tab. The node's page (its API and in Chromium)
+ * lists the two tabs as tab nodes, each linked to the app whose document
+ * it syncs. Screenshots land in test/output/.
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -47,7 +49,7 @@ const openApp = async (context: BrowserContext, address: string, problems: strin
 const connected = (page: Page, yes: boolean) =>
   page.waitForFunction((want) => (window as unknown as { gridTab: Tab }).gridTab.joined().connected === want, yes, { timeout: 60_000 });
 
-maybe(`a conflict made apart reaches both app pages, is shown with its heads and reasons, and is settled in the admin page; the node and the other tab take the settlement (${inBrowser})`, async (t) => {
+maybe(`a conflict made apart reaches both app pages, is shown with its heads and reasons, and is settled in the admin page; the node and the other tab take the settlement; the node's page lists both tab nodes (${inBrowser})`, async (t) => {
   t.timeout(300_000);
   const home = await tempDir(t);
   await ok(home, ['init']);
@@ -147,5 +149,30 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   await b.waitForSelector('#app li:has-text("after")');
   await b.screenshot({ path: join(OUTPUT, 'app-conflict-settled.png'), fullPage: true });
   for (const page of [a, b]) t.is(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null), null);
+
+  // The node's page shows both tabs as tab nodes (not among the peers it dials), each syncing the app's document, linked to the app.
+  const web = new URL((node as unknown as { web: string }).web);
+  const api = async (path: string) => (await fetch(new URL(path, web), { headers: { 'X-Grid-Key': web.searchParams.get('key')! } })).json() as Promise<Record<string, unknown>>;
+  const principals = await Promise.all([a, b].map((page) => page.evaluate(() => (window as unknown as { gridTab: Tab }).gridTab.principal)));
+  const state = await api('/api/state');
+  t.deepEqual(state.peers, [], 'the node dials no one');
+  t.deepEqual(
+    (state.tabs as Array<{ principal: string; docs: string[] }>).map((tab) => [tab.principal, tab.docs]).sort(),
+    principals.map((principal) => [principal, [app.doc]]).sort(),
+    'the tab nodes, each with the document it syncs',
+  );
+  const viewer = await (await browser.newContext()).newPage();
+  await viewer.goto(web.href);
+  await viewer.waitForSelector('#tabs a');
+  t.is(await viewer.textContent('#tab-count'), '(2)');
+  t.deepEqual(await viewer.$$eval('#tabs a', (links) => links.map((link) => [link.textContent, (link as HTMLAnchorElement).href])), [['Todo', app.app], ['Todo', app.app]]);
+  const listed = await viewer.$$eval('#tabs li span[title]', (spans) => spans.map((span) => span.getAttribute('title')));
+  t.deepEqual([...listed].sort(), [...principals].sort());
+  await viewer.screenshot({ path: join(OUTPUT, 'node-page-tabs.png') });
+  // A tab that closes is gone from the list.
+  await writer.close();
+  for (let i = 0; i < 50 && ((await api('/api/state')).tabs as unknown[]).length > 1; i++) await new Promise((resolve) => setTimeout(resolve, 200));
+  t.deepEqual(((await api('/api/state')).tabs as Array<{ principal: string }>).map((tab) => tab.principal), [principals[1]]);
+  await viewer.waitForFunction(() => document.getElementById('tab-count')?.textContent === '(1)', null, { timeout: 10_000 });
   t.deepEqual(problems, []);
 });
