@@ -168,6 +168,9 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   t.deepEqual(await viewer.$$eval('#tabs a', (links) => links.map((link) => [link.textContent, (link as HTMLAnchorElement).href])), [['Todo', app.app], ['Todo', app.app]]);
   const listed = await viewer.$$eval('#tabs li span[title]', (spans) => spans.map((span) => span.getAttribute('title')));
   t.deepEqual([...listed].sort(), [...principals].sort());
+  // The graph draws the settlement (an edge to the settling version) and the documents list shows the app's.
+  await viewer.waitForSelector('#docs button');
+  t.notRegex((await viewer.textContent('#graph-note')) ?? '', /error/);
   await viewer.screenshot({ path: join(OUTPUT, 'node-page-tabs.png') });
   // A tab that closes is gone from the list.
   await writer.close();
