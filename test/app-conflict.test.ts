@@ -148,6 +148,26 @@ maybe(`a conflict made apart reaches both app pages, is shown with its heads and
   await a.click('#app >> text=add');
   await b.waitForSelector('#app li:has-text("after")');
   await b.screenshot({ path: join(OUTPUT, 'app-conflict-settled.png'), fullPage: true });
+
+  // A second conflict, made the same way, settled by keeping the value B's page shows now: its own edit.
+  await writer.setOffline(true);
+  await connected(a, false);
+  await a.click('#app li:has-text("after") >> text=remove');
+  await a.waitForSelector('#app li:has-text("after")', { state: 'detached' });
+  await b.click('#app li:has-text("after") >> text=done');
+  await b.waitForSelector('#app li.done:has-text("after")');
+  await writer.setOffline(false);
+  await b.waitForSelector('#conflicts article.conflict', { timeout: 60_000 });
+  t.regex((await b.textContent('#conflicts .head.current .preview')) ?? '', /0 of 2 left/, "B's page shows its own edit now");
+  await b.click('#conflicts button.keep');
+  for (const page of [b, a]) {
+    await page.waitForSelector('#conflicts', { state: 'hidden', timeout: 60_000 });
+    await page.waitForSelector('#app li.done:has-text("after")');
+  }
+  const both = { items: [{ text: HOSTILE, done: true }, { text: 'after', done: true }] };
+  for (let i = 0; i < 100 && !isDeepStrictEqual(await show(), both); i++) await new Promise((resolve) => setTimeout(resolve, 200));
+  t.deepEqual(await show(), both, 'the value kept is the node\'s');
+  step('the second conflict settled');
   for (const page of [a, b]) t.is(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned ?? null), null);
 
   // The node's page shows both tabs as tab nodes (not among the peers it dials), each syncing the app's document, linked to the app.
