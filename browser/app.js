@@ -160,6 +160,26 @@ const applyGraph = (graph) => {
   document.body.dataset.graphRecords = String(graph.drawn);
 };
 
+/** The apps this node hosts, as /api/apps last said: a tab's documents link to theirs. */
+let hostedApps = [];
+
+/** The tab nodes connected here (browsers that opened an app or the tab page): each with the closures it answers and the documents it syncs, an app's as a link to it. */
+const showTabs = (tabs) => {
+  $('tab-count').textContent = `(${tabs.length})`;
+  fill($('tabs'), tabs, (tab) => {
+    const span = document.createElement('span');
+    span.append(Object.assign(document.createElement('span'), { className: 'ok', textContent: '● ' }), Object.assign(document.createElement('span'), { textContent: label(tab.principal), title: tab.principal }));
+    span.append(` — ${tab.closures} closure${tab.closures === 1 ? '' : 's'}`);
+    tab.docs.forEach((doc, i) => {
+      span.append(i === 0 ? '; syncs ' : ', ');
+      const app = hostedApps.find((hosted) => hosted.doc === doc);
+      if (app) span.append(Object.assign(document.createElement('a'), { href: app.path, textContent: app.title, title: `open the app (document ${doc})`, rel: 'noopener noreferrer', target: '_blank' }));
+      else span.append(linkButton(label(doc), `show document ${doc}`, () => void showDoc(doc, true).catch(report)));
+    });
+    return span;
+  });
+};
+
 const showState = (state) => {
   names = state.names ?? {};
   $('principal').textContent = state.principal;
@@ -174,6 +194,7 @@ const showState = (state) => {
     span.append(status, ` ${peer.url}`, peer.principal ? ` — ${label(peer.principal)}` : '');
     return span;
   });
+  showTabs(state.tabs ?? []);
   $('token-count').textContent = `(${state.tokenCount})`;
   fill($('tokens'), state.tokens, (token) => {
     const span = document.createElement('span');
@@ -295,6 +316,7 @@ const showDocs = (docs) => {
 
 /** The apps this node hosts, each a link to its page (its write token's address: whoever follows it can change the app's document). */
 const showApps = (apps) => {
+  hostedApps = apps;
   $('app-count').textContent = `(${apps.length})`;
   fill($('apps'), apps, (app) => {
     const link = Object.assign(document.createElement('a'), { href: app.path, textContent: app.title, title: `open the app (document ${app.doc})`, rel: 'noopener noreferrer', target: '_blank' });
@@ -332,10 +354,11 @@ const report = (error) => {
 
 const refresh = async () => {
   const [state, graph, docs, apps] = await Promise.all([api('/api/state'), api('/api/graph', filter ? { filter } : {}), api('/api/docs'), api('/api/apps')]);
+  // The apps first: the tab nodes' documents link to them.
+  showApps(apps);
   showState(state);
   applyGraph(graph);
   showDocs(docs);
-  showApps(apps);
   if (selected) await showAbout(selected);
 };
 

@@ -24,13 +24,14 @@ test('grid app publish on a running node: the address opens the shell with no ke
   const node = await startNode(t, home);
   const origin = node.url.replace(/^ws:/, 'http:');
   const printed = (await ok(home, ['app', 'publish', 'examples/todo.js', '--merge', 'json', '--name', 'todo'])).split('\n');
-  t.is(printed.length, 2);
-  const [address, readOnly] = [printed[0]!, printed[1]!.replace(/^read-only: /, '')];
+  t.is(printed.length, 3);
+  const [address, readOnly, settling] = [printed[0]!, printed[1]!.replace(/^read-only: /, ''), printed[2]!.replace(/^settle conflicts: /, '')];
   t.regex(address, new RegExp(`^${origin}/app/bafyrei[a-z2-7]+$`));
   t.regex(readOnly, new RegExp(`^${origin}/app/bafyrei[a-z2-7]+$`));
   const names = JSON.parse(await ok(home, ['names', '--json'])).names;
   t.is(address, `${origin}/app/${names['todo.write'].id}`, 'the address carries the write token');
   t.is(readOnly, `${origin}/app/${names['todo.read'].id}`, 'the read-only address, the read token');
+  t.is(settling, `${origin}/app/${names['todo.settle'].id}`, 'the settling address, the settle token');
 
   // The shell: HTML under the strict CSP, no key asked for.
   const shell = await get(address);
@@ -44,8 +45,10 @@ test('grid app publish on a running node: the address opens the shell with no ke
   t.like(start, { token: names['todo.write'].id, role: 'write', writable: true, title: 'todo', principal: node.principal });
   t.is(start.modules.length, 1);
   t.regex(start.view, /^bafyrei/);
-  t.like(JSON.parse((await get(`${readOnly}/start.json`)).body), { role: 'read', writable: false, doc: start.doc });
-  for (const file of ['render.js', 'host.js', 'boot.js', 'session.js', 'app.css']) t.is((await get(`${origin}/apps/${file}`)).status, 200, file);
+  t.like(JSON.parse((await get(`${readOnly}/start.json`)).body), { role: 'read', writable: false, settles: false, doc: start.doc });
+  t.like(JSON.parse((await get(`${settling}/start.json`)).body), { role: 'settle', writable: false, settles: true, doc: start.doc });
+  t.is(start.settles, false, 'a write page does not settle');
+  for (const file of ['render.js', 'host.js', 'conflicts.js', 'boot.js', 'session.js', 'app.css']) t.is((await get(`${origin}/apps/${file}`)).status, 200, file);
 
   // Refusals: one line, the same for a token that is unknown, malformed, not a document's or not an app's.
   await ok(home, ['doc', 'create', 'examples/chat.js', '--reducer', 'update', '--name', 'plain']);

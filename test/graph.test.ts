@@ -111,3 +111,14 @@ test('delegations are in the graph: wraps, audited layers, the chain of a token 
   t.deepEqual(kernel.reputation(), [{ issuer: kernel.principal, issued: 5, fulfilled: 1, broken: 1, refused: 0, pending: 0 }]);
   t.deepEqual(kernel.reputation(), reputation(entries), 'the tally kept as records are written agrees with a pass over the journal');
 });
+
+test("a settled conflict's edge ends at a node: the settling version is drawn", async (t) => {
+  const { pictureOf } = await import('../src/journal/graph.js');
+  const [doc, conflict, version] = ['bafyreidoc', 'bafyreiconflict', 'bafyreiversion'];
+  const picture = pictureOf([
+    { kind: 'doc-conflict', doc, conflict, heads: ['bafyreia', 'bafyreib'], attempts: [] },
+    { kind: 'doc-settled', conflict, version },
+  ] as never);
+  for (const edge of picture.edges) t.true(picture.nodes.has(edge.from) && picture.nodes.has(edge.to), `${edge.label}: ${edge.from} → ${edge.to}`);
+  t.true(picture.edges.some((edge) => edge.label === 'settled by' && edge.to === version));
+});

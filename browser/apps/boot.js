@@ -19,7 +19,7 @@ const start = async () => {
   const app = await starting;
   document.title = app.title;
   document.getElementById('title').textContent = app.writable ? app.title : `${app.title} (read-only)`;
-  await runApp({ session: await session, root: document.getElementById('app'), status: say });
+  await runApp({ session: await session, root: document.getElementById('app'), conflictsRoot: document.getElementById('conflicts'), status: say });
 };
 
 /**

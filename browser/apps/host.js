@@ -10,16 +10,24 @@
 //   session.subscribe(onVersion): () => void  call onVersion when a version arrives; returns unsubscribe
 //   session.writable: boolean              false for a read-only (read token) page
 //
+// and, for the conflict view (conflicts.js), optionally:
+//
+//   session.conflicts(): Promise<conflict[]>    the open conflicts, each head with its value
+//   session.resolve(conflict, choice): Promise<void>  settle: { pick: HEAD } or { keep: 'current' }
+//   session.settles: boolean               whether this page's token may settle
+//   session.owner: string                  who may, when it may not (the holding node's principal)
+//
 // A refusal (the reducer's, the view's or the renderer's) is shown as one
 // line in `status` and leaves the page as it was.
 import { makeRenderer } from './render.js';
+import { makeConflictView } from './conflicts.js';
 
 /**
  * Run the app in `root` (its children are the app's), `status(text)`
- * showing a line ('' clears it). Resolves once the first render is done;
- * `stop()` ends the subscription.
+ * showing a line ('' clears it), open conflicts in `conflictsRoot` if given.
+ * Resolves once the first render is done; `stop()` ends the subscription.
  */
-export const runApp = async ({ session, root, status }) => {
+export const runApp = async ({ session, root, status, conflictsRoot }) => {
   let running;
   let again = false;
   /** Re-render, at most one at a time: versions that arrive meanwhile make one more render, of the latest value. */
@@ -28,7 +36,10 @@ export const runApp = async ({ session, root, status }) => {
       again = true;
       return running;
     }
-    running = (async () => renderer.render(await session.view(await session.value())))()
+    running = (async () => {
+      renderer.render(await session.view(await session.value()));
+      if (conflictView) await conflictView.show(await session.conflicts());
+    })()
       .then(() => status(''))
       .catch((error) => status(oneLine(error)))
       .finally(() => {
@@ -49,7 +60,20 @@ export const runApp = async ({ session, root, status }) => {
     }
     await refresh();
   };
+  const settle = async (conflict, choice) => {
+    try {
+      await session.resolve(conflict, choice);
+    } catch (error) {
+      status(oneLine(error));
+      throw error;
+    }
+    await refresh();
+  };
   const renderer = makeRenderer(root, apply);
+  const conflictView =
+    conflictsRoot && session.conflicts
+      ? makeConflictView(conflictsRoot, { preview: (value) => session.view(value), settle, settles: session.settles === true, owner: String(session.owner ?? 'unknown') })
+      : undefined;
   renderer.enabled(session.writable === true);
   const unsubscribe = session.subscribe(() => void refresh());
   await refresh();

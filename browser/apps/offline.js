@@ -17,7 +17,7 @@
 
 const CACHE = 'promisegrid-apps';
 /** The host's files: the same for every app. */
-const SHELL = ['/apps/boot.js', '/apps/host.js', '/apps/session.js', '/apps/render.js', '/apps/app.css', '/favicon.svg'];
+const SHELL = ['/apps/boot.js', '/apps/host.js', '/apps/session.js', '/apps/render.js', '/apps/conflicts.js', '/apps/app.css', '/favicon.svg'];
 const APP = /^\/app\/[^/]{1,200}(\/start\.json)?$/;
 const BUNDLE = /^\/tab\/[A-Za-z0-9_-]+\.js$/;
 /** esbuild's chunk names: [name]-[hash] (scripts/build-tab.mjs). */

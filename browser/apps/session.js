@@ -1,7 +1,8 @@
 // The seam between the app page and the grid. `openSession(starting)` gets
 // (a promise of) what /app/TOKEN/start.json says (token, role, writable,
-// doc, title, modules, view, principal) and gives the host loop (host.js) its session:
-// { value, view, apply, subscribe, writable } over the app's document.
+// settles, doc, title, modules, view, principal) and gives the host loop
+// (host.js) its session: { value, view, apply, subscribe, writable,
+// conflicts, resolve, settles, owner } over the app's document.
 //
 // The page's own grid node gives it (the tab node: its store, its key, its
 // vats, in this browser), joined to the node that served the page. The
@@ -46,8 +47,12 @@ export const openSession = async (starting) => {
   /** The token to use now: the tab's own replica once it is here, else the address's token through the node. */
   const token = () => (followed && held() ? followed : start.token);
   const listeners = new Set();
+  /** Whether a journal entry changes what the page shows: a version of this document, or one of its conflicts met or settled. */
+  const concerns = (entry) =>
+    ((entry.kind === 'doc-head' || entry.kind === 'doc-conflict') && entry.doc === start.doc) ||
+    (entry.kind === 'doc-settled' && kernel.docs.allConflicts().some((view) => view.conflict === entry.conflict && view.doc === start.doc));
   kernel.journal.onAppend((entry) => {
-    if (entry.kind === 'doc-head' && entry.doc === start.doc) for (const listener of listeners) listener();
+    if (concerns(entry)) for (const listener of listeners) listener();
   });
   // The page's own node, for its console (and tests): the page's scripts are this node's own; app code never sees `window`.
   window.gridTab = Object.freeze({
@@ -68,6 +73,47 @@ export const openSession = async (starting) => {
     value: async () => outcomeValue(await kernel.docs.read(token())).value,
     view: async (state) => outcomeValue(await kernel.call(start.view, [state])),
     apply: async (change) => void outcomeValue(await kernel.docs.apply(token(), change)),
+    subscribe: (onVersion) => {
+      listeners.add(onVersion);
+      return () => listeners.delete(onVersion);
+    },
+    settles: start.settles === true,
+    /** The principal of the node that holds the document: who holds its settle token, when this page does not. */
+    owner: start.principal,
+    /**
+     * The open conflicts, each { conflict, at, attempts, heads: [{ version,
+     * value, current }] }: `current` marks the head this replica shows
+     * while the conflict is open.
+     */
+    conflicts: async () => {
+      // The replica's own state when it is here (no call, nothing journaled on every render); else the node's, through the token.
+      const local = followed && held();
+      const views = outcomeValue(await kernel.docs.conflicts(local ? undefined : token())).filter((view) => view.doc === start.doc && view.settled === undefined);
+      if (views.length === 0) return [];
+      const { current } = local ? kernel.docs.held().find((doc) => doc.doc === start.doc) : outcomeValue(await kernel.call(token(), ['heads']));
+      return Promise.all(
+        views.map(async (view) => ({
+          conflict: view.conflict,
+          at: view.at,
+          attempts: view.attempts,
+          heads: await Promise.all(view.heads.map(async (version) => ({ version, value: outcomeValue(await kernel.docs.read(token(), version)).value, current: version === current }))),
+        })),
+      );
+    },
+    /**
+     * Settle `conflict` (a settle or admin page): `{ pick: HEAD }` makes that
+     * head's value the document's, `{ keep: 'current' }` the value this page
+     * shows now. The settlement is a version like any other: made here, on
+     * the tab's replica once it is here, and synced.
+     */
+    resolve: async (conflict, choice) => {
+      const keys = choice !== null && typeof choice === 'object' ? Object.keys(choice) : [];
+      let settlement;
+      if (keys.length === 1 && typeof choice.pick === 'string') settlement = { pick: choice.pick };
+      else if (keys.length === 1 && choice.keep === 'current') settlement = { value: outcomeValue(await kernel.docs.read(token())).value };
+      else throw new TypeError("settle with { pick: HEAD } or { keep: 'current' }");
+      outcomeValue(await kernel.docs.resolve(token(), conflict, settlement));
+    },
     subscribe: (onVersion) => {
       listeners.add(onVersion);
       return () => listeners.delete(onVersion);

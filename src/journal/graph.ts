@@ -280,6 +280,8 @@ export const pictureOf = (entries: readonly Entry[]): GraphPicture => {
         break;
       case 'doc-settled':
         node(entry.conflict, 'box');
+        // The settling version is a node of its own: an edge to an id with none breaks a drawing (the node's page refused the whole graph).
+        node(entry.version, 'note');
         edge(entry.conflict, entry.version, 'settled by');
         break;
       case 'proposal':

@@ -274,6 +274,9 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       return outcome;
     },
 
+    /** The documents `session`'s peer syncs with this node (it asked for them, or answered for them). */
+    docsOf: (session: Session): string[] => [...subscribers].filter(([, synced]) => synced.has(session)).map(([doc]) => doc),
+
     /** A peer's heads of `doc` changed: pull if this node follows `doc` and lacks one of them. */
     async heard(doc: string, heads: readonly string[], session: Session) {
       const state = stateOf(session);

@@ -50,6 +50,8 @@ export interface HostedTokens {
   readonly forward: Forwarder;
   /** How many tokens are routed (for the node's page and tests). */
   readonly size: number;
+  /** How many of them `principal` announced. */
+  announcedBy(principal: Principal): number;
 }
 
 export const makeHostedTokens = (powers: {
@@ -115,5 +117,7 @@ export const makeHostedTokens = (powers: {
     get size() {
       return issuerOf.size;
     },
+
+    announcedBy: (principal) => tokensOf.get(principal)?.size ?? 0,
   };
 };

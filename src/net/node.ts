@@ -23,7 +23,7 @@ import { silentLog, type Log } from './log.js';
 import { makeAddressBook, type AddressRecord } from './addresses.js';
 import { GridError } from '../interface/errors.js';
 import { MAX_PREAUTH_BYTES } from './handshake.js';
-import { NodeSessions, refusing } from './sessions.js';
+import { NodeSessions, refusing, type TabPeer } from './sessions.js';
 
 export { MAX_LOGGED_REFUSALS, NodeSessions } from './sessions.js';
 
@@ -385,8 +385,8 @@ export interface GridNode {
 export const startNode = async (
   open: (forward: Forwarder) => Promise<Kernel>,
   options: Omit<ServeOptions, 'sessions' | 'membership' | 'web'> & {
-    /** Serve a web page too: made here for the kernel, given the peers as they stand (web/page.ts). */
-    readonly web?: (kernel: Kernel, peers: () => readonly PeerState[]) => WebPage;
+    /** Serve a web page too: made here for the kernel, given the peers and the tab nodes connected as they stand (web/page.ts). */
+    readonly web?: (kernel: Kernel, peers: () => readonly PeerState[], tabs: () => readonly TabPeer[]) => WebPage;
     readonly peers?: readonly string[];
     /** Where invitations are kept; without it the node hands out none. */
     readonly invitations?: MembershipPowers['invitations'];
@@ -425,7 +425,8 @@ export const startNode = async (
   try {
     const { web: webOptions, ...serveOptions } = options;
     const p = peers;
-    const web = webOptions?.(kernel, () => p.state());
+    const connected = sessions;
+    const web = webOptions?.(kernel, () => p.state(), () => connected.tabs());
     server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
     log.info({ event: 'listening', principal: kernel.principal, url: server.url }, `node ${kernel.principal} listening on ${server.url}`);
     await sessions.listening(server.url);

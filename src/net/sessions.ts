@@ -64,6 +64,15 @@ export const refusing = <T extends Record<string, (...args: never[]) => unknown>
   return wrapped as T;
 };
 
+/** A tab node connected to this node, as the node's page shows it. */
+export interface TabPeer {
+  readonly principal: Principal;
+  /** Closures it announced: calls on them are routed to it. */
+  readonly closures: number;
+  /** Documents (genesis CIDs) it syncs with this node. */
+  readonly docs: readonly string[];
+}
+
 /** How long a revocation waits for each peer that must hear it to acknowledge. */
 const REVOCATION_ACK_MS = 2000;
 
@@ -98,6 +107,8 @@ export class NodeSessions {
   readonly #latest = new Map<Principal, Session>();
   /** Tokens answered at the other end of a session this node did not dial (hosted.ts): a tab's closures. */
   readonly hosted: HostedTokens;
+  /** Inbound sessions whose peer said where it listens: nodes, not tabs. */
+  readonly #listening = new WeakSet<Session>();
 
   constructor(kernel: Kernel, log: Log = silentLog) {
     this.#kernel = kernel;
@@ -197,6 +208,7 @@ export class NodeSessions {
   async hearAddress(record: unknown, peer: Principal, session?: Session): Promise<AddressRecord | undefined> {
     const book = this.#addresses;
     if (!book) return undefined;
+    if (session) this.#listening.add(session);
     if (session && this.#live.has(session) && this.#isKept(peer)) this.#nodes.add(session);
     const heard = await book.hear(record);
     if (heard.heard === 'moved') {
@@ -223,6 +235,24 @@ export class NodeSessions {
         if (theirs !== undefined && theirs !== null) await this.hearAddress(theirs, session.peer);
       })
       .catch((error: unknown) => this.#log.debug({ event: 'address-exchange-failed', peer: session.peer, err: error }, `address exchange with ${session.peer} failed`));
+  }
+
+  /**
+   * The tab nodes connected here: principals whose latest session came in
+   * (this node did not dial it), that never said where they listen — a tab
+   * listens nowhere — and that announced closures or sync documents (a
+   * command-line client does neither). Each with how many closures it
+   * announced and the documents it syncs.
+   */
+  tabs(): TabPeer[] {
+    const tabs: TabPeer[] = [];
+    for (const [principal, session] of this.#latest) {
+      if (this.#dialled.has(session) || this.#listening.has(session)) continue;
+      const closures = this.hosted.announcedBy(principal);
+      const docs = this.docSync.docsOf(session);
+      if (closures > 0 || docs.length > 0) tabs.push({ principal, closures, docs });
+    }
+    return tabs;
   }
 
   /**

@@ -6,10 +6,10 @@
  * - `/app/TOKEN`: the app shell — a static page and its host script,
  *   under the page's strict CSP (self only, no inline script);
  * - `/app/TOKEN/start.json`: what the page needs to start: the token and
- *   its role, the document, the app's title, modules and view token, the
+ *   its role (whether it writes, whether it settles conflicts), the document, the app's title, modules and view token, the
  *   node's principal;
- * - `/apps/*`: the shell's static files (renderer, host loop, boot, style)
- *   and the service worker that keeps them for an offline reload;
+ * - `/apps/*`: the shell's static files (renderer, host loop, conflict view,
+ *   boot, style) and the service worker that keeps them for an offline reload;
  * - the page's `/api/apps` (behind its key): the apps this node hosts.
  *
  * Unlike the node's page, an app's routes take no access key: the token in
@@ -36,6 +36,7 @@ export const APP_ASSETS: Readonly<Record<string, { file: URL; type: string; head
   '/apps/host.js': { file: new URL('host.js', APPS_DIR), type: JS },
   '/apps/boot.js': { file: new URL('boot.js', APPS_DIR), type: JS },
   '/apps/session.js': { file: new URL('session.js', APPS_DIR), type: JS },
+  '/apps/conflicts.js': { file: new URL('conflicts.js', APPS_DIR), type: JS },
   '/apps/app.css': { file: new URL('app.css', APPS_DIR), type: 'text/css; charset=utf-8' },
 });
 const SHELL = new URL('index.html', APPS_DIR);
@@ -112,6 +113,7 @@ export const makeAppRoutes = (kernel: Kernel) => {
         token: app.token,
         role: app.role,
         writable: app.role === 'write' || app.role === 'admin',
+        settles: app.role === 'settle' || app.role === 'admin',
         doc: app.doc,
         title: app.title,
         modules: app.modules,

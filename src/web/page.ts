@@ -1,6 +1,6 @@
 /**
  * The node's web page: a read-only view of the node — its principal, peers,
- * the tokens it hosts, calls per second, the promise graph, and the
+ * the tab nodes connected to it, the tokens it hosts, calls per second, the promise graph, and the
  * documents it holds (versions, conflicts, proposals) — served over
  * HTTP on the node's own port (WebSocket upgrades there still go to the
  * node's sessions).
@@ -41,6 +41,7 @@ import { pictureOf, renderText, shortId } from '../journal/graph.js';
 import type { Token } from '../interface/ids.js';
 import { toJsonText } from '../wire/json.js';
 import type { PeerState } from '../net/peers.js';
+import type { TabPeer } from '../net/sessions.js';
 import type { WebPage } from '../net/node.js';
 import { makeAppRoutes } from './apps.js';
 
@@ -53,6 +54,8 @@ export interface WebOptions {
   readonly hosts?: readonly string[];
   /** The node's peers, as they stand. */
   readonly peers?: () => readonly PeerState[];
+  /** The tab nodes connected to it, as they stand: peers it did not dial, apart from those. */
+  readonly tabs?: () => readonly TabPeer[];
   /** The home's pet names as [name, id], read when the page asks: it shows them and its filter takes them (it never writes them). */
   readonly names?: () => Promise<Iterable<readonly [string, string]>>;
   readonly clock?: () => number;
@@ -364,6 +367,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
     return {
       principal: kernel.principal,
       peers: options.peers?.() ?? [],
+      tabs: options.tabs?.() ?? [],
       tokens: tokens
         .slice(-MAX_LISTED_TOKENS)
         .reverse()

@@ -3,7 +3,12 @@
  * URL). `publish` makes an app of modules: it publishes them, creates the
  * app's document (its reducer the app's `update`, its first merge step the
  * app's `merge` if it has one, its value `init`'s) and prints the address
- * a browser opens it at.
+ * a browser opens it at, a read-only one, and one that settles conflicts.
+ * The settle address is printed apart rather than folded into the first:
+ * settling overrules everyone's edits, a power the document's owner hands
+ * to whom it chooses (a settle page shows the document and its conflicts,
+ * and changes nothing else). The admin token, which also rewrites the
+ * rules, is printed only with --json.
  */
 import { Command } from 'commander';
 import { basename } from 'node:path';
@@ -26,7 +31,7 @@ const publishVerb = (session: Session) =>
   verb(
     session,
     'publish',
-    'make an application of modules (JS and WebAssembly mixed): publish them, create its document, print its address (and a read-only one)',
+    'make an application of modules (JS and WebAssembly mixed): publish them, create its document, print its address (and a read-only one, and one that settles conflicts)',
     (c) =>
       c
         .argument('<file...>', 'module files; each of init, update, view and merge is taken from the first that exports it')
@@ -82,9 +87,9 @@ const publishVerb = (session: Session) =>
           const base = home.nodeUrl ? webBase(home.nodeUrl) : undefined;
           const address = (token: string) => `${base ?? ''}/app/${token}`;
           if (inv.json) {
-            inv.io.out(toJsonText({ app: address(tokens.write), readOnly: address(tokens.read), doc: tokens.doc, read: tokens.read, write: tokens.write, settle: tokens.settle, admin: tokens.admin, view, modules: [...cids.values()] }));
+            inv.io.out(toJsonText({ app: address(tokens.write), readOnly: address(tokens.read), settling: address(tokens.settle), doc: tokens.doc, read: tokens.read, write: tokens.write, settle: tokens.settle, admin: tokens.admin, view, modules: [...cids.values()] }));
           } else {
-            inv.io.out([address(tokens.write), `read-only: ${address(tokens.read)}`].join('\n'));
+            inv.io.out([address(tokens.write), `read-only: ${address(tokens.read)}`, `settle conflicts: ${address(tokens.settle)}`].join('\n'));
           }
           if (!base) inv.io.err('no node runs on this home: `grid start` serves the app at http://ADDRESS/app/… (ADDRESS as it prints)');
           return EXIT.ok;

@@ -115,10 +115,11 @@ export const startCommand = (session: Session) =>
         addresses: { known: await loadAddresses(paths.addresses), save: (records) => saveAddresses(paths.addresses, records) },
         moved: async (former, url) => void (await replacePeers(paths.peers, former, url)),
         // The page shows the home's pet names (read-only; its filter takes them too). Its access key is fresh: 192 bits of `random`.
-        web: (kernel, peers) =>
+        web: (kernel, peers, tabs) =>
           makeWebPage(kernel, {
             key: base64url.baseEncode(random(24)),
             peers,
+            tabs,
             remote: opts.webRemote === true,
             hosts: webHosts,
             names: async () => (await PetNames.open(paths.names)).list().map(([name, entry]) => [name, entry.id] as const),
