@@ -119,6 +119,7 @@ test('a key that signs slowly (a tab\'s, through WebCrypto): records appended wh
   t.is(signing, 1);
   await Promise.all([sealed, written]);
   t.deepEqual((await reading).map((e) => e.seq), [0, 1, 2, 3, 4, 5]);
+  t.deepEqual(journal.recent(6).map((e) => e.seq), [0, 1, 2, 3, 4, 5], 'the recent records in order, the seal in its place');
   await journal.close();
   const reopened = await Journal.open(powers(await openFsJournalFile(path)));
   const entries = await journalEntries(reopened.journal);

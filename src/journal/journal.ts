@@ -1014,6 +1014,8 @@ export class Journal {
     const setTimer = this.#powers.setTimer;
     if (head && this.#unsealed > 0 && (sealNow || !setTimer || now - this.#lastSeal >= SEAL_INTERVAL_MS)) {
       const seal = makeEntry({ seq: this.#nextSeq++, at: now, kind: 'seal', signer: this.#powers.identity.principal });
+      // Among the recent records in its place, before any appended while it is signed.
+      this.#remember(seal);
       this.#unsealed = 0;
       this.#lastSeal = now;
       this.#cancelSeal?.();
@@ -1021,7 +1023,6 @@ export class Journal {
       const signing = this.#powers.identity.sign(sealBytes(head)).then(
         (signature) => {
           push(seal, signature);
-          this.#remember(seal);
           this.#commit(at, frames, written, offsets, head, last);
         },
         (error: unknown) => {
