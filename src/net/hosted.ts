@@ -48,8 +48,6 @@ export interface HostedTokens {
   announce(peer: Principal, records: readonly Uint8Array[]): number;
   /** Calls on announced tokens, to their issuer's open session; undefined for any other token. */
   readonly forward: Forwarder;
-  /** How many tokens are routed (for the node's page and tests). */
-  readonly size: number;
   /** How many of them `principal` announced. */
   announcedBy(principal: Principal): number;
 }
@@ -112,10 +110,6 @@ export const makeHostedTokens = (powers: {
       // Gone while the call was on its way: the same as gone before it.
       if (answer.outcome.status === 'revoked' && answer.outcome.code === 'disconnected') return { answer: unreachable };
       return { answer, peer: issuer };
-    },
-
-    get size() {
-      return issuerOf.size;
     },
 
     announcedBy: (principal) => tokensOf.get(principal)?.size ?? 0,
