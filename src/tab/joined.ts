@@ -8,7 +8,7 @@
 import { joinNode, type JoinedNode } from '../net/join.js';
 import { browserSocket } from '../net/browser-socket.js';
 import type { Log } from '../net/log.js';
-import { startTabNode, type TabNode, type TabNodeOptions } from './node.js';
+import { randomBytes, setTimer, startTabNode, type TabNode, type TabNodeOptions } from './node.js';
 
 export interface JoinedTabNode extends TabNode {
   readonly joined: JoinedNode;
@@ -26,8 +26,6 @@ const consoleLog: Log = Object.freeze({
   child: () => consoleLog,
 });
 
-const randomBytes = (length: number) => crypto.getRandomValues(new Uint8Array(length));
-
 /** Start this origin's tab node and join the node at `url` (`ws://` the page's own host, by default). */
 export const startJoinedTabNode = async (options: Omit<TabNodeOptions, 'forward'> & { readonly url?: string } = {}): Promise<JoinedTabNode> => {
   const { url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`, ...tabOptions } = options;
@@ -38,10 +36,7 @@ export const startJoinedTabNode = async (options: Omit<TabNodeOptions, 'forward'
     random: randomBytes,
     openSocket: browserSocket,
     log: consoleLog,
-    setTimer: (ms, callback) => {
-      const timer = setTimeout(callback, ms);
-      return () => clearTimeout(timer);
-    },
+    setTimer,
   });
   const closeJoined = joined;
   return harden({

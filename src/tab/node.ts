@@ -49,12 +49,12 @@ const JOURNAL_WRITE_DELAY_MS = 2;
 /** `crypto.getRandomValues` fills at most this many bytes a call. */
 const RANDOM_CHUNK = 65_536;
 
-const randomBytes = (length: number): Uint8Array => {
+export const randomBytes = (length: number): Uint8Array => {
   const bytes = new Uint8Array(length);
   for (let at = 0; at < length; at += RANDOM_CHUNK) crypto.getRandomValues(bytes.subarray(at, Math.min(length, at + RANDOM_CHUNK)));
   return bytes;
 };
-const setTimer = (ms: number, callback: () => void) => {
+export const setTimer = (ms: number, callback: () => void) => {
   const timer = setTimeout(callback, ms);
   return () => clearTimeout(timer);
 };
