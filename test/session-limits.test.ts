@@ -44,7 +44,8 @@ export const echo = (ctx, x) => x;
 
 const nodeWith = async (t: ExecutionContext, limits: Record<string, number> = {}) => {
   const identity = generateIdentity(random);
-  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1, ...limits } });
+  // A loaded machine may take seconds to carry a frame at the item limit through a vat; these tests are about counts, not time.
+  const kernel = await openKernel({ memory: true, identity, limits: { vats: 1, callTimeoutMs: 60_000, ...limits } });
   const server = await serveNode(kernel, { identity, random });
   const code = await kernel.publish(MODULE);
   const spin = await kernel.issue({ code, export: 'spin', timeLimitMs: 120_000 });
@@ -81,7 +82,7 @@ test('a call whose arguments hold 900k empty maps is answered revoked for its it
   t.like((await peer.reply(1_000_000))?.outcome, { status: 'revoked', code: 'invalid', reason: `bad arguments: more than ${MAX_VALUE_ITEMS} items` });
   peer.socket.send(encodeMessage(echo as Token, 1_000_001, emptyMaps(MAX_VALUE_ITEMS - 1), 0), { binary: true });
   const atTheLimit = await peer.reply(1_000_001);
-  t.is(atTheLimit?.outcome.status, 'fulfilled', 'arguments of MAX_VALUE_ITEMS items are a call like any other');
+  t.like(atTheLimit?.outcome, { status: 'fulfilled' }, 'arguments of MAX_VALUE_ITEMS items are a call like any other');
   t.like((await peer.session.call(echo as Token, ['still here'])).outcome, { status: 'fulfilled', value: 'still here' });
   peer.socket.terminate();
 });
