@@ -52,6 +52,8 @@ const tabPlatform = {
       return twin ? { path: twin } : { path: target, namespace: 'tab-nothing' };
     });
     b.onLoad({ filter: /.*/, namespace: 'tab-nothing' }, () => ({ contents: 'export {};', loader: 'js' }));
+    // early.ts is its own file, loaded by the page before the bundle: every importer shares that one module.
+    b.onResolve({ filter: /^\.\/early\.js$/ }, ({ resolveDir }) => (resolveDir === src('tab') ? { path: './early.js', external: true } : undefined));
     b.onResolve({ filter: /^node:buffer$/ }, () => ({ path: src('tab/node-buffer.ts') }));
     b.onResolve({ filter: /^node:/ }, ({ path, importer }) => ({ errors: [{ text: `${path} in a tab's bundle (imported by ${relative(root, importer)}): give it a twin in src/tab/` }] }));
     // Automerge's browser entry imports its .wasm as an ES module, which no browser does yet; this one carries it as base64 (a lazy chunk: only a text merge loads it).
@@ -92,15 +94,36 @@ copyFileSync(src('tab/index.html'), join(out, 'index.html'));
 
 /** An output and the chunks it imports statically: what loads with it. */
 const staticImports = (file, seen = new Set()) => {
-  if (seen.has(file)) return seen;
+  if (seen.has(file) || !result.metafile.outputs[file]) return seen;
   seen.add(file);
   for (const imported of result.metafile.outputs[file].imports) if (imported.kind === 'import-statement') staticImports(imported.path, seen);
   return seen;
 };
+const inTab = (file) => file.slice('dist/tab/'.length);
+
+// What starts a tab node before its bundle runs (src/tab/early.ts), told which chunks the joined node's entry imports so the page fetches them at once.
+const early = await build({
+  absWorkingDir: root,
+  entryPoints: { early: src('tab/early.ts') },
+  outdir: out,
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2022',
+  minify: true,
+  sourcemap: false,
+  define: { PRELOAD: JSON.stringify([...staticImports('dist/tab/joined.js')].filter((file) => file !== 'dist/tab/joined.js').map((file) => `./${inTab(file)}`).sort()) },
+  metafile: true,
+  logLevel: 'warning',
+});
+const earlyInputs = Object.keys(early.metafile.inputs).filter((input) => !input.startsWith('<define:'));
+if (earlyInputs.length !== 1) throw new Error(`src/tab/early.ts runs before lockdown and imports nothing (got ${earlyInputs.join(', ')})`);
+Object.assign(result.metafile.outputs, early.metafile.outputs);
+
 // What an app page's service worker keeps on install (browser/apps/offline.js): what starts a joined tab node and a vat.
 // The lazy chunks (the module parser, automerge) it keeps once a page has loaded them.
-const offline = new Set(['dist/tab/joined.js', 'dist/tab/vat.js'].flatMap((entry) => [...staticImports(entry)]));
-writeFileSync(join(out, 'offline.json'), `${JSON.stringify([...offline].map((file) => file.slice('dist/tab/'.length)).sort())}\n`);
+const offline = new Set(['dist/tab/early.js', 'dist/tab/joined.js', 'dist/tab/vat.js'].flatMap((entry) => [...staticImports(entry)]));
+writeFileSync(join(out, 'offline.json'), `${JSON.stringify([...offline].map(inTab).sort())}\n`);
 
 if (process.argv.includes('--report')) {
   const outputs = Object.entries(result.metafile.outputs);

@@ -1,7 +1,15 @@
 // The app page's start: what the node says of the app at this address
 // (start.json), then the host loop over a session with its document.
+//
+// The page's own work begins at once, before the tab node's bundle has
+// arrived: the node's database, key and journal are read (/tab/early.js),
+// and start.json asked for, while the bundle (session.js and what it
+// imports) is fetched and evaluated.
 import { runApp } from './host.js';
-import { openSession } from './session.js';
+import { beginTabNode } from '/tab/early.js';
+
+beginTabNode();
+const sessionModule = import('./session.js');
 
 const status = document.getElementById('status');
 const say = (text) => {
@@ -9,12 +17,13 @@ const say = (text) => {
 };
 
 const start = async () => {
+  performance.mark('app:boot');
   const starting = (async () => {
     const response = await fetch(`${location.pathname.replace(/\/$/, '')}/start.json`, { cache: 'no-store' });
     if (!response.ok) throw new Error((await response.text()).trim());
     return response.json();
   })();
-  const session = openSession(starting);
+  const session = sessionModule.then(({ openSession }) => openSession(starting));
   session.catch(() => {}); // when start.json fails the session does too: the page says why once, from `starting`
   const app = await starting;
   document.title = app.title;
@@ -38,5 +47,8 @@ const keepForOffline = async () => {
   if (!controlled) (await navigator.serviceWorker.ready).active?.postMessage({ keep: location.pathname });
 };
 
-keepForOffline().catch((error) => console.warn(`offline reload unavailable: ${error?.message ?? error}`));
-start().catch((error) => say(String(error?.message ?? error).split('\n')[0]));
+const offlineLater = (error) => console.warn(`offline reload unavailable: ${error?.message ?? error}`);
+// Registered once the app has rendered (or could not start): the page's first render does not wait on the worker's set-up.
+start()
+  .catch((error) => say(String(error?.message ?? error).split('\n')[0]))
+  .finally(() => keepForOffline().catch(offlineLater));

@@ -39,7 +39,8 @@ self.addEventListener('install', (event) => {
   );
 });
 
-self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+// Navigation preload: an app page's request goes out while the worker starts, not after.
+self.addEventListener('activate', (event) => event.waitUntil(Promise.all([self.clients.claim(), self.registration.navigationPreload?.enable()])));
 
 // A page loaded before this worker controlled it (its first visit) asks for its own address to be kept.
 self.addEventListener('message', (event) => {
@@ -48,12 +49,16 @@ self.addEventListener('message', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => Promise.all([path, `${path}/start.json`].map((address) => refresh(cache, new Request(address))))));
 });
 
-/** The node's answer to `request`, kept (by path: a query changes nothing served here) if it is a file, dropped if the node says there is none. */
+/** Keep `response` (by path: a query changes nothing served here) if it is a file, drop it if the node says there is none. */
+const keep = async (cache, path, response) => {
+  if (response.ok) await cache.put(path, response);
+  else if (response.status === 404) await cache.delete(path);
+};
+
+/** The node's answer to `request`, kept (see keep). */
 const refresh = async (cache, request) => {
   const response = await fetch(request);
-  const path = new URL(request.url).pathname;
-  if (response.ok) await cache.put(path, response.clone());
-  else if (response.status === 404) await cache.delete(path);
+  await keep(cache, new URL(request.url).pathname, response.clone());
   return response;
 };
 
@@ -63,18 +68,22 @@ self.addEventListener('fetch', (event) => {
   if (request.method !== 'GET' || !kept(url)) return;
   event.respondWith(
     (async () => {
-      const cache = await caches.open(CACHE);
       if (HASHED.test(url.pathname)) {
-        const hit = await cache.match(url.pathname);
+        const hit = await caches.match(url.pathname, { cacheName: CACHE });
         if (hit) return hit;
       }
+      let response;
       try {
-        return await refresh(cache, request);
+        response = (await event.preloadResponse) ?? (await fetch(request));
       } catch (unreachable) {
-        const hit = await cache.match(url.pathname);
+        const hit = await caches.match(url.pathname, { cacheName: CACHE });
         if (hit) return hit;
         throw unreachable;
       }
+      // The page has its answer at once; the copy is written while it runs (a load does not wait for the cache's disk).
+      const copy = response.clone();
+      event.waitUntil(caches.open(CACHE).then((cache) => keep(cache, url.pathname, copy)));
+      return response;
     })(),
   );
 });

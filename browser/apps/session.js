@@ -26,7 +26,9 @@ const outcomeValue = (outcome) => {
 
 export const openSession = async (starting) => {
   // The tab node opens its database and key while the node answers what the app is.
+  performance.mark('app:session');
   const [tab, start] = await Promise.all([startJoinedTabNode(), starting]);
+  performance.mark('app:tab-started');
   const { kernel } = tab;
   let followed = kernel.docs.following().find((target) => target.doc === start.doc)?.token;
   const held = () => kernel.docs.held().some((doc) => doc.doc === start.doc);
@@ -41,6 +43,7 @@ export const openSession = async (starting) => {
       followed = (await kernel.docs.follow(replica.token)).token;
     }
   }
+  performance.mark('app:replica');
   // The browser knows when its network goes and comes back: the connection follows it at once, not at the end of a timeout or a backoff.
   window.addEventListener('offline', () => tab.joined.disconnect());
   window.addEventListener('online', () => tab.joined.redial());
@@ -70,8 +73,17 @@ export const openSession = async (starting) => {
   });
   return {
     writable: start.writable === true,
-    value: async () => outcomeValue(await kernel.docs.read(token())).value,
-    view: async (state) => outcomeValue(await kernel.call(start.view, [state])),
+    value: async () => {
+      performance.mark('app:read');
+      const value = outcomeValue(await kernel.docs.read(token())).value;
+      performance.mark('app:value');
+      return value;
+    },
+    view: async (state) => {
+      const ui = outcomeValue(await kernel.call(start.view, [state]));
+      performance.mark('app:view');
+      return ui;
+    },
     apply: async (change) => void outcomeValue(await kernel.docs.apply(token(), change)),
     subscribe: (onVersion) => {
       listeners.add(onVersion);

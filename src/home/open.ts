@@ -9,13 +9,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { openFsBlockStore, openMemoryBlockStore, removeStaleTemps } from '../store/index.js';
 import type { BlockStore } from '../store/types.js';
 import { generateIdentity, loadOrCreateIdentity, loadIdentity, type Identity } from '../identity/index.js';
-import { Journal, JournalError, MAX_RECORD_BYTES, memoryJournalFile, recordCid, type ScanStart } from '../journal/journal.js';
+import { Journal, JournalError, memoryJournalFile, type ScanStart } from '../journal/journal.js';
 import { databaseSnapshots } from '../db/snapshots.js';
-import { decodeSnapshot, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
-import { equals } from 'multiformats/bytes';
+import { snapshotMatching, type Snapshot, type SnapshotStore } from '../kernel/snapshot.js';
 import { rm } from 'node:fs/promises';
 import { repairJournalFile, type RepairReport } from '../journal/repair.js';
-import { migrateJournalFile, openSegmentedJournal, segmentBytesFromEnv, type SegmentedJournalFile } from '../journal/segments.js';
+import { migrateJournalFile, openSegmentedJournal, segmentBytesFromEnv } from '../journal/segments.js';
 import { checkStartRecord, startOf } from '../journal/checkpoint.js';
 import { checkpointSnapshot, homeKeep, loadCheckpoint, makeRetention } from './retention.js';
 import { acquireHomeLock } from './lock.js';
@@ -214,7 +213,7 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
       let fromCheckpoint: Uint8Array | undefined;
       try {
         if (checkpoint) await checkStartRecord(file, checkpoint.start);
-        snapshot = await snapshotMatching(dbSnapshots, file);
+        snapshot = await snapshotMatching(dbSnapshots.load(), file, file.start());
         // With a snapshot that matches, only the records after it are read (and verified): what it stands for was verified when it was taken.
         from = snapshot?.position;
         if (checkpoint && (!snapshot || snapshot.position.seq < checkpoint.state.seq)) {
@@ -253,26 +252,6 @@ export const openKernel = async (options: OpenKernelOptions): Promise<Kernel> =>
     await release();
     throw error;
   }
-};
-
-/**
- * The home's snapshot, if the journal still holds the record it stands
- * after (the file reaches its position and the record there hashes to its
- * head); undefined — the kernel then replays the whole journal — if there
- * is none, it does not decode, or the journal lost or changed that record
- * (a torn tail cut, a repair, another journal put in its place).
- */
-const snapshotMatching = async (snapshots: SnapshotStore, file: SegmentedJournalFile): Promise<Snapshot | undefined> => {
-  const stored = snapshots.load();
-  const snapshot = stored && decodeSnapshot(stored);
-  if (!snapshot) return undefined;
-  const { offset, last, head } = snapshot.position;
-  // One record lies between `last` and `offset`: no more than the longest a record can be is read to check it.
-  if (head === null || last < file.start() || last >= offset || offset - last > 4 + MAX_RECORD_BYTES || (await file.size()) < offset) return undefined;
-  const frame = await file.readRange(last, offset - last);
-  const body = frame.subarray(4);
-  if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
-  return snapshot;
 };
 
 const warnRetention = (error: Error) => process.emitWarning(`retention: ${error.message}`);

@@ -94,6 +94,12 @@ export interface KernelPowers {
   readonly merges?: Readonly<Record<string, string>>;
   /** Where the record index is kept (the home's database); in memory without it (db/records.ts). */
   readonly recordStore?: ListStore;
+  /**
+   * When a snapshot is due, with `snapshots`: after `records` records and no
+   * sooner than `ms` after the last (10,000 and 2 s by default). A node that
+   * is never closed — a tab, which a reload ends — takes them sooner.
+   */
+  readonly snapshotEvery?: { readonly records: number; readonly ms: number };
 }
 
 /** What the kernel needs of a network: the Node wiring gives WebSockets. */
@@ -106,9 +112,8 @@ export interface Network {
   close(): Promise<void>;
 }
 
-/** A snapshot is due after this many records, and no sooner than SNAPSHOT_MIN_MS after the last (each costs encoding every part). */
-const SNAPSHOT_RECORDS = 10_000;
-const SNAPSHOT_MIN_MS = 2_000;
+/** By default a snapshot is due after this many records, and no sooner than this long after the last (each costs encoding every part). */
+const SNAPSHOT_EVERY = Object.freeze({ records: 10_000, ms: 2_000 });
 
 export class Kernel {
   readonly #powers: KernelPowers;
@@ -132,6 +137,9 @@ export class Kernel {
   /** The position of the latest snapshot taken (0: none), when it was taken, and its save while it runs. */
   #snapshotSeq = 0;
   #snapshotAt = 0;
+  get #snapshotEvery() {
+    return this.#powers.snapshotEvery ?? SNAPSHOT_EVERY;
+  }
   #saving: Promise<void> | undefined;
   #closed = false;
   #records: RecordQueries | undefined;
@@ -262,7 +270,12 @@ export class Kernel {
     journal.onAppend((entry) => kernel.#apply(entry));
     kernel.#snapshotSeq = snapshot?.position.seq ?? 0;
     kernel.#snapshotAt = powers.clock();
-    if (powers.snapshots) journal.onBatch((end, written) => kernel.#snapshotOn(end, written));
+    if (powers.snapshots) {
+      // As many records replayed as make a snapshot due (a node ended without closing): kept now, not replayed again at the next open.
+      const end = journal.batchEnd();
+      if (end.seq - kernel.#snapshotSeq >= kernel.#snapshotEvery.records) kernel.#snapshotOn(end, Promise.resolve(), true);
+      journal.onBatch((end, written) => kernel.#snapshotOn(end, written));
+    }
     const { index } = await RecordIndex.open(journal, powers.recordStore ?? memoryListStore());
     kernel.#records = new RecordQueries(journal, index);
     return kernel;
@@ -272,11 +285,12 @@ export class Kernel {
    * Keep a snapshot of the parts at a batch's end (every record appended so
    * far is in it), stored once the batch is in the file: when enough records
    * and time have passed since the last one, and always at close. A restart
-   * then replays at most about SNAPSHOT_RECORDS records. One save at a time:
+   * then replays at most about `snapshotEvery.records` records. One save at a time:
    * a batch cut while one is being stored waits for a later batch.
    */
-  #snapshotOn(end: BatchEnd, written: Promise<void>) {
-    const due = this.#closed || (end.seq - this.#snapshotSeq >= SNAPSHOT_RECORDS && this.#powers.clock() - this.#snapshotAt >= SNAPSHOT_MIN_MS);
+  #snapshotOn(end: BatchEnd, written: Promise<void>, now = false) {
+    const every = this.#snapshotEvery;
+    const due = now || this.#closed || (end.seq - this.#snapshotSeq >= every.records && this.#powers.clock() - this.#snapshotAt >= every.ms);
     if (!due || this.#saving) return;
     const bytes = this.#snapshotBytes(end);
     this.#snapshotSeq = end.seq;

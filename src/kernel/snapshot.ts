@@ -14,8 +14,9 @@
  * pending to be written), so a restored kernel equals a replayed one: equal
  * state, equal bytes (`Kernel.stateSnapshot`, what the tests compare).
  */
+import { equals } from 'multiformats/bytes';
 import { decodeTrusted, encode } from '../wire/cbor.js';
-import type { BatchEnd } from '../journal/journal.js';
+import { MAX_RECORD_BYTES, recordCid, type BatchEnd, type JournalBytes } from '../journal/journal.js';
 import type { ReputationSnapshot } from '../journal/reputation.js';
 import type { DocumentsSnapshot } from '../docs/documents.js';
 import type { RevocationSnapshot } from './revocation-table.js';
@@ -63,4 +64,24 @@ export const decodeSnapshot = (bytes: Uint8Array): Snapshot | undefined => {
   } catch {
     return undefined;
   }
+};
+
+/**
+ * A stored snapshot, if the journal still holds the record it stands after
+ * (the file reaches its position and the record there hashes to its head);
+ * undefined — the kernel then replays the whole journal — if there is none,
+ * it does not decode, or the journal lost or changed that record (a torn
+ * tail cut, a repair, another journal put in its place). `start`: the
+ * file's first byte kept (a checkpoint drops the records before it).
+ */
+export const snapshotMatching = async (stored: Uint8Array | undefined, file: JournalBytes, start = 0): Promise<Snapshot | undefined> => {
+  const snapshot = stored && decodeSnapshot(stored);
+  if (!snapshot) return undefined;
+  const { offset, last, head } = snapshot.position;
+  // One record lies between `last` and `offset`: no more than the longest a record can be is read to check it.
+  if (head === null || last < start || last >= offset || offset - last > 4 + MAX_RECORD_BYTES || (await file.size()) < offset) return undefined;
+  const frame = await file.readRange(last, offset - last);
+  const body = frame.subarray(4);
+  if (new DataView(frame.buffer, frame.byteOffset).getUint32(0) !== body.length || !equals(recordCid(body), head)) return undefined;
+  return snapshot;
 };

@@ -14,6 +14,7 @@
 import { identityFromSecret, principalFromPublicKey, verify, type Identity } from '../identity/identity.js';
 import { GridError } from '../interface/errors.js';
 import type { TabDatabase } from './database.js';
+import { KEY_RECORD } from './early.js';
 
 export type TabKeyKind = 'webcrypto' | 'seed';
 export interface TabIdentity extends Identity {
@@ -23,7 +24,6 @@ export interface TabIdentity extends Identity {
 
 type StoredKey = { kind: 'webcrypto'; privateKey: CryptoKey; publicKey: Uint8Array } | { kind: 'seed'; seed: Uint8Array };
 
-const KEY = 'identity';
 const ED25519 = { name: 'Ed25519' } as const;
 const CHALLENGE = new TextEncoder().encode('promisegrid tab key check');
 
@@ -79,16 +79,30 @@ const identityOf = (stored: unknown): TabIdentity => {
   throw new TabKeyError('the key kept in IndexedDB is not a key this node made');
 };
 
-/** The node's identity from its database, made and kept there on first use. */
-export const loadOrCreateTabIdentity = async (db: TabDatabase): Promise<TabIdentity> => {
-  let stored: unknown = await db.get('keys', KEY);
+/**
+ * Whether `signature`, the key's own on CHALLENGE, verifies under the kept
+ * public key: whether the record's two halves belong together. A WebCrypto
+ * key is checked by WebCrypto, natively, at once — only this node's own
+ * signature on a fixed message is judged here, so the edge cases of hostile
+ * signatures (why every other verdict is the portable check's) do not arise,
+ * and the portable check's first use, which builds its tables, is not paid
+ * at every start.
+ */
+const signsFor = async (identity: TabIdentity, signature: Uint8Array): Promise<boolean> => {
+  if (identity.kind !== 'webcrypto') return verify(identity.principal, CHALLENGE, signature);
+  const publicKey = await crypto.subtle.importKey('raw', identity.publicKey as Uint8Array<ArrayBuffer>, ED25519, false, ['verify']);
+  return crypto.subtle.verify(ED25519, publicKey, signature as Uint8Array<ArrayBuffer>, CHALLENGE);
+};
+
+/** The node's identity from its database, whose key record as read at open (early.ts) is `stored`: made and kept there on first use. */
+export const loadOrCreateTabIdentity = async (db: TabDatabase, stored: unknown): Promise<TabIdentity> => {
   if (stored === undefined) {
     const fresh = await freshKey();
     // `add`, not `put`: a key already there (another open that got there first) is never replaced.
-    await db.add('keys', fresh, KEY);
+    await db.add('keys', fresh, KEY_RECORD);
     stored = fresh;
   }
   const identity = identityOf(stored);
-  if (!verify(identity.principal, CHALLENGE, await identity.sign(CHALLENGE))) throw new TabKeyError(`the kept private key does not sign for ${identity.principal}`);
+  if (!(await signsFor(identity, await identity.sign(CHALLENGE)))) throw new TabKeyError(`the kept private key does not sign for ${identity.principal}`);
   return identity;
 };

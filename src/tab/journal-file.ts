@@ -20,13 +20,12 @@ import type { TabDatabase } from './database.js';
 /** More chunks than this at open are rewritten as one. */
 const JOIN_CHUNKS_OVER = 64;
 
-export const openIndexedDbJournalFile = async (db: TabDatabase): Promise<JournalFile> => {
-  const keys = await db.getAllKeys('journal');
-  const values = await db.getAll('journal');
+/** The journal file over `db`, whose chunks as stored at open (early.ts reads them) are `stored`. */
+export const openIndexedDbJournalFile = (db: TabDatabase, stored: { readonly keys: readonly IDBValidKey[]; readonly chunks: readonly unknown[] }): JournalFile => {
   const chunks: Uint8Array[] = [];
   let length = 0;
-  for (const [index, key] of keys.entries()) {
-    const chunk = values[index];
+  for (const [index, key] of stored.keys.entries()) {
+    const chunk = stored.chunks[index];
     if (key !== length) throw new JournalError('ERR_CORRUPT', `the journal kept in IndexedDB has ${typeof key === 'number' && key > length ? 'a gap' : 'an overlap'} at byte ${length}; it is left as it is`);
     if (!(chunk instanceof Uint8Array)) throw new JournalError('ERR_CORRUPT', `the journal kept in IndexedDB holds something other than bytes at byte ${length}; it is left as it is`);
     chunks.push(chunk);
@@ -34,10 +33,11 @@ export const openIndexedDbJournalFile = async (db: TabDatabase): Promise<Journal
   }
   let bytes = concatBytes(...chunks);
   if (chunks.length > JOIN_CHUNKS_OVER) {
+    // Not waited for: IndexedDB runs transactions on one store in the order they were made, so every later write comes after this one.
     const tx = db.transaction('journal', 'readwrite', { durability: 'strict' });
-    await tx.store.clear();
-    if (length > 0) await tx.store.put(bytes, 0);
-    await tx.done;
+    Promise.all([tx.store.clear(), length > 0 && tx.store.put(bytes, 0), tx.done]).catch((error: unknown) =>
+      console.warn(`journal: its chunks were not joined (${(error as Error)?.message ?? String(error)}); they stay as they are`),
+    );
   }
   /** Appended bytes not yet joined into `bytes`. */
   let tail: Uint8Array[] = [];

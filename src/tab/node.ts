@@ -12,11 +12,13 @@
 import '../perimeter/lockdown.js';
 import { POLICIES, MERGES, PARSER_VERSION } from 'promisegrid:shipped';
 import { Kernel, type Forwarder, type KernelLimits } from '../kernel/kernel.js';
+import { snapshotMatching, type SnapshotStore } from '../kernel/snapshot.js';
 import { Journal } from '../journal/journal.js';
 import { ANALYSIS_FORMAT, type ModuleAnalyses } from '../closures/modules.js';
 import type { Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
-import { databaseName, lockNode, openTabDatabase, type TabDatabase } from './database.js';
+import { databaseName, openTabStorage, type TabDatabase } from './database.js';
+import { SNAPSHOT_RECORD } from './early.js';
 import { openIndexedDbBlockStore } from './block-store.js';
 import { openIndexedDbJournalFile } from './journal-file.js';
 import { loadOrCreateTabIdentity, type TabIdentity } from './identity.js';
@@ -68,22 +70,43 @@ const indexedDbAnalyses = (db: TabDatabase): ModuleAnalyses => {
   };
 };
 
+/**
+ * When the kernel keeps a snapshot of its state (kernel/snapshot.ts): a tab
+ * is ended by a reload, never closed, so it keeps one after a few records,
+ * and at open when it replayed that many, rather than after a home's 10,000
+ * — the next open then reads and checks (signatures and all) only what came
+ * after.
+ */
+const SNAPSHOT_EVERY = Object.freeze({ records: 16, ms: 1_000 });
+
+/** The kernel's snapshots, in the database's `snapshots` store (`stored`: the one read at open). */
+const indexedDbSnapshots = (db: TabDatabase, stored: unknown): SnapshotStore => ({
+  load: () => (stored instanceof Uint8Array ? stored : undefined),
+  save: async (bytes) => void (await db.put('snapshots', bytes, SNAPSHOT_RECORD)),
+});
+
 const KNOWN_OPTIONS = new Set(['name', 'limits', 'log', 'forward']);
 
 /** Open (or make) this origin's tab node `options.name`; refused with ERR_BUSY while another tab has it open. */
 export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNode> => {
   for (const key of Object.keys(options)) if (!KNOWN_OPTIONS.has(key)) throw new TypeError(`startTabNode: unknown option ${JSON.stringify(key)}`);
-  const database = databaseName(options.name ?? 'node');
-  const release = await lockNode(database);
-  let db: TabDatabase | undefined;
+  const name = options.name ?? 'node';
+  const database = databaseName(name);
+  performance.mark('tab:start');
+  const storage = await openTabStorage(name);
+  performance.mark('tab:read');
+  const { db, release } = storage;
   try {
-    db = await openTabDatabase(database);
-    const opened = db;
-    const identity = await loadOrCreateTabIdentity(db);
+    const identity = await loadOrCreateTabIdentity(db, storage.key);
+    performance.mark('tab:identity');
     const store = openIndexedDbBlockStore(db);
-    const file = await openIndexedDbJournalFile(db);
+    const file = openIndexedDbJournalFile(db, { keys: storage.journalKeys, chunks: storage.journalChunks });
+    const snapshots = indexedDbSnapshots(db, storage.snapshot);
+    // A snapshot that no longer matches the journal (a torn tail cut, the journal changed by hand) is ignored: the whole journal is replayed.
+    const snapshot = await snapshotMatching(snapshots.load(), file);
     const clock = () => Date.now();
-    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer });
+    const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer }, snapshot ? { from: snapshot.position } : {});
+    performance.mark('tab:journal');
     if (droppedBytes > 0) console.warn(`journal: cut off a torn tail of ${droppedBytes} bytes`);
     const kernel = await Kernel.open({
       store,
@@ -95,17 +118,21 @@ export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNod
       policies: POLICIES,
       merges: MERGES,
       analyses: indexedDbAnalyses(db),
+      snapshots,
+      snapshotEvery: SNAPSHOT_EVERY,
+      ...(snapshot ? { snapshot } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.log ? { log: options.log } : {}),
       ...(options.forward ? { forward: options.forward } : {}),
       onClose: async () => {
-        opened.close();
+        db.close();
         release();
       },
     });
+    performance.mark('tab:kernel');
     return harden({ kernel, identity, store, database, close: () => kernel.close() });
   } catch (error) {
-    db?.close();
+    db.close();
     release();
     throw error;
   }
