@@ -132,6 +132,54 @@ maybe(`a tab node publishes, issues and calls in its own vat; a pure call's seco
   t.log(`screenshot: ${shot}`);
 });
 
+maybe(`a reload starts from the snapshot the tab kept, in the state a replay of the whole journal gives; a snapshot that cannot be read is ignored ${inBrowser}`, async (t) => {
+  t.timeout(180_000);
+  const { page } = await openTab(t);
+  t.is(await statusOf(page), 'running');
+  const written = await inTab<number>(
+    page,
+    `const code = await node.kernel.publish(${JSON.stringify(ADD)});
+     const token = await node.kernel.issue({ code, export: 'add', env: {} });
+     for (let i = 0; i < 12; i++) await node.kernel.call(token, [i, 1]);
+     await node.kernel.flush();
+     return node.kernel.journal.length;`,
+  );
+  t.true(written > 16, `enough records for a snapshot (${written})`);
+  /** The node's state as the kernel derives it (hashed), how many records it replayed at open, and how many it holds. */
+  const stateOf = () =>
+    inTab<{ replayed: number; length: number; state: string }>(
+      page,
+      `const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', node.kernel.stateSnapshot()));
+       return { replayed: node.replayed, length: node.kernel.journal.length, state: [...digest].map((byte) => byte.toString(16).padStart(2, '0')).join('') };`,
+    );
+
+  // A snapshot is kept (while the calls ran, or at the next open, which replays them all).
+  await page.reload();
+  t.is(await statusOf(page), 'running');
+  await page.waitForFunction(
+    `(async () => { const db = await new Promise((resolve) => { const open = indexedDB.open('promisegrid-node'); open.onsuccess = () => resolve(open.result); });
+       const kept = await new Promise((resolve) => { const get = db.transaction('snapshots').objectStore('snapshots').get('kernel'); get.onsuccess = () => resolve(get.result); });
+       db.close(); return kept instanceof Uint8Array; })()`,
+    null,
+    { timeout: 30_000 },
+  );
+
+  await page.reload();
+  t.is(await statusOf(page), 'running');
+  const restored = await stateOf();
+  t.true(restored.replayed < 16, `only what came after the snapshot is replayed (${restored.replayed} of ${restored.length})`);
+
+  // A snapshot that does not decode: the next open replays everything, and comes to the same state.
+  await inTab(page, `const db = await new Promise((resolve, reject) => { const open = indexedDB.open(node.database); open.onsuccess = () => resolve(open.result); open.onerror = () => reject(open.error); });
+     await new Promise((resolve) => { const put = db.transaction('snapshots', 'readwrite').objectStore('snapshots').put(new Uint8Array([1, 2, 3]), 'kernel'); put.onsuccess = resolve; }); db.close();`);
+  await page.reload();
+  t.is(await statusOf(page), 'running');
+  const replayed = await stateOf();
+  t.is(replayed.length, restored.length, 'no record was added between the two opens');
+  t.is(replayed.replayed, replayed.length, 'the unreadable snapshot was not used');
+  t.is(replayed.state, restored.state, 'restored from the snapshot or replayed whole: the same state');
+});
+
 maybe(`a block changed in IndexedDB is refused as corrupt, and a call that needs it ends revoked ${inBrowser}`, async (t) => {
   t.timeout(180_000);
   const { page } = await openTab(t);

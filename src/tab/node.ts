@@ -3,8 +3,10 @@
  * (src/kernel/kernel.ts), given browser powers in place of Node's — blocks,
  * journal, key and module analyses in IndexedDB (database.ts), vats as Web
  * Workers (vat-thread.ts), the page's clock, `crypto.getRandomValues` and
- * timers. The realm is locked down (SES) before anything of ours runs, as
- * every Node entry point does; this is the bundle's entry (dist/tab/node.js).
+ * timers. The realm is locked down (SES) before any of the kernel's code
+ * runs, as every Node entry point does; only early.ts, which asks the browser
+ * for what the node keeps, may have run before. This is the bundle's entry
+ * (dist/tab/node.js).
  *
  * It has no network of its own: it reaches the grid through the node that
  * served it (src/net/join.ts), given here as `forward`.
@@ -42,6 +44,8 @@ export interface TabNode {
   readonly store: BlockStore;
   /** The IndexedDB database it keeps everything in. */
   readonly database: string;
+  /** The journal's records replayed at open: those after the kept snapshot (all of them without one). */
+  readonly replayed: number;
   /** Close the kernel (its vats, its journal), then the database, and let another tab have the node. */
   close(): Promise<void>;
 }
@@ -107,6 +111,7 @@ export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNod
     const clock = () => Date.now();
     const { journal, droppedBytes } = await Journal.open({ file, identity, clock, schedule: (write) => void setTimeout(write, JOURNAL_WRITE_DELAY_MS), setTimer }, snapshot ? { from: snapshot.position } : {});
     performance.mark('tab:journal');
+    const replayed = journal.length - (snapshot?.position.seq ?? 0);
     if (droppedBytes > 0) console.warn(`journal: cut off a torn tail of ${droppedBytes} bytes`);
     const kernel = await Kernel.open({
       store,
@@ -130,7 +135,7 @@ export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNod
       },
     });
     performance.mark('tab:kernel');
-    return harden({ kernel, identity, store, database, close: () => kernel.close() });
+    return harden({ kernel, identity, store, database, replayed, close: () => kernel.close() });
   } catch (error) {
     db.close();
     release();
