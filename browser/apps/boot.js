@@ -4,12 +4,12 @@
 // The page's own work begins at once, before the tab node's bundle has
 // arrived: the node's database, key and journal are read (/tab/early.js),
 // and start.json asked for, while the bundle (session.js and what it
-// imports) is fetched and evaluated.
-import { runApp } from './host.js';
+// imports) and the host (host.js) are fetched and evaluated.
 import { beginTabNode } from '/tab/early.js';
 
 beginTabNode();
 const sessionModule = import('./session.js');
+const hostModule = import('./host.js');
 
 const status = document.getElementById('status');
 const say = (text) => {
@@ -28,7 +28,13 @@ const start = async () => {
   const app = await starting;
   document.title = app.title;
   document.getElementById('title').textContent = app.writable ? app.title : `${app.title} (read-only)`;
-  await runApp({ session: await session, root: document.getElementById('app'), conflictsRoot: document.getElementById('conflicts'), status: say });
+  const { runApp } = await hostModule;
+  const opened = await session;
+  try {
+    await runApp({ session: opened, root: document.getElementById('app'), conflictsRoot: document.getElementById('conflicts'), status: say });
+  } finally {
+    opened.rendered();
+  }
 };
 
 /**

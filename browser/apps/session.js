@@ -2,7 +2,9 @@
 // (a promise of) what /app/TOKEN/start.json says (token, role, writable,
 // settles, doc, title, modules, view, principal) and gives the host loop
 // (host.js) its session: { value, view, apply, subscribe, writable,
-// conflicts, resolve, settles, owner } over the app's document.
+// conflicts, resolve, settles, owner } over the app's document, and the
+// page `rendered()`, to call once it has rendered first: a tab that holds
+// its replica joins the node then (or sooner, if a call needs the node).
 //
 // The page's own grid node gives it (the tab node: its store, its key, its
 // vats, in this browser), joined to the node that served the page. The
@@ -25,9 +27,12 @@ const outcomeValue = (outcome) => {
 };
 
 export const openSession = async (starting) => {
+  let rendered;
+  // The connection to the node waits for the page's first render (`rendered()`), unless something needs it sooner.
+  const joinWhen = new Promise((resolve) => (rendered = resolve));
   // The tab node opens its database and key while the node answers what the app is.
   performance.mark('app:session');
-  const [tab, start] = await Promise.all([startJoinedTabNode(), starting]);
+  const [tab, start] = await Promise.all([startJoinedTabNode({ joinWhen }), starting]);
   performance.mark('app:tab-started');
   const { kernel } = tab;
   let followed = kernel.docs.following().find((target) => target.doc === start.doc)?.token;
@@ -72,6 +77,7 @@ export const openSession = async (starting) => {
     },
   });
   return {
+    rendered,
     writable: start.writable === true,
     value: async () => {
       performance.mark('app:read');
@@ -125,10 +131,6 @@ export const openSession = async (starting) => {
       else if (keys.length === 1 && choice.keep === 'current') settlement = { value: outcomeValue(await kernel.docs.read(token())).value };
       else throw new TypeError("settle with { pick: HEAD } or { keep: 'current' }");
       outcomeValue(await kernel.docs.resolve(token(), conflict, settlement));
-    },
-    subscribe: (onVersion) => {
-      listeners.add(onVersion);
-      return () => listeners.delete(onVersion);
     },
   };
 };

@@ -2,7 +2,8 @@
  * A tab node's IndexedDB database: what a home directory is to a Node node.
  * One database per node name, with an object store each for blocks (by
  * their CIDv1 text), the journal's chunks (by the byte offset each starts
- * at), the node's key, its module analyses and the kernel's latest snapshot.
+ * at), the node's key, its module analyses, the kernel's latest snapshot
+ * and the signatures it found good lately.
  * One tab at a time may hold a node's database: the Web Locks API gives the
  * first tab the node and refuses the others, as a home's lock file refuses a
  * second process. The lock, the opening and the first reads are early.ts's,
@@ -20,6 +21,8 @@ export interface TabSchema extends DBSchema {
   analyses: { key: string; value: unknown };
   /** The kernel's latest snapshot (kernel/snapshot.ts), under one key. */
   snapshots: { key: string; value: Uint8Array };
+  /** The signatures found good lately (verdicts.ts), under one key. */
+  verdicts: { key: string; value: Uint8Array };
 }
 export type TabDatabase = IDBPDatabase<TabSchema>;
 

@@ -1,6 +1,7 @@
 /**
  * What a tab node reads before it can start — its lock, its database, its
- * key, its journal and its latest snapshot — begun as soon as the page can
+ * key, its journal, its latest snapshot and the signatures it found good
+ * lately — begun as soon as the page can
  * ask, while the bundle is still fetched and evaluated. It is its own file
  * (dist/tab/early.js) with no imports, so a page loads it at once (the app
  * page's boot.js does) and the bundle imports the same module instance
@@ -26,8 +27,9 @@ const STORES: ReadonlyArray<readonly [number, string]> = [
   [1, 'keys'],
   [1, 'analyses'],
   [2, 'snapshots'],
+  [3, 'verdicts'],
 ];
-export const DATABASE_VERSION = 2;
+export const DATABASE_VERSION = 3;
 /** Names a node may have: they become IndexedDB and lock names, so nothing surprising. */
 export const NODE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The database (and lock) of node `name`, or undefined for a name a node may not have. */
@@ -35,6 +37,7 @@ export const databaseFor = (name: string): string | undefined => (typeof name ==
 /** The records read at start: the key and the snapshot under these names. */
 export const KEY_RECORD = 'identity';
 export const SNAPSHOT_RECORD = 'kernel';
+export const VERDICTS_RECORD = 'recent';
 
 export interface EarlyRead {
   /** Release the node's lock. */
@@ -47,6 +50,8 @@ export interface EarlyRead {
   readonly journalChunks: readonly unknown[];
   /** The kernel's latest snapshot as stored (undefined: none). */
   readonly snapshot: unknown;
+  /** The signatures found good lately, as stored (verdicts.ts; undefined: none). */
+  readonly verdicts: unknown;
 }
 
 /** Why a start could not begin: another tab holds the node, the browser has no Web Locks, or the database would not open (`cause`). */
@@ -105,15 +110,16 @@ const read = async (database: string): Promise<EarlyRead> => {
   }
   const db = opened.value;
   try {
-    const tx = db.transaction(['keys', 'journal', 'snapshots'], 'readonly');
+    const tx = db.transaction(['keys', 'journal', 'snapshots', 'verdicts'], 'readonly');
     const journal = tx.objectStore('journal');
-    const [key, journalKeys, journalChunks, snapshot] = await Promise.all([
+    const [key, journalKeys, journalChunks, snapshot, verdicts] = await Promise.all([
       request(tx.objectStore('keys').get(KEY_RECORD)),
       request(journal.getAllKeys()),
       request(journal.getAll()),
       request(tx.objectStore('snapshots').get(SNAPSHOT_RECORD)),
+      request(tx.objectStore('verdicts').get(VERDICTS_RECORD)),
     ]);
-    return { release: locked.value, db, key, journalKeys, journalChunks, snapshot };
+    return { release: locked.value, db, key, journalKeys, journalChunks, snapshot, verdicts };
   } catch (error) {
     db.close();
     locked.value();

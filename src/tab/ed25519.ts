@@ -5,11 +5,14 @@
  * a tab accepts exactly what a Node node accepts. WebCrypto's Ed25519 check
  * is not used for verdicts: it is BoringSSL's, whose edge cases nobody here
  * has held to OpenSSL's. Signing with a seed (a tab whose browser lacks
- * WebCrypto Ed25519; see identity.ts here) is @noble/ed25519's.
+ * WebCrypto Ed25519; see identity.ts here) is @noble/ed25519's. A verdict
+ * the check reached before, on this page or the last, is remembered
+ * (verdicts.ts).
  */
 import { Point, signAsync } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { cofactorlessVerify, N } from '../identity/portable.js';
+import { knownGood, rememberGood } from './verdicts.js';
 
 export const MAX_CACHED_KEYS = 1024;
 export type PublicKeyHandle = Uint8Array;
@@ -28,7 +31,13 @@ export const signerFromSecret = (secret: Uint8Array): { publicKey: Uint8Array; s
 
 export const importPublicKey = (raw: Uint8Array): PublicKeyHandle => raw.slice();
 
-export const checkSignature = (key: PublicKeyHandle, message: Uint8Array, signature: Uint8Array): boolean => cofactorlessVerify(key, message, signature);
+/** The portable check's verdict: reached now, or remembered from an earlier one (verdicts.ts). */
+export const checkSignature = (key: PublicKeyHandle, message: Uint8Array, signature: Uint8Array): boolean => {
+  if (knownGood(key, message, signature)) return true;
+  const good = cofactorlessVerify(key, message, signature);
+  if (good) rememberGood(key, message, signature);
+  return good;
+};
 
 /** No verifier thread: identity.ts checks a batch in line. */
 export const checkBatch = (): undefined => undefined;

@@ -4,6 +4,12 @@
  * answers the calls the node routes back, and syncs the documents it
  * follows (src/net/join.ts, the same code a Node process would run, over
  * the browser's WebSocket: src/net/browser-socket.ts).
+ *
+ * The connection is dialled once `joinWhen` settles — an app page that
+ * renders from the replica it holds lets the first render go first, so the
+ * handshake's signature check and the sync that follows do not delay it —
+ * or as soon as anything needs it: a call to forward, tokens to announce,
+ * someone waiting to be connected.
  */
 import { joinNode, type JoinedNode } from '../net/join.js';
 import { browserSocket } from '../net/browser-socket.js';
@@ -26,24 +32,42 @@ const consoleLog: Log = Object.freeze({
   child: () => consoleLog,
 });
 
-/** Start this origin's tab node and join the node at `url` (`ws://` the page's own host, by default). */
-export const startJoinedTabNode = async (options: Omit<TabNodeOptions, 'forward'> & { readonly url?: string } = {}): Promise<JoinedTabNode> => {
-  const { url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`, ...tabOptions } = options;
-  let joined: JoinedNode | undefined;
-  const tab = await startTabNode({ ...tabOptions, forward: async (request) => joined?.forward(request) });
-  joined = joinNode(tab.kernel, url, {
-    identity: tab.identity,
-    random: randomBytes,
-    openSocket: browserSocket,
-    log: consoleLog,
-    setTimer,
-  });
-  const closeJoined = joined;
+/** Start this origin's tab node and join the node at `url` (`ws://` the page's own host, by default) once `joinWhen` settles (at once without it) or the connection is needed. */
+export const startJoinedTabNode = async (options: Omit<TabNodeOptions, 'forward'> & { readonly url?: string; readonly joinWhen?: Promise<unknown> } = {}): Promise<JoinedTabNode> => {
+  const { url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`, joinWhen, ...tabOptions } = options;
+  let dialled: JoinedNode | undefined;
+  let closed = false;
+  const tab = await startTabNode({ ...tabOptions, forward: async (request) => join()?.forward(request) });
+  const join = () => {
+    if (!dialled && !closed) dialled = joinNode(tab.kernel, url, { identity: tab.identity, random: randomBytes, openSocket: browserSocket, log: consoleLog, setTimer });
+    return dialled;
+  };
+  const mustJoin = () => {
+    const node = join();
+    if (!node) throw new TypeError('the tab node is closed');
+    return node;
+  };
+  const joined: JoinedNode = {
+    forward: (request) => mustJoin().forward(request),
+    announce: (tokens) => mustJoin().announce(tokens),
+    // Not dialled yet: the state of a connection that has not been tried.
+    state: () => dialled?.state() ?? { url, connected: false, failures: 0 },
+    session: () => dialled?.session(),
+    connected: () => mustJoin().connected(),
+    disconnect: () => dialled?.disconnect(),
+    redial: () => void mustJoin().redial(),
+    close: () => {
+      closed = true;
+      dialled?.close();
+    },
+  };
+  if (joinWhen) void joinWhen.finally(join);
+  else join();
   return harden({
     ...tab,
-    joined: closeJoined,
+    joined,
     close: async () => {
-      closeJoined.close();
+      joined.close();
       await tab.close();
     },
   });

@@ -20,7 +20,8 @@ import { ANALYSIS_FORMAT, type ModuleAnalyses } from '../closures/modules.js';
 import type { Token } from '../interface/ids.js';
 import type { BlockStore } from '../store/types.js';
 import { databaseName, openTabStorage, type TabDatabase } from './database.js';
-import { SNAPSHOT_RECORD } from './early.js';
+import { SNAPSHOT_RECORD, VERDICTS_RECORD } from './early.js';
+import { keepVerdicts } from './verdicts.js';
 import { openIndexedDbBlockStore } from './block-store.js';
 import { openIndexedDbJournalFile } from './journal-file.js';
 import { loadOrCreateTabIdentity, type TabIdentity } from './identity.js';
@@ -76,12 +77,14 @@ const indexedDbAnalyses = (db: TabDatabase): ModuleAnalyses => {
 
 /**
  * When the kernel keeps a snapshot of its state (kernel/snapshot.ts): a tab
- * is ended by a reload, never closed, so it keeps one after a few records,
- * and at open when it replayed that many, rather than after a home's 10,000
- * — the next open then reads and checks (signatures and all) only what came
- * after.
+ * is ended by a reload, never closed, so rather than after a home's 10,000
+ * records it keeps one at open when it replayed any, and at most once a
+ * second while records come: the next open reads and checks (signatures and
+ * all) only the records the last page wrote since. Measured with the app
+ * page's reloads (bench/browser.ts), a snapshot at every open costs less
+ * than checking a longer tail's seals.
  */
-const SNAPSHOT_EVERY = Object.freeze({ records: 16, ms: 1_000 });
+const SNAPSHOT_EVERY = Object.freeze({ records: 1, ms: 1_000 });
 
 /** The kernel's snapshots, in the database's `snapshots` store (`stored`: the one read at open). */
 const indexedDbSnapshots = (db: TabDatabase, stored: unknown): SnapshotStore => ({
@@ -100,6 +103,7 @@ export const startTabNode = async (options: TabNodeOptions = {}): Promise<TabNod
   const storage = await openTabStorage(name);
   performance.mark('tab:read');
   const { db, release } = storage;
+  keepVerdicts(storage.verdicts, async (bytes) => void (await db.put('verdicts', bytes, VERDICTS_RECORD)));
   try {
     const identity = await loadOrCreateTabIdentity(db, storage.key);
     performance.mark('tab:identity');

@@ -125,7 +125,14 @@ const TAB_TYPES: Readonly<Record<string, string>> = Object.freeze({
 });
 let tabFiles: Promise<ReadonlySet<string>> | undefined;
 /** The bundle's file for a path under /tab/ ('' for the page), with how to serve it; undefined if there is none. */
-const tabAsset = async (name: string): Promise<{ file: URL; type: string } | undefined> => {
+/**
+ * A chunk's name carries a hash of its content (scripts/build-tab.mjs): the same name is the same
+ * bytes, so the browser may keep it — and the compiled code V8 keeps with it — rather than fetch and
+ * compile it again on every load of a page.
+ */
+const HASHED_CHUNK = /^[A-Za-z0-9_]+-[A-Z0-9]{8}\.js$/;
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const tabAsset = async (name: string): Promise<{ file: URL; type: string; hashed: boolean } | undefined> => {
   tabFiles ??= readdir(TAB_DIR).then(
     (files) => new Set(files),
     () => new Set<string>(),
@@ -133,7 +140,7 @@ const tabAsset = async (name: string): Promise<{ file: URL; type: string } | und
   const file = name === '' ? 'index.html' : name;
   const kind = /^[A-Za-z0-9_-]+\.(js|html|json)$/.exec(file)?.[1];
   if (!kind || !(await tabFiles).has(file)) return undefined;
-  return { file: new URL(file, TAB_DIR), type: TAB_TYPES[kind]! };
+  return { file: new URL(file, TAB_DIR), type: TAB_TYPES[kind]!, hashed: HASHED_CHUNK.test(file) };
 };
 // ---- end of the tab node's bundle ----
 
@@ -611,7 +618,7 @@ export const makeWebPage = (kernel: Kernel, options: WebOptions): WebPage => {
           assets.set(key, bytes);
           bytes.catch(() => assets.delete(key));
         }
-        send(response, 200, found.type, await bytes, head, { 'Content-Security-Policy': TAB_CSP });
+        send(response, 200, found.type, await bytes, head, { 'Content-Security-Policy': TAB_CSP, ...(found.hashed ? { 'Cache-Control': IMMUTABLE } : {}) });
       })
       .catch((error: unknown) => reply(response, error));
 
