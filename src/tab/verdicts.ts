@@ -18,19 +18,27 @@ import { concatBytes } from '../identity/identity.js';
 const MAX_KEPT = 1024;
 const DIGEST = 32;
 
-/** The digests, oldest first (a Set keeps insertion order). */
+/** The digests kept, in a ring of MAX_KEPT (`count` of them, the oldest at `next` once full), and as text for lookups. */
+const ring = new Uint8Array(MAX_KEPT * DIGEST);
+let next = 0;
+let count = 0;
 const good = new Set<string>();
 let save: ((bytes: Uint8Array) => Promise<void>) | undefined;
 let saving = false;
 
-const hex = (bytes: Uint8Array) => Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+const text = (digest: Uint8Array) => String.fromCharCode(...digest);
 // Key and signature have fixed lengths: put first, they leave no two triples the same bytes.
-const digestOf = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => hex(sha256(concatBytes(publicKey, signature, message)));
+const digestOf = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => sha256(concatBytes(publicKey, signature, message));
 
-const add = (digest: string) => {
-  good.delete(digest);
-  good.add(digest);
-  if (good.size > MAX_KEPT) good.delete(good.values().next().value!);
+const add = (digest: Uint8Array) => {
+  const key = text(digest);
+  if (good.has(key)) return false;
+  if (count === MAX_KEPT) good.delete(text(ring.subarray(next * DIGEST, next * DIGEST + DIGEST)));
+  else count += 1;
+  ring.set(digest, next * DIGEST);
+  next = (next + 1) % MAX_KEPT;
+  good.add(key);
+  return true;
 };
 
 /** Write the digests out, once per turn however many were added in it. */
@@ -39,26 +47,22 @@ const persist = () => {
   saving = true;
   setTimeout(() => {
     saving = false;
-    const digests = [...good];
-    const bytes = new Uint8Array(digests.length * DIGEST);
-    digests.forEach((digest, i) => bytes.set(Uint8Array.from(digest.match(/../g)!, (pair) => parseInt(pair, 16)), i * DIGEST));
-    save?.(bytes).catch((error: unknown) => console.warn(`verdicts: not kept (${(error as Error)?.message ?? String(error)}); the next start checks again`));
+    save?.(ring.slice(0, count * DIGEST)).catch((error: unknown) => console.warn(`verdicts: not kept (${(error as Error)?.message ?? String(error)}); the next start checks again`));
   }, 0);
 };
 
 /** Take the digests kept (`stored`, as read at open; anything else is ignored) and keep later ones with `store`. */
 export const keepVerdicts = (stored: unknown, store: (bytes: Uint8Array) => Promise<void>): void => {
   if (stored instanceof Uint8Array && stored.length % DIGEST === 0) {
-    for (let at = 0; at < stored.length; at += DIGEST) add(hex(stored.subarray(at, at + DIGEST)));
+    for (let at = 0; at < stored.length; at += DIGEST) add(stored.slice(at, at + DIGEST));
   }
   save = store;
 };
 
 /** Whether this (public key, message, signature) was found good before. */
-export const knownGood = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => good.has(digestOf(publicKey, message, signature));
+export const knownGood = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean => good.has(text(digestOf(publicKey, message, signature)));
 
 /** Remember a good signature: one the portable check passed, or one this node's own key just made. */
 export const rememberGood = (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): void => {
-  add(digestOf(publicKey, message, signature));
-  persist();
+  if (add(digestOf(publicKey, message, signature))) persist();
 };
