@@ -14,6 +14,7 @@ import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity, loadIdentity, type Identity } from '../src/identity/index.js';
 import { homePaths } from '../src/home/home.js';
 import { NodeSessions, startNode, type GridNode } from '../src/net/node.js';
+import { NOTICE_QUIET_MS } from '../src/net/doc-sync.js';
 import { connectNode } from '../src/net/client.js';
 import { acceptSession } from '../src/net/session.js';
 import { fulfilled } from '../src/interface/outcome.js';
@@ -308,7 +309,9 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
       }),
     }).catch(() => {});
   });
-  const sessions = new NodeSessions(bob);
+  const bobLines: string[] = [];
+  const keep = (_fields: unknown, line: string) => void bobLines.push(line);
+  const sessions = new NodeSessions(bob, { trace: keep, debug: keep, info: keep, warn: keep, error: keep, fatal: keep } as never);
   t.teardown(() => sessions.close());
   const remote = await connectNode(`ws://127.0.0.1:${(hostile.address() as { port: number }).port}`, { identity: bobId, random, offer: (peer) => sessions.offer(peer) });
   t.teardown(() => remote.close());
@@ -370,6 +373,15 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
     return asked > 0;
   });
   t.true(asked <= 2, `${asked} requests for 200 notices`);
+  // A flood of notices pushing junk (another document's bundle): the first is refused, and the rest find this peer's pushes quieted.
+  await new Promise((resolve) => setTimeout(resolve, NOTICE_QUIET_MS));
+  const junk = encodeBulkValue(bundleValue({ doc: other.doc, blocks: [], more: false }));
+  const refusedBefore = bobLines.filter((line) => line.includes('pushed by')).length;
+  await Promise.all(Array.from({ length: 200 }, () => sessions.docSync.heard(doc.doc, [unknownHead], remote.session, junk)));
+  const pushRefusals = bobLines.filter((line) => line.includes('pushed by')).slice(refusedBefore);
+  t.is(pushRefusals.length, 1, pushRefusals.join('\n'));
+  t.regex(pushRefusals[0]!, /is of document .*, not of .* as asked/);
+  t.deepEqual(headsOf(bob, doc.doc), headsOf(alice, doc.doc));
   // A bundle of another document than asked for.
   offer = () => ({ doc: other.doc, blocks: [], more: false });
   t.regex((await pull({ doc: doc.doc })).reason!, /is of document .*, not of .* as asked/);

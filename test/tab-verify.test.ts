@@ -55,7 +55,7 @@ maybe(`WebCrypto (BoringSSL) gives node:crypto's (OpenSSL) verdict on every inpu
 
   const server = createServer((_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>verify</title>'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => new Promise((resolve) => server.close(resolve)));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
   t.teardown(() => browser.close());

@@ -121,6 +121,12 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
 
   const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
 
+  /** A line for what a pull or a push brought, if anything. */
+  const logTaken = (session: Session, doc: string | undefined, { accepted, refused }: { accepted: number; refused: ReadonlyArray<{ reason: string }> }, what: string) => {
+    if (accepted === 0 && refused.length === 0) return;
+    logOf().info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} ${what} of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
+  };
+
   /** One pull of `target` from `session`'s peer: requests while the answers say `more` and bring something. Never throws. */
   const pullOnce = async (session: Session, target: SyncTarget): Promise<PullReport> => {
     const state = stateOf(session);
@@ -132,9 +138,8 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     const report = (extra: { code?: RevokeCode; reason?: string } = {}): PullReport => {
       const done = { ...(doc === undefined ? {} : { doc }), accepted, refused, rounds, ...extra };
       if (doc !== undefined && accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
-      const log = logOf();
-      if (extra.code) log.info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
-      else if (accepted > 0 || refused.length > 0) log.info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} versions of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
+      if (extra.code) logOf().info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
+      else logTaken(session, doc, { accepted, refused }, 'versions');
       return harden(done);
     };
     const marks = [target.doc, token].filter((mark): mark is string => mark !== undefined && !state.active.has(mark));
@@ -330,9 +335,9 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
      */
     async heard(doc: string, heads: readonly string[], session: Session, pushed?: Uint8Array) {
       const state = stateOf(session);
-      state.told.set(doc, heads);
       const mine = targetFor(doc);
       if (!mine || closed) return;
+      state.told.set(doc, heads);
       // Heads this node holds already (its own, or ones it has built on) need no pull.
       const lacking = async () => {
         for (const head of heads) if (!(await kernel.syncKnows(head))) return true;
@@ -342,12 +347,17 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       if (pushed) {
         const { token } = mine;
         const take = async () => {
+          // A push that brought nothing quiets this peer's pushes of `doc`, as a pull that brought nothing quiets its pulls.
+          if ((state.quietUntil.get(doc) ?? 0) > Date.now()) return;
+          let accepted = 0;
           try {
             const taken = await kernel.syncTake(bundleFrom(decodePushed(pushed), doc), { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
-            if (taken.accepted > 0 || taken.refused.length > 0) logOf().info({ event: 'doc-synced', peer: session.peer, doc, accepted: taken.accepted, refused: taken.refused.length }, `took ${taken.accepted} pushed versions of ${doc} from ${session.peer}${taken.refused.length ? `, refused ${taken.refused.length}: ${taken.refused[0]!.reason}` : ''}`);
+            accepted = taken.accepted;
+            logTaken(session, doc, taken, 'pushed versions');
           } catch (error) {
             logOf().info({ event: 'doc-sync-refused', peer: session.peer, doc }, `versions of ${doc} pushed by ${session.peer} refused: ${describeThrown(error)}`);
           }
+          if (accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
         };
         // In turn with this peer's pulls: a push and a pull of the same versions are not checked side by side.
         await (state.queue = state.queue.then(take, take));
