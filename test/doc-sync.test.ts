@@ -14,15 +14,16 @@ import { openKernel, type Kernel } from '../src/index.js';
 import { generateIdentity, loadIdentity, type Identity } from '../src/identity/index.js';
 import { homePaths } from '../src/home/home.js';
 import { NodeSessions, startNode, type GridNode } from '../src/net/node.js';
+import { NOTICE_QUIET_MS } from '../src/net/doc-sync.js';
 import { connectNode } from '../src/net/client.js';
 import { acceptSession } from '../src/net/session.js';
 import { fulfilled } from '../src/interface/outcome.js';
-import type { GridValue } from '../src/closures/values.js';
+import { encodeBulkValue, type GridValue } from '../src/closures/values.js';
 import { bundleValue, MAX_BUNDLE_BLOCKS } from '../src/docs/sync.js';
 import type { Bundle } from '../src/docs/documents.js';
 import { readDoc as read, source, tempDir, valueOf } from './_helpers.js';
 import { decodeMessage, encodeMessage } from '../src/wire/index.js';
-import { decodeDocHeads, decodeDocSync, DOC_HEADS_PROTOCOL, DOC_SYNC_PROTOCOL, encodeDocHeads, encodeDocSync, MAX_HAVES } from '../src/net/frames.js';
+import { decodeDocHeads, decodeDocSync, decodePushed, DOC_HEADS_PROTOCOL, DOC_SYNC_PROTOCOL, encodeDocHeads, encodeDocSync, MAX_HAVES, MAX_PUSH_BYTES } from '../src/net/frames.js';
 
 const random = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -45,13 +46,20 @@ const makeHome = async (t: ExecutionContext) => {
 };
 
 const started: GridNode[] = [];
+/** Each node's log lines, kept. */
+const logged = new Map<GridNode, string[]>();
 const nodeOn = async (t: ExecutionContext, where: { home: string; identity: Identity } | Identity, peers: string[] = []) => {
   const identity = 'home' in where ? where.identity : where;
-  const say = (_f: unknown, line: string) => process.env.SYNC_DEBUG && console.log(identity.principal.slice(-6), line);
+  const lines: string[] = [];
+  const say = (_f: unknown, line: string) => {
+    lines.push(line);
+    if (process.env.SYNC_DEBUG) console.log(identity.principal.slice(-6), line);
+  };
   const log = { trace: say, debug: say, info: say, warn: say, error: say, fatal: say } as never;
   const node = await startNode((forward) => openKernel('home' in where ? { home: where.home, forward } : { memory: true, identity, forward }), { identity, random, peers, log });
   t.teardown(() => node.close());
   started.push(node);
+  logged.set(node, lines);
   return node;
 };
 
@@ -301,7 +309,9 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
       }),
     }).catch(() => {});
   });
-  const sessions = new NodeSessions(bob);
+  const bobLines: string[] = [];
+  const keep = (_fields: unknown, line: string) => void bobLines.push(line);
+  const sessions = new NodeSessions(bob, { trace: keep, debug: keep, info: keep, warn: keep, error: keep, fatal: keep } as never);
   t.teardown(() => sessions.close());
   const remote = await connectNode(`ws://127.0.0.1:${(hostile.address() as { port: number }).port}`, { identity: bobId, random, offer: (peer) => sessions.offer(peer) });
   t.teardown(() => remote.close());
@@ -363,6 +373,15 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
     return asked > 0;
   });
   t.true(asked <= 2, `${asked} requests for 200 notices`);
+  // A flood of notices pushing junk (another document's bundle): the first is refused, and the rest find this peer's pushes quieted.
+  await new Promise((resolve) => setTimeout(resolve, NOTICE_QUIET_MS));
+  const junk = encodeBulkValue(bundleValue({ doc: other.doc, blocks: [], more: false }));
+  const refusedBefore = bobLines.filter((line) => line.includes('pushed by')).length;
+  await Promise.all(Array.from({ length: 200 }, () => sessions.docSync.heard(doc.doc, [unknownHead], remote.session, junk)));
+  const pushRefusals = bobLines.filter((line) => line.includes('pushed by')).slice(refusedBefore);
+  t.is(pushRefusals.length, 1, pushRefusals.join('\n'));
+  t.regex(pushRefusals[0]!, /is of document .*, not of .* as asked/);
+  t.deepEqual(headsOf(bob, doc.doc), headsOf(alice, doc.doc));
   // A bundle of another document than asked for.
   offer = () => ({ doc: other.doc, blocks: [], more: false });
   t.regex((await pull({ doc: doc.doc })).reason!, /is of document .*, not of .* as asked/);
@@ -374,12 +393,46 @@ test.serial('a hostile peer offering another document, a cycle, a missing parent
   t.is(byBytes.blocks.length, honest.blocks.length - 3, 'one version (with its value and change) and no more');
 });
 
+test.serial('an edit reaches a live replica inside its notice: the versions pushed and taken with no request; a reader revoked since is pushed nothing', async (t) => {
+  t.timeout(90_000);
+  const a = await nodeOn(t, generateIdentity(random));
+  const b = await nodeOn(t, generateIdentity(random), [a.server.url]);
+  const doc = await createDoc(a.kernel, 'todo.js', ['json'], { items: [] });
+  const bRead = await a.kernel.delegate({ token: doc.read, to: [b.kernel.principal] });
+  await b.kernel.importChain(bRead, (await a.kernel.chainBlocks(bRead))!);
+  await b.kernel.docs.follow(bRead);
+  await until('B to hold the document', () => converged([a.kernel, b.kernel], doc.doc));
+  const bLines = logged.get(b)!;
+  const since = bLines.length;
+  const linesSince = () => bLines.slice(since);
+  for (const item of ['milk', 'eggs', 'bread']) {
+    valueOf(await a.kernel.docs.apply(doc.write, { add: item }));
+    await until(`B to take ${item}`, () => headsOf(b.kernel, doc.doc)[0] === headsOf(a.kernel, doc.doc)[0]);
+  }
+  t.deepEqual(await read(b.kernel, bRead), await read(a.kernel, doc.read));
+  t.true(linesSince().some((line) => line.startsWith(`took 1 pushed versions of ${doc.doc} from ${a.kernel.principal}`)), linesSince().join('\n'));
+  t.false(linesSince().some((line) => /^took \d+ versions of/.test(line)), 'no pull was needed');
+  // Revoked: Alice's notice carries no versions, and B's pull on hearing it is refused.
+  await a.kernel.revoke(bRead);
+  const revokedAt = bLines.length;
+  valueOf(await a.kernel.docs.apply(doc.write, { add: 'secret' }));
+  await until('B to be refused', () => bLines.slice(revokedAt).some((line) => line.includes('refused (token-revoked)')));
+  t.false(bLines.slice(revokedAt).some((line) => line.includes('pushed versions')), bLines.slice(revokedAt).join('\n'));
+  t.notDeepEqual(headsOf(b.kernel, doc.doc), headsOf(a.kernel, doc.doc));
+});
+
 test('doc-sync and doc-heads frames round-trip; malformed ones are refused', (t) => {
   const token = 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku' as never;
   const request = { token, doc: 'bafyreia5uy476e4jimbp7e6byfwwejwg7hde2nvjpcb65cx4i2r4sfyl3a', haves: ['bafyreia5uy476e4jimbp7e6byfwwejwg7hde2nvjpcb65cx4i2r4sfyl3a'] };
   t.deepEqual(decodeDocSync(decodeMessage(encodeDocSync(7, request))), { id: 7, request });
   t.deepEqual(decodeDocSync(decodeMessage(encodeDocSync(1, { doc: request.doc, haves: [] }))), { id: 1, request: { doc: request.doc, haves: [] } });
   t.deepEqual(decodeDocHeads(decodeMessage(encodeDocHeads(request.doc, request.haves))), { doc: request.doc, heads: request.haves });
+  const pushed = Uint8Array.of(0xa0);
+  t.deepEqual(decodeDocHeads(decodeMessage(encodeDocHeads(request.doc, request.haves, pushed))), { doc: request.doc, heads: request.haves, pushed });
+  t.deepEqual(decodeDocHeads(decodeMessage(encodeMessage(DOC_HEADS_PROTOCOL, request.doc, request.haves))), { doc: request.doc, heads: request.haves }, 'a notice from before pushes is still read');
+  t.throws(() => decodeDocHeads(decodeMessage(encodeMessage(DOC_HEADS_PROTOCOL, request.doc, request.haves, new Uint8Array(MAX_PUSH_BYTES + 1)))), { message: new RegExp(`at most ${MAX_PUSH_BYTES} bytes`) });
+  t.throws(() => decodeDocHeads(decodeMessage(encodeMessage(DOC_HEADS_PROTOCOL, request.doc, request.haves, 'bytes?'))), { message: /pushes null or at most/ });
+  t.throws(() => decodePushed(encodeBulkValue(Array.from({ length: 5_000 }, () => 0))), { message: /more than \d+ items/ });
   t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, null, null, [], null))), { message: /names a token, a document or both/ });
   t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, token, null, Array.from({ length: MAX_HAVES + 1 }, () => request.doc), null))), { message: new RegExp(`at most ${MAX_HAVES}`) });
   t.throws(() => decodeDocSync(decodeMessage(encodeMessage(DOC_SYNC_PROTOCOL, 1, token, null, [7], null))), { message: /CID string/ });

@@ -16,8 +16,8 @@ import {
   verifyPortable,
 } from '../src/identity/index.js';
 import { tempDir } from './_helpers.js';
+import { CCTV, cctvAccepted, unhex } from './_ed25519-vectors.js';
 
-const unhex = (text: string) => new Uint8Array(Buffer.from(text.replace(/\s+/g, ''), 'hex'));
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 const nodeRandom = (n: number) => new Uint8Array(randomBytes(n));
 
@@ -176,112 +176,12 @@ test('wrong argument types are TypeErrors, not verdicts', (t) => {
   t.throws(() => verifyMany([[null as never, new Uint8Array(0), sig]]), { instanceOf: TypeError });
 });
 
-/**
- * C2SP/CCTV ed25519vectors.json (github.com/C2SP/CCTV, ed25519/), one vector
- * for each of its 66 combinations of edge-case flags. Flags: loA/loR = A/R is
- * a low-order point; lcA/lcR = A/R has a low-order component; res = the
- * low-order parts do not cancel (only cofactored formulas accept); ncA/ncR =
- * non-canonical encoding; rk = k computed over the canonical re-encoding.
- * Across all 914 vectors, raw node:crypto and raw noble (zip215: false)
- * disagree on 248; with our policy both accept exactly the 43 flagged at most
- * lcA/lcR, and reject the rest.
- *
- * Copyright 2019 Google LLC; Copyright 2022 Filippo Valsorda. Redistribution
- * and use in source and binary forms, with or without modification, are
- * permitted provided that the following conditions are met: redistributions
- * of source code must retain the above copyright notice, this list of
- * conditions and the following disclaimer; redistributions in binary form
- * must reproduce the above copyright notice, this list of conditions and the
- * following disclaimer in the documentation and/or other materials provided
- * with the distribution; neither the name of Google LLC nor the names of its
- * contributors may be used to endorse or promote products derived from this
- * software without specific prior written permission. THIS SOFTWARE IS
- * PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS
- * OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE IMPLIED
- * WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
- * DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT OWNER OR CONTRIBUTORS BE LIABLE
- * FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
- * DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
- * SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
- * CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT
- * LIABILITY, OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY
- * OUT OF THE USE OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH
- * DAMAGE.
- */
-const CCTV: Array<[number, string, string, string, string]> = [
-  [0, '0000000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR lcA res'],
-  [1, '0000000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcR lcA'],
-  [2, '0000000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 7', 'loA lcR lcA res'],
-  [3, '0000000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 3', 'loA lcR lcA'],
-  [4, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '00000000000000000000000000000000000000000000000000000000000000005e176f12cfb0d4e6eb6929b19ae4c998ef05c1c2cf628a9b1fa1c21312627108', 'ed25519vectors 7', 'loR lcR lcA res'],
-  [5, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '00000000000000000000000000000000000000000000000000000000000000009472a69cd9a701a50d130ed52189e2455b23767db52cacb8716fb896ffeeac09', 'ed25519vectors 3', 'loR lcR lcA'],
-  [6, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56bc02e2b9e63e385c058bf62b14b3a2b29ccefe8e38ddb536bc3f9865320a3d801', 'ed25519vectors 10', 'lcR lcA res'],
-  [7, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56bbbfd00bd9c259d8d222d15e67a3d8228585050dbb9b9585be20d8fadc721da03', 'ed25519vectors', 'lcR lcA'],
-  [8, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 8', 'loR loA lcR lcA res ncA'],
-  [9, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 6', 'loR loA lcR lcA ncA'],
-  [10, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 4', 'loA lcR lcA res ncA'],
-  [11, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcR lcA ncA'],
-  [12, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 7', 'loA lcR lcA res ncA rk'],
-  [14, '0000000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR lcA res ncR'],
-  [15, '0000000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 10', 'loR loA lcR lcA ncR'],
-  [16, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f1cb421dfbd92aa6c30d550bff53c81cf650ace6deb96a8ec22d2fef84dbbe20b', 'ed25519vectors 6', 'loR lcR lcA res ncR'],
-  [17, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fad7a355469b5c87e550469f6b2de409ee723acd584bf35f86b80c384e8ceb702', 'ed25519vectors 3', 'loR lcR lcA ncR'],
-  [18, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f5e176f12cfb0d4e6eb6929b19ae4c998ef05c1c2cf628a9b1fa1c21312627108', 'ed25519vectors 7', 'loR lcR lcA res ncR rk'],
-  [19, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f9472a69cd9a701a50d130ed52189e2455b23767db52cacb8716fb896ffeeac09', 'ed25519vectors 3', 'loR lcR lcA ncR rk'],
-  [20, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 2', 'loR loA lcR lcA res ncA ncR'],
-  [21, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 15', 'loR loA lcR lcA ncA ncR'],
-  [35, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b797b156efcd45a4e2454d2fd0b21438b3ccd80d4c7fd1d1b2c8e55bd4ed4a9405ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 9', 'loA lcR lcA ncA rk'],
-  [44, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcA'],
-  [45, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA res'],
-  [46, '0000000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcA'],
-  [47, '0000000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 3', 'loA lcA res'],
-  [48, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000000edfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA'],
-  [49, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000000879e8751046a31d163df68051bbd909e6d26c8414883ba3475bf00e17c1e7b04', 'ed25519vectors 4', 'loR lcA res'],
-  [50, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350608f32d206a7c0b7efa9a59e66546e8f1f599ef843fb502c9cc3c4ae8b7c11e05', 'ed25519vectors 5', 'lcA'],
-  [51, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a3506030b03796b78f7afeadfccaedc9d09ce6d487d1ece1f16b1ae2b59b7e5c40603', 'ed25519vectors 3', 'lcA res'],
-  [52, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA ncA'],
-  [53, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 1', 'loR loA lcA res ncA'],
-  [54, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcA ncA'],
-  [55, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 6', 'loA lcA res ncA'],
-  [56, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors', 'loA lcA res ncA rk'],
-  [58, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcA ncR'],
-  [59, '0000000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 1', 'loR loA lcA res ncR'],
-  [60, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000080c85efbb96e35e1b671722d5d8de687d4e148ea15ec566be6a1f3cfb8a10a9d06', 'ed25519vectors 2', 'loR lcA ncR'],
-  [61, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '01000000000000000000000000000000000000000000000000000000000000804b18627cef9707137b02358c8b73769381269bf7cac9c473483c83c46a615d09', 'ed25519vectors 29', 'loR lcA res ncR'],
-  [62, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', '0100000000000000000000000000000000000000000000000000000000000080edfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA res ncR rk'],
-  [74, '10eb7c3acfb2bed3e0d6ab89bf5a3d6afddd1176ce4812e38d9fd485058fdb1f', 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffedfd6f478b59eab2545cf8f3d48c6574d2b4e8abd948148da5c62479113b8d0f', 'ed25519vectors 13', 'loR lcA ncR rk'],
-  [76, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 11', 'loR loA lcA ncA ncR'],
-  [77, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 4', 'loR loA lcA res ncA ncR'],
-  [188, 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 15', 'loA lcA ncA rk'],
-  [264, '0100000000000000000000000000000000000000000000000000000000000000', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 3', 'loR loA lcR res'],
-  [265, '0100000000000000000000000000000000000000000000000000000000000000', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcR res'],
-  [266, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0000000000000000000000000000000000000000000000000000000000000000ef1195f0610612912016b3ee33054829bcea20ae4de1e9343b1c4e2e15649003', 'ed25519vectors', 'loR lcR res'],
-  [267, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b2d471882773a677af1e3824e757a33f8ddf7bbeaf3d28a09595eb8daa0d74a03', 'ed25519vectors 3', 'lcR res'],
-  [268, '0100000000000000000000000000000000000000000000000000000000000080', '00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors', 'loR loA lcR res ncA'],
-  [269, '0100000000000000000000000000000000000000000000000000000000000080', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 20', 'loA lcR res ncA'],
-  [270, '0100000000000000000000000000000000000000000000000000000000000080', '36684ea91032ba5b1dbab2d02f4debc74c3327f2b3802e2e4d371aa42b12b56b05ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA lcR res ncA rk'],
-  [277, '0100000000000000000000000000000000000000000000000000000000000000', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 5', 'loR loA lcR res ncR'],
-  [278, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fa83f56d4ca92da1f056c0bbaa0cc73cb350790210431ad647415c6a71242860c', 'ed25519vectors 2', 'loR lcR res ncR'],
-  [279, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7fef1195f0610612912016b3ee33054829bcea20ae4de1e9343b1c4e2e15649003', 'ed25519vectors', 'loR lcR res ncR rk'],
-  [280, '0100000000000000000000000000000000000000000000000000000000000080', 'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f0000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 2', 'loR loA lcR res ncA ncR'],
-  [302, '0100000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 23', 'loR loA'],
-  [303, '0100000000000000000000000000000000000000000000000000000000000000', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA'],
-  [304, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0100000000000000000000000000000000000000000000000000000000000000330b30d6c1f07511e2208d233b6a34d4ed7109da2dea615bcd97daee3a842704', 'ed25519vectors 7', 'loR'],
-  [305, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350640657f1cb030f12543549bbabd848dc6403d354e7c99c4d0dcee9f63c9033b00', 'ed25519vectors 5', ''],
-  [306, '0100000000000000000000000000000000000000000000000000000000000080', '01000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 6', 'loR loA ncA'],
-  [307, '0100000000000000000000000000000000000000000000000000000000000080', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 1', 'loA ncA'],
-  [308, '0100000000000000000000000000000000000000000000000000000000000080', 'b62cf890de42c413b11b1411c9f01f1c4d77aa87ef182258d1251f69af2a350605ba9a796274d80437afa36f1236563f2f3b0aa84cecddc3d20914615ba4fe02', 'ed25519vectors 5', 'loA ncA rk'],
-  [315, '0100000000000000000000000000000000000000000000000000000000000000', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors 4', 'loR loA ncR'],
-  [316, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '01000000000000000000000000000000000000000000000000000000000000802d32f9eeccaa31dba2ff4ab4e196b61e2ee1648073bbb5f599dcff4f7ea02900', 'ed25519vectors 5', 'loR ncR'],
-  [317, 'ef75b20e7540e3dff77404193652ba2bd13df99c1508eee1515e27ae25f28076', '0100000000000000000000000000000000000000000000000000000000000080330b30d6c1f07511e2208d233b6a34d4ed7109da2dea615bcd97daee3a842704', 'ed25519vectors 7', 'loR ncR rk'],
-  [324, '0100000000000000000000000000000000000000000000000000000000000080', '01000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000', 'ed25519vectors', 'loR loA ncA ncR'],
-];
 
 test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid, non-low-order, canonical ones', async (t) => {
   t.is(CCTV.length, 66);
   let accepted = 0;
   for (const [number, key, sig, msg, flags] of CCTV) {
-    const expected = flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR');
+    const expected = cctvAccepted(flags);
     const message = new TextEncoder().encode(msg);
     t.is(verify(unhex(key), message, unhex(sig)), expected, `node:crypto: vector ${number} [${flags}]`);
     t.is(verifyPortable(unhex(key), message, unhex(sig)), expected, `noble: vector ${number} [${flags}]`);
@@ -289,7 +189,7 @@ test('C2SP/CCTV edge cases: both verifiers accept exactly the cofactorless-valid
   }
   t.is(accepted, 3);
   const batch = await verifyMany(CCTV.map(([, key, sig, msg]) => [unhex(key), new TextEncoder().encode(msg), unhex(sig)]));
-  t.deepEqual(batch, CCTV.map(([, , , , flags]) => flags.split(' ').every((flag) => flag === '' || flag === 'lcA' || flag === 'lcR')), 'off the main thread, as a batch');
+  t.deepEqual(batch, CCTV.map(([, , , , flags]) => cctvAccepted(flags)), 'off the main thread, as a batch');
 });
 
 test('property: node:crypto and noble give the same verdict on mutated and random inputs', async (t) => {

@@ -10,7 +10,12 @@
  * versions without anyone asking. While connected, a replica whose heads
  * change sends a small `doc-heads` notice to the sessions that synced that
  * document with it (either way), and the peer pulls if it lacks one of
- * those heads.
+ * those heads. To a peer whose own sync request it answered, the notice
+ * also pushes the versions that made the new heads — built and screened
+ * exactly as an answer to that request would be, up to PUSH_MAX_BLOCKS
+ * blocks and MAX_PUSH_BYTES — so an edit reaches a live replica in one
+ * message; the peer takes them as it takes a pulled bundle, and pulls only
+ * if it still lacks a head.
  * Notices, not a periodic pull: a change reaches a connected peer in one
  * round trip, an idle document costs nothing, and what a notice can miss —
  * a change made while the link was down — is what the pull on connecting
@@ -32,7 +37,8 @@ import { describeThrown } from '../interface/errors.js';
 import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { bundleFrom, SyncRefusal } from '../docs/sync.js';
-import { MAX_HAVES, type DocSyncRequest } from './frames.js';
+import { encodeBulkValue } from '../closures/values.js';
+import { decodePushed, MAX_HAVES, MAX_PUSH_BYTES, PUSH_MAX_BLOCKS, type DocSyncRequest } from './frames.js';
 import { laterTurn, type Session } from './session.js';
 import { silentLog, type Log } from './log.js';
 
@@ -74,17 +80,26 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   const capable = new Set<Session>();
   /** Document → sessions that synced it from this node: they hear its heads change. */
   const subscribers = new Map<string, Set<Session>>();
-  /** Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target. */
-  const sessions = new WeakMap<Session, { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; quietUntil: Map<string, number>; delayed: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }> }>();
+  /**
+   * Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target;
+   * the token each document was asked for with (a push is screened as an answer to it), the heads the peer last told
+   * of each, and the notices going out to it, in order.
+   */
+  const sessions = new WeakMap<
+    Session,
+    { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; quietUntil: Map<string, number>; delayed: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }>; askedWith: Map<string, Token | undefined>; told: Map<string, readonly string[]>; notices: Promise<unknown> }
+  >();
   /** Per peer: its sync requests being answered or waiting here. */
   const serving = new Map<Principal, { count: number; turn: Promise<unknown> }>();
-  /** Documents whose heads changed this turn: one notice each. */
-  const changed = new Map<string, readonly string[]>();
+  /** Documents whose heads changed this turn: one notice each, with the heads they had before the turn (when known). */
+  const changed = new Map<string, { heads: readonly string[]; before?: readonly string[] }>();
+  /** The heads of each document with subscribers, as last journaled: what a push's versions are built on. */
+  const lastHeads = new Map<string, readonly string[]>();
 
   const stateOf = (session: Session) => {
     let state = sessions.get(session);
     if (!state) {
-      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), quietUntil: new Map(), delayed: new Set(), queue: Promise.resolve(), pulls: new Map() }));
+      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), quietUntil: new Map(), delayed: new Set(), queue: Promise.resolve(), pulls: new Map(), askedWith: new Map(), told: new Map(), notices: Promise.resolve() }));
       capable.add(session);
       void session.closed.then(() => {
         capable.delete(session);
@@ -98,9 +113,19 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     let set = subscribers.get(doc);
     if (!set) subscribers.set(doc, (set = new Set()));
     set.add(session);
+    if (!lastHeads.has(doc)) {
+      const heads = kernel.docs.held().find((held) => held.doc === doc)?.heads;
+      if (heads) lastHeads.set(doc, heads);
+    }
   };
 
   const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
+
+  /** A line for what a pull or a push brought, if anything. */
+  const logTaken = (session: Session, doc: string | undefined, { accepted, refused }: { accepted: number; refused: ReadonlyArray<{ reason: string }> }, what: string) => {
+    if (accepted === 0 && refused.length === 0) return;
+    logOf().info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} ${what} of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
+  };
 
   /** One pull of `target` from `session`'s peer: requests while the answers say `more` and bring something. Never throws. */
   const pullOnce = async (session: Session, target: SyncTarget): Promise<PullReport> => {
@@ -113,9 +138,8 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     const report = (extra: { code?: RevokeCode; reason?: string } = {}): PullReport => {
       const done = { ...(doc === undefined ? {} : { doc }), accepted, refused, rounds, ...extra };
       if (doc !== undefined && accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
-      const log = logOf();
-      if (extra.code) log.info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
-      else if (accepted > 0 || refused.length > 0) log.info({ event: 'doc-synced', peer: session.peer, doc, accepted, refused: refused.length }, `took ${accepted} versions of ${doc} from ${session.peer}${refused.length ? `, refused ${refused.length}: ${refused[0]!.reason}` : ''}`);
+      if (extra.code) logOf().info({ event: 'doc-sync-refused', peer: session.peer, doc, code: extra.code }, `sync of ${doc ?? token} with ${session.peer} refused (${extra.code}): ${extra.reason}`);
+      else logTaken(session, doc, { accepted, refused }, 'versions');
       return harden(done);
     };
     const marks = [target.doc, token].filter((mark): mark is string => mark !== undefined && !state.active.has(mark));
@@ -186,17 +210,44 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     state.queue = state.queue.then(run, run);
   };
 
+  /**
+   * The versions on top of `before` as a push to `session`'s peer: the bundle its own request for `doc` would be
+   * answered with (screened the same way, so a peer whose token was revoked gets none), if it is small enough.
+   */
+  const pushFor = async (session: Session, doc: string, before: readonly string[]): Promise<Uint8Array | undefined> => {
+    const asked = stateOf(session).askedWith;
+    if (!asked.has(doc)) return undefined;
+    const token = asked.get(doc);
+    const outcome = await kernel.syncBundle({ ...(token === undefined ? {} : { token }), doc, haves: before }, session.peer);
+    if (outcome.status !== 'fulfilled') return undefined;
+    const { blocks, more } = outcome.value as { blocks: readonly unknown[]; more: boolean };
+    if (more || blocks.length > PUSH_MAX_BLOCKS) return undefined;
+    const bytes = encodeBulkValue(outcome.value);
+    return bytes.length <= MAX_PUSH_BYTES ? bytes : undefined;
+  };
+
   const notify = () => {
     const docs = [...changed];
     changed.clear();
-    for (const [doc, heads] of docs) for (const session of subscribers.get(doc) ?? []) session.docHeads(doc, heads);
+    for (const [doc, { heads, before }] of docs) {
+      for (const session of subscribers.get(doc) ?? []) {
+        const state = stateOf(session);
+        // The peer told of these very heads (the versions came from it): nothing to tell it.
+        const told = state.told.get(doc);
+        if (told && heads.every((head) => told.includes(head))) continue;
+        const send = async () => session.docHeads(doc, heads, before && (await pushFor(session, doc, before).catch(() => undefined)));
+        state.notices = state.notices.then(send, send);
+      }
+    }
   };
 
   kernel.journal.onAppend((entry) => {
     if (closed) return;
     if (entry.kind === 'doc-head' && subscribers.has(entry.doc)) {
       if (changed.size === 0) laterTurn(notify);
-      changed.set(entry.doc, entry.heads);
+      const before = changed.get(entry.doc)?.before ?? lastHeads.get(entry.doc);
+      changed.set(entry.doc, { heads: entry.heads, ...(before ? { before } : {}) });
+      lastHeads.set(entry.doc, entry.heads);
     } else if (entry.kind === 'doc-token') {
       // A token newly followed, or its document newly known: ask every peer that speaks sync.
       for (const session of capable) {
@@ -266,6 +317,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
       }
       const doc = (outcome.value as { doc: string }).doc;
       subscribe(doc, session);
+      state.askedWith.set(doc, request.token);
       const mine = targetFor(doc);
       if (mine && !state.pulled.has(doc) && !state.pulledBack.has(doc)) {
         state.pulledBack.add(doc);
@@ -277,19 +329,40 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
     /** The documents `session`'s peer syncs with this node (it asked for them, or answered for them). */
     docsOf: (session: Session): string[] => [...subscribers].filter(([, synced]) => synced.has(session)).map(([doc]) => doc),
 
-    /** A peer's heads of `doc` changed: pull if this node follows `doc` and lacks one of them. */
-    async heard(doc: string, heads: readonly string[], session: Session) {
+    /**
+     * A peer's heads of `doc` changed: if this node follows `doc` and lacks one of them, take the versions the
+     * peer pushed with the notice, if any, then pull if one is still lacking.
+     */
+    async heard(doc: string, heads: readonly string[], session: Session, pushed?: Uint8Array) {
       const state = stateOf(session);
       const mine = targetFor(doc);
       if (!mine || closed) return;
+      state.told.set(doc, heads);
       // Heads this node holds already (its own, or ones it has built on) need no pull.
-      let lacking = false;
-      for (const head of heads) {
-        if (await kernel.syncKnows(head)) continue;
-        lacking = true;
-        break;
+      const lacking = async () => {
+        for (const head of heads) if (!(await kernel.syncKnows(head))) return true;
+        return false;
+      };
+      if (!(await lacking())) return;
+      if (pushed) {
+        const { token } = mine;
+        const take = async () => {
+          // A push that brought nothing quiets this peer's pushes of `doc`, as a pull that brought nothing quiets its pulls.
+          if ((state.quietUntil.get(doc) ?? 0) > Date.now()) return;
+          let accepted = 0;
+          try {
+            const taken = await kernel.syncTake(bundleFrom(decodePushed(pushed), doc), { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+            accepted = taken.accepted;
+            logTaken(session, doc, taken, 'pushed versions');
+          } catch (error) {
+            logOf().info({ event: 'doc-sync-refused', peer: session.peer, doc }, `versions of ${doc} pushed by ${session.peer} refused: ${describeThrown(error)}`);
+          }
+          if (accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
+        };
+        // In turn with this peer's pulls: a push and a pull of the same versions are not checked side by side.
+        await (state.queue = state.queue.then(take, take));
+        if (!(await lacking())) return;
       }
-      if (!lacking) return;
       const wait = (state.quietUntil.get(doc) ?? 0) - Date.now();
       if (wait <= 0) return pull(session, mine);
       // The last pull from this peer brought nothing: the next one waits (once), however many notices come.

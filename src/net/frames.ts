@@ -22,8 +22,10 @@
  *                                           reaches the document for the sender (null if the sender issued it),
  *                                           `doc` names it (null: the one `token` reaches), `chain` is null or
  *                                           the delegated token's [links, modules]
- *   doc-heads      [doc, heads]             a notice: the sender's heads of `doc` changed (sent only to peers
- *                                           that synced `doc` from it); no reply
+ *   doc-heads      [doc, heads, pushed]     a notice: the sender's heads of `doc` changed (sent only to peers
+ *                                           that synced `doc` with it); `pushed` is null or the bundle of the
+ *                                           versions that made those heads, as a sync answer would carry them,
+ *                                           sent to a peer whose own request the sender answered; no reply
  *
  * A call is addressed to the token itself (README.md, "Choices made where
  * the design is silent"): the message
@@ -272,8 +274,16 @@ export const MAX_HAVES = 32;
  * doc, haves (1 + MAX_HAVES) and a chain (3 + 2 × MAX_CHAIN_BLOCKS): 168.
  */
 export const MAX_DOC_SYNC_ITEMS = 192;
-/** A doc-heads notice: 3, the doc and 1 + MAX_HAVES heads. */
-export const MAX_DOC_HEADS_ITEMS = 40;
+/** A doc-heads notice: 3, the doc, 1 + MAX_HAVES heads and the pushed bundle's bytes. */
+export const MAX_DOC_HEADS_ITEMS = 41;
+/**
+ * A pushed bundle (see doc-heads above): at most this many bytes, and the
+ * items of PUSH_MAX_BLOCKS blocks and a few revocations. Decoded only by a
+ * receiver that follows the document and lacks one of the heads.
+ */
+export const MAX_PUSH_BYTES = 256 * 1024;
+export const PUSH_MAX_BLOCKS = 64;
+const PUSH_LIMITS: Partial<DecodeLimits> = { ...VALUE_LIMITS, maxBytes: MAX_PUSH_BYTES, maxItems: 4 * PUSH_MAX_BLOCKS + 1024 };
 
 /** What a doc-sync request asks (see the table above). */
 export interface DocSyncRequest {
@@ -310,10 +320,14 @@ export const decodeDocSync = (message: Message): { id: number; request: DocSyncR
   };
 };
 
-export const encodeDocHeads = (doc: string, heads: readonly string[]): Uint8Array => encodeMessage(DOC_HEADS_PROTOCOL, doc, [...heads].slice(0, MAX_HAVES));
+export const encodeDocHeads = (doc: string, heads: readonly string[], pushed?: Uint8Array): Uint8Array => encodeMessage(DOC_HEADS_PROTOCOL, doc, [...heads].slice(0, MAX_HAVES), pushed ?? null);
 
-export const decodeDocHeads = (message: Message): { doc: string; heads: string[] } => {
-  const [doc, heads, ...extra] = message.slots;
-  if (extra.length > 0) bad('a doc-heads notice is [doc, heads]');
-  return { doc: cidText(doc, 'doc'), heads: headList(heads, 'heads') };
+export const decodeDocHeads = (message: Message): { doc: string; heads: string[]; pushed?: Uint8Array } => {
+  const [doc, heads, pushed = null, ...extra] = message.slots;
+  if (extra.length > 0) bad('a doc-heads notice is [doc, heads, pushed]');
+  if (pushed !== null && (!(pushed instanceof Uint8Array) || pushed.length > MAX_PUSH_BYTES)) bad(`a doc-heads notice pushes null or at most ${MAX_PUSH_BYTES} bytes`);
+  return { doc: cidText(doc, 'doc'), heads: headList(heads, 'heads'), ...(pushed === null ? {} : { pushed: pushed as Uint8Array }) };
 };
+
+/** A pushed bundle's bytes to grid data, within the push's own limits (the bundle's shape is checked by docs/sync.ts bundleFrom). */
+export const decodePushed = (bytes: Uint8Array): GridValue => decodeValue(bytes, PUSH_LIMITS);

@@ -101,7 +101,8 @@ export interface Session {
   /** What of a document this side lacks (a bundle, docs/sync.ts, not yet checked), or the other side's refusal. Never rejects. */
   docSync(request: DocSyncRequest, timeoutMs: number): Promise<Outcome>;
   /** Tell the other side this side's heads of `doc` changed (no answer). */
-  docHeads(doc: string, heads: readonly string[]): void;
+  /** Tell the peer this side's heads of `doc` changed; `pushed`: the encoded bundle of the versions that did it (frames.ts doc-heads). */
+  docHeads(doc: string, heads: readonly string[], pushed?: Uint8Array): void;
   close(): void;
   readonly closed: Promise<void>;
 }
@@ -366,7 +367,7 @@ export interface SessionHandlers {
   /** A document's bundle for the peer (fulfilled, its value the bundle), or a refusal; `session` is the one asking. */
   docSync?(request: DocSyncRequest, session: Session): Promise<Outcome>;
   /** The peer's heads of `doc` changed. */
-  docHeads?(doc: string, heads: readonly string[], session: Session): void;
+  docHeads?(doc: string, heads: readonly string[], session: Session, pushed?: Uint8Array): void;
 }
 
 const refused = (outcome: Revoked): Answer => ({ outcome, cacheable: false });
@@ -565,8 +566,8 @@ const startSession = (socket: SessionSocket, name: string, bootstrap: unknown, h
       });
     }
     if (cid.equals(DOC_HEADS_PROTOCOL)) {
-      const { doc, heads } = decodeDocHeads(message);
-      return handlers.docHeads?.(doc, heads, self);
+      const { doc, heads, pushed } = decodeDocHeads(message);
+      return handlers.docHeads?.(doc, heads, self, pushed);
     }
     if (cid.equals(CANCEL_PROTOCOL)) {
       // A call already answered (or never made) has nothing to cancel.
@@ -671,7 +672,7 @@ const startSession = (socket: SessionSocket, name: string, bootstrap: unknown, h
     // A bundle is larger than a call's value may be: decoded under the codec's own limits, like a replica.
     docSync: async (asked: DocSyncRequest, timeoutMs: number) =>
       (await request((id) => encodeDocSync(id, asked), { ms: timeoutMs, code: 'unreachable', reason: 'unreachable' }, undefined, {})).outcome,
-    docHeads: (doc: string, heads: readonly string[]) => send(encodeDocHeads(doc, heads)),
+    docHeads: (doc: string, heads: readonly string[], pushed?: Uint8Array) => send(encodeDocHeads(doc, heads, pushed)),
     close: () => socket.close(1000),
     closed,
   });

@@ -140,7 +140,7 @@ export class NodeSessions {
       revocation: async (notice) => void (await kernel.hearRevocation(notice, peer)),
       fetch: (token) => kernel.replica(token, peer),
       docSync: (request, session) => this.docSync.serve(request, session),
-      docHeads: (doc, heads, session) => void this.docSync.heard(doc, heads, session).catch(() => {}),
+      docHeads: (doc, heads, session, pushed) => void this.docSync.heard(doc, heads, session, pushed).catch(() => {}),
       records: async (token) => {
         // A disclosure reads the whole journal: one at a time per peer, so asking cannot be turned into a flood.
         if (disclosing) throw new Error('a records request of yours is being answered; ask again when it is');

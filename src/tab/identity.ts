@@ -86,11 +86,10 @@ const identityOf = (stored: unknown): TabIdentity => {
 /**
  * Whether `signature`, the key's own on CHALLENGE, verifies under the kept
  * public key: whether the record's two halves belong together. A WebCrypto
- * key is checked by WebCrypto, natively, at once — only this node's own
- * signature on a fixed message is judged here, so the edge cases of hostile
- * signatures (why every other verdict is the portable check's) do not arise,
- * and the portable check's first use, which builds its tables, is not paid
- * at every start.
+ * key is checked by WebCrypto, natively, at once (as a batch is, ed25519.ts)
+ * — only this node's own signature on a fixed message is judged here, so no
+ * hostile edge case arises — and the portable check's first use, which
+ * builds its tables, is not paid at every start.
  */
 const signsFor = async (identity: TabIdentity, signature: Uint8Array): Promise<boolean> => {
   if (identity.kind !== 'webcrypto') return verify(identity.principal, CHALLENGE, signature);
