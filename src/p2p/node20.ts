@@ -1,0 +1,34 @@
+/**
+ * What js-libp2p 3 takes from Node 22 and Node 20 lacks, installed before
+ * lockdown (src/perimeter/lockdown.ts imports this first), since after it
+ * `Promise` is frozen. libp2p and its helpers (p-retry, nanoid, it-*) call
+ * `Promise.withResolvers` (ES2024); @libp2p/websockets dials with the global
+ * `WebSocket`, which Node 20 has only behind a flag: ws's client stands in,
+ * the same one the grid's own sessions use. Where the runtime has either,
+ * this leaves it alone.
+ */
+import WebSocket from 'ws';
+
+if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
+  Object.defineProperty(Promise, 'withResolvers', {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    // A method, not a function expression: SES refuses an intrinsic with a `prototype` it does not expect.
+    value: {
+      withResolvers<T>(this: PromiseConstructor) {
+        let resolve!: (value: T | PromiseLike<T>) => void;
+        let reject!: (reason?: unknown) => void;
+        const promise = new this<T>((yes, no) => {
+          resolve = yes;
+          reject = no;
+        });
+        return { promise, resolve, reject };
+      },
+    }.withResolvers,
+  });
+}
+
+if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
+  Object.defineProperty(globalThis, 'WebSocket', { configurable: true, writable: true, enumerable: false, value: WebSocket });
+}
