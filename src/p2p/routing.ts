@@ -56,6 +56,8 @@ export const ROUTING_LIMITS = Object.freeze({
   providersPerLookup: 8,
   /** Sessions to providers kept open; past it the least recently used closes. */
   providerSessions: 32,
+  /** Tokens whose last proven provider is remembered, to be asked first next time. */
+  answeredBy: 10_000,
   /** Providers cut off (failed proofs) remembered; past it the oldest is forgotten. */
   cutOff: 4_096,
   /** How long a provider whose proof failed is not asked again. */
@@ -262,6 +264,8 @@ export const startRouting = async (powers: RoutingPowers): Promise<Routing> => {
     return record;
   };
 
+  /** Tokens → the provider that proved and answered each last, least recently used first. */
+  const answeredBy = new Map<Token, Principal>();
   /** Sessions to providers, least recently used first. */
   const sessions = new Map<Principal, RemoteNode>();
   const sessionTo = async (principal: Principal, url: string): Promise<RemoteNode> => {
@@ -299,20 +303,36 @@ export const startRouting = async (powers: RoutingPowers): Promise<Routing> => {
     const signal = request.signal ? AbortSignal.any([request.signal, AbortSignal.timeout(left)]) : AbortSignal.timeout(left);
     let asked = 0;
     const began = clock();
+    // The provider that answered this token last, proven then: asked first, without a lookup.
+    const known = answeredBy.get(token);
+    const remote = known === undefined ? undefined : sessions.get(known);
+    if (known !== undefined) answeredBy.delete(token);
+    if (remote && !path.includes(remote.session.peer)) {
+      const answered = await askRemote(remote, request, clock);
+      if (answered !== 'not-here' && answered !== 'missed') {
+        answeredBy.set(token, remote.session.peer);
+        return answered;
+      }
+    }
     try {
       for await (const provider of host.contentRouting.findProviders(key as never, { signal })) {
         const principal = principalOfPeer(provider.id);
         if (!principal || principal === self || path.includes(principal) || isCutOff(principal)) continue;
         if (++asked > limits.providersPerLookup) break;
         if (provider.multiaddrs.length > 0) await host.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch(() => {});
+        // Proven for this token, each time it is looked up: a session open for another token proves nothing of this one.
         const proofSignal = AbortSignal.any([signal, AbortSignal.timeout(limits.proofMs)]);
-        const record = sessions.has(principal) ? undefined : await prove(provider.id, principal, token, key, proofSignal);
-        const remote = sessions.get(principal) ?? (record ? await sessionTo(principal, record.url).catch(() => undefined) : undefined);
+        const record = await prove(provider.id, principal, token, key, proofSignal);
+        const remote = record ? await sessionTo(principal, record.url).catch(() => undefined) : undefined;
         if (!remote) continue;
         log.info({ event: 'p2p-found', token, peer: principal, ms: clock() - began }, `${token} answered by ${principal}, found on the DHT`);
         // Not here or missed: the next provider is asked; if none answers, the peers' verdict stands (node.ts).
         const answered = await askRemote(remote, request, clock);
-        if (answered !== 'not-here' && answered !== 'missed') return answered;
+        if (answered !== 'not-here' && answered !== 'missed') {
+          if (answeredBy.size >= limits.answeredBy) answeredBy.delete(answeredBy.keys().next().value!);
+          answeredBy.set(token, principal);
+          return answered;
+        }
       }
     } catch (error) {
       if (!signal.aborted) log.debug({ event: 'p2p-lookup-failed', token, err: error }, `DHT lookup of ${token} failed`);
