@@ -120,5 +120,12 @@ test('C finds A through the DHT alone, calls it over its own session; a revoked 
   t.is((await grid(c, ['call', orphan, '--json', '--timeout', '20000'])).code, 3);
   t.is(liar.asked(), before, 'a provider cut off is not asked again');
 
+  // An invitation carries where the introducer's control plane listens, each address ending in its own peer id.
+  const { invitation } = JSON.parse(await ok(a, ['invite', '--json'])) as { invitation: string };
+  const aPeer = events(nodeA.stderr(), 'p2p-listening')[0]!.peer as string;
+  const carried = new URL(invitation).searchParams.getAll('p2p');
+  t.true(carried.length >= 2 && carried.every((address) => address.endsWith(`/p2p/${aPeer}`)), invitation);
+  t.is(new URL(invitation).searchParams.get('via'), nodeA.url);
+
   await Promise.all([nodeA.stop(), nodeB.stop(), nodeC.stop()]);
 });

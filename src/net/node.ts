@@ -496,6 +496,8 @@ export const startNode = async (
         random,
         connect: (url) => connectNode(url, { identity, random }),
         remember: options.remember ?? (async () => {}),
+        multiaddrs: () => plane?.multiaddrs() ?? [],
+        bootstrap: async (addresses, introducer) => void (await plane?.bootstrap(addresses, introducer)),
       });
     }
   } catch (error) {

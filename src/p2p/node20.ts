@@ -4,8 +4,8 @@
  * `Promise` is frozen. libp2p and its helpers (p-retry, nanoid, it-*) call
  * `Promise.withResolvers` (ES2024); @libp2p/websockets dials with the global
  * `WebSocket`, which Node 20 has only behind a flag: ws's client stands in,
- * the same one the grid's own sessions use. Where the runtime has either,
- * this leaves it alone.
+ * the same one the grid's own sessions use, made to drop unheard errors.
+ * Where the runtime has either, this leaves it alone.
  */
 import WebSocket from 'ws';
 
@@ -29,6 +29,20 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
   });
 }
 
+/**
+ * ws's client as the WHATWG WebSocket a browser has, in the one way that
+ * matters here: ws's socket is an EventEmitter, which throws an 'error' no
+ * listener is left for, where a browser's drops it. libp2p stops listening
+ * to a dial it gave up on; the refused connection then arrived as an
+ * uncaught exception and took the node down (seen when a peer died).
+ */
+class WhatwgWebSocket extends WebSocket {
+  constructor(...args: ConstructorParameters<typeof WebSocket>) {
+    super(...args);
+    this.on('error', () => {});
+  }
+}
+
 if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
-  Object.defineProperty(globalThis, 'WebSocket', { configurable: true, writable: true, enumerable: false, value: WebSocket });
+  Object.defineProperty(globalThis, 'WebSocket', { configurable: true, writable: true, enumerable: false, value: WhatwgWebSocket });
 }
