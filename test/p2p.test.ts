@@ -77,6 +77,8 @@ test('C finds A through the DHT alone, calls it over its own session; a revoked 
   phase('three nodes up');
 
   // B is C's only peer and holds nothing: forwarding alone ends "unknown token"; the DHT finds A once A has provided.
+  await eventually(async () => events(nodeA.stderr(), 'p2p-provided'), (lines) => lines.some((line) => line.token === who), 30_000, 100);
+  phase('A provided');
   const called = await eventually(() => grid(c, ['call', who, '--json', '--timeout', '20000']), (result) => result.code === 0, 30_000, 300);
   if (called.code !== 0) t.log(called.stdout, called.stderr, nodeC.stderr().split('\n').filter((line) => line.includes('p2p')).join('\n'), nodeA.stderr().split('\n').filter((line) => line.includes('p2p')).join('\n'));
   t.is(called.code, 0, called.stderr);

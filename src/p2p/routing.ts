@@ -314,6 +314,8 @@ export const startRouting = async (powers: RoutingPowers): Promise<Routing> => {
         return answered;
       }
     }
+    // With no neighbour the DHT has nobody to ask, and would only wait out the call's time.
+    if (host.getConnections().length === 0) return undefined;
     try {
       for await (const provider of host.contentRouting.findProviders(key as never, { signal })) {
         const principal = principalOfPeer(provider.id);
