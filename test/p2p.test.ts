@@ -14,18 +14,7 @@ import { providerKey } from '../src/p2p/routing.js';
 import { tempDir } from './_helpers.js';
 import { eventually, gridProcesses } from './_processes.js';
 
-const { grid, ok, startNode } = gridProcesses({ GRID_LOG_LEVEL: 'debug' });
-
-interface Entry {
-  seq: number;
-  kind: string;
-  token?: string;
-  call?: number;
-  caller?: string;
-  to?: string;
-}
-
-const entries = async (home: string): Promise<Entry[]> => JSON.parse(await ok(home, ['graph', '--json'])).entries;
+const { grid, ok, entries, startNode } = gridProcesses({ GRID_LOG_LEVEL: 'debug' });
 
 /** The node's log lines of one event. */
 const events = (stderr: string, event: string): Array<Record<string, unknown>> =>

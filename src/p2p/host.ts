@@ -39,9 +39,16 @@ export const DHT_PROTOCOL = '/promisegrid/kad/1.0.0';
  * Connection caps: a node keeps few long-lived connections (its peers, its
  * DHT neighbours, relays), so these are generous for an honest grid and
  * small against a stranger opening many. `perAddressPerSecond`: new inbound
- * connections one host may open a second (libp2p's own rate limiter).
+ * connections one host may open a second (libp2p's own rate limiter, whose
+ * default this is).
  */
-export const P2P_LIMITS = Object.freeze({
+export interface P2pLimits {
+  readonly maxConnections: number;
+  readonly maxIncomingPending: number;
+  readonly perAddressPerSecond: number;
+}
+
+export const P2P_LIMITS: P2pLimits = Object.freeze({
   maxConnections: 256,
   maxIncomingPending: 32,
   perAddressPerSecond: 5,
@@ -54,6 +61,8 @@ export interface HostOptions {
   readonly host: string;
   /** Serve as a circuit relay v2 for nodes that cannot be dialled (`grid start --relay`). */
   readonly relay?: boolean;
+  /** Other caps than P2P_LIMITS: many nodes on one host (a benchmark on loopback) all come from one address. */
+  readonly limits?: Partial<P2pLimits>;
 }
 
 export type P2pHost = Libp2p<{ dht: KadDHT } & Record<string, unknown>>;
@@ -62,6 +71,7 @@ const listenAddress = (host: string) => (host.includes(':') ? `/ip6/${host}` : /
 
 export const startHost = async (options: HostOptions): Promise<P2pHost> => {
   const privateKey = await generateKeyPairFromSeed('Ed25519', options.seed);
+  const limits = { ...P2P_LIMITS, ...options.limits };
   const base = listenAddress(options.host);
   return (await createLibp2p({
     privateKey,
@@ -70,9 +80,9 @@ export const startHost = async (options: HostOptions): Promise<P2pHost> => {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: {
-      maxConnections: P2P_LIMITS.maxConnections,
-      maxIncomingPendingConnections: P2P_LIMITS.maxIncomingPending,
-      inboundConnectionThreshold: P2P_LIMITS.perAddressPerSecond,
+      maxConnections: limits.maxConnections,
+      maxIncomingPendingConnections: limits.maxIncomingPending,
+      inboundConnectionThreshold: limits.perAddressPerSecond,
     },
     services: {
       identify: identify(),
