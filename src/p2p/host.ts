@@ -75,7 +75,10 @@ export const startHost = async (options: HostOptions): Promise<P2pHost> => {
   const base = listenAddress(options.host);
   return (await createLibp2p({
     privateKey,
-    addresses: { listen: [`${base}/tcp/0`, `${base}/tcp/0/ws`, '/p2p-circuit'] },
+    // Not `/p2p-circuit`: listening there sends the node on an endless random walk of the DHT looking for a
+    // relay, which on a grid without one only burns CPU (it slowed every lookup). The transport is kept, to dial
+    // relayed addresses; a node behind NAT will listen on its relay's once it knows one (issue 18, item 3).
+    addresses: { listen: [`${base}/tcp/0`, `${base}/tcp/0/ws`] },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
