@@ -7,7 +7,8 @@
  * the same one the grid's own sessions use, made to drop unheard errors.
  * Where the runtime has either, this leaves it alone.
  */
-import WebSocket from 'ws';
+import { createRequire } from 'node:module';
+import type WsWebSocket from 'ws';
 
 if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function') {
   Object.defineProperty(Promise, 'withResolvers', {
@@ -35,14 +36,31 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
  * listener is left for, where a browser's drops it. libp2p stops listening
  * to a dial it gave up on; the refused connection then arrived as an
  * uncaught exception and took the node down (seen when a peer died).
+ *
+ * ws is loaded on first use, not here: every `grid` command passes through
+ * this file, and only those that reach a node should pay for ws (~0.3 s),
+ * which must also load after ../perimeter/ws-mask.ts.
  */
-class WhatwgWebSocket extends WebSocket {
-  constructor(...args: ConstructorParameters<typeof WebSocket>) {
-    super(...args);
-    this.on('error', () => {});
-  }
-}
+let whatwg: unknown;
+const whatwgWebSocket = (): unknown => {
+  if (whatwg) return whatwg;
+  const WebSocket = createRequire(import.meta.url)('ws') as typeof WsWebSocket;
+  whatwg = class WhatwgWebSocket extends WebSocket {
+    constructor(address: string | URL, protocols?: string | string[]) {
+      super(address, protocols);
+      this.on('error', () => {});
+    }
+  };
+  return whatwg;
+};
 
-if (typeof (globalThis as { WebSocket?: unknown }).WebSocket !== 'function') {
-  Object.defineProperty(globalThis, 'WebSocket', { configurable: true, writable: true, enumerable: false, value: WhatwgWebSocket });
+if (!('WebSocket' in globalThis)) {
+  Object.defineProperty(globalThis, 'WebSocket', {
+    configurable: true,
+    enumerable: false,
+    get: whatwgWebSocket,
+    set(value: unknown) {
+      Object.defineProperty(globalThis, 'WebSocket', { configurable: true, writable: true, enumerable: false, value });
+    },
+  });
 }
