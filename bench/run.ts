@@ -22,6 +22,7 @@ import { benchDurable } from './durable.js';
 import { benchGc } from './gc.js';
 import { benchDbCompare } from './db-compare.js';
 import { benchBrowser } from './browser.js';
+import { benchScale } from './scale.js';
 import type { Row } from './measure.js';
 
 const suites: Array<[string, () => Promise<Row[]>]> = [
@@ -45,6 +46,7 @@ const suites: Array<[string, () => Promise<Row[]>]> = [
   ['gc', benchGc],
   ['db', benchDbCompare],
   ['browser', benchBrowser],
+  ['scale', benchScale],
 ];
 
 const only = process.argv.slice(2);

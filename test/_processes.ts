@@ -19,6 +19,16 @@ export interface Result {
   ms: number;
 }
 
+/** A promise-graph record as `grid graph --json` prints it: the fields tests read. */
+export interface GraphEntry {
+  seq: number;
+  kind: string;
+  token?: string;
+  call?: number;
+  caller?: string;
+  to?: string;
+}
+
 /** Commands and nodes with `env` added to the environment (and no GRID_HOME: every command names its home). */
 export const gridProcesses = (env: Record<string, string> = {}) => {
   const ENV = { ...process.env, GRID_HOME: '', ...env };
@@ -45,6 +55,9 @@ export const gridProcesses = (env: Record<string, string> = {}) => {
     if (result.code !== 0) throw new Error(`grid ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
     return result.stdout;
   };
+
+  /** The home's promise graph, every record. */
+  const entries = async (home: string): Promise<GraphEntry[]> => JSON.parse(await ok(home, ['graph', '--json'])).entries;
 
   /** `grid start --json` on a home, resolved once it listens; the test's teardown kills it if the test did not stop it. */
   const startNode = async (t: ExecutionContext, home: string, extra: string[] = []) => {
@@ -92,7 +105,7 @@ export const gridProcesses = (env: Record<string, string> = {}) => {
     };
   };
 
-  return { grid, ok, startNode };
+  return { grid, ok, entries, startNode };
 };
 
 /** A port free right now, so a node can be restarted on the same URL. */

@@ -10,34 +10,23 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tempDir } from './_helpers.js';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { eventually, freePort, gridProcesses } from './_processes.js';
+import { eventually, freePort, gridProcesses, type GraphEntry } from './_processes.js';
 
-const { grid, ok, startNode } = gridProcesses();
-
-interface Entry {
-  seq: number;
-  kind: string;
-  token?: string;
-  call?: number;
-  caller?: string;
-  to?: string;
-}
-
-const entries = async (home: string): Promise<Entry[]> => JSON.parse(await ok(home, ['graph', '--json'])).entries;
+const { grid, ok, entries, startNode } = gridProcesses();
 
 /** Who each forwarded call of `token` was forwarded to (a `forwarded` record names its call, the call names the token). */
-const forwardedTo = (list: Entry[], token: string): string[] => {
+const forwardedTo = (list: GraphEntry[], token: string): string[] => {
   const bySeq = new Map(list.map((e) => [e.seq, e]));
   return list.filter((e) => e.kind === 'forwarded' && bySeq.get(e.call!)?.token === token).map((e) => e.to!);
 };
 
 /** Calls of `token` that this node itself answered with a value. */
-const fulfilledCalls = (list: Entry[], token: string) => {
+const fulfilledCalls = (list: GraphEntry[], token: string) => {
   const fulfilled = new Set(list.filter((e) => e.kind === 'fulfilled').map((e) => e.call));
   return list.filter((e) => e.kind === 'call' && e.token === token && fulfilled.has(e.seq)).length;
 };
 
-const hits = (list: Entry[], token: string) => list.filter((e) => e.kind === 'hit' && e.token === token).length;
+const hits = (list: GraphEntry[], token: string) => list.filter((e) => e.kind === 'hit' && e.token === token).length;
 
 const peersFile = async (home: string): Promise<string[]> => JSON.parse(await readFile(join(home, 'peers'), 'utf8'));
 

@@ -9,4 +9,4 @@ export {
   verifyPortable,
   type Identity,
 } from './identity.js';
-export { loadIdentity, loadOrCreateIdentity, KeyFileError, type KeyFileErrorCode } from './key-file.js';
+export { loadIdentity, loadKey, loadOrCreateIdentity, KeyFileError, type KeyFileErrorCode } from './key-file.js';

@@ -69,7 +69,14 @@ const readKeyFile = async (path: string): Promise<string> => {
 };
 
 /** Load the identity whose key file is at `path`. */
-export const loadIdentity = async (path: string): Promise<Identity> => {
+export const loadIdentity = async (path: string): Promise<Identity> => (await loadKey(path)).identity;
+
+/**
+ * The identity and its 32-byte seed: for the one other key made from it,
+ * the node's libp2p key (src/p2p/host.ts), so its peer id and its did:key
+ * name one principal. Whoever asks for the seed holds it; nothing else does.
+ */
+export const loadKey = async (path: string): Promise<{ identity: Identity; seed: Uint8Array }> => {
   if (typeof path !== 'string' || path === '') throw new TypeError(`identity: key path must be a non-empty string (got ${quote(path)})`);
   const text = await readKeyFile(path);
   let record: unknown;
@@ -85,11 +92,12 @@ export const loadIdentity = async (path: string): Promise<Identity> => {
   if (type !== 'ed25519') throw malformed(path, `type is ${quote(type)}, expected "ed25519"`);
   if (typeof secret !== 'string' || !SEED_BASE64URL.test(secret)) throw malformed(path, 'secret must be a 32-byte seed in unpadded base64url');
   if (typeof principal !== 'string') throw malformed(path, 'principal is missing');
-  const identity = identityFromSecret(new Uint8Array(Buffer.from(secret, 'base64url')));
+  const seed = new Uint8Array(Buffer.from(secret, 'base64url'));
+  const identity = identityFromSecret(seed);
   if (principal !== identity.principal) {
     throw malformed(path, `principal ${quote(principal)} does not match the secret (which is ${identity.principal})`);
   }
-  return identity;
+  return { identity, seed };
 };
 
 const syncDir = async (path: string) => {

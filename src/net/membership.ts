@@ -60,7 +60,14 @@ export interface MembershipPowers {
   readonly connect: (url: string) => Promise<Reached>;
   /** Keep these peer URLs across restarts. */
   readonly remember: (urls: readonly string[]) => Promise<void>;
+  /** Where the node's control plane listens (src/p2p), handed out with its invitations. */
+  readonly multiaddrs?: () => readonly string[];
+  /** Reach the introducer's control plane at the addresses its invitation gave. */
+  readonly bootstrap?: (addresses: readonly string[], introducer: Principal) => Promise<void>;
 }
+
+/** Control-plane addresses an invitation carries, at most. */
+const MAX_INVITATION_MULTIADDRS = 8;
 
 export const makeMembership = (powers: MembershipPowers) => {
   const keep = async (urls: readonly string[]) => {
@@ -73,7 +80,9 @@ export const makeMembership = (powers: MembershipPowers) => {
     invite: async (expiresInMs: number): Promise<{ invitation: string; expires: number }> => {
       const expires = powers.clock() + expiresInMs;
       const token = await powers.invitations.create(powers.principal, expires, powers.random(16));
-      return { invitation: `grid://${token}?via=${powers.url}`, expires };
+      // The control plane's addresses ride along (`p2p=`, each ending in the introducer's peer id): a joiner's DHT starts from them.
+      const p2p = (powers.multiaddrs?.() ?? []).slice(0, MAX_INVITATION_MULTIADDRS).map((address) => `&p2p=${encodeURIComponent(address)}`);
+      return { invitation: `grid://${token}?via=${powers.url}${p2p.join('')}`, expires };
     },
     /** Someone redeems an invitation: strike it off, keep their address, tell them ours and our peers'. */
     redeem: async (token: string, joinerUrl: unknown): Promise<string[]> => {
@@ -90,6 +99,8 @@ export const makeMembership = (powers: MembershipPowers) => {
       try {
         const welcome = await redeemInvitation(remote, token, powers.url);
         await keep(welcome.peers);
+        const addresses = new URL(invitationUrl).searchParams.getAll('p2p').slice(0, MAX_INVITATION_MULTIADDRS);
+        if (addresses.length > 0) await powers.bootstrap?.(addresses, welcome.introducer);
         return welcome;
       } finally {
         remote.close();

@@ -6,7 +6,7 @@
  * else: holding a token is the authority, and the connection adds only who
  * is asking.
  */
-import { Far } from '@endo/far';
+import { E, Far } from '@endo/far';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -16,7 +16,7 @@ import type { Forwarder, Kernel } from '../kernel/kernel.js';
 import { ownerOf } from '../kernel/owner.js';
 import { makePeers, type Peers, type PeerState } from './peers.js';
 import { makeMembership, type Membership, type MembershipPowers } from './membership.js';
-import { connectNode } from './client.js';
+import { connectNode, type RemoteNode } from './client.js';
 import { ownerFacet, serveOperation } from './owner.js';
 import { acceptSession, meterBeforeAuthentication, MAX_FRAME_BYTES, type Session } from './session.js';
 import { silentLog, type Log } from './log.js';
@@ -76,6 +76,8 @@ export interface ServeOptions {
   readonly log?: Log;
   /** Time limits and connection caps of the HTTP side (defaults: HTTP_LIMITS). */
   readonly http?: Partial<HttpLimits>;
+  /** Where the node's control plane (src/p2p) listens, once it does; none without one. */
+  readonly multiaddrs?: () => readonly string[];
 }
 
 /**
@@ -131,6 +133,7 @@ const makeNodeFacet = (
   membership: () => Membership | undefined,
   log: Log,
   heard: { address(record: unknown): Promise<unknown>; announce(records: unknown): number },
+  multiaddrs: () => readonly string[],
 ) => {
   // The token may arrive as a promise — say `E.get(E(node).call(order)).token`,
   // the further promise of a call not yet answered: CapTP hands the node its
@@ -143,7 +146,9 @@ const makeNodeFacet = (
   // What waits here for this peer's approval, or for it to collect.
   const pending = serveOperation('pending', async () => kernel.pendingFor(peer));
   const { address, announce } = heard;
-  const everyone = { principal: () => kernel.principal, call, redeem, address, announce, pending };
+  // Where this node's libp2p side listens: a node that dials this one bootstraps its DHT from here.
+  const p2p = async () => [...multiaddrs()];
+  const everyone = { principal: () => kernel.principal, call, redeem, address, announce, pending, p2p };
   // The node's own principal — its home's CLI — also gets to act as the node: the owner API (kernel/owner.ts), and invitations.
   const { pending: _forOwner, ...operations } = ownerFacet(ownerOf(kernel));
   const owner = {
@@ -338,7 +343,7 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
       bootstrap: makeNodeFacet(kernel, peer, options.membership ?? (() => undefined), log, {
         address: (record) => sessions.hearAddress(record, peer, accepted),
         announce: (records) => sessions.announce(peer, records),
-      }),
+      }, options.multiaddrs ?? (() => [])),
       handlers: sessions.handlers(peer),
     });
     acceptSession(socket, { ...options, offer }).then(
@@ -369,6 +374,28 @@ export const serveNode = async (kernel: Kernel, options: ServeOptions): Promise<
   });
 };
 
+/** What the control plane is handed when the node listens (src/p2p/routing.ts). */
+export interface ControlPlaneParts {
+  readonly kernel: Kernel;
+  /** The node's own signed address record. */
+  readonly ownAddress: () => AddressRecord | undefined;
+  /** A session to another node, handled and tracked as a dialled peer's. */
+  readonly connect: (url: string) => Promise<RemoteNode>;
+}
+
+/** The node's control plane as the node uses it (src/p2p/routing.ts `Routing`). */
+export interface ControlPlane {
+  /** Asked about a call no peer could answer. */
+  readonly forward: Forwarder;
+  multiaddrs(): string[];
+  /** Reach `principal`'s control plane at the addresses it gave. */
+  bootstrap(addresses: readonly unknown[], principal: Principal): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Control-plane addresses taken from one peer. */
+const MAX_BOOTSTRAP_ADDRESSES = 16;
+
 export interface GridNode {
   readonly kernel: Kernel;
   readonly server: NodeServer;
@@ -396,13 +423,21 @@ export const startNode = async (
     readonly addresses?: { readonly known: readonly AddressRecord[]; save(records: readonly AddressRecord[]): Promise<void> };
     /** A peer moved: remember `url` in place of the `former` URLs it was kept at. */
     readonly moved?: (former: readonly string[], url: string) => Promise<void>;
+    /** Start the node's control plane (src/p2p) once it listens: how it finds nodes its peers do not know. */
+    readonly controlPlane?: (parts: ControlPlaneParts) => Promise<ControlPlane>;
   },
 ): Promise<GridNode> => {
   let peers: Peers | undefined;
   // No call reaches the forwarder before the kernel is served, and by then the peers exist.
   let sessions: NodeSessions | undefined;
-  // A token a connected tab answers goes to the tab; any other to the peers.
-  const kernel = await open(async (request) => (await sessions?.hosted.forward(request)) ?? peers?.forward(request));
+  let plane: ControlPlane | undefined;
+  // A token a connected tab answers goes to the tab; any other to the peers, and what no peer has to the control plane.
+  const viaPeers: Forwarder = async (request) => {
+    const heard = await peers?.forward(request);
+    if (!plane || (heard && !(heard.answer.outcome.status === 'revoked' && heard.answer.outcome.code === 'unreachable'))) return heard;
+    return (await plane.forward(request)) ?? heard;
+  };
+  const kernel = await open(async (request) => (await sessions?.hosted.forward(request)) ?? viaPeers(request));
   sessions = new NodeSessions(kernel);
   const { identity, random } = options;
   const log = options.log ?? silentLog;
@@ -427,9 +462,29 @@ export const startNode = async (
     const p = peers;
     const connected = sessions;
     const web = webOptions?.(kernel, () => p.state(), () => connected.tabs());
-    server = await serveNode(kernel, { ...serveOptions, sessions, membership: () => membership, ...(web ? { web } : {}) });
+    const { controlPlane, ...serving } = serveOptions;
+    server = await serveNode(kernel, { ...serving, sessions, membership: () => membership, multiaddrs: () => plane?.multiaddrs() ?? [], ...(web ? { web } : {}) });
     log.info({ event: 'listening', principal: kernel.principal, url: server.url }, `node ${kernel.principal} listening on ${server.url}`);
     await sessions.listening(server.url);
+    if (controlPlane) {
+      plane = await controlPlane({
+        kernel,
+        ownAddress: () => book.own(),
+        connect: async (url) => {
+          const remote = await connectNode(url, { identity, random, offer: (principal) => connected.offer(principal) });
+          connected.track(remote.session, { dialled: true });
+          return remote;
+        },
+      });
+      const started = plane;
+      // Every node this one dials is a way into the DHT: ask it where its control plane listens.
+      sessions.onDialled((session) =>
+        void E(session.bootstrap() as Promise<{ p2p(): Promise<unknown> }>)
+          .p2p()
+          .then((addresses) => (Array.isArray(addresses) ? started.bootstrap(addresses.slice(0, MAX_BOOTSTRAP_ADDRESSES), session.peer) : undefined))
+          .catch(() => {}),
+      );
+    }
     const invitations = options.invitations;
     if (invitations) {
       membership = makeMembership({
@@ -441,11 +496,14 @@ export const startNode = async (
         random,
         connect: (url) => connectNode(url, { identity, random }),
         remember: options.remember ?? (async () => {}),
+        multiaddrs: () => plane?.multiaddrs() ?? [],
+        bootstrap: async (addresses, introducer) => void (await plane?.bootstrap(addresses, introducer)),
       });
     }
   } catch (error) {
     peers.close();
     sessions.close();
+    await plane?.close();
     await kernel.close();
     throw error;
   }
@@ -457,6 +515,7 @@ export const startNode = async (
     close: () =>
       (closing ??= (async () => {
         peers!.close();
+        await plane?.close();
         await server.close();
         sessions.close();
         await kernel.close();

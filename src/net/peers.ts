@@ -65,6 +65,25 @@ interface Peer {
   cancelRetry?: () => void;
 }
 
+type Forwarded = NonNullable<Awaited<ReturnType<Forwarder>>>;
+
+/**
+ * Hand a call to one node this node reached: its answer (with the closure's
+ * blocks when it is replicable), or why not — `not-here` (it knows no such
+ * token, or the call would loop), `missed` (it could not answer now).
+ */
+export const askRemote = async (remote: RemoteNode, request: Parameters<Forwarder>[0], clock: () => number): Promise<Forwarded | 'not-here' | 'missed'> => {
+  const { token, args, path, deadline, chain, signal } = request;
+  // A cancelled call is cancelled on the peer too (session.call sends it a cancel).
+  const answer = await remote.forward(token, args, path, deadline - clock(), chain, signal);
+  const { outcome } = answer;
+  if (outcome.status === 'revoked' && MISSED.has(outcome.code)) return 'missed';
+  if (outcome.status === 'revoked' && NOT_HERE.has(outcome.code)) return 'not-here';
+  // A replicable closure is fetched with its first answer, so this node can answer it on its own.
+  const replica = answer.replicable ? await remote.session.fetch(token, Math.max(0, deadline - clock())).catch(() => undefined) : undefined;
+  return { answer, peer: remote.session.peer, ...(replica ? { replica } : {}) };
+};
+
 export const makePeers = (
   urls: readonly string[],
   options: {
@@ -138,7 +157,8 @@ export const makePeers = (
   };
   for (const url of urls) add(url);
 
-  const forward: Forwarder = async ({ token, args, path, deadline, chain, signal }) => {
+  const forward: Forwarder = async (request) => {
+    const { path, deadline, signal } = request;
     let missed = false;
     for (const peer of peers.values()) {
       if (signal?.aborted) return { answer: cancelled };
@@ -162,17 +182,9 @@ export const makePeers = (
           cancel?.();
         }
       }
-      // A cancelled call is cancelled on the peer too (session.call sends it a cancel).
-      const answer = await remote.forward(token, args, path, deadline - clock(), chain, signal);
-      const { outcome } = answer;
-      if (outcome.status === 'revoked' && MISSED.has(outcome.code)) {
-        missed = true;
-        continue;
-      }
-      if (outcome.status === 'revoked' && NOT_HERE.has(outcome.code)) continue;
-      // A replicable closure is fetched with its first answer, so this node can answer it on its own.
-      const replica = answer.replicable ? await remote.session.fetch(token, Math.max(0, deadline - clock())).catch(() => undefined) : undefined;
-      return { answer, peer: remote.session.peer, ...(replica ? { replica } : {}) };
+      const asked = await askRemote(remote, request, clock);
+      if (asked === 'missed') missed = true;
+      else if (asked !== 'not-here') return asked;
     }
     return missed ? { answer: unreachable } : undefined;
   };

@@ -109,6 +109,7 @@ export class NodeSessions {
   readonly hosted: HostedTokens;
   /** Inbound sessions whose peer said where it listens: nodes, not tabs. */
   readonly #listening = new WeakSet<Session>();
+  readonly #onDialled: Array<(session: Session) => void> = [];
 
   constructor(kernel: Kernel, log: Log = silentLog) {
     this.#kernel = kernel;
@@ -175,8 +176,14 @@ export class NodeSessions {
       this.#nodes.add(session);
       this.#dialled.add(session);
       this.#introduce(session);
+      for (const listener of this.#onDialled) listener(session);
     }
     this.docSync.track(session, dialled);
+  }
+
+  /** Hear of every session this node dials from now on (the control plane bootstraps from them). */
+  onDialled(listener: (session: Session) => void) {
+    this.#onDialled.push(listener);
   }
 
   /** Keep and tell where nodes listen (addresses.ts); `isKept`: whether a principal is one of this node's peers. */

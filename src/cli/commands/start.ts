@@ -9,7 +9,7 @@ import { Invitations } from '../../home/invitations.js';
 import { PetNames } from '../../home/names.js';
 import { loadAddresses, loadListenPort, rememberListenPort, rememberPeers, replacePeers, saveAddresses } from '../../home/peers-file.js';
 import { announceNode, retractNode, runningNode } from '../../home/running-node.js';
-import { loadIdentity } from '../../identity/index.js';
+import { loadKey } from '../../identity/index.js';
 import { isPeerUrl } from '../../net/membership.js';
 import { toJsonText, UsageError } from '../format.js';
 import { openHomeKernel } from '../home-ops.js';
@@ -56,7 +56,9 @@ export const startCommand = (session: Session) =>
         .option('--archive <dir>', 'move journal segments that fall out of --keep into this directory instead of deleting them')
         .option('--cache <size>', 'memory the pure-call cache may hold, e.g. 64MiB (the default) or 1GB')
         .option('--cache-answers <n>', 'answers the pure-call cache may hold (default 100000)')
-        .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable),
+        .option('--web-host <name>', 'a host name the web page may be reached by, optionally with :PORT (repeatable)', repeatable)
+        .option('--relay', 'relay for nodes others cannot dial (circuit relay v2 on the control plane)')
+        .option('--no-p2p', 'run no control plane: no DHT, so only peers and invitations find tokens and nodes'),
     async (inv, _args, opts) => {
       const keep = text(opts.keep);
       const archive = text(opts.archive);
@@ -79,7 +81,14 @@ export const startCommand = (session: Session) =>
       // The node and its log (ws, CapTP, pino) are loaded by this command only, not by every `grid` (../main.ts imports every verb).
       // The module parser (~0.5 s) is not: a call on a module whose analysis the home kept never needs it, and the first
       // publish, or call on a module analyzed nowhere yet, loads it outside the call's time limit (kernel/calls.ts).
-      const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }] = await Promise.all([import('../../net/node.js'), import('../../net/log.js'), import('../../web/page.js')]);
+      const p2p = opts.p2p !== false;
+      if (!p2p && opts.relay === true) throw new UsageError('--relay needs the control plane: drop --no-p2p');
+      const [{ startNode }, { logLevelFrom, makeLog }, { makeWebPage }, plane] = await Promise.all([
+        import('../../net/node.js'),
+        import('../../net/log.js'),
+        import('../../web/page.js'),
+        p2p ? import('../../p2p/index.js') : undefined,
+      ]);
       let level;
       try {
         level = logLevelFrom(inv.env, inv.debug);
@@ -94,7 +103,7 @@ export const startCommand = (session: Session) =>
       const paths = homePaths(inv.home);
       const running = await runningNode(paths.node);
       if (running) throw new UsageError(`a node is running on this home (${running.url}, pid ${running.pid}); stop it first`);
-      const identity = await loadIdentity(paths.identity).catch(() => {
+      const { identity, seed } = await loadKey(paths.identity).catch(() => {
         throw new NoHomeError(paths.root);
       });
       const random = (n: number) => new Uint8Array(randomBytes(n));
@@ -114,6 +123,7 @@ export const startCommand = (session: Session) =>
         log,
         addresses: { known: await loadAddresses(paths.addresses), save: (records) => saveAddresses(paths.addresses, records) },
         moved: async (former, url) => void (await replacePeers(paths.peers, former, url)),
+        ...(plane ? { controlPlane: plane.controlPlane({ identity, seed, host, random, log, relay: opts.relay === true }) } : {}),
         // The page shows the home's pet names (read-only; its filter takes them too). Its access key is fresh: 192 bits of `random`.
         web: (kernel, peers, tabs) =>
           makeWebPage(kernel, {
