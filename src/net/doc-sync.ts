@@ -83,11 +83,12 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   /**
    * Per session: documents pulled on it (not pulled back again), the pull queue, pulls queued or running by target;
    * the token each document was asked for with (a push is screened as an answer to it), the heads the peer last told
-   * of each, and the notices going out to it, in order.
+   * of each, the notices going out to it, in order, and until when its pushes of a document are ignored (one of them
+   * brought nothing: kept apart from its pulls' quiet, which a pull that found nothing new sets in the ordinary course).
    */
   const sessions = new WeakMap<
     Session,
-    { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; quietUntil: Map<string, number>; delayed: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }>; askedWith: Map<string, Token | undefined>; told: Map<string, readonly string[]>; notices: Promise<unknown> }
+    { pulled: Set<string>; pulledBack: Set<string>; active: Set<string>; quietUntil: Map<string, number>; delayed: Set<string>; queue: Promise<unknown>; pulls: Map<string, { again: boolean }>; askedWith: Map<string, Token | undefined>; told: Map<string, readonly string[]>; notices: Promise<unknown>; pushesQuietUntil: Map<string, number> }
   >();
   /** Per peer: its sync requests being answered or waiting here. */
   const serving = new Map<Principal, { count: number; turn: Promise<unknown> }>();
@@ -99,7 +100,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
   const stateOf = (session: Session) => {
     let state = sessions.get(session);
     if (!state) {
-      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), quietUntil: new Map(), delayed: new Set(), queue: Promise.resolve(), pulls: new Map(), askedWith: new Map(), told: new Map(), notices: Promise.resolve() }));
+      sessions.set(session, (state = { pulled: new Set(), pulledBack: new Set(), active: new Set(), quietUntil: new Map(), delayed: new Set(), queue: Promise.resolve(), pulls: new Map(), askedWith: new Map(), told: new Map(), notices: Promise.resolve(), pushesQuietUntil: new Map() }));
       capable.add(session);
       void session.closed.then(() => {
         capable.delete(session);
@@ -348,7 +349,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
         const { token } = mine;
         const take = async () => {
           // A push that brought nothing quiets this peer's pushes of `doc`, as a pull that brought nothing quiets its pulls.
-          if ((state.quietUntil.get(doc) ?? 0) > Date.now()) return;
+          if ((state.pushesQuietUntil.get(doc) ?? 0) > Date.now()) return;
           let accepted = 0;
           try {
             const taken = await kernel.syncTake(bundleFrom(decodePushed(pushed), doc), { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
@@ -357,7 +358,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
           } catch (error) {
             logOf().info({ event: 'doc-sync-refused', peer: session.peer, doc }, `versions of ${doc} pushed by ${session.peer} refused: ${describeThrown(error)}`);
           }
-          if (accepted === 0) state.quietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
+          if (accepted === 0) state.pushesQuietUntil.set(doc, Date.now() + NOTICE_QUIET_MS);
         };
         // In turn with this peer's pulls: a push and a pull of the same versions are not checked side by side.
         await (state.queue = state.queue.then(take, take));
