@@ -32,7 +32,7 @@ const TWINS = new Map([
   [src('store/sha2.ts'), src('tab/sha2.ts')],
   [src('perimeter/ws-mask.ts'), null],
   // libp2p's Node 20 shims: a tab runs no libp2p, and browsers have both anyway.
-  [src('p2p/node20.ts'), null],
+  [src('perimeter/node20.ts'), null],
 ]);
 
 const shippedIn = (folder) =>

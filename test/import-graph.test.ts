@@ -43,7 +43,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['delegation', 'vat', 'docs', 'apps'],
   ['kernel'],
   ['net'],
-  ['home', 'web', 'tab'],
+  ['home', 'web', 'tab', 'p2p'],
   ['repl', 'cli'],
   ['index.ts'],
 ];

@@ -7,9 +7,9 @@
  * masks frames without the store loop lockdown makes slow, and
  * array-buffer-detached.ts, which it imports before lockdown so that
  * WebAssembly glue, Automerge's, sees its memory grow on Node 20, and
- * ../p2p/node20.ts, what libp2p needs of Node 22).
+ * ./node20.ts, what libp2p needs of Node 22).
  */
 import './array-buffer-detached.js';
-import '../p2p/node20.js';
+import './node20.js';
 import '@endo/init';
 import './ws-mask.js';

@@ -1,6 +1,6 @@
 /**
  * What js-libp2p 3 takes from Node 22 and Node 20 lacks, installed before
- * lockdown (src/perimeter/lockdown.ts imports this first), since after it
+ * lockdown (lockdown.ts here imports this first), since after it
  * `Promise` is frozen. libp2p and its helpers (p-retry, nanoid, it-*) call
  * `Promise.withResolvers` (ES2024); @libp2p/websockets dials with the global
  * `WebSocket`, which Node 20 has only behind a flag: ws's client stands in,
@@ -39,7 +39,7 @@ if (typeof (Promise as { withResolvers?: unknown }).withResolvers !== 'function'
  *
  * ws is loaded on first use, not here: every `grid` command passes through
  * this file, and only those that reach a node should pay for ws (~0.3 s),
- * which must also load after ../perimeter/ws-mask.ts.
+ * which must also load after ./ws-mask.ts.
  */
 let whatwg: unknown;
 const whatwgWebSocket = (): unknown => {
