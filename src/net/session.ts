@@ -100,8 +100,7 @@ export interface Session {
   records(token: Token, timeoutMs: number): Promise<Disclosure>;
   /** What of a document this side lacks (a bundle, docs/sync.ts, not yet checked), or the other side's refusal. Never rejects. */
   docSync(request: DocSyncRequest, timeoutMs: number): Promise<Outcome>;
-  /** Tell the other side this side's heads of `doc` changed (no answer). */
-  /** Tell the peer this side's heads of `doc` changed; `pushed`: the encoded bundle of the versions that did it (frames.ts doc-heads). */
+  /** Tell the other side this side's heads of `doc` changed (no answer); `pushed`: the encoded bundle of the versions that did it (frames.ts doc-heads). */
   docHeads(doc: string, heads: readonly string[], pushed?: Uint8Array): void;
   close(): void;
   readonly closed: Promise<void>;
