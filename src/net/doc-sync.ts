@@ -37,6 +37,7 @@ import { describeThrown } from '../interface/errors.js';
 import { revoked, type Outcome, type RevokeCode } from '../interface/outcome.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { bundleFrom, SyncRefusal } from '../docs/sync.js';
+import type { Bundle } from '../docs/documents.js';
 import { encodeBulkValue } from '../closures/values.js';
 import { decodePushed, MAX_HAVES, MAX_PUSH_BYTES, PUSH_MAX_BLOCKS, type DocSyncRequest } from './frames.js';
 import { laterTurn, type Session } from './session.js';
@@ -122,6 +123,10 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
 
   const targetFor = (doc: string): SyncTarget | undefined => kernel.docs.following().find((target) => target.doc === doc);
 
+  /** Take a bundle `session`'s peer sent (pulled or pushed), as presented with `token`; the closures it needs are fetched from that peer. */
+  const takeFrom = (session: Session, bundle: Bundle, token: Token | undefined) =>
+    kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+
   /** A line for what a pull or a push brought, if anything. */
   const logTaken = (session: Session, doc: string | undefined, { accepted, refused }: { accepted: number; refused: ReadonlyArray<{ reason: string }> }, what: string) => {
     if (accepted === 0 && refused.length === 0) return;
@@ -175,7 +180,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
           // Not awaited if this bundle ends the pull: its failure is no one's.
           next.catch(() => {});
         }
-        const taken = await kernel.syncTake(bundle, { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+        const taken = await takeFrom(session, bundle, token);
         doc = taken.doc;
         state.pulled.add(doc);
         // The peer holds the document (it just answered for it): it hears of this side's heads from now on too.
@@ -352,7 +357,7 @@ export const makeDocSync = (kernel: Kernel, logOf: () => Log = () => silentLog) 
           if ((state.pushesQuietUntil.get(doc) ?? 0) > Date.now()) return;
           let accepted = 0;
           try {
-            const taken = await kernel.syncTake(bundleFrom(decodePushed(pushed), doc), { ...(token === undefined ? {} : { token }), from: session.peer, fetch: (needed) => session.fetch(needed, SYNC_TIMEOUT_MS) });
+            const taken = await takeFrom(session, bundleFrom(decodePushed(pushed), doc), token);
             accepted = taken.accepted;
             logTaken(session, doc, taken, 'pushed versions');
           } catch (error) {

@@ -3,7 +3,7 @@
  * of one signature (`verify`) is the portable cofactorless one
  * (src/identity/portable.ts), which the identity tests hold to OpenSSL's
  * verdict on every hostile vector. A batch (`verifyMany`: the versions a
- * sync or a push brings) is checked by WebCrypto, 20–50 times faster: in
+ * sync or a push brings) is checked by WebCrypto (native code): in
  * Chromium that is BoringSSL's cofactorless check, which
  * test/tab-verify.test.ts holds to OpenSSL's verdicts behind the same byte
  * policy (src/identity/strict.ts) on the same vectors; a browser without
@@ -15,6 +15,7 @@
  */
 import { Point, signAsync } from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { cofactorlessVerify, N } from '../identity/portable.js';
 import { knownGood, rememberGood } from './verdicts.js';
 
@@ -46,7 +47,7 @@ export const checkSignature = (key: PublicKeyHandle, message: Uint8Array, signat
 /** WebCrypto's handles of the keys seen, by their bytes (hex), at most MAX_CACHED_KEYS. */
 const subtleKeys = new Map<string, Promise<CryptoKey>>();
 const subtleKey = (subtle: SubtleCrypto, raw: Uint8Array): Promise<CryptoKey> => {
-  const hex = Array.from(raw, (byte) => byte.toString(16).padStart(2, '0')).join('');
+  const hex = bytesToHex(raw);
   let key = subtleKeys.get(hex);
   if (!key) {
     if (subtleKeys.size >= MAX_CACHED_KEYS) subtleKeys.delete(subtleKeys.keys().next().value!);
